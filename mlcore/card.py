@@ -1,0 +1,70 @@
+"""The model card: a JSON file beside each saved model (same stem, ``.json``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CARD_SCHEMA_VERSION = 1
+REQUIRED_KEYS = ("schema_version", "name", "architecture", "classes", "input_size", "created", "data", "metrics")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    architecture: str
+    classes: tuple[str, ...]
+    input_size: int
+    created: str
+    data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    intended_use: str = (
+        "Decision support for classifying axial or coronal kidney CT slices as Cyst, Normal, Stone or Tumor. "
+        "Not a diagnosis: every result must be reviewed by a qualified clinician."
+    )
+    schema_version: int = CARD_SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["classes"] = list(self.classes)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelCard":
+        missing = [key for key in REQUIRED_KEYS if key not in values]
+        if missing:
+            raise ValueError(f"model card lacks {missing}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in values.items() if k in known}
+        kwargs["classes"] = tuple(values["classes"])
+        return cls(**kwargs)
+
+
+def card_path_for(model_path: Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def write_card(model_path: Path, card: ModelCard) -> Path:
+    path = card_path_for(model_path)
+    path.write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_card(model_path: Path) -> ModelCard:
+    path = card_path_for(model_path)
+    if not path.exists():
+        raise FileNotFoundError(f"model card not found beside the model: {path}")
+    return ModelCard.from_dict(json.loads(path.read_text()))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

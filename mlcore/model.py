@@ -1,0 +1,114 @@
+"""Model architectures.
+
+Greyscale conversion, resizing, scaling and augmentation are layers of the model, so
+the saved file takes any image size, grey or RGB, as uint8 pixels, and inference
+can never drift from what training saw.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import keras
+from keras import layers
+
+from mlcore.config import ARCHITECTURES
+
+
+@keras.saving.register_keras_serializable(package="mlcore")
+class Grayscale(layers.Layer):
+    """Average the channels: grey stays grey, RGB renderings of a CT slice become grey."""
+
+    def call(self, inputs):
+        inputs = keras.ops.cast(inputs, "float32")
+        return keras.ops.mean(inputs, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 1)
+
+
+def _residual_block(x, filters: int, stride: int, name: str, weight_decay: float):
+    regularizer = keras.regularizers.l2(weight_decay) if weight_decay else None
+    shortcut = x
+    y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
+                      kernel_regularizer=regularizer, name=f"{name}_conv1")(x)
+    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = layers.Activation("relu", name=f"{name}_relu1")(y)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                      kernel_regularizer=regularizer, name=f"{name}_conv2")(y)
+    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False,
+                                 kernel_regularizer=regularizer, name=f"{name}_proj")(shortcut)
+        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    y = layers.Add(name=f"{name}_add")([y, shortcut])
+    return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def _resnet_small(x, weight_decay: float, widths: Sequence[int] = (32, 64, 128, 256),
+                  blocks: Sequence[int] = (1, 2, 2, 1)):
+    """A ResNet-18-style network, narrower, for a few thousand greyscale slices on a CPU."""
+    regularizer = keras.regularizers.l2(weight_decay) if weight_decay else None
+    x = layers.Conv2D(widths[0], 5, strides=2, padding="same", use_bias=False,
+                      kernel_regularizer=regularizer, name="stem_conv")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.Activation("relu", name="stem_relu")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    for stage, (width, count) in enumerate(zip(widths, blocks)):
+        for block in range(count):
+            stride = 2 if block == 0 and stage > 0 else 1
+            x = _residual_block(x, width, stride, f"stage{stage + 1}_block{block + 1}", weight_decay)
+    return x
+
+
+def build_model(
+    *,
+    class_names: Sequence[str],
+    image_size: int = 128,
+    architecture: str = "resnet_small",
+    augment: bool = True,
+    seed: int = 0,
+    weight_decay: float = 1e-4,
+    dropout: float = 0.3,
+    weights_path: Path | None = None,
+) -> keras.Model:
+    """Build an uncompiled classifier taking uint8 images of any size with 1 or 3 channels."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(None, None, None), name="image")
+    x = Grayscale(name="grayscale")(inputs)
+    x = layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=True, name="resize")(x)
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(x)
+    if augment:
+        # Active only in training: slices vary in position, zoom and contrast between scanners.
+        x = layers.RandomFlip("horizontal", seed=seed, name="aug_flip")(x)
+        x = layers.RandomRotation(0.04, fill_mode="constant", seed=seed, name="aug_rotate")(x)
+        x = layers.RandomZoom(0.1, fill_mode="constant", seed=seed, name="aug_zoom")(x)
+        x = layers.RandomTranslation(0.06, 0.06, fill_mode="constant", seed=seed, name="aug_shift")(x)
+        x = layers.RandomContrast(0.15, seed=seed, name="aug_contrast")(x)
+
+    if architecture == "resnet_small":
+        features = _resnet_small(x, weight_decay)
+    else:
+        rgb = layers.Concatenate(axis=-1, name="to_rgb")([x, x, x])
+        application = {"resnet50": keras.applications.ResNet50, "vgg16": keras.applications.VGG16}[architecture]
+        backbone = application(include_top=False, weights=None, input_shape=(image_size, image_size, 3))
+        if weights_path is not None:
+            backbone.load_weights(str(weights_path))
+        features = backbone(rgb)
+    x = layers.GlobalAveragePooling2D(name="pool")(features)
+    x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    outputs = layers.Dense(len(class_names), activation="softmax", name="probabilities")(x)
+    model = keras.Model(inputs, outputs, name=f"kidney_{architecture}")
+    return model
+
+
+def last_conv_layer_name(model: keras.Model) -> str:
+    """Name of the last layer with a 4-D output before pooling; Grad-CAM reads it."""
+    for layer in reversed(model.layers):
+        shape = getattr(layer, "output", None)
+        if shape is not None and len(layer.output.shape) == 4 and not layer.name.startswith(("aug_", "scale", "resize", "grayscale")):
+            return layer.name
+    raise ValueError("model has no convolutional feature map")
