@@ -1,0 +1,47 @@
+# kidneyweb image: one image for the web (gunicorn) and the worker (Celery) services.
+# Build: docker build -t kidneyweb .      Run the whole stack: see docker-compose.yml and README.md.
+
+# --- build stage: dependencies into a self-contained virtualenv ---------------------------------
+FROM python:3.11-slim AS build
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN python -m venv /opt/venv
+COPY requirements.txt /tmp/requirements.txt
+# Runtime pins only: test tools stay out of the image.
+RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
+
+# --- runtime stage -------------------------------------------------------------------------------
+FROM python:3.11-slim AS runtime
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    DJANGO_DEBUG=0 \
+    TF_CPP_MIN_LOG_LEVEL=2
+
+RUN groupadd --system --gid 10001 kidneyweb \
+ && useradd --system --uid 10001 --gid kidneyweb --home-dir /app --no-create-home \
+      --shell /usr/sbin/nologin kidneyweb
+
+COPY --from=build /opt/venv /opt/venv
+
+WORKDIR /app
+# Code and the shipped model stay owned by root, so the service user cannot change them.
+COPY . /app
+
+# The secret only lets settings load while static files are collected; it is not kept in the image.
+RUN SECRET_KEY=build-time-only-not-secret DJANGO_DEBUG=0 python manage.py collectstatic --noinput --verbosity 0 \
+ && mkdir -p /app/var /app/media \
+ && chown kidneyweb:kidneyweb /app/var /app/media \
+ && chmod 0755 /app/scripts/docker-entrypoint.sh /app/scripts/healthcheck.py
+
+USER kidneyweb
+EXPOSE 8000
+
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+  CMD ["python", "/app/scripts/healthcheck.py"]
+
+ENTRYPOINT ["/app/scripts/docker-entrypoint.sh"]
+CMD ["gunicorn", "kidneyweb.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "120", "--access-logfile", "-"]
