@@ -19,6 +19,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DJANGO_DEBUG=0 \
+    KIDNEYWEB_VAR_DIR=/app/var \
+    KIDNEYWEB_MEDIA_ROOT=/app/media \
     TF_CPP_MIN_LOG_LEVEL=2
 
 RUN groupadd --system --gid 10001 kidneyweb \
@@ -32,7 +34,9 @@ WORKDIR /app
 COPY . /app
 
 # The secret only lets settings load while static files are collected; it is not kept in the image.
+# Settings create var/ and media/ on import: start the image with them empty and writable by the service.
 RUN SECRET_KEY=build-time-only-not-secret DJANGO_DEBUG=0 python manage.py collectstatic --noinput --verbosity 0 \
+ && rm -rf /app/var /app/media \
  && mkdir -p /app/var /app/media \
  && chown kidneyweb:kidneyweb /app/var /app/media \
  && chmod 0755 /app/scripts/docker-entrypoint.sh /app/scripts/healthcheck.py
