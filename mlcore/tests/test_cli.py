@@ -1,0 +1,31 @@
+import json
+
+import pytest
+
+from mlcore.cli import main
+
+
+def test_predict_prints_one_json_object_per_image(trained_model, synthetic_dataset, capsys):
+    paths = [str(p) for p in sorted(synthetic_dataset.glob("*/*.jpg"))[:2]]
+    assert main(["predict", "--model", str(trained_model.model_path), *paths]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    for path, line in zip(paths, lines):
+        row = json.loads(line)
+        assert row["path"] == path
+        assert row["label"] in ("Cyst", "Normal", "Stone", "Tumor")
+        assert set(row["probabilities"]) == {"Cyst", "Normal", "Stone", "Tumor"}
+        assert row["out_of_scope"] in (True, False)
+
+
+def test_predict_reports_an_unreadable_file_and_fails(trained_model, tmp_path, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 broken")
+    assert main(["predict", "--model", str(trained_model.model_path), str(bad)]) == 1
+    row = json.loads(capsys.readouterr().out.strip())
+    assert row["path"] == str(bad) and "cannot decode" in row["error"]
+
+
+def test_train_refuses_a_missing_data_folder(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "m.keras"), "--epochs", "1"])

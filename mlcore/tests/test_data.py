@@ -1,0 +1,99 @@
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mlcore.config import SplitConfig
+from mlcore.data import (ImageError, ImageRecord, assign_series, build_manifest, list_images, load_image,
+                         split_by_series)
+
+
+def _png_bytes(array: np.ndarray, mode: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_load_image_keeps_grey_as_one_channel_and_colour_as_rgb():
+    grey = load_image(_png_bytes(np.full((10, 12), 7, np.uint8), "L"))
+    rgb = load_image(_png_bytes(np.zeros((10, 12, 3), np.uint8), "RGB"))
+    assert grey.shape == (10, 12, 1) and grey.dtype == np.uint8 and grey[0, 0, 0] == 7
+    assert rgb.shape == (10, 12, 3)
+
+
+def test_load_image_rejects_truncated_and_non_image_bytes():
+    data = _png_bytes(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8), "L")
+    with pytest.raises(ImageError):
+        load_image(data[: len(data) // 2])
+    with pytest.raises(ImageError):
+        load_image(b"not an image at all")
+
+
+def test_list_images_reads_class_folders_and_ids(synthetic_dataset):
+    records = list_images(synthetic_dataset)
+    assert {r.label for r in records} == {"Cyst", "Normal", "Stone", "Tumor"}
+    assert len(records) == 4 * 4 * 5
+    assert all(r.image_id > 0 for r in records)
+
+
+def test_list_images_refuses_a_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        list_images(tmp_path / "absent")
+
+
+def test_series_break_at_id_gaps(synthetic_dataset):
+    records = assign_series(list_images(synthetic_dataset), SplitConfig())
+    stone = [r for r in records if r.label == "Stone"]
+    assert len({r.series for r in stone}) == 4
+    # slices of one series have consecutive ids
+    for series in {r.series for r in stone}:
+        ids = sorted(r.image_id for r in stone if r.series == series)
+        assert ids == list(range(ids[0], ids[0] + 5))
+
+
+def test_series_break_where_consecutive_slices_differ_even_without_an_id_gap(tmp_path):
+    folder = tmp_path / "Normal"
+    folder.mkdir()
+    for i in range(1, 7):
+        value = 20 if i <= 3 else 200  # a different patient from id 4 on
+        Image.fromarray(np.full((32, 32), value, np.uint8)).save(folder / f"Normal-{i}.png")
+    records = assign_series(list_images(tmp_path), SplitConfig())
+    assert len({r.series for r in records}) == 2
+
+
+def test_no_series_is_on_two_sides_of_the_split(synthetic_dataset):
+    config = SplitConfig(val_fraction=0.25, test_fraction=0.25, seed=3)
+    manifest = build_manifest(synthetic_dataset, config)
+    split_of: dict[str, set[str]] = {}
+    for record in manifest:
+        split_of.setdefault(record.series, set()).add(record.split)
+    assert all(len(splits) == 1 for splits in split_of.values())
+    assert {r.split for r in manifest} == {"train", "val", "test"}
+    for label in ("Cyst", "Normal", "Stone", "Tumor"):
+        assert {r.split for r in manifest if r.label == label} == {"train", "val", "test"}
+
+
+def test_split_is_reproducible_for_a_seed(synthetic_dataset):
+    config = SplitConfig(val_fraction=0.25, test_fraction=0.25, seed=5)
+    first = [(r.path, r.split) for r in build_manifest(synthetic_dataset, config)]
+    second = [(r.path, r.split) for r in build_manifest(synthetic_dataset, config)]
+    assert first == second
+
+
+def test_split_refuses_records_without_series():
+    with pytest.raises(ValueError):
+        split_by_series([ImageRecord(path=Path("x.png"), label="Cyst", image_id=1)], SplitConfig())
+
+
+def test_exact_duplicate_pixels_are_dropped(tmp_path):
+    folder = tmp_path / "Cyst"
+    folder.mkdir()
+    array = np.random.default_rng(1).integers(0, 255, (32, 32), dtype=np.uint8)
+    Image.fromarray(array).save(folder / "Cyst-1.png")
+    Image.fromarray(array).save(folder / "Cyst-2.png")
+    Image.fromarray(255 - array).save(folder / "Cyst-3.png")
+    manifest = build_manifest(tmp_path, SplitConfig(val_fraction=0.0, test_fraction=0.0))
+    assert sorted(r.image_id for r in manifest) == [1, 3]

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from mlcore.model import build_model, last_conv_layer_name
+
+CLASSES = ("Cyst", "Normal", "Stone", "Tumor")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(class_names=CLASSES, image_size=32, augment=False)
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 64, 1), (2, 100, 80, 3), (1, 512, 512, 3)])
+def test_model_takes_any_size_grey_or_rgb_and_returns_probabilities(model, shape):
+    images = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    out = np.asarray(model.predict_on_batch(images))
+    assert out.shape == (shape[0], 4)
+    assert np.allclose(out.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_grey_image_and_its_rgb_copy_get_the_same_probabilities(model):
+    grey = np.random.default_rng(1).integers(0, 255, (1, 48, 48, 1), dtype=np.uint8)
+    rgb = np.repeat(grey, 3, axis=-1)
+    assert np.allclose(model.predict_on_batch(grey), model.predict_on_batch(rgb), atol=1e-5)
+
+
+def test_saved_model_reloads_with_its_preprocessing(tmp_path, model):
+    import keras
+
+    path = tmp_path / "m.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, compile=False)
+    images = np.random.default_rng(2).integers(0, 255, (1, 70, 70, 1), dtype=np.uint8)
+    assert np.allclose(model.predict_on_batch(images), reloaded.predict_on_batch(images), atol=1e-6)
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model(class_names=CLASSES, architecture="alexnet")
+
+
+def test_the_last_feature_map_is_found_for_grad_cam(model):
+    name = last_conv_layer_name(model)
+    assert len(model.get_layer(name).output.shape) == 4
+    assert name.startswith("stage4")

@@ -1,0 +1,51 @@
+"""A one-epoch training run on synthetic slices: the saved model and card must be usable."""
+
+import json
+
+import numpy as np
+
+from mlcore.card import REQUIRED_KEYS, card_path_for, read_card
+from mlcore.inference import Classifier
+
+
+def test_training_writes_a_model_and_a_card_with_scores(trained_model):
+    assert trained_model.model_path.exists()
+    card = json.loads(card_path_for(trained_model.model_path).read_text())
+    assert set(REQUIRED_KEYS) <= set(card)
+    assert card["classes"] == ["Cyst", "Normal", "Stone", "Tumor"]
+    assert card["input_size"] == 32
+    assert set(card["metrics"]["test"]) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix"}
+    assert sum(card["data"]["images_per_split"].values()) == card["data"]["images"] == 80
+    assert len(card["training"]["history"]) == 1
+
+
+def test_trained_model_loads_and_predicts_every_class_probability(trained_model, synthetic_dataset):
+    classifier = Classifier.load(trained_model.model_path)
+    paths = sorted(synthetic_dataset.glob("*/*.jpg"))[:3]
+    results = classifier.predict(paths)
+    assert len(results) == 3
+    for result in results:
+        assert set(result.probabilities) == {"Cyst", "Normal", "Stone", "Tumor"}
+        assert abs(sum(result.probabilities.values()) - 1.0) < 1e-4
+        assert result.label == max(result.probabilities, key=result.probabilities.get)
+
+
+def test_batched_and_single_predictions_agree(trained_model, synthetic_dataset):
+    classifier = Classifier.load(trained_model.model_path)
+    paths = sorted(synthetic_dataset.glob("*/*.jpg"))[:4]
+    batched = classifier.predict(paths)
+    single = [classifier.predict([p])[0] for p in paths]
+    for a, b in zip(batched, single):
+        assert np.allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-5)
+
+
+def test_mixed_sizes_in_one_call_are_each_classified(trained_model):
+    classifier = Classifier.load(trained_model.model_path)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (64, 64, 1), dtype=np.uint8), rng.integers(0, 255, (120, 90, 3), dtype=np.uint8)]
+    assert len(classifier.predict(images)) == 2
+
+
+def test_card_round_trips(trained_model):
+    card = read_card(trained_model.model_path)
+    assert card == trained_model.card
