@@ -1,0 +1,88 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from . import services
+from .models import Membership, ModelVersion, Organization, Patient, Prediction, Scan
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["user__username", "organization__name"]
+    autocomplete_fields = ["user", "organization"]
+
+
+@admin.register(Patient)
+class PatientAdmin(admin.ModelAdmin):
+    list_display = ["name", "mrn", "organization", "birth_date", "sex", "created_at"]
+    list_filter = ["organization", "sex"]
+    search_fields = ["name", "mrn"]
+    autocomplete_fields = ["organization"]
+
+
+class PredictionInline(admin.TabularInline):
+    model = Prediction
+    extra = 0
+    can_delete = False
+    fields = ["status", "label", "model_version", "queued_at", "finished_at", "inference_ms", "failure_reason"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Scan)
+class ScanAdmin(admin.ModelAdmin):
+    # Scans enter through the upload service (validation, queueing); the admin only inspects them.
+    list_display = ["id", "patient", "format", "width", "height", "uploaded_by", "uploaded_at"]
+    list_filter = ["format", "patient__organization"]
+    search_fields = ["patient__name", "patient__mrn", "sha256", "original_filename"]
+    readonly_fields = [
+        "patient", "image", "sha256", "original_filename", "width", "height", "format", "uploaded_by", "uploaded_at",
+    ]
+    inlines = [PredictionInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Prediction)
+class PredictionAdmin(admin.ModelAdmin):
+    list_display = ["id", "scan", "status", "label", "model_version", "queued_at", "finished_at", "inference_ms"]
+    list_filter = ["status", "model_version", "label"]
+    search_fields = ["scan__patient__name", "scan__patient__mrn"]
+    readonly_fields = [f.name for f in Prediction._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    # Versions are registered by `manage.py register_model` (it hashes the file and reads its card).
+    list_display = ["name", "is_active", "sha256", "path", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "sha256"]
+    readonly_fields = ["name", "path", "sha256", "class_names", "metrics", "card", "created_at", "is_active"]
+    actions = ["activate"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Activate the selected model version")
+    def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one model version to activate.", messages.ERROR)
+            return
+        version = services.model_version_activate(model_version=queryset.get())
+        self.message_user(request, f"{version.name} is now the active model version.", messages.SUCCESS)

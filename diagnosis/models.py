@@ -1,0 +1,179 @@
+"""Organizations, patients, scans, predictions and model versions.
+
+Clinical records are protected from cascading deletes: removing an organization, a patient or a
+model version that others still point at fails instead of silently erasing history.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Organization(models.Model):
+    """A hospital. Every patient belongs to exactly one; users see only their own organization's data."""
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=200, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        CLINICIAN = "clinician", "Clinician"
+        ADMIN = "admin", "Administrator"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CLINICIAN)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_role_display()}, {self.organization})"
+
+
+class Patient(models.Model):
+    class Sex(models.TextChoices):
+        FEMALE = "F", "Female"
+        MALE = "M", "Male"
+        OTHER = "O", "Other"
+        UNKNOWN = "U", "Unknown"
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="patients")
+    mrn = models.CharField("MRN", max_length=64, help_text="Medical record number, unique within the organization.")
+    name = models.CharField(max_length=200)
+    birth_date = models.DateField()
+    sex = models.CharField(max_length=1, choices=Sex.choices, default=Sex.UNKNOWN)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name", "mrn"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "mrn"], name="patient_mrn_unique_per_organization"),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "name"], name="patient_org_name_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (MRN {self.mrn})"
+
+
+class ModelVersion(models.Model):
+    """A trained classifier on disk, identified by its SHA-256; exactly one is active at a time."""
+
+    name = models.CharField(max_length=100, unique=True)
+    path = models.CharField(
+        max_length=500,
+        help_text="The .keras file; relative paths are relative to the project directory.",
+    )
+    sha256 = models.CharField("SHA-256", max_length=64)
+    class_names = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict, blank=True)
+    card = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    is_active = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=Q(is_active=True),
+                name="only_one_active_model_version",
+                violation_error_message="Only one model version can be active.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name + (" (active)" if self.is_active else "")
+
+
+# Extension by detected content, never by the client's file name.
+FORMAT_EXTENSIONS = {"PNG": "png", "JPEG": "jpg"}
+
+
+def scan_upload_to(instance: Scan, filename: str) -> str:
+    # The client's name is discarded on purpose: it could hold "../", odd characters or patient data.
+    extension = FORMAT_EXTENSIONS.get(instance.format, "bin")
+    return f"scans/{instance.patient.organization_id}/{uuid.uuid4().hex}.{extension}"
+
+
+class Scan(models.Model):
+    class Format(models.TextChoices):
+        PNG = "PNG", "PNG"
+        JPEG = "JPEG", "JPEG"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="scans")
+    image = models.FileField(upload_to=scan_upload_to, max_length=255)
+    sha256 = models.CharField("SHA-256", max_length=64, db_index=True)
+    original_filename = models.CharField(max_length=255, blank=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=8, choices=Format.choices)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scans")
+    uploaded_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-uploaded_at", "-id"]
+        indexes = [
+            models.Index(fields=["patient", "-uploaded_at"], name="scan_patient_uploaded_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Scan {self.pk} of {self.patient}"
+
+    @property
+    def latest_prediction(self) -> Prediction | None:
+        # Uses a prefetch of `predictions` when the selector made one (ordering is newest first).
+        return next(iter(self.predictions.all()), None)
+
+
+class Prediction(models.Model):
+    """One run of a model on a scan. A scan may be diagnosed again later; the newest run counts."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    FINAL_STATUSES = frozenset({Status.DONE, Status.FAILED})
+
+    scan = models.ForeignKey(Scan, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    label = models.CharField(max_length=64, blank=True)
+    probabilities = models.JSONField(default=dict, blank=True)
+    out_of_scope = models.BooleanField(
+        default=False, help_text="The model judged the image unlike the CT slices it was trained on."
+    )
+    failure_reason = models.TextField(blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    inference_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        indexes = [
+            models.Index(fields=["scan", "-queued_at"], name="prediction_scan_queued_idx"),
+            models.Index(fields=["status"], name="prediction_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Prediction {self.pk} ({self.status}) of scan {self.scan_id}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATUSES
