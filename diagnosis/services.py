@@ -1,0 +1,337 @@
+"""Writes. Views, serializers, commands and tasks call these and only translate their results."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import time
+from functools import partial
+from pathlib import Path
+from typing import IO, Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from rest_framework.authtoken.models import Token
+
+from . import ml, selectors
+from .models import Membership, ModelVersion, Organization, Patient, Prediction, Scan
+from .validators import validate_scan_image
+
+logger = logging.getLogger(__name__)
+
+MAX_FAILURE_REASON = 2000
+
+
+class NoActiveModelVersion(Exception):
+    """No model version is active, so nothing can be diagnosed (an administrator must register one)."""
+
+    message = "No diagnosis model is active. An administrator must register one (manage.py bootstrap)."
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ScanImageUnavailable(Exception):
+    """The stored image could not be read; storage may recover, so the task retries."""
+
+
+# --- Organizations and users ------------------------------------------------------------------------
+
+
+def organization_get_or_create(*, name: str) -> tuple[Organization, bool]:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": ["The organization needs a name."]})
+    organization = Organization.objects.filter(name=name).first()
+    if organization:
+        return organization, False
+    base = slugify(name)[:190] or "organization"
+    slug, suffix = base, 2
+    while Organization.objects.filter(slug=slug).exists():
+        slug, suffix = f"{base}-{suffix}", suffix + 1
+    return Organization.objects.create(name=name, slug=slug), True
+
+
+def member_get_or_create(
+    *, organization: Organization, username: str, role: str = Membership.Role.CLINICIAN, password: str | None = None
+) -> tuple[AbstractBaseUser, bool]:
+    """Return the user, created if needed, as a member of the organization with the role.
+
+    A user belongs to one organization; moving one silently would hand it another hospital's records,
+    so a user of a different organization is refused.
+    """
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": [f"Unknown role {role!r}; choose one of {', '.join(Membership.Role.values)}."]})
+    User = get_user_model()
+    with transaction.atomic():
+        user, created = User.objects.get_or_create(username=username)
+        if created:
+            if password:
+                user.set_password(password)
+            else:
+                user.set_unusable_password()
+            user.save()
+        membership = Membership.objects.select_for_update().filter(user=user).first()
+        if membership is None:
+            Membership.objects.create(user=user, organization=organization, role=role)
+        elif membership.organization_id != organization.pk:
+            raise ValidationError(
+                {"username": [f"User {username!r} already belongs to {membership.organization.name!r}."]}
+            )
+        elif membership.role != role:
+            membership.role = role
+            membership.save(update_fields=["role"])
+    return user, created
+
+
+def api_token_rotate(*, user: AbstractBaseUser) -> str:
+    """Replace the user's API token, so a leaked old one stops working."""
+    with transaction.atomic():
+        Token.objects.filter(user=user).delete()
+        return Token.objects.create(user=user).key
+
+
+# --- Patients ---------------------------------------------------------------------------------------
+
+
+def patient_create(
+    *, organization: Organization, mrn: str, name: str, birth_date: datetime.date, sex: str
+) -> Patient:
+    mrn, name = (mrn or "").strip(), (name or "").strip()
+    errors: dict[str, list[str]] = {}
+    if not mrn:
+        errors["mrn"] = ["The MRN is required."]
+    if not name:
+        errors["name"] = ["The name is required."]
+    if birth_date and birth_date > timezone.localdate():
+        errors["birth_date"] = ["The birth date is in the future."]
+    if sex not in Patient.Sex.values:
+        errors["sex"] = [f"Unknown sex {sex!r}; choose one of {', '.join(Patient.Sex.values)}."]
+    if errors:
+        raise ValidationError(errors)
+
+    duplicate = ValidationError({"mrn": [f"A patient with MRN {mrn} already exists in {organization.name}."]})
+    if Patient.objects.filter(organization=organization, mrn=mrn).exists():
+        raise duplicate
+    patient = Patient(organization=organization, mrn=mrn, name=name, birth_date=birth_date, sex=sex)
+    patient.full_clean(validate_constraints=False)
+    try:
+        # A concurrent request may insert the same MRN between the check and the insert.
+        with transaction.atomic():
+            patient.save()
+    except IntegrityError:
+        raise duplicate from None
+    return patient
+
+
+# --- Scans and predictions --------------------------------------------------------------------------
+
+
+def _enqueue_prediction(prediction_id: int) -> None:
+    from .tasks import predict_scan
+
+    try:
+        predict_scan.apply_async(args=[prediction_id])
+    except Exception as exc:
+        # The scan is stored and must stay; say why nothing will happen instead of leaving it queued.
+        logger.exception("Could not queue prediction %s", prediction_id)
+        prediction_fail(
+            prediction_id=prediction_id,
+            reason=f"The diagnosis could not be queued (the task broker did not answer: {exc.__class__.__name__}). "
+            "Run it again when the service is back.",
+        )
+
+
+def prediction_create(*, scan: Scan, model_version: ModelVersion | None = None) -> Prediction:
+    """Queue a (new) diagnosis of the scan; the task is sent once the surrounding transaction commits."""
+    model_version = model_version or selectors.model_version_active()
+    if model_version is None:
+        raise NoActiveModelVersion()
+    with transaction.atomic():
+        prediction = Prediction.objects.create(scan=scan, model_version=model_version)
+        transaction.on_commit(partial(_enqueue_prediction, prediction.pk))
+    return prediction
+
+
+def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseUser) -> Scan:
+    """Validate and store an uploaded slice, with a queued prediction, in one transaction."""
+    membership = selectors.membership_of(uploaded_by)
+    if membership is None or membership.organization_id != patient.organization_id:
+        raise ValidationError({"patient": ["The patient does not belong to your organization."]})
+    try:
+        checked = validate_scan_image(file)
+    except ValidationError as exc:
+        raise ValidationError({"image": exc.messages}) from None
+    model_version = selectors.model_version_active()
+    if model_version is None:
+        raise NoActiveModelVersion()
+
+    original_filename = Path(str(getattr(file, "name", "") or "")).name[: Scan._meta.get_field("original_filename").max_length]
+    scan = Scan(
+        patient=patient,
+        sha256=_sha256(checked.data),
+        original_filename=original_filename,
+        width=checked.width,
+        height=checked.height,
+        format=checked.format,
+        uploaded_by=uploaded_by,
+    )
+    stored_name = ""
+    try:
+        with transaction.atomic():
+            # The name given here is ignored: scan_upload_to makes one from a uuid and the format.
+            scan.image.save("upload", ContentFile(checked.data), save=False)
+            stored_name = scan.image.name
+            scan.save()
+            prediction_create(scan=scan, model_version=model_version)
+    except BaseException:
+        if stored_name:
+            scan.image.storage.delete(stored_name)
+        raise
+    return scan
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _describe_failure(exc: BaseException) -> str:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    if isinstance(exc, ml.ModelFileError):
+        reason = str(exc)
+    elif isinstance(exc, SoftTimeLimitExceeded):
+        reason = "The diagnosis took longer than the time limit and was stopped."
+    elif exc.__class__.__name__ == "ImageError":  # mlcore.data.ImageError, without importing TensorFlow here
+        reason = f"The model could not read the image: {exc}"
+    else:
+        reason = f"The model failed on this image ({exc.__class__.__name__}: {exc})."
+    return reason[:MAX_FAILURE_REASON]
+
+
+def prediction_fail(*, prediction_id: int, reason: str) -> Prediction | None:
+    """Mark the prediction failed with a reason people can read, unless it already finished."""
+    with transaction.atomic():
+        prediction = Prediction.objects.select_for_update().filter(pk=prediction_id).first()
+        if prediction is None or prediction.is_final:
+            return prediction
+        prediction.status = Prediction.Status.FAILED
+        prediction.failure_reason = reason[:MAX_FAILURE_REASON]
+        prediction.finished_at = timezone.now()
+        prediction.save(update_fields=["status", "failure_reason", "finished_at"])
+    logger.warning("Prediction %s failed: %s", prediction_id, reason)
+    return prediction
+
+
+def prediction_run(*, prediction_id: int) -> Prediction | None:
+    """Diagnose one queued prediction. Safe to call twice: a finished prediction is left as it is.
+
+    Raises ScanImageUnavailable and database errors, which may pass, for the task to retry; every
+    other failure marks the prediction failed with its reason.
+    """
+    with transaction.atomic():
+        prediction = Prediction.objects.select_for_update().filter(pk=prediction_id).first()
+        if prediction is None:
+            logger.warning("Prediction %s does not exist; nothing to do.", prediction_id)
+            return None
+        if prediction.is_final:
+            logger.info("Prediction %s is already %s; nothing to do.", prediction_id, prediction.status)
+            return prediction
+        # "running" here may be left over from a worker that died; acks_late redelivered it, so run again.
+        prediction.status = Prediction.Status.RUNNING
+        prediction.started_at = timezone.now()
+        prediction.save(update_fields=["status", "started_at"])
+
+    prediction = Prediction.objects.select_related("scan", "model_version").get(pk=prediction_id)
+    try:
+        with prediction.scan.image.open("rb") as handle:
+            image_bytes = handle.read()
+    except OSError as exc:
+        raise ScanImageUnavailable(f"The stored image could not be read ({exc.__class__.__name__}).") from exc
+
+    try:
+        ml.get_classifier(prediction.model_version)  # a first load must not count as inference time
+        started = time.perf_counter()
+        result = ml.classify(model_version=prediction.model_version, image_bytes=image_bytes)
+        inference_ms = round((time.perf_counter() - started) * 1000)
+    except Exception as exc:
+        logger.exception("Inference failed for prediction %s", prediction_id)
+        return prediction_fail(prediction_id=prediction_id, reason=_describe_failure(exc))
+
+    with transaction.atomic():
+        prediction = Prediction.objects.select_for_update().get(pk=prediction_id)
+        if prediction.is_final:
+            # A duplicate delivery finished first; its result stands.
+            return prediction
+        prediction.status = Prediction.Status.DONE
+        prediction.label = result.label
+        prediction.probabilities = {name: float(p) for name, p in result.probabilities.items()}
+        prediction.out_of_scope = bool(result.out_of_scope)
+        prediction.finished_at = timezone.now()
+        prediction.inference_ms = inference_ms
+        prediction.failure_reason = ""
+        prediction.save()
+    logger.info("Prediction %s done: %s in %d ms", prediction_id, result.label, inference_ms)
+    return prediction
+
+
+# --- Model versions ---------------------------------------------------------------------------------
+
+
+def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
+    with transaction.atomic():
+        # Lock every version so two activations cannot interleave; deactivate first to honour the
+        # one-active constraint at every step.
+        list(ModelVersion.objects.select_for_update().order_by("pk"))
+        ModelVersion.objects.filter(is_active=True).exclude(pk=model_version.pk).update(is_active=False)
+        if not model_version.is_active:
+            model_version.is_active = True
+            model_version.save(update_fields=["is_active"])
+    logger.info("Model version %s is now active", model_version.name)
+    return model_version
+
+
+def model_version_register(*, path: Path | str, name: str | None = None, activate: bool = False) -> ModelVersion:
+    """Register a .keras model (with its card) as a version; registering the same file again is a no-op."""
+    resolved = ml.resolve_model_path(path)
+    if not resolved.is_file():
+        raise ValidationError({"path": [f"No model file at {resolved}."]})
+    sha256 = ml.sha256_file(resolved)
+    stored_path = ml.stored_model_path(resolved)
+    try:
+        card: dict[str, Any] = ml.read_model_card(resolved)
+    except Exception as exc:
+        raise ValidationError({"path": [f"The model card next to {resolved.name} could not be read: {exc}"]}) from None
+    class_names = list(card.get("classes") or [])
+    if not class_names:
+        raise ValidationError({"path": [f"The model card of {resolved.name} lists no classes."]})
+
+    with transaction.atomic():
+        existing = ModelVersion.objects.filter(sha256=sha256, path=stored_path)
+        if name:
+            existing = existing.filter(name=name)
+        model_version = existing.order_by("pk").first()
+        if model_version is None:
+            base = name or str(card.get("name") or resolved.stem)
+            if ModelVersion.objects.filter(name=base).exists():
+                if name:
+                    raise ValidationError({"name": [f"A different model version is already named {name!r}."]})
+                base = f"{base}-{sha256[:8]}"
+            model_version = ModelVersion.objects.create(
+                name=base,
+                path=stored_path,
+                sha256=sha256,
+                class_names=class_names,
+                metrics=card.get("metrics") or {},
+                card=card,
+            )
+            logger.info("Registered model version %s (%s)", model_version.name, stored_path)
+        if activate:
+            model_version_activate(model_version=model_version)
+    return model_version

@@ -1,0 +1,107 @@
+"""Checks on uploaded scan images. The bytes decide what a file is, never its name or Content-Type."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import IO
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+ACCEPTED_FORMATS = ("PNG", "JPEG")
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    data: bytes
+    format: str
+    width: int
+    height: int
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _read_limited(file: IO[bytes], limit: int) -> bytes:
+    if hasattr(file, "seek"):
+        file.seek(0)
+    # One byte past the limit is enough to know the file is too large, without reading all of it.
+    data = file.read(limit + 1)
+    if len(data) > limit:
+        raise ValidationError(
+            f"The file is larger than the {_megabytes(limit)} limit.",
+            code="file_too_large",
+        )
+    return data
+
+
+def validate_scan_image(file: IO[bytes]) -> CheckedImage:
+    """Return the image's bytes, format and size, or raise ValidationError with a message for a person.
+
+    Order matters: size first (cheap), then the header (format and pixel count, before any pixel is
+    decoded, so a decompression bomb costs nothing), then a full decode to catch truncated or corrupt
+    files that a header alone does not reveal.
+    """
+    max_bytes: int = settings.KIDNEYWEB_MAX_UPLOAD_BYTES
+    max_pixels: int = settings.KIDNEYWEB_MAX_IMAGE_PIXELS
+
+    declared_size = getattr(file, "size", None)
+    if declared_size is not None and declared_size > max_bytes:
+        raise ValidationError(
+            f"The file is {_megabytes(declared_size)}; the limit is {_megabytes(max_bytes)}.",
+            code="file_too_large",
+        )
+    data = _read_limited(file, max_bytes)
+    if not data:
+        raise ValidationError("The file is empty.", code="empty_file")
+
+    not_an_image = ValidationError(
+        "The file is not a PNG or JPEG image (its content was checked, not its name).",
+        code="unsupported_format",
+    )
+    too_many_pixels = "The image is {w}×{h} pixels ({n:,}); the limit is {limit:,} pixels."
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit is lower than Pillow's bomb warning threshold and is checked below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as header:
+                image_format = header.format
+                width, height = header.size
+    except Image.DecompressionBombError:
+        raise ValidationError(
+            f"The image declares more pixels than the limit of {max_pixels:,}.", code="too_many_pixels"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise not_an_image from None
+    if image_format not in ACCEPTED_FORMATS:
+        raise not_an_image
+    if width <= 0 or height <= 0:
+        raise ValidationError("The image has no pixels.", code="corrupt_image")
+    if width * height > max_pixels:
+        raise ValidationError(
+            too_many_pixels.format(w=width, h=height, n=width * height, limit=max_pixels),
+            code="too_many_pixels",
+        )
+
+    # A truncated file must fail here rather than be padded with grey by Pillow.
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        # verify() checks PNG chunk CRCs that load() ignores; it needs a fresh file afterwards.
+        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+            image.verify()
+        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+            image.load()
+    except Exception:
+        # Pillow signals broken data with OSError, SyntaxError, ValueError, struct.error, EOFError...
+        raise ValidationError(
+            "The image is truncated or corrupt and could not be decoded.", code="corrupt_image"
+        ) from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+    return CheckedImage(data=data, format=image_format, width=width, height=height)
