@@ -1,0 +1,106 @@
+"""The only door from Django into mlcore.
+
+Loading a Keras model takes seconds, so each process keeps the classifiers it has loaded, keyed by
+file path and SHA-256: a worker loads a model version once, then reuses it for every task. mlcore (and
+with it TensorFlow) is imported lazily so the web process never pays for it unless it must.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from mlcore.inference import Classifier, PredictionResult
+
+    from .models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+# A worker seldom needs more than the active version and the one before it.
+MAX_CACHED_CLASSIFIERS = 2
+
+_cache: OrderedDict[tuple[str, str], Classifier] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+class ModelFileError(Exception):
+    """The model file on disk is missing or is not the one the ModelVersion was registered with."""
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else Path(settings.BASE_DIR) / path
+
+
+def stored_model_path(path: str | Path) -> str:
+    """Store paths inside the project relative to it, so the database survives a move of the checkout."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(Path(settings.BASE_DIR).resolve()).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_model_card(path: Path) -> dict[str, Any]:
+    from mlcore.card import read_card
+
+    return read_card(path).to_dict()
+
+
+def get_classifier(model_version: ModelVersion) -> Classifier:
+    path = resolve_model_path(model_version.path)
+    key = (str(path), model_version.sha256)
+    with _cache_lock:
+        classifier = _cache.get(key)
+        if classifier is not None:
+            _cache.move_to_end(key)
+            return classifier
+        if not path.is_file():
+            raise ModelFileError(f"The model file of version {model_version.name!r} is missing: {path.name}")
+        actual = sha256_file(path)
+        if actual != model_version.sha256:
+            raise ModelFileError(
+                f"The model file of version {model_version.name!r} changed on disk since it was "
+                f"registered (SHA-256 {actual[:12]}…, expected {model_version.sha256[:12]}…)."
+            )
+        from mlcore.inference import Classifier
+
+        started = time.monotonic()
+        classifier = Classifier.load(path)
+        if list(classifier.class_names) != list(model_version.class_names):
+            raise ModelFileError(
+                f"The model's classes {list(classifier.class_names)} differ from the registered "
+                f"{list(model_version.class_names)}."
+            )
+        logger.info(
+            "Loaded model version %s (%s) in %.1f s", model_version.name, path.name, time.monotonic() - started
+        )
+        _cache[key] = classifier
+        while len(_cache) > MAX_CACHED_CLASSIFIERS:
+            _cache.popitem(last=False)
+        return classifier
+
+
+def classify(*, model_version: ModelVersion, image_bytes: bytes) -> PredictionResult:
+    return get_classifier(model_version).predict([image_bytes])[0]
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()

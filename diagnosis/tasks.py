@@ -1,0 +1,42 @@
+"""Celery tasks: thin wrappers that translate between the broker and services."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import DatabaseError
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+# Failures that may pass on their own (database restart, storage hiccup): retried with backoff. Any
+# other failure is final and services.prediction_run has already recorded it.
+TRANSIENT_ERRORS = (DatabaseError, services.ScanImageUnavailable)
+MAX_RETRIES = 3
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    queue="inference",
+    max_retries=MAX_RETRIES,
+    soft_time_limit=300,
+    time_limit=360,
+    ignore_result=True,
+)
+def predict_scan(self, prediction_id: int) -> None:
+    try:
+        services.prediction_run(prediction_id=prediction_id)
+    except TRANSIENT_ERRORS as exc:
+        if self.request.retries >= self.max_retries:
+            attempts = self.request.retries + 1
+            cause = str(exc) if isinstance(exc, services.ScanImageUnavailable) else (
+                f"The database did not answer ({exc.__class__.__name__})."
+            )
+            services.prediction_fail(prediction_id=prediction_id, reason=f"Gave up after {attempts} attempts. {cause}")
+            return
+        logger.warning("Prediction %s: %r; retrying", prediction_id, exc)
+        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
