@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rest_framework.permissions import BasePermission
+
+from .. import selectors
+
+if TYPE_CHECKING:  # rest_framework.views imports this module while it loads; avoid the cycle
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+
+class HasMembership(BasePermission):
+    """Only members of an organization may use the API: every object belongs to one."""
+
+    message = "Your account does not belong to an organization."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return selectors.membership_of(request.user) is not None
