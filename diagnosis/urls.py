@@ -1,0 +1,17 @@
+from django.urls import path
+
+from . import views
+
+app_name = "diagnosis"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("patients/", views.patient_list, name="patient_list"),
+    path("patients/new/", views.patient_create, name="patient_create"),
+    path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
+    path("patients/<int:pk>/scans/", views.scan_upload, name="scan_upload"),
+    path("scans/<int:pk>/", views.scan_detail, name="scan_detail"),
+    path("scans/<int:pk>/image", views.scan_image, name="scan_image"),
+    path("scans/<int:pk>/status.json", views.scan_status, name="scan_status"),
+    path("scans/<int:pk>/rerun/", views.scan_rerun, name="scan_rerun"),
+]
