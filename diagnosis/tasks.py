@@ -17,11 +17,11 @@ TRANSIENT_ERRORS = (DatabaseError, services.ScanImageUnavailable)
 MAX_RETRIES = 3
 
 
+# The queue ("inference") comes from CELERY_TASK_ROUTES; Celery deprecates a per-task queue attribute.
 @shared_task(
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    queue="inference",
     max_retries=MAX_RETRIES,
     soft_time_limit=300,
     time_limit=360,

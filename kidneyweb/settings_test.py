@@ -24,6 +24,9 @@ os.environ.pop("AWS_STORAGE_BUCKET_NAME", None)
 from .settings import *  # noqa: E402,F401,F403
 from .settings import DATABASES, REDIS_URL  # noqa: E402
 
+STATIC_ROOT = TEST_TMP_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 STORAGES = {
@@ -42,7 +45,7 @@ if REDIS_URL:
     # Keys of this run apart from a developer's worker and from other runs on the same Redis.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
-        "global_keyprefix": f"kidneyweb-test-{TEST_TMP_DIR.name}:",
+        "global_keyprefix": f"{TEST_TMP_DIR.name}:",
     }
 
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -1,0 +1,136 @@
+"""Fixtures for the Django side: organizations and members, a tiny real Keras model, the broker queue,
+and the real CT slices when they are present."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from diagnosis import ml, services
+
+from . import brokerq
+from .factories import CLASS_NAMES, MembershipFactory, ModelVersionFactory, OrganizationFactory
+
+REPO_ROOT = Path(settings.BASE_DIR)
+
+
+@pytest.fixture
+def organization(db):
+    return OrganizationFactory(name="St. Elsewhere")
+
+
+@pytest.fixture
+def other_organization(db):
+    return OrganizationFactory(name="Mercy General")
+
+
+@pytest.fixture
+def clinician(organization):
+    return MembershipFactory(organization=organization, user__username="alice").user
+
+
+@pytest.fixture
+def other_clinician(other_organization):
+    return MembershipFactory(organization=other_organization, user__username="bob").user
+
+
+@pytest.fixture
+def api_client(clinician):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
+    return client
+
+
+@pytest.fixture
+def ui_client(client, clinician):
+    client.force_login(clinician)
+    return client
+
+
+@pytest.fixture
+def active_model_version(db):
+    """An active version for tests that queue but never infer (its file is never opened)."""
+    return ModelVersionFactory(is_active=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A small, real, untrained Keras model with its card: inference runs for real, results are noise."""
+    from mlcore.card import ModelCard, write_card
+    from mlcore.model import build_model
+
+    path = tmp_path_factory.mktemp("tiny-model") / "tiny-resnet.keras"
+    build_model(class_names=CLASS_NAMES, image_size=32, augment=False).save(path)
+    write_card(
+        path,
+        ModelCard(
+            name="tiny-resnet",
+            architecture="resnet_small",
+            classes=tuple(CLASS_NAMES),
+            input_size=32,
+            created="2025-01-01T00:00:00Z",
+            metrics={"macro_f1": 0.0},
+        ),
+    )
+    return path
+
+
+@pytest.fixture
+def copy_model(tiny_model_path, tmp_path):
+    """Copy the tiny model (and card) to a path a test may alter."""
+
+    def make(name: str = "copy.keras") -> Path:
+        target = tmp_path / name
+        shutil.copyfile(tiny_model_path, target)
+        shutil.copyfile(tiny_model_path.with_suffix(".json"), target.with_suffix(".json"))
+        return target
+
+    return make
+
+
+@pytest.fixture
+def tiny_model_version(db, tiny_model_path):
+    version = services.model_version_register(path=tiny_model_path, activate=True)
+    yield version
+    ml.clear_cache()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _forget_this_runs_redis_keys():
+    """On Redis, the run's keys share a prefix (settings_test); remove them when the run ends."""
+    yield
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix")
+    if settings.REDIS_URL and prefix:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+
+
+@pytest.fixture
+def inference_queue():
+    """The real broker's inference queue, emptied before and after the test."""
+    brokerq.drain()
+    yield brokerq
+    brokerq.drain()
+
+
+def kidney_data_dir() -> Path:
+    return Path(os.environ.get("KIDNEY_DATA_DIR") or REPO_ROOT.parent / "shared" / "data" / "ct-kidney")
+
+
+@pytest.fixture
+def ct_slice() -> Path:
+    """One real CT slice (a Stone), or a skip that says where the data set was looked for."""
+    data_dir = kidney_data_dir()
+    candidates = sorted((data_dir / "Stone").glob("*.jpg"))[:1] if data_dir.is_dir() else []
+    if not candidates:
+        pytest.skip(f"real CT slices not found in KIDNEY_DATA_DIR={data_dir}; set KIDNEY_DATA_DIR to run this test")
+    return candidates[0]

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+
+import factory
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from PIL import Image
+
+from diagnosis.models import Membership, ModelVersion, Organization, Patient, Prediction, Scan
+
+CLASS_NAMES = ["Cyst", "Normal", "Stone", "Tumor"]
+PASSWORD = "pass-word-123"
+
+
+def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), mode: str = "L", seed: int = 0) -> bytes:
+    """A small synthetic slice; the seed varies the pixels so hashes differ."""
+    image = Image.new(mode, size)
+    image.putdata([((x * 7 + y * 3 + seed) % 256) if mode == "L" else ((x + seed) % 256, y % 256, 128)
+                   for y in range(size[1]) for x in range(size[0])])
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Hospital {n}")
+    slug = factory.Sequence(lambda n: f"hospital-{n}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password(PASSWORD)
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    role = Membership.Role.CLINICIAN
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    organization = factory.SubFactory(OrganizationFactory)
+    mrn = factory.Sequence(lambda n: f"MRN{n:06d}")
+    name = factory.Faker("name")
+    birth_date = factory.Faker("date_between", start_date=datetime.date(1930, 1, 1), end_date=datetime.date(2015, 1, 1))
+    sex = Patient.Sex.FEMALE
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    """A registered version whose file is not meant to be loaded (for tests that never infer)."""
+
+    class Meta:
+        model = ModelVersion
+
+    name = factory.Sequence(lambda n: f"model-v{n}")
+    path = factory.Sequence(lambda n: f"models/not-loaded-{n}.keras")
+    sha256 = factory.Sequence(lambda n: hashlib.sha256(str(n).encode()).hexdigest())
+    class_names = factory.LazyFunction(lambda: list(CLASS_NAMES))
+    metrics = factory.LazyFunction(lambda: {"macro_f1": 0.5})
+    is_active = False
+
+
+class ScanFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Scan
+
+    patient = factory.SubFactory(PatientFactory)
+    format = Scan.Format.PNG
+    width = 64
+    height = 48
+    uploaded_by = factory.SubFactory(UserFactory)
+    original_filename = "slice.png"
+    image = factory.LazyAttribute(lambda o: ContentFile(image_bytes("PNG", (o.width, o.height)), name="slice.png"))
+    sha256 = factory.LazyAttribute(lambda o: hashlib.sha256(image_bytes("PNG", (o.width, o.height))).hexdigest())
+
+
+class PredictionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Prediction
+
+    scan = factory.SubFactory(ScanFactory)
+    model_version = factory.SubFactory(ModelVersionFactory)
+    status = Prediction.Status.QUEUED

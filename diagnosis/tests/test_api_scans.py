@@ -1,0 +1,178 @@
+import math
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from diagnosis.models import Prediction, Scan
+from diagnosis.tasks import predict_scan
+
+from .factories import CLASS_NAMES, PatientFactory, ScanFactory, image_bytes
+
+URL = "/api/v1/scans/"
+
+
+@pytest.fixture
+def patient(organization):
+    return PatientFactory(organization=organization)
+
+
+def upload(api_client, patient, data=None, name="slice.png"):
+    image = SimpleUploadedFile(name, image_bytes("PNG") if data is None else data)
+    return api_client.post(URL, {"patient": patient.pk, "image": image}, format="multipart")
+
+
+def test_anonymous_requests_get_401(db):
+    assert APIClient().get(URL).status_code == 401
+    assert APIClient().post(URL, {}).status_code == 401
+
+
+def test_create_answers_201_with_the_id_and_the_queued_prediction(api_client, patient, active_model_version):
+    response = upload(api_client, patient)
+
+    assert response.status_code == 201
+    body = response.json()
+    scan = Scan.objects.get(pk=body["id"])
+    assert scan.patient == patient and body["patient"] == patient.pk
+    assert body["prediction"]["status"] == "queued"
+    assert body["prediction"]["model_version"] == active_model_version.name
+    assert body["format"] == "PNG" and body["image_url"].endswith(f"/api/v1/scans/{scan.pk}/image/")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"plain text", "not a PNG or JPEG"),
+        (b"", "empty"),
+        (image_bytes("JPEG", (128, 128), "RGB")[:900], "truncated or corrupt"),
+        (image_bytes("GIF"), "not a PNG or JPEG"),
+    ],
+)
+def test_a_refused_upload_answers_400_with_a_message_and_stores_nothing(
+    api_client, patient, active_model_version, data, message
+):
+    response = upload(api_client, patient, data)
+
+    assert response.status_code == 400
+    assert message in response.json()["image"][0]
+    assert not Scan.objects.exists() and not Prediction.objects.exists()
+
+
+def test_an_oversized_upload_answers_400(api_client, patient, active_model_version, settings):
+    settings.KIDNEYWEB_MAX_UPLOAD_BYTES = 50
+
+    response = upload(api_client, patient)
+
+    assert response.status_code == 400 and "limit" in response.json()["image"][0]
+
+
+def test_an_image_over_the_pixel_limit_answers_400(api_client, patient, active_model_version, settings):
+    settings.KIDNEYWEB_MAX_IMAGE_PIXELS = 100
+
+    response = upload(api_client, patient)
+
+    assert response.status_code == 400 and "pixels" in response.json()["image"][0]
+
+
+def test_missing_fields_answer_400(api_client, active_model_version):
+    response = api_client.post(URL, {}, format="multipart")
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"patient", "image"}
+
+
+def test_uploading_for_another_organizations_patient_answers_400_with_a_message(
+    api_client, other_organization, active_model_version
+):
+    theirs = PatientFactory(organization=other_organization)
+
+    response = upload(api_client, theirs)
+
+    assert response.status_code == 400
+    assert "No patient with id" in response.json()["patient"][0]
+    assert not Scan.objects.exists()
+
+
+def test_without_an_active_model_the_upload_answers_503_and_stores_nothing(api_client, patient):
+    response = upload(api_client, patient)
+
+    assert response.status_code == 503
+    assert "No diagnosis model is active" in response.json()["detail"]
+    assert not Scan.objects.exists()
+
+
+def test_list_is_tenant_filtered_and_filterable_by_patient(api_client, patient, organization, other_organization):
+    mine = ScanFactory(patient=patient)
+    sibling = ScanFactory(patient=PatientFactory(organization=organization))
+    ScanFactory(patient=PatientFactory(organization=other_organization))
+
+    everything = {s["id"] for s in api_client.get(URL).json()["results"]}
+    of_patient = [s["id"] for s in api_client.get(URL, {"patient": patient.pk}).json()["results"]]
+
+    assert everything == {mine.pk, sibling.pk}
+    assert of_patient == [mine.pk]
+
+
+def test_filtering_by_another_organizations_patient_lists_nothing(api_client, other_organization):
+    theirs = ScanFactory(patient=PatientFactory(organization=other_organization))
+
+    assert api_client.get(URL, {"patient": theirs.patient_id}).json()["count"] == 0
+
+
+def test_a_malformed_patient_filter_answers_400(api_client):
+    response = api_client.get(URL, {"patient": "abc"})
+
+    assert response.status_code == 400 and "patient" in response.json()
+
+
+def test_another_organizations_scan_and_its_image_are_404(api_client, other_organization):
+    theirs = ScanFactory(patient=PatientFactory(organization=other_organization))
+
+    assert api_client.get(f"{URL}{theirs.pk}/").status_code == 404
+    assert api_client.get(f"{URL}{theirs.pk}/image/").status_code == 404
+    assert api_client.post(f"{URL}{theirs.pk}/predict/").status_code == 404
+
+
+def test_retrieve_includes_the_finished_prediction(api_client, patient, tiny_model_version):
+    scan_id = upload(api_client, patient).json()["id"]
+    predict_scan.apply(args=[Scan.objects.get(pk=scan_id).latest_prediction.pk])
+
+    prediction = api_client.get(f"{URL}{scan_id}/").json()["prediction"]
+
+    assert prediction["status"] == "done"
+    assert prediction["label"] in CLASS_NAMES
+    assert math.isclose(sum(prediction["probabilities"].values()), 1.0, abs_tol=1e-4)
+    assert prediction["model_version"] == tiny_model_version.name
+    assert prediction["finished_at"] and prediction["inference_ms"] is not None
+    assert prediction["failure_reason"] == ""
+
+
+def test_retrieve_shows_the_reason_of_a_failed_prediction(api_client, patient, active_model_version):
+    from diagnosis import services
+
+    scan_id = upload(api_client, patient).json()["id"]
+    services.prediction_fail(prediction_id=Scan.objects.get(pk=scan_id).latest_prediction.pk, reason="bad slice")
+
+    prediction = api_client.get(f"{URL}{scan_id}/").json()["prediction"]
+
+    assert (prediction["status"], prediction["failure_reason"]) == ("failed", "bad slice")
+
+
+def test_the_image_endpoint_returns_the_stored_bytes(api_client, patient, active_model_version):
+    data = image_bytes("JPEG", (30, 20))
+    scan_id = upload(api_client, patient, data, name="s.jpg").json()["id"]
+
+    response = api_client.get(f"{URL}{scan_id}/image/")
+
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert b"".join(response.streaming_content) == data
+
+
+def test_predict_queues_a_new_prediction_that_becomes_the_latest(api_client, patient, active_model_version):
+    body = upload(api_client, patient).json()
+
+    response = api_client.post(f"{URL}{body['id']}/predict/")
+
+    assert response.status_code == 202
+    assert response.json()["prediction"]["id"] != body["prediction"]["id"]
+    assert Prediction.objects.filter(scan_id=body["id"]).count() == 2

@@ -1,0 +1,124 @@
+import hashlib
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from diagnosis import services
+from diagnosis.models import Prediction, Scan
+
+from .factories import PatientFactory, image_bytes
+
+
+@pytest.fixture
+def patient(organization):
+    return PatientFactory(organization=organization)
+
+
+def media_files() -> set[Path]:
+    from django.conf import settings
+
+    return {p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()}
+
+
+def test_scan_create_stores_the_scan_under_a_server_name_with_the_content_extension(
+    patient, clinician, active_model_version
+):
+    data = image_bytes("PNG", (80, 60))
+    # PNG content behind a misleading JPEG name and a path-traversal attempt.
+    upload = SimpleUploadedFile("../../etc/evil.jpg", data, content_type="image/jpeg")
+
+    scan = services.scan_create(patient=patient, file=upload, uploaded_by=clinician)
+
+    scan.refresh_from_db()
+    assert scan.format == "PNG"
+    assert (scan.width, scan.height) == (80, 60)
+    assert scan.sha256 == hashlib.sha256(data).hexdigest()
+    assert scan.original_filename == "evil.jpg"
+    directory, name = scan.image.name.rsplit("/", 1)
+    assert directory == f"scans/{patient.organization_id}"
+    assert name.endswith(".png") and "evil" not in name and len(name) == 32 + 4
+    with scan.image.open("rb") as handle:
+        assert handle.read() == data
+
+
+def test_scan_create_queues_a_prediction_with_the_active_model(patient, clinician, active_model_version):
+    scan = services.scan_create(
+        patient=patient, file=SimpleUploadedFile("s.jpg", image_bytes("JPEG")), uploaded_by=clinician
+    )
+
+    prediction = scan.latest_prediction
+    assert prediction.status == Prediction.Status.QUEUED
+    assert prediction.model_version == active_model_version
+
+
+def test_the_task_is_sent_to_the_broker_only_when_the_transaction_commits(
+    patient, clinician, active_model_version, inference_queue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        scan = services.scan_create(
+            patient=patient, file=SimpleUploadedFile("s.png", image_bytes()), uploaded_by=clinician
+        )
+    assert inference_queue.drain() == []  # nothing leaves before the commit
+
+    for callback in callbacks:
+        callback()
+
+    messages = inference_queue.drain()
+    assert messages == [
+        {"task": "diagnosis.tasks.predict_scan", "args": [scan.latest_prediction.pk], "kwargs": {}}
+    ]
+
+
+def test_a_refused_upload_stores_and_queues_nothing(
+    patient, clinician, active_model_version, django_capture_on_commit_callbacks
+):
+    before = media_files()
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(ValidationError) as error:
+        services.scan_create(
+            patient=patient, file=SimpleUploadedFile("s.png", b"not an image at all"), uploaded_by=clinician
+        )
+
+    assert "image" in error.value.message_dict
+    assert callbacks == []
+    assert not Scan.objects.exists() and not Prediction.objects.exists()
+    assert media_files() == before
+
+
+def test_without_an_active_model_the_upload_is_refused_and_nothing_is_stored(patient, clinician):
+    before = media_files()
+    with pytest.raises(services.NoActiveModelVersion):
+        services.scan_create(patient=patient, file=SimpleUploadedFile("s.png", image_bytes()), uploaded_by=clinician)
+
+    assert not Scan.objects.exists()
+    assert media_files() == before
+
+
+def test_a_user_cannot_upload_for_another_organizations_patient(patient, other_clinician, active_model_version):
+    with pytest.raises(ValidationError) as error:
+        services.scan_create(
+            patient=patient, file=SimpleUploadedFile("s.png", image_bytes()), uploaded_by=other_clinician
+        )
+
+    assert "patient" in error.value.message_dict
+    assert not Scan.objects.exists()
+
+
+def test_a_very_long_client_file_name_is_kept_only_truncated(patient, clinician, active_model_version):
+    scan = services.scan_create(
+        patient=patient, file=SimpleUploadedFile("x" * 300 + ".png", image_bytes()), uploaded_by=clinician
+    )
+
+    assert len(scan.original_filename) == 255
+
+
+def test_prediction_create_adds_a_newer_prediction_that_becomes_the_latest(
+    patient, clinician, active_model_version
+):
+    scan = services.scan_create(patient=patient, file=SimpleUploadedFile("s.png", image_bytes()), uploaded_by=clinician)
+    first = scan.latest_prediction
+
+    second = services.prediction_create(scan=scan)
+
+    assert Scan.objects.get(pk=scan.pk).latest_prediction == second != first

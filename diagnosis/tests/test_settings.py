@@ -1,0 +1,99 @@
+"""The settings module read in fresh processes, as a server would start."""
+
+import json
+import secrets
+
+from .subprocess_env import clean_env, run_manage, run_python
+
+PRODUCTION = {
+    "DJANGO_DEBUG": "0",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "example.org",
+}
+
+DUMP = (
+    "import django, json; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({'debug': s.DEBUG, 'engine': s.DATABASES['default']['ENGINE'], "
+    "'db_name': str(s.DATABASES['default']['NAME']), 'broker': s.CELERY_BROKER_URL, "
+    "'broker_options': {k: str(v) for k, v in s.CELERY_BROKER_TRANSPORT_OPTIONS.items()}, "
+    "'storage': s.STORAGES['default']['BACKEND'], 'storage_options': {k: str(v) for k, v in "
+    "s.STORAGES['default'].get('OPTIONS', {}).items()}, 'model': str(s.KIDNEYWEB_MODEL_PATH), "
+    "'max_bytes': s.KIDNEYWEB_MAX_UPLOAD_BYTES, 'max_pixels': s.KIDNEYWEB_MAX_IMAGE_PIXELS, "
+    "'ssl_redirect': getattr(s, 'SECURE_SSL_REDIRECT', False)}))"
+)
+
+
+def dump(tmp_path, **env):
+    result = run_python(DUMP, clean_env(tmp_path, **env))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_secret_key_is_required_when_debug_is_off(tmp_path):
+    result = run_python("import django; django.setup()", clean_env(tmp_path, DJANGO_DEBUG="0"))
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "SECRET_KEY must be set" in result.stderr
+
+
+def test_check_deploy_passes_with_production_values(tmp_path):
+    result = run_manage(["check", "--deploy", "--fail-level", "WARNING"], clean_env(tmp_path, **PRODUCTION))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_catches_an_unsafe_production_setting(tmp_path):
+    # The test above proves something only if the check can fail here.
+    env = clean_env(tmp_path, **PRODUCTION, DJANGO_SECURE_HSTS_SECONDS="0")
+
+    result = run_manage(["check", "--deploy", "--fail-level", "WARNING"], env)
+
+    assert result.returncode != 0 and "security.W004" in result.stderr
+
+
+def test_defaults_need_no_server_sqlite_and_a_filesystem_broker(tmp_path):
+    values = dump(tmp_path)
+
+    assert values["debug"] is True
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["db_name"] == str(tmp_path / "db.sqlite3")
+    assert values["broker"] == "filesystem://"
+    assert values["broker_options"]["data_folder_in"] == values["broker_options"]["data_folder_out"]
+    assert (tmp_path / "broker" / "queue").is_dir()
+    assert values["storage"] == "django.core.files.storage.FileSystemStorage"
+    assert values["storage_options"]["location"] == str(tmp_path / "media")
+    assert values["model"].endswith("models/kidney-resnet-v1.keras")
+    assert (values["max_bytes"], values["max_pixels"]) == (20 * 1024 * 1024, 4096 * 4096)
+
+
+def test_database_and_redis_urls_switch_to_postgresql_and_redis(tmp_path):
+    values = dump(
+        tmp_path,
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/kidneyweb",
+        REDIS_URL="redis://127.0.0.1:6379/3",
+    )
+
+    assert values["engine"] == "django.db.backends.postgresql"
+    assert values["db_name"] == "kidneyweb"
+    assert values["broker"] == "redis://127.0.0.1:6379/3"
+
+
+def test_a_bucket_name_switches_media_to_s3(tmp_path):
+    values = dump(tmp_path, AWS_STORAGE_BUCKET_NAME="scans-bucket", AWS_S3_REGION_NAME="eu-central-1")
+
+    assert values["storage"] == "storages.backends.s3.S3Storage"
+    assert values["storage_options"]["bucket_name"] == "scans-bucket"
+    assert values["storage_options"]["default_acl"] == "private"
+
+
+def test_upload_limits_come_from_the_environment(tmp_path):
+    values = dump(tmp_path, KIDNEYWEB_MAX_UPLOAD_BYTES="1000", KIDNEYWEB_MAX_IMAGE_PIXELS="2500")
+
+    assert (values["max_bytes"], values["max_pixels"]) == (1000, 2500)
+
+
+def test_a_malformed_boolean_is_a_clear_configuration_error(tmp_path):
+    result = run_python("import django; django.setup()", clean_env(tmp_path, DJANGO_DEBUG="maybe"))
+
+    assert result.returncode != 0 and "DJANGO_DEBUG='maybe' is not a boolean" in result.stderr

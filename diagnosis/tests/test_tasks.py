@@ -1,0 +1,121 @@
+"""predict_scan run in-process (Celery's apply) against a tiny real Keras model."""
+
+import math
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from diagnosis import services
+from diagnosis.models import Prediction
+from diagnosis.tasks import MAX_RETRIES, predict_scan
+
+from .factories import CLASS_NAMES, PatientFactory, image_bytes
+
+
+@pytest.fixture
+def queued_prediction(organization, clinician, tiny_model_version):
+    patient = PatientFactory(organization=organization)
+    scan = services.scan_create(
+        patient=patient, file=SimpleUploadedFile("s.jpg", image_bytes("JPEG", (96, 80))), uploaded_by=clinician
+    )
+    return scan.latest_prediction
+
+
+def run(prediction, **options):
+    return predict_scan.apply(args=[prediction.pk], **options)
+
+
+def snapshot(prediction):
+    prediction.refresh_from_db()
+    return {f.name: getattr(prediction, f.name) for f in Prediction._meta.concrete_fields}
+
+
+def test_the_task_stores_a_label_and_every_class_probability(queued_prediction):
+    run(queued_prediction)
+
+    queued_prediction.refresh_from_db()
+    assert queued_prediction.status == Prediction.Status.DONE
+    assert queued_prediction.label in CLASS_NAMES
+    assert sorted(queued_prediction.probabilities) == sorted(CLASS_NAMES)
+    assert math.isclose(sum(queued_prediction.probabilities.values()), 1.0, abs_tol=1e-4)
+    assert queued_prediction.label == max(queued_prediction.probabilities, key=queued_prediction.probabilities.get)
+    assert queued_prediction.started_at <= queued_prediction.finished_at
+    assert queued_prediction.inference_ms is not None and queued_prediction.failure_reason == ""
+
+
+def test_a_second_delivery_of_a_finished_task_changes_nothing(queued_prediction):
+    run(queued_prediction)
+    first = snapshot(queued_prediction)
+
+    run(queued_prediction)
+
+    assert snapshot(queued_prediction) == first
+
+
+def test_a_failed_prediction_is_not_run_again_by_a_second_delivery(queued_prediction):
+    services.prediction_fail(prediction_id=queued_prediction.pk, reason="stopped by a test")
+    before = snapshot(queued_prediction)
+
+    run(queued_prediction)
+
+    assert snapshot(queued_prediction) == before
+
+
+def test_a_prediction_left_running_by_a_lost_worker_is_run_again(queued_prediction):
+    Prediction.objects.filter(pk=queued_prediction.pk).update(status=Prediction.Status.RUNNING)
+
+    run(queued_prediction)
+
+    queued_prediction.refresh_from_db()
+    assert queued_prediction.status == Prediction.Status.DONE
+
+
+def test_an_image_the_model_cannot_read_fails_with_the_reason(queued_prediction):
+    # Valid at upload, damaged in storage afterwards.
+    path = queued_prediction.scan.image.path
+    with open(path, "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n garbage")
+
+    run(queued_prediction)
+
+    queued_prediction.refresh_from_db()
+    assert queued_prediction.status == Prediction.Status.FAILED
+    assert "could not read the image" in queued_prediction.failure_reason
+    assert queued_prediction.finished_at is not None and queued_prediction.label == ""
+
+
+def test_a_missing_stored_image_is_retried_then_the_prediction_fails_with_the_reason(queued_prediction):
+    queued_prediction.scan.image.storage.delete(queued_prediction.scan.image.name)
+
+    result = run(queued_prediction)
+
+    queued_prediction.refresh_from_db()
+    assert queued_prediction.status == Prediction.Status.FAILED
+    assert f"Gave up after {MAX_RETRIES + 1} attempts" in queued_prediction.failure_reason
+    assert "stored image could not be read" in queued_prediction.failure_reason
+    assert result.successful()
+
+
+def test_a_model_file_changed_after_registration_fails_the_prediction(
+    organization, clinician, copy_model, tmp_path
+):
+    path = copy_model("changing.keras")
+    services.model_version_register(path=path, activate=True)
+    with open(path, "ab") as handle:
+        handle.write(b"tampered")
+    scan = services.scan_create(
+        patient=PatientFactory(organization=organization),
+        file=SimpleUploadedFile("s.png", image_bytes()),
+        uploaded_by=clinician,
+    )
+
+    run(scan.latest_prediction)
+
+    prediction = scan.latest_prediction
+    prediction.refresh_from_db()
+    assert prediction.status == Prediction.Status.FAILED
+    assert "changed on disk" in prediction.failure_reason
+
+
+def test_a_task_for_a_prediction_that_no_longer_exists_does_nothing(db):
+    assert predict_scan.apply(args=[987654]).successful()
