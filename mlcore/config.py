@@ -25,7 +25,7 @@ class SplitConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     architecture: str = "resnet_small"
-    image_size: int = 160
+    image_size: int = 256
     batch_size: int = 32
     epochs: int = 30
     learning_rate: float = 2e-3

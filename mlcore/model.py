@@ -15,6 +15,10 @@ from keras import layers
 
 from mlcore.config import ARCHITECTURES
 
+# Few steps per epoch on a small data set: slow moving averages would lag the weights
+# and make inference-mode outputs disagree with training-mode ones.
+BN_MOMENTUM = 0.9
+
 
 @keras.saving.register_keras_serializable(package="mlcore")
 class Grayscale(layers.Layer):
@@ -33,15 +37,15 @@ def _residual_block(x, filters: int, stride: int, name: str, weight_decay: float
     shortcut = x
     y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
                       kernel_regularizer=regularizer, name=f"{name}_conv1")(x)
-    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn1")(y)
     y = layers.Activation("relu", name=f"{name}_relu1")(y)
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False,
                       kernel_regularizer=regularizer, name=f"{name}_conv2")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    y = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn2")(y)
     if stride != 1 or shortcut.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False,
                                  kernel_regularizer=regularizer, name=f"{name}_proj")(shortcut)
-        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+        shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_proj_bn")(shortcut)
     y = layers.Add(name=f"{name}_add")([y, shortcut])
     return layers.Activation("relu", name=f"{name}_out")(y)
 
@@ -52,7 +56,7 @@ def _resnet_small(x, weight_decay: float, widths: Sequence[int] = (32, 64, 128, 
     regularizer = keras.regularizers.l2(weight_decay) if weight_decay else None
     x = layers.Conv2D(widths[0], 5, strides=2, padding="same", use_bias=False,
                       kernel_regularizer=regularizer, name="stem_conv")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
     x = layers.Activation("relu", name="stem_relu")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for stage, (width, count) in enumerate(zip(widths, blocks)):
