@@ -289,11 +289,13 @@ def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
         # Lock every version so two activations cannot interleave; deactivate first to honour the
         # one-active constraint at every step.
         list(ModelVersion.objects.select_for_update().order_by("pk"))
-        ModelVersion.objects.filter(is_active=True).exclude(pk=model_version.pk).update(is_active=False)
-        if not model_version.is_active:
-            model_version.is_active = True
-            model_version.save(update_fields=["is_active"])
-    logger.info("Model version %s is now active", model_version.name)
+        deactivated = ModelVersion.objects.filter(is_active=True).exclude(pk=model_version.pk).update(is_active=False)
+        was_active = ModelVersion.objects.filter(pk=model_version.pk, is_active=True).exists()
+        if not was_active:
+            ModelVersion.objects.filter(pk=model_version.pk).update(is_active=True)
+        model_version.is_active = True
+    if deactivated or not was_active:
+        logger.info("Model version %s is now active", model_version.name)
     return model_version
 
 
