@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
@@ -13,6 +14,10 @@ from rest_framework.response import Response
 from .. import selectors, services
 from ..models import Patient, Scan
 from .serializers import PatientCreateSerializer, PatientSerializer, ScanCreateSerializer, ScanSerializer
+
+
+# Room for the multipart boundaries and the other fields around the file itself.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 @extend_schema_view(
@@ -61,6 +66,7 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         description="Upload a PNG or JPEG slice; it is diagnosed asynchronously. Poll the scan for `prediction`.",
     )
     def create(self, request: Request) -> Response:
+        self._refuse_oversized_body(request)
         serializer = ScanCreateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         scan = services.scan_create(
@@ -73,6 +79,18 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             ScanSerializer(scan, context={"request": request}).data,
             status=status.HTTP_201_CREATED,
         )
+
+    @staticmethod
+    def _refuse_oversized_body(request: Request) -> None:
+        """Refuse from the declared length, before Django spools a huge body to disk; the upload
+        service checks the file itself in any case."""
+        limit = settings.KIDNEYWEB_MAX_UPLOAD_BYTES
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return
+        if declared > limit + MULTIPART_OVERHEAD_BYTES:
+            raise ValidationError({"image": [f"The upload is larger than the {limit / (1024 * 1024):.1f} MB limit."]})
 
     @extend_schema(
         request=None,

@@ -1,4 +1,5 @@
 import math
+import os
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -64,6 +65,16 @@ def test_an_oversized_upload_answers_400(api_client, patient, active_model_versi
     response = upload(api_client, patient)
 
     assert response.status_code == 400 and "limit" in response.json()["image"][0]
+
+
+def test_a_body_far_over_the_limit_is_refused_from_its_declared_length(api_client, patient, active_model_version, settings):
+    settings.KIDNEYWEB_MAX_UPLOAD_BYTES = 1000
+
+    response = upload(api_client, patient, data=image_bytes("PNG") + os.urandom(200_000))
+
+    assert response.status_code == 400
+    assert "upload is larger than" in response.json()["image"][0]
+    assert not Scan.objects.exists()
 
 
 def test_an_image_over_the_pixel_limit_answers_400(api_client, patient, active_model_version, settings):
