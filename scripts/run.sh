@@ -24,6 +24,22 @@ case "$HOST" in
 esac
 url="http://$probe_host:$PORT/"
 
+# Refuse early when something else holds the port: the readiness probe would otherwise greet that
+# other server while gunicorn gives up.
+if ! "$PY" - "$HOST" "$PORT" <<'PY'; then
+import socket, sys
+host, port = sys.argv[1].strip("[]") or "0.0.0.0", int(sys.argv[2])
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+with socket.socket(family, socket.SOCK_STREAM) as s:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((host, port))
+    except OSError as exc:
+        sys.exit(f"error: cannot listen on {host}:{port} ({exc.strerror}); choose another port, e.g. make run PORT={port + 1}")
+PY
+  exit 1
+fi
+
 pids=()
 stop_all() {
   trap - INT TERM
@@ -50,7 +66,7 @@ import sys, urllib.request
 with urllib.request.urlopen(sys.argv[1] + "healthz", timeout=3) as r:
     sys.exit(0 if r.status == 200 else 1)
 PY
-      printf '\n==> kidneyweb is up: %s  (log in with the demo credentials printed above; Ctrl-C stops web and worker)\n\n' "$url"
+      printf '\n==> kidneyweb is up: %s  (user "demo": password printed by bootstrap on first run, or DEMO_PASSWORD; Ctrl-C stops web and worker)\n\n' "$url"
       exit 0
     fi
     sleep 1
