@@ -34,6 +34,15 @@ def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
     return wrapper
 
 
+def _add_service_errors(form, exc: ValidationError) -> None:
+    """Show a service's errors on the matching fields, and the rest above the form."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, messages_ in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, messages_)
+
+
 def _patient_or_404(request: HttpRequest, pk: int):
     patient = selectors.patient_get(user=request.user, pk=pk)
     if patient is None:
@@ -72,7 +81,7 @@ def patient_create(request: HttpRequest) -> HttpResponse:
         try:
             patient = services.patient_create(organization=selectors.organization_of(request.user), **form.cleaned_data)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            _add_service_errors(form, exc)
         else:
             messages.success(request, f"Patient {patient.name} registered.")
             return redirect("diagnosis:patient_detail", pk=patient.pk)
@@ -105,7 +114,7 @@ def scan_upload(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             scan = services.scan_create(patient=patient, file=form.cleaned_data["image"], uploaded_by=request.user)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            _add_service_errors(form, exc)
         except services.NoActiveModelVersion as exc:
             form.add_error(None, str(exc))
         else:
