@@ -20,12 +20,18 @@ os.environ["KIDNEYWEB_VAR_DIR"] = str(TEST_TMP_DIR / "var")
 os.environ.pop("KIDNEYWEB_MEDIA_ROOT", None)
 # Tests never talk to S3; the S3 configuration is tested on its own.
 os.environ.pop("AWS_STORAGE_BUCKET_NAME", None)
+# Lets the suite run even where the shell holds production values such as DJANGO_DEBUG=0.
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-any-deployment-0123456789")
 
 from .settings import *  # noqa: E402,F401,F403
 from .settings import DATABASES, REDIS_URL  # noqa: E402
 
 STATIC_ROOT = TEST_TMP_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+# The test client speaks plain HTTP.
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

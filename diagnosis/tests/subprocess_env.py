@@ -9,17 +9,14 @@ from pathlib import Path
 
 from django.conf import settings
 
-# Variables a test run sets for itself; a fresh process must not inherit them unless a test says so.
-_TEST_ONLY = ("KIDNEYWEB_TEST_TMP", "KIDNEYWEB_VAR_DIR", "DJANGO_SETTINGS_MODULE")
-_APP_VARS = (
-    "DJANGO_DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "DATABASE_URL", "REDIS_URL",
-    "AWS_STORAGE_BUCKET_NAME", "KIDNEYWEB_MEDIA_ROOT", "KIDNEYWEB_MODEL_PATH", "DJANGO_SECURE_SSL_REDIRECT",
-    "DJANGO_BEHIND_TLS_PROXY",
-)
+# Whatever configures the app in the caller's environment (or the test run's own variables) must not
+# leak into a process whose configuration a test chooses.
+_PREFIXES = ("DJANGO_", "KIDNEYWEB_", "AWS_", "CELERY_")
+_NAMES = ("SECRET_KEY", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "DATABASE_URL", "REDIS_URL", "TIME_ZONE", "DB_CONN_MAX_AGE")
 
 
 def clean_env(var_dir: Path, **overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _TEST_ONLY + _APP_VARS}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES) and k not in _NAMES}
     env["KIDNEYWEB_VAR_DIR"] = str(var_dir)
     env["DJANGO_SETTINGS_MODULE"] = "kidneyweb.settings"
     env.update(overrides)
