@@ -23,6 +23,8 @@ class ModelCard:
     data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    out_of_scope: dict[str, Any] = field(default_factory=dict)
     intended_use: str = (
         "Decision support for classifying axial or coronal kidney CT slices as Cyst, Normal, Stone or Tumor. "
         "Not a diagnosis: every result must be reviewed by a qualified clinician."

@@ -10,27 +10,58 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mlcore.config import ARCHITECTURES, TrainConfig
+from dataclasses import replace
+
+from mlcore.config import ARCHITECTURES, Params, TrainConfig, load_params, load_paths
 from mlcore.data import ImageError, data_dir_from_env
 
 
-def _train(args: argparse.Namespace) -> int:
-    from mlcore.train import train
-
+def _params(args: argparse.Namespace) -> Params:
     overrides = {k: v for k, v in {
-        "epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size,
-        "architecture": args.architecture, "seed": args.seed, "learning_rate": args.learning_rate,
+        "epochs": getattr(args, "epochs", None), "image_size": getattr(args, "image_size", None),
+        "batch_size": getattr(args, "batch_size", None), "architecture": getattr(args, "architecture", None),
+        "seed": getattr(args, "seed", None), "learning_rate": getattr(args, "learning_rate", None),
     }.items() if v is not None}
-    config = TrainConfig(**overrides)
-    result = train(data_dir=args.data, out_path=args.out, config=config, name=args.name)
-    summary = {
+    if Path(args.params).exists():
+        return load_params(args.params, overrides)
+    return Params(train=TrainConfig().with_overrides(overrides))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mlcore.pipeline import run_all
+
+    paths = replace(load_paths(args.config), data_dir=args.data, model_out=args.out,
+                    artifacts_dir=Path(args.artifacts or Path("artifacts") / args.out.stem))
+    result = run_all(paths, _params(args), name=args.name, publish_to=args.out, track=not args.no_track)
+    scores = result.test_scores
+    print(json.dumps({
         "model": str(result.model_path),
-        "seconds": round(result.seconds, 1),
-        "test_accuracy": round(result.test_scores.accuracy, 4),
-        "test_macro_f1": round(result.test_scores.macro_f1, 4),
-        "test_recall": {k: round(v["recall"], 4) for k, v in result.test_scores.per_class.items()},
-    }
-    print(json.dumps(summary))
+        "seconds": round(result.fit.seconds, 1) if result.fit else None,
+        "test_accuracy": round(scores.accuracy, 4),
+        "test_macro_f1": round(scores.macro_f1, 4),
+        "test_recall": {k: round(v["recall"], 4) for k, v in scores.per_class.items()},
+    }))
+    return 0
+
+
+def _stage(args: argparse.Namespace) -> int:
+    from mlcore import pipeline
+    from mlcore.tracking import tracked_run
+
+    paths, params = load_paths(args.config), _params(args)
+    if args.stage == "ingest":
+        pipeline.stage_ingest(paths, params)
+    elif args.stage == "prepare_base_model":
+        pipeline.stage_prepare_base_model(paths, params)
+    elif args.stage == "train":
+        with tracked_run(paths.model_out.stem, enabled=not args.no_track) as tracker:
+            pipeline.stage_train(paths, params, tracker=tracker)
+    elif args.stage == "evaluate":
+        run_id = json.loads(paths.history.read_text()).get("mlflow_run_id")
+        with tracked_run(paths.model_out.stem, run_id=run_id, enabled=not args.no_track and bool(run_id)) as tracker:
+            pipeline.stage_evaluate(paths, params, tracker=tracker)
+    elif args.stage == "publish":
+        pipeline.publish(paths)
     return 0
 
 
@@ -51,6 +82,12 @@ def _predict(args: argparse.Namespace) -> int:
     return status
 
 
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml", help="hyper-parameters (default params.yaml)")
+    parser.add_argument("--config", default="config.yaml", help="paths (default config.yaml)")
+    parser.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlcore", description="kidneyweb model training and inference")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,7 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_p.add_argument("--learning-rate", type=float)
     train_p.add_argument("--architecture", choices=ARCHITECTURES)
     train_p.add_argument("--seed", type=int)
+    train_p.add_argument("--artifacts", help="folder for the manifest, plots and scores (default artifacts/<name>)")
+    _common(train_p)
     train_p.set_defaults(func=_train)
+
+    stage_p = sub.add_parser("stage", help="run one pipeline stage, as dvc.yaml does")
+    stage_p.add_argument("stage", choices=("ingest", "prepare_base_model", "train", "evaluate", "publish"))
+    _common(stage_p)
+    stage_p.set_defaults(func=_stage)
 
     predict_p = sub.add_parser("predict", help="classify images; one JSON object per line")
     predict_p.add_argument("--model", type=Path, help="a .keras model (default: the shipped model)")

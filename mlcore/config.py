@@ -1,12 +1,21 @@
-"""Training configuration as frozen dataclasses."""
+"""Pipeline configuration: ``params.yaml`` (hyper-parameters) and ``config.yaml`` (paths).
+
+Both load into frozen dataclasses; unknown keys are refused so a typo in a parameter
+file fails loudly instead of silently training with a default.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
 
 ARCHITECTURES: tuple[str, ...] = ("resnet_small", "resnet50", "vgg16")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -17,24 +26,43 @@ class SplitConfig:
     test_fraction: float = 0.15
     # Consecutive ids further apart than this start a new series.
     max_id_gap: int = 3
-    # Mean absolute difference (0-255) between consecutive thumbnails above which a new series starts.
+    # Mean absolute difference (0-255) between consecutive 32 px thumbnails above which a new series starts.
     max_slice_difference: float = 15.0
     seed: int = 42
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+            raise ValueError("val_fraction and test_fraction must be in [0, 1) and leave room for training")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    enabled: bool = True
+    flip: bool = True
+    rotation: float = 0.04
+    zoom: float = 0.1
+    shift: float = 0.06
+    contrast: float = 0.15
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     architecture: str = "resnet_small"
     image_size: int = 256
+    weights: str | None = None  # a local weights file for the backbone; none can be downloaded
     batch_size: int = 32
     epochs: int = 30
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
+    dropout: float = 0.3
     label_smoothing: float = 0.05
     early_stopping_patience: int = 8
-    augment: bool = True
     class_weighting: bool = True
+    # A second, slower phase that also trains the backbone; only used with pretrained weights.
+    fine_tune_epochs: int = 0
+    fine_tune_learning_rate: float = 1e-4
     seed: int = 42
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
 
     def __post_init__(self) -> None:
@@ -51,9 +79,101 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
         values = dict(values)
-        split = values.pop("split", None) or {}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown training parameters: {sorted(unknown)}")
-        return cls(split=SplitConfig(**split), **values)
+        nested = {"augment": AugmentConfig, "split": SplitConfig}
+        for key, kind in nested.items():
+            values[key] = _build(kind, values.get(key) or {}, key)
+        return _build(cls, values, "params")
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "TrainConfig":
+        merged = self.to_dict()
+        for key, value in overrides.items():
+            if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        return TrainConfig.from_dict(merged)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    # Below this calibrated confidence a result is shown as "needs review", never as a diagnosis.
+    confidence_threshold: float = 0.7
+    # Share of in-distribution validation slices allowed to be flagged out of scope.
+    out_of_scope_quantile: float = 0.995
+
+
+@dataclass(frozen=True)
+class Params:
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Paths:
+    data_dir: Path = Path("../shared/data/ct-kidney")
+    artifacts_dir: Path = Path("artifacts")
+    model_out: Path = Path("models/kidney-resnet-v1.keras")
+    extra_manifests: tuple[Path, ...] = ()
+
+    @property
+    def manifest(self) -> Path:
+        return self.artifacts_dir / "ingest" / "manifest.csv"
+
+    @property
+    def ingest_report(self) -> Path:
+        return self.artifacts_dir / "ingest" / "report.json"
+
+    @property
+    def base_model(self) -> Path:
+        return self.artifacts_dir / "base_model" / "base.keras"
+
+    @property
+    def trained_model(self) -> Path:
+        return self.artifacts_dir / "train" / "model.keras"
+
+    @property
+    def history(self) -> Path:
+        return self.artifacts_dir / "train" / "history.json"
+
+    @property
+    def scores(self) -> Path:
+        return self.artifacts_dir / "evaluate" / "scores.json"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.artifacts_dir / "evaluate" / "plots"
+
+
+def _build(kind: type[T], values: Mapping[str, Any], where: str) -> T:
+    known = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown keys in {where}: {sorted(unknown)}")
+    return kind(**values)
+
+
+def load_params(path: Path | str = "params.yaml", overrides: Mapping[str, Any] | None = None) -> Params:
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    unknown = set(raw) - {"train", "evaluate"}
+    if unknown:
+        raise ValueError(f"unknown sections in {path}: {sorted(unknown)}")
+    train = TrainConfig.from_dict(raw.get("train") or {})
+    if overrides:
+        train = train.with_overrides(overrides)
+    return Params(train=train, evaluate=_build(EvaluateConfig, raw.get("evaluate") or {}, "evaluate"))
+
+
+def load_paths(path: Path | str = "config.yaml") -> Paths:
+    """Paths from ``config.yaml`` (defaults when it is absent); ``KIDNEY_DATA_DIR`` overrides the data folder."""
+    path = Path(path)
+    raw = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        kwargs[key] = tuple(Path(v) for v in value or ()) if key == "extra_manifests" else Path(value)
+    paths = _build(Paths, kwargs, str(path))
+    if os.environ.get("KIDNEY_DATA_DIR"):
+        paths = dataclasses.replace(paths, data_dir=Path(os.environ["KIDNEY_DATA_DIR"]))
+    return paths

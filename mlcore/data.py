@@ -13,7 +13,7 @@ import io
 import os
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -160,14 +160,133 @@ def pixel_hash(path: Path) -> str:
         return hashlib.sha256(np.asarray(image.convert("L")).tobytes()).hexdigest()
 
 
-def build_manifest(data_dir: Path, config: SplitConfig) -> list[ImageRecord]:
-    """List, de-duplicate, group and split a data folder."""
-    records = list_images(data_dir)
+def near_hash(path: Path) -> str:
+    """A coarse fingerprint: equal for re-encodings and tiny edits of one slice."""
+    thumb = _thumbnail(path, 16)
+    return hashlib.sha256((thumb > thumb.mean()).tobytes() + (thumb // 32).astype(np.uint8).tobytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    images: int
+    refused: dict[str, str]
+    exact_duplicates: int
+    cross_class_duplicates: int
+    images_per_split: dict[str, int]
+    series_per_split: dict[str, int]
+    images_per_class: dict[str, int]
+    extra_images: int = 0
+
+
+def extract_zip(archive: Path, into: Path) -> Path:
+    """Unpack a zip of class folders safely (no absolute paths, no '..'), returning the folder holding them."""
+    import zipfile
+
+    into.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive) as bundle:
+        for member in bundle.infolist():
+            target = (into / member.filename).resolve()
+            if not str(target).startswith(str(into.resolve())):
+                raise ValueError(f"unsafe path in archive: {member.filename!r}")
+        bundle.extractall(into)
+    entries = [p for p in into.iterdir() if not p.name.startswith(("__MACOSX", "."))]
+    # Zips often wrap the class folders in one top folder.
+    if len(entries) == 1 and entries[0].is_dir() and not any(f.is_file() for f in entries[0].iterdir()):
+        return entries[0]
+    return into
+
+
+def read_extra_manifest(path: Path) -> list[ImageRecord]:
+    """Extra labelled slices (such as clinician-reviewed scans): CSV with path, label and optional series."""
+    import csv
+
+    records = []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            image_path = Path(row["path"])
+            if not image_path.is_absolute():
+                image_path = path.parent / image_path
+            series = row.get("series") or f"extra-{image_path.stem}"
+            records.append(ImageRecord(path=image_path, label=row["label"], image_id=0, series=series, split="train"))
+    return records
+
+
+def ingest(source: Path, config: SplitConfig, *, workdir: Path | None = None,
+           extra_manifests: Sequence[Path] = ()) -> tuple[list[ImageRecord], IngestReport]:
+    """List, check, de-duplicate, group into series and split a data folder or zip.
+
+    Unreadable files are refused with their reason; exact duplicates (same pixels) keep one
+    copy; a slice found under two classes is dropped everywhere, since its label is unknown.
+    Extra labelled slices go to training only, and their label wins over the data set's for
+    the same pixels: they are a clinician's correction.
+    """
+    import logging
+
+    log = logging.getLogger(__name__)
+    source = Path(source)
+    if source.is_file() and source.suffix.lower() == ".zip":
+        source = extract_zip(source, (workdir or source.parent) / "extracted")
+    extra = [r for manifest in extra_manifests for r in read_extra_manifest(Path(manifest))]
+    refused: dict[str, str] = {}
+    readable: list[tuple[ImageRecord, str, str]] = []
+    for record in [*list_images(source), *extra]:
+        try:
+            load_image(record.path)
+            readable.append((record, pixel_hash(record.path), near_hash(record.path)))
+        except (ImageError, OSError) as exc:
+            refused[str(record.path)] = str(exc)
+            log.warning("refused %s: %s", record.path, exc)
+    corrected = {digest: r.label for r, digest, _ in readable if r.split}  # only extra records arrive with a split
+    labels_of_near: dict[str, set[str]] = defaultdict(set)
+    for record, digest, near in readable:
+        labels_of_near[near].add(corrected.get(digest, record.label))
     seen: set[str] = set()
-    unique: list[ImageRecord] = []
-    for record in records:
-        digest = pixel_hash(record.path)
-        if digest not in seen:
-            seen.add(digest)
-            unique.append(record)
-    return split_by_series(assign_series(unique, config), config)
+    kept: list[ImageRecord] = []
+    exact = cross = 0
+    for record, digest, near in readable:
+        if digest in corrected and not record.split:
+            exact += 1  # the reviewed copy replaces it
+            continue
+        if digest in seen:
+            exact += 1
+            continue
+        if len(labels_of_near[near]) > 1 and digest not in corrected:
+            cross += 1
+            continue
+        seen.add(digest)
+        kept.append(record)
+    base = [r for r in kept if not r.split]
+    extra_kept = [r for r in kept if r.split]
+    records = split_by_series(assign_series(base, config), config) + extra_kept
+    counts = lambda key: dict(sorted(Counter(key(r) for r in records).items()))  # noqa: E731
+    series = {s: len({r.series for r in records if r.split == s}) for s in SPLITS}
+    report = IngestReport(images=len(records), refused=refused, exact_duplicates=exact, cross_class_duplicates=cross,
+                          images_per_split=counts(lambda r: r.split), series_per_split=series,
+                          images_per_class=counts(lambda r: r.label), extra_images=len(extra_kept))
+    return records, report
+
+
+def build_manifest(data_dir: Path, config: SplitConfig) -> list[ImageRecord]:
+    return ingest(data_dir, config)[0]
+
+
+MANIFEST_FIELDS = ("path", "label", "image_id", "series", "split")
+
+
+def write_manifest(records: Sequence[ImageRecord], path: Path) -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MANIFEST_FIELDS)
+        for r in records:
+            writer.writerow([str(Path(r.path).resolve()), r.label, r.image_id, r.series, r.split])
+
+
+def read_manifest(path: Path) -> list[ImageRecord]:
+    import csv
+
+    with open(path, newline="") as handle:
+        return [ImageRecord(path=Path(row["path"]), label=row["label"], image_id=int(row["image_id"]),
+                            series=row["series"], split=row["split"]) for row in csv.DictReader(handle)]

@@ -16,6 +16,7 @@ class Scores:
     confusion_matrix: list[list[int]]
     support: int
     expected_calibration_error: float
+    roc_auc: dict[str, float | None]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -31,6 +32,26 @@ def expected_calibration_error(probabilities: np.ndarray, y_true: np.ndarray, bi
         if in_bin.any():
             error += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
     return float(error)
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """Area under the ROC curve via the rank statistic; None when one side is empty."""
+    positive = positive.astype(bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), dtype=float)
+    sorted_scores = scores[order]
+    # Average ranks over ties so equal scores count half.
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def score(y_true: Sequence[int], probabilities: np.ndarray, class_names: Sequence[str]) -> Scores:
@@ -56,4 +77,65 @@ def score(y_true: Sequence[int], probabilities: np.ndarray, class_names: Sequenc
         confusion_matrix=matrix.tolist(),
         support=int(len(y_true)),
         expected_calibration_error=expected_calibration_error(probabilities, y_true) if len(y_true) else 0.0,
+        roc_auc={name: roc_auc(probabilities[:, i], y_true == i) for i, name in enumerate(class_names)},
     )
+
+
+def fit_temperature(probabilities: np.ndarray, y_true: Sequence[int]) -> float:
+    """The temperature minimising validation negative log-likelihood (a 1-D search is enough)."""
+    logits = np.log(np.clip(np.asarray(probabilities, dtype=float), 1e-7, 1.0))
+    y_true = np.asarray(y_true, dtype=int)
+
+    def nll(t: float) -> float:
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-log_p[np.arange(len(y_true)), y_true].mean())
+
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 400))
+    best = min(grid, key=nll)
+    fine = np.linspace(best * 0.9, best * 1.1, 101)
+    return float(min(fine, key=nll))
+
+
+def save_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=100)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names)
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
+    ax.set_title("Test split confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_training_curves(history: Sequence[dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)
+    left.plot(epochs, [h["loss"] for h in history], label="train loss")
+    left.plot(epochs, [h["val_loss"] for h in history], label="validation loss")
+    left.set_xlabel("epoch")
+    left.legend()
+    right.plot(epochs, [h["val_accuracy"] for h in history], label="validation accuracy")
+    right.plot(epochs, [h["val_macro_f1"] for h in history], label="validation macro-F1")
+    right.set_xlabel("epoch")
+    right.set_ylim(0, 1)
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

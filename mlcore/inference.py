@@ -30,6 +30,8 @@ class PredictionResult:
     label: str
     probabilities: dict[str, float]
     out_of_scope: bool = False
+    out_of_scope_reason: str = ""
+    ood_distance: float | None = None
 
     @property
     def confidence(self) -> float:
@@ -59,13 +61,21 @@ class Classifier:
             raise FileNotFoundError(f"model file not found: {model_path}")
         card = read_card(model_path)
         model = keras.saving.load_model(model_path, compile=False)
-        if model.output_shape[-1] != len(card.classes):
-            raise ValueError(f"model has {model.output_shape[-1]} outputs but its card lists {len(card.classes)} classes")
+        width = model.outputs[0].shape[-1]
+        if width != len(card.classes):
+            raise ValueError(f"model has {width} class outputs but its card lists {len(card.classes)} classes")
         return cls(model, card)
 
-    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Class probabilities, one row per image, batching images of equal shape together."""
+    @property
+    def distance_threshold(self) -> float | None:
+        value = (self.card.out_of_scope or {}).get("distance_threshold")
+        return float(value) if value is not None else None
+
+    def outputs(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities (one row per image) and, if the model has one, the out-of-scope distance."""
         out = np.zeros((len(images), len(self.class_names)), dtype=np.float32)
+        has_distance = len(self.model.outputs) > 1
+        distances = np.zeros(len(images), dtype=np.float32) if has_distance else None
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for index, image in enumerate(images):
             groups[image.shape].append(index)
@@ -73,15 +83,52 @@ class Classifier:
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start:start + self.batch_size]
                 batch = np.stack([images[i] for i in chunk])
-                out[chunk] = np.asarray(self.model.predict_on_batch(batch))
-        return out
+                result = self.model.predict_on_batch(batch)
+                if has_distance:
+                    out[chunk] = np.asarray(result[0])
+                    distances[chunk] = np.asarray(result[1])[:, 0]
+                else:
+                    out[chunk] = np.asarray(result)
+        return out, distances
+
+    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self.outputs(images)[0]
 
     def predict(self, sources: Sequence[ImageSource]) -> list[PredictionResult]:
         images = [s if isinstance(s, np.ndarray) else load_image(s) for s in sources]
         images = [img[..., None] if img.ndim == 2 else img for img in images]
+        probabilities, distances = self.outputs(images)
+        threshold = self.distance_threshold
         results = []
-        for row in self.probabilities(images):
-            probabilities = {name: float(p) for name, p in zip(self.class_names, row)}
-            label = self.class_names[int(row.argmax())]
-            results.append(PredictionResult(label=label, probabilities=probabilities))
+        for index, row in enumerate(probabilities):
+            reason = input_check(images[index])
+            distance = float(distances[index]) if distances is not None else None
+            if not reason and distance is not None and threshold is not None and distance > threshold:
+                reason = "unlike the CT slices the model was trained on"
+            results.append(PredictionResult(
+                label=self.class_names[int(row.argmax())],
+                probabilities={name: float(p) for name, p in zip(self.class_names, row)},
+                out_of_scope=bool(reason), out_of_scope_reason=reason, ood_distance=distance,
+            ))
         return results
+
+
+def input_check(image: np.ndarray) -> str:
+    """Cheap checks that catch what is plainly not a CT slice before trusting the model.
+
+    CT slices are grey (RGB renderings have equal channels), have structure (not blank)
+    and neighbouring pixels that agree (not noise). Returns the reason, or "".
+    """
+    pixels = image.astype(np.float32)
+    if pixels.shape[-1] == 3:
+        chroma = np.abs(pixels[..., 0] - pixels[..., 1]) + np.abs(pixels[..., 1] - pixels[..., 2])
+        if float(chroma.mean()) > 12.0:
+            return "a colour image, not a CT slice"
+    grey = pixels.mean(axis=-1)
+    spread = float(grey.std())
+    if spread < 4.0:
+        return "a blank image"
+    roughness = float(np.abs(np.diff(grey, axis=1)).mean() + np.abs(np.diff(grey, axis=0)).mean()) / 2
+    if roughness / spread > 0.6:
+        return "noise, not an image of anatomy"
+    return ""

@@ -13,7 +13,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from mlcore.config import ARCHITECTURES
+from mlcore.config import ARCHITECTURES, AugmentConfig
 
 # Few steps per epoch on a small data set: slow moving averages would lag the weights
 # and make inference-mode outputs disagree with training-mode ones.
@@ -66,12 +66,68 @@ def _resnet_small(x, weight_decay: float, widths: Sequence[int] = (32, 64, 128, 
     return x
 
 
+@keras.saving.register_keras_serializable(package="mlcore")
+class TemperatureScaling(layers.Layer):
+    """Divide log-probabilities by a temperature fitted on validation data (Guo et al., 2017)."""
+
+    def __init__(self, temperature: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = float(temperature)
+
+    def call(self, probabilities):
+        logits = keras.ops.log(keras.ops.clip(probabilities, 1e-7, 1.0))
+        return keras.ops.softmax(logits / self.temperature, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+@keras.saving.register_keras_serializable(package="mlcore")
+class MahalanobisDistance(layers.Layer):
+    """Distance of pooled features to the nearest class mean under a shared covariance.
+
+    Far from every class means unlike any training slice: the basis of the out-of-scope flag
+    (Lee et al., 2018). The statistics are weights, so they travel inside the model file.
+    """
+
+    def __init__(self, classes: int, features: int, **kwargs):
+        super().__init__(**kwargs)
+        self.classes, self.features = int(classes), int(features)
+        self.means = self.add_weight(shape=(self.classes, self.features), initializer="zeros", trainable=False, name="means")
+        self.precision = self.add_weight(shape=(self.features, self.features), initializer="identity", trainable=False,
+                                         name="precision")
+
+    def call(self, features):
+        diff = keras.ops.expand_dims(features, 1) - keras.ops.expand_dims(self.means, 0)
+        projected = keras.ops.einsum("bcd,de->bce", diff, self.precision)
+        distances = keras.ops.sum(projected * diff, axis=-1)
+        return keras.ops.sqrt(keras.ops.maximum(keras.ops.min(distances, axis=-1, keepdims=True), 0.0))
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes, "features": self.features}
+
+
+def _augmentation(x, augment: AugmentConfig, seed: int):
+    # Active only in training: slices vary in position, zoom and contrast between scanners and patients.
+    if augment.flip:
+        x = layers.RandomFlip("horizontal", seed=seed, name="aug_flip")(x)
+    if augment.rotation:
+        x = layers.RandomRotation(augment.rotation, fill_mode="constant", seed=seed, name="aug_rotate")(x)
+    if augment.zoom:
+        x = layers.RandomZoom(augment.zoom, fill_mode="constant", seed=seed, name="aug_zoom")(x)
+    if augment.shift:
+        x = layers.RandomTranslation(augment.shift, augment.shift, fill_mode="constant", seed=seed, name="aug_shift")(x)
+    if augment.contrast:
+        x = layers.RandomContrast(augment.contrast, seed=seed, name="aug_contrast")(x)
+    return x
+
+
 def build_model(
     *,
     class_names: Sequence[str],
-    image_size: int = 128,
+    image_size: int = 256,
     architecture: str = "resnet_small",
-    augment: bool = True,
+    augment: AugmentConfig | bool = True,
     seed: int = 0,
     weight_decay: float = 1e-4,
     dropout: float = 0.3,
@@ -80,18 +136,15 @@ def build_model(
     """Build an uncompiled classifier taking uint8 images of any size with 1 or 3 channels."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
+    if isinstance(augment, bool):
+        augment = AugmentConfig(enabled=augment)
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(None, None, None), name="image")
     x = Grayscale(name="grayscale")(inputs)
     x = layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=True, name="resize")(x)
     x = layers.Rescaling(1.0 / 255.0, name="scale")(x)
-    if augment:
-        # Active only in training: slices vary in position, zoom and contrast between scanners.
-        x = layers.RandomFlip("horizontal", seed=seed, name="aug_flip")(x)
-        x = layers.RandomRotation(0.04, fill_mode="constant", seed=seed, name="aug_rotate")(x)
-        x = layers.RandomZoom(0.1, fill_mode="constant", seed=seed, name="aug_zoom")(x)
-        x = layers.RandomTranslation(0.06, 0.06, fill_mode="constant", seed=seed, name="aug_shift")(x)
-        x = layers.RandomContrast(0.15, seed=seed, name="aug_contrast")(x)
+    if augment.enabled:
+        x = _augmentation(x, augment, seed)
 
     if architecture == "resnet_small":
         features = _resnet_small(x, weight_decay)
@@ -105,8 +158,24 @@ def build_model(
     x = layers.GlobalAveragePooling2D(name="pool")(features)
     x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
     outputs = layers.Dense(len(class_names), activation="softmax", name="probabilities")(x)
-    model = keras.Model(inputs, outputs, name=f"kidney_{architecture}")
-    return model
+    return keras.Model(inputs, outputs, name=f"kidney_{architecture}")
+
+
+def inference_model(model: keras.Model, *, temperature: float = 1.0, class_means=None, precision=None) -> keras.Model:
+    """The shipped form: calibrated probabilities and, when statistics are given, an out-of-scope distance."""
+    calibrated = TemperatureScaling(temperature, name="calibrated")(model.output)
+    if class_means is None:
+        return keras.Model(model.input, calibrated, name=model.name)
+    pooled = model.get_layer("pool").output
+    distance_layer = MahalanobisDistance(class_means.shape[0], class_means.shape[1], name="ood_distance")
+    distance = distance_layer(pooled)
+    distance_layer.set_weights([class_means, precision])
+    return keras.Model(model.input, [calibrated, distance], name=model.name)
+
+
+def feature_model(model: keras.Model) -> keras.Model:
+    """Probabilities and pooled features in one pass, for fitting calibration and out-of-scope statistics."""
+    return keras.Model(model.input, [model.output, model.get_layer("pool").output])
 
 
 def last_conv_layer_name(model: keras.Model) -> str:

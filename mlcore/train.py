@@ -1,28 +1,32 @@
-"""Training a classifier on a folder of class subfolders, split by series."""
+"""Fitting a classifier on the train split, choosing the epoch by validation macro-F1.
+
+The returned model is the shipped form: no augmentation layers, no optimizer state,
+probabilities calibrated by a temperature fitted on validation, and a distance to the
+training classes for the out-of-scope flag.
+"""
 
 from __future__ import annotations
 
 import logging
-import platform
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from mlcore.card import ModelCard, write_card
 from mlcore.config import TrainConfig
-from mlcore.data import ImageRecord, build_manifest, class_names_of
-from mlcore.evaluate import Scores, score
+from mlcore.data import ImageRecord
+from mlcore.evaluate import fit_temperature, score
 
 log = logging.getLogger(__name__)
 
 # Images of other sizes are brought to this size only so a batch can be stacked;
 # the model's own resize layer still does the real preprocessing.
 LOAD_SIZE = 256
+
+
+class TrainingCancelled(Exception):
+    """Raised when ``should_stop`` asked training to stop."""
 
 
 @dataclass(frozen=True)
@@ -34,20 +38,25 @@ class EpochProgress:
     val_accuracy: float
     val_macro_f1: float
     seconds: float
+    phase: str = "train"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
-class TrainResult:
-    model_path: Path
-    card: ModelCard
-    test_scores: Scores
-    val_scores: Scores
+class FitResult:
+    model: Any  # keras.Model in its shipped form
     history: list[EpochProgress] = field(default_factory=list)
+    best_epoch: int = 0
+    temperature: float = 1.0
+    out_of_scope_threshold: float = float("inf")
     seconds: float = 0.0
 
 
-def _dataset(records: Sequence[ImageRecord], class_names: Sequence[str], batch_size: int,
-             shuffle: bool, seed: int):
+def dataset(records: Sequence[ImageRecord], class_names: Sequence[str], batch_size: int,
+            shuffle: bool = False, seed: int = 0):
+    """A tf.data pipeline: decode, cache, (shuffle), batch, prefetch. Returns it with the label array."""
     import tensorflow as tf
 
     index = {name: i for i, name in enumerate(class_names)}
@@ -71,7 +80,7 @@ def _dataset(records: Sequence[ImageRecord], class_names: Sequence[str], batch_s
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), labels
 
 
-def _class_weights(labels: np.ndarray, n: int) -> dict[int, float]:
+def class_weights(labels: np.ndarray, n: int) -> dict[int, float]:
     counts = np.bincount(labels, minlength=n).astype(float)
     counts[counts == 0] = 1.0
     return {i: float(len(labels) / (n * c)) for i, c in enumerate(counts)}
@@ -83,54 +92,52 @@ def _copy_weights(source, target) -> None:
             layer.set_weights(source.get_layer(layer.name).get_weights())
 
 
-def train(
+def _feature_statistics(features: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    means = np.stack([features[labels == c].mean(axis=0) if (labels == c).any() else features.mean(axis=0)
+                      for c in range(n)])
+    centred = features - means[labels]
+    covariance = centred.T @ centred / max(1, len(features) - 1)
+    # Shrinkage keeps the inverse stable with few slices per feature.
+    covariance += np.eye(covariance.shape[0]) * (1e-3 + 0.05 * np.trace(covariance) / covariance.shape[0])
+    return means.astype(np.float32), np.linalg.inv(covariance).astype(np.float32)
+
+
+def fit(
     *,
-    data_dir: Path,
-    out_path: Path,
-    config: TrainConfig = TrainConfig(),
-    name: str | None = None,
+    base_model,
+    records: Sequence[ImageRecord],
+    class_names: Sequence[str],
+    config: TrainConfig,
+    out_of_scope_quantile: float = 0.995,
     on_epoch_end: Callable[[EpochProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> TrainResult:
-    """Train, keep the epoch with the best validation macro-F1, evaluate on test, save model and card."""
+) -> FitResult:
+    """Train ``base_model`` (uncompiled, with augmentation) and return its shipped form."""
     import keras
 
     from mlcore.model import build_model
 
     started = time.monotonic()
     keras.utils.set_random_seed(config.seed)
-    manifest = build_manifest(Path(data_dir), config.split)
-    class_names = class_names_of(manifest)
-    by_split = {s: [r for r in manifest if r.split == s] for s in ("train", "val", "test")}
-    for split, items in by_split.items():
-        if not items:
-            raise ValueError(f"the {split} split is empty: too few series in {data_dir}")
-    log.info("images per split: %s", {s: len(v) for s, v in by_split.items()})
-
-    train_ds, train_labels = _dataset(by_split["train"], class_names, config.batch_size, True, config.seed)
-    val_ds, val_labels = _dataset(by_split["val"], class_names, config.batch_size, False, config.seed)
-    test_ds, test_labels = _dataset(by_split["test"], class_names, config.batch_size, False, config.seed)
-
-    model = build_model(class_names=class_names, image_size=config.image_size, architecture=config.architecture,
-                        augment=config.augment, seed=config.seed, weight_decay=config.weight_decay)
-    steps = max(1, int(np.ceil(len(train_labels) / config.batch_size))) * config.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.02)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-    )
+    train_records = [r for r in records if r.split == "train"]
+    val_records = [r for r in records if r.split == "val"]
+    if not train_records or not val_records:
+        raise ValueError("training needs both a train and a val split; the data has too few series")
+    train_ds, train_labels = dataset(train_records, class_names, config.batch_size, True, config.seed)
+    val_ds, val_labels = dataset(val_records, class_names, config.batch_size)
     n = len(class_names)
-    weights = _class_weights(train_labels, n) if config.class_weighting else None
     one_hot = lambda x, y: (x, keras.ops.one_hot(y, n))  # noqa: E731
-    train_oh, val_oh = train_ds.map(one_hot), val_ds.map(one_hot)
+    weights = class_weights(train_labels, n) if config.class_weighting else None
 
+    model = base_model
     history: list[EpochProgress] = []
     best: dict[str, Any] = {"f1": -1.0, "weights": None, "epoch": 0}
+    cancelled = {"flag": False}
 
     class Track(keras.callbacks.Callback):
-        def __init__(self) -> None:
+        def __init__(self, phase: str, epochs: int, offset: int) -> None:
             super().__init__()
+            self.phase, self.epochs, self.offset = phase, epochs, offset
             self.epoch_started = time.monotonic()
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -138,68 +145,78 @@ def train(
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            val_probabilities = self.model.predict(val_ds, verbose=0)
-            val = score(val_labels, val_probabilities, class_names)
-            progress = EpochProgress(epoch=epoch + 1, epochs=config.epochs, loss=float(logs.get("loss", np.nan)),
+            val = score(val_labels, self.model.predict(val_ds, verbose=0), class_names)
+            number = self.offset + epoch + 1
+            progress = EpochProgress(epoch=number, epochs=self.epochs, loss=float(logs.get("loss", np.nan)),
                                      val_loss=float(logs.get("val_loss", np.nan)), val_accuracy=val.accuracy,
-                                     val_macro_f1=val.macro_f1, seconds=time.monotonic() - self.epoch_started)
+                                     val_macro_f1=val.macro_f1, seconds=time.monotonic() - self.epoch_started,
+                                     phase=self.phase)
             history.append(progress)
-            log.info("epoch %d/%d loss %.4f val_loss %.4f val_acc %.4f val_macro_f1 %.4f (%.0f s)", progress.epoch,
-                     progress.epochs, progress.loss, progress.val_loss, val.accuracy, val.macro_f1, progress.seconds)
+            log.info("%s epoch %d/%d loss %.4f val_loss %.4f val_acc %.4f val_macro_f1 %.4f (%.0f s)", self.phase,
+                     number, self.epochs, progress.loss, progress.val_loss, val.accuracy, val.macro_f1, progress.seconds)
             if val.macro_f1 > best["f1"]:
-                best.update(f1=val.macro_f1, weights=self.model.get_weights(), epoch=epoch + 1)
-            elif epoch + 1 - best["epoch"] >= config.early_stopping_patience:
+                best.update(f1=val.macro_f1, weights=self.model.get_weights(), epoch=number)
+            elif number - best["epoch"] >= config.early_stopping_patience:
                 log.info("early stop: no better validation macro-F1 since epoch %d", best["epoch"])
                 self.model.stop_training = True
             if on_epoch_end is not None:
                 on_epoch_end(progress)
             if should_stop is not None and should_stop():
+                cancelled["flag"] = True
                 self.model.stop_training = True
 
-    model.fit(train_oh, validation_data=val_oh, epochs=config.epochs, class_weight=weights,
-              callbacks=[Track()], verbose=0)
+    phases = [("train", config.epochs, config.learning_rate)]
+    if config.weights and config.fine_tune_epochs:
+        phases.append(("fine_tune", config.fine_tune_epochs, config.fine_tune_learning_rate))
+    total_epochs = sum(p[1] for p in phases)
+    offset = 0
+    for phase, epochs, learning_rate in phases:
+        backbone_frozen = phase == "train" and bool(config.weights) and config.fine_tune_epochs > 0
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):  # a pretrained application backbone
+                layer.trainable = not backbone_frozen
+        steps = max(1, int(np.ceil(len(train_labels) / config.batch_size))) * epochs
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.02)
+        model.compile(
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        )
+        model.fit(train_ds.map(one_hot), validation_data=val_ds.map(one_hot), epochs=epochs,
+                  class_weight=weights, callbacks=[Track(phase, total_epochs, offset)], verbose=0)
+        offset += epochs
+        if cancelled["flag"]:
+            raise TrainingCancelled(f"stopped on request after epoch {len(history)}")
     if best["weights"] is not None:
         model.set_weights(best["weights"])
 
     # The shipped model carries no augmentation layers and no optimizer state: smaller, and deterministic.
-    final = build_model(class_names=class_names, image_size=config.image_size, architecture=config.architecture,
-                        augment=False, seed=config.seed, weight_decay=config.weight_decay)
-    _copy_weights(model, final)
-    val_scores = score(val_labels, final.predict(val_ds, verbose=0), class_names)
-    test_scores = score(test_labels, final.predict(test_ds, verbose=0), class_names)
-
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    final.save(out_path)
-    seconds = time.monotonic() - started
-    card = ModelCard(
-        name=name or out_path.stem,
-        architecture=config.architecture,
-        classes=tuple(class_names),
-        input_size=config.image_size,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        data={
-            "source": Path(data_dir).name,
-            "images": len(manifest),
-            "split": "by series (consecutive ids of a class with similar consecutive slices); no series on two sides",
-            "images_per_split": {s: len(v) for s, v in by_split.items()},
-            "series_per_split": {s: len({r.series for r in v}) for s, v in by_split.items()},
-            "images_per_class": dict(sorted(Counter(r.label for r in manifest).items())),
-        },
-        metrics={"test": test_scores.to_dict(), "val": val_scores.to_dict(), "best_epoch": best["epoch"]},
-        training={
-            "config": config.to_dict(),
-            "history": [h.__dict__ for h in history],
-            "seconds": round(seconds, 1),
-            "platform": f"{platform.machine()} {platform.system()}, TensorFlow {_tf_version()}, Keras {keras.__version__}",
-        },
-    )
-    write_card(out_path, card)
-    return TrainResult(model_path=out_path, card=card, test_scores=test_scores, val_scores=val_scores,
-                       history=history, seconds=seconds)
+    plain = build_model(class_names=class_names, image_size=config.image_size, architecture=config.architecture,
+                        augment=False, seed=config.seed, weight_decay=config.weight_decay, dropout=config.dropout)
+    _copy_weights(model, plain)
+    shipped, temperature, threshold = calibrate(plain, records, class_names, config.batch_size, out_of_scope_quantile)
+    return FitResult(model=shipped, history=history, best_epoch=best["epoch"], temperature=temperature,
+                     out_of_scope_threshold=threshold, seconds=time.monotonic() - started)
 
 
-def _tf_version() -> str:
-    import tensorflow as tf
+def calibrate(plain, records: Sequence[ImageRecord], class_names: Sequence[str], batch_size: int = 32,
+              out_of_scope_quantile: float = 0.995):
+    """Wrap a trained model with a validation-fitted temperature and training-feature statistics.
 
-    return tf.__version__
+    Returns the shipped model, the temperature and the out-of-scope distance threshold (the
+    given quantile of validation distances, so that share of real slices stays in scope).
+    """
+    from mlcore.model import feature_model, inference_model
+
+    n = len(class_names)
+    train_ds, train_labels = dataset([r for r in records if r.split == "train"], class_names, batch_size)
+    val_ds, val_labels = dataset([r for r in records if r.split == "val"], class_names, batch_size)
+    features_of = feature_model(plain)
+    val_probabilities, _ = (np.asarray(a) for a in features_of.predict(val_ds, verbose=0))
+    temperature = fit_temperature(val_probabilities, val_labels)
+    _, train_features = (np.asarray(a) for a in features_of.predict(train_ds, verbose=0))
+    means, precision = _feature_statistics(train_features, train_labels, n)
+    shipped = inference_model(plain, temperature=temperature, class_means=means, precision=precision)
+    _, val_distance = (np.asarray(a) for a in shipped.predict(val_ds, verbose=0))
+    threshold = float(np.quantile(val_distance[:, 0], out_of_scope_quantile))
+    log.info("temperature %.3f, out-of-scope distance threshold %.2f", temperature, threshold)
+    return shipped, temperature, threshold

@@ -46,12 +46,17 @@ def synthetic_dataset(tmp_path_factory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("ct") / "data")
 
 
+TINY_TRAIN = {"image_size": 32, "epochs": 1, "batch_size": 16,
+              "split": {"val_fraction": 0.25, "test_fraction": 0.25}}
+
+
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, synthetic_dataset):
-    """A model trained for one epoch on the synthetic set; shared by tests that need a real saved model."""
-    from mlcore.config import SplitConfig, TrainConfig
-    from mlcore.train import train
+    """The whole pipeline, one epoch on the synthetic set; shared by tests that need a real saved model."""
+    from mlcore.config import Params, Paths, TrainConfig
+    from mlcore.pipeline import run_all
 
-    config = TrainConfig(image_size=32, epochs=1, batch_size=16,
-                         split=SplitConfig(val_fraction=0.25, test_fraction=0.25))
-    return train(data_dir=synthetic_dataset, out_path=tmp_path_factory.mktemp("model") / "tiny.keras", config=config)
+    root = tmp_path_factory.mktemp("pipeline")
+    paths = Paths(data_dir=synthetic_dataset, artifacts_dir=root / "artifacts", model_out=root / "tiny.keras")
+    params = Params(train=TrainConfig().with_overrides(TINY_TRAIN))
+    return run_all(paths, params, publish_to=paths.model_out, track=False)

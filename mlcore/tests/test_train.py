@@ -14,9 +14,12 @@ def test_training_writes_a_model_and_a_card_with_scores(trained_model):
     assert set(REQUIRED_KEYS) <= set(card)
     assert card["classes"] == ["Cyst", "Normal", "Stone", "Tumor"]
     assert card["input_size"] == 32
-    assert set(card["metrics"]["test"]) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix"}
+    assert set(card["metrics"]["test_series_split"]) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix", "roc_auc"}
+    assert card["calibration"]["temperature"] > 0
+    assert card["out_of_scope"]["distance_threshold"] > 0
     assert sum(card["data"]["images_per_split"].values()) == card["data"]["images"] == 80
     assert len(card["training"]["history"]) == 1
+    assert trained_model.test_scores.support == card["data"]["images_per_split"]["test"]
 
 
 def test_trained_model_loads_and_predicts_every_class_probability(trained_model, synthetic_dataset):

@@ -1,0 +1,204 @@
+"""The pipeline stages: ingest → prepare_base_model → train → evaluate (→ publish).
+
+Each stage reads and writes files named by ``config.yaml`` so ``dvc repro`` can run them
+one by one and skip those whose inputs did not change; ``python main.py`` and the web
+workers call the same functions in order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from mlcore.card import ModelCard, card_path_for, file_sha256, write_card
+from mlcore.config import Params, Paths
+from mlcore.data import IngestReport, ingest, read_manifest, write_manifest
+from mlcore.evaluate import Scores, save_confusion_matrix, save_training_curves, score
+from mlcore.tracking import NullTracker, tracked_run
+from mlcore.train import EpochProgress, FitResult, dataset, fit
+
+log = logging.getLogger(__name__)
+STAGES: tuple[str, ...] = ("ingest", "prepare_base_model", "train", "evaluate")
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    model_path: Path
+    card: ModelCard
+    test_scores: Scores
+    fit: FitResult | None = None
+
+
+def _write_json(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _class_names(paths: Paths) -> tuple[str, ...]:
+    return tuple(sorted({r.label for r in read_manifest(paths.manifest)}))
+
+
+def stage_ingest(paths: Paths, params: Params) -> IngestReport:
+    records, report = ingest(paths.data_dir, params.train.split, workdir=paths.artifacts_dir / "ingest",
+                             extra_manifests=paths.extra_manifests)
+    for split in ("train", "val", "test"):
+        if not report.images_per_split.get(split):
+            raise ValueError(f"the {split} split is empty: {paths.data_dir} has too few series")
+    write_manifest(records, paths.manifest)
+    _write_json(paths.ingest_report, asdict(report))
+    log.info("ingest: %d images, %s per split, %d refused, %d duplicates, %d cross-class duplicates", report.images,
+             report.images_per_split, len(report.refused), report.exact_duplicates, report.cross_class_duplicates)
+    return report
+
+
+def stage_prepare_base_model(paths: Paths, params: Params) -> Path:
+    from mlcore.model import build_model
+
+    config = params.train
+    model = build_model(class_names=_class_names(paths), image_size=config.image_size,
+                        architecture=config.architecture, augment=config.augment, seed=config.seed,
+                        weight_decay=config.weight_decay, dropout=config.dropout,
+                        weights_path=Path(config.weights) if config.weights else None)
+    paths.base_model.parent.mkdir(parents=True, exist_ok=True)
+    model.save(paths.base_model)
+    log.info("base model %s: %d parameters", config.architecture, model.count_params())
+    return paths.base_model
+
+
+def stage_train(paths: Paths, params: Params, *, tracker: NullTracker | None = None,
+                on_epoch_end: Callable[[EpochProgress], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> FitResult:
+    import keras
+
+    import mlcore.model  # noqa: F401  registers custom layers
+
+    tracker = tracker or NullTracker()
+    records = read_manifest(paths.manifest)
+    base = keras.saving.load_model(paths.base_model, compile=False)
+    tracker.log_params(params.to_dict())
+
+    def progress(epoch: EpochProgress) -> None:
+        tracker.log_metrics({"loss": epoch.loss, "val_loss": epoch.val_loss, "val_accuracy": epoch.val_accuracy,
+                             "val_macro_f1": epoch.val_macro_f1}, step=epoch.epoch)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+
+    result = fit(base_model=base, records=records, class_names=_class_names(paths), config=params.train,
+                 out_of_scope_quantile=params.evaluate.out_of_scope_quantile, on_epoch_end=progress,
+                 should_stop=should_stop)
+    paths.trained_model.parent.mkdir(parents=True, exist_ok=True)
+    result.model.save(paths.trained_model)
+    _write_json(paths.history, {
+        "history": [h.to_dict() for h in result.history], "best_epoch": result.best_epoch,
+        "temperature": result.temperature, "out_of_scope_threshold": result.out_of_scope_threshold,
+        "seconds": round(result.seconds, 1), "mlflow_run_id": tracker.run_id,
+    })
+    tracker.log_metrics({"temperature": result.temperature, "best_epoch": result.best_epoch})
+    return result
+
+
+def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None = None,
+                   name: str | None = None) -> tuple[Scores, ModelCard]:
+    """Score the trained model on the test split and write scores, plots and the model card."""
+    import keras
+
+    import mlcore.model  # noqa: F401
+
+    tracker = tracker or NullTracker()
+    records = read_manifest(paths.manifest)
+    class_names = _class_names(paths)
+    trained = json.loads(paths.history.read_text())
+    report = json.loads(paths.ingest_report.read_text())
+    model = keras.saving.load_model(paths.trained_model, compile=False)
+    test_ds, test_labels = dataset([r for r in records if r.split == "test"], class_names, params.train.batch_size)
+    probabilities, _ = (np.asarray(a) for a in model.predict(test_ds, verbose=0))
+    scores = score(test_labels, probabilities, class_names)
+
+    _write_json(paths.scores, {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
+                               "expected_calibration_error": scores.expected_calibration_error,
+                               **{f"recall_{k}": v["recall"] for k, v in scores.per_class.items()},
+                               **{f"roc_auc_{k}": v for k, v in scores.roc_auc.items()}})
+    _write_json(paths.scores.with_name("report.json"), scores.to_dict())
+    paths.plots_dir.mkdir(parents=True, exist_ok=True)
+    save_confusion_matrix(scores.confusion_matrix, class_names, paths.plots_dir / "confusion_matrix.png")
+    save_training_curves(trained["history"], paths.plots_dir / "training_curves.png")
+
+    card = ModelCard(
+        name=name or paths.model_out.stem,
+        architecture=params.train.architecture,
+        classes=class_names,
+        input_size=params.train.image_size,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        data={
+            "source": paths.data_dir.name,
+            "split": "by series: consecutive ids of a class whose consecutive slices look alike; no series on two sides",
+            **{k: v for k, v in report.items() if k != "refused"},
+            "refused": len(report["refused"]),
+        },
+        metrics={"test_series_split": scores.to_dict(), "best_epoch": trained["best_epoch"]},
+        training={"params": params.to_dict(), "history": trained["history"], "seconds": trained["seconds"],
+                  "platform": f"{platform.machine()} CPU, TensorFlow {_tf_version()}, Keras {keras.__version__}",
+                  "mlflow_run_id": trained.get("mlflow_run_id")},
+        calibration={"method": "temperature scaling fitted on the validation split",
+                     "temperature": trained["temperature"],
+                     "confidence_threshold": params.evaluate.confidence_threshold},
+        out_of_scope={"method": "input checks (colour, blank, noise) and Mahalanobis distance of pooled features "
+                                "to the nearest training class",
+                      "distance_threshold": trained["out_of_scope_threshold"],
+                      "quantile_of_validation": params.evaluate.out_of_scope_quantile},
+    )
+    write_card(paths.trained_model, card)
+    tracker.log_metrics({"test_accuracy": scores.accuracy, "test_macro_f1": scores.macro_f1,
+                         "test_ece": scores.expected_calibration_error,
+                         **{f"test_recall_{k}": v["recall"] for k, v in scores.per_class.items()}})
+    for artifact in (paths.scores, paths.plots_dir / "confusion_matrix.png", paths.plots_dir / "training_curves.png",
+                     paths.trained_model, card_path_for(paths.trained_model)):
+        tracker.log_artifact(artifact, "evaluation" if artifact.suffix != ".keras" else "model")
+    log.info("test: accuracy %.4f macro-F1 %.4f recall %s", scores.accuracy, scores.macro_f1,
+             {k: round(v["recall"], 3) for k, v in scores.per_class.items()})
+    return scores, card
+
+
+def publish(paths: Paths, destination: Path | None = None) -> Path:
+    """Copy the trained model and its card to the shipped location."""
+    destination = Path(destination or paths.model_out)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(paths.trained_model, destination)
+    shutil.copyfile(card_path_for(paths.trained_model), card_path_for(destination))
+    log.info("published %s (sha256 %s)", destination, file_sha256(destination)[:12])
+    return destination
+
+
+def run_all(paths: Paths, params: Params, *, name: str | None = None, publish_to: Path | None = None,
+            on_stage: Callable[[str], None] | None = None,
+            on_epoch_end: Callable[[EpochProgress], None] | None = None,
+            should_stop: Callable[[], bool] | None = None, track: bool = True) -> PipelineResult:
+    """Every stage in order, as one tracked run."""
+    with tracked_run(name or paths.model_out.stem, enabled=track) as tracker:
+        tracker.set_tags({"stages": ",".join(STAGES)})
+        for stage in ("ingest", "prepare_base_model"):
+            if on_stage:
+                on_stage(stage)
+            {"ingest": stage_ingest, "prepare_base_model": stage_prepare_base_model}[stage](paths, params)
+        if on_stage:
+            on_stage("train")
+        fitted = stage_train(paths, params, tracker=tracker, on_epoch_end=on_epoch_end, should_stop=should_stop)
+        if on_stage:
+            on_stage("evaluate")
+        scores, card = stage_evaluate(paths, params, tracker=tracker, name=name)
+    model_path = publish(paths, publish_to) if publish_to else paths.trained_model
+    return PipelineResult(model_path=model_path, card=card, test_scores=scores, fit=fitted)
+
+
+def _tf_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__

@@ -1,0 +1,46 @@
+import pytest
+
+from mlcore.config import Params, TrainConfig, load_params, load_paths
+
+
+def test_params_file_loads_into_frozen_dataclasses(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  epochs: 3\n  augment:\n    zoom: 0.2\n  split:\n    seed: 7\nevaluate:\n  confidence_threshold: 0.8\n")
+    params = load_params(path)
+    assert params.train.epochs == 3 and params.train.augment.zoom == 0.2 and params.train.split.seed == 7
+    assert params.train.augment.flip is True  # untouched defaults stay
+    assert params.evaluate.confidence_threshold == 0.8
+    with pytest.raises(Exception):
+        params.train.epochs = 5  # frozen
+
+
+def test_a_misspelt_parameter_is_refused(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  epocs: 3\n")
+    with pytest.raises(ValueError, match="epocs"):
+        load_params(path)
+
+
+def test_overrides_replace_single_values_and_nested_ones():
+    config = TrainConfig().with_overrides({"epochs": 2, "split": {"test_fraction": 0.3}})
+    assert config.epochs == 2 and config.split.test_fraction == 0.3 and config.split.val_fraction == 0.15
+
+
+def test_invalid_values_are_refused():
+    with pytest.raises(ValueError):
+        TrainConfig(architecture="alexnet")
+    with pytest.raises(ValueError):
+        TrainConfig().with_overrides({"split": {"val_fraction": 0.6, "test_fraction": 0.5}})
+
+
+def test_repository_params_and_config_files_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    assert isinstance(load_params(root / "params.yaml"), Params)
+    assert load_paths(root / "config.yaml").model_out.name == "kidney-resnet-v1.keras"
+
+
+def test_data_dir_comes_from_the_environment_when_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("KIDNEY_DATA_DIR", str(tmp_path))
+    assert load_paths(tmp_path / "absent.yaml").data_dir == tmp_path

@@ -1,0 +1,88 @@
+"""Each stage on its own, as dvc repro runs them, on a small synthetic set."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from mlcore.card import read_card
+from mlcore.config import Params, Paths, TrainConfig
+from mlcore.data import read_manifest
+from mlcore import pipeline
+
+from .conftest import TINY_TRAIN
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory, synthetic_dataset):
+    root = tmp_path_factory.mktemp("stages")
+    paths = Paths(data_dir=synthetic_dataset, artifacts_dir=root / "artifacts", model_out=root / "shipped.keras")
+    params = Params(train=TrainConfig().with_overrides(TINY_TRAIN))
+    return paths, params
+
+
+def test_ingest_writes_a_manifest_split_by_series(staged):
+    paths, params = staged
+    report = pipeline.stage_ingest(paths, params)
+    records = read_manifest(paths.manifest)
+    assert len(records) == report.images == 80
+    assert set(report.images_per_split) == {"train", "val", "test"}
+    sides = {}
+    for r in records:
+        sides.setdefault(r.series, set()).add(r.split)
+    assert all(len(s) == 1 for s in sides.values())
+    assert json.loads(paths.ingest_report.read_text())["images"] == 80
+
+
+def test_prepare_base_model_saves_the_configured_architecture(staged):
+    import keras
+
+    paths, params = staged
+    pipeline.stage_prepare_base_model(paths, params)
+    model = keras.saving.load_model(paths.base_model, compile=False)
+    assert model.output_shape == (None, 4)
+    assert any(layer.name.startswith("aug_") for layer in model.layers)  # augmentation lives in the model
+
+
+def test_train_then_evaluate_write_model_scores_plots_and_card(staged):
+    paths, params = staged
+    result = pipeline.stage_train(paths, params)
+    assert paths.trained_model.exists() and len(result.history) == 1
+    scores, card = pipeline.stage_evaluate(paths, params)
+    metrics = json.loads(paths.scores.read_text())
+    assert metrics["accuracy"] == pytest.approx(scores.accuracy)
+    assert {"macro_f1", "expected_calibration_error", "recall_Stone", "roc_auc_Tumor"} <= set(metrics)
+    assert (paths.plots_dir / "confusion_matrix.png").stat().st_size > 1000
+    assert (paths.plots_dir / "training_curves.png").stat().st_size > 1000
+    assert read_card(paths.trained_model) == card
+    shipped = pipeline.publish(paths)
+    assert read_card(shipped).classes == ("Cyst", "Normal", "Stone", "Tumor")
+
+
+def test_ingest_refuses_a_data_set_too_small_to_split(tmp_path, staged):
+    from PIL import Image
+    import numpy as np
+
+    folder = tmp_path / "data" / "Cyst"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.full((16, 16), 50, np.uint8)).save(folder / "Cyst-1.png")
+    paths, params = staged
+    with pytest.raises(ValueError, match="split is empty"):
+        pipeline.stage_ingest(replace(paths, data_dir=tmp_path / "data", artifacts_dir=tmp_path / "a"), params)
+
+
+def test_a_run_is_logged_to_mlflow(tmp_path, staged, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    paths, params = staged
+    paths = replace(paths, artifacts_dir=tmp_path / "artifacts")
+    from mlcore.tracking import tracked_run
+
+    with tracked_run("test") as tracker:
+        tracker.log_params({"train": {"epochs": 1}})
+        tracker.log_metrics({"val_macro_f1": 0.5}, step=1)
+        run_id = tracker.run_id
+    run = mlflow.get_run(run_id)
+    assert run.data.params["train.epochs"] == "1"
+    assert run.data.metrics["val_macro_f1"] == 0.5
