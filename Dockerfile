@@ -23,8 +23,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     KIDNEYWEB_MEDIA_ROOT=/app/media \
     TF_CPP_MIN_LOG_LEVEL=2
 
+# A writable home: gunicorn keeps its control socket there, Keras and matplotlib their config.
 RUN groupadd --system --gid 10001 kidneyweb \
- && useradd --system --uid 10001 --gid kidneyweb --home-dir /app --no-create-home \
+ && useradd --system --uid 10001 --gid kidneyweb --create-home --home-dir /home/kidneyweb \
       --shell /usr/sbin/nologin kidneyweb
 
 COPY --from=build /opt/venv /opt/venv
