@@ -8,9 +8,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 RUN python -m venv /opt/venv
-COPY requirements.txt /tmp/requirements.txt
+COPY requirements.txt /opt/requirements.txt
 # Runtime pins only: test tools stay out of the image.
-RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
+RUN /opt/venv/bin/pip install -r /opt/requirements.txt
 
 # --- runtime stage -------------------------------------------------------------------------------
 FROM python:3.11-slim AS runtime
