@@ -65,6 +65,15 @@ def _stage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from mlcore.pipeline import random_split_comparison
+
+    paths, params = load_paths(args.config), _params(args)
+    scores = random_split_comparison(paths, params, card_paths=tuple(args.card_of), epochs=args.epochs)
+    print(json.dumps({"random_split_accuracy": round(scores.accuracy, 4), "random_split_macro_f1": round(scores.macro_f1, 4)}))
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     from mlcore.inference import Classifier, default_model_path
 
@@ -110,6 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     stage_p.add_argument("stage", choices=("ingest", "prepare_base_model", "train", "evaluate", "publish"))
     _common(stage_p)
     stage_p.set_defaults(func=_stage)
+
+    compare_p = sub.add_parser("compare-random-split",
+                               help="train and test on a leaky per-image split, for comparison with the literature")
+    compare_p.add_argument("--epochs", type=int)
+    compare_p.add_argument("--card-of", type=Path, action="append", default=[],
+                           help="a model whose card records the comparison (repeatable)")
+    _common(compare_p)
+    compare_p.set_defaults(func=_compare)
 
     predict_p = sub.add_parser("predict", help="classify images; one JSON object per line")
     predict_p.add_argument("--model", type=Path, help="a .keras model (default: the shipped model)")

@@ -29,8 +29,12 @@ class SplitConfig:
     # Mean absolute difference (0-255) between consecutive 32 px thumbnails above which a new series starts.
     max_slice_difference: float = 15.0
     seed: int = 42
+    # "series" for every real use; "random" (per image, leaky) only to compare with published figures.
+    method: str = "series"
 
     def __post_init__(self) -> None:
+        if self.method not in ("series", "random"):
+            raise ValueError("split method must be 'series' or 'random'")
         if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
             raise ValueError("val_fraction and test_fraction must be in [0, 1) and leave room for training")
 

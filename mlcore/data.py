@@ -131,6 +131,9 @@ def split_by_series(records: Sequence[ImageRecord], config: SplitConfig) -> list
     if any(not r.series for r in records):
         raise ValueError("assign_series must run before split_by_series")
     rng = random.Random(config.seed)
+    if config.method == "random":
+        # Leaky on purpose: only for comparing with published per-image figures.
+        records = [replace(r, series=f"{r.series}-i{r.image_id}") for r in records]
     series_of_class: dict[str, dict[str, list[ImageRecord]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         series_of_class[record.label][record.series].append(record)

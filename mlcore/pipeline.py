@@ -11,14 +11,14 @@ import json
 import logging
 import platform
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from mlcore.card import ModelCard, card_path_for, file_sha256, write_card
+from mlcore.card import ModelCard, card_path_for, file_sha256, read_card, write_card
 from mlcore.config import Params, Paths
 from mlcore.data import IngestReport, ingest, read_manifest, write_manifest
 from mlcore.evaluate import Scores, save_confusion_matrix, save_training_curves, score
@@ -175,6 +175,33 @@ def publish(paths: Paths, destination: Path | None = None) -> Path:
     shutil.copyfile(card_path_for(paths.trained_model), card_path_for(destination))
     log.info("published %s (sha256 %s)", destination, file_sha256(destination)[:12])
     return destination
+
+
+def random_split_comparison(paths: Paths, params: Params, *, card_paths: tuple[Path, ...] = (),
+                            epochs: int | None = None) -> Scores:
+    """Train and test on a random per-image split, only to compare with published figures.
+
+    Neighbouring slices of one patient land on both sides of such a split, so its scores
+    are inflated; they are recorded in the model card beside the honest series-split scores.
+    """
+    overrides: dict = {"split": {"method": "random"}}
+    if epochs:
+        overrides["epochs"] = epochs
+    leaky = Params(train=params.train.with_overrides(overrides), evaluate=params.evaluate)
+    leaky_paths = replace(paths, artifacts_dir=paths.artifacts_dir / "random_split")
+    stage_ingest(leaky_paths, leaky)
+    stage_prepare_base_model(leaky_paths, leaky)
+    stage_train(leaky_paths, leaky)
+    scores, _ = stage_evaluate(leaky_paths, leaky)
+    for model_path in card_paths:
+        card = read_card(model_path)
+        metrics = {**card.metrics, "test_random_split": {
+            "note": "random per-image split, leaky (neighbouring slices on both sides); for comparison with the "
+                    "literature only, never a measure of performance on new patients",
+            "epochs": leaky.train.epochs, "accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
+            "recall": {k: v["recall"] for k, v in scores.per_class.items()}}}
+        write_card(model_path, replace(card, metrics=metrics))
+    return scores
 
 
 def run_all(paths: Paths, params: Params, *, name: str | None = None, publish_to: Path | None = None,

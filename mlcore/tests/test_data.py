@@ -97,3 +97,58 @@ def test_exact_duplicate_pixels_are_dropped(tmp_path):
     Image.fromarray(255 - array).save(folder / "Cyst-3.png")
     manifest = build_manifest(tmp_path, SplitConfig(val_fraction=0.0, test_fraction=0.0))
     assert sorted(r.image_id for r in manifest) == [1, 3]
+
+
+def test_random_split_mode_puts_slices_of_one_series_on_several_sides(synthetic_dataset):
+    """The leaky split exists only for comparison with published figures; it must differ from the honest one."""
+    config = SplitConfig(val_fraction=0.25, test_fraction=0.25, method="random")
+    manifest = build_manifest(synthetic_dataset, config)
+    patients: dict[tuple[str, int], set[str]] = {}
+    for r in manifest:
+        patients.setdefault((r.label, r.image_id // 15), set()).add(r.split)
+    assert any(len(sides) > 1 for sides in patients.values())
+
+
+def test_ingest_reads_a_zip_of_class_folders(tmp_path, synthetic_dataset):
+    import shutil
+
+    from mlcore.data import ingest
+
+    archive = shutil.make_archive(str(tmp_path / "set"), "zip", root_dir=synthetic_dataset.parent, base_dir="data")
+    records, report = ingest(Path(archive), SplitConfig(val_fraction=0.25, test_fraction=0.25), workdir=tmp_path / "w")
+    assert report.images == 80 and report.refused == {}
+
+
+def test_ingest_refuses_unreadable_files_with_a_reason_and_keeps_the_rest(tmp_path, synthetic_dataset):
+    import shutil
+
+    from mlcore.data import ingest
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dataset, data)
+    (data / "Cyst" / "Cyst-999.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    records, report = ingest(data, SplitConfig(val_fraction=0.25, test_fraction=0.25))
+    assert report.images == 80
+    assert list(report.refused) == [str(data / "Cyst" / "Cyst-999.jpg")]
+    assert "cannot decode" in report.refused[str(data / "Cyst" / "Cyst-999.jpg")]
+
+
+def test_a_slice_filed_under_two_classes_is_dropped_and_a_reviewed_label_wins(tmp_path, synthetic_dataset):
+    import csv
+    import shutil
+
+    from mlcore.data import ingest
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dataset, data)
+    shutil.copy(data / "Cyst" / "Cyst-1.jpg", data / "Tumor" / "Tumor-500.jpg")  # same slice, two labels
+    reviewed = tmp_path / "reviewed.csv"
+    with open(reviewed, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "series"])
+        writer.writerow([str(data / "Stone" / "Stone-1.jpg"), "Normal", "patient-7"])
+    records, report = ingest(data, SplitConfig(val_fraction=0.25, test_fraction=0.25), extra_manifests=[reviewed])
+    assert report.cross_class_duplicates == 2
+    assert not any(r.path.name in ("Cyst-1.jpg", "Tumor-500.jpg") for r in records)
+    stone_1 = [r for r in records if r.path.name == "Stone-1.jpg"]
+    assert len(stone_1) == 1 and stone_1[0].label == "Normal" and stone_1[0].split == "train"

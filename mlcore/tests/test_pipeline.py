@@ -86,3 +86,13 @@ def test_a_run_is_logged_to_mlflow(tmp_path, staged, monkeypatch):
     run = mlflow.get_run(run_id)
     assert run.data.params["train.epochs"] == "1"
     assert run.data.metrics["val_macro_f1"] == 0.5
+
+
+def test_random_split_comparison_is_recorded_in_the_card_beside_the_series_scores(staged, tmp_path):
+    paths, params = staged
+    shipped = tmp_path / "shipped.keras"
+    pipeline.publish(paths, shipped)
+    scores = pipeline.random_split_comparison(replace(paths, artifacts_dir=tmp_path / "a"), params, card_paths=(shipped,))
+    card = read_card(shipped)
+    assert card.metrics["test_random_split"]["accuracy"] == pytest.approx(scores.accuracy)
+    assert "test_series_split" in card.metrics and "leaky" in card.metrics["test_random_split"]["note"]
