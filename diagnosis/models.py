@@ -156,8 +156,9 @@ class Prediction(models.Model):
     label = models.CharField(max_length=64, blank=True)
     probabilities = models.JSONField(default=dict, blank=True)
     out_of_scope = models.BooleanField(
-        default=False, help_text="The model judged the image unlike the CT slices it was trained on."
+        default=False, help_text="The image looks unlike the CT slices the model was trained on."
     )
+    out_of_scope_reason = models.CharField(max_length=200, blank=True)
     failure_reason = models.TextField(blank=True)
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

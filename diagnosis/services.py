@@ -273,6 +273,7 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
         prediction.label = result.label
         prediction.probabilities = {name: float(p) for name, p in result.probabilities.items()}
         prediction.out_of_scope = bool(result.out_of_scope)
+        prediction.out_of_scope_reason = str(getattr(result, "out_of_scope_reason", "") or "")[:200]
         prediction.finished_at = timezone.now()
         prediction.inference_ms = inference_ms
         prediction.failure_reason = ""

@@ -188,6 +188,7 @@ def prediction_state(prediction: Prediction | None) -> dict[str, Any]:
         "label": prediction.label,
         "probabilities": _probabilities_for_display(prediction),
         "out_of_scope": prediction.out_of_scope,
+        "out_of_scope_reason": prediction.out_of_scope_reason,
         "model_version": prediction.model_version.name,
         "failure_reason": prediction.failure_reason,
         "queued_at": prediction.queued_at.isoformat() if prediction.queued_at else None,

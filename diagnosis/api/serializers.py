@@ -39,6 +39,7 @@ class PredictionSerializer(serializers.ModelSerializer):
             "label",
             "probabilities",
             "out_of_scope",
+            "out_of_scope_reason",
             "model_version",
             "failure_reason",
             "queued_at",

@@ -156,6 +156,7 @@ def test_retrieve_includes_the_finished_prediction(api_client, patient, tiny_mod
     assert prediction["model_version"] == tiny_model_version.name
     assert prediction["finished_at"] and prediction["inference_ms"] is not None
     assert prediction["failure_reason"] == ""
+    assert prediction["out_of_scope"] in (True, False) and "out_of_scope_reason" in prediction
 
 
 def test_retrieve_shows_the_reason_of_a_failed_prediction(api_client, patient, active_model_version):

@@ -1,9 +1,11 @@
 """predict_scan run in-process (Celery's apply) against a tiny real Keras model."""
 
+import io
 import math
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 
 from diagnosis import services
 from diagnosis.models import Prediction
@@ -119,3 +121,19 @@ def test_a_model_file_changed_after_registration_fails_the_prediction(
 
 def test_a_task_for_a_prediction_that_no_longer_exists_does_nothing(db):
     assert predict_scan.apply(args=[987654]).successful()
+
+
+def test_an_image_plainly_not_a_ct_slice_is_flagged_out_of_scope_with_the_reason(organization, clinician, tiny_model_version):
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), 0).save(buffer, format="PNG")
+    scan = services.scan_create(
+        patient=PatientFactory(organization=organization),
+        file=SimpleUploadedFile("blank.png", buffer.getvalue()),
+        uploaded_by=clinician,
+    )
+
+    run(scan.latest_prediction)
+
+    prediction = Prediction.objects.get(scan=scan)
+    assert prediction.status == Prediction.Status.DONE
+    assert prediction.out_of_scope and prediction.out_of_scope_reason == "a blank image"

@@ -174,6 +174,7 @@ def test_the_status_endpoint_and_the_scan_page_show_the_finished_result(ui_clien
     assert state["label"] in CLASS_NAMES
     assert [row["name"] for row in state["probabilities"]] and len(state["probabilities"]) == len(CLASS_NAMES)
     assert state["model_version"] == tiny_model_version.name
+    assert "out_of_scope_reason" in state
     page = ui_client.get(reverse("diagnosis:scan_detail", args=[scan.pk])).content.decode()
     assert 'data-final="true"' in page and tiny_model_version.name in page
     for name in CLASS_NAMES:

@@ -55,6 +55,8 @@
     if (state.status === "done") {
       field("label").textContent = state.label;
       field("out_of_scope").hidden = !state.out_of_scope;
+      field("out_of_scope_reason").textContent =
+        state.out_of_scope_reason || "something other than the CT slices the model was trained on";
       renderProbabilities(field("probabilities"), state.probabilities);
     }
     if (state.status === "failed") field("failure_reason").textContent = state.failure_reason;
