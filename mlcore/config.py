@@ -47,6 +47,9 @@ class AugmentConfig:
     zoom: float = 0.1
     shift: float = 0.06
     contrast: float = 0.15
+    brightness: float = 0.0
+    # Mixup (Zhang et al., 2018): blend pairs of slices and their labels; 0 turns it off.
+    mixup_alpha: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,8 @@ def _augmentation(x, augment: AugmentConfig, seed: int):
         x = layers.RandomTranslation(augment.shift, augment.shift, fill_mode="constant", seed=seed, name="aug_shift")(x)
     if augment.contrast:
         x = layers.RandomContrast(augment.contrast, seed=seed, name="aug_contrast")(x)
+    if augment.brightness:
+        x = layers.RandomBrightness(augment.brightness, value_range=(0.0, 1.0), seed=seed, name="aug_brightness")(x)
     return x
 
 

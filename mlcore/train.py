@@ -80,6 +80,26 @@ def dataset(records: Sequence[ImageRecord], class_names: Sequence[str], batch_si
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), labels
 
 
+def _mixup(ds, alpha: float, seed: int):
+    """Blend each batch with a shuffled copy of itself, images and one-hot labels alike."""
+    import tensorflow as tf
+
+    def mix(images, labels):
+        images = tf.cast(images, tf.float32)
+        batch = tf.shape(images)[0]
+        gamma_a = tf.random.gamma([batch], alpha, seed=seed)
+        gamma_b = tf.random.gamma([batch], alpha, seed=seed + 1)
+        lam = gamma_a / (gamma_a + gamma_b)
+        lam = tf.maximum(lam, 1.0 - lam)  # the first slice stays dominant
+        order = tf.random.shuffle(tf.range(batch), seed=seed)
+        lam_images = tf.reshape(lam, [-1, 1, 1, 1])
+        lam_labels = tf.reshape(lam, [-1, 1])
+        mixed = images * lam_images + tf.gather(images, order) * (1.0 - lam_images)
+        return mixed, labels * lam_labels + tf.gather(labels, order) * (1.0 - lam_labels)
+
+    return ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def class_weights(labels: np.ndarray, n: int) -> dict[int, float]:
     counts = np.bincount(labels, minlength=n).astype(float)
     counts[counts == 0] = 1.0
@@ -127,6 +147,9 @@ def fit(
     val_ds, val_labels = dataset(val_records, class_names, config.batch_size)
     n = len(class_names)
     one_hot = lambda x, y: (x, keras.ops.one_hot(y, n))  # noqa: E731
+    train_input = train_ds.map(one_hot)
+    if config.augment.enabled and config.augment.mixup_alpha > 0:
+        train_input = _mixup(train_input, config.augment.mixup_alpha, config.seed)
     weights = class_weights(train_labels, n) if config.class_weighting else None
 
     model = base_model
@@ -181,7 +204,7 @@ def fit(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         )
-        model.fit(train_ds.map(one_hot), validation_data=val_ds.map(one_hot), epochs=epochs,
+        model.fit(train_input, validation_data=val_ds.map(one_hot), epochs=epochs,
                   class_weight=weights, callbacks=[Track(phase, total_epochs, offset)], verbose=0)
         offset += epochs
         if cancelled["flag"]:

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from mlcore.card import REQUIRED_KEYS, card_path_for, read_card
 from mlcore.inference import Classifier
@@ -52,3 +53,19 @@ def test_mixed_sizes_in_one_call_are_each_classified(trained_model):
 def test_card_round_trips(trained_model):
     card = read_card(trained_model.model_path)
     assert card == trained_model.card
+
+
+def test_mixup_blends_images_and_labels_with_the_first_slice_dominant():
+    import tensorflow as tf
+
+    from mlcore.train import _mixup
+
+    images = tf.constant(np.stack([np.full((4, 4, 1), v, np.uint8) for v in (0, 200)]))
+    labels = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    mixed_images, mixed_labels = next(iter(_mixup(tf.data.Dataset.from_tensors((images, labels)), 0.4, 0)))
+    mixed_labels = mixed_labels.numpy()
+    assert np.allclose(mixed_labels.sum(axis=1), 1.0)
+    assert (mixed_labels.max(axis=1) >= 0.5).all()
+    # an image's pixel value follows its label's weights
+    first = mixed_images.numpy()[0, 0, 0, 0]
+    assert first == pytest.approx(200 * mixed_labels[0, 1], abs=1e-3)
