@@ -4,41 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-CLASSES = ("Cyst", "Normal", "Stone", "Tumor")
-
-
-def synthetic_slice(label: str, rng: np.random.Generator, size: int = 64, patient: int = 0) -> np.ndarray:
-    """A grey 'body' disc with a class-specific feature, so a tiny model can learn something."""
-    yy, xx = np.mgrid[:size, :size]
-    centre = size / 2 + patient  # each patient sits a little differently
-    body = ((yy - centre) ** 2 + (xx - centre) ** 2) < (size * 0.4) ** 2
-    image = np.where(body, 90.0, 10.0) + rng.normal(0, 6, (size, size))
-    r = size // 8
-    if label == "Cyst":
-        image[(yy - size // 3) ** 2 + (xx - size // 3) ** 2 < r ** 2] = 40
-    elif label == "Stone":
-        image[(yy - size // 2) ** 2 + (xx - 2 * size // 3) ** 2 < (r // 2) ** 2] = 250
-    elif label == "Tumor":
-        image[(yy - 2 * size // 3) ** 2 + (xx - size // 2) ** 2 < (r * 1.5) ** 2] = 160
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def write_dataset(root: Path, series_per_class: int = 4, slices_per_series: int = 5, size: int = 64) -> Path:
-    rng = np.random.default_rng(0)
-    for label in CLASSES:
-        folder = root / label
-        folder.mkdir(parents=True)
-        image_id = 1
-        for patient in range(series_per_class):
-            for _ in range(slices_per_series):
-                Image.fromarray(synthetic_slice(label, rng, size, patient)).save(folder / f"{label}-{image_id}.jpg", quality=95)
-                image_id += 1
-            image_id += 10  # a gap in ids: the next series belongs to another patient
-    return root
+from mlcore.synthetic import CLASSES, synthetic_slice, write_dataset  # noqa: F401
 
 
 @pytest.fixture(scope="session")
