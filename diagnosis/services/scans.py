@@ -1,27 +1,23 @@
-"""Writes. Views, serializers, commands and tasks call these and only translate their results."""
+"""Scans and their predictions: upload, queueing and the worker's side of a diagnosis."""
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import logging
 import time
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
-from django.utils.text import slugify
-from rest_framework.authtoken.models import Token
 
-from . import ml, selectors
-from .models import Membership, ModelVersion, Organization, Patient, Prediction, Scan
-from .validators import validate_scan_image
+from .. import ml, selectors
+from ..models import ModelVersion, Patient, Prediction, Scan
+from ..validators import validate_scan_image
 
 logger = logging.getLogger(__name__)
 
@@ -41,100 +37,9 @@ class ScanImageUnavailable(Exception):
     """The stored image could not be read; storage may recover, so the task retries."""
 
 
-# --- Organizations and users ------------------------------------------------------------------------
-
-
-def organization_get_or_create(*, name: str) -> tuple[Organization, bool]:
-    name = name.strip()
-    if not name:
-        raise ValidationError({"name": ["The organization needs a name."]})
-    organization = Organization.objects.filter(name=name).first()
-    if organization:
-        return organization, False
-    base = slugify(name)[:190] or "organization"
-    slug, suffix = base, 2
-    while Organization.objects.filter(slug=slug).exists():
-        slug, suffix = f"{base}-{suffix}", suffix + 1
-    return Organization.objects.create(name=name, slug=slug), True
-
-
-def member_get_or_create(
-    *, organization: Organization, username: str, role: str = Membership.Role.CLINICIAN, password: str | None = None
-) -> tuple[AbstractBaseUser, bool]:
-    """Return the user, created if needed, as a member of the organization with the role.
-
-    A user belongs to one organization; moving one silently would hand it another hospital's records,
-    so a user of a different organization is refused.
-    """
-    if role not in Membership.Role.values:
-        raise ValidationError({"role": [f"Unknown role {role!r}; choose one of {', '.join(Membership.Role.values)}."]})
-    User = get_user_model()
-    with transaction.atomic():
-        user, created = User.objects.get_or_create(username=username)
-        if created:
-            if password:
-                user.set_password(password)
-            else:
-                user.set_unusable_password()
-            user.save()
-        membership = Membership.objects.select_for_update().filter(user=user).first()
-        if membership is None:
-            Membership.objects.create(user=user, organization=organization, role=role)
-        elif membership.organization_id != organization.pk:
-            raise ValidationError(
-                {"username": [f"User {username!r} already belongs to {membership.organization.name!r}."]}
-            )
-        elif membership.role != role:
-            membership.role = role
-            membership.save(update_fields=["role"])
-    return user, created
-
-
-def api_token_rotate(*, user: AbstractBaseUser) -> str:
-    """Replace the user's API token, so a leaked old one stops working."""
-    with transaction.atomic():
-        Token.objects.filter(user=user).delete()
-        return Token.objects.create(user=user).key
-
-
-# --- Patients ---------------------------------------------------------------------------------------
-
-
-def patient_create(
-    *, organization: Organization, mrn: str, name: str, birth_date: datetime.date, sex: str
-) -> Patient:
-    mrn, name = (mrn or "").strip(), (name or "").strip()
-    errors: dict[str, list[str]] = {}
-    if not mrn:
-        errors["mrn"] = ["The MRN is required."]
-    if not name:
-        errors["name"] = ["The name is required."]
-    if birth_date and birth_date > timezone.localdate():
-        errors["birth_date"] = ["The birth date is in the future."]
-    if sex not in Patient.Sex.values:
-        errors["sex"] = [f"Unknown sex {sex!r}; choose one of {', '.join(Patient.Sex.values)}."]
-    if errors:
-        raise ValidationError(errors)
-
-    duplicate = ValidationError({"mrn": [f"A patient with MRN {mrn} already exists in {organization.name}."]})
-    if Patient.objects.filter(organization=organization, mrn=mrn).exists():
-        raise duplicate
-    patient = Patient(organization=organization, mrn=mrn, name=name, birth_date=birth_date, sex=sex)
-    patient.full_clean(validate_constraints=False)
-    try:
-        # A concurrent request may insert the same MRN between the check and the insert.
-        with transaction.atomic():
-            patient.save()
-    except IntegrityError:
-        raise duplicate from None
-    return patient
-
-
-# --- Scans and predictions --------------------------------------------------------------------------
-
 
 def _enqueue_prediction(prediction_id: int) -> None:
-    from .tasks import predict_scan
+    from ..tasks import predict_scan
 
     try:
         predict_scan.apply_async(args=[prediction_id])
@@ -281,60 +186,3 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
     logger.info("Prediction %s done: %s in %d ms", prediction_id, result.label, inference_ms)
     return prediction
 
-
-# --- Model versions ---------------------------------------------------------------------------------
-
-
-def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
-    with transaction.atomic():
-        # Lock every version so two activations cannot interleave; deactivate first to honour the
-        # one-active constraint at every step.
-        list(ModelVersion.objects.select_for_update().order_by("pk"))
-        deactivated = ModelVersion.objects.filter(is_active=True).exclude(pk=model_version.pk).update(is_active=False)
-        was_active = ModelVersion.objects.filter(pk=model_version.pk, is_active=True).exists()
-        if not was_active:
-            ModelVersion.objects.filter(pk=model_version.pk).update(is_active=True)
-        model_version.is_active = True
-    if deactivated or not was_active:
-        logger.info("Model version %s is now active", model_version.name)
-    return model_version
-
-
-def model_version_register(*, path: Path | str, name: str | None = None, activate: bool = False) -> ModelVersion:
-    """Register a .keras model (with its card) as a version; registering the same file again is a no-op."""
-    resolved = ml.resolve_model_path(path)
-    if not resolved.is_file():
-        raise ValidationError({"path": [f"No model file at {resolved}."]})
-    sha256 = ml.sha256_file(resolved)
-    stored_path = ml.stored_model_path(resolved)
-    try:
-        card: dict[str, Any] = ml.read_model_card(resolved)
-    except Exception as exc:
-        raise ValidationError({"path": [f"The model card next to {resolved.name} could not be read: {exc}"]}) from None
-    class_names = list(card.get("classes") or [])
-    if not class_names:
-        raise ValidationError({"path": [f"The model card of {resolved.name} lists no classes."]})
-
-    with transaction.atomic():
-        existing = ModelVersion.objects.filter(sha256=sha256, path=stored_path)
-        if name:
-            existing = existing.filter(name=name)
-        model_version = existing.order_by("pk").first()
-        if model_version is None:
-            base = name or str(card.get("name") or resolved.stem)
-            if ModelVersion.objects.filter(name=base).exists():
-                if name:
-                    raise ValidationError({"name": [f"A different model version is already named {name!r}."]})
-                base = f"{base}-{sha256[:8]}"
-            model_version = ModelVersion.objects.create(
-                name=base,
-                path=stored_path,
-                sha256=sha256,
-                class_names=class_names,
-                metrics=card.get("metrics") or {},
-                card=card,
-            )
-            logger.info("Registered model version %s (%s)", model_version.name, stored_path)
-        if activate:
-            model_version_activate(model_version=model_version)
-    return model_version

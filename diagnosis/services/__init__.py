@@ -1,0 +1,33 @@
+"""Writes. Views, serializers, commands and tasks call these and only translate their results.
+
+One module per area; everything is re-exported here, so callers write ``services.scan_create(...)``.
+"""
+
+from .model_versions import model_version_activate, model_version_register
+from .organizations import api_token_rotate, member_get_or_create, organization_get_or_create
+from .patients import patient_create
+from .scans import (
+    MAX_FAILURE_REASON,
+    NoActiveModelVersion,
+    ScanImageUnavailable,
+    prediction_create,
+    prediction_fail,
+    prediction_run,
+    scan_create,
+)
+
+__all__ = [
+    "MAX_FAILURE_REASON",
+    "NoActiveModelVersion",
+    "ScanImageUnavailable",
+    "api_token_rotate",
+    "member_get_or_create",
+    "model_version_activate",
+    "model_version_register",
+    "organization_get_or_create",
+    "patient_create",
+    "prediction_create",
+    "prediction_fail",
+    "prediction_run",
+    "scan_create",
+]

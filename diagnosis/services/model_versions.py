@@ -1,0 +1,70 @@
+"""Model versions: registering trained models and choosing the active one."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .. import ml
+from ..models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+
+def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
+    with transaction.atomic():
+        # Lock every version so two activations cannot interleave; deactivate first to honour the
+        # one-active constraint at every step.
+        list(ModelVersion.objects.select_for_update().order_by("pk"))
+        deactivated = ModelVersion.objects.filter(is_active=True).exclude(pk=model_version.pk).update(is_active=False)
+        was_active = ModelVersion.objects.filter(pk=model_version.pk, is_active=True).exists()
+        if not was_active:
+            ModelVersion.objects.filter(pk=model_version.pk).update(is_active=True)
+        model_version.is_active = True
+    if deactivated or not was_active:
+        logger.info("Model version %s is now active", model_version.name)
+    return model_version
+
+
+def model_version_register(*, path: Path | str, name: str | None = None, activate: bool = False) -> ModelVersion:
+    """Register a .keras model (with its card) as a version; registering the same file again is a no-op."""
+    resolved = ml.resolve_model_path(path)
+    if not resolved.is_file():
+        raise ValidationError({"path": [f"No model file at {resolved}."]})
+    sha256 = ml.sha256_file(resolved)
+    stored_path = ml.stored_model_path(resolved)
+    try:
+        card: dict[str, Any] = ml.read_model_card(resolved)
+    except Exception as exc:
+        raise ValidationError({"path": [f"The model card next to {resolved.name} could not be read: {exc}"]}) from None
+    class_names = list(card.get("classes") or [])
+    if not class_names:
+        raise ValidationError({"path": [f"The model card of {resolved.name} lists no classes."]})
+
+    with transaction.atomic():
+        existing = ModelVersion.objects.filter(sha256=sha256, path=stored_path)
+        if name:
+            existing = existing.filter(name=name)
+        model_version = existing.order_by("pk").first()
+        if model_version is None:
+            base = name or str(card.get("name") or resolved.stem)
+            if ModelVersion.objects.filter(name=base).exists():
+                if name:
+                    raise ValidationError({"name": [f"A different model version is already named {name!r}."]})
+                base = f"{base}-{sha256[:8]}"
+            model_version = ModelVersion.objects.create(
+                name=base,
+                path=stored_path,
+                sha256=sha256,
+                class_names=class_names,
+                metrics=card.get("metrics") or {},
+                card=card,
+            )
+            logger.info("Registered model version %s (%s)", model_version.name, stored_path)
+        if activate:
+            model_version_activate(model_version=model_version)
+    return model_version

@@ -1,0 +1,66 @@
+"""Organizations, their members and API tokens."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.text import slugify
+from rest_framework.authtoken.models import Token
+
+from ..models import Membership, Organization
+
+
+def organization_get_or_create(*, name: str) -> tuple[Organization, bool]:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": ["The organization needs a name."]})
+    organization = Organization.objects.filter(name=name).first()
+    if organization:
+        return organization, False
+    base = slugify(name)[:190] or "organization"
+    slug, suffix = base, 2
+    while Organization.objects.filter(slug=slug).exists():
+        slug, suffix = f"{base}-{suffix}", suffix + 1
+    return Organization.objects.create(name=name, slug=slug), True
+
+
+def member_get_or_create(
+    *, organization: Organization, username: str, role: str = Membership.Role.CLINICIAN, password: str | None = None
+) -> tuple[AbstractBaseUser, bool]:
+    """Return the user, created if needed, as a member of the organization with the role.
+
+    A user belongs to one organization; moving one silently would hand it another hospital's records,
+    so a user of a different organization is refused.
+    """
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": [f"Unknown role {role!r}; choose one of {', '.join(Membership.Role.values)}."]})
+    User = get_user_model()
+    with transaction.atomic():
+        user, created = User.objects.get_or_create(username=username)
+        if created:
+            if password:
+                user.set_password(password)
+            else:
+                user.set_unusable_password()
+            user.save()
+        membership = Membership.objects.select_for_update().filter(user=user).first()
+        if membership is None:
+            Membership.objects.create(user=user, organization=organization, role=role)
+        elif membership.organization_id != organization.pk:
+            raise ValidationError(
+                {"username": [f"User {username!r} already belongs to {membership.organization.name!r}."]}
+            )
+        elif membership.role != role:
+            membership.role = role
+            membership.save(update_fields=["role"])
+    return user, created
+
+
+def api_token_rotate(*, user: AbstractBaseUser) -> str:
+    """Replace the user's API token, so a leaked old one stops working."""
+    with transaction.atomic():
+        Token.objects.filter(user=user).delete()
+        return Token.objects.create(user=user).key
+
