@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
-from .models import Membership, ModelVersion, Organization, Patient, Prediction, Scan
+from .models import Membership, ModelVersion, Organization, Patient, Prediction, Review, Scan
 
 
 @admin.register(Organization)
@@ -86,3 +86,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return
         version = services.model_version_activate(model_version=queryset.get())
         self.message_user(request, f"{version.name} is now the active model version.", messages.SUCCESS)
+
+
+@admin.register(Review)
+class ReviewAdmin(admin.ModelAdmin):
+    # Reviews are made by clinicians on the scan page or through the API; the admin only inspects them.
+    list_display = ["id", "scan", "label", "agrees_with_ai", "reviewed_by", "reviewed_at"]
+    list_filter = ["agrees_with_ai", "label", "scan__patient__organization"]
+    search_fields = ["scan__patient__name", "scan__patient__mrn", "reviewed_by__username", "comment"]
+    readonly_fields = [f.name for f in Review._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,4 +1,4 @@
-"""Organizations, patients, scans, predictions and model versions.
+"""Organizations, patients, scans, predictions, model versions and clinicians' reviews.
 
 Clinical records are protected from cascading deletes: removing an organization, a patient or a
 model version that others still point at fails instead of silently erasing history.
@@ -7,6 +7,7 @@ model version that others still point at fails instead of silently erasing histo
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models
@@ -138,6 +139,17 @@ class Scan(models.Model):
         # Uses a prefetch of `predictions` when the selector made one (ordering is newest first).
         return next(iter(self.predictions.all()), None)
 
+    @property
+    def current_review(self) -> Review | None:
+        # The newest review counts; uses a prefetch of `reviews` when there is one (newest first).
+        return next(iter(self.reviews.all()), None)
+
+
+def heatmap_upload_to(instance: Prediction, filename: str) -> str:
+    # Beside the scan's image, named after it and the prediction; nothing comes from a client.
+    scan_name = Path(instance.scan.image.name)
+    return (scan_name.parent / f"{scan_name.stem}-p{instance.pk}-heatmap.png").as_posix()
+
 
 class Prediction(models.Model):
     """One run of a model on a scan. A scan may be diagnosed again later; the newest run counts."""
@@ -164,6 +176,13 @@ class Prediction(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     inference_ms = models.PositiveIntegerField(null=True, blank=True)
+    confidence = models.FloatField(
+        null=True, blank=True, help_text="The top class probability; below the confidence threshold a result needs review."
+    )
+    heatmap = models.FileField(
+        upload_to=heatmap_upload_to, max_length=255, blank=True,
+        help_text="Grad-CAM overlay (PNG with transparency) of where the model looked for the predicted class.",
+    )
 
     class Meta:
         ordering = ["-queued_at", "-id"]
@@ -178,3 +197,29 @@ class Prediction(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL_STATUSES
+
+
+class Review(models.Model):
+    """A clinician's reading of a scan: the AI result it judged and the label the clinician gives.
+
+    A scan may be reviewed again; the newest review is the current one. Reviews are clinical
+    records, so the prediction they judged cannot be deleted under them.
+    """
+
+    scan = models.ForeignKey(Scan, on_delete=models.CASCADE, related_name="reviews")
+    prediction = models.ForeignKey(Prediction, on_delete=models.PROTECT, related_name="reviews")
+    label = models.CharField(max_length=64, help_text="The class the reviewer judges the slice to show.")
+    agrees_with_ai = models.BooleanField(help_text="Whether the reviewer's label is the AI's label.")
+    comment = models.TextField(blank=True)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    reviewed_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-reviewed_at", "-id"]
+        indexes = [
+            models.Index(fields=["scan", "-reviewed_at"], name="review_scan_reviewed_idx"),
+        ]
+
+    def __str__(self) -> str:
+        verdict = "agrees" if self.agrees_with_ai else "corrects to"
+        return f"Review of scan {self.scan_id}: {verdict} {self.label}"

@@ -4,9 +4,9 @@ another organization's object is indistinguishable from one that does not exist.
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from .models import Membership, ModelVersion, Organization, Patient, Prediction, Scan
+from .models import Membership, ModelVersion, Organization, Patient, Prediction, Review, Scan
 
 UserLike = AbstractBaseUser | AnonymousUser
 
@@ -88,3 +88,17 @@ def model_version_active() -> ModelVersion | None:
 
 def model_version_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.order_by("-created_at", "-id")
+
+
+def _current_review_label() -> Subquery:
+    return Subquery(Review.objects.filter(scan=OuterRef("pk")).order_by("-reviewed_at", "-id").values("label")[:1])
+
+
+def reviewed_scans(*, organization: Organization) -> QuerySet[Scan]:
+    """The organization's reviewed scans, each annotated with ``reviewed_label`` (its newest review's)."""
+    return (
+        Scan.objects.filter(patient__organization=organization)
+        .annotate(reviewed_label=_current_review_label())
+        .filter(reviewed_label__isnull=False)
+        .order_by("pk")
+    )

@@ -6,6 +6,7 @@ One module per area; everything is re-exported here, so callers write ``services
 from .model_versions import model_version_activate, model_version_register
 from .organizations import api_token_rotate, member_get_or_create, organization_get_or_create
 from .patients import patient_create
+from .reviews import review_create, reviewed_scans_export
 from .scans import (
     MAX_FAILURE_REASON,
     NoActiveModelVersion,
@@ -29,5 +30,7 @@ __all__ = [
     "prediction_create",
     "prediction_fail",
     "prediction_run",
+    "review_create",
+    "reviewed_scans_export",
     "scan_create",
 ]

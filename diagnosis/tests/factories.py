@@ -9,7 +9,9 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from diagnosis.models import Membership, ModelVersion, Organization, Patient, Prediction, Scan
+from django.utils import timezone
+
+from diagnosis.models import Membership, ModelVersion, Organization, Patient, Prediction, Review, Scan
 
 CLASS_NAMES = ["Cyst", "Normal", "Stone", "Tumor"]
 PASSWORD = "pass-word-123"
@@ -98,3 +100,35 @@ class PredictionFactory(factory.django.DjangoModelFactory):
     scan = factory.SubFactory(ScanFactory)
     model_version = factory.SubFactory(ModelVersionFactory)
     status = Prediction.Status.QUEUED
+
+
+def done_probabilities(label: str, confidence: float = 0.9) -> dict[str, float]:
+    """Probabilities that sum to 1 with ``label`` on top at ``confidence``."""
+    rest = (1.0 - confidence) / (len(CLASS_NAMES) - 1)
+    return {name: (confidence if name == label else rest) for name in CLASS_NAMES}
+
+
+class DonePredictionFactory(PredictionFactory):
+    """A finished prediction, as the worker would leave it."""
+
+    class Params:
+        top = 0.9
+
+    status = Prediction.Status.DONE
+    label = "Stone"
+    probabilities = factory.LazyAttribute(lambda o: done_probabilities(o.label, o.top))
+    confidence = factory.LazyAttribute(lambda o: o.top)
+    started_at = factory.LazyFunction(timezone.now)
+    finished_at = factory.LazyFunction(timezone.now)
+    inference_ms = 80
+
+
+class ReviewFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Review
+
+    prediction = factory.SubFactory(DonePredictionFactory)
+    scan = factory.SelfAttribute("prediction.scan")
+    label = factory.SelfAttribute("prediction.label")
+    agrees_with_ai = factory.LazyAttribute(lambda o: o.label == o.prediction.label)
+    reviewed_by = factory.SubFactory(UserFactory)

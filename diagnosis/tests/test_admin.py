@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from diagnosis.models import ModelVersion
 
-from .factories import MembershipFactory, ModelVersionFactory, PredictionFactory
+from .factories import MembershipFactory, ModelVersionFactory, PredictionFactory, ReviewFactory
 
 
 @pytest.fixture
@@ -13,7 +13,7 @@ def admin_client(client, db):
     return client
 
 
-@pytest.mark.parametrize("model", ["organization", "membership", "patient", "scan", "prediction", "modelversion"])
+@pytest.mark.parametrize("model", ["organization", "membership", "patient", "scan", "prediction", "modelversion", "review"])
 def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
     prediction = PredictionFactory()
     objects = {
@@ -23,6 +23,7 @@ def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
         "scan": prediction.scan,
         "prediction": prediction,
         "modelversion": prediction.model_version,
+        "review": ReviewFactory(),
     }
 
     assert admin_client.get(reverse(f"admin:diagnosis_{model}_changelist")).status_code == 200
