@@ -1,0 +1,61 @@
+"""The model the repository ships: small, honest about its scores, robust to how clinicians upload."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlcore.card import read_card
+from mlcore.config import SplitConfig
+from mlcore.data import data_dir_from_env, ingest, load_image
+from mlcore.inference import Classifier, default_model_path
+
+MODEL = default_model_path()
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    if not MODEL.exists():
+        pytest.skip(f"shipped model not found at {MODEL}; train it with `python main.py`")
+    return Classifier.load(MODEL)
+
+
+@pytest.fixture(scope="module")
+def test_split(shipped):
+    data_dir = data_dir_from_env()
+    if not data_dir.is_dir():
+        pytest.skip(f"real CT slices not found at {data_dir}; set KIDNEY_DATA_DIR")
+    split = SplitConfig(**shipped.card.training["params"]["train"]["split"])
+    records, _ = ingest(data_dir, split)
+    return [r for r in records if r.split == "test"]
+
+
+def test_shipped_model_is_small_and_carries_a_complete_card(shipped):
+    assert MODEL.stat().st_size < 25 * 1024 * 1024
+    card = read_card(MODEL)
+    assert card.classes == ("Cyst", "Normal", "Stone", "Tumor")
+    assert "test_series_split" in card.metrics
+    assert card.calibration["temperature"] > 0
+    assert card.out_of_scope["distance_threshold"] > 0
+
+
+def test_recorded_test_scores_are_reproduced_on_the_series_test_split(shipped, test_split):
+    sample = test_split[::3]
+    results = shipped.predict([r.path for r in sample])
+    accuracy = np.mean([res.label == rec.label for res, rec in zip(results, sample)])
+    recorded = shipped.card.metrics["test_series_split"]["accuracy"]
+    assert accuracy == pytest.approx(recorded, abs=0.06)
+
+
+def test_full_size_rgb_uploads_get_the_same_label_as_the_slice(shipped, test_split):
+    sample = test_split[::12]
+    small = shipped.predict([r.path for r in sample])
+    large = shipped.predict([np.repeat(np.kron(load_image(r.path), np.ones((2, 2, 1), np.uint8)), 3, axis=-1)
+                             for r in sample])
+    agreement = np.mean([a.label == b.label for a, b in zip(small, large)])
+    assert agreement >= 0.9
+
+
+def test_real_slices_are_seldom_flagged_out_of_scope(shipped, test_split):
+    results = shipped.predict([r.path for r in test_split[::3]])
+    assert np.mean([r.out_of_scope for r in results]) <= 0.05
