@@ -199,6 +199,42 @@ class Prediction(models.Model):
         return self.status in self.FINAL_STATUSES
 
 
+def class_heatmap_upload_to(instance: ClassHeatmap, filename: str) -> str:
+    scan_name = Path(instance.prediction.scan.image.name)
+    return (scan_name.parent / f"{scan_name.stem}-p{instance.prediction_id}-heatmap-{instance.pk}.png").as_posix()
+
+
+class ClassHeatmap(models.Model):
+    """Grad-CAM of a prediction for a class other than the predicted one, computed when someone asks.
+
+    The worker computes the predicted class's map with the diagnosis (Prediction.heatmap); a map
+    for another class ("where would Tumor be?") is computed once on request by the worker, which has
+    the model loaded, and kept.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="class_heatmaps")
+    class_name = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    image = models.FileField(upload_to=class_heatmap_upload_to, max_length=255, blank=True)
+    failure_reason = models.TextField(blank=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["prediction", "class_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["prediction", "class_name"], name="one_heatmap_per_prediction_class"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Heat map of {self.class_name} for prediction {self.prediction_id} ({self.status})"
+
+
 class Review(models.Model):
     """A clinician's reading of a scan: the AI result it judged and the label the clinician gives.
 
