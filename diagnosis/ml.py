@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import io
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 if TYPE_CHECKING:
+    from mlcore.explain import Explainer, GradCam
     from mlcore.inference import Classifier, PredictionResult
 
     from .models import ModelVersion
@@ -29,6 +32,8 @@ MAX_CACHED_CLASSIFIERS = 2
 
 _cache: OrderedDict[tuple[str, str], Classifier] = OrderedDict()
 _cache_lock = threading.Lock()
+# One Grad-CAM graph per loaded classifier; it goes when its classifier leaves the cache.
+_explainers: weakref.WeakKeyDictionary[Classifier, Explainer] = weakref.WeakKeyDictionary()
 
 
 class ModelFileError(Exception):
@@ -101,6 +106,35 @@ def classify(*, model_version: ModelVersion, image_bytes: bytes) -> PredictionRe
     return get_classifier(model_version).predict([image_bytes])[0]
 
 
+def get_explainer(model_version: ModelVersion) -> Explainer:
+    classifier = get_classifier(model_version)
+    with _cache_lock:
+        explainer = _explainers.get(classifier)
+        if explainer is None:
+            from mlcore.explain import Explainer
+
+            explainer = Explainer(classifier.model, tuple(classifier.class_names))
+            _explainers[classifier] = explainer
+        return explainer
+
+
+def explain(*, model_version: ModelVersion, image_bytes: bytes, class_name: str) -> GradCam:
+    """Grad-CAM of the image for the class, at the image's own size."""
+    from mlcore.data import load_image
+
+    return get_explainer(model_version).explain(load_image(image_bytes), class_name)
+
+
+def overlay_png(gradcam: GradCam) -> bytes:
+    """The heat map as a PNG with transparency, to lay over the slice in a browser or a report."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(gradcam.overlay_rgba(), "RGBA").save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
 def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
+        _explainers.clear()

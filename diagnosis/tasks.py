@@ -40,3 +40,9 @@ def predict_scan(self, prediction_id: int) -> None:
             return
         logger.warning("Prediction %s: %r; retrying", prediction_id, exc)
         raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=300, time_limit=360, ignore_result=True)
+def explain_class(class_heatmap_id: int) -> None:
+    """Compute a Grad-CAM map someone asked for; failures are recorded on the map, never retried here."""
+    services.class_heatmap_run(class_heatmap_id=class_heatmap_id)

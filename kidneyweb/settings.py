@@ -274,6 +274,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # The worker that diagnoses has the model loaded, so it also draws heat maps on request.
+    "diagnosis.tasks.explain_class": {"queue": "inference"},
     "REDOC_DIST": "SIDECAR",
 }
 

@@ -3,6 +3,7 @@
 One module per area; everything is re-exported here, so callers write ``services.scan_create(...)``.
 """
 
+from .heatmaps import class_heatmap_fail, class_heatmap_request, class_heatmap_run
 from .model_versions import model_version_activate, model_version_register
 from .organizations import api_token_rotate, member_get_or_create, organization_get_or_create
 from .patients import patient_create
@@ -22,6 +23,9 @@ __all__ = [
     "NoActiveModelVersion",
     "ScanImageUnavailable",
     "api_token_rotate",
+    "class_heatmap_fail",
+    "class_heatmap_request",
+    "class_heatmap_run",
     "member_get_or_create",
     "model_version_activate",
     "model_version_register",

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import ml, selectors
-from ..models import ModelVersion, Patient, Prediction, Scan
+from ..models import ModelVersion, Patient, Prediction, Scan, heatmap_upload_to
 from ..validators import validate_scan_image
 
 logger = logging.getLogger(__name__)
@@ -169,11 +169,17 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
         logger.exception("Inference failed for prediction %s", prediction_id)
         return prediction_fail(prediction_id=prediction_id, reason=_describe_failure(exc))
 
+    heatmap_name = _store_heatmap(prediction, image_bytes, result.label)
+
     with transaction.atomic():
         prediction = Prediction.objects.select_for_update().get(pk=prediction_id)
         if prediction.is_final:
-            # A duplicate delivery finished first; its result stands.
+            # A duplicate delivery finished first; its result (and heat map) stands.
+            if heatmap_name:
+                prediction.heatmap.storage.delete(heatmap_name)
             return prediction
+        prediction.heatmap.name = heatmap_name
+        prediction.confidence = max(float(p) for p in result.probabilities.values())
         prediction.status = Prediction.Status.DONE
         prediction.label = result.label
         prediction.probabilities = {name: float(p) for name, p in result.probabilities.items()}
@@ -186,3 +192,19 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
     logger.info("Prediction %s done: %s in %d ms", prediction_id, result.label, inference_ms)
     return prediction
 
+
+
+def _store_heatmap(prediction: Prediction, image_bytes: bytes, class_name: str) -> str:
+    """Compute and store the Grad-CAM overlay of the predicted class; "" when that fails.
+
+    The heat map explains a diagnosis and must never cost it: any failure is logged and the result
+    is stored without a map.
+    """
+    try:
+        png = ml.overlay_png(
+            ml.explain(model_version=prediction.model_version, image_bytes=image_bytes, class_name=class_name)
+        )
+        return prediction.heatmap.storage.save(heatmap_upload_to(prediction, ""), ContentFile(png))
+    except Exception:
+        logger.exception("No heat map for prediction %s; the diagnosis is stored without one", prediction.pk)
+        return ""

@@ -134,3 +134,25 @@ def ct_slice() -> Path:
     if not candidates:
         pytest.skip(f"real CT slices not found in KIDNEY_DATA_DIR={data_dir}; set KIDNEY_DATA_DIR to run this test")
     return candidates[0]
+
+
+@pytest.fixture(scope="session")
+def unexplainable_model_path(tmp_path_factory) -> Path:
+    """A real classifier with no convolutional feature map: it diagnoses, but Grad-CAM cannot explain it."""
+    import keras
+
+    from mlcore.card import ModelCard, write_card
+
+    path = tmp_path_factory.mktemp("unexplainable-model") / "pooled-dense.keras"
+    # A name mlcore's Grad-CAM skips as preprocessing, and no convolution after it.
+    inputs = keras.Input((None, None, 1), name="scale_input")  # grey slices only
+    outputs = keras.layers.Dense(len(CLASS_NAMES), activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs))
+    keras.Model(inputs, outputs).save(path)
+    write_card(
+        path,
+        ModelCard(
+            name="pooled-dense", architecture="dense", classes=tuple(CLASS_NAMES), input_size=32,
+            created="2025-01-01T00:00:00Z", metrics={},
+        ),
+    )
+    return path
