@@ -3,8 +3,29 @@ another organization's object is indistinguishable from one that does not exist.
 
 from __future__ import annotations
 
+import datetime
+from dataclasses import dataclass
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Cast, Coalesce
 
 from .models import Membership, ModelVersion, Organization, Patient, Prediction, Review, Scan
 
@@ -52,6 +73,10 @@ def _predictions_newest_first() -> Prefetch:
     )
 
 
+def _reviews_newest_first() -> Prefetch:
+    return Prefetch("reviews", queryset=Review.objects.select_related("reviewed_by").order_by("-reviewed_at", "-id"))
+
+
 def scan_list(*, user: UserLike, patient: Patient | int | None = None) -> QuerySet[Scan]:
     organization_id = _organization_id(user)
     if organization_id is None:
@@ -61,7 +86,7 @@ def scan_list(*, user: UserLike, patient: Patient | int | None = None) -> QueryS
         scans = scans.filter(patient=patient)
     return (
         scans.select_related("patient", "uploaded_by")
-        .prefetch_related(_predictions_newest_first())
+        .prefetch_related(_predictions_newest_first(), _reviews_newest_first())
         .order_by("-uploaded_at", "-id")
     )
 
@@ -102,3 +127,190 @@ def reviewed_scans(*, organization: Organization) -> QuerySet[Scan]:
         .filter(reviewed_label__isnull=False)
         .order_by("pk")
     )
+
+
+# --- Uncertainty ------------------------------------------------------------------------------------
+
+
+def default_confidence_threshold() -> float:
+    return float(getattr(settings, "KIDNEYWEB_CONFIDENCE_THRESHOLD", 0.7))
+
+
+def confidence_threshold(model_version: ModelVersion) -> float:
+    """Below this top probability a result needs review: the model card's calibrated threshold,
+    else the KIDNEYWEB_CONFIDENCE_THRESHOLD setting."""
+    value = ((model_version.card or {}).get("calibration") or {}).get("confidence_threshold")
+    try:
+        return float(value) if value is not None else default_confidence_threshold()
+    except (TypeError, ValueError):
+        return default_confidence_threshold()
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    needs_review: bool
+    reason: str
+    threshold: float
+
+
+def prediction_uncertainty(prediction: Prediction) -> Uncertainty:
+    """Whether a result may be shown as a diagnosis or must be marked "needs review", and why.
+
+    Mirrors the database expression used for the worklist (_needs_review_expression).
+    """
+    threshold = confidence_threshold(prediction.model_version)
+    if prediction.status == Prediction.Status.FAILED:
+        return Uncertainty(True, "The diagnosis failed, so there is no AI result to lean on.", threshold)
+    if prediction.status != Prediction.Status.DONE:
+        return Uncertainty(False, "", threshold)
+    if prediction.out_of_scope:
+        what = prediction.out_of_scope_reason or "unlike the CT slices the model was trained on"
+        return Uncertainty(True, f"Out of scope: the image looks like {what}.", threshold)
+    if prediction.confidence is None or prediction.confidence < threshold:
+        shown = "unknown" if prediction.confidence is None else f"{prediction.confidence:.0%}"
+        return Uncertainty(
+            True, f"Uncertain: the top probability ({shown}) is below the confidence threshold ({threshold:.0%}).",
+            threshold,
+        )
+    return Uncertainty(False, "", threshold)
+
+
+def _threshold_expression(prefix: str = "") -> Coalesce:
+    return Coalesce(
+        Cast(
+            KeyTextTransform("confidence_threshold", KeyTransform("calibration", f"{prefix}model_version__card")),
+            FloatField(),
+        ),
+        Value(default_confidence_threshold()),
+        output_field=FloatField(),
+    )
+
+
+# --- Worklist ---------------------------------------------------------------------------------------
+
+# Urgency ranks, most urgent first. Results the AI cannot vouch for come first, then by how serious
+# the suspected finding is; queued and running ones last, since nobody can act on them yet.
+URGENCY_NEEDS_REVIEW = 0
+URGENCY_BY_LABEL = {"Tumor": 1, "Stone": 2, "Cyst": 3, "Normal": 4}
+URGENCY_OTHER_LABEL = 5
+URGENCY_PENDING = 6
+
+WORKLIST_STATUSES = {
+    "needs_review": "Needs review",
+    "result": "AI result",
+    "pending": "In progress",
+}
+
+
+def _latest_prediction(field: str) -> Subquery:
+    latest = Prediction.objects.filter(scan=OuterRef("pk")).order_by("-queued_at", "-id")
+    if field == "threshold":
+        return Subquery(latest.annotate(threshold=_threshold_expression()).values("threshold")[:1])
+    return Subquery(latest.values(field)[:1])
+
+
+def _needs_review_expression() -> Q:
+    # Kept in step with prediction_uncertainty.
+    return Q(ai_status=Prediction.Status.FAILED) | (
+        Q(ai_status=Prediction.Status.DONE)
+        & (Q(ai_out_of_scope=True) | Q(ai_confidence__isnull=True) | Q(ai_confidence__lt=F("ai_threshold")))
+    )
+
+
+def worklist(
+    *,
+    user: UserLike,
+    status: str | None = None,
+    label: str | None = None,
+    uploaded_from: datetime.date | None = None,
+    uploaded_to: datetime.date | None = None,
+) -> QuerySet[Scan]:
+    """The organization's unreviewed scans, most urgent first, then oldest first; ordered by the database.
+
+    Each scan carries ``ai_status``, ``ai_label``, ``ai_confidence``, ``needs_review`` and ``urgency``.
+    """
+    scans = scan_list(user=user).annotate(
+        reviewed=Exists(Review.objects.filter(scan=OuterRef("pk"))),
+        ai_status=_latest_prediction("status"),
+        ai_label=_latest_prediction("label"),
+        ai_confidence=_latest_prediction("confidence"),
+        ai_out_of_scope=_latest_prediction("out_of_scope"),
+        ai_threshold=_latest_prediction("threshold"),
+    ).filter(reviewed=False)
+    needs_review = _needs_review_expression()
+    scans = scans.annotate(
+        needs_review=Case(When(needs_review, then=Value(True)), default=Value(False), output_field=BooleanField()),
+        urgency=Case(
+            When(needs_review, then=Value(URGENCY_NEEDS_REVIEW)),
+            When(~Q(ai_status=Prediction.Status.DONE), then=Value(URGENCY_PENDING)),
+            *[When(ai_label=name, then=Value(rank)) for name, rank in URGENCY_BY_LABEL.items()],
+            default=Value(URGENCY_OTHER_LABEL),
+            output_field=IntegerField(),
+        ),
+    )
+    if status == "needs_review":
+        scans = scans.filter(needs_review)
+    elif status == "result":
+        scans = scans.filter(ai_status=Prediction.Status.DONE).exclude(needs_review)
+    elif status == "pending":
+        scans = scans.filter(ai_status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING])
+    if label:
+        scans = scans.filter(ai_status=Prediction.Status.DONE, ai_label=label)
+    if uploaded_from:
+        scans = scans.filter(uploaded_at__date__gte=uploaded_from)
+    if uploaded_to:
+        scans = scans.filter(uploaded_at__date__lte=uploaded_to)
+    return scans.order_by("urgency", "uploaded_at", "id")
+
+
+# --- Reviews ----------------------------------------------------------------------------------------
+
+
+def review_current(*, user: UserLike, scan: Scan | int) -> Review | None:
+    organization_id = _organization_id(user)
+    if organization_id is None:
+        return None
+    return (
+        Review.objects.filter(scan=scan, scan__patient__organization_id=organization_id)
+        .select_related("reviewed_by", "prediction")
+        .order_by("-reviewed_at", "-id")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class ClassAgreement:
+    label: str
+    reviewed: int
+    agreed: int
+    corrected_to: dict[str, int]
+
+    @property
+    def rate(self) -> float | None:
+        return self.agreed / self.reviewed if self.reviewed else None
+
+
+def agreement_by_class(*, organization: Organization, class_names: list[str] | None = None) -> list[ClassAgreement]:
+    """For each class the AI said, how often the current review agreed, and what reviewers said instead."""
+    newest = Review.objects.filter(scan=OuterRef("scan")).order_by("-reviewed_at", "-id").values("pk")[:1]
+    pairs = (
+        Review.objects.filter(scan__patient__organization=organization, pk=Subquery(newest))
+        .values("prediction__label", "label")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    table: dict[str, dict[str, int]] = {name: {} for name in (class_names or [])}
+    for row in pairs:
+        table.setdefault(row["prediction__label"], {})[row["label"]] = row["count"]
+    rows = []
+    for ai_label, said in table.items():
+        agreed = said.get(ai_label, 0)
+        rows.append(
+            ClassAgreement(
+                label=ai_label,
+                reviewed=sum(said.values()),
+                agreed=agreed,
+                corrected_to={k: v for k, v in sorted(said.items()) if k != ai_label},
+            )
+        )
+    return rows
