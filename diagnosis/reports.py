@@ -1,0 +1,237 @@
+"""The PDF report of one scan: patient, slice with the heat map, AI result, review, and the notice
+that this is decision support, not a diagnosis. Views only send what ``scan_report_pdf`` builds."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+from PIL import Image, ImageOps
+
+from . import selectors
+from .models import Prediction, Review, Scan
+
+logger = logging.getLogger(__name__)
+
+NOTICE = (
+    "Decision support, not a diagnosis. This result was produced by a machine-learning model and may be "
+    "wrong. It must be read and confirmed by a qualified clinician together with the full study and the "
+    "patient's history before any clinical decision."
+)
+HEATMAP_OPACITY = 0.6
+IMAGE_SIDE_PX = 512  # enough for print at the report's image size; keeps the PDF small
+
+# Fonts with accents and other European letters; reportlab's built-in Helvetica has Latin-1 only.
+_FONT_CANDIDATES = [
+    (Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"), Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")),
+]
+
+
+@dataclass(frozen=True)
+class _Fonts:
+    regular: str
+    bold: str
+
+
+_fonts: _Fonts | None = None
+
+
+def _register_fonts() -> _Fonts:
+    global _fonts
+    if _fonts is not None:
+        return _fonts
+    import reportlab
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    bundled = Path(reportlab.__file__).parent / "fonts"
+    for regular, bold in [*_FONT_CANDIDATES, (bundled / "Vera.ttf", bundled / "VeraBd.ttf")]:
+        if regular.is_file() and bold.is_file():
+            pdfmetrics.registerFont(TTFont("ReportSans", str(regular)))
+            pdfmetrics.registerFont(TTFont("ReportSans-Bold", str(bold)))
+            _fonts = _Fonts("ReportSans", "ReportSans-Bold")
+            return _fonts
+    _fonts = _Fonts("Helvetica", "Helvetica-Bold")
+    return _fonts
+
+
+def _open_rgb(field) -> Image.Image | None:
+    try:
+        with field.open("rb") as handle:
+            image = Image.open(io.BytesIO(handle.read()))
+            image.load()
+    except (OSError, ValueError):
+        return None
+    return ImageOps.exif_transpose(image)
+
+
+def slice_with_heatmap(scan: Scan, prediction: Prediction | None, opacity: float = HEATMAP_OPACITY) -> tuple[bytes, bool]:
+    """The slice in grey with the stored heat-map overlay composited on top, as PNG bytes; and
+    whether a heat map was drawn."""
+    base = _open_rgb(scan.image)
+    if base is None:
+        raise OSError("The stored image of the scan could not be read.")
+    grey = base.convert("L").convert("RGBA")
+    drew = False
+    if prediction is not None and prediction.heatmap:
+        overlay = _open_rgb(prediction.heatmap)
+        if overlay is not None:
+            overlay = overlay.convert("RGBA")
+            if overlay.size != grey.size:
+                overlay = overlay.resize(grey.size, Image.BILINEAR)
+            alpha = overlay.getchannel("A").point(lambda a: round(a * opacity))
+            overlay.putalpha(alpha)
+            grey = Image.alpha_composite(grey, overlay)
+            drew = True
+    composed = grey.convert("RGB")
+    composed.thumbnail((IMAGE_SIDE_PX, IMAGE_SIDE_PX))
+    buffer = io.BytesIO()
+    composed.save(buffer, format="PNG")
+    return buffer.getvalue(), drew
+
+
+def _when(value) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z") if value else "–"
+
+
+def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
+    """Build the report of the scan as the user sees it (the caller checked the user may see it)."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Image as PdfImage
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    fonts = _register_fonts()
+    styles = getSampleStyleSheet()
+    body = ParagraphStyle("body", parent=styles["BodyText"], fontName=fonts.regular, fontSize=9.5, leading=12)
+    small = ParagraphStyle("small", parent=body, fontSize=8, leading=10, textColor=colors.HexColor("#5b6776"))
+    heading = ParagraphStyle("heading", parent=styles["Heading2"], fontName=fonts.bold, fontSize=12, spaceBefore=8, spaceAfter=4)
+    title = ParagraphStyle("title", parent=styles["Title"], fontName=fonts.bold, fontSize=16, alignment=0, spaceAfter=4)
+    notice = ParagraphStyle(
+        "notice", parent=body, fontName=fonts.bold, textColor=colors.HexColor("#7a1f16"),
+        backColor=colors.HexColor("#fdecea"), borderColor=colors.HexColor("#b3261e"), borderWidth=1,
+        borderPadding=6, spaceBefore=4, spaceAfter=10,
+    )
+
+    def p(text: str, style=body) -> Paragraph:
+        return Paragraph(escape(str(text)), style)
+
+    def facts(rows: list[tuple[str, str]]) -> Table:
+        table = Table([[p(k, small), p(v)] for k, v in rows], colWidths=[38 * mm, None], hAlign="LEFT")
+        table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+                                   ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
+        return table
+
+    patient = scan.patient
+    prediction = scan.latest_prediction
+    review: Review | None = scan.current_review
+    story: list = [
+        p("Kidney CT slice: AI decision-support report", title),
+        p(f"{patient.organization.name} · generated {_when(timezone.now())} by {user.get_username()}", small),
+        p(NOTICE, notice),
+        p("Patient", heading),
+        facts([
+            ("Name", patient.name), ("MRN", patient.mrn), ("Birth date", patient.birth_date.isoformat()),
+            ("Sex", patient.get_sex_display()),
+        ]),
+        p("Scan", heading),
+        facts([
+            ("Scan", f"#{scan.pk}, {scan.width}×{scan.height} {scan.format}"),
+            ("File", scan.original_filename or "(no file name)"),
+            ("Uploaded", f"{_when(scan.uploaded_at)} by {scan.uploaded_by.get_username()}"),
+            ("SHA-256", scan.sha256),
+        ]),
+    ]
+
+    try:
+        picture, drew = slice_with_heatmap(scan, prediction)
+        side = 85 * mm
+        ratio = scan.height / scan.width if scan.width else 1
+        width, height = (side, side * ratio) if ratio <= 1 else (side / ratio, side)
+        story += [Spacer(1, 4), PdfImage(io.BytesIO(picture), width=width, height=height, hAlign="LEFT")]
+        caption = (
+            f"Heat map (Grad-CAM) of where the model looked for “{prediction.label}”, overlaid on the slice."
+            if drew else "No heat map is available for this result; the slice is shown alone."
+        )
+        story.append(p(caption, small))
+    except OSError as exc:
+        logger.warning("Report of scan %s without its image: %s", scan.pk, exc)
+        story.append(p(f"The slice could not be included: {exc}", body))
+
+    story.append(p("AI result", heading))
+    if prediction is None:
+        story.append(p("No diagnosis has been requested for this scan."))
+    else:
+        verdict = selectors.prediction_uncertainty(prediction)
+        rows = [("Status", prediction.get_status_display())]
+        if prediction.status == Prediction.Status.DONE:
+            if verdict.needs_review:
+                rows.append(("AI suggestion", f"{prediction.label}, NEEDS REVIEW: {verdict.reason}"))
+            else:
+                rows.append(("Most likely", prediction.label))
+        elif prediction.status == Prediction.Status.FAILED:
+            rows.append(("Failure", prediction.failure_reason))
+        rows += [
+            ("Model version", f"{prediction.model_version.name} (SHA-256 {prediction.model_version.sha256[:12]}…)"),
+            ("Confidence threshold", f"{verdict.threshold:.0%}"),
+            ("Queued", _when(prediction.queued_at)),
+            ("Finished", _when(prediction.finished_at)),
+        ]
+        story.append(facts(rows))
+        if prediction.probabilities:
+            story += [Spacer(1, 4), _probability_table(prediction, fonts, mm, colors, Table, TableStyle, p, small)]
+
+    story.append(p("Clinician review", heading))
+    if review is None:
+        story.append(p("Not reviewed yet. Until a clinician reviews it, this result is unconfirmed."))
+    else:
+        verdict_text = "agrees with the AI" if review.agrees_with_ai else f"corrects the AI ({review.prediction.label})"
+        story.append(facts([
+            ("Reviewed label", f"{review.label} ({verdict_text})"),
+            ("Reviewed by", review.reviewed_by.get_username()),
+            ("Reviewed", _when(review.reviewed_at)),
+            ("Comment", review.comment or "–"),
+        ]))
+
+    story += [Spacer(1, 10), p(NOTICE, small)]
+
+    buffer = io.BytesIO()
+
+    def footer(canvas, doc) -> None:
+        canvas.saveState()
+        canvas.setFont(fonts.regular, 7.5)
+        canvas.setFillColor(colors.HexColor("#5b6776"))
+        canvas.drawString(18 * mm, 10 * mm, f"kidneyweb · scan #{scan.pk} · decision support, not a diagnosis")
+        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, f"page {doc.page}")
+        canvas.restoreState()
+
+    document = SimpleDocTemplate(
+        buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=18 * mm,
+        title=f"Scan {scan.pk} report", author="kidneyweb", subject="AI decision-support report",
+    )
+    document.build(story, onFirstPage=footer, onLaterPages=footer)
+    return buffer.getvalue()
+
+
+def _probability_table(prediction, fonts, mm, colors, Table, TableStyle, p, small):
+    """Every class probability as a number and a bar, highest first."""
+    from reportlab.graphics.shapes import Drawing, Rect
+
+    rows = sorted(prediction.probabilities.items(), key=lambda item: (-float(item[1]), item[0]))
+    bar_width = 70 * mm
+    data = []
+    for name, value in rows:
+        drawing = Drawing(bar_width, 8)
+        drawing.add(Rect(0, 1, bar_width, 6, fillColor=colors.HexColor("#e6eaef"), strokeColor=None))
+        drawing.add(Rect(0, 1, bar_width * float(value), 6, fillColor=colors.HexColor("#1f5fa8"), strokeColor=None))
+        data.append([p(name), drawing, p(f"{float(value) * 100:.1f}%")])
+    table = Table(data, colWidths=[30 * mm, bar_width + 4 * mm, 20 * mm], hAlign="LEFT")
+    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
+    return table

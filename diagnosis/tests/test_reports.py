@@ -1,0 +1,79 @@
+"""The PDF report of a scan says what the AI found, what the reviewer decided, and that it is not a diagnosis."""
+
+import io
+
+import numpy as np
+import pytest
+from django.core.files.base import ContentFile
+from PIL import Image
+from pypdf import PdfReader
+
+from diagnosis import reports, selectors
+
+from .factories import DonePredictionFactory, ModelVersionFactory, PatientFactory, ReviewFactory, ScanFactory, image_bytes
+
+
+def overlay_png(size=(64, 48)) -> bytes:
+    rgba = np.zeros((size[1], size[0], 4), dtype=np.uint8)
+    rgba[10:20, 10:20] = (255, 0, 0, 200)  # one hot red square, transparent elsewhere
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def text_of(pdf: bytes) -> str:
+    return " ".join(" ".join((page.extract_text() or "").split()) for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+@pytest.fixture
+def reviewed_scan(organization, clinician):
+    patient = PatientFactory(organization=organization, name="Zoë Ångström", mrn="MRN-4711")
+    scan = ScanFactory(patient=patient, uploaded_by=clinician)
+    version = ModelVersionFactory(name="kidney-resnet-v1", card={"calibration": {"confidence_threshold": 0.7}})
+    prediction = DonePredictionFactory(scan=scan, model_version=version, label="Stone", top=0.91)
+    prediction.heatmap.save("h.png", ContentFile(overlay_png()))
+    ReviewFactory(prediction=prediction, label="Tumor", reviewed_by=clinician, comment="Enhancing mass, see CT series 3")
+    return selectors.scan_get(user=clinician, pk=scan.pk)
+
+
+def test_the_report_holds_patient_ai_result_model_review_and_the_notice(reviewed_scan, clinician):
+    pdf = reports.scan_report_pdf(scan=reviewed_scan, user=clinician)
+
+    assert pdf.startswith(b"%PDF-")
+    text = text_of(pdf)
+    for expected in [
+        "Zoë Ångström", "MRN-4711", "Most likely Stone", "91.0%", "kidney-resnet-v1", "Tumor (corrects the AI (Stone))",
+        "Reviewed by alice", "Enhancing mass, see CT series 3", "Decision support, not a diagnosis",
+    ]:
+        assert expected in text, expected
+
+
+def test_an_uncertain_result_is_marked_needs_review_not_stated_as_a_diagnosis(organization, clinician):
+    scan = ScanFactory(patient=PatientFactory(organization=organization))
+    DonePredictionFactory(scan=scan, label="Normal", top=0.55)
+
+    text = text_of(reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=scan.pk), user=clinician))
+
+    assert "NEEDS REVIEW" in text and "Most likely" not in text
+    assert "Not reviewed yet" in text
+
+
+def test_the_slice_is_composited_with_the_heat_map_where_it_is_hot(reviewed_scan):
+    png, drew = reports.slice_with_heatmap(reviewed_scan, reviewed_scan.latest_prediction)
+
+    with Image.open(io.BytesIO(png)) as picture:
+        pixels = np.asarray(picture.convert("RGB")).astype(int)
+    assert drew
+    hot, cold = pixels[15, 15], pixels[40, 40]
+    assert hot[0] > hot[1] + 60  # red over the slice where the map is hot
+    assert abs(cold[0] - cold[1]) <= 1 and abs(cold[1] - cold[2]) <= 1  # plain grey slice elsewhere
+
+
+def test_without_a_heat_map_the_slice_is_shown_alone(organization):
+    scan = ScanFactory(patient=PatientFactory(organization=organization), image=ContentFile(image_bytes("PNG", (64, 48)), name="x"))
+
+    png, drew = reports.slice_with_heatmap(scan, DonePredictionFactory(scan=scan))
+
+    assert not drew
+    with Image.open(io.BytesIO(png)) as picture:
+        assert picture.size == (64, 48)
