@@ -4,11 +4,12 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import selectors
-from ..models import Patient, Prediction, Scan
+from ..models import Patient, Prediction, Review, Scan
 
 
 class PatientSerializer(serializers.ModelSerializer):
@@ -30,6 +31,17 @@ class PredictionSerializer(serializers.ModelSerializer):
     probabilities = serializers.DictField(
         child=serializers.FloatField(), read_only=True, help_text="Probability of every class; they sum to 1."
     )
+    confidence = serializers.FloatField(read_only=True, allow_null=True, help_text="The top class probability.")
+    needs_review = serializers.SerializerMethodField(
+        help_text="True when the result must not be read as a diagnosis: below the confidence threshold, "
+        "out of scope, or failed."
+    )
+    needs_review_reason = serializers.SerializerMethodField()
+    confidence_threshold = serializers.SerializerMethodField()
+    heatmap_url = serializers.SerializerMethodField(
+        help_text="PNG overlay (transparent where cold) of where the model looked for the predicted class; "
+        "null until the result is done or when no map could be computed. Add ?class=NAME for another class."
+    )
 
     class Meta:
         model = Prediction
@@ -40,21 +52,63 @@ class PredictionSerializer(serializers.ModelSerializer):
             "probabilities",
             "out_of_scope",
             "out_of_scope_reason",
+            "confidence",
+            "needs_review",
+            "needs_review_reason",
+            "confidence_threshold",
             "model_version",
             "failure_reason",
             "queued_at",
             "started_at",
             "finished_at",
             "inference_ms",
+            "heatmap_url",
         ]
         read_only_fields = fields
+
+    def get_needs_review(self, prediction: Prediction) -> bool:
+        return selectors.prediction_uncertainty(prediction).needs_review
+
+    def get_needs_review_reason(self, prediction: Prediction) -> str:
+        return selectors.prediction_uncertainty(prediction).reason
+
+    def get_confidence_threshold(self, prediction: Prediction) -> float:
+        return selectors.confidence_threshold(prediction.model_version)
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_heatmap_url(self, prediction: Prediction) -> str | None:
+        if prediction.status != Prediction.Status.DONE or not prediction.heatmap:
+            return None
+        return _absolute(self.context, reverse("api:scan-heatmap", kwargs={"pk": prediction.scan_id}))
+
+
+def _absolute(context: dict[str, Any], url: str) -> str:
+    request = context.get("request")
+    return request.build_absolute_uri(url) if request else url
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    reviewed_by = serializers.CharField(source="reviewed_by.username", read_only=True)
+    ai_label = serializers.CharField(source="prediction.label", read_only=True, help_text="The AI label reviewed.")
+
+    class Meta:
+        model = Review
+        fields = ["id", "label", "comment", "agrees_with_ai", "ai_label", "prediction", "reviewed_by", "reviewed_at"]
+        read_only_fields = fields
+
+
+class ReviewCreateSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=64, help_text="The true class in the reviewer's judgement.")
+    comment = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=True)
 
 
 class ScanSerializer(serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(read_only=True)
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
     image_url = serializers.SerializerMethodField()
+    report_url = serializers.SerializerMethodField(help_text="The PDF report of this scan.")
     prediction = serializers.SerializerMethodField(help_text="The latest prediction of this scan.")
+    review = serializers.SerializerMethodField(help_text="The current (newest) review of this scan, or null.")
 
     class Meta:
         model = Scan
@@ -69,19 +123,51 @@ class ScanSerializer(serializers.ModelSerializer):
             "uploaded_by",
             "uploaded_at",
             "image_url",
+            "report_url",
             "prediction",
+            "review",
         ]
         read_only_fields = fields
 
     def get_image_url(self, scan: Scan) -> str:
-        url = reverse("api:scan-image", kwargs={"pk": scan.pk})
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request else url
+        return _absolute(self.context, reverse("api:scan-image", kwargs={"pk": scan.pk}))
+
+    def get_report_url(self, scan: Scan) -> str:
+        return _absolute(self.context, reverse("api:scan-report", kwargs={"pk": scan.pk}))
 
     @extend_schema_field(PredictionSerializer(allow_null=True))
     def get_prediction(self, scan: Scan) -> dict[str, Any] | None:
         prediction = scan.latest_prediction
         return PredictionSerializer(prediction, context=self.context).data if prediction else None
+
+    @extend_schema_field(ReviewSerializer(allow_null=True))
+    def get_review(self, scan: Scan) -> dict[str, Any] | None:
+        review = scan.current_review
+        return ReviewSerializer(review, context=self.context).data if review else None
+
+
+class WorklistScanSerializer(ScanSerializer):
+    patient_name = serializers.CharField(source="patient.name", read_only=True)
+    patient_mrn = serializers.CharField(source="patient.mrn", read_only=True)
+    urgency = serializers.IntegerField(
+        read_only=True, help_text="0 needs review, 1 Tumor, 2 Stone, 3 Cyst, 4 Normal, 5 another label, 6 in progress."
+    )
+    needs_review = serializers.BooleanField(read_only=True)
+    waiting_seconds = serializers.SerializerMethodField(help_text="Seconds since the upload.")
+
+    class Meta(ScanSerializer.Meta):
+        fields = ["urgency", "needs_review", "waiting_seconds", "patient_name", "patient_mrn", *ScanSerializer.Meta.fields]
+        read_only_fields = fields
+
+    def get_waiting_seconds(self, scan: Scan) -> int:
+        return max(0, int((timezone.now() - scan.uploaded_at).total_seconds()))
+
+
+class WorklistFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=list(selectors.WORKLIST_STATUSES), required=False)
+    label = serializers.CharField(required=False, max_length=64)
+    uploaded_from = serializers.DateField(required=False)
+    uploaded_to = serializers.DateField(required=False)
 
 
 class OrganizationPatientField(serializers.PrimaryKeyRelatedField):

@@ -1,6 +1,7 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import PatientViewSet, ScanViewSet
+from .views import PatientViewSet, ScanViewSet, WorklistView
 
 app_name = "api"
 
@@ -8,5 +9,8 @@ router = SimpleRouter()
 router.register("patients", PatientViewSet, basename="patient")
 router.register("scans", ScanViewSet, basename="scan")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("worklist/", WorklistView.as_view(), name="worklist"),
+    *router.urls,
+]
 

@@ -2,18 +2,48 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db.models import QuerySet
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import selectors, services
+from .. import reports, selectors, services
 from ..models import Patient, Scan
-from .serializers import PatientCreateSerializer, PatientSerializer, ScanCreateSerializer, ScanSerializer
+from .serializers import (
+    PatientCreateSerializer,
+    PatientSerializer,
+    ReviewCreateSerializer,
+    ReviewSerializer,
+    ScanCreateSerializer,
+    ScanSerializer,
+    WorklistFilterSerializer,
+    WorklistScanSerializer,
+)
+
+
+class _BinaryRenderer(BaseRenderer):
+    """Lets clients ask for a file type in Accept; errors still arrive as JSON text."""
+
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return data if isinstance(data, bytes) else JSONRenderer().render(data)
+
+
+class PDFRenderer(_BinaryRenderer):
+    media_type = "application/pdf"
+    format = "pdf"
+
+
+class PNGRenderer(_BinaryRenderer):
+    media_type = "image/png"
+    format = "png"
 
 
 # Room for the multipart boundaries and the other fields around the file itself.
@@ -116,3 +146,88 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         except OSError:
             raise NotFound("The stored image is missing.") from None
         return FileResponse(handle, content_type=f"image/{scan.format.lower()}")
+
+    @extend_schema(
+        request=ReviewCreateSerializer,
+        responses={201: ReviewSerializer, 400: OpenApiResponse(description="Unknown label, or nothing to review yet.")},
+        description="Accept the AI label (send it back) or correct it (send the true class), with an optional "
+        "comment. The AI result stays as it was; the newest review is the scan's current one.",
+    )
+    @action(detail=True, methods=["post"])
+    def review(self, request: Request, pk: str | None = None) -> Response:
+        scan = self.get_object()
+        serializer = ReviewCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        review = services.review_create(scan=scan, user=request.user, **serializer.validated_data)
+        return Response(ReviewSerializer(review, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY},
+        description="The PDF report of the scan: patient, slice with heat map, AI result, review.",
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, PDFRenderer])
+    def report(self, request: Request, pk: str | None = None) -> HttpResponse:
+        scan = self.get_object()
+        response = HttpResponse(reports.scan_report_pdf(scan=scan, user=request.user), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="scan-{scan.pk}-report.pdf"'
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    @extend_schema(
+        parameters=[OpenApiParameter("class", str, description="Class to explain; the predicted one by default.")],
+        responses={
+            (200, "image/png"): OpenApiTypes.BINARY,
+            202: OpenApiResponse(description="Being computed; ask again in a few seconds."),
+            400: OpenApiResponse(description="Unknown class, or the diagnosis is not finished."),
+            503: OpenApiResponse(description="The map could not be computed; asking again after a minute retries."),
+        },
+        description="Grad-CAM overlay (RGBA PNG, transparent where cold) of the latest result. The predicted "
+        "class's map is made with the diagnosis; another class's is computed on the first request.",
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, PNGRenderer])
+    def heatmap(self, request: Request, pk: str | None = None) -> HttpResponse:
+        scan = self.get_object()
+        answer = services.heatmap_get_or_request(
+            prediction=scan.latest_prediction, class_name=request.query_params.get("class") or None
+        )
+        if answer.status == "ready":
+            try:
+                handle = answer.file.open("rb")
+            except OSError:
+                raise NotFound("The stored heat map is missing.") from None
+            response = FileResponse(handle, content_type="image/png")
+            response["Cache-Control"] = "private, no-store"
+            return response
+        body = {"class": answer.class_name, "status": answer.status, "detail": answer.detail}
+        if answer.status == "queued":
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Retry-After": "2"})
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "60"})
+
+
+class WorklistPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+@extend_schema_view(
+    get=extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=list(selectors.WORKLIST_STATUSES),
+                             description="needs_review, result (a confident AI result) or pending."),
+            OpenApiParameter("label", str, description="Only finished results with this AI label."),
+            OpenApiParameter("uploaded_from", OpenApiTypes.DATE, description="Uploaded on or after (YYYY-MM-DD)."),
+            OpenApiParameter("uploaded_to", OpenApiTypes.DATE, description="Uploaded on or before (YYYY-MM-DD)."),
+        ],
+        description="The organization's unreviewed scans in triage order: results that need review first, "
+        "then Tumor, Stone, Cyst, Normal, then those still being diagnosed; oldest first within each.",
+    ),
+)
+class WorklistView(generics.ListAPIView):
+    serializer_class = WorklistScanSerializer
+    pagination_class = WorklistPagination
+
+    def get_queryset(self) -> QuerySet[Scan]:
+        filters = WorklistFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.worklist(user=self.request.user, **filters.validated_data)

@@ -3,7 +3,13 @@
 One module per area; everything is re-exported here, so callers write ``services.scan_create(...)``.
 """
 
-from .heatmaps import class_heatmap_fail, class_heatmap_request, class_heatmap_run
+from .heatmaps import (
+    HeatmapAnswer,
+    class_heatmap_fail,
+    class_heatmap_request,
+    class_heatmap_run,
+    heatmap_get_or_request,
+)
 from .model_versions import model_version_activate, model_version_register
 from .organizations import api_token_rotate, member_get_or_create, organization_get_or_create
 from .patients import patient_create
@@ -19,6 +25,7 @@ from .scans import (
 )
 
 __all__ = [
+    "HeatmapAnswer",
     "MAX_FAILURE_REASON",
     "NoActiveModelVersion",
     "ScanImageUnavailable",
@@ -26,6 +33,7 @@ __all__ = [
     "class_heatmap_fail",
     "class_heatmap_request",
     "class_heatmap_run",
+    "heatmap_get_or_request",
     "member_get_or_create",
     "model_version_activate",
     "model_version_register",

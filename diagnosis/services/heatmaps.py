@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime
 import logging
+from dataclasses import dataclass
 from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.db.models.fields.files import FieldFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -110,3 +112,30 @@ def class_heatmap_run(*, class_heatmap_id: int) -> ClassHeatmap | None:
         heatmap.finished_at = timezone.now()
         heatmap.save(update_fields=["image", "status", "finished_at"])
     return heatmap
+
+
+@dataclass(frozen=True)
+class HeatmapAnswer:
+    """What to answer someone who asks for a map: the PNG, or that it is on its way, or why not."""
+
+    class_name: str
+    status: str  # "ready", "queued" or "failed"
+    file: FieldFile | None = None
+    detail: str = ""
+
+
+def heatmap_get_or_request(*, prediction: Prediction | None, class_name: str | None = None) -> HeatmapAnswer:
+    """The stored map of the class (the predicted one by default), queuing its computation if needed."""
+    if prediction is None or prediction.status != Prediction.Status.DONE:
+        raise ValidationError({"class": ["The diagnosis is not finished, so there is no heat map yet."]})
+    class_name = class_name or prediction.label
+    if class_name == prediction.label and prediction.heatmap:
+        return HeatmapAnswer(class_name, "ready", prediction.heatmap)
+    heatmap = class_heatmap_request(prediction=prediction, class_name=class_name)
+    if heatmap.status == ClassHeatmap.Status.DONE:
+        return HeatmapAnswer(class_name, "ready", heatmap.image)
+    if heatmap.status == ClassHeatmap.Status.FAILED:
+        return HeatmapAnswer(
+            class_name, "failed", detail=f"{heatmap.failure_reason} Ask again in a minute to retry."
+        )
+    return HeatmapAnswer(class_name, "queued", detail="The heat map is being computed; ask again in a few seconds.")
