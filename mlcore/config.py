@@ -62,6 +62,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     dropout: float = 0.3
+    normalization: str = "batch"  # "batch" or "group" (resnet_small only)
     label_smoothing: float = 0.05
     early_stopping_patience: int = 8
     class_weighting: bool = True
@@ -75,6 +76,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.architecture!r}; choose one of {ARCHITECTURES}")
+        if self.normalization not in ("batch", "group"):
+            raise ValueError("normalization must be 'batch' or 'group'")
         if self.image_size < 32:
             raise ValueError("image_size must be at least 32")
         if self.epochs < 1 or self.batch_size < 1:

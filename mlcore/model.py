@@ -32,37 +32,44 @@ class Grayscale(layers.Layer):
         return (*input_shape[:-1], 1)
 
 
-def _residual_block(x, filters: int, stride: int, name: str, weight_decay: float):
+def _norm(kind: str, name: str) -> layers.Layer:
+    if kind == "group":
+        # No running statistics: training and inference normalise the same way, whatever the batch.
+        return layers.GroupNormalization(groups=8, name=name)
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+
+
+def _residual_block(x, filters: int, stride: int, name: str, weight_decay: float, normalization: str = "batch"):
     regularizer = keras.regularizers.l2(weight_decay) if weight_decay else None
     shortcut = x
     y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
                       kernel_regularizer=regularizer, name=f"{name}_conv1")(x)
-    y = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn1")(y)
+    y = _norm(normalization, f"{name}_bn1")(y)
     y = layers.Activation("relu", name=f"{name}_relu1")(y)
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False,
                       kernel_regularizer=regularizer, name=f"{name}_conv2")(y)
-    y = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn2")(y)
+    y = _norm(normalization, f"{name}_bn2")(y)
     if stride != 1 or shortcut.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False,
                                  kernel_regularizer=regularizer, name=f"{name}_proj")(shortcut)
-        shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_proj_bn")(shortcut)
+        shortcut = _norm(normalization, f"{name}_proj_bn")(shortcut)
     y = layers.Add(name=f"{name}_add")([y, shortcut])
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
-def _resnet_small(x, weight_decay: float, widths: Sequence[int] = (32, 64, 128, 256),
+def _resnet_small(x, weight_decay: float, normalization: str = "batch", widths: Sequence[int] = (32, 64, 128, 256),
                   blocks: Sequence[int] = (1, 2, 2, 1)):
     """A ResNet-18-style network, narrower, for a few thousand greyscale slices on a CPU."""
     regularizer = keras.regularizers.l2(weight_decay) if weight_decay else None
     x = layers.Conv2D(widths[0], 5, strides=2, padding="same", use_bias=False,
                       kernel_regularizer=regularizer, name="stem_conv")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
+    x = _norm(normalization, "stem_bn")(x)
     x = layers.Activation("relu", name="stem_relu")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for stage, (width, count) in enumerate(zip(widths, blocks)):
         for block in range(count):
             stride = 2 if block == 0 and stage > 0 else 1
-            x = _residual_block(x, width, stride, f"stage{stage + 1}_block{block + 1}", weight_decay)
+            x = _residual_block(x, width, stride, f"stage{stage + 1}_block{block + 1}", weight_decay, normalization)
     return x
 
 
@@ -134,6 +141,7 @@ def build_model(
     weight_decay: float = 1e-4,
     dropout: float = 0.3,
     weights_path: Path | None = None,
+    normalization: str = "batch",
 ) -> keras.Model:
     """Build an uncompiled classifier taking uint8 images of any size with 1 or 3 channels."""
     if architecture not in ARCHITECTURES:
@@ -149,7 +157,7 @@ def build_model(
         x = _augmentation(x, augment, seed)
 
     if architecture == "resnet_small":
-        features = _resnet_small(x, weight_decay)
+        features = _resnet_small(x, weight_decay, normalization)
     else:
         rgb = layers.Concatenate(axis=-1, name="to_rgb")([x, x, x])
         application = {"resnet50": keras.applications.ResNet50, "vgg16": keras.applications.VGG16}[architecture]

@@ -44,3 +44,22 @@ def test_the_last_feature_map_is_found_for_grad_cam(model):
     name = last_conv_layer_name(model)
     assert len(model.get_layer(name).output.shape) == 4
     assert name.startswith("stage4")
+
+
+def test_group_normalised_model_normalises_the_same_way_in_training_and_inference():
+    """Batch norm's running averages can lag the weights; group norm has none to lag."""
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 255, (4, 40, 40, 1), dtype=np.uint8)
+    outputs = {}
+    for kind in ("group", "batch"):
+        model = build_model(class_names=CLASSES, image_size=32, augment=False, normalization=kind, dropout=0.0)
+        outputs[kind] = (np.asarray(model(images, training=True)), np.asarray(model(images, training=False)))
+    assert np.allclose(*outputs["group"], atol=1e-5)
+    assert not np.allclose(*outputs["batch"], atol=1e-5)
+
+
+def test_unknown_normalization_is_refused():
+    from mlcore.config import TrainConfig
+
+    with pytest.raises(ValueError, match="normalization"):
+        TrainConfig(normalization="layer")
