@@ -10,9 +10,56 @@ class PatientForm(forms.Form):
     sex = forms.ChoiceField(choices=Patient.Sex.choices, initial=Patient.Sex.UNKNOWN)
 
 
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """One or more files; each is checked by the upload service, which explains every refusal."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/png,image/jpeg", "multiple": True}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, (list, tuple)):
+            if not data:
+                return [single(None, initial)]  # raises "required"
+            return [single(item, initial) for item in data]
+        return [single(data, initial)]
+
+
 class ScanUploadForm(forms.Form):
-    # A plain FileField: the service inspects the bytes and explains each refusal.
-    image = forms.FileField(
-        label="CT slice (PNG or JPEG)",
-        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg"}),
+    # Plain file fields: the service inspects the bytes and explains each refusal.
+    image = MultipleFileField(
+        label="CT slices (PNG or JPEG)",
+        help_text="Choose one or more slices of this patient; each becomes its own scan and diagnosis.",
     )
+
+
+class ReviewForm(forms.Form):
+    label = forms.ChoiceField(label="True class", widget=forms.RadioSelect)
+    comment = forms.CharField(
+        label="Comment (optional)", required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def __init__(self, *args, class_names: list[str], ai_label: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["label"].choices = [
+            (name, f"{name} (AI)" if name == ai_label else name) for name in class_names
+        ]
+        if ai_label and not self.is_bound:
+            self.fields["label"].initial = ai_label
+
+
+class WorklistFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False, label="Status")
+    label = forms.ChoiceField(required=False, label="AI label")
+    uploaded_from = forms.DateField(required=False, label="Uploaded from", widget=forms.DateInput(attrs={"type": "date"}))
+    uploaded_to = forms.DateField(required=False, label="Uploaded to", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, statuses: dict[str, str], labels: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [("", "Any status"), *statuses.items()]
+        self.fields["label"].choices = [("", "Any label"), *[(name, name) for name in labels]]

@@ -6,12 +6,16 @@ app_name = "diagnosis"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("agreement/", views.agreement, name="agreement"),
     path("patients/", views.patient_list, name="patient_list"),
     path("patients/new/", views.patient_create, name="patient_create"),
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:pk>/scans/", views.scan_upload, name="scan_upload"),
     path("scans/<int:pk>/", views.scan_detail, name="scan_detail"),
     path("scans/<int:pk>/image", views.scan_image, name="scan_image"),
+    path("scans/<int:pk>/heatmap.png", views.scan_heatmap, name="scan_heatmap"),
+    path("scans/<int:pk>/report.pdf", views.scan_report, name="scan_report"),
+    path("scans/<int:pk>/review/", views.scan_review, name="scan_review"),
     path("scans/<int:pk>/status.json", views.scan_status, name="scan_status"),
     path("scans/<int:pk>/rerun/", views.scan_rerun, name="scan_rerun"),
 ]

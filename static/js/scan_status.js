@@ -1,7 +1,22 @@
-// Polls the scan's status until the diagnosis is done or failed, then shows the result in place.
+// Polls the scan's status until the diagnosis is done or failed, then shows the result in place and
+// announces it (event "kidneyweb:result") to the viewer and the review form.
 (function () {
   "use strict";
   var section = document.getElementById("prediction");
+  var reviewForm = document.getElementById("review-form");
+  var reviewSubmit = document.getElementById("review-submit");
+
+  // The review button says what it will do: confirm the AI label or correct it.
+  function describeReviewButton() {
+    if (!reviewForm || !reviewSubmit) return;
+    var chosen = reviewForm.querySelector('input[name="label"]:checked');
+    var ai = reviewSubmit.dataset.aiLabel;
+    if (!chosen || !ai) { reviewSubmit.textContent = "Save review"; return; }
+    reviewSubmit.textContent = chosen.value === ai ? "Confirm AI label: " + ai : "Correct to " + chosen.value;
+  }
+  if (reviewForm) reviewForm.addEventListener("change", describeReviewButton);
+  describeReviewButton();
+
   if (!section || section.dataset.final === "true") return;
 
   var url = section.dataset.statusUrl;
@@ -11,11 +26,12 @@
 
   function field(name) { return section.querySelector('[data-field="' + name + '"]'); }
   function show(when, visible) {
-    section.querySelectorAll('[data-when="' + when + '"]').forEach(function (el) { el.hidden = !visible; });
+    document.querySelectorAll('[data-when="' + when + '"]').forEach(function (el) { el.hidden = !visible; });
   }
 
-  function renderProbabilities(list, rows) {
+  function renderProbabilities(list, rows, threshold) {
     while (list.firstChild) list.removeChild(list.firstChild);
+    list.style.setProperty("--threshold", Math.round(threshold * 100) + "%");
     rows.forEach(function (row) {
       var li = document.createElement("li");
       var name = document.createElement("span");
@@ -38,6 +54,17 @@
     });
   }
 
+  function prepareReview(state) {
+    if (!reviewForm) return;
+    reviewSubmit.dataset.aiLabel = state.label;
+    reviewForm.querySelectorAll('input[name="label"]').forEach(function (input) {
+      var label = reviewForm.querySelector('label[for="' + input.id + '"]');
+      if (label) label.textContent = input.value + (input.value === state.label ? " (AI)" : "");
+      input.checked = input.value === state.label;
+    });
+    describeReviewButton();
+  }
+
   function render(state) {
     var badge = field("status");
     if (badge && state.status) {
@@ -53,13 +80,17 @@
     show("done", state.status === "done");
     show("failed", state.status === "failed");
     if (state.status === "done") {
+      field("needs_review").hidden = !state.needs_review;
+      field("needs_review_reason").textContent = state.needs_review_reason;
+      field("label_prefix").textContent = state.needs_review ? "AI suggestion (uncertain):" : "Most likely:";
       field("label").textContent = state.label;
-      field("out_of_scope").hidden = !state.out_of_scope;
-      field("out_of_scope_reason").textContent =
-        state.out_of_scope_reason || "something other than the CT slices the model was trained on";
-      renderProbabilities(field("probabilities"), state.probabilities);
+      field("confidence").textContent = state.confidence === null ? "" : Math.round(state.confidence * 100) + "%";
+      field("confidence_threshold").textContent = Math.round(state.confidence_threshold * 100) + "%";
+      renderProbabilities(field("probabilities"), state.probabilities, state.confidence_threshold);
+      prepareReview(state);
     }
     if (state.status === "failed") field("failure_reason").textContent = state.failure_reason;
+    if (state.final) document.dispatchEvent(new CustomEvent("kidneyweb:result", { detail: state }));
   }
 
   function poll() {

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django import template
+
+from .. import selectors
+from ..models import Prediction
+
+register = template.Library()
+
+
+@register.filter
+def uncertainty(prediction: Prediction | None) -> selectors.Uncertainty | None:
+    """The needs-review verdict of a prediction: ``{% with verdict=prediction|uncertainty %}``."""
+    return selectors.prediction_uncertainty(prediction) if prediction else None
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{float(value) * 100:.0f}%"

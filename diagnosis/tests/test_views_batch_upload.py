@@ -1,0 +1,55 @@
+"""Several slices in one form post (the page without JavaScript): each its own scan; a bad one stops nothing."""
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from diagnosis.models import Scan
+
+from .factories import PatientFactory, image_bytes
+
+
+def test_several_good_slices_become_several_scans_each_with_a_queued_diagnosis(ui_client, organization, active_model_version):
+    patient = PatientFactory(organization=organization)
+    files = [SimpleUploadedFile(f"s{i}.png", image_bytes(seed=i)) for i in range(3)]
+
+    response = ui_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"image": files})
+
+    assert response.status_code == 302 and response["Location"] == reverse("diagnosis:patient_detail", args=[patient.pk])
+    scans = Scan.objects.filter(patient=patient)
+    assert sorted(s.original_filename for s in scans) == ["s0.png", "s1.png", "s2.png"]
+    assert all(s.predictions.get().status == "queued" for s in scans)
+
+
+def test_a_bad_file_is_listed_with_its_reason_and_the_good_ones_are_kept(ui_client, organization, active_model_version):
+    patient = PatientFactory(organization=organization)
+    files = [
+        SimpleUploadedFile("good.png", image_bytes()),
+        SimpleUploadedFile("notes.png", b"this is text"),
+        SimpleUploadedFile("also-good.jpg", image_bytes("JPEG", seed=4)),
+    ]
+
+    response = ui_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"image": files})
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "1 file refused" in page and "<strong>notes.png</strong>: The file is not a PNG or JPEG image" in page
+    assert "2 of 3 files uploaded." in page
+    assert sorted(Scan.objects.values_list("original_filename", flat=True)) == ["also-good.jpg", "good.png"]
+
+
+def test_posting_no_file_says_a_file_is_required(ui_client, organization, active_model_version):
+    patient = PatientFactory(organization=organization)
+
+    response = ui_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {})
+
+    assert response.status_code == 400 and "This field is required." in response.content.decode()
+
+
+def test_the_patient_page_has_a_drop_zone_and_a_multiple_file_picker(ui_client, organization):
+    patient = PatientFactory(organization=organization)
+
+    page = ui_client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
+
+    assert 'id="dropzone"' in page and "js/batch_upload.js" in page
+    assert 'type="file" name="image" accept="image/png,image/jpeg" multiple' in page
+    assert f'data-api-url="{reverse("api:scan-list")}"' in page

@@ -1,0 +1,88 @@
+"""Reviewing on the scan page: accept or correct, with a comment; errors on the form."""
+
+import pytest
+from django.urls import reverse
+
+from diagnosis.models import Prediction, Review
+
+from .factories import DonePredictionFactory, PatientFactory, PredictionFactory, ScanFactory
+
+
+@pytest.fixture
+def scan(organization):
+    scan = ScanFactory(patient=PatientFactory(organization=organization))
+    DonePredictionFactory(scan=scan, label="Stone", top=0.93)
+    return scan
+
+
+def test_the_scan_page_offers_every_class_with_the_ai_label_chosen(ui_client, scan):
+    page = ui_client.get(reverse("diagnosis:scan_detail", args=[scan.pk])).content.decode()
+
+    assert 'id="review-form"' in page and "Not reviewed yet" in page
+    for name in ("Cyst", "Normal", "Tumor"):
+        assert f'value="{name}"' in page
+    assert '<input type="radio" name="label" value="Stone" id="id_label_2" required checked>' in page
+    assert page.count("required checked>") == 1
+    assert "Stone (AI)" in page
+
+
+def test_a_correction_is_saved_and_shown_next_to_the_ai_result(ui_client, scan):
+    response = ui_client.post(
+        reverse("diagnosis:scan_review", args=[scan.pk]), {"label": "Tumor", "comment": "Irregular margin"}
+    )
+
+    assert response.status_code == 302
+    review = Review.objects.get()
+    assert (review.label, review.agrees_with_ai, review.comment, review.reviewed_by.username) == (
+        "Tumor", False, "Irregular margin", "alice"
+    )
+    page = ui_client.get(response["Location"]).content.decode()
+    assert "corrected the AI label Stone to <strong>Tumor</strong>" in page
+    assert "Irregular margin" in page and "Reviewed: Tumor (corrected)" in page
+    assert "Most likely:" in page  # the AI result stays on the page as it was
+
+
+def test_accepting_the_ai_label_says_so(ui_client, scan):
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[scan.pk]), {"label": "Stone"}, follow=True)
+
+    assert "you confirmed the AI label Stone" in response.content.decode()
+    assert Review.objects.get().agrees_with_ai
+
+
+def test_an_invalid_label_is_a_form_error_and_nothing_is_saved(ui_client, scan):
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[scan.pk]), {"label": "Banana"})
+
+    assert response.status_code == 400
+    assert "Select a valid choice. Banana is not one of the available choices." in response.content.decode()
+    assert not Review.objects.exists()
+
+
+def test_a_scan_still_being_diagnosed_cannot_be_reviewed(ui_client, organization):
+    scan = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), status=Prediction.Status.QUEUED).scan
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[scan.pk]), {"label": "Stone"})
+
+    assert response.status_code == 400
+    assert "only a finished AI result can be reviewed" in response.content.decode()
+
+
+def test_another_organizations_scan_cannot_be_reviewed(ui_client, other_organization):
+    theirs = DonePredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=other_organization))).scan
+
+    assert ui_client.post(reverse("diagnosis:scan_review", args=[theirs.pk]), {"label": "Stone"}).status_code == 404
+    assert not Review.objects.exists()
+
+
+def test_the_patient_page_lists_reviewed_and_unreviewed_scans_apart(ui_client, organization):
+    patient = PatientFactory(organization=organization)
+    waiting = ScanFactory(patient=patient, original_filename="waiting.png")
+    DonePredictionFactory(scan=waiting)
+    done = ScanFactory(patient=patient, original_filename="done.png")
+    DonePredictionFactory(scan=done)
+    ui_client.post(reverse("diagnosis:scan_review", args=[done.pk]), {"label": "Cyst"})
+
+    page = ui_client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
+
+    to_review, reviewed = page.split('id="reviewed-heading"')
+    assert "waiting.png" in to_review and "done.png" not in to_review
+    assert "done.png" in reviewed and "Reviewed: Cyst (corrected)" in reviewed

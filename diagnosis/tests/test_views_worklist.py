@@ -1,0 +1,71 @@
+"""The home page is the triage worklist."""
+
+import datetime
+
+from django.urls import reverse
+from django.utils import timezone
+
+from diagnosis.models import Prediction
+
+from .factories import DonePredictionFactory, PatientFactory, PredictionFactory, ReviewFactory, ScanFactory
+
+
+def scan_with(organization, label="Stone", hours_ago=1, top=0.9, name=None, status=Prediction.Status.DONE):
+    scan = ScanFactory(
+        patient=PatientFactory(organization=organization, **({"name": name} if name else {})),
+        uploaded_at=timezone.now() - datetime.timedelta(hours=hours_ago),
+    )
+    if status == Prediction.Status.DONE:
+        DonePredictionFactory(scan=scan, label=label, top=top)
+    else:
+        PredictionFactory(scan=scan, status=status)
+    return scan
+
+
+def rows(page: str, scans) -> list:
+    return sorted(scans, key=lambda scan: page.index(f'data-scan="{scan.pk}"'))
+
+
+def test_the_home_page_lists_unreviewed_scans_most_urgent_first_with_the_waiting_time(ui_client, organization):
+    normal = scan_with(organization, "Normal", hours_ago=30, name="Nora Normal")
+    tumor = scan_with(organization, "Tumor", hours_ago=2, name="Tom Tumor")
+    unsure = scan_with(organization, "Cyst", hours_ago=1, top=0.5, name="Una Unsure")
+    reviewed = scan_with(organization, "Tumor", name="Rita Reviewed")
+    ReviewFactory(prediction=reviewed.latest_prediction)
+
+    response = ui_client.get(reverse("diagnosis:home"))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert rows(page, [normal, tumor, unsure]) == [unsure, tumor, normal]
+    assert "Rita Reviewed" not in page
+    assert "Needs review · AI: Cyst 50%" in page
+    assert "1\xa0day, 6\xa0hours" in page  # time since upload
+    assert reverse("diagnosis:scan_detail", args=[tumor.pk]) in page
+
+
+def test_the_filters_narrow_the_worklist(ui_client, organization):
+    stone = scan_with(organization, "Stone", name="Sam Stone")
+    scan_with(organization, "Tumor", name="Tom Tumor")
+    scan_with(organization, status=Prediction.Status.QUEUED, name="Quinn Queued")
+
+    by_label = ui_client.get(reverse("diagnosis:home"), {"label": "Stone"}).content.decode()
+    pending = ui_client.get(reverse("diagnosis:home"), {"status": "pending"}).content.decode()
+
+    assert "Sam Stone" in by_label and "Tom Tumor" not in by_label and f'data-scan="{stone.pk}"' in by_label
+    assert "Quinn Queued" in pending and "Sam Stone" not in pending
+
+
+def test_an_invalid_filter_is_explained_and_the_list_is_unfiltered(ui_client, organization):
+    scan_with(organization, "Stone", name="Sam Stone")
+
+    response = ui_client.get(reverse("diagnosis:home"), {"uploaded_from": "not-a-date"})
+
+    assert response.status_code == 400
+    assert "Enter a valid date." in response.content.decode() and "Sam Stone" in response.content.decode()
+
+
+def test_other_organizations_scans_are_not_on_the_worklist(ui_client, other_organization):
+    scan_with(other_organization, "Tumor", name="Their Patient")
+
+    assert "Their Patient" not in ui_client.get(reverse("diagnosis:home")).content.decode()

@@ -1,0 +1,35 @@
+"""Clinician UI: server-rendered pages. Every view needs a logged-in member of an organization, and
+objects of other organizations answer 404 exactly like missing ones."""
+
+from .common import member_required, organization_admin_required
+from .patients import patient_create, patient_detail, patient_list, scan_upload
+from .scans import (
+    prediction_state,
+    scan_detail,
+    scan_heatmap,
+    scan_image,
+    scan_report,
+    scan_rerun,
+    scan_review,
+    scan_status,
+)
+from .worklist import agreement, home
+
+__all__ = [
+    "agreement",
+    "home",
+    "member_required",
+    "organization_admin_required",
+    "patient_create",
+    "patient_detail",
+    "patient_list",
+    "prediction_state",
+    "scan_detail",
+    "scan_heatmap",
+    "scan_image",
+    "scan_report",
+    "scan_rerun",
+    "scan_review",
+    "scan_status",
+    "scan_upload",
+]

@@ -1,0 +1,62 @@
+"""What every page shares: a logged-in member of an organization, and 404 for other organizations'
+objects exactly as for missing ones."""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .. import selectors
+from ..models import Membership, Patient, Scan
+
+
+def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if selectors.membership_of(request.user) is None:
+            return render(request, "diagnosis/no_membership.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def organization_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Only members with the administrator role of their organization."""
+
+    @member_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if selectors.membership_of(request.user).role != Membership.Role.ADMIN:
+            return render(request, "403.html", {"reason": "Only administrators of your organization may see this page."}, status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def add_service_errors(form, exc: ValidationError) -> None:
+    """Show a service's errors on the matching fields, and the rest above the form."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, messages_ in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, messages_)
+
+
+def patient_or_404(request: HttpRequest, pk: int) -> Patient:
+    patient = selectors.patient_get(user=request.user, pk=pk)
+    if patient is None:
+        raise Http404("No such patient.")
+    return patient
+
+
+def scan_or_404(request: HttpRequest, pk: int) -> Scan:
+    scan = selectors.scan_get(user=request.user, pk=pk)
+    if scan is None:
+        raise Http404("No such scan.")
+    return scan

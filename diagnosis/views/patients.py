@@ -1,0 +1,95 @@
+"""Patients: list and search, registration, the patient page with its scans and the upload form."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from .. import selectors, services
+from ..forms import PatientForm, ScanUploadForm
+from ..models import Patient
+from .common import add_service_errors, member_required, patient_or_404
+
+PATIENTS_PER_PAGE = 25
+
+
+@member_required
+@require_GET
+def patient_list(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    page = Paginator(selectors.patient_list(user=request.user, search=query), PATIENTS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "diagnosis/patient_list.html", {"page": page, "query": query})
+
+
+@member_required
+@require_http_methods(["GET", "POST"])
+def patient_create(request: HttpRequest) -> HttpResponse:
+    form = PatientForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = services.patient_create(organization=selectors.organization_of(request.user), **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Patient {patient.name} registered.")
+            return redirect("diagnosis:patient_detail", pk=patient.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "diagnosis/patient_form.html", {"form": form}, status=status)
+
+
+def _render_patient(
+    request: HttpRequest, patient: Patient, form: ScanUploadForm, status: int = 200, refused: list | None = None
+) -> HttpResponse:
+    scans = list(selectors.scan_list(user=request.user, patient=patient))
+    return render(
+        request,
+        "diagnosis/patient_detail.html",
+        {
+            "patient": patient,
+            "unreviewed": [scan for scan in scans if scan.current_review is None],
+            "reviewed": [scan for scan in scans if scan.current_review is not None],
+            "form": form,
+            "refused": refused or [],
+        },
+        status=status,
+    )
+
+
+@member_required
+@require_GET
+def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _render_patient(request, patient_or_404(request, pk), ScanUploadForm())
+
+
+@member_required
+@require_POST
+def scan_upload(request: HttpRequest, pk: int) -> HttpResponse:
+    """Without JavaScript: one or more files in one form post; each good file becomes a scan, each
+    refused one is listed with its reason, and a refusal never stops the others."""
+    patient = patient_or_404(request, pk)
+    form = ScanUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _render_patient(request, patient, form, status=400)
+    created, refused = [], []
+    for upload in form.cleaned_data["image"]:
+        try:
+            created.append(services.scan_create(patient=patient, file=upload, uploaded_by=request.user))
+        except ValidationError as exc:
+            refused.append({"name": upload.name, "messages": exc.messages})
+        except services.NoActiveModelVersion as exc:
+            refused.append({"name": upload.name, "messages": [str(exc)]})
+    if not refused and len(created) == 1:
+        messages.success(request, "Scan uploaded; the diagnosis is on its way.")
+        return redirect("diagnosis:scan_detail", pk=created[0].pk)
+    if not refused:
+        messages.success(request, f"{len(created)} scans uploaded; their diagnoses are on their way.")
+        return redirect("diagnosis:patient_detail", pk=patient.pk)
+    if created:
+        messages.success(request, f"{len(created)} of {len(created) + len(refused)} files uploaded.")
+    return _render_patient(request, patient, ScanUploadForm(), status=400, refused=refused)

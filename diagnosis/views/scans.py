@@ -1,0 +1,188 @@
+"""The scan page and what it fetches: status, image, heat maps, review, PDF report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import reports, selectors, services
+from ..forms import ReviewForm
+from ..models import Prediction, Scan
+from .common import add_service_errors, member_required, scan_or_404
+
+
+def probabilities_for_display(prediction: Prediction | None) -> list[dict[str, Any]]:
+    if prediction is None or not prediction.probabilities:
+        return []
+    rows = [
+        {"name": name, "probability": float(p), "percent": round(float(p) * 100, 1)}
+        for name, p in prediction.probabilities.items()
+    ]
+    return sorted(rows, key=lambda row: (-row["probability"], row["name"]))
+
+
+def _heatmap_url(scan: Scan, prediction: Prediction | None) -> str:
+    if prediction is None or prediction.status != Prediction.Status.DONE or not prediction.heatmap:
+        return ""
+    return reverse("diagnosis:scan_heatmap", kwargs={"pk": scan.pk})
+
+
+def prediction_state(prediction: Prediction | None, scan: Scan | None = None) -> dict[str, Any]:
+    if prediction is None:
+        return {"status": None, "final": True}
+    verdict = selectors.prediction_uncertainty(prediction)
+    return {
+        "id": prediction.pk,
+        "status": prediction.status,
+        "status_display": prediction.get_status_display(),
+        "final": prediction.is_final,
+        "label": prediction.label,
+        "probabilities": probabilities_for_display(prediction),
+        "confidence": prediction.confidence,
+        "needs_review": verdict.needs_review,
+        "needs_review_reason": verdict.reason,
+        "confidence_threshold": verdict.threshold,
+        "out_of_scope": prediction.out_of_scope,
+        "out_of_scope_reason": prediction.out_of_scope_reason,
+        "model_version": prediction.model_version.name,
+        "class_names": list(prediction.model_version.class_names),
+        "failure_reason": prediction.failure_reason,
+        "queued_at": prediction.queued_at.isoformat() if prediction.queued_at else None,
+        "started_at": prediction.started_at.isoformat() if prediction.started_at else None,
+        "finished_at": prediction.finished_at.isoformat() if prediction.finished_at else None,
+        "inference_ms": prediction.inference_ms,
+        "heatmap_url": _heatmap_url(scan or prediction.scan, prediction),
+    }
+
+
+def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | None = None, status: int = 200) -> HttpResponse:
+    prediction = scan.latest_prediction
+    class_names = list(prediction.model_version.class_names) if prediction else []
+    if review_form is None and prediction is not None:
+        review_form = ReviewForm(class_names=class_names, ai_label=prediction.label)
+    return render(
+        request,
+        "diagnosis/scan_detail.html",
+        {
+            "scan": scan,
+            "prediction": prediction,
+            "probabilities": probabilities_for_display(prediction),
+            "uncertainty": selectors.prediction_uncertainty(prediction) if prediction else None,
+            "heatmap_url": _heatmap_url(scan, prediction),
+            "class_names": class_names,
+            "review_form": review_form,
+            "review": scan.current_review,
+            "reviews": list(scan.reviews.all()),
+            "history": list(scan.predictions.all())[1:],
+        },
+        status=status,
+    )
+
+
+@member_required
+@require_GET
+def scan_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _render_scan(request, scan_or_404(request, pk))
+
+
+@member_required
+@require_POST
+def scan_review(request: HttpRequest, pk: int) -> HttpResponse:
+    scan = scan_or_404(request, pk)
+    prediction = scan.latest_prediction
+    class_names = list(prediction.model_version.class_names) if prediction else []
+    form = ReviewForm(request.POST, class_names=class_names, ai_label=prediction.label if prediction else "")
+    if form.is_valid():
+        try:
+            review = services.review_create(scan=scan, user=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            if review.agrees_with_ai:
+                messages.success(request, f"Review saved: you confirmed the AI label {review.label}.")
+            else:
+                messages.success(request, f"Review saved: you corrected the AI label {prediction.label} to {review.label}.")
+            return redirect("diagnosis:scan_detail", pk=scan.pk)
+    return _render_scan(request, scan_or_404(request, pk), review_form=form, status=400)
+
+
+@member_required
+@require_POST
+def scan_rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    scan = scan_or_404(request, pk)
+    try:
+        services.prediction_create(scan=scan)
+    except services.NoActiveModelVersion as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "A new diagnosis is queued.")
+    return redirect("diagnosis:scan_detail", pk=scan.pk)
+
+
+def _private_file(field, content_type: str) -> FileResponse:
+    try:
+        handle = field.open("rb")
+    except OSError:
+        raise Http404("The stored file is missing.") from None
+    response = FileResponse(handle, content_type=content_type)
+    # Patient data: browsers and proxies must not keep copies.
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@member_required
+@require_GET
+def scan_image(request: HttpRequest, pk: int) -> HttpResponse:
+    scan = scan_or_404(request, pk)
+    return _private_file(scan.image, f"image/{scan.format.lower()}")
+
+
+@member_required
+@require_GET
+@never_cache
+def scan_heatmap(request: HttpRequest, pk: int) -> HttpResponse:
+    """The heat map PNG of the latest result (?class= for another class: 202 while the worker computes it)."""
+    scan = scan_or_404(request, pk)
+    try:
+        answer = services.heatmap_get_or_request(
+            prediction=scan.latest_prediction, class_name=request.GET.get("class") or None
+        )
+    except ValidationError as exc:
+        return JsonResponse({"status": "refused", "detail": " ".join(exc.messages)}, status=400)
+    if answer.status == "ready":
+        return _private_file(answer.file, "image/png")
+    body = {"class": answer.class_name, "status": answer.status, "detail": answer.detail}
+    return JsonResponse(body, status=202 if answer.status == "queued" else 503)
+
+
+@member_required
+@require_GET
+def scan_report(request: HttpRequest, pk: int) -> HttpResponse:
+    scan = scan_or_404(request, pk)
+    response = HttpResponse(reports.scan_report_pdf(scan=scan, user=request.user), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="scan-{scan.pk}-report.pdf"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@member_required
+@require_GET
+@never_cache
+def scan_status(request: HttpRequest, pk: int) -> JsonResponse:
+    scan = scan_or_404(request, pk)
+    state = prediction_state(selectors.prediction_latest(user=request.user, scan=scan), scan)
+    review = selectors.review_current(user=request.user, scan=scan)
+    state["scan"] = scan.pk
+    state["url"] = reverse("diagnosis:scan_detail", kwargs={"pk": scan.pk})
+    state["review"] = (
+        {"label": review.label, "agrees_with_ai": review.agrees_with_ai, "reviewed_by": review.reviewed_by.get_username()}
+        if review else None
+    )
+    return JsonResponse(state)

@@ -1,0 +1,56 @@
+"""The home page: the triage worklist; and the agreement of reviewers with the AI, for administrators."""
+
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from .. import selectors
+from ..forms import WorklistFilterForm
+from .common import member_required, organization_admin_required
+
+WORKLIST_PER_PAGE = 25
+
+
+def _known_labels() -> list[str]:
+    active = selectors.model_version_active()
+    return list(active.class_names) if active else list(selectors.URGENCY_BY_LABEL)
+
+
+@member_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    form = WorklistFilterForm(request.GET or None, statuses=selectors.WORKLIST_STATUSES, labels=_known_labels())
+    filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    scans = selectors.worklist(user=request.user, **{k: v for k, v in filters.items() if v})
+    page = Paginator(scans, WORKLIST_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "diagnosis/worklist.html",
+        {"form": form, "page": page, "query": query.urlencode(), "filtered": bool(filters and any(filters.values()))},
+        status=400 if form.is_bound and not form.is_valid() else 200,
+    )
+
+
+@organization_admin_required
+@require_GET
+def agreement(request: HttpRequest) -> HttpResponse:
+    organization = selectors.organization_of(request.user)
+    rows = selectors.agreement_by_class(organization=organization, class_names=_known_labels())
+    reviewed = sum(row.reviewed for row in rows)
+    agreed = sum(row.agreed for row in rows)
+    return render(
+        request,
+        "diagnosis/agreement.html",
+        {
+            "rows": rows,
+            "reviewed": reviewed,
+            "agreed": agreed,
+            "overall": agreed / reviewed if reviewed else None,
+            "organization": organization,
+        },
+    )
