@@ -63,3 +63,12 @@ def test_unknown_normalization_is_refused():
 
     with pytest.raises(ValueError, match="normalization"):
         TrainConfig(normalization="layer")
+
+
+@pytest.mark.parametrize("architecture", ["resnet50", "vgg16"])
+def test_keras_application_backbones_take_grey_slices(architecture):
+    model = build_model(class_names=CLASSES, image_size=64, architecture=architecture, augment=False)
+    out = np.asarray(model.predict_on_batch(np.zeros((1, 80, 80, 1), np.uint8)))
+    assert out.shape == (1, 4)
+    if architecture == "resnet50":
+        assert any("conv5_block3" in layer.name for layer in model.get_layer("resnet50").layers)
