@@ -144,7 +144,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "diagnosis:patient_list"
+LOGIN_REDIRECT_URL = "diagnosis:home"
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Internationalisation ---------------------------------------------------------------------------
@@ -241,6 +241,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ROUTES = {
     "diagnosis.tasks.predict_scan": {"queue": "inference"},
+    # The worker that diagnoses has the model loaded, so it also draws heat maps on request.
+    "diagnosis.tasks.explain_class": {"queue": "inference"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -274,8 +276,6 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    # The worker that diagnoses has the model loaded, so it also draws heat maps on request.
-    "diagnosis.tasks.explain_class": {"queue": "inference"},
     "REDOC_DIST": "SIDECAR",
 }
 

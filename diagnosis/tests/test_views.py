@@ -44,7 +44,7 @@ def test_every_page_requires_login(client, patient):
 
 def test_a_clinician_logs_in_with_username_and_password_and_logs_out(client, clinician):
     response = client.post(reverse("login"), {"username": "alice", "password": PASSWORD})
-    assert response.status_code == 302 and response["Location"] == reverse("diagnosis:patient_list")
+    assert response.status_code == 302 and response["Location"] == reverse("diagnosis:home")
     assert client.get(reverse("diagnosis:patient_list")).status_code == 200
 
     client.post(reverse("logout"))
