@@ -44,13 +44,14 @@ class ReviewForm(forms.Form):
         label="Comment (optional)", required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3})
     )
 
-    def __init__(self, *args, class_names: list[str], ai_label: str = "", **kwargs):
+    def __init__(self, *args, class_names: list[str], ai_label: str = "", current: str = "", **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["label"].choices = [
             (name, f"{name} (AI)" if name == ai_label else name) for name in class_names
         ]
-        if ai_label and not self.is_bound:
-            self.fields["label"].initial = ai_label
+        # Start from the current review's label, else from the AI's.
+        if not self.is_bound and (current or ai_label):
+            self.fields["label"].initial = current or ai_label
 
 
 class WorklistFilterForm(forms.Form):

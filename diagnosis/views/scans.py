@@ -65,8 +65,9 @@ def prediction_state(prediction: Prediction | None, scan: Scan | None = None) ->
 def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | None = None, status: int = 200) -> HttpResponse:
     prediction = scan.latest_prediction
     class_names = list(prediction.model_version.class_names) if prediction else []
+    review = scan.current_review
     if review_form is None and prediction is not None:
-        review_form = ReviewForm(class_names=class_names, ai_label=prediction.label)
+        review_form = ReviewForm(class_names=class_names, ai_label=prediction.label, current=review.label if review else "")
     return render(
         request,
         "diagnosis/scan_detail.html",
@@ -78,7 +79,7 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
             "heatmap_url": _heatmap_url(scan, prediction),
             "class_names": class_names,
             "review_form": review_form,
-            "review": scan.current_review,
+            "review": review,
             "reviews": list(scan.reviews.all()),
             "history": list(scan.predictions.all())[1:],
         },

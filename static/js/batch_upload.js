@@ -15,11 +15,13 @@
   var queue = [];
   var running = 0;
 
-  // With JavaScript, choosing or dropping files starts the uploads; the button only opens the picker.
-  submit.textContent = "Choose files…";
-  submit.type = "button";
-  submit.addEventListener("click", function () { input.click(); });
+  // With JavaScript, choosing or dropping files starts the uploads at once: no button to press.
+  submit.hidden = true;
   dropzone.classList.add("enhanced");
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (input.files.length) { add(input.files); input.value = ""; }
+  });
 
   function urlFor(template, id) { return template.replace(/0\/?([^/]*)$/, id + "/$1"); }
 
