@@ -38,6 +38,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if value is None:
@@ -80,6 +90,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "diagnosis",
+    "training",
 ]
 
 MIDDLEWARE = [
@@ -204,6 +215,28 @@ KIDNEYWEB_MODEL_PATH = Path(os.environ.get("KIDNEYWEB_MODEL_PATH") or BASE_DIR /
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
+# --- Retraining and promotion (the training app) ---------------------------------------------------
+
+# Trained models and their cards; a worker serving inference must see the same folder (a shared volume).
+KIDNEYWEB_MODELS_DIR = Path(os.environ.get("KIDNEYWEB_MODELS_DIR") or VAR_DIR / "models")
+# Per-run working folders: pipeline artifacts, the reviewed-scan export.
+KIDNEYWEB_TRAINING_DIR = Path(os.environ.get("KIDNEYWEB_TRAINING_DIR") or VAR_DIR / "training")
+# The hyper-parameters a run starts from and the pipeline's paths, as for `dvc repro`.
+KIDNEYWEB_TRAINING_PARAMS = Path(os.environ.get("KIDNEYWEB_TRAINING_PARAMS") or BASE_DIR / "params.yaml")
+KIDNEYWEB_TRAINING_CONFIG = Path(os.environ.get("KIDNEYWEB_TRAINING_CONFIG") or BASE_DIR / "config.yaml")
+# The developer data set; empty means config.yaml's data_dir (relative to the project directory).
+KIDNEYWEB_TRAINING_DATA_DIR = os.environ.get("KIDNEY_DATA_DIR", "")
+# Log runs to MLflow (MLFLOW_TRACKING_URI, default ./mlruns of the worker's working directory).
+KIDNEYWEB_TRAINING_TRACK = env_bool("KIDNEYWEB_TRAINING_TRACK", True)
+# A candidate may be at most this much worse than the active model on macro-F1 and on every class's
+# recall (on the locked test series) to be promoted without an administrator's written reason.
+KIDNEYWEB_PROMOTION_MARGIN = env_float("KIDNEYWEB_PROMOTION_MARGIN", 0.02)
+# A running run writes a heartbeat this often; one silent for KIDNEYWEB_TRAINING_STALE_SECONDS is
+# taken for a run whose worker died, and is marked failed.
+KIDNEYWEB_TRAINING_HEARTBEAT_SECONDS = env_int("KIDNEYWEB_TRAINING_HEARTBEAT_SECONDS", 10)
+KIDNEYWEB_TRAINING_STALE_SECONDS = env_int("KIDNEYWEB_TRAINING_STALE_SECONDS", 180)
+KIDNEYWEB_TRAINING_TIME_LIMIT_SECONDS = env_int("KIDNEYWEB_TRAINING_TIME_LIMIT_SECONDS", 24 * 3600)
+
 # --- Celery -----------------------------------------------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -243,6 +276,9 @@ CELERY_TASK_ROUTES = {
     "diagnosis.tasks.predict_scan": {"queue": "inference"},
     # The worker that diagnoses has the model loaded, so it also draws heat maps on request.
     "diagnosis.tasks.explain_class": {"queue": "inference"},
+    # Training runs for minutes to hours: a queue of its own, consumed by a worker of its own
+    # (scripts/worker.sh, docker-compose.yml), so a diagnosis never waits behind a run.
+    "training.tasks.*": {"queue": "training"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -315,5 +351,6 @@ LOGGING = {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         "diagnosis": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         "celery": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "training": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
     },
 }

@@ -1,0 +1,107 @@
+"""The locked test series and every model's evaluation on it (run on the training worker)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+from django.db import IntegrityError, transaction
+
+from diagnosis import ml as diagnosis_ml
+from diagnosis.models import ModelVersion
+
+from .. import ml
+from ..gate import side_scores
+from ..models import LockedTestEvaluation, LockedTestSet
+from ..params import base_params
+
+logger = logging.getLogger(__name__)
+
+
+class DeveloperDataMissing(Exception):
+    """The developer data set, which defines the locked test series, is not where the settings say."""
+
+
+def locked_test_set_current(*, data_dir: Path | None = None) -> LockedTestSet:
+    """The locked test series of the developer data set as it is now, made (once) if needed.
+
+    The split parameters are params.yaml's: runs cannot change them, so every run and every model is
+    compared on the same series as long as the data set does not change.
+    """
+    data_dir = Path(data_dir or ml.developer_data_dir())
+    if not data_dir.is_dir():
+        raise DeveloperDataMissing(
+            f"The developer data set is not at {data_dir}; set KIDNEY_DATA_DIR (or data_dir in config.yaml)."
+        )
+    split = base_params().train.split
+    fingerprint = ml.data_fingerprint(data_dir, split)
+    known = LockedTestSet.objects.filter(fingerprint=fingerprint, data_dir=str(data_dir)).first()
+    if known is not None:
+        return known
+    started = time.monotonic()
+    records = ml.locked_test_records(data_dir, split)
+    sha256 = ml.records_sha256(records)
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record["label"]] = counts.get(record["label"], 0) + 1
+    with transaction.atomic():
+        test_set, created = LockedTestSet.objects.get_or_create(
+            sha256=sha256,
+            defaults={"fingerprint": fingerprint, "data_dir": str(data_dir), "split": dataclasses.asdict(split),
+                      "records": records, "images_per_class": counts},
+        )
+        if not created and (test_set.fingerprint != fingerprint or test_set.data_dir != str(data_dir)):
+            # The same series from a touched or moved folder: remember where they are now.
+            test_set.fingerprint, test_set.data_dir = fingerprint, str(data_dir)
+            test_set.save(update_fields=["fingerprint", "data_dir"])
+    logger.info("Locked test set %s: %d images %s (%.0f s)", sha256[:12], len(records), counts,
+                time.monotonic() - started)
+    return test_set
+
+
+def locked_test_evaluation_save(
+    *, model_version: ModelVersion, test_set: LockedTestSet, class_names: list[str],
+    probabilities: list[list[float]], seconds: float,
+) -> LockedTestEvaluation:
+    labels = [record["label"] for record in test_set.records]
+    scores = side_scores(labels=labels, class_names=class_names, probabilities=probabilities)
+    try:
+        with transaction.atomic():
+            return LockedTestEvaluation.objects.create(
+                model_version=model_version, test_set=test_set, class_names=list(class_names),
+                probabilities=probabilities, scores=scores, seconds=round(seconds, 1),
+            )
+    except IntegrityError:
+        # Another worker evaluated it meanwhile; the model and the images are the same, so is the result.
+        return LockedTestEvaluation.objects.get(model_version=model_version, test_set=test_set)
+
+
+def model_version_evaluate(*, model_version: ModelVersion, test_set: LockedTestSet | None = None) -> LockedTestEvaluation:
+    """The version's calibrated probabilities on every locked test image, computed once and kept.
+
+    Runs the model through the same per-process cache and Classifier as a diagnosis does, so the
+    figures are those of the model as served (and a file changed since registration is refused).
+    """
+    test_set = test_set or locked_test_set_current()
+    existing = LockedTestEvaluation.objects.filter(model_version=model_version, test_set=test_set).first()
+    if existing is not None:
+        return existing
+    started = time.monotonic()
+    classifier = diagnosis_ml.get_classifier(model_version)
+    probabilities = ml.classify_records(classifier, Path(test_set.data_dir), test_set.records)
+    evaluation = locked_test_evaluation_save(
+        model_version=model_version, test_set=test_set, class_names=list(classifier.class_names),
+        probabilities=probabilities, seconds=time.monotonic() - started,
+    )
+    logger.info("Evaluated %s on the locked test set: macro-F1 %.4f", model_version.name,
+                evaluation.scores["macro_f1"])
+    return evaluation
+
+
+def model_version_evaluation_request(*, model_version: ModelVersion) -> None:
+    """Queue the version's evaluation on the training worker (it may wait behind a training run)."""
+    from ..tasks import evaluate_model_version
+
+    transaction.on_commit(lambda: evaluate_model_version.apply_async(args=[model_version.pk]))

@@ -1,0 +1,42 @@
+"""Celery tasks of the training app, on the `training` queue (CELERY_TASK_ROUTES): thin wrappers."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery import shared_task
+from django.conf import settings
+
+from diagnosis.models import ModelVersion
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+# A pool child killed mid-run (out of memory, SIGKILL) must not be redelivered: the run would only be
+# killed again. signals.py fails the run in the worker's main process instead.
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=False,
+    ignore_result=True,
+    soft_time_limit=settings.KIDNEYWEB_TRAINING_TIME_LIMIT_SECONDS,
+    time_limit=settings.KIDNEYWEB_TRAINING_TIME_LIMIT_SECONDS + 300,
+)
+def train_model(self, run_id: int) -> None:
+    services.training_run_execute(run_id=run_id, worker_node=self.request.hostname or "", worker_pid=os.getpid())
+
+
+@shared_task(acks_late=True, ignore_result=True, soft_time_limit=3600, time_limit=3900)
+def evaluate_model_version(model_version_id: int) -> None:
+    """Evaluate a version on the locked test series (for the promotion gate), once."""
+    version = ModelVersion.objects.filter(pk=model_version_id).first()
+    if version is None:
+        logger.warning("Model version %s does not exist; nothing to evaluate.", model_version_id)
+        return
+    try:
+        services.model_version_evaluate(model_version=version)
+    except Exception:
+        # The gate keeps saying "not evaluated"; the log says why.
+        logger.exception("Could not evaluate model version %s on the locked test series", version.name)

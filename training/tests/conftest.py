@@ -1,0 +1,78 @@
+"""Fixtures of the training app: administrators, a tiny synthetic data set with tiny parameters, and
+the folders a run writes to, all inside the test run's temporary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings as django_settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from diagnosis.tests.conftest import (  # noqa: F401  fixtures shared with the diagnosis tests
+    api_client,
+    clinician,
+    copy_model,
+    organization,
+    other_organization,
+    tiny_model_path,
+    tiny_model_version,
+)
+
+from .factories import AdminMembershipFactory
+
+# A whole run on the synthetic set takes seconds: small images, one epoch, big validation and test splits.
+TINY_TRAIN = {"image_size": 32, "epochs": 1, "batch_size": 16,
+              "split": {"val_fraction": 0.25, "test_fraction": 0.25}}
+
+
+@pytest.fixture
+def admin_user(organization):
+    return AdminMembershipFactory(organization=organization, user__username="ada-admin").user
+
+
+@pytest.fixture
+def admin_api(admin_user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
+    return client
+
+
+@pytest.fixture
+def admin_ui(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Path:
+    from mlcore.synthetic import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("ct") / "data")
+
+
+@pytest.fixture(scope="session")
+def tiny_params_file(tmp_path_factory) -> Path:
+    """params.yaml with the tiny training values (the evaluate section as shipped)."""
+    from mlcore.config import load_params
+
+    shipped = load_params(Path(django_settings.BASE_DIR) / "params.yaml")
+    tiny = shipped.train.with_overrides(TINY_TRAIN)
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text(yaml.safe_dump({"train": tiny.to_dict(), "evaluate": shipped.to_dict()["evaluate"]}))
+    return path
+
+
+@pytest.fixture
+def training_settings(settings, tmp_path, synthetic_data, tiny_params_file):
+    """Runs in this process train on the synthetic set with tiny parameters, into this test's folder."""
+    settings.KIDNEYWEB_TRAINING_PARAMS = tiny_params_file
+    settings.KIDNEYWEB_TRAINING_DATA_DIR = str(synthetic_data)
+    settings.KIDNEYWEB_MODELS_DIR = tmp_path / "models"
+    settings.KIDNEYWEB_TRAINING_DIR = tmp_path / "training"
+    settings.KIDNEYWEB_TRAINING_TRACK = False
+    # The heartbeat thread has a connection of its own, which cannot see a test's uncommitted rows.
+    settings.KIDNEYWEB_TRAINING_HEARTBEAT_SECONDS = 0
+    return settings

@@ -1,0 +1,61 @@
+"""Which params.yaml values a run may change, and the checks mlcore's own config makes."""
+
+import pytest
+
+from training import params as run_params
+from training.params import ParamsError, resolve
+
+
+@pytest.fixture(autouse=True)
+def tiny_params(settings, tiny_params_file):
+    settings.KIDNEYWEB_TRAINING_PARAMS = tiny_params_file
+
+
+def test_standard_is_params_yaml_as_it_is():
+    clean, params = resolve(preset="standard")
+
+    assert clean == {}
+    assert params.train == run_params.base_params().train
+
+
+def test_overrides_change_only_their_values():
+    clean, params = resolve(overrides={"epochs": 4, "learning_rate": 1, "architecture": "vgg16"})
+
+    assert clean == {"epochs": 4, "learning_rate": 1.0, "architecture": "vgg16"}
+    assert (params.train.epochs, params.train.learning_rate, params.train.architecture) == (4, 1.0, "vgg16")
+    assert params.train.batch_size == run_params.base_params().train.batch_size
+
+
+def test_quick_caps_the_epochs_and_an_override_wins(settings, tmp_path):
+    settings.KIDNEYWEB_TRAINING_PARAMS = tmp_path / "params.yaml"
+    settings.KIDNEYWEB_TRAINING_PARAMS.write_text("train:\n  epochs: 20\n")
+
+    assert resolve(preset="quick")[1].train.epochs == 3
+    assert resolve(preset="quick", overrides={"epochs": 5})[1].train.epochs == 5
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"architecture": "alexnet"}, "unknown architecture 'alexnet'"),
+    ({"image_size": 16}, "between 32 and 512"),
+    ({"epochs": 0}, "between 1 and 500"),
+    ({"epochs": "many"}, "epochs must be a whole number"),
+    ({"epochs": 2.5}, "epochs must be a whole number"),
+    ({"class_weighting": 1}, "class_weighting must be true or false"),
+    ({"split": {"test_fraction": 0.5}}, "The split is locked"),
+    ({"weights": "/etc/passwd"}, "not per run"),
+    ({"epoch": 3}, "Unknown parameter 'epoch'"),
+    ({"augment": {"sparkle": True}}, "unknown keys in augment"),
+])
+def test_bad_values_are_refused_with_a_message(overrides, message):
+    with pytest.raises(ParamsError, match=message):
+        resolve(overrides=overrides)
+
+
+def test_an_unknown_preset_is_refused():
+    with pytest.raises(ParamsError, match="Unknown preset 'huge'"):
+        resolve(preset="huge")
+
+
+def test_params_must_be_an_object():
+    with pytest.raises(ParamsError, match="must be an object"):
+        resolve(overrides=["epochs", 3])
