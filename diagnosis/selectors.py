@@ -133,7 +133,7 @@ def reviewed_scans(*, organization: Organization) -> QuerySet[Scan]:
 
 
 def default_confidence_threshold() -> float:
-    return float(getattr(settings, "KIDNEYWEB_CONFIDENCE_THRESHOLD", 0.7))
+    return float(settings.KIDNEYWEB_CONFIDENCE_THRESHOLD)
 
 
 def confidence_threshold(model_version: ModelVersion) -> float:

@@ -210,6 +210,18 @@ STORAGES = {
 KIDNEYWEB_MAX_UPLOAD_BYTES = env_int("KIDNEYWEB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 KIDNEYWEB_MAX_IMAGE_PIXELS = env_int("KIDNEYWEB_MAX_IMAGE_PIXELS", 4096 * 4096)
 KIDNEYWEB_MODEL_PATH = Path(os.environ.get("KIDNEYWEB_MODEL_PATH") or BASE_DIR / "models" / "kidney-resnet-v1.keras")
+# A result whose top probability is below this is marked "needs review" and never shown as a plain
+# diagnosis, unless the model card carries its own calibrated calibration.confidence_threshold.
+try:
+    KIDNEYWEB_CONFIDENCE_THRESHOLD = float(os.environ.get("KIDNEYWEB_CONFIDENCE_THRESHOLD") or 0.7)
+except ValueError:
+    raise ImproperlyConfigured(
+        f"KIDNEYWEB_CONFIDENCE_THRESHOLD={os.environ['KIDNEYWEB_CONFIDENCE_THRESHOLD']!r} is not a number."
+    ) from None
+if not 0.0 < KIDNEYWEB_CONFIDENCE_THRESHOLD <= 1.0:
+    raise ImproperlyConfigured(
+        f"KIDNEYWEB_CONFIDENCE_THRESHOLD={KIDNEYWEB_CONFIDENCE_THRESHOLD} must be above 0 and at most 1."
+    )
 # Django buffers bigger uploads to a temporary file instead of memory; a little over the limit so the
 # size check can still give its own message.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
