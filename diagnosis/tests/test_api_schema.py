@@ -16,3 +16,16 @@ def test_the_interactive_docs_use_local_assets_not_a_cdn(client, db):
     html = response.content.decode()
     assert "swagger-ui" in html
     assert "cdn.jsdelivr.net" not in html and "/static/drf_spectacular_sidecar/" in html
+
+
+def test_the_schema_describes_review_report_heatmap_and_worklist(client, db):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    paths = schema["paths"]
+    assert "post" in paths["/api/v1/scans/{id}/review/"]
+    assert "application/pdf" in paths["/api/v1/scans/{id}/report/"]["get"]["responses"]["200"]["content"]
+    assert "image/png" in paths["/api/v1/scans/{id}/heatmap/"]["get"]["responses"]["200"]["content"]
+    assert "get" in paths["/api/v1/worklist/"]
+    prediction = schema["components"]["schemas"]["Prediction"]["properties"]
+    assert {"heatmap_url", "needs_review", "needs_review_reason", "confidence"} <= set(prediction)
+    assert "review" in schema["components"]["schemas"]["Scan"]["properties"]
