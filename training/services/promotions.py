@@ -84,14 +84,15 @@ def model_version_promote(*, model_version: ModelVersion, user: AbstractBaseUser
         if previous is not None and previous.pk == model_version.pk:
             return None
         verdict = selectors.promotion_gate(candidate=model_version)
-        if not verdict["passed"] and not reason:
-            needed = verdict.get("needs_evaluation") or []
-            for version in ModelVersion.objects.filter(pk__in=needed):
-                model_version_evaluation_request(model_version=version)
-            verdict["evaluation_queued"] = bool(needed)
-            raise PromotionRefused(verdict)
-        return _record(kind=ModelPromotion.Kind.PROMOTE, previous=previous, model_version=model_version, user=user,
-                       reason=reason, verdict=verdict, gate_applies=True)
+        if verdict["passed"] or reason:
+            return _record(kind=ModelPromotion.Kind.PROMOTE, previous=previous, model_version=model_version,
+                           user=user, reason=reason, verdict=verdict, gate_applies=True)
+    # Outside the refused transaction, or the queued evaluations would be rolled back with it.
+    needed = verdict.get("needs_evaluation") or []
+    for version in ModelVersion.objects.filter(pk__in=needed):
+        model_version_evaluation_request(model_version=version)
+    verdict["evaluation_queued"] = bool(needed)
+    raise PromotionRefused(verdict)
 
 
 def model_version_rollback(*, model_version: ModelVersion, user: AbstractBaseUser, reason: str = "") -> ModelPromotion | None:

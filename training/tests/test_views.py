@@ -1,0 +1,107 @@
+"""The administrators' pages: start and follow runs, compare, promote and roll back."""
+
+import pytest
+from django.urls import reverse
+
+from diagnosis.models import ModelVersion
+from diagnosis.tests.factories import ModelVersionFactory
+from training.models import ModelPromotion, TrainingRun
+
+from . import brokerq
+from .factories import LockedTestEvaluationFactory, LockedTestSetFactory, TrainingRunFactory
+
+
+@pytest.fixture(autouse=True)
+def setup(training_settings):
+    brokerq.drain("training")
+    yield
+    brokerq.drain("training")
+
+
+@pytest.mark.parametrize("name, args", [("index", []), ("model_list", []), ("run_detail", ["run"]),
+                                        ("model_detail", ["version"])])
+def test_clinicians_get_403_and_admins_the_page(client, clinician, admin_ui, name, args):
+    objects = {"run": TrainingRunFactory().pk, "version": ModelVersionFactory().pk}
+    url = reverse(f"training:{name}", args=[objects[a] for a in args])
+
+    assert admin_ui.get(url).status_code == 200
+    client.force_login(clinician)
+    assert client.get(url).status_code == 403
+
+
+def test_the_form_starts_a_run_and_leads_to_its_page(admin_ui, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_ui.post(reverse("training:index"), {"preset": "quick", "data": "developer", "epochs": "2"})
+
+    run = TrainingRun.objects.get()
+    assert response.status_code == 302 and response.url == reverse("training:run_detail", args=[run.pk])
+    assert run.preset == "quick" and run.overrides == {"epochs": 2}
+    assert brokerq.drain("training") == 1
+    page = admin_ui.get(response.url).content.decode()
+    assert "Training run" in page and "Cancel the run" in page
+
+
+def test_the_page_says_when_a_run_is_in_progress_and_refuses_a_second(admin_ui):
+    current = TrainingRunFactory(status="running")
+
+    page = admin_ui.get(reverse("training:index")).content.decode()
+    assert f"is running" in page and "Only one run at a time" in page
+
+    response = admin_ui.post(reverse("training:index"), {"preset": "standard", "data": "developer"})
+    assert response.status_code == 409
+    assert f"Training run {current.pk}" in response.content.decode()
+    assert TrainingRun.objects.count() == 1
+
+
+def test_bad_parameters_show_the_reason_on_the_form(admin_ui):
+    response = admin_ui.post(reverse("training:index"), {"preset": "standard", "data": "developer",
+                                                         "image_size": "16"})
+
+    assert response.status_code == 400
+    assert "Ensure this value is greater than or equal to 32" in response.content.decode()
+    assert not TrainingRun.objects.exists()
+
+
+def test_the_status_json_gives_live_progress(admin_ui):
+    run = TrainingRunFactory(status="running", stage="train", epoch=2, epochs=5, eta_seconds=30,
+                             metrics={"epoch": {"loss": 0.5, "val_loss": 0.6, "val_accuracy": 0.7, "val_macro_f1": 0.6}},
+                             log="a\nb")
+
+    state = admin_ui.get(reverse("training:run_status", args=[run.pk])).json()
+
+    assert (state["status"], state["stage"], state["epoch"], state["epochs"], state["eta_seconds"]) == (
+        "running", "train", 2, 5, 30)
+    assert state["metrics"]["epoch"]["val_macro_f1"] == 0.6 and state["log_tail"] == "a\nb" and not state["final"]
+
+
+def test_cancel_from_the_page(admin_ui):
+    run = TrainingRunFactory(status="running")
+
+    admin_ui.post(reverse("training:run_cancel", args=[run.pk]))
+
+    assert TrainingRun.objects.get(pk=run.pk).cancel_requested
+
+
+def test_the_comparison_is_side_by_side_and_a_refused_promotion_needs_a_reason(admin_ui):
+    test_set = LockedTestSetFactory()
+    active = ModelVersionFactory(is_active=True, name="serving")
+    LockedTestEvaluationFactory(model_version=active, test_set=test_set)
+    candidate = ModelVersionFactory(name="challenger")
+    LockedTestEvaluationFactory(model_version=candidate, test_set=test_set, recall={"Stone": 0.6})
+
+    page = admin_ui.get(reverse("training:model_detail", args=[candidate.pk])).content.decode()
+    assert "Recall Stone" in page and "0.600" in page and "1.000" in page and "Expected calibration error" in page
+    assert "The gate refuses it" in page
+
+    refused = admin_ui.post(reverse("training:model_promote", args=[candidate.pk]), {"reason": ""})
+    assert refused.status_code == 409 and "give a written reason" in refused.content.decode()
+    assert ModelVersion.objects.get(is_active=True) == active
+
+    admin_ui.post(reverse("training:model_promote", args=[candidate.pk]), {"reason": "Reviewed by the lead."})
+    assert ModelVersion.objects.get(is_active=True) == candidate
+
+    admin_ui.post(reverse("training:model_rollback", args=[active.pk]), {"reason": "Too many missed stones."})
+    assert ModelVersion.objects.get(is_active=True) == active
+    audit = admin_ui.get(reverse("training:model_list")).content.decode()
+    assert "Too many missed stones." in audit and "overridden" in audit and "Rollback" in audit
+    assert list(ModelPromotion.objects.values_list("kind", flat=True)) == ["rollback", "promote"]
