@@ -36,11 +36,12 @@ COPY . /app
 
 # The secret only lets settings load while static files are collected; it is not kept in the image.
 # Settings create var/ and media/ on import: start the image with them empty and writable by the service;
-# mlruns/ is where MLflow records training runs that a worker executes.
+# mlruns/ is where MLflow records training runs that a worker executes; var/models/ (a shared volume in
+# docker-compose.yml) holds the models they produce.
 RUN SECRET_KEY=build-time-only-not-secret DJANGO_DEBUG=0 python manage.py collectstatic --noinput --verbosity 0 \
  && rm -rf /app/var /app/media \
- && mkdir -p /app/var /app/media /app/mlruns \
- && chown kidneyweb:kidneyweb /app/var /app/media /app/mlruns \
+ && mkdir -p /app/var/models /app/var/training /app/media /app/mlruns \
+ && chown kidneyweb:kidneyweb /app/var /app/var/models /app/var/training /app/media /app/mlruns \
  && chmod 0755 /app/scripts/docker-entrypoint.sh /app/scripts/healthcheck.py
 
 USER kidneyweb

@@ -39,7 +39,7 @@ help:
 	@echo "  make migrate         apply database migrations"
 	@echo "  make bootstrap       register the shipped model, create the demo organization and clinician"
 	@echo "  make web             gunicorn only, on $(HOST):$(PORT)"
-	@echo "  make worker          Celery worker only (queues $(QUEUES))"
+	@echo "  make worker          Celery workers only (queues $(QUEUES); training in a worker of its own)"
 	@echo "  make train           train $(MODEL_OUT) on $(KIDNEY_DATA_DIR)"
 	@echo "  make compose-config  validate docker-compose.yml"
 	@echo "  make clean           remove caches and collected static files; distclean also .venv, var/, media/"
@@ -88,7 +88,7 @@ web: migrate collectstatic
 	  --timeout $(WEB_TIMEOUT) --access-logfile -
 
 worker: install | var
-	$(PY) -m celery -A kidneyweb worker -Q '$(QUEUES)' --concurrency $(WORKER_CONCURRENCY) --loglevel=$(LOGLEVEL)
+	@VENV='$(VENV)' QUEUES='$(QUEUES)' WORKER_CONCURRENCY='$(WORKER_CONCURRENCY)' LOGLEVEL='$(LOGLEVEL)' scripts/worker.sh
 
 train: install
 	$(PY) -m mlcore train --data '$(KIDNEY_DATA_DIR)' --out '$(MODEL_OUT)' $(TRAIN_ARGS)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs gunicorn and a Celery worker side by side in the foreground; Ctrl-C (or SIGTERM) stops both,
+# Runs gunicorn and the Celery workers (scripts/worker.sh) side by side in the foreground; Ctrl-C (or SIGTERM) stops both,
 # and if either one dies the other is stopped too, so `make run` never leaves half a system behind.
 # Called by `make run` after install/migrate/bootstrap/collectstatic.
 set -euo pipefail
@@ -51,7 +51,8 @@ stop_all() {
 trap 'echo "stopping web and worker..."; stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 
-"$PY" -m celery -A kidneyweb worker -Q "$QUEUES" --concurrency "$WORKER_CONCURRENCY" --loglevel="$LOGLEVEL" &
+# One worker for inference (and the default queue), one for training: see scripts/worker.sh.
+VENV="$VENV" QUEUES="$QUEUES" WORKER_CONCURRENCY="$WORKER_CONCURRENCY" LOGLEVEL="$LOGLEVEL" scripts/worker.sh &
 pids+=($!)
 
 "$PY" -m gunicorn kidneyweb.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_WORKERS" \

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Starts the Celery workers that consume QUEUES (default inference,training,celery) in the foreground.
+# The training queue gets a worker process of its own: a training run holds its worker for minutes to
+# hours, and a diagnosis must never wait behind it. The training worker runs one task at a time and a
+# fresh pool process per run (TensorFlow gives memory back only when its process ends).
+# SIGTERM/Ctrl-C stop every worker; if one exits the others are stopped too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+QUEUES=${QUEUES:-inference,training,celery}
+WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-1}
+LOGLEVEL=${LOGLEVEL:-info}
+PY="$VENV/bin/python"
+
+IFS=, read -ra requested <<< "$QUEUES"
+others=()
+training=0
+for queue in "${requested[@]}"; do
+  queue=${queue// /}
+  [[ -z $queue ]] && continue
+  if [[ $queue == training ]]; then training=1; else others+=("$queue"); fi
+done
+
+pids=()
+stop_all() {
+  trap - INT TERM
+  if ((${#pids[@]})); then
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+}
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+
+if ((${#others[@]})); then
+  other_queues=$(IFS=,; echo "${others[*]}")
+  echo "==> worker celery@$(hostname): queues $other_queues, concurrency $WORKER_CONCURRENCY"
+  "$PY" -m celery -A kidneyweb worker -Q "$other_queues" -n "celery@%h" --concurrency "$WORKER_CONCURRENCY" \
+    --loglevel="$LOGLEVEL" &
+  pids+=($!)
+fi
+if ((training)); then
+  echo "==> worker training@$(hostname): queue training, one run at a time"
+  "$PY" -m celery -A kidneyweb worker -Q training -n "training@%h" --concurrency 1 --max-tasks-per-child 1 \
+    --loglevel="$LOGLEVEL" &
+  pids+=($!)
+fi
+if ((${#pids[@]} == 0)); then
+  echo "error: QUEUES='$QUEUES' names no queue" >&2
+  exit 2
+fi
+
+set +e
+wait -n "${pids[@]}"
+status=$?
+set -e
+echo "a worker exited (status $status); stopping the others" >&2
+stop_all
+exit "$status"
