@@ -123,10 +123,16 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
     def p(text: str, style=body) -> Paragraph:
         return Paragraph(escape(str(text)), style)
 
-    def facts(rows: list[tuple[str, str]]) -> Table:
-        table = Table([[p(k, small), p(v)] for k, v in rows], colWidths=[38 * mm, None], hAlign="LEFT")
+    def facts(rows: list[tuple[str, str]], label_width: float = 38 * mm) -> Table:
+        table = Table([[p(k, small), p(v)] for k, v in rows], colWidths=[label_width, None], hAlign="LEFT")
         table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
                                    ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
+        return table
+
+    def side_by_side(left: list, right: list, left_width: float) -> Table:
+        table = Table([[left, right]], colWidths=[left_width, None], hAlign="LEFT")
+        table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                                   ("RIGHTPADDING", (0, 0), (0, -1), 6 * mm)]))
         return table
 
     patient = scan.patient
@@ -136,38 +142,42 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
         p("Kidney CT slice: AI decision-support report", title),
         p(f"{patient.organization.name} · generated {_when(timezone.now())} by {user.get_username()}", small),
         p(NOTICE, notice),
-        p("Patient", heading),
-        facts([
-            ("Name", patient.name), ("MRN", patient.mrn), ("Birth date", patient.birth_date.isoformat()),
-            ("Sex", patient.get_sex_display()),
-        ]),
-        p("Scan", heading),
-        facts([
-            ("Scan", f"#{scan.pk}, {scan.width}×{scan.height} {scan.format}"),
-            ("File", scan.original_filename or "(no file name)"),
-            ("Uploaded", f"{_when(scan.uploaded_at)} by {scan.uploaded_by.get_username()}"),
-            ("SHA-256", scan.sha256),
-        ]),
+        side_by_side(
+            [p("Patient", heading), facts([
+                ("Name", patient.name), ("MRN", patient.mrn), ("Birth date", patient.birth_date.isoformat()),
+                ("Sex", patient.get_sex_display()),
+            ], label_width=22 * mm)],
+            [p("Scan", heading), facts([
+                ("Scan", f"#{scan.pk}, {scan.width}×{scan.height} {scan.format}"),
+                ("File", scan.original_filename or "(no file name)"),
+                ("Uploaded", f"{_when(scan.uploaded_at)} by {scan.uploaded_by.get_username()}"),
+                ("SHA-256", f"{scan.sha256[:32]} {scan.sha256[32:]}"),
+            ], label_width=22 * mm)],
+            left_width=78 * mm,
+        ),
+        Spacer(1, 6),
     ]
 
+    picture_column: list = []
     try:
         picture, drew = slice_with_heatmap(scan, prediction)
-        side = 85 * mm
+        side = 74 * mm
         ratio = scan.height / scan.width if scan.width else 1
         width, height = (side, side * ratio) if ratio <= 1 else (side / ratio, side)
-        story += [Spacer(1, 4), PdfImage(io.BytesIO(picture), width=width, height=height, hAlign="LEFT")]
+        picture_column.append(PdfImage(io.BytesIO(picture), width=width, height=height, hAlign="LEFT"))
         caption = (
-            f"Heat map (Grad-CAM) of where the model looked for “{prediction.label}”, overlaid on the slice."
+            f"Heat map (Grad-CAM) of where the model looked for “{prediction.label}”, overlaid on the slice. "
+            "It shows what drove the model, not the extent of a lesion."
             if drew else "No heat map is available for this result; the slice is shown alone."
         )
-        story.append(p(caption, small))
+        picture_column += [Spacer(1, 2), p(caption, small)]
     except OSError as exc:
         logger.warning("Report of scan %s without its image: %s", scan.pk, exc)
-        story.append(p(f"The slice could not be included: {exc}", body))
+        picture_column.append(p(f"The slice could not be included: {exc}", body))
 
-    story.append(p("AI result", heading))
+    result_column: list = [p("AI result", heading)]
     if prediction is None:
-        story.append(p("No diagnosis has been requested for this scan."))
+        result_column.append(p("No diagnosis has been requested for this scan."))
     else:
         verdict = selectors.prediction_uncertainty(prediction)
         rows = [("Status", prediction.get_status_display())]
@@ -184,9 +194,10 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
             ("Queued", _when(prediction.queued_at)),
             ("Finished", _when(prediction.finished_at)),
         ]
-        story.append(facts(rows))
+        result_column.append(facts(rows, label_width=30 * mm))
         if prediction.probabilities:
-            story += [Spacer(1, 4), _probability_table(prediction, fonts, mm, colors, Table, TableStyle, p, small)]
+            result_column += [Spacer(1, 4), _probability_table(prediction, fonts, mm, colors, Table, TableStyle, p, small)]
+    story.append(side_by_side(picture_column, result_column, left_width=80 * mm))
 
     story.append(p("Clinician review", heading))
     if review is None:
@@ -225,13 +236,13 @@ def _probability_table(prediction, fonts, mm, colors, Table, TableStyle, p, smal
     from reportlab.graphics.shapes import Drawing, Rect
 
     rows = sorted(prediction.probabilities.items(), key=lambda item: (-float(item[1]), item[0]))
-    bar_width = 70 * mm
+    bar_width = 48 * mm
     data = []
     for name, value in rows:
         drawing = Drawing(bar_width, 8)
         drawing.add(Rect(0, 1, bar_width, 6, fillColor=colors.HexColor("#e6eaef"), strokeColor=None))
         drawing.add(Rect(0, 1, bar_width * float(value), 6, fillColor=colors.HexColor("#1f5fa8"), strokeColor=None))
         data.append([p(name), drawing, p(f"{float(value) * 100:.1f}%")])
-    table = Table(data, colWidths=[30 * mm, bar_width + 4 * mm, 20 * mm], hAlign="LEFT")
+    table = Table(data, colWidths=[20 * mm, bar_width + 4 * mm, 16 * mm], hAlign="LEFT")
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
     return table
