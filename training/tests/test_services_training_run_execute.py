@@ -195,3 +195,29 @@ def test_a_second_delivery_does_nothing_and_the_same_data_gives_the_same_hashes(
     assert second.data_manifest_sha256 == first.data_manifest_sha256
     assert LockedTestSet.objects.count() == 1
     assert second.model_version != first.model_version
+
+
+def test_a_run_is_logged_to_mlflow_with_its_parameters_epochs_and_scores(
+    training_settings, admin_user, tmp_path, monkeypatch
+):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    # Made here so its artifacts land in this test's folder, not in the project's mlruns/.
+    mlflow.create_experiment("kidneyweb", artifact_location=(tmp_path / "artifacts").as_uri())
+    training_settings.KIDNEYWEB_TRAINING_TRACK = True
+    run = start(admin_user, overrides={"epochs": 2, "learning_rate": 0.001})
+
+    services.training_run_execute(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.failure_reason
+    assert run.mlflow_run_id
+    logged = mlflow.get_run(run.mlflow_run_id)
+    assert logged.data.params["train.epochs"] == "2" and logged.data.params["train.learning_rate"] == "0.001"
+    assert logged.data.metrics["test_macro_f1"] == pytest.approx(run.metrics["test"]["macro_f1"])
+    history = mlflow.MlflowClient().get_metric_history(run.mlflow_run_id, "val_macro_f1")
+    assert [m.step for m in history] == [1, 2]
+    assert logged.info.run_name == run.model_version.name
