@@ -76,7 +76,8 @@ def promotion_gate(*, candidate: ModelVersion, test_set: LockedTestSet | None = 
                 **base, "already_active": True}
     if test_set is None:
         missing = "There is no locked test series yet: the first training run (or evaluation) makes it."
-        return {**judge(candidate=None, baseline=None, margin=margin, missing=missing), **base}
+        return {**judge(candidate=None, baseline=None, margin=margin, missing=missing), **base,
+                "needs_evaluation": [v.pk for v in (candidate, active) if v is not None]}
 
     labels = [record["label"] for record in test_set.records]
     seen = _training_images(candidate) | _training_images(active)

@@ -20,7 +20,7 @@ from ..params import base_params
 logger = logging.getLogger(__name__)
 
 
-class DeveloperDataMissing(Exception):
+class DeveloperDataMissing(FileNotFoundError):
     """The developer data set, which defines the locked test series, is not where the settings say."""
 
 

@@ -133,3 +133,18 @@ def test_the_margin_comes_from_the_settings(settings, test_set, active, admin_us
     settings.KIDNEYWEB_PROMOTION_MARGIN = 0.25
 
     assert services.model_version_promote(model_version=candidate, user=admin_user).gate_passed
+
+
+def test_before_any_locked_test_series_exists_promotion_queues_the_evaluations(
+    admin_user, django_capture_on_commit_callbacks
+):
+    brokerq.drain("training")
+    active = ModelVersionFactory(is_active=True)
+    candidate = ModelVersionFactory()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(services.PromotionRefused, match="no locked test series yet"):
+            services.model_version_promote(model_version=candidate, user=admin_user)
+
+    assert ModelVersion.objects.get(is_active=True) == active
+    assert brokerq.drain("training") == 2

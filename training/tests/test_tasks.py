@@ -1,0 +1,41 @@
+"""The training tasks: their queue, and the on-demand evaluation on the locked test series."""
+
+import pytest
+
+from kidneyweb.celery import app
+from training.models import LockedTestEvaluation, LockedTestSet
+from training.tasks import evaluate_model_version, train_model
+
+
+@pytest.mark.parametrize("task", [train_model, evaluate_model_version])
+def test_training_tasks_go_to_the_training_queue(task):
+    assert app.amqp.router.route({}, task.name)["queue"].name == "training"
+
+
+def test_diagnosis_stays_on_the_inference_queue():
+    assert app.amqp.router.route({}, "diagnosis.tasks.predict_scan")["queue"].name == "inference"
+
+
+def test_evaluating_a_version_scores_it_as_served_on_the_locked_test_series(training_settings, tiny_model_version):
+    evaluate_model_version(tiny_model_version.pk)
+
+    evaluation = LockedTestEvaluation.objects.get(model_version=tiny_model_version)
+    test_set = LockedTestSet.objects.get()
+    assert len(evaluation.probabilities) == len(test_set.records) == evaluation.scores["images"]
+    assert all(abs(sum(row) - 1) < 1e-3 for row in evaluation.probabilities)
+    assert evaluation.class_names == tiny_model_version.class_names
+
+    evaluate_model_version(tiny_model_version.pk)  # once only
+    assert LockedTestEvaluation.objects.count() == 1
+
+
+def test_a_version_whose_file_changed_is_not_evaluated(training_settings, copy_model, db):
+    from diagnosis import services as diagnosis_services
+
+    path = copy_model("changed.keras")
+    version = diagnosis_services.model_version_register(path=path)
+    path.write_bytes(path.read_bytes() + b"tampered")
+
+    evaluate_model_version(version.pk)
+
+    assert not LockedTestEvaluation.objects.exists()
