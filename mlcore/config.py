@@ -63,6 +63,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     dropout: float = 0.3
     normalization: str = "batch"  # "batch" or "group" (resnet_small only)
+    standardize: bool = False  # per-image zero mean and unit variance inside the model
     label_smoothing: float = 0.05
     early_stopping_patience: int = 8
     class_weighting: bool = True

@@ -74,6 +74,16 @@ def _resnet_small(x, weight_decay: float, normalization: str = "batch", widths: 
 
 
 @keras.saving.register_keras_serializable(package="mlcore")
+class Standardize(layers.Layer):
+    """Zero mean, unit variance per image: scanners and windowing differ in brightness and contrast."""
+
+    def call(self, inputs):
+        mean = keras.ops.mean(inputs, axis=(1, 2, 3), keepdims=True)
+        std = keras.ops.std(inputs, axis=(1, 2, 3), keepdims=True)
+        return (inputs - mean) / (std + 1e-3)
+
+
+@keras.saving.register_keras_serializable(package="mlcore")
 class TemperatureScaling(layers.Layer):
     """Divide log-probabilities by a temperature fitted on validation data (Guo et al., 2017)."""
 
@@ -142,6 +152,7 @@ def build_model(
     dropout: float = 0.3,
     weights_path: Path | None = None,
     normalization: str = "batch",
+    standardize: bool = False,
 ) -> keras.Model:
     """Build an uncompiled classifier taking uint8 images of any size with 1 or 3 channels."""
     if architecture not in ARCHITECTURES:
@@ -155,6 +166,8 @@ def build_model(
     x = layers.Rescaling(1.0 / 255.0, name="scale")(x)
     if augment.enabled:
         x = _augmentation(x, augment, seed)
+    if standardize:
+        x = Standardize(name="standardize")(x)
 
     if architecture == "resnet_small":
         features = _resnet_small(x, weight_decay, normalization)
@@ -192,6 +205,6 @@ def last_conv_layer_name(model: keras.Model) -> str:
     """Name of the last layer with a 4-D output before pooling; Grad-CAM reads it."""
     for layer in reversed(model.layers):
         shape = getattr(layer, "output", None)
-        if shape is not None and len(layer.output.shape) == 4 and not layer.name.startswith(("aug_", "scale", "resize", "grayscale")):
+        if shape is not None and len(layer.output.shape) == 4 and not layer.name.startswith(("aug_", "scale", "resize", "grayscale", "standardize")):
             return layer.name
     raise ValueError("model has no convolutional feature map")

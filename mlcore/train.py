@@ -215,7 +215,7 @@ def fit(
     # The shipped model carries no augmentation layers and no optimizer state: smaller, and deterministic.
     plain = build_model(class_names=class_names, image_size=config.image_size, architecture=config.architecture,
                         augment=False, seed=config.seed, weight_decay=config.weight_decay, dropout=config.dropout,
-                        normalization=config.normalization)
+                        normalization=config.normalization, standardize=config.standardize)
     _copy_weights(model, plain)
     shipped, temperature, threshold = calibrate(plain, records, class_names, config.batch_size, out_of_scope_quantile)
     return FitResult(model=shipped, history=history, best_epoch=best["epoch"], temperature=temperature,

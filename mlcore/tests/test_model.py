@@ -72,3 +72,10 @@ def test_keras_application_backbones_take_grey_slices(architecture):
     assert out.shape == (1, 4)
     if architecture == "resnet50":
         assert any("conv5_block3" in layer.name for layer in model.get_layer("resnet50").layers)
+
+
+def test_standardised_model_ignores_global_brightness_and_contrast():
+    model = build_model(class_names=CLASSES, image_size=32, augment=False, standardize=True)
+    image = np.random.default_rng(5).integers(40, 160, (1, 48, 48, 1)).astype(np.uint8)
+    brighter = (image.astype(np.float32) * 1.5 + 10).astype(np.uint8)
+    assert np.allclose(model.predict_on_batch(image), model.predict_on_batch(brighter), atol=1e-3)
