@@ -56,7 +56,8 @@ def browser():
 @pytest.fixture
 def page(browser, live_server):
     context = browser.new_context(viewport=LAPTOP, accept_downloads=True, base_url=live_server.url)
-    context.set_default_timeout(20_000)
+    # Generous: the machines that run this are small and busy.
+    context.set_default_timeout(30_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -150,6 +150,7 @@ def test_diagnose_watch_explain_correct_and_report_a_real_slice(
 
     # Reviewed, the scan leaves the worklist.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Worklist").click()
+    expect(page.get_by_role("heading", name="Worklist")).to_be_visible()
     expect(page.locator(f'tr[data-scan="{scan.pk}"]')).to_have_count(0)
 
     page.set_viewport_size(TABLET)
@@ -161,7 +162,7 @@ def test_diagnose_watch_explain_correct_and_report_a_real_slice(
 def test_batch_upload_reports_each_file_and_the_worklist_is_in_triage_order(
     page, live_server, start_worker, active_shipped_model, ct_slice, clinician, organization, screenshot, tmp_path
 ):
-    start_worker()
+    _, log_path = start_worker()
     patient = PatientFactory(organization=organization, name="Berta Batch")
     log_in(page, "carol", PASSWORD)
     page.goto(f"/patients/{patient.pk}/")
@@ -178,8 +179,11 @@ def test_batch_upload_reports_each_file_and_the_worklist_is_in_triage_order(
     dropped = real_slice(ct_slice, "Cyst")
     page.evaluate(DROP_FILE, [dropped.name, base64.b64encode(dropped.read_bytes()).decode()])
     expect(rows).to_have_count(4)
-    for index in (0, 2, 3):
-        expect(rows.nth(index).locator(".upload-status")).to_have_text(DIAGNOSED, timeout=RESULT_TIMEOUT_MS)
+    try:
+        for index in (0, 2, 3):
+            expect(rows.nth(index).locator(".upload-status")).to_have_text(DIAGNOSED, timeout=RESULT_TIMEOUT_MS)
+    except AssertionError as exc:
+        pytest.fail(f"{exc}\nrows: {rows.all_inner_texts()}\nworker log:\n{log_path.read_text()[-4000:]}")
     assert sorted(Scan.objects.filter(patient=patient).values_list("original_filename", flat=True)) == sorted(
         [real_slice(ct_slice, "Tumor").name, real_slice(ct_slice, "Normal").name, dropped.name]
     )
@@ -191,16 +195,18 @@ def test_batch_upload_reports_each_file_and_the_worklist_is_in_triage_order(
         scan = ScanFactory(patient=patient, uploaded_at=now - datetime.timedelta(hours=hours))
         DonePredictionFactory(scan=scan, model_version=active_shipped_model, label=label, top=top)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Worklist").click()
+    expect(page.get_by_role("heading", name="Worklist")).to_be_visible()
 
     shown = [int(pk) for pk in page.locator("tr[data-scan]").evaluate_all("rows => rows.map(r => r.dataset.scan)")]
-    assert shown == expected_triage_order(patient), "the worklist is not in triage order"
+    expected = expected_triage_order(patient)
+    assert shown == expected, f"the worklist is not in triage order: {describe(shown)} != {describe(expected)}"
     screenshot(page, "worklist-1280")
     page.get_by_label("AI label").select_option("Stone")
     page.get_by_role("button", name="Filter").click()
-    stones = page.locator("tr[data-scan]")
-    assert stones.count() == Scan.objects.filter(
-        patient=patient, predictions__label="Stone", predictions__status="done"
-    ).count()
+    page.wait_for_url("**/?*label=Stone*")
+    expect(page.locator("tr[data-scan]")).to_have_count(
+        Scan.objects.filter(patient=patient, predictions__label="Stone", predictions__status="done").count()
+    )
 
     page.set_viewport_size(TABLET)
     for url in ("/", f"/patients/{patient.pk}/"):
@@ -227,3 +233,13 @@ def expected_triage_order(patient) -> list[int]:
         return (urgency, scan.uploaded_at, scan.pk)
 
     return [scan.pk for scan in sorted(Scan.objects.filter(patient=patient, reviews__isnull=True), key=key)]
+
+
+def describe(scan_ids: list[int]) -> list[str]:
+    """Each scan as id:status:label:confidence:uploaded, to explain an ordering failure."""
+    out = []
+    for pk in scan_ids:
+        scan = Scan.objects.get(pk=pk)
+        p = scan.predictions.order_by("-queued_at", "-id").first()
+        out.append(f"{pk}:{p.status}:{p.label}:{p.confidence}:{scan.uploaded_at:%H:%M:%S.%f}")
+    return out
