@@ -37,12 +37,20 @@ class TrainingRunAddForm(forms.ModelForm):
         model = TrainingRun
         fields = ["data"]
 
+    # Set by TrainingRunAdmin.get_form: reviewed scans default to the requesting user's organization.
+    request_user: Any = None
+
     def overrides(self) -> dict[str, Any]:
         return {name: self.cleaned_data[name] for name in run_params.EXPOSED
                 if self.cleaned_data.get(name) not in (None, "")}
 
+    def organization(self) -> Organization | None:
+        return self.cleaned_data.get("organization") or diagnosis_selectors.organization_of(self.request_user)
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        if not self.errors and cleaned.get("data") != TrainingRun.Data.DEVELOPER and self.organization() is None:
+            self.add_error("organization", "Choose whose reviewed scans to use: your account has no organization.")
         if not self.errors:
             try:
                 run_params.resolve(preset=cleaned["preset"], overrides=self.overrides())
@@ -64,7 +72,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     def get_form(self, request: HttpRequest, obj: TrainingRun | None = None, change: bool = False, **kwargs: Any):
         if obj is None:
-            kwargs["form"] = TrainingRunAddForm
+            kwargs["form"] = type("TrainingRunAddFormFor", (TrainingRunAddForm,), {"request_user": request.user})
             kwargs["fields"] = ["data", "preset", "organization", "epochs", "learning_rate", "batch_size",
                                 "image_size", "architecture"]
         return super().get_form(request, obj, change=change, **kwargs)
@@ -82,10 +90,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: TrainingRun, form: TrainingRunAddForm, change: bool) -> None:
-        organization = form.cleaned_data.get("organization") or diagnosis_selectors.organization_of(request.user)
         run = services.training_run_start(
             requested_by=request.user, data=form.cleaned_data["data"], preset=form.cleaned_data["preset"],
-            overrides=form.overrides(), organization=organization,
+            overrides=form.overrides(), organization=form.organization(),
         )
         obj.pk = run.pk
         obj.refresh_from_db()

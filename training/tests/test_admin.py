@@ -82,3 +82,16 @@ def test_activating_from_the_django_admin_is_recorded_in_the_audit_trail(superus
     promotion = ModelPromotion.objects.get()
     assert (promotion.kind, promotion.from_version, promotion.to_version) == ("admin_activate", old, new)
     assert promotion.performed_by.username == "root" and "gate was not applied" in promotion.reason
+
+
+def test_reviewed_data_from_an_account_without_organization_asks_for_one(superuser_client, organization):
+    response = superuser_client.post(reverse("admin:training_trainingrun_add"),
+                                     {"data": "reviewed", "preset": "standard"})
+
+    assert response.status_code == 200 and "your account has no organization" in response.content.decode()
+    assert not TrainingRun.objects.exists()
+
+    chosen = superuser_client.post(reverse("admin:training_trainingrun_add"),
+                                   {"data": "reviewed", "preset": "standard", "organization": organization.pk})
+    assert chosen.status_code == 302
+    assert TrainingRun.objects.get().organization == organization

@@ -221,3 +221,23 @@ def test_a_run_is_logged_to_mlflow_with_its_parameters_epochs_and_scores(
     history = mlflow.MlflowClient().get_metric_history(run.mlflow_run_id, "val_macro_f1")
     assert [m.step for m in history] == [1, 2]
     assert logged.info.run_name == run.model_version.name
+
+
+@pytest.mark.parametrize("error, expected", [
+    (MemoryError(), "ran out of memory during train. Try a smaller batch_size or image_size"),
+    (type("ResourceExhaustedError", (Exception,), {})("OOM when allocating tensor"), "ran out of memory"),
+    (ValueError("the test split is empty"), "The data could not be used during train: the test split is empty"),
+])
+def test_failures_are_described_for_people(error, expected):
+    from training.services.execution import describe_failure
+
+    assert expected in describe_failure(error, "train")
+
+
+def test_a_run_past_its_time_limit_says_so(settings):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from training.services.execution import describe_failure
+
+    settings.KIDNEYWEB_TRAINING_TIME_LIMIT_SECONDS = 60
+    assert "longer than the time limit (60 s)" in describe_failure(SoftTimeLimitExceeded(), "train")
