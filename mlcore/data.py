@@ -94,12 +94,21 @@ def class_names_of(records: Iterable[ImageRecord]) -> tuple[str, ...]:
     return tuple(sorted({r.label for r in records}))
 
 
-def _thumbnail(path: Path, size: int = 32) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("L").resize((size, size), Image.BILINEAR), dtype=np.float32)
+def _grey(path: Path) -> np.ndarray:
+    """The fully decoded slice in 8-bit grey; the one read that hashes and thumbnails start from."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"cannot decode image: {exc}") from exc
 
 
-def assign_series(records: Sequence[ImageRecord], config: SplitConfig) -> list[ImageRecord]:
+def _thumbnail(grey: np.ndarray, size: int = 32) -> np.ndarray:
+    return np.asarray(Image.fromarray(grey).resize((size, size), Image.BILINEAR), dtype=np.float32)
+
+
+def assign_series(records: Sequence[ImageRecord], config: SplitConfig,
+                  thumbnails: dict[Path, np.ndarray] | None = None) -> list[ImageRecord]:
     """Group each class's slices into series.
 
     A new series starts where the id jumps by more than ``max_id_gap`` or where
@@ -115,7 +124,7 @@ def assign_series(records: Sequence[ImageRecord], config: SplitConfig) -> list[I
         previous: ImageRecord | None = None
         previous_thumb: np.ndarray | None = None
         for record in items:
-            thumb = _thumbnail(record.path)
+            thumb = thumbnails[record.path] if thumbnails else _thumbnail(_grey(record.path))
             if previous is not None:
                 gap = record.image_id - previous.image_id
                 difference = float(np.mean(np.abs(thumb - previous_thumb)))
@@ -158,15 +167,23 @@ def split_by_series(records: Sequence[ImageRecord], config: SplitConfig) -> list
     return [replace(r, split=split_of_series[r.series]) for r in records]
 
 
+def _pixel_digest(grey: np.ndarray) -> str:
+    return hashlib.sha256(grey.tobytes()).hexdigest()
+
+
+def _near_digest(grey: np.ndarray) -> str:
+    thumb = _thumbnail(grey, 16)
+    return hashlib.sha256((thumb > thumb.mean()).tobytes() + (thumb // 32).astype(np.uint8).tobytes()).hexdigest()
+
+
 def pixel_hash(path: Path) -> str:
-    with Image.open(path) as image:
-        return hashlib.sha256(np.asarray(image.convert("L")).tobytes()).hexdigest()
+    """Equal for images with the same grey pixels, whatever their file format."""
+    return _pixel_digest(_grey(path))
 
 
 def near_hash(path: Path) -> str:
     """A coarse fingerprint: equal for re-encodings and tiny edits of one slice."""
-    thumb = _thumbnail(path, 16)
-    return hashlib.sha256((thumb > thumb.mean()).tobytes() + (thumb // 32).astype(np.uint8).tobytes()).hexdigest()
+    return _near_digest(_grey(path))
 
 
 @dataclass(frozen=True)
@@ -232,13 +249,16 @@ def ingest(source: Path, config: SplitConfig, *, workdir: Path | None = None,
     extra = [r for manifest in extra_manifests for r in read_extra_manifest(Path(manifest))]
     refused: dict[str, str] = {}
     readable: list[tuple[ImageRecord, str, str]] = []
+    thumbnails: dict[Path, np.ndarray] = {}
     for record in [*list_images(source), *extra]:
         try:
-            load_image(record.path)
-            readable.append((record, pixel_hash(record.path), near_hash(record.path)))
-        except (ImageError, OSError) as exc:
+            grey = _grey(record.path)  # each file is read and decoded once
+        except ImageError as exc:
             refused[str(record.path)] = str(exc)
             log.warning("refused %s: %s", record.path, exc)
+            continue
+        readable.append((record, _pixel_digest(grey), _near_digest(grey)))
+        thumbnails[record.path] = _thumbnail(grey)
     corrected = {digest: r.label for r, digest, _ in readable if r.split}  # only extra records arrive with a split
     labels_of_near: dict[str, set[str]] = defaultdict(set)
     for record, digest, near in readable:
@@ -260,7 +280,7 @@ def ingest(source: Path, config: SplitConfig, *, workdir: Path | None = None,
         kept.append(record)
     base = [r for r in kept if not r.split]
     extra_kept = [r for r in kept if r.split]
-    records = split_by_series(assign_series(base, config), config) + extra_kept
+    records = split_by_series(assign_series(base, config, thumbnails), config) + extra_kept
     counts = lambda key: dict(sorted(Counter(key(r) for r in records).items()))  # noqa: E731
     series = {s: len({r.series for r in records if r.split == s}) for s in SPLITS}
     report = IngestReport(images=len(records), refused=refused, exact_duplicates=exact, cross_class_duplicates=cross,
