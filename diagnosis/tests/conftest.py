@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from diagnosis import ml, services
 
 from . import brokerq
-from .factories import CLASS_NAMES, MembershipFactory, ModelVersionFactory, OrganizationFactory
+from .factories import CLASS_NAMES, MembershipFactory, ModelVersionFactory, OrganizationFactory, token_client
 
 REPO_ROOT = Path(settings.BASE_DIR)
 
@@ -42,9 +40,7 @@ def other_clinician(other_organization):
 
 @pytest.fixture
 def api_client(clinician):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=clinician).key}")
-    return client
+    return token_client(clinician)
 
 
 @pytest.fixture

@@ -132,3 +132,13 @@ class ReviewFactory(factory.django.DjangoModelFactory):
     label = factory.SelfAttribute("prediction.label")
     agrees_with_ai = factory.LazyAttribute(lambda o: o.label == o.prediction.label)
     reviewed_by = factory.SubFactory(UserFactory)
+
+
+def token_client(user) -> "APIClient":
+    """An API client that authenticates as ``user`` with a fresh token, as a hospital system would."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client

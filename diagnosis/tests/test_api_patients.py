@@ -1,9 +1,8 @@
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from diagnosis.models import Patient
 
-from .factories import PatientFactory, UserFactory
+from .factories import PatientFactory, UserFactory, token_client
 
 URL = "/api/v1/patients/"
 NEW_PATIENT = {"mrn": "H-1", "name": "Ada Lovelace", "birth_date": "1960-12-10", "sex": "F"}
@@ -24,10 +23,7 @@ def test_a_wrong_token_gets_401(db):
 
 
 def test_a_user_without_an_organization_gets_403(db):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=UserFactory()).key}")
-
-    response = client.get(URL)
+    response = token_client(UserFactory()).get(URL)
 
     assert response.status_code == 403
     assert "organization" in response.json()["detail"]

@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 from django.conf import settings as django_settings
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from diagnosis.tests.conftest import (  # noqa: F401  fixtures shared with the diagnosis tests
     api_client,
@@ -20,6 +18,8 @@ from diagnosis.tests.conftest import (  # noqa: F401  fixtures shared with the d
     tiny_model_path,
     tiny_model_version,
 )
+
+from diagnosis.tests.factories import token_client
 
 from .factories import AdminMembershipFactory
 
@@ -35,9 +35,7 @@ def admin_user(organization):
 
 @pytest.fixture
 def admin_api(admin_user):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
-    return client
+    return token_client(admin_user)
 
 
 @pytest.fixture
