@@ -66,6 +66,12 @@ class TrainConfig:
     standardize: bool = False  # per-image zero mean and unit variance inside the model
     label_smoothing: float = 0.05
     early_stopping_patience: int = 8
+    # Validate, keep and ship an exponential moving average of the weights (0 turns it off):
+    # it smooths the epoch-to-epoch swings a few hundred patients' worth of slices cause.
+    ema_momentum: float = 0.0
+    # Train this many networks from different seeds and ship the average of their probabilities:
+    # with a few hundred patients, single networks disagree on a new patient more than they err together.
+    members: int = 1
     class_weighting: bool = True
     # A second, slower phase that also trains the backbone; only used with pretrained weights.
     fine_tune_epochs: int = 0
@@ -81,6 +87,12 @@ class TrainConfig:
             raise ValueError("normalization must be 'batch' or 'group'")
         if self.image_size < 32:
             raise ValueError("image_size must be at least 32")
+        if self.members < 1:
+            raise ValueError("members must be at least 1")
+        if self.members > 1 and self.architecture != "resnet_small":
+            raise ValueError("ensembles (members > 1) are built from resnet_small networks only")
+        if not 0.0 <= self.ema_momentum < 1.0:
+            raise ValueError("ema_momentum must be in [0, 1)")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
 

@@ -58,18 +58,19 @@ def _residual_block(x, filters: int, stride: int, name: str, weight_decay: float
 
 
 def _resnet_small(x, weight_decay: float, normalization: str = "batch", widths: Sequence[int] = (32, 64, 128, 256),
-                  blocks: Sequence[int] = (1, 2, 2, 1)):
+                  blocks: Sequence[int] = (1, 2, 2, 1), prefix: str = ""):
     """A ResNet-18-style network, narrower, for a few thousand greyscale slices on a CPU."""
     regularizer = keras.regularizers.l2(weight_decay) if weight_decay else None
     x = layers.Conv2D(widths[0], 5, strides=2, padding="same", use_bias=False,
-                      kernel_regularizer=regularizer, name="stem_conv")(x)
-    x = _norm(normalization, "stem_bn")(x)
-    x = layers.Activation("relu", name="stem_relu")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+                      kernel_regularizer=regularizer, name=f"{prefix}stem_conv")(x)
+    x = _norm(normalization, f"{prefix}stem_bn")(x)
+    x = layers.Activation("relu", name=f"{prefix}stem_relu")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{prefix}stem_pool")(x)
     for stage, (width, count) in enumerate(zip(widths, blocks)):
         for block in range(count):
             stride = 2 if block == 0 and stage > 0 else 1
-            x = _residual_block(x, width, stride, f"stage{stage + 1}_block{block + 1}", weight_decay, normalization)
+            x = _residual_block(x, width, stride, f"{prefix}stage{stage + 1}_block{block + 1}", weight_decay,
+                                normalization)
     return x
 
 
@@ -124,6 +125,24 @@ class MahalanobisDistance(layers.Layer):
         return {**super().get_config(), "classes": self.classes, "features": self.features}
 
 
+@keras.saving.register_keras_serializable(package="mlcore")
+class ChannelSlice(layers.Layer):
+    """Channels ``start:stop`` of the last axis: one ensemble member's share of the pooled features."""
+
+    def __init__(self, start: int, stop: int, **kwargs):
+        super().__init__(**kwargs)
+        self.start, self.stop = int(start), int(stop)
+
+    def call(self, inputs):
+        return inputs[..., self.start:self.stop]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.stop - self.start)
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
 def _augmentation(x, augment: AugmentConfig, seed: int):
     # Active only in training: slices vary in position, zoom and contrast between scanners and patients.
     if augment.flip:
@@ -161,9 +180,7 @@ def build_model(
         augment = AugmentConfig(enabled=augment)
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(None, None, None), name="image")
-    x = Grayscale(name="grayscale")(inputs)
-    x = layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=True, name="resize")(x)
-    x = layers.Rescaling(1.0 / 255.0, name="scale")(x)
+    x = _preprocess(inputs, image_size, standardize=False)
     if augment.enabled:
         x = _augmentation(x, augment, seed)
     if standardize:
@@ -182,6 +199,43 @@ def build_model(
     x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
     outputs = layers.Dense(len(class_names), activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=f"kidney_{architecture}")
+
+
+def _preprocess(inputs, image_size: int, standardize: bool):
+    x = Grayscale(name="grayscale")(inputs)
+    x = layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=True, name="resize")(x)
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(x)
+    return Standardize(name="standardize")(x) if standardize else x
+
+
+PREPROCESSING_LAYERS = ("image", "grayscale", "resize", "scale", "standardize")
+
+
+def ensemble_model(members: Sequence[keras.Model], *, class_names: Sequence[str], image_size: int,
+                   normalization: str = "group", standardize: bool = False) -> keras.Model:
+    """One flat model averaging the probabilities of several trained small ResNets.
+
+    The members share the preprocessing; their last feature maps are concatenated into one
+    layer so Grad-CAM explains the averaged decision, and the pooled features of all members
+    feed the out-of-scope distance. Each member's head reads its own share of the pool.
+    """
+    if len(members) < 2:
+        raise ValueError("an ensemble needs at least two members")
+    inputs = keras.Input(shape=(None, None, None), name="image")
+    x = _preprocess(inputs, image_size, standardize)
+    maps = [_resnet_small(x, 0.0, normalization, prefix=f"m{i}_") for i in range(len(members))]
+    stacked = layers.Concatenate(axis=-1, name="ensemble_features")(maps)
+    pooled = layers.GlobalAveragePooling2D(name="pool")(stacked)
+    width = int(maps[0].shape[-1])
+    heads = [layers.Dense(len(class_names), activation="softmax", name=f"m{i}_probabilities")(
+        ChannelSlice(i * width, (i + 1) * width, name=f"m{i}_features")(pooled)) for i in range(len(members))]
+    outputs = layers.Average(name="probabilities")(heads)
+    model = keras.Model(inputs, outputs, name="kidney_resnet_small_ensemble")
+    for i, member in enumerate(members):
+        for layer in member.layers:
+            if layer.weights and layer.name not in PREPROCESSING_LAYERS:
+                model.get_layer(f"m{i}_{layer.name}").set_weights(layer.get_weights())
+    return model
 
 
 def inference_model(model: keras.Model, *, temperature: float = 1.0, class_means=None, precision=None) -> keras.Model:

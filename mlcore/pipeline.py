@@ -98,6 +98,7 @@ def stage_train(paths: Paths, params: Params, *, tracker: NullTracker | None = N
     result.model.save(paths.trained_model)
     _write_json(paths.history, {
         "history": [h.to_dict() for h in result.history], "best_epoch": result.best_epoch,
+        "best_epochs": list(result.best_epochs),
         "temperature": result.temperature, "out_of_scope_threshold": result.out_of_scope_threshold,
         "seconds": round(result.seconds, 1), "mlflow_run_id": tracker.run_id,
     })
@@ -143,7 +144,8 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
             **{k: v for k, v in report.items() if k != "refused"},
             "refused": len(report["refused"]),
         },
-        metrics={"test_series_split": scores.to_dict(), "best_epoch": trained["best_epoch"]},
+        metrics={"test_series_split": scores.to_dict(), "best_epoch": trained["best_epoch"],
+                 "best_epochs": trained.get("best_epochs", [trained["best_epoch"]])},
         training={"params": params.to_dict(), "history": trained["history"], "seconds": trained["seconds"],
                   "platform": f"{platform.machine()} CPU, TensorFlow {_tf_version()}, Keras {keras.__version__}",
                   "mlflow_run_id": trained.get("mlflow_run_id")},

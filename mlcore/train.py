@@ -39,6 +39,7 @@ class EpochProgress:
     val_macro_f1: float
     seconds: float
     phase: str = "train"
+    member: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +53,7 @@ class FitResult:
     temperature: float = 1.0
     out_of_scope_threshold: float = float("inf")
     seconds: float = 0.0
+    best_epochs: tuple[int, ...] = ()
 
 
 def dataset(records: Sequence[ImageRecord], class_names: Sequence[str], batch_size: int,
@@ -122,6 +124,20 @@ def _feature_statistics(features: np.ndarray, labels: np.ndarray, n: int) -> tup
     return means.astype(np.float32), np.linalg.inv(covariance).astype(np.float32)
 
 
+def _swap_ema(model) -> None:
+    """Exchange the model's weights with the optimizer's moving averages, in place."""
+    averages = model.optimizer._model_variables_moving_average
+    for variable, average in zip(model.trainable_variables, averages):
+        current = variable.numpy()
+        variable.assign(average)
+        average.assign(current)
+
+
+def _log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    picked = probabilities[np.arange(len(labels)), labels]
+    return float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
+
+
 def fit(
     *,
     base_model,
@@ -132,35 +148,74 @@ def fit(
     on_epoch_end: Callable[[EpochProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
-    """Train ``base_model`` (uncompiled, with augmentation) and return its shipped form."""
+    """Train ``base_model`` (uncompiled, with augmentation) and return its shipped form.
+
+    With ``config.members`` > 1, further networks are built from the same configuration with
+    the following seeds, trained the same way, and shipped as one averaging model.
+    """
     import keras
 
-    from mlcore.model import build_model
+    from mlcore.model import build_model, ensemble_model
 
     started = time.monotonic()
-    keras.utils.set_random_seed(config.seed)
     train_records = [r for r in records if r.split == "train"]
     val_records = [r for r in records if r.split == "val"]
     if not train_records or not val_records:
         raise ValueError("training needs both a train and a val split; the data has too few series")
-    train_ds, train_labels = dataset(train_records, class_names, config.batch_size, True, config.seed)
     val_ds, val_labels = dataset(val_records, class_names, config.batch_size)
+    history: list[EpochProgress] = []
+    epochs_per_member = config.epochs + (config.fine_tune_epochs if config.weights else 0)
+    plain_kwargs = dict(class_names=class_names, image_size=config.image_size, architecture=config.architecture,
+                        augment=False, weight_decay=config.weight_decay, dropout=config.dropout,
+                        normalization=config.normalization, standardize=config.standardize)
+    members, best_epochs = [], []
+    for member in range(config.members):
+        seed = config.seed + member
+        keras.utils.set_random_seed(seed)
+        model = base_model if member == 0 else build_model(**{**plain_kwargs, "augment": config.augment}, seed=seed)
+        best_epoch = _fit_member(
+            model, train_records=train_records, val_ds=val_ds, val_labels=val_labels, class_names=class_names,
+            config=config, seed=seed, member=member, history=history,
+            epoch_offset=member * epochs_per_member, total_epochs=config.members * epochs_per_member,
+            on_epoch_end=on_epoch_end, should_stop=should_stop)
+        # The shipped model carries no augmentation layers and no optimizer state: smaller, and deterministic.
+        plain = build_model(**plain_kwargs, seed=seed)
+        _copy_weights(model, plain)
+        members.append(plain)
+        best_epochs.append(best_epoch)
+    combined = members[0] if len(members) == 1 else ensemble_model(
+        members, class_names=class_names, image_size=config.image_size, normalization=config.normalization,
+        standardize=config.standardize)
+    shipped, temperature, threshold = calibrate(combined, records, class_names, config.batch_size,
+                                                out_of_scope_quantile)
+    return FitResult(model=shipped, history=history, best_epoch=best_epochs[0], temperature=temperature,
+                     out_of_scope_threshold=threshold, seconds=time.monotonic() - started,
+                     best_epochs=tuple(best_epochs))
+
+
+def _fit_member(model, *, train_records: Sequence[ImageRecord], val_ds, val_labels: np.ndarray,
+                class_names: Sequence[str], config: TrainConfig, seed: int, member: int,
+                history: list[EpochProgress], epoch_offset: int, total_epochs: int,
+                on_epoch_end: Callable[[EpochProgress], None] | None,
+                should_stop: Callable[[], bool] | None) -> int:
+    """Train one network in place, leave it at its best validation epoch, and return that epoch."""
+    import keras
+
     n = len(class_names)
+    train_ds, train_labels = dataset(train_records, class_names, config.batch_size, True, seed)
     one_hot = lambda x, y: (x, keras.ops.one_hot(y, n))  # noqa: E731
     train_input = train_ds.map(one_hot)
     if config.augment.enabled and config.augment.mixup_alpha > 0:
-        train_input = _mixup(train_input, config.augment.mixup_alpha, config.seed)
+        train_input = _mixup(train_input, config.augment.mixup_alpha, seed)
     weights = class_weights(train_labels, n) if config.class_weighting else None
-
-    model = base_model
-    history: list[EpochProgress] = []
     best: dict[str, Any] = {"f1": -1.0, "weights": None, "epoch": 0}
     cancelled = {"flag": False}
+    ema = config.ema_momentum > 0
 
     class Track(keras.callbacks.Callback):
-        def __init__(self, phase: str, epochs: int, offset: int) -> None:
+        def __init__(self, phase: str, offset: int) -> None:
             super().__init__()
-            self.phase, self.epochs, self.offset = phase, epochs, offset
+            self.phase, self.offset = phase, offset
             self.epoch_started = time.monotonic()
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -168,18 +223,26 @@ def fit(
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            val = score(val_labels, self.model.predict(val_ds, verbose=0), class_names)
+            if ema:
+                _swap_ema(self.model)
+            probabilities = np.asarray(self.model.predict(val_ds, verbose=0))
+            val = score(val_labels, probabilities, class_names)
             number = self.offset + epoch + 1
-            progress = EpochProgress(epoch=number, epochs=self.epochs, loss=float(logs.get("loss", np.nan)),
-                                     val_loss=float(logs.get("val_loss", np.nan)), val_accuracy=val.accuracy,
+            progress = EpochProgress(epoch=epoch_offset + number, epochs=total_epochs,
+                                     loss=float(logs.get("loss", np.nan)),
+                                     val_loss=_log_loss(val_labels, probabilities), val_accuracy=val.accuracy,
                                      val_macro_f1=val.macro_f1, seconds=time.monotonic() - self.epoch_started,
-                                     phase=self.phase)
+                                     phase=self.phase, member=member + 1)
             history.append(progress)
-            log.info("%s epoch %d/%d loss %.4f val_loss %.4f val_acc %.4f val_macro_f1 %.4f (%.0f s)", self.phase,
-                     number, self.epochs, progress.loss, progress.val_loss, val.accuracy, val.macro_f1, progress.seconds)
-            if val.macro_f1 > best["f1"]:
+            log.info("member %d %s epoch %d/%d loss %.4f val_loss %.4f val_acc %.4f val_macro_f1 %.4f (%.0f s)",
+                     member + 1, self.phase, progress.epoch, total_epochs, progress.loss, progress.val_loss,
+                     val.accuracy, val.macro_f1, progress.seconds)
+            improved = val.macro_f1 > best["f1"]
+            if improved:
                 best.update(f1=val.macro_f1, weights=self.model.get_weights(), epoch=number)
-            elif number - best["epoch"] >= config.early_stopping_patience:
+            if ema:
+                _swap_ema(self.model)
+            if not improved and number - best["epoch"] >= config.early_stopping_patience:
                 log.info("early stop: no better validation macro-F1 since epoch %d", best["epoch"])
                 self.model.stop_training = True
             if on_epoch_end is not None:
@@ -191,7 +254,6 @@ def fit(
     phases = [("train", config.epochs, config.learning_rate)]
     if config.weights and config.fine_tune_epochs:
         phases.append(("fine_tune", config.fine_tune_epochs, config.fine_tune_learning_rate))
-    total_epochs = sum(p[1] for p in phases)
     offset = 0
     for phase, epochs, learning_rate in phases:
         backbone_frozen = phase == "train" and bool(config.weights) and config.fine_tune_epochs > 0
@@ -201,25 +263,18 @@ def fit(
         steps = max(1, int(np.ceil(len(train_labels) / config.batch_size))) * epochs
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.02)
         model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, use_ema=ema,
+                                             ema_momentum=config.ema_momentum or 0.99),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         )
-        model.fit(train_input, validation_data=val_ds.map(one_hot), epochs=epochs,
-                  class_weight=weights, callbacks=[Track(phase, total_epochs, offset)], verbose=0)
+        # Validation runs in the Track callback, once, on the weights that would be kept.
+        model.fit(train_input, epochs=epochs, class_weight=weights, callbacks=[Track(phase, offset)], verbose=0)
         offset += epochs
         if cancelled["flag"]:
             raise TrainingCancelled(f"stopped on request after epoch {len(history)}")
     if best["weights"] is not None:
         model.set_weights(best["weights"])
-
-    # The shipped model carries no augmentation layers and no optimizer state: smaller, and deterministic.
-    plain = build_model(class_names=class_names, image_size=config.image_size, architecture=config.architecture,
-                        augment=False, seed=config.seed, weight_decay=config.weight_decay, dropout=config.dropout,
-                        normalization=config.normalization, standardize=config.standardize)
-    _copy_weights(model, plain)
-    shipped, temperature, threshold = calibrate(plain, records, class_names, config.batch_size, out_of_scope_quantile)
-    return FitResult(model=shipped, history=history, best_epoch=best["epoch"], temperature=temperature,
-                     out_of_scope_threshold=threshold, seconds=time.monotonic() - started)
+    return best["epoch"]
 
 
 def calibrate(plain, records: Sequence[ImageRecord], class_names: Sequence[str], batch_size: int = 32,

@@ -69,3 +69,21 @@ def test_mixup_blends_images_and_labels_with_the_first_slice_dominant():
     # an image's pixel value follows its label's weights
     first = mixed_images.numpy()[0, 0, 0, 0]
     assert first == pytest.approx(200 * mixed_labels[0, 1], abs=1e-3)
+
+
+def test_two_member_run_with_moving_average_ships_one_averaging_model(tmp_path, synthetic_dataset):
+    from mlcore.config import Params, Paths, TrainConfig
+    from mlcore.pipeline import run_all
+    from mlcore.tests.conftest import TINY_TRAIN
+
+    paths = Paths(data_dir=synthetic_dataset, artifacts_dir=tmp_path / "artifacts", model_out=tmp_path / "two.keras")
+    params = Params(train=TrainConfig().with_overrides({**TINY_TRAIN, "members": 2, "ema_momentum": 0.9}))
+    result = run_all(paths, params, publish_to=paths.model_out, track=False)
+    card = read_card(result.model_path)
+    assert [h["member"] for h in card.training["history"]] == [1, 2]
+    assert [h["epoch"] for h in card.training["history"]] == [1, 2]
+    assert card.metrics["best_epochs"] == [1, 1]
+    classifier = Classifier.load(result.model_path)
+    assert classifier.model.get_layer("m1_probabilities") is not None
+    out = classifier.predict(sorted(synthetic_dataset.glob("*/*.jpg"))[:2])
+    assert all(abs(sum(r.probabilities.values()) - 1.0) < 1e-4 for r in out)

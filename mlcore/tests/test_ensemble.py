@@ -1,0 +1,64 @@
+"""Several small ResNets shipped as one model that averages their probabilities."""
+
+import numpy as np
+import pytest
+
+from mlcore.config import TrainConfig
+from mlcore.model import build_model, ensemble_model, last_conv_layer_name
+
+CLASSES = ("Cyst", "Normal", "Stone", "Tumor")
+
+
+@pytest.fixture(scope="module")
+def members():
+    return [build_model(class_names=CLASSES, image_size=32, augment=False, seed=seed, normalization="group")
+            for seed in (1, 2)]
+
+
+@pytest.fixture(scope="module")
+def ensemble(members):
+    return ensemble_model(members, class_names=CLASSES, image_size=32, normalization="group")
+
+
+def test_ensemble_returns_the_mean_of_its_members_probabilities(members, ensemble):
+    images = np.random.default_rng(0).integers(0, 255, (3, 60, 60, 1), dtype=np.uint8)
+    outputs = [np.asarray(m.predict_on_batch(images)) for m in members]
+    assert not np.allclose(outputs[0], outputs[1], atol=1e-3)  # the members really differ
+    assert np.allclose(np.asarray(ensemble.predict_on_batch(images)), np.mean(outputs, axis=0), atol=1e-5)
+
+
+def test_ensemble_saves_and_reloads_with_the_same_outputs(tmp_path, ensemble):
+    import keras
+
+    path = tmp_path / "ensemble.keras"
+    ensemble.save(path)
+    reloaded = keras.saving.load_model(path, compile=False)
+    images = np.random.default_rng(1).integers(0, 255, (2, 256, 256, 3), dtype=np.uint8)
+    assert np.allclose(ensemble.predict_on_batch(images), reloaded.predict_on_batch(images), atol=1e-6)
+
+
+def test_grad_cam_explains_the_ensemble_through_all_members_feature_maps(ensemble):
+    from mlcore.explain import Explainer
+
+    name = last_conv_layer_name(ensemble)
+    assert name == "ensemble_features"
+    assert ensemble.get_layer(name).output.shape[-1] == 2 * 256
+    image = np.random.default_rng(2).integers(0, 255, (64, 64), dtype=np.uint8)
+    cam = Explainer(ensemble, CLASSES).explain(image)
+    assert cam.heatmap.shape == (64, 64)
+    assert cam.class_name in CLASSES
+
+
+def test_an_ensemble_needs_two_members(members):
+    with pytest.raises(ValueError, match="at least two"):
+        ensemble_model(members[:1], class_names=CLASSES, image_size=32)
+
+
+def test_ensembles_of_application_backbones_are_refused():
+    with pytest.raises(ValueError, match="resnet_small"):
+        TrainConfig(architecture="resnet50", members=2)
+
+
+def test_ema_momentum_outside_zero_to_one_is_refused():
+    with pytest.raises(ValueError, match="ema_momentum"):
+        TrainConfig(ema_momentum=1.0)
