@@ -54,6 +54,43 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def series_bootstrap(y_true: Sequence[int], probabilities: np.ndarray, series: Sequence[str],
+                     class_names: Sequence[str], *, rounds: int = 2000, level: float = 0.95,
+                     seed: int = 0) -> dict[str, list[float]]:
+    """Confidence intervals that treat a patient's series, not a slice, as the unit of evidence.
+
+    Slices of one series are near-copies, so a slice-level interval would be far too narrow.
+    Series are resampled with replacement within each class (every class keeps its number of
+    series), and the percentile interval of each score is returned.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = np.asarray(probabilities).argmax(axis=1)
+    n = len(class_names)
+    names = sorted(set(series))
+    index = {name: i for i, name in enumerate(names)}
+    # One confusion matrix per series: a bootstrap round only has to add them up.
+    per_series = np.zeros((len(names), n, n), dtype=np.int64)
+    np.add.at(per_series, (np.array([index[s] for s in series]), y_true, y_pred), 1)
+    label_of = per_series.sum(axis=2).argmax(axis=1)
+    groups = [np.flatnonzero(label_of == c) for c in range(n) if (label_of == c).any()]
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {"accuracy": [], "macro_f1": [], **{f"recall_{c}": [] for c in class_names}}
+    for _ in range(rounds):
+        chosen = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        matrix = per_series[chosen].sum(axis=0)
+        tp = np.diag(matrix).astype(float)
+        actual, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+        recall = np.divide(tp, actual, out=np.zeros(n), where=actual > 0)
+        precision = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)
+        f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n), where=precision + recall > 0)
+        samples["accuracy"].append(tp.sum() / matrix.sum())
+        samples["macro_f1"].append(float(f1.mean()))
+        for c, name in enumerate(class_names):
+            samples[f"recall_{name}"].append(recall[c])
+    tail = (1.0 - level) / 2 * 100
+    return {key: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))] for key, v in samples.items()}
+
+
 def score(y_true: Sequence[int], probabilities: np.ndarray, class_names: Sequence[str]) -> Scores:
     y_true = np.asarray(y_true, dtype=int)
     probabilities = np.asarray(probabilities, dtype=float)

@@ -21,7 +21,7 @@ import numpy as np
 from mlcore.card import ModelCard, card_path_for, file_sha256, read_card, write_card
 from mlcore.config import Params, Paths
 from mlcore.data import IngestReport, ingest, read_manifest, write_manifest
-from mlcore.evaluate import Scores, save_confusion_matrix, save_training_curves, score
+from mlcore.evaluate import Scores, save_confusion_matrix, save_training_curves, score, series_bootstrap
 from mlcore.tracking import NullTracker, tracked_run
 from mlcore.train import EpochProgress, FitResult, dataset, fit
 
@@ -121,13 +121,15 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
     model = keras.saving.load_model(paths.trained_model, compile=False)
     test_ds, test_labels = dataset([r for r in records if r.split == "test"], class_names, params.train.batch_size)
     probabilities, _ = (np.asarray(a) for a in model.predict(test_ds, verbose=0))
+    test_records = [r for r in records if r.split == "test"]
     scores = score(test_labels, probabilities, class_names)
+    intervals = series_bootstrap(test_labels, probabilities, [r.series for r in test_records], class_names)
 
     _write_json(paths.scores, {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
                                "expected_calibration_error": scores.expected_calibration_error,
                                **{f"recall_{k}": v["recall"] for k, v in scores.per_class.items()},
                                **{f"roc_auc_{k}": v for k, v in scores.roc_auc.items()}})
-    _write_json(paths.scores.with_name("report.json"), scores.to_dict())
+    _write_json(paths.scores.with_name("report.json"), {**scores.to_dict(), "intervals_95": intervals})
     paths.plots_dir.mkdir(parents=True, exist_ok=True)
     save_confusion_matrix(scores.confusion_matrix, class_names, paths.plots_dir / "confusion_matrix.png")
     save_training_curves(trained["history"], paths.plots_dir / "training_curves.png")
@@ -144,7 +146,10 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
             **{k: v for k, v in report.items() if k != "refused"},
             "refused": len(report["refused"]),
         },
-        metrics={"test_series_split": scores.to_dict(), "best_epoch": trained["best_epoch"],
+        metrics={"test_series_split": {**scores.to_dict(), "series": len({r.series for r in test_records}),
+                                       "intervals_95": {"method": "bootstrap over series within each class, "
+                                                                  "2000 rounds", **intervals}},
+                 "best_epoch": trained["best_epoch"],
                  "best_epochs": trained.get("best_epochs", [trained["best_epoch"]])},
         training={"params": params.to_dict(), "history": trained["history"], "seconds": trained["seconds"],
                   "platform": f"{platform.machine()} CPU, TensorFlow {_tf_version()}, Keras {keras.__version__}",
