@@ -290,6 +290,12 @@ class ClassAgreement:
         return self.agreed / self.reviewed if self.reviewed else None
 
 
+def known_labels() -> list[str]:
+    """The active model's classes, or the four the product knows before any model is registered."""
+    active = model_version_active()
+    return list(active.class_names) if active else list(URGENCY_BY_LABEL)
+
+
 def agreement_by_class(*, organization: Organization, class_names: list[str] | None = None) -> list[ClassAgreement]:
     """For each class the AI said, how often the current review agreed, and what reviewers said instead."""
     newest = Review.objects.filter(scan=OuterRef("scan")).order_by("-reviewed_at", "-id").values("pk")[:1]

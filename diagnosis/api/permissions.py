@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 from rest_framework.permissions import BasePermission
 
 from .. import selectors
+from ..models import Membership
 
 if TYPE_CHECKING:  # rest_framework.views imports this module while it loads; avoid the cycle
     from rest_framework.request import Request
@@ -18,3 +19,13 @@ class HasMembership(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return selectors.membership_of(request.user) is not None
+
+
+class IsOrganizationAdministrator(BasePermission):
+    """Reviewer agreement describes the whole organization's work: administrators only."""
+
+    message = "Only administrators of your organization may see reviewer agreement."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        membership = selectors.membership_of(request.user)
+        return membership is not None and membership.role == Membership.Role.ADMIN

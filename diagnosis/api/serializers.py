@@ -185,3 +185,18 @@ class ScanCreateSerializer(serializers.Serializer):
     patient = OrganizationPatientField(queryset=Patient.objects.all(), help_text="Id of the patient.")
     # Not ImageField: the service checks the content itself and explains each refusal.
     image = serializers.FileField(allow_empty_file=True, help_text="A PNG or JPEG CT slice.")
+
+
+class ClassAgreementSerializer(serializers.Serializer):
+    label = serializers.CharField(help_text="the class the AI predicted")
+    reviewed = serializers.IntegerField()
+    agreed = serializers.IntegerField()
+    rate = serializers.FloatField(allow_null=True, help_text="agreed / reviewed; null before any review")
+    corrected_to = serializers.DictField(child=serializers.IntegerField(), help_text="what reviewers said instead")
+
+
+class AgreementSerializer(serializers.Serializer):
+    reviewed = serializers.IntegerField()
+    agreed = serializers.IntegerField()
+    rate = serializers.FloatField(allow_null=True)
+    classes = ClassAgreementSerializer(many=True)

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import PatientViewSet, ScanViewSet, WorklistView
+from .views import AgreementView, PatientViewSet, ScanViewSet, WorklistView
 
 app_name = "api"
 
@@ -11,6 +11,7 @@ router.register("scans", ScanViewSet, basename="scan")
 
 urlpatterns = [
     path("worklist/", WorklistView.as_view(), name="worklist"),
+    path("agreement/", AgreementView.as_view(), name="agreement"),
     *router.urls,
 ]
 

@@ -8,6 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -15,7 +16,9 @@ from rest_framework.response import Response
 
 from .. import reports, selectors, services
 from ..models import Patient, Scan
+from .permissions import HasMembership, IsOrganizationAdministrator
 from .serializers import (
+    AgreementSerializer,
     PatientCreateSerializer,
     PatientSerializer,
     ReviewCreateSerializer,
@@ -231,3 +234,26 @@ class WorklistView(generics.ListAPIView):
         filters = WorklistFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         return selectors.worklist(user=self.request.user, **filters.validated_data)
+
+
+@extend_schema(
+    summary="Reviewer agreement with the AI, per class the AI said",
+    description=(
+        "For the caller's organization: for each class the AI predicted, how many scans were reviewed, how many "
+        "reviews agreed and what reviewers said instead (the current review of each scan counts). "
+        "Administrators only."
+    ),
+    responses={200: AgreementSerializer},
+)
+class AgreementView(generics.GenericAPIView):
+    permission_classes = [IsAuthenticated, HasMembership, IsOrganizationAdministrator]
+    serializer_class = AgreementSerializer
+
+    def get(self, request: Request) -> Response:
+        organization = selectors.organization_of(request.user)
+        rows = selectors.agreement_by_class(organization=organization, class_names=selectors.known_labels())
+        reviewed = sum(row.reviewed for row in rows)
+        agreed = sum(row.agreed for row in rows)
+        body = {"reviewed": reviewed, "agreed": agreed, "rate": agreed / reviewed if reviewed else None,
+                "classes": rows}
+        return Response(self.get_serializer(body).data)

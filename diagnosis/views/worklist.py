@@ -14,15 +14,10 @@ from .common import member_required, organization_admin_required
 WORKLIST_PER_PAGE = 25
 
 
-def _known_labels() -> list[str]:
-    active = selectors.model_version_active()
-    return list(active.class_names) if active else list(selectors.URGENCY_BY_LABEL)
-
-
 @member_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    form = WorklistFilterForm(request.GET or None, statuses=selectors.WORKLIST_STATUSES, labels=_known_labels())
+    form = WorklistFilterForm(request.GET or None, statuses=selectors.WORKLIST_STATUSES, labels=selectors.known_labels())
     filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
     scans = selectors.worklist(user=request.user, **{k: v for k, v in filters.items() if v})
     page = Paginator(scans, WORKLIST_PER_PAGE).get_page(request.GET.get("page"))
@@ -40,7 +35,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def agreement(request: HttpRequest) -> HttpResponse:
     organization = selectors.organization_of(request.user)
-    rows = selectors.agreement_by_class(organization=organization, class_names=_known_labels())
+    rows = selectors.agreement_by_class(organization=organization, class_names=selectors.known_labels())
     reviewed = sum(row.reviewed for row in rows)
     agreed = sum(row.agreed for row in rows)
     return render(
