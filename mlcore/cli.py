@@ -21,7 +21,10 @@ def _params(args: argparse.Namespace) -> Params:
         "epochs": getattr(args, "epochs", None), "image_size": getattr(args, "image_size", None),
         "batch_size": getattr(args, "batch_size", None), "architecture": getattr(args, "architecture", None),
         "seed": getattr(args, "seed", None), "learning_rate": getattr(args, "learning_rate", None),
+        "members": getattr(args, "members", None),
     }.items() if v is not None}
+    if overrides.get("architecture", "resnet_small") != "resnet_small":
+        overrides.setdefault("members", 1)  # ensembles are of small ResNets
     if Path(args.params).exists():
         return load_params(args.params, overrides)
     return Params(train=TrainConfig().with_overrides(overrides))
@@ -69,7 +72,8 @@ def _compare(args: argparse.Namespace) -> int:
     from mlcore.pipeline import random_split_comparison
 
     paths, params = load_paths(args.config), _params(args)
-    scores = random_split_comparison(paths, params, card_paths=tuple(args.card_of), epochs=args.epochs)
+    scores = random_split_comparison(paths, params, card_paths=tuple(args.card_of), epochs=args.epochs,
+                                     members=args.members)
     print(json.dumps({"random_split_accuracy": round(scores.accuracy, 4), "random_split_macro_f1": round(scores.macro_f1, 4)}))
     return 0
 
@@ -111,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_p.add_argument("--learning-rate", type=float)
     train_p.add_argument("--architecture", choices=ARCHITECTURES)
     train_p.add_argument("--seed", type=int)
+    train_p.add_argument("--members", type=int, help="networks in the ensemble (default: params.yaml)")
     train_p.add_argument("--artifacts", help="folder for the manifest, plots and scores (default artifacts/<name>)")
     _common(train_p)
     train_p.set_defaults(func=_train)
@@ -123,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare_p = sub.add_parser("compare-random-split",
                                help="train and test on a leaky per-image split, for comparison with the literature")
     compare_p.add_argument("--epochs", type=int)
+    compare_p.add_argument("--members", type=int, help="networks in the ensemble (default: as params.yaml)")
     compare_p.add_argument("--card-of", type=Path, action="append", default=[],
                            help="a model whose card records the comparison (repeatable)")
     _common(compare_p)

@@ -27,6 +27,7 @@ class TrainingRunAddForm(forms.ModelForm):
     batch_size = TrainingRunForm.base_fields["batch_size"]
     image_size = TrainingRunForm.base_fields["image_size"]
     architecture = forms.CharField(required=False, help_text="resnet_small, resnet50 or vgg16; blank: params.yaml")
+    members = TrainingRunForm.base_fields["members"]
     organization = forms.ModelChoiceField(
         queryset=Organization.objects.all(), required=False,
         help_text="Whose reviewed scans to use (for the reviewed and both data choices); "

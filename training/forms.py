@@ -26,6 +26,8 @@ class TrainingRunForm(forms.Form):
     batch_size = forms.IntegerField(required=False, min_value=1, max_value=int(run_params.LIMITS["batch_size"][1]))
     image_size = forms.IntegerField(required=False, min_value=32, max_value=int(run_params.LIMITS["image_size"][1]))
     architecture = forms.ChoiceField(required=False)
+    members = forms.IntegerField(required=False, min_value=1, max_value=int(run_params.LIMITS["members"][1]),
+                                 label="Networks in the ensemble")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -20,6 +20,7 @@ EXPOSED: dict[str, type] = {
     "batch_size": int,
     "image_size": int,
     "architecture": str,
+    "members": int,
 }
 ALLOWED: dict[str, type] = {
     **EXPOSED,
@@ -32,6 +33,7 @@ ALLOWED: dict[str, type] = {
     "fine_tune_learning_rate": float,
     "seed": int,
     "normalization": str,
+    "ema_momentum": float,
     "augment": dict,
 }
 LOCKED = {
@@ -45,10 +47,11 @@ LIMITS: dict[str, tuple[float, float]] = {
     "image_size": (32, 512),
     "learning_rate": (1e-7, 1.0),
     "fine_tune_epochs": (0, 500),
+    "members": (1, 5),
 }
 PRESETS: dict[str, str] = {
     "standard": "params.yaml as it is",
-    "quick": "params.yaml with at most 3 epochs: a quick check, not a model to ship",
+    "quick": "params.yaml with at most 3 epochs and one network: a quick check, not a model to ship",
 }
 
 
@@ -70,7 +73,7 @@ def preset_overrides(preset: str, base: Params) -> dict[str, Any]:
         raise ParamsError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     if preset == "quick":
         epochs = min(3, base.train.epochs)
-        return {"epochs": epochs, "early_stopping_patience": epochs}
+        return {"epochs": epochs, "early_stopping_patience": epochs, "members": 1}
     return {}
 
 
@@ -114,6 +117,8 @@ def resolve(*, preset: str = "standard", overrides: Mapping[str, Any] | None = N
     clean = {key: _checked(key, value) for key, value in overrides.items()}
     base = base_params()
     merged = {**preset_overrides(preset, base), **clean}
+    if clean.get("architecture", "resnet_small") != "resnet_small" and "members" not in clean:
+        merged["members"] = 1  # ensembles are of small ResNets; another architecture means one network
     try:
         train = base.train.with_overrides(merged)
     except (ValueError, TypeError) as exc:

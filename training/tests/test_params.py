@@ -59,3 +59,23 @@ def test_an_unknown_preset_is_refused():
 def test_params_must_be_an_object():
     with pytest.raises(ParamsError, match="must be an object"):
         resolve(overrides=["epochs", 3])
+
+
+def test_an_ensemble_size_can_be_chosen_and_quick_trains_one_network(settings, tmp_path):
+    settings.KIDNEYWEB_TRAINING_PARAMS = tmp_path / "params.yaml"
+    settings.KIDNEYWEB_TRAINING_PARAMS.write_text("train:\n  epochs: 20\n  members: 3\n")
+
+    assert resolve()[1].train.members == 3
+    assert resolve(overrides={"members": 2})[1].train.members == 2
+    assert resolve(preset="quick")[1].train.members == 1
+    with pytest.raises(ParamsError, match="between 1 and 5"):
+        resolve(overrides={"members": 9})
+
+
+def test_another_architecture_trains_one_network_unless_members_are_asked_for(settings, tmp_path):
+    settings.KIDNEYWEB_TRAINING_PARAMS = tmp_path / "params.yaml"
+    settings.KIDNEYWEB_TRAINING_PARAMS.write_text("train:\n  members: 3\n")
+
+    assert resolve(overrides={"architecture": "vgg16"})[1].train.members == 1
+    with pytest.raises(ParamsError, match="resnet_small networks only"):
+        resolve(overrides={"architecture": "vgg16", "members": 2})
