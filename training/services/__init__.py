@@ -7,7 +7,7 @@ from .evaluations import (
     model_version_evaluate,
     model_version_evaluation_request,
 )
-from .execution import RunReporter, training_run_execute
+from .execution import RunReporter, run_work_dir, training_run_execute
 from .promotions import (
     PromotionRefused,
     model_version_admin_activate,
@@ -36,6 +36,7 @@ __all__ = [
     "model_version_evaluation_request",
     "model_version_promote",
     "model_version_rollback",
+    "run_work_dir",
     "training_run_cancel",
     "training_run_execute",
     "training_run_fail",

@@ -218,11 +218,16 @@ def _remove_model_files(model_path: Path | None) -> None:
         path.unlink(missing_ok=True)
 
 
+def run_work_dir(run_id: int) -> Path:
+    """Scratch space of one run: exported scans, manifest, base and trained model, plots."""
+    return Path(settings.KIDNEYWEB_TRAINING_DIR) / "runs" / str(run_id)
+
+
 def _train(run: TrainingRun, reporter: RunReporter) -> TrainingRun:
     from mlcore.config import Paths
 
     params = ml.params_from_dict(run.params)
-    run_dir = Path(settings.KIDNEYWEB_TRAINING_DIR) / "runs" / str(run.pk)
+    run_dir = run_work_dir(run.pk)
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     name = _run_name(run, params)
@@ -313,4 +318,8 @@ def training_run_execute(*, run_id: int, worker_node: str = "", worker_pid: int 
             training_run_fail(run_id=run_id, reason=describe_failure(exc, reporter.stage_name))
             if not isinstance(exc, Exception):
                 raise
+        finally:
+            # What outlives the run is elsewhere: the model and card in the models folder, the log and
+            # scores in the database, plots and curves in MLflow. Copies of scans must not pile up.
+            shutil.rmtree(run_work_dir(run_id), ignore_errors=True)
     return TrainingRun.objects.filter(pk=run_id).first()

@@ -24,7 +24,7 @@ from diagnosis.tests.factories import token_client
 from .factories import AdminMembershipFactory
 
 # A whole run on the synthetic set takes seconds: small images, one epoch, big validation and test splits.
-TINY_TRAIN = {"image_size": 32, "epochs": 1, "batch_size": 16,
+TINY_TRAIN = {"image_size": 32, "epochs": 1, "batch_size": 16, "members": 1,
               "split": {"val_fraction": 0.25, "test_fraction": 0.25}}
 
 

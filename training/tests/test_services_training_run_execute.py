@@ -63,6 +63,7 @@ def test_a_run_trains_registers_an_inactive_version_and_compares_it_with_the_act
     assert not {r["pixel"] for r in test_set.records} & set(run.training_image_hashes)
 
     assert "Stage: train" in run.log and "epoch 2/2" in run.log and "Locked test set" in run.log
+    assert not services.run_work_dir(run.pk).exists()  # scratch copies do not pile up
 
 
 def test_a_run_on_data_too_small_to_split_fails_with_its_reason_and_registers_nothing(
@@ -83,6 +84,7 @@ def test_a_run_on_data_too_small_to_split_fails_with_its_reason_and_registers_no
     assert not run.is_current and run.model_version is None
     assert list(ModelVersion.objects.all()) == [tiny_model_version] and tiny_model_version.is_active
     assert not list(Path(training_settings.KIDNEYWEB_MODELS_DIR).glob("*.keras"))
+    assert not services.run_work_dir(run.pk).exists()
 
 
 def test_a_missing_data_set_fails_the_run_with_where_it_was_looked_for(training_settings, admin_user, tmp_path):
