@@ -117,8 +117,8 @@ def test_bootstrap_follows_a_changed_shipped_model(db, shipped_model):
     assert ModelVersion.objects.get(is_active=True).sha256 != ModelVersion.objects.order_by("pk").first().sha256
 
 
-def test_bootstrap_keeps_a_version_an_administrator_activated(db, shipped_model):
-    chosen = ModelVersionFactory(is_active=True)
+def test_bootstrap_keeps_a_version_an_administrator_activated(db, shipped_model, copy_model):
+    chosen = ModelVersionFactory(is_active=True, path=str(copy_model("chosen.keras")))
 
     call("bootstrap", "--no-demo")
 
@@ -134,3 +134,13 @@ def test_bootstrap_without_the_shipped_model_warns_and_still_creates_the_demo_lo
     assert "Shipped model not found" in err
     assert not ModelVersion.objects.exists()
     assert get_user_model().objects.filter(username="demo").exists()
+
+
+def test_bootstrap_activates_the_shipped_model_when_the_active_versions_file_is_gone(db, shipped_model, tmp_path):
+    gone = ModelVersionFactory(is_active=True, path=str(tmp_path / "kidney-resnet-v0.keras"))
+
+    _, err = call("bootstrap", "--no-demo")
+
+    assert "no longer exists" in err
+    active = ModelVersion.objects.get(is_active=True)
+    assert active != gone and active.sha256

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from diagnosis import selectors, services
-from diagnosis.ml import stored_model_path
+from diagnosis.ml import resolve_model_path, stored_model_path
 
 DEMO_ORGANIZATION = "Demo Hospital"
 DEMO_USERNAME = "demo"
@@ -33,8 +33,13 @@ class Command(BaseCommand):
             self.stderr.write(self.style.WARNING(f"Shipped model not found at {path}; no model registered."))
             return
         active = selectors.model_version_active()
-        # Follow updates of the shipped file, but never override a version an administrator activated.
-        activate = active is None or active.path == stored_model_path(path)
+        # Follow updates of the shipped file, but never override a version an administrator activated,
+        # unless its file is gone (a release that replaced the shipped model): no model at all helps no one.
+        active_missing = active is not None and not resolve_model_path(active.path).is_file()
+        if active_missing:
+            self.stderr.write(self.style.WARNING(
+                f"The active model file {active.path} no longer exists; activating the shipped model instead."))
+        activate = active is None or active_missing or active.path == stored_model_path(path)
         try:
             version = services.model_version_register(path=path, activate=activate)
         except ValidationError as exc:
