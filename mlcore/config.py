@@ -138,7 +138,7 @@ class Params:
 class Paths:
     data_dir: Path = Path("../shared/data/ct-kidney")
     artifacts_dir: Path = Path("artifacts")
-    model_out: Path = Path("models/kidney-resnet-v1.keras")
+    model_out: Path = Path("models/kidney-resnet-v2.keras")
     extra_manifests: tuple[Path, ...] = ()
 
     @property

@@ -185,7 +185,7 @@ def publish(paths: Paths, destination: Path | None = None) -> Path:
 
 
 def random_split_comparison(paths: Paths, params: Params, *, card_paths: tuple[Path, ...] = (),
-                            epochs: int | None = None) -> Scores:
+                            epochs: int | None = None, members: int | None = None) -> Scores:
     """Train and test on a random per-image split, only to compare with published figures.
 
     Neighbouring slices of one patient land on both sides of such a split, so its scores
@@ -194,6 +194,8 @@ def random_split_comparison(paths: Paths, params: Params, *, card_paths: tuple[P
     overrides: dict = {"split": {"method": "random"}}
     if epochs:
         overrides["epochs"] = epochs
+    if members:
+        overrides["members"] = members
     leaky = Params(train=params.train.with_overrides(overrides), evaluate=params.evaluate)
     leaky_paths = replace(paths, artifacts_dir=paths.artifacts_dir / "random_split")
     stage_ingest(leaky_paths, leaky)
@@ -205,7 +207,7 @@ def random_split_comparison(paths: Paths, params: Params, *, card_paths: tuple[P
         metrics = {**card.metrics, "test_random_split": {
             "note": "random per-image split, leaky (neighbouring slices on both sides); for comparison with the "
                     "literature only, never a measure of performance on new patients",
-            "epochs": leaky.train.epochs, "accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
+            "epochs": leaky.train.epochs, "members": leaky.train.members, "accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
             "recall": {k: v["recall"] for k, v in scores.per_class.items()}}}
         write_card(model_path, replace(card, metrics=metrics))
     return scores
