@@ -290,6 +290,28 @@ class ClassAgreement:
         return self.agreed / self.reviewed if self.reviewed else None
 
 
+@dataclass(frozen=True)
+class AgreementSummary:
+    classes: list[ClassAgreement]
+
+    @property
+    def reviewed(self) -> int:
+        return sum(row.reviewed for row in self.classes)
+
+    @property
+    def agreed(self) -> int:
+        return sum(row.agreed for row in self.classes)
+
+    @property
+    def rate(self) -> float | None:
+        return self.agreed / self.reviewed if self.reviewed else None
+
+
+def agreement_summary(*, organization: Organization) -> AgreementSummary:
+    """Agreement per class the AI said, over every class the product knows, with the overall rate."""
+    return AgreementSummary(classes=agreement_by_class(organization=organization, class_names=known_labels()))
+
+
 def known_labels() -> list[str]:
     """The active model's classes, or the four the product knows before any model is registered."""
     active = model_version_active()

@@ -250,10 +250,5 @@ class AgreementView(generics.GenericAPIView):
     serializer_class = AgreementSerializer
 
     def get(self, request: Request) -> Response:
-        organization = selectors.organization_of(request.user)
-        rows = selectors.agreement_by_class(organization=organization, class_names=selectors.known_labels())
-        reviewed = sum(row.reviewed for row in rows)
-        agreed = sum(row.agreed for row in rows)
-        body = {"reviewed": reviewed, "agreed": agreed, "rate": agreed / reviewed if reviewed else None,
-                "classes": rows}
-        return Response(self.get_serializer(body).data)
+        summary = selectors.agreement_summary(organization=selectors.organization_of(request.user))
+        return Response(self.get_serializer(summary).data)

@@ -25,3 +25,19 @@ def test_agreement_per_ai_class_counts_the_current_review_of_each_scan(organizat
     assert rows["Stone"].rate == 2 / 3
     assert (rows["Tumor"].reviewed, rows["Tumor"].rate) == (1, 1.0)
     assert (rows["Cyst"].reviewed, rows["Cyst"].rate) == (0, None)
+
+
+def test_the_summary_lists_every_known_class_and_the_overall_rate(organization):
+    review(organization, "Stone", "Stone")
+    review(organization, "Cyst", "Normal")
+
+    summary = selectors.agreement_summary(organization=organization)
+
+    assert {row.label for row in summary.classes} == {"Cyst", "Normal", "Stone", "Tumor"}
+    assert (summary.reviewed, summary.agreed, summary.rate) == (2, 1, 0.5)
+
+
+def test_the_summary_has_no_rate_before_any_review(organization):
+    summary = selectors.agreement_summary(organization=organization)
+
+    assert (summary.reviewed, summary.rate) == (0, None)

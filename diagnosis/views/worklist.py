@@ -35,17 +35,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def agreement(request: HttpRequest) -> HttpResponse:
     organization = selectors.organization_of(request.user)
-    rows = selectors.agreement_by_class(organization=organization, class_names=selectors.known_labels())
-    reviewed = sum(row.reviewed for row in rows)
-    agreed = sum(row.agreed for row in rows)
+    summary = selectors.agreement_summary(organization=organization)
     return render(
         request,
         "diagnosis/agreement.html",
-        {
-            "rows": rows,
-            "reviewed": reviewed,
-            "agreed": agreed,
-            "overall": agreed / reviewed if reviewed else None,
-            "organization": organization,
-        },
+        {"rows": summary.classes, "reviewed": summary.reviewed, "agreed": summary.agreed, "overall": summary.rate,
+         "organization": organization},
     )
