@@ -208,3 +208,14 @@ def test_the_scan_image_is_served_only_with_no_store_caching(ui_client, patient,
 
     assert response["Content-Type"] == "image/png" and "no-store" in response["Cache-Control"]
     assert b"".join(response.streaming_content) == data
+
+
+def test_the_patient_list_pages_keep_the_search(ui_client, organization):
+    for number in range(27):
+        PatientFactory(organization=organization, name=f"Ada Twin {number:02d}", mrn=f"T-{number}")
+
+    first = ui_client.get(reverse("diagnosis:patient_list"), {"q": "ada twin"}).content.decode()
+    second = ui_client.get(reverse("diagnosis:patient_list"), {"q": "ada twin", "page": 2}).content.decode()
+
+    assert "Page 1 of 2" in first and 'href="?q=ada+twin&amp;page=2">Next</a>' in first
+    assert "Page 2 of 2" in second and 'href="?q=ada+twin&amp;page=1">Previous</a>' in second

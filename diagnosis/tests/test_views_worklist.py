@@ -69,3 +69,12 @@ def test_other_organizations_scans_are_not_on_the_worklist(ui_client, other_orga
     scan_with(other_organization, "Tumor", name="Their Patient")
 
     assert "Their Patient" not in ui_client.get(reverse("diagnosis:home")).content.decode()
+
+
+def test_worklist_pages_keep_the_filters(ui_client, organization):
+    for _ in range(26):
+        scan_with(organization, "Stone")
+
+    page = ui_client.get(reverse("diagnosis:home"), {"label": "Stone"}).content.decode()
+
+    assert "Page 1 of 2" in page and 'label=Stone&amp;page=2">Next</a>' in page

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -24,7 +26,8 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.patient_list(user=request.user, search=query), PATIENTS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    return render(request, "diagnosis/patient_list.html", {"page": page, "query": query})
+    return render(request, "diagnosis/patient_list.html",
+                  {"page": page, "query": query, "page_query": urlencode({"q": query}) if query else ""})
 
 
 @member_required
