@@ -11,21 +11,12 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
-
-def database_url_of_the_test_database() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{credentials}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+from diagnosis.tests.celery_worker import database_url_of_the_test_database
 
 
 class Worker:
