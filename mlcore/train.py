@@ -49,11 +49,14 @@ class EpochProgress:
 class FitResult:
     model: Any  # keras.Model in its shipped form
     history: list[EpochProgress] = field(default_factory=list)
-    best_epoch: int = 0
     temperature: float = 1.0
     out_of_scope_threshold: float = float("inf")
     seconds: float = 0.0
-    best_epochs: tuple[int, ...] = ()
+    best_epochs: tuple[int, ...] = ()  # one per ensemble member
+
+    @property
+    def best_epoch(self) -> int:
+        return self.best_epochs[0] if self.best_epochs else 0
 
 
 def dataset(records: Sequence[ImageRecord], class_names: Sequence[str], batch_size: int,
@@ -188,7 +191,7 @@ def fit(
         standardize=config.standardize)
     shipped, temperature, threshold = calibrate(combined, records, class_names, config.batch_size,
                                                 out_of_scope_quantile)
-    return FitResult(model=shipped, history=history, best_epoch=best_epochs[0], temperature=temperature,
+    return FitResult(model=shipped, history=history, temperature=temperature,
                      out_of_scope_threshold=threshold, seconds=time.monotonic() - started,
                      best_epochs=tuple(best_epochs))
 
