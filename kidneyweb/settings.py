@@ -247,6 +247,8 @@ KIDNEYWEB_PROMOTION_MARGIN = env_float("KIDNEYWEB_PROMOTION_MARGIN", 0.02)
 # taken for a run whose worker died, and is marked failed.
 KIDNEYWEB_TRAINING_HEARTBEAT_SECONDS = env_int("KIDNEYWEB_TRAINING_HEARTBEAT_SECONDS", 10)
 KIDNEYWEB_TRAINING_STALE_SECONDS = env_int("KIDNEYWEB_TRAINING_STALE_SECONDS", 180)
+# How often Celery beat (run by the inference worker, `--beat`) looks for such runs.
+KIDNEYWEB_TRAINING_SWEEP_SECONDS = env_int("KIDNEYWEB_TRAINING_SWEEP_SECONDS", 60)
 KIDNEYWEB_TRAINING_TIME_LIMIT_SECONDS = env_int("KIDNEYWEB_TRAINING_TIME_LIMIT_SECONDS", 24 * 3600)
 
 # --- Celery -----------------------------------------------------------------------------------------
@@ -290,8 +292,19 @@ CELERY_TASK_ROUTES = {
     "diagnosis.tasks.explain_class": {"queue": "inference"},
     # Training runs for minutes to hours: a queue of its own, consumed by a worker of its own
     # (scripts/worker.sh, docker-compose.yml), so a diagnosis never waits behind a run.
+    # The sweep for runs whose worker died must not wait behind a run on the training queue.
+    "training.tasks.fail_orphaned_runs": {"queue": "celery"},
     "training.tasks.*": {"queue": "training"},
 }
+CELERY_BEAT_SCHEDULE = {
+    "fail-orphaned-training-runs": {
+        "task": "training.tasks.fail_orphaned_runs",
+        "schedule": float(KIDNEYWEB_TRAINING_SWEEP_SECONDS),
+        # A sweep older than the next one is worth nothing.
+        "options": {"expires": float(KIDNEYWEB_TRAINING_SWEEP_SECONDS)},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- REST API ---------------------------------------------------------------------------------------

@@ -36,8 +36,10 @@ trap 'stop_all; exit 143' TERM
 if ((${#others[@]})); then
   other_queues=$(IFS=,; echo "${others[*]}")
   echo "==> worker celery@$(hostname): queues $other_queues, concurrency $WORKER_CONCURRENCY"
+  # --beat: this worker also sends the scheduled sweep for training runs whose worker died
+  # (settings.CELERY_BEAT_SCHEDULE); a sweep sent twice by two such workers does no harm.
   "$PY" -m celery -A kidneyweb worker -Q "$other_queues" -n "celery@%h" --concurrency "$WORKER_CONCURRENCY" \
-    --loglevel="$LOGLEVEL" &
+    --beat --loglevel="$LOGLEVEL" &
   pids+=($!)
 fi
 if ((training)); then

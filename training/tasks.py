@@ -40,3 +40,13 @@ def evaluate_model_version(model_version_id: int) -> None:
     except Exception:
         # The gate keeps saying "not evaluated"; the log says why.
         logger.exception("Could not evaluate model version %s on the locked test series", version.name)
+
+
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
+def fail_orphaned_runs() -> None:
+    """Beat sends this every KIDNEYWEB_TRAINING_SWEEP_SECONDS: a run whose worker died while nobody
+    looked at the runs page would otherwise show "running" forever. Failing a run twice is a no-op,
+    so a second beat (a second worker started with --beat) does no harm."""
+    failed = services.training_runs_fail_orphaned()
+    if failed:
+        logger.warning("Marked training runs %s failed: their worker stopped during the run", failed)

@@ -4,12 +4,19 @@ import pytest
 
 from kidneyweb.celery import app
 from training.models import LockedTestEvaluation, LockedTestSet
-from training.tasks import evaluate_model_version, train_model
+from training.tasks import evaluate_model_version, fail_orphaned_runs, train_model
 
 
 @pytest.mark.parametrize("task", [train_model, evaluate_model_version])
 def test_training_tasks_go_to_the_training_queue(task):
     assert app.amqp.router.route({}, task.name)["queue"].name == "training"
+
+
+def test_the_sweep_for_dead_runs_is_scheduled_by_beat_on_a_queue_no_run_blocks(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["fail-orphaned-training-runs"]
+    assert entry["task"] == fail_orphaned_runs.name
+    assert entry["schedule"] == settings.KIDNEYWEB_TRAINING_SWEEP_SECONDS
+    assert app.amqp.router.route({}, fail_orphaned_runs.name)["queue"].name == "celery"
 
 
 def test_diagnosis_stays_on_the_inference_queue():

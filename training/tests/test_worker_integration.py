@@ -11,6 +11,7 @@ import io
 import os
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from diagnosis.tests.factories import CLASS_NAMES, PatientFactory
 from training.models import ModelPromotion, TrainingRun
 
 from . import brokerq
+from .factories import TrainingRunFactory
 from .workers import running_worker, start_worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -35,10 +37,10 @@ LONG_RUN = {"epochs": 300, "early_stopping_patience": 300}
 
 @pytest.fixture
 def queues():
-    for name in ("training", "inference"):
+    for name in ("training", "inference", "celery"):
         brokerq.drain(name)
     yield
-    for name in ("training", "inference"):
+    for name in ("training", "inference", "celery"):
         brokerq.drain(name)
 
 
@@ -210,3 +212,18 @@ def test_a_run_whose_worker_is_killed_is_failed_when_the_worker_starts_again(
         run = wait_for(lambda: run_in(run_id, "failed"), timeout=60, workers=(again,), what="the stale run to fail")
     assert "stopped during the run" in run.failure_reason and "restarted" in run.failure_reason
     assert not run.is_current
+
+
+def test_beat_in_the_inference_worker_fails_a_run_whose_worker_died_without_anyone_looking(queues, worker_env, tmp_path):
+    """No page or API call lists the runs here: only the scheduled sweep can notice."""
+    env = {**worker_env, "KIDNEYWEB_TRAINING_SWEEP_SECONDS": "1", "KIDNEYWEB_TRAINING_STALE_SECONDS": "60"}
+    with running_worker(queues="inference,celery", log_path=tmp_path / "beat.log", env=env,
+                        extra=("--beat", "--schedule", str(tmp_path / "celerybeat-schedule"))) as worker:
+        # Only after the worker is up: its start-up check would fail the run too, without beat.
+        wait_for(lambda: " ready." in worker.log(), timeout=60, workers=(worker,), what="the worker to start")
+        silent_since = timezone.now() - timedelta(seconds=120)
+        run = TrainingRunFactory(status="running", started_at=silent_since, heartbeat_at=silent_since,
+                                 worker_node="training@gone-machine")
+        failed = wait_for(lambda: run_in(run.pk, "failed"), timeout=60, workers=(worker,),
+                          what="the scheduled sweep to fail the silent run")
+    assert "No sign of life from its worker (training@gone-machine)" in failed.failure_reason
