@@ -15,6 +15,7 @@ from typing import Any, Mapping, TypeVar
 import yaml
 
 ARCHITECTURES: tuple[str, ...] = ("resnet_small", "resnet50", "vgg16")
+POOLINGS: tuple[str, ...] = ("avg", "avgmax")
 T = TypeVar("T")
 
 
@@ -64,6 +65,9 @@ class TrainConfig:
     dropout: float = 0.3
     normalization: str = "batch"  # "batch" or "group" (resnet_small only)
     standardize: bool = False  # per-image zero mean and unit variance inside the model
+    # "avgmax" adds global max pooling to the average: a stone a few pixels wide is a peak
+    # that averaging over the whole slice dilutes.
+    pooling: str = "avg"
     label_smoothing: float = 0.05
     early_stopping_patience: int = 8
     # Validate, keep and ship an exponential moving average of the weights (0 turns it off):
@@ -85,6 +89,8 @@ class TrainConfig:
             raise ValueError(f"unknown architecture {self.architecture!r}; choose one of {ARCHITECTURES}")
         if self.normalization not in ("batch", "group"):
             raise ValueError("normalization must be 'batch' or 'group'")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}")
         if self.image_size < 32:
             raise ValueError("image_size must be at least 32")
         if self.members < 1:

@@ -13,7 +13,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from mlcore.config import ARCHITECTURES, AugmentConfig
+from mlcore.config import ARCHITECTURES, POOLINGS, AugmentConfig
 
 # Few steps per epoch on a small data set: slow moving averages would lag the weights
 # and make inference-mode outputs disagree with training-mode ones.
@@ -172,10 +172,13 @@ def build_model(
     weights_path: Path | None = None,
     normalization: str = "batch",
     standardize: bool = False,
+    pooling: str = "avg",
 ) -> keras.Model:
     """Build an uncompiled classifier taking uint8 images of any size with 1 or 3 channels."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
     if isinstance(augment, bool):
         augment = AugmentConfig(enabled=augment)
     keras.utils.set_random_seed(seed)
@@ -195,10 +198,17 @@ def build_model(
         if weights_path is not None:
             backbone.load_weights(str(weights_path))
         features = backbone(rgb)
-    x = layers.GlobalAveragePooling2D(name="pool")(features)
+    x = _pool(features, pooling)
     x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
     outputs = layers.Dense(len(class_names), activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=f"kidney_{architecture}")
+
+
+def _pool(features, pooling: str):
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="pool")(features)
+    return layers.Concatenate(name="pool")([layers.GlobalAveragePooling2D(name="pool_avg")(features),
+                                            layers.GlobalMaxPooling2D(name="pool_max")(features)])
 
 
 def _preprocess(inputs, image_size: int, standardize: bool):
@@ -212,7 +222,7 @@ PREPROCESSING_LAYERS = ("image", "grayscale", "resize", "scale", "standardize")
 
 
 def ensemble_model(members: Sequence[keras.Model], *, class_names: Sequence[str], image_size: int,
-                   normalization: str = "group", standardize: bool = False) -> keras.Model:
+                   normalization: str = "group", standardize: bool = False, pooling: str = "avg") -> keras.Model:
     """One flat model averaging the probabilities of several trained small ResNets.
 
     The members share the preprocessing; their last feature maps are concatenated into one
@@ -225,10 +235,20 @@ def ensemble_model(members: Sequence[keras.Model], *, class_names: Sequence[str]
     x = _preprocess(inputs, image_size, standardize)
     maps = [_resnet_small(x, 0.0, normalization, prefix=f"m{i}_") for i in range(len(members))]
     stacked = layers.Concatenate(axis=-1, name="ensemble_features")(maps)
-    pooled = layers.GlobalAveragePooling2D(name="pool")(stacked)
     width = int(maps[0].shape[-1])
-    heads = [layers.Dense(len(class_names), activation="softmax", name=f"m{i}_probabilities")(
-        ChannelSlice(i * width, (i + 1) * width, name=f"m{i}_features")(pooled)) for i in range(len(members))]
+    if pooling == "avg":
+        pooled = layers.GlobalAveragePooling2D(name="pool")(stacked)
+        shares = [ChannelSlice(i * width, (i + 1) * width, name=f"m{i}_features")(pooled) for i in range(len(members))]
+    else:
+        # Pool is [all averages, all maxima]; each member's head reads its own [average, maximum], as it trained.
+        pooled = _pool(stacked, pooling)
+        total = width * len(members)
+        shares = [layers.Concatenate(name=f"m{i}_features")([
+            ChannelSlice(i * width, (i + 1) * width, name=f"m{i}_features_avg")(pooled),
+            ChannelSlice(total + i * width, total + (i + 1) * width, name=f"m{i}_features_max")(pooled)])
+            for i in range(len(members))]
+    heads = [layers.Dense(len(class_names), activation="softmax", name=f"m{i}_probabilities")(share)
+             for i, share in enumerate(shares)]
     outputs = layers.Average(name="probabilities")(heads)
     model = keras.Model(inputs, outputs, name="kidney_resnet_small_ensemble")
     for i, member in enumerate(members):

@@ -170,7 +170,8 @@ def fit(
     epochs_per_member = config.epochs + (config.fine_tune_epochs if config.weights else 0)
     plain_kwargs = dict(class_names=class_names, image_size=config.image_size, architecture=config.architecture,
                         augment=False, weight_decay=config.weight_decay, dropout=config.dropout,
-                        normalization=config.normalization, standardize=config.standardize)
+                        normalization=config.normalization, standardize=config.standardize,
+                        pooling=config.pooling)
     members, best_epochs = [], []
     for member in range(config.members):
         seed = config.seed + member
@@ -188,7 +189,7 @@ def fit(
         best_epochs.append(best_epoch)
     combined = members[0] if len(members) == 1 else ensemble_model(
         members, class_names=class_names, image_size=config.image_size, normalization=config.normalization,
-        standardize=config.standardize)
+        standardize=config.standardize, pooling=config.pooling)
     shipped, temperature, threshold = calibrate(combined, records, class_names, config.batch_size,
                                                 out_of_scope_quantile)
     return FitResult(model=shipped, history=history, temperature=temperature,

@@ -33,6 +33,7 @@ ALLOWED: dict[str, type] = {
     "fine_tune_learning_rate": float,
     "seed": int,
     "normalization": str,
+    "pooling": str,
     "ema_momentum": float,
     "augment": dict,
 }

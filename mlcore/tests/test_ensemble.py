@@ -3,21 +3,26 @@
 import numpy as np
 import pytest
 
-from mlcore.config import TrainConfig
+from mlcore.config import POOLINGS, TrainConfig
 from mlcore.model import build_model, ensemble_model, last_conv_layer_name
 
 CLASSES = ("Cyst", "Normal", "Stone", "Tumor")
 
 
-@pytest.fixture(scope="module")
-def members():
-    return [build_model(class_names=CLASSES, image_size=32, augment=False, seed=seed, normalization="group")
-            for seed in (1, 2)]
+@pytest.fixture(scope="module", params=POOLINGS)
+def pooling(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def ensemble(members):
-    return ensemble_model(members, class_names=CLASSES, image_size=32, normalization="group")
+def members(pooling):
+    return [build_model(class_names=CLASSES, image_size=32, augment=False, seed=seed, normalization="group",
+                        pooling=pooling) for seed in (1, 2)]
+
+
+@pytest.fixture(scope="module")
+def ensemble(members, pooling):
+    return ensemble_model(members, class_names=CLASSES, image_size=32, normalization="group", pooling=pooling)
 
 
 def test_ensemble_returns_the_mean_of_its_members_probabilities(members, ensemble):
@@ -62,3 +67,23 @@ def test_ensembles_of_application_backbones_are_refused():
 def test_ema_momentum_outside_zero_to_one_is_refused():
     with pytest.raises(ValueError, match="ema_momentum"):
         TrainConfig(ema_momentum=1.0)
+
+
+def test_unknown_pooling_is_refused():
+    with pytest.raises(ValueError, match="pooling"):
+        TrainConfig(pooling="median")
+    with pytest.raises(ValueError, match="pooling"):
+        build_model(class_names=CLASSES, image_size=32, augment=False, pooling="median")
+
+
+def test_avgmax_pool_holds_the_average_and_the_maximum_of_each_feature():
+    import keras
+
+    model = build_model(class_names=CLASSES, image_size=32, augment=False, normalization="group", pooling="avgmax")
+    images = np.random.default_rng(3).integers(0, 255, (2, 40, 40, 1), dtype=np.uint8)
+    maps, pooled = keras.Model(model.input, [model.get_layer(last_conv_layer_name(model)).output,
+                                              model.get_layer("pool").output]).predict_on_batch(images)
+    maps, pooled = np.asarray(maps), np.asarray(pooled)
+    width = maps.shape[-1]
+    assert np.allclose(pooled[:, :width], maps.mean(axis=(1, 2)), atol=1e-5)
+    assert np.allclose(pooled[:, width:], maps.max(axis=(1, 2)), atol=1e-5)
