@@ -68,6 +68,19 @@ def _stage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recalibrate(args: argparse.Namespace) -> int:
+    from mlcore import pipeline
+
+    paths, params = load_paths(args.config), _params(args)
+    pipeline.recalibrate(paths, params, source=args.model)
+    scores, _ = pipeline.stage_evaluate(paths, params, name=args.out.stem if args.out else None)
+    if args.out:
+        pipeline.publish(paths, args.out)
+    print(json.dumps({"model": str(args.out or paths.trained_model), "test_accuracy": round(scores.accuracy, 4),
+                      "test_macro_f1": round(scores.macro_f1, 4)}))
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from mlcore.pipeline import random_split_comparison
 
@@ -124,6 +137,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     stage_p.add_argument("stage", choices=("ingest", "prepare_base_model", "train", "evaluate", "publish"))
     _common(stage_p)
     stage_p.set_defaults(func=_stage)
+
+    recal_p = sub.add_parser("recalibrate", help="fit params.yaml's calibration anew to a trained model's networks, "
+                                                 "then evaluate it (and publish it with --out)")
+    recal_p.add_argument("--model", type=Path, required=True, help="a shipped .keras model with its card")
+    recal_p.add_argument("--out", type=Path, help="where to publish the recalibrated model and its card")
+    _common(recal_p)
+    recal_p.set_defaults(func=_recalibrate)
 
     compare_p = sub.add_parser("compare-random-split",
                                help="train and test on a leaky per-image split, for comparison with the literature")

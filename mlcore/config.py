@@ -77,6 +77,9 @@ class TrainConfig:
     # with a few hundred patients, single networks disagree on a new patient more than they err together.
     members: int = 1
     class_weighting: bool = True
+    # Fit per-class offsets to the decision on validation (macro-F1) before the temperature: a cheap
+    # correction for a network that leans towards the classes it saw most patients of.
+    class_offsets: bool = False
     # A second, slower phase that also trains the backbone; only used with pretrained weights.
     fine_tune_epochs: int = 0
     fine_tune_learning_rate: float = 1e-4

@@ -86,18 +86,25 @@ class Standardize(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="mlcore")
 class TemperatureScaling(layers.Layer):
-    """Divide log-probabilities by a temperature fitted on validation data (Guo et al., 2017)."""
+    """Shift log-probabilities by per-class offsets, then divide by a temperature (Guo et al., 2017).
 
-    def __init__(self, temperature: float = 1.0, **kwargs):
+    Both are fitted on validation data: the offsets move the decision (argmax), the temperature
+    only how confident the probabilities are. Models saved before offsets existed load with none.
+    """
+
+    def __init__(self, temperature: float = 1.0, offsets: Sequence[float] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.temperature = float(temperature)
+        self.offsets = [float(v) for v in offsets] if offsets is not None else None
 
     def call(self, probabilities):
         logits = keras.ops.log(keras.ops.clip(probabilities, 1e-7, 1.0))
+        if self.offsets is not None:
+            logits = logits + keras.ops.convert_to_tensor(self.offsets, dtype=logits.dtype)
         return keras.ops.softmax(logits / self.temperature, axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature}
+        return {**super().get_config(), "temperature": self.temperature, "offsets": self.offsets}
 
 
 @keras.saving.register_keras_serializable(package="mlcore")
@@ -258,9 +265,10 @@ def ensemble_model(members: Sequence[keras.Model], *, class_names: Sequence[str]
     return model
 
 
-def inference_model(model: keras.Model, *, temperature: float = 1.0, class_means=None, precision=None) -> keras.Model:
+def inference_model(model: keras.Model, *, temperature: float = 1.0, offsets: Sequence[float] | None = None,
+                    class_means=None, precision=None) -> keras.Model:
     """The shipped form: calibrated probabilities and, when statistics are given, an out-of-scope distance."""
-    calibrated = TemperatureScaling(temperature, name="calibrated")(model.output)
+    calibrated = TemperatureScaling(temperature, offsets, name="calibrated")(model.output)
     if class_means is None:
         return keras.Model(model.input, calibrated, name=model.name)
     pooled = model.get_layer("pool").output

@@ -99,7 +99,8 @@ def stage_train(paths: Paths, params: Params, *, tracker: NullTracker | None = N
     _write_json(paths.history, {
         "history": [h.to_dict() for h in result.history], "best_epoch": result.best_epoch,
         "best_epochs": list(result.best_epochs),
-        "temperature": result.temperature, "out_of_scope_threshold": result.out_of_scope_threshold,
+        "temperature": result.temperature, "class_offsets": list(result.class_offsets),
+        "out_of_scope_threshold": result.out_of_scope_threshold,
         "seconds": round(result.seconds, 1), "mlflow_run_id": tracker.run_id,
     })
     tracker.log_metrics({"temperature": result.temperature, "best_epoch": result.best_epoch})
@@ -150,12 +151,18 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
                                        "intervals_95": {"method": "bootstrap over series within each class, "
                                                                   "2000 rounds", **intervals}},
                  "best_epoch": trained["best_epoch"],
-                 "best_epochs": trained.get("best_epochs", [trained["best_epoch"]])},
+                 "best_epochs": trained.get("best_epochs", [trained["best_epoch"]]),
+                 **trained.get("carried_metrics", {})},
         training={"params": params.to_dict(), "history": trained["history"], "seconds": trained["seconds"],
+                  **({"recalibrated_from": trained["recalibrated_from"]} if "recalibrated_from" in trained else {}),
                   "platform": f"{platform.machine()} CPU, TensorFlow {_tf_version()}, Keras {keras.__version__}",
                   "mlflow_run_id": trained.get("mlflow_run_id")},
-        calibration={"method": "temperature scaling fitted on the validation split",
+        calibration={"method": ("per-class offsets to the log-probabilities maximising validation macro-F1, "
+                                "then temperature scaling, both fitted on the validation split"
+                                if trained.get("class_offsets") else
+                                "temperature scaling fitted on the validation split"),
                      "temperature": trained["temperature"],
+                     "class_offsets": dict(zip(class_names, trained.get("class_offsets") or [0.0] * len(class_names))),
                      "confidence_threshold": params.evaluate.confidence_threshold},
         out_of_scope={"method": "input checks (colour, blank, noise) and Mahalanobis distance of pooled features "
                                 "to the nearest training class",
@@ -172,6 +179,52 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
     log.info("test: accuracy %.4f macro-F1 %.4f recall %s", scores.accuracy, scores.macro_f1,
              {k: round(v["recall"], 3) for k, v in scores.per_class.items()})
     return scores, card
+
+
+# Keys that only change what happens after the networks are trained.
+CALIBRATION_KEYS = ("class_offsets",)
+
+
+def recalibrate(paths: Paths, params: Params, *, source: Path) -> Path:
+    """Fit the calibration of ``params`` anew to the networks of a shipped model, without training.
+
+    For a change of calibration method: the networks, their training history and their split stay
+    those of ``source``; it must have been trained with these parameters (calibration keys aside) on
+    this manifest's split. Writes the train stage's outputs, so ``evaluate`` and ``publish`` follow.
+    """
+    import keras
+
+    import mlcore.model  # noqa: F401
+    from mlcore.config import TrainConfig
+    from mlcore.train import calibrate, plain_model
+
+    card = read_card(source)
+    trained_with = card.training.get("params", {}).get("train", {})
+    defaults, wanted = TrainConfig().to_dict(), params.train.to_dict()
+    differ = sorted(k for k in wanted if k not in CALIBRATION_KEYS
+                    and trained_with.get(k, defaults[k]) != wanted[k])
+    if differ:
+        raise ValueError(f"{source.name} was trained with other values of {differ}; retrain instead")
+    report = json.loads(paths.ingest_report.read_text())
+    if report.get("series_per_split") != card.data.get("series_per_split"):
+        raise ValueError(f"{source.name} was trained on another split ({card.data.get('series_per_split')}, "
+                         f"here {report.get('series_per_split')}); retrain instead")
+    shipped = keras.saving.load_model(source, compile=False)
+    records = read_manifest(paths.manifest)
+    model, calibration = calibrate(plain_model(shipped), records, _class_names(paths), params.train.batch_size,
+                                   params.evaluate.out_of_scope_quantile, class_offsets=params.train.class_offsets)
+    paths.trained_model.parent.mkdir(parents=True, exist_ok=True)
+    model.save(paths.trained_model)
+    _write_json(paths.history, {
+        "history": card.training.get("history", []), "best_epoch": card.metrics.get("best_epoch", 0),
+        "best_epochs": card.metrics.get("best_epochs", []), "seconds": card.training.get("seconds"),
+        "mlflow_run_id": card.training.get("mlflow_run_id"), **asdict(calibration),
+        "recalibrated_from": {"model": source.name, "sha256": file_sha256(source)},
+        # Retraining on the random split only to refit a calibration would cost more than all of this.
+        "carried_metrics": {k: {**v, "measured_for": source.name} for k, v in card.metrics.items()
+                            if k == "test_random_split"},
+    })
+    return paths.trained_model
 
 
 def publish(paths: Paths, destination: Path | None = None) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 
 from mlcore.config import TrainConfig
 from mlcore.data import ImageRecord
-from mlcore.evaluate import fit_temperature, score
+from mlcore.evaluate import fit_class_offsets, fit_temperature, score
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class FitResult:
     model: Any  # keras.Model in its shipped form
     history: list[EpochProgress] = field(default_factory=list)
     temperature: float = 1.0
+    class_offsets: tuple[float, ...] = ()  # added to the log-probabilities before the temperature; () for none
     out_of_scope_threshold: float = float("inf")
     seconds: float = 0.0
     best_epochs: tuple[int, ...] = ()  # one per ensemble member
@@ -190,10 +191,11 @@ def fit(
     combined = members[0] if len(members) == 1 else ensemble_model(
         members, class_names=class_names, image_size=config.image_size, normalization=config.normalization,
         standardize=config.standardize, pooling=config.pooling)
-    shipped, temperature, threshold = calibrate(combined, records, class_names, config.batch_size,
-                                                out_of_scope_quantile)
-    return FitResult(model=shipped, history=history, temperature=temperature,
-                     out_of_scope_threshold=threshold, seconds=time.monotonic() - started,
+    shipped, calibration = calibrate(combined, records, class_names, config.batch_size, out_of_scope_quantile,
+                                     class_offsets=config.class_offsets)
+    return FitResult(model=shipped, history=history, temperature=calibration.temperature,
+                     class_offsets=calibration.class_offsets,
+                     out_of_scope_threshold=calibration.out_of_scope_threshold, seconds=time.monotonic() - started,
                      best_epochs=tuple(best_epochs))
 
 
@@ -281,12 +283,20 @@ def _fit_member(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
     return best["epoch"]
 
 
-def calibrate(plain, records: Sequence[ImageRecord], class_names: Sequence[str], batch_size: int = 32,
-              out_of_scope_quantile: float = 0.995):
-    """Wrap a trained model with a validation-fitted temperature and training-feature statistics.
+@dataclass(frozen=True)
+class Calibration:
+    temperature: float
+    class_offsets: tuple[float, ...]  # () when none were fitted
+    out_of_scope_threshold: float
 
-    Returns the shipped model, the temperature and the out-of-scope distance threshold (the
-    given quantile of validation distances, so that share of real slices stays in scope).
+
+def calibrate(plain, records: Sequence[ImageRecord], class_names: Sequence[str], batch_size: int = 32,
+              out_of_scope_quantile: float = 0.995, *, class_offsets: bool = False):
+    """Wrap a trained model with validation-fitted decision offsets (if asked), a temperature and
+    training-feature statistics.
+
+    Returns the shipped model and its calibration; the out-of-scope distance threshold is the
+    given quantile of validation distances, so that share of real slices stays in scope.
     """
     from mlcore.model import feature_model, inference_model
 
@@ -295,11 +305,21 @@ def calibrate(plain, records: Sequence[ImageRecord], class_names: Sequence[str],
     val_ds, val_labels = dataset([r for r in records if r.split == "val"], class_names, batch_size)
     features_of = feature_model(plain)
     val_probabilities, _ = (np.asarray(a) for a in features_of.predict(val_ds, verbose=0))
-    temperature = fit_temperature(val_probabilities, val_labels)
+    offsets = fit_class_offsets(val_probabilities, val_labels) if class_offsets else None
+    temperature = fit_temperature(val_probabilities, val_labels, offsets)
     _, train_features = (np.asarray(a) for a in features_of.predict(train_ds, verbose=0))
     means, precision = _feature_statistics(train_features, train_labels, n)
-    shipped = inference_model(plain, temperature=temperature, class_means=means, precision=precision)
+    shipped = inference_model(plain, temperature=temperature, offsets=offsets, class_means=means, precision=precision)
     _, val_distance = (np.asarray(a) for a in shipped.predict(val_ds, verbose=0))
     threshold = float(np.quantile(val_distance[:, 0], out_of_scope_quantile))
-    log.info("temperature %.3f, out-of-scope distance threshold %.2f", temperature, threshold)
-    return shipped, temperature, threshold
+    log.info("class offsets %s, temperature %.3f, out-of-scope distance threshold %.2f",
+             None if offsets is None else np.round(offsets, 2).tolist(), temperature, threshold)
+    return shipped, Calibration(temperature=temperature, out_of_scope_threshold=threshold,
+                                class_offsets=() if offsets is None else tuple(float(v) for v in offsets))
+
+
+def plain_model(shipped):
+    """The trained network(s) of a shipped model, without calibration and out-of-scope layers."""
+    import keras
+
+    return keras.Model(shipped.input, shipped.get_layer("calibrated").input, name=shipped.name)

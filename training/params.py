@@ -35,6 +35,7 @@ ALLOWED: dict[str, type] = {
     "normalization": str,
     "pooling": str,
     "ema_momentum": float,
+    "class_offsets": bool,
     "augment": dict,
 }
 LOCKED = {

@@ -79,3 +79,27 @@ def test_standardised_model_ignores_global_brightness_and_contrast():
     image = np.random.default_rng(5).integers(40, 160, (1, 48, 48, 1)).astype(np.uint8)
     brighter = (image.astype(np.float32) * 1.5 + 10).astype(np.uint8)
     assert np.allclose(model.predict_on_batch(image), model.predict_on_batch(brighter), atol=1e-3)
+
+
+def test_calibration_layer_offsets_move_the_decision_and_survive_saving(tmp_path):
+    import keras
+
+    from mlcore.model import TemperatureScaling
+
+    probabilities = np.array([[0.6, 0.3, 0.05, 0.05], [0.1, 0.2, 0.3, 0.4]], dtype="float32")
+    inputs = keras.Input(shape=(4,))
+    model = keras.Model(inputs, TemperatureScaling(2.0, [0.0, 1.0, 0.0, 0.0], name="calibrated")(inputs))
+    path = tmp_path / "calibrated.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, compile=False)
+    out = np.asarray(reloaded.predict_on_batch(probabilities))
+    want = np.exp((np.log(probabilities) + [0.0, 1.0, 0.0, 0.0]) / 2.0)
+    assert np.allclose(out, want / want.sum(axis=1, keepdims=True), atol=1e-5)
+    assert out[0].argmax() == 1  # 0.3·e beats 0.6
+
+
+def test_a_calibration_layer_saved_without_offsets_loads_with_none():
+    from mlcore.model import TemperatureScaling
+
+    layer = TemperatureScaling.from_config({"name": "calibrated", "temperature": 0.5, "trainable": True})
+    assert layer.offsets is None and layer.temperature == 0.5

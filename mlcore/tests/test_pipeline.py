@@ -96,3 +96,60 @@ def test_random_split_comparison_is_recorded_in_the_card_beside_the_series_score
     card = read_card(shipped)
     assert card.metrics["test_random_split"]["accuracy"] == pytest.approx(scores.accuracy)
     assert "test_series_split" in card.metrics and "leaky" in card.metrics["test_random_split"]["note"]
+
+
+def test_recalibrate_fits_class_offsets_to_a_shipped_models_networks_without_training(staged, tmp_path):
+    import keras
+    import numpy as np
+
+    import mlcore.model  # noqa: F401
+    from mlcore.train import plain_model
+
+    paths, params = staged
+    source = tmp_path / "before.keras"
+    pipeline.publish(paths, source)
+    with_offsets = Params(train=params.train.with_overrides({"class_offsets": True}), evaluate=params.evaluate)
+    out_paths = replace(paths, artifacts_dir=tmp_path / "recalibrated")
+    out_paths.manifest.parent.mkdir(parents=True)
+    for path in (paths.manifest, paths.ingest_report):
+        out_paths.manifest.parent.joinpath(path.name).write_bytes(path.read_bytes())
+
+    pipeline.recalibrate(out_paths, with_offsets, source=source)
+    scores, card = pipeline.stage_evaluate(out_paths, with_offsets)
+
+    before = keras.saving.load_model(source, compile=False)
+    after = keras.saving.load_model(out_paths.trained_model, compile=False)
+    images = np.random.default_rng(0).integers(0, 255, (3, 40, 40, 1), dtype=np.uint8)
+    # The same networks: only the calibration differs.
+    assert np.allclose(plain_model(before).predict_on_batch(images), plain_model(after).predict_on_batch(images))
+    assert after.get_layer("calibrated").offsets is not None
+    assert set(card.calibration["class_offsets"]) == set(card.classes)
+    assert card.training["recalibrated_from"]["model"] == "before.keras"
+    assert card.training["history"] == read_card(source).training["history"]
+
+
+def test_recalibrate_refuses_a_model_trained_with_other_parameters(staged, tmp_path):
+    paths, params = staged
+    source = tmp_path / "before.keras"
+    pipeline.publish(paths, source)
+    other = Params(train=params.train.with_overrides({"learning_rate": 0.5}), evaluate=params.evaluate)
+    with pytest.raises(ValueError, match="learning_rate"):
+        pipeline.recalibrate(replace(paths, artifacts_dir=tmp_path / "x"), other, source=source)
+
+
+def test_recalibrate_carries_the_random_split_comparison_over_and_says_whose_it_is(staged, tmp_path):
+    paths, params = staged
+    source = tmp_path / "compared.keras"
+    pipeline.publish(paths, source)
+    card = read_card(source)
+    from mlcore.card import write_card
+
+    write_card(source, replace(card, metrics={**card.metrics, "test_random_split": {"accuracy": 0.5, "note": "leaky"}}))
+    out_paths = replace(paths, artifacts_dir=tmp_path / "recalibrated")
+    out_paths.manifest.parent.mkdir(parents=True)
+    for path in (paths.manifest, paths.ingest_report):
+        out_paths.manifest.parent.joinpath(path.name).write_bytes(path.read_bytes())
+    pipeline.recalibrate(out_paths, params, source=source)
+    _, recalibrated = pipeline.stage_evaluate(out_paths, params)
+    assert recalibrated.metrics["test_random_split"] == {"accuracy": 0.5, "note": "leaky",
+                                                         "measured_for": "compared.keras"}
