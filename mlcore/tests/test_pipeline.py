@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from mlcore.card import read_card
+from mlcore.card import read_card, write_card
 from mlcore.config import Params, Paths, TrainConfig
 from mlcore.data import read_manifest
 from mlcore import pipeline
@@ -98,6 +98,15 @@ def test_random_split_comparison_is_recorded_in_the_card_beside_the_series_score
     assert "test_series_split" in card.metrics and "leaky" in card.metrics["test_random_split"]["note"]
 
 
+def beside_the_same_manifest(paths: Paths, artifacts_dir) -> Paths:
+    """Other artifacts, from the same ingest: what recalibrating needs, without overwriting the staged model."""
+    out = replace(paths, artifacts_dir=artifacts_dir)
+    out.manifest.parent.mkdir(parents=True)
+    for path in (paths.manifest, paths.ingest_report):
+        out.manifest.parent.joinpath(path.name).write_bytes(path.read_bytes())
+    return out
+
+
 def test_recalibrate_fits_class_offsets_to_a_shipped_models_networks_without_training(staged, tmp_path):
     import keras
     import numpy as np
@@ -109,10 +118,7 @@ def test_recalibrate_fits_class_offsets_to_a_shipped_models_networks_without_tra
     source = tmp_path / "before.keras"
     pipeline.publish(paths, source)
     with_offsets = Params(train=params.train.with_overrides({"class_offsets": True}), evaluate=params.evaluate)
-    out_paths = replace(paths, artifacts_dir=tmp_path / "recalibrated")
-    out_paths.manifest.parent.mkdir(parents=True)
-    for path in (paths.manifest, paths.ingest_report):
-        out_paths.manifest.parent.joinpath(path.name).write_bytes(path.read_bytes())
+    out_paths = beside_the_same_manifest(paths, tmp_path / "recalibrated")
 
     pipeline.recalibrate(out_paths, with_offsets, source=source)
     scores, card = pipeline.stage_evaluate(out_paths, with_offsets)
@@ -142,13 +148,8 @@ def test_recalibrate_carries_the_random_split_comparison_over_and_says_whose_it_
     source = tmp_path / "compared.keras"
     pipeline.publish(paths, source)
     card = read_card(source)
-    from mlcore.card import write_card
-
     write_card(source, replace(card, metrics={**card.metrics, "test_random_split": {"accuracy": 0.5, "note": "leaky"}}))
-    out_paths = replace(paths, artifacts_dir=tmp_path / "recalibrated")
-    out_paths.manifest.parent.mkdir(parents=True)
-    for path in (paths.manifest, paths.ingest_report):
-        out_paths.manifest.parent.joinpath(path.name).write_bytes(path.read_bytes())
+    out_paths = beside_the_same_manifest(paths, tmp_path / "recalibrated")
     pipeline.recalibrate(out_paths, params, source=source)
     _, recalibrated = pipeline.stage_evaluate(out_paths, params)
     assert recalibrated.metrics["test_random_split"] == {"accuracy": 0.5, "note": "leaky",
