@@ -17,5 +17,6 @@ urlpatterns = [
     path("scans/<int:pk>/report.pdf", views.scan_report, name="scan_report"),
     path("scans/<int:pk>/review/", views.scan_review, name="scan_review"),
     path("scans/<int:pk>/status.json", views.scan_status, name="scan_status"),
+    path("scans/<int:pk>/item/", views.scan_item, name="scan_item"),
     path("scans/<int:pk>/rerun/", views.scan_rerun, name="scan_rerun"),
 ]

@@ -29,6 +29,7 @@ def page_urls(patient, scan):
         reverse("diagnosis:patient_detail", args=[patient.pk]),
         reverse("diagnosis:scan_detail", args=[scan.pk]),
         reverse("diagnosis:scan_status", args=[scan.pk]),
+        reverse("diagnosis:scan_item", args=[scan.pk]),
         reverse("diagnosis:scan_image", args=[scan.pk]),
     ]
 
@@ -179,6 +180,24 @@ def test_the_status_endpoint_and_the_scan_page_show_the_finished_result(ui_clien
     assert 'data-final="true"' in page and tiny_model_version.name in page
     for name in CLASS_NAMES:
         assert f'<span class="prob-name">{name}</span>' in page
+
+
+def test_a_scans_list_item_is_served_alone_and_says_when_its_diagnosis_is_final(ui_client, patient, clinician,
+                                                                               tiny_model_version):
+    scan = services.scan_create(patient=patient, file=SimpleUploadedFile("s.png", image_bytes()), uploaded_by=clinician)
+    item_url = reverse("diagnosis:scan_item", args=[scan.pk])
+    queued = ui_client.get(item_url)
+    assert queued.status_code == 200 and queued["Cache-Control"].startswith("max-age=0")
+    html = queued.content.decode()
+    assert html.strip().startswith("<li") and 'data-final="false"' in html and "Queued" in html
+    assert reverse("diagnosis:scan_status", args=[scan.pk]) in html
+
+    predict_scan.apply(args=[scan.latest_prediction.pk])
+
+    html = ui_client.get(item_url).content.decode()
+    assert 'data-final="true"' in html and scan.latest_prediction.label in html
+    # The patient page's list holds the same markup, so the script can swap one for the other.
+    assert html.strip() in ui_client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
 
 
 def test_a_failed_diagnosis_shows_its_reason(ui_client, patient, clinician, active_model_version):

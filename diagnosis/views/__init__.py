@@ -11,6 +11,7 @@ from .scans import (
     scan_report,
     scan_rerun,
     scan_review,
+    scan_item,
     scan_status,
 )
 from .worklist import agreement, home
@@ -30,6 +31,7 @@ __all__ = [
     "scan_report",
     "scan_rerun",
     "scan_review",
+    "scan_item",
     "scan_status",
     "scan_upload",
 ]

@@ -176,6 +176,14 @@ def scan_report(request: HttpRequest, pk: int) -> HttpResponse:
 @member_required
 @require_GET
 @never_cache
+def scan_item(request: HttpRequest, pk: int) -> HttpResponse:
+    """One scan as the patient page lists it: what scan_list.js puts in place of an item, or adds."""
+    return render(request, "diagnosis/_scan_item.html", {"scan": scan_or_404(request, pk)})
+
+
+@member_required
+@require_GET
+@never_cache
 def scan_status(request: HttpRequest, pk: int) -> JsonResponse:
     scan = scan_or_404(request, pk)
     state = prediction_state(selectors.prediction_latest(user=request.user, scan=scan), scan)

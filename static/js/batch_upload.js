@@ -117,6 +117,8 @@
         item.progress.value = 100;
         setStatus(item, "Uploaded; diagnosing…", "busy", urlFor(form.dataset.scanUrlTemplate, body.id));
         followDiagnosis(item, body.id);
+        // The patient's "To review" list (scan_list.js) shows the new scan at once.
+        document.dispatchEvent(new CustomEvent("kidneyweb:uploaded", { detail: { scan: body.id } }));
       } else {
         item.progress.value = 0;
         setStatus(item, "Refused: " + messagesOf(xhr.status, body).join(" "), "error");

@@ -32,6 +32,7 @@ DROP_FILE = """([name, b64]) => {
   zone.dispatchEvent(new DragEvent("dragenter", { dataTransfer: transfer, bubbles: true, cancelable: true }));
   zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
 }"""
+LISTED = re.compile(r"^(Needs review · AI: )?(Cyst|Normal|Stone|Tumor) \d+%$")
 DIAGNOSED = re.compile(r"^(Diagnosed: |Needs review · AI: )\w+ \(\d+%\)$")
 
 
@@ -187,6 +188,14 @@ def test_batch_upload_reports_each_file_and_the_worklist_is_in_triage_order(
     assert sorted(Scan.objects.filter(patient=patient).values_list("original_filename", flat=True)) == sorted(
         [real_slice(ct_slice, "Tumor").name, real_slice(ct_slice, "Normal").name, dropped.name]
     )
+    # Without a reload, the three scans joined "To review", and each shows its diagnosis there too.
+    to_review = page.locator("#unreviewed-scans > li.scan-item")
+    expect(to_review).to_have_count(3)
+    expect(page.locator("#unreviewed-count")).to_have_text("(3)")
+    expect(page.locator("#unreviewed-empty")).to_be_hidden()
+    expect(page.locator('#unreviewed-scans > li[data-final="true"]')).to_have_count(3, timeout=RESULT_TIMEOUT_MS)
+    for badge in page.locator("#unreviewed-scans .badges .badge:first-child").all_inner_texts():
+        assert LISTED.match(badge), badge
     screenshot(page, "batch-upload-1280")
 
     # More waiting results with known labels and ages, then the worklist.
