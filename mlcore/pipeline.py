@@ -210,6 +210,7 @@ def recalibrate(paths: Paths, params: Params, *, source: Path) -> Path:
         raise ValueError(f"{source.name} was trained on another split ({card.data.get('series_per_split')}, "
                          f"here {report.get('series_per_split')}); retrain instead")
     shipped = keras.saving.load_model(source, compile=False)
+    random_split = card.metrics.get("test_random_split")
     records = read_manifest(paths.manifest)
     model, calibration = calibrate(plain_model(shipped), records, _class_names(paths), params.train.batch_size,
                                    params.evaluate.out_of_scope_quantile, class_offsets=params.train.class_offsets)
@@ -221,8 +222,7 @@ def recalibrate(paths: Paths, params: Params, *, source: Path) -> Path:
         "mlflow_run_id": card.training.get("mlflow_run_id"), **asdict(calibration),
         "recalibrated_from": {"model": source.name, "sha256": file_sha256(source)},
         # Retraining on the random split only to refit a calibration would cost more than all of this.
-        "carried_metrics": {k: {**v, "measured_for": source.name} for k, v in card.metrics.items()
-                            if k == "test_random_split"},
+        "carried_metrics": {"test_random_split": {**random_split, "measured_for": source.name}} if random_split else {},
     })
     return paths.trained_model
 

@@ -109,3 +109,10 @@ def test_temperature_fitted_after_offsets_keeps_their_decision_and_sharpens_unde
     assert fit_temperature(soft, y) < 0.6
     offsets = np.array([0.0, 0.5, 0.5, 0.5])
     assert fit_temperature(soft, y, offsets) != pytest.approx(fit_temperature(soft, y))
+
+
+def test_class_offsets_refuse_more_classes_than_an_exhaustive_search_can_take():
+    from mlcore.evaluate import fit_class_offsets
+
+    with pytest.raises(ValueError, match="up to 5 classes"):
+        fit_class_offsets(np.full((6, 6), 1 / 6), np.arange(6))
