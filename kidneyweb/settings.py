@@ -290,10 +290,10 @@ CELERY_TASK_ROUTES = {
     "diagnosis.tasks.predict_scan": {"queue": "inference"},
     # The worker that diagnoses has the model loaded, so it also draws heat maps on request.
     "diagnosis.tasks.explain_class": {"queue": "inference"},
-    # Training runs for minutes to hours: a queue of its own, consumed by a worker of its own
-    # (scripts/worker.sh, docker-compose.yml), so a diagnosis never waits behind a run.
     # The sweep for runs whose worker died must not wait behind a run on the training queue.
     "training.tasks.fail_orphaned_runs": {"queue": "celery"},
+    # Training runs for minutes to hours: a queue of its own, consumed by a worker of its own
+    # (scripts/worker.sh, docker-compose.yml), so a diagnosis never waits behind a run.
     "training.tasks.*": {"queue": "training"},
 }
 CELERY_BEAT_SCHEDULE = {
