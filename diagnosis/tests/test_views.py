@@ -190,7 +190,7 @@ def test_a_scans_list_item_is_served_alone_and_says_when_its_diagnosis_is_final(
     assert queued.status_code == 200 and queued["Cache-Control"].startswith("max-age=0")
     html = queued.content.decode()
     assert html.strip().startswith("<li") and 'data-final="false"' in html and "Queued" in html
-    assert reverse("diagnosis:scan_status", args=[scan.pk]) in html
+    assert f'data-item-url="{item_url}"' in html
 
     predict_scan.apply(args=[scan.latest_prediction.pk])
 

@@ -8,10 +8,10 @@ from .scans import (
     scan_detail,
     scan_heatmap,
     scan_image,
+    scan_item,
     scan_report,
     scan_rerun,
     scan_review,
-    scan_item,
     scan_status,
 )
 from .worklist import agreement, home
@@ -28,10 +28,10 @@ __all__ = [
     "scan_detail",
     "scan_heatmap",
     "scan_image",
+    "scan_item",
     "scan_report",
     "scan_rerun",
     "scan_review",
-    "scan_item",
     "scan_status",
     "scan_upload",
 ]

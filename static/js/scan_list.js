@@ -1,55 +1,40 @@
 // Keeps the patient page's scan lists current without a reload. An item whose diagnosis is still
-// pending is redrawn once the diagnosis is final, and a scan uploaded on this page joins "To review"
-// as soon as the server accepts it. The server renders every item (the same template as the page),
-// so the badges here can never say something the page itself would not.
+// pending is asked for again until the server draws it final, and a scan uploaded on this page joins
+// "To review" as soon as the server accepts it. The server renders every item (the same template as
+// the page), so the badges here can never say something the page itself would not.
 (function () {
   "use strict";
   if (!window.fetch || !window.Promise) return;
   var MAX_DELAY = 5000;
   var WATCH_FOR = 15 * 60 * 1000;
 
-  function itemFrom(html) {
-    var holder = document.createElement("template");
-    holder.innerHTML = html.trim();
-    return holder.content.firstElementChild;
-  }
-
   function fetchItem(url) {
     return fetch(url, { credentials: "same-origin" }).then(function (response) {
       if (!response.ok) throw new Error("HTTP " + response.status);
       return response.text();
-    }).then(itemFrom);
-  }
-
-  function redraw(item) {
-    fetchItem(item.dataset.itemUrl).then(function (fresh) {
-      if (!item.parentNode) return;
-      item.parentNode.replaceChild(fresh, item);
-      watch(fresh);
-    }).catch(function () { /* the item keeps its last state; a reload shows the new one */ });
+    }).then(function (html) {
+      var holder = document.createElement("template");
+      holder.innerHTML = html.trim();
+      return holder.content.firstElementChild;
+    });
   }
 
   function poll(item, delay, giveUpAt) {
     if (Date.now() > giveUpAt) return;
     window.setTimeout(function () {
-      fetch(item.dataset.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) {
-          if (!response.ok) throw new Error("HTTP " + response.status);
-          return response.json();
-        })
-        .then(function (state) {
-          if (state.final) redraw(item);
-          else poll(item, Math.min(delay * 1.5, MAX_DELAY), giveUpAt);
-        })
-        .catch(function () { poll(item, MAX_DELAY, giveUpAt); });
+      fetchItem(item.dataset.itemUrl).then(function (fresh) {
+        // Only a final item replaces the shown one: a link redrawn every second would fight the pointer.
+        if (fresh.dataset.final !== "true") return poll(item, Math.min(delay * 1.5, MAX_DELAY), giveUpAt);
+        if (item.parentNode) item.parentNode.replaceChild(fresh, item);
+      }).catch(function () { poll(item, MAX_DELAY, giveUpAt); });
     }, delay);
   }
 
   function watch(item) {
-    if (item && item.dataset.final === "false") poll(item, 1000, Date.now() + WATCH_FOR);
+    if (item.dataset.final === "false") poll(item, 1000, Date.now() + WATCH_FOR);
   }
 
-  document.querySelectorAll(".scan-item[data-status-url]").forEach(watch);
+  document.querySelectorAll(".scan-item[data-item-url]").forEach(watch);
 
   var unreviewed = document.getElementById("unreviewed-scans");
   if (!unreviewed) return;
@@ -57,10 +42,7 @@
     var url = unreviewed.dataset.itemUrlTemplate.replace("/0/", "/" + event.detail.scan + "/");
     fetchItem(url).then(function (item) {
       unreviewed.insertBefore(item, unreviewed.firstChild);
-      var count = document.getElementById("unreviewed-count");
-      var total = Number(count.dataset.count) + 1;
-      count.dataset.count = String(total);
-      count.textContent = "(" + total + ")";
+      document.getElementById("unreviewed-count").textContent = "(" + unreviewed.children.length + ")";
       var empty = document.getElementById("unreviewed-empty");
       if (empty) empty.hidden = true;
       watch(item);
