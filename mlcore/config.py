@@ -77,6 +77,10 @@ class TrainConfig:
     # with a few hundred patients, single networks disagree on a new patient more than they err together.
     members: int = 1
     class_weighting: bool = True
+    # Within a class, weigh each slice by (slices in its series) ** -series_weighting: 0 counts slices,
+    # 1 counts patients. The errors on new patients are whole series, and a few long series otherwise
+    # decide what a scarce class looks like.
+    series_weighting: float = 0.0
     # Fit per-class offsets to the decision on validation (macro-F1) before the temperature: a cheap
     # correction for a network that leans towards the classes it saw most patients of.
     class_offsets: bool = False
@@ -102,6 +106,8 @@ class TrainConfig:
             raise ValueError("ensembles (members > 1) are built from resnet_small networks only")
         if not 0.0 <= self.ema_momentum < 1.0:
             raise ValueError("ema_momentum must be in [0, 1)")
+        if not 0.0 <= self.series_weighting <= 1.0:
+            raise ValueError("series_weighting must be in [0, 1]")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
 

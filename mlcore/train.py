@@ -61,15 +61,18 @@ class FitResult:
 
 
 def dataset(records: Sequence[ImageRecord], class_names: Sequence[str], batch_size: int,
-            shuffle: bool = False, seed: int = 0):
-    """A tf.data pipeline: decode, cache, (shuffle), batch, prefetch. Returns it with the label array."""
+            shuffle: bool = False, seed: int = 0, weights: np.ndarray | None = None):
+    """A tf.data pipeline: decode, cache, (shuffle), batch, prefetch. Returns it with the label array.
+
+    With ``weights`` (one per record) the batches carry them as Keras sample weights.
+    """
     import tensorflow as tf
 
     index = {name: i for i, name in enumerate(class_names)}
     paths = [str(r.path) for r in records]
     labels = np.array([index[r.label] for r in records], dtype=np.int32)
 
-    def decode(path, label):
+    def decode(path, label, *weight):
         image = tf.io.decode_image(tf.io.read_file(path), channels=1, expand_animations=False)
         image = tf.cond(
             tf.reduce_all(tf.equal(tf.shape(image)[:2], [LOAD_SIZE, LOAD_SIZE])),
@@ -77,9 +80,10 @@ def dataset(records: Sequence[ImageRecord], class_names: Sequence[str], batch_si
             lambda: tf.cast(tf.image.resize(image, [LOAD_SIZE, LOAD_SIZE], antialias=True), tf.uint8),
         )
         image.set_shape([LOAD_SIZE, LOAD_SIZE, 1])
-        return image, label
+        return (image, label, *weight)
 
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    columns = (paths, labels) if weights is None else (paths, labels, np.asarray(weights, dtype=np.float32))
+    ds = tf.data.Dataset.from_tensor_slices(columns)
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).cache()
     if shuffle:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
@@ -90,7 +94,7 @@ def _mixup(ds, alpha: float, seed: int):
     """Blend each batch with a shuffled copy of itself, images and one-hot labels alike."""
     import tensorflow as tf
 
-    def mix(images, labels):
+    def mix(images, labels, weights):
         images = tf.cast(images, tf.float32)
         batch = tf.shape(images)[0]
         gamma_a = tf.random.gamma([batch], alpha, seed=seed)
@@ -101,15 +105,32 @@ def _mixup(ds, alpha: float, seed: int):
         lam_images = tf.reshape(lam, [-1, 1, 1, 1])
         lam_labels = tf.reshape(lam, [-1, 1])
         mixed = images * lam_images + tf.gather(images, order) * (1.0 - lam_images)
-        return mixed, labels * lam_labels + tf.gather(labels, order) * (1.0 - lam_labels)
+        # The first slice dominates, so its weight stays, as Keras' class weights read the dominant label.
+        return mixed, labels * lam_labels + tf.gather(labels, order) * (1.0 - lam_labels), weights
 
     return ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def class_weights(labels: np.ndarray, n: int) -> dict[int, float]:
-    counts = np.bincount(labels, minlength=n).astype(float)
-    counts[counts == 0] = 1.0
-    return {i: float(len(labels) / (n * c)) for i, c in enumerate(counts)}
+def sample_weights(records: Sequence[ImageRecord], class_names: Sequence[str], *, class_weighting: bool,
+                   series_weighting: float) -> np.ndarray:
+    """One training weight per record, averaging 1.
+
+    Each class weighs as much in all as the others (``class_weighting``) or as its slices; within
+    a class a slice weighs (slices in its series) ** -series_weighting, so 1 makes every patient
+    count the same however many slices were exported.
+    """
+    labels = np.array([class_names.index(r.label) for r in records])
+    sizes: dict[tuple[str, str], int] = {}
+    for r in records:
+        sizes[(r.label, r.series)] = sizes.get((r.label, r.series), 0) + 1
+    raw = np.array([sizes[(r.label, r.series)] ** -series_weighting for r in records], dtype=np.float64)
+    weights = np.zeros(len(records))
+    present = [c for c in range(len(class_names)) if (labels == c).any()]
+    for c in present:
+        members = labels == c
+        share = len(records) / len(present) if class_weighting else members.sum()
+        weights[members] = raw[members] * share / raw[members].sum()
+    return weights.astype(np.float32)
 
 
 def _copy_weights(source, target) -> None:
@@ -208,12 +229,13 @@ def _fit_member(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
     import keras
 
     n = len(class_names)
-    train_ds, train_labels = dataset(train_records, class_names, config.batch_size, True, seed)
-    one_hot = lambda x, y: (x, keras.ops.one_hot(y, n))  # noqa: E731
+    weights = sample_weights(train_records, list(class_names), class_weighting=config.class_weighting,
+                             series_weighting=config.series_weighting)
+    train_ds, train_labels = dataset(train_records, class_names, config.batch_size, True, seed, weights)
+    one_hot = lambda x, y, w: (x, keras.ops.one_hot(y, n), w)  # noqa: E731
     train_input = train_ds.map(one_hot)
     if config.augment.enabled and config.augment.mixup_alpha > 0:
         train_input = _mixup(train_input, config.augment.mixup_alpha, seed)
-    weights = class_weights(train_labels, n) if config.class_weighting else None
     best: dict[str, Any] = {"f1": -1.0, "weights": None, "epoch": 0}
     cancelled = {"flag": False}
     ema = config.ema_momentum > 0
@@ -274,7 +296,7 @@ def _fit_member(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         )
         # Validation runs in the Track callback, once, on the weights that would be kept.
-        model.fit(train_input, epochs=epochs, class_weight=weights, callbacks=[Track(phase, offset)], verbose=0)
+        model.fit(train_input, epochs=epochs, callbacks=[Track(phase, offset)], verbose=0)
         offset += epochs
         if cancelled["flag"]:
             raise TrainingCancelled(f"stopped on request after epoch {len(history)}")

@@ -29,6 +29,7 @@ ALLOWED: dict[str, type] = {
     "label_smoothing": float,
     "early_stopping_patience": int,
     "class_weighting": bool,
+    "series_weighting": float,
     "fine_tune_epochs": int,
     "fine_tune_learning_rate": float,
     "seed": int,

@@ -31,6 +31,8 @@ def test_invalid_values_are_refused():
         TrainConfig(architecture="alexnet")
     with pytest.raises(ValueError):
         TrainConfig().with_overrides({"split": {"val_fraction": 0.6, "test_fraction": 0.5}})
+    with pytest.raises(ValueError, match="series_weighting"):
+        TrainConfig(series_weighting=1.5)
 
 
 def test_repository_params_and_config_files_load():

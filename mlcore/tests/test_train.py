@@ -62,13 +62,70 @@ def test_mixup_blends_images_and_labels_with_the_first_slice_dominant():
 
     images = tf.constant(np.stack([np.full((4, 4, 1), v, np.uint8) for v in (0, 200)]))
     labels = tf.constant([[1.0, 0.0], [0.0, 1.0]])
-    mixed_images, mixed_labels = next(iter(_mixup(tf.data.Dataset.from_tensors((images, labels)), 0.4, 0)))
+    weights = tf.constant([0.5, 3.0])
+    batch = tf.data.Dataset.from_tensors((images, labels, weights))
+    mixed_images, mixed_labels, mixed_weights = next(iter(_mixup(batch, 0.4, 0)))
     mixed_labels = mixed_labels.numpy()
+    assert mixed_weights.numpy().tolist() == [0.5, 3.0]  # each slice keeps its own weight: it dominates its blend
     assert np.allclose(mixed_labels.sum(axis=1), 1.0)
     assert (mixed_labels.max(axis=1) >= 0.5).all()
     # an image's pixel value follows its label's weights
     first = mixed_images.numpy()[0, 0, 0, 0]
     assert first == pytest.approx(200 * mixed_labels[0, 1], abs=1e-3)
+
+
+def _records(sizes: dict[tuple[str, str], int]):
+    from pathlib import Path
+
+    from mlcore.data import ImageRecord
+
+    return [ImageRecord(path=Path(f"{label}-{series}-{i}.jpg"), label=label, image_id=i, series=series, split="train")
+            for (label, series), size in sizes.items() for i in range(size)]
+
+
+def test_class_weighting_gives_each_class_the_same_total_weight():
+    from mlcore.train import sample_weights
+
+    records = _records({("Cyst", "a"): 30, ("Cyst", "b"): 10, ("Stone", "c"): 8, ("Stone", "d"): 2})
+    weights = sample_weights(records, ["Cyst", "Stone"], class_weighting=True, series_weighting=0.0)
+    labels = np.array([r.label for r in records])
+    assert weights[labels == "Cyst"].sum() == pytest.approx(weights[labels == "Stone"].sum())
+    assert weights.mean() == pytest.approx(1.0)
+    # without series weighting every slice of a class weighs the same
+    assert np.ptp(weights[labels == "Cyst"]) == pytest.approx(0.0)
+
+
+def test_full_series_weighting_makes_each_patient_count_the_same_within_a_class():
+    from mlcore.train import sample_weights
+
+    records = _records({("Stone", "long"): 40, ("Stone", "short"): 4, ("Tumor", "t"): 10})
+    weights = sample_weights(records, ["Stone", "Tumor"], class_weighting=True, series_weighting=1.0)
+    series = np.array([r.series for r in records])
+    assert weights[series == "long"].sum() == pytest.approx(weights[series == "short"].sum())
+    assert weights[series == "long"].sum() + weights[series == "short"].sum() == pytest.approx(weights[series == "t"].sum())
+    assert weights.mean() == pytest.approx(1.0)
+
+
+def test_half_series_weighting_shrinks_a_long_series_share_without_erasing_it():
+    from mlcore.train import sample_weights
+
+    records = _records({("Stone", "long"): 36, ("Stone", "short"): 4})
+    series = np.array([r.series for r in records])
+    share = {p: sample_weights(records, ["Stone"], class_weighting=False, series_weighting=p)[series == "long"].sum() / 40
+             for p in (0.0, 0.5, 1.0)}
+    assert share[0.0] == pytest.approx(0.9)
+    assert share[0.5] == pytest.approx(6 / 8)  # sqrt(36) : sqrt(4)
+    assert share[1.0] == pytest.approx(0.5)
+
+
+def test_without_class_weighting_each_class_keeps_its_slice_count_as_weight():
+    from mlcore.train import sample_weights
+
+    records = _records({("Cyst", "a"): 30, ("Stone", "c"): 6, ("Stone", "d"): 4})
+    weights = sample_weights(records, ["Cyst", "Normal", "Stone"], class_weighting=False, series_weighting=1.0)
+    labels = np.array([r.label for r in records])
+    assert weights[labels == "Cyst"].sum() == pytest.approx(30)
+    assert weights[labels == "Stone"].sum() == pytest.approx(10)
 
 
 def test_two_member_run_with_moving_average_ships_one_averaging_model(tmp_path, synthetic_dataset):
