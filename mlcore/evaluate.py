@@ -92,6 +92,34 @@ def series_bootstrap(y_true: Sequence[int], probabilities: np.ndarray, series: S
     return {key: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))] for key, v in samples.items()}
 
 
+def by_series(y_true: Sequence[int], probabilities: np.ndarray, series: Sequence[str],
+              class_names: Sequence[str]) -> dict[str, Any]:
+    """Results per patient's series: what a reader of the whole series would be told.
+
+    A series' verdict is the class of its mean probability. Errors on new patients come in
+    whole series, so this shows how many patients of each class the model reads right.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    probabilities = np.asarray(probabilities, dtype=float)
+    rows = []
+    for name in sorted(set(series)):
+        members = np.array([s == name for s in series])
+        label = int(np.bincount(y_true[members], minlength=len(class_names)).argmax())
+        verdict = int(probabilities[members].mean(axis=0).argmax())
+        rows.append({"series": name, "label": class_names[label], "slices": int(members.sum()),
+                     "verdict": class_names[verdict],
+                     "slices_right": float((probabilities[members].argmax(axis=1) == y_true[members]).mean())})
+    right = {c: sum(r["verdict"] == c for r in rows if r["label"] == c) for c in class_names}
+    total = {c: sum(r["label"] == c for r in rows) for c in class_names}
+    return {
+        "method": "a series' verdict is the class of its slices' mean probability",
+        "accuracy": float(np.mean([r["verdict"] == r["label"] for r in rows])) if rows else 0.0,
+        "recall": {c: right[c] / total[c] if total[c] else None for c in class_names},
+        "right": right,
+        "series": rows,
+    }
+
+
 def score(y_true: Sequence[int], probabilities: np.ndarray, class_names: Sequence[str]) -> Scores:
     y_true = np.asarray(y_true, dtype=int)
     probabilities = np.asarray(probabilities, dtype=float)

@@ -21,7 +21,7 @@ import numpy as np
 from mlcore.card import ModelCard, card_path_for, file_sha256, read_card, write_card
 from mlcore.config import Params, Paths
 from mlcore.data import IngestReport, ingest, read_manifest, write_manifest
-from mlcore.evaluate import Scores, save_confusion_matrix, save_training_curves, score, series_bootstrap
+from mlcore.evaluate import Scores, by_series, save_confusion_matrix, save_training_curves, score, series_bootstrap
 from mlcore.tracking import NullTracker, tracked_run
 from mlcore.train import EpochProgress, FitResult, dataset, fit
 
@@ -125,6 +125,7 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
     test_records = [r for r in records if r.split == "test"]
     scores = score(test_labels, probabilities, class_names)
     intervals = series_bootstrap(test_labels, probabilities, [r.series for r in test_records], class_names)
+    patients = by_series(test_labels, probabilities, [r.series for r in test_records], class_names)
 
     _write_json(paths.scores, {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
                                "expected_calibration_error": scores.expected_calibration_error,
@@ -149,7 +150,8 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
         },
         metrics={"test_series_split": {**scores.to_dict(), "series": len({r.series for r in test_records}),
                                        "intervals_95": {"method": "bootstrap over series within each class, "
-                                                                  "2000 rounds", **intervals}},
+                                                                  "2000 rounds", **intervals},
+                                       "by_series": patients},
                  "best_epoch": trained["best_epoch"],
                  "best_epochs": trained.get("best_epochs", [trained["best_epoch"]]),
                  **trained.get("carried_metrics", {})},
@@ -176,8 +178,9 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
     for artifact in (paths.scores, paths.plots_dir / "confusion_matrix.png", paths.plots_dir / "training_curves.png",
                      paths.trained_model, card_path_for(paths.trained_model)):
         tracker.log_artifact(artifact, "evaluation" if artifact.suffix != ".keras" else "model")
-    log.info("test: accuracy %.4f macro-F1 %.4f recall %s", scores.accuracy, scores.macro_f1,
-             {k: round(v["recall"], 3) for k, v in scores.per_class.items()})
+    log.info("test: accuracy %.4f macro-F1 %.4f recall %s; series read right per class %s of %s", scores.accuracy,
+             scores.macro_f1, {k: round(v["recall"], 3) for k, v in scores.per_class.items()}, patients["right"],
+             {c: sum(r["label"] == c for r in patients["series"]) for c in class_names})
     return scores, card
 
 

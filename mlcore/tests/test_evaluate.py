@@ -116,3 +116,26 @@ def test_class_offsets_refuse_more_classes_than_an_exhaustive_search_can_take():
 
     with pytest.raises(ValueError, match="up to 5 classes"):
         fit_class_offsets(np.full((6, 6), 1 / 6), np.arange(6))
+
+
+def test_a_series_verdict_is_the_class_of_its_mean_probability():
+    from mlcore.evaluate import by_series
+
+    labels = np.array([0, 0, 0, 1, 1])
+    # Series "a": two slices say x weakly, one says y strongly, so the mean says y: a misread patient
+    # although most of its slices are right.
+    probabilities = np.array([[0.6, 0.4], [0.6, 0.4], [0.0, 1.0], [0.2, 0.8], [0.4, 0.6]])
+    result = by_series(labels, probabilities, ["a", "a", "a", "b", "b"], ("x", "y"))
+    rows = {r["series"]: r for r in result["series"]}
+    assert rows["a"] == {"series": "a", "label": "x", "slices": 3, "verdict": "y", "slices_right": pytest.approx(2 / 3)}
+    assert rows["b"]["verdict"] == "y" and rows["b"]["slices_right"] == 1.0
+    assert result["recall"] == {"x": 0.0, "y": 1.0}
+    assert result["right"] == {"x": 0, "y": 1}
+    assert result["accuracy"] == 0.5
+
+
+def test_a_class_without_test_series_has_no_series_recall():
+    from mlcore.evaluate import by_series
+
+    result = by_series([0, 0], np.array([[0.9, 0.1], [0.8, 0.2]]), ["a", "a"], ("x", "y"))
+    assert result["recall"] == {"x": 1.0, "y": None}

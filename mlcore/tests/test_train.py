@@ -15,7 +15,10 @@ def test_training_writes_a_model_and_a_card_with_scores(trained_model):
     assert set(REQUIRED_KEYS) <= set(card)
     assert card["classes"] == ["Cyst", "Normal", "Stone", "Tumor"]
     assert card["input_size"] == 32
-    assert set(card["metrics"]["test_series_split"]) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix", "roc_auc"}
+    test = card["metrics"]["test_series_split"]
+    assert set(test) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix", "roc_auc", "by_series"}
+    assert len(test["by_series"]["series"]) == test["series"]
+    assert sum(row["slices"] for row in test["by_series"]["series"]) == test["support"]
     assert card["calibration"]["temperature"] > 0
     assert card["out_of_scope"]["distance_threshold"] > 0
     assert sum(card["data"]["images_per_split"].values()) == card["data"]["images"] == 80
