@@ -134,3 +134,15 @@ def attach_locked_test_evaluations(versions: list[ModelVersion], test_set: Locke
     for version in versions:
         version.current_locked_test_evaluation = found.get(version.pk)
     return versions
+
+
+def model_version_patients_read(*, model_version: ModelVersion) -> list[dict[str, Any]]:
+    """Per class, how many of its card's test series (patients) the version read right; [] if not recorded.
+
+    Errors on new patients come in whole series, so this says more to an administrator than slice recall.
+    """
+    found = ((model_version.card or {}).get("metrics") or {}).get("test_series_split", {}).get("by_series") or {}
+    series = found.get("series") or []
+    return [{"label": label, "right": sum(1 for row in series if row["label"] == label and row["verdict"] == label),
+             "series": sum(1 for row in series if row["label"] == label)}
+            for label in model_version.class_names if any(row["label"] == label for row in series)]

@@ -168,6 +168,7 @@ def _render_model(request: HttpRequest, version, form: PromoteForm, status: int 
         "rows": rows,
         "form": form,
         "was_active": selectors.model_version_was_active(model_version=version),
+        "patients_read": selectors.model_version_patients_read(model_version=version),
     }, status=status)
 
 

@@ -82,6 +82,19 @@ def test_cancel_from_the_page(admin_ui):
     assert TrainingRun.objects.get(pk=run.pk).cancel_requested
 
 
+def test_the_version_page_says_how_many_test_patients_of_each_class_were_read_right(admin_ui):
+    rows = [{"series": "Stone-s1", "label": "Stone", "slices": 9, "verdict": "Cyst", "slices_right": 0.2},
+            {"series": "Stone-s2", "label": "Stone", "slices": 4, "verdict": "Stone", "slices_right": 1.0},
+            {"series": "Tumor-s1", "label": "Tumor", "slices": 30, "verdict": "Tumor", "slices_right": 0.9}]
+    version = ModelVersionFactory(card={"metrics": {"test_series_split": {"by_series": {"series": rows}}}})
+    older = ModelVersionFactory(card={"metrics": {"test_series_split": {"accuracy": 0.8}}})
+
+    page = admin_ui.get(reverse("training:model_detail", args=[version.pk])).content.decode()
+    assert "Test patients read right" in page
+    assert "Stone 1 of 2" in page and "Tumor 1 of 1" in page and "Cyst 0 of" not in page
+    assert "Test patients read right" not in admin_ui.get(reverse("training:model_detail", args=[older.pk])).content.decode()
+
+
 def test_the_comparison_is_side_by_side_and_a_refused_promotion_needs_a_reason(admin_ui):
     test_set = LockedTestSetFactory()
     active = ModelVersionFactory(is_active=True, name="serving")
