@@ -6,6 +6,7 @@ app_name = "diagnosis"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("worklist/rows/", views.worklist_rows, name="worklist_rows"),
     path("agreement/", views.agreement, name="agreement"),
     path("patients/", views.patient_list, name="patient_list"),
     path("patients/new/", views.patient_create, name="patient_create"),

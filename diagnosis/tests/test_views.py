@@ -25,6 +25,7 @@ def theirs(other_organization):
 def page_urls(patient, scan):
     return [
         reverse("diagnosis:patient_list"),
+        reverse("diagnosis:worklist_rows"),
         reverse("diagnosis:patient_create"),
         reverse("diagnosis:patient_detail", args=[patient.pk]),
         reverse("diagnosis:scan_detail", args=[scan.pk]),
@@ -72,7 +73,7 @@ def test_a_user_without_an_organization_is_told_so(client, db):
 def test_another_organizations_pages_are_404(ui_client, theirs):
     patient, scan = theirs
 
-    for url in page_urls(patient, scan)[2:]:
+    for url in page_urls(patient, scan)[3:]:
         assert ui_client.get(url).status_code == 404, url
     upload = ui_client.post(
         reverse("diagnosis:scan_upload", args=[patient.pk]), {"image": SimpleUploadedFile("s.png", image_bytes())}

@@ -1,6 +1,7 @@
 """The home page is the triage worklist."""
 
 import datetime
+import re
 
 from django.urls import reverse
 from django.utils import timezone
@@ -42,6 +43,7 @@ def test_the_home_page_lists_unreviewed_scans_most_urgent_first_with_the_waiting
     assert "Needs review · AI: Cyst 50%" in page
     assert "1\xa0day, 6\xa0hours" in page  # time since upload
     assert reverse("diagnosis:scan_detail", args=[tumor.pk]) in page
+    assert f'data-rows-url="{reverse("diagnosis:worklist_rows")}?' in page and "{#" not in page
 
 
 def test_the_filters_narrow_the_worklist(ui_client, organization):
@@ -78,3 +80,32 @@ def test_worklist_pages_keep_the_filters(ui_client, organization):
     page = ui_client.get(reverse("diagnosis:home"), {"label": "Stone"}).content.decode()
 
     assert "Page 1 of 2" in page and 'label=Stone&amp;page=2">Next</a>' in page
+
+
+def test_the_rows_fragment_follows_the_filters_and_says_which_diagnoses_are_final(ui_client, organization):
+    stone = scan_with(organization, "Stone", name="Sam Stone")
+    queued = scan_with(organization, status=Prediction.Status.QUEUED, name="Quinn Queued")
+    scan_with(organization, "Tumor", name="Tom Tumor")
+
+    response = ui_client.get(reverse("diagnosis:worklist_rows"), {"label": "Stone"})
+    everything = ui_client.get(reverse("diagnosis:worklist_rows")).content.decode()
+
+    fragment = response.content.decode()
+    assert response.status_code == 200 and "no-cache" in response["Cache-Control"]
+    assert "<html" not in fragment and f'data-scan="{stone.pk}"' in fragment and "Tom Tumor" not in fragment
+    final = dict(re.findall(r'data-scan="(\d+)"\s+data-final="(\w+)"', everything))
+    assert final[str(stone.pk)] == "true" and final[str(queued.pk)] == "false"
+
+
+def test_the_rows_fragment_refuses_invalid_filters_with_the_reason_and_such_a_page_does_not_ask(ui_client, organization):
+    response = ui_client.get(reverse("diagnosis:worklist_rows"), {"status": "lost"})
+    page = ui_client.get(reverse("diagnosis:home"), {"status": "lost"}).content.decode()
+
+    assert response.status_code == 400 and "Invalid filters" in response.content.decode()
+    assert "data-rows-url" not in page
+
+
+def test_the_rows_fragment_shows_only_the_own_organization(ui_client, organization, other_organization):
+    theirs = scan_with(other_organization, "Tumor", name="Their Patient")
+
+    assert f'data-scan="{theirs.pk}"' not in ui_client.get(reverse("diagnosis:worklist_rows")).content.decode()

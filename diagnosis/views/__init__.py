@@ -14,7 +14,7 @@ from .scans import (
     scan_review,
     scan_status,
 )
-from .worklist import agreement, home
+from .worklist import agreement, home, worklist_rows
 
 __all__ = [
     "agreement",
@@ -34,4 +34,5 @@ __all__ = [
     "scan_review",
     "scan_status",
     "scan_upload",
+    "worklist_rows",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from .. import selectors
@@ -14,13 +15,17 @@ from .common import member_required, organization_admin_required
 WORKLIST_PER_PAGE = 25
 
 
-@member_required
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
+def _worklist_page(request: HttpRequest):
     form = WorklistFilterForm(request.GET or None, statuses=selectors.WORKLIST_STATUSES, labels=selectors.known_labels())
     filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
     scans = selectors.worklist(user=request.user, **{k: v for k, v in filters.items() if v})
-    page = Paginator(scans, WORKLIST_PER_PAGE).get_page(request.GET.get("page"))
+    return form, filters, Paginator(scans, WORKLIST_PER_PAGE).get_page(request.GET.get("page"))
+
+
+@member_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    form, filters, page = _worklist_page(request)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -29,6 +34,18 @@ def home(request: HttpRequest) -> HttpResponse:
         {"form": form, "page": page, "query": query.urlencode(), "filtered": bool(filters and any(filters.values()))},
         status=400 if form.is_bound and not form.is_valid() else 200,
     )
+
+
+@member_required
+@require_GET
+@never_cache
+def worklist_rows(request: HttpRequest) -> HttpResponse:
+    """The rows the worklist would show now, with the same filters and page: what worklist.js compares."""
+    form, _, page = _worklist_page(request)
+    if form.is_bound and not form.is_valid():
+        return HttpResponse("Invalid filters: " + "; ".join(e for errors in form.errors.values() for e in errors),
+                            status=400, content_type="text/plain")
+    return render(request, "diagnosis/_worklist_rows.html", {"page": page})
 
 
 @organization_admin_required

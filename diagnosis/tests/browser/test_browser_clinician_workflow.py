@@ -18,7 +18,16 @@ from pypdf import PdfReader
 from diagnosis import selectors, services
 from diagnosis.models import Prediction, Review, Scan
 
-from ..factories import PASSWORD, DonePredictionFactory, MembershipFactory, PatientFactory, ScanFactory
+from ..factories import (
+    PASSWORD,
+    DonePredictionFactory,
+    MembershipFactory,
+    PatientFactory,
+    PredictionFactory,
+    ReviewFactory,
+    ScanFactory,
+    done_probabilities,
+)
 from .conftest import LAPTOP, RESULT_TIMEOUT_MS, TABLET, fits_without_horizontal_scrolling, log_in
 
 pytestmark = pytest.mark.integration
@@ -33,6 +42,7 @@ DROP_FILE = """([name, b64]) => {
   zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
 }"""
 LISTED = re.compile(r"^(Needs review · AI: )?(Cyst|Normal|Stone|Tumor) \d+%$")
+LIVE_TIMEOUT_MS = 20_000  # the worklist asks again every 5 s
 DIAGNOSED = re.compile(r"^(Diagnosed: |Needs review · AI: )\w+ \(\d+%\)$")
 
 
@@ -200,9 +210,14 @@ def test_batch_upload_reports_each_file_and_the_worklist_is_in_triage_order(
 
     # More waiting results with known labels and ages, then the worklist.
     now = timezone.now()
+    waiting = {}
     for label, hours, top in [("Normal", 50, 0.95), ("Tumor", 1, 0.9), ("Stone", 30, 0.92), ("Cyst", 3, 0.5), ("Stone", 2, 0.9)]:
         scan = ScanFactory(patient=patient, uploaded_at=now - datetime.timedelta(hours=hours))
         DonePredictionFactory(scan=scan, model_version=active_shipped_model, label=label, top=top)
+        waiting.setdefault(label, scan)
+    # One still being diagnosed when the worklist opens (no task is queued for it: the test finishes it).
+    pending = ScanFactory(patient=patient, uploaded_at=now - datetime.timedelta(minutes=1))
+    queued = PredictionFactory(scan=pending, model_version=active_shipped_model)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Worklist").click()
     expect(page.get_by_role("heading", name="Worklist")).to_be_visible()
 
@@ -210,6 +225,26 @@ def test_batch_upload_reports_each_file_and_the_worklist_is_in_triage_order(
     expected = expected_triage_order(patient)
     assert shown == expected, f"the worklist is not in triage order: {describe(shown)} != {describe(expected)}"
     screenshot(page, "worklist-1280")
+
+    # While the worklist is open, the pending row turns into its result in place, and a scan that arrives
+    # or that a colleague reviews is announced instead of moving rows under the pointer.
+    pending_row = page.locator(f'tr[data-scan="{pending.pk}"]')
+    expect(pending_row).to_have_attribute("data-final", "false")
+    Prediction.objects.filter(pk=queued.pk).update(
+        status=Prediction.Status.DONE, label="Tumor", probabilities=done_probabilities("Tumor", 0.9), confidence=0.9,
+        started_at=timezone.now(), finished_at=timezone.now())
+    expect(pending_row).to_have_attribute("data-final", "true", timeout=LIVE_TIMEOUT_MS)
+    expect(pending_row).to_contain_text("Tumor 90%")
+    DonePredictionFactory(scan=ScanFactory(patient=patient), model_version=active_shipped_model, label="Normal")
+    ReviewFactory(prediction=waiting["Normal"].latest_prediction)
+    news = page.locator("#worklist-news")
+    expect(news).to_contain_text("1 new scan is waiting", timeout=LIVE_TIMEOUT_MS)
+    expect(news).to_contain_text("1 scan was reviewed or moved")
+    expect(page.locator(f'tr[data-scan="{waiting["Normal"].pk}"]')).to_have_class(re.compile("worklist-row-gone"))
+    assert [int(pk) for pk in page.locator("tr[data-scan]").evaluate_all("rows => rows.map(r => r.dataset.scan)")] == shown
+    screenshot(page, "worklist-live-1280")
+    news.get_by_role("link", name="Refresh the list").click()
+    expect(page.locator("tr[data-scan]")).to_have_count(len(shown))  # one reviewed, one new
     page.get_by_label("AI label").select_option("Stone")
     page.get_by_role("button", name="Filter").click()
     page.wait_for_url("**/?*label=Stone*")
