@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -120,9 +121,7 @@ def sample_weights(records: Sequence[ImageRecord], class_names: Sequence[str], *
     count the same however many slices were exported.
     """
     labels = np.array([class_names.index(r.label) for r in records])
-    sizes: dict[tuple[str, str], int] = {}
-    for r in records:
-        sizes[(r.label, r.series)] = sizes.get((r.label, r.series), 0) + 1
+    sizes = Counter((r.label, r.series) for r in records)
     raw = np.array([sizes[(r.label, r.series)] ** -series_weighting for r in records], dtype=np.float64)
     weights = np.zeros(len(records))
     present = [c for c in range(len(class_names)) if (labels == c).any()]
