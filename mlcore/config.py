@@ -30,6 +30,9 @@ class SplitConfig:
     # Mean absolute difference (0-255) between consecutive 32 px thumbnails above which a new series starts.
     max_slice_difference: float = 15.0
     seed: int = 42
+    # Validation gets at least this many series of each class (taken from training, test untouched):
+    # one series per class cannot tell a network that reads that patient from one that reads the class.
+    min_val_series: int = 0
     # "series" for every real use; "random" (per image, leaky) only to compare with published figures.
     method: str = "series"
 
@@ -38,6 +41,8 @@ class SplitConfig:
             raise ValueError("split method must be 'series' or 'random'")
         if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
             raise ValueError("val_fraction and test_fraction must be in [0, 1) and leave room for training")
+        if self.min_val_series < 0:
+            raise ValueError("min_val_series must be 0 or more")
 
 
 @dataclass(frozen=True)

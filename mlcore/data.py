@@ -164,7 +164,24 @@ def split_by_series(records: Sequence[ImageRecord], config: SplitConfig) -> list
                     break
             else:
                 split_of_series[name] = "train"
+        _top_up_validation(groups, split_of_series, config.min_val_series)
     return [replace(r, split=split_of_series[r.series]) for r in records]
+
+
+def _top_up_validation(groups: dict[str, list[ImageRecord]], split_of_series: dict[str, str], wanted: int) -> None:
+    """Move training series of typical size into validation until it holds ``wanted`` series.
+
+    Typical (median-sized) series keep the largest patients for training and skip one-slice
+    fragments that would say nothing; the test series never move, so scores stay comparable.
+    """
+    in_val = sum(split_of_series[name] == "val" for name in groups)
+    train = [name for name in groups if split_of_series[name] == "train"]
+    if in_val >= wanted or len(train) < 2:
+        return
+    median = float(np.median([len(groups[name]) for name in train]))
+    # Never empty training of a class: at least one series stays.
+    for name in sorted(train, key=lambda n: (abs(len(groups[n]) - median), n))[:min(wanted - in_val, len(train) - 1)]:
+        split_of_series[name] = "val"
 
 
 def _pixel_digest(grey: np.ndarray) -> str:

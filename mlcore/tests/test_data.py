@@ -83,6 +83,50 @@ def test_split_is_reproducible_for_a_seed(synthetic_dataset):
     assert first == second
 
 
+def _records_of_series(label: str, sizes: list[int]) -> list[ImageRecord]:
+    records, image_id = [], 1
+    for number, size in enumerate(sizes):
+        for _ in range(size):
+            records.append(ImageRecord(path=Path(f"{label}-{image_id}.png"), label=label, image_id=image_id,
+                                       series=f"{label}-s{number:04d}"))
+            image_id += 1
+    return records
+
+
+def _series_by_split(records: list[ImageRecord]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {"train": set(), "val": set(), "test": set()}
+    for record in records:
+        out[record.split].add(record.series)
+    return out
+
+
+def test_min_val_series_tops_up_validation_from_training_and_leaves_test_alone():
+    # One large series fills the validation fraction alone, as one Tumor patient does in the real set.
+    records = _records_of_series("Tumor", [60, 200, 40, 30, 25, 20, 18, 15, 12, 10, 1])
+    plain = _series_by_split(split_by_series(records, SplitConfig(seed=1)))
+    topped = _series_by_split(split_by_series(records, SplitConfig(seed=1, min_val_series=3)))
+    assert len(plain["val"]) < 3
+    assert len(topped["val"]) == 3
+    assert topped["test"] == plain["test"]
+    assert plain["val"] <= topped["val"]
+    moved = {len([r for r in records if r.series == name]) for name in topped["val"] - plain["val"]}
+    train_sizes = sorted(len([r for r in records if r.series == name]) for name in plain["train"])
+    # Typical patients move; the largest training series and one-slice fragments stay.
+    assert max(train_sizes) not in moved and 1 not in moved
+
+
+def test_min_val_series_keeps_at_least_one_training_series():
+    records = _records_of_series("Stone", [10, 10, 10, 10, 10])
+    topped = _series_by_split(split_by_series(records, SplitConfig(val_fraction=0.2, test_fraction=0.2,
+                                                                   min_val_series=5)))
+    assert len(topped["train"]) == 1
+
+
+def test_min_val_series_must_not_be_negative():
+    with pytest.raises(ValueError, match="min_val_series"):
+        SplitConfig(min_val_series=-1)
+
+
 def test_split_refuses_records_without_series():
     with pytest.raises(ValueError):
         split_by_series([ImageRecord(path=Path("x.png"), label="Cyst", image_id=1)], SplitConfig())
