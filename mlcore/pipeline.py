@@ -201,10 +201,10 @@ def recalibrate(paths: Paths, params: Params, *, source: Path) -> Path:
     from mlcore.train import calibrate, plain_model
 
     card = read_card(source)
-    trained_with = card.training.get("params", {}).get("train", {})
-    defaults, wanted = TrainConfig().to_dict(), params.train.to_dict()
-    differ = sorted(k for k in wanted if k not in CALIBRATION_KEYS
-                    and trained_with.get(k, defaults[k]) != wanted[k])
+    # Options added since the card was written (also inside split and augment) count at their defaults.
+    trained_with = TrainConfig().with_overrides(card.training.get("params", {}).get("train", {})).to_dict()
+    wanted = params.train.to_dict()
+    differ = sorted(k for k in wanted if k not in CALIBRATION_KEYS and trained_with[k] != wanted[k])
     if differ:
         raise ValueError(f"{source.name} was trained with other values of {differ}; retrain instead")
     report = json.loads(paths.ingest_report.read_text())

@@ -143,6 +143,18 @@ def test_recalibrate_refuses_a_model_trained_with_other_parameters(staged, tmp_p
         pipeline.recalibrate(replace(paths, artifacts_dir=tmp_path / "x"), other, source=source)
 
 
+def test_recalibrate_accepts_a_card_written_before_an_option_existed(staged, tmp_path):
+    paths, params = staged
+    source = tmp_path / "older.keras"
+    pipeline.publish(paths, source)
+    card = read_card(source)
+    train = dict(card.training["params"]["train"])
+    train["split"] = {k: v for k, v in train["split"].items() if k != "min_val_series"}
+    del train["series_weighting"]
+    write_card(source, replace(card, training={**card.training, "params": {**card.training["params"], "train": train}}))
+    pipeline.recalibrate(beside_the_same_manifest(paths, tmp_path / "recalibrated"), params, source=source)
+
+
 def test_recalibrate_carries_the_random_split_comparison_over_and_says_whose_it_is(staged, tmp_path):
     paths, params = staged
     source = tmp_path / "compared.keras"
