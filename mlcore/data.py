@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mlcore.config import SplitConfig
+from mlcore.dicom import DicomError, is_dicom, read_dicom
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -47,16 +48,23 @@ def data_dir_from_env() -> Path:
 
 
 def load_image(source: Path | str | bytes) -> np.ndarray:
-    """Decode a PNG or JPEG into a uint8 array of shape (H, W, 1) or (H, W, 3).
+    """Decode a PNG, JPEG or DICOM slice into a uint8 array of shape (H, W, 1) or (H, W, 3).
 
     Greyscale stays one channel and colour becomes RGB; the model itself decides how
-    to combine channels, so callers never need to know what it was trained on.
+    to combine channels, so callers never need to know what it was trained on. A DICOM
+    slice is windowed into 0-255 as the training images were (see mlcore.dicom).
     """
     try:
-        if isinstance(source, (bytes, bytearray)):
-            image = Image.open(io.BytesIO(source))
-        else:
-            image = Image.open(source)
+        data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+    except OSError as exc:
+        raise ImageError(f"cannot read image: {exc}") from exc
+    if is_dicom(data):
+        try:
+            return read_dicom(data).pixels
+        except DicomError as exc:
+            raise ImageError(f"cannot use DICOM file: {exc}") from exc
+    try:
+        image = Image.open(io.BytesIO(data))
         with image:
             image.load()
             if image.mode in ("L", "I;16", "I", "F", "1", "LA"):

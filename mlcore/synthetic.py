@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +39,37 @@ def write_dataset(root: Path, series_per_class: int = 4, slices_per_series: int 
                 image_id += 1
             image_id += 10  # a gap in ids: the next series belongs to another patient
     return root
+
+
+def dicom_bytes(stored: np.ndarray, *, slope: float = 1.0, intercept: float = -1024.0,
+                window: tuple[float, float] | None = (40.0, 400.0), photometric: str = "MONOCHROME2",
+                modality: str = "CT") -> bytes:
+    """A DICOM Part 10 CT slice (uncompressed) holding ``stored`` values: 2-D uint16/int16, or
+    3-D for several frames; HU = stored * slope + intercept, as a scanner writes them."""
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    dataset.SOPClassUID, dataset.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    dataset.Modality = modality
+    # Identifiers as a scanner writes them: the web app must not keep them.
+    dataset.PatientName, dataset.PatientID = "Test^Patient", "MRN-000"
+    frames = stored if stored.ndim == 3 else stored[None]
+    if stored.ndim == 3:
+        dataset.NumberOfFrames = stored.shape[0]
+    dataset.Rows, dataset.Columns = frames.shape[1:]
+    dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, photometric
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, 16, 15
+    dataset.PixelRepresentation = 1 if stored.dtype.kind == "i" else 0
+    dataset.RescaleSlope, dataset.RescaleIntercept = str(slope), str(intercept)
+    if window is not None:
+        dataset.WindowCenter, dataset.WindowWidth = str(window[0]), str(window[1])
+    dataset.PixelData = np.ascontiguousarray(stored).tobytes()
+    out = io.BytesIO()
+    pydicom.dcmwrite(out, dataset, enforce_file_format=True)
+    return out.getvalue()

@@ -8,7 +8,9 @@ import pytest
 from mlcore.card import read_card
 from mlcore.config import SplitConfig
 from mlcore.data import data_dir_from_env, ingest, load_image
+from mlcore.dicom import DEFAULT_CT_WINDOW
 from mlcore.inference import Classifier, default_model_path
+from mlcore.synthetic import dicom_bytes
 
 MODEL = default_model_path()
 
@@ -59,3 +61,18 @@ def test_full_size_rgb_uploads_get_the_same_label_as_the_slice(shipped, test_spl
 def test_real_slices_are_seldom_flagged_out_of_scope(shipped, test_split):
     results = shipped.predict([r.path for r in test_split[::3]])
     assert np.mean([r.out_of_scope for r in results]) <= 0.05
+
+
+def test_dicom_slices_in_hounsfield_units_get_the_same_label_as_the_exported_slice(shipped, test_split):
+    """A scanner's 512 px slice, stored as HU + 1024 without a window: the default abdominal window applies."""
+    sample = test_split[::12]
+    exported = shipped.predict([r.path for r in sample])
+    low, width = DEFAULT_CT_WINDOW[0] - DEFAULT_CT_WINDOW[1] / 2, DEFAULT_CT_WINDOW[1]
+    dicoms = []
+    for record in sample:
+        grey = np.kron(load_image(record.path)[..., 0].astype(float), np.ones((2, 2)))
+        hounsfield = grey / 255 * width + low
+        dicoms.append(dicom_bytes(np.round(hounsfield + 1024).astype(np.uint16), window=None))
+    scanned = shipped.predict([load_image(data) for data in dicoms])
+    agreement = np.mean([a.label == b.label for a, b in zip(exported, scanned)])
+    assert agreement >= 0.9

@@ -1,0 +1,110 @@
+"""DICOM CT slices turned into the 8-bit grey images the model was trained on.
+
+The developer set is PACS exports: Hounsfield units already windowed into 0-255. A DICOM slice
+holds raw stored values, so it must be windowed the same way before the model sees it. The slice's
+own window (what its reader saw on the workstation) wins; a CT slice without one gets the abdominal
+soft-tissue window the kidney images were read in.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+# Abdominal soft tissue, in Hounsfield units: centre 40, width 400.
+DEFAULT_CT_WINDOW = (40.0, 400.0)
+
+
+class DicomError(ValueError):
+    """A DICOM file that holds no single slice this code can read; the message says why, for people."""
+
+
+@dataclass(frozen=True)
+class DicomSlice:
+    pixels: np.ndarray  # uint8, (H, W, 1) or (H, W, 3)
+    window: tuple[float, float] | None  # (centre, width) applied, in the modality's units; None for colour
+
+
+def is_dicom(data: bytes) -> bool:
+    """A DICOM Part 10 file: a 128-byte preamble, then the letters DICM."""
+    return len(data) >= 132 and data[128:132] == b"DICM"
+
+
+def _first(value) -> float:
+    # Window tags may hold several values (alternative windows); the first is the default view.
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = value[0]
+    return float(value)
+
+
+def _window_of(dataset) -> tuple[float, float] | None:
+    centre, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
+    if centre is not None and width is not None:
+        try:
+            window = (_first(centre), _first(width))
+        except (TypeError, ValueError, IndexError):
+            window = None
+        if window is not None and window[1] >= 1:
+            return window
+    if str(dataset.get("Modality", "")).upper() == "CT":
+        return DEFAULT_CT_WINDOW
+    return None
+
+
+def read_dicom(data: bytes, *, max_pixels: int | None = None) -> DicomSlice:
+    """Decode one slice; raise DicomError for several frames, too many pixels or undecodable pixel data."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data))
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise DicomError(f"it is not a readable DICOM file ({exc})") from None
+    if "PixelData" not in dataset or "Rows" not in dataset or "Columns" not in dataset:
+        raise DicomError("it holds no image (no pixel data)")
+    rows, columns = int(dataset.Rows), int(dataset.Columns)
+    if rows <= 0 or columns <= 0:
+        raise DicomError("its image has no pixels")
+    if max_pixels is not None and rows * columns > max_pixels:
+        raise DicomError(f"its image is {columns}×{rows} pixels; the limit is {max_pixels:,} pixels")
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise DicomError(f"it holds {frames} frames; upload one slice at a time")
+    try:
+        pixels = dataset.pixel_array
+    except Exception as exc:  # pydicom signals missing decoders and broken data with many types
+        syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
+        if syntax is not None and getattr(syntax, "is_compressed", False):
+            raise DicomError(f"its pixels are compressed as {syntax.name}, which cannot be decoded here; "
+                             "export the slice uncompressed") from None
+        raise DicomError(f"its pixel data is incomplete or corrupt ({exc})") from None
+
+    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if pixels.ndim == 3:
+        if photometric.startswith("YBR"):
+            from pydicom.pixels import convert_color_space
+
+            pixels = convert_color_space(pixels, photometric, "RGB")
+        return DicomSlice(pixels=_to_uint8(pixels), window=None)
+
+    values = pixels.astype(np.float64) * float(dataset.get("RescaleSlope", 1) or 1) + float(
+        dataset.get("RescaleIntercept", 0) or 0)
+    window = _window_of(dataset)
+    if window is None:
+        low, high = float(values.min()), float(values.max())
+    else:
+        low, high = window[0] - window[1] / 2, window[0] + window[1] / 2
+    scaled = np.clip((values - low) / max(high - low, 1e-6), 0.0, 1.0)
+    if photometric == "MONOCHROME1":
+        scaled = 1.0 - scaled  # MONOCHROME1 shows low values white
+    grey = np.round(scaled * 255).astype(np.uint8)[..., None]
+    return DicomSlice(pixels=np.ascontiguousarray(grey), window=window)
+
+
+def _to_uint8(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return np.ascontiguousarray(pixels)
+    top = float(pixels.max()) or 1.0
+    return np.ascontiguousarray(np.round(pixels.astype(np.float64) / top * 255).astype(np.uint8))

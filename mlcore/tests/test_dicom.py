@@ -1,0 +1,84 @@
+"""DICOM slices reach the model windowed as the training images were, or are refused with a reason."""
+
+import io
+
+import numpy as np
+import pytest
+
+from mlcore.data import ImageError, load_image
+from mlcore.dicom import DEFAULT_CT_WINDOW, DicomError, is_dicom, read_dicom
+from mlcore.synthetic import dicom_bytes
+
+# Stored values of a scanner writing HU = stored - 1024: air, fat, soft tissue at the window's centre, bone.
+AIR, FAT, TISSUE, BONE = 24, 924, 1064, 2024
+
+
+def _slice(*values: int) -> np.ndarray:
+    return np.array([list(values)] * 4, dtype=np.uint16)
+
+
+def test_a_ct_slice_is_windowed_from_hounsfield_units_into_grey():
+    image = load_image(dicom_bytes(_slice(AIR, FAT, TISSUE, BONE), window=(40, 400)))
+    assert image.shape == (4, 4, 1) and image.dtype == np.uint8
+    # Air and bone lie outside a 400 HU window around 40: black and white; fat (-100 HU) is dark, tissue mid-grey.
+    assert list(image[0, :, 0]) == [0, 38, 128, 255]
+
+
+def test_the_slices_own_window_wins_over_the_default():
+    narrow = read_dicom(dicom_bytes(_slice(FAT, TISSUE), window=(40, 100)))
+    assert narrow.window == (40.0, 100.0)
+    assert narrow.pixels[0, 0, 0] == 0  # fat is below a 100 HU window
+
+
+def test_a_ct_slice_without_a_window_gets_the_abdominal_window():
+    without = read_dicom(dicom_bytes(_slice(AIR, TISSUE, BONE), window=None))
+    assert without.window == DEFAULT_CT_WINDOW
+    assert list(without.pixels[0, :, 0]) == [0, 128, 255]
+
+
+def test_rescale_slope_and_intercept_are_applied():
+    # The same HU written as stored * 2 - 2048.
+    image = load_image(dicom_bytes(_slice(AIR // 2 + 512, TISSUE // 2 + 512), slope=2, intercept=-2048))
+    assert list(image[0, :, 0]) == [0, 128]
+
+
+def test_monochrome1_is_inverted_so_bone_stays_white():
+    image = load_image(dicom_bytes(_slice(AIR, BONE), photometric="MONOCHROME1"))
+    assert list(image[0, :, 0]) == [255, 0]
+
+
+def test_a_multi_frame_file_is_refused_with_its_frame_count():
+    frames = np.stack([_slice(TISSUE, TISSUE)] * 3)
+    with pytest.raises(ImageError, match="3 frames"):
+        load_image(dicom_bytes(frames))
+
+
+def test_a_slice_over_the_pixel_limit_is_refused_before_decoding():
+    with pytest.raises(DicomError, match="limit"):
+        read_dicom(dicom_bytes(np.zeros((64, 64), np.uint16)), max_pixels=1000)
+
+
+def test_a_truncated_dicom_file_is_refused_with_a_reason():
+    data = dicom_bytes(np.full((64, 64), TISSUE, np.uint16))
+    with pytest.raises(ImageError, match="DICOM"):
+        load_image(data[: len(data) // 2])
+
+
+def test_only_a_dicom_preamble_is_taken_for_dicom():
+    assert is_dicom(dicom_bytes(_slice(TISSUE)))
+    assert not is_dicom(b"\x89PNG\r\n\x1a\n" + b"\0" * 200)
+    assert not is_dicom(b"DICM")
+
+
+def test_a_compressed_slice_without_a_decoder_is_refused_with_what_to_do():
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless
+
+    dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(np.full((8, 8), TISSUE, np.uint16))))
+    dataset.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    # Encapsulated pixel data that no installed decoder reads.
+    dataset.PixelData = pydicom.encaps.encapsulate([b"\xff\x4f\xff\x51" + b"\0" * 60])
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    with pytest.raises(DicomError, match="compressed as JPEG 2000.*export the slice uncompressed"):
+        read_dicom(out.getvalue())
