@@ -18,7 +18,7 @@ class MultipleFileField(forms.FileField):
     """One or more files; each is checked by the upload service, which explains every refusal."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/png,image/jpeg", "multiple": True}))
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/png,image/jpeg,application/dicom,.dcm", "multiple": True}))
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
@@ -33,7 +33,7 @@ class MultipleFileField(forms.FileField):
 class ScanUploadForm(forms.Form):
     # Plain file fields: the service inspects the bytes and explains each refusal.
     image = MultipleFileField(
-        label="CT slices (PNG or JPEG)",
+        label="CT slices (PNG, JPEG or DICOM)",
         help_text="Choose one or more slices of this patient; each becomes its own scan and diagnosis.",
     )
 

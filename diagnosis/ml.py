@@ -138,3 +138,26 @@ def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
         _explainers.clear()
+
+
+def is_dicom(data: bytes) -> bool:
+    from mlcore.dicom import is_dicom as check
+
+    return check(data)
+
+
+def dicom_as_png(data: bytes, *, max_pixels: int) -> bytes:
+    """The DICOM slice windowed into 8-bit grey, as a PNG: what is stored, shown and diagnosed.
+
+    Only the pixels are kept. The DICOM header carries the patient's name, ID and birth date,
+    which the patient record already holds under the organisation's own rules.
+    Raises ValueError with a reason for people.
+    """
+    from PIL import Image
+
+    from mlcore.dicom import read_dicom
+
+    pixels = read_dicom(data, max_pixels=max_pixels).pixels
+    out = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(out, format="PNG")
+    return out.getvalue()

@@ -1,4 +1,6 @@
-"""Checks on uploaded scan images. The bytes decide what a file is, never its name or Content-Type."""
+"""Checks on uploaded scan images. The bytes decide what a file is, never its name or Content-Type.
+
+A DICOM slice is turned into a windowed PNG first and stored as that (see diagnosis.ml.dicom_as_png)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from typing import IO
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from PIL import Image, ImageFile, UnidentifiedImageError
+
+from . import ml
 
 ACCEPTED_FORMATS = ("PNG", "JPEG")
 
@@ -58,9 +62,15 @@ def validate_scan_image(file: IO[bytes]) -> CheckedImage:
     data = _read_limited(file, max_bytes)
     if not data:
         raise ValidationError("The file is empty.", code="empty_file")
+    if ml.is_dicom(data):
+        try:
+            # From here on the slice is a PNG like any other upload, checked by the same rules.
+            data = ml.dicom_as_png(data, max_pixels=max_pixels)
+        except ValueError as exc:
+            raise ValidationError(f"The DICOM file cannot be used: {exc}.", code="unsupported_dicom") from None
 
     not_an_image = ValidationError(
-        "The file is not a PNG or JPEG image (its content was checked, not its name).",
+        "The file is not a PNG, JPEG or DICOM image (its content was checked, not its name).",
         code="unsupported_format",
     )
     too_many_pixels = "The image is {w}×{h} pixels ({n:,}); the limit is {limit:,} pixels."

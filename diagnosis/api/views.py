@@ -96,7 +96,8 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @extend_schema(
         request={"multipart/form-data": ScanCreateSerializer},
         responses={201: ScanSerializer, 503: OpenApiResponse(description="No diagnosis model is active.")},
-        description="Upload a PNG or JPEG slice; it is diagnosed asynchronously. Poll the scan for `prediction`.",
+        description="Upload a PNG, JPEG or DICOM slice (a DICOM slice is windowed and stored as PNG, without its header); "
+                    "it is diagnosed asynchronously. Poll the scan for `prediction`.",
     )
     def create(self, request: Request) -> Response:
         self._refuse_oversized_body(request)

@@ -1,12 +1,14 @@
 import math
 import os
 
+import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from diagnosis.models import Prediction, Scan
 from diagnosis.tasks import predict_scan
+from mlcore.synthetic import dicom_bytes
 
 from .factories import CLASS_NAMES, PatientFactory, ScanFactory, image_bytes
 
@@ -43,10 +45,10 @@ def test_create_answers_201_with_the_id_and_the_queued_prediction(api_client, pa
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"plain text", "not a PNG or JPEG"),
+        (b"plain text", "not a PNG, JPEG or DICOM"),
         (b"", "empty"),
         (image_bytes("JPEG", (128, 128), "RGB")[:900], "truncated or corrupt"),
-        (image_bytes("GIF"), "not a PNG or JPEG"),
+        (image_bytes("GIF"), "not a PNG, JPEG or DICOM"),
     ],
 )
 def test_a_refused_upload_answers_400_with_a_message_and_stores_nothing(
@@ -57,6 +59,26 @@ def test_a_refused_upload_answers_400_with_a_message_and_stores_nothing(
     assert response.status_code == 400
     assert message in response.json()["image"][0]
     assert not Scan.objects.exists() and not Prediction.objects.exists()
+
+
+def test_a_dicom_slice_is_stored_as_its_windowed_png_and_diagnosed_like_one(api_client, patient, active_model_version):
+    stored = np.tile(np.linspace(0, 2000, 64).astype(np.uint16), (48, 1))
+    response = upload(api_client, patient, dicom_bytes(stored), name="IM0001.dcm")
+
+    assert response.status_code == 201
+    body = response.json()
+    scan = Scan.objects.get(pk=body["id"])
+    assert (body["format"], scan.width, scan.height, scan.original_filename) == ("PNG", 64, 48, "IM0001.dcm")
+    assert api_client.get(body["image_url"])["Content-Type"] == "image/png"
+    assert body["prediction"]["status"] == "queued"
+
+
+def test_a_multi_frame_dicom_answers_400_and_stores_nothing(api_client, patient, active_model_version):
+    response = upload(api_client, patient, dicom_bytes(np.zeros((2, 16, 16), np.uint16)), name="series.dcm")
+
+    assert response.status_code == 400
+    assert response.json()["image"][0] == "The DICOM file cannot be used: it holds 2 frames; upload one slice at a time."
+    assert not Scan.objects.exists()
 
 
 def test_an_oversized_upload_answers_400(api_client, patient, active_model_version, settings):

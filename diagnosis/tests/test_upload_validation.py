@@ -4,12 +4,14 @@ import io
 import struct
 import zlib
 
+import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image, ImageFile
 
 from diagnosis.validators import validate_scan_image
+from mlcore.synthetic import dicom_bytes
 
 from .factories import image_bytes
 
@@ -53,7 +55,7 @@ def test_other_image_formats_are_refused_even_when_named_png(fmt):
     error = refusal(image_bytes(fmt), name="slice.png")
 
     assert error.code == "unsupported_format"
-    assert "not a PNG or JPEG" in error.messages[0]
+    assert "not a PNG, JPEG or DICOM" in error.messages[0]
 
 
 def test_text_is_refused():
@@ -141,3 +143,38 @@ def test_truncated_images_are_refused_even_if_pillow_was_told_to_load_them(monke
 def test_a_declared_size_that_pillow_can_open_is_reported_by_the_header():
     with Image.open(io.BytesIO(png_declaring_size(5000, 5000))) as image:
         assert image.size == (5000, 5000)
+
+
+def test_a_dicom_ct_slice_is_accepted_as_a_windowed_png_without_its_header():
+    # HU -1024 (air) and +976 (bone), stored as HU + 1024.
+    stored = np.tile(np.array([0, 2000], np.uint16), (30, 20))
+    checked = validate_scan_image(upload(dicom_bytes(stored), name="IM0001.dcm"))
+
+    assert (checked.format, checked.width, checked.height) == ("PNG", 40, 30)
+    with Image.open(io.BytesIO(checked.data)) as image:
+        assert image.mode == "L" and image.getextrema() == (0, 255)
+    # Patient identifiers in the DICOM header are not carried into what is stored.
+    assert b"MRN-000" not in checked.data and b"Test^Patient" not in checked.data
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (dicom_bytes(np.zeros((3, 8, 8), np.uint16)), "3 frames"),
+        (dicom_bytes(np.zeros((64, 64), np.uint16))[:4000], "incomplete or corrupt"),
+    ],
+    ids=["multi-frame", "truncated"],
+)
+def test_an_unusable_dicom_file_is_refused_with_its_reason(data, reason):
+    error = refusal(data, name="IM0001.dcm")
+
+    assert error.code == "unsupported_dicom"
+    assert error.messages[0].startswith("The DICOM file cannot be used:") and reason in error.messages[0]
+
+
+def test_a_dicom_slice_over_the_pixel_limit_is_refused(settings):
+    settings.KIDNEYWEB_MAX_IMAGE_PIXELS = 1000
+
+    error = refusal(dicom_bytes(np.zeros((64, 64), np.uint16)), name="IM0001.dcm")
+
+    assert error.code == "unsupported_dicom" and "limit" in error.messages[0]

@@ -131,7 +131,7 @@ def test_uploading_a_slice_leads_to_its_scan_page_with_a_queued_diagnosis(ui_cli
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [(b"GIF89a nonsense", "not a PNG or JPEG"), (image_bytes("JPEG", (128, 128), "RGB")[:900], "truncated or corrupt")],
+    [(b"GIF89a nonsense", "not a PNG, JPEG or DICOM"), (image_bytes("JPEG", (128, 128), "RGB")[:900], "truncated or corrupt")],
 )
 def test_a_refused_upload_shows_the_reason_on_the_patient_page(ui_client, patient, active_model_version, data, message):
     response = ui_client.post(

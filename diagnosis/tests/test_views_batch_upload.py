@@ -32,7 +32,7 @@ def test_a_bad_file_is_listed_with_its_reason_and_the_good_ones_are_kept(ui_clie
 
     page = response.content.decode()
     assert response.status_code == 400
-    assert "1 file refused" in page and "<strong>notes.png</strong>: The file is not a PNG or JPEG image" in page
+    assert "1 file refused" in page and "<strong>notes.png</strong>: The file is not a PNG, JPEG or DICOM image" in page
     assert "2 of 3 files uploaded." in page
     assert sorted(Scan.objects.values_list("original_filename", flat=True)) == ["also-good.jpg", "good.png"]
 
@@ -51,5 +51,5 @@ def test_the_patient_page_has_a_drop_zone_and_a_multiple_file_picker(ui_client, 
     page = ui_client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
 
     assert 'id="dropzone"' in page and "js/batch_upload.js" in page
-    assert 'type="file" name="image" accept="image/png,image/jpeg" multiple' in page
+    assert 'type="file" name="image" accept="image/png,image/jpeg,application/dicom,.dcm" multiple' in page
     assert f'data-api-url="{reverse("api:scan-list")}"' in page

@@ -184,7 +184,7 @@ def test_batch_upload_reports_each_file_and_the_worklist_is_in_triage_order(
     page.set_input_files("#id_image", [str(real_slice(ct_slice, "Tumor")), str(impostor), str(real_slice(ct_slice, "Normal"))])
     rows = page.locator("#upload-list li")
     expect(rows).to_have_count(3)
-    expect(rows.nth(1)).to_contain_text("Refused: The file is not a PNG or JPEG image")
+    expect(rows.nth(1)).to_contain_text("Refused: The file is not a PNG, JPEG or DICOM image")
     expect(rows.nth(1).locator(".upload-status")).to_have_attribute("role", "alert")
     # One more, dragged from the desktop and dropped on the drop zone.
     dropped = real_slice(ct_slice, "Cyst")
