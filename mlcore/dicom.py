@@ -32,18 +32,17 @@ def is_dicom(data: bytes) -> bool:
     return len(data) >= 132 and data[128:132] == b"DICM"
 
 
-def _first(value) -> float:
-    # Window tags may hold several values (alternative windows); the first is the default view.
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        value = value[0]
-    return float(value)
-
-
 def _window_of(dataset) -> tuple[float, float] | None:
+    from pydicom.multival import MultiValue
+
+    def first(value) -> float:
+        # Window tags may hold several values (alternative views); the first is the default one.
+        return float(value[0] if isinstance(value, MultiValue) else value)
+
     centre, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
     if centre is not None and width is not None:
         try:
-            window = (_first(centre), _first(width))
+            window = (first(centre), first(width))
         except (TypeError, ValueError, IndexError):
             window = None
         if window is not None and window[1] >= 1:

@@ -30,6 +30,16 @@ def test_the_slices_own_window_wins_over_the_default():
     assert narrow.pixels[0, 0, 0] == 0  # fat is below a 100 HU window
 
 
+def test_of_several_windows_the_first_is_the_default_view():
+    import pydicom
+
+    dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(_slice(FAT, TISSUE))))
+    dataset.WindowCenter, dataset.WindowWidth = ["60", "500"], ["300", "2000"]
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    assert read_dicom(out.getvalue()).window == (60.0, 300.0)
+
+
 def test_a_ct_slice_without_a_window_gets_the_abdominal_window():
     without = read_dicom(dicom_bytes(_slice(AIR, TISSUE, BONE), window=None))
     assert without.window == DEFAULT_CT_WINDOW
