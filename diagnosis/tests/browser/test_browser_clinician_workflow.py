@@ -10,6 +10,7 @@ import datetime
 import io
 import re
 
+import numpy as np
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -17,6 +18,9 @@ from pypdf import PdfReader
 
 from diagnosis import selectors, services
 from diagnosis.models import Prediction, Review, Scan
+from mlcore.data import load_image
+from mlcore.dicom import DEFAULT_CT_WINDOW
+from mlcore.synthetic import dicom_bytes
 
 from ..factories import (
     PASSWORD,
@@ -287,3 +291,35 @@ def describe(scan_ids: list[int]) -> list[str]:
         p = scan.predictions.order_by("-queued_at", "-id").first()
         out.append(f"{pk}:{p.status}:{p.label}:{p.confidence}:{scan.uploaded_at:%H:%M:%S.%f}")
     return out
+
+
+def test_a_scanners_dicom_slice_is_diagnosed_like_its_exported_image(
+    page, live_server, start_worker, active_shipped_model, ct_slice, clinician, organization, tmp_path
+):
+    """The same real slice twice: as the data set's JPEG, and as a 512 px DICOM in Hounsfield units."""
+    _, log_path = start_worker()
+    patient = PatientFactory(organization=organization, name="Dora Dicom")
+    grey = np.kron(load_image(ct_slice)[..., 0].astype(float), np.ones((2, 2)))
+    centre, width = DEFAULT_CT_WINDOW
+    dicom = tmp_path / "IM0001.dcm"
+    dicom.write_bytes(dicom_bytes(np.round(grey / 255 * width + centre - width / 2 + 1024).astype(np.uint16)))
+    log_in(page, "carol", PASSWORD)
+    page.goto(f"/patients/{patient.pk}/")
+
+    page.set_input_files("#id_image", [str(ct_slice), str(dicom)])
+    rows = page.locator("#upload-list li .upload-status")
+    expect(rows).to_have_count(2)
+    try:
+        for index in (0, 1):
+            expect(rows.nth(index)).to_have_text(DIAGNOSED, timeout=RESULT_TIMEOUT_MS)
+    except AssertionError as exc:
+        pytest.fail(f"{exc}\nrows: {rows.all_inner_texts()}\nworker log:\n{log_path.read_text()[-4000:]}")
+    exported, scanned = (re.search(r"(Cyst|Normal|Stone|Tumor)", text).group(1) for text in rows.all_inner_texts())
+    assert scanned == exported
+    scan = Scan.objects.get(patient=patient, original_filename="IM0001.dcm")
+    assert (scan.format, scan.width, scan.height) == ("PNG", 512, 512)
+    # The clinician sees the slice itself on the scan page: the stored PNG loads in the browser.
+    page.goto(f"/scans/{scan.pk}/")
+    expect(page.locator("#slice")).to_be_visible()
+    page.wait_for_function("() => document.getElementById('slice').complete")
+    assert page.locator("#slice").evaluate("img => img.naturalWidth") == 512
