@@ -88,10 +88,13 @@ def read_dicom(data: bytes, *, max_pixels: int | None = None) -> DicomSlice:
             pixels = convert_color_space(pixels, photometric, "RGB")
         return DicomSlice(pixels=_to_uint8(pixels), window=None)
 
-    values = pixels.astype(np.float64) * float(dataset.get("RescaleSlope", 1) or 1) + float(
-        dataset.get("RescaleIntercept", 0) or 0)
+    slope, intercept = float(dataset.get("RescaleSlope", 1) or 1), float(dataset.get("RescaleIntercept", 0) or 0)
+    values = pixels.astype(np.float64) * slope + intercept
     window = _window_of(dataset)
-    if window is None:
+    if window is None and pixels.dtype == np.uint8:
+        # An 8-bit capture of a slice already windowed on a workstation: keep its grey levels as they are.
+        low, high = intercept, 255 * slope + intercept
+    elif window is None:
         low, high = float(values.min()), float(values.max())
     else:
         low, high = window[0] - window[1] / 2, window[0] + window[1] / 2

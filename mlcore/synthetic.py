@@ -44,8 +44,8 @@ def write_dataset(root: Path, series_per_class: int = 4, slices_per_series: int 
 def dicom_bytes(stored: np.ndarray, *, slope: float = 1.0, intercept: float = -1024.0,
                 window: tuple[float, float] | None = (40.0, 400.0), photometric: str = "MONOCHROME2",
                 modality: str = "CT") -> bytes:
-    """A DICOM Part 10 CT slice (uncompressed) holding ``stored`` values: 2-D uint16/int16, or
-    3-D for several frames; HU = stored * slope + intercept, as a scanner writes them."""
+    """A DICOM Part 10 slice (uncompressed) holding ``stored`` values: 2-D (u)int8/16, or 3-D for
+    several frames; for CT, HU = stored * slope + intercept, as a scanner writes them."""
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -64,7 +64,8 @@ def dicom_bytes(stored: np.ndarray, *, slope: float = 1.0, intercept: float = -1
         dataset.NumberOfFrames = stored.shape[0]
     dataset.Rows, dataset.Columns = frames.shape[1:]
     dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, photometric
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, 16, 15
+    bits = stored.dtype.itemsize * 8
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = bits, bits, bits - 1
     dataset.PixelRepresentation = 1 if stored.dtype.kind == "i" else 0
     dataset.RescaleSlope, dataset.RescaleIntercept = str(slope), str(intercept)
     if window is not None:

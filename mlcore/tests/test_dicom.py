@@ -46,6 +46,17 @@ def test_a_ct_slice_without_a_window_gets_the_abdominal_window():
     assert list(without.pixels[0, :, 0]) == [0, 128, 255]
 
 
+def test_an_8_bit_capture_without_a_window_keeps_its_grey_levels():
+    # A workstation's secondary capture of an exported slice: already windowed, not to be stretched again.
+    capture = dicom_bytes(np.array([[10, 20], [30, 40]], np.uint8), slope=1, intercept=0, window=None, modality="OT")
+    assert read_dicom(capture).pixels[..., 0].tolist() == [[10, 20], [30, 40]]
+
+
+def test_a_16_bit_non_ct_slice_without_a_window_is_stretched_to_its_range():
+    other = read_dicom(dicom_bytes(_slice(100, 300), slope=1, intercept=0, window=None, modality="MR"))
+    assert other.window is None and list(other.pixels[0, :, 0]) == [0, 255]
+
+
 def test_rescale_slope_and_intercept_are_applied():
     # The same HU written as stored * 2 - 2048.
     image = load_image(dicom_bytes(_slice(AIR // 2 + 512, TISSUE // 2 + 512), slope=2, intercept=-2048))
