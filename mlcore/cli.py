@@ -21,7 +21,7 @@ def _params(args: argparse.Namespace) -> Params:
         "epochs": getattr(args, "epochs", None), "image_size": getattr(args, "image_size", None),
         "batch_size": getattr(args, "batch_size", None), "architecture": getattr(args, "architecture", None),
         "seed": getattr(args, "seed", None), "learning_rate": getattr(args, "learning_rate", None),
-        "members": getattr(args, "members", None),
+        "members": getattr(args, "members", None), "width": getattr(args, "width", None),
     }.items() if v is not None}
     if overrides.get("architecture", "resnet_small") != "resnet_small":
         overrides.setdefault("members", 1)  # ensembles are of small ResNets
@@ -129,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_p.add_argument("--architecture", choices=ARCHITECTURES)
     train_p.add_argument("--seed", type=int)
     train_p.add_argument("--members", type=int, help="networks in the ensemble (default: params.yaml)")
+    train_p.add_argument("--width", type=int, help="channels of the first resnet_small stage (default: params.yaml)")
     train_p.add_argument("--artifacts", help="folder for the manifest, plots and scores (default artifacts/<name>)")
     _common(train_p)
     train_p.set_defaults(func=_train)

@@ -73,6 +73,9 @@ class TrainConfig:
     # "avgmax" adds global max pooling to the average: a stone a few pixels wide is a peak
     # that averaging over the whole slice dilutes.
     pooling: str = "avg"
+    # Channels of resnet_small's first stage; each later stage doubles them. Halving it quarters a
+    # network's parameters and most of its work, so more networks fit the size and speed budget.
+    width: int = 32
     label_smoothing: float = 0.05
     early_stopping_patience: int = 8
     # Validate, keep and ship an exponential moving average of the weights (0 turns it off):
@@ -107,6 +110,8 @@ class TrainConfig:
             raise ValueError("image_size must be at least 32")
         if self.members < 1:
             raise ValueError("members must be at least 1")
+        if not 4 <= self.width <= 128:
+            raise ValueError("width must be between 4 and 128")
         if self.members > 1 and self.architecture != "resnet_small":
             raise ValueError("ensembles (members > 1) are built from resnet_small networks only")
         if not 0.0 <= self.ema_momentum < 1.0:

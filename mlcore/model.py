@@ -57,9 +57,10 @@ def _residual_block(x, filters: int, stride: int, name: str, weight_decay: float
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
-def _resnet_small(x, weight_decay: float, normalization: str = "batch", widths: Sequence[int] = (32, 64, 128, 256),
+def _resnet_small(x, weight_decay: float, normalization: str = "batch", width: int = 32,
                   blocks: Sequence[int] = (1, 2, 2, 1), prefix: str = ""):
     """A ResNet-18-style network, narrower, for a few thousand greyscale slices on a CPU."""
+    widths = [width * 2 ** stage for stage in range(len(blocks))]
     regularizer = keras.regularizers.l2(weight_decay) if weight_decay else None
     x = layers.Conv2D(widths[0], 5, strides=2, padding="same", use_bias=False,
                       kernel_regularizer=regularizer, name=f"{prefix}stem_conv")(x)
@@ -180,6 +181,7 @@ def build_model(
     normalization: str = "batch",
     standardize: bool = False,
     pooling: str = "avg",
+    width: int = 32,
 ) -> keras.Model:
     """Build an uncompiled classifier taking uint8 images of any size with 1 or 3 channels."""
     if architecture not in ARCHITECTURES:
@@ -197,7 +199,7 @@ def build_model(
         x = Standardize(name="standardize")(x)
 
     if architecture == "resnet_small":
-        features = _resnet_small(x, weight_decay, normalization)
+        features = _resnet_small(x, weight_decay, normalization, width)
     else:
         rgb = layers.Concatenate(axis=-1, name="to_rgb")([x, x, x])
         application = {"resnet50": keras.applications.ResNet50, "vgg16": keras.applications.VGG16}[architecture]
@@ -229,7 +231,8 @@ PREPROCESSING_LAYERS = ("image", "grayscale", "resize", "scale", "standardize")
 
 
 def ensemble_model(members: Sequence[keras.Model], *, class_names: Sequence[str], image_size: int,
-                   normalization: str = "group", standardize: bool = False, pooling: str = "avg") -> keras.Model:
+                   normalization: str = "group", standardize: bool = False, pooling: str = "avg",
+                   width: int = 32) -> keras.Model:
     """One flat model averaging the probabilities of several trained small ResNets.
 
     The members share the preprocessing; their last feature maps are concatenated into one
@@ -240,7 +243,7 @@ def ensemble_model(members: Sequence[keras.Model], *, class_names: Sequence[str]
         raise ValueError("an ensemble needs at least two members")
     inputs = keras.Input(shape=(None, None, None), name="image")
     x = _preprocess(inputs, image_size, standardize)
-    maps = [_resnet_small(x, 0.0, normalization, prefix=f"m{i}_") for i in range(len(members))]
+    maps = [_resnet_small(x, 0.0, normalization, width, prefix=f"m{i}_") for i in range(len(members))]
     stacked = layers.Concatenate(axis=-1, name="ensemble_features")(maps)
     width = int(maps[0].shape[-1])
     if pooling == "avg":

@@ -66,7 +66,8 @@ def stage_prepare_base_model(paths: Paths, params: Params) -> Path:
     model = build_model(class_names=_class_names(paths), image_size=config.image_size,
                         architecture=config.architecture, augment=config.augment, seed=config.seed,
                         weight_decay=config.weight_decay, dropout=config.dropout, normalization=config.normalization,
-                        standardize=config.standardize, pooling=config.pooling, weights_path=Path(config.weights) if config.weights else None)
+                        standardize=config.standardize, pooling=config.pooling, width=config.width,
+                        weights_path=Path(config.weights) if config.weights else None)
     paths.base_model.parent.mkdir(parents=True, exist_ok=True)
     model.save(paths.base_model)
     log.info("base model %s: %d parameters", config.architecture, model.count_params())

@@ -192,7 +192,7 @@ def fit(
     plain_kwargs = dict(class_names=class_names, image_size=config.image_size, architecture=config.architecture,
                         augment=False, weight_decay=config.weight_decay, dropout=config.dropout,
                         normalization=config.normalization, standardize=config.standardize,
-                        pooling=config.pooling)
+                        pooling=config.pooling, width=config.width)
     members, best_epochs = [], []
     for member in range(config.members):
         seed = config.seed + member
@@ -210,7 +210,7 @@ def fit(
         best_epochs.append(best_epoch)
     combined = members[0] if len(members) == 1 else ensemble_model(
         members, class_names=class_names, image_size=config.image_size, normalization=config.normalization,
-        standardize=config.standardize, pooling=config.pooling)
+        standardize=config.standardize, pooling=config.pooling, width=config.width)
     shipped, calibration = calibrate(combined, records, class_names, config.batch_size, out_of_scope_quantile,
                                      class_offsets=config.class_offsets)
     return FitResult(model=shipped, history=history, temperature=calibration.temperature,

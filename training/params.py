@@ -35,6 +35,7 @@ ALLOWED: dict[str, type] = {
     "seed": int,
     "normalization": str,
     "pooling": str,
+    "width": int,
     "ema_momentum": float,
     "class_offsets": bool,
     "augment": dict,
@@ -51,6 +52,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "learning_rate": (1e-7, 1.0),
     "fine_tune_epochs": (0, 500),
     "members": (1, 5),
+    "width": (8, 64),
 }
 PRESETS: dict[str, str] = {
     "standard": "params.yaml as it is",

@@ -29,3 +29,15 @@ def test_predict_reports_an_unreadable_file_and_fails(trained_model, tmp_path, c
 def test_train_refuses_a_missing_data_folder(tmp_path):
     with pytest.raises(FileNotFoundError):
         main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "m.keras"), "--epochs", "1"])
+
+
+def test_train_options_override_params_yaml(tmp_path):
+    import argparse
+
+    from mlcore.cli import _params
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("train:\n  members: 3\n  width: 32\n  epochs: 9\n")
+    args = argparse.Namespace(params=str(params_file), members=2, width=16, epochs=None)
+    train = _params(args).train
+    assert (train.members, train.width, train.epochs) == (2, 16, 9)

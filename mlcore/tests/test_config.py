@@ -33,6 +33,8 @@ def test_invalid_values_are_refused():
         TrainConfig().with_overrides({"split": {"val_fraction": 0.6, "test_fraction": 0.5}})
     with pytest.raises(ValueError, match="series_weighting"):
         TrainConfig(series_weighting=1.5)
+    with pytest.raises(ValueError, match="width"):
+        TrainConfig(width=2)
 
 
 def test_repository_params_and_config_files_load():

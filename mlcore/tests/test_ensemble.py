@@ -87,3 +87,16 @@ def test_avgmax_pool_holds_the_average_and_the_maximum_of_each_feature():
     width = maps.shape[-1]
     assert np.allclose(pooled[:, :width], maps.mean(axis=(1, 2)), atol=1e-5)
     assert np.allclose(pooled[:, width:], maps.max(axis=(1, 2)), atol=1e-5)
+
+
+def test_narrow_members_make_a_smaller_ensemble_that_still_averages_them():
+    narrow = [build_model(class_names=CLASSES, image_size=32, augment=False, seed=seed, normalization="group",
+                          width=16) for seed in (1, 2)]
+    wide = build_model(class_names=CLASSES, image_size=32, augment=False, seed=1, normalization="group")
+    # Half the channels in every stage: about a quarter of the weights.
+    assert narrow[0].count_params() < wide.count_params() / 3.5
+    ensemble = ensemble_model(narrow, class_names=CLASSES, image_size=32, normalization="group", width=16)
+    assert ensemble.get_layer("ensemble_features").output.shape[-1] == 2 * 128
+    images = np.random.default_rng(3).integers(0, 255, (2, 48, 48, 1), dtype=np.uint8)
+    outputs = [np.asarray(m.predict_on_batch(images)) for m in narrow]
+    assert np.allclose(np.asarray(ensemble.predict_on_batch(images)), np.mean(outputs, axis=0), atol=1e-5)

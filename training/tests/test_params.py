@@ -23,6 +23,7 @@ def test_overrides_change_only_their_values():
 
     assert clean == {"epochs": 4, "learning_rate": 1.0, "architecture": "vgg16"}
     assert (params.train.epochs, params.train.learning_rate, params.train.architecture) == (4, 1.0, "vgg16")
+    assert resolve(overrides={"width": 16})[1].train.width == 16
     assert params.train.batch_size == run_params.base_params().train.batch_size
 
 
@@ -38,6 +39,7 @@ def test_quick_caps_the_epochs_and_an_override_wins(settings, tmp_path):
     ({"architecture": "alexnet"}, "unknown architecture 'alexnet'"),
     ({"image_size": 16}, "between 32 and 512"),
     ({"epochs": 0}, "between 1 and 500"),
+    ({"width": 4}, "width must be between 8 and 64"),
     ({"epochs": "many"}, "epochs must be a whole number"),
     ({"epochs": 2.5}, "epochs must be a whole number"),
     ({"class_weighting": 1}, "class_weighting must be true or false"),
