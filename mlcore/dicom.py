@@ -4,6 +4,9 @@ The developer set is PACS exports: Hounsfield units already windowed into 0-255.
 holds raw stored values, so it must be windowed the same way before the model sees it. The slice's
 own window (what its reader saw on the workstation) wins; a CT slice without one gets the abdominal
 soft-tissue window the kidney images were read in.
+
+Pixel data may be uncompressed or compressed as archives store it (JPEG lossless and baseline,
+JPEG-LS, JPEG 2000, RLE): pydicom decodes them with the pylibjpeg and pyjpegls plugins.
 """
 
 from __future__ import annotations
@@ -52,6 +55,17 @@ def _window_of(dataset) -> tuple[float, float] | None:
     return None
 
 
+def _can_decode(syntax) -> bool:
+    """Whether an installed plugin decodes this transfer syntax (JPEG, JPEG-LS, JPEG 2000 and RLE do;
+    video syntaxes do not)."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        return bool(get_decoder(syntax).is_available)
+    except NotImplementedError:
+        return False
+
+
 def read_dicom(data: bytes, *, max_pixels: int | None = None) -> DicomSlice:
     """Decode one slice; raise DicomError for several frames, too many pixels or undecodable pixel data."""
     import pydicom
@@ -75,7 +89,7 @@ def read_dicom(data: bytes, *, max_pixels: int | None = None) -> DicomSlice:
         pixels = dataset.pixel_array
     except Exception as exc:  # pydicom signals missing decoders and broken data with many types
         syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
-        if syntax is not None and getattr(syntax, "is_compressed", False):
+        if syntax is not None and getattr(syntax, "is_compressed", False) and not _can_decode(syntax):
             raise DicomError(f"its pixels are compressed as {syntax.name}, which cannot be decoded here; "
                              "export the slice uncompressed") from None
         raise DicomError(f"its pixel data is incomplete or corrupt ({exc})") from None

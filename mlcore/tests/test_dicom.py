@@ -91,15 +91,43 @@ def test_only_a_dicom_preamble_is_taken_for_dicom():
     assert not is_dicom(b"DICM")
 
 
-def test_a_compressed_slice_without_a_decoder_is_refused_with_what_to_do():
+def _encapsulated(syntax: str, fragment: bytes) -> bytes:
     import pydicom
-    from pydicom.uid import JPEG2000Lossless
 
     dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(np.full((8, 8), TISSUE, np.uint16))))
-    dataset.file_meta.TransferSyntaxUID = JPEG2000Lossless
-    # Encapsulated pixel data that no installed decoder reads.
-    dataset.PixelData = pydicom.encaps.encapsulate([b"\xff\x4f\xff\x51" + b"\0" * 60])
+    dataset.file_meta.TransferSyntaxUID = syntax
+    dataset.PixelData = pydicom.encaps.encapsulate([fragment])
+    dataset["PixelData"].VR = "OB"
     out = io.BytesIO()
     dataset.save_as(out, enforce_file_format=True)
-    with pytest.raises(DicomError, match="compressed as JPEG 2000.*export the slice uncompressed"):
-        read_dicom(out.getvalue())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.80",
+                                    "1.2.840.10008.1.2.4.90"],
+                         ids=["jpeg-lossless-sv1", "rle", "jpeg-ls", "jpeg-2000-lossless"])
+@pytest.mark.parametrize("dtype, intercept", [(np.uint16, -1024.0), (np.int16, 0.0)], ids=["unsigned", "signed"])
+def test_a_losslessly_compressed_slice_reads_exactly_like_the_uncompressed_one(syntax, dtype, intercept):
+    import pydicom
+
+    stored = np.random.default_rng(5).integers(-1000 if dtype == np.int16 else 0, 3000, (40, 56)).astype(dtype)
+    compressed = dicom_bytes(stored, intercept=intercept, transfer_syntax=syntax)
+    assert pydicom.dcmread(io.BytesIO(compressed)).file_meta.TransferSyntaxUID == syntax
+    # Every pixel survives: the windowed grey image is the same as from the uncompressed file.
+    plain = read_dicom(dicom_bytes(stored, intercept=intercept)).pixels
+    assert np.array_equal(read_dicom(compressed).pixels, plain)
+    assert len(np.unique(plain)) > 50
+
+
+def test_a_compression_without_a_decoder_is_refused_with_what_to_do():
+    from pydicom.uid import MPEG2MPML
+
+    with pytest.raises(DicomError, match="compressed as MPEG2.*export the slice uncompressed"):
+        read_dicom(_encapsulated(MPEG2MPML, b"\0\0\1\xb3" + b"\0" * 60))
+
+
+def test_corrupt_compressed_pixel_data_is_refused_as_corrupt():
+    from pydicom.uid import JPEG2000Lossless
+
+    with pytest.raises(DicomError, match="incomplete or corrupt"):
+        read_dicom(_encapsulated(JPEG2000Lossless, b"\xff\x4f\xff\x51" + b"\0" * 60))
