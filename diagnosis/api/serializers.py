@@ -184,7 +184,7 @@ class OrganizationPatientField(serializers.PrimaryKeyRelatedField):
 class ScanCreateSerializer(serializers.Serializer):
     patient = OrganizationPatientField(queryset=Patient.objects.all(), help_text="Id of the patient.")
     # Not ImageField: the service checks the content itself and explains each refusal.
-    image = serializers.FileField(allow_empty_file=True, help_text="A PNG, JPEG or DICOM (one uncompressed slice) CT slice.")
+    image = serializers.FileField(allow_empty_file=True, help_text="A PNG, JPEG or DICOM (one slice, uncompressed or JPEG, JPEG-LS, JPEG 2000 or RLE compressed) CT slice.")
 
 
 class ClassAgreementSerializer(serializers.Serializer):

@@ -73,6 +73,24 @@ def test_a_dicom_slice_is_stored_as_its_windowed_png_and_diagnosed_like_one(api_
     assert body["prediction"]["status"] == "queued"
 
 
+def test_a_dicom_slice_compressed_as_archives_store_it_is_stored_like_the_uncompressed_one(
+        api_client, patient, active_model_version):
+    from PIL import Image
+    from pydicom.uid import JPEGLosslessSV1
+
+    stored = np.random.default_rng(3).integers(900, 1300, (48, 64)).astype(np.uint16)
+    plain = upload(api_client, patient, dicom_bytes(stored), name="IM0001.dcm")
+    compressed = upload(api_client, patient, dicom_bytes(stored, transfer_syntax=JPEGLosslessSV1), name="IM0002.dcm")
+
+    assert (plain.status_code, compressed.status_code) == (201, 201)
+    images = []
+    for body in (plain.json(), compressed.json()):
+        with Scan.objects.get(pk=body["id"]).image.open("rb") as handle, Image.open(handle) as image:
+            images.append(np.asarray(image))
+    assert np.array_equal(images[0], images[1]) and len(np.unique(images[0])) > 50
+    assert compressed.json()["prediction"]["status"] == "queued"
+
+
 def test_a_multi_frame_dicom_answers_400_and_stores_nothing(api_client, patient, active_model_version):
     response = upload(api_client, patient, dicom_bytes(np.zeros((2, 16, 16), np.uint16)), name="series.dcm")
 
