@@ -25,6 +25,7 @@ from mlcore.config import SplitConfig
 from mlcore.dicom import DicomError, is_dicom, read_dicom
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+DICOM_SUFFIXES = {".dcm", ".dicom"}
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 _ID_PATTERN = re.compile(r"(\d+)$")
 DEFAULT_DATA_DIR = Path("../shared/data/ct-kidney")
@@ -84,14 +85,14 @@ def image_id_of(path: Path) -> int:
 
 
 def list_images(data_dir: Path) -> list[ImageRecord]:
-    """All images of a folder of class subfolders, sorted by class and id."""
+    """All images (PNG, JPEG, DICOM) of a folder of class subfolders, sorted by class and id."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data folder not found: {data_dir}")
     records: list[ImageRecord] = []
     for class_dir in sorted(p for p in data_dir.iterdir() if p.is_dir()):
         for path in class_dir.iterdir():
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES:
                 records.append(ImageRecord(path=path, label=class_dir.name, image_id=image_id_of(path)))
     if not records:
         raise ValueError(f"no images found under {data_dir}")
@@ -256,9 +257,30 @@ def read_extra_manifest(path: Path) -> list[ImageRecord]:
     return records
 
 
+def windowed_png(path: Path, folder: Path | None, label: str) -> Path:
+    """A DICOM slice written as the windowed grey PNG an upload of it would be stored as.
+
+    Training reads what inference reads: the same windowing (mlcore.dicom), kept in the ingest's
+    work folder so the manifest points at files tf.data decodes.
+    """
+    if folder is None:
+        raise ImageError("DICOM slices need an ingest work folder to be converted into")
+    try:
+        pixels = read_dicom(path.read_bytes()).pixels
+    except (DicomError, OSError) as exc:
+        raise ImageError(f"cannot use DICOM file: {exc}") from exc
+    target = folder / label / f"{path.stem}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(target)
+    return target
+
+
 def ingest(source: Path, config: SplitConfig, *, workdir: Path | None = None,
            extra_manifests: Sequence[Path] = ()) -> tuple[list[ImageRecord], IngestReport]:
     """List, check, de-duplicate, group into series and split a data folder or zip.
+
+    DICOM slices are windowed into grey PNGs under ``workdir``/dicom, as uploads are, and the
+    manifest points at those.
 
     Unreadable files are refused with their reason; exact duplicates (same pixels) keep one
     copy; a slice found under two classes is dropped everywhere, since its label is unknown.
@@ -275,8 +297,11 @@ def ingest(source: Path, config: SplitConfig, *, workdir: Path | None = None,
     refused: dict[str, str] = {}
     readable: list[tuple[ImageRecord, str, str]] = []
     thumbnails: dict[Path, np.ndarray] = {}
+    dicom_dir = Path(workdir) / "dicom" if workdir is not None else None
     for record in [*list_images(source), *extra]:
         try:
+            if record.path.suffix.lower() in DICOM_SUFFIXES:
+                record = replace(record, path=windowed_png(record.path, dicom_dir, record.label))
             grey = _grey(record.path)  # each file is read and decoded once
         except ImageError as exc:
             refused[str(record.path)] = str(exc)

@@ -196,3 +196,52 @@ def test_a_slice_filed_under_two_classes_is_dropped_and_a_reviewed_label_wins(tm
     assert not any(r.path.name in ("Cyst-1.jpg", "Tumor-500.jpg") for r in records)
     stone_1 = [r for r in records if r.path.name == "Stone-1.jpg"]
     assert len(stone_1) == 1 and stone_1[0].label == "Normal" and stone_1[0].split == "train"
+
+
+def test_ingest_trains_on_dicom_slices_windowed_as_uploads_are(tmp_path, synthetic_dataset):
+    import shutil
+
+    from mlcore.data import ingest
+    from mlcore.dicom import read_dicom
+    from mlcore.synthetic import dicom_bytes
+    from mlcore.train import LOAD_SIZE, dataset
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dataset, data)
+    # A scanner's series of the Stone class, one file per slice, in HU stored as HU + 1024.
+    rng = np.random.default_rng(4)
+    body = rng.integers(900, 1300, (48, 48)).astype(np.uint16)
+    written = {}
+    for number in range(201, 206):
+        raw = dicom_bytes(body + number, transfer_syntax="1.2.840.10008.1.2.4.70" if number == 201 else None)
+        (data / "Stone" / f"IM{number:04d}.dcm").write_bytes(raw)
+        written[number] = read_dicom(raw).pixels[..., 0]
+    (data / "Stone" / "IM0099.dcm").write_bytes(dicom_bytes(np.zeros((2, 8, 8), np.uint16)))  # two frames
+
+    records, report = ingest(data, SplitConfig(val_fraction=0.25, test_fraction=0.25), workdir=tmp_path / "work")
+
+    assert report.images == 85
+    assert list(report.refused) == [str(data / "Stone" / "IM0099.dcm")]
+    assert "2 frames" in report.refused[str(data / "Stone" / "IM0099.dcm")]
+    converted = sorted((r for r in records if r.path.parent == tmp_path / "work" / "dicom" / "Stone"),
+                       key=lambda r: r.image_id)
+    assert [r.image_id for r in converted] == [201, 202, 203, 204, 205]
+    assert len({r.series for r in converted}) == 1  # consecutive, alike slices: one series
+    for record in converted:
+        with Image.open(record.path) as image:
+            assert np.array_equal(np.asarray(image), written[record.image_id])
+    # The training input pipeline decodes the converted slices like any other.
+    batches, _ = dataset(converted, ("Cyst", "Normal", "Stone", "Tumor"), 8)
+    images, labels = next(iter(batches))
+    assert images.shape == (5, LOAD_SIZE, LOAD_SIZE, 1) and set(labels.numpy()) == {2}
+
+
+def test_dicom_slices_without_a_work_folder_are_refused_with_the_reason(tmp_path):
+    from mlcore.data import ingest
+    from mlcore.synthetic import dicom_bytes
+
+    (tmp_path / "Cyst").mkdir()
+    (tmp_path / "Cyst" / "IM0001.dcm").write_bytes(dicom_bytes(np.full((8, 8), 1000, np.uint16)))
+    records, report = ingest(tmp_path, SplitConfig())
+    assert records == []
+    assert "need an ingest work folder" in report.refused[str(tmp_path / "Cyst" / "IM0001.dcm")]
