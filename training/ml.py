@@ -51,13 +51,13 @@ def data_fingerprint(data_dir: Path, split: SplitConfig) -> str:
     A listing (names, sizes, modification times) is enough to know whether the locked test set must be
     made again, and takes milliseconds where reading every image would take minutes.
     """
-    from mlcore.data import IMAGE_SUFFIXES
+    from mlcore.data import DICOM_SUFFIXES, IMAGE_SUFFIXES
 
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(split), sort_keys=True).encode())
     entries = []
     for class_dir in sorted(p for p in data_dir.iterdir() if p.is_dir()):
         for entry in os.scandir(class_dir):
-            if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+            if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES:
                 stat = entry.stat()
                 entries.append(f"{class_dir.name}/{entry.name}\t{stat.st_size}\t{stat.st_mtime_ns}")
     for line in sorted(entries):
@@ -73,19 +73,31 @@ def pixel_hash(path: Path) -> str:
 
 def locked_test_records(data_dir: Path, split: SplitConfig) -> list[dict[str, str]]:
     """The test split of the developer data alone, exactly as mlcore's ingest makes it for `dvc repro`."""
-    from mlcore.data import ingest, near_hash
+    import tempfile
 
-    records, report = ingest(data_dir, split)
-    test = [r for r in records if r.split == "test"]
-    if not test:
-        raise ValueError(f"the developer data set at {data_dir} has too few series for a test split")
-    logger.info("Locked test series: %d images in %d series (of %d images)", len(test),
-                report.series_per_split.get("test", 0), report.images)
-    return [
-        {"path": Path(r.path).relative_to(data_dir).as_posix(), "label": r.label, "series": r.series,
-         "pixel": pixel_hash(Path(r.path)), "near": near_hash(Path(r.path))[:HASH_DIGITS]}
-        for r in sorted(test, key=lambda r: (r.label, r.image_id))
-    ]
+    from mlcore.data import DICOM_SUFFIXES, ingest, list_images, near_hash
+
+    with tempfile.TemporaryDirectory(prefix="kidneyweb-locked-test-") as workdir:
+        records, report = ingest(data_dir, split, workdir=Path(workdir))
+        test = [r for r in records if r.split == "test"]
+        if not test:
+            raise ValueError(f"the developer data set at {data_dir} has too few series for a test split")
+        logger.info("Locked test series: %d images in %d series (of %d images)", len(test),
+                    report.series_per_split.get("test", 0), report.images)
+        # A DICOM slice is hashed as its windowed PNG (what an upload of it is stored as, so a reviewed
+        # copy is recognised) but recorded by its own path, which mlcore's load_image reads the same way.
+        originals = {(r.label, r.path.stem): r.path for r in list_images(data_dir)
+                     if r.path.suffix.lower() in DICOM_SUFFIXES}
+
+        def source(record: Any) -> Path:
+            path = Path(record.path)
+            return originals[(record.label, path.stem)] if path.is_relative_to(workdir) else path
+
+        return [
+            {"path": source(r).relative_to(data_dir).as_posix(), "label": r.label, "series": r.series,
+             "pixel": pixel_hash(Path(r.path)), "near": near_hash(Path(r.path))[:HASH_DIGITS]}
+            for r in sorted(test, key=lambda r: (r.label, r.image_id))
+        ]
 
 
 def records_sha256(records: Sequence[dict[str, str]]) -> str:
