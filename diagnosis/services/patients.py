@@ -11,9 +11,7 @@ from django.utils import timezone
 from ..models import Organization, Patient
 
 
-def patient_create(
-    *, organization: Organization, mrn: str, name: str, birth_date: datetime.date, sex: str
-) -> Patient:
+def _validated(*, mrn: str, name: str, birth_date: datetime.date, sex: str) -> tuple[str, str]:
     mrn, name = (mrn or "").strip(), (name or "").strip()
     errors: dict[str, list[str]] = {}
     if not mrn:
@@ -26,17 +24,44 @@ def patient_create(
         errors["sex"] = [f"Unknown sex {sex!r}; choose one of {', '.join(Patient.Sex.values)}."]
     if errors:
         raise ValidationError(errors)
+    return mrn, name
 
-    duplicate = ValidationError({"mrn": [f"A patient with MRN {mrn} already exists in {organization.name}."]})
-    if Patient.objects.filter(organization=organization, mrn=mrn).exists():
+
+def _save_unique(patient: Patient) -> Patient:
+    organization = patient.organization
+    duplicate = ValidationError({"mrn": [f"A patient with MRN {patient.mrn} already exists in {organization.name}."]})
+    if Patient.objects.filter(organization=organization, mrn=patient.mrn).exclude(pk=patient.pk).exists():
         raise duplicate
-    patient = Patient(organization=organization, mrn=mrn, name=name, birth_date=birth_date, sex=sex)
     patient.full_clean(validate_constraints=False)
     try:
-        # A concurrent request may insert the same MRN between the check and the insert.
+        # A concurrent request may insert the same MRN between the check and the write.
         with transaction.atomic():
             patient.save()
     except IntegrityError:
         raise duplicate from None
     return patient
 
+
+def patient_create(
+    *, organization: Organization, mrn: str, name: str, birth_date: datetime.date, sex: str
+) -> Patient:
+    mrn, name = _validated(mrn=mrn, name=name, birth_date=birth_date, sex=sex)
+    return _save_unique(Patient(organization=organization, mrn=mrn, name=name, birth_date=birth_date, sex=sex))
+
+
+def patient_update(
+    *, patient: Patient, mrn: str, name: str, birth_date: datetime.date, sex: str
+) -> Patient:
+    """Correct a patient's details (a mistyped name or MRN); the scans and their results stay theirs.
+
+    Nothing is written unless every value is valid and the MRN stays unique in the organization.
+    """
+    mrn, name = _validated(mrn=mrn, name=name, birth_date=birth_date, sex=sex)
+    original = {field: getattr(patient, field) for field in ("mrn", "name", "birth_date", "sex")}
+    patient.mrn, patient.name, patient.birth_date, patient.sex = mrn, name, birth_date, sex
+    try:
+        return _save_unique(patient)
+    except ValidationError:
+        for field, value in original.items():
+            setattr(patient, field, value)  # the caller's object still says what is stored
+        raise

@@ -1,0 +1,79 @@
+import datetime
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from diagnosis import services
+from diagnosis.models import Patient
+
+from .factories import PatientFactory, ScanFactory
+
+
+def details(patient, **overrides):
+    values = {"mrn": patient.mrn, "name": patient.name, "birth_date": patient.birth_date, "sex": patient.sex}
+    values.update(overrides)
+    return values
+
+
+def test_a_mistyped_name_and_mrn_are_corrected_and_the_scans_stay_with_the_patient(organization):
+    patient = PatientFactory(organization=organization, mrn="A-10O", name="Ada Lovelce")
+    scan = ScanFactory(patient=patient)
+
+    services.patient_update(patient=patient, **details(patient, mrn=" A-100 ", name=" Ada Lovelace ",
+                                                       birth_date=datetime.date(1960, 12, 10), sex="F"))
+
+    patient.refresh_from_db()
+    assert (patient.mrn, patient.name, patient.birth_date, patient.sex) == (
+        "A-100", "Ada Lovelace", datetime.date(1960, 12, 10), "F")
+    scan.refresh_from_db()
+    assert scan.patient_id == patient.pk
+
+
+def test_keeping_the_own_mrn_is_not_a_duplicate(organization):
+    patient = PatientFactory(organization=organization, mrn="A-100")
+
+    services.patient_update(patient=patient, **details(patient, name="New Name"))
+
+    assert Patient.objects.get(pk=patient.pk).name == "New Name"
+
+
+def test_another_patients_mrn_is_refused_and_nothing_changes(organization):
+    PatientFactory(organization=organization, mrn="B-200")
+    patient = PatientFactory(organization=organization, mrn="A-100", name="Ada Lovelace")
+
+    with pytest.raises(ValidationError) as error:
+        services.patient_update(patient=patient, **details(patient, mrn="B-200", name="Changed"))
+
+    assert "already exists" in error.value.message_dict["mrn"][0]
+    stored = Patient.objects.get(pk=patient.pk)
+    assert (stored.mrn, stored.name) == ("A-100", "Ada Lovelace")
+    assert (patient.mrn, patient.name) == ("A-100", "Ada Lovelace")  # the object says what is stored
+
+
+def test_the_same_mrn_in_another_organization_is_allowed(organization, other_organization):
+    PatientFactory(organization=other_organization, mrn="B-200")
+    patient = PatientFactory(organization=organization, mrn="A-100")
+
+    services.patient_update(patient=patient, **details(patient, mrn="B-200"))
+
+    assert Patient.objects.get(pk=patient.pk).mrn == "B-200"
+
+
+@pytest.mark.parametrize(
+    ("field", "overrides"),
+    [
+        ("mrn", {"mrn": "   "}),
+        ("name", {"name": ""}),
+        ("birth_date", {"birth_date": datetime.date.today() + datetime.timedelta(days=1)}),
+        ("sex", {"sex": "X"}),
+    ],
+)
+def test_invalid_values_are_refused_with_the_field_named_and_nothing_is_written(organization, field, overrides):
+    patient = PatientFactory(organization=organization, mrn="A-100", name="Ada Lovelace")
+
+    with pytest.raises(ValidationError) as error:
+        services.patient_update(patient=patient, **details(patient, **overrides))
+
+    assert field in error.value.message_dict
+    stored = Patient.objects.get(pk=patient.pk)
+    assert (stored.mrn, stored.name) == ("A-100", "Ada Lovelace")
