@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponse
@@ -73,6 +75,21 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             organization=selectors.organization_of(request.user), **serializer.validated_data
         )
         return Response(PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PatientCreateSerializer, responses={200: PatientSerializer},
+                   description="Correct a patient's details; PATCH sends only the fields that change.")
+    def update(self, request: Request, *args: Any, partial: bool = False, **kwargs: Any) -> Response:
+        patient = self.get_object()
+        serializer = PatientCreateSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        current = {"mrn": patient.mrn, "name": patient.name, "birth_date": patient.birth_date, "sex": patient.sex}
+        patient = services.patient_update(patient=patient, **{**current, **serializer.validated_data})
+        return Response(PatientSerializer(patient).data)
+
+    @extend_schema(request=PatientCreateSerializer(partial=True), responses={200: PatientSerializer},
+                   description="Correct some of a patient's details.")
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, partial=True, **kwargs)
 
 
 @extend_schema_view(

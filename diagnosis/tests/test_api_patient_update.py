@@ -1,0 +1,54 @@
+from diagnosis.models import Patient
+
+from .factories import PatientFactory
+
+URL = "/api/v1/patients/"
+
+
+def test_patch_corrects_only_the_fields_sent(api_client, organization):
+    patient = PatientFactory(organization=organization, mrn="H-1O", name="Ada Lovelace", sex="F")
+
+    response = api_client.patch(f"{URL}{patient.pk}/", {"mrn": "H-10"}, format="json")
+
+    assert response.status_code == 200
+    assert (response.json()["mrn"], response.json()["name"]) == ("H-10", "Ada Lovelace")
+    patient.refresh_from_db()
+    assert (patient.mrn, patient.name, patient.sex) == ("H-10", "Ada Lovelace", "F")
+
+
+def test_put_replaces_all_details_and_needs_them_all(api_client, organization):
+    patient = PatientFactory(organization=organization, mrn="H-1")
+
+    incomplete = api_client.put(f"{URL}{patient.pk}/", {"name": "Only A Name"}, format="json")
+    complete = api_client.put(f"{URL}{patient.pk}/", {"mrn": "H-2", "name": "Grace Hopper",
+                                                      "birth_date": "1950-01-02", "sex": "F"}, format="json")
+
+    assert incomplete.status_code == 400 and {"mrn", "birth_date"} <= set(incomplete.json())
+    assert complete.status_code == 200
+    assert Patient.objects.get(pk=patient.pk).name == "Grace Hopper"
+
+
+def test_another_patients_mrn_answers_400_and_changes_nothing(api_client, organization):
+    PatientFactory(organization=organization, mrn="H-2")
+    patient = PatientFactory(organization=organization, mrn="H-1", name="Ada Lovelace")
+
+    response = api_client.patch(f"{URL}{patient.pk}/", {"mrn": "H-2", "name": "Changed"}, format="json")
+
+    assert response.status_code == 400 and "already exists" in response.json()["mrn"][0]
+    stored = Patient.objects.get(pk=patient.pk)
+    assert (stored.mrn, stored.name) == ("H-1", "Ada Lovelace")
+
+
+def test_a_future_birth_date_answers_400(api_client, organization):
+    patient = PatientFactory(organization=organization)
+
+    response = api_client.patch(f"{URL}{patient.pk}/", {"birth_date": "2999-01-01"}, format="json")
+
+    assert response.status_code == 400 and "birth_date" in response.json()
+
+
+def test_another_organizations_patient_cannot_be_changed(api_client, other_organization):
+    theirs = PatientFactory(organization=other_organization, name="Theirs")
+
+    assert api_client.patch(f"{URL}{theirs.pk}/", {"name": "Mine"}, format="json").status_code == 404
+    assert Patient.objects.get(pk=theirs.pk).name == "Theirs"
