@@ -11,6 +11,7 @@ urlpatterns = [
     path("patients/", views.patient_list, name="patient_list"),
     path("patients/new/", views.patient_create, name="patient_create"),
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
+    path("patients/<int:pk>/edit/", views.patient_edit, name="patient_edit"),
     path("patients/<int:pk>/scans/", views.scan_upload, name="scan_upload"),
     path("scans/<int:pk>/", views.scan_detail, name="scan_detail"),
     path("scans/<int:pk>/image", views.scan_image, name="scan_image"),

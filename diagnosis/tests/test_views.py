@@ -28,6 +28,7 @@ def page_urls(patient, scan):
         reverse("diagnosis:worklist_rows"),
         reverse("diagnosis:patient_create"),
         reverse("diagnosis:patient_detail", args=[patient.pk]),
+        reverse("diagnosis:patient_edit", args=[patient.pk]),
         reverse("diagnosis:scan_detail", args=[scan.pk]),
         reverse("diagnosis:scan_status", args=[scan.pk]),
         reverse("diagnosis:scan_item", args=[scan.pk]),

@@ -2,7 +2,7 @@
 objects of other organizations answer 404 exactly like missing ones."""
 
 from .common import member_required, organization_admin_required
-from .patients import patient_create, patient_detail, patient_list, scan_upload
+from .patients import patient_create, patient_detail, patient_edit, patient_list, scan_upload
 from .scans import (
     prediction_state,
     scan_detail,
@@ -22,6 +22,7 @@ __all__ = [
     "member_required",
     "organization_admin_required",
     "patient_create",
+    "patient_edit",
     "patient_detail",
     "patient_list",
     "prediction_state",

@@ -1,4 +1,4 @@
-"""Patients: list and search, registration, the patient page with its scans and the upload form."""
+"""Patients: list and search, registration and correction, the patient page with its scans and the upload form."""
 
 from __future__ import annotations
 
@@ -44,6 +44,25 @@ def patient_create(request: HttpRequest) -> HttpResponse:
             return redirect("diagnosis:patient_detail", pk=patient.pk)
     status = 400 if request.method == "POST" else 200
     return render(request, "diagnosis/patient_form.html", {"form": form}, status=status)
+
+
+@member_required
+@require_http_methods(["GET", "POST"])
+def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Correct a patient's details; an invalid or duplicate value shows on the form and changes nothing."""
+    patient = patient_or_404(request, pk)
+    initial = {"mrn": patient.mrn, "name": patient.name, "birth_date": patient.birth_date, "sex": patient.sex}
+    form = PatientForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.patient_update(patient=patient, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Details of {patient.name} saved.")
+            return redirect("diagnosis:patient_detail", pk=patient.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "diagnosis/patient_form.html", {"form": form, "patient": patient}, status=status)
 
 
 def _render_patient(
