@@ -15,6 +15,13 @@ from diagnosis.models import Membership, ModelVersion, Organization, Patient, Pr
 
 CLASS_NAMES = ["Cyst", "Normal", "Stone", "Tumor"]
 PASSWORD = "pass-word-123"
+# Patient details the patient services refuse, with the field each error names.
+INVALID_PATIENT_DETAILS = [
+    ("mrn", {"mrn": "   "}),
+    ("name", {"name": ""}),
+    ("birth_date", {"birth_date": datetime.date.today() + datetime.timedelta(days=1)}),
+    ("sex", {"sex": "X"}),
+]
 
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), mode: str = "L", seed: int = 0) -> bytes:

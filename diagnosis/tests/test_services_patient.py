@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from diagnosis import services
 from diagnosis.models import Patient
 
+from .factories import INVALID_PATIENT_DETAILS
+
 
 def create(organization, **overrides):
     values = {"mrn": "A-100", "name": "Ada Lovelace", "birth_date": datetime.date(1960, 12, 10), "sex": "F"}
@@ -39,15 +41,7 @@ def test_the_same_mrn_is_allowed_in_another_organization(organization, other_org
     assert Patient.objects.filter(mrn="A-100").count() == 2
 
 
-@pytest.mark.parametrize(
-    ("field", "overrides"),
-    [
-        ("mrn", {"mrn": "   "}),
-        ("name", {"name": ""}),
-        ("birth_date", {"birth_date": datetime.date.today() + datetime.timedelta(days=1)}),
-        ("sex", {"sex": "X"}),
-    ],
-)
+@pytest.mark.parametrize(("field", "overrides"), INVALID_PATIENT_DETAILS)
 def test_invalid_values_are_refused_with_the_field_named(organization, field, overrides):
     with pytest.raises(ValidationError) as error:
         create(organization, **overrides)

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from diagnosis import services
 from diagnosis.models import Patient
 
-from .factories import PatientFactory, ScanFactory
+from .factories import INVALID_PATIENT_DETAILS, PatientFactory, ScanFactory
 
 
 def details(patient, **overrides):
@@ -59,15 +59,7 @@ def test_the_same_mrn_in_another_organization_is_allowed(organization, other_org
     assert Patient.objects.get(pk=patient.pk).mrn == "B-200"
 
 
-@pytest.mark.parametrize(
-    ("field", "overrides"),
-    [
-        ("mrn", {"mrn": "   "}),
-        ("name", {"name": ""}),
-        ("birth_date", {"birth_date": datetime.date.today() + datetime.timedelta(days=1)}),
-        ("sex", {"sex": "X"}),
-    ],
-)
+@pytest.mark.parametrize(("field", "overrides"), INVALID_PATIENT_DETAILS)
 def test_invalid_values_are_refused_with_the_field_named_and_nothing_is_written(organization, field, overrides):
     patient = PatientFactory(organization=organization, mrn="A-100", name="Ada Lovelace")
 
