@@ -245,17 +245,17 @@ def ensemble_model(members: Sequence[keras.Model], *, class_names: Sequence[str]
     x = _preprocess(inputs, image_size, standardize)
     maps = [_resnet_small(x, 0.0, normalization, width, prefix=f"m{i}_") for i in range(len(members))]
     stacked = layers.Concatenate(axis=-1, name="ensemble_features")(maps)
-    width = int(maps[0].shape[-1])
+    channels = int(maps[0].shape[-1])  # of each member's last feature map
     if pooling == "avg":
         pooled = layers.GlobalAveragePooling2D(name="pool")(stacked)
-        shares = [ChannelSlice(i * width, (i + 1) * width, name=f"m{i}_features")(pooled) for i in range(len(members))]
+        shares = [ChannelSlice(i * channels, (i + 1) * channels, name=f"m{i}_features")(pooled) for i in range(len(members))]
     else:
         # Pool is [all averages, all maxima]; each member's head reads its own [average, maximum], as it trained.
         pooled = _pool(stacked, pooling)
-        total = width * len(members)
+        total = channels * len(members)
         shares = [layers.Concatenate(name=f"m{i}_features")([
-            ChannelSlice(i * width, (i + 1) * width, name=f"m{i}_features_avg")(pooled),
-            ChannelSlice(total + i * width, total + (i + 1) * width, name=f"m{i}_features_max")(pooled)])
+            ChannelSlice(i * channels, (i + 1) * channels, name=f"m{i}_features_avg")(pooled),
+            ChannelSlice(total + i * channels, total + (i + 1) * channels, name=f"m{i}_features_max")(pooled)])
             for i in range(len(members))]
     heads = [layers.Dense(len(class_names), activation="softmax", name=f"m{i}_probabilities")(share)
              for i, share in enumerate(shares)]
