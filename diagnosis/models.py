@@ -70,6 +70,31 @@ class Patient(models.Model):
         return f"{self.name} (MRN {self.mrn})"
 
 
+class PatientChange(models.Model):
+    """One correction of a patient's details: who changed which fields from what to what.
+
+    MRNs and names identify patients on reports; a change to them must be traceable.
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="changes")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="patient_changes")
+    changed_at = models.DateTimeField(default=timezone.now, editable=False)
+    before = models.JSONField(help_text="The changed fields' values before the correction.")
+    after = models.JSONField(help_text="The same fields' values after it.")
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.patient} changed by {self.changed_by} at {self.changed_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def fields(self) -> list[tuple[str, object, object]]:
+        """(label, before, after) for each changed field, in the form's order."""
+        labels = {"mrn": "MRN", "name": "Name", "birth_date": "Birth date", "sex": "Sex"}
+        return [(labels.get(key, key), self.before.get(key), self.after.get(key)) for key in labels if key in self.after]
+
+
 class ModelVersion(models.Model):
     """A trained classifier on disk, identified by its SHA-256; exactly one is active at a time."""
 

@@ -83,7 +83,8 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer = PatientCreateSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         current = {"mrn": patient.mrn, "name": patient.name, "birth_date": patient.birth_date, "sex": patient.sex}
-        patient = services.patient_update(patient=patient, **{**current, **serializer.validated_data})
+        patient = services.patient_update(patient=patient, changed_by=request.user,
+                                          **{**current, **serializer.validated_data})
         return Response(PatientSerializer(patient).data)
 
     @extend_schema(request=PatientCreateSerializer(partial=True), responses={200: PatientSerializer},

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..models import Organization, Patient
+from ..models import Organization, Patient, PatientChange
 
 
 def _validated(*, mrn: str, name: str, birth_date: datetime.date, sex: str) -> tuple[str, str]:
@@ -49,19 +50,33 @@ def patient_create(
     return _save_unique(Patient(organization=organization, mrn=mrn, name=name, birth_date=birth_date, sex=sex))
 
 
+def _as_json(values: dict[str, object], fields: list[str]) -> dict[str, object]:
+    return {f: values[f].isoformat() if isinstance(values[f], datetime.date) else values[f] for f in fields}
+
+
 def patient_update(
-    *, patient: Patient, mrn: str, name: str, birth_date: datetime.date, sex: str
+    *, patient: Patient, changed_by: AbstractBaseUser, mrn: str, name: str, birth_date: datetime.date, sex: str
 ) -> Patient:
     """Correct a patient's details (a mistyped name or MRN); the scans and their results stay theirs.
 
     Nothing is written unless every value is valid and the MRN stays unique in the organization.
+    Each correction is recorded with who made it and the old and new values of the changed fields.
     """
     mrn, name = _validated(mrn=mrn, name=name, birth_date=birth_date, sex=sex)
-    original = {field: getattr(patient, field) for field in ("mrn", "name", "birth_date", "sex")}
-    patient.mrn, patient.name, patient.birth_date, patient.sex = mrn, name, birth_date, sex
+    wanted = {"mrn": mrn, "name": name, "birth_date": birth_date, "sex": sex}
+    original = {field: getattr(patient, field) for field in wanted}
+    changed = [field for field, value in wanted.items() if value != original[field]]
+    if not changed:
+        return patient
+    for field in changed:
+        setattr(patient, field, wanted[field])
     try:
-        return _save_unique(patient)
+        with transaction.atomic():
+            _save_unique(patient)
+            PatientChange.objects.create(patient=patient, changed_by=changed_by,
+                                         before=_as_json(original, changed), after=_as_json(wanted, changed))
     except ValidationError:
         for field, value in original.items():
             setattr(patient, field, value)  # the caller's object still says what is stored
         raise
+    return patient

@@ -1,11 +1,11 @@
-from diagnosis.models import Patient
+from diagnosis.models import Patient, PatientChange
 
 from .factories import PatientFactory
 
 URL = "/api/v1/patients/"
 
 
-def test_patch_corrects_only_the_fields_sent(api_client, organization):
+def test_patch_corrects_only_the_fields_sent(api_client, clinician, organization):
     patient = PatientFactory(organization=organization, mrn="H-1O", name="Ada Lovelace", sex="F")
 
     response = api_client.patch(f"{URL}{patient.pk}/", {"mrn": "H-10"}, format="json")
@@ -14,6 +14,8 @@ def test_patch_corrects_only_the_fields_sent(api_client, organization):
     assert (response.json()["mrn"], response.json()["name"]) == ("H-10", "Ada Lovelace")
     patient.refresh_from_db()
     assert (patient.mrn, patient.name, patient.sex) == ("H-10", "Ada Lovelace", "F")
+    change = PatientChange.objects.get(patient=patient)
+    assert (change.changed_by, change.before, change.after) == (clinician, {"mrn": "H-1O"}, {"mrn": "H-10"})
 
 
 def test_put_replaces_all_details_and_needs_them_all(api_client, organization):

@@ -4,9 +4,14 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from diagnosis import services
-from diagnosis.models import Patient
+from diagnosis.models import Patient, PatientChange
 
-from .factories import INVALID_PATIENT_DETAILS, PatientFactory, ScanFactory
+from .factories import INVALID_PATIENT_DETAILS, PatientFactory, ScanFactory, UserFactory
+
+
+@pytest.fixture
+def editor(db):
+    return UserFactory(username="editor")
 
 
 def details(patient, **overrides):
@@ -15,11 +20,12 @@ def details(patient, **overrides):
     return values
 
 
-def test_a_mistyped_name_and_mrn_are_corrected_and_the_scans_stay_with_the_patient(organization):
-    patient = PatientFactory(organization=organization, mrn="A-10O", name="Ada Lovelce")
+def test_a_mistyped_name_and_mrn_are_corrected_and_the_scans_stay_with_the_patient(editor, organization):
+    patient = PatientFactory(organization=organization, mrn="A-10O", name="Ada Lovelce", sex="U")
+    before_birth, before_sex = patient.birth_date, patient.sex
     scan = ScanFactory(patient=patient)
 
-    services.patient_update(patient=patient, **details(patient, mrn=" A-100 ", name=" Ada Lovelace ",
+    services.patient_update(patient=patient, changed_by=editor, **details(patient, mrn=" A-100 ", name=" Ada Lovelace ",
                                                        birth_date=datetime.date(1960, 12, 10), sex="F"))
 
     patient.refresh_from_db()
@@ -27,44 +33,69 @@ def test_a_mistyped_name_and_mrn_are_corrected_and_the_scans_stay_with_the_patie
         "A-100", "Ada Lovelace", datetime.date(1960, 12, 10), "F")
     scan.refresh_from_db()
     assert scan.patient_id == patient.pk
+    change = PatientChange.objects.get(patient=patient)
+    assert change.changed_by == editor
+    assert change.before == {"mrn": "A-10O", "name": "Ada Lovelce", "birth_date": before_birth.isoformat(),
+                             "sex": before_sex}
+    assert change.after == {"mrn": "A-100", "name": "Ada Lovelace", "birth_date": "1960-12-10", "sex": "F"}
 
 
-def test_keeping_the_own_mrn_is_not_a_duplicate(organization):
+def test_saving_unchanged_details_records_no_correction(editor, organization):
+    patient = PatientFactory(organization=organization)
+
+    services.patient_update(patient=patient, changed_by=editor, **details(patient))
+
+    assert not PatientChange.objects.exists()
+
+
+def test_only_the_changed_fields_are_recorded(editor, organization):
+    patient = PatientFactory(organization=organization, name="Ada Lovelce")
+
+    services.patient_update(patient=patient, changed_by=editor, **details(patient, name="Ada Lovelace"))
+
+    change = PatientChange.objects.get()
+    assert (change.before, change.after) == ({"name": "Ada Lovelce"}, {"name": "Ada Lovelace"})
+    assert change.fields == [("Name", "Ada Lovelce", "Ada Lovelace")]
+
+
+def test_keeping_the_own_mrn_is_not_a_duplicate(editor, organization):
     patient = PatientFactory(organization=organization, mrn="A-100")
 
-    services.patient_update(patient=patient, **details(patient, name="New Name"))
+    services.patient_update(patient=patient, changed_by=editor, **details(patient, name="New Name"))
 
     assert Patient.objects.get(pk=patient.pk).name == "New Name"
 
 
-def test_another_patients_mrn_is_refused_and_nothing_changes(organization):
+def test_another_patients_mrn_is_refused_and_nothing_changes(editor, organization):
     PatientFactory(organization=organization, mrn="B-200")
     patient = PatientFactory(organization=organization, mrn="A-100", name="Ada Lovelace")
 
     with pytest.raises(ValidationError) as error:
-        services.patient_update(patient=patient, **details(patient, mrn="B-200", name="Changed"))
+        services.patient_update(patient=patient, changed_by=editor, **details(patient, mrn="B-200", name="Changed"))
 
     assert "already exists" in error.value.message_dict["mrn"][0]
     stored = Patient.objects.get(pk=patient.pk)
     assert (stored.mrn, stored.name) == ("A-100", "Ada Lovelace")
     assert (patient.mrn, patient.name) == ("A-100", "Ada Lovelace")  # the object says what is stored
+    assert not PatientChange.objects.exists()
 
 
-def test_the_same_mrn_in_another_organization_is_allowed(organization, other_organization):
+def test_the_same_mrn_in_another_organization_is_allowed(editor, organization, other_organization):
     PatientFactory(organization=other_organization, mrn="B-200")
     patient = PatientFactory(organization=organization, mrn="A-100")
 
-    services.patient_update(patient=patient, **details(patient, mrn="B-200"))
+    services.patient_update(patient=patient, changed_by=editor, **details(patient, mrn="B-200"))
 
     assert Patient.objects.get(pk=patient.pk).mrn == "B-200"
 
 
 @pytest.mark.parametrize(("field", "overrides"), INVALID_PATIENT_DETAILS)
-def test_invalid_values_are_refused_with_the_field_named_and_nothing_is_written(organization, field, overrides):
+def test_invalid_values_are_refused_with_the_field_named_and_nothing_is_written(
+        editor, organization, field, overrides):
     patient = PatientFactory(organization=organization, mrn="A-100", name="Ada Lovelace")
 
     with pytest.raises(ValidationError) as error:
-        services.patient_update(patient=patient, **details(patient, **overrides))
+        services.patient_update(patient=patient, changed_by=editor, **details(patient, **overrides))
 
     assert field in error.value.message_dict
     stored = Patient.objects.get(pk=patient.pk)
