@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
-from .models import Membership, ModelVersion, Organization, Patient, Prediction, Review, Scan
+from .models import Membership, ModelVersion, Organization, Patient, PatientChange, Prediction, Review, Scan
 
 
 @admin.register(Organization)
@@ -21,12 +21,30 @@ class MembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user", "organization"]
 
 
+class PatientChangeInline(admin.TabularInline):
+    model = PatientChange
+    extra = 0
+    can_delete = False
+    fields = ["changed_at", "changed_by", "before", "after"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 @admin.register(Patient)
 class PatientAdmin(admin.ModelAdmin):
     list_display = ["name", "mrn", "organization", "birth_date", "sex", "created_at"]
     list_filter = ["organization", "sex"]
     search_fields = ["name", "mrn"]
     autocomplete_fields = ["organization"]
+    inlines = [PatientChangeInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        # Corrections go through the patient page or the API, which record who changed what.
+        if obj is not None:
+            return ["organization", "mrn", "name", "birth_date", "sex"]
+        return []
 
 
 class PredictionInline(admin.TabularInline):

@@ -27,7 +27,7 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce
 
-from .models import Membership, ModelVersion, Organization, Patient, Prediction, Review, Scan
+from .models import Membership, ModelVersion, Organization, Patient, PatientChange, Prediction, Review, Scan
 
 UserLike = AbstractBaseUser | AnonymousUser
 
@@ -64,6 +64,11 @@ def patient_list(*, user: UserLike, search: str | None = None) -> QuerySet[Patie
 
 def patient_get(*, user: UserLike, pk: int) -> Patient | None:
     return patient_list(user=user).filter(pk=pk).first()
+
+
+def patient_changes(*, patient: Patient) -> QuerySet[PatientChange]:
+    """The corrections of a patient's details, newest first, with who made them."""
+    return PatientChange.objects.filter(patient=patient).select_related("changed_by").order_by("-changed_at", "-id")
 
 
 def _predictions_newest_first() -> Prefetch:

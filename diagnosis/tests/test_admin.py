@@ -42,3 +42,23 @@ def test_the_activate_action_switches_the_active_model_version(admin_client):
     assert list(ModelVersion.objects.filter(is_active=True)) == [new]
     old.refresh_from_db()
     assert not old.is_active
+
+
+def test_the_admin_shows_a_patients_corrections_and_does_not_edit_details_around_them(admin_client):
+    from diagnosis import services
+    from diagnosis.models import Patient
+
+    from .factories import PatientFactory, UserFactory
+
+    patient = PatientFactory(name="Ada Lovelce", mrn="A-1")
+    services.patient_update(patient=patient, changed_by=UserFactory(), mrn="A-1", name="Ada Lovelace",
+                            birth_date=patient.birth_date, sex=patient.sex)
+    url = reverse("admin:diagnosis_patient_change", args=[patient.pk])
+
+    page = admin_client.get(url).content.decode()
+    admin_client.post(url, {"name": "Someone Else", "mrn": "Z-9", "birth_date": "1970-01-01", "sex": "M",
+                            "changes-TOTAL_FORMS": "1", "changes-INITIAL_FORMS": "1"})
+
+    assert "Ada Lovelce" in page  # the recorded old value
+    stored = Patient.objects.get(pk=patient.pk)
+    assert (stored.name, stored.mrn) == ("Ada Lovelace", "A-1")

@@ -18,7 +18,7 @@ def test_the_patient_page_links_to_a_form_filled_with_the_current_details(ui_cli
     assert 'value="Ada Lovelce"' in form and 'value="A-1"' in form and "Save details" in form
 
 
-def test_saving_corrected_details_returns_to_the_patient_page_with_the_scans_kept(ui_client, organization):
+def test_saving_corrected_details_returns_to_the_patient_page_with_the_scans_kept(ui_client, clinician, organization):
     patient = PatientFactory(organization=organization, mrn="A-1", name="Ada Lovelce")
     scan = ScanFactory(patient=patient)
 
@@ -29,6 +29,9 @@ def test_saving_corrected_details_returns_to_the_patient_page_with_the_scans_kep
     page = ui_client.get(response["Location"]).content.decode()
     assert "Details of Ada Lovelace saved." in page
     assert reverse("diagnosis:scan_detail", args=[scan.pk]) in page
+    # The correction stays visible on the patient's page: when, who, and the old and new values.
+    assert "Corrections" in page and "Name “Ada Lovelce” → “Ada Lovelace”" in page
+    assert clinician.username in page
 
 
 def test_another_patients_mrn_is_a_form_error_and_nothing_changes(ui_client, organization):

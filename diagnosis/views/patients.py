@@ -55,7 +55,7 @@ def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = PatientForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            services.patient_update(patient=patient, **form.cleaned_data)
+            services.patient_update(patient=patient, changed_by=request.user, **form.cleaned_data)
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
@@ -74,6 +74,7 @@ def _render_patient(
         "diagnosis/patient_detail.html",
         {
             "patient": patient,
+            "changes": selectors.patient_changes(patient=patient),
             "unreviewed": [scan for scan in scans if scan.current_review is None],
             "reviewed": [scan for scan in scans if scan.current_review is not None],
             "form": form,
