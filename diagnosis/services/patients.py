@@ -61,22 +61,20 @@ def patient_update(
 
     Nothing is written unless every value is valid and the MRN stays unique in the organization.
     Each correction is recorded with who made it and the old and new values of the changed fields.
+    Returns the patient as stored; the object passed in is left as it was.
     """
     mrn, name = _validated(mrn=mrn, name=name, birth_date=birth_date, sex=sex)
     wanted = {"mrn": mrn, "name": name, "birth_date": birth_date, "sex": sex}
-    original = {field: getattr(patient, field) for field in wanted}
-    changed = [field for field, value in wanted.items() if value != original[field]]
-    if not changed:
-        return patient
-    for field in changed:
-        setattr(patient, field, wanted[field])
-    try:
-        with transaction.atomic():
-            _save_unique(patient)
-            PatientChange.objects.create(patient=patient, changed_by=changed_by,
-                                         before=_as_json(original, changed), after=_as_json(wanted, changed))
-    except ValidationError:
-        for field, value in original.items():
-            setattr(patient, field, value)  # the caller's object still says what is stored
-        raise
-    return patient
+    with transaction.atomic():
+        # The stored row, locked: a colleague's correction saved a moment ago is what this one changes.
+        stored = Patient.objects.select_for_update().select_related("organization").get(pk=patient.pk)
+        original = {field: getattr(stored, field) for field in wanted}
+        changed = [field for field, value in wanted.items() if value != original[field]]
+        if not changed:
+            return stored
+        for field in changed:
+            setattr(stored, field, wanted[field])
+        _save_unique(stored)
+        PatientChange.objects.create(patient=stored, changed_by=changed_by,
+                                     before=_as_json(original, changed), after=_as_json(wanted, changed))
+    return stored

@@ -100,3 +100,23 @@ def test_invalid_values_are_refused_with_the_field_named_and_nothing_is_written(
     assert field in error.value.message_dict
     stored = Patient.objects.get(pk=patient.pk)
     assert (stored.mrn, stored.name) == ("A-100", "Ada Lovelace")
+
+
+def test_a_correction_made_on_a_stale_copy_records_what_was_stored_before_it(editor, organization):
+    patient = PatientFactory(organization=organization, name="Ada Lovelce")
+    stale = Patient.objects.get(pk=patient.pk)  # a second page opened before the first correction
+
+    services.patient_update(patient=patient, changed_by=editor, **details(patient, name="Ada Lovelace"))
+    returned = services.patient_update(patient=stale, changed_by=editor, **details(stale, name="Ada King"))
+
+    assert returned.name == "Ada King" and stale.name == "Ada Lovelce"  # the object passed in is left alone
+    assert [c.before for c in PatientChange.objects.order_by("id")] == [{"name": "Ada Lovelce"},
+                                                                         {"name": "Ada Lovelace"}]
+
+
+def test_a_corrected_sex_is_shown_by_its_name(editor, organization):
+    patient = PatientFactory(organization=organization, sex="U")
+
+    services.patient_update(patient=patient, changed_by=editor, **details(patient, sex="F"))
+
+    assert PatientChange.objects.get().fields == [("Sex", "Unknown", "Female")]

@@ -55,7 +55,7 @@ def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = PatientForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            services.patient_update(patient=patient, changed_by=request.user, **form.cleaned_data)
+            patient = services.patient_update(patient=patient, changed_by=request.user, **form.cleaned_data)
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
