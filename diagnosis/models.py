@@ -92,7 +92,12 @@ class PatientChange(models.Model):
     def fields(self) -> list[tuple[str, object, object]]:
         """(label, before, after) for each changed field, in the form's order."""
         labels = {"mrn": "MRN", "name": "Name", "birth_date": "Birth date", "sex": "Sex"}
-        return [(labels.get(key, key), self.before.get(key), self.after.get(key)) for key in labels if key in self.after]
+
+        def shown(key: str, value: object) -> object:
+            return Patient.Sex(value).label if key == "sex" and value in Patient.Sex.values else value
+
+        return [(labels[key], shown(key, self.before.get(key)), shown(key, self.after.get(key)))
+                for key in labels if key in self.after]
 
 
 class ModelVersion(models.Model):
