@@ -56,9 +56,14 @@ def test_the_admin_shows_a_patients_corrections_and_does_not_edit_details_around
     url = reverse("admin:diagnosis_patient_change", args=[patient.pk])
 
     page = admin_client.get(url).content.decode()
-    admin_client.post(url, {"name": "Someone Else", "mrn": "Z-9", "birth_date": "1970-01-01", "sex": "M",
-                            "changes-TOTAL_FORMS": "1", "changes-INITIAL_FORMS": "1"})
+    # A complete form: were the details editable here, this post would change them.
+    change = patient.changes.get()
+    response = admin_client.post(url, {
+        "organization": patient.organization_id, "name": "Someone Else", "mrn": "Z-9", "birth_date": "1970-01-01",
+        "sex": "M", "changes-TOTAL_FORMS": "1", "changes-INITIAL_FORMS": "1", "changes-MIN_NUM_FORMS": "0",
+        "changes-MAX_NUM_FORMS": "1000", "changes-0-id": change.pk, "changes-0-patient": patient.pk})
 
+    assert response.status_code == 302  # saved, with nothing to save
     assert "Ada Lovelce" in page  # the recorded old value
     stored = Patient.objects.get(pk=patient.pk)
     assert (stored.name, stored.mrn) == ("Ada Lovelace", "A-1")
