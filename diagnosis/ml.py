@@ -153,11 +153,6 @@ def dicom_as_png(data: bytes, *, max_pixels: int) -> bytes:
     which the patient record already holds under the organisation's own rules.
     Raises ValueError with a reason for people.
     """
-    from PIL import Image
+    from mlcore.dicom import dicom_as_png as convert
 
-    from mlcore.dicom import read_dicom
-
-    pixels = read_dicom(data, max_pixels=max_pixels).pixels
-    out = io.BytesIO()
-    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(out, format="PNG")
-    return out.getvalue()
+    return convert(data, max_pixels=max_pixels)

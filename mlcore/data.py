@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mlcore.config import SplitConfig
-from mlcore.dicom import DicomError, is_dicom, read_dicom
+from mlcore.dicom import DicomError, dicom_as_png, is_dicom, read_dicom
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
@@ -266,12 +266,12 @@ def windowed_png(path: Path, folder: Path | None, label: str) -> Path:
     if folder is None:
         raise ImageError("DICOM slices need an ingest work folder to be converted into")
     try:
-        pixels = read_dicom(path.read_bytes()).pixels
+        png = dicom_as_png(path.read_bytes())
     except (DicomError, OSError) as exc:
         raise ImageError(f"cannot use DICOM file: {exc}") from exc
     target = folder / label / f"{path.stem}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(target)
+    target.write_bytes(png)
     return target
 
 

@@ -119,6 +119,19 @@ def read_dicom(data: bytes, *, max_pixels: int | None = None) -> DicomSlice:
     return DicomSlice(pixels=np.ascontiguousarray(grey), window=window)
 
 
+def dicom_as_png(data: bytes, *, max_pixels: int | None = None) -> bytes:
+    """The windowed slice as PNG bytes: what an upload stores and what training reads.
+
+    Only the pixels are kept; the header, with the patient's name and ID, is not.
+    """
+    from PIL import Image
+
+    pixels = read_dicom(data, max_pixels=max_pixels).pixels
+    out = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
 def _to_uint8(pixels: np.ndarray) -> np.ndarray:
     if pixels.dtype == np.uint8:
         return np.ascontiguousarray(pixels)
