@@ -33,6 +33,11 @@ class SplitConfig:
     # Validation gets at least this many series of each class (taken from training, test untouched):
     # one series per class cannot tell a network that reads that patient from one that reads the class.
     min_val_series: int = 0
+    # Split each view (axial, coronal) of a class on its own, so every split holds both views of a class
+    # where there are enough series, and fill validation and test only with series that fit (see
+    # mlcore.data.split_by_series); min_val_series then counts per view. False is the split of models
+    # trained before this option (their cards lack it), so their test series can still be found.
+    stratify_by_view: bool = False
     # "series" for every real use; "random" (per image, leaky) only to compare with published figures.
     method: str = "series"
 

@@ -42,6 +42,8 @@ class ImageRecord:
     image_id: int
     series: str = ""
     split: str = ""
+    # "axial" or "coronal", from the body's outline; set by assign_series (see view_of).
+    view: str = ""
 
 
 def data_dir_from_env() -> Path:
@@ -116,9 +118,29 @@ def _thumbnail(grey: np.ndarray, size: int = 32) -> np.ndarray:
     return np.asarray(Image.fromarray(grey).resize((size, size), Image.BILINEAR), dtype=np.float32)
 
 
+# Grey level (0-255) above which a thumbnail pixel counts as body rather than air around it.
+_BODY_LEVEL = 40.0
+# A body outline this much taller than wide is a coronal slice; axial ones are wider than tall.
+_CORONAL_ASPECT = 1.1
+
+
+def view_of(thumbnail: np.ndarray) -> str:
+    """"coronal" or "axial", from the height and width of the body in a slice's thumbnail.
+
+    In the developer set the two are far apart (axial outlines at most 0.9 as tall as wide, coronal
+    at least 1.2), so this simple measure separates them without a model.
+    """
+    body = thumbnail > _BODY_LEVEL
+    rows, columns = np.nonzero(body.any(axis=1))[0], np.nonzero(body.any(axis=0))[0]
+    if rows.size == 0:
+        return "axial"
+    height, width = rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
+    return "coronal" if height > _CORONAL_ASPECT * width else "axial"
+
+
 def assign_series(records: Sequence[ImageRecord], config: SplitConfig,
                   thumbnails: dict[Path, np.ndarray] | None = None) -> list[ImageRecord]:
-    """Group each class's slices into series.
+    """Group each class's slices into series, and give each series its view (the majority of its slices').
 
     A new series starts where the id jumps by more than ``max_id_gap`` or where
     consecutive slices differ a lot (a new patient whose ids happen to follow on).
@@ -139,25 +161,35 @@ def assign_series(records: Sequence[ImageRecord], config: SplitConfig,
                 difference = float(np.mean(np.abs(thumb - previous_thumb)))
                 if gap > config.max_id_gap or difference > config.max_slice_difference:
                     series_no += 1
-            out.append(replace(record, series=f"{label}-s{series_no:04d}"))
+            out.append(replace(record, series=f"{label}-s{series_no:04d}", view=view_of(thumb)))
             previous, previous_thumb = record, thumb
-    return out
+    views: dict[str, Counter[str]] = defaultdict(Counter)
+    for record in out:
+        views[record.series][record.view] += 1
+    # Ties go to "axial", the usual view, by sorting before counting.
+    return [replace(r, view=max(sorted(views[r.series]), key=views[r.series].__getitem__)) for r in out]
 
 
 def split_by_series(records: Sequence[ImageRecord], config: SplitConfig) -> list[ImageRecord]:
-    """Assign whole series to train/val/test, per class, aiming at the configured image fractions."""
+    """Assign whole series to train/val/test, per class, aiming at the configured image fractions.
+
+    With ``stratify_by_view`` each view of a class is split on its own, and validation and test take
+    only series that fit. Stone is far more often coronal in the developer set than the other classes;
+    split by class alone, one seed put all validation stones in coronal series and most test stones in
+    axial ones, so validation could not judge the view the test asks about.
+    """
     if any(not r.series for r in records):
         raise ValueError("assign_series must run before split_by_series")
     rng = random.Random(config.seed)
     if config.method == "random":
         # Leaky on purpose: only for comparing with published per-image figures.
         records = [replace(r, series=f"{r.series}-i{r.image_id}") for r in records]
-    series_of_class: dict[str, dict[str, list[ImageRecord]]] = defaultdict(lambda: defaultdict(list))
+    series_of_stratum: dict[tuple[str, str], dict[str, list[ImageRecord]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
-        series_of_class[record.label][record.series].append(record)
+        series_of_stratum[(record.label, record.view if config.stratify_by_view else "")][record.series].append(record)
     split_of_series: dict[str, str] = {}
-    for label in sorted(series_of_class):
-        groups = series_of_class[label]
+    for stratum in sorted(series_of_stratum):
+        groups = series_of_stratum[stratum]
         names = sorted(groups)
         rng.shuffle(names)
         total = sum(len(groups[n]) for n in names)
@@ -165,9 +197,12 @@ def split_by_series(records: Sequence[ImageRecord], config: SplitConfig) -> list
         filled = {"test": 0, "val": 0}
         for name in names:
             size = len(groups[name])
-            # Fill test first, then val; a series goes where it still fits best, train otherwise.
+            # Fill test first, then val; train otherwise. By view, a held-out split takes only series
+            # that fit in the room left: one large series that overshoots would make a class's score
+            # that of one patient. The older rule (up to half a series over) stays for older models' splits.
             for split in ("test", "val"):
-                if filled[split] < targets[split] and filled[split] + size / 2 <= targets[split]:
+                room = targets[split] - filled[split]
+                if (size <= room) if config.stratify_by_view else (room > 0 and size / 2 <= room):
                     split_of_series[name] = split
                     filled[split] += size
                     break
@@ -343,7 +378,7 @@ def build_manifest(data_dir: Path, config: SplitConfig) -> list[ImageRecord]:
     return ingest(data_dir, config)[0]
 
 
-MANIFEST_FIELDS = ("path", "label", "image_id", "series", "split")
+MANIFEST_FIELDS = ("path", "label", "image_id", "series", "split", "view")
 
 
 def write_manifest(records: Sequence[ImageRecord], path: Path) -> None:
@@ -354,7 +389,7 @@ def write_manifest(records: Sequence[ImageRecord], path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(MANIFEST_FIELDS)
         for r in records:
-            writer.writerow([str(Path(r.path).resolve()), r.label, r.image_id, r.series, r.split])
+            writer.writerow([str(Path(r.path).resolve()), r.label, r.image_id, r.series, r.split, r.view])
 
 
 def read_manifest(path: Path) -> list[ImageRecord]:
@@ -362,4 +397,5 @@ def read_manifest(path: Path) -> list[ImageRecord]:
 
     with open(path, newline="") as handle:
         return [ImageRecord(path=Path(row["path"]), label=row["label"], image_id=int(row["image_id"]),
-                            series=row["series"], split=row["split"]) for row in csv.DictReader(handle)]
+                            series=row["series"], split=row["split"], view=row.get("view") or "")
+                for row in csv.DictReader(handle)]

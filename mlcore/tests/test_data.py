@@ -8,7 +8,7 @@ from PIL import Image
 
 from mlcore.config import SplitConfig
 from mlcore.data import (ImageError, ImageRecord, assign_series, build_manifest, list_images, load_image,
-                         split_by_series)
+                         read_manifest, split_by_series, view_of, write_manifest)
 
 
 def _png_bytes(array: np.ndarray, mode: str) -> bytes:
@@ -83,12 +83,12 @@ def test_split_is_reproducible_for_a_seed(synthetic_dataset):
     assert first == second
 
 
-def _records_of_series(label: str, sizes: list[int]) -> list[ImageRecord]:
-    records, image_id = [], 1
+def _records_of_series(label: str, sizes: list[int], view: str = "axial", first_id: int = 1) -> list[ImageRecord]:
+    records, image_id = [], first_id
     for number, size in enumerate(sizes):
         for _ in range(size):
             records.append(ImageRecord(path=Path(f"{label}-{image_id}.png"), label=label, image_id=image_id,
-                                       series=f"{label}-s{number:04d}"))
+                                       series=f"{label}-{view}-s{number:04d}", view=view))
             image_id += 1
     return records
 
@@ -98,6 +98,86 @@ def _series_by_split(records: list[ImageRecord]) -> dict[str, set[str]]:
     for record in records:
         out[record.split].add(record.series)
     return out
+
+
+def _outline(height: int, width: int, side: int = 32) -> np.ndarray:
+    """A thumbnail with a grey body of the given extent on black air."""
+    image = np.zeros((side, side), np.float32)
+    top, left = (side - height) // 2, (side - width) // 2
+    image[top:top + height, left:left + width] = 120.0
+    return image
+
+
+def test_view_of_tells_a_tall_body_outline_from_a_wide_one():
+    assert view_of(_outline(20, 30)) == "axial"
+    assert view_of(_outline(24, 24)) == "axial"
+    assert view_of(_outline(30, 18)) == "coronal"
+    assert view_of(np.zeros((32, 32), np.float32)) == "axial"  # no body at all: the usual view
+
+
+def test_a_series_takes_the_view_of_most_of_its_slices(tmp_path):
+    folder = tmp_path / "Stone"
+    folder.mkdir()
+    # One series (consecutive ids, alike); one slice of it is cut so that it looks wide.
+    for image_id, (height, width) in enumerate([(200, 120)] * 4 + [(200, 200)], start=1):
+        Image.fromarray(np.kron(_outline(height // 8, width // 8), np.ones((8, 8))).astype(np.uint8)) \
+            .save(folder / f"Stone-{image_id}.png")
+    records = assign_series(list_images(tmp_path), SplitConfig(max_slice_difference=255))
+    assert len({r.series for r in records}) == 1
+    assert {r.view for r in records} == {"coronal"}
+
+
+def test_split_by_view_puts_both_views_of_a_class_on_every_side():
+    # Stone as in the developer set: a few large axial patients, and the coronal series few and small.
+    records = (_records_of_series("Stone", [142, 38, 31, 19, 15, 11, 8, 7, 6, 5, 1])
+               + _records_of_series("Stone", [62, 13, 12, 9, 8, 6, 4, 4, 3], view="coronal", first_id=1000))
+    def coronal_share_of_test(config: SplitConfig) -> float:
+        test = [r for r in split_by_series(records, config) if r.split == "test"]
+        return sum(r.view == "coronal" for r in test) / len(test)
+
+    for seed in range(50):
+        split = split_by_series(records, SplitConfig(seed=seed, stratify_by_view=True))
+        sides = {(r.view, r.split) for r in split}
+        assert sides == {(view, side) for view in ("axial", "coronal") for side in ("train", "val", "test")}, seed
+        # Coronal series hold 30 % of the slices; the test split keeps about that share.
+        assert 0.2 <= coronal_share_of_test(SplitConfig(seed=seed, stratify_by_view=True)) <= 0.4, seed
+    # Split by class alone, some seeds leave a view out of a side, or fill test with one view.
+    plain = [SplitConfig(seed=seed, stratify_by_view=False) for seed in range(50)]
+    assert any(len({(r.view, r.split) for r in split_by_series(records, config)}) < 6 for config in plain)
+    assert max(coronal_share_of_test(config) for config in plain) > 0.6
+
+
+def test_held_out_splits_take_only_series_that_fit_in_the_room_left():
+    # 15 % of 400 slices is 60: the 100-slice series would make the test split one patient.
+    records = _records_of_series("Tumor", [100, 150, 60, 30, 20, 15, 10, 10, 5])
+    for seed in range(10):
+        split = split_by_series(records, SplitConfig(seed=seed, stratify_by_view=True))
+        sizes = {name: len([r for r in records if r.series == name]) for name in {r.series for r in records}}
+        for side in ("val", "test"):
+            names = {r.series for r in split if r.split == side}
+            assert sum(sizes[name] for name in names) <= 60, (seed, side)
+        assert {r.split for r in split if r.series.endswith("s0000")} == {"train"}
+
+
+def test_without_views_the_split_of_older_models_is_kept():
+    # Their cards lack the option; their test series must still come out as they were trained.
+    records = _records_of_series("Tumor", [100, 150, 60, 30, 20, 15, 10, 10, 5])
+    splits = [split_by_series(records, SplitConfig(seed=seed)) for seed in range(10)]
+    assert not SplitConfig().stratify_by_view
+    # That rule let a series up to twice the room left into a held-out split.
+    assert any({r.split for r in split if r.series.endswith("s0000")} != {"train"} for split in splits)
+
+
+def test_the_manifest_keeps_the_view_and_reads_one_written_before_views(tmp_path):
+    records = split_by_series(_records_of_series("Stone", [4, 4, 4]) + _records_of_series("Cyst", [4, 4], "coronal"),
+                              SplitConfig(seed=1, stratify_by_view=True))
+    path = tmp_path / "manifest.csv"
+    write_manifest(records, path)
+    assert [(r.label, r.series, r.split, r.view) for r in read_manifest(path)] == \
+        [(r.label, r.series, r.split, r.view) for r in records]
+    older = tmp_path / "older.csv"
+    older.write_text("path,label,image_id,series,split\n/x/Cyst-1.png,Cyst,1,Cyst-s0000,train\n")
+    assert read_manifest(older)[0].view == ""
 
 
 def test_min_val_series_tops_up_validation_from_training_and_leaves_test_alone():
