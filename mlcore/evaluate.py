@@ -120,6 +120,30 @@ def by_series(y_true: Sequence[int], probabilities: np.ndarray, series: Sequence
     }
 
 
+def by_view(y_true: Sequence[int], probabilities: np.ndarray, views: Sequence[str],
+            class_names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Accuracy and per-class recall of the axial and of the coronal slices apart.
+
+    Stone is far more often coronal than the other classes in the developer set, so a model can
+    score well on stones overall while missing the axial ones a clinician mostly sends.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = np.asarray(probabilities, dtype=float).argmax(axis=1)
+    views = np.asarray(views)
+    out: dict[str, dict[str, Any]] = {}
+    for view in sorted(set(views.tolist())):
+        members = views == view
+        truth, verdict = y_true[members], y_pred[members]
+        out[view or "unknown"] = {
+            "slices": int(members.sum()),
+            "accuracy": float((truth == verdict).mean()),
+            "slices_per_class": {c: int((truth == i).sum()) for i, c in enumerate(class_names)},
+            "recall": {c: float((verdict[truth == i] == i).mean()) if (truth == i).any() else None
+                       for i, c in enumerate(class_names)},
+        }
+    return out
+
+
 def score(y_true: Sequence[int], probabilities: np.ndarray, class_names: Sequence[str]) -> Scores:
     y_true = np.asarray(y_true, dtype=int)
     probabilities = np.asarray(probabilities, dtype=float)

@@ -21,7 +21,7 @@ import numpy as np
 from mlcore.card import ModelCard, card_path_for, file_sha256, read_card, write_card
 from mlcore.config import Params, Paths
 from mlcore.data import IngestReport, ingest, read_manifest, write_manifest
-from mlcore.evaluate import Scores, by_series, save_confusion_matrix, save_training_curves, score, series_bootstrap
+from mlcore.evaluate import Scores, by_series, by_view, save_confusion_matrix, save_training_curves, score, series_bootstrap
 from mlcore.tracking import NullTracker, tracked_run
 from mlcore.train import EpochProgress, FitResult, dataset, fit
 
@@ -127,12 +127,14 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
     scores = score(test_labels, probabilities, class_names)
     intervals = series_bootstrap(test_labels, probabilities, [r.series for r in test_records], class_names)
     patients = by_series(test_labels, probabilities, [r.series for r in test_records], class_names)
+    views = by_view(test_labels, probabilities, [r.view for r in test_records], class_names)
 
     _write_json(paths.scores, {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
                                "expected_calibration_error": scores.expected_calibration_error,
                                **{f"recall_{k}": v["recall"] for k, v in scores.per_class.items()},
                                **{f"roc_auc_{k}": v for k, v in scores.roc_auc.items()}})
-    _write_json(paths.scores.with_name("report.json"), {**scores.to_dict(), "intervals_95": intervals})
+    _write_json(paths.scores.with_name("report.json"), {**scores.to_dict(), "intervals_95": intervals,
+                                                         "by_view": views})
     paths.plots_dir.mkdir(parents=True, exist_ok=True)
     save_confusion_matrix(scores.confusion_matrix, class_names, paths.plots_dir / "confusion_matrix.png")
     save_training_curves(trained["history"], paths.plots_dir / "training_curves.png")
@@ -145,14 +147,16 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         data={
             "source": paths.data_dir.name,
-            "split": "by series: consecutive ids of a class whose consecutive slices look alike; no series on two sides",
+            "split": ("by series: consecutive ids of a class whose consecutive slices look alike; no series on two sides"
+                      + ("; the axial and the coronal series of each class split apart"
+                         if params.train.split.stratify_by_view else "")),
             **{k: v for k, v in report.items() if k != "refused"},
             "refused": len(report["refused"]),
         },
         metrics={"test_series_split": {**scores.to_dict(), "series": len({r.series for r in test_records}),
                                        "intervals_95": {"method": "bootstrap over series within each class, "
                                                                   "2000 rounds", **intervals},
-                                       "by_series": patients},
+                                       "by_series": patients, "by_view": views},
                  "best_epoch": trained["best_epoch"],
                  "best_epochs": trained.get("best_epochs", [trained["best_epoch"]]),
                  **trained.get("carried_metrics", {})},

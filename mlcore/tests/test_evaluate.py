@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlcore.evaluate import expected_calibration_error, score
+from mlcore.evaluate import by_view, expected_calibration_error, score
 
 
 def test_scores_match_a_hand_computed_confusion_matrix():
@@ -139,3 +139,21 @@ def test_a_class_without_test_series_has_no_series_recall():
 
     result = by_series([0, 0], np.array([[0.9, 0.1], [0.8, 0.2]]), ["a", "a"], ("x", "y"))
     assert result["recall"] == {"x": 1.0, "y": None}
+
+
+def test_scores_by_view_keep_axial_and_coronal_slices_apart():
+    # Every coronal stone is found and every axial one missed: overall Stone recall (2/4) hides that.
+    y_true = [1, 1, 1, 1, 0, 0]
+    predicted = [1, 1, 0, 0, 0, 0]
+    views = ["coronal", "coronal", "axial", "axial", "axial", "coronal"]
+    result = by_view(y_true, np.eye(2)[predicted], views, ["Normal", "Stone"])
+    assert result["coronal"]["recall"] == {"Normal": 1.0, "Stone": 1.0}
+    assert result["axial"]["recall"] == {"Normal": 1.0, "Stone": 0.0}
+    assert result["axial"]["slices"] == 3 and result["axial"]["accuracy"] == pytest.approx(1 / 3)
+    assert result["axial"]["slices_per_class"] == {"Normal": 1, "Stone": 2}
+
+
+def test_a_view_without_a_class_has_no_recall_for_it_and_unset_views_are_unknown():
+    result = by_view([0, 0], np.eye(2)[[0, 1]], ["", ""], ["Normal", "Stone"])
+    assert set(result) == {"unknown"}
+    assert result["unknown"]["recall"] == {"Normal": 0.5, "Stone": None}

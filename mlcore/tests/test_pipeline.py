@@ -55,6 +55,9 @@ def test_train_then_evaluate_write_model_scores_plots_and_card(staged):
     assert (paths.plots_dir / "confusion_matrix.png").stat().st_size > 1000
     assert (paths.plots_dir / "training_curves.png").stat().st_size > 1000
     assert read_card(paths.trained_model) == card
+    # The synthetic slices are discs, so every test slice is axial.
+    assert card.metrics["test_series_split"]["by_view"]["axial"]["slices"] == scores.support
+    assert json.loads(paths.scores.with_name("report.json").read_text())["by_view"]["axial"]["slices"] == scores.support
     shipped = pipeline.publish(paths)
     assert read_card(shipped).classes == ("Cyst", "Normal", "Stone", "Tumor")
 
