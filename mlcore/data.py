@@ -125,7 +125,7 @@ _CORONAL_ASPECT = 1.1
 
 
 def view_of(thumbnail: np.ndarray) -> str:
-    """"coronal" or "axial", from the height and width of the body in a slice's thumbnail.
+    """A slice's view, "coronal" or "axial", from the height and width of the body in its thumbnail.
 
     In the developer set the two are far apart (axial outlines at most 0.9 as tall as wide, coronal
     at least 1.2), so this simple measure separates them without a model.
