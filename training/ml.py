@@ -75,7 +75,7 @@ def locked_test_records(data_dir: Path, split: SplitConfig) -> list[dict[str, st
     """The test split of the developer data alone, exactly as mlcore's ingest makes it for `dvc repro`."""
     import tempfile
 
-    from mlcore.data import DICOM_SUFFIXES, ingest, list_images, near_hash
+    from mlcore.data import ingest, near_hash
 
     with tempfile.TemporaryDirectory(prefix="kidneyweb-locked-test-") as workdir:
         records, report = ingest(data_dir, split, workdir=Path(workdir))
@@ -86,18 +86,67 @@ def locked_test_records(data_dir: Path, split: SplitConfig) -> list[dict[str, st
                     report.series_per_split.get("test", 0), report.images)
         # A DICOM slice is hashed as its windowed PNG (what an upload of it is stored as, so a reviewed
         # copy is recognised) but recorded by its own path, which mlcore's load_image reads the same way.
-        originals = {(r.label, r.path.stem): r.path for r in list_images(data_dir)
-                     if r.path.suffix.lower() in DICOM_SUFFIXES}
-
-        def source(record: Any) -> Path:
-            path = Path(record.path)
-            return originals[(record.label, path.stem)] if path.is_relative_to(workdir) else path
-
+        source = _source_paths(data_dir, Path(workdir))
         return [
             {"path": source(r).relative_to(data_dir).as_posix(), "label": r.label, "series": r.series,
              "pixel": pixel_hash(Path(r.path)), "near": near_hash(Path(r.path))[:HASH_DIGITS]}
             for r in sorted(test, key=lambda r: (r.label, r.image_id))
         ]
+
+
+def _source_paths(data_dir: Path, workdir: Path) -> Callable[[Any], Path]:
+    """Maps an ingested record to the file it came from (ingest windows DICOM slices into ``workdir``)."""
+    from mlcore.data import DICOM_SUFFIXES, list_images
+
+    originals = {(r.label, r.path.stem): r.path for r in list_images(data_dir)
+                 if r.path.suffix.lower() in DICOM_SUFFIXES}
+
+    def source(record: Any) -> Path:
+        path = Path(record.path)
+        return originals[(record.label, path.stem)] if path.is_relative_to(workdir) else path
+
+    return source
+
+
+def _split_config(values: dict[str, Any]) -> SplitConfig:
+    """A SplitConfig from a stored dict: cards carry descriptive keys beside the parameters ("method"),
+    and a dict older than an option lacks it, whose default is the split that dict was made with."""
+    from mlcore.config import SplitConfig
+
+    known = {field.name for field in dataclasses.fields(SplitConfig)}
+    return SplitConfig(**{key: value for key, value in values.items() if key in known})
+
+
+def card_split(card: dict[str, Any]) -> SplitConfig | None:
+    """The split a model was trained with, from its card; None when the card does not say."""
+    split = ((((card or {}).get("training") or {}).get("params") or {}).get("train") or {}).get("split")
+    return _split_config(split) if isinstance(split, dict) else None
+
+
+def records_seen_by_card(*, card: dict[str, Any], data_dir: Path, split: dict[str, Any],
+                         records: Sequence[dict[str, str]]) -> list[int]:
+    """Indices of locked test ``records`` that a model trained or stopped early on, by its card's split.
+
+    A model shipped with the project, or trained before ``params.yaml``'s split changed, was split
+    its own way: some of today's locked test series were its training or validation series, and it
+    would look better on them than it is. Its card's split parameters, applied to the same data,
+    say which. Empty when the card names no split or names the locked set's own.
+    """
+    import tempfile
+
+    from mlcore.data import ingest
+
+    theirs = card_split(card)
+    if theirs is None or theirs == _split_config(split):
+        return []
+    with tempfile.TemporaryDirectory(prefix="kidneyweb-card-split-") as workdir:
+        ingested, _ = ingest(data_dir, theirs, workdir=Path(workdir))
+        source = _source_paths(data_dir, Path(workdir))
+        seen = {source(r).relative_to(data_dir).as_posix() for r in ingested if r.split in ("train", "val")}
+    indices = [i for i, record in enumerate(records) if record["path"] in seen]
+    logger.info("%d of %d locked test images were training or validation images by the model's own split",
+                len(indices), len(records))
+    return indices
 
 
 def records_sha256(records: Sequence[dict[str, str]]) -> str:

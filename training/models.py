@@ -138,6 +138,11 @@ class LockedTestEvaluation(models.Model):
     class_names = models.JSONField(default=list)
     probabilities = models.JSONField(default=list, help_text="One row per record of the test set, in its order.")
     scores = models.JSONField(default=dict, help_text="On the whole test set.")
+    seen = models.JSONField(
+        default=list, blank=True, editable=False,
+        help_text="Indices of test records the model trained or stopped early on by its own card's split "
+                  "(a model split otherwise than params.yaml): the gate leaves them out.",
+    )
     seconds = models.FloatField(default=0.0)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

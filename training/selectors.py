@@ -64,8 +64,9 @@ def promotion_gate(*, candidate: ModelVersion, test_set: LockedTestSet | None = 
     """The gate's verdict for making ``candidate`` the active version, figures side by side.
 
     Both models are scored on the same locked test images, leaving out any image either of them
-    trained or stopped early on (normally none: the split is locked and reviewed copies of test
-    images are left out of training).
+    trained or stopped early on: normally none, since the split is locked and reviewed copies of test
+    images are left out of training, but a model split its own way (an older shipped one) has
+    trained on some of them.
     """
     margin = settings.KIDNEYWEB_PROMOTION_MARGIN
     test_set = test_set or locked_test_set_latest()
@@ -80,12 +81,14 @@ def promotion_gate(*, candidate: ModelVersion, test_set: LockedTestSet | None = 
                 "needs_evaluation": [v.pk for v in (candidate, active) if v is not None]}
 
     labels = [record["label"] for record in test_set.records]
-    seen = _training_images(candidate) | _training_images(active)
-    include = [i for i, record in enumerate(test_set.records) if record["pixel"] not in seen]
     evaluations = {
         "candidate": locked_test_evaluation(model_version=candidate, test_set=test_set),
         "baseline": locked_test_evaluation(model_version=active, test_set=test_set) if active else None,
     }
+    seen = _training_images(candidate) | _training_images(active)
+    seen_by_split = {i for evaluation in evaluations.values() if evaluation for i in evaluation.seen}
+    include = [i for i, record in enumerate(test_set.records)
+               if record["pixel"] not in seen and i not in seen_by_split]
     sides: dict[str, dict[str, Any] | None] = {}
     missing = []
     try:

@@ -63,7 +63,7 @@ def locked_test_set_current(*, data_dir: Path | None = None) -> LockedTestSet:
 
 def locked_test_evaluation_save(
     *, model_version: ModelVersion, test_set: LockedTestSet, class_names: list[str],
-    probabilities: list[list[float]], seconds: float,
+    probabilities: list[list[float]], seconds: float, seen: list[int] | None = None,
 ) -> LockedTestEvaluation:
     labels = [record["label"] for record in test_set.records]
     scores = side_scores(labels=labels, class_names=class_names, probabilities=probabilities)
@@ -71,7 +71,7 @@ def locked_test_evaluation_save(
         with transaction.atomic():
             return LockedTestEvaluation.objects.create(
                 model_version=model_version, test_set=test_set, class_names=list(class_names),
-                probabilities=probabilities, scores=scores, seconds=round(seconds, 1),
+                probabilities=probabilities, scores=scores, seen=list(seen or []), seconds=round(seconds, 1),
             )
     except IntegrityError:
         # Another worker evaluated it meanwhile; the model and the images are the same, so is the result.
@@ -91,9 +91,11 @@ def model_version_evaluate(*, model_version: ModelVersion, test_set: LockedTestS
     started = time.monotonic()
     classifier = diagnosis_ml.get_classifier(model_version)
     probabilities = ml.classify_records(classifier, Path(test_set.data_dir), test_set.records)
+    seen = ml.records_seen_by_card(card=model_version.card, data_dir=Path(test_set.data_dir),
+                                   split=test_set.split, records=test_set.records)
     evaluation = locked_test_evaluation_save(
         model_version=model_version, test_set=test_set, class_names=list(classifier.class_names),
-        probabilities=probabilities, seconds=time.monotonic() - started,
+        probabilities=probabilities, seconds=time.monotonic() - started, seen=seen,
     )
     logger.info("Evaluated %s on the locked test set: macro-F1 %.4f", model_version.name,
                 evaluation.scores["macro_f1"])

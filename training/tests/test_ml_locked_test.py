@@ -1,12 +1,14 @@
 """The locked test series of a developer data set, whether its slices are JPEG files or DICOM."""
 
+import dataclasses
 import shutil
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from mlcore.config import SplitConfig
-from mlcore.data import load_image
+from mlcore.data import ingest, load_image
 from mlcore.synthetic import dicom_bytes
 from training import ml
 
@@ -42,3 +44,30 @@ def test_dicom_developer_slices_are_locked_by_their_own_path_and_split_as_their_
         jpeg = next(r for r in as_jpeg if r["pixel"] == record["pixel"])
         with Image.open(synthetic_data / jpeg["path"]) as image:
             assert np.array_equal(load_image(data / record["path"])[..., 0], np.asarray(image.convert("L")))
+
+
+def _card_with_split(split: dict) -> dict:
+    # As an mlcore card records it: a descriptive key beside the parameters.
+    return {"training": {"params": {"train": {"split": {**split, "method": "series"}}}}}
+
+
+def test_a_model_split_its_own_way_has_the_locked_images_it_trained_or_validated_on_named(synthetic_data):
+    locked = ml.locked_test_records(synthetic_data, SPLIT)
+    theirs = dataclasses.replace(SPLIT, seed=7)
+    card = _card_with_split({k: v for k, v in dataclasses.asdict(theirs).items() if k != "stratify_by_view"})
+
+    seen = ml.records_seen_by_card(card=card, data_dir=synthetic_data, split=dataclasses.asdict(SPLIT),
+                                   records=locked)
+
+    their_split = {Path(r.path).relative_to(synthetic_data).as_posix(): r.split
+                   for r in ingest(synthetic_data, theirs)[0]}
+    assert 0 < len(seen) < len(locked)
+    assert [i for i, r in enumerate(locked) if their_split[r["path"]] != "test"] == seen
+
+
+def test_a_model_split_as_the_locked_set_or_without_a_recorded_split_has_nothing_named(synthetic_data):
+    locked = ml.locked_test_records(synthetic_data, SPLIT)
+    ours = dataclasses.asdict(SPLIT)
+
+    assert ml.records_seen_by_card(card=_card_with_split(ours), data_dir=synthetic_data, split=ours, records=locked) == []
+    assert ml.records_seen_by_card(card={"name": "foundation"}, data_dir=synthetic_data, split=ours, records=locked) == []

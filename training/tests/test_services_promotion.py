@@ -106,6 +106,20 @@ def test_images_a_model_trained_on_are_left_out_of_the_comparison(test_set, acti
     assert verdict["test_set"] == {"sha256": test_set.sha256, "images": 20, "compared": 18, "left_out": 2}
 
 
+def test_images_the_active_model_trained_on_by_its_own_split_are_left_out_of_the_comparison(test_set, admin_user):
+    # An older shipped model split the data its own way: it read the first two Cyst images of the
+    # locked set as training images, and answers them right where it fails the rest of the class.
+    older = ModelVersionFactory(is_active=True, name="shipped-v3")
+    LockedTestEvaluationFactory(model_version=older, test_set=test_set, recall={"Cyst": 0.4}, seen=[0, 1])
+    candidate = candidate_with(test_set, Cyst=0.0)
+
+    verdict = selectors.promotion_gate(candidate=candidate)
+
+    assert verdict["passed"], verdict["reasons"]
+    assert verdict["test_set"]["compared"] == 18 and verdict["test_set"]["left_out"] == 2
+    assert verdict["baseline"]["recall"]["Cyst"] == 0.0
+
+
 def test_rollback_returns_to_an_earlier_version_without_the_gate(test_set, active, admin_user):
     candidate = candidate_with(test_set)
     services.model_version_promote(model_version=candidate, user=admin_user)

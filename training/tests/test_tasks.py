@@ -1,8 +1,12 @@
 """The training tasks: their queue, and the on-demand evaluation on the locked test series."""
 
+import dataclasses
+import json
+
 import pytest
 
 from kidneyweb.celery import app
+from mlcore.config import load_params
 from training.models import LockedTestEvaluation, LockedTestSet
 from training.tasks import evaluate_model_version, fail_orphaned_runs, train_model
 
@@ -46,3 +50,23 @@ def test_a_version_whose_file_changed_is_not_evaluated(training_settings, copy_m
     evaluate_model_version(version.pk)
 
     assert not LockedTestEvaluation.objects.exists()
+
+
+def test_a_version_split_its_own_way_is_evaluated_with_the_locked_images_it_trained_on_named(
+    training_settings, copy_model, db
+):
+    from diagnosis import services as diagnosis_services
+
+    path = copy_model("older-split.keras")
+    card = json.loads(path.with_suffix(".json").read_text())
+    split = dataclasses.replace(load_params(training_settings.KIDNEYWEB_TRAINING_PARAMS).train.split, seed=7)
+    card["training"] = {"params": {"train": {"split": dataclasses.asdict(split)}}}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    version = diagnosis_services.model_version_register(path=path)
+
+    evaluate_model_version(version.pk)
+
+    evaluation = LockedTestEvaluation.objects.get(model_version=version)
+    records = LockedTestSet.objects.get().records
+    assert 0 < len(evaluation.seen) < len(records)
+    assert evaluation.scores["images"] == len(records)
