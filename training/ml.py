@@ -109,8 +109,8 @@ def _source_paths(data_dir: Path, workdir: Path) -> Callable[[Any], Path]:
 
 
 def _split_config(values: dict[str, Any]) -> SplitConfig:
-    """A SplitConfig from a stored dict: cards carry descriptive keys beside the parameters ("method"),
-    and a dict older than an option lacks it, whose default is the split that dict was made with."""
+    """A SplitConfig from a stored dict, keeping the keys this version knows: a dict written before an
+    option existed lacks it, and the option's default is the split that dict was made with."""
     from mlcore.config import SplitConfig
 
     known = {field.name for field in dataclasses.fields(SplitConfig)}
