@@ -3,7 +3,8 @@ flags real slices.
 
 Out-of-scope images are made here: photographs (colour scenes), blank and noise images,
 chest-radiograph-like projections (bright bones and dark lung fields on a bright body),
-and text documents. In-scope images are the test-split slices of the developer set.
+and text documents. In-scope images are the test-split slices of the developer set, split as the
+model card says the model was.
 
     python benchmarks/out_of_scope.py [--model PATH] [--per-kind 40]
 """
@@ -71,11 +72,15 @@ def main() -> int:
     parser.add_argument("--per-kind", type=int, default=40)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from mlcore.config import SplitConfig
+    from mlcore.card import read_card
+    from mlcore.config import SplitConfig, recorded_split
     from mlcore.data import data_dir_from_env, ingest, load_image
     from mlcore.inference import Classifier, default_model_path
 
-    classifier = Classifier.load(args.model or default_model_path())
+    model_path = args.model or default_model_path()
+    classifier = Classifier.load(model_path)
+    # The model's own test split: slices of another split may be ones it trained on.
+    split = recorded_split(read_card(model_path).training) or SplitConfig()
     rng = np.random.default_rng(0)
     print(f"{'kind':24} {'images':>6} {'flagged':>8}")
     for kind, make in KINDS.items():
@@ -84,7 +89,7 @@ def main() -> int:
         print(f"{kind:24} {len(results):6d} {rate:8.1%}")
     data_dir = data_dir_from_env()
     if data_dir.is_dir():
-        records, _ = ingest(data_dir, SplitConfig())
+        records, _ = ingest(data_dir, split)
         test = [r for r in records if r.split == "test"]
         results = classifier.predict([load_image(r.path) for r in test])
         rate = np.mean([r.out_of_scope for r in results])

@@ -208,6 +208,22 @@ def _build(kind: type[T], values: Mapping[str, Any], where: str) -> T:
     return kind(**values)
 
 
+def split_from_dict(values: Mapping[str, Any]) -> SplitConfig:
+    """A split stored earlier (a model card, a locked test set), reading only the keys this version knows.
+
+    A dict written before an option existed lacks it, and the option's default is the split that
+    dict was made with.
+    """
+    known = {f.name for f in dataclasses.fields(SplitConfig)}
+    return SplitConfig(**{key: value for key, value in values.items() if key in known})
+
+
+def recorded_split(training: Mapping[str, Any] | None) -> SplitConfig | None:
+    """The split a model card's ``training`` section says its model was trained with; None if it does not say."""
+    split = (((training or {}).get("params") or {}).get("train") or {}).get("split")
+    return split_from_dict(split) if isinstance(split, Mapping) else None
+
+
 def load_params(path: Path | str = "params.yaml", overrides: Mapping[str, Any] | None = None) -> Params:
     raw = yaml.safe_load(Path(path).read_text()) or {}
     unknown = set(raw) - {"train", "evaluate"}

@@ -108,21 +108,6 @@ def _source_paths(data_dir: Path, workdir: Path) -> Callable[[Any], Path]:
     return source
 
 
-def _split_config(values: dict[str, Any]) -> SplitConfig:
-    """A SplitConfig from a stored dict, keeping the keys this version knows: a dict written before an
-    option existed lacks it, and the option's default is the split that dict was made with."""
-    from mlcore.config import SplitConfig
-
-    known = {field.name for field in dataclasses.fields(SplitConfig)}
-    return SplitConfig(**{key: value for key, value in values.items() if key in known})
-
-
-def card_split(card: dict[str, Any]) -> SplitConfig | None:
-    """The split a model was trained with, from its card; None when the card does not say."""
-    split = ((((card or {}).get("training") or {}).get("params") or {}).get("train") or {}).get("split")
-    return _split_config(split) if isinstance(split, dict) else None
-
-
 def records_seen_by_card(*, card: dict[str, Any], data_dir: Path, split: dict[str, Any],
                          records: Sequence[dict[str, str]]) -> list[int]:
     """Indices of locked test ``records`` that a model trained or stopped early on, by its card's split.
@@ -134,10 +119,11 @@ def records_seen_by_card(*, card: dict[str, Any], data_dir: Path, split: dict[st
     """
     import tempfile
 
+    from mlcore.config import recorded_split, split_from_dict
     from mlcore.data import ingest
 
-    theirs = card_split(card)
-    if theirs is None or theirs == _split_config(split):
+    theirs = recorded_split((card or {}).get("training"))
+    if theirs is None or theirs == split_from_dict(split):
         return []
     with tempfile.TemporaryDirectory(prefix="kidneyweb-card-split-") as workdir:
         ingested, _ = ingest(data_dir, theirs, workdir=Path(workdir))

@@ -1,6 +1,6 @@
 import pytest
 
-from mlcore.config import Params, TrainConfig, load_params, load_paths
+from mlcore.config import Params, SplitConfig, TrainConfig, load_params, load_paths, recorded_split
 
 
 def test_params_file_loads_into_frozen_dataclasses(tmp_path):
@@ -48,3 +48,15 @@ def test_repository_params_and_config_files_load():
 def test_data_dir_comes_from_the_environment_when_set(tmp_path, monkeypatch):
     monkeypatch.setenv("KIDNEY_DATA_DIR", str(tmp_path))
     assert load_paths(tmp_path / "absent.yaml").data_dir == tmp_path
+
+
+def test_a_card_written_before_a_split_option_reads_as_the_split_its_model_had():
+    # v3's card: no stratify_by_view, which did not exist yet; the default is the split of that time.
+    older = {"params": {"train": {"split": {"val_fraction": 0.15, "test_fraction": 0.15, "seed": 42,
+                                            "method": "series", "a_later_removed_key": 1}}}}
+
+    split = recorded_split(older)
+
+    assert split == SplitConfig(val_fraction=0.15, test_fraction=0.15, seed=42)
+    assert split.stratify_by_view is False
+    assert recorded_split({"params": {}}) is None and recorded_split(None) is None
