@@ -137,7 +137,7 @@ class LockedTestEvaluation(models.Model):
     test_set = models.ForeignKey(LockedTestSet, on_delete=models.CASCADE, related_name="evaluations")
     class_names = models.JSONField(default=list)
     probabilities = models.JSONField(default=list, help_text="One row per record of the test set, in its order.")
-    scores = models.JSONField(default=dict, help_text="On the whole test set.")
+    scores = models.JSONField(default=dict, help_text="On the test set less the images in seen.")
     seen = models.JSONField(
         default=list, blank=True, editable=False,
         help_text="Indices of test records the model trained or stopped early on by its own card's split "

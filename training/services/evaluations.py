@@ -66,7 +66,10 @@ def locked_test_evaluation_save(
     probabilities: list[list[float]], seconds: float, seen: list[int] | None = None,
 ) -> LockedTestEvaluation:
     labels = [record["label"] for record in test_set.records]
-    scores = side_scores(labels=labels, class_names=class_names, probabilities=probabilities)
+    # Scores shown beside other versions must not count the slices this model trained on.
+    left_out = set(seen or [])
+    scores = side_scores(labels=labels, class_names=class_names, probabilities=probabilities,
+                         include=[i for i in range(len(labels)) if i not in left_out])
     try:
         with transaction.atomic():
             return LockedTestEvaluation.objects.create(

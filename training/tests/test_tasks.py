@@ -69,4 +69,6 @@ def test_a_version_split_its_own_way_is_evaluated_with_the_locked_images_it_trai
     evaluation = LockedTestEvaluation.objects.get(model_version=version)
     records = LockedTestSet.objects.get().records
     assert 0 < len(evaluation.seen) < len(records)
-    assert evaluation.scores["images"] == len(records)
+    # Its scores, shown beside other versions, leave out the slices it trained on.
+    assert evaluation.scores["images"] == len(records) - len(evaluation.seen)
+    assert len(evaluation.probabilities) == len(records)

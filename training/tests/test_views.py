@@ -118,3 +118,13 @@ def test_the_comparison_is_side_by_side_and_a_refused_promotion_needs_a_reason(a
     audit = admin_ui.get(reverse("training:model_list")).content.decode()
     assert "Too many missed stones." in audit and "overridden" in audit and "Rollback" in audit
     assert list(ModelPromotion.objects.values_list("kind", flat=True)) == ["rollback", "promote"]
+
+
+def test_the_version_list_says_when_a_versions_scores_leave_out_images_it_trained_on(admin_ui):
+    test_set = LockedTestSetFactory()
+    LockedTestEvaluationFactory(model_version=ModelVersionFactory(name="older-split"), test_set=test_set, seen=[0, 1, 2])
+    LockedTestEvaluationFactory(model_version=ModelVersionFactory(name="locked-split"), test_set=test_set)
+
+    page = admin_ui.get(reverse("training:model_list")).content.decode()
+
+    assert page.count("images it trained on left out") == 1 and "(3 images it trained on left out)" in page
