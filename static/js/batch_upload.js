@@ -20,7 +20,7 @@
   dropzone.classList.add("enhanced");
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    if (input.files.length) { add(input.files); input.value = ""; }
+    takeChosen();
   });
 
   function urlFor(template, id) { return template.replace(/0\/?([^/]*)$/, id + "/$1"); }
@@ -140,10 +140,13 @@
     next();
   }
 
-  input.addEventListener("change", function () {
-    add(input.files);
-    input.value = "";
-  });
+  function takeChosen() {
+    if (input.files.length) { add(input.files); input.value = ""; }
+  }
+  input.addEventListener("change", takeChosen);
+  // Files chosen while this script was still loading (a slow link, a busy server) sit in the input
+  // with no listener to have seen them, and the button that would send them is now hidden.
+  takeChosen();
   ["dragenter", "dragover"].forEach(function (type) {
     dropzone.addEventListener(type, function (event) {
       event.preventDefault();

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from ..celery_worker import celery_worker, require_shipped_model
 
@@ -58,6 +59,8 @@ def page(browser, live_server):
     context = browser.new_context(viewport=LAPTOP, accept_downloads=True, base_url=live_server.url)
     # Generous: the machines that run this are small and busy.
     context.set_default_timeout(30_000)
+    # expect()'s own default is 5 s, short for an upload's round trip on a busy two-core machine.
+    expect.set_options(timeout=15_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -174,6 +174,32 @@ def test_diagnose_watch_explain_correct_and_report_a_real_slice(
     screenshot(page, "scan-768")
 
 
+def test_a_slice_chosen_while_the_upload_script_still_loads_is_uploaded_when_it_arrives(
+    page, live_server, active_shipped_model, ct_slice, clinician, organization
+):
+    """On a slow link the file picker works before the page's script has run; the script hides the
+    plain form's button, so it must send what was chosen before it arrived."""
+    patient = PatientFactory(organization=organization, name="Sven Slowlink")
+    log_in(page, "carol", PASSWORD)
+    held = []
+    page.route("**/js/batch_upload*.js", lambda route: held.append(route))
+    page.goto(f"/patients/{patient.pk}/", wait_until="commit")
+    page.wait_for_selector("#id_image", state="attached")
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the page never asked for its upload script"
+    page.set_input_files("#id_image", str(ct_slice))
+    rows = page.locator("#upload-list li")
+    expect(rows).to_have_count(0)
+
+    held[0].continue_()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Uploaded; diagnosing…")
+    assert list(Scan.objects.filter(patient=patient).values_list("original_filename", flat=True)) == [ct_slice.name]
+
+
 def test_batch_upload_reports_each_file_and_the_worklist_is_in_triage_order(
     page, live_server, start_worker, active_shipped_model, ct_slice, clinician, organization, screenshot, tmp_path
 ):
