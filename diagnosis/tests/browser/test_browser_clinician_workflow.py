@@ -198,6 +198,9 @@ def test_a_slice_chosen_while_the_upload_script_still_loads_is_uploaded_when_it_
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Uploaded; diagnosing…")
     assert list(Scan.objects.filter(patient=patient).values_list("original_filename", flat=True)) == [ct_slice.name]
+    # The upload is announced to the "To review" list too, whose script runs after this one.
+    expect(page.locator("#unreviewed-scans > li.scan-item")).to_have_count(1)
+    expect(page.locator("#unreviewed-count")).to_have_text("(1)")
 
 
 def test_batch_upload_reports_each_file_and_the_worklist_is_in_triage_order(
