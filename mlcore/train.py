@@ -198,7 +198,7 @@ def fit(
         seed = config.seed + member
         keras.utils.set_random_seed(seed)
         model = base_model if member == 0 else build_model(**{**plain_kwargs, "augment": config.augment}, seed=seed)
-        best_epoch = _fit_member(
+        best_epoch = fit_network(
             model, train_records=train_records, val_ds=val_ds, val_labels=val_labels, class_names=class_names,
             config=config, seed=seed, member=member, history=history,
             epoch_offset=member * epochs_per_member, total_epochs=config.members * epochs_per_member,
@@ -219,12 +219,17 @@ def fit(
                      best_epochs=tuple(best_epochs))
 
 
-def _fit_member(model, *, train_records: Sequence[ImageRecord], val_ds, val_labels: np.ndarray,
+def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labels: np.ndarray,
                 class_names: Sequence[str], config: TrainConfig, seed: int, member: int,
                 history: list[EpochProgress], epoch_offset: int, total_epochs: int,
                 on_epoch_end: Callable[[EpochProgress], None] | None,
-                should_stop: Callable[[], bool] | None) -> int:
-    """Train one network in place, leave it at its best validation epoch, and return that epoch."""
+                should_stop: Callable[[], bool] | None,
+                on_validation: Callable[[int, np.ndarray], None] | None = None) -> int:
+    """Train one network in place, leave it at its best validation epoch, and return that epoch.
+
+    ``on_validation`` receives each epoch's number and validation probabilities (cross-validation
+    pools them across folds).
+    """
     import keras
 
     n = len(class_names)
@@ -255,6 +260,8 @@ def _fit_member(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
             probabilities = np.asarray(self.model.predict(val_ds, verbose=0))
             val = score(val_labels, probabilities, class_names)
             number = self.offset + epoch + 1
+            if on_validation is not None:
+                on_validation(number, probabilities)
             progress = EpochProgress(epoch=epoch_offset + number, epochs=total_epochs,
                                      loss=float(logs.get("loss", np.nan)),
                                      val_loss=_log_loss(val_labels, probabilities), val_accuracy=val.accuracy,

@@ -1,0 +1,171 @@
+"""Series-level cross-validation of a training recipe, for choosing between recipes.
+
+The locked test split says how good one trained model is; it cannot say which of two recipes is
+better. It holds six tumour and seven stone patients and validation one tumour patient, so two
+trainings of the same recipe differ there by as much as any recipe change tried. Here every
+training and validation series is held out once, in folds of whole series stratified by class and
+view, and the held-out probabilities of all folds are pooled per epoch. The test series are left
+out entirely, so choosing a recipe this way never looks at them.
+
+No epoch is chosen on the held-out folds: each fold trains for the same fixed number of epochs,
+and the result reports every epoch, so a recipe is judged at an epoch count fixed in advance (or
+by its whole curve), not at its luckiest epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from mlcore.config import TrainConfig
+from mlcore.data import ImageRecord
+from mlcore.evaluate import by_series, score
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EpochScores:
+    epoch: int
+    accuracy: float
+    macro_f1: float
+    recall: dict[str, float]
+    series_right: dict[str, int]  # a series read right when its mean probability names its class
+    fold_macro_f1: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    folds: int
+    series: int
+    slices: int
+    series_per_fold: tuple[dict[str, int], ...]
+    series_per_class: dict[str, int]
+    epochs: tuple[EpochScores, ...]
+    seconds: float
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def last(self) -> EpochScores:
+        return self.epochs[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def assign_folds(records: Sequence[ImageRecord], folds: int, seed: int = 42) -> dict[str, int]:
+    """Give every series a fold, so that each class and view is spread evenly over the folds.
+
+    Within a class and view, series go largest first to the fold holding the fewest of its slices
+    so far (ties: fewest series, then the lowest fold), after a seeded shuffle that breaks ties
+    between series of one size.
+    """
+    if folds < 2:
+        raise ValueError("cross-validation needs at least 2 folds")
+    sizes: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for record in records:
+        if not record.series:
+            raise ValueError("assign_series must run before assign_folds")
+        sizes[(record.label, record.view)][record.series] += 1
+    rng = random.Random(seed)
+    fold_of: dict[str, int] = {}
+    for stratum in sorted(sizes):
+        names = sorted(sizes[stratum])
+        rng.shuffle(names)
+        names.sort(key=lambda n: -sizes[stratum][n])  # stable: the shuffle orders equal sizes
+        slices, count = [0] * folds, [0] * folds
+        for name in names:
+            fold = min(range(folds), key=lambda f: (slices[f], count[f], f))
+            fold_of[name] = fold
+            slices[fold] += sizes[stratum][name]
+            count[fold] += 1
+    return fold_of
+
+
+def cross_validate(
+    *,
+    records: Sequence[ImageRecord],
+    class_names: Sequence[str],
+    config: TrainConfig,
+    folds: int = 5,
+    on_epoch_end: Callable[[int, int, float], None] | None = None,
+) -> CrossValidation:
+    """Train one network per fold for ``config.epochs`` epochs and score the held-out series.
+
+    Takes the training and validation records of a manifest (test records are refused: they
+    would no longer be untouched). Ensembles are not trained here: one network per fold
+    (``config.members`` is ignored) judges the recipe of its members.
+    """
+    import keras
+
+    from mlcore.model import build_model
+    from mlcore.train import EpochProgress, fit_network, dataset
+
+    if any(r.split == "test" for r in records):
+        raise ValueError("cross-validation takes no test records: choosing a recipe must not look at them")
+    started = time.monotonic()
+    fold_of = assign_folds(records, folds, config.split.seed)
+    index = {name: i for i, name in enumerate(class_names)}
+    # Early stopping would choose on the held-out fold; every fold runs its full epochs instead.
+    config = config.with_overrides({"early_stopping_patience": config.epochs + 1, "members": 1})
+    held: list[dict[int, np.ndarray]] = []
+    held_records: list[list[ImageRecord]] = []
+    for fold in range(folds):
+        train = [replace(r, split="train") for r in records if fold_of[r.series] != fold]
+        test = [replace(r, split="val") for r in records if fold_of[r.series] == fold]
+        missing = sorted(set(class_names) - {r.label for r in train})
+        if missing or not test:
+            raise ValueError(f"fold {fold + 1} of {folds} leaves {missing or 'nothing'} to "
+                             "train on or nothing held out: use fewer folds")
+        seed = config.seed + fold
+        keras.utils.set_random_seed(seed)
+        model = build_model(class_names=class_names, image_size=config.image_size, architecture=config.architecture,
+                            augment=config.augment, seed=seed, weight_decay=config.weight_decay,
+                            dropout=config.dropout, normalization=config.normalization,
+                            standardize=config.standardize, pooling=config.pooling, width=config.width,
+                            weights_path=Path(config.weights) if config.weights else None)
+        val_ds, val_labels = dataset(test, class_names, config.batch_size)
+        probabilities: dict[int, np.ndarray] = {}
+
+        def keep(epoch: int, p: np.ndarray, store: dict[int, np.ndarray] = probabilities) -> None:
+            store[epoch] = p
+
+        def report(progress: EpochProgress, fold: int = fold) -> None:
+            log.info("fold %d/%d epoch %d/%d held-out macro-F1 %.3f (%.0f s)", fold + 1, folds, progress.epoch,
+                     config.epochs, progress.val_macro_f1, progress.seconds)
+            if on_epoch_end is not None:
+                on_epoch_end(fold + 1, progress.epoch, progress.val_macro_f1)
+
+        fit_network(model, train_records=train, val_ds=val_ds, val_labels=val_labels, class_names=class_names,
+                    config=config, seed=seed, member=0, history=[], epoch_offset=0, total_epochs=config.epochs,
+                    on_epoch_end=report, should_stop=None, on_validation=keep)
+        held.append(probabilities)
+        held_records.append(test)
+    y_true = np.array([index[r.label] for rs in held_records for r in rs])
+    series = [r.series for rs in held_records for r in rs]
+    epochs = []
+    for epoch in sorted(set.intersection(*(set(p) for p in held))):
+        pooled = np.concatenate([p[epoch] for p in held])
+        scores = score(y_true, pooled, class_names)
+        verdicts = by_series(y_true, pooled, series, class_names)
+        per_fold = tuple(score([index[r.label] for r in rs], p[epoch], class_names).macro_f1
+                         for rs, p in zip(held_records, held))
+        epochs.append(EpochScores(epoch=epoch, accuracy=scores.accuracy, macro_f1=scores.macro_f1,
+                                  recall={c: v["recall"] for c, v in scores.per_class.items()},
+                                  series_right=dict(verdicts["right"]), fold_macro_f1=per_fold))
+    per_fold_count = []
+    for fold in range(folds):
+        names = {r.series: r.label for r in records if fold_of[r.series] == fold}
+        per_fold_count.append({c: sum(label == c for label in names.values()) for c in class_names})
+    labels = {r.series: r.label for r in records}
+    return CrossValidation(folds=folds, series=len(labels), slices=len(records),
+                           series_per_fold=tuple(per_fold_count),
+                           series_per_class={c: sum(v == c for v in labels.values()) for c in class_names},
+                           epochs=tuple(epochs), seconds=time.monotonic() - started, config=config.to_dict())

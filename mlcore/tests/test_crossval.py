@@ -1,0 +1,107 @@
+"""Series-level cross-validation: folds of whole series, the test split untouched, every epoch scored."""
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from mlcore.cli import main
+from mlcore.config import TrainConfig
+from mlcore.crossval import assign_folds, cross_validate
+from mlcore.data import ImageRecord, class_names_of, ingest
+
+from .conftest import TINY_TRAIN
+
+
+def _records(sizes_by_class: dict[str, list[int]], view: str = "axial") -> list[ImageRecord]:
+    out = []
+    for label, sizes in sizes_by_class.items():
+        image_id = 0
+        for n, size in enumerate(sizes):
+            for _ in range(size):
+                out.append(ImageRecord(path=Path(f"{label}-{image_id}.jpg"), label=label, image_id=image_id,
+                                       series=f"{label}-s{n:04d}", view=view, split="train"))
+                image_id += 1
+    return out
+
+
+def test_every_series_lands_in_exactly_one_fold_and_each_class_is_spread_evenly():
+    records = _records({"Stone": [142, 30, 20, 12, 9, 5, 3], "Tumor": [60, 50, 40, 30, 20, 10]})
+    folds = assign_folds(records, 3, seed=1)
+    assert set(folds) == {r.series for r in records}
+    assert set(folds.values()) == {0, 1, 2}
+    for label in ("Stone", "Tumor"):
+        per_fold = Counter(folds[s] for s in {r.series for r in records if r.label == label})
+        assert set(per_fold) == {0, 1, 2}, "every fold holds series of every class"
+    tumour_slices = defaultdict(int)
+    for record in records:
+        if record.label == "Tumor":
+            tumour_slices[folds[record.series]] += 1
+    # Largest first to the emptiest fold: 60|50|40 then 30→40's fold, 20→50's, 10→60's: 70 each.
+    assert sorted(tumour_slices.values()) == [70, 70, 70]
+
+
+def test_folds_are_the_same_for_the_same_seed_and_need_series():
+    records = _records({"Cyst": [4, 4, 4, 4, 4, 4], "Normal": [3, 2, 1]})
+    assert assign_folds(records, 2, seed=7) == assign_folds(records, 2, seed=7)
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        assign_folds(records, 1)
+    with pytest.raises(ValueError, match="assign_series"):
+        assign_folds([replace(records[0], series="")], 2)
+
+
+def test_test_records_are_refused_so_a_recipe_is_never_chosen_on_them():
+    records = _records({"Cyst": [3, 3], "Normal": [3, 3]})
+    records[0] = replace(records[0], split="test")
+    with pytest.raises(ValueError, match="no test records"):
+        cross_validate(records=records, class_names=("Cyst", "Normal"), config=TrainConfig(), folds=2)
+
+
+def test_a_fold_without_a_class_to_train_on_is_refused_with_advice():
+    records = _records({"Cyst": [3, 3], "Normal": [3]})
+    with pytest.raises(ValueError, match="use fewer folds"):
+        cross_validate(records=records, class_names=("Cyst", "Normal"), config=TrainConfig().with_overrides(
+            {"image_size": 32, "epochs": 1}), folds=2)
+
+
+@pytest.fixture(scope="module")
+def developer_records(synthetic_dataset):
+    config = TrainConfig().with_overrides(TINY_TRAIN)
+    records, _ = ingest(synthetic_dataset, config.split)
+    return [r for r in records if r.split != "test"], class_names_of(records)
+
+
+def test_cross_validation_scores_every_held_out_slice_at_every_epoch(developer_records):
+    records, class_names = developer_records
+    config = TrainConfig().with_overrides({**TINY_TRAIN, "epochs": 2, "early_stopping_patience": 1})
+    seen = []
+    result = cross_validate(records=records, class_names=class_names, config=config, folds=2,
+                            on_epoch_end=lambda fold, epoch, f1: seen.append((fold, epoch)))
+    # Patience 1 would have stopped a fold choosing on its held-out series; all epochs ran.
+    assert seen == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert [e.epoch for e in result.epochs] == [1, 2]
+    assert result.slices == len(records) and result.series == len({r.series for r in records})
+    assert sum(sum(f.values()) for f in result.series_per_fold) == result.series
+    for epoch in result.epochs:
+        assert len(epoch.fold_macro_f1) == 2
+        assert 0.0 <= epoch.accuracy <= 1.0 and set(epoch.recall) == set(class_names)
+        assert sum(epoch.series_right.values()) <= result.series
+    assert result.config["members"] == 1
+
+
+def test_cli_cross_validate_writes_each_epoch_and_prints_the_last(synthetic_dataset, tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  image_size: 32\n  batch_size: 16\n  split:\n    val_fraction: 0.25\n"
+                      "    test_fraction: 0.25\n")
+    out = tmp_path / "cv.json"
+    assert main(["cross-validate", "--data", str(synthetic_dataset), "--folds", "2", "--epochs", "1",
+                 "--params", str(params), "--config", str(tmp_path / "none.yaml"), "--out", str(out),
+                 "--workdir", str(tmp_path / "work")]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    written = json.loads(out.read_text())
+    assert printed["folds"] == 2 and printed["epoch"] == 1
+    assert printed["macro_f1"] == round(written["epochs"][-1]["macro_f1"], 4)
+    # 4 series per class, one of them test: 3 per class are cross-validated.
+    assert printed["series_per_class"] == {"Cyst": 3, "Normal": 3, "Stone": 3, "Tumor": 3}
