@@ -19,7 +19,6 @@ import random
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -105,18 +104,18 @@ def cross_validate(
     """
     import keras
 
-    from mlcore.model import build_model
+    from mlcore.model import model_for
     from mlcore.train import EpochProgress, fit_network, dataset
 
     if any(r.split == "test" for r in records):
         raise ValueError("cross-validation takes no test records: choosing a recipe must not look at them")
     started = time.monotonic()
     fold_of = assign_folds(records, folds, config.split.seed)
-    index = {name: i for i, name in enumerate(class_names)}
     # Early stopping would choose on the held-out fold; every fold runs its full epochs instead.
     config = config.with_overrides({"early_stopping_patience": config.epochs + 1, "members": 1})
     held: list[dict[int, np.ndarray]] = []
-    held_records: list[list[ImageRecord]] = []
+    held_labels: list[np.ndarray] = []
+    held_series: list[str] = []
     for fold in range(folds):
         train = [replace(r, split="train") for r in records if fold_of[r.series] != fold]
         test = [replace(r, split="val") for r in records if fold_of[r.series] == fold]
@@ -126,46 +125,39 @@ def cross_validate(
                              "train on or nothing held out: use fewer folds")
         seed = config.seed + fold
         keras.utils.set_random_seed(seed)
-        model = build_model(class_names=class_names, image_size=config.image_size, architecture=config.architecture,
-                            augment=config.augment, seed=seed, weight_decay=config.weight_decay,
-                            dropout=config.dropout, normalization=config.normalization,
-                            standardize=config.standardize, pooling=config.pooling, width=config.width,
-                            weights_path=Path(config.weights) if config.weights else None)
+        log.info("fold %d/%d: %d slices to train on, %d held out", fold + 1, folds, len(train), len(test))
         val_ds, val_labels = dataset(test, class_names, config.batch_size)
         probabilities: dict[int, np.ndarray] = {}
 
-        def keep(epoch: int, p: np.ndarray, store: dict[int, np.ndarray] = probabilities) -> None:
-            store[epoch] = p
-
         def report(progress: EpochProgress, fold: int = fold) -> None:
-            log.info("fold %d/%d epoch %d/%d held-out macro-F1 %.3f (%.0f s)", fold + 1, folds, progress.epoch,
-                     config.epochs, progress.val_macro_f1, progress.seconds)
             if on_epoch_end is not None:
                 on_epoch_end(fold + 1, progress.epoch, progress.val_macro_f1)
 
-        fit_network(model, train_records=train, val_ds=val_ds, val_labels=val_labels, class_names=class_names,
-                    config=config, seed=seed, member=0, history=[], epoch_offset=0, total_epochs=config.epochs,
-                    on_epoch_end=report, should_stop=None, on_validation=keep)
+        # fit_network logs each epoch; its "member" is this fold's network.
+        fit_network(model_for(config, class_names=class_names, seed=seed), train_records=train, val_ds=val_ds,
+                    val_labels=val_labels, class_names=class_names, config=config, seed=seed, member=fold,
+                    history=[], epoch_offset=0, total_epochs=config.epochs, on_epoch_end=report,
+                    should_stop=None, on_validation=probabilities.__setitem__)
         held.append(probabilities)
-        held_records.append(test)
-    y_true = np.array([index[r.label] for rs in held_records for r in rs])
-    series = [r.series for rs in held_records for r in rs]
+        held_labels.append(val_labels)
+        held_series.extend(r.series for r in test)
+    y_true = np.concatenate(held_labels)
     epochs = []
     for epoch in sorted(set.intersection(*(set(p) for p in held))):
         pooled = np.concatenate([p[epoch] for p in held])
         scores = score(y_true, pooled, class_names)
-        verdicts = by_series(y_true, pooled, series, class_names)
-        per_fold = tuple(score([index[r.label] for r in rs], p[epoch], class_names).macro_f1
-                         for rs, p in zip(held_records, held))
+        verdicts = by_series(y_true, pooled, held_series, class_names)
+        per_fold = tuple(score(labels, p[epoch], class_names).macro_f1 for labels, p in zip(held_labels, held))
         epochs.append(EpochScores(epoch=epoch, accuracy=scores.accuracy, macro_f1=scores.macro_f1,
                                   recall={c: v["recall"] for c, v in scores.per_class.items()},
                                   series_right=dict(verdicts["right"]), fold_macro_f1=per_fold))
-    per_fold_count = []
-    for fold in range(folds):
-        names = {r.series: r.label for r in records if fold_of[r.series] == fold}
-        per_fold_count.append({c: sum(label == c for label in names.values()) for c in class_names})
-    labels = {r.series: r.label for r in records}
-    return CrossValidation(folds=folds, series=len(labels), slices=len(records),
-                           series_per_fold=tuple(per_fold_count),
-                           series_per_class={c: sum(v == c for v in labels.values()) for c in class_names},
+    return CrossValidation(folds=folds, series=len(fold_of), slices=len(records),
+                           series_per_fold=tuple(_series_per_class([r for r in records if fold_of[r.series] == f],
+                                                                   class_names) for f in range(folds)),
+                           series_per_class=_series_per_class(records, class_names),
                            epochs=tuple(epochs), seconds=time.monotonic() - started, config=config.to_dict())
+
+
+def _series_per_class(records: Sequence[ImageRecord], class_names: Sequence[str]) -> dict[str, int]:
+    label_of = {r.series: r.label for r in records}
+    return {c: sum(label == c for label in label_of.values()) for c in class_names}

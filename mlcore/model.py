@@ -13,7 +13,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from mlcore.config import ARCHITECTURES, POOLINGS, AugmentConfig
+from mlcore.config import ARCHITECTURES, POOLINGS, AugmentConfig, TrainConfig
 
 # Few steps per epoch on a small data set: slow moving averages would lag the weights
 # and make inference-mode outputs disagree with training-mode ones.
@@ -166,6 +166,17 @@ def _augmentation(x, augment: AugmentConfig, seed: int):
     if augment.brightness:
         x = layers.RandomBrightness(augment.brightness, value_range=(0.0, 1.0), seed=seed, name="aug_brightness")(x)
     return x
+
+
+def model_for(config: TrainConfig, *, class_names: Sequence[str], seed: int, trainable: bool = True) -> keras.Model:
+    """The configured classifier: for training (augmentation, pretrained weights) or, with
+    ``trainable=False``, in the shipped form that a trained network's weights are copied into."""
+    return build_model(class_names=class_names, image_size=config.image_size, architecture=config.architecture,
+                       augment=config.augment if trainable else False, seed=seed,
+                       weight_decay=config.weight_decay, dropout=config.dropout,
+                       normalization=config.normalization, standardize=config.standardize,
+                       pooling=config.pooling, width=config.width,
+                       weights_path=Path(config.weights) if trainable and config.weights else None)
 
 
 def build_model(

@@ -60,14 +60,10 @@ def stage_ingest(paths: Paths, params: Params) -> IngestReport:
 
 
 def stage_prepare_base_model(paths: Paths, params: Params) -> Path:
-    from mlcore.model import build_model
+    from mlcore.model import model_for
 
     config = params.train
-    model = build_model(class_names=_class_names(paths), image_size=config.image_size,
-                        architecture=config.architecture, augment=config.augment, seed=config.seed,
-                        weight_decay=config.weight_decay, dropout=config.dropout, normalization=config.normalization,
-                        standardize=config.standardize, pooling=config.pooling, width=config.width,
-                        weights_path=Path(config.weights) if config.weights else None)
+    model = model_for(config, class_names=_class_names(paths), seed=config.seed)
     paths.base_model.parent.mkdir(parents=True, exist_ok=True)
     model.save(paths.base_model)
     log.info("base model %s: %d parameters", config.architecture, model.count_params())

@@ -179,7 +179,7 @@ def fit(
     """
     import keras
 
-    from mlcore.model import build_model, ensemble_model
+    from mlcore.model import ensemble_model, model_for
 
     started = time.monotonic()
     train_records = [r for r in records if r.split == "train"]
@@ -189,22 +189,18 @@ def fit(
     val_ds, val_labels = dataset(val_records, class_names, config.batch_size)
     history: list[EpochProgress] = []
     epochs_per_member = config.epochs + (config.fine_tune_epochs if config.weights else 0)
-    plain_kwargs = dict(class_names=class_names, image_size=config.image_size, architecture=config.architecture,
-                        augment=False, weight_decay=config.weight_decay, dropout=config.dropout,
-                        normalization=config.normalization, standardize=config.standardize,
-                        pooling=config.pooling, width=config.width)
     members, best_epochs = [], []
     for member in range(config.members):
         seed = config.seed + member
         keras.utils.set_random_seed(seed)
-        model = base_model if member == 0 else build_model(**{**plain_kwargs, "augment": config.augment}, seed=seed)
+        model = base_model if member == 0 else model_for(config, class_names=class_names, seed=seed)
         best_epoch = fit_network(
             model, train_records=train_records, val_ds=val_ds, val_labels=val_labels, class_names=class_names,
             config=config, seed=seed, member=member, history=history,
             epoch_offset=member * epochs_per_member, total_epochs=config.members * epochs_per_member,
             on_epoch_end=on_epoch_end, should_stop=should_stop)
         # The shipped model carries no augmentation layers and no optimizer state: smaller, and deterministic.
-        plain = build_model(**plain_kwargs, seed=seed)
+        plain = model_for(config, class_names=class_names, seed=seed, trainable=False)
         _copy_weights(model, plain)
         members.append(plain)
         best_epochs.append(best_epoch)

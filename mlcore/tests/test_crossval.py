@@ -75,13 +75,14 @@ def developer_records(synthetic_dataset):
 
 def test_cross_validation_scores_every_held_out_slice_at_every_epoch(developer_records):
     records, class_names = developer_records
-    config = TrainConfig().with_overrides({**TINY_TRAIN, "epochs": 2, "early_stopping_patience": 1})
+    config = TrainConfig().with_overrides({**TINY_TRAIN, "epochs": 3, "early_stopping_patience": 1})
     seen = []
     result = cross_validate(records=records, class_names=class_names, config=config, folds=2,
                             on_epoch_end=lambda fold, epoch, f1: seen.append((fold, epoch)))
-    # Patience 1 would have stopped a fold choosing on its held-out series; all epochs ran.
-    assert seen == [(1, 1), (1, 2), (2, 1), (2, 2)]
-    assert [e.epoch for e in result.epochs] == [1, 2]
+    # Patience 1 would stop a fold at its first epoch without gain, choosing on its held-out series.
+    assert result.config["early_stopping_patience"] > config.epochs
+    assert seen == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+    assert [e.epoch for e in result.epochs] == [1, 2, 3]
     assert result.slices == len(records) and result.series == len({r.series for r in records})
     assert sum(sum(f.values()) for f in result.series_per_fold) == result.series
     for epoch in result.epochs:
