@@ -1,4 +1,4 @@
-"""Command line: ``python -m mlcore train|stage|recalibrate|compare-random-split|cross-validate|predict``."""
+"""Command line: ``python -m mlcore train|stage|recalibrate|compare-random-split|cross-validate|combine-cross-validations|predict``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from mlcore.config import ARCHITECTURES, Params, TrainConfig, load_params, load_paths
 from mlcore.data import ImageError, data_dir_from_env
+
+if TYPE_CHECKING:
+    from mlcore.crossval import EpochScores
 
 
 def _params(args: argparse.Namespace) -> Params:
@@ -92,7 +95,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _cross_validate(args: argparse.Namespace) -> int:
-    from mlcore.crossval import cross_validate
+    from mlcore.crossval import cross_validate, save_held_out
     from mlcore.data import class_names_of, ingest
 
     paths, params = load_paths(args.config), _params(args)
@@ -102,18 +105,39 @@ def _cross_validate(args: argparse.Namespace) -> int:
     kept = [r for r in records if r.split != "test"]
     result = cross_validate(records=kept, class_names=class_names_of(records), config=params.train,
                             folds=args.folds)
-    summary = result.to_dict()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    last = result.last
-    print(json.dumps({"folds": result.folds, "series": result.series, "epoch": last.epoch,
-                      "accuracy": round(last.accuracy, 4), "macro_f1": round(last.macro_f1, 4),
-                      "fold_macro_f1": [round(v, 4) for v in last.fold_macro_f1],
-                      "recall": {k: round(v, 4) for k, v in last.recall.items()},
-                      "series_right": last.series_right, "series_per_class": result.series_per_class,
-                      "seconds": round(result.seconds, 1)}))
+    if args.held_out:
+        save_held_out(result.held_out, args.held_out)
+    _write_json(args.out, result.to_dict())
+    _print_epoch(result.last, folds=result.folds, series=result.series, series_per_class=result.series_per_class,
+                 seconds=round(result.seconds, 1))
     return 0
+
+
+def _combine_cross_validations(args: argparse.Namespace) -> int:
+    from mlcore.crossval import combine, load_held_out, score_epochs
+
+    combined = combine([load_held_out(path) for path in args.runs])
+    epochs = score_epochs(combined)
+    labels = {s: combined.class_names[label] for s, label in zip(combined.series, combined.labels)}
+    per_class = {c: sum(label == c for label in labels.values()) for c in combined.class_names}
+    _write_json(args.out, {"runs": [str(p) for p in args.runs], "series_per_class": per_class,
+                           "epochs": [asdict(e) for e in epochs]})
+    _print_epoch(epochs[-1], runs=len(args.runs), series=len(labels), series_per_class=per_class)
+    return 0
+
+
+def _write_json(path: Path | None, data: dict) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _print_epoch(epoch: EpochScores, **context: object) -> None:
+    print(json.dumps({**{k: v for k, v in context.items() if k != "series_per_class"}, "epoch": epoch.epoch,
+                      "accuracy": round(epoch.accuracy, 4), "macro_f1": round(epoch.macro_f1, 4),
+                      "fold_macro_f1": [round(v, 4) for v in epoch.fold_macro_f1],
+                      "recall": {k: round(v, 4) for k, v in epoch.recall.items()},
+                      "series_right": epoch.series_right, "series_per_class": context.get("series_per_class")}))
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -192,7 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     cv_p.add_argument("--workdir", default="artifacts/cross_validate", help="where DICOM slices are windowed")
     cv_p.add_argument("--params", default="params.yaml", help="the recipe (default params.yaml)")
     cv_p.add_argument("--config", default="config.yaml", help="paths (default config.yaml)")
+    cv_p.add_argument("--held-out", type=Path,
+                      help="write every held-out slice's probabilities at each epoch here (.npz), for combining runs")
     cv_p.set_defaults(func=_cross_validate)
+
+    combine_p = sub.add_parser("combine-cross-validations",
+                               help="score the average of cross-validation runs (--held-out files): an ensemble")
+    combine_p.add_argument("runs", nargs="+", type=Path, help=".npz files that cross-validate --held-out wrote")
+    combine_p.add_argument("--out", type=Path, help="write every epoch's pooled scores here as JSON")
+    combine_p.set_defaults(func=_combine_cross_validations)
 
     predict_p = sub.add_parser("predict", help="classify images; one JSON object per line")
     predict_p.add_argument("--model", type=Path, help="a .keras model (default: the shipped model)")

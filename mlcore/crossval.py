@@ -10,6 +10,10 @@ out entirely, so choosing a recipe this way never looks at them.
 No epoch is chosen on the held-out folds: each fold trains for the same fixed number of epochs,
 and the result reports every epoch, so a recipe is judged at an epoch count fixed in advance (or
 by its whole curve), not at its luckiest epoch.
+
+Each run can keep its held-out probabilities per slice (``save_held_out``), so that runs of one
+recipe with other seeds can be averaged afterwards (``combine``): the score an ensemble of that
+recipe would get on the same patients, without training it again.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import random
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -41,6 +46,18 @@ class EpochScores:
 
 
 @dataclass(frozen=True)
+class HeldOut:
+    """Every held-out slice of one cross-validation run and its probabilities at each epoch."""
+
+    class_names: tuple[str, ...]
+    paths: tuple[str, ...]
+    labels: np.ndarray  # (slices,) class index
+    series: tuple[str, ...]
+    folds: np.ndarray  # (slices,) the fold that held the slice out
+    probabilities: dict[int, np.ndarray]  # epoch -> (slices, classes)
+
+
+@dataclass(frozen=True)
 class CrossValidation:
     folds: int
     series: int
@@ -50,13 +67,17 @@ class CrossValidation:
     epochs: tuple[EpochScores, ...]
     seconds: float
     config: dict[str, Any] = field(default_factory=dict)
+    held_out: HeldOut | None = field(default=None, repr=False, compare=False)
 
     @property
     def last(self) -> EpochScores:
         return self.epochs[-1]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The scores as JSON-ready data; the per-slice probabilities go to ``save_held_out``."""
+        data = asdict(replace(self, held_out=None))
+        del data["held_out"]
+        return data
 
 
 def assign_folds(records: Sequence[ImageRecord], folds: int, seed: int = 42) -> dict[str, int]:
@@ -115,7 +136,7 @@ def cross_validate(
     config = config.with_overrides({"early_stopping_patience": config.epochs + 1, "members": 1})
     held: list[dict[int, np.ndarray]] = []
     held_labels: list[np.ndarray] = []
-    held_series: list[str] = []
+    held_records: list[ImageRecord] = []
     for fold in range(folds):
         train = [replace(r, split="train") for r in records if fold_of[r.series] != fold]
         test = [replace(r, split="val") for r in records if fold_of[r.series] == fold]
@@ -140,22 +161,75 @@ def cross_validate(
                     should_stop=None, on_validation=probabilities.__setitem__)
         held.append(probabilities)
         held_labels.append(val_labels)
-        held_series.extend(r.series for r in test)
-    y_true = np.concatenate(held_labels)
-    epochs = []
-    for epoch in sorted(set.intersection(*(set(p) for p in held))):
-        pooled = np.concatenate([p[epoch] for p in held])
-        scores = score(y_true, pooled, class_names)
-        verdicts = by_series(y_true, pooled, held_series, class_names)
-        per_fold = tuple(score(labels, p[epoch], class_names).macro_f1 for labels, p in zip(held_labels, held))
-        epochs.append(EpochScores(epoch=epoch, accuracy=scores.accuracy, macro_f1=scores.macro_f1,
-                                  recall={c: v["recall"] for c, v in scores.per_class.items()},
-                                  series_right=dict(verdicts["right"]), fold_macro_f1=per_fold))
+        held_records.extend(test)
+    common = sorted(set.intersection(*(set(p) for p in held)))
+    held_out = HeldOut(class_names=tuple(class_names), paths=tuple(str(r.path) for r in held_records),
+                       labels=np.concatenate(held_labels), series=tuple(r.series for r in held_records),
+                       folds=np.array([fold_of[r.series] for r in held_records]),
+                       probabilities={e: np.concatenate([p[e] for p in held]) for e in common})
     return CrossValidation(folds=folds, series=len(fold_of), slices=len(records),
                            series_per_fold=tuple(_series_per_class([r for r in records if fold_of[r.series] == f],
                                                                    class_names) for f in range(folds)),
                            series_per_class=_series_per_class(records, class_names),
-                           epochs=tuple(epochs), seconds=time.monotonic() - started, config=config.to_dict())
+                           epochs=score_epochs(held_out), seconds=time.monotonic() - started,
+                           config=config.to_dict(), held_out=held_out)
+
+
+def score_epochs(held_out: HeldOut) -> tuple[EpochScores, ...]:
+    """Pooled scores of every epoch of the held-out probabilities, with each fold's macro-F1."""
+    class_names = held_out.class_names
+    folds = sorted(set(held_out.folds.tolist()))
+    out = []
+    for epoch, pooled in sorted(held_out.probabilities.items()):
+        scores = score(held_out.labels, pooled, class_names)
+        verdicts = by_series(held_out.labels, pooled, held_out.series, class_names)
+        per_fold = tuple(score(held_out.labels[held_out.folds == f], pooled[held_out.folds == f],
+                               class_names).macro_f1 for f in folds)
+        out.append(EpochScores(epoch=epoch, accuracy=scores.accuracy, macro_f1=scores.macro_f1,
+                               recall={c: v["recall"] for c, v in scores.per_class.items()},
+                               series_right=dict(verdicts["right"]), fold_macro_f1=per_fold))
+    return tuple(out)
+
+
+def combine(runs: Sequence[HeldOut]) -> HeldOut:
+    """Average the held-out probabilities of runs over the same slices: an ensemble of their networks.
+
+    Each slice is averaged only over networks that never trained on it, so the result is what an
+    ensemble of the recipe would score on these patients. Runs must hold the same slices and
+    classes; they may differ in seeds (and then in folds: the folds of the first run are reported).
+    """
+    if not runs:
+        raise ValueError("combine needs at least one run")
+    first = runs[0]
+    order = np.argsort(np.array(first.paths))
+    for run in runs[1:]:
+        if run.class_names != first.class_names or sorted(run.paths) != sorted(first.paths):
+            raise ValueError("runs to combine must hold the same classes and the same held-out slices")
+    epochs = sorted(set.intersection(*(set(r.probabilities) for r in runs)))
+    if not epochs:
+        raise ValueError("the runs share no epoch to combine")
+    aligned = [np.argsort(np.array(r.paths)) for r in runs]
+    probabilities = {e: np.mean([r.probabilities[e][a] for r, a in zip(runs, aligned)], axis=0) for e in epochs}
+    return HeldOut(class_names=first.class_names, paths=tuple(np.array(first.paths)[order].tolist()),
+                   labels=first.labels[order], series=tuple(np.array(first.series)[order].tolist()),
+                   folds=first.folds[order], probabilities=probabilities)
+
+
+def save_held_out(held_out: HeldOut, path: Path) -> None:
+    epochs = sorted(held_out.probabilities)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        np.savez_compressed(f, class_names=np.array(held_out.class_names), paths=np.array(held_out.paths),
+                            labels=held_out.labels, series=np.array(held_out.series), folds=held_out.folds,
+                            epochs=np.array(epochs, dtype=int),
+                            probabilities=np.stack([held_out.probabilities[e] for e in epochs]))
+
+
+def load_held_out(path: Path) -> HeldOut:
+    with np.load(path, allow_pickle=False) as data:
+        return HeldOut(class_names=tuple(data["class_names"].tolist()), paths=tuple(data["paths"].tolist()),
+                       labels=data["labels"], series=tuple(data["series"].tolist()), folds=data["folds"],
+                       probabilities={int(e): p for e, p in zip(data["epochs"], data["probabilities"])})
 
 
 def _series_per_class(records: Sequence[ImageRecord], class_names: Sequence[str]) -> dict[str, int]:

@@ -5,11 +5,12 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mlcore.cli import main
 from mlcore.config import TrainConfig
-from mlcore.crossval import assign_folds, cross_validate
+from mlcore.crossval import HeldOut, assign_folds, combine, cross_validate, load_held_out, save_held_out, score_epochs
 from mlcore.data import ImageRecord, class_names_of, ingest
 
 from .conftest import TINY_TRAIN
@@ -96,13 +97,67 @@ def test_cli_cross_validate_writes_each_epoch_and_prints_the_last(synthetic_data
     params = tmp_path / "params.yaml"
     params.write_text("train:\n  image_size: 32\n  batch_size: 16\n  split:\n    val_fraction: 0.25\n"
                       "    test_fraction: 0.25\n")
-    out = tmp_path / "cv.json"
+    out, held_out = tmp_path / "cv.json", tmp_path / "cv.npz"
     assert main(["cross-validate", "--data", str(synthetic_dataset), "--folds", "2", "--epochs", "1",
                  "--params", str(params), "--config", str(tmp_path / "none.yaml"), "--out", str(out),
-                 "--workdir", str(tmp_path / "work")]) == 0
+                 "--workdir", str(tmp_path / "work"), "--held-out", str(held_out)]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     written = json.loads(out.read_text())
     assert printed["folds"] == 2 and printed["epoch"] == 1
     assert printed["macro_f1"] == round(written["epochs"][-1]["macro_f1"], 4)
     # 4 series per class, one of them test: 3 per class are cross-validated.
     assert printed["series_per_class"] == {"Cyst": 3, "Normal": 3, "Stone": 3, "Tumor": 3}
+
+    # The run's held-out probabilities, combined with themselves, score as the run did.
+    assert main(["combine-cross-validations", str(held_out), str(held_out), "--out", str(tmp_path / "both.json")]) == 0
+    combined = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert combined["runs"] == 2 and combined["series"] == printed["series"]
+    for key in ("accuracy", "macro_f1", "recall", "series_right", "fold_macro_f1", "series_per_class"):
+        assert combined[key] == printed[key], key
+
+
+def _held_out(probabilities: list[list[float]], order: list[int] | None = None) -> HeldOut:
+    """Four slices of two series (two per class), in the given order."""
+    order = order or list(range(4))
+    paths, labels, series = ["a.jpg", "b.jpg", "c.jpg", "d.jpg"], [0, 0, 1, 1], ["s1", "s1", "s2", "s2"]
+    return HeldOut(class_names=("Cyst", "Normal"), paths=tuple(paths[i] for i in order),
+                   labels=np.array([labels[i] for i in order]), series=tuple(series[i] for i in order),
+                   folds=np.array([labels[i] for i in order]),
+                   probabilities={3: np.array([probabilities[i] for i in order], dtype=float)})
+
+
+def test_combined_runs_average_each_slice_over_runs_whatever_their_order():
+    # Run one reads slices a and c right, run two b and d, each with little confidence to spare.
+    one = _held_out([[0.6, 0.4], [0.3, 0.7], [0.45, 0.55], [0.8, 0.2]])
+    two = _held_out([[0.3, 0.7], [0.9, 0.1], [0.9, 0.1], [0.25, 0.75]], order=[3, 1, 0, 2])
+    assert score_epochs(one)[0].accuracy == 0.5 and score_epochs(two)[0].accuracy == 0.5
+    both = combine([one, two])
+    assert both.paths == ("a.jpg", "b.jpg", "c.jpg", "d.jpg")
+    np.testing.assert_allclose(both.probabilities[3], [[0.45, 0.55], [0.6, 0.4], [0.675, 0.325], [0.525, 0.475]])
+    [epoch] = score_epochs(both)
+    # Averaged, only b leans right: an ensemble can be worse than its members.
+    assert epoch.epoch == 3 and epoch.accuracy == 0.25
+    assert epoch.recall == {"Cyst": 0.5, "Normal": 0.0}
+    assert len(epoch.fold_macro_f1) == 2
+
+
+def test_runs_over_other_slices_or_without_a_shared_epoch_are_not_combined():
+    one = _held_out([[0.6, 0.4]] * 4)
+    other = replace(one, paths=("a.jpg", "b.jpg", "c.jpg", "e.jpg"))
+    with pytest.raises(ValueError, match="same held-out slices"):
+        combine([one, other])
+    with pytest.raises(ValueError, match="share no epoch"):
+        combine([one, replace(one, probabilities={4: one.probabilities[3]})])
+    with pytest.raises(ValueError, match="at least one run"):
+        combine([])
+
+
+def test_held_out_probabilities_survive_a_round_trip_through_a_file(tmp_path):
+    run = _held_out([[0.6, 0.4], [0.3, 0.7], [0.45, 0.55], [0.8, 0.2]], order=[2, 0, 3, 1])
+    save_held_out(run, tmp_path / "runs" / "one.npz")
+    again = load_held_out(tmp_path / "runs" / "one.npz")
+    assert (again.class_names, again.paths, again.series) == (run.class_names, run.paths, run.series)
+    np.testing.assert_array_equal(again.labels, run.labels)
+    np.testing.assert_array_equal(again.folds, run.folds)
+    assert set(again.probabilities) == {3}
+    np.testing.assert_array_equal(again.probabilities[3], run.probabilities[3])
