@@ -97,17 +97,31 @@ def _compare(args: argparse.Namespace) -> int:
 def _cross_validate(args: argparse.Namespace) -> int:
     from mlcore.crossval import cross_validate, save_held_out
     from mlcore.data import class_names_of, ingest
+    from mlcore.tracking import tracked_run
 
     paths, params = load_paths(args.config), _params(args)
     records, _ = ingest(args.data or paths.data_dir, params.train.split, workdir=Path(args.workdir),
                         extra_manifests=paths.extra_manifests)
     # The test series stay untouched, so that a recipe chosen here is still judged fairly there.
     kept = [r for r in records if r.split != "test"]
-    result = cross_validate(records=kept, class_names=class_names_of(records), config=params.train,
-                            folds=args.folds)
-    if args.held_out:
-        save_held_out(result.held_out, args.held_out)
-    _write_json(args.out, result.to_dict())
+    with tracked_run(f"cross-validate {args.folds} folds", enabled=not args.no_track) as tracker:
+        tracker.set_tags({"kind": "cross-validation"})
+
+        def progress(fold: int, epoch: int, macro_f1: float) -> None:
+            tracker.log_metrics({f"fold{fold}_macro_f1": macro_f1}, step=epoch)
+
+        result = cross_validate(records=kept, class_names=class_names_of(records), config=params.train,
+                                folds=args.folds, on_epoch_end=progress)
+        tracker.log_params({**result.config, "folds": result.folds, "series": result.series})
+        for epoch in result.epochs:
+            tracker.log_metrics({"cv_accuracy": epoch.accuracy, "cv_macro_f1": epoch.macro_f1,
+                                 **{f"cv_recall_{c}": v for c, v in epoch.recall.items()}}, step=epoch.epoch)
+        if args.held_out:
+            save_held_out(result.held_out, args.held_out)
+            tracker.log_artifact(args.held_out)
+        _write_json(args.out, result.to_dict())
+        if args.out:
+            tracker.log_artifact(args.out)
     _print_epoch(result.last, folds=result.folds, series=result.series, series_per_class=result.series_per_class,
                  seconds=round(result.seconds, 1))
     return 0
@@ -216,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cv_p.add_argument("--workdir", default="artifacts/cross_validate", help="where DICOM slices are windowed")
     cv_p.add_argument("--params", default="params.yaml", help="the recipe (default params.yaml)")
     cv_p.add_argument("--config", default="config.yaml", help="paths (default config.yaml)")
+    cv_p.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
     cv_p.add_argument("--held-out", type=Path,
                       help="write every held-out slice's probabilities at each epoch here (.npz), for combining runs")
     cv_p.set_defaults(func=_cross_validate)

@@ -93,7 +93,9 @@ def test_cross_validation_scores_every_held_out_slice_at_every_epoch(developer_r
     assert result.config["members"] == 1
 
 
-def test_cli_cross_validate_writes_each_epoch_and_prints_the_last(synthetic_dataset, tmp_path, capsys):
+def test_cli_cross_validate_writes_each_epoch_prints_the_last_and_logs_the_run(synthetic_dataset, tmp_path, capsys,
+                                                                               monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     params = tmp_path / "params.yaml"
     params.write_text("train:\n  image_size: 32\n  batch_size: 16\n  split:\n    val_fraction: 0.25\n"
                       "    test_fraction: 0.25\n")
@@ -107,6 +109,17 @@ def test_cli_cross_validate_writes_each_epoch_and_prints_the_last(synthetic_data
     assert printed["macro_f1"] == round(written["epochs"][-1]["macro_f1"], 4)
     # 4 series per class, one of them test: 3 per class are cross-validated.
     assert printed["series_per_class"] == {"Cyst": 3, "Normal": 3, "Stone": 3, "Tumor": 3}
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    [run] = mlflow.search_runs(experiment_names=["kidneyweb"], filter_string="tags.kind = 'cross-validation'",
+                               output_format="list")
+    assert run.data.params["folds"] == "2" and run.data.params["early_stopping_patience"] == "2"
+    assert run.data.metrics["cv_macro_f1"] == pytest.approx(written["epochs"][-1]["macro_f1"])
+    assert {"fold1_macro_f1", "fold2_macro_f1", "cv_recall_Stone"} <= set(run.data.metrics)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert artifacts == {"cv.json", "cv.npz"}
 
     # The run's held-out probabilities, combined with themselves, score as the run did.
     assert main(["combine-cross-validations", str(held_out), str(held_out), "--out", str(tmp_path / "both.json")]) == 0
