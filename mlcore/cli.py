@@ -131,12 +131,10 @@ def _combine_cross_validations(args: argparse.Namespace) -> int:
     from mlcore.crossval import combine, load_held_out, score_epochs
 
     combined = combine([load_held_out(path) for path in args.runs])
-    epochs = score_epochs(combined)
-    labels = {s: combined.class_names[label] for s, label in zip(combined.series, combined.labels)}
-    per_class = {c: sum(label == c for label in labels.values()) for c in combined.class_names}
+    epochs, per_class = score_epochs(combined), combined.series_per_class
     _write_json(args.out, {"runs": [str(p) for p in args.runs], "series_per_class": per_class,
                            "epochs": [asdict(e) for e in epochs]})
-    _print_epoch(epochs[-1], runs=len(args.runs), series=len(labels), series_per_class=per_class)
+    _print_epoch(epochs[-1], runs=len(args.runs), series=sum(per_class.values()), series_per_class=per_class)
     return 0
 
 
@@ -147,11 +145,9 @@ def _write_json(path: Path | None, data: dict) -> None:
 
 
 def _print_epoch(epoch: EpochScores, **context: object) -> None:
-    print(json.dumps({**{k: v for k, v in context.items() if k != "series_per_class"}, "epoch": epoch.epoch,
-                      "accuracy": round(epoch.accuracy, 4), "macro_f1": round(epoch.macro_f1, 4),
-                      "fold_macro_f1": [round(v, 4) for v in epoch.fold_macro_f1],
-                      "recall": {k: round(v, 4) for k, v in epoch.recall.items()},
-                      "series_right": epoch.series_right, "series_per_class": context.get("series_per_class")}))
+    print(json.dumps({**context, "epoch": epoch.epoch, "accuracy": round(epoch.accuracy, 4),
+                      "macro_f1": round(epoch.macro_f1, 4), "fold_macro_f1": [round(v, 4) for v in epoch.fold_macro_f1],
+                      "recall": {k: round(v, 4) for k, v in epoch.recall.items()}, "series_right": epoch.series_right}))
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -56,6 +56,11 @@ class HeldOut:
     folds: np.ndarray  # (slices,) the fold that held the slice out
     probabilities: dict[int, np.ndarray]  # epoch -> (slices, classes)
 
+    @property
+    def series_per_class(self) -> dict[str, int]:
+        label_of = dict(zip(self.series, self.labels.tolist()))
+        return {c: sum(label == i for label in label_of.values()) for i, c in enumerate(self.class_names)}
+
 
 @dataclass(frozen=True)
 class CrossValidation:
@@ -170,7 +175,7 @@ def cross_validate(
     return CrossValidation(folds=folds, series=len(fold_of), slices=len(records),
                            series_per_fold=tuple(_series_per_class([r for r in records if fold_of[r.series] == f],
                                                                    class_names) for f in range(folds)),
-                           series_per_class=_series_per_class(records, class_names),
+                           series_per_class=held_out.series_per_class,
                            epochs=score_epochs(held_out), seconds=time.monotonic() - started,
                            config=config.to_dict(), held_out=held_out)
 
@@ -218,7 +223,7 @@ def combine(runs: Sequence[HeldOut]) -> HeldOut:
 def save_held_out(held_out: HeldOut, path: Path) -> None:
     epochs = sorted(held_out.probabilities)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
+    with path.open("wb") as f:  # given a name, np.savez would append ".npz" to one without it
         np.savez_compressed(f, class_names=np.array(held_out.class_names), paths=np.array(held_out.paths),
                             labels=held_out.labels, series=np.array(held_out.series), folds=held_out.folds,
                             epochs=np.array(epochs, dtype=int),
