@@ -56,14 +56,16 @@ def test_the_worklist_is_paginated(api_client, make):
 
 
 def test_the_filters_narrow_the_list(api_client, make):
+    # The others are uploaded now and the cut-off is the stone's own local date, so the test holds at
+    # any hour: an upload "1 hour ago" falls on yesterday when the run starts just after midnight.
     stone = make("Stone", hours_ago=30)
-    make("Tumor", hours_ago=1)
-    make(status=Prediction.Status.QUEUED)
-    yesterday = (timezone.localdate() - datetime.timedelta(days=1)).isoformat()
+    make("Tumor", hours_ago=0)
+    make(status=Prediction.Status.QUEUED, hours_ago=0)
+    stone_day = timezone.localdate(stone.uploaded_at).isoformat()
 
     assert [r["id"] for r in api_client.get(URL, {"label": "Stone"}).json()["results"]] == [stone.pk]
     assert len(api_client.get(URL, {"status": "pending"}).json()["results"]) == 1
-    assert [r["id"] for r in api_client.get(URL, {"uploaded_to": yesterday}).json()["results"]] == [stone.pk]
+    assert [r["id"] for r in api_client.get(URL, {"uploaded_to": stone_day}).json()["results"]] == [stone.pk]
 
 
 @pytest.mark.parametrize("query", [{"status": "urgent"}, {"uploaded_from": "yesterday"}])
