@@ -19,7 +19,7 @@ QUEUES ?= inference,training,celery
 LOGLEVEL ?= info
 
 KIDNEY_DATA_DIR ?= ../shared/data/ct-kidney
-MODEL_OUT ?= models/kidney-resnet-v4.keras
+MODEL_OUT ?= models/kidney-resnet-v5.keras
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 

@@ -168,7 +168,7 @@ class Params:
 class Paths:
     data_dir: Path = Path("../shared/data/ct-kidney")
     artifacts_dir: Path = Path("artifacts")
-    model_out: Path = Path("models/kidney-resnet-v4.keras")
+    model_out: Path = Path("models/kidney-resnet-v5.keras")
     extra_manifests: tuple[Path, ...] = ()
 
     @property

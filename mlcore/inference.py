@@ -18,7 +18,7 @@ from mlcore.card import ModelCard, read_card
 from mlcore.data import load_image
 
 ImageSource = Union[np.ndarray, Path, str, bytes]
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "kidney-resnet-v4.keras"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "kidney-resnet-v5.keras"
 
 
 def default_model_path() -> Path:

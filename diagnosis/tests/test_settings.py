@@ -63,7 +63,7 @@ def test_defaults_need_no_server_sqlite_and_a_filesystem_broker(tmp_path):
     assert (tmp_path / "broker" / "queue").is_dir()
     assert values["storage"] == "django.core.files.storage.FileSystemStorage"
     assert values["storage_options"]["location"] == str(tmp_path / "media")
-    assert values["model"].endswith("models/kidney-resnet-v4.keras")
+    assert values["model"].endswith("models/kidney-resnet-v5.keras")
     assert (values["max_bytes"], values["max_pixels"]) == (20 * 1024 * 1024, 4096 * 4096)
 
 

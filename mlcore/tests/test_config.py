@@ -42,7 +42,7 @@ def test_repository_params_and_config_files_load():
 
     root = Path(__file__).resolve().parents[2]
     assert isinstance(load_params(root / "params.yaml"), Params)
-    assert load_paths(root / "config.yaml").model_out.name == "kidney-resnet-v4.keras"
+    assert load_paths(root / "config.yaml").model_out.name == "kidney-resnet-v5.keras"
 
 
 def test_data_dir_comes_from_the_environment_when_set(tmp_path, monkeypatch):
