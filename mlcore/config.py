@@ -97,6 +97,10 @@ class TrainConfig:
     # Fit per-class offsets to the decision on validation (macro-F1) before the temperature: a cheap
     # correction for a network that leans towards the classes it saw most patients of.
     class_offsets: bool = False
+    # After each network's epoch is chosen on validation, train a fresh one with the same seed on the
+    # training and validation slices together for that many epochs, and ship it with the calibration
+    # fitted on the first: validation then adds its patients to what the shipped network learns from.
+    refit: bool = False
     # A second, slower phase that also trains the backbone; only used with pretrained weights.
     fine_tune_epochs: int = 0
     fine_tune_learning_rate: float = 1e-4

@@ -250,13 +250,16 @@ def save_training_curves(history: Sequence[dict], path) -> None:
     import matplotlib.pyplot as plt
 
     epochs = [h["epoch"] for h in history]
+    # Refit epochs train on the validation slices, so they have no validation scores to draw.
+    validated = [h for h in history if h.get("val_loss") is not None]
+    seen = [h["epoch"] for h in validated]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)
     left.plot(epochs, [h["loss"] for h in history], label="train loss")
-    left.plot(epochs, [h["val_loss"] for h in history], label="validation loss")
+    left.plot(seen, [h["val_loss"] for h in validated], label="validation loss")
     left.set_xlabel("epoch")
     left.legend()
-    right.plot(epochs, [h["val_accuracy"] for h in history], label="validation accuracy")
-    right.plot(epochs, [h["val_macro_f1"] for h in history], label="validation macro-F1")
+    right.plot(seen, [h["val_accuracy"] for h in validated], label="validation accuracy")
+    right.plot(seen, [h["val_macro_f1"] for h in validated], label="validation macro-F1")
     right.set_xlabel("epoch")
     right.set_ylim(0, 1)
     right.legend()

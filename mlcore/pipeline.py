@@ -83,8 +83,9 @@ def stage_train(paths: Paths, params: Params, *, tracker: NullTracker | None = N
     tracker.log_params(params.to_dict())
 
     def progress(epoch: EpochProgress) -> None:
-        tracker.log_metrics({"loss": epoch.loss, "val_loss": epoch.val_loss, "val_accuracy": epoch.val_accuracy,
-                             "val_macro_f1": epoch.val_macro_f1}, step=epoch.epoch)
+        metrics = {"loss": epoch.loss, "val_loss": epoch.val_loss, "val_accuracy": epoch.val_accuracy,
+                   "val_macro_f1": epoch.val_macro_f1}
+        tracker.log_metrics({k: v for k, v in metrics.items() if v is not None}, step=epoch.epoch)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
@@ -95,7 +96,7 @@ def stage_train(paths: Paths, params: Params, *, tracker: NullTracker | None = N
     result.model.save(paths.trained_model)
     _write_json(paths.history, {
         "history": [h.to_dict() for h in result.history], "best_epoch": result.best_epoch,
-        "best_epochs": list(result.best_epochs),
+        "best_epochs": list(result.best_epochs), "refit": result.refit,
         "temperature": result.temperature, "class_offsets": list(result.class_offsets),
         "out_of_scope_threshold": result.out_of_scope_threshold,
         "seconds": round(result.seconds, 1), "mlflow_run_id": tracker.run_id,
@@ -163,14 +164,20 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
         calibration={"method": ("per-class offsets to the log-probabilities maximising validation macro-F1, "
                                 "then temperature scaling, both fitted on the validation split"
                                 if trained.get("class_offsets") else
-                                "temperature scaling fitted on the validation split"),
+                                "temperature scaling fitted on the validation split")
+                               + ("; fitted to the networks trained on the training split alone, which chose the "
+                                  "epochs of the shipped ones, refitted on training and validation slices together"
+                                  if trained.get("refit") else ""),
                      "temperature": trained["temperature"],
                      "class_offsets": dict(zip(class_names, trained.get("class_offsets") or [0.0] * len(class_names))),
                      "confidence_threshold": params.evaluate.confidence_threshold},
         out_of_scope={"method": "input checks (colour, blank, noise) and Mahalanobis distance of pooled features "
                                 "to the nearest training class",
                       "distance_threshold": trained["out_of_scope_threshold"],
-                      "quantile_of_validation": params.evaluate.out_of_scope_quantile},
+                      "quantile_of_validation": params.evaluate.out_of_scope_quantile,
+                      **({"refit": "the quantile of the training slices' own distances, times the ratio of the "
+                                   "validation to the training quantile measured before the refit"}
+                         if trained.get("refit") else {})},
     )
     write_card(paths.trained_model, card)
     tracker.log_metrics({"test_accuracy": scores.accuracy, "test_macro_f1": scores.macro_f1,
@@ -198,10 +205,14 @@ def recalibrate(paths: Paths, params: Params, *, source: Path) -> Path:
     import keras
 
     import mlcore.model  # noqa: F401
+    from mlcore.calibration import calibrate
     from mlcore.config import TrainConfig
-    from mlcore.train import calibrate, plain_model
+    from mlcore.train import plain_model
 
     card = read_card(source)
+    if (card.training.get("params", {}).get("train") or {}).get("refit"):
+        raise ValueError(f"{source.name} was refitted on its validation slices, so they cannot calibrate it; "
+                         "retrain instead")
     # Options added since the card was written (also inside split and augment) count at their defaults.
     trained_with = TrainConfig().with_overrides(card.training.get("params", {}).get("train", {})).to_dict()
     wanted = params.train.to_dict()

@@ -2,7 +2,8 @@
 
 The returned model is the shipped form: no augmentation layers, no optimizer state,
 probabilities calibrated by a temperature fitted on validation, and a distance to the
-training classes for the out-of-scope flag.
+training classes for the out-of-scope flag. With ``refit``, the shipped networks are trained
+again on training and validation slices together for the epochs validation chose.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from mlcore.calibration import calibrate, calibrate_like
 from mlcore.config import TrainConfig
 from mlcore.data import ImageRecord
-from mlcore.evaluate import fit_class_offsets, fit_temperature, score
+from mlcore.evaluate import score
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,9 @@ class EpochProgress:
     epoch: int
     epochs: int
     loss: float
-    val_loss: float
-    val_accuracy: float
-    val_macro_f1: float
+    val_loss: float | None  # None for a refit epoch: validation slices are then training slices
+    val_accuracy: float | None
+    val_macro_f1: float | None
     seconds: float
     phase: str = "train"
     member: int = 1
@@ -55,6 +57,7 @@ class FitResult:
     out_of_scope_threshold: float = float("inf")
     seconds: float = 0.0
     best_epochs: tuple[int, ...] = ()  # one per ensemble member
+    refit: bool = False  # the shipped networks were trained again on training and validation slices
 
     @property
     def best_epoch(self) -> int:
@@ -138,16 +141,6 @@ def _copy_weights(source, target) -> None:
             layer.set_weights(source.get_layer(layer.name).get_weights())
 
 
-def _feature_statistics(features: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    means = np.stack([features[labels == c].mean(axis=0) if (labels == c).any() else features.mean(axis=0)
-                      for c in range(n)])
-    centred = features - means[labels]
-    covariance = centred.T @ centred / max(1, len(features) - 1)
-    # Shrinkage keeps the inverse stable with few slices per feature.
-    covariance += np.eye(covariance.shape[0]) * (1e-3 + 0.05 * np.trace(covariance) / covariance.shape[0])
-    return means.astype(np.float32), np.linalg.inv(covariance).astype(np.float32)
-
-
 def _swap_ema(model) -> None:
     """Exchange the model's weights with the optimizer's moving averages, in place."""
     averages = model.optimizer._model_variables_moving_average
@@ -179,7 +172,7 @@ def fit(
     """
     import keras
 
-    from mlcore.model import ensemble_model, model_for
+    from mlcore.model import model_for
 
     started = time.monotonic()
     train_records = [r for r in records if r.split == "train"]
@@ -189,6 +182,8 @@ def fit(
     val_ds, val_labels = dataset(val_records, class_names, config.batch_size)
     history: list[EpochProgress] = []
     epochs_per_member = config.epochs + (config.fine_tune_epochs if config.weights else 0)
+    # While the epochs are still to be chosen, a refit's share is counted at its most.
+    planned = config.members * epochs_per_member * (2 if config.refit else 1)
     members, best_epochs = [], []
     for member in range(config.members):
         seed = config.seed + member
@@ -197,38 +192,71 @@ def fit(
         best_epoch = fit_network(
             model, train_records=train_records, val_ds=val_ds, val_labels=val_labels, class_names=class_names,
             config=config, seed=seed, member=member, history=history,
-            epoch_offset=member * epochs_per_member, total_epochs=config.members * epochs_per_member,
+            epoch_offset=member * epochs_per_member, total_epochs=planned,
             on_epoch_end=on_epoch_end, should_stop=should_stop)
-        # The shipped model carries no augmentation layers and no optimizer state: smaller, and deterministic.
-        plain = model_for(config, class_names=class_names, seed=seed, trainable=False)
-        _copy_weights(model, plain)
-        members.append(plain)
+        members.append(_shipped_network(model, config, class_names, seed))
         best_epochs.append(best_epoch)
-    combined = members[0] if len(members) == 1 else ensemble_model(
-        members, class_names=class_names, image_size=config.image_size, normalization=config.normalization,
-        standardize=config.standardize, pooling=config.pooling, width=config.width)
-    shipped, calibration = calibrate(combined, records, class_names, config.batch_size, out_of_scope_quantile,
-                                     class_offsets=config.class_offsets)
+    shipped, calibration = calibrate(_combined(members, config, class_names), records, class_names,
+                                     config.batch_size, out_of_scope_quantile, class_offsets=config.class_offsets)
+    if config.refit:
+        fit_records = train_records + val_records
+        done = history[-1].epoch if history else 0
+        total = done + sum(best_epochs)
+        members = []
+        for member, epochs in enumerate(best_epochs):
+            seed = config.seed + member
+            keras.utils.set_random_seed(seed)
+            model = model_for(config, class_names=class_names, seed=seed)
+            fit_network(model, train_records=fit_records, val_ds=None, val_labels=None, class_names=class_names,
+                        config=config, seed=seed, member=member, history=history, epochs=epochs,
+                        epoch_offset=done + sum(best_epochs[:member]), total_epochs=total,
+                        on_epoch_end=on_epoch_end, should_stop=should_stop)
+            members.append(_shipped_network(model, config, class_names, seed))
+        shipped, calibration = calibrate_like(_combined(members, config, class_names), fit_records, class_names,
+                                              like=calibration, batch_size=config.batch_size,
+                                              out_of_scope_quantile=out_of_scope_quantile)
     return FitResult(model=shipped, history=history, temperature=calibration.temperature,
                      class_offsets=calibration.class_offsets,
                      out_of_scope_threshold=calibration.out_of_scope_threshold, seconds=time.monotonic() - started,
-                     best_epochs=tuple(best_epochs))
+                     best_epochs=tuple(best_epochs), refit=config.refit)
 
 
-def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labels: np.ndarray,
+def _shipped_network(model, config: TrainConfig, class_names: Sequence[str], seed: int):
+    """A trained network's weights in a model without augmentation layers or optimizer state:
+    smaller, and deterministic."""
+    from mlcore.model import model_for
+
+    plain = model_for(config, class_names=class_names, seed=seed, trainable=False)
+    _copy_weights(model, plain)
+    return plain
+
+
+def _combined(members: Sequence[Any], config: TrainConfig, class_names: Sequence[str]):
+    from mlcore.model import ensemble_model
+
+    return members[0] if len(members) == 1 else ensemble_model(
+        members, class_names=class_names, image_size=config.image_size, normalization=config.normalization,
+        standardize=config.standardize, pooling=config.pooling, width=config.width)
+
+
+def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labels: np.ndarray | None,
                 class_names: Sequence[str], config: TrainConfig, seed: int, member: int,
                 history: list[EpochProgress], epoch_offset: int, total_epochs: int,
                 on_epoch_end: Callable[[EpochProgress], None] | None,
                 should_stop: Callable[[], bool] | None,
-                on_validation: Callable[[int, np.ndarray], None] | None = None) -> int:
+                on_validation: Callable[[int, np.ndarray], None] | None = None,
+                epochs: int | None = None) -> int:
     """Train one network in place, leave it at its best validation epoch, and return that epoch.
 
     ``on_validation`` receives each epoch's number and validation probabilities (cross-validation
-    pools them across folds).
+    pools them across folds). With ``val_ds`` None (a refit) nothing is validated: the network
+    trains for ``epochs`` (the configured phases, cut short there, each with its learning-rate
+    schedule fitted to what is left of it) and keeps its last weights.
     """
     import keras
 
     n = len(class_names)
+    refit = val_ds is None
     weights = sample_weights(train_records, list(class_names), class_weighting=config.class_weighting,
                              series_weighting=config.series_weighting)
     train_ds, train_labels = dataset(train_records, class_names, config.batch_size, True, seed, weights)
@@ -251,19 +279,36 @@ def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
+            number = self.offset + epoch + 1
+            loss = float(logs.get("loss", np.nan))
+            if refit:
+                progress = EpochProgress(epoch=epoch_offset + number, epochs=total_epochs, loss=loss, val_loss=None,
+                                         val_accuracy=None, val_macro_f1=None,
+                                         seconds=time.monotonic() - self.epoch_started, phase=self.phase,
+                                         member=member + 1)
+                log.info("member %d %s epoch %d/%d loss %.4f (%.0f s)", member + 1, self.phase, progress.epoch,
+                         total_epochs, loss, progress.seconds)
+                best["epoch"] = number
+            else:
+                progress = self.validate(number, loss)
+            history.append(progress)
+            if on_epoch_end is not None:
+                on_epoch_end(progress)
+            if should_stop is not None and should_stop():
+                cancelled["flag"] = True
+                self.model.stop_training = True
+
+        def validate(self, number: int, loss: float) -> EpochProgress:
             if ema:
                 _swap_ema(self.model)
             probabilities = np.asarray(self.model.predict(val_ds, verbose=0))
             val = score(val_labels, probabilities, class_names)
-            number = self.offset + epoch + 1
             if on_validation is not None:
                 on_validation(number, probabilities)
-            progress = EpochProgress(epoch=epoch_offset + number, epochs=total_epochs,
-                                     loss=float(logs.get("loss", np.nan)),
+            progress = EpochProgress(epoch=epoch_offset + number, epochs=total_epochs, loss=loss,
                                      val_loss=_log_loss(val_labels, probabilities), val_accuracy=val.accuracy,
                                      val_macro_f1=val.macro_f1, seconds=time.monotonic() - self.epoch_started,
                                      phase=self.phase, member=member + 1)
-            history.append(progress)
             log.info("member %d %s epoch %d/%d loss %.4f val_loss %.4f val_acc %.4f val_macro_f1 %.4f (%.0f s)",
                      member + 1, self.phase, progress.epoch, total_epochs, progress.loss, progress.val_loss,
                      val.accuracy, val.macro_f1, progress.seconds)
@@ -275,22 +320,25 @@ def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
             if not improved and number - best["epoch"] >= config.early_stopping_patience:
                 log.info("early stop: no better validation macro-F1 since epoch %d", best["epoch"])
                 self.model.stop_training = True
-            if on_epoch_end is not None:
-                on_epoch_end(progress)
-            if should_stop is not None and should_stop():
-                cancelled["flag"] = True
-                self.model.stop_training = True
+            return progress
 
     phases = [("train", config.epochs, config.learning_rate)]
     if config.weights and config.fine_tune_epochs:
         phases.append(("fine_tune", config.fine_tune_epochs, config.fine_tune_learning_rate))
+    if epochs is not None:
+        left, cut = epochs, []
+        for phase, length, learning_rate in phases:
+            if left > 0:
+                cut.append((phase, min(length, left), learning_rate))
+            left -= length
+        phases = cut
     offset = 0
-    for phase, epochs, learning_rate in phases:
+    for phase, length, learning_rate in phases:
         backbone_frozen = phase == "train" and bool(config.weights) and config.fine_tune_epochs > 0
         for layer in model.layers:
             if isinstance(layer, keras.Model):  # a pretrained application backbone
                 layer.trainable = not backbone_frozen
-        steps = max(1, int(np.ceil(len(train_labels) / config.batch_size))) * epochs
+        steps = max(1, int(np.ceil(len(train_labels) / config.batch_size))) * length
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.02)
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, use_ema=ema,
@@ -298,48 +346,16 @@ def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         )
         # Validation runs in the Track callback, once, on the weights that would be kept.
-        model.fit(train_input, epochs=epochs, callbacks=[Track(phase, offset)], verbose=0)
-        offset += epochs
+        model.fit(train_input, epochs=length, callbacks=[Track(f"refit_{phase}" if refit else phase, offset)],
+                  verbose=0)
+        offset += length
         if cancelled["flag"]:
             raise TrainingCancelled(f"stopped on request after epoch {len(history)}")
-    if best["weights"] is not None:
+    if refit and ema:
+        _swap_ema(model)  # the moving average is what a validated network would have kept
+    elif best["weights"] is not None:
         model.set_weights(best["weights"])
     return best["epoch"]
-
-
-@dataclass(frozen=True)
-class Calibration:
-    temperature: float
-    class_offsets: tuple[float, ...]  # () when none were fitted
-    out_of_scope_threshold: float
-
-
-def calibrate(plain, records: Sequence[ImageRecord], class_names: Sequence[str], batch_size: int = 32,
-              out_of_scope_quantile: float = 0.995, *, class_offsets: bool = False):
-    """Wrap a trained model with validation-fitted decision offsets (if asked), a temperature and
-    training-feature statistics.
-
-    Returns the shipped model and its calibration; the out-of-scope distance threshold is the
-    given quantile of validation distances, so that share of real slices stays in scope.
-    """
-    from mlcore.model import feature_model, inference_model
-
-    n = len(class_names)
-    train_ds, train_labels = dataset([r for r in records if r.split == "train"], class_names, batch_size)
-    val_ds, val_labels = dataset([r for r in records if r.split == "val"], class_names, batch_size)
-    features_of = feature_model(plain)
-    val_probabilities, _ = (np.asarray(a) for a in features_of.predict(val_ds, verbose=0))
-    offsets = fit_class_offsets(val_probabilities, val_labels) if class_offsets else None
-    temperature = fit_temperature(val_probabilities, val_labels, offsets)
-    _, train_features = (np.asarray(a) for a in features_of.predict(train_ds, verbose=0))
-    means, precision = _feature_statistics(train_features, train_labels, n)
-    shipped = inference_model(plain, temperature=temperature, offsets=offsets, class_means=means, precision=precision)
-    _, val_distance = (np.asarray(a) for a in shipped.predict(val_ds, verbose=0))
-    threshold = float(np.quantile(val_distance[:, 0], out_of_scope_quantile))
-    log.info("class offsets %s, temperature %.3f, out-of-scope distance threshold %.2f",
-             None if offsets is None else np.round(offsets, 2).tolist(), temperature, threshold)
-    return shipped, Calibration(temperature=temperature, out_of_scope_threshold=threshold,
-                                class_offsets=() if offsets is None else tuple(float(v) for v in offsets))
 
 
 def plain_model(shipped):

@@ -38,6 +38,7 @@ ALLOWED: dict[str, type] = {
     "width": int,
     "ema_momentum": float,
     "class_offsets": bool,
+    "refit": bool,
     "augment": dict,
 }
 LOCKED = {
@@ -56,7 +57,7 @@ LIMITS: dict[str, tuple[float, float]] = {
 }
 PRESETS: dict[str, str] = {
     "standard": "params.yaml as it is",
-    "quick": "params.yaml with at most 3 epochs and one network: a quick check, not a model to ship",
+    "quick": "params.yaml with at most 3 epochs, one network and no refit: a quick check, not a model to ship",
 }
 
 
@@ -78,7 +79,7 @@ def preset_overrides(preset: str, base: Params) -> dict[str, Any]:
         raise ParamsError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     if preset == "quick":
         epochs = min(3, base.train.epochs)
-        return {"epochs": epochs, "early_stopping_patience": epochs, "members": 1}
+        return {"epochs": epochs, "early_stopping_patience": epochs, "members": 1, "refit": False}
     return {}
 
 

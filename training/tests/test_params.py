@@ -81,3 +81,14 @@ def test_another_architecture_trains_one_network_unless_members_are_asked_for(se
     assert resolve(overrides={"architecture": "vgg16"})[1].train.members == 1
     with pytest.raises(ParamsError, match="resnet_small networks only"):
         resolve(overrides={"architecture": "vgg16", "members": 2})
+
+
+def test_a_refit_can_be_asked_for_and_quick_leaves_it_out(settings, tmp_path):
+    settings.KIDNEYWEB_TRAINING_PARAMS = tmp_path / "params.yaml"
+    settings.KIDNEYWEB_TRAINING_PARAMS.write_text("train:\n  epochs: 20\n  refit: true\n")
+
+    assert resolve()[1].train.refit is True
+    assert resolve(overrides={"refit": False})[1].train.refit is False
+    assert resolve(preset="quick")[1].train.refit is False
+    with pytest.raises(ParamsError, match="refit must be true or false"):
+        resolve(overrides={"refit": "yes"})

@@ -74,6 +74,19 @@ def test_the_status_json_gives_live_progress(admin_ui):
     assert state["metrics"]["epoch"]["val_macro_f1"] == 0.6 and state["log_tail"] == "a\nb" and not state["final"]
 
 
+def test_a_refit_epoch_says_why_it_has_no_validation_scores(admin_ui):
+    refitting = TrainingRunFactory(status="running", stage="train", epoch=22, epochs=36, metrics={
+        "epoch": {"loss": 0.41, "val_loss": None, "val_accuracy": None, "val_macro_f1": None}})
+    validating = TrainingRunFactory(status="succeeded", stage="evaluate", epoch=20, epochs=20, metrics={
+        "epoch": {"loss": 0.5, "val_loss": 0.6, "val_accuracy": 0.7, "val_macro_f1": 0.65}})
+
+    page = admin_ui.get(reverse("training:run_detail", args=[refitting.pk])).content.decode()
+    assert "loss 0.4100 · refit on training and validation slices, nothing left to validate on" in page
+    assert "validation macro-F1" not in page
+    page = admin_ui.get(reverse("training:run_detail", args=[validating.pk])).content.decode()
+    assert "validation macro-F1 0.650" in page and "refit on" not in page
+
+
 def test_cancel_from_the_page(admin_ui):
     run = TrainingRunFactory(status="running")
 
