@@ -40,19 +40,22 @@ def _feature_statistics(features: np.ndarray, labels: np.ndarray, n: int) -> tup
     return means.astype(np.float32), np.linalg.inv(covariance).astype(np.float32)
 
 
-def _distances(shipped, ds) -> np.ndarray:
-    _, distance = (np.asarray(a) for a in shipped.predict(ds, verbose=0))
-    return distance[:, 0]
+def _nearest_class_distance(features: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """What the shipped model's MahalanobisDistance layer computes, for features already in hand."""
+    diff = features[:, None, :] - means[None, :, :]
+    return np.sqrt(np.maximum(np.einsum("bcd,de,bce->bc", diff, precision, diff).min(axis=1), 0.0))
 
 
 def _with_statistics(plain, train_ds, train_labels: np.ndarray, n: int, *, temperature: float,
                      offsets: np.ndarray | None):
-    """The shipped form of ``plain``, its out-of-scope statistics taken from the slices it trained on."""
+    """The shipped form of ``plain``, its out-of-scope statistics taken from the slices it trained on,
+    and those slices' own distances."""
     from mlcore.model import feature_model, inference_model
 
     _, train_features = (np.asarray(a) for a in feature_model(plain).predict(train_ds, verbose=0))
     means, precision = _feature_statistics(train_features, train_labels, n)
-    return inference_model(plain, temperature=temperature, offsets=offsets, class_means=means, precision=precision)
+    shipped = inference_model(plain, temperature=temperature, offsets=offsets, class_means=means, precision=precision)
+    return shipped, _nearest_class_distance(train_features, means, precision)
 
 
 def calibrate(plain, records: Sequence[ImageRecord], class_names: Sequence[str], batch_size: int = 32,
@@ -71,10 +74,11 @@ def calibrate(plain, records: Sequence[ImageRecord], class_names: Sequence[str],
     val_probabilities, _ = (np.asarray(a) for a in feature_model(plain).predict(val_ds, verbose=0))
     offsets = fit_class_offsets(val_probabilities, val_labels) if class_offsets else None
     temperature = fit_temperature(val_probabilities, val_labels, offsets)
-    shipped = _with_statistics(plain, train_ds, train_labels, len(class_names), temperature=temperature,
-                               offsets=offsets)
-    threshold = float(np.quantile(_distances(shipped, val_ds), out_of_scope_quantile))
-    own = float(np.quantile(_distances(shipped, train_ds), out_of_scope_quantile))
+    shipped, train_distances = _with_statistics(plain, train_ds, train_labels, len(class_names),
+                                                temperature=temperature, offsets=offsets)
+    _, val_distances = (np.asarray(a) for a in shipped.predict(val_ds, verbose=0))
+    threshold = float(np.quantile(val_distances[:, 0], out_of_scope_quantile))
+    own = float(np.quantile(train_distances, out_of_scope_quantile))
     log.info("class offsets %s, temperature %.3f, out-of-scope distance threshold %.2f (%.2fx the training slices')",
              None if offsets is None else np.round(offsets, 2).tolist(), temperature, threshold, threshold / own)
     return shipped, Calibration(temperature=temperature, out_of_scope_threshold=threshold,
@@ -94,9 +98,9 @@ def calibrate_like(plain, records: Sequence[ImageRecord], class_names: Sequence[
 
     fit_ds, fit_labels = dataset(records, class_names, batch_size)
     offsets = np.asarray(like.class_offsets, dtype=np.float32) if like.class_offsets else None
-    shipped = _with_statistics(plain, fit_ds, fit_labels, len(class_names), temperature=like.temperature,
-                               offsets=offsets)
-    own = float(np.quantile(_distances(shipped, fit_ds), out_of_scope_quantile))
+    shipped, distances = _with_statistics(plain, fit_ds, fit_labels, len(class_names), temperature=like.temperature,
+                                          offsets=offsets)
+    own = float(np.quantile(distances, out_of_scope_quantile))
     threshold = own * like.held_out_distance_ratio
     log.info("refitted: temperature %.3f as fitted on validation, out-of-scope distance threshold %.2f", like.temperature,
              threshold)

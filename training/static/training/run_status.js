@@ -18,11 +18,10 @@
     var bar = field("progress");
     if (bar) { bar.max = state.epochs || 1; bar.value = state.epoch; }
     var m = state.metrics && state.metrics.epoch;
-    var refit = m && m.val_loss === null;
-    setText("epoch_metrics", !m ? "–" : refit
-      ? "loss " + fixed(m.loss, 4) + " · refit on training and validation slices, nothing left to validate on"
-      : "loss " + fixed(m.loss, 4) + " · validation loss " + fixed(m.val_loss, 4) +
-        " · validation accuracy " + fixed(m.val_accuracy, 3) + " · validation macro-F1 " + fixed(m.val_macro_f1, 3));
+    setText("epoch_metrics", !m ? "–" : "loss " + fixed(m.loss, 4) + " · " + (m.val_loss === null
+      ? "refit on training and validation slices, nothing left to validate on"
+      : "validation loss " + fixed(m.val_loss, 4) + " · validation accuracy " + fixed(m.val_accuracy, 3) +
+        " · validation macro-F1 " + fixed(m.val_macro_f1, 3)));
     setText("elapsed", state.elapsed_seconds === null ? "–" : state.elapsed_seconds + " s");
     setText("eta", state.eta_seconds === null ? "–" : "about " + state.eta_seconds + " s");
     var cancelling = field("cancel_requested");
