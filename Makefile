@@ -19,7 +19,8 @@ QUEUES ?= inference,training,celery
 LOGLEVEL ?= info
 
 KIDNEY_DATA_DIR ?= ../shared/data/ct-kidney
-MODEL_OUT ?= models/kidney-resnet-v5.keras
+# The pipeline's output in config.yaml: the shipped model's path.
+MODEL_OUT ?= $(shell sed -n 's/^model_out:[[:space:]]*\([^[:space:]#]*\).*/\1/p' config.yaml)
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 

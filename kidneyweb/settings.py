@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from mlcore import SHIPPED_MODEL
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -209,7 +211,7 @@ STORAGES = {
 
 KIDNEYWEB_MAX_UPLOAD_BYTES = env_int("KIDNEYWEB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 KIDNEYWEB_MAX_IMAGE_PIXELS = env_int("KIDNEYWEB_MAX_IMAGE_PIXELS", 4096 * 4096)
-KIDNEYWEB_MODEL_PATH = Path(os.environ.get("KIDNEYWEB_MODEL_PATH") or BASE_DIR / "models" / "kidney-resnet-v5.keras")
+KIDNEYWEB_MODEL_PATH = Path(os.environ.get("KIDNEYWEB_MODEL_PATH") or BASE_DIR / SHIPPED_MODEL)
 # A result whose top probability is below this is marked "needs review" and never shown as a plain
 # diagnosis, unless the model card carries its own calibrated calibration.confidence_threshold.
 try:

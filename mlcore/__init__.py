@@ -7,3 +7,8 @@ modules that need it.
 """
 
 CLASS_NAMES: tuple[str, ...] = ("Cyst", "Normal", "Stone", "Tumor")
+
+# The model this repository ships, relative to its root: what the web app serves and `make train` and
+# the pipeline write unless told otherwise. A new version is named here and in config.yaml's model_out,
+# which a test holds equal.
+SHIPPED_MODEL: str = "models/kidney-resnet-v5.keras"

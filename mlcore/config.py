@@ -14,6 +14,8 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
+from mlcore import SHIPPED_MODEL
+
 ARCHITECTURES: tuple[str, ...] = ("resnet_small", "resnet50", "vgg16")
 POOLINGS: tuple[str, ...] = ("avg", "avgmax")
 T = TypeVar("T")
@@ -172,7 +174,7 @@ class Params:
 class Paths:
     data_dir: Path = Path("../shared/data/ct-kidney")
     artifacts_dir: Path = Path("artifacts")
-    model_out: Path = Path("models/kidney-resnet-v5.keras")
+    model_out: Path = Path(SHIPPED_MODEL)
     extra_manifests: tuple[Path, ...] = ()
 
     @property

@@ -14,11 +14,12 @@ from typing import Sequence, Union
 
 import numpy as np
 
+from mlcore import SHIPPED_MODEL
 from mlcore.card import ModelCard, read_card
 from mlcore.data import load_image
 
 ImageSource = Union[np.ndarray, Path, str, bytes]
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "kidney-resnet-v5.keras"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / SHIPPED_MODEL
 
 
 def default_model_path() -> Path:

@@ -2,6 +2,9 @@
 
 import json
 import secrets
+from pathlib import Path
+
+from mlcore import SHIPPED_MODEL
 
 from .subprocess_env import clean_env, run_manage, run_python
 
@@ -63,7 +66,7 @@ def test_defaults_need_no_server_sqlite_and_a_filesystem_broker(tmp_path):
     assert (tmp_path / "broker" / "queue").is_dir()
     assert values["storage"] == "django.core.files.storage.FileSystemStorage"
     assert values["storage_options"]["location"] == str(tmp_path / "media")
-    assert values["model"].endswith("models/kidney-resnet-v5.keras")
+    assert values["model"] == str(Path(__file__).resolve().parents[2] / SHIPPED_MODEL)
     assert (values["max_bytes"], values["max_pixels"]) == (20 * 1024 * 1024, 4096 * 4096)
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from mlcore.config import Params, SplitConfig, TrainConfig, load_params, load_paths, recorded_split
+from mlcore.config import Params, Paths, SplitConfig, TrainConfig, load_params, load_paths, recorded_split
 
 
 def test_params_file_loads_into_frozen_dataclasses(tmp_path):
@@ -42,7 +42,17 @@ def test_repository_params_and_config_files_load():
 
     root = Path(__file__).resolve().parents[2]
     assert isinstance(load_params(root / "params.yaml"), Params)
-    assert load_paths(root / "config.yaml").model_out.name == "kidney-resnet-v5.keras"
+    assert load_paths(root / "config.yaml").model_out.name.startswith("kidney-resnet-")
+
+
+def test_the_pipeline_writes_the_model_the_repository_ships_and_that_file_exists():
+    from pathlib import Path
+
+    from mlcore import SHIPPED_MODEL
+
+    root = Path(__file__).resolve().parents[2]
+    assert load_paths(root / "config.yaml").model_out == Path(SHIPPED_MODEL) == Paths().model_out
+    assert (root / SHIPPED_MODEL).is_file() and (root / SHIPPED_MODEL).with_suffix(".json").is_file()
 
 
 def test_data_dir_comes_from_the_environment_when_set(tmp_path, monkeypatch):
