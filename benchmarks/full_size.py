@@ -37,9 +37,8 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from mlcore.card import read_card
-    from mlcore.config import SplitConfig, recorded_split
-    from mlcore.data import data_dir_from_env, ingest, load_image
+    from mlcore.card import own_test_records
+    from mlcore.data import data_dir_from_env, load_image
     from mlcore.evaluate import score
     from mlcore.inference import Classifier, default_model_path
 
@@ -49,10 +48,7 @@ def main() -> int:
         return 1
     model_path = args.model or default_model_path()
     classifier = Classifier.load(model_path)
-    # The model's own test split: slices of another split may be ones it trained on.
-    split = recorded_split(read_card(model_path).training) or SplitConfig()
-    records, _ = ingest(data_dir, split)
-    test = [r for r in records if r.split == "test"]
+    test = own_test_records(model_path=model_path, data_dir=data_dir)
     names = list(classifier.class_names)
     y_true = np.array([names.index(r.label) for r in test])
 

@@ -72,15 +72,12 @@ def main() -> int:
     parser.add_argument("--per-kind", type=int, default=40)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from mlcore.card import read_card
-    from mlcore.config import SplitConfig, recorded_split
-    from mlcore.data import data_dir_from_env, ingest, load_image
+    from mlcore.card import own_test_records
+    from mlcore.data import data_dir_from_env, load_image
     from mlcore.inference import Classifier, default_model_path
 
     model_path = args.model or default_model_path()
     classifier = Classifier.load(model_path)
-    # The model's own test split: slices of another split may be ones it trained on.
-    split = recorded_split(read_card(model_path).training) or SplitConfig()
     rng = np.random.default_rng(0)
     print(f"{'kind':24} {'images':>6} {'flagged':>8}")
     for kind, make in KINDS.items():
@@ -89,8 +86,7 @@ def main() -> int:
         print(f"{kind:24} {len(results):6d} {rate:8.1%}")
     data_dir = data_dir_from_env()
     if data_dir.is_dir():
-        records, _ = ingest(data_dir, split)
-        test = [r for r in records if r.split == "test"]
+        test = own_test_records(model_path=model_path, data_dir=data_dir)
         results = classifier.predict([load_image(r.path) for r in test])
         rate = np.mean([r.out_of_scope for r in results])
         print(f"{'real test-split slices':24} {len(results):6d} {rate:8.1%}  (false alarms)")

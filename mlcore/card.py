@@ -7,7 +7,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlcore.data import ImageRecord
 
 CARD_SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema_version", "name", "architecture", "classes", "input_size", "created", "data", "metrics")
@@ -70,3 +73,17 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def own_test_records(*, model_path: Path, data_dir: Path) -> list["ImageRecord"]:
+    """The test slices of the split a model's card records (today's default split if it records none).
+
+    Scoring a model on another split's test slices would score it on slices it may have trained or
+    stopped early on. DICOM files are not windowed here, so ``data_dir`` holds image files.
+    """
+    from mlcore.config import SplitConfig, recorded_split
+    from mlcore.data import ingest
+
+    split = recorded_split(read_card(model_path).training) or SplitConfig()
+    records, _ = ingest(Path(data_dir), split)
+    return [record for record in records if record.split == "test"]

@@ -62,6 +62,32 @@ def test_train_then_evaluate_write_model_scores_plots_and_card(staged):
     assert read_card(shipped).classes == ("Cyst", "Normal", "Stone", "Tumor")
 
 
+def test_a_model_is_scored_on_the_test_slices_of_the_split_its_card_records(staged, tmp_path):
+    from mlcore.card import own_test_records
+    from mlcore.config import SplitConfig
+    from mlcore.data import ingest
+
+    paths, params = staged
+    expected = {r.path for r in read_manifest(paths.manifest) if r.split == "test"}
+    assert {r.path for r in own_test_records(model_path=paths.trained_model, data_dir=paths.data_dir)} == expected
+
+    # A model split another way (here: another seed) is scored on its own test slices, not today's.
+    other = tmp_path / "other.keras"
+    pipeline.publish(paths, other)
+    card = read_card(other)
+    train = {**card.training["params"]["train"], "split": {**card.training["params"]["train"]["split"], "seed": 7}}
+    write_card(other, replace(card, training={**card.training, "params": {**card.training["params"], "train": train}}))
+    theirs, _ = ingest(paths.data_dir, SplitConfig(**train["split"]))
+    assert {r.path for r in own_test_records(model_path=other, data_dir=paths.data_dir)} == {
+        r.path for r in theirs if r.split == "test"} != expected
+
+    # A card that records no split is read as today's default split.
+    write_card(other, replace(card, training={}))
+    default, _ = ingest(paths.data_dir, SplitConfig())
+    assert {r.path for r in own_test_records(model_path=other, data_dir=paths.data_dir)} == {
+        r.path for r in default if r.split == "test"}
+
+
 def test_ingest_refuses_a_data_set_too_small_to_split(tmp_path, staged):
     from PIL import Image
     import numpy as np

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlcore.card import read_card
-from mlcore.config import SplitConfig
-from mlcore.data import data_dir_from_env, ingest, load_image
+from mlcore.card import own_test_records, read_card
+from mlcore.data import data_dir_from_env, load_image
 from mlcore.dicom import DEFAULT_CT_WINDOW
 from mlcore.inference import Classifier, default_model_path
 from mlcore.synthetic import dicom_bytes
@@ -27,9 +26,7 @@ def test_split(shipped):
     data_dir = data_dir_from_env()
     if not data_dir.is_dir():
         pytest.skip(f"real CT slices not found at {data_dir}; set KIDNEY_DATA_DIR")
-    split = SplitConfig(**shipped.card.training["params"]["train"]["split"])
-    records, _ = ingest(data_dir, split)
-    return [r for r in records if r.split == "test"]
+    return own_test_records(model_path=MODEL, data_dir=data_dir)
 
 
 def test_shipped_model_is_small_and_carries_a_complete_card(shipped):
