@@ -79,7 +79,8 @@ def own_test_records(*, model_path: Path, data_dir: Path) -> list["ImageRecord"]
     """The test slices of the split a model's card records (today's default split if it records none).
 
     Scoring a model on another split's test slices would score it on slices it may have trained or
-    stopped early on. DICOM files are not windowed here, so ``data_dir`` holds image files.
+    stopped early on. ``data_dir`` should hold image files: ingest refuses DICOM slices without a
+    work folder to window them into.
     """
     from mlcore.config import SplitConfig, recorded_split
     from mlcore.data import ingest
