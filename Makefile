@@ -19,8 +19,8 @@ QUEUES ?= inference,training,celery
 LOGLEVEL ?= info
 
 KIDNEY_DATA_DIR ?= ../shared/data/ct-kidney
-# The pipeline's output in config.yaml: the shipped model's path.
-MODEL_OUT ?= $(shell sed -n 's/^model_out:[[:space:]]*\([^[:space:]#]*\).*/\1/p' config.yaml)
+# Empty: config.yaml's model_out, the shipped model's path.
+MODEL_OUT ?=
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -41,7 +41,7 @@ help:
 	@echo "  make bootstrap       register the shipped model, create the demo organization and clinician"
 	@echo "  make web             gunicorn only, on $(HOST):$(PORT)"
 	@echo "  make worker          Celery workers only (queues $(QUEUES); training in a worker of its own)"
-	@echo "  make train           train $(MODEL_OUT) on $(KIDNEY_DATA_DIR)"
+	@echo "  make train           train on $(KIDNEY_DATA_DIR), writing $(or $(MODEL_OUT),config.yaml's model_out) (MODEL_OUT=path for another)"
 	@echo "  make compose-config  validate docker-compose.yml"
 	@echo "  make clean           remove caches and collected static files; distclean also .venv, var/, media/"
 
@@ -92,7 +92,7 @@ worker: install | var
 	@VENV='$(VENV)' QUEUES='$(QUEUES)' WORKER_CONCURRENCY='$(WORKER_CONCURRENCY)' LOGLEVEL='$(LOGLEVEL)' scripts/worker.sh
 
 train: install
-	$(PY) -m mlcore train --data '$(KIDNEY_DATA_DIR)' --out '$(MODEL_OUT)' $(TRAIN_ARGS)
+	$(PY) -m mlcore train --data '$(KIDNEY_DATA_DIR)' $(if $(MODEL_OUT),--out '$(MODEL_OUT)') $(TRAIN_ARGS)
 
 # --- checks ------------------------------------------------------------------------------------
 

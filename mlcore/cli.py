@@ -36,9 +36,11 @@ def _params(args: argparse.Namespace) -> Params:
 def _train(args: argparse.Namespace) -> int:
     from mlcore.pipeline import run_all
 
-    paths = replace(load_paths(args.config), data_dir=args.data, model_out=args.out,
-                    artifacts_dir=Path(args.artifacts or Path("artifacts") / args.out.stem))
-    result = run_all(paths, _params(args), name=args.name, publish_to=args.out, track=not args.no_track)
+    configured = load_paths(args.config)
+    out = args.out or configured.model_out
+    paths = replace(configured, data_dir=args.data, model_out=out,
+                    artifacts_dir=Path(args.artifacts or Path("artifacts") / out.stem))
+    result = run_all(paths, _params(args), name=args.name, publish_to=out, track=not args.no_track)
     scores = result.test_scores
     print(json.dumps({
         "model": str(result.model_path),
@@ -179,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     train_p = sub.add_parser("train", help="train a classifier on a folder of class subfolders")
     train_p.add_argument("--data", type=Path, default=data_dir_from_env(), help="folder of class subfolders")
-    train_p.add_argument("--out", type=Path, required=True, help="where to write the .keras model (card beside it)")
+    train_p.add_argument("--out", type=Path,
+                         help="where to write the .keras model, its card beside it (default: config.yaml's model_out)")
     train_p.add_argument("--name", help="model name for the card (default: file stem)")
     train_p.add_argument("--epochs", type=int)
     train_p.add_argument("--image-size", type=int)

@@ -31,6 +31,19 @@ def test_train_refuses_a_missing_data_folder(tmp_path):
         main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "m.keras"), "--epochs", "1"])
 
 
+def test_train_without_out_writes_the_model_config_yaml_names(tmp_path, synthetic_dataset):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("train:\n  image_size: 32\n  epochs: 1\n  batch_size: 16\n"
+                           "  split:\n    val_fraction: 0.25\n    test_fraction: 0.25\n")
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(f"model_out: {tmp_path / 'named.keras'}\n")
+
+    assert main(["train", "--data", str(synthetic_dataset), "--params", str(params_file), "--config", str(config_file),
+                 "--artifacts", str(tmp_path / "artifacts"), "--no-track"]) == 0
+
+    assert (tmp_path / "named.keras").is_file() and (tmp_path / "named.json").is_file()
+
+
 def test_train_options_override_params_yaml(tmp_path):
     import argparse
 
