@@ -21,6 +21,12 @@ def staged(tmp_path_factory, synthetic_dataset):
     return paths, params
 
 
+def rewrite_train_params(model_path, train):
+    """Make a model's card record other training parameters, as a card of another version would."""
+    card = read_card(model_path)
+    write_card(model_path, replace(card, training={**card.training, "params": {**card.training["params"], "train": train}}))
+
+
 def test_ingest_writes_a_manifest_split_by_series(staged):
     paths, params = staged
     report = pipeline.stage_ingest(paths, params)
@@ -75,9 +81,9 @@ def test_a_model_is_scored_on_the_test_slices_of_the_split_its_card_records(stag
     other = tmp_path / "other.keras"
     pipeline.publish(paths, other)
     card = read_card(other)
-    train = {**card.training["params"]["train"], "split": {**card.training["params"]["train"]["split"], "seed": 7}}
-    write_card(other, replace(card, training={**card.training, "params": {**card.training["params"], "train": train}}))
-    theirs, _ = ingest(paths.data_dir, SplitConfig(**train["split"]))
+    split = {**card.training["params"]["train"]["split"], "seed": 7}
+    rewrite_train_params(other, {**card.training["params"]["train"], "split": split})
+    theirs, _ = ingest(paths.data_dir, SplitConfig(**split))
     assert {r.path for r in own_test_records(model_path=other, data_dir=paths.data_dir)} == {
         r.path for r in theirs if r.split == "test"} != expected
 
@@ -180,7 +186,7 @@ def test_recalibrate_accepts_a_card_written_before_an_option_existed(staged, tmp
     train = dict(card.training["params"]["train"])
     train["split"] = {k: v for k, v in train["split"].items() if k != "min_val_series"}
     del train["series_weighting"]
-    write_card(source, replace(card, training={**card.training, "params": {**card.training["params"], "train": train}}))
+    rewrite_train_params(source, train)
     pipeline.recalibrate(beside_the_same_manifest(paths, tmp_path / "recalibrated"), params, source=source)
 
 
