@@ -1,4 +1,5 @@
-"""Read the real broker's inference queue, to see what the application sent."""
+"""Read a queue of the real broker, to see what the application sent (and so that messages of
+earlier tests do not reach a later test's worker)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,12 @@ from queue import Empty
 
 from kidneyweb.celery import app
 
-QUEUE = "inference"
 
-
-def drain() -> list[dict]:
+def drain(queue_name: str = "inference") -> list[dict]:
     """Take every message off the queue; return each one's task name and arguments."""
     messages = []
     with app.connection_for_read() as connection:
-        queue = connection.SimpleQueue(QUEUE)
+        queue = connection.SimpleQueue(queue_name)
         try:
             while True:
                 try:

@@ -111,6 +111,18 @@ def _forget_this_runs_redis_keys():
 
 
 @pytest.fixture
+def broker_down():
+    """Point the real Celery app at a port where nothing listens; the working pools come back after."""
+    from kidneyweb.celery import app
+
+    saved = app.conf.broker_url, app._pool, app.amqp._producer_pool
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    app._pool = app.amqp._producer_pool = None  # rebuilt lazily for the new URL
+    yield
+    app.conf.broker_url, app._pool, app.amqp._producer_pool = saved
+
+
+@pytest.fixture
 def inference_queue():
     """The real broker's inference queue, emptied before and after the test."""
     brokerq.drain()

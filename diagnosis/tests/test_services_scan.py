@@ -124,18 +124,6 @@ def test_prediction_create_adds_a_newer_prediction_that_becomes_the_latest(
     assert Scan.objects.get(pk=scan.pk).latest_prediction == second != first
 
 
-@pytest.fixture
-def broker_down():
-    """Point the real Celery app at a port where nothing listens; the working pools come back after."""
-    from kidneyweb.celery import app
-
-    saved = app.conf.broker_url, app._pool, app.amqp._producer_pool
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
-    app._pool = app.amqp._producer_pool = None  # rebuilt lazily for the new URL
-    yield
-    app.conf.broker_url, app._pool, app.amqp._producer_pool = saved
-
-
 def test_when_the_broker_is_down_the_scan_stays_and_its_prediction_says_why(
     patient, clinician, active_model_version, broker_down, django_capture_on_commit_callbacks
 ):

@@ -11,6 +11,7 @@ from django.conf import settings as django_settings
 
 from diagnosis.tests.conftest import (  # noqa: F401  fixtures shared with the diagnosis tests
     api_client,
+    broker_down,
     clinician,
     copy_model,
     organization,
@@ -19,6 +20,7 @@ from diagnosis.tests.conftest import (  # noqa: F401  fixtures shared with the d
     tiny_model_version,
 )
 
+from diagnosis.tests import brokerq
 from diagnosis.tests.factories import token_client
 
 from .factories import AdminMembershipFactory
@@ -26,6 +28,15 @@ from .factories import AdminMembershipFactory
 # A whole run on the synthetic set takes seconds: small images, one epoch, big validation and test splits.
 TINY_TRAIN = {"image_size": 32, "epochs": 1, "batch_size": 16, "members": 1,
               "split": {"val_fraction": 0.25, "test_fraction": 0.25}}
+
+
+@pytest.fixture
+def training_queue():
+    """The real broker's training queue, emptied before and after the test; calling it drains it
+    and returns what was sent, e.g. ``[{"task": "training.tasks.train_model", "args": [run.pk], ...}]``."""
+    brokerq.drain("training")
+    yield lambda: brokerq.drain("training")
+    brokerq.drain("training")
 
 
 @pytest.fixture

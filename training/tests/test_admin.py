@@ -8,16 +8,13 @@ from diagnosis.models import ModelVersion
 from diagnosis.tests.factories import ModelVersionFactory
 from training.models import LockedTestEvaluation, LockedTestSet, ModelPromotion, TrainingRun
 
-from . import brokerq
 from .factories import LockedTestEvaluationFactory, TrainingRunFactory
 
 
 @pytest.fixture
-def superuser_client(client, db, training_settings):
+def superuser_client(client, db, training_settings, training_queue):
     client.force_login(get_user_model().objects.create_superuser("root", "root@example.org", "pw-root-123"))
-    brokerq.drain("training")
-    yield client
-    brokerq.drain("training")
+    return client
 
 
 @pytest.mark.parametrize("model", ["trainingrun", "modelpromotion", "lockedtestset", "lockedtestevaluation"])
@@ -35,7 +32,8 @@ def test_every_model_has_a_working_admin_list_and_detail(superuser_client, model
     assert superuser_client.get(reverse(f"admin:training_{model}_change", args=[objects[model].pk])).status_code == 200
 
 
-def test_the_add_form_starts_a_run_through_the_service(superuser_client, django_capture_on_commit_callbacks):
+def test_the_add_form_starts_a_run_through_the_service(superuser_client, training_queue,
+                                                       django_capture_on_commit_callbacks):
     assert superuser_client.get(reverse("admin:training_trainingrun_add")).status_code == 200
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -45,7 +43,7 @@ def test_the_add_form_starts_a_run_through_the_service(superuser_client, django_
     assert response.status_code == 302, response.content.decode()[:3000]
     run = TrainingRun.objects.get()
     assert run.status == "queued" and run.overrides == {"epochs": 2} and run.requested_by.username == "root"
-    assert brokerq.drain("training") == 1
+    assert training_queue() == [{"task": "training.tasks.train_model", "args": [run.pk], "kwargs": {}}]
 
 
 def test_the_add_form_refuses_a_second_run_and_bad_parameters(superuser_client):

@@ -5,20 +5,15 @@ from rest_framework.test import APIClient
 
 from training.models import TrainingRun
 
-from . import brokerq
 from .factories import TrainingRunFactory
 
 URL = "/api/v1/training-runs/"
 
 
-@pytest.fixture(autouse=True)
-def setup(training_settings):
-    brokerq.drain("training")
-    yield
-    brokerq.drain("training")
+pytestmark = pytest.mark.usefixtures("training_settings", "training_queue")
 
 
-def test_an_admin_starts_a_run_and_gets_its_id(admin_api, django_capture_on_commit_callbacks):
+def test_an_admin_starts_a_run_and_gets_its_id(admin_api, training_queue, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_api.post(URL, {"params": {"epochs": 2}, "data": "developer"}, format="json")
 
@@ -26,7 +21,7 @@ def test_an_admin_starts_a_run_and_gets_its_id(admin_api, django_capture_on_comm
     body = response.json()
     assert body["status"] == "queued" and body["epochs"] == 2 and body["params"]["epochs"] == 2
     assert TrainingRun.objects.get(pk=body["id"]).requested_by.username == "ada-admin"
-    assert brokerq.drain("training") == 1
+    assert training_queue() == [{"task": "training.tasks.train_model", "args": [body["id"]], "kwargs": {}}]
 
 
 def test_a_clinician_is_refused(api_client):

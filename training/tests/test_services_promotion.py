@@ -8,7 +8,6 @@ from diagnosis.tests.factories import ModelVersionFactory
 from training import selectors, services
 from training.models import ModelPromotion
 
-from . import brokerq
 from .factories import LockedTestEvaluationFactory, LockedTestSetFactory, TrainingRunFactory
 
 pytestmark = pytest.mark.django_db
@@ -68,9 +67,8 @@ def test_a_written_reason_overrides_the_gate_and_is_recorded(test_set, active, a
 
 
 def test_an_unevaluated_candidate_is_refused_and_its_evaluation_is_queued(
-    test_set, active, admin_user, django_capture_on_commit_callbacks
+    test_set, active, admin_user, training_queue, django_capture_on_commit_callbacks
 ):
-    brokerq.drain("training")
     candidate = ModelVersionFactory()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -79,7 +77,7 @@ def test_an_unevaluated_candidate_is_refused_and_its_evaluation_is_queued(
 
     assert "has not been evaluated" in str(refused.value) and "queued" in str(refused.value)
     assert refused.value.verdict["needs_evaluation"] == [candidate.pk]
-    assert brokerq.drain("training") == 1
+    assert training_queue() == [{"task": "training.tasks.evaluate_model_version", "args": [candidate.pk], "kwargs": {}}]
 
 
 def test_with_no_active_model_an_evaluated_candidate_is_promoted(test_set, admin_user):
@@ -150,9 +148,8 @@ def test_the_margin_comes_from_the_settings(settings, test_set, active, admin_us
 
 
 def test_before_any_locked_test_series_exists_promotion_queues_the_evaluations(
-    admin_user, django_capture_on_commit_callbacks
+    admin_user, training_queue, django_capture_on_commit_callbacks
 ):
-    brokerq.drain("training")
     active = ModelVersionFactory(is_active=True)
     candidate = ModelVersionFactory()
 
@@ -161,4 +158,6 @@ def test_before_any_locked_test_series_exists_promotion_queues_the_evaluations(
             services.model_version_promote(model_version=candidate, user=admin_user)
 
     assert ModelVersion.objects.get(is_active=True) == active
-    assert brokerq.drain("training") == 2
+    sent = sorted(training_queue(), key=lambda message: message["args"])
+    assert sent == [{"task": "training.tasks.evaluate_model_version", "args": [version.pk], "kwargs": {}}
+                    for version in sorted([active, candidate], key=lambda version: version.pk)]

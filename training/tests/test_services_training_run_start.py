@@ -4,18 +4,11 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from diagnosis.tests import brokerq
 from training import services
 from training.models import TrainingRun
 
-from . import brokerq
 from .factories import TrainingRunFactory
-
-
-@pytest.fixture
-def training_queue():
-    brokerq.drain("training")
-    yield
-    brokerq.drain("training")
 
 
 def test_a_run_is_queued_on_the_training_queue_with_its_full_parameters(
@@ -26,8 +19,8 @@ def test_a_run_is_queued_on_the_training_queue_with_its_full_parameters(
 
     assert (run.status, run.is_current, run.epochs, run.overrides) == ("queued", True, 2, {"epochs": 2})
     assert run.params["train"]["epochs"] == 2 and run.params["train"]["image_size"] == 32
-    assert brokerq.drain("training") == 1
-    assert brokerq.drain("inference") == 0
+    assert training_queue() == [{"task": "training.tasks.train_model", "args": [run.pk], "kwargs": {}}]
+    assert brokerq.drain("inference") == []
 
 
 def test_a_second_run_is_refused_while_one_is_queued_or_running(training_settings, admin_user):
@@ -70,18 +63,6 @@ def test_bad_parameters_are_refused_and_nothing_is_queued(training_settings, adm
 def test_reviewed_data_needs_an_organization(training_settings, admin_user):
     with pytest.raises(ValidationError, match="belong to an organization"):
         services.training_run_start(requested_by=admin_user, data="reviewed")
-
-
-@pytest.fixture
-def broker_down():
-    """Point the real Celery app at a port where nothing listens; the working pools come back after."""
-    from kidneyweb.celery import app
-
-    saved = app.conf.broker_url, app._pool, app.amqp._producer_pool
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
-    app._pool = app.amqp._producer_pool = None  # rebuilt lazily for the new URL
-    yield
-    app.conf.broker_url, app._pool, app.amqp._producer_pool = saved
 
 
 def test_a_broker_outage_fails_the_run_with_its_reason_so_it_blocks_nothing(

@@ -7,15 +7,10 @@ from diagnosis.models import ModelVersion
 from diagnosis.tests.factories import ModelVersionFactory
 from training.models import ModelPromotion, TrainingRun
 
-from . import brokerq
 from .factories import LockedTestEvaluationFactory, LockedTestSetFactory, TrainingRunFactory
 
 
-@pytest.fixture(autouse=True)
-def setup(training_settings):
-    brokerq.drain("training")
-    yield
-    brokerq.drain("training")
+pytestmark = pytest.mark.usefixtures("training_settings", "training_queue")
 
 
 @pytest.mark.parametrize("name, args", [("index", []), ("model_list", []), ("run_detail", ["run"]),
@@ -29,14 +24,14 @@ def test_clinicians_get_403_and_admins_the_page(client, clinician, admin_ui, nam
     assert client.get(url).status_code == 403
 
 
-def test_the_form_starts_a_run_and_leads_to_its_page(admin_ui, django_capture_on_commit_callbacks):
+def test_the_form_starts_a_run_and_leads_to_its_page(admin_ui, training_queue, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_ui.post(reverse("training:index"), {"preset": "quick", "data": "developer", "epochs": "2"})
 
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response.url == reverse("training:run_detail", args=[run.pk])
     assert run.preset == "quick" and run.overrides == {"epochs": 2}
-    assert brokerq.drain("training") == 1
+    assert training_queue() == [{"task": "training.tasks.train_model", "args": [run.pk], "kwargs": {}}]
     page = admin_ui.get(response.url).content.decode()
     assert "Training run" in page and "Cancel the run" in page
 

@@ -23,10 +23,10 @@ from PIL import Image
 
 from diagnosis import services as diagnosis_services
 from diagnosis.models import Prediction, Scan
+from diagnosis.tests import brokerq
 from diagnosis.tests.factories import CLASS_NAMES, PatientFactory
 from training.models import ModelPromotion, TrainingRun
 
-from . import brokerq
 from .factories import TrainingRunFactory
 from .workers import running_worker, start_worker, wait_for
 
