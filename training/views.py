@@ -214,6 +214,10 @@ def model_rollback(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def model_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
     version = _version_or_404(pk)
-    services.model_version_evaluation_request(model_version=version)
-    messages.success(request, f"The evaluation of {version.name} on the locked test series is queued on the training worker.")
+    try:
+        services.model_version_evaluation_request(model_version=version)
+    except services.EvaluationNotQueued as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"The evaluation of {version.name} on the locked test series is queued on the training worker.")
     return redirect("training:model_detail", pk=pk)

@@ -138,12 +138,16 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             data["detail"] = f"{version.name} is already the active version."
         return Response(data, status=status.HTTP_200_OK)
 
-    @extend_schema(request=None, responses={202: None},
+    @extend_schema(request=None,
+                   responses={202: None, 503: OpenApiResponse(description="The task broker did not answer.")},
                    description="Queue this version's evaluation on the locked test series (for the gate).")
     @action(detail=True, methods=["post"], permission_classes=ADMINS)
     def evaluate(self, request: Request, pk: str | None = None) -> Response:
         version = self.get_object()
-        services.model_version_evaluation_request(model_version=version)
+        try:
+            services.model_version_evaluation_request(model_version=version)
+        except services.EvaluationNotQueued as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"detail": f"The evaluation of {version.name} is queued on the training worker."},
                         status=status.HTTP_202_ACCEPTED)
 

@@ -2,6 +2,7 @@
 
 from .evaluations import (
     DeveloperDataMissing,
+    EvaluationNotQueued,
     locked_test_evaluation_save,
     locked_test_set_current,
     model_version_evaluate,
@@ -25,6 +26,7 @@ from .runs import (
 
 __all__ = [
     "DeveloperDataMissing",
+    "EvaluationNotQueued",
     "PromotionRefused",
     "RunReporter",
     "TrainingRunConflict",

@@ -105,8 +105,26 @@ def model_version_evaluate(*, model_version: ModelVersion, test_set: LockedTestS
     return evaluation
 
 
+class EvaluationNotQueued(Exception):
+    """The task broker did not take the evaluation; the message says so in words people can act on."""
+
+
 def model_version_evaluation_request(*, model_version: ModelVersion) -> None:
-    """Queue the version's evaluation on the training worker (it may wait behind a training run)."""
+    """Queue the version's evaluation on the training worker (it may wait behind a training run).
+
+    Raises EvaluationNotQueued when the broker does not answer: there is no row to mark failed, so the
+    caller must tell the person who asked (outside a transaction it is raised here, inside one at commit).
+    """
     from ..tasks import evaluate_model_version
 
-    transaction.on_commit(lambda: evaluate_model_version.apply_async(args=[model_version.pk]))
+    def send() -> None:
+        try:
+            evaluate_model_version.apply_async(args=[model_version.pk])
+        except Exception as exc:
+            logger.exception("Could not queue the evaluation of %s", model_version.name)
+            raise EvaluationNotQueued(
+                f"The evaluation of {model_version.name} could not be queued (the task broker did not answer: "
+                f"{exc.__class__.__name__}). Try again when the service is back."
+            ) from exc
+
+    transaction.on_commit(send)

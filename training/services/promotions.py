@@ -19,7 +19,7 @@ from diagnosis.models import ModelVersion
 
 from .. import selectors
 from ..models import ModelPromotion
-from .evaluations import model_version_evaluation_request
+from .evaluations import EvaluationNotQueued, model_version_evaluation_request
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ class PromotionRefused(Exception):
         reasons = " ".join(self.verdict.get("reasons") or ["The promotion gate refused it."])
         if self.verdict.get("evaluation_queued"):
             reasons += " An evaluation on the locked test series is queued on the training worker; try again when it is done."
+        elif self.verdict.get("evaluation_not_queued"):
+            reasons += " " + self.verdict["evaluation_not_queued"]
         return f"{reasons} To promote it anyway, give a written reason."
 
     def __str__(self) -> str:
@@ -89,9 +91,13 @@ def model_version_promote(*, model_version: ModelVersion, user: AbstractBaseUser
                            user=user, reason=reason, verdict=verdict, gate_applies=True)
     # Outside the refused transaction, or the queued evaluations would be rolled back with it.
     needed = verdict.get("needs_evaluation") or []
-    for version in ModelVersion.objects.filter(pk__in=needed):
-        model_version_evaluation_request(model_version=version)
-    verdict["evaluation_queued"] = bool(needed)
+    try:
+        for version in ModelVersion.objects.filter(pk__in=needed):
+            model_version_evaluation_request(model_version=version)
+    except EvaluationNotQueued as exc:
+        verdict["evaluation_queued"], verdict["evaluation_not_queued"] = False, str(exc)
+    else:
+        verdict["evaluation_queued"] = bool(needed)
     raise PromotionRefused(verdict)
 
 

@@ -106,3 +106,38 @@ def test_the_audit_trail_lists_promotions_for_admins(admin_api, api_client, acti
         ("promote", active.name, candidate.name, "ada-admin")
     ]
     assert api_client.get("/api/v1/model-promotions/").status_code == 403
+
+
+# The evaluation tests run outside a test transaction, as a request does, so the message leaves (or the
+# broker fails) during the request itself.
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_queues_an_evaluation_on_the_training_queue(admin_api, active, training_queue):
+    candidate = ModelVersionFactory()
+
+    response = admin_api.post(f"{URL}{candidate.pk}/evaluate/", {}, format="json")
+
+    assert response.status_code == 202 and candidate.name in response.json()["detail"]
+    assert training_queue() == [{"task": "training.tasks.evaluate_model_version", "args": [candidate.pk], "kwargs": {}}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_the_broker_is_down_evaluate_answers_503_with_the_reason(admin_api, active, broker_down):
+    candidate = ModelVersionFactory()
+
+    response = admin_api.post(f"{URL}{candidate.pk}/evaluate/", {}, format="json")
+
+    assert response.status_code == 503
+    assert "could not be queued" in response.json()["detail"] and candidate.name in response.json()["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_the_broker_is_down_a_refused_promotion_says_its_evaluation_was_not_queued(admin_api, active, broker_down):
+    candidate = ModelVersionFactory()
+
+    response = admin_api.post(f"{URL}{candidate.pk}/promote/", {}, format="json")
+
+    assert response.status_code == 409
+    body = response.json()
+    assert "could not be queued" in body["detail"] and "is queued" not in body["detail"]
+    assert body["gate"]["evaluation_queued"] is False
+    assert ModelVersion.objects.get(is_active=True) == active

@@ -136,3 +136,15 @@ def test_the_version_list_says_when_a_versions_scores_leave_out_images_it_traine
     page = admin_ui.get(reverse("training:model_list")).content.decode()
 
     assert page.count("images it trained on left out") == 1 and "(3 images it trained on left out)" in page
+
+
+# Outside a test transaction, as a request runs, so the broker is asked during the request.
+@pytest.mark.django_db(transaction=True)
+def test_when_the_broker_is_down_asking_for_an_evaluation_shows_why_it_was_not_queued(admin_ui, broker_down):
+    version = ModelVersionFactory(name="challenger")
+
+    response = admin_ui.post(reverse("training:model_evaluate", args=[version.pk]), follow=True)
+
+    page = response.content.decode()
+    assert response.status_code == 200 and "The evaluation of challenger could not be queued" in page
+    assert "is queued on the training worker" not in page
