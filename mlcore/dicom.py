@@ -55,6 +55,16 @@ def _window_of(dataset) -> tuple[float, float] | None:
     return None
 
 
+def _number(dataset, keyword: str, default: float) -> float:
+    """A header value the standard allows once. Several values, or text, mean a malformed header:
+    refuse the file rather than guess which value the scanner meant."""
+    value = dataset.get(keyword, default)
+    try:
+        return float(value or default)
+    except (TypeError, ValueError):
+        raise DicomError(f"its {keyword} ({value}) is not a single number") from None
+
+
 def _can_decode(syntax) -> bool:
     """Whether an installed plugin decodes this transfer syntax (JPEG, JPEG-LS, JPEG 2000 and RLE do;
     video syntaxes do not)."""
@@ -77,12 +87,12 @@ def read_dicom(data: bytes, *, max_pixels: int | None = None) -> DicomSlice:
         raise DicomError(f"it is not a readable DICOM file ({exc})") from None
     if "PixelData" not in dataset or "Rows" not in dataset or "Columns" not in dataset:
         raise DicomError("it holds no image (no pixel data)")
-    rows, columns = int(dataset.Rows), int(dataset.Columns)
+    rows, columns = int(_number(dataset, "Rows", 0)), int(_number(dataset, "Columns", 0))
     if rows <= 0 or columns <= 0:
         raise DicomError("its image has no pixels")
     if max_pixels is not None and rows * columns > max_pixels:
         raise DicomError(f"its image is {columns}×{rows} pixels; the limit is {max_pixels:,} pixels")
-    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    frames = int(_number(dataset, "NumberOfFrames", 1))
     if frames > 1:
         raise DicomError(f"it holds {frames} frames; upload one slice at a time")
     try:
@@ -102,7 +112,7 @@ def read_dicom(data: bytes, *, max_pixels: int | None = None) -> DicomSlice:
             pixels = convert_color_space(pixels, photometric, "RGB")
         return DicomSlice(pixels=_to_uint8(pixels), window=None)
 
-    slope, intercept = float(dataset.get("RescaleSlope", 1) or 1), float(dataset.get("RescaleIntercept", 0) or 0)
+    slope, intercept = _number(dataset, "RescaleSlope", 1), _number(dataset, "RescaleIntercept", 0)
     values = pixels.astype(np.float64) * slope + intercept
     window = _window_of(dataset)
     if window is None and pixels.dtype == np.uint8:

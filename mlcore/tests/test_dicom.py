@@ -63,6 +63,19 @@ def test_rescale_slope_and_intercept_are_applied():
     assert list(image[0, :, 0]) == [0, 128]
 
 
+@pytest.mark.parametrize("keyword, values", [("RescaleSlope", ["1", "2"]), ("RescaleIntercept", ["-1024", "0"]),
+                                             ("NumberOfFrames", ["1", "2"])])
+def test_a_header_number_with_several_values_is_refused_by_name(keyword, values):
+    import pydicom
+
+    dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(_slice(FAT, TISSUE))))
+    setattr(dataset, keyword, values)
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    with pytest.raises(DicomError, match=f"its {keyword} .* is not a single number"):
+        read_dicom(out.getvalue())
+
+
 def test_monochrome1_is_inverted_so_bone_stays_white():
     image = load_image(dicom_bytes(_slice(AIR, BONE), photometric="MONOCHROME1"))
     assert list(image[0, :, 0]) == [255, 0]
