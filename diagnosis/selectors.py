@@ -57,6 +57,9 @@ def patient_list(*, user: UserLike, search: str | None = None) -> QuerySet[Patie
         return Patient.objects.none()
     patients = Patient.objects.filter(organization_id=organization_id)
     search = (search or "").strip()
+    if "\x00" in search:
+        # Forms refuse NUL, so no stored name or MRN holds one; PostgreSQL would refuse the query.
+        return Patient.objects.none()
     if search:
         patients = patients.filter(Q(name__icontains=search) | Q(mrn__icontains=search))
     return patients.order_by("name", "mrn", "id")

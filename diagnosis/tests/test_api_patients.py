@@ -50,6 +50,14 @@ def test_list_searches_by_name_or_mrn(api_client, organization):
     assert names == ["Grace Hopper"] and by_mrn == ["Ada Lovelace"]
 
 
+def test_a_search_with_a_nul_character_answers_an_empty_list(api_client, organization):
+    PatientFactory(organization=organization, name="Ada Lovelace", mrn="A1")
+
+    response = api_client.get(URL, {"search": "Ada\x00"})
+
+    assert response.status_code == 200 and response.json()["results"] == []
+
+
 def test_list_is_paginated_by_50(api_client, organization):
     Patient.objects.bulk_create(
         Patient(organization=organization, mrn=f"M{i:03d}", name=f"P {i:03d}", birth_date="1970-01-01")

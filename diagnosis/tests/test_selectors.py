@@ -24,6 +24,12 @@ def test_patient_list_searches_name_and_mrn_case_insensitively(clinician, organi
     assert list(selectors.patient_list(user=clinician, search="  x-1 ")) == [ada]
 
 
+def test_a_search_with_a_nul_character_finds_no_one(clinician, organization):
+    PatientFactory(organization=organization, name="Ada Lovelace", mrn="X-1")
+
+    assert list(selectors.patient_list(user=clinician, search="Ada\x00")) == []
+
+
 def test_users_without_an_organization_see_nothing(organization):
     PatientFactory(organization=organization)
     loner = UserFactory()
