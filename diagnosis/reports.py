@@ -208,8 +208,9 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
             ("Reviewed label", f"{review.label} ({verdict_text})"),
             ("Reviewed by", review.reviewed_by.get_username()),
             ("Reviewed", _when(review.reviewed_at)),
-            ("Comment", review.comment or "–"),
         ]))
+        # Below the table, not in a row of it: a table row cannot break across pages, a paragraph can.
+        story += [Spacer(1, 3), p("Comment", small), p(review.comment or "–")]
 
     story += [Spacer(1, 10), p(NOTICE, small)]
 
