@@ -6,6 +6,7 @@ that changed it would train on those series.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Mapping
 
 from django.conf import settings
@@ -83,7 +84,17 @@ def preset_overrides(preset: str, base: Params) -> dict[str, Any]:
     return {}
 
 
+def _refuse_non_finite(key: str, value: Any) -> None:
+    # JSON numbers such as 1e400 parse as infinity: no training value, and PostgreSQL's JSON cannot store it.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParamsError(f"{key} must be a finite number, not {value!r}.")
+    if isinstance(value, Mapping):
+        for inner, item in value.items():
+            _refuse_non_finite(f"{key}.{inner}", item)
+
+
 def _checked(key: str, value: Any) -> Any:
+    _refuse_non_finite(key, value)
     kind = ALLOWED[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

@@ -52,6 +52,15 @@ def test_bad_requests_get_400_with_the_reason(admin_api, payload, field, message
     assert not TrainingRun.objects.exists()
 
 
+def test_an_infinite_number_in_the_json_body_gets_400(admin_api):
+    # 1e400 is valid JSON and parses as infinity.
+    response = admin_api.post(URL, '{"params": {"dropout": 1e400}}', content_type="application/json")
+
+    assert response.status_code == 400
+    assert "dropout must be a finite number" in str(response.json()["params"])
+    assert not TrainingRun.objects.exists()
+
+
 def test_a_second_run_gets_409_naming_the_current_one(admin_api):
     current = TrainingRunFactory(status="running")
 

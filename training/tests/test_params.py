@@ -47,6 +47,9 @@ def test_quick_caps_the_epochs_and_an_override_wins(settings, tmp_path):
     ({"weights": "/etc/passwd"}, "not per run"),
     ({"epoch": 3}, "Unknown parameter 'epoch'"),
     ({"augment": {"sparkle": True}}, "unknown keys in augment"),
+    ({"weight_decay": float("inf")}, "weight_decay must be a finite number"),
+    ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
+    ({"augment": {"zoom": float("-inf")}}, "augment.zoom must be a finite number"),
 ])
 def test_bad_values_are_refused_with_a_message(overrides, message):
     with pytest.raises(ParamsError, match=message):
