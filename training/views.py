@@ -152,15 +152,18 @@ def _render_model(request: HttpRequest, version, form: PromoteForm, status: int 
     if candidate and baseline:
         rows.append({"name": "Macro-F1", "candidate": candidate["macro_f1"], "baseline": baseline["macro_f1"],
                      "gated": True})
-        rows += [{"name": f"Recall {name}", "candidate": candidate["recall"][name], "baseline": baseline["recall"][name],
-                  "gated": True} for name in sorted(baseline["recall"])]
+        # A class only one of the two knows gets a row with a blank on the other side (the gate refuses then).
+        rows += [{"name": f"Recall {name}", "candidate": candidate["recall"].get(name),
+                  "baseline": baseline["recall"].get(name), "gated": True}
+                 for name in sorted(set(candidate["recall"]) | set(baseline["recall"]))]
         rows.append({"name": "Accuracy", "candidate": candidate["accuracy"], "baseline": baseline["accuracy"],
                      "gated": False})
         rows.append({"name": "Expected calibration error (lower is better)",
                      "candidate": candidate["expected_calibration_error"],
                      "baseline": baseline["expected_calibration_error"], "gated": False})
         for row in rows:
-            row["delta"] = row["candidate"] - row["baseline"]
+            both = row["candidate"] is not None and row["baseline"] is not None
+            row["delta"] = row["candidate"] - row["baseline"] if both else None
     return render(request, "training/model_detail.html", {
         "version": version,
         "active": diagnosis_selectors.model_version_active(),

@@ -4,10 +4,10 @@ import pytest
 from django.urls import reverse
 
 from diagnosis.models import ModelVersion
-from diagnosis.tests.factories import ModelVersionFactory
+from diagnosis.tests.factories import CLASS_NAMES, ModelVersionFactory
 from training.models import ModelPromotion, TrainingRun
 
-from .factories import LockedTestEvaluationFactory, LockedTestSetFactory, TrainingRunFactory
+from .factories import LockedTestEvaluationFactory, LockedTestSetFactory, TrainingRunFactory, probabilities_with_recall
 
 
 pytestmark = pytest.mark.usefixtures("training_settings", "training_queue")
@@ -137,6 +137,24 @@ def test_the_version_list_says_when_a_versions_scores_leave_out_images_it_traine
 
     assert page.count("images it trained on left out") == 1 and "(3 images it trained on left out)" in page
 
+
+
+def test_a_candidate_that_knows_fewer_classes_than_the_active_model_is_compared_and_refused(admin_ui):
+    test_set = LockedTestSetFactory()
+    five = [*CLASS_NAMES, "Other"]
+    active = ModelVersionFactory(is_active=True, name="serving", class_names=five)
+    labels = [record["label"] for record in test_set.records]
+    LockedTestEvaluationFactory(model_version=active, test_set=test_set, class_names=five,
+                                probabilities=[row + [0.0] for row in probabilities_with_recall(labels, {})])
+    candidate = ModelVersionFactory(name="challenger")
+    LockedTestEvaluationFactory(model_version=candidate, test_set=test_set)
+
+    page = admin_ui.get(reverse("training:model_detail", args=[candidate.pk]))
+    refused = admin_ui.post(reverse("training:model_promote", args=[candidate.pk]), {"reason": ""})
+
+    assert page.status_code == 200 and "Recall Other" in page.content.decode()
+    assert "The models know different classes" in page.content.decode()
+    assert refused.status_code == 409 and ModelVersion.objects.get(is_active=True) == active
 
 # Outside a test transaction, as a request runs, so the broker is asked during the request.
 @pytest.mark.django_db(transaction=True)
