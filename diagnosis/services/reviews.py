@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -84,6 +85,26 @@ def _previous_export_files(out_dir: Path, manifest: Path) -> list[Path]:
     return files
 
 
+def _copy_reviewed_scans(scans: list[Scan], into: Path) -> list[tuple[str, str, str]]:
+    """Copy each scan's stored image into its reviewed label's folder; the manifest rows of the copies."""
+    rows: list[tuple[str, str, str]] = []
+    for scan in scans:
+        label = scan.reviewed_label
+        relative = Path(label) / f"{label}-{scan.pk}.{FORMAT_EXTENSIONS.get(scan.format, 'bin')}"
+        target = into / relative
+        target.parent.mkdir(exist_ok=True)
+        try:
+            with scan.image.open("rb") as source, target.open("wb") as copy:
+                shutil.copyfileobj(source, copy)
+        except OSError as exc:
+            raise ValidationError(
+                {"image": [f"The stored image of scan {scan.pk} could not be read ({exc.__class__.__name__}); "
+                           "the previous export is left as it was."]}
+            ) from exc
+        rows.append((relative.as_posix(), label, f"patient-{scan.patient_id}"))
+    return rows
+
+
 def reviewed_scans_export(*, organization: Organization, out_dir: Path) -> Path:
     """Copy every reviewed scan of the organization into class folders named after its current
     reviewed label, and write ``manifest.csv`` (path, label, series) beside them.
@@ -109,30 +130,24 @@ def reviewed_scans_export(*, organization: Organization, out_dir: Path) -> Path:
         if not _safe_folder_name(scan.reviewed_label):
             raise ValidationError({"label": [f"The label {scan.reviewed_label!r} of scan {scan.pk} cannot be a folder name."]})
 
-    if manifest.is_file():
-        for path in _previous_export_files(out_dir, manifest):
-            path.unlink(missing_ok=True)
-        manifest.unlink()
-        for folder in out_dir.iterdir():
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows: list[tuple[str, str, str]] = []
-    for scan in scans:
-        label = scan.reviewed_label
-        relative = Path(label) / f"{label}-{scan.pk}.{FORMAT_EXTENSIONS.get(scan.format, 'bin')}"
-        target = out_dir / relative
-        target.parent.mkdir(exist_ok=True)
-        try:
-            with scan.image.open("rb") as source, target.open("wb") as copy:
-                shutil.copyfileobj(source, copy)
-        except OSError as exc:
-            target.unlink(missing_ok=True)
-            raise ValidationError(
-                {"image": [f"The stored image of scan {scan.pk} could not be read ({exc.__class__.__name__})."]}
-            ) from exc
-        rows.append((relative.as_posix(), label, f"patient-{scan.patient_id}"))
+    # Copy into a sibling folder first: an image that cannot be read then leaves the previous export whole.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", suffix=".partial", dir=out_dir.parent))
+    try:
+        rows = _copy_reviewed_scans(scans, staging)
+        if manifest.is_file():
+            for path in _previous_export_files(out_dir, manifest):
+                path.unlink(missing_ok=True)
+            manifest.unlink()
+            for folder in out_dir.iterdir():
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+        out_dir.mkdir(exist_ok=True)
+        for relative, _label, _series in rows:
+            (out_dir / relative).parent.mkdir(exist_ok=True)
+            (staging / relative).replace(out_dir / relative)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
     # The manifest last: its presence means the export is complete.
     partial = manifest.with_suffix(".csv.partial")

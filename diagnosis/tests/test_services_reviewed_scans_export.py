@@ -99,6 +99,25 @@ def test_exporting_again_replaces_the_previous_export_after_a_correction(organiz
     ]
 
 
+def test_an_unreadable_image_fails_the_export_and_leaves_the_previous_one_whole(organization, tmp_path):
+    first = reviewed(organization, ai="Stone", reviewed_as="Stone", seed=1)
+    second = reviewed(organization, ai="Cyst", reviewed_as="Cyst", seed=2)
+    out = tmp_path / "x"
+    services.reviewed_scans_export(organization=organization, out_dir=out)
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    stored = second.image.read()
+    second.image.storage.delete(second.image.name)  # storage lost the file, or cannot be reached
+
+    with pytest.raises(ValidationError, match=f"image of scan {second.pk} could not be read"):
+        services.reviewed_scans_export(organization=organization, out_dir=out)
+
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]  # no half-copied folder left beside it
+    assert second.image.storage.save(second.image.name, ContentFile(stored)) == second.image.name
+    services.reviewed_scans_export(organization=organization, out_dir=out)  # once storage is back, it works
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
 def test_a_non_empty_folder_that_holds_no_export_is_refused_and_left_alone(organization, tmp_path):
     reviewed(organization, ai="Stone", reviewed_as="Stone")
     (tmp_path / "notes.txt").write_text("keep me")
