@@ -16,6 +16,9 @@ def organization_get_or_create(*, name: str) -> tuple[Organization, bool]:
     name = name.strip()
     if not name:
         raise ValidationError({"name": ["The organization needs a name."]})
+    limit = Organization._meta.get_field("name").max_length
+    if len(name) > limit:
+        raise ValidationError({"name": [f"The organization's name is {len(name)} characters long; the limit is {limit}."]})
     organization = Organization.objects.filter(name=name).first()
     if organization:
         return organization, False
@@ -37,6 +40,12 @@ def member_get_or_create(
     if role not in Membership.Role.values:
         raise ValidationError({"role": [f"Unknown role {role!r}; choose one of {', '.join(Membership.Role.values)}."]})
     User = get_user_model()
+    field = User._meta.get_field(User.USERNAME_FIELD)
+    try:
+        # The checks of Django's own user forms: length and allowed characters.
+        field.run_validators(field.to_python(username))
+    except ValidationError as exc:
+        raise ValidationError({"username": [f"The username {username[:40]!r}: {message}" for message in exc.messages]}) from None
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username)
         if created:

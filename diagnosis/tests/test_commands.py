@@ -53,6 +53,18 @@ def test_a_user_of_another_organization_is_refused(db):
         call("create_api_client", "Royal Infirmary", "ris-bridge")
 
 
+@pytest.mark.parametrize("name, username, message", [
+    ("R" * 201, "ris-bridge", "the limit is 200"),
+    ("Royal Infirmary", "r" * 151, "at most 150 characters"),
+    ("Royal Infirmary", "ris bridge/1", "Enter a valid username"),
+])
+def test_an_over_long_name_or_a_bad_username_is_refused_and_nothing_is_created(db, name, username, message):
+    with pytest.raises(CommandError, match=message):
+        call("create_api_client", name, username)
+
+    assert not Organization.objects.exists() and not get_user_model().objects.exists()
+
+
 # --- register_model ---------------------------------------------------------------------------------
 
 

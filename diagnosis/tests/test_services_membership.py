@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from rest_framework.authtoken.models import Token
 
@@ -43,6 +44,17 @@ def test_a_member_of_another_organization_is_not_moved(organization, other_clini
         services.member_get_or_create(organization=organization, username=other_clinician.username)
 
     assert other_clinician.membership.organization != organization
+
+
+def test_an_organization_name_over_the_limit_is_refused_with_its_length(db):
+    with pytest.raises(ValidationError, match="201 characters long; the limit is 200"):
+        services.organization_get_or_create(name="S" * 201)
+
+
+def test_a_username_django_would_refuse_is_refused_before_anything_is_stored(organization):
+    with pytest.raises(ValidationError, match="Enter a valid username"):
+        services.member_get_or_create(organization=organization, username="no spaces please")
+    assert not get_user_model().objects.exists()
 
 
 def test_an_unknown_role_is_refused(organization):

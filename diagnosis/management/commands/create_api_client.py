@@ -1,5 +1,6 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from diagnosis import services
 from diagnosis.models import Membership
@@ -18,9 +19,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, organization: str, username: str, role: str, **options) -> None:
         try:
-            org, org_created = services.organization_get_or_create(name=organization)
-            user, user_created = services.member_get_or_create(organization=org, username=username, role=role)
-            token = services.api_token_rotate(user=user)
+            # All or nothing: a refused username must not leave a new organization behind.
+            with transaction.atomic():
+                org, org_created = services.organization_get_or_create(name=organization)
+                user, user_created = services.member_get_or_create(organization=org, username=username, role=role)
+                token = services.api_token_rotate(user=user)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         self.stderr.write(
