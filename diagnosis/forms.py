@@ -19,6 +19,9 @@ class MultipleFileField(forms.FileField):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/png,image/jpeg,application/dicom,.dcm", "multiple": True}))
+        # An empty file is refused by the upload service, named, like any other bad file; here it
+        # would refuse the whole batch without saying which file it was.
+        kwargs.setdefault("allow_empty_file", True)
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):

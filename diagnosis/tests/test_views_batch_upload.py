@@ -37,6 +37,17 @@ def test_a_bad_file_is_listed_with_its_reason_and_the_good_ones_are_kept(ui_clie
     assert sorted(Scan.objects.values_list("original_filename", flat=True)) == ["also-good.jpg", "good.png"]
 
 
+def test_an_empty_file_is_refused_by_name_and_the_others_are_kept(ui_client, organization, active_model_version):
+    patient = PatientFactory(organization=organization)
+    files = [SimpleUploadedFile("good.png", image_bytes()), SimpleUploadedFile("blank.png", b"")]
+
+    response = ui_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"image": files})
+
+    page = response.content.decode()
+    assert response.status_code == 400 and "<strong>blank.png</strong>: The file is empty." in page
+    assert list(Scan.objects.values_list("original_filename", flat=True)) == ["good.png"]
+
+
 def test_posting_no_file_says_a_file_is_required(ui_client, organization, active_model_version):
     patient = PatientFactory(organization=organization)
 
