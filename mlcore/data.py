@@ -74,7 +74,7 @@ def load_image(source: Path | str | bytes) -> np.ndarray:
                 array = np.asarray(image.convert("L"))[..., None]
             else:
                 array = np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"cannot decode image: {exc}") from exc
     return np.ascontiguousarray(array, dtype=np.uint8)
 
@@ -86,16 +86,26 @@ def image_id_of(path: Path) -> int:
     return int(match.group(1))
 
 
-def list_images(data_dir: Path) -> list[ImageRecord]:
-    """All images (PNG, JPEG, DICOM) of a folder of class subfolders, sorted by class and id."""
+def list_images(data_dir: Path, *, refused: dict[str, str] | None = None) -> list[ImageRecord]:
+    """All images (PNG, JPEG, DICOM) of a folder of class subfolders, sorted by class and id.
+
+    A file name without a numeric id raises ValueError, or, when ``refused`` is given, is recorded
+    there with the reason and left out (the id is what orders slices into series).
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data folder not found: {data_dir}")
     records: list[ImageRecord] = []
     for class_dir in sorted(p for p in data_dir.iterdir() if p.is_dir()):
         for path in class_dir.iterdir():
-            if path.suffix.lower() in IMAGE_SUFFIXES | DICOM_SUFFIXES:
+            if path.suffix.lower() not in IMAGE_SUFFIXES | DICOM_SUFFIXES:
+                continue
+            try:
                 records.append(ImageRecord(path=path, label=class_dir.name, image_id=image_id_of(path)))
+            except ValueError as exc:
+                if refused is None:
+                    raise
+                refused[str(path)] = f"{exc}; the id orders slices into series"
     if not records:
         raise ValueError(f"no images found under {data_dir}")
     return sorted(records, key=lambda r: (r.label, r.image_id))
@@ -110,7 +120,7 @@ def _grey(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("L"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"cannot decode image: {exc}") from exc
 
 
@@ -333,7 +343,7 @@ def ingest(source: Path, config: SplitConfig, *, workdir: Path | None = None,
     readable: list[tuple[ImageRecord, str, str]] = []
     thumbnails: dict[Path, np.ndarray] = {}
     dicom_dir = Path(workdir) / "dicom" if workdir is not None else None
-    for record in [*list_images(source), *extra]:
+    for record in [*list_images(source, refused=refused), *extra]:
         try:
             if record.path.suffix.lower() in DICOM_SUFFIXES:
                 record = replace(record, path=windowed_png(record.path, dicom_dir, record.label))

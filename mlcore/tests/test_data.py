@@ -32,6 +32,24 @@ def test_load_image_rejects_truncated_and_non_image_bytes():
         load_image(b"not an image at all")
 
 
+def _png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims another size (and a matching checksum): a decompression bomb."""
+    import struct
+    import zlib
+
+    data = bytearray(_png_bytes(np.zeros((2, 2), np.uint8), "L"))
+    ihdr = data[12:29]  # chunk type and the 13 header bytes
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    return bytes(data)
+
+
+def test_an_image_claiming_more_pixels_than_pillow_allows_is_refused_not_raised():
+    with pytest.raises(ImageError, match="cannot decode image"):
+        load_image(_png_declaring(30000, 30000))
+
+
 def test_list_images_reads_class_folders_and_ids(synthetic_dataset):
     records = list_images(synthetic_dataset)
     assert {r.label for r in records} == {"Cyst", "Normal", "Stone", "Tumor"}
@@ -255,6 +273,25 @@ def test_ingest_refuses_unreadable_files_with_a_reason_and_keeps_the_rest(tmp_pa
     assert report.images == 80
     assert list(report.refused) == [str(data / "Cyst" / "Cyst-999.jpg")]
     assert "cannot decode" in report.refused[str(data / "Cyst" / "Cyst-999.jpg")]
+
+
+def test_ingest_refuses_a_file_name_without_an_id_and_an_oversized_image_and_keeps_the_rest(tmp_path, synthetic_dataset):
+    import shutil
+
+    from mlcore.data import ingest
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dataset, data)
+    shutil.copy(next((data / "Cyst").iterdir()), data / "Cyst" / "Cyst-1 copy.jpg")
+    (data / "Stone" / "Stone-998.png").write_bytes(_png_declaring(30000, 30000))
+
+    records, report = ingest(data, SplitConfig(val_fraction=0.25, test_fraction=0.25))
+
+    assert report.images == 80 and len(records) == 80
+    assert "no numeric id" in report.refused[str(data / "Cyst" / "Cyst-1 copy.jpg")]
+    assert "cannot decode" in report.refused[str(data / "Stone" / "Stone-998.png")]
+    with pytest.raises(ValueError, match="no numeric id"):
+        list_images(data)  # without a place to record refusals, it still says so
 
 
 def test_a_slice_filed_under_two_classes_is_dropped_and_a_reviewed_label_wins(tmp_path, synthetic_dataset):
