@@ -242,11 +242,27 @@ def recalibrate(paths: Paths, params: Params, *, source: Path) -> Path:
 
 
 def publish(paths: Paths, destination: Path | None = None) -> Path:
-    """Copy the trained model and its card to the shipped location."""
+    """Copy the trained model and its card to the shipped location.
+
+    Both are copied beside their targets first and then renamed into place, so the shipped pair is never
+    one model's weights with another's card (the card, written by evaluate, may be missing).
+    """
     destination = Path(destination or paths.model_out)
+    sources = {paths.trained_model: destination, card_path_for(paths.trained_model): card_path_for(destination)}
+    missing = [str(source) for source in sources if not source.is_file()]
+    if missing:
+        raise FileNotFoundError(f"nothing published: {', '.join(missing)} missing (run the train and evaluate stages)")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(paths.trained_model, destination)
-    shutil.copyfile(card_path_for(paths.trained_model), card_path_for(destination))
+    staged = {}
+    try:
+        for source, target in sources.items():
+            staged[target] = target.with_name(f".{target.name}.partial")
+            shutil.copyfile(source, staged[target])
+        for target, copy in staged.items():
+            copy.replace(target)
+    finally:
+        for copy in staged.values():
+            copy.unlink(missing_ok=True)
     log.info("published %s (sha256 %s)", destination, file_sha256(destination)[:12])
     return destination
 

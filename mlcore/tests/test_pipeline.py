@@ -68,6 +68,24 @@ def test_train_then_evaluate_write_model_scores_plots_and_card(staged):
     assert read_card(shipped).classes == ("Cyst", "Normal", "Stone", "Tumor")
 
 
+def test_publish_without_a_card_refuses_and_leaves_the_shipped_pair_as_it_was(staged, tmp_path):
+    import shutil
+
+    paths, _ = staged
+    shipped = tmp_path / "shipped.keras"
+    pipeline.publish(paths, shipped)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    cardless = replace(paths, artifacts_dir=tmp_path / "other-artifacts")
+    cardless.trained_model.parent.mkdir(parents=True)
+    shutil.copyfile(paths.trained_model, cardless.trained_model)
+    cardless.trained_model.write_bytes(cardless.trained_model.read_bytes() + b"another model")
+
+    with pytest.raises(FileNotFoundError, match="nothing published: .*model.json missing"):
+        pipeline.publish(cardless, shipped)
+
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before
+
+
 def test_a_model_is_scored_on_the_test_slices_of_the_split_its_card_records(staged, tmp_path):
     from mlcore.card import own_test_records
     from mlcore.config import SplitConfig
