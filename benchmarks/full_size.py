@@ -38,7 +38,8 @@ def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from mlcore.card import own_test_records
-    from mlcore.data import data_dir_from_env, load_image
+    from mlcore.data import data_dir_from_env
+    from mlcore.images import load_image
     from mlcore.evaluate import score
     from mlcore.inference import Classifier, default_model_path
 

@@ -31,7 +31,8 @@ def main() -> int:
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import numpy as np
 
-    from mlcore.data import data_dir_from_env, list_images, load_image
+    from mlcore.data import data_dir_from_env, list_images
+    from mlcore.images import load_image
     from mlcore.inference import Classifier, default_model_path
 
     model_path = args.model or default_model_path()

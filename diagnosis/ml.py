@@ -120,7 +120,7 @@ def get_explainer(model_version: ModelVersion) -> Explainer:
 
 def explain(*, model_version: ModelVersion, image_bytes: bytes, class_name: str) -> GradCam:
     """Grad-CAM of the image for the class, at the image's own size."""
-    from mlcore.data import load_image
+    from mlcore.images import load_image
 
     return get_explainer(model_version).explain(load_image(image_bytes), class_name)
 

@@ -41,6 +41,8 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelCard":
+        if not isinstance(values, dict):
+            raise ValueError(f"a model card is a JSON object, not {type(values).__name__}")
         missing = [key for key in REQUIRED_KEYS if key not in values]
         if missing:
             raise ValueError(f"model card lacks {missing}")

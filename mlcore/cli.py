@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+import yaml
+
 from dataclasses import asdict, replace
 
 from mlcore.config import ARCHITECTURES, Params, TrainConfig, load_params, load_paths
-from mlcore.data import ImageError, data_dir_from_env
+from mlcore.data import data_dir_from_env
+from mlcore.images import ImageError
 
 if TYPE_CHECKING:
     from mlcore.crossval import EpochScores
@@ -100,6 +103,11 @@ def _cross_validate(args: argparse.Namespace) -> int:
     from mlcore.crossval import cross_validate, save_held_out
     from mlcore.data import class_names_of, ingest
     from mlcore.tracking import tracked_run
+
+    # Checked before an hour of training, not after it.
+    for option, path in (("--out", args.out), ("--held-out", args.held_out)):
+        if path is not None and path.is_dir():
+            raise ValueError(f"{option} {path} is a folder; give a file name")
 
     paths, params = load_paths(args.config), _params(args)
     records, _ = ingest(args.data or paths.data_dir, params.train.split, workdir=Path(args.workdir),
@@ -248,4 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("MLCORE_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        # Bad input (a missing file, a corrupt image or model, a wrong parameter) is the user's to fix:
+        # one line that says what, not a traceback. MLCORE_LOG_LEVEL=DEBUG shows where.
+        logging.getLogger(__name__).debug("failed", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -7,6 +7,7 @@ file fails loudly instead of silently training with a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,13 @@ class AugmentConfig:
     brightness: float = 0.0
     # Mixup (Zhang et al., 2018): blend pairs of slices and their labels; 0 turns it off.
     mixup_alpha: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("rotation", "zoom", "shift", "contrast", "brightness"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augment.{name} must be between 0 and 1 (a fraction), not {getattr(self, name)!r}")
+        if self.mixup_alpha < 0:
+            raise ValueError(f"augment.mixup_alpha must be 0 (off) or more, not {self.mixup_alpha!r}")
 
 
 @dataclass(frozen=True)
@@ -131,12 +139,20 @@ class TrainConfig:
             raise ValueError("series_weighting must be in [0, 1]")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        if not (self.learning_rate > 0 and self.fine_tune_learning_rate > 0):
+            raise ValueError("learning rates must be positive")
+        if self.weight_decay < 0 or self.early_stopping_patience < 1 or self.fine_tune_epochs < 0 or self.seed < 0:
+            raise ValueError("weight_decay, fine_tune_epochs and seed must be 0 or more, early_stopping_patience 1 or more")
+        if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.label_smoothing < 1.0):
+            raise ValueError("dropout and label_smoothing must be in [0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        if not isinstance(values, Mapping):
+            raise ValueError(f"train must be a mapping of parameters to values, not {values!r}")
         values = dict(values)
         nested = {"augment": AugmentConfig, "split": SplitConfig}
         for key, kind in nested.items():
@@ -206,11 +222,36 @@ class Paths:
         return self.artifacts_dir / "evaluate" / "plots"
 
 
+# What a YAML or JSON value may be for each plain annotation of these dataclasses, and how to say it.
+_ACCEPTED: dict[str, tuple[tuple[type, ...], str]] = {
+    "bool": ((bool,), "true or false"),
+    "int": ((int,), "a whole number"),
+    "float": ((int, float), "a number"),
+    "str": ((str,), "a text"),
+    "str | None": ((str, type(None)), "a text or null"),
+}
+
+
+def _check_types(kind: type, values: Mapping[str, Any], where: str) -> None:
+    # A wrong type would otherwise surface as a TypeError deep in training, or be stored as it came.
+    for f in dataclasses.fields(kind):
+        if f.name not in values or f.type not in _ACCEPTED:
+            continue
+        value, (accepted, words) = values[f.name], _ACCEPTED[f.type]
+        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+            raise ValueError(f"{where}.{f.name} must be {words}, not {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{where}.{f.name} must be a finite number, not {value!r}")
+
+
 def _build(kind: type[T], values: Mapping[str, Any], where: str) -> T:
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{where} must be a mapping of keys to values, not {values!r}")
     known = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown keys in {where}: {sorted(unknown)}")
+    _check_types(kind, values, where)  # type: ignore[arg-type]
     return kind(**values)
 
 
@@ -232,6 +273,8 @@ def recorded_split(training: Mapping[str, Any] | None) -> SplitConfig | None:
 
 def load_params(path: Path | str = "params.yaml", overrides: Mapping[str, Any] | None = None) -> Params:
     raw = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{path} must hold the sections train and evaluate, not {raw!r}")
     unknown = set(raw) - {"train", "evaluate"}
     if unknown:
         raise ValueError(f"unknown sections in {path}: {sorted(unknown)}")
@@ -245,9 +288,20 @@ def load_paths(path: Path | str = "config.yaml") -> Paths:
     """Paths from ``config.yaml`` (defaults when it is absent); ``KIDNEY_DATA_DIR`` overrides the data folder."""
     path = Path(path)
     raw = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{path} must map names to paths, not {raw!r}")
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
-        kwargs[key] = tuple(Path(v) for v in value or ()) if key == "extra_manifests" else Path(value)
+        if key == "extra_manifests":
+            if value is not None and not isinstance(value, list):
+                raise ValueError(f"{path}: extra_manifests must be a list of CSV files, not {value!r}")
+            values = value or []
+        else:
+            values = [value]
+        if not all(isinstance(v, str) and v for v in values):
+            raise ValueError(f"{path}: {key} must be a path, not {value!r}")
+        paths = [Path(v) for v in values]
+        kwargs[key] = tuple(paths) if key == "extra_manifests" else paths[0]
     paths = _build(Paths, kwargs, str(path))
     if os.environ.get("KIDNEY_DATA_DIR"):
         paths = dataclasses.replace(paths, data_dir=Path(os.environ["KIDNEY_DATA_DIR"]))

@@ -1,4 +1,4 @@
-"""Reading CT slices, grouping them into series and splitting by series.
+"""Listing CT slices, grouping them into series and splitting by series (decoding: mlcore.images).
 
 Neighbouring ids of a class are neighbouring slices of one patient, so a random
 per-image split puts near-copies of one patient on both sides and inflates the
@@ -9,7 +9,6 @@ consecutive slices also look alike.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import random
 import re
@@ -19,20 +18,17 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from mlcore.config import SplitConfig
-from mlcore.dicom import DicomError, dicom_as_png, is_dicom, read_dicom
+from mlcore.dicom import DicomError, dicom_as_png
+from mlcore.images import ImageError, decode_grey
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 _ID_PATTERN = re.compile(r"(\d+)$")
 DEFAULT_DATA_DIR = Path("../shared/data/ct-kidney")
-
-
-class ImageError(ValueError):
-    """An image that cannot be read or decoded."""
 
 
 @dataclass(frozen=True)
@@ -48,35 +44,6 @@ class ImageRecord:
 
 def data_dir_from_env() -> Path:
     return Path(os.environ.get("KIDNEY_DATA_DIR", str(DEFAULT_DATA_DIR)))
-
-
-def load_image(source: Path | str | bytes) -> np.ndarray:
-    """Decode a PNG, JPEG or DICOM slice into a uint8 array of shape (H, W, 1) or (H, W, 3).
-
-    Greyscale stays one channel and colour becomes RGB; the model itself decides how
-    to combine channels, so callers never need to know what it was trained on. A DICOM
-    slice is windowed into 0-255 as the training images were (see mlcore.dicom).
-    """
-    try:
-        data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
-    except OSError as exc:
-        raise ImageError(f"cannot read image: {exc}") from exc
-    if is_dicom(data):
-        try:
-            return read_dicom(data).pixels
-        except DicomError as exc:
-            raise ImageError(f"cannot use DICOM file: {exc}") from exc
-    try:
-        image = Image.open(io.BytesIO(data))
-        with image:
-            image.load()
-            if image.mode in ("L", "I;16", "I", "F", "1", "LA"):
-                array = np.asarray(image.convert("L"))[..., None]
-            else:
-                array = np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"cannot decode image: {exc}") from exc
-    return np.ascontiguousarray(array, dtype=np.uint8)
 
 
 def image_id_of(path: Path) -> int:
@@ -113,15 +80,6 @@ def list_images(data_dir: Path, *, refused: dict[str, str] | None = None) -> lis
 
 def class_names_of(records: Iterable[ImageRecord]) -> tuple[str, ...]:
     return tuple(sorted({r.label for r in records}))
-
-
-def _grey(path: Path) -> np.ndarray:
-    """The fully decoded slice in 8-bit grey; the one read that hashes and thumbnails start from."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("L"))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"cannot decode image: {exc}") from exc
 
 
 def _thumbnail(grey: np.ndarray, size: int = 32) -> np.ndarray:
@@ -165,7 +123,7 @@ def assign_series(records: Sequence[ImageRecord], config: SplitConfig,
         previous: ImageRecord | None = None
         previous_thumb: np.ndarray | None = None
         for record in items:
-            thumb = thumbnails[record.path] if thumbnails else _thumbnail(_grey(record.path))
+            thumb = thumbnails[record.path] if thumbnails else _thumbnail(decode_grey(record.path))
             if previous is not None:
                 gap = record.image_id - previous.image_id
                 difference = float(np.mean(np.abs(thumb - previous_thumb)))
@@ -249,12 +207,12 @@ def _near_digest(grey: np.ndarray) -> str:
 
 def pixel_hash(path: Path) -> str:
     """Equal for images with the same grey pixels, whatever their file format."""
-    return _pixel_digest(_grey(path))
+    return _pixel_digest(decode_grey(path))
 
 
 def near_hash(path: Path) -> str:
     """A coarse fingerprint: equal for re-encodings and tiny edits of one slice."""
-    return _near_digest(_grey(path))
+    return _near_digest(decode_grey(path))
 
 
 @dataclass(frozen=True)
@@ -293,7 +251,9 @@ def read_extra_manifest(path: Path) -> list[ImageRecord]:
 
     records = []
     with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
+        reader = csv.DictReader(handle)
+        _require_columns(reader, ("path", "label"), path)
+        for row in reader:
             image_path = Path(row["path"])
             if not image_path.is_absolute():
                 image_path = path.parent / image_path
@@ -347,7 +307,7 @@ def ingest(source: Path, config: SplitConfig, *, workdir: Path | None = None,
         try:
             if record.path.suffix.lower() in DICOM_SUFFIXES:
                 record = replace(record, path=windowed_png(record.path, dicom_dir, record.label))
-            grey = _grey(record.path)  # each file is read and decoded once
+            grey = decode_grey(record.path)  # each file is read and decoded once
         except ImageError as exc:
             refused[str(record.path)] = str(exc)
             log.warning("refused %s: %s", record.path, exc)
@@ -406,6 +366,14 @@ def read_manifest(path: Path) -> list[ImageRecord]:
     import csv
 
     with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        _require_columns(reader, ("path", "label", "image_id", "series", "split"), path)
         return [ImageRecord(path=Path(row["path"]), label=row["label"], image_id=int(row["image_id"]),
                             series=row["series"], split=row["split"], view=row.get("view") or "")
-                for row in csv.DictReader(handle)]
+                for row in reader]
+
+
+def _require_columns(reader, columns: Sequence[str], path: Path) -> None:
+    missing = [column for column in columns if column not in (reader.fieldnames or ())]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}; its header is {reader.fieldnames}")

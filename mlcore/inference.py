@@ -16,7 +16,7 @@ import numpy as np
 
 from mlcore import SHIPPED_MODEL
 from mlcore.card import ModelCard, read_card
-from mlcore.data import load_image
+from mlcore.images import load_image
 
 ImageSource = Union[np.ndarray, Path, str, bytes]
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / SHIPPED_MODEL
@@ -61,7 +61,10 @@ class Classifier:
         if not model_path.exists():
             raise FileNotFoundError(f"model file not found: {model_path}")
         card = read_card(model_path)
-        model = keras.saving.load_model(model_path, compile=False)
+        try:
+            model = keras.saving.load_model(model_path, compile=False)
+        except Exception as exc:  # Keras reports a broken or foreign file with many exception types
+            raise ValueError(f"{model_path} is not a loadable Keras model ({exc.__class__.__name__}: {exc})") from exc
         width = model.outputs[0].shape[-1]
         if width != len(card.classes):
             raise ValueError(f"model has {width} class outputs but its card lists {len(card.classes)} classes")

@@ -229,7 +229,7 @@ def annotate_card(model_path: Path, *, data: dict[str, Any], training: dict[str,
 
 def classify_records(classifier: Any, data_dir: Path, records: Sequence[dict[str, str]]) -> list[list[float]]:
     """Calibrated probabilities of a loaded mlcore Classifier for each test record, as a worker serves them."""
-    from mlcore.data import load_image
+    from mlcore.images import load_image
 
     rows: list[list[float]] = []
     for start in range(0, len(records), EVALUATION_CHUNK):

@@ -113,7 +113,7 @@ def _describe_failure(exc: BaseException) -> str:
         reason = str(exc)
     elif isinstance(exc, SoftTimeLimitExceeded):
         reason = "The diagnosis took longer than the time limit and was stopped."
-    elif exc.__class__.__name__ == "ImageError":  # mlcore.data.ImageError, without importing TensorFlow here
+    elif exc.__class__.__name__ == "ImageError":  # mlcore.images.ImageError, without importing TensorFlow here
         reason = f"The model could not read the image: {exc}"
     else:
         reason = f"The model failed on this image ({exc.__class__.__name__}: {exc})."

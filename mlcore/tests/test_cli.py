@@ -26,9 +26,42 @@ def test_predict_reports_an_unreadable_file_and_fails(trained_model, tmp_path, c
     assert row["path"] == str(bad) and "cannot decode" in row["error"]
 
 
-def test_train_refuses_a_missing_data_folder(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "m.keras"), "--epochs", "1"])
+def test_train_refuses_a_missing_data_folder_in_one_line(tmp_path, capsys):
+    code = main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "m.keras"), "--epochs", "1"])
+
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: data folder not found: {tmp_path / 'none'}"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("train:\n  epochs: abc\n", "params.epochs must be a whole number, not 'abc'"),
+    ("train: [1, 2]\n", "train must be a mapping"),
+    ("train:\n  augment:\n    zoom: 2.0\n", "augment.zoom must be between 0 and 1"),
+    ("train:\n  dropout: 1.5\n", "dropout and label_smoothing must be in [0, 1)"),
+    ("train: {epochs: 3\n", "while parsing a flow mapping"),
+])
+def test_a_bad_params_file_is_refused_in_one_line_before_anything_runs(tmp_path, capsys, content, message):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(content)
+
+    assert main(["train", "--params", str(params_file), "--out", str(tmp_path / "m.keras")]) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error and not (tmp_path / "m.keras").exists()
+
+
+def test_predict_with_a_broken_model_file_says_so_in_one_line(trained_model, tmp_path, capsys):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a keras archive")
+    broken.with_suffix(".json").write_bytes(trained_model.model_path.with_suffix(".json").read_bytes())
+
+    assert main(["predict", "--model", str(broken), "image.png"]) == 2
+    assert f"error: {broken} is not a loadable Keras model" in capsys.readouterr().err
+
+
+def test_cross_validate_refuses_a_folder_as_out_before_training(tmp_path, synthetic_dataset, capsys):
+    code = main(["cross-validate", "--data", str(synthetic_dataset), "--out", str(tmp_path), "--no-track"])
+
+    assert code == 2 and f"--out {tmp_path} is a folder" in capsys.readouterr().err
 
 
 def test_train_without_out_writes_the_model_config_yaml_names(tmp_path, synthetic_dataset):

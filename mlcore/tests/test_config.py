@@ -37,6 +37,16 @@ def test_invalid_values_are_refused():
         TrainConfig(width=2)
 
 
+def test_config_yaml_extra_manifests_must_be_a_list(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("extra_manifests: reviewed/manifest.csv\n")
+    with pytest.raises(ValueError, match="extra_manifests must be a list of CSV files"):
+        load_paths(config)
+    config.write_text("model_out: 3\n")
+    with pytest.raises(ValueError, match="model_out must be a path"):
+        load_paths(config)
+
+
 def test_repository_params_and_config_files_load():
     from pathlib import Path
 

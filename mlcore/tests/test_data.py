@@ -1,5 +1,3 @@
-import io
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -7,47 +5,21 @@ import pytest
 from PIL import Image
 
 from mlcore.config import SplitConfig
-from mlcore.data import (ImageError, ImageRecord, assign_series, build_manifest, list_images, load_image,
-                         read_manifest, split_by_series, view_of, write_manifest)
+from mlcore.data import (ImageRecord, assign_series, build_manifest, list_images, read_manifest, split_by_series,
+                         view_of, write_manifest)
+
+from .test_images import png_declaring
 
 
-def _png_bytes(array: np.ndarray, mode: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array, mode=mode).save(buffer, format="PNG")
-    return buffer.getvalue()
+def test_a_manifest_without_its_columns_is_refused_by_name(tmp_path):
+    from mlcore.data import read_extra_manifest, read_manifest
 
-
-def test_load_image_keeps_grey_as_one_channel_and_colour_as_rgb():
-    grey = load_image(_png_bytes(np.full((10, 12), 7, np.uint8), "L"))
-    rgb = load_image(_png_bytes(np.zeros((10, 12, 3), np.uint8), "RGB"))
-    assert grey.shape == (10, 12, 1) and grey.dtype == np.uint8 and grey[0, 0, 0] == 7
-    assert rgb.shape == (10, 12, 3)
-
-
-def test_load_image_rejects_truncated_and_non_image_bytes():
-    data = _png_bytes(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8), "L")
-    with pytest.raises(ImageError):
-        load_image(data[: len(data) // 2])
-    with pytest.raises(ImageError):
-        load_image(b"not an image at all")
-
-
-def _png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims another size (and a matching checksum): a decompression bomb."""
-    import struct
-    import zlib
-
-    data = bytearray(_png_bytes(np.zeros((2, 2), np.uint8), "L"))
-    ihdr = data[12:29]  # chunk type and the 13 header bytes
-    ihdr[4:12] = struct.pack(">II", width, height)
-    data[12:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
-    return bytes(data)
-
-
-def test_an_image_claiming_more_pixels_than_pillow_allows_is_refused_not_raised():
-    with pytest.raises(ImageError, match="cannot decode image"):
-        load_image(_png_declaring(30000, 30000))
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("file,class\nx.png,Cyst\n")
+    with pytest.raises(ValueError, match="lacks the column\\(s\\) path, label;"):
+        read_extra_manifest(manifest)
+    with pytest.raises(ValueError, match="lacks the column\\(s\\) path, label, image_id, series, split"):
+        read_manifest(manifest)
 
 
 def test_list_images_reads_class_folders_and_ids(synthetic_dataset):
@@ -283,7 +255,7 @@ def test_ingest_refuses_a_file_name_without_an_id_and_an_oversized_image_and_kee
     data = tmp_path / "data"
     shutil.copytree(synthetic_dataset, data)
     shutil.copy(next((data / "Cyst").iterdir()), data / "Cyst" / "Cyst-1 copy.jpg")
-    (data / "Stone" / "Stone-998.png").write_bytes(_png_declaring(30000, 30000))
+    (data / "Stone" / "Stone-998.png").write_bytes(png_declaring(30000, 30000))
 
     records, report = ingest(data, SplitConfig(val_fraction=0.25, test_fraction=0.25))
 

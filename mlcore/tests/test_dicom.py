@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 
-from mlcore.data import ImageError, load_image
+from mlcore.images import ImageError, load_image
 from mlcore.dicom import DEFAULT_CT_WINDOW, DicomError, is_dicom, read_dicom
 from mlcore.synthetic import dicom_bytes
 

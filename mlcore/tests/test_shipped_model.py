@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mlcore.card import own_test_records, read_card
-from mlcore.data import data_dir_from_env, load_image
+from mlcore.data import data_dir_from_env
+from mlcore.images import load_image
 from mlcore.dicom import DEFAULT_CT_WINDOW
 from mlcore.inference import Classifier, default_model_path
 from mlcore.synthetic import dicom_bytes

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 
 from mlcore.config import SplitConfig
-from mlcore.data import ingest, load_image
+from mlcore.data import ingest
+from mlcore.images import load_image
 from mlcore.synthetic import dicom_bytes
 from training import ml
 

@@ -50,6 +50,13 @@ def test_quick_caps_the_epochs_and_an_override_wins(settings, tmp_path):
     ({"weight_decay": float("inf")}, "weight_decay must be a finite number"),
     ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
     ({"augment": {"zoom": float("-inf")}}, "augment.zoom must be a finite number"),
+    ({"augment": {"rotation": "\x00"}}, "augment.rotation must be a number"),
+    ({"augment": {"zoom": [1, 2]}}, "augment.zoom must be a number"),
+    ({"augment": {"mixup_alpha": -1}}, "augment.mixup_alpha must be 0 \\(off\\) or more"),
+    ({"dropout": 5}, "dropout"),
+    ({"label_smoothing": 7}, "label_smoothing"),
+    ({"seed": -1}, "seed"),
+    ({"seed": 1e23}, "seed must be a whole number"),
 ])
 def test_bad_values_are_refused_with_a_message(overrides, message):
     with pytest.raises(ParamsError, match=message):

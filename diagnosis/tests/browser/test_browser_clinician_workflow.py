@@ -18,7 +18,7 @@ from pypdf import PdfReader
 
 from diagnosis import selectors, services
 from diagnosis.models import Prediction, Review, Scan
-from mlcore.data import load_image
+from mlcore.images import load_image
 from mlcore.dicom import DEFAULT_CT_WINDOW
 from mlcore.synthetic import dicom_bytes
 
