@@ -63,8 +63,10 @@ def sha256_file(path: Path) -> str:
 
 
 def read_model_card(path: Path) -> dict[str, Any]:
-    from mlcore.card import read_card
+    """The card beside a model file, after checking the file is a Keras archive; ValueError or OSError if not."""
+    from mlcore.card import check_model_archive, read_card
 
+    check_model_archive(path)
     return read_card(path).to_dict()
 
 

@@ -52,6 +52,24 @@ class ModelCard:
         return cls(**kwargs)
 
 
+def check_model_archive(model_path: Path) -> None:
+    """Without loading TensorFlow: is the file a Keras archive (a zip of the model's config and weights)?
+
+    Catches a truncated copy or a wrong file before it is registered, rather than when every
+    diagnosis by it fails.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"{Path(model_path).name} is not a Keras model archive ({exc})") from None
+    missing = sorted({"config.json", "model.weights.h5"} - names)
+    if missing:
+        raise ValueError(f"{Path(model_path).name} is not a Keras model archive: it lacks {', '.join(missing)}")
+
+
 def card_path_for(model_path: Path) -> Path:
     return Path(model_path).with_suffix(".json")
 

@@ -37,10 +37,15 @@ def model_version_register(*, path: Path | str, name: str | None = None, activat
         raise ValidationError({"path": [f"No model file at {resolved}."]})
     sha256 = ml.sha256_file(resolved)
     stored_path = ml.stored_model_path(resolved)
+    if len(stored_path) > ModelVersion._meta.get_field("path").max_length:
+        raise ValidationError({"path": [f"The path {stored_path} is too long to store; move the model to a shorter one."]})
     try:
         card: dict[str, Any] = ml.read_model_card(resolved)
     except Exception as exc:
-        raise ValidationError({"path": [f"The model card next to {resolved.name} could not be read: {exc}"]}) from None
+        raise ValidationError({"path": [f"{resolved.name} cannot be registered: {exc}"]}) from None
+    limit = ModelVersion._meta.get_field("name").max_length
+    if name and len(name) > limit:
+        raise ValidationError({"name": [f"The name is {len(name)} characters long; the limit is {limit}."]})
     class_names = list(card.get("classes") or [])
     if not class_names:
         raise ValidationError({"path": [f"The model card of {resolved.name} lists no classes."]})
@@ -51,11 +56,11 @@ def model_version_register(*, path: Path | str, name: str | None = None, activat
             existing = existing.filter(name=name)
         model_version = existing.order_by("pk").first()
         if model_version is None:
-            base = name or str(card.get("name") or resolved.stem)
+            base = name or str(card.get("name") or resolved.stem)[:limit]
             if ModelVersion.objects.filter(name=base).exists():
                 if name:
                     raise ValidationError({"name": [f"A different model version is already named {name!r}."]})
-                base = f"{base}-{sha256[:8]}"
+                base = f"{base[:limit - 9]}-{sha256[:8]}"
             model_version = ModelVersion.objects.create(
                 name=base,
                 path=stored_path,

@@ -56,6 +56,33 @@ def test_a_missing_file_or_card_is_refused(db, copy_model, tmp_path):
         services.model_version_register(path=lonely)
 
 
+def test_a_file_that_is_not_a_keras_archive_is_refused_before_it_can_serve(db, copy_model):
+    broken = copy_model("broken.keras")
+    broken.write_bytes(b"half a download")
+
+    with pytest.raises(ValidationError, match="broken.keras cannot be registered: .*not a Keras model archive"):
+        services.model_version_register(path=broken, activate=True)
+
+    assert not ModelVersion.objects.exists()
+
+
+def test_a_name_over_the_limit_is_refused_and_a_long_card_name_is_shortened(db, copy_model, tiny_model_path):
+    with pytest.raises(ValidationError, match="101 characters long; the limit is 100"):
+        services.model_version_register(path=tiny_model_path, name="v" * 101)
+    services.model_version_register(path=tiny_model_path, name="r" * 100)
+    other = copy_model("retrained.keras")
+    other.write_bytes(other.read_bytes() + b"\0")
+
+    version = services.model_version_register(path=other, name=None)
+    long_named = copy_model("long.keras")
+    long_named.write_bytes(long_named.read_bytes() + b"\0\0")
+    card = long_named.with_suffix(".json")
+    card.write_text(card.read_text().replace('"tiny-resnet"', '"' + "n" * 150 + '"'))
+
+    assert version.name == "tiny-resnet"
+    assert services.model_version_register(path=long_named).name == "n" * 100
+
+
 def test_activating_a_version_deactivates_the_others(db):
     old = ModelVersionFactory(is_active=True)
     new = ModelVersionFactory()
