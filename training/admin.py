@@ -15,7 +15,7 @@ from diagnosis.models import ModelVersion, Organization
 from . import params as run_params
 from . import services
 from .forms import TrainingRunForm
-from .models import LockedTestEvaluation, LockedTestSet, ModelPromotion, TrainingRun
+from .models import LockedTestEvaluation, LockedTestEvaluationFailure, LockedTestSet, ModelPromotion, TrainingRun
 
 
 class TrainingRunAddForm(forms.ModelForm):
@@ -137,6 +137,11 @@ class LockedTestSetAdmin(ReadOnlyAdmin):
 class LockedTestEvaluationAdmin(ReadOnlyAdmin):
     list_display = ["model_version", "test_set", "created_at", "seconds"]
     exclude = ["probabilities"]
+
+
+@admin.register(LockedTestEvaluationFailure)
+class LockedTestEvaluationFailureAdmin(ReadOnlyAdmin):
+    list_display = ["model_version", "failed_at", "reason"]
 
 
 # The foundation's "activate" action stays for the deployment's operators, but goes into the audit trail.

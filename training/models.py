@@ -156,6 +156,19 @@ class LockedTestEvaluation(models.Model):
         return f"{self.model_version.name} on {self.test_set}"
 
 
+class LockedTestEvaluationFailure(models.Model):
+    """Why a version's last evaluation on the locked test series failed: the gate says so, rather than
+    that an evaluation is queued, until an evaluation of it succeeds."""
+
+    model_version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE,
+                                         related_name="locked_test_evaluation_failure")
+    reason = models.TextField()
+    failed_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.model_version.name}: {self.reason[:80]}"
+
+
 class ModelPromotion(models.Model):
     """The audit trail: every change of the active model version made through this app."""
 

@@ -15,7 +15,7 @@ from diagnosis import selectors as diagnosis_selectors
 from diagnosis.models import Membership, ModelVersion
 
 from .gate import GateError, judge, side_scores
-from .models import LockedTestEvaluation, LockedTestSet, ModelPromotion, TrainingRun
+from .models import LockedTestEvaluation, LockedTestEvaluationFailure, LockedTestSet, ModelPromotion, TrainingRun
 
 
 def is_training_admin(user: Any) -> bool:
@@ -75,8 +75,16 @@ def promotion_gate(*, candidate: ModelVersion, test_set: LockedTestSet | None = 
     if active is not None and active.pk == candidate.pk:
         return {**judge(candidate=None, baseline=None, margin=margin, missing="This version is already active."),
                 **base, "already_active": True}
+    failures = {failure.model_version_id: failure.reason for failure in LockedTestEvaluationFailure.objects.filter(
+        model_version__in=[v for v in (candidate, active) if v is not None])}
+    base["evaluation_failures"] = {str(pk): reason for pk, reason in failures.items()}
+
+    def failed(version: ModelVersion) -> str:
+        return f" Its last evaluation failed: {failures[version.pk]}" if version.pk in failures else ""
+
     if test_set is None:
         missing = "There is no locked test series yet: the first training run (or evaluation) makes it."
+        missing += "".join(failed(v) for v in (candidate, active) if v is not None)
         return {**judge(candidate=None, baseline=None, margin=margin, missing=missing), **base,
                 "needs_evaluation": [v.pk for v in (candidate, active) if v is not None]}
 
@@ -99,9 +107,10 @@ def promotion_gate(*, candidate: ModelVersion, test_set: LockedTestSet | None = 
         return {**judge(candidate=None, baseline=None, margin=margin,
                         missing=f"The models cannot be compared: {exc}."), **base}
     if sides["candidate"] is None:
-        missing.append(f"{candidate.name} has not been evaluated on the locked test series yet.")
+        missing.append(f"{candidate.name} has not been evaluated on the locked test series yet.{failed(candidate)}")
     if active is not None and sides["baseline"] is None:
-        missing.append(f"The active version {active.name} has not been evaluated on the locked test series yet.")
+        missing.append(f"The active version {active.name} has not been evaluated on the locked test series yet."
+                       f"{failed(active)}")
     verdict = judge(candidate=sides["candidate"], baseline=sides["baseline"], margin=margin,
                     has_active=active is not None, missing=" ".join(missing))
     verdict.update(base)

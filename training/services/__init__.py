@@ -6,6 +6,7 @@ from .evaluations import (
     locked_test_evaluation_save,
     locked_test_set_current,
     model_version_evaluate,
+    model_version_evaluation_fail,
     model_version_evaluation_request,
 )
 from .execution import RunReporter, run_work_dir, training_run_execute
@@ -35,6 +36,7 @@ __all__ = [
     "locked_test_set_current",
     "model_version_admin_activate",
     "model_version_evaluate",
+    "model_version_evaluation_fail",
     "model_version_evaluation_request",
     "model_version_promote",
     "model_version_rollback",

@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from diagnosis import ml as diagnosis_ml
 from diagnosis.models import ModelVersion
 
 from .. import ml
 from ..gate import side_scores
-from ..models import LockedTestEvaluation, LockedTestSet
+from ..models import LockedTestEvaluation, LockedTestEvaluationFailure, LockedTestSet
 from ..params import base_params
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def locked_test_evaluation_save(
     left_out = set(seen or [])
     scores = side_scores(labels=labels, class_names=class_names, probabilities=probabilities,
                          include=[i for i in range(len(labels)) if i not in left_out])
+    LockedTestEvaluationFailure.objects.filter(model_version=model_version).delete()
     try:
         with transaction.atomic():
             return LockedTestEvaluation.objects.create(
@@ -103,6 +105,18 @@ def model_version_evaluate(*, model_version: ModelVersion, test_set: LockedTestS
     logger.info("Evaluated %s on the locked test set: macro-F1 %.4f", model_version.name,
                 evaluation.scores["macro_f1"])
     return evaluation
+
+
+MAX_FAILURE_REASON = 2000
+
+
+def model_version_evaluation_fail(*, model_version: ModelVersion, reason: str) -> LockedTestEvaluationFailure:
+    """Record why the version could not be evaluated; the newest reason replaces an older one."""
+    failure, _ = LockedTestEvaluationFailure.objects.update_or_create(
+        model_version=model_version, defaults={"reason": reason[:MAX_FAILURE_REASON], "failed_at": timezone.now()},
+    )
+    logger.warning("Evaluation of %s on the locked test series failed: %s", model_version.name, reason)
+    return failure
 
 
 class EvaluationNotQueued(Exception):

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from diagnosis.models import ModelVersion
 from diagnosis.tests.factories import ModelVersionFactory
-from training.models import LockedTestEvaluation, LockedTestSet, ModelPromotion, TrainingRun
+from training.models import LockedTestEvaluation, LockedTestEvaluationFailure, LockedTestSet, ModelPromotion, TrainingRun
 
 from .factories import LockedTestEvaluationFactory, TrainingRunFactory
 
@@ -17,7 +17,8 @@ def superuser_client(client, db, training_settings, training_queue):
     return client
 
 
-@pytest.mark.parametrize("model", ["trainingrun", "modelpromotion", "lockedtestset", "lockedtestevaluation"])
+@pytest.mark.parametrize("model", ["trainingrun", "modelpromotion", "lockedtestset", "lockedtestevaluation",
+                                   "lockedtestevaluationfailure"])
 def test_every_model_has_a_working_admin_list_and_detail(superuser_client, model):
     evaluation = LockedTestEvaluationFactory()
     objects = {
@@ -26,6 +27,8 @@ def test_every_model_has_a_working_admin_list_and_detail(superuser_client, model
                                                         performed_by=get_user_model().objects.get(username="root")),
         "lockedtestset": evaluation.test_set,
         "lockedtestevaluation": evaluation,
+        "lockedtestevaluationfailure": LockedTestEvaluationFailure.objects.create(
+            model_version=evaluation.model_version, reason="The model file of version 'v9' is missing: v9.keras"),
     }
 
     assert superuser_client.get(reverse(f"admin:training_{model}_changelist")).status_code == 200

@@ -7,7 +7,8 @@ import pytest
 
 from kidneyweb.celery import app
 from mlcore.config import load_params
-from training.models import LockedTestEvaluation, LockedTestSet
+from training import selectors
+from training.models import LockedTestEvaluation, LockedTestEvaluationFailure, LockedTestSet
 from training.tasks import evaluate_model_version, fail_orphaned_runs, train_model
 
 
@@ -50,6 +51,31 @@ def test_a_version_whose_file_changed_is_not_evaluated(training_settings, copy_m
     evaluate_model_version(version.pk)
 
     assert not LockedTestEvaluation.objects.exists()
+    reason = LockedTestEvaluationFailure.objects.get(model_version=version).reason
+    assert reason.startswith(f"The model file of version {version.name!r} changed on disk")
+
+
+def test_the_gate_says_why_an_evaluation_failed_until_one_succeeds(training_settings, tiny_model_version, copy_model):
+    from diagnosis import services as diagnosis_services
+
+    path = copy_model("gone.keras")
+    candidate = diagnosis_services.model_version_register(path=path)
+    path.unlink()
+    evaluate_model_version(candidate.pk)
+    evaluate_model_version(tiny_model_version.pk)
+
+    verdict = selectors.promotion_gate(candidate=candidate)
+
+    assert f"Its last evaluation failed: The model file of version {candidate.name!r} is missing" in " ".join(
+        verdict["reasons"])
+    assert verdict["evaluation_failures"] == {str(candidate.pk): LockedTestEvaluationFailure.objects.get().reason}
+
+    copy_model("gone.keras")  # the file is back
+    evaluate_model_version(candidate.pk)
+
+    after = selectors.promotion_gate(candidate=candidate)
+    assert not LockedTestEvaluationFailure.objects.exists() and after["evaluation_failures"] == {}
+    assert "failed" not in " ".join(after["reasons"]) and after["needs_evaluation"] == []
 
 
 def test_a_version_split_its_own_way_is_evaluated_with_the_locked_images_it_trained_on_named(
