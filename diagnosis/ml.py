@@ -142,6 +142,12 @@ def clear_cache() -> None:
         _explainers.clear()
 
 
+def high_bit_depth_as_png(data: bytes) -> bytes | None:
+    from mlcore.images import high_bit_depth_as_png as convert
+
+    return convert(data)
+
+
 def is_dicom(data: bytes) -> bool:
     from mlcore.dicom import is_dicom as check
 

@@ -1,6 +1,7 @@
 """Checks on uploaded scan images. The bytes decide what a file is, never its name or Content-Type.
 
-A DICOM slice is turned into a windowed PNG first and stored as that (see diagnosis.ml.dicom_as_png)."""
+A DICOM slice is turned into a windowed PNG first and stored as that (see diagnosis.ml.dicom_as_png), and a
+16-bit grey PNG into an 8-bit one."""
 
 from __future__ import annotations
 
@@ -114,4 +115,7 @@ def validate_scan_image(file: IO[bytes]) -> CheckedImage:
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
+    if image_format == "PNG":
+        # Stored as the model and the browser read it, as a DICOM slice is.
+        data = ml.high_bit_depth_as_png(data) or data
     return CheckedImage(data=data, format=image_format, width=width, height=height)

@@ -14,8 +14,37 @@ from mlcore.dicom import DicomError, is_dicom, read_dicom
 DECODE_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError)
 
 
+# Greyscale of more than 8 bits per pixel (16-bit PNG exports); Pillow's convert("L") clips these at 255.
+HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+
+
 class ImageError(ValueError):
     """An image that cannot be read or decoded."""
+
+
+def _grey_8bit(image: Image.Image) -> np.ndarray:
+    """Grey levels in 0-255. Values of a high-bit-depth slice are kept when they fit (an 8-bit slice saved
+    in a 16-bit file), otherwise stretched from its lowest to its highest value, as a DICOM slice without
+    a window is: clipping would turn a raw 16-bit export white."""
+    if image.mode not in HIGH_BIT_DEPTH_MODES:
+        return np.asarray(image.convert("L"))
+    values = np.asarray(image, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    if low >= 0 and high <= 255:
+        return np.round(values).astype(np.uint8)
+    return np.round((values - low) / max(high - low, 1e-6) * 255).astype(np.uint8)
+
+
+def high_bit_depth_as_png(data: bytes) -> bytes | None:
+    """A PNG of more than 8 bits per grey pixel as the 8-bit grey PNG the model reads; None for others."""
+    with Image.open(io.BytesIO(data)) as image:
+        if image.mode not in HIGH_BIT_DEPTH_MODES:
+            return None
+        image.load()
+        grey = _grey_8bit(image)
+    out = io.BytesIO()
+    Image.fromarray(grey).save(out, format="PNG")
+    return out.getvalue()
 
 
 def load_image(source: Path | str | bytes) -> np.ndarray:
@@ -38,8 +67,8 @@ def load_image(source: Path | str | bytes) -> np.ndarray:
         image = Image.open(io.BytesIO(data))
         with image:
             image.load()
-            if image.mode in ("L", "I;16", "I", "F", "1", "LA"):
-                array = np.asarray(image.convert("L"))[..., None]
+            if image.mode in ("L", "1", "LA", *HIGH_BIT_DEPTH_MODES):
+                array = _grey_8bit(image)[..., None]
             else:
                 array = np.asarray(image.convert("RGB"))
     except DECODE_ERRORS as exc:
@@ -51,6 +80,6 @@ def decode_grey(path: Path) -> np.ndarray:
     """The fully decoded slice in 8-bit grey; the one read that hashes and thumbnails start from."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("L"))
+            return _grey_8bit(image)
     except DECODE_ERRORS as exc:
         raise ImageError(f"cannot decode image: {exc}") from exc

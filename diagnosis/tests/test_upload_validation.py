@@ -44,6 +44,17 @@ def test_grey_and_colour_png_and_jpeg_are_accepted(fmt, mode):
     assert (checked.format, checked.width, checked.height) == (fmt, 40, 30)
 
 
+def test_a_16_bit_grey_png_is_stored_as_the_8_bit_png_the_model_reads():
+    buffer = io.BytesIO()
+    Image.fromarray(np.array([[0, 1000], [2000, 4000]], dtype=np.uint16)).save(buffer, format="PNG")
+
+    checked = validate_scan_image(upload(buffer.getvalue()))
+
+    stored = Image.open(io.BytesIO(checked.data))
+    assert (checked.format, stored.mode, checked.width, checked.height) == ("PNG", "L", 2, 2)
+    assert np.asarray(stored).tolist() == [[0, 64], [128, 255]]
+
+
 def test_the_content_decides_the_format_not_the_extension():
     checked = validate_scan_image(upload(image_bytes("JPEG"), name="looks-like.png"))
 

@@ -46,3 +46,31 @@ def png_declaring(width: int, height: int) -> bytes:
 def test_an_image_claiming_more_pixels_than_pillow_allows_is_refused_not_raised():
     with pytest.raises(ImageError, match="cannot decode image"):
         load_image(png_declaring(30000, 30000))
+
+
+def _png16(values: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(values.astype(np.uint16)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_16_bit_slice_is_stretched_to_its_range_not_clipped_white():
+    raw = np.array([[0, 1000], [2000, 4000]])  # stored CT values, far above 255
+
+    image = load_image(_png16(raw))
+
+    assert image.shape == (2, 2, 1) and image[..., 0].tolist() == [[0, 64], [128, 255]]
+
+
+def test_a_16_bit_file_holding_8_bit_values_keeps_them():
+    assert load_image(_png16(np.array([[10, 20], [30, 250]])))[..., 0].tolist() == [[10, 20], [30, 250]]
+
+
+def test_a_16_bit_png_is_rewritten_as_the_8_bit_png_the_model_reads_and_others_are_left_alone():
+    from mlcore.images import high_bit_depth_as_png
+
+    converted = high_bit_depth_as_png(_png16(np.array([[0, 4000]])))
+
+    assert Image.open(io.BytesIO(converted)).mode == "L"
+    assert load_image(converted)[..., 0].tolist() == [[0, 255]]
+    assert high_bit_depth_as_png(_png_bytes(np.zeros((2, 2), np.uint8), "L")) is None
