@@ -204,6 +204,9 @@ class Prediction(models.Model):
     failure_reason = models.TextField(blank=True)
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Deliveries that started it: retries after a passing error, and after a worker died."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     inference_ms = models.PositiveIntegerField(null=True, blank=True)
     confidence = models.FloatField(

@@ -15,6 +15,7 @@ from .organizations import api_token_rotate, member_get_or_create, organization_
 from .patients import patient_create, patient_update
 from .reviews import review_create, reviewed_scans_export
 from .scans import (
+    MAX_ATTEMPTS,
     MAX_FAILURE_REASON,
     NoActiveModelVersion,
     ScanImageUnavailable,
@@ -26,6 +27,7 @@ from .scans import (
 
 __all__ = [
     "HeatmapAnswer",
+    "MAX_ATTEMPTS",
     "MAX_FAILURE_REASON",
     "NoActiveModelVersion",
     "ScanImageUnavailable",

@@ -22,6 +22,9 @@ from ..validators import validate_scan_image
 logger = logging.getLogger(__name__)
 
 MAX_FAILURE_REASON = 2000
+# A slice that kills its worker (out of memory, a hung model) is redelivered after each death; without
+# a cap it would kill workers for ever. Passing errors take up to four attempts (tasks.MAX_RETRIES).
+MAX_ATTEMPTS = 6
 
 
 class NoActiveModelVersion(Exception):
@@ -148,10 +151,21 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
         if prediction.is_final:
             logger.info("Prediction %s is already %s; nothing to do.", prediction_id, prediction.status)
             return prediction
+        if prediction.attempts >= MAX_ATTEMPTS:
+            prediction.status = Prediction.Status.FAILED
+            prediction.failure_reason = (
+                f"Gave up after {prediction.attempts} attempts: the worker stopped while diagnosing this scan "
+                "(out of memory or a model that hung). Run it again once the cause is fixed."
+            )
+            prediction.finished_at = timezone.now()
+            prediction.save(update_fields=["status", "failure_reason", "finished_at"])
+            logger.warning("Prediction %s failed: %s", prediction_id, prediction.failure_reason)
+            return prediction
         # "running" here may be left over from a worker that died; acks_late redelivered it, so run again.
         prediction.status = Prediction.Status.RUNNING
         prediction.started_at = timezone.now()
-        prediction.save(update_fields=["status", "started_at"])
+        prediction.attempts += 1
+        prediction.save(update_fields=["status", "started_at", "attempts"])
 
     prediction = Prediction.objects.select_related("scan", "model_version").get(pk=prediction_id)
     try:

@@ -69,7 +69,19 @@ def test_a_prediction_left_running_by_a_lost_worker_is_run_again(queued_predicti
     run(queued_prediction)
 
     queued_prediction.refresh_from_db()
-    assert queued_prediction.status == Prediction.Status.DONE
+    assert queued_prediction.status == Prediction.Status.DONE and queued_prediction.attempts == 1
+
+
+def test_a_scan_whose_worker_died_on_every_attempt_is_given_up_with_the_reason(queued_prediction):
+    # As left by six deliveries whose worker was killed (out of memory) before it could record anything.
+    Prediction.objects.filter(pk=queued_prediction.pk).update(status=Prediction.Status.RUNNING,
+                                                              attempts=services.MAX_ATTEMPTS)
+
+    run(queued_prediction)
+
+    queued_prediction.refresh_from_db()
+    assert queued_prediction.status == Prediction.Status.FAILED and not queued_prediction.label
+    assert queued_prediction.failure_reason.startswith(f"Gave up after {services.MAX_ATTEMPTS} attempts: the worker stopped")
 
 
 def test_an_image_the_model_cannot_read_fails_with_the_reason(queued_prediction):
