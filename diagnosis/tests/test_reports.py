@@ -48,8 +48,8 @@ def test_the_report_holds_patient_ai_result_model_review_and_the_notice(reviewed
         assert expected in text, expected
 
 
-# The longest comment a review accepts, as one unbroken word, as prose, and in a script the report's font
-# has no glyphs for (so only its length is checked: it must not break the report).
+# The longest comment a review accepts, as one unbroken word of wide letters, as prose, and in a script the
+# report's font has no glyphs for (so only its length is checked: it must not break the report).
 @pytest.mark.parametrize("comment, token, count", [("W" * 4000, "W", 4000),
                                                    (("Cyst in the lower pole. " * 170)[:4000], "lowerpole", 166),
                                                    ("腎" * 4000, None, None)])
@@ -64,7 +64,8 @@ def test_a_review_comment_of_the_longest_allowed_length_flows_onto_further_pages
     text = text_of(pdf)
     assert "Decision support, not a diagnosis" in text
     if token:
-        assert text.replace(" ", "").count(token) == count
+        # At least: the patient's generated name may hold the letter too.
+        assert text.replace(" ", "").count(token) >= count
 
 
 def test_an_uncertain_result_is_marked_needs_review_not_stated_as_a_diagnosis(organization, clinician):
