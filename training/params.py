@@ -6,7 +6,6 @@ that changed it would train on those series.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any, Mapping
 
 from django.conf import settings
@@ -84,17 +83,9 @@ def preset_overrides(preset: str, base: Params) -> dict[str, Any]:
     return {}
 
 
-def _refuse_non_finite(key: str, value: Any) -> None:
-    # JSON numbers such as 1e400 parse as infinity: no training value, and PostgreSQL's JSON cannot store it.
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ParamsError(f"{key} must be a finite number, not {value!r}.")
-    if isinstance(value, Mapping):
-        for inner, item in value.items():
-            _refuse_non_finite(f"{key}.{inner}", item)
-
-
 def _checked(key: str, value: Any) -> Any:
-    _refuse_non_finite(key, value)
+    # Types, ranges and finiteness (1e400 in JSON is infinity) of every value, nested ones too, are
+    # mlcore.config's to check; here only what a run may change, and within which limits.
     kind = ALLOWED[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
