@@ -152,15 +152,10 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
             logger.info("Prediction %s is already %s; nothing to do.", prediction_id, prediction.status)
             return prediction
         if prediction.attempts >= MAX_ATTEMPTS:
-            prediction.status = Prediction.Status.FAILED
-            prediction.failure_reason = (
+            return prediction_fail(prediction_id=prediction_id, reason=(
                 f"Gave up after {prediction.attempts} attempts: the worker stopped while diagnosing this scan "
                 "(out of memory or a model that hung). Run it again once the cause is fixed."
-            )
-            prediction.finished_at = timezone.now()
-            prediction.save(update_fields=["status", "failure_reason", "finished_at"])
-            logger.warning("Prediction %s failed: %s", prediction_id, prediction.failure_reason)
-            return prediction
+            ))
         # "running" here may be left over from a worker that died; acks_late redelivered it, so run again.
         prediction.status = Prediction.Status.RUNNING
         prediction.started_at = timezone.now()
