@@ -292,16 +292,11 @@ def load_paths(path: Path | str = "config.yaml") -> Paths:
         raise ValueError(f"{path} must map names to paths, not {raw!r}")
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
-        if key == "extra_manifests":
-            if value is not None and not isinstance(value, list):
-                raise ValueError(f"{path}: extra_manifests must be a list of CSV files, not {value!r}")
-            values = value or []
-        else:
-            values = [value]
-        if not all(isinstance(v, str) and v for v in values):
-            raise ValueError(f"{path}: {key} must be a path, not {value!r}")
-        paths = [Path(v) for v in values]
-        kwargs[key] = tuple(paths) if key == "extra_manifests" else paths[0]
+        many = key == "extra_manifests"
+        values = (value or []) if many else [value]
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            raise ValueError(f"{path}: {key} must be {'a list of CSV files' if many else 'a path'}, not {value!r}")
+        kwargs[key] = tuple(Path(v) for v in values) if many else Path(value)
     paths = _build(Paths, kwargs, str(path))
     if os.environ.get("KIDNEY_DATA_DIR"):
         paths = dataclasses.replace(paths, data_dir=Path(os.environ["KIDNEY_DATA_DIR"]))
