@@ -8,7 +8,6 @@ import os
 from celery import shared_task
 from django.conf import settings
 
-from diagnosis.ml import ModelFileError
 from diagnosis.models import ModelVersion
 
 from . import services
@@ -41,9 +40,7 @@ def evaluate_model_version(model_version_id: int) -> None:
     except Exception as exc:
         # Kept for the gate, which then says why instead of that an evaluation is queued.
         logger.exception("Could not evaluate model version %s on the locked test series", version.name)
-        readable = isinstance(exc, (ModelFileError, OSError))  # their messages are written for people
-        services.model_version_evaluation_fail(
-            model_version=version, reason=str(exc) if readable else f"{exc.__class__.__name__}: {exc}")
+        services.model_version_evaluation_fail(model_version=version, error=exc)
 
 
 @shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)

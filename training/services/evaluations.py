@@ -110,8 +110,11 @@ def model_version_evaluate(*, model_version: ModelVersion, test_set: LockedTestS
 MAX_FAILURE_REASON = 2000
 
 
-def model_version_evaluation_fail(*, model_version: ModelVersion, reason: str) -> LockedTestEvaluationFailure:
+def model_version_evaluation_fail(*, model_version: ModelVersion, error: Exception) -> LockedTestEvaluationFailure:
     """Record why the version could not be evaluated; the newest reason replaces an older one."""
+    # A missing or changed model file and a missing data set explain themselves; anything else is named.
+    readable = isinstance(error, (diagnosis_ml.ModelFileError, OSError))
+    reason = str(error) if readable else f"{error.__class__.__name__}: {error}"
     failure, _ = LockedTestEvaluationFailure.objects.update_or_create(
         model_version=model_version, defaults={"reason": reason[:MAX_FAILURE_REASON], "failed_at": timezone.now()},
     )
