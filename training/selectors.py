@@ -1,7 +1,10 @@
 """Reads: training runs, the promotion gate's verdict and the audit trail.
 
-Training runs and model versions belong to the deployment, not to one organization: there is one
-active model for everyone and one run at a time. Only administrators reach these (permissions).
+Model versions belong to the deployment, not to one organization: there is one active model for
+everyone and one training run at a time. A training run is seen only by the administrators of the
+organization that started it (its log names that organization's scans), and runs started without one
+(the command line, the Django admin on the developer set) by every administrator. Only administrators
+reach these (permissions).
 """
 
 from __future__ import annotations
@@ -9,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from diagnosis import selectors as diagnosis_selectors
-from diagnosis.models import Membership, ModelVersion
+from diagnosis.models import Membership, ModelVersion, Organization
 
 from .gate import GateError, judge, side_scores
 from .models import LockedTestEvaluation, LockedTestEvaluationFailure, LockedTestSet, ModelPromotion, TrainingRun
@@ -23,18 +26,31 @@ def is_training_admin(user: Any) -> bool:
     return membership is not None and membership.role == Membership.Role.ADMIN
 
 
-def training_run_list() -> QuerySet[TrainingRun]:
+def _runs() -> QuerySet[TrainingRun]:
     return TrainingRun.objects.select_related("requested_by", "model_version", "organization").order_by(
         "-created_at", "-id"
     )
 
 
-def training_run_get(*, pk: int) -> TrainingRun | None:
-    return training_run_list().filter(pk=pk).first()
+def training_run_list(*, organization: Organization | None) -> QuerySet[TrainingRun]:
+    """The runs an administrator of ``organization`` may see: its own and the deployment's."""
+    own = Q(organization__isnull=True)
+    if organization is not None:
+        own |= Q(organization=organization)
+    return _runs().filter(own)
+
+
+def training_run_get(*, pk: int, organization: Organization | None) -> TrainingRun | None:
+    return training_run_list(organization=organization).filter(pk=pk).first()
+
+
+def training_run_is_visible(*, run: TrainingRun, organization: Organization | None) -> bool:
+    return run.organization_id is None or (organization is not None and run.organization_id == organization.pk)
 
 
 def training_run_current() -> TrainingRun | None:
-    return training_run_list().filter(is_current=True).first()
+    """The run in progress, whoever started it: it blocks every other start on the deployment."""
+    return _runs().filter(is_current=True).first()
 
 
 def locked_test_set_latest() -> LockedTestSet | None:

@@ -33,8 +33,8 @@ def admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     return wrapper
 
 
-def _run_or_404(pk: int) -> TrainingRun:
-    run = selectors.training_run_get(pk=pk)
+def _run_or_404(request: HttpRequest, pk: int) -> TrainingRun:
+    run = selectors.training_run_get(pk=pk, organization=diagnosis_selectors.organization_of(request.user))
     if run is None:
         raise Http404("No such training run.")
     return run
@@ -69,10 +69,13 @@ def index(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Training run {run.pk} is queued on the training worker.")
                 return redirect("training:run_detail", pk=run.pk)
+    organization = diagnosis_selectors.organization_of(request.user)
+    current = selectors.training_run_current()
     context = {
         "form": form,
-        "current": selectors.training_run_current(),
-        "runs": selectors.training_run_list()[:RUNS_SHOWN],
+        "current": current,
+        "current_visible": current is not None and selectors.training_run_is_visible(run=current, organization=organization),
+        "runs": selectors.training_run_list(organization=organization)[:RUNS_SHOWN],
     }
     return render(request, "training/index.html", context, status=status)
 
@@ -102,7 +105,7 @@ def run_state(run: TrainingRun) -> dict[str, Any]:
 @require_GET
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     services.training_runs_fail_orphaned()
-    run = _run_or_404(pk)
+    run = _run_or_404(request, pk)
     return render(request, "training/run_detail.html", {"run": run, "state": run_state(run)})
 
 
@@ -111,19 +114,19 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 def run_status(request: HttpRequest, pk: int) -> JsonResponse:
     services.training_runs_fail_orphaned()
-    return JsonResponse(run_state(_run_or_404(pk)))
+    return JsonResponse(run_state(_run_or_404(request, pk)))
 
 
 @admin_required
 @require_GET
 def run_log(request: HttpRequest, pk: int) -> HttpResponse:
-    return HttpResponse(_run_or_404(pk).log, content_type="text/plain; charset=utf-8")
+    return HttpResponse(_run_or_404(request, pk).log, content_type="text/plain; charset=utf-8")
 
 
 @admin_required
 @require_POST
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    run = _run_or_404(pk)
+    run = _run_or_404(request, pk)
     try:
         run = services.training_run_cancel(run=run)
     except services.TrainingRunFinished as exc:
@@ -146,6 +149,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
 
 def _render_model(request: HttpRequest, version, form: PromoteForm, status: int = 200) -> HttpResponse:
     version = selectors.attach_locked_test_evaluations([version])[0]
+    training_run = getattr(version, "training_run", None)
     gate = selectors.promotion_gate(candidate=version)
     rows = []
     candidate, baseline = gate.get("candidate"), gate.get("baseline")
@@ -172,6 +176,8 @@ def _render_model(request: HttpRequest, version, form: PromoteForm, status: int 
         "form": form,
         "was_active": selectors.model_version_was_active(model_version=version),
         "patients_read": selectors.model_version_patients_read(model_version=version),
+        "training_run_visible": training_run is not None and selectors.training_run_is_visible(
+            run=training_run, organization=diagnosis_selectors.organization_of(request.user)),
     }, status=status)
 
 

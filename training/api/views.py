@@ -39,7 +39,7 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     permission_classes = ADMINS
 
     def get_queryset(self) -> QuerySet[TrainingRun]:
-        return selectors.training_run_list()
+        return selectors.training_run_list(organization=diagnosis_selectors.organization_of(self.request.user))
 
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
         # A run whose worker died shows as failed, not as running forever.
@@ -63,7 +63,7 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
                 organization=diagnosis_selectors.organization_of(request.user),
             )
         except services.TrainingRunConflict as exc:
-            current = exc.current.pk if exc.current else None
+            current = exc.current.pk if exc.current and exc.visible else None
             return _conflict(exc.message, current_run=current)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
@@ -76,7 +76,8 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             run = services.training_run_cancel(run=run)
         except services.TrainingRunFinished as exc:
             return _conflict(str(exc))
-        return Response(TrainingRunSerializer(selectors.training_run_get(pk=run.pk)).data, status=status.HTTP_202_ACCEPTED)
+        run = selectors.training_run_get(pk=run.pk, organization=run.organization)
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={(200, "text/plain"): str}, description="The run's log (mlcore's and the run's messages).")
     @action(detail=True, methods=["get"])

@@ -18,6 +18,7 @@ from django.utils import timezone
 from diagnosis.models import Organization
 
 from .. import params as run_params
+from .. import selectors
 from ..models import TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -26,16 +27,26 @@ MAX_FAILURE_REASON = 2000
 
 
 class TrainingRunConflict(Exception):
-    """Another run is queued or running; only one runs at a time per deployment."""
+    """Another run is queued or running; only one runs at a time per deployment.
 
-    def __init__(self, current: TrainingRun | None) -> None:
+    ``visible`` is false when the run belongs to another organization than the one asking: the message
+    then names neither the run nor who started it.
+    """
+
+    def __init__(self, current: TrainingRun | None, *, visible: bool = True) -> None:
         self.current = current
+        self.visible = visible
         super().__init__(self.message)
 
     @property
     def message(self) -> str:
         if self.current is None:
             return "Another training run was started at the same moment. Only one run at a time; try again when it ends."
+        if not self.visible:
+            return (
+                f"A training run of another organization is {self.current.get_status_display().lower()}. "
+                "Only one run at a time on this deployment: try again when it has ended."
+            )
         who = self.current.requested_by.get_username() if self.current.requested_by_id else "someone"
         return (
             f"Training run {self.current.pk} (started by {who}) is {self.current.get_status_display().lower()}. "
@@ -56,6 +67,13 @@ class TrainingRunFinished(Exception):
 
 def _current_run() -> TrainingRun | None:
     return TrainingRun.objects.filter(is_current=True).select_related("requested_by").first()
+
+
+def _conflict(current: TrainingRun | None, organization: Organization | None) -> TrainingRunConflict:
+    # Without an organization the caller is the deployment's own (the Django admin), who sees every run.
+    visible = current is None or organization is None or selectors.training_run_is_visible(
+        run=current, organization=organization)
+    return TrainingRunConflict(current, visible=visible)
 
 
 def _enqueue(run_id: int) -> None:
@@ -100,7 +118,7 @@ def training_run_start(
     training_runs_fail_orphaned()
     current = _current_run()
     if current is not None:
-        raise TrainingRunConflict(current)
+        raise _conflict(current, organization)
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
@@ -114,7 +132,7 @@ def training_run_start(
             )
             transaction.on_commit(partial(_enqueue, run.pk))
     except IntegrityError:
-        raise TrainingRunConflict(_current_run()) from None
+        raise _conflict(_current_run(), organization) from None
     logger.info("Training run %s queued by %s (%s data, preset %s, %s)", run.pk, requested_by.get_username(),
                 data, preset, clean or "no overrides")
     return run

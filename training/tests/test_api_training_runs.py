@@ -128,3 +128,36 @@ def test_create_api_client_with_role_admin_prints_a_token_that_may_train(db, dja
         response = client.post(URL, {"params": {"epochs": 1}, "data": "developer"}, format="json")
 
     assert response.status_code == 202 and "id" in response.json()
+
+
+def test_an_admin_sees_own_and_deployment_runs_but_not_another_organizations(admin_api, organization, other_organization):
+    own = TrainingRunFactory(organization=organization)
+    deployment = TrainingRunFactory(organization=None)
+    theirs = TrainingRunFactory(organization=other_organization, log="reviewed scan 412 of Mercy General")
+
+    listed = {r["id"] for r in admin_api.get(URL).json()["results"]}
+
+    assert listed == {own.pk, deployment.pk}
+    assert admin_api.get(f"{URL}{theirs.pk}/").status_code == 404
+    assert admin_api.get(f"{URL}{theirs.pk}/log/").status_code == 404
+
+
+def test_another_organizations_run_cannot_be_cancelled(admin_api, other_organization):
+    theirs = TrainingRunFactory(status="running", organization=other_organization)
+
+    assert admin_api.post(f"{URL}{theirs.pk}/cancel/").status_code == 404
+    assert not TrainingRun.objects.get(pk=theirs.pk).cancel_requested
+
+
+def test_a_run_of_another_organization_blocks_a_start_without_naming_it(admin_api, other_organization):
+    theirs = TrainingRunFactory(status="running", organization=other_organization,
+                                requested_by__username="mercy-admin")
+
+    response = admin_api.post(URL, {"params": {"epochs": 1}}, format="json")
+
+    assert response.status_code == 409
+    body = response.json()
+    assert body["current_run"] is None
+    assert "another organization is running" in body["detail"] and "Only one run at a time" in body["detail"]
+    assert str(theirs.pk) not in body["detail"] and "mercy-admin" not in body["detail"]
+    assert TrainingRun.objects.count() == 1

@@ -82,6 +82,41 @@ def test_a_refit_epoch_says_why_it_has_no_validation_scores(admin_ui):
     assert "validation macro-F1 0.650" in page and "refit on" not in page
 
 
+def test_another_organizations_runs_are_neither_listed_nor_shown(admin_ui, organization, other_organization):
+    own = TrainingRunFactory(organization=organization)
+    theirs = TrainingRunFactory(organization=other_organization, log="reviewed scan 412 of Mercy General")
+
+    page = admin_ui.get(reverse("training:index")).content.decode()
+
+    assert reverse("training:run_detail", args=[own.pk]) in page
+    assert reverse("training:run_detail", args=[theirs.pk]) not in page
+    for name in ("run_detail", "run_status", "run_log"):
+        assert admin_ui.get(reverse(f"training:{name}", args=[theirs.pk])).status_code == 404
+    assert admin_ui.post(reverse("training:run_cancel", args=[theirs.pk])).status_code == 404
+
+
+def test_the_page_says_another_organization_is_training_without_naming_who(admin_ui, other_organization):
+    theirs = TrainingRunFactory(status="queued", organization=other_organization, requested_by__username="mercy-admin")
+
+    page = admin_ui.get(reverse("training:index")).content.decode()
+    assert "A training run of another organization is queued" in page and "mercy-admin" not in page
+
+    response = admin_ui.post(reverse("training:index"), {"preset": "standard", "data": "developer"})
+    assert response.status_code == 409
+    assert "another organization is queued" in response.content.decode()
+    assert f"Training run {theirs.pk}" not in response.content.decode()
+
+
+def test_a_version_trained_by_another_organization_names_its_run_without_a_link(admin_ui, other_organization):
+    version = ModelVersionFactory()
+    theirs = TrainingRunFactory(organization=other_organization, model_version=version)
+
+    page = admin_ui.get(reverse("training:model_detail", args=[version.pk])).content.decode()
+
+    assert f"{theirs.pk}, started by another organization" in page
+    assert reverse("training:run_detail", args=[theirs.pk]) not in page
+
+
 def test_cancel_from_the_page(admin_ui):
     run = TrainingRunFactory(status="running")
 
