@@ -46,9 +46,13 @@ class ReviewForm(forms.Form):
     comment = forms.CharField(
         label="Comment (optional)", required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3})
     )
+    # The AI result on screen: the service refuses the review if a newer one arrived meanwhile.
+    prediction_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, class_names: list[str], ai_label: str = "", current: str = "", **kwargs):
+    def __init__(self, *args, class_names: list[str], ai_label: str = "", current: str = "",
+                 prediction_id: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["prediction_id"].initial = prediction_id
         self.fields["label"].choices = [
             (name, f"{name} (AI)" if name == ai_label else name) for name in class_names
         ]

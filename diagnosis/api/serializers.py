@@ -100,6 +100,11 @@ class ReviewSerializer(serializers.ModelSerializer):
 class ReviewCreateSerializer(serializers.Serializer):
     label = serializers.CharField(max_length=64, help_text="The true class in the reviewer's judgement.")
     comment = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=True)
+    prediction = serializers.IntegerField(
+        required=False, source="prediction_id",
+        help_text="The id of the AI result the reviewer judged. If a newer result has arrived since, the review is "
+        "refused with 400, so that a confirmation never attaches to a result nobody saw.",
+    )
 
 
 class ScanSerializer(serializers.ModelSerializer):

@@ -22,8 +22,14 @@ MANIFEST_NAME = "manifest.csv"
 MANIFEST_FIELDS = ("path", "label", "series")
 
 
-def review_create(*, scan: Scan, user: AbstractBaseUser, label: str, comment: str = "") -> Review:
-    """Record the user's label for the scan's latest AI result; the AI result itself stays as it was."""
+def review_create(
+    *, scan: Scan, user: AbstractBaseUser, label: str, comment: str = "", prediction_id: int | None = None
+) -> Review:
+    """Record the user's label for the scan's latest AI result; the AI result itself stays as it was.
+
+    ``prediction_id`` is the AI result the reviewer saw. When a newer one has arrived since (a re-run
+    finished while the page was open), the review is refused: "confirm" must mean the result on screen.
+    """
     membership = selectors.membership_of(user)
     if membership is None or membership.organization_id != scan.patient.organization_id:
         # Same words as a missing scan: another organization's scan must not be confirmed to exist.
@@ -45,6 +51,11 @@ def review_create(*, scan: Scan, user: AbstractBaseUser, label: str, comment: st
             raise ValidationError(
                 {"label": [f"This scan has {state}; only a finished AI result can be reviewed."]}
             )
+        if prediction_id is not None and prediction_id != prediction.pk:
+            raise ValidationError({"prediction": [
+                f"A newer AI result ({prediction.label}, {prediction.model_version.name}) arrived after this scan was "
+                "opened. Look at it, then review again."
+            ]})
         class_names = list(prediction.model_version.class_names)
         errors: dict[str, list[str]] = {}
         if label not in class_names:

@@ -72,3 +72,14 @@ def test_another_organizations_scan_answers_404(api_client, other_organization):
 
 def test_anonymous_review_answers_401(scan):
     assert APIClient().post(url(scan), {"label": "Stone"}, format="json").status_code == 401
+
+
+def test_a_review_naming_a_replaced_result_answers_400_and_records_nothing(api_client, scan):
+    seen = scan.predictions.get()
+    DonePredictionFactory(scan=scan, label="Cyst")
+
+    response = api_client.post(url(scan), {"label": "Stone", "prediction": seen.pk}, format="json")
+
+    assert response.status_code == 400
+    assert "A newer AI result (Cyst" in response.json()["prediction"][0]
+    assert not Review.objects.exists()

@@ -76,3 +76,14 @@ def test_an_overlong_comment_is_refused(done_prediction, clinician):
         services.review_create(scan=done_prediction.scan, user=clinician, label="Stone", comment="x" * 5000)
 
     assert "limit" in caught.value.message_dict["comment"][0]
+
+
+def test_a_review_of_a_result_that_a_newer_one_replaced_is_refused(done_prediction, clinician):
+    newer = DonePredictionFactory(scan=done_prediction.scan, label="Tumor")
+
+    with pytest.raises(ValidationError, match=r"A newer AI result \(Tumor"):
+        services.review_create(scan=done_prediction.scan, user=clinician, label="Stone", prediction_id=done_prediction.pk)
+    assert not Review.objects.exists()
+
+    review = services.review_create(scan=done_prediction.scan, user=clinician, label="Tumor", prediction_id=newer.pk)
+    assert review.prediction == newer and review.agrees_with_ai

@@ -86,3 +86,42 @@ def test_the_patient_page_lists_reviewed_and_unreviewed_scans_apart(ui_client, o
     to_review, reviewed = page.split('id="reviewed-heading"')
     assert "waiting.png" in to_review and "done.png" not in to_review
     assert "done.png" in reviewed and "Reviewed: Cyst (corrected)" in reviewed
+
+
+def test_a_confirmation_posted_after_a_newer_result_arrived_is_refused_and_offered_again(ui_client, scan):
+    seen = scan.predictions.get()
+    page = ui_client.get(reverse("diagnosis:scan_detail", args=[scan.pk])).content.decode()
+    assert f'name="prediction_id" value="{seen.pk}"' in page
+    newer = DonePredictionFactory(scan=scan, label="Tumor", top=0.9)
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[scan.pk]),
+                              {"label": "Stone", "comment": "Calcification", "prediction_id": seen.pk})
+
+    assert response.status_code == 400 and not Review.objects.exists()
+    page = response.content.decode()
+    assert "A newer AI result (Tumor" in page and "Calcification" in page
+    assert f'name="prediction_id" value="{newer.pk}"' in page  # the next submission judges the result shown
+    again = ui_client.post(reverse("diagnosis:scan_review", args=[scan.pk]),
+                           {"label": "Tumor", "prediction_id": newer.pk})
+    assert again.status_code == 302 and Review.objects.get().prediction == newer
+
+
+def test_a_refused_review_shows_its_reason_while_a_rerun_is_pending(ui_client, scan):
+    PredictionFactory(scan=scan, status=Prediction.Status.QUEUED)
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[scan.pk]), {"label": "Stone", "comment": "Kept"})
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    review_section = page.split('id="review"', 1)[1].split(">", 1)[0]
+    assert "hidden" not in review_section
+    assert "only a finished AI result can be reviewed" in page and "Kept" in page
+
+
+def test_a_review_of_an_earlier_result_says_so_after_a_rerun(ui_client, scan):
+    ui_client.post(reverse("diagnosis:scan_review", args=[scan.pk]), {"label": "Stone"})
+    DonePredictionFactory(scan=scan, label="Cyst")
+
+    page = ui_client.get(reverse("diagnosis:scan_detail", args=[scan.pk])).content.decode()
+
+    assert "confirmed the earlier AI label Stone" in page

@@ -66,8 +66,13 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
     prediction = scan.latest_prediction
     class_names = list(prediction.model_version.class_names) if prediction else []
     review = scan.current_review
+    if review_form is not None and review_form.is_bound and prediction is not None:
+        # Shown again after a refusal: the next submission judges the result this page now shows.
+        review_form.data = review_form.data.copy()
+        review_form.data["prediction_id"] = str(prediction.pk)
     if review_form is None and prediction is not None:
-        review_form = ReviewForm(class_names=class_names, ai_label=prediction.label, current=review.label if review else "")
+        review_form = ReviewForm(class_names=class_names, ai_label=prediction.label, current=review.label if review else "",
+                                 prediction_id=prediction.pk)
     return render(
         request,
         "diagnosis/scan_detail.html",
@@ -109,7 +114,7 @@ def scan_review(request: HttpRequest, pk: int) -> HttpResponse:
             if review.agrees_with_ai:
                 messages.success(request, f"Review saved: you confirmed the AI label {review.label}.")
             else:
-                messages.success(request, f"Review saved: you corrected the AI label {prediction.label} to {review.label}.")
+                messages.success(request, f"Review saved: you corrected the AI label {review.prediction.label} to {review.label}.")
             return redirect("diagnosis:scan_detail", pk=scan.pk)
     return _render_scan(request, scan_or_404(request, pk), review_form=form, status=400)
 

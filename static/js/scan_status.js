@@ -57,6 +57,9 @@
   function prepareReview(state) {
     if (!reviewForm) return;
     reviewSubmit.dataset.aiLabel = state.label;
+    // The review is of the result now on screen.
+    var seen = reviewForm.querySelector('input[name="prediction_id"]');
+    if (seen) seen.value = state.id;
     reviewForm.querySelectorAll('input[name="label"]').forEach(function (input) {
       var label = reviewForm.querySelector('label[for="' + input.id + '"]');
       if (label) label.textContent = input.value + (input.value === state.label ? " (AI)" : "");
