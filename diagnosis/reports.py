@@ -176,6 +176,7 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
         picture_column.append(p(f"The slice could not be included: {exc}", body))
 
     result_column: list = [p("AI result", heading)]
+    failure = ""
     if prediction is None:
         result_column.append(p("No diagnosis has been requested for this scan."))
     else:
@@ -187,7 +188,10 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
             else:
                 rows.append(("Most likely", prediction.label))
         elif prediction.status == Prediction.Status.FAILED:
-            rows.append(("Failure", prediction.failure_reason))
+            # The reason goes below the picture and result, which sit in one table row that cannot break
+            # across pages; a worker's reason can be long (up to 2,000 characters).
+            failure = prediction.failure_reason or "No reason was recorded."
+            rows.append(("Failure", "no AI result; the reason is below"))
         rows += [
             ("Model version", f"{prediction.model_version.name} (SHA-256 {prediction.model_version.sha256[:12]}…)"),
             ("Confidence threshold", f"{verdict.threshold:.0%}"),
@@ -198,6 +202,8 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
         if prediction.probabilities:
             result_column += [Spacer(1, 4), _probability_table(prediction, fonts, mm, colors, Table, TableStyle, p, small)]
     story.append(side_by_side(picture_column, result_column, left_width=80 * mm))
+    if failure:
+        story += [Spacer(1, 3), p("Why the diagnosis failed", small), p(failure)]
 
     story.append(p("Clinician review", heading))
     if review is None:

@@ -68,6 +68,22 @@ def test_a_review_comment_of_the_longest_allowed_length_flows_onto_further_pages
         assert text.replace(" ", "").count(token) >= count
 
 
+def test_a_failed_diagnosis_with_the_longest_stored_reason_is_reported_with_it(organization, clinician):
+    from diagnosis.models import Prediction
+    from diagnosis.services import MAX_FAILURE_REASON
+
+    from .factories import PredictionFactory
+
+    scan = ScanFactory(patient=PatientFactory(organization=organization))
+    reason = ("The model could not read this slice because the worker ran out of memory. " * 40)[:MAX_FAILURE_REASON]
+    PredictionFactory(scan=scan, status=Prediction.Status.FAILED, failure_reason=reason)
+
+    text = text_of(reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=scan.pk), user=clinician))
+
+    assert "Why the diagnosis failed" in text and "Decision support, not a diagnosis" in text
+    assert text.replace(" ", "").count("ranoutofmemory") >= MAX_FAILURE_REASON // 77
+
+
 def test_an_uncertain_result_is_marked_needs_review_not_stated_as_a_diagnosis(organization, clinician):
     scan = ScanFactory(patient=PatientFactory(organization=organization))
     DonePredictionFactory(scan=scan, label="Normal", top=0.55)
