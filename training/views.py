@@ -11,9 +11,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from diagnosis import selectors as diagnosis_selectors
+from diagnosis.views.common import post_only
 
 from . import selectors, services
 from .forms import PromoteForm, TrainingRunForm
@@ -124,7 +125,7 @@ def run_log(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @admin_required
-@require_POST
+@post_only("training:run_detail")
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = _run_or_404(request, pk)
     try:
@@ -208,19 +209,19 @@ def _change(request: HttpRequest, pk: int, change: Callable[..., Any], verb: str
 
 
 @admin_required
-@require_POST
+@post_only("training:model_detail")
 def model_promote(request: HttpRequest, pk: int) -> HttpResponse:
     return _change(request, pk, services.model_version_promote, "promoted")
 
 
 @admin_required
-@require_POST
+@post_only("training:model_detail")
 def model_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     return _change(request, pk, services.model_version_rollback, "rolled back")
 
 
 @admin_required
-@require_POST
+@post_only("training:model_detail")
 def model_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
     version = _version_or_404(pk)
     try:

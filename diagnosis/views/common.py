@@ -6,10 +6,11 @@ from __future__ import annotations
 from functools import wraps
 from typing import Any, Callable
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
 
 from .. import selectors
 from ..models import Membership, Patient, Scan
@@ -24,6 +25,29 @@ def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def post_only(page: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """A form's target: POST does the work; GET goes to the page ``page`` (same URL arguments) instead of 405.
+
+    A GET arrives when a session expired before the form was sent: the login page sends the user back to
+    its ``next``, the form's target, without the form's data.
+    """
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method == "POST":
+                return view(request, *args, **kwargs)
+            if request.method in ("GET", "HEAD"):
+                messages.info(request, "Nothing was saved: the form did not arrive (a session that expired "
+                              "sends you here after logging in). Please submit it again.")
+                return redirect(page, *args, **kwargs)
+            return HttpResponseNotAllowed(["POST"])
+
+        return wrapper
+
+    return decorator
 
 
 def organization_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -9,12 +9,12 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import selectors, services
 from ..forms import PatientForm, ScanUploadForm
 from ..models import Patient
-from .common import add_service_errors, member_required, patient_or_404
+from .common import add_service_errors, member_required, patient_or_404, post_only
 
 PATIENTS_PER_PAGE = 25
 
@@ -91,7 +91,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @member_required
-@require_POST
+@post_only("diagnosis:patient_detail")
 def scan_upload(request: HttpRequest, pk: int) -> HttpResponse:
     """Without JavaScript: one or more files in one form post; each good file becomes a scan, each
     refused one is listed with its reason, and a refusal never stops the others."""

@@ -10,12 +10,12 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from .. import reports, selectors, services
 from ..forms import ReviewForm
 from ..models import Prediction, Scan
-from .common import add_service_errors, member_required, scan_or_404
+from .common import add_service_errors, member_required, post_only, scan_or_404
 
 
 def probabilities_for_display(prediction: Prediction | None) -> list[dict[str, Any]]:
@@ -99,7 +99,7 @@ def scan_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @member_required
-@require_POST
+@post_only("diagnosis:scan_detail")
 def scan_review(request: HttpRequest, pk: int) -> HttpResponse:
     scan = scan_or_404(request, pk)
     prediction = scan.latest_prediction
@@ -120,7 +120,7 @@ def scan_review(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @member_required
-@require_POST
+@post_only("diagnosis:scan_detail")
 def scan_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     scan = scan_or_404(request, pk)
     try:

@@ -201,3 +201,14 @@ def test_when_the_broker_is_down_asking_for_an_evaluation_shows_why_it_was_not_q
     page = response.content.decode()
     assert response.status_code == 200 and "The evaluation of challenger could not be queued" in page
     assert "is queued on the training worker" not in page
+
+
+@pytest.mark.parametrize("name, page", [("run_cancel", "run_detail"), ("model_promote", "model_detail"),
+                                        ("model_rollback", "model_detail"), ("model_evaluate", "model_detail")])
+def test_a_get_on_a_form_target_goes_to_its_page_and_changes_nothing(admin_ui, name, page):
+    pk = TrainingRunFactory(status="running").pk if page == "run_detail" else ModelVersionFactory().pk
+
+    response = admin_ui.get(reverse(f"training:{name}", args=[pk]))
+
+    assert response.status_code == 302 and response.url == reverse(f"training:{page}", args=[pk])
+    assert not TrainingRun.objects.filter(cancel_requested=True).exists() and not ModelPromotion.objects.exists()
