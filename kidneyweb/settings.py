@@ -228,6 +228,9 @@ if not 0.0 < KIDNEYWEB_CONFIDENCE_THRESHOLD <= 1.0:
 # size check can still give its own message.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# A CT series often has more slices than Django's default 100 files, and the upload form without
+# JavaScript sends them in one request (the batch upload page sends one file per request).
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("KIDNEYWEB_MAX_FILES_PER_UPLOAD", 500)
 
 # --- Retraining and promotion (the training app) ---------------------------------------------------
 

@@ -17,3 +17,5 @@ urlpatterns = [
     path("training/", include("training.urls")),
     path("", include("diagnosis.urls")),
 ]
+
+handler400 = "kidneyweb.errors.bad_request"

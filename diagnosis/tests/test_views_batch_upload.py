@@ -64,3 +64,27 @@ def test_the_patient_page_has_a_drop_zone_and_a_multiple_file_picker(ui_client, 
     assert 'id="dropzone"' in page and "js/batch_upload.js" in page
     assert 'type="file" name="image" accept="image/png,image/jpeg,application/dicom,.dcm" multiple' in page
     assert f'data-api-url="{reverse("api:scan-list")}"' in page
+
+
+def test_a_series_longer_than_djangos_default_100_files_uploads_in_one_post(ui_client, organization, active_model_version):
+    patient = PatientFactory(organization=organization)
+    files = [SimpleUploadedFile(f"s{i:03d}.png", image_bytes(size=(16, 16), seed=i)) for i in range(101)]
+
+    response = ui_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"image": files})
+
+    assert response.status_code == 302
+    assert Scan.objects.filter(patient=patient).count() == 101
+
+
+def test_more_files_than_allowed_get_a_page_that_says_the_limit_and_nothing_is_uploaded(
+        ui_client, organization, active_model_version, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
+    patient = PatientFactory(organization=organization)
+    files = [SimpleUploadedFile(f"s{i}.png", image_bytes(seed=i)) for i in range(4)]
+
+    response = ui_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"image": files})
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "At most 3 files can be sent in one upload" in page and "Nothing was uploaded" in page
+    assert not Scan.objects.exists()
