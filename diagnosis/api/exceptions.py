@@ -9,7 +9,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..services import NoActiveModelVersion
+from ..services import DiagnosisPending, NoActiveModelVersion
 
 
 class ServiceUnavailable(exceptions.APIException):
@@ -18,10 +18,18 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "service_unavailable"
 
 
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the resource's current state."
+    default_code = "conflict"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(detail=detail)
     elif isinstance(exc, NoActiveModelVersion):
         exc = ServiceUnavailable(detail=str(exc))
+    elif isinstance(exc, DiagnosisPending):
+        exc = Conflict(detail=str(exc))
     return drf_exception_handler(exc, context)

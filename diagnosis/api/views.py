@@ -146,8 +146,10 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     @extend_schema(
         request=None,
-        responses={202: ScanSerializer, 503: OpenApiResponse(description="No diagnosis model is active.")},
-        description="Queue a new diagnosis of the scan with the active model.",
+        responses={202: ScanSerializer, 409: OpenApiResponse(description="A diagnosis of the scan is already pending."),
+                   503: OpenApiResponse(description="No diagnosis model is active.")},
+        description="Queue a new diagnosis of the scan with the active model. Refused with 409 while the scan's "
+        "newest diagnosis is queued or running, unless it was queued more than 10 minutes ago.",
     )
     @action(detail=True, methods=["post"])
     def predict(self, request: Request, pk: str | None = None) -> Response:

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import time
 from functools import partial
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -36,6 +37,25 @@ class NoActiveModelVersion(Exception):
         return self.message
 
 
+# A second "diagnose again" while one is pending only doubles the work (a double click, two colleagues at
+# once). A diagnosis pending longer than this may have lost its task (a broker restarted), so then another
+# may be asked for.
+RERUN_WHILE_PENDING_AFTER = timedelta(minutes=10)
+
+
+class DiagnosisPending(Exception):
+    """The scan's newest diagnosis is still queued or running, and recently asked for."""
+
+    def __init__(self, prediction: Prediction) -> None:
+        self.prediction = prediction
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        minutes = int(RERUN_WHILE_PENDING_AFTER.total_seconds() // 60)
+        return (f"A diagnosis of this scan is already {self.prediction.get_status_display().lower()}; its result "
+                f"will appear here. If it has not finished {minutes} minutes after it was queued, ask again.")
+
+
 class ScanImageUnavailable(Exception):
     """The stored image could not be read; storage may recover, so the task retries."""
 
@@ -57,11 +77,25 @@ def _enqueue_prediction(prediction_id: int) -> None:
 
 
 def prediction_create(*, scan: Scan, model_version: ModelVersion | None = None) -> Prediction:
-    """Queue a (new) diagnosis of the scan; the task is sent once the surrounding transaction commits."""
+    """Queue a (new) diagnosis of the scan; the task is sent once the surrounding transaction commits.
+
+    Raises DiagnosisPending while the scan's newest diagnosis is queued or running (and was queued
+    within RERUN_WHILE_PENDING_AFTER).
+    """
     model_version = model_version or selectors.model_version_active()
     if model_version is None:
         raise NoActiveModelVersion()
     with transaction.atomic():
+        # The scan's row serialises two requests at once, so that only one of them queues a diagnosis.
+        Scan.objects.select_for_update().filter(pk=scan.pk).first()
+        pending = (
+            Prediction.objects.filter(scan=scan, status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING],
+                                      queued_at__gt=timezone.now() - RERUN_WHILE_PENDING_AFTER)
+            .order_by("-queued_at", "-id")
+            .first()
+        )
+        if pending is not None:
+            raise DiagnosisPending(pending)
         prediction = Prediction.objects.create(scan=scan, model_version=model_version)
         transaction.on_commit(partial(_enqueue_prediction, prediction.pk))
     return prediction

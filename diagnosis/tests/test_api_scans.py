@@ -222,9 +222,20 @@ def test_the_image_endpoint_returns_the_stored_bytes(api_client, patient, active
 
 def test_predict_queues_a_new_prediction_that_becomes_the_latest(api_client, patient, active_model_version):
     body = upload(api_client, patient).json()
+    Prediction.objects.filter(scan_id=body["id"]).update(status="done")
 
     response = api_client.post(f"{URL}{body['id']}/predict/")
 
     assert response.status_code == 202
     assert response.json()["prediction"]["id"] != body["prediction"]["id"]
     assert Prediction.objects.filter(scan_id=body["id"]).count() == 2
+
+
+def test_predict_while_a_diagnosis_is_pending_answers_409_and_queues_nothing(api_client, patient, active_model_version):
+    body = upload(api_client, patient).json()
+
+    response = api_client.post(f"{URL}{body['id']}/predict/")
+
+    assert response.status_code == 409
+    assert "already queued" in response.json()["detail"]
+    assert Prediction.objects.filter(scan_id=body["id"]).count() == 1

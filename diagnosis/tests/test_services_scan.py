@@ -1,9 +1,11 @@
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from diagnosis import services
 from diagnosis.models import Prediction, Scan
@@ -118,10 +120,32 @@ def test_prediction_create_adds_a_newer_prediction_that_becomes_the_latest(
 ):
     scan = services.scan_create(patient=patient, file=SimpleUploadedFile("s.png", image_bytes()), uploaded_by=clinician)
     first = scan.latest_prediction
+    services.prediction_fail(prediction_id=first.pk, reason="The worker ran out of memory")
 
     second = services.prediction_create(scan=scan)
 
     assert Scan.objects.get(pk=scan.pk).latest_prediction == second != first
+
+
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_prediction_create_refuses_while_the_newest_diagnosis_is_pending(patient, clinician, active_model_version,
+                                                                         status):
+    scan = services.scan_create(patient=patient, file=SimpleUploadedFile("s.png", image_bytes()), uploaded_by=clinician)
+    Prediction.objects.filter(scan=scan).update(status=status)
+
+    with pytest.raises(services.DiagnosisPending, match=f"already {status}"):
+        services.prediction_create(scan=scan)
+    assert scan.predictions.count() == 1
+
+
+def test_a_diagnosis_pending_for_longer_than_the_limit_can_be_asked_for_again(patient, clinician, active_model_version):
+    scan = services.scan_create(patient=patient, file=SimpleUploadedFile("s.png", image_bytes()), uploaded_by=clinician)
+    long_ago = timezone.now() - services.RERUN_WHILE_PENDING_AFTER - timedelta(seconds=1)
+    Prediction.objects.filter(scan=scan).update(queued_at=long_ago)
+
+    second = services.prediction_create(scan=scan)
+
+    assert Scan.objects.get(pk=scan.pk).latest_prediction == second
 
 
 def test_when_the_broker_is_down_the_scan_stays_and_its_prediction_says_why(

@@ -215,10 +215,21 @@ def test_a_failed_diagnosis_shows_its_reason(ui_client, patient, clinician, acti
 
 def test_diagnose_again_queues_a_new_prediction(ui_client, patient, clinician, active_model_version):
     scan = services.scan_create(patient=patient, file=SimpleUploadedFile("s.png", image_bytes()), uploaded_by=clinician)
+    services.prediction_fail(prediction_id=scan.latest_prediction.pk, reason="The worker ran out of memory")
 
     ui_client.post(reverse("diagnosis:scan_rerun", args=[scan.pk]))
 
     assert scan.predictions.count() == 2
+
+
+def test_diagnose_again_while_a_diagnosis_is_queued_says_so_and_queues_nothing(ui_client, patient, clinician,
+                                                                                active_model_version):
+    scan = services.scan_create(patient=patient, file=SimpleUploadedFile("s.png", image_bytes()), uploaded_by=clinician)
+
+    page = ui_client.post(reverse("diagnosis:scan_rerun", args=[scan.pk]), follow=True).content.decode()
+
+    assert "A diagnosis of this scan is already queued" in page
+    assert scan.predictions.count() == 1
 
 
 def test_the_scan_image_is_served_only_with_no_store_caching(ui_client, patient, clinician, active_model_version):

@@ -127,6 +127,8 @@ def scan_rerun(request: HttpRequest, pk: int) -> HttpResponse:
         services.prediction_create(scan=scan)
     except services.NoActiveModelVersion as exc:
         messages.error(request, str(exc))
+    except services.DiagnosisPending as exc:
+        messages.info(request, str(exc))
     else:
         messages.success(request, "A new diagnosis is queued.")
     return redirect("diagnosis:scan_detail", pk=scan.pk)
