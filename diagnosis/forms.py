@@ -10,6 +10,12 @@ class PatientForm(forms.Form):
     sex = forms.ChoiceField(choices=Patient.Sex.choices, initial=Patient.Sex.UNKNOWN)
 
 
+class PatientEditForm(PatientForm):
+    # The details as the editor loaded them (selectors.patient_version): a colleague's correction saved
+    # meanwhile refuses this one instead of being overwritten unseen.
+    expected_version = forms.CharField(required=False, widget=forms.HiddenInput)
+
+
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 

@@ -4,6 +4,7 @@ another organization's object is indistinguishable from one that does not exist.
 from __future__ import annotations
 
 import datetime
+import hashlib
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -67,6 +68,13 @@ def patient_list(*, user: UserLike, search: str | None = None) -> QuerySet[Patie
 
 def patient_get(*, user: UserLike, pk: int) -> Patient | None:
     return patient_list(user=user).filter(pk=pk).first()
+
+
+def patient_version(*, patient: Patient) -> str:
+    """A short fingerprint of the patient's details: an editor sends back the one they saw, so that a
+    colleague's correction saved meanwhile is not silently overwritten (the API's ETag)."""
+    values = "\x1f".join([patient.mrn, patient.name, patient.birth_date.isoformat(), patient.sex])
+    return hashlib.sha256(values.encode()).hexdigest()[:16]
 
 
 def patient_changes(*, patient: Patient) -> QuerySet[PatientChange]:

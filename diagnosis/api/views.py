@@ -76,16 +76,35 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         )
         return Response(PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=PatientCreateSerializer, responses={200: PatientSerializer},
-                   description="Correct a patient's details; PATCH sends only the fields that change.")
+    @staticmethod
+    def _with_etag(response: Response, patient: Patient) -> Response:
+        response["ETag"] = f'"{selectors.patient_version(patient=patient)}"'
+        return response
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        patient = self.get_object()
+        return self._with_etag(Response(PatientSerializer(patient).data), patient)
+
+    @extend_schema(request=PatientCreateSerializer,
+                   responses={200: PatientSerializer,
+                              412: OpenApiResponse(description="If-Match named details that have changed since.")},
+                   description="Correct a patient's details; PATCH sends only the fields that change. Send the "
+                   "ETag of the patient as read in If-Match, and a correction saved by someone else meanwhile "
+                   "refuses this one with 412 instead of being overwritten.")
     def update(self, request: Request, *args: Any, partial: bool = False, **kwargs: Any) -> Response:
         patient = self.get_object()
         serializer = PatientCreateSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        current = {"mrn": patient.mrn, "name": patient.name, "birth_date": patient.birth_date, "sex": patient.sex}
-        patient = services.patient_update(patient=patient, changed_by=request.user,
-                                          **{**current, **serializer.validated_data})
-        return Response(PatientSerializer(patient).data)
+        if_match = (request.headers.get("If-Match") or "").strip()
+        expected = None if if_match in ("", "*") else if_match.removeprefix("W/").strip('"')
+        try:
+            # Fields not sent keep their stored values, read under the service's lock.
+            patient = services.patient_update(patient=patient, changed_by=request.user, expected_version=expected,
+                                              **serializer.validated_data)
+        except services.PatientChangedMeanwhile as exc:
+            response = Response({"detail": str(exc)}, status=status.HTTP_412_PRECONDITION_FAILED)
+            return self._with_etag(response, exc.current)
+        return self._with_etag(Response(PatientSerializer(patient).data), patient)
 
     @extend_schema(request=PatientCreateSerializer(partial=True), responses={200: PatientSerializer},
                    description="Correct some of a patient's details.")

@@ -12,7 +12,7 @@ from .heatmaps import (
 )
 from .model_versions import model_version_activate, model_version_register
 from .organizations import api_token_rotate, member_get_or_create, organization_get_or_create
-from .patients import patient_create, patient_update
+from .patients import PatientChangedMeanwhile, patient_create, patient_update
 from .reviews import review_create, reviewed_scans_export
 from .scans import (
     MAX_ATTEMPTS,
@@ -46,6 +46,7 @@ __all__ = [
     "organization_get_or_create",
     "patient_create",
     "patient_update",
+    "PatientChangedMeanwhile",
     "prediction_create",
     "prediction_fail",
     "prediction_run",

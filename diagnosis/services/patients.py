@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .. import selectors
 from ..models import Organization, Patient, PatientChange
 
 
@@ -54,21 +55,51 @@ def _as_json(values: dict[str, object], fields: list[str]) -> dict[str, object]:
     return {f: values[f].isoformat() if isinstance(values[f], datetime.date) else values[f] for f in fields}
 
 
+class PatientChangedMeanwhile(Exception):
+    """The patient's details changed after the editor loaded them; nothing was written."""
+
+    def __init__(self, current: Patient, changed_by: str | None) -> None:
+        self.current = current
+        who = changed_by or "someone else"
+        super().__init__(
+            f"While you were editing, {who} changed this patient's details: now MRN {current.mrn}, "
+            f"name {current.name}, born {current.birth_date.isoformat()}, sex {current.get_sex_display().lower()}. "
+            "Nothing was saved. Check the values and save again."
+        )
+
+
+PATIENT_FIELDS = ("mrn", "name", "birth_date", "sex")
+
+
 def patient_update(
-    *, patient: Patient, changed_by: AbstractBaseUser, mrn: str, name: str, birth_date: datetime.date, sex: str
+    *,
+    patient: Patient,
+    changed_by: AbstractBaseUser,
+    mrn: str | None = None,
+    name: str | None = None,
+    birth_date: datetime.date | None = None,
+    sex: str | None = None,
+    expected_version: str | None = None,
 ) -> Patient:
     """Correct a patient's details (a mistyped name or MRN); the scans and their results stay theirs.
 
-    Nothing is written unless every value is valid and the MRN stays unique in the organization.
-    Each correction is recorded with who made it and the old and new values of the changed fields.
-    Returns the patient as stored; the object passed in is left as it was.
+    A value left None keeps the stored one, read under the row's lock, so a correction of the name
+    cannot put back an MRN a colleague corrected a moment ago. With ``expected_version`` (the
+    ``selectors.patient_version`` the editor saw) any change made meanwhile refuses the whole edit
+    with PatientChangedMeanwhile. Nothing is written unless every value is valid and the MRN stays
+    unique in the organization. Each correction is recorded with who made it and the old and new
+    values of the changed fields. Returns the patient as stored; the object passed in is left as it was.
     """
-    mrn, name = _validated(mrn=mrn, name=name, birth_date=birth_date, sex=sex)
-    wanted = {"mrn": mrn, "name": name, "birth_date": birth_date, "sex": sex}
+    given = {"mrn": mrn, "name": name, "birth_date": birth_date, "sex": sex}
     with transaction.atomic():
-        # The stored row, locked: a colleague's correction saved a moment ago is what this one changes.
         stored = Patient.objects.select_for_update().select_related("organization").get(pk=patient.pk)
-        original = {field: getattr(stored, field) for field in wanted}
+        if expected_version is not None and expected_version != selectors.patient_version(patient=stored):
+            last = PatientChange.objects.filter(patient=stored).select_related("changed_by").order_by(
+                "-changed_at", "-id").first()
+            raise PatientChangedMeanwhile(stored, last.changed_by.get_username() if last else None)
+        original = {field: getattr(stored, field) for field in PATIENT_FIELDS}
+        wanted = {field: original[field] if given[field] is None else given[field] for field in PATIENT_FIELDS}
+        wanted["mrn"], wanted["name"] = _validated(**wanted)
         changed = [field for field, value in wanted.items() if value != original[field]]
         if not changed:
             return stored

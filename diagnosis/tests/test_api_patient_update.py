@@ -54,3 +54,17 @@ def test_another_organizations_patient_cannot_be_changed(api_client, other_organ
 
     assert api_client.patch(f"{URL}{theirs.pk}/", {"name": "Mine"}, format="json").status_code == 404
     assert Patient.objects.get(pk=theirs.pk).name == "Theirs"
+
+
+def test_if_match_with_the_etag_read_refuses_an_edit_after_another_change_with_412(api_client, organization):
+    patient = PatientFactory(organization=organization, mrn="A1", name="Jane Q Doe")
+    etag = api_client.get(f"{URL}{patient.pk}/")["ETag"]
+    assert api_client.patch(f"{URL}{patient.pk}/", {"mrn": "A1-CORRECT"}, format="json").status_code == 200
+
+    response = api_client.patch(f"{URL}{patient.pk}/", {"name": "Jane"}, format="json", HTTP_IF_MATCH=etag)
+
+    assert response.status_code == 412
+    assert "now MRN A1-CORRECT" in response.json()["detail"] and response["ETag"] != etag
+    assert Patient.objects.get(pk=patient.pk).name == "Jane Q Doe"
+    ok = api_client.patch(f"{URL}{patient.pk}/", {"name": "Jane"}, format="json", HTTP_IF_MATCH=response["ETag"])
+    assert ok.status_code == 200 and ok.json()["name"] == "Jane" and ok["ETag"] != response["ETag"]

@@ -120,3 +120,34 @@ def test_a_corrected_sex_is_shown_by_its_name(editor, organization):
     services.patient_update(patient=patient, changed_by=editor, **details(patient, sex="F"))
 
     assert PatientChange.objects.get().fields == [("Sex", "Unknown", "Female")]
+
+
+def test_a_field_left_out_keeps_the_value_a_colleague_just_stored(editor, organization):
+    patient = PatientFactory(organization=organization, mrn="A1", name="Jane Q Doe")
+    stale = Patient.objects.get(pk=patient.pk)
+    services.patient_update(patient=patient, changed_by=editor, mrn="A1-CORRECT")
+
+    services.patient_update(patient=stale, changed_by=editor, name="Jane Q. Doe")
+
+    stored = Patient.objects.get(pk=patient.pk)
+    assert (stored.mrn, stored.name) == ("A1-CORRECT", "Jane Q. Doe")
+
+
+def test_an_edit_of_details_that_changed_since_they_were_read_is_refused_and_nothing_is_written(editor, organization):
+    from diagnosis import selectors
+
+    patient = PatientFactory(organization=organization, mrn="A1", name="Jane Q Doe")
+    seen = selectors.patient_version(patient=patient)
+    colleague = UserFactory(username="carol")
+    services.patient_update(patient=patient, changed_by=colleague, mrn="A1-CORRECT")
+
+    with pytest.raises(services.PatientChangedMeanwhile, match="carol changed this patient's details: now MRN A1-CORRECT"):
+        services.patient_update(patient=patient, changed_by=editor, expected_version=seen, **details(patient, name="Jane"))
+
+    stored = Patient.objects.get(pk=patient.pk)
+    assert (stored.mrn, stored.name) == ("A1-CORRECT", "Jane Q Doe")
+    assert PatientChange.objects.count() == 1
+
+    fresh = selectors.patient_version(patient=stored)
+    services.patient_update(patient=stored, changed_by=editor, expected_version=fresh, name="Jane")
+    assert Patient.objects.get(pk=patient.pk).name == "Jane"

@@ -54,3 +54,26 @@ def test_an_empty_name_is_a_form_error(ui_client, organization):
 
     assert response.status_code == 400
     assert Patient.objects.get(pk=patient.pk).name == "Ada Lovelace"
+
+
+def test_a_colleagues_correction_saved_while_the_form_was_open_is_not_overwritten(ui_client, organization):
+    from diagnosis import services
+    from .factories import UserFactory
+
+    patient = PatientFactory(organization=organization, mrn="A1", name="Jane Q Doe", birth_date="1960-12-10", sex="F")
+    url = reverse("diagnosis:patient_edit", args=[patient.pk])
+    form = ui_client.get(url).content.decode()
+    seen = form.split('name="expected_version" value="', 1)[1].split('"', 1)[0]
+    services.patient_update(patient=patient, changed_by=UserFactory(username="carol"), mrn="A1-CORRECT")
+
+    mine = {"mrn": "A1", "name": "Jane Q. Doe", "birth_date": "1960-12-10", "sex": "F", "expected_version": seen}
+    response = ui_client.post(url, mine)
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "carol changed this patient&#x27;s details: now MRN A1-CORRECT" in page and 'value="Jane Q. Doe"' in page
+    assert Patient.objects.get(pk=patient.pk).mrn == "A1-CORRECT"
+    # Saving again after seeing the warning is a knowing choice.
+    again = page.split('name="expected_version" value="', 1)[1].split('"', 1)[0]
+    assert ui_client.post(url, {**mine, "expected_version": again}).status_code == 302
+    assert (Patient.objects.get(pk=patient.pk).mrn, Patient.objects.get(pk=patient.pk).name) == ("A1", "Jane Q. Doe")

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import selectors, services
-from ..forms import PatientForm, ScanUploadForm
+from ..forms import PatientEditForm, PatientForm, ScanUploadForm
 from ..models import Patient
 from .common import add_service_errors, member_required, patient_or_404, post_only
 
@@ -51,13 +51,21 @@ def patient_create(request: HttpRequest) -> HttpResponse:
 def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Correct a patient's details; an invalid or duplicate value shows on the form and changes nothing."""
     patient = patient_or_404(request, pk)
-    initial = {"mrn": patient.mrn, "name": patient.name, "birth_date": patient.birth_date, "sex": patient.sex}
-    form = PatientForm(request.POST or None, initial=initial)
+    initial = {"mrn": patient.mrn, "name": patient.name, "birth_date": patient.birth_date, "sex": patient.sex,
+               "expected_version": selectors.patient_version(patient=patient)}
+    form = PatientEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
+        values = {**form.cleaned_data, "expected_version": form.cleaned_data["expected_version"] or None}
         try:
-            patient = services.patient_update(patient=patient, changed_by=request.user, **form.cleaned_data)
+            patient = services.patient_update(patient=patient, changed_by=request.user, **values)
         except ValidationError as exc:
             add_service_errors(form, exc)
+        except services.PatientChangedMeanwhile as exc:
+            form.add_error(None, str(exc))
+            # Saving again now replaces the details just shown, knowingly.
+            form.data = form.data.copy()
+            form.data["expected_version"] = selectors.patient_version(patient=exc.current)
+            patient = exc.current
         else:
             messages.success(request, f"Details of {patient.name} saved.")
             return redirect("diagnosis:patient_detail", pk=patient.pk)
