@@ -1,6 +1,7 @@
 from django import forms
 
 from .models import Patient
+from .validators import date_range_error
 
 
 class PatientForm(forms.Form):
@@ -47,9 +48,18 @@ class ScanUploadForm(forms.Form):
     )
 
 
+class MultilineField(forms.CharField):
+    """Text whose line breaks count as one character each, as the browser counted them against maxlength
+    (it sends them as CRLF)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value.replace("\r\n", "\n") if isinstance(value, str) else value
+
+
 class ReviewForm(forms.Form):
     label = forms.ChoiceField(label="True class", widget=forms.RadioSelect)
-    comment = forms.CharField(
+    comment = MultilineField(
         label="Comment (optional)", required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3})
     )
     # The AI result on screen: the service refuses the review if a newer one arrived meanwhile.
@@ -77,3 +87,10 @@ class WorklistFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["status"].choices = [("", "Any status"), *statuses.items()]
         self.fields["label"].choices = [("", "Any label"), *[(name, name) for name in labels]]
+
+    def clean(self):
+        cleaned = super().clean()
+        error = date_range_error(start=cleaned.get("uploaded_from"), end=cleaned.get("uploaded_to"))
+        if error:
+            self.add_error("uploaded_to", error)
+        return cleaned

@@ -5,6 +5,7 @@ A DICOM slice is turned into a windowed PNG first and stored as that (see diagno
 
 from __future__ import annotations
 
+import datetime
 import io
 import warnings
 from dataclasses import dataclass
@@ -119,3 +120,11 @@ def validate_scan_image(file: IO[bytes]) -> CheckedImage:
         # Stored as the model and the browser read it, as a DICOM slice is.
         data = ml.high_bit_depth_as_png(data) or data
     return CheckedImage(data=data, format=image_format, width=width, height=height)
+
+
+def date_range_error(*, start: datetime.date | None, end: datetime.date | None) -> str | None:
+    """Why a from–to filter cannot match anything, or None. Without it a reversed range answers with an
+    empty list that reads as "nothing to review"."""
+    if start and end and start > end:
+        return f"The end date {end.isoformat()} is before the start date {start.isoformat()}."
+    return None

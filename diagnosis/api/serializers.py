@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from .. import selectors
 from ..models import Patient, Prediction, Review, Scan
+from ..validators import date_range_error
 
 
 class PatientSerializer(serializers.ModelSerializer):
@@ -173,6 +174,12 @@ class WorklistFilterSerializer(serializers.Serializer):
     label = serializers.CharField(required=False, max_length=64)
     uploaded_from = serializers.DateField(required=False)
     uploaded_to = serializers.DateField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        error = date_range_error(start=attrs.get("uploaded_from"), end=attrs.get("uploaded_to"))
+        if error:
+            raise serializers.ValidationError({"uploaded_to": [error]})
+        return attrs
 
 
 class OrganizationPatientField(serializers.PrimaryKeyRelatedField):

@@ -13,6 +13,9 @@ from .. import selectors
 from ..models import Organization, Patient, PatientChange
 
 
+EARLIEST_BIRTH_DATE = datetime.date(1900, 1, 1)
+
+
 def _validated(*, mrn: str, name: str, birth_date: datetime.date, sex: str) -> tuple[str, str]:
     mrn, name = (mrn or "").strip(), (name or "").strip()
     errors: dict[str, list[str]] = {}
@@ -22,6 +25,9 @@ def _validated(*, mrn: str, name: str, birth_date: datetime.date, sex: str) -> t
         errors["name"] = ["The name is required."]
     if birth_date and birth_date > timezone.localdate():
         errors["birth_date"] = ["The birth date is in the future."]
+    elif birth_date and birth_date < EARLIEST_BIRTH_DATE:
+        # A mistyped year (0198, 1850) would otherwise stay in the record and on every report.
+        errors["birth_date"] = [f"The birth date {birth_date.isoformat()} is before {EARLIEST_BIRTH_DATE.year}; check the year."]
     if sex not in Patient.Sex.values:
         errors["sex"] = [f"Unknown sex {sex!r}; choose one of {', '.join(Patient.Sex.values)}."]
     if errors:

@@ -35,7 +35,8 @@ def review_create(
         # Same words as a missing scan: another organization's scan must not be confirmed to exist.
         raise ValidationError({"scan": ["No such scan in your organization."]})
     label = (label or "").strip()
-    comment = (comment or "").strip()
+    # Browsers send a textarea's line breaks as CRLF but count them as one character against maxlength.
+    comment = (comment or "").replace("\r\n", "\n").strip()
 
     with transaction.atomic():
         # The newest prediction is the AI result the reviewer sees; lock it so a re-run cannot slip in.

@@ -20,6 +20,7 @@ INVALID_PATIENT_DETAILS = [
     ("mrn", {"mrn": "   "}),
     ("name", {"name": ""}),
     ("birth_date", {"birth_date": datetime.date.today() + datetime.timedelta(days=1)}),
+    ("birth_date", {"birth_date": datetime.date(1850, 5, 1)}),  # a mistyped year
     ("sex", {"sex": "X"}),
 ]
 

@@ -76,6 +76,13 @@ def test_a_bad_filter_answers_400(api_client, db, query):
     assert list(response.json()) == list(query)
 
 
+def test_a_reversed_date_range_answers_400_naming_both_dates(api_client, db):
+    response = api_client.get(URL, {"uploaded_from": "2026-12-04", "uploaded_to": "2026-12-01"})
+
+    assert response.status_code == 400
+    assert response.json() == {"uploaded_to": ["The end date 2026-12-01 is before the start date 2026-12-04."]}
+
+
 def test_other_organizations_scans_never_appear(api_client, make, other_organization):
     make("Tumor", org=other_organization)
 

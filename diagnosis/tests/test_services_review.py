@@ -87,3 +87,11 @@ def test_a_review_of_a_result_that_a_newer_one_replaced_is_refused(done_predicti
 
     review = services.review_create(scan=done_prediction.scan, user=clinician, label="Tumor", prediction_id=newer.pk)
     assert review.prediction == newer and review.agrees_with_ai
+
+
+def test_crlf_line_breaks_in_a_comment_count_as_one_character(done_prediction, clinician):
+    comment = ("x" * 9 + "\r\n") * 400  # 4,000 characters with plain line breaks
+
+    review = services.review_create(scan=done_prediction.scan, user=clinician, label="Stone", comment=comment)
+
+    assert review.comment == ("x" * 9 + "\n") * 399 + "x" * 9

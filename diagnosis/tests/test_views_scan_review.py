@@ -125,3 +125,15 @@ def test_a_review_of_an_earlier_result_says_so_after_a_rerun(ui_client, scan):
     page = ui_client.get(reverse("diagnosis:scan_detail", args=[scan.pk])).content.decode()
 
     assert "confirmed the earlier AI label Stone" in page
+
+
+def test_a_comment_at_the_browsers_limit_with_crlf_line_breaks_is_saved_with_plain_ones(ui_client, scan):
+    lines = ["Hyperdense focus, lower pole."] * 150
+    typed = "\n".join(lines)[:4000]  # what the browser counts against maxlength="4000"
+    sent = typed.replace("\n", "\r\n")  # what it sends
+    assert len(sent) > 4000
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[scan.pk]), {"label": "Stone", "comment": sent})
+
+    assert response.status_code == 302
+    assert Review.objects.get().comment == typed.strip()

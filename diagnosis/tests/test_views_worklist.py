@@ -67,6 +67,15 @@ def test_an_invalid_filter_is_explained_and_the_list_is_unfiltered(ui_client, or
     assert "Enter a valid date." in response.content.decode() and "Sam Stone" in response.content.decode()
 
 
+def test_a_reversed_date_range_is_explained_instead_of_an_empty_list(ui_client, organization):
+    scan_with(organization, "Stone", name="Sam Stone")
+
+    response = ui_client.get(reverse("diagnosis:home"), {"uploaded_from": "2026-12-04", "uploaded_to": "2026-12-01"})
+
+    assert response.status_code == 400
+    assert "The end date 2026-12-01 is before the start date 2026-12-04." in response.content.decode()
+
+
 def test_other_organizations_scans_are_not_on_the_worklist(ui_client, other_organization):
     scan_with(other_organization, "Tumor", name="Their Patient")
 
