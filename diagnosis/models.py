@@ -278,7 +278,9 @@ class Review(models.Model):
     scan = models.ForeignKey(Scan, on_delete=models.CASCADE, related_name="reviews")
     prediction = models.ForeignKey(Prediction, on_delete=models.PROTECT, related_name="reviews")
     label = models.CharField(max_length=64, help_text="The class the reviewer judges the slice to show.")
-    agrees_with_ai = models.BooleanField(help_text="Whether the reviewer's label is the AI's label.")
+    agrees_with_ai = models.BooleanField(
+        null=True, help_text="Whether the reviewer's label is the AI's label; empty when the AI gave none (it failed)."
+    )
     comment = models.TextField(blank=True)
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
     reviewed_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -290,5 +292,5 @@ class Review(models.Model):
         ]
 
     def __str__(self) -> str:
-        verdict = "agrees" if self.agrees_with_ai else "corrects to"
+        verdict = {True: "agrees", False: "corrects to", None: "reads without AI result"}[self.agrees_with_ai]
         return f"Review of scan {self.scan_id}: {verdict} {self.label}"

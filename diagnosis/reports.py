@@ -209,7 +209,8 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
     if review is None:
         story.append(p("Not reviewed yet. Until a clinician reviews it, this result is unconfirmed."))
     else:
-        verdict_text = "agrees with the AI" if review.agrees_with_ai else f"corrects the AI ({review.prediction.label})"
+        verdict_text = {True: "agrees with the AI", False: f"corrects the AI ({review.prediction.label})",
+                        None: "read without an AI result: the diagnosis failed"}[review.agrees_with_ai]
         story.append(facts([
             ("Reviewed label", f"{review.label} ({verdict_text})"),
             ("Reviewed by", review.reviewed_by.get_username()),

@@ -338,7 +338,8 @@ def agreement_by_class(*, organization: Organization, class_names: list[str] | N
     """For each class the AI said, how often the current review agreed, and what reviewers said instead."""
     newest = Review.objects.filter(scan=OuterRef("scan")).order_by("-reviewed_at", "-id").values("pk")[:1]
     pairs = (
-        Review.objects.filter(scan__patient__organization=organization, pk=Subquery(newest))
+        # A reading of a scan whose diagnosis failed has no AI label to agree with.
+        Review.objects.filter(scan__patient__organization=organization, pk=Subquery(newest), agrees_with_ai__isnull=False)
         .values("prediction__label", "label")
         .annotate(count=Count("id"))
         .order_by()

@@ -47,10 +47,11 @@ def review_create(
             .order_by("-queued_at", "-id")
             .first()
         )
-        if prediction is None or prediction.status != Prediction.Status.DONE:
+        # A failed diagnosis is reviewed too: the clinician's reading is then the only one the scan has.
+        if prediction is None or not prediction.is_final:
             state = "no diagnosis" if prediction is None else f"a diagnosis that is {prediction.get_status_display().lower()}"
             raise ValidationError(
-                {"label": [f"This scan has {state}; only a finished AI result can be reviewed."]}
+                {"label": [f"This scan has {state}; it can be reviewed once the diagnosis has finished (or failed)."]}
             )
         if prediction_id is not None and prediction_id != prediction.pk:
             raise ValidationError({"prediction": [
@@ -70,12 +71,12 @@ def review_create(
             scan=scan,
             prediction=prediction,
             label=label,
-            agrees_with_ai=label == prediction.label,
+            agrees_with_ai=label == prediction.label if prediction.status == Prediction.Status.DONE else None,
             comment=comment,
             reviewed_by=user,
         )
     logger.info(
-        "Scan %s reviewed by %s: %s (AI said %s)", scan.pk, user.get_username(), label, prediction.label
+        "Scan %s reviewed by %s: %s (AI said %s)", scan.pk, user.get_username(), label, prediction.label or "nothing"
     )
     return review
 

@@ -138,7 +138,7 @@ class ReviewFactory(factory.django.DjangoModelFactory):
     prediction = factory.SubFactory(DonePredictionFactory)
     scan = factory.SelfAttribute("prediction.scan")
     label = factory.SelfAttribute("prediction.label")
-    agrees_with_ai = factory.LazyAttribute(lambda o: o.label == o.prediction.label)
+    agrees_with_ai = factory.LazyAttribute(lambda o: o.label == o.prediction.label if o.prediction.status == "done" else None)
     reviewed_by = factory.SubFactory(UserFactory)
 
 

@@ -59,7 +59,7 @@ def test_a_scan_still_being_diagnosed_answers_400(api_client, organization):
     response = api_client.post(url(scan), {"label": "Stone"}, format="json")
 
     assert response.status_code == 400
-    assert "only a finished AI result can be reviewed" in response.json()["label"][0]
+    assert "can be reviewed once the diagnosis has finished" in response.json()["label"][0]
 
 
 def test_another_organizations_scan_answers_404(api_client, other_organization):
@@ -83,3 +83,13 @@ def test_a_review_naming_a_replaced_result_answers_400_and_records_nothing(api_c
     assert response.status_code == 400
     assert "A newer AI result (Cyst" in response.json()["prediction"][0]
     assert not Review.objects.exists()
+
+
+def test_a_scan_whose_diagnosis_failed_can_be_read_and_agreement_is_null(api_client, organization):
+    failed = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)),
+                               status=Prediction.Status.FAILED, failure_reason="The worker ran out of memory")
+
+    response = api_client.post(url(failed.scan), {"label": "Cyst"}, format="json")
+
+    assert response.status_code == 201
+    assert (response.json()["agrees_with_ai"], response.json()["ai_label"]) == (None, "")

@@ -81,6 +81,7 @@ def test_a_failed_diagnosis_with_the_longest_stored_reason_is_reported_with_it(o
     text = text_of(reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=scan.pk), user=clinician))
 
     assert "Why the diagnosis failed" in text and "Decision support, not a diagnosis" in text
+    assert "Not reviewed yet" in text
     assert text.replace(" ", "").count("ranoutofmemory") >= MAX_FAILURE_REASON // 77
 
 
@@ -113,3 +114,17 @@ def test_without_a_heat_map_the_slice_is_shown_alone(organization):
     assert not drew
     with Image.open(io.BytesIO(png)) as picture:
         assert picture.size == (64, 48)
+
+
+def test_a_reading_of_a_failed_diagnosis_is_reported_as_made_without_an_ai_result(organization, clinician):
+    from diagnosis.models import Prediction
+
+    from .factories import PredictionFactory
+
+    scan = ScanFactory(patient=PatientFactory(organization=organization))
+    failed = PredictionFactory(scan=scan, status=Prediction.Status.FAILED, failure_reason="Out of memory")
+    ReviewFactory(prediction=failed, label="Tumor", reviewed_by=clinician)
+
+    text = text_of(reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=scan.pk), user=clinician))
+
+    assert "Tumor (read without an AI result: the diagnosis failed)" in text

@@ -2,7 +2,7 @@
 
 from diagnosis import selectors
 
-from .factories import DonePredictionFactory, PatientFactory, ReviewFactory, ScanFactory
+from .factories import DonePredictionFactory, PatientFactory, PredictionFactory, ReviewFactory, ScanFactory
 
 
 def review(organization, ai, said):
@@ -41,3 +41,14 @@ def test_the_summary_has_no_rate_before_any_review(organization):
     summary = selectors.agreement_summary(organization=organization)
 
     assert (summary.reviewed, summary.rate) == (0, None)
+
+
+def test_a_reading_of_a_scan_whose_diagnosis_failed_is_no_agreement_or_disagreement(organization):
+    review(organization, "Stone", "Stone")
+    failed = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), status="failed")
+    ReviewFactory(prediction=failed, label="Tumor")
+
+    summary = selectors.agreement_summary(organization=organization)
+
+    assert (summary.reviewed, summary.agreed) == (1, 1)
+    assert "" not in {row.label for row in summary.classes}

@@ -49,11 +49,11 @@ def test_a_label_the_model_does_not_know_is_refused(done_prediction, clinician):
     assert not Review.objects.exists()
 
 
-@pytest.mark.parametrize("status", [Prediction.Status.QUEUED, Prediction.Status.RUNNING, Prediction.Status.FAILED])
-def test_a_scan_without_a_finished_ai_result_cannot_be_reviewed(organization, clinician, status):
+@pytest.mark.parametrize("status", [Prediction.Status.QUEUED, Prediction.Status.RUNNING])
+def test_a_scan_whose_diagnosis_is_pending_cannot_be_reviewed(organization, clinician, status):
     prediction = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), status=status)
 
-    with pytest.raises(ValidationError, match="only a finished AI result can be reviewed"):
+    with pytest.raises(ValidationError, match="can be reviewed once the diagnosis has finished"):
         services.review_create(scan=prediction.scan, user=clinician, label="Stone")
     assert not Review.objects.exists()
 
@@ -95,3 +95,14 @@ def test_crlf_line_breaks_in_a_comment_count_as_one_character(done_prediction, c
     review = services.review_create(scan=done_prediction.scan, user=clinician, label="Stone", comment=comment)
 
     assert review.comment == ("x" * 9 + "\n") * 399 + "x" * 9
+
+
+def test_a_scan_whose_diagnosis_failed_is_read_by_the_clinician_without_an_ai_verdict(organization, clinician):
+    prediction = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)),
+                                   status=Prediction.Status.FAILED, failure_reason="The worker ran out of memory")
+
+    review = services.review_create(scan=prediction.scan, user=clinician, label="Tumor", prediction_id=prediction.pk)
+
+    assert (review.prediction, review.label, review.agrees_with_ai) == (prediction, "Tumor", None)
+    with pytest.raises(ValidationError, match="Unknown label 'Banana'"):
+        services.review_create(scan=prediction.scan, user=clinician, label="Banana")

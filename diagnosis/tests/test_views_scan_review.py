@@ -63,7 +63,7 @@ def test_a_scan_still_being_diagnosed_cannot_be_reviewed(ui_client, organization
     response = ui_client.post(reverse("diagnosis:scan_review", args=[scan.pk]), {"label": "Stone"})
 
     assert response.status_code == 400
-    assert "only a finished AI result can be reviewed" in response.content.decode()
+    assert "can be reviewed once the diagnosis has finished" in response.content.decode()
 
 
 def test_another_organizations_scan_cannot_be_reviewed(ui_client, other_organization):
@@ -115,7 +115,7 @@ def test_a_refused_review_shows_its_reason_while_a_rerun_is_pending(ui_client, s
     assert response.status_code == 400
     review_section = page.split('id="review"', 1)[1].split(">", 1)[0]
     assert "hidden" not in review_section
-    assert "only a finished AI result can be reviewed" in page and "Kept" in page
+    assert "can be reviewed once the diagnosis has finished" in page and "Kept" in page
 
 
 def test_a_review_of_an_earlier_result_says_so_after_a_rerun(ui_client, scan):
@@ -137,3 +137,20 @@ def test_a_comment_at_the_browsers_limit_with_crlf_line_breaks_is_saved_with_pla
 
     assert response.status_code == 302
     assert Review.objects.get().comment == typed.strip()
+
+
+def test_a_scan_whose_diagnosis_failed_offers_the_review_and_records_the_clinicians_reading(ui_client, organization):
+    failed = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)),
+                               status=Prediction.Status.FAILED, failure_reason="The worker ran out of memory")
+    url = reverse("diagnosis:scan_detail", args=[failed.scan.pk])
+    page = ui_client.get(url).content.decode()
+    assert "hidden" not in page.split('id="review"', 1)[1].split(">", 1)[0]
+    assert "The AI gave no result: choose the class you read" in page
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[failed.scan.pk]),
+                              {"label": "Tumor", "prediction_id": failed.pk}, follow=True)
+
+    page = response.content.decode()
+    assert "you read the slice as Tumor (no AI result)" in page
+    assert "Reviewed: Tumor (no AI result)" in page and "without an AI result (the diagnosis failed)" in page
+    assert Review.objects.get().agrees_with_ai is None

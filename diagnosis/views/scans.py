@@ -111,7 +111,9 @@ def scan_review(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            if review.agrees_with_ai:
+            if review.agrees_with_ai is None:
+                messages.success(request, f"Review saved: you read the slice as {review.label} (no AI result).")
+            elif review.agrees_with_ai:
                 messages.success(request, f"Review saved: you confirmed the AI label {review.label}.")
             else:
                 messages.success(request, f"Review saved: you corrected the AI label {review.prediction.label} to {review.label}.")
