@@ -27,6 +27,12 @@ class PatientCreateSerializer(serializers.Serializer):
     sex = serializers.ChoiceField(choices=Patient.Sex.choices, default=Patient.Sex.UNKNOWN)
 
 
+class PatientUpdateSerializer(PatientCreateSerializer):
+    # No default on a correction: a PUT without sex keeps the stored one instead of resetting it to unknown.
+    sex = serializers.ChoiceField(choices=Patient.Sex.choices, required=False,
+                                  help_text="Left out: the stored value stays.")
+
+
 class PredictionSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version.name", read_only=True)
     probabilities = serializers.DictField(

@@ -23,6 +23,7 @@ from .serializers import (
     AgreementSerializer,
     PatientCreateSerializer,
     PatientSerializer,
+    PatientUpdateSerializer,
     ReviewCreateSerializer,
     ReviewSerializer,
     ScanCreateSerializer,
@@ -55,6 +56,17 @@ class PNGRenderer(_BinaryRenderer):
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
+IF_MATCH = OpenApiParameter(
+    "If-Match", str, location=OpenApiParameter.HEADER, required=False,
+    description="The patient's ETag as read (GET answers with it): refused with 412 if the details changed since.",
+)
+
+ETAG = OpenApiParameter(
+    "ETag", str, location=OpenApiParameter.HEADER, response=[200, 412],
+    description="The version of the patient's details: send it back in If-Match when correcting them.",
+)
+
+
 @extend_schema_view(
     list=extend_schema(
         parameters=[OpenApiParameter("search", str, description="Part of the patient's name or MRN.")],
@@ -81,11 +93,13 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         response["ETag"] = f'"{selectors.patient_version(patient=patient)}"'
         return response
 
+    @extend_schema(parameters=[ETAG])
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         patient = self.get_object()
         return self._with_etag(Response(PatientSerializer(patient).data), patient)
 
-    @extend_schema(request=PatientCreateSerializer,
+    @extend_schema(request=PatientUpdateSerializer,
+                   parameters=[IF_MATCH, ETAG],
                    responses={200: PatientSerializer,
                               412: OpenApiResponse(description="If-Match named details that have changed since.")},
                    description="Correct a patient's details; PATCH sends only the fields that change. Send the "
@@ -93,7 +107,7 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                    "refuses this one with 412 instead of being overwritten.")
     def update(self, request: Request, *args: Any, partial: bool = False, **kwargs: Any) -> Response:
         patient = self.get_object()
-        serializer = PatientCreateSerializer(data=request.data, partial=partial)
+        serializer = PatientUpdateSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         if_match = (request.headers.get("If-Match") or "").strip()
         expected = None if if_match in ("", "*") else if_match.removeprefix("W/").strip('"')
@@ -106,8 +120,11 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             return self._with_etag(response, exc.current)
         return self._with_etag(Response(PatientSerializer(patient).data), patient)
 
-    @extend_schema(request=PatientCreateSerializer(partial=True), responses={200: PatientSerializer},
-                   description="Correct some of a patient's details.")
+    @extend_schema(request=PatientUpdateSerializer(partial=True), parameters=[IF_MATCH, ETAG],
+                   responses={200: PatientSerializer,
+                              412: OpenApiResponse(description="If-Match named details that have changed since.")},
+                   description="Correct some of a patient's details; fields not sent keep their stored values. "
+                   "With If-Match, a correction saved by someone else meanwhile refuses this one with 412.")
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.update(request, *args, partial=True, **kwargs)
 

@@ -16,7 +16,11 @@ from ..models import Organization, Patient, PatientChange
 EARLIEST_BIRTH_DATE = datetime.date(1900, 1, 1)
 
 
-def _validated(*, mrn: str, name: str, birth_date: datetime.date, sex: str) -> tuple[str, str]:
+def _validated(
+    *, mrn: str, name: str, birth_date: datetime.date, sex: str, stored_birth_date: datetime.date | None = None
+) -> tuple[str, str]:
+    """Clean MRN and name, or raise ValidationError naming each bad field. A birth date kept as stored is
+    not checked again: a record made before a check existed must stay correctable."""
     mrn, name = (mrn or "").strip(), (name or "").strip()
     errors: dict[str, list[str]] = {}
     if not mrn:
@@ -25,7 +29,7 @@ def _validated(*, mrn: str, name: str, birth_date: datetime.date, sex: str) -> t
         errors["name"] = ["The name is required."]
     if birth_date and birth_date > timezone.localdate():
         errors["birth_date"] = ["The birth date is in the future."]
-    elif birth_date and birth_date < EARLIEST_BIRTH_DATE:
+    elif birth_date and birth_date < EARLIEST_BIRTH_DATE and birth_date != stored_birth_date:
         # A mistyped year (0198, 1850) would otherwise stay in the record and on every report.
         errors["birth_date"] = [f"The birth date {birth_date.isoformat()} is before {EARLIEST_BIRTH_DATE.year}; check the year."]
     if sex not in Patient.Sex.values:
@@ -105,7 +109,7 @@ def patient_update(
             raise PatientChangedMeanwhile(stored, last.changed_by.get_username() if last else None)
         original = {field: getattr(stored, field) for field in PATIENT_FIELDS}
         wanted = {field: original[field] if given[field] is None else given[field] for field in PATIENT_FIELDS}
-        wanted["mrn"], wanted["name"] = _validated(**wanted)
+        wanted["mrn"], wanted["name"] = _validated(**wanted, stored_birth_date=original["birth_date"])
         changed = [field for field, value in wanted.items() if value != original[field]]
         if not changed:
             return stored

@@ -68,3 +68,23 @@ def test_if_match_with_the_etag_read_refuses_an_edit_after_another_change_with_4
     assert Patient.objects.get(pk=patient.pk).name == "Jane Q Doe"
     ok = api_client.patch(f"{URL}{patient.pk}/", {"name": "Jane"}, format="json", HTTP_IF_MATCH=response["ETag"])
     assert ok.status_code == 200 and ok.json()["name"] == "Jane" and ok["ETag"] != response["ETag"]
+
+
+def test_put_without_sex_keeps_the_stored_one(api_client, organization):
+    patient = PatientFactory(organization=organization, sex="F")
+
+    response = api_client.put(f"{URL}{patient.pk}/", {"mrn": patient.mrn, "name": "Corrected Name",
+                                                      "birth_date": patient.birth_date.isoformat()}, format="json")
+
+    assert response.status_code == 200 and response.json()["sex"] == "F"
+    assert Patient.objects.get(pk=patient.pk).sex == "F"
+
+
+def test_the_schema_declares_if_match_the_etag_and_412_for_put_and_patch(api_client):
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    item = schema["paths"]["/api/v1/patients/{id}/"]
+
+    for method in ("put", "patch"):
+        assert "If-Match" in [p["name"] for p in item[method]["parameters"]]
+        assert "412" in item[method]["responses"] and "ETag" in item[method]["responses"]["200"]["headers"]
+    assert "ETag" in item["get"]["responses"]["200"]["headers"]

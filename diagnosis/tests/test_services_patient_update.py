@@ -151,3 +151,13 @@ def test_an_edit_of_details_that_changed_since_they_were_read_is_refused_and_not
     fresh = selectors.patient_version(patient=stored)
     services.patient_update(patient=stored, changed_by=editor, expected_version=fresh, name="Jane")
     assert Patient.objects.get(pk=patient.pk).name == "Jane"
+
+
+def test_a_patient_stored_with_a_birth_date_before_1900_can_still_be_corrected(editor, organization):
+    patient = PatientFactory(organization=organization, name="Old Record", birth_date=datetime.date(1895, 3, 1))
+
+    services.patient_update(patient=patient, changed_by=editor, name="Old Record Corrected")
+
+    assert Patient.objects.get(pk=patient.pk).name == "Old Record Corrected"
+    with pytest.raises(ValidationError, match="before 1900"):
+        services.patient_update(patient=patient, changed_by=editor, birth_date=datetime.date(1896, 3, 1))
