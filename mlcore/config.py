@@ -22,6 +22,11 @@ POOLINGS: tuple[str, ...] = ("avg", "avgmax")
 T = TypeVar("T")
 
 
+# Seeds reach NumPy and TensorFlow, which take at most 2**32 - 1; networks and folds add their index to
+# it, so half that range leaves room for every one of them.
+MAX_SEED = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class SplitConfig:
     """How slices are grouped into series and series into splits."""
@@ -51,6 +56,8 @@ class SplitConfig:
             raise ValueError("val_fraction and test_fraction must be in [0, 1) and leave room for training")
         if self.min_val_series < 0:
             raise ValueError("min_val_series must be 0 or more")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"split seed must be between 0 and {MAX_SEED}, not {self.seed!r}")
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,8 @@ class TrainConfig:
             raise ValueError("learning rates must be positive")
         if self.weight_decay < 0 or self.early_stopping_patience < 1 or self.fine_tune_epochs < 0 or self.seed < 0:
             raise ValueError("weight_decay, fine_tune_epochs and seed must be 0 or more, early_stopping_patience 1 or more")
+        if self.seed > MAX_SEED:
+            raise ValueError(f"seed must be between 0 and {MAX_SEED}, not {self.seed!r}")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.label_smoothing < 1.0):
             raise ValueError("dropout and label_smoothing must be in [0, 1)")
 

@@ -37,6 +37,14 @@ def test_invalid_values_are_refused():
         TrainConfig(width=2)
 
 
+def test_a_seed_numpy_and_tensorflow_cannot_take_is_refused():
+    with pytest.raises(ValueError, match="seed must be between 0 and 2147483647, not 10000000000"):
+        TrainConfig(seed=10**10)
+    with pytest.raises(ValueError, match="split seed must be between"):
+        TrainConfig().with_overrides({"split": {"seed": 2**32}})
+    assert TrainConfig(seed=2**31 - 1).seed == 2**31 - 1
+
+
 def test_config_yaml_extra_manifests_must_be_a_list(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("extra_manifests: reviewed/manifest.csv\n")

@@ -43,6 +43,7 @@ def test_anonymous_requests_must_authenticate(db):
     ({"params": {"split": {"seed": 1}}}, "params", "The split is locked"),
     ({"data": "everything"}, "data", "not a valid choice"),
     ({"params": "fast"}, "params", "dictionary"),
+    ({"params": {"seed": 10**30}}, "params", "seed must be between 0 and 2147483647"),
 ])
 def test_bad_requests_get_400_with_the_reason(admin_api, payload, field, message):
     response = admin_api.post(URL, payload, format="json")
