@@ -21,11 +21,13 @@ class TrainingRunCreateSerializer(serializers.Serializer):
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
-    model_version = serializers.PrimaryKeyRelatedField(read_only=True)
-    model_version_name = serializers.CharField(source="model_version.name", read_only=True, default=None)
+    # Null until the run has registered a model, started, or when started without an organization.
+    model_version = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    model_version_name = serializers.CharField(source="model_version.name", read_only=True, default=None,
+                                               allow_null=True)
     requested_by = serializers.CharField(source="requested_by.get_username", read_only=True)
-    organization = serializers.CharField(source="organization.name", read_only=True, default=None)
-    elapsed_seconds = serializers.IntegerField(read_only=True)
+    organization = serializers.CharField(source="organization.name", read_only=True, default=None, allow_null=True)
+    elapsed_seconds = serializers.IntegerField(read_only=True, allow_null=True)
     params = serializers.SerializerMethodField()
 
     class Meta:

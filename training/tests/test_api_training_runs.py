@@ -162,3 +162,18 @@ def test_a_run_of_another_organization_blocks_a_start_without_naming_it(admin_ap
     assert "another organization is running" in body["detail"] and "Only one run at a time" in body["detail"]
     assert str(theirs.pk) not in body["detail"] and "mercy-admin" not in body["detail"]
     assert TrainingRun.objects.count() == 1
+
+
+def test_training_run_answers_match_the_schema_while_a_run_has_no_model_yet(admin_api, client):
+    from diagnosis.tests import openapi
+
+    schema = openapi.load(client)
+    started = admin_api.post(URL, {"preset": "quick"}, format="json")
+    run = started.json()["id"]
+
+    problems = openapi.mismatches(schema, "/api/v1/training-runs/", "post", started)
+    for method, path, url in [("get", "/api/v1/training-runs/", URL),
+                              ("get", "/api/v1/training-runs/{id}/", f"{URL}{run}/"),
+                              ("post", "/api/v1/training-runs/{id}/cancel/", f"{URL}{run}/cancel/")]:
+        problems += openapi.mismatches(schema, path, method, getattr(admin_api, method)(url))
+    assert started.status_code == 202 and problems == []
