@@ -34,12 +34,17 @@ from .serializers import (
 
 
 class _BinaryRenderer(BaseRenderer):
-    """Lets clients ask for a file type in Accept; errors still arrive as JSON text."""
+    """Lets clients ask for a file type in Accept; errors still arrive as JSON, and say so in Content-Type."""
 
     charset = None
 
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
-        return data if isinstance(data, bytes) else JSONRenderer().render(data)
+        if isinstance(data, bytes):
+            return data
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            response["Content-Type"] = "application/json"
+        return JSONRenderer().render(data)
 
 
 class PDFRenderer(_BinaryRenderer):
@@ -50,6 +55,11 @@ class PDFRenderer(_BinaryRenderer):
 class PNGRenderer(_BinaryRenderer):
     media_type = "image/png"
     format = "png"
+
+
+class JPEGRenderer(_BinaryRenderer):
+    media_type = "image/jpeg"
+    format = "jpeg"
 
 
 # Room for the multipart boundaries and the other fields around the file itself.
@@ -198,7 +208,7 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         responses={(200, "image/*"): OpenApiTypes.BINARY},
         description="The stored image, as uploaded.",
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, PNGRenderer, JPEGRenderer])
     def image(self, request: Request, pk: str | None = None) -> FileResponse:
         scan = self.get_object()
         try:

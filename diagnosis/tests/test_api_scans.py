@@ -239,3 +239,23 @@ def test_predict_while_a_diagnosis_is_pending_answers_409_and_queues_nothing(api
     assert response.status_code == 409
     assert "already queued" in response.json()["detail"]
     assert Prediction.objects.filter(scan_id=body["id"]).count() == 1
+
+
+@pytest.mark.parametrize("accept", ["image/png", "image/*"])
+def test_the_image_is_served_to_a_client_that_accepts_only_images(api_client, patient, active_model_version, accept):
+    scan_id = upload(api_client, patient).json()["id"]
+
+    response = api_client.get(f"{URL}{scan_id}/image/", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+
+
+def test_an_error_for_a_client_that_asked_for_a_png_says_it_is_json(api_client, patient, active_model_version):
+    scan_id = upload(api_client, patient).json()["id"]
+
+    response = api_client.get(f"{URL}{scan_id}/heatmap/", {"class": "Nope"}, HTTP_ACCEPT="image/png")
+
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert "heat map" in str(response.json()["class"])
+    missing = api_client.get(f"{URL}999999/report/", HTTP_ACCEPT="application/pdf")
+    assert missing.status_code == 404 and missing["Content-Type"] == "application/json"

@@ -8,6 +8,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -28,6 +29,22 @@ from .serializers import (
     TrainingRunCreateSerializer,
     TrainingRunSerializer,
 )
+
+
+class PlainTextRenderer(BaseRenderer):
+    """Lets clients ask for the log as text/plain; errors still arrive as JSON."""
+
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if isinstance(data, str):
+            return data.encode("utf-8")
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            response["Content-Type"] = "application/json"
+        return JSONRenderer().render(data)
 
 
 def _conflict(detail: str, **extra) -> Response:
@@ -80,7 +97,7 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={(200, "text/plain"): str}, description="The run's log (mlcore's and the run's messages).")
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, PlainTextRenderer])
     def log(self, request: Request, pk: str | None = None) -> HttpResponse:
         return HttpResponse(self.get_object().log, content_type="text/plain; charset=utf-8")
 

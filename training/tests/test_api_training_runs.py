@@ -177,3 +177,12 @@ def test_training_run_answers_match_the_schema_while_a_run_has_no_model_yet(admi
                               ("post", "/api/v1/training-runs/{id}/cancel/", f"{URL}{run}/cancel/")]:
         problems += openapi.mismatches(schema, path, method, getattr(admin_api, method)(url))
     assert started.status_code == 202 and problems == []
+
+
+def test_the_log_is_served_to_a_client_that_accepts_only_text(admin_api):
+    run = TrainingRunFactory(log="epoch 1/1 loss 0.7")
+
+    response = admin_api.get(f"{URL}{run.pk}/log/", HTTP_ACCEPT="text/plain")
+
+    assert response.status_code == 200 and response.content.decode() == "epoch 1/1 loss 0.7"
+    assert admin_api.get(f"{URL}999999/log/", HTTP_ACCEPT="text/plain")["Content-Type"] == "application/json"
