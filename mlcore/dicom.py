@@ -105,11 +105,21 @@ def read_dicom(data: bytes, *, max_pixels: int | None = None) -> DicomSlice:
         raise DicomError(f"its pixel data is incomplete or corrupt ({exc})") from None
 
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if pixels.ndim == 3:
+    samples = int(_number(dataset, "SamplesPerPixel", 1))
+    colour = pixels.ndim == 3 and samples == 3 and pixels.shape[-1] == 3
+    if not (pixels.ndim == 2 or colour):
+        # A header that says one frame over pixel data holding more, or samples the header does not describe.
+        raise DicomError(f"its pixel data does not match its header (an array of shape {tuple(pixels.shape)} for "
+                         f"{frames} frame(s) of {samples} sample(s) per pixel); export the slice again")
+    if colour:
         if photometric.startswith("YBR"):
             from pydicom.pixels import convert_color_space
 
-            pixels = convert_color_space(pixels, photometric, "RGB")
+            try:
+                pixels = convert_color_space(pixels, photometric, "RGB")
+            except Exception as exc:  # pydicom converts only some YBR variants (NotImplementedError, ValueError)
+                raise DicomError(f"its colour space {photometric} cannot be converted here ({exc}); "
+                                 "export the slice as greyscale (MONOCHROME2)") from None
         return DicomSlice(pixels=_to_uint8(pixels), window=None)
 
     slope, intercept = _number(dataset, "RescaleSlope", 1), _number(dataset, "RescaleIntercept", 0)

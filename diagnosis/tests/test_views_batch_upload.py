@@ -88,3 +88,26 @@ def test_more_files_than_allowed_get_a_page_that_says_the_limit_and_nothing_is_u
     page = response.content.decode()
     assert "At most 3 files can be sent in one upload" in page and "Nothing was uploaded" in page
     assert not Scan.objects.exists()
+
+
+def test_a_file_that_fails_unexpectedly_is_listed_and_the_files_after_it_are_still_uploaded(
+        ui_client, organization, active_model_version, monkeypatch):
+    from diagnosis.services import scans as scan_services
+
+    real = scan_services.validate_scan_image
+
+    def failing_on_one_file(file):  # a fault injected into one file, as a server bug would strike it
+        if file.name == "boom.png":
+            raise RuntimeError("simulated server fault")
+        return real(file)
+
+    monkeypatch.setattr(scan_services, "validate_scan_image", failing_on_one_file)
+    patient = PatientFactory(organization=organization)
+    files = [SimpleUploadedFile(name, image_bytes(seed=i)) for i, name in enumerate(["a.png", "boom.png", "c.png"])]
+
+    response = ui_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"image": files})
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "boom.png" in page and "could not be processed because of an error on the server" in page
+    assert sorted(s.original_filename for s in Scan.objects.filter(patient=patient)) == ["a.png", "c.png"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -15,6 +16,8 @@ from .. import selectors, services
 from ..forms import PatientEditForm, PatientForm, ScanUploadForm
 from ..models import Patient
 from .common import add_service_errors, member_required, patient_or_404, post_only
+
+logger = logging.getLogger(__name__)
 
 PATIENTS_PER_PAGE = 25
 
@@ -115,6 +118,13 @@ def scan_upload(request: HttpRequest, pk: int) -> HttpResponse:
             refused.append({"name": upload.name, "messages": exc.messages})
         except services.NoActiveModelVersion as exc:
             refused.append({"name": upload.name, "messages": [str(exc)]})
+        except Exception:
+            # An unforeseen failure on one file must not lose the files after it (each file is its own
+            # transaction); it is logged in full for whoever runs the service.
+            logger.exception("Upload of %r for patient %s failed", upload.name, patient.pk)
+            refused.append({"name": upload.name, "messages": [
+                "This file could not be processed because of an error on the server (it is logged); "
+                "the other files were not affected."]})
     if not refused and len(created) == 1:
         messages.success(request, "Scan uploaded; the diagnosis is on its way.")
         return redirect("diagnosis:scan_detail", pk=created[0].pk)

@@ -144,3 +144,37 @@ def test_corrupt_compressed_pixel_data_is_refused_as_corrupt():
 
     with pytest.raises(DicomError, match="incomplete or corrupt"):
         read_dicom(_encapsulated(JPEG2000Lossless, b"\xff\x4f\xff\x51" + b"\0" * 60))
+
+
+def _colour_dicom(photometric: str) -> bytes:
+    """An uncompressed 8 x 8 colour slice in the given photometric interpretation."""
+    import pydicom
+
+    dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(np.zeros((8, 8), np.uint8))))
+    dataset.SamplesPerPixel, dataset.PhotometricInterpretation, dataset.PlanarConfiguration = 3, photometric, 0
+    dataset.PixelData = (np.arange(8 * 8 * 3) % 200).astype(np.uint8).tobytes()
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("photometric", ["YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"])
+def test_a_colour_space_pydicom_cannot_convert_is_refused_with_what_to_do(photometric):
+    with pytest.raises(DicomError, match=f"colour space {photometric} cannot be converted|does not match its header"):
+        read_dicom(_colour_dicom(photometric))
+
+
+def test_an_rgb_slice_is_read_as_colour():
+    assert read_dicom(_colour_dicom("RGB")).pixels.shape == (8, 8, 3)
+
+
+def test_pixel_data_holding_more_frames_than_the_header_says_is_refused():
+    import pydicom
+
+    dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(np.stack([_slice(TISSUE, TISSUE)] * 2))))
+    dataset.NumberOfFrames = 1
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+
+    with pytest.raises(ImageError, match="does not match its header|incomplete or corrupt"):
+        load_image(out.getvalue())
