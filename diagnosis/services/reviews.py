@@ -54,8 +54,9 @@ def review_create(
                 {"label": [f"This scan has {state}; it can be reviewed once the diagnosis has finished (or failed)."]}
             )
         if prediction_id is not None and prediction_id != prediction.pk:
+            newer = prediction.label if prediction.status == Prediction.Status.DONE else prediction.get_status_display().lower()
             raise ValidationError({"prediction": [
-                f"A newer AI result ({prediction.label}, {prediction.model_version.name}) arrived after this scan was "
+                f"A newer AI result ({newer}, {prediction.model_version.name}) arrived after this scan was "
                 "opened. Look at it, then review again."
             ]})
         class_names = list(prediction.model_version.class_names)

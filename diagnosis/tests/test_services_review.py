@@ -106,3 +106,10 @@ def test_a_scan_whose_diagnosis_failed_is_read_by_the_clinician_without_an_ai_ve
     assert (review.prediction, review.label, review.agrees_with_ai) == (prediction, "Tumor", None)
     with pytest.raises(ValidationError, match="Unknown label 'Banana'"):
         services.review_create(scan=prediction.scan, user=clinician, label="Banana")
+
+
+def test_a_review_of_a_result_replaced_by_a_failed_one_says_the_newer_one_failed(done_prediction, clinician):
+    PredictionFactory(scan=done_prediction.scan, status=Prediction.Status.FAILED, failure_reason="Out of memory")
+
+    with pytest.raises(ValidationError, match=r"A newer AI result \(failed, "):
+        services.review_create(scan=done_prediction.scan, user=clinician, label="Stone", prediction_id=done_prediction.pk)
