@@ -159,7 +159,10 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     @extend_schema(
         request={"multipart/form-data": ScanCreateSerializer},
-        responses={201: ScanSerializer, 503: OpenApiResponse(description="No diagnosis model is active.")},
+        responses={201: ScanSerializer,
+                   400: OpenApiResponse(description="Refused: the body names the field (`image`, `patient`) and why, "
+                                        "e.g. not an image, too large, or already stored for this patient as scan N."),
+                   503: OpenApiResponse(description="No diagnosis model is active.")},
         description="Upload a PNG, JPEG or DICOM slice (a DICOM slice is windowed and stored as PNG, without its header); "
                     "it is diagnosed asynchronously. Poll the scan for `prediction`.",
     )

@@ -110,6 +110,14 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
         checked = validate_scan_image(file)
     except ValidationError as exc:
         raise ValidationError({"image": exc.messages}) from None
+    digest = _sha256(checked.data)
+    # The same slice twice for one patient is a resent form or a retried request, not a new scan.
+    earlier = Scan.objects.filter(patient=patient, sha256=digest).order_by("uploaded_at", "id").first()
+    if earlier is not None:
+        raise ValidationError({"image": [
+            f"This slice is already stored for this patient as scan {earlier.pk} (uploaded "
+            f"{timezone.localtime(earlier.uploaded_at):%Y-%m-%d %H:%M}); open that scan instead of uploading it again."
+        ]})
     model_version = selectors.model_version_active()
     if model_version is None:
         raise NoActiveModelVersion()
@@ -117,7 +125,7 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
     original_filename = Path(str(getattr(file, "name", "") or "")).name[: Scan._meta.get_field("original_filename").max_length]
     scan = Scan(
         patient=patient,
-        sha256=_sha256(checked.data),
+        sha256=digest,
         original_filename=original_filename,
         width=checked.width,
         height=checked.height,

@@ -80,7 +80,9 @@ def test_a_dicom_slice_compressed_as_archives_store_it_is_stored_like_the_uncomp
 
     stored = np.random.default_rng(3).integers(900, 1300, (48, 64)).astype(np.uint16)
     plain = upload(api_client, patient, dicom_bytes(stored), name="IM0001.dcm")
-    compressed = upload(api_client, patient, dicom_bytes(stored, transfer_syntax=JPEGLosslessSV1), name="IM0002.dcm")
+    # Another patient: for the same one, the identical slice would be refused as already stored.
+    other = PatientFactory(organization=patient.organization)
+    compressed = upload(api_client, other, dicom_bytes(stored, transfer_syntax=JPEGLosslessSV1), name="IM0002.dcm")
 
     assert (plain.status_code, compressed.status_code) == (201, 201)
     images = []

@@ -158,3 +158,15 @@ def test_when_the_broker_is_down_the_scan_stays_and_its_prediction_says_why(
     assert Scan.objects.filter(pk=scan.pk).exists()
     assert prediction.status == Prediction.Status.FAILED
     assert "could not be queued (the task broker did not answer: OperationalError)" in prediction.failure_reason
+
+
+def test_the_same_slice_uploaded_twice_for_a_patient_is_refused_naming_the_stored_scan(
+        patient, clinician, active_model_version, organization):
+    first = services.scan_create(patient=patient, file=SimpleUploadedFile("a.png", image_bytes()), uploaded_by=clinician)
+
+    with pytest.raises(ValidationError, match=f"already stored for this patient as scan {first.pk}"):
+        services.scan_create(patient=patient, file=SimpleUploadedFile("again.png", image_bytes()), uploaded_by=clinician)
+    assert Scan.objects.count() == 1
+
+    other = PatientFactory(organization=organization)
+    assert services.scan_create(patient=other, file=SimpleUploadedFile("a.png", image_bytes()), uploaded_by=clinician)
