@@ -12,13 +12,14 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import reports, selectors, services
 from ..models import Patient, Scan
 from .permissions import HasMembership, IsOrganizationAdministrator
+from .renderers import JPEGRenderer, PDFRenderer, PNGRenderer
 from .serializers import (
     AgreementSerializer,
     PatientCreateSerializer,
@@ -31,35 +32,6 @@ from .serializers import (
     WorklistFilterSerializer,
     WorklistScanSerializer,
 )
-
-
-class _BinaryRenderer(BaseRenderer):
-    """Lets clients ask for a file type in Accept; errors still arrive as JSON, and say so in Content-Type."""
-
-    charset = None
-
-    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
-        if isinstance(data, bytes):
-            return data
-        response = (renderer_context or {}).get("response")
-        if response is not None:
-            response["Content-Type"] = "application/json"
-        return JSONRenderer().render(data)
-
-
-class PDFRenderer(_BinaryRenderer):
-    media_type = "application/pdf"
-    format = "pdf"
-
-
-class PNGRenderer(_BinaryRenderer):
-    media_type = "image/png"
-    format = "png"
-
-
-class JPEGRenderer(_BinaryRenderer):
-    media_type = "image/jpeg"
-    format = "jpeg"
 
 
 # Room for the multipart boundaries and the other fields around the file itself.

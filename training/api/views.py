@@ -8,12 +8,13 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from diagnosis import selectors as diagnosis_selectors
 from diagnosis.api.permissions import HasMembership
+from diagnosis.api.renderers import PlainTextRenderer
 from diagnosis.models import ModelVersion
 
 from .. import selectors, services
@@ -29,22 +30,6 @@ from .serializers import (
     TrainingRunCreateSerializer,
     TrainingRunSerializer,
 )
-
-
-class PlainTextRenderer(BaseRenderer):
-    """Lets clients ask for the log as text/plain; errors still arrive as JSON."""
-
-    media_type = "text/plain"
-    format = "txt"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
-        if isinstance(data, str):
-            return data.encode("utf-8")
-        response = (renderer_context or {}).get("response")
-        if response is not None:
-            response["Content-Type"] = "application/json"
-        return JSONRenderer().render(data)
 
 
 def _conflict(detail: str, **extra) -> Response:
