@@ -28,6 +28,12 @@ RUN groupadd --system --gid 10001 kidneyweb \
  && useradd --system --uid 10001 --gid kidneyweb --create-home --home-dir /home/kidneyweb \
       --shell /usr/sbin/nologin kidneyweb
 
+# DejaVu fonts: the PDF reports print patient names in them (the slim image's fallback font has no
+# glyphs for letters such as ő, ń or ř).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
+
 COPY --from=build /opt/venv /opt/venv
 
 WORKDIR /app
@@ -51,4 +57,4 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
   CMD ["python", "/app/scripts/healthcheck.py"]
 
 ENTRYPOINT ["/app/scripts/docker-entrypoint.sh"]
-CMD ["gunicorn", "kidneyweb.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "120", "--access-logfile", "-"]
+CMD ["gunicorn", "kidneyweb.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "120", "--config", "gunicorn.conf.py"]

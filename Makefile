@@ -86,7 +86,7 @@ run: setup
 
 web: migrate collectstatic
 	$(PY) -m gunicorn kidneyweb.wsgi:application --bind '$(HOST):$(PORT)' --workers $(WEB_WORKERS) \
-	  --timeout $(WEB_TIMEOUT) --access-logfile -
+	  --timeout $(WEB_TIMEOUT) --config gunicorn.conf.py
 
 worker: install | var
 	@VENV='$(VENV)' QUEUES='$(QUEUES)' WORKER_CONCURRENCY='$(WORKER_CONCURRENCY)' LOGLEVEL='$(LOGLEVEL)' scripts/worker.sh

@@ -68,10 +68,12 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DEBUG = env_bool("DJANGO_DEBUG", True)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
+# The placeholder of .env.example counts as unset: a copied .env must not ship a known key.
+if not SECRET_KEY or SECRET_KEY.startswith("change-me"):
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off (DJANGO_DEBUG=0). Generate one with: python -c "
+            "SECRET_KEY must be set when DEBUG is off (DJANGO_DEBUG=0), to a long random value, not the "
+            ".env.example placeholder. Generate one with: python -c "
             "'from django.core.management.utils import get_random_secret_key as g; print(g())'"
         )
     SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"

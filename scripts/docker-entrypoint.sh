@@ -5,13 +5,8 @@
 # BOOTSTRAP_ARGS=--no-demo skips the demo login (a real pilot).
 set -eu
 
-case "${SECRET_KEY:-}" in
-  ''|change-me*)
-    if [ "${DJANGO_DEBUG:-0}" = "0" ]; then
-      echo "error: set SECRET_KEY to a long random value (python -c 'import secrets; print(secrets.token_urlsafe(50))')" >&2
-      exit 1
-    fi ;;
-esac
+# An unset or placeholder SECRET_KEY with DEBUG off is refused by kidneyweb/settings.py itself, for
+# every command below and in every container (web and workers alike).
 
 if [ "${RUN_MIGRATIONS:-0}" = "1" ]; then
   python manage.py migrate --noinput

@@ -56,7 +56,7 @@ VENV="$VENV" QUEUES="$QUEUES" WORKER_CONCURRENCY="$WORKER_CONCURRENCY" LOGLEVEL=
 pids+=($!)
 
 "$PY" -m gunicorn kidneyweb.wsgi:application --bind "$HOST:$PORT" --workers "$WEB_WORKERS" \
-  --timeout "$WEB_TIMEOUT" --graceful-timeout 10 --access-logfile - &
+  --timeout "$WEB_TIMEOUT" --graceful-timeout 10 --config gunicorn.conf.py &
 pids+=($!)
 
 # Announce the address once /healthz says the database and the broker answer.

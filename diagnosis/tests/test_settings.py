@@ -39,6 +39,14 @@ def test_secret_key_is_required_when_debug_is_off(tmp_path):
     assert "ImproperlyConfigured" in result.stderr and "SECRET_KEY must be set" in result.stderr
 
 
+def test_the_env_example_placeholder_key_is_refused_however_debug_off_is_spelt(tmp_path):
+    for off in ("0", "false", "no"):
+        env = clean_env(tmp_path, DJANGO_DEBUG=off, SECRET_KEY="change-me-to-a-long-random-value")
+        result = run_python("import django; django.setup()", env)
+
+        assert result.returncode != 0 and "not the .env.example placeholder" in result.stderr, off
+
+
 def test_check_deploy_passes_with_production_values(tmp_path):
     result = run_manage(["check", "--deploy", "--fail-level", "WARNING"], clean_env(tmp_path, **PRODUCTION))
 
