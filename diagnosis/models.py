@@ -207,6 +207,9 @@ class Prediction(models.Model):
     attempts = models.PositiveSmallIntegerField(
         default=0, help_text="Deliveries that started it: retries after a passing error, and after a worker died."
     )
+    resent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the sweep for lost diagnoses last sent its task again."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     inference_ms = models.PositiveIntegerField(null=True, blank=True)
     confidence = models.FloatField(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.db import DatabaseError
 
 from . import services
@@ -46,3 +48,9 @@ def predict_scan(self, prediction_id: int) -> None:
 def explain_class(class_heatmap_id: int) -> None:
     """Compute a Grad-CAM map someone asked for; failures are recorded on the map, never retried here."""
     services.class_heatmap_run(class_heatmap_id=class_heatmap_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
+def resend_lost_predictions() -> None:
+    """Beat sends this every KIDNEYWEB_PREDICTION_SWEEP_SECONDS; see services.predictions_resend_lost."""
+    services.predictions_resend_lost(older_than=timedelta(seconds=settings.KIDNEYWEB_PREDICTION_STALE_SECONDS))

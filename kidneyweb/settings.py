@@ -257,6 +257,11 @@ KIDNEYWEB_TRAINING_STALE_SECONDS = env_int("KIDNEYWEB_TRAINING_STALE_SECONDS", 1
 # How often Celery beat (run by the inference worker, `--beat`) looks for such runs.
 KIDNEYWEB_TRAINING_SWEEP_SECONDS = env_int("KIDNEYWEB_TRAINING_SWEEP_SECONDS", 60)
 KIDNEYWEB_TRAINING_TIME_LIMIT_SECONDS = env_int("KIDNEYWEB_TRAINING_TIME_LIMIT_SECONDS", 24 * 3600)
+# A diagnosis queued or running this long without a result has lost its task (Redis restarted, a
+# worker was killed mid-task): Celery beat sends it again every KIDNEYWEB_PREDICTION_SWEEP_SECONDS. Longer
+# than a diagnosis may run (its hard time limit is 360 s) and than a normal backlog takes.
+KIDNEYWEB_PREDICTION_STALE_SECONDS = env_int("KIDNEYWEB_PREDICTION_STALE_SECONDS", 600)
+KIDNEYWEB_PREDICTION_SWEEP_SECONDS = env_int("KIDNEYWEB_PREDICTION_SWEEP_SECONDS", 120)
 
 # --- Celery -----------------------------------------------------------------------------------------
 
@@ -264,8 +269,10 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
-        # Longer than the slowest task so acks_late does not redeliver a task that is still running.
-        "visibility_timeout": 3600,
+        # Longer than the slowest task (a training run's hard time limit) so that acks_late never hands a
+        # task that is still running to a second worker. A diagnosis whose worker was killed does not wait
+        # this long: the sweep for lost diagnoses sends it again (KIDNEYWEB_PREDICTION_STALE_SECONDS).
+        "visibility_timeout": KIDNEYWEB_TRAINING_TIME_LIMIT_SECONDS + 3600,
         "socket_connect_timeout": 5,
     }
 else:
@@ -299,6 +306,7 @@ CELERY_TASK_ROUTES = {
     "diagnosis.tasks.explain_class": {"queue": "inference"},
     # The sweep for runs whose worker died must not wait behind a run on the training queue.
     "training.tasks.fail_orphaned_runs": {"queue": "celery"},
+    "diagnosis.tasks.resend_lost_predictions": {"queue": "celery"},
     # Training runs for minutes to hours: a queue of its own, consumed by a worker of its own
     # (scripts/worker.sh, docker-compose.yml), so a diagnosis never waits behind a run.
     "training.tasks.*": {"queue": "training"},
@@ -309,6 +317,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(KIDNEYWEB_TRAINING_SWEEP_SECONDS),
         # A sweep older than the next one is worth nothing.
         "options": {"expires": float(KIDNEYWEB_TRAINING_SWEEP_SECONDS)},
+    },
+    "resend-lost-predictions": {
+        "task": "diagnosis.tasks.resend_lost_predictions",
+        "schedule": float(KIDNEYWEB_PREDICTION_SWEEP_SECONDS),
+        "options": {"expires": float(KIDNEYWEB_PREDICTION_SWEEP_SECONDS)},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

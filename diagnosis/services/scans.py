@@ -14,6 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .. import ml, selectors
@@ -99,6 +100,40 @@ def prediction_create(*, scan: Scan, model_version: ModelVersion | None = None) 
         prediction = Prediction.objects.create(scan=scan, model_version=model_version)
         transaction.on_commit(partial(_enqueue_prediction, prediction.pk))
     return prediction
+
+
+def predictions_resend_lost(*, older_than: timedelta) -> list[int]:
+    """Send the task again for every diagnosis that has waited or run longer than ``older_than`` since it
+    was queued, started or last sent again. Returns their ids.
+
+    Its task can be lost: Redis keeps no queue across a restart here, and a worker killed mid-task
+    leaves its message unacknowledged until the broker's visibility timeout. Sending again is safe:
+    the task locks the row and leaves a finished diagnosis alone, and attempts are capped.
+    """
+    now = timezone.now()
+    cutoff = now - older_than
+    last_touched = Coalesce("resent_at", "started_at", "queued_at")
+    stale = (
+        Prediction.objects.filter(status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING])
+        .annotate(last_touched=last_touched)
+        .filter(last_touched__lt=cutoff)
+    )
+    resent = []
+    for prediction_id in stale.values_list("pk", flat=True):
+        with transaction.atomic():
+            # Re-checked under the row's lock: a worker may have finished it since the query above.
+            updated = (
+                Prediction.objects.filter(pk=prediction_id, status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING])
+                .annotate(last_touched=last_touched)
+                .filter(last_touched__lt=cutoff)
+                .update(resent_at=now)
+            )
+            if updated:
+                transaction.on_commit(partial(_enqueue_prediction, prediction_id))
+                resent.append(prediction_id)
+    if resent:
+        logger.warning("Sent the diagnosis task again for predictions %s: waiting or running for too long", resent)
+    return resent
 
 
 def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseUser) -> Scan:
