@@ -80,9 +80,15 @@
     var delay = 1500;
     function poll() {
       fetch(statusUrl, { credentials: "same-origin", cache: "no-store" })
-        .then(function (response) { return response.json(); })
+        .then(function (response) {
+          if (window.kidneywebSession.ended(response)) return null;
+          if (!response.ok) throw new Error("HTTP " + response.status);
+          return response.json();
+        })
         .then(function (state) {
-          if (state.status === "done") {
+          if (state === null) {
+            setStatus(item, "Uploaded; log in again to see its diagnosis", "", scanUrl);
+          } else if (state.status === "done") {
             var text = state.needs_review ? "Needs review · AI: " + state.label : "Diagnosed: " + state.label;
             setStatus(item, text + " (" + Math.round(state.confidence * 100) + "%)", state.needs_review ? "review" : "done", scanUrl);
           } else if (state.status === "failed") {

@@ -10,6 +10,7 @@
 
   function fetchItem(url) {
     return fetch(url, { credentials: "same-origin" }).then(function (response) {
+      if (window.kidneywebSession.ended(response)) return new Promise(function () {}); // stop: the note says why
       if (!response.ok) throw new Error("HTTP " + response.status);
       return response.text();
     }).then(function (html) {

@@ -49,11 +49,13 @@
   function tick() {
     if (Date.now() - started > STOP_AFTER) return;
     if (document.hidden) { window.setTimeout(tick, EVERY); return; }
+    var ended = false;
     fetch(live.dataset.rowsUrl, { credentials: "same-origin" }).then(function (response) {
+      if (window.kidneywebSession.ended(response)) { ended = true; return; }
       if (!response.ok) throw new Error("HTTP " + response.status);
-      return response.text();
-    }).then(compare).catch(function () { /* the next tick tries again; the page itself is still right */ })
-      .then(function () { window.setTimeout(tick, EVERY); });
+      return response.text().then(compare);
+    }).catch(function () { /* the next tick tries again; the page itself is still right */ })
+      .then(function () { if (!ended) window.setTimeout(tick, EVERY); });
   }
 
   window.setTimeout(tick, 1000);
