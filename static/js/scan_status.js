@@ -56,15 +56,23 @@
 
   function prepareReview(state) {
     if (!reviewForm) return;
-    reviewSubmit.dataset.aiLabel = state.label;
+    var aiLabel = state.status === "done" ? state.label : "";
+    // A clinician's earlier reading stays chosen: a new AI result must not pre-select itself over it.
+    var chosen = reviewForm.dataset.reviewedLabel || aiLabel;
+    reviewSubmit.dataset.aiLabel = aiLabel;
     // The review is of the result now on screen.
     var seen = reviewForm.querySelector('input[name="prediction_id"]');
     if (seen) seen.value = state.id;
     reviewForm.querySelectorAll('input[name="label"]').forEach(function (input) {
       var label = reviewForm.querySelector('label[for="' + input.id + '"]');
-      if (label) label.textContent = input.value + (input.value === state.label ? " (AI)" : "");
-      input.checked = input.value === state.label;
+      if (label) label.textContent = input.value + (aiLabel && input.value === aiLabel ? " (AI)" : "");
+      input.checked = input.value === chosen;
     });
+    var unreviewed = document.querySelector("p.muted#current-review");
+    if (unreviewed) {
+      unreviewed.textContent = "Not reviewed yet. " + (aiLabel ? "Confirm the AI label or choose the true class."
+        : "The AI gave no result: choose the class you read on the slice.");
+    }
     describeReviewButton();
   }
 
@@ -92,17 +100,22 @@
       renderProbabilities(field("probabilities"), state.probabilities, state.confidence_threshold);
       prepareReview(state);
     }
-    if (state.status === "failed") field("failure_reason").textContent = state.failure_reason;
+    if (state.status === "failed") {
+      field("failure_reason").textContent = state.failure_reason;
+      prepareReview(state);
+    }
     if (state.final) document.dispatchEvent(new CustomEvent("kidneyweb:result", { detail: state }));
   }
 
   function poll() {
     fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
       .then(function (response) {
+        if (window.kidneywebSession.ended(response)) return null;
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.json();
       })
       .then(function (state) {
+        if (state === null) return; // the session ended: stop, the note says why
         render(state);
         if (state.final) return;
         delay = Math.min(delay * 1.5, maxDelay);

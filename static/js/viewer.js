@@ -134,12 +134,14 @@
     fetch(url, { credentials: "same-origin", cache: "no-store" })
       .then(function (response) {
         if (wanted !== className) return null; // the user chose another class meanwhile
+        if (window.kidneywebSession.ended(response)) return null;
         if (response.status === 200) {
           return response.blob().then(function (blob) {
             if (wanted !== className) return;
             objectUrl = URL.createObjectURL(blob);
             setOverlaySource(objectUrl);
-            say("Showing where the model looked for " + className + ".");
+            say(toggle.checked ? "Showing where the model looked for " + className + "."
+              : "The heat map for " + className + " is ready; tick Heat map to show it.");
           });
         }
         return response.json().then(function (body) {
@@ -160,7 +162,8 @@
 
   toggle.addEventListener("change", function () {
     showOverlay();
-    say(toggle.checked ? "Heat map shown." : "Heat map hidden.");
+    if (!toggle.checked) say("Heat map hidden.");
+    else say(overlay.getAttribute("src") ? "Heat map shown." : "There is no heat map to show for this class.");
   });
   opacity.addEventListener("input", showOverlay);
   classSelect.addEventListener("change", function () { loadHeatmap(classSelect.value); });
