@@ -1,0 +1,112 @@
+"""Pages that update themselves, in a real browser without a worker: results and failures arrive in place
+(the database changes under the open page), an ended session is said instead of read as news, and the
+pages fit a phone's width. Fast: no model is loaded."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from diagnosis.models import Membership, Prediction
+
+from ..factories import (
+    PASSWORD,
+    DonePredictionFactory,
+    MembershipFactory,
+    PatientFactory,
+    PredictionFactory,
+    ReviewFactory,
+    ScanFactory,
+    done_probabilities,
+)
+from .conftest import fits_without_horizontal_scrolling, log_in
+
+pytestmark = pytest.mark.integration
+
+PHONE = {"width": 375, "height": 740}
+
+
+@pytest.fixture
+def clinician(organization):
+    return MembershipFactory(organization=organization, user__username="carol").user
+
+
+def finish(prediction: Prediction, label: str) -> None:
+    Prediction.objects.filter(pk=prediction.pk).update(
+        status="done", label=label, probabilities=done_probabilities(label, 0.9), confidence=0.9,
+        finished_at=timezone.now())
+
+
+def test_a_failure_arriving_in_place_offers_the_review_for_the_clinicians_own_reading(page, organization, clinician):
+    pending = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), status="queued")
+    log_in(page, "carol", PASSWORD)
+    page.goto(f"/scans/{pending.scan_id}/")
+    expect(page.locator("#review")).to_be_hidden()
+
+    Prediction.objects.filter(pk=pending.pk).update(status="failed", failure_reason="The worker ran out of memory",
+                                                    finished_at=timezone.now())
+
+    expect(page.locator("#review")).to_be_visible(timeout=20_000)
+    expect(page.locator("#current-review")).to_have_text(
+        "Not reviewed yet. The AI gave no result: choose the class you read on the slice.")
+    expect(page.locator("#review-form input[name=label]:checked")).to_have_count(0)
+    page.get_by_label("Tumor", exact=True).check()
+    page.locator("#review-submit").click()
+    expect(page.locator(".messages")).to_contain_text("you read the slice as Tumor (no AI result)")
+
+
+def test_a_new_result_arriving_keeps_the_clinicians_earlier_reading_chosen(page, organization, clinician):
+    scan = ScanFactory(patient=PatientFactory(organization=organization))
+    ReviewFactory(prediction=DonePredictionFactory(scan=scan, label="Normal"), label="Cyst", reviewed_by=clinician)
+    rerun = PredictionFactory(scan=scan, status="queued")
+    log_in(page, "carol", PASSWORD)
+    page.goto(f"/scans/{scan.pk}/")
+
+    finish(rerun, "Tumor")
+
+    expect(page.locator("#review-submit")).to_have_text("Correct to Cyst", timeout=20_000)
+    expect(page.locator("#review-form input[name=label]:checked")).to_have_value("Cyst")
+
+
+def test_an_ended_session_is_said_on_the_worklist_instead_of_every_row_looking_reviewed(page, organization, clinician):
+    for label in ("Stone", "Tumor"):
+        DonePredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), label=label)
+    log_in(page, "carol", PASSWORD)
+    expect(page.locator("#worklist tbody tr[data-scan]")).to_have_count(2)
+
+    page.context.clear_cookies()
+
+    expect(page.locator(".session-ended")).to_contain_text("Your session has ended", timeout=20_000)
+    expect(page.locator(".session-ended a")).to_have_attribute("href", "/accounts/login/?next=%2F")
+    expect(page.locator("#worklist-news")).to_be_hidden()
+    expect(page.locator(".worklist-row-gone")).to_have_count(0)
+
+
+def test_an_ended_session_is_said_on_a_scan_page_waiting_for_its_result(page, organization, clinician):
+    pending = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), status="queued")
+    log_in(page, "carol", PASSWORD)
+    page.goto(f"/scans/{pending.scan_id}/")
+
+    page.context.clear_cookies()
+
+    expect(page.locator(".session-ended")).to_be_visible(timeout=20_000)
+
+
+def test_the_pages_fit_a_phone_for_an_administrator_with_long_badges_and_a_long_comment(
+        browser, live_server, organization):
+    admin = MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="ada").user
+    patient = PatientFactory(organization=organization)
+    uncertain = DonePredictionFactory(scan=ScanFactory(patient=patient), label="Tumor", top=0.5)
+    reviewed = DonePredictionFactory(scan=ScanFactory(patient=patient), label="Stone")
+    ReviewFactory(prediction=reviewed, reviewed_by=admin, label="Stone",
+                  comment="See https://pacs.example.org/viewer/studies/1.2.840.113619.2.55.3.604688119.971.1234567890")
+    context = browser.new_context(viewport=PHONE, base_url=live_server.url)
+    page = context.new_page()
+    try:
+        log_in(page, "ada", PASSWORD)
+        for url in ("/", f"/patients/{patient.pk}/", f"/scans/{reviewed.scan_id}/", f"/scans/{uncertain.scan_id}/"):
+            page.goto(url)
+            assert fits_without_horizontal_scrolling(page), (url, page.evaluate("document.documentElement.scrollWidth"))
+    finally:
+        context.close()
