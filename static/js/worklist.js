@@ -26,11 +26,15 @@
     var shown = shownRows();
     var fresh = {};
     var arrived = 0;
+    var rediagnosed = 0;
     holder.content.querySelectorAll("tr[data-scan]").forEach(function (row) {
       fresh[row.dataset.scan] = row;
       var old = shown[row.dataset.scan];
       if (!old) { arrived += 1; return; }
-      if (old.dataset.final === "false" && row.dataset.final === "true") {
+      var newResult = old.dataset.prediction !== row.dataset.prediction;
+      if (newResult || (old.dataset.final === "false" && row.dataset.final === "true")) {
+        // Redrawn where it stands (its rank kept); a new diagnosis may change its urgency, so say so.
+        if (newResult) rediagnosed += 1;
         row.querySelector(".rank").textContent = old.querySelector(".rank").textContent;
         old.parentNode.replaceChild(row, old);
       }
@@ -39,6 +43,7 @@
     gone.forEach(function (scan) { shown[scan].classList.add("worklist-row-gone"); });
     var parts = [];
     if (arrived) parts.push(plural(arrived, "new scan is", "new scans are") + " waiting");
+    if (rediagnosed) parts.push(plural(rediagnosed, "scan was", "scans were") + " diagnosed again and may now rank differently");
     if (gone.length) parts.push(plural(gone.length, "scan was", "scans were") + " reviewed or moved since this page was loaded");
     if (parts.length) {
       news.querySelector("span").textContent = parts.join("; ") + ". ";

@@ -110,3 +110,16 @@ def test_the_pages_fit_a_phone_for_an_administrator_with_long_badges_and_a_long_
             assert fits_without_horizontal_scrolling(page), (url, page.evaluate("document.documentElement.scrollWidth"))
     finally:
         context.close()
+
+
+def test_a_worklist_row_shows_a_new_diagnosis_of_its_scan_and_says_so(page, organization, clinician):
+    first = DonePredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), label="Normal",
+                                  top=0.95)
+    log_in(page, "carol", PASSWORD)
+    row = page.locator(f'#worklist tr[data-scan="{first.scan_id}"]')
+    expect(row).to_contain_text("Normal")
+
+    DonePredictionFactory(scan=first.scan, label="Tumor", top=0.9)
+
+    expect(row).to_contain_text("Tumor", timeout=20_000)
+    expect(page.locator("#worklist-news")).to_contain_text("1 scan was diagnosed again")
