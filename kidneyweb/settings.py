@@ -377,6 +377,9 @@ if not DEBUG:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+# Ward workstations are shared: a login lasts a shift (not Django's two weeks) and ends with the browser.
+SESSION_COOKIE_AGE = env_int("KIDNEYWEB_SESSION_HOURS", 12) * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging ----------------------------------------------------------------------------------------

@@ -108,3 +108,13 @@ def test_a_malformed_boolean_is_a_clear_configuration_error(tmp_path):
     result = run_python("import django; django.setup()", clean_env(tmp_path, DJANGO_DEBUG="maybe"))
 
     assert result.returncode != 0 and "DJANGO_DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_a_login_lasts_a_shift_and_ends_with_the_browser(tmp_path):
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(s.SESSION_COOKIE_AGE, s.SESSION_EXPIRE_AT_BROWSER_CLOSE)")
+    default = run_python(code, clean_env(tmp_path))
+    chosen = run_python(code, clean_env(tmp_path, KIDNEYWEB_SESSION_HOURS="8"))
+
+    assert default.stdout.split()[-2:] == ["43200", "True"], default.stderr
+    assert chosen.stdout.split()[-2:] == ["28800", "True"], chosen.stderr
