@@ -1,6 +1,7 @@
 from django import forms
 
 from .models import Patient
+from .services.patients import birth_date_error
 from .validators import date_range_error
 
 
@@ -9,6 +10,14 @@ class PatientForm(forms.Form):
     name = forms.CharField(max_length=200)
     birth_date = forms.DateField(label="Birth date", widget=forms.DateInput(attrs={"type": "date"}))
     sex = forms.ChoiceField(choices=Patient.Sex.choices, initial=Patient.Sex.UNKNOWN)
+
+    def clean_birth_date(self):
+        # Checked here too, so that a form with several mistakes names them all at once.
+        value = self.cleaned_data["birth_date"]
+        error = birth_date_error(value, stored=self.initial.get("birth_date"))
+        if error:
+            raise forms.ValidationError(error)
+        return value
 
 
 class PatientEditForm(PatientForm):

@@ -16,6 +16,18 @@ from ..models import Organization, Patient, PatientChange
 EARLIEST_BIRTH_DATE = datetime.date(1900, 1, 1)
 
 
+def birth_date_error(birth_date: datetime.date | None, *, stored: datetime.date | None = None) -> str | None:
+    """Why a birth date cannot be right, or None; a date kept as ``stored`` is not checked again."""
+    if not birth_date or birth_date == stored:
+        return None
+    if birth_date > timezone.localdate():
+        return "The birth date is in the future."
+    if birth_date < EARLIEST_BIRTH_DATE:
+        # A mistyped year (0198, 1850) would otherwise stay in the record and on every report.
+        return f"The birth date {birth_date.isoformat()} is before {EARLIEST_BIRTH_DATE.year}; check the year."
+    return None
+
+
 def _validated(
     *, mrn: str, name: str, birth_date: datetime.date, sex: str, stored_birth_date: datetime.date | None = None
 ) -> tuple[str, str]:
@@ -27,11 +39,9 @@ def _validated(
         errors["mrn"] = ["The MRN is required."]
     if not name:
         errors["name"] = ["The name is required."]
-    if birth_date and birth_date > timezone.localdate():
-        errors["birth_date"] = ["The birth date is in the future."]
-    elif birth_date and birth_date < EARLIEST_BIRTH_DATE and birth_date != stored_birth_date:
-        # A mistyped year (0198, 1850) would otherwise stay in the record and on every report.
-        errors["birth_date"] = [f"The birth date {birth_date.isoformat()} is before {EARLIEST_BIRTH_DATE.year}; check the year."]
+    date_error = birth_date_error(birth_date, stored=stored_birth_date)
+    if date_error:
+        errors["birth_date"] = [date_error]
     if sex not in Patient.Sex.values:
         errors["sex"] = [f"Unknown sex {sex!r}; choose one of {', '.join(Patient.Sex.values)}."]
     if errors:

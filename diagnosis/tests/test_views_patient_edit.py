@@ -77,3 +77,14 @@ def test_a_colleagues_correction_saved_while_the_form_was_open_is_not_overwritte
     again = page.split('name="expected_version" value="', 1)[1].split('"', 1)[0]
     assert ui_client.post(url, {**mine, "expected_version": again}).status_code == 302
     assert (Patient.objects.get(pk=patient.pk).mrn, Patient.objects.get(pk=patient.pk).name) == ("A1", "Jane Q. Doe")
+
+
+def test_several_mistakes_are_named_at_once(ui_client, organization):
+    patient = PatientFactory(organization=organization, name="Ada Lovelace")
+
+    response = ui_client.post(reverse("diagnosis:patient_edit", args=[patient.pk]),
+                              {**DETAILS, "name": "", "birth_date": "2999-01-01"})
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "This field is required." in page and "The birth date is in the future." in page
