@@ -297,3 +297,13 @@ class Review(models.Model):
     def __str__(self) -> str:
         verdict = {True: "agrees", False: "corrects to", None: "reads without AI result"}[self.agrees_with_ai]
         return f"Review of scan {self.scan_id}: {verdict} {self.label}"
+
+
+class WorkerHeartbeat(models.Model):
+    """When a background worker last showed it was alive (its scheduled sweep ran), for /healthz."""
+
+    name = models.CharField(max_length=64, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"

@@ -28,7 +28,9 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce
 
-from .models import Membership, ModelVersion, Organization, Patient, PatientChange, Prediction, Review, Scan
+from .models import (
+    Membership, ModelVersion, Organization, Patient, PatientChange, Prediction, Review, Scan, WorkerHeartbeat,
+)
 
 UserLike = AbstractBaseUser | AnonymousUser
 
@@ -359,3 +361,7 @@ def agreement_by_class(*, organization: Organization, class_names: list[str] | N
             )
         )
     return rows
+
+
+def worker_last_seen(*, name: str) -> datetime.datetime | None:
+    return WorkerHeartbeat.objects.filter(name=name).values_list("seen_at", flat=True).first()

@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 # other failure is final and services.prediction_run has already recorded it.
 TRANSIENT_ERRORS = (DatabaseError, services.ScanImageUnavailable)
 MAX_RETRIES = 3
+# The name /healthz looks up: the worker that diagnoses and runs Celery beat.
+INFERENCE_WORKER = "inference"
 
 
 # The queue ("inference") comes from CELERY_TASK_ROUTES; Celery deprecates a per-task queue attribute.
@@ -52,5 +54,7 @@ def explain_class(class_heatmap_id: int) -> None:
 
 @shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def resend_lost_predictions() -> None:
-    """Beat sends this every KIDNEYWEB_PREDICTION_SWEEP_SECONDS; see services.predictions_resend_lost."""
+    """Beat sends this every KIDNEYWEB_PREDICTION_SWEEP_SECONDS; see services.predictions_resend_lost.
+    Its running also shows /healthz that the inference worker (which runs beat) is alive."""
+    services.worker_heartbeat_record(name=INFERENCE_WORKER)
     services.predictions_resend_lost(older_than=timedelta(seconds=settings.KIDNEYWEB_PREDICTION_STALE_SECONDS))

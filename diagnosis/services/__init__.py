@@ -12,6 +12,7 @@ from .heatmaps import (
 )
 from .model_versions import model_version_activate, model_version_register
 from .organizations import api_token_rotate, member_get_or_create, organization_get_or_create
+from .heartbeats import worker_heartbeat_record
 from .patients import PatientChangedMeanwhile, patient_create, patient_update
 from .reviews import review_create, reviewed_scans_export
 from .scans import (
@@ -47,6 +48,7 @@ __all__ = [
     "organization_get_or_create",
     "patient_create",
     "patient_update",
+    "worker_heartbeat_record",
     "PatientChangedMeanwhile",
     "prediction_create",
     "predictions_resend_lost",

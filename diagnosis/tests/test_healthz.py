@@ -11,7 +11,7 @@ def test_healthz_answers_200_without_login_when_database_and_broker_answer(clien
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"database": "ok", "broker": "ok"}
+    assert response.json() == {"database": "ok", "broker": "ok", "inference_worker": "not seen yet"}
     assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
 
 
@@ -48,3 +48,20 @@ def test_healthz_answers_503_naming_the_database_when_it_does_not_answer(tmp_pat
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["status"] == 503
     assert answer["body"]["database"].startswith("error") and answer["body"]["broker"] == "ok"
+
+
+def test_healthz_says_when_the_inference_worker_last_ran_its_sweep(client, db, inference_queue):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from diagnosis.models import WorkerHeartbeat
+    from diagnosis.tasks import resend_lost_predictions
+
+    resend_lost_predictions()  # what beat sends the inference worker every two minutes
+    assert client.get("/healthz").json()["inference_worker"] == "ok"
+
+    WorkerHeartbeat.objects.update(seen_at=timezone.now() - timedelta(minutes=30))
+    response = client.get("/healthz")
+    assert response.status_code == 200  # reported, not judged: the web server itself is ready
+    assert response.json()["inference_worker"].startswith("not seen for 18")
