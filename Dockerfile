@@ -29,9 +29,9 @@ RUN groupadd --system --gid 10001 kidneyweb \
       --shell /usr/sbin/nologin kidneyweb
 
 # DejaVu fonts: the PDF reports print patient names in them (the slim image's fallback font has no
-# glyphs for letters such as ő, ń or ř).
+# glyphs for letters such as ő, ń or ř); Droid Sans Fallback for Chinese, Japanese and Korean ones.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends fonts-dejavu-core \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-droid-fallback \
  && rm -rf /var/lib/apt/lists/*
 
 COPY --from=build /opt/venv /opt/venv

@@ -128,3 +128,32 @@ def test_a_reading_of_a_failed_diagnosis_is_reported_as_made_without_an_ai_resul
     text = text_of(reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=scan.pk), user=clinician))
 
     assert "Tumor (read without an AI result: the diagnosis failed)" in text
+
+
+def fonts_of(pdf: bytes) -> set[str]:
+    names = set()
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        for font in (page["/Resources"].get("/Font") or {}).values():
+            names.add(str(font.get_object()["/BaseFont"]))
+    return names
+
+
+def test_chinese_japanese_and_korean_names_and_comments_are_printed_in_a_font_that_has_them(organization, clinician):
+    if reports._register_fonts().fallback is None:
+        pytest.skip("no CJK font installed (Debian package fonts-droid-fallback; CI and the image install it)")
+    scan = ScanFactory(patient=PatientFactory(organization=organization, name="山田 太郎 / 김민준", mrn="MRN-88"))
+    ReviewFactory(prediction=DonePredictionFactory(scan=scan), reviewed_by=clinician, comment="右腎に結石 Stone, 4 mm")
+
+    pdf = reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=scan.pk), user=clinician)
+
+    assert any("DroidSansFallback" in name for name in fonts_of(pdf))
+    text = text_of(pdf)
+    assert "山田 太郎 / 김민준" in text and "右腎に結石 Stone, 4 mm" in text
+
+
+def test_only_the_characters_the_main_font_lacks_are_set_in_the_fallback_font():
+    fonts = reports._Fonts("Main", "Main-Bold", covered=frozenset(map(ord, "Stone <&> ")), fallback="Extra",
+                           fallback_covered=frozenset(map(ord, "腎石")))
+
+    assert fonts.markup("Stone <&> 腎石 ⊕") == 'Stone &lt;&amp;&gt; <font face="Extra">腎石</font> ⊕'
+    assert reports._Fonts("Main", "Main-Bold").markup("a<b 腎") == "a&lt;b 腎"
