@@ -3,7 +3,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
-from .models import Membership, ModelVersion, Organization, Patient, PatientChange, Prediction, Review, Scan
+from .models import (
+    Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review, Scan,
+)
 
 
 @admin.register(Organization)
@@ -45,6 +47,26 @@ class PatientAdmin(admin.ModelAdmin):
         if obj is not None:
             return ["organization", "mrn", "name", "birth_date", "sex"]
         return []
+
+
+@admin.register(PatientAccess)
+class PatientAccessAdmin(admin.ModelAdmin):
+    """The access log, read-only: an entry that could be edited or deleted would prove nothing."""
+
+    list_display = ["at", "user", "patient", "what", "scan", "channel"]
+    list_filter = ["what", "channel", "patient__organization"]
+    search_fields = ["patient__name", "patient__mrn", "user__username"]
+    date_hierarchy = "at"
+    list_select_related = ["user", "patient", "scan"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 class PredictionInline(admin.TabularInline):

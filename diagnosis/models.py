@@ -100,6 +100,38 @@ class PatientChange(models.Model):
                 for key in labels if key in self.after]
 
 
+class PatientAccess(models.Model):
+    """Someone opened a patient's record, a scan, its image or its report: who, what, when, how.
+
+    A privacy officer's question is "who looked at this patient?"; corrections alone do not answer it.
+    """
+
+    class What(models.TextChoices):
+        PATIENT = "patient", "Patient record"
+        SCAN = "scan", "Scan and result"
+        IMAGE = "image", "Scan image"
+        REPORT = "report", "PDF report"
+
+    class Channel(models.TextChoices):
+        WEB = "web", "Web"
+        API = "api", "API"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="accesses")
+    scan = models.ForeignKey("Scan", on_delete=models.CASCADE, related_name="accesses", null=True, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="patient_accesses")
+    what = models.CharField(max_length=16, choices=What.choices)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["patient", "-at"], name="access_patient_at_idx")]
+        verbose_name_plural = "patient accesses"
+
+    def __str__(self) -> str:
+        return f"{self.user} opened {self.get_what_display().lower()} of {self.patient} at {self.at:%Y-%m-%d %H:%M}"
+
+
 class ModelVersion(models.Model):
     """A trained classifier on disk, identified by its SHA-256; exactly one is active at a time."""
 

@@ -29,7 +29,8 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce
 
 from .models import (
-    Membership, ModelVersion, Organization, Patient, PatientChange, Prediction, Review, Scan, WorkerHeartbeat,
+    Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review, Scan,
+    WorkerHeartbeat,
 )
 
 UserLike = AbstractBaseUser | AnonymousUser
@@ -42,6 +43,11 @@ def membership_of(user: UserLike) -> Membership | None:
         return user.membership  # type: ignore[union-attr]
     except Membership.DoesNotExist:
         return None
+
+
+def is_organization_admin(user: UserLike) -> bool:
+    membership = membership_of(user)
+    return membership is not None and membership.role == Membership.Role.ADMIN
 
 
 def organization_of(user: UserLike) -> Organization | None:
@@ -82,6 +88,11 @@ def patient_version(*, patient: Patient) -> str:
 def patient_changes(*, patient: Patient) -> QuerySet[PatientChange]:
     """The corrections of a patient's details, newest first, with who made them."""
     return PatientChange.objects.filter(patient=patient).select_related("changed_by").order_by("-changed_at", "-id")
+
+
+def patient_accesses(*, patient: Patient, limit: int = 50) -> list[PatientAccess]:
+    """The latest openings of the patient's record, scans, images and reports, newest first."""
+    return list(PatientAccess.objects.filter(patient=patient).select_related("user").order_by("-at", "-id")[:limit])
 
 
 def _predictions_newest_first() -> Prefetch:

@@ -15,15 +15,14 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from diagnosis import selectors as diagnosis_selectors
-from diagnosis.models import Membership, ModelVersion, Organization
+from diagnosis.models import ModelVersion, Organization
 
 from .gate import GateError, judge, side_scores
 from .models import LockedTestEvaluation, LockedTestEvaluationFailure, LockedTestSet, ModelPromotion, TrainingRun
 
 
 def is_training_admin(user: Any) -> bool:
-    membership = diagnosis_selectors.membership_of(user)
-    return membership is not None and membership.role == Membership.Role.ADMIN
+    return diagnosis_selectors.is_organization_admin(user)
 
 
 def _runs() -> QuerySet[TrainingRun]:

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import reports, selectors, services
-from ..models import Patient, Scan
+from ..models import Patient, PatientAccess, Scan
 from .permissions import HasMembership, IsOrganizationAdministrator
 from .renderers import JPEGRenderer, PDFRenderer, PNGRenderer
 from .serializers import (
@@ -78,6 +78,8 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(parameters=[ETAG])
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         patient = self.get_object()
+        services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.PATIENT,
+                                       channel=PatientAccess.Channel.API)
         return self._with_etag(Response(PatientSerializer(patient).data), patient)
 
     @extend_schema(request=PatientUpdateSerializer,
@@ -128,6 +130,15 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             except ValueError:
                 raise ValidationError({"patient": [f"{raw!r} is not a patient id."]}) from None
         return selectors.scan_list(user=self.request.user, patient=patient)
+
+    def _log_access(self, scan: Scan, what: str) -> None:
+        services.patient_access_record(user=self.request.user, patient=scan.patient, scan=scan, what=what,
+                                       channel=PatientAccess.Channel.API)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        scan = self.get_object()
+        self._log_access(scan, PatientAccess.What.SCAN)
+        return Response(self.get_serializer(scan).data)
 
     @extend_schema(
         request={"multipart/form-data": ScanCreateSerializer},
@@ -190,6 +201,7 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             handle = scan.image.open("rb")
         except OSError:
             raise NotFound("The stored image is missing.") from None
+        self._log_access(scan, PatientAccess.What.IMAGE)
         return FileResponse(handle, content_type=f"image/{scan.format.lower()}")
 
     @extend_schema(
@@ -214,6 +226,7 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def report(self, request: Request, pk: str | None = None) -> HttpResponse:
         scan = self.get_object()
         response = HttpResponse(reports.scan_report_pdf(scan=scan, user=request.user), content_type="application/pdf")
+        self._log_access(scan, PatientAccess.What.REPORT)
         response["Content-Disposition"] = f'attachment; filename="scan-{scan.pk}-report.pdf"'
         response["Cache-Control"] = "private, no-store"
         return response

@@ -3,6 +3,7 @@
 One module per area; everything is re-exported here, so callers write ``services.scan_create(...)``.
 """
 
+from .access import patient_access_record
 from .heatmaps import (
     HeatmapAnswer,
     class_heatmap_fail,
@@ -46,6 +47,7 @@ __all__ = [
     "model_version_activate",
     "model_version_register",
     "organization_get_or_create",
+    "patient_access_record",
     "patient_create",
     "patient_update",
     "worker_heartbeat_record",

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import selectors, services
 from ..forms import PatientEditForm, PatientForm, ScanUploadForm
-from ..models import Patient
+from ..models import Patient, PatientAccess
 from .common import add_service_errors, member_required, patient_or_404, post_only
 
 logger = logging.getLogger(__name__)
@@ -80,12 +80,15 @@ def _render_patient(
     request: HttpRequest, patient: Patient, form: ScanUploadForm, status: int = 200, refused: list | None = None
 ) -> HttpResponse:
     scans = list(selectors.scan_list(user=request.user, patient=patient))
+    # Who opened the record is for the organization's administrators (privacy review), not every reader.
+    accesses = selectors.patient_accesses(patient=patient) if selectors.is_organization_admin(request.user) else None
     return render(
         request,
         "diagnosis/patient_detail.html",
         {
             "patient": patient,
             "changes": selectors.patient_changes(patient=patient),
+            "accesses": accesses,
             "unreviewed": [scan for scan in scans if scan.current_review is None],
             "reviewed": [scan for scan in scans if scan.current_review is not None],
             "form": form,
@@ -98,7 +101,10 @@ def _render_patient(
 @member_required
 @require_GET
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _render_patient(request, patient_or_404(request, pk), ScanUploadForm())
+    patient = patient_or_404(request, pk)
+    services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.PATIENT,
+                                   channel=PatientAccess.Channel.WEB)
+    return _render_patient(request, patient, ScanUploadForm())
 
 
 @member_required

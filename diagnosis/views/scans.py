@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 
 from .. import reports, selectors, services
 from ..forms import ReviewForm
-from ..models import Prediction, Scan
+from ..models import PatientAccess, Prediction, Scan
 from .common import add_service_errors, member_required, post_only, scan_or_404
 
 
@@ -95,7 +95,14 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
 @member_required
 @require_GET
 def scan_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _render_scan(request, scan_or_404(request, pk))
+    scan = scan_or_404(request, pk)
+    _log_access(request, scan, PatientAccess.What.SCAN)
+    return _render_scan(request, scan)
+
+
+def _log_access(request: HttpRequest, scan: Scan, what: str) -> None:
+    services.patient_access_record(user=request.user, patient=scan.patient, scan=scan, what=what,
+                                   channel=PatientAccess.Channel.WEB)
 
 
 @member_required
@@ -177,6 +184,7 @@ def scan_heatmap(request: HttpRequest, pk: int) -> HttpResponse:
 def scan_report(request: HttpRequest, pk: int) -> HttpResponse:
     scan = scan_or_404(request, pk)
     response = HttpResponse(reports.scan_report_pdf(scan=scan, user=request.user), content_type="application/pdf")
+    _log_access(request, scan, PatientAccess.What.REPORT)
     response["Content-Disposition"] = f'attachment; filename="scan-{scan.pk}-report.pdf"'
     response["Cache-Control"] = "private, no-store"
     return response

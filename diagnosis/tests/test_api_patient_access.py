@@ -1,0 +1,36 @@
+"""Reading a patient, a scan, its image or its report through the API is logged as an API opening."""
+
+from diagnosis.models import PatientAccess
+
+from .factories import DonePredictionFactory, PatientFactory, ScanFactory
+
+
+def test_api_reads_of_patient_data_are_logged_with_the_api_client_as_reader(api_client, clinician, organization):
+    patient = PatientFactory(organization=organization)
+    scan = ScanFactory(patient=patient, uploaded_by=clinician)
+    DonePredictionFactory(scan=scan)
+
+    for url in [f"/api/v1/patients/{patient.pk}/", f"/api/v1/scans/{scan.pk}/", f"/api/v1/scans/{scan.pk}/image/",
+                f"/api/v1/scans/{scan.pk}/report/"]:
+        response = api_client.get(url)
+        assert response.status_code == 200, url
+
+    logged = list(PatientAccess.objects.order_by("id").values_list("user", "what", "scan", "channel"))
+    assert logged == [(clinician.pk, "patient", None, "api"), (clinician.pk, "scan", scan.pk, "api"),
+                      (clinician.pk, "image", scan.pk, "api"), (clinician.pk, "report", scan.pk, "api")]
+
+
+def test_polling_a_scan_for_its_result_is_logged_once_a_minute(api_client, clinician, organization):
+    scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
+
+    for _ in range(5):
+        assert api_client.get(f"/api/v1/scans/{scan.pk}/").status_code == 200
+
+    assert PatientAccess.objects.filter(scan=scan).count() == 1
+
+
+def test_lists_are_not_logged_as_opening_a_record(api_client, organization):
+    PatientFactory(organization=organization)
+
+    assert api_client.get("/api/v1/patients/").status_code == 200
+    assert not PatientAccess.objects.exists()
