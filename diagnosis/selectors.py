@@ -90,9 +90,9 @@ def patient_changes(*, patient: Patient) -> QuerySet[PatientChange]:
     return PatientChange.objects.filter(patient=patient).select_related("changed_by").order_by("-changed_at", "-id")
 
 
-def patient_accesses(*, patient: Patient, limit: int = 50) -> list[PatientAccess]:
-    """The latest openings of the patient's record, scans, images and reports, newest first."""
-    return list(PatientAccess.objects.filter(patient=patient).select_related("user").order_by("-at", "-id")[:limit])
+def patient_accesses(*, patient: Patient) -> QuerySet[PatientAccess]:
+    """Every opening of the patient's record, scans, images and reports, newest first."""
+    return PatientAccess.objects.filter(patient=patient).select_related("user").order_by("-at", "-id")
 
 
 def _predictions_newest_first() -> Prefetch:

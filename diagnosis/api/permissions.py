@@ -5,7 +5,6 @@ from typing import TYPE_CHECKING
 from rest_framework.permissions import BasePermission
 
 from .. import selectors
-from ..models import Membership
 
 if TYPE_CHECKING:  # rest_framework.views imports this module while it loads; avoid the cycle
     from rest_framework.request import Request
@@ -27,5 +26,10 @@ class IsOrganizationAdministrator(BasePermission):
     message = "Only administrators of your organization may see reviewer agreement."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        membership = selectors.membership_of(request.user)
-        return membership is not None and membership.role == Membership.Role.ADMIN
+        return selectors.is_organization_admin(request.user)
+
+
+class MayReadAccessLog(IsOrganizationAdministrator):
+    """Who opened a patient's data is for a privacy review by the organization's administrators."""
+
+    message = "Only administrators of your organization may see who opened a patient's data."

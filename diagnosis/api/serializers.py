@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import selectors
-from ..models import Patient, Prediction, Review, Scan
+from ..models import Patient, PatientAccess, Prediction, Review, Scan
 from ..validators import date_range_error
 
 
@@ -18,6 +18,14 @@ class PatientSerializer(serializers.ModelSerializer):
         model = Patient
         fields = ["id", "mrn", "name", "birth_date", "sex", "created_at"]
         read_only_fields = fields
+
+
+class PatientAccessSerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.get_username", read_only=True)
+
+    class Meta:
+        model = PatientAccess
+        fields = ["at", "user", "what", "scan", "channel"]
 
 
 class PatientCreateSerializer(serializers.Serializer):

@@ -18,10 +18,11 @@ from rest_framework.response import Response
 
 from .. import reports, selectors, services
 from ..models import Patient, PatientAccess, Scan
-from .permissions import HasMembership, IsOrganizationAdministrator
+from .permissions import HasMembership, IsOrganizationAdministrator, MayReadAccessLog
 from .renderers import JPEGRenderer, PDFRenderer, PNGRenderer
 from .serializers import (
     AgreementSerializer,
+    PatientAccessSerializer,
     PatientCreateSerializer,
     PatientSerializer,
     PatientUpdateSerializer,
@@ -81,6 +82,14 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.PATIENT,
                                        channel=PatientAccess.Channel.API)
         return self._with_etag(Response(PatientSerializer(patient).data), patient)
+
+    @extend_schema(responses={200: PatientAccessSerializer(many=True)},
+                   description="Who opened this patient's record, scans, images or reports, on the web or through "
+                   "the API, newest first (one entry a minute for the same opening). Administrators only.")
+    @action(detail=True, methods=["get"], permission_classes=[IsAuthenticated, HasMembership, MayReadAccessLog])
+    def accesses(self, request: Request, pk: str | None = None) -> Response:
+        page = self.paginate_queryset(selectors.patient_accesses(patient=self.get_object()))
+        return self.get_paginated_response(PatientAccessSerializer(page, many=True).data)
 
     @extend_schema(request=PatientUpdateSerializer,
                    parameters=[IF_MATCH, ETAG],

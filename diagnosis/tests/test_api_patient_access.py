@@ -34,3 +34,38 @@ def test_lists_are_not_logged_as_opening_a_record(api_client, organization):
 
     assert api_client.get("/api/v1/patients/").status_code == 200
     assert not PatientAccess.objects.exists()
+
+
+def test_administrators_read_a_patients_access_log_newest_first(organization, clinician):
+    from diagnosis.models import Membership
+
+    from .factories import MembershipFactory, token_client
+
+    patient = PatientFactory(organization=organization)
+    scan = ScanFactory(patient=patient, uploaded_by=clinician)
+    reader = token_client(clinician)
+    reader.get(f"/api/v1/patients/{patient.pk}/")
+    reader.get(f"/api/v1/scans/{scan.pk}/report/")
+    admin = MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="privacy").user
+
+    response = token_client(admin).get(f"/api/v1/patients/{patient.pk}/accesses/")
+
+    assert response.status_code == 200
+    assert [(row["user"], row["what"], row["scan"], row["channel"]) for row in response.json()["results"]] == [
+        ("alice", "report", scan.pk, "api"), ("alice", "patient", None, "api")]
+    assert PatientAccess.objects.count() == 2  # reading the log is not itself an opening of patient data
+
+
+def test_clinicians_may_not_read_the_access_log_and_other_organizations_patients_are_not_found(
+        api_client, organization, other_organization):
+    from diagnosis.models import Membership
+
+    from .factories import MembershipFactory, token_client
+
+    patient = PatientFactory(organization=organization)
+    response = api_client.get(f"/api/v1/patients/{patient.pk}/accesses/")
+    assert response.status_code == 403
+    assert "Only administrators" in response.json()["detail"]
+
+    outsider = MembershipFactory(organization=other_organization, role=Membership.Role.ADMIN).user
+    assert token_client(outsider).get(f"/api/v1/patients/{patient.pk}/accesses/").status_code == 404

@@ -1,6 +1,9 @@
 """Opening a patient, a scan or a report on the web is logged; only administrators see the log."""
 
+import datetime
+
 from django.urls import reverse
+from django.utils import timezone
 
 from diagnosis.models import Membership, PatientAccess
 
@@ -40,3 +43,19 @@ def test_a_refused_opening_of_another_organizations_patient_is_not_logged_as_see
 
     assert ui_client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).status_code == 404
     assert not PatientAccess.objects.exists()
+
+
+def test_the_patient_page_shows_the_latest_fifty_openings(client, organization, clinician):
+    patient = PatientFactory(organization=organization)
+    now = timezone.now()
+    PatientAccess.objects.bulk_create([
+        PatientAccess(patient=patient, user=clinician, what="patient", channel="api",
+                      at=now - datetime.timedelta(days=1, minutes=i)) for i in range(60)
+    ])
+    admin = MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="privacy").user
+    client.force_login(admin)
+
+    page = client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
+
+    assert "Opened by (50 latest, administrators only)" in page
+    assert page.count("alice: Patient record (API)") == 49  # the admin's own opening is the newest of the 50

@@ -76,12 +76,17 @@ def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "diagnosis/patient_form.html", {"form": form, "patient": patient}, status=status)
 
 
+PAGE_ACCESSES = 50  # the latest; the API and the Django admin list them all
+
+
 def _render_patient(
     request: HttpRequest, patient: Patient, form: ScanUploadForm, status: int = 200, refused: list | None = None
 ) -> HttpResponse:
     scans = list(selectors.scan_list(user=request.user, patient=patient))
     # Who opened the record is for the organization's administrators (privacy review), not every reader.
-    accesses = selectors.patient_accesses(patient=patient) if selectors.is_organization_admin(request.user) else None
+    accesses = None
+    if selectors.is_organization_admin(request.user):
+        accesses = list(selectors.patient_accesses(patient=patient)[:PAGE_ACCESSES])
     return render(
         request,
         "diagnosis/patient_detail.html",
