@@ -3,9 +3,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
+from .auth import AdminLoginForm
 from .models import (
     Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review, Scan,
 )
+
+
+# The admin's own login page counts failed passwords like the app's.
+admin.site.login_form = AdminLoginForm
 
 
 @admin.register(Organization)

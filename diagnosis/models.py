@@ -331,6 +331,22 @@ class Review(models.Model):
         return f"Review of scan {self.scan_id}: {verdict} {self.label}"
 
 
+class LoginFailure(models.Model):
+    """A failed password login for a username: enough of them in a row lock that username for a while.
+
+    Kept in the database, not a per-process cache, so that every web worker counts the same attempts.
+    """
+
+    username = models.CharField(max_length=150)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["username", "at"], name="login_failure_username_at_idx")]
+
+    def __str__(self) -> str:
+        return f"failed login as {self.username!r} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
 class WorkerHeartbeat(models.Model):
     """When a background worker last showed it was alive (its scheduled sweep ran), for /healthz."""
 

@@ -380,6 +380,11 @@ SESSION_COOKIE_HTTPONLY = True
 # Ward workstations are shared: a login lasts a shift (not Django's two weeks) and ends with the browser.
 SESSION_COOKIE_AGE = env_int("KIDNEYWEB_SESSION_HOURS", 12) * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Password guessing: this many failed logins for one username within the window lock it for the rest
+# of the window, the right password included (diagnosis.auth).
+AUTHENTICATION_BACKENDS = ["diagnosis.auth.ThrottledModelBackend"]
+KIDNEYWEB_LOGIN_MAX_FAILURES = env_int("KIDNEYWEB_LOGIN_MAX_FAILURES", 5)
+KIDNEYWEB_LOGIN_LOCK_MINUTES = env_int("KIDNEYWEB_LOGIN_LOCK_MINUTES", 15)
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging ----------------------------------------------------------------------------------------

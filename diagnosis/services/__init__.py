@@ -14,6 +14,7 @@ from .heatmaps import (
 from .model_versions import model_version_activate, model_version_register
 from .organizations import api_token_rotate, member_get_or_create, organization_get_or_create
 from .heartbeats import worker_heartbeat_record
+from .logins import login_failure_record, login_failures_clear, login_wait_seconds
 from .patients import PatientChangedMeanwhile, patient_create, patient_update
 from .reviews import review_create, reviewed_scans_export
 from .scans import (
@@ -47,6 +48,9 @@ __all__ = [
     "model_version_activate",
     "model_version_register",
     "organization_get_or_create",
+    "login_failure_record",
+    "login_failures_clear",
+    "login_wait_seconds",
     "patient_access_record",
     "patient_create",
     "patient_update",

@@ -1,0 +1,64 @@
+"""Logins: Django's password check, refused while a username is locked after failed attempts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest
+
+from . import services
+
+
+class ThrottledModelBackend(ModelBackend):
+    """ModelBackend that counts failed passwords per username and refuses a locked one, even with the
+    right password, so that guessing gains nothing while locked."""
+
+    def authenticate(self, request: HttpRequest | None, username: str | None = None, password: str | None = None,
+                     **kwargs: Any):
+        if username is None:
+            username = kwargs.get(get_user_model().USERNAME_FIELD)
+        if username is None or password is None:
+            return None
+        wait = services.login_wait_seconds(username=username)
+        if wait:
+            if request is not None:
+                request.login_wait_seconds = wait  # the login form says how long
+            raise PermissionDenied  # stops Django trying the other backends
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is None:
+            services.login_failure_record(username=username)
+        else:
+            services.login_failures_clear(username=username)
+        return user
+
+
+class _SaysWhenLocked:
+    request: HttpRequest | None
+
+    def clean(self) -> dict[str, Any]:
+        try:
+            return super().clean()  # type: ignore[misc]
+        except ValidationError:
+            wait = getattr(self.request, "login_wait_seconds", 0)
+            if wait:
+                minutes = -(-wait // 60)
+                raise ValidationError(
+                    f"Too many failed logins for this username. Try again in {minutes} minute{'s' * (minutes != 1)}, "
+                    "or ask an administrator to reset the password.",
+                    code="throttled",
+                ) from None
+            raise
+
+
+class LoginForm(_SaysWhenLocked, AuthenticationForm):
+    error_messages = {**AuthenticationForm.error_messages,
+                      "invalid_login": "The username or password is wrong. Please try again."}
+
+
+class AdminLoginForm(_SaysWhenLocked, AdminAuthenticationForm):
+    pass

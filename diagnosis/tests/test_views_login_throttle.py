@@ -1,0 +1,78 @@
+"""Password guessing: a username is locked for a while after too many failed logins, on the app's login
+page and the admin's, and the page says so instead of "wrong password"."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from diagnosis.models import LoginFailure
+
+from .factories import UserFactory
+
+LOGIN = "/accounts/login/"
+
+
+@pytest.fixture
+def nurse(db):
+    user = UserFactory(username="nurse")
+    user.set_password("right-horse-battery")
+    user.save()
+    return user
+
+
+def attempt(client, password, username="nurse", url=LOGIN):
+    return client.post(url, {"username": username, "password": password})
+
+
+def test_five_wrong_passwords_lock_the_username_even_for_the_right_one(client, nurse, settings):
+    settings.KIDNEYWEB_LOGIN_MAX_FAILURES = 5
+    for _ in range(5):
+        page = attempt(client, "guess").content.decode()
+        assert "The username or password is wrong" in page
+
+    page = attempt(client, "right-horse-battery").content.decode()
+
+    assert "Too many failed logins for this username. Try again in 15 minutes" in page
+    assert "_auth_user_id" not in client.session
+
+
+def test_fewer_failures_than_the_limit_still_let_the_right_password_in_and_forget_the_failures(client, nurse):
+    for _ in range(4):
+        attempt(client, "guess")
+
+    response = attempt(client, "right-horse-battery")
+
+    assert response.status_code == 302 and client.session["_auth_user_id"] == str(nurse.pk)
+    assert not LoginFailure.objects.filter(username="nurse").exists()
+
+
+def test_the_lock_ends_when_the_window_has_passed(client, nurse):
+    long_ago = timezone.now() - datetime.timedelta(minutes=16)
+    LoginFailure.objects.bulk_create([LoginFailure(username="nurse", at=long_ago) for _ in range(5)])
+
+    assert attempt(client, "right-horse-battery").status_code == 302
+
+
+def test_the_lock_is_per_username_whatever_its_case_and_does_not_touch_colleagues(client, nurse):
+    colleague = UserFactory(username="doctor")
+    colleague.set_password("another-long-secret")
+    colleague.save()
+    for _ in range(5):
+        attempt(client, "guess", username="NURSE")
+
+    assert "Too many failed logins" in attempt(client, "right-horse-battery").content.decode()
+    assert attempt(client, "another-long-secret", username="doctor").status_code == 302
+
+
+def test_the_admin_login_counts_and_refuses_the_same_way(client, nurse):
+    nurse.is_staff = True
+    nurse.save()
+    admin_login = reverse("admin:login")
+    for _ in range(5):
+        attempt(client, "guess", url=admin_login)
+
+    page = attempt(client, "right-horse-battery", url=admin_login).content.decode()
+
+    assert "Too many failed logins for this username" in page
