@@ -106,6 +106,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "kidneyweb.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "kidneyweb.urls"
@@ -376,6 +377,13 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Scripts and styles from this site only, no inline scripts (style attributes carry the probability bars);
+# images also from data:/blob: URLs (the viewer's canvas, Swagger UI's icons). Empty turns it off.
+KIDNEYWEB_CONTENT_SECURITY_POLICY = os.environ.get(
+    "KIDNEYWEB_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 SESSION_COOKIE_HTTPONLY = True
 # Ward workstations are shared: a login lasts a shift (not Django's two weeks) and ends with the browser.
 SESSION_COOKIE_AGE = env_int("KIDNEYWEB_SESSION_HOURS", 12) * 3600

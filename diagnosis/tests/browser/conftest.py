@@ -55,7 +55,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, live_server):
+def page(browser, live_server, request):
     context = browser.new_context(viewport=LAPTOP, accept_downloads=True, base_url=live_server.url)
     # Generous: the machines that run this are small and busy.
     context.set_default_timeout(30_000)
@@ -64,9 +64,14 @@ def page(browser, live_server):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Chromium reports what the Content-Security-Policy blocked on the console; every browser test checks
+    # that the pages it visits need nothing the policy forbids.
+    if not request.node.get_closest_marker("blocks_content"):
+        page.on("console", lambda message: errors.append(message.text)
+                if "Content Security Policy" in message.text else None)
     yield page
     context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not errors, f"JavaScript errors or blocked content on the page: {errors}"
 
 
 @pytest.fixture
