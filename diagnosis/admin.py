@@ -5,7 +5,8 @@ from django.http import HttpRequest
 from . import services
 from .auth import AdminLoginForm
 from .models import (
-    Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review, Scan,
+    LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review,
+    Scan,
 )
 
 
@@ -71,6 +72,21 @@ class PatientAccessAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(LoginFailure)
+class LoginFailureAdmin(admin.ModelAdmin):
+    """Failed logins; deleting a username's entries lifts its lock before the window ends."""
+
+    list_display = ["username", "at"]
+    search_fields = ["username"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
 

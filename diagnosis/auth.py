@@ -49,7 +49,7 @@ class _SaysWhenLocked:
                 minutes = -(-wait // 60)
                 raise ValidationError(
                     f"Too many failed logins for this username. Try again in {minutes} minute{'s' * (minutes != 1)}, "
-                    "or ask an administrator to reset the password.",
+                    "or ask an administrator to lift the lock.",
                     code="throttled",
                 ) from None
             raise

@@ -76,3 +76,17 @@ def test_the_admin_login_counts_and_refuses_the_same_way(client, nurse):
     page = attempt(client, "right-horse-battery", url=admin_login).content.decode()
 
     assert "Too many failed logins for this username" in page
+
+
+def test_deleting_the_failures_in_the_django_admin_lifts_the_lock(client, nurse):
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    for _ in range(5):
+        attempt(client, "guess")
+    client.force_login(root)
+    changelist = reverse("admin:diagnosis_loginfailure_changelist")
+    ids = [str(pk) for pk in LoginFailure.objects.values_list("pk", flat=True)]
+
+    client.post(changelist, {"action": "delete_selected", "_selected_action": ids, "post": "yes"})
+    client.logout()
+
+    assert attempt(client, "right-horse-battery").status_code == 302
