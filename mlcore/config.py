@@ -69,11 +69,14 @@ class AugmentConfig:
     shift: float = 0.06
     contrast: float = 0.15
     brightness: float = 0.0
+    # Random erasing (Zhong et al., 2020): the share of slices that lose one random rectangle (2-33 % of
+    # the area) to noise, so that no single region, nor a patient's overall look, decides the class.
+    erasing: float = 0.0
     # Mixup (Zhang et al., 2018): blend pairs of slices and their labels; 0 turns it off.
     mixup_alpha: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("rotation", "zoom", "shift", "contrast", "brightness"):
+        for name in ("rotation", "zoom", "shift", "contrast", "brightness", "erasing"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augment.{name} must be between 0 and 1 (a fraction), not {getattr(self, name)!r}")
         if self.mixup_alpha < 0:

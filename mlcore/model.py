@@ -165,6 +165,9 @@ def _augmentation(x, augment: AugmentConfig, seed: int):
         x = layers.RandomContrast(augment.contrast, seed=seed, name="aug_contrast")(x)
     if augment.brightness:
         x = layers.RandomBrightness(augment.brightness, value_range=(0.0, 1.0), seed=seed, name="aug_brightness")(x)
+    if augment.erasing:
+        x = layers.RandomErasing(factor=(augment.erasing, augment.erasing), value_range=(0.0, 1.0), seed=seed,
+                                 name="aug_erasing")(x)
     return x
 
 

@@ -103,3 +103,24 @@ def test_a_calibration_layer_saved_without_offsets_loads_with_none():
 
     layer = TemperatureScaling.from_config({"name": "calibrated", "temperature": 0.5, "trainable": True})
     assert layer.offsets is None and layer.temperature == 0.5
+
+
+def test_random_erasing_blanks_a_rectangle_of_some_slices_in_training_only():
+    import keras
+
+    from mlcore.config import AugmentConfig
+
+    only_erasing = AugmentConfig(flip=False, rotation=0.0, zoom=0.0, shift=0.0, contrast=0.0, erasing=0.5)
+    model = build_model(class_names=CLASSES, image_size=32, augment=only_erasing, width=8)
+    augmented = keras.Model(model.input, model.get_layer("aug_erasing").output)
+    grey = np.full((32, 32, 32, 1), 128, np.uint8)
+    changed = np.abs(np.asarray(augmented(grey, training=True)) - 128 / 255).max(axis=(1, 2, 3)) > 1e-3
+    assert 4 <= changed.sum() <= 28  # about half of 32 slices, not all and not none
+    assert np.allclose(np.asarray(augmented(grey, training=False)), 128 / 255)
+
+
+def test_erasing_outside_zero_to_one_is_refused():
+    from mlcore.config import AugmentConfig
+
+    with pytest.raises(ValueError, match="augment.erasing must be between 0 and 1"):
+        AugmentConfig(erasing=1.5)

@@ -54,6 +54,7 @@ def test_quick_caps_the_epochs_and_an_override_wins(settings, tmp_path):
     ({"augment": {"rotation": "\x00"}}, "augment.rotation must be a number"),
     ({"augment": {"zoom": [1, 2]}}, "augment.zoom must be a number"),
     ({"augment": {"mixup_alpha": -1}}, "augment.mixup_alpha must be 0 \\(off\\) or more"),
+    ({"augment": {"erasing": 2}}, "augment.erasing must be between 0 and 1"),
     ({"dropout": 5}, "dropout"),
     ({"label_smoothing": 7}, "label_smoothing"),
     ({"seed": -1}, "seed"),
