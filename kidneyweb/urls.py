@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from diagnosis.auth import LoginForm
+from diagnosis.views.accounts import PasswordChangeView
 
 from .health import healthz
 
@@ -12,6 +13,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=LoginForm),
          name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", PasswordChangeView.as_view(), name="password_change"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("diagnosis.api.urls")),
     path("api/v1/", include("training.api.urls")),

@@ -1,0 +1,53 @@
+"""A signed-in user changes their own password: the old one stops working, a weak one is refused."""
+
+import pytest
+from django.test import Client
+
+from .factories import MembershipFactory
+
+URL = "/accounts/password/"
+
+
+@pytest.fixture
+def nurse(organization):
+    user = MembershipFactory(organization=organization, user__username="nurse").user
+    user.set_password("right-horse-battery")
+    user.save()
+    return user
+
+
+def test_a_changed_password_replaces_the_old_one_and_ends_other_sessions(client, nurse):
+    elsewhere = Client()
+    assert elsewhere.login(username="nurse", password="right-horse-battery")
+    assert client.login(username="nurse", password="right-horse-battery")
+    assert "Password" in client.get("/").content.decode()  # the header links here
+
+    response = client.post(URL, {"old_password": "right-horse-battery", "new_password1": "staple-cobalt-meadow-9",
+                                 "new_password2": "staple-cobalt-meadow-9"}, follow=True)
+
+    assert "Your password was changed" in response.content.decode()
+    assert client.get("/patients/").status_code == 200  # this session stays
+    assert elsewhere.get("/patients/").status_code == 302  # the other one ends
+    assert not Client().login(username="nurse", password="right-horse-battery")
+    assert Client().login(username="nurse", password="staple-cobalt-meadow-9")
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("wrong", "staple-cobalt-meadow-9", "Your old password was entered incorrectly"),
+    ("right-horse-battery", "password", "This password is too common"),
+    ("right-horse-battery", "12345678901", "This password is entirely numeric"),
+])
+def test_a_wrong_old_password_or_a_weak_new_one_is_refused_and_nothing_changes(client, nurse, old, new, message):
+    client.force_login(nurse)
+
+    response = client.post(URL, {"old_password": old, "new_password1": new, "new_password2": new})
+
+    assert response.status_code == 200 and message in response.content.decode()
+    nurse.refresh_from_db()
+    assert nurse.check_password("right-horse-battery")
+
+
+def test_the_page_needs_a_login(client, db):
+    response = client.get(URL)
+
+    assert response.status_code == 302 and response.url.startswith("/accounts/login/")
