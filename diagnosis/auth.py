@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
@@ -62,3 +62,23 @@ class LoginForm(_SaysWhenLocked, AuthenticationForm):
 
 class AdminLoginForm(_SaysWhenLocked, AdminAuthenticationForm):
     pass
+
+
+class ThrottledPasswordChangeForm(PasswordChangeForm):
+    """The old password is a password guess too: wrong ones count towards the username's lock, so a
+    session left open on a ward workstation cannot be used to find it."""
+
+    def clean_old_password(self) -> str:
+        username = self.user.get_username()
+        wait = services.login_wait_seconds(username=username)
+        if wait:
+            minutes = -(-wait // 60)
+            raise ValidationError(
+                f"Too many wrong passwords for this username. Try again in {minutes} minute{'s' * (minutes != 1)}.",
+                code="throttled",
+            )
+        try:
+            return super().clean_old_password()
+        except ValidationError:
+            services.login_failure_record(username=username)
+            raise

@@ -51,3 +51,17 @@ def test_the_page_needs_a_login(client, db):
     response = client.get(URL)
 
     assert response.status_code == 302 and response.url.startswith("/accounts/login/")
+
+
+def test_wrong_old_passwords_count_towards_the_login_lock(client, nurse, settings):
+    settings.KIDNEYWEB_LOGIN_MAX_FAILURES = 3
+    client.force_login(nurse)
+    wrong = {"old_password": "guess", "new_password1": "staple-cobalt-meadow-9", "new_password2": "staple-cobalt-meadow-9"}
+    for _ in range(3):
+        assert "Your old password was entered incorrectly" in client.post(URL, wrong).content.decode()
+
+    right = {**wrong, "old_password": "right-horse-battery"}
+    assert "Too many wrong passwords for this username" in client.post(URL, right).content.decode()
+    assert not Client().login(username="nurse", password="right-horse-battery")  # the login is locked too
+    nurse.refresh_from_db()
+    assert nurse.check_password("right-horse-battery")

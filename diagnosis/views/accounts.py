@@ -6,10 +6,13 @@ from django.contrib.auth import views as auth_views
 from django.contrib.messages.views import SuccessMessageMixin
 from django.urls import reverse_lazy
 
+from ..auth import ThrottledPasswordChangeForm
+
 
 class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
     """Django's password change, which keeps this session and ends the others that used the old password."""
 
+    form_class = ThrottledPasswordChangeForm
     template_name = "registration/password_change.html"
     success_url = reverse_lazy("diagnosis:home")
     success_message = "Your password was changed. Anywhere else you were logged in, you are logged out."
