@@ -112,23 +112,16 @@ def predictions_resend_lost(*, older_than: timedelta) -> list[int]:
     """
     now = timezone.now()
     cutoff = now - older_than
-    last_touched = Coalesce("resent_at", "started_at", "queued_at")
     stale = (
         Prediction.objects.filter(status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING])
-        .annotate(last_touched=last_touched)
+        .annotate(last_touched=Coalesce("resent_at", "started_at", "queued_at"))
         .filter(last_touched__lt=cutoff)
     )
     resent = []
     for prediction_id in stale.values_list("pk", flat=True):
         with transaction.atomic():
-            # Re-checked under the row's lock: a worker may have finished it since the query above.
-            updated = (
-                Prediction.objects.filter(pk=prediction_id, status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING])
-                .annotate(last_touched=last_touched)
-                .filter(last_touched__lt=cutoff)
-                .update(resent_at=now)
-            )
-            if updated:
+            # The same conditions again, in the UPDATE itself: a worker may have finished it since the query.
+            if stale.filter(pk=prediction_id).update(resent_at=now):
                 transaction.on_commit(partial(_enqueue_prediction, prediction_id))
                 resent.append(prediction_id)
     if resent:
