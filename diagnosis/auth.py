@@ -37,6 +37,15 @@ class ThrottledModelBackend(ModelBackend):
         return user
 
 
+def _locked(wait_seconds: int) -> ValidationError:
+    minutes = -(-wait_seconds // 60)
+    return ValidationError(
+        f"Too many wrong passwords for this username. Try again in {minutes} minute{'s' * (minutes != 1)}, "
+        "or ask a site administrator to lift the lock.",
+        code="throttled",
+    )
+
+
 class _SaysWhenLocked:
     request: HttpRequest | None
 
@@ -46,12 +55,7 @@ class _SaysWhenLocked:
         except ValidationError:
             wait = getattr(self.request, "login_wait_seconds", 0)
             if wait:
-                minutes = -(-wait // 60)
-                raise ValidationError(
-                    f"Too many failed logins for this username. Try again in {minutes} minute{'s' * (minutes != 1)}, "
-                    "or ask an administrator to lift the lock.",
-                    code="throttled",
-                ) from None
+                raise _locked(wait) from None
             raise
 
 
@@ -72,11 +76,7 @@ class ThrottledPasswordChangeForm(PasswordChangeForm):
         username = self.user.get_username()
         wait = services.login_wait_seconds(username=username)
         if wait:
-            minutes = -(-wait // 60)
-            raise ValidationError(
-                f"Too many wrong passwords for this username. Try again in {minutes} minute{'s' * (minutes != 1)}.",
-                code="throttled",
-            )
+            raise _locked(wait)
         try:
             return super().clean_old_password()
         except ValidationError:

@@ -9,17 +9,14 @@ from django.utils import timezone
 
 from diagnosis.models import LoginFailure
 
-from .factories import UserFactory
+from .factories import PASSWORD, UserFactory
 
 LOGIN = "/accounts/login/"
 
 
 @pytest.fixture
 def nurse(db):
-    user = UserFactory(username="nurse")
-    user.set_password("right-horse-battery")
-    user.save()
-    return user
+    return UserFactory(username="nurse")
 
 
 def attempt(client, password, username="nurse", url=LOGIN):
@@ -32,9 +29,9 @@ def test_five_wrong_passwords_lock_the_username_even_for_the_right_one(client, n
         page = attempt(client, "guess").content.decode()
         assert "The username or password is wrong" in page
 
-    page = attempt(client, "right-horse-battery").content.decode()
+    page = attempt(client, PASSWORD).content.decode()
 
-    assert "Too many failed logins for this username. Try again in 15 minutes" in page
+    assert "Too many wrong passwords for this username. Try again in 15 minutes" in page
     assert "_auth_user_id" not in client.session
 
 
@@ -42,7 +39,7 @@ def test_fewer_failures_than_the_limit_still_let_the_right_password_in_and_forge
     for _ in range(4):
         attempt(client, "guess")
 
-    response = attempt(client, "right-horse-battery")
+    response = attempt(client, PASSWORD)
 
     assert response.status_code == 302 and client.session["_auth_user_id"] == str(nurse.pk)
     assert not LoginFailure.objects.filter(username="nurse").exists()
@@ -52,18 +49,16 @@ def test_the_lock_ends_when_the_window_has_passed(client, nurse):
     long_ago = timezone.now() - datetime.timedelta(minutes=16)
     LoginFailure.objects.bulk_create([LoginFailure(username="nurse", at=long_ago) for _ in range(5)])
 
-    assert attempt(client, "right-horse-battery").status_code == 302
+    assert attempt(client, PASSWORD).status_code == 302
 
 
 def test_the_lock_is_per_username_whatever_its_case_and_does_not_touch_colleagues(client, nurse):
-    colleague = UserFactory(username="doctor")
-    colleague.set_password("another-long-secret")
-    colleague.save()
+    UserFactory(username="doctor")
     for _ in range(5):
         attempt(client, "guess", username="NURSE")
 
-    assert "Too many failed logins" in attempt(client, "right-horse-battery").content.decode()
-    assert attempt(client, "another-long-secret", username="doctor").status_code == 302
+    assert "Too many wrong passwords" in attempt(client, PASSWORD).content.decode()
+    assert attempt(client, PASSWORD, username="doctor").status_code == 302
 
 
 def test_the_admin_login_counts_and_refuses_the_same_way(client, nurse):
@@ -73,9 +68,9 @@ def test_the_admin_login_counts_and_refuses_the_same_way(client, nurse):
     for _ in range(5):
         attempt(client, "guess", url=admin_login)
 
-    page = attempt(client, "right-horse-battery", url=admin_login).content.decode()
+    page = attempt(client, PASSWORD, url=admin_login).content.decode()
 
-    assert "Too many failed logins for this username" in page
+    assert "Too many wrong passwords for this username" in page
 
 
 def test_deleting_the_failures_in_the_django_admin_lifts_the_lock(client, nurse):
@@ -89,4 +84,4 @@ def test_deleting_the_failures_in_the_django_admin_lifts_the_lock(client, nurse)
     client.post(changelist, {"action": "delete_selected", "_selected_action": ids, "post": "yes"})
     client.logout()
 
-    assert attempt(client, "right-horse-battery").status_code == 302
+    assert attempt(client, PASSWORD).status_code == 302
