@@ -3,39 +3,36 @@
 import pytest
 from django.test import Client
 
-from .factories import MembershipFactory
+from .factories import PASSWORD, MembershipFactory
 
 URL = "/accounts/password/"
 
 
 @pytest.fixture
 def nurse(organization):
-    user = MembershipFactory(organization=organization, user__username="nurse").user
-    user.set_password("right-horse-battery")
-    user.save()
-    return user
+    return MembershipFactory(organization=organization, user__username="nurse").user
 
 
 def test_a_changed_password_replaces_the_old_one_and_ends_other_sessions(client, nurse):
     elsewhere = Client()
-    assert elsewhere.login(username="nurse", password="right-horse-battery")
-    assert client.login(username="nurse", password="right-horse-battery")
+    assert elsewhere.login(username="nurse", password=PASSWORD)
+    assert client.login(username="nurse", password=PASSWORD)
     assert "Password" in client.get("/").content.decode()  # the header links here
 
-    response = client.post(URL, {"old_password": "right-horse-battery", "new_password1": "staple-cobalt-meadow-9",
+    response = client.post(URL, {"old_password": PASSWORD, "new_password1": "staple-cobalt-meadow-9",
                                  "new_password2": "staple-cobalt-meadow-9"}, follow=True)
 
     assert "Your password was changed" in response.content.decode()
     assert client.get("/patients/").status_code == 200  # this session stays
     assert elsewhere.get("/patients/").status_code == 302  # the other one ends
-    assert not Client().login(username="nurse", password="right-horse-battery")
+    assert not Client().login(username="nurse", password=PASSWORD)
     assert Client().login(username="nurse", password="staple-cobalt-meadow-9")
 
 
 @pytest.mark.parametrize("old, new, message", [
     ("wrong", "staple-cobalt-meadow-9", "Your old password was entered incorrectly"),
-    ("right-horse-battery", "password", "This password is too common"),
-    ("right-horse-battery", "12345678901", "This password is entirely numeric"),
+    (PASSWORD, "password", "This password is too common"),
+    (PASSWORD, "12345678901", "This password is entirely numeric"),
 ])
 def test_a_wrong_old_password_or_a_weak_new_one_is_refused_and_nothing_changes(client, nurse, old, new, message):
     client.force_login(nurse)
@@ -44,7 +41,7 @@ def test_a_wrong_old_password_or_a_weak_new_one_is_refused_and_nothing_changes(c
 
     assert response.status_code == 200 and message in response.content.decode()
     nurse.refresh_from_db()
-    assert nurse.check_password("right-horse-battery")
+    assert nurse.check_password(PASSWORD)
 
 
 def test_the_page_needs_a_login(client, db):
@@ -60,8 +57,8 @@ def test_wrong_old_passwords_count_towards_the_login_lock(client, nurse, setting
     for _ in range(3):
         assert "Your old password was entered incorrectly" in client.post(URL, wrong).content.decode()
 
-    right = {**wrong, "old_password": "right-horse-battery"}
+    right = {**wrong, "old_password": PASSWORD}
     assert "Too many wrong passwords for this username" in client.post(URL, right).content.decode()
-    assert not Client().login(username="nurse", password="right-horse-battery")  # the login is locked too
+    assert not Client().login(username="nurse", password=PASSWORD)  # the login is locked too
     nurse.refresh_from_db()
-    assert nurse.check_password("right-horse-battery")
+    assert nurse.check_password(PASSWORD)

@@ -6,17 +6,15 @@ from playwright.sync_api import expect
 
 from diagnosis.models import Membership
 
-from ..factories import MembershipFactory, PatientFactory
+from ..factories import PASSWORD, MembershipFactory, PatientFactory
 from .conftest import log_in
 
 
 @pytest.mark.blocks_content
 def test_a_script_written_into_a_patients_name_does_not_run(page, organization):
-    user = MembershipFactory(organization=organization, user__username="carol").user
-    user.set_password("a-long-test-password")
-    user.save()
+    MembershipFactory(organization=organization, user__username="carol")
     patient = PatientFactory(organization=organization, name="Eve <img src=x onerror=\"window.pwned=1\">")
-    log_in(page, "carol", "a-long-test-password")
+    log_in(page, "carol", PASSWORD)
     page.goto(f"/patients/{patient.pk}/")
 
     expect(page.get_by_role("heading", level=1)).to_contain_text("Eve <img src=x")
@@ -39,13 +37,11 @@ def test_the_api_documentation_renders_its_operations_under_the_policy(page):
 
 
 def test_the_django_admin_works_under_the_policy(page, organization):
-    admin = MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="root",
-                              user__is_staff=True, user__is_superuser=True).user
-    admin.set_password("a-long-test-password")
-    admin.save()
+    MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="root",
+                      user__is_staff=True, user__is_superuser=True)
     page.goto("/admin/login/")
     page.get_by_label("Username").fill("root")
-    page.get_by_label("Password").fill("a-long-test-password")
+    page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
 
     page.goto("/admin/diagnosis/patient/add/")
