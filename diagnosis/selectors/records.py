@@ -1,5 +1,4 @@
-"""Reads. Every selector that takes a user returns only that user's organization's data (tenancy):
-another organization's object is indistinguishable from one that does not exist."""
+"""Clinical records: patients, scans, predictions, reviews, model versions, the worklist and agreement."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import hashlib
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import (
     BooleanField,
     Case,
@@ -28,36 +26,11 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce
 
-from .models import (
-    Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review, Scan,
+from ..models import (
+    ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review, Scan,
     WorkerHeartbeat,
 )
-
-UserLike = AbstractBaseUser | AnonymousUser
-
-
-def membership_of(user: UserLike) -> Membership | None:
-    if not getattr(user, "is_authenticated", False):
-        return None
-    try:
-        return user.membership  # type: ignore[union-attr]
-    except Membership.DoesNotExist:
-        return None
-
-
-def is_organization_admin(user: UserLike) -> bool:
-    membership = membership_of(user)
-    return membership is not None and membership.role == Membership.Role.ADMIN
-
-
-def organization_of(user: UserLike) -> Organization | None:
-    membership = membership_of(user)
-    return membership.organization if membership else None
-
-
-def _organization_id(user: UserLike) -> int | None:
-    membership = membership_of(user)
-    return membership.organization_id if membership else None
+from .tenancy import UserLike, _organization_id
 
 
 def patient_list(*, user: UserLike, search: str | None = None) -> QuerySet[Patient]:
