@@ -6,7 +6,7 @@ from . import services
 from .auth import AdminLoginForm
 from .models import (
     LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review,
-    Scan,
+    Scan, StaffChange,
 )
 
 
@@ -23,8 +23,8 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = ["user", "organization", "role", "created_at"]
-    list_filter = ["role", "organization"]
+    list_display = ["user", "organization", "role", "password_change_required", "created_at"]
+    list_filter = ["role", "organization", "password_change_required"]
     search_fields = ["user__username", "organization__name"]
     autocomplete_fields = ["user", "organization"]
 
@@ -55,15 +55,8 @@ class PatientAdmin(admin.ModelAdmin):
         return []
 
 
-@admin.register(PatientAccess)
-class PatientAccessAdmin(admin.ModelAdmin):
-    """The access log, read-only: an entry that could be edited or deleted would prove nothing."""
-
-    list_display = ["at", "user", "patient", "what", "scan", "channel"]
-    list_filter = ["what", "channel", "patient__organization"]
-    search_fields = ["patient__name", "patient__mrn", "user__username"]
-    date_hierarchy = "at"
-    list_select_related = ["user", "patient", "scan"]
+class AuditLogAdmin(admin.ModelAdmin):
+    """An audit log, read-only: an entry that could be edited or deleted would prove nothing."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -73,6 +66,26 @@ class PatientAccessAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+@admin.register(PatientAccess)
+class PatientAccessAdmin(AuditLogAdmin):
+    list_display = ["at", "user", "patient", "what", "scan", "channel"]
+    list_filter = ["what", "channel", "patient__organization"]
+    search_fields = ["patient__name", "patient__mrn", "user__username"]
+    date_hierarchy = "at"
+    list_select_related = ["user", "patient", "scan"]
+
+
+@admin.register(StaffChange)
+class StaffChangeAdmin(AuditLogAdmin):
+    """Account changes made by organization administrators on the Members page."""
+
+    list_display = ["at", "by", "action", "member", "detail", "organization"]
+    list_filter = ["action", "organization"]
+    search_fields = ["member__username", "by__username"]
+    date_hierarchy = "at"
+    list_select_related = ["by", "member", "organization"]
 
 
 @admin.register(LoginFailure)

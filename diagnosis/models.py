@@ -38,9 +38,44 @@ class Membership(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.CLINICIAN)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    password_change_required = models.BooleanField(
+        default=False,
+        help_text="An administrator set a temporary password: the member must choose their own before anything else.",
+    )
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()}, {self.organization})"
+
+
+class StaffChange(models.Model):
+    """An organization administrator changed a member's account: who, whose, what, when.
+
+    Who could open patient records, and since when, is the other half of an access review.
+    """
+
+    class Action(models.TextChoices):
+        ADDED = "added", "Added"
+        ROLE_CHANGED = "role_changed", "Role changed"
+        DEACTIVATED = "deactivated", "Deactivated"
+        REACTIVATED = "reactivated", "Reactivated"
+        PASSWORD_RESET = "password_reset", "Temporary password set"
+        UNLOCKED = "unlocked", "Login lock lifted"
+        TOKEN_ISSUED = "token_issued", "API token issued"
+        TOKEN_REVOKED = "token_revoked", "API token revoked"
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="staff_changes")
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_changes")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_changes_made")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    detail = models.CharField(max_length=200, blank=True)
+    at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["organization", "-at"], name="staff_change_org_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.by}: {self.get_action_display().lower()} for {self.member} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class Patient(models.Model):

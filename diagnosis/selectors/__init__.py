@@ -33,6 +33,7 @@ from .records import (
     worker_last_seen,
     worklist,
 )
+from .staff import member_login_locked, organization_member_get, organization_members, staff_changes
 from .tenancy import UserLike, is_organization_admin, membership_of, organization_of
 
 __all__ = [
@@ -51,9 +52,12 @@ __all__ = [
     "default_confidence_threshold",
     "is_organization_admin",
     "known_labels",
+    "member_login_locked",
     "membership_of",
     "model_version_active",
     "model_version_list",
+    "organization_member_get",
+    "organization_members",
     "organization_of",
     "patient_accesses",
     "patient_changes",
@@ -66,6 +70,7 @@ __all__ = [
     "reviewed_scans",
     "scan_get",
     "scan_list",
+    "staff_changes",
     "worker_last_seen",
     "worklist",
 ]

@@ -17,6 +17,17 @@ from .heartbeats import worker_heartbeat_record
 from .logins import login_failure_record, login_failures_clear, login_wait_seconds
 from .patients import PatientChangedMeanwhile, patient_create, patient_update
 from .reviews import review_create, reviewed_scans_export
+from .staff import (
+    member_api_token_issue,
+    member_api_token_revoke,
+    member_create,
+    member_deactivate,
+    member_password_changed,
+    member_password_reset,
+    member_reactivate,
+    member_role_set,
+    member_unlock,
+)
 from .scans import (
     MAX_ATTEMPTS,
     MAX_FAILURE_REASON,
@@ -44,7 +55,16 @@ __all__ = [
     "class_heatmap_request",
     "class_heatmap_run",
     "heatmap_get_or_request",
+    "member_api_token_issue",
+    "member_api_token_revoke",
+    "member_create",
+    "member_deactivate",
     "member_get_or_create",
+    "member_password_changed",
+    "member_password_reset",
+    "member_reactivate",
+    "member_role_set",
+    "member_unlock",
     "model_version_activate",
     "model_version_register",
     "organization_get_or_create",

@@ -2,7 +2,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from diagnosis.models import ModelVersion
+from diagnosis import services
+from diagnosis.models import Membership, ModelVersion
 
 from .factories import MembershipFactory, ModelVersionFactory, PredictionFactory, ReviewFactory
 
@@ -67,3 +68,17 @@ def test_the_admin_shows_a_patients_corrections_and_does_not_edit_details_around
     assert "Ada Lovelce" in page  # the recorded old value
     stored = Patient.objects.get(pk=patient.pk)
     assert (stored.name, stored.mrn) == ("Ada Lovelace", "A-1")
+
+
+def test_staff_changes_are_listed_read_only(admin_client, organization):
+    boss = MembershipFactory(organization=organization, role=Membership.Role.ADMIN).user
+    services.member_create(organization=organization, username="dr.lee", by=boss)
+    change_list = reverse("admin:diagnosis_staffchange_changelist")
+
+    page = admin_client.get(change_list).content.decode()
+
+    assert "dr.lee" in page and "Added" in page
+    change = organization.staff_changes.get()
+    assert admin_client.post(reverse("admin:diagnosis_staffchange_delete", args=[change.pk]), {"post": "yes"}).status_code == 403
+    assert admin_client.get(reverse("admin:diagnosis_staffchange_add")).status_code == 403
+    assert organization.staff_changes.count() == 1

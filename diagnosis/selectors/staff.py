@@ -1,0 +1,49 @@
+"""An organization's members as its administrators manage them: accounts, locks, API tokens, changes."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.conf import settings
+from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Lower
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from ..models import LoginFailure, Membership, Organization, StaffChange
+
+
+def organization_members(*, organization: Organization) -> QuerySet[Membership]:
+    """The members, by username, with ``has_api_token``, ``token_created`` and ``login_failures`` (recent
+    failed logins; ``login_locked`` is true when they lock the username)."""
+    window = timezone.now() - datetime.timedelta(minutes=settings.KIDNEYWEB_LOGIN_LOCK_MINUTES)
+    # Failures are stored under the lower-cased username (services.logins).
+    failures = (
+        LoginFailure.objects.filter(username=Lower(OuterRef("user__username")), at__gt=window)
+        .order_by().values("username").annotate(n=Count("id")).values("n")
+    )
+    tokens = Token.objects.filter(user=OuterRef("user"))
+    return (
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .annotate(
+            has_api_token=Exists(tokens),
+            token_created=Subquery(tokens.values("created")[:1]),
+            login_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),
+        )
+        .order_by("user__username")
+    )
+
+
+def organization_member_get(*, organization: Organization, user_id: int) -> Membership | None:
+    """One member of the organization by user id; None for anyone else, as for no one."""
+    return organization_members(organization=organization).filter(user_id=user_id).first()
+
+
+def member_login_locked(membership: Membership) -> bool:
+    return getattr(membership, "login_failures", 0) >= settings.KIDNEYWEB_LOGIN_MAX_FAILURES
+
+
+def staff_changes(*, organization: Organization, member_id: int | None = None) -> QuerySet[StaffChange]:
+    changes = StaffChange.objects.filter(organization=organization).select_related("member", "by")
+    return changes.filter(member_id=member_id) if member_id is not None else changes

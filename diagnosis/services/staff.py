@@ -1,0 +1,187 @@
+"""Organization administrators manage their own organization's members: add them, set their role,
+deactivate and reactivate them, give them a temporary password, lift a login lock, issue or revoke an
+API token. Every change is recorded (StaffChange).
+
+An organization must keep an administrator who can log in, so nobody removes the last one, and nobody
+demotes or deactivates themselves (another administrator does, knowingly).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from ..models import LoginFailure, Membership, Organization, StaffChange
+from .logins import login_failures_clear
+
+Action = StaffChange.Action
+
+
+def temporary_password() -> str:
+    # Read out or handed over on paper once, then replaced at first login: easy to type, 72 random bits.
+    words = [secrets.token_hex(3) for _ in range(3)]
+    return "-".join(words)
+
+
+def _locked_membership(*, organization: Organization, member: AbstractBaseUser) -> Membership:
+    # Serialise changes per organization: two administrators demoting each other at once must not both win.
+    Organization.objects.select_for_update().get(pk=organization.pk)
+    membership = Membership.objects.select_related("user").filter(organization=organization, user=member).first()
+    if membership is None:
+        raise ValidationError("That user is not a member of your organization.")
+    return membership
+
+
+def _record(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser, action: str,
+            detail: str = "") -> None:
+    StaffChange.objects.create(organization=organization, member=member, by=by, action=action, detail=detail[:200])
+
+
+def _other_active_admins(*, organization: Organization, member: AbstractBaseUser) -> int:
+    return (Membership.objects.filter(organization=organization, role=Membership.Role.ADMIN, user__is_active=True)
+            .exclude(user=member).count())
+
+
+def _refuse_self(*, member: AbstractBaseUser, by: AbstractBaseUser, what: str) -> None:
+    if member.pk == by.pk:
+        raise ValidationError(f"You cannot {what} yourself; another administrator of your organization can.")
+
+
+def member_create(
+    *, organization: Organization, username: str, by: AbstractBaseUser, role: str = Membership.Role.CLINICIAN,
+    first_name: str = "", last_name: str = "", email: str = "",
+) -> tuple[AbstractBaseUser, str]:
+    """Add a member with a temporary password, which they must replace at their first login.
+
+    Returns the user and the temporary password, which is shown once and never stored in clear.
+    """
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": [f"Unknown role {role!r}; choose one of {', '.join(Membership.Role.values)}."]})
+    User = get_user_model()
+    username = username.strip()
+    if not username:
+        raise ValidationError({"username": ["Choose a username."]})
+    field = User._meta.get_field(User.USERNAME_FIELD)
+    try:
+        field.run_validators(field.to_python(username))
+    except ValidationError as exc:
+        raise ValidationError({"username": exc.messages}) from None
+    password = temporary_password()
+    with transaction.atomic():
+        Organization.objects.select_for_update().get(pk=organization.pk)
+        # Case-insensitive, as logins are locked case-insensitively; and never say whose the name is:
+        # it may belong to another hospital.
+        if User.objects.filter(**{f"{User.USERNAME_FIELD}__iexact": username}).exists():
+            raise ValidationError({"username": [f"The username {username!r} is taken; choose another."]})
+        user = User(**{User.USERNAME_FIELD: username}, first_name=first_name.strip()[:150],
+                    last_name=last_name.strip()[:150], email=email.strip())
+        user.set_password(password)
+        user.save()
+        Membership.objects.create(user=user, organization=organization, role=role, password_change_required=True)
+        _record(organization=organization, member=user, by=by, action=Action.ADDED,
+                detail=Membership.Role(role).label)
+    return user, password
+
+
+@transaction.atomic
+def member_role_set(*, organization: Organization, member: AbstractBaseUser, role: str, by: AbstractBaseUser) -> Membership:
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": [f"Unknown role {role!r}; choose one of {', '.join(Membership.Role.values)}."]})
+    membership = _locked_membership(organization=organization, member=member)
+    if membership.role == role:
+        return membership
+    if membership.role == Membership.Role.ADMIN:
+        _refuse_self(member=member, by=by, what="take the administrator role from")
+        if membership.user.is_active and not _other_active_admins(organization=organization, member=member):
+            raise ValidationError("This is your organization's last active administrator.")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    _record(organization=organization, member=member, by=by, action=Action.ROLE_CHANGED,
+            detail=f"now {Membership.Role(role).label}")
+    return membership
+
+
+@transaction.atomic
+def member_deactivate(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser,
+                      reason: str = "") -> None:
+    """The member can no longer log in or use the API; their sessions end at their next request. Their
+    reviews, uploads and the access log keep their name."""
+    membership = _locked_membership(organization=organization, member=member)
+    _refuse_self(member=member, by=by, what="deactivate")
+    user = membership.user
+    if not user.is_active:
+        return
+    if membership.role == Membership.Role.ADMIN and not _other_active_admins(organization=organization, member=user):
+        raise ValidationError("This is your organization's last active administrator.")
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    _record(organization=organization, member=user, by=by, action=Action.DEACTIVATED, detail=reason.strip())
+
+
+@transaction.atomic
+def member_reactivate(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser) -> None:
+    membership = _locked_membership(organization=organization, member=member)
+    user = membership.user
+    if user.is_active:
+        return
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    _record(organization=organization, member=user, by=by, action=Action.REACTIVATED)
+
+
+@transaction.atomic
+def member_password_reset(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser) -> str:
+    """Give the member a temporary password, to be replaced at their next login. Their sessions end (the
+    session hash changes with the password) and a login lock is lifted. Returns the password, shown once."""
+    membership = _locked_membership(organization=organization, member=member)
+    _refuse_self(member=member, by=by, what="set a temporary password for")
+    password = temporary_password()
+    user = membership.user
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    membership.password_change_required = True
+    membership.save(update_fields=["password_change_required"])
+    login_failures_clear(username=user.get_username())
+    _record(organization=organization, member=user, by=by, action=Action.PASSWORD_RESET)
+    return password
+
+
+@transaction.atomic
+def member_unlock(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser) -> None:
+    """Lift a login lock early, for a member who mistyped rather than someone guessing."""
+    membership = _locked_membership(organization=organization, member=member)
+    username = membership.user.get_username()
+    if not LoginFailure.objects.filter(username=username.strip().lower()).exists():
+        return
+    login_failures_clear(username=username)
+    _record(organization=organization, member=membership.user, by=by, action=Action.UNLOCKED)
+
+
+@transaction.atomic
+def member_api_token_issue(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser) -> str:
+    """A new API token for the member, replacing any old one (which stops working). Returned once."""
+    membership = _locked_membership(organization=organization, member=member)
+    if not membership.user.is_active:
+        raise ValidationError("Reactivate this member before issuing a token: a deactivated member's token is refused.")
+    replaced = Token.objects.filter(user=membership.user).delete()[0] > 0
+    key = Token.objects.create(user=membership.user).key
+    _record(organization=organization, member=membership.user, by=by, action=Action.TOKEN_ISSUED,
+            detail="replacing the previous token" if replaced else "")
+    return key
+
+
+@transaction.atomic
+def member_api_token_revoke(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser) -> None:
+    membership = _locked_membership(organization=organization, member=member)
+    if Token.objects.filter(user=membership.user).delete()[0]:
+        _record(organization=organization, member=membership.user, by=by, action=Action.TOKEN_REVOKED)
+
+
+def member_password_changed(*, user: AbstractBaseUser) -> None:
+    """The member chose their own password: the temporary one's demand is met."""
+    Membership.objects.filter(user=user, password_change_required=True).update(password_change_required=False)
