@@ -41,7 +41,7 @@ def _locked(wait_seconds: int) -> ValidationError:
     minutes = -(-wait_seconds // 60)
     return ValidationError(
         f"Too many wrong passwords for this username. Try again in {minutes} minute{'s' * (minutes != 1)}, "
-        "or ask a site administrator to lift the lock.",
+        "or ask an administrator of your organization to lift the lock.",
         code="throttled",
     )
 
@@ -82,3 +82,11 @@ class ThrottledPasswordChangeForm(PasswordChangeForm):
         except ValidationError:
             services.login_failure_record(username=username)
             raise
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        new = cleaned.get("new_password2")
+        # A temporary password that an administrator handed over must really be replaced.
+        if new and cleaned.get("old_password") and new == cleaned["old_password"]:
+            self.add_error("new_password2", "Choose a password different from the old one.")
+        return cleaned
