@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import Patient
+from .models import Membership, Patient
 from .services.patients import birth_date_error
 from .validators import date_range_error
 
@@ -103,3 +103,20 @@ class WorklistFilterForm(forms.Form):
         if error:
             self.add_error("uploaded_to", error)
         return cleaned
+
+
+class MemberCreateForm(forms.Form):
+    username = forms.CharField(max_length=150, help_text="What they type to log in: letters, digits and @ . + - _ only.")
+    first_name = forms.CharField(label="First name", max_length=150, required=False)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    email = forms.EmailField(required=False)
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.CLINICIAN,
+                             help_text="Administrators also manage members, see agreement figures and run training.")
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class MemberDeactivateForm(forms.Form):
+    reason = forms.CharField(max_length=200, required=False, help_text="Recorded with the change, e.g. \"left the department\".")

@@ -14,6 +14,18 @@ from .scans import (
     scan_review,
     scan_status,
 )
+from .staff import (
+    staff_create,
+    staff_deactivate,
+    staff_list,
+    staff_member,
+    staff_password,
+    staff_reactivate,
+    staff_role,
+    staff_token,
+    staff_token_revoke,
+    staff_unlock,
+)
 from .worklist import agreement, home, worklist_rows
 
 __all__ = [
@@ -35,5 +47,15 @@ __all__ = [
     "scan_review",
     "scan_status",
     "scan_upload",
+    "staff_create",
+    "staff_deactivate",
+    "staff_list",
+    "staff_member",
+    "staff_password",
+    "staff_reactivate",
+    "staff_role",
+    "staff_token",
+    "staff_token_revoke",
+    "staff_unlock",
     "worklist_rows",
 ]

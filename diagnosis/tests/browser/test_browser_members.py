@@ -1,0 +1,42 @@
+"""An administrator adds a colleague on the Members page; the colleague logs in with the temporary
+password and must choose their own before reaching the worklist."""
+
+import re
+
+from playwright.sync_api import expect
+
+from diagnosis.models import Membership
+
+from ..factories import PASSWORD, MembershipFactory
+from .conftest import log_in
+
+
+def test_a_new_member_gets_a_temporary_password_and_replaces_it_at_first_login(page, organization, screenshot):
+    MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss")
+    log_in(page, "boss", PASSWORD)
+
+    page.get_by_role("link", name="Members").click()
+    page.get_by_label("Username").fill("dr.lee")
+    page.get_by_label("First name").fill("Ada")
+    page.get_by_label("Last name").fill("Lee")
+    page.get_by_role("button", name="Add member").click()
+    expect(page.get_by_role("heading", name="Temporary password for dr.lee")).to_be_visible()
+    screenshot(page, "members-temporary-password")
+    temporary = page.locator("#secret").inner_text()
+    page.get_by_role("link", name="Done").click()
+    expect(page.get_by_text("Temporary password", exact=True)).to_be_visible()
+    screenshot(page, "members-member")
+    page.get_by_role("button", name="Log out").click()
+
+    log_in(page, "dr.lee", temporary)
+    expect(page.get_by_role("heading", name="Choose your own password")).to_be_visible()
+    page.goto("/patients/")  # nothing else opens yet
+    expect(page).to_have_url(re.compile(r"/accounts/password/$"))
+    page.get_by_label("Old password").fill(temporary)
+    page.get_by_label("New password", exact=True).fill("staple-cobalt-meadow-9")
+    page.get_by_label("New password confirmation").fill("staple-cobalt-meadow-9")
+    page.get_by_role("button", name="Change password").click()
+
+    expect(page.get_by_text("Your password was changed")).to_be_visible()
+    page.get_by_role("link", name="Patients", exact=True).click()
+    expect(page.get_by_role("heading", name="Patients")).to_be_visible()

@@ -1,0 +1,160 @@
+"""Organization administrators manage their organization's members (services.staff does the work)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from .. import selectors, services
+from ..forms import MemberCreateForm, MemberDeactivateForm, MemberRoleForm
+from ..models import Membership
+from .common import add_service_errors, organization_admin_required, post_only
+
+RECENT_CHANGES = 50
+
+
+def _member_or_404(request: HttpRequest, user_id: int) -> Membership:
+    membership = selectors.organization_member_get(organization=selectors.organization_of(request.user),
+                                                   user_id=user_id)
+    if membership is None:
+        raise Http404("No such member.")
+    return membership
+
+
+def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200) -> HttpResponse:
+    organization = selectors.organization_of(request.user)
+    members = list(selectors.organization_members(organization=organization))
+    for member in members:
+        member.login_locked = selectors.member_login_locked(member)
+    return render(request, "diagnosis/staff_list.html", {
+        "organization": organization,
+        "members": members,
+        "form": form,
+        "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
+    }, status=status)
+
+
+def _secret_page(request: HttpRequest, *, member, kind: str, secret: str) -> HttpResponse:
+    """Show a new password or token once; it is stored only hashed (passwords) or never shown again."""
+    response = render(request, "diagnosis/staff_secret.html", {"member": member, "kind": kind, "secret": secret})
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@organization_admin_required
+@require_GET
+def staff_list(request: HttpRequest) -> HttpResponse:
+    return _list_page(request, MemberCreateForm())
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+@never_cache
+def staff_create(request: HttpRequest) -> HttpResponse:
+    form = MemberCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            user, password = services.member_create(organization=selectors.organization_of(request.user),
+                                                    by=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            return _secret_page(request, member=user, kind="password", secret=password)
+    return _list_page(request, form, status=400)
+
+
+@organization_admin_required
+@require_GET
+def staff_member(request: HttpRequest, user_id: int) -> HttpResponse:
+    membership = _member_or_404(request, user_id)
+    return render(request, "diagnosis/staff_member.html", {
+        "membership": membership,
+        "member": membership.user,
+        "login_locked": selectors.member_login_locked(membership),
+        "is_self": membership.user_id == request.user.pk,
+        "role_form": MemberRoleForm(initial={"role": membership.role}),
+        "deactivate_form": MemberDeactivateForm(),
+        "changes": selectors.staff_changes(organization=membership.organization, member_id=membership.user_id)[:RECENT_CHANGES],
+    })
+
+
+def _member_action(view: Callable[[HttpRequest, Membership], HttpResponse | str | None]):
+    """A POST on one member: run the change, then back to the member's page with what happened or why
+    not. A view returns a message, or a response of its own (a secret shown once)."""
+
+    @organization_admin_required
+    @post_only("diagnosis:staff_member")
+    @never_cache
+    def wrapper(request: HttpRequest, user_id: int) -> HttpResponse:
+        membership = _member_or_404(request, user_id)
+        try:
+            result = view(request, membership)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            if isinstance(result, HttpResponse):
+                return result
+            if result:
+                messages.success(request, result)
+        return redirect("diagnosis:staff_member", user_id=user_id)
+
+    wrapper.__name__ = view.__name__
+    return wrapper
+
+
+def _args(request: HttpRequest, membership: Membership) -> dict:
+    return {"organization": membership.organization, "member": membership.user, "by": request.user}
+
+
+@_member_action
+def staff_role(request: HttpRequest, membership: Membership) -> str | None:
+    form = MemberRoleForm(request.POST)
+    if not form.is_valid():
+        raise ValidationError("Choose a role: " + ", ".join(label for _, label in Membership.Role.choices) + ".")
+    membership = services.member_role_set(role=form.cleaned_data["role"], **_args(request, membership))
+    return f"{membership.user.get_username()} is now {membership.get_role_display().lower()}."
+
+
+@_member_action
+def staff_deactivate(request: HttpRequest, membership: Membership) -> str:
+    form = MemberDeactivateForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    services.member_deactivate(reason=reason, **_args(request, membership))
+    return (f"{membership.user.get_username()} is deactivated: they can no longer log in or use the API. "
+            "Their reviews and uploads keep their name.")
+
+
+@_member_action
+def staff_reactivate(request: HttpRequest, membership: Membership) -> str:
+    services.member_reactivate(**_args(request, membership))
+    return f"{membership.user.get_username()} can log in again."
+
+
+@_member_action
+def staff_password(request: HttpRequest, membership: Membership) -> HttpResponse:
+    password = services.member_password_reset(**_args(request, membership))
+    return _secret_page(request, member=membership.user, kind="password", secret=password)
+
+
+@_member_action
+def staff_unlock(request: HttpRequest, membership: Membership) -> str:
+    services.member_unlock(**_args(request, membership))
+    return f"{membership.user.get_username()} may try their password again."
+
+
+@_member_action
+def staff_token(request: HttpRequest, membership: Membership) -> HttpResponse:
+    key = services.member_api_token_issue(**_args(request, membership))
+    return _secret_page(request, member=membership.user, kind="token", secret=key)
+
+
+@_member_action
+def staff_token_revoke(request: HttpRequest, membership: Membership) -> str:
+    services.member_api_token_revoke(**_args(request, membership))
+    return f"{membership.user.get_username()}'s API token no longer works."
