@@ -33,7 +33,7 @@ from .records import (
     worker_last_seen,
     worklist,
 )
-from .staff import member_login_locked, organization_member_get, organization_members, staff_changes
+from .staff import member_accesses, member_login_locked, organization_member_get, organization_members, staff_changes
 from .tenancy import UserLike, is_organization_admin, membership_of, organization_of
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "default_confidence_threshold",
     "is_organization_admin",
     "known_labels",
+    "member_accesses",
     "member_login_locked",
     "membership_of",
     "model_version_active",

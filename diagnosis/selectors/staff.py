@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from ..models import LoginFailure, Membership, Organization, StaffChange
+from ..models import LoginFailure, Membership, Organization, PatientAccess, StaffChange
 
 
 def organization_members(*, organization: Organization) -> QuerySet[Membership]:
@@ -47,3 +47,10 @@ def member_login_locked(membership: Membership) -> bool:
 def staff_changes(*, organization: Organization, member_id: int | None = None) -> QuerySet[StaffChange]:
     changes = StaffChange.objects.filter(organization=organization).select_related("member", "by")
     return changes.filter(member_id=member_id) if member_id is not None else changes
+
+
+def member_accesses(*, organization: Organization, member_id: int) -> QuerySet[PatientAccess]:
+    """What the member opened of the organization's patients, newest first: a privacy officer's other
+    question, after "who looked at this patient?"."""
+    return (PatientAccess.objects.filter(user_id=member_id, patient__organization=organization)
+            .select_related("patient").order_by("-at", "-id"))

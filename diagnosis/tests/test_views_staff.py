@@ -7,9 +7,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from diagnosis.models import Membership, StaffChange
+from diagnosis import services
+from diagnosis.models import Membership, PatientAccess, StaffChange
 
-from .factories import PASSWORD, MembershipFactory
+from .factories import PASSWORD, MembershipFactory, PatientFactory
 
 LIST = reverse("diagnosis:staff_list")
 
@@ -141,3 +142,16 @@ def test_a_get_on_an_action_changes_nothing(admin_client, nurse):
 
     assert "Nothing was saved" in response.content.decode()
     assert Membership.objects.get(user=nurse).user.is_active
+
+
+def test_the_member_page_lists_the_records_they_opened(admin_client, organization, nurse):
+    mine = PatientFactory(organization=organization, name="Ada Patient")
+    services.patient_access_record(patient=mine, user=nurse, what=PatientAccess.What.PATIENT,
+                                   channel=PatientAccess.Channel.API)
+
+    page = admin_client.get(reverse("diagnosis:staff_member", args=[nurse.pk])).content.decode()
+
+    assert "Records opened (latest 1)" in page
+    assert "Patient record of" in page and "Ada Patient" in page and "(MRN " in page and "API)" in page
+    assert "No patient record opened yet." in admin_client.get(
+        reverse("diagnosis:staff_member", args=[MembershipFactory(organization=organization).user.pk])).content.decode()

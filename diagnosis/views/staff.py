@@ -81,6 +81,7 @@ def staff_member(request: HttpRequest, user_id: int) -> HttpResponse:
         "role_form": MemberRoleForm(initial={"role": membership.role}),
         "deactivate_form": MemberDeactivateForm(),
         "changes": selectors.staff_changes(organization=membership.organization, member_id=membership.user_id)[:RECENT_CHANGES],
+        "accesses": selectors.member_accesses(organization=membership.organization, member_id=membership.user_id)[:RECENT_CHANGES],
     })
 
 
