@@ -105,6 +105,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "kidneyweb.middleware.IdleLogoutMiddleware",
     "diagnosis.middleware.PasswordChangeRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "kidneyweb.middleware.ContentSecurityPolicyMiddleware",
@@ -389,6 +390,8 @@ SESSION_COOKIE_HTTPONLY = True
 # Ward workstations are shared: a login lasts a shift (not Django's two weeks) and ends with the browser.
 SESSION_COOKIE_AGE = env_int("KIDNEYWEB_SESSION_HOURS", 12) * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# And after this long without the user doing anything (pages polling for results do not count); 0: never.
+KIDNEYWEB_IDLE_SECONDS = env_int("KIDNEYWEB_IDLE_MINUTES", 30) * 60
 # Password guessing: this many failed logins for one username within the window lock it for the rest
 # of the window, the right password included (diagnosis.auth).
 AUTHENTICATION_BACKENDS = ["diagnosis.auth.ThrottledModelBackend"]

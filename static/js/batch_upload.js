@@ -79,7 +79,7 @@
     var scanUrl = urlFor(form.dataset.scanUrlTemplate, scanId);
     var delay = 1500;
     function poll() {
-      fetch(statusUrl, { credentials: "same-origin", cache: "no-store" })
+      window.kidneywebSession.fetch(statusUrl, { credentials: "same-origin", cache: "no-store" })
         .then(function (response) {
           if (window.kidneywebSession.ended(response)) return null;
           if (!response.ok) throw new Error("HTTP " + response.status);

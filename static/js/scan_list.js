@@ -9,7 +9,7 @@
   var WATCH_FOR = 15 * 60 * 1000;
 
   function fetchItem(url) {
-    return fetch(url, { credentials: "same-origin" }).then(function (response) {
+    return window.kidneywebSession.fetch(url, { credentials: "same-origin" }).then(function (response) {
       if (window.kidneywebSession.ended(response)) return new Promise(function () {}); // stop: the note says why
       if (!response.ok) throw new Error("HTTP " + response.status);
       return response.text();

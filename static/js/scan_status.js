@@ -108,7 +108,7 @@
   }
 
   function poll() {
-    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
+    window.kidneywebSession.fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
       .then(function (response) {
         if (window.kidneywebSession.ended(response)) return null;
         if (!response.ok) throw new Error("HTTP " + response.status);

@@ -24,6 +24,15 @@
   }
 
   window.kidneywebSession = {
+    // What pages ask by themselves says so: it is not the user's activity, and must not keep an idle
+    // login alive (the server's idle logout, KIDNEYWEB_IDLE_MINUTES).
+    fetch: function (url, options) {
+      var init = Object.assign({}, options);
+      var headers = new Headers(init.headers || {});
+      headers.set("X-Background-Request", "1");
+      init.headers = headers;
+      return window.fetch(url, init);
+    },
     ended: function (response) {
       var login = document.body.dataset.loginUrl;
       var toLogin = response.redirected && login && new URL(response.url).pathname === login;

@@ -131,7 +131,7 @@
     window.clearTimeout(pollTimer);
     var url = viewer.dataset.heatmapBase + "?class=" + encodeURIComponent(className);
     say("Loading the heat map for " + className + "…");
-    fetch(url, { credentials: "same-origin", cache: "no-store" })
+    window.kidneywebSession.fetch(url, { credentials: "same-origin", cache: "no-store" })
       .then(function (response) {
         if (wanted !== className) return null; // the user chose another class meanwhile
         if (window.kidneywebSession.ended(response)) return null;

@@ -55,7 +55,7 @@
     if (Date.now() - started > STOP_AFTER) return;
     if (document.hidden) { window.setTimeout(tick, EVERY); return; }
     var ended = false;
-    fetch(live.dataset.rowsUrl, { credentials: "same-origin" }).then(function (response) {
+    window.kidneywebSession.fetch(live.dataset.rowsUrl, { credentials: "same-origin" }).then(function (response) {
       if (window.kidneywebSession.ended(response)) { ended = true; return; }
       if (!response.ok) throw new Error("HTTP " + response.status);
       return response.text().then(compare);

@@ -123,3 +123,17 @@ def test_a_worklist_row_shows_a_new_diagnosis_of_its_scan_and_says_so(page, orga
 
     expect(row).to_contain_text("Tumor", timeout=20_000)
     expect(page.locator("#worklist-news")).to_contain_text("1 scan was diagnosed again")
+
+
+@pytest.mark.parametrize("where", ["worklist", "scan page"])
+def test_a_page_polling_for_results_does_not_keep_an_idle_login_alive(page, organization, clinician, settings, where):
+    # Longer than the worklist's 5 s between polls: polls counted as activity would keep this login.
+    settings.KIDNEYWEB_IDLE_SECONDS = 8
+    pending = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), status="queued")
+    log_in(page, "carol", PASSWORD)
+    if where == "scan page":
+        page.goto(f"/scans/{pending.scan_id}/")
+
+    expect(page.locator(".session-ended")).to_contain_text("Your session has ended", timeout=30_000)
+    page.get_by_role("link", name="Log in again").click()
+    expect(page.get_by_text("You were logged out after 1 minute without activity")).to_be_visible()

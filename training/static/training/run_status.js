@@ -41,7 +41,7 @@
   }
 
   function poll() {
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    window.kidneywebSession.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) { if (!response.ok) throw new Error(response.status); return response.json(); })
       .then(function (state) { render(state); if (!state.final) window.setTimeout(poll, 2000); })
       .catch(function () { window.setTimeout(poll, 5000); });
