@@ -120,3 +120,18 @@ class MemberRoleForm(forms.Form):
 
 class MemberDeactivateForm(forms.Form):
     reason = forms.CharField(max_length=200, required=False, help_text="Recorded with the change, e.g. \"left the department\".")
+
+
+class TwoFactorCodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code from your authenticator app", max_length=12,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+        help_text="6 digits; a new one every 30 seconds.",
+    )
+
+
+class TwoFactorPolicyForm(forms.Form):
+    require_two_factor = forms.BooleanField(
+        label="Require two-factor authentication of every member", required=False,
+        help_text="Members without an authenticator app set one up at their next request. API tokens are not affected.",
+    )

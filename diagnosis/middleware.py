@@ -1,4 +1,5 @@
-"""A member holding a temporary password reaches only the password page until they choose their own."""
+"""Before anything else, a logged-in member may have to confirm the login with their authenticator app,
+replace a temporary password, or set up two-factor authentication that their organization requires."""
 
 from __future__ import annotations
 
@@ -9,26 +10,53 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.http import urlencode
 
 from . import selectors
 
 
-class PasswordChangeRequiredMiddleware:
-    """An administrator handed over the temporary password, so others may have seen it: it opens nothing
-    but the page that replaces it (and logging out)."""
+class AccountGateMiddleware:
+    """Each gate opens only its own pages (and logging out) until it is passed, in this order:
+
+    1. A member with an authenticator confirms the login with a code: the password alone opens nothing.
+    2. A temporary password, which an administrator handed over and others may have seen, is replaced.
+    3. Where the organization requires two-factor authentication, a member without it sets it up.
+
+    Token-authenticated API requests are not sessions and pass (DRF authenticates them later).
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         membership = selectors.membership_of(request.user)
-        if membership is None or not membership.password_change_required:
+        if membership is None or request.path.startswith(settings.STATIC_URL) or request.path == reverse("logout"):
             return self.get_response(request)
-        page = reverse("password_change")
-        if request.path in (page, reverse("logout")) or request.path.startswith(settings.STATIC_URL):
+        gate = self._gate(request, membership)
+        if gate is None:
+            return self.get_response(request)
+        pages, message = gate
+        if request.path in pages:
+            request.account_gated = True  # the header leaves out the pages that would only send the user back
             return self.get_response(request)
         if request.path.startswith("/api/"):
-            # Only a browser session gets here: token requests authenticate later, in the API views.
-            return JsonResponse({"detail": f"Choose your own password first, at {page}."}, status=403)
-        messages.info(request, "You logged in with a temporary password. Choose your own to go on.")
-        return redirect(page)
+            return JsonResponse({"detail": f"{message} ({pages[0]})"}, status=403)
+        if not getattr(request, "is_background", False):
+            messages.info(request, message)
+        target = pages[0]
+        if pages[0] == reverse("two_factor_verify") and request.method == "GET":
+            target += "?" + urlencode({"next": request.get_full_path()})
+        return redirect(target)
+
+    @staticmethod
+    def _gate(request: HttpRequest, membership) -> tuple[list[str], str] | None:
+        user = request.user
+        has_device = selectors.two_factor_device(user=user) is not None
+        if has_device and not user.is_verified():
+            return [reverse("two_factor_verify")], "Enter the code from your authenticator app to finish logging in."
+        if membership.password_change_required:
+            return [reverse("password_change")], "You logged in with a temporary password. Choose your own to go on."
+        if membership.organization.require_two_factor and not has_device:
+            return ([reverse("two_factor"), reverse("two_factor_setup"), reverse("two_factor_confirm")],
+                    f"{membership.organization.name} requires two-factor authentication. Set up your authenticator app to go on.")
+        return None

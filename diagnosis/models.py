@@ -21,6 +21,10 @@ class Organization(models.Model):
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=200, unique=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    require_two_factor = models.BooleanField(
+        default=False,
+        help_text="Every member must confirm logins with a code from an authenticator app.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -62,6 +66,8 @@ class StaffChange(models.Model):
         UNLOCKED = "unlocked", "Login lock lifted"
         TOKEN_ISSUED = "token_issued", "API token issued"
         TOKEN_REVOKED = "token_revoked", "API token revoked"
+        TWO_FACTOR_RESET = "two_factor_reset", "Two-factor authentication reset"
+        POLICY_CHANGED = "policy_changed", "Organization policy changed"
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="staff_changes")
     member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_changes")

@@ -93,6 +93,9 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Two-factor authentication with an authenticator app (TOTP): replay and guessing protection built in.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "diagnosis",
     "training",
 ]
@@ -104,9 +107,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "kidneyweb.middleware.IdleLogoutMiddleware",
-    "diagnosis.middleware.PasswordChangeRequiredMiddleware",
+    "diagnosis.middleware.AccountGateMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "kidneyweb.middleware.ContentSecurityPolicyMiddleware",
 ]
@@ -395,6 +399,8 @@ KIDNEYWEB_IDLE_SECONDS = env_int("KIDNEYWEB_IDLE_MINUTES", 30) * 60
 # Password guessing: this many failed logins for one username within the window lock it for the rest
 # of the window, the right password included (diagnosis.auth).
 AUTHENTICATION_BACKENDS = ["diagnosis.auth.ThrottledModelBackend"]
+# The name authenticator apps show beside the code.
+OTP_TOTP_ISSUER = os.environ.get("KIDNEYWEB_TOTP_ISSUER", "kidneyweb")
 KIDNEYWEB_LOGIN_MAX_FAILURES = env_int("KIDNEYWEB_LOGIN_MAX_FAILURES", 5)
 KIDNEYWEB_LOGIN_LOCK_MINUTES = env_int("KIDNEYWEB_LOGIN_LOCK_MINUTES", 15)
 X_FRAME_OPTIONS = "DENY"

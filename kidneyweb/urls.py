@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from diagnosis.auth import LoginForm
+from diagnosis.views import accounts
 from diagnosis.views.accounts import PasswordChangeView
 
 from .health import healthz
@@ -14,6 +15,11 @@ urlpatterns = [
          name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/two-factor/", accounts.two_factor, name="two_factor"),
+    path("accounts/two-factor/setup/", accounts.two_factor_setup, name="two_factor_setup"),
+    path("accounts/two-factor/confirm/", accounts.two_factor_confirm, name="two_factor_confirm"),
+    path("accounts/two-factor/disable/", accounts.two_factor_disable, name="two_factor_disable"),
+    path("accounts/two-factor/verify/", accounts.two_factor_verify, name="two_factor_verify"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("diagnosis.api.urls")),
     path("api/v1/", include("training.api.urls")),

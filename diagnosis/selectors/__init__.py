@@ -33,7 +33,14 @@ from .records import (
     worker_last_seen,
     worklist,
 )
-from .staff import member_accesses, member_login_locked, organization_member_get, organization_members, staff_changes
+from .staff import (
+    member_accesses,
+    member_login_locked,
+    organization_member_get,
+    organization_members,
+    staff_changes,
+    two_factor_device,
+)
 from .tenancy import UserLike, is_organization_admin, membership_of, organization_of
 
 __all__ = [
@@ -72,6 +79,7 @@ __all__ = [
     "scan_get",
     "scan_list",
     "staff_changes",
+    "two_factor_device",
     "worker_last_seen",
     "worklist",
 ]

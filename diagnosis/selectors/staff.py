@@ -5,16 +5,18 @@ from __future__ import annotations
 import datetime
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
 from ..models import LoginFailure, Membership, Organization, PatientAccess, StaffChange
 
 
 def organization_members(*, organization: Organization) -> QuerySet[Membership]:
-    """The members, by username, with ``has_api_token``, ``token_created`` and ``login_failures`` (recent
+    """The members, by username, with ``has_api_token``, ``token_created``, ``has_two_factor`` and ``login_failures`` (recent
     failed logins; ``login_locked`` is true when they lock the username)."""
     window = timezone.now() - datetime.timedelta(minutes=settings.KIDNEYWEB_LOGIN_LOCK_MINUTES)
     # Failures are stored under the lower-cased username (services.logins).
@@ -23,11 +25,13 @@ def organization_members(*, organization: Organization) -> QuerySet[Membership]:
         .order_by().values("username").annotate(n=Count("id")).values("n")
     )
     tokens = Token.objects.filter(user=OuterRef("user"))
+    authenticators = TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)
     return (
         Membership.objects.filter(organization=organization)
         .select_related("user")
         .annotate(
             has_api_token=Exists(tokens),
+            has_two_factor=Exists(authenticators),
             token_created=Subquery(tokens.values("created")[:1]),
             login_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),
         )
@@ -54,3 +58,8 @@ def member_accesses(*, organization: Organization, member_id: int) -> QuerySet[P
     question, after "who looked at this patient?"."""
     return (PatientAccess.objects.filter(user_id=member_id, patient__organization=organization)
             .select_related("patient").order_by("-at", "-id"))
+
+
+def two_factor_device(*, user: AbstractBaseUser) -> TOTPDevice | None:
+    """The user's confirmed authenticator app, if any."""
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()

@@ -26,7 +26,16 @@ from .staff import (
     member_password_reset,
     member_reactivate,
     member_role_set,
+    member_two_factor_reset,
     member_unlock,
+    organization_two_factor_require,
+)
+from .two_factor import (
+    two_factor_check,
+    two_factor_disable,
+    two_factor_setup_confirm,
+    two_factor_setup_pending,
+    two_factor_setup_start,
 )
 from .scans import (
     MAX_ATTEMPTS,
@@ -64,7 +73,14 @@ __all__ = [
     "member_password_reset",
     "member_reactivate",
     "member_role_set",
+    "member_two_factor_reset",
     "member_unlock",
+    "organization_two_factor_require",
+    "two_factor_check",
+    "two_factor_disable",
+    "two_factor_setup_confirm",
+    "two_factor_setup_pending",
+    "two_factor_setup_start",
     "model_version_activate",
     "model_version_register",
     "organization_get_or_create",

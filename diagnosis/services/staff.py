@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
 from ..models import LoginFailure, Membership, Organization, StaffChange
@@ -185,3 +186,27 @@ def member_api_token_revoke(*, organization: Organization, member: AbstractBaseU
 def member_password_changed(*, user: AbstractBaseUser) -> None:
     """The member chose their own password: the temporary one's demand is met."""
     Membership.objects.filter(user=user, password_change_required=True).update(password_change_required=False)
+
+
+@transaction.atomic
+def member_two_factor_reset(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser) -> None:
+    """For a lost or replaced phone: the member sets up a new authenticator at their next login (at once,
+    where the organization requires it)."""
+    membership = _locked_membership(organization=organization, member=member)
+    _refuse_self(member=member, by=by, what="reset two-factor authentication for")
+    if TOTPDevice.objects.filter(user=membership.user).delete()[0]:
+        _record(organization=organization, member=membership.user, by=by, action=Action.TWO_FACTOR_RESET)
+
+
+@transaction.atomic
+def organization_two_factor_require(*, organization: Organization, required: bool, by: AbstractBaseUser) -> None:
+    """Require (or stop requiring) two-factor authentication of every member. Members without an
+    authenticator set one up at their next request; API tokens are not affected."""
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    if organization.require_two_factor == required:
+        return
+    organization.require_two_factor = required
+    organization.save(update_fields=["require_two_factor"])
+    # A policy, not one member's account: recorded as the administrator's own change.
+    _record(organization=organization, member=by, by=by, action=Action.POLICY_CHANGED,
+            detail="two-factor authentication required" if required else "two-factor authentication optional")

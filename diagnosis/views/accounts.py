@@ -1,13 +1,27 @@
-"""The signed-in user's own account: changing the password."""
+"""The signed-in user's own account: changing the password, two-factor authentication."""
 
 from __future__ import annotations
 
+import base64
+
+import django_otp
+import segno
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.contrib.messages.views import SuccessMessageMixin
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 
 from .. import selectors, services
 from ..auth import ThrottledPasswordChangeForm
+from ..forms import TwoFactorCodeForm
+from .common import add_service_errors, member_required, post_only
 
 
 class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
@@ -26,3 +40,96 @@ class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
         response = super().form_valid(form)
         services.member_password_changed(user=form.user)
         return response
+
+
+def _required(request: HttpRequest) -> bool:
+    membership = selectors.membership_of(request.user)
+    return bool(membership and membership.organization.require_two_factor)
+
+
+@member_required
+@require_GET
+def two_factor(request: HttpRequest) -> HttpResponse:
+    return render(request, "registration/two_factor.html", {
+        "device": selectors.two_factor_device(user=request.user),
+        "required": _required(request),
+        "form": TwoFactorCodeForm(),
+    })
+
+
+def _setup_page(request: HttpRequest, device, form: TwoFactorCodeForm, status: int = 200) -> HttpResponse:
+    secret = base64.b32encode(device.bin_key).decode().rstrip("=")
+    response = render(request, "registration/two_factor_setup.html", {
+        "qr": segno.make(device.config_url, error="m").svg_data_uri(scale=5, dark="#111"),
+        "secret": " ".join(secret[i:i + 4] for i in range(0, len(secret), 4)),
+        "form": form,
+        "replacing": selectors.two_factor_device(user=request.user) is not None,
+    }, status=status)
+    response["Cache-Control"] = "private, no-store"  # the page holds the secret
+    return response
+
+
+@member_required
+@post_only("two_factor")
+@never_cache
+def two_factor_setup(request: HttpRequest) -> HttpResponse:
+    device = services.two_factor_setup_start(user=request.user)
+    return _setup_page(request, device, TwoFactorCodeForm())
+
+
+@member_required
+@post_only("two_factor")
+@never_cache
+def two_factor_confirm(request: HttpRequest) -> HttpResponse:
+    form = TwoFactorCodeForm(request.POST)
+    if form.is_valid():
+        try:
+            device = services.two_factor_setup_confirm(user=request.user, token=form.cleaned_data["code"])
+        except ValidationError as exc:
+            add_service_errors(form, ValidationError({"code": exc.messages}))
+        else:
+            django_otp.login(request, device)
+            messages.success(request, "Two-factor authentication is on: from now on, logging in asks for a code "
+                                      "from your authenticator app after your password.")
+            return redirect("two_factor")
+    device = services.two_factor_setup_pending(user=request.user)
+    if device is None:
+        messages.error(request, "Start the setup again: no new authenticator is waiting to be confirmed.")
+        return redirect("two_factor")
+    return _setup_page(request, device, form, status=400)
+
+
+@member_required
+@post_only("two_factor")
+def two_factor_disable(request: HttpRequest) -> HttpResponse:
+    form = TwoFactorCodeForm(request.POST)
+    if form.is_valid():
+        try:
+            services.two_factor_disable(user=request.user, token=form.cleaned_data["code"])
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, "Two-factor authentication is off: logging in asks for your password only.")
+    else:
+        messages.error(request, "Enter a code from your authenticator app to turn it off.")
+    return redirect("two_factor")
+
+
+@login_required
+@never_cache
+def two_factor_verify(request: HttpRequest) -> HttpResponse:
+    """The second step of logging in, for members with an authenticator."""
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        next_url = ""
+    form = TwoFactorCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            device = services.two_factor_check(user=request.user, token=form.cleaned_data["code"])
+        except ValidationError as exc:
+            add_service_errors(form, ValidationError({"code": exc.messages}))
+        else:
+            django_otp.login(request, device)
+            return redirect(next_url or "diagnosis:home")
+    return render(request, "registration/two_factor_verify.html", {"form": form, "next": next_url},
+                  status=400 if form.is_bound else 200)

@@ -1,13 +1,15 @@
-"""An administrator adds a colleague on the Members page; the colleague logs in with the temporary
-password and must choose their own before reaching the worklist."""
+"""Accounts in a real browser: an administrator adds a colleague, who replaces the temporary password at
+the first login; a clinician sets up two-factor authentication and logs in with a code."""
 
 import re
+import time
 
 from playwright.sync_api import expect
 
 from diagnosis.models import Membership
 
 from ..factories import PASSWORD, MembershipFactory
+from ..totp import key_from_page, totp
 from .conftest import log_in
 
 
@@ -40,3 +42,27 @@ def test_a_new_member_gets_a_temporary_password_and_replaces_it_at_first_login(p
     expect(page.get_by_text("Your password was changed")).to_be_visible()
     page.get_by_role("link", name="Patients", exact=True).click()
     expect(page.get_by_role("heading", name="Patients")).to_be_visible()
+
+
+def test_a_clinician_sets_up_an_authenticator_app_and_logs_in_with_its_code(page, organization, screenshot):
+    MembershipFactory(organization=organization, user__username="carol")
+    log_in(page, "carol", PASSWORD)
+
+    page.get_by_role("link", name="Two-factor").click()
+    page.get_by_role("button", name="Set up").click()
+    expect(page.get_by_role("img", name="QR code that adds kidneyweb to an authenticator app")).to_be_visible()
+    screenshot(page, "two-factor-setup")
+    key = key_from_page(page.content())
+    page.get_by_label("Code from your authenticator app").fill(totp(key))
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_text("Two-factor authentication is on")).to_be_visible()
+    page.get_by_role("button", name="Log out").click()
+
+    page.get_by_label("Username").fill("carol")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Confirm your login")).to_be_visible()
+    expect(page.get_by_role("link", name="Patients", exact=True)).to_have_count(0)  # nothing opens yet
+    page.get_by_label("Code from your authenticator app").fill(totp(key, time.time() + 30))  # the next code: each works once
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("heading", name="Worklist")).to_be_visible()
