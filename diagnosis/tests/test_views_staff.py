@@ -11,6 +11,7 @@ from diagnosis import services
 from diagnosis.models import Membership, PatientAccess, StaffChange
 
 from .factories import PASSWORD, MembershipFactory, PatientFactory
+from .totp import totp
 
 LIST = reverse("diagnosis:staff_list")
 
@@ -155,3 +156,31 @@ def test_the_member_page_lists_the_records_they_opened(admin_client, organizatio
     assert "Patient record of" in page and "Ada Patient" in page and "(MRN " in page and "API)" in page
     assert "No patient record opened yet." in admin_client.get(
         reverse("diagnosis:staff_member", args=[MembershipFactory(organization=organization).user.pk])).content.decode()
+
+
+def test_an_administrator_resets_a_members_two_factor_authentication(admin_client, nurse):
+    device = services.two_factor_setup_start(user=nurse)
+    services.two_factor_setup_confirm(user=nurse, token=totp(device.bin_key))
+    assert ">Reset two-factor authentication<" in admin_client.get(reverse("diagnosis:staff_member", args=[nurse.pk])).content.decode()
+
+    response = admin_client.post(reverse("diagnosis:staff_two_factor_reset", args=[nurse.pk]), follow=True)
+
+    assert "nurse&#x27;s authenticator app no longer works" in response.content.decode()
+    assert Client().login(username="nurse", password=PASSWORD)
+    nurse_client = Client()
+    nurse_client.login(username="nurse", password=PASSWORD)
+    assert nurse_client.get("/patients/").status_code == 200  # no code asked any more
+
+
+def test_requiring_two_factor_authentication_of_every_member(admin_client, organization, nurse):
+    response = admin_client.post(reverse("diagnosis:staff_policy"), {"require_two_factor": "on"}, follow=True)
+
+    page = response.content.decode()
+    assert "Every member now needs two-factor authentication" in page
+    assert response.redirect_chain[-1][0] == "/accounts/two-factor/"  # the administrator too, at once
+    organization.refresh_from_db()
+    assert organization.require_two_factor
+    nurse_client = Client()
+    nurse_client.login(username="nurse", password=PASSWORD)
+    assert nurse_client.get("/patients/").url == "/accounts/two-factor/"
+    assert organization.staff_changes.get().detail == "two-factor authentication required"

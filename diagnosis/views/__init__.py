@@ -20,10 +20,12 @@ from .staff import (
     staff_list,
     staff_member,
     staff_password,
+    staff_policy,
     staff_reactivate,
     staff_role,
     staff_token,
     staff_token_revoke,
+    staff_two_factor_reset,
     staff_unlock,
 )
 from .worklist import agreement, home, worklist_rows
@@ -52,10 +54,12 @@ __all__ = [
     "staff_list",
     "staff_member",
     "staff_password",
+    "staff_policy",
     "staff_reactivate",
     "staff_role",
     "staff_token",
     "staff_token_revoke",
+    "staff_two_factor_reset",
     "staff_unlock",
     "worklist_rows",
 ]

@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from .. import selectors, services
-from ..forms import MemberCreateForm, MemberDeactivateForm, MemberRoleForm
+from ..forms import MemberCreateForm, MemberDeactivateForm, MemberRoleForm, TwoFactorPolicyForm
 from ..models import Membership
 from .common import add_service_errors, organization_admin_required, post_only
 
@@ -36,6 +36,7 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200) 
         "organization": organization,
         "members": members,
         "form": form,
+        "policy_form": TwoFactorPolicyForm(initial={"require_two_factor": organization.require_two_factor}),
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
     }, status=status)
 
@@ -67,6 +68,18 @@ def staff_create(request: HttpRequest) -> HttpResponse:
         else:
             return _secret_page(request, member=user, kind="password", secret=password)
     return _list_page(request, form, status=400)
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_policy(request: HttpRequest) -> HttpResponse:
+    form = TwoFactorPolicyForm(request.POST)
+    required = form.is_valid() and form.cleaned_data["require_two_factor"]
+    services.organization_two_factor_require(organization=selectors.organization_of(request.user), required=required,
+                                             by=request.user)
+    messages.success(request, "Every member now needs two-factor authentication: those without it set it up at "
+                              "their next request." if required else "Two-factor authentication is now up to each member.")
+    return redirect("diagnosis:staff_list")
 
 
 @organization_admin_required
@@ -159,3 +172,10 @@ def staff_token(request: HttpRequest, membership: Membership) -> HttpResponse:
 def staff_token_revoke(request: HttpRequest, membership: Membership) -> str:
     services.member_api_token_revoke(**_args(request, membership))
     return f"{membership.user.get_username()}'s API token no longer works."
+
+
+@_member_action
+def staff_two_factor_reset(request: HttpRequest, membership: Membership) -> str:
+    services.member_two_factor_reset(**_args(request, membership))
+    return (f"{membership.user.get_username()}'s authenticator app no longer works; they set up a new one "
+            "at their next login if your organization requires it, or when they choose to.")
