@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings
 
 from diagnosis import ml, services
+from diagnosis.models import Membership
 
 from . import brokerq
 from .factories import CLASS_NAMES, MembershipFactory, ModelVersionFactory, OrganizationFactory, token_client
@@ -31,6 +32,18 @@ def other_organization(db):
 @pytest.fixture
 def clinician(organization):
     return MembershipFactory(organization=organization, user__username="alice").user
+
+
+@pytest.fixture
+def nurse(organization):
+    """Another clinician of the organization: the member whose account a test changes."""
+    return MembershipFactory(organization=organization, user__username="nurse").user
+
+
+@pytest.fixture
+def boss(organization):
+    """An administrator of the organization."""
+    return MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss").user
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from diagnosis import services
-from diagnosis.models import Membership, ModelVersion
+from diagnosis.models import ModelVersion
 
 from .factories import MembershipFactory, ModelVersionFactory, PredictionFactory, ReviewFactory
 
@@ -70,8 +70,7 @@ def test_the_admin_shows_a_patients_corrections_and_does_not_edit_details_around
     assert (stored.name, stored.mrn) == ("Ada Lovelace", "A-1")
 
 
-def test_staff_changes_are_listed_read_only(admin_client, organization):
-    boss = MembershipFactory(organization=organization, role=Membership.Role.ADMIN).user
+def test_staff_changes_are_listed_read_only(admin_client, organization, boss):
     services.member_create(organization=organization, username="dr.lee", by=boss)
     change_list = reverse("admin:diagnosis_staffchange_changelist")
 

@@ -16,8 +16,7 @@ NEW = "staple-cobalt-meadow-9"
 
 
 @pytest.fixture
-def temporary(organization):
-    boss = MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss").user
+def temporary(organization, boss):
     return services.member_create(organization=organization, username="dr.lee", by=boss)[1]
 
 
@@ -62,8 +61,7 @@ def test_logging_out_still_works(client, temporary):
 
 
 @pytest.fixture
-def nurse_with_app(organization):
-    nurse = MembershipFactory(organization=organization, user__username="nurse").user
+def nurse_with_app(nurse):
     device = services.two_factor_setup_start(user=nurse)
     services.two_factor_setup_confirm(user=nurse, token=totp(device.bin_key))
     return nurse, device.bin_key

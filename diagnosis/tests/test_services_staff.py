@@ -15,16 +15,6 @@ from .factories import PASSWORD, MembershipFactory, UserFactory
 Action = StaffChange.Action
 
 
-@pytest.fixture
-def boss(organization):
-    return MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss").user
-
-
-@pytest.fixture
-def nurse(organization):
-    return MembershipFactory(organization=organization, user__username="nurse").user
-
-
 def _actions(organization):
     return [(c.member.get_username(), c.by.get_username(), c.action) for c in selectors.staff_changes(organization=organization)]
 

@@ -8,20 +8,9 @@ from django.core.exceptions import ValidationError
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from diagnosis import selectors, services
-from diagnosis.models import Membership, StaffChange
+from diagnosis.models import StaffChange
 
-from .factories import MembershipFactory
 from .totp import totp
-
-
-@pytest.fixture
-def nurse(organization):
-    return MembershipFactory(organization=organization, user__username="nurse").user
-
-
-@pytest.fixture
-def boss(organization):
-    return MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss").user
 
 
 def _set_up(user) -> bytes:

@@ -3,14 +3,9 @@
 import pytest
 from django.test import Client
 
-from .factories import PASSWORD, MembershipFactory
+from .factories import PASSWORD
 
 URL = "/accounts/password/"
-
-
-@pytest.fixture
-def nurse(organization):
-    return MembershipFactory(organization=organization, user__username="nurse").user
 
 
 def test_a_changed_password_replaces_the_old_one_and_ends_other_sessions(client, nurse):

@@ -17,16 +17,6 @@ LIST = reverse("diagnosis:staff_list")
 
 
 @pytest.fixture
-def boss(organization):
-    return MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss").user
-
-
-@pytest.fixture
-def nurse(organization):
-    return MembershipFactory(organization=organization, user__username="nurse").user
-
-
-@pytest.fixture
 def admin_client(client, boss):
     client.force_login(boss)
     return client
