@@ -71,7 +71,9 @@ class StaffChange(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="staff_changes")
     member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_changes")
-    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_changes_made")
+    # None: made on the server's command line (create_organization_admin), where no one is logged in.
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_changes_made",
+                           null=True, blank=True)
     action = models.CharField(max_length=16, choices=Action.choices)
     detail = models.CharField(max_length=200, blank=True)
     at = models.DateTimeField(default=timezone.now, editable=False)
@@ -81,7 +83,7 @@ class StaffChange(models.Model):
         indexes = [models.Index(fields=["organization", "-at"], name="staff_change_org_at_idx")]
 
     def __str__(self) -> str:
-        return f"{self.by}: {self.get_action_display().lower()} for {self.member} at {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.by or 'command line'}: {self.get_action_display().lower()} for {self.member} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class Patient(models.Model):

@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
                 ('action', models.CharField(choices=[('added', 'Added'), ('role_changed', 'Role changed'), ('deactivated', 'Deactivated'), ('reactivated', 'Reactivated'), ('password_reset', 'Temporary password set'), ('unlocked', 'Login lock lifted'), ('token_issued', 'API token issued'), ('token_revoked', 'API token revoked')], max_length=16)),
                 ('detail', models.CharField(blank=True, max_length=200)),
                 ('at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='staff_changes_made', to=settings.AUTH_USER_MODEL)),
+                ('by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='staff_changes_made', to=settings.AUTH_USER_MODEL)),
                 ('member', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='staff_changes', to=settings.AUTH_USER_MODEL)),
                 ('organization', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='staff_changes', to='diagnosis.organization')),
             ],

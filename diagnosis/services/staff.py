@@ -38,7 +38,7 @@ def _locked_membership(*, organization: Organization, member: AbstractBaseUser) 
     return membership
 
 
-def _record(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser, action: str,
+def _record(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser | None, action: str,
             detail: str = "") -> None:
     StaffChange.objects.create(organization=organization, member=member, by=by, action=action, detail=detail[:200])
 
@@ -54,12 +54,13 @@ def _refuse_self(*, member: AbstractBaseUser, by: AbstractBaseUser, what: str) -
 
 
 def member_create(
-    *, organization: Organization, username: str, by: AbstractBaseUser, role: str = Membership.Role.CLINICIAN,
+    *, organization: Organization, username: str, by: AbstractBaseUser | None, role: str = Membership.Role.CLINICIAN,
     first_name: str = "", last_name: str = "", email: str = "",
 ) -> tuple[AbstractBaseUser, str]:
     """Add a member with a temporary password, which they must replace at their first login.
 
-    Returns the user and the temporary password, which is shown once and never stored in clear.
+    Returns the user and the temporary password, which is shown once and never stored in clear. ``by`` is
+    None on the server's command line (an organization's first administrator).
     """
     if role not in Membership.Role.values:
         raise ValidationError({"role": [f"Unknown role {role!r}; choose one of {', '.join(Membership.Role.values)}."]})

@@ -3,6 +3,7 @@ import io
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.test import Client
 from rest_framework.test import APIClient
 
 from diagnosis.models import Membership, ModelVersion, Organization
@@ -156,3 +157,28 @@ def test_bootstrap_activates_the_shipped_model_when_the_active_versions_file_is_
     assert "no longer exists" in err
     active = ModelVersion.objects.get(is_active=True)
     assert active != gone and active.sha256
+
+
+# --- create_organization_admin ----------------------------------------------------------------------
+
+
+def test_create_organization_admin_prints_a_temporary_password_for_a_new_administrator(db):
+    out, _ = call("create_organization_admin", "Royal Infirmary", "dr.grey", "--first-name", "Meredith")
+
+    password = out.split("temporary password: ")[1].split()[0]
+    membership = Membership.objects.get(user__username="dr.grey")
+    assert membership.organization.name == "Royal Infirmary"
+    assert membership.role == "admin" and membership.password_change_required
+    assert membership.user.first_name == "Meredith"
+    assert Client().login(username="dr.grey", password=password)
+    change = membership.organization.staff_changes.get()
+    assert change.by is None and "command line" in str(change)
+
+
+def test_create_organization_admin_refuses_a_taken_username_and_creates_nothing(db):
+    MembershipFactory(user__username="dr.grey", organization__name="Elsewhere")
+
+    with pytest.raises(CommandError, match="The username 'dr.grey' is taken"):
+        call("create_organization_admin", "Royal Infirmary", "dr.grey")
+
+    assert not Organization.objects.filter(name="Royal Infirmary").exists()
