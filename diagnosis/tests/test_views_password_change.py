@@ -27,6 +27,7 @@ def test_a_changed_password_replaces_the_old_one_and_ends_other_sessions(client,
 @pytest.mark.parametrize("old, new, message", [
     ("wrong", "staple-cobalt-meadow-9", "Your old password was entered incorrectly"),
     (PASSWORD, "password", "This password is too common"),
+    (PASSWORD, "tulip-oak-9", "This password is too short. It must contain at least 12 characters."),
     (PASSWORD, "12345678901", "This password is entirely numeric"),
 ])
 def test_a_wrong_old_password_or_a_weak_new_one_is_refused_and_nothing_changes(client, nurse, old, new, message):
