@@ -135,3 +135,15 @@ class TwoFactorPolicyForm(forms.Form):
         label="Require two-factor authentication of every member", required=False,
         help_text="Members without an authenticator app set one up at their next request. API tokens are not affected.",
     )
+
+
+class AccessLogExportForm(forms.Form):
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        error = date_range_error(start=cleaned.get("since"), end=cleaned.get("until"))
+        if error:
+            self.add_error("until", error)
+        return cleaned

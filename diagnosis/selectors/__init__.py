@@ -36,6 +36,7 @@ from .records import (
 from .staff import (
     member_accesses,
     member_login_locked,
+    organization_accesses,
     organization_member_get,
     organization_members,
     staff_changes,
@@ -64,6 +65,7 @@ __all__ = [
     "membership_of",
     "model_version_active",
     "model_version_list",
+    "organization_accesses",
     "organization_member_get",
     "organization_members",
     "organization_of",

@@ -63,3 +63,15 @@ def member_accesses(*, organization: Organization, member_id: int) -> QuerySet[P
 def two_factor_device(*, user: AbstractBaseUser) -> TOTPDevice | None:
     """The user's confirmed authenticator app, if any."""
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def organization_accesses(*, organization: Organization, since: datetime.date | None = None,
+                          until: datetime.date | None = None) -> QuerySet[PatientAccess]:
+    """The organization's whole access log, oldest first (how an audit reads it), for days ``since`` to
+    ``until``, both included."""
+    accesses = PatientAccess.objects.filter(patient__organization=organization)
+    if since:
+        accesses = accesses.filter(at__date__gte=since)
+    if until:
+        accesses = accesses.filter(at__date__lte=until)
+    return accesses.select_related("user", "patient").order_by("at", "id")

@@ -15,6 +15,7 @@ from .scans import (
     scan_status,
 )
 from .staff import (
+    staff_access_log,
     staff_create,
     staff_deactivate,
     staff_list,
@@ -49,6 +50,7 @@ __all__ = [
     "scan_review",
     "scan_status",
     "scan_upload",
+    "staff_access_log",
     "staff_create",
     "staff_deactivate",
     "staff_list",
