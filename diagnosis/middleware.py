@@ -57,6 +57,6 @@ class AccountGateMiddleware:
         if membership.password_change_required:
             return [reverse("password_change")], "You logged in with a temporary password. Choose your own to go on."
         if membership.organization.require_two_factor and not has_device:
-            return ([reverse("two_factor"), reverse("two_factor_setup"), reverse("two_factor_confirm")],
+            return ([reverse("account"), reverse("two_factor_setup"), reverse("two_factor_confirm")],
                     f"{membership.organization.name} requires two-factor authentication. Set up your authenticator app to go on.")
         return None

@@ -114,7 +114,7 @@ def test_where_the_organization_requires_it_a_member_sets_it_up_before_anything_
     MembershipFactory(organization=organization, user__username="nurse")
     client.login(username="nurse", password=PASSWORD)
 
-    assert client.get("/patients/").url == "/accounts/two-factor/"
+    assert client.get("/patients/").url == "/accounts/"
     page = client.post("/accounts/two-factor/setup/")
     assert page.status_code == 200 and "no-store" in page["Cache-Control"] and 'src="data:image/svg+xml' in page.content.decode()
     key = key_from_page(page.content.decode())

@@ -12,7 +12,7 @@ def test_a_changed_password_replaces_the_old_one_and_ends_other_sessions(client,
     elsewhere = Client()
     assert elsewhere.login(username="nurse", password=PASSWORD)
     assert client.login(username="nurse", password=PASSWORD)
-    assert "Password" in client.get("/").content.decode()  # the header links here
+    assert 'href="/accounts/password/"' in client.get("/accounts/").content.decode()  # the account page links here
 
     response = client.post(URL, {"old_password": PASSWORD, "new_password1": "staple-cobalt-meadow-9",
                                  "new_password2": "staple-cobalt-meadow-9"}, follow=True)

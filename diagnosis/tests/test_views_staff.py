@@ -167,10 +167,10 @@ def test_requiring_two_factor_authentication_of_every_member(admin_client, organ
 
     page = response.content.decode()
     assert "Every member now needs two-factor authentication" in page
-    assert response.redirect_chain[-1][0] == "/accounts/two-factor/"  # the administrator too, at once
+    assert response.redirect_chain[-1][0] == "/accounts/"  # the administrator too, at once
     organization.refresh_from_db()
     assert organization.require_two_factor
     nurse_client = Client()
     nurse_client.login(username="nurse", password=PASSWORD)
-    assert nurse_client.get("/patients/").url == "/accounts/two-factor/"
+    assert nurse_client.get("/patients/").url == "/accounts/"
     assert organization.staff_changes.get().detail == "two-factor authentication required"

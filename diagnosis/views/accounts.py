@@ -49,8 +49,10 @@ def _required(request: HttpRequest) -> bool:
 
 @member_required
 @require_GET
-def two_factor(request: HttpRequest) -> HttpResponse:
-    return render(request, "registration/two_factor.html", {
+def account(request: HttpRequest) -> HttpResponse:
+    """The user's own account: who they are here, their password, two-factor authentication."""
+    return render(request, "registration/account.html", {
+        "membership": selectors.membership_of(request.user),
         "device": selectors.two_factor_device(user=request.user),
         "required": _required(request),
         "form": TwoFactorCodeForm(),
@@ -70,7 +72,7 @@ def _setup_page(request: HttpRequest, device, form: TwoFactorCodeForm, status: i
 
 
 @member_required
-@post_only("two_factor")
+@post_only("account")
 @never_cache
 def two_factor_setup(request: HttpRequest) -> HttpResponse:
     device = services.two_factor_setup_start(user=request.user)
@@ -78,7 +80,7 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
 
 
 @member_required
-@post_only("two_factor")
+@post_only("account")
 @never_cache
 def two_factor_confirm(request: HttpRequest) -> HttpResponse:
     form = TwoFactorCodeForm(request.POST)
@@ -91,16 +93,16 @@ def two_factor_confirm(request: HttpRequest) -> HttpResponse:
             django_otp.login(request, device)
             messages.success(request, "Two-factor authentication is on: from now on, logging in asks for a code "
                                       "from your authenticator app after your password.")
-            return redirect("two_factor")
+            return redirect("account")
     device = services.two_factor_setup_pending(user=request.user)
     if device is None:
         messages.error(request, "Start the setup again: no new authenticator is waiting to be confirmed.")
-        return redirect("two_factor")
+        return redirect("account")
     return _setup_page(request, device, form, status=400)
 
 
 @member_required
-@post_only("two_factor")
+@post_only("account")
 def two_factor_disable(request: HttpRequest) -> HttpResponse:
     form = TwoFactorCodeForm(request.POST)
     if form.is_valid():
@@ -112,7 +114,7 @@ def two_factor_disable(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Two-factor authentication is off: logging in asks for your password only.")
     else:
         messages.error(request, "Enter a code from your authenticator app to turn it off.")
-    return redirect("two_factor")
+    return redirect("account")
 
 
 @login_required

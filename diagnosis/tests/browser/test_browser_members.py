@@ -18,6 +18,7 @@ def test_a_new_member_gets_a_temporary_password_and_replaces_it_at_first_login(p
     log_in(page, "boss", PASSWORD)
 
     page.get_by_role("link", name="Members").click()
+    screenshot(page, "members-list")
     page.get_by_label("Username").fill("dr.lee")
     page.get_by_label("First name").fill("Ada")
     page.get_by_label("Last name").fill("Lee")
@@ -48,7 +49,7 @@ def test_a_clinician_sets_up_an_authenticator_app_and_logs_in_with_its_code(page
     MembershipFactory(organization=organization, user__username="carol")
     log_in(page, "carol", PASSWORD)
 
-    page.get_by_role("link", name="Two-factor").click()
+    page.get_by_role("link", name="Account").click()
     page.get_by_role("button", name="Set up").click()
     expect(page.get_by_role("img", name="QR code that adds kidneyweb to an authenticator app")).to_be_visible()
     screenshot(page, "two-factor-setup")
