@@ -51,11 +51,13 @@ def _required(request: HttpRequest) -> bool:
 @require_GET
 def account(request: HttpRequest) -> HttpResponse:
     """The user's own account: who they are here, their password, two-factor authentication."""
+    form = TwoFactorCodeForm()
+    form.fields["code"].widget.attrs.pop("autofocus")  # only asked for to turn it off, not what the page is for
     return render(request, "registration/account.html", {
         "membership": selectors.membership_of(request.user),
         "device": selectors.two_factor_device(user=request.user),
         "required": _required(request),
-        "form": TwoFactorCodeForm(),
+        "form": form,
     })
 
 

@@ -57,6 +57,7 @@ def test_a_clinician_sets_up_an_authenticator_app_and_logs_in_with_its_code(page
     page.get_by_label("Code from your authenticator app").fill(totp(key))
     page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_text("Two-factor authentication is on")).to_be_visible()
+    screenshot(page, "account")
     page.get_by_role("button", name="Log out").click()
 
     page.get_by_label("Username").fill("carol")
