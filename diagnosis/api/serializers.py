@@ -28,6 +28,24 @@ class PatientAccessSerializer(serializers.ModelSerializer):
         fields = ["at", "user", "what", "scan", "channel"]
 
 
+class AccessLogEntrySerializer(PatientAccessSerializer):
+    patient_mrn = serializers.CharField(source="patient.mrn", read_only=True)
+
+    class Meta(PatientAccessSerializer.Meta):
+        fields = ["id", "at", "user", "patient", "patient_mrn", "what", "scan", "channel"]
+
+
+class AccessLogFilterSerializer(serializers.Serializer):
+    since = serializers.DateField(required=False, help_text="First day, included.")
+    until = serializers.DateField(required=False, help_text="Last day, included.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        error = date_range_error(start=attrs.get("since"), end=attrs.get("until"))
+        if error:
+            raise serializers.ValidationError({"until": [error]})
+        return attrs
+
+
 class PatientCreateSerializer(serializers.Serializer):
     mrn = serializers.CharField(max_length=64, help_text="Medical record number, unique within your organization.")
     name = serializers.CharField(max_length=200)

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import AgreementView, PatientViewSet, ScanViewSet, WorklistView
+from .views import AccessLogView, AgreementView, PatientViewSet, ScanViewSet, WorklistView
 
 app_name = "api"
 
@@ -12,6 +12,7 @@ router.register("scans", ScanViewSet, basename="scan")
 urlpatterns = [
     path("worklist/", WorklistView.as_view(), name="worklist"),
     path("agreement/", AgreementView.as_view(), name="agreement"),
+    path("accesses/", AccessLogView.as_view(), name="access-log"),
     *router.urls,
 ]
 

@@ -21,6 +21,8 @@ from ..models import Patient, PatientAccess, Scan
 from .permissions import HasMembership, IsOrganizationAdministrator, MayReadAccessLog
 from .renderers import JPEGRenderer, PDFRenderer, PNGRenderer
 from .serializers import (
+    AccessLogEntrySerializer,
+    AccessLogFilterSerializer,
     AgreementSerializer,
     PatientAccessSerializer,
     PatientCreateSerializer,
@@ -316,3 +318,23 @@ class AgreementView(generics.GenericAPIView):
     def get(self, request: Request) -> Response:
         summary = selectors.agreement_summary(organization=selectors.organization_of(request.user))
         return Response(self.get_serializer(summary).data)
+
+
+@extend_schema(
+    summary="The organization's access log",
+    description=(
+        "Every opening of the organization's patient records, scans, images and reports (web or API), oldest "
+        "first, for the days asked (both included; none: all), paginated: for an audit or a security "
+        "information system pulling it. Administrators only."
+    ),
+    parameters=[AccessLogFilterSerializer],
+)
+class AccessLogView(generics.ListAPIView):
+    permission_classes = [IsAuthenticated, HasMembership, MayReadAccessLog]
+    serializer_class = AccessLogEntrySerializer
+
+    def get_queryset(self) -> QuerySet[PatientAccess]:
+        filters = AccessLogFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.organization_accesses(organization=selectors.organization_of(self.request.user),
+                                               **filters.validated_data)
