@@ -29,10 +29,10 @@ class AccountGateMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        membership = selectors.membership_of(request.user)
-        if membership is None or request.path.startswith(settings.STATIC_URL) or request.path == reverse("logout"):
+        if (not request.user.is_authenticated or request.path.startswith(settings.STATIC_URL)
+                or request.path == reverse("logout")):
             return self.get_response(request)
-        gate = self._gate(request, membership)
+        gate = self._gate(request, selectors.membership_of(request.user))
         if gate is None:
             return self.get_response(request)
         pages, message = gate
@@ -52,8 +52,11 @@ class AccountGateMiddleware:
     def _gate(request: HttpRequest, membership) -> tuple[list[str], str] | None:
         user = request.user
         has_device = selectors.two_factor_device(user=user) is not None
+        # Any user, a site superuser without an organization included: the Django admin opens patient data too.
         if has_device and not user.is_verified():
             return [reverse("two_factor_verify")], "Enter the code from your authenticator app to finish logging in."
+        if membership is None:
+            return None
         if membership.password_change_required:
             return [reverse("password_change")], "You logged in with a temporary password. Choose your own to go on."
         if membership.organization.require_two_factor and not has_device:

@@ -4,6 +4,7 @@ authenticator app, and two-factor authentication that the organization requires 
 import time
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from diagnosis import services
@@ -128,3 +129,14 @@ def test_where_the_organization_requires_it_a_member_sets_it_up_before_anything_
 
     assert "Two-factor authentication is on" in done.content.decode()
     assert client.get("/patients/").status_code == 200  # this session counts as confirmed
+
+
+def test_a_site_superuser_with_an_authenticator_confirms_before_the_django_admin_opens(client, db):
+    root = get_user_model().objects.create_superuser("root", "root@example.org", PASSWORD)
+    device = services.two_factor_setup_start(user=root)
+    services.two_factor_setup_confirm(user=root, token=totp(device.bin_key))
+    client.login(username="root", password=PASSWORD)
+
+    assert client.get("/admin/").url == "/accounts/two-factor/verify/?next=%2Fadmin%2F"
+    client.post("/accounts/two-factor/verify/", {"code": totp(device.bin_key, time.time() + 30)})
+    assert client.get("/admin/").status_code == 200
