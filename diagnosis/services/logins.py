@@ -45,5 +45,6 @@ def login_failure_record(*, username: str) -> None:
     LoginFailure.objects.create(username=_key(username), at=now)
 
 
-def login_failures_clear(*, username: str) -> None:
-    LoginFailure.objects.filter(username=_key(username)).delete()
+def login_failures_clear(*, username: str) -> int:
+    """Forget the username's failed logins, lifting a lock; how many there were."""
+    return LoginFailure.objects.filter(username=_key(username)).delete()[0]

@@ -29,6 +29,22 @@ def organization_get_or_create(*, name: str) -> tuple[Organization, bool]:
     return Organization.objects.create(name=name, slug=slug), True
 
 
+def check_role(role: str) -> None:
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": [f"Unknown role {role!r}; choose one of {', '.join(Membership.Role.values)}."]})
+
+
+def check_username(username: str) -> None:
+    """The checks of Django's own user forms: not empty, length and allowed characters."""
+    if not username:
+        raise ValidationError({"username": ["Choose a username."]})
+    field = get_user_model()._meta.get_field(get_user_model().USERNAME_FIELD)
+    try:
+        field.run_validators(field.to_python(username))
+    except ValidationError as exc:
+        raise ValidationError({"username": [f"The username {username[:40]!r}: {message}" for message in exc.messages]}) from None
+
+
 def member_get_or_create(
     *, organization: Organization, username: str, role: str = Membership.Role.CLINICIAN, password: str | None = None
 ) -> tuple[AbstractBaseUser, bool]:
@@ -37,15 +53,9 @@ def member_get_or_create(
     A user belongs to one organization; moving one silently would hand it another hospital's records,
     so a user of a different organization is refused.
     """
-    if role not in Membership.Role.values:
-        raise ValidationError({"role": [f"Unknown role {role!r}; choose one of {', '.join(Membership.Role.values)}."]})
+    check_role(role)
+    check_username(username)
     User = get_user_model()
-    field = User._meta.get_field(User.USERNAME_FIELD)
-    try:
-        # The checks of Django's own user forms: length and allowed characters.
-        field.run_validators(field.to_python(username))
-    except ValidationError as exc:
-        raise ValidationError({"username": [f"The username {username[:40]!r}: {message}" for message in exc.messages]}) from None
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username)
         if created:

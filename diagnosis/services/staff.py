@@ -17,8 +17,9 @@ from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
-from ..models import LoginFailure, Membership, Organization, StaffChange
+from ..models import Membership, Organization, StaffChange
 from .logins import login_failures_clear
+from .organizations import check_role, check_username
 
 Action = StaffChange.Action
 
@@ -62,17 +63,10 @@ def member_create(
     Returns the user and the temporary password, which is shown once and never stored in clear. ``by`` is
     None on the server's command line (an organization's first administrator).
     """
-    if role not in Membership.Role.values:
-        raise ValidationError({"role": [f"Unknown role {role!r}; choose one of {', '.join(Membership.Role.values)}."]})
-    User = get_user_model()
+    check_role(role)
     username = username.strip()
-    if not username:
-        raise ValidationError({"username": ["Choose a username."]})
-    field = User._meta.get_field(User.USERNAME_FIELD)
-    try:
-        field.run_validators(field.to_python(username))
-    except ValidationError as exc:
-        raise ValidationError({"username": exc.messages}) from None
+    check_username(username)
+    User = get_user_model()
     password = temporary_password()
     with transaction.atomic():
         Organization.objects.select_for_update().get(pk=organization.pk)
@@ -92,8 +86,7 @@ def member_create(
 
 @transaction.atomic
 def member_role_set(*, organization: Organization, member: AbstractBaseUser, role: str, by: AbstractBaseUser) -> Membership:
-    if role not in Membership.Role.values:
-        raise ValidationError({"role": [f"Unknown role {role!r}; choose one of {', '.join(Membership.Role.values)}."]})
+    check_role(role)
     membership = _locked_membership(organization=organization, member=member)
     if membership.role == role:
         return membership
@@ -157,11 +150,8 @@ def member_password_reset(*, organization: Organization, member: AbstractBaseUse
 def member_unlock(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser) -> None:
     """Lift a login lock early, for a member who mistyped rather than someone guessing."""
     membership = _locked_membership(organization=organization, member=member)
-    username = membership.user.get_username()
-    if not LoginFailure.objects.filter(username=username.strip().lower()).exists():
-        return
-    login_failures_clear(username=username)
-    _record(organization=organization, member=membership.user, by=by, action=Action.UNLOCKED)
+    if login_failures_clear(username=membership.user.get_username()):
+        _record(organization=organization, member=membership.user, by=by, action=Action.UNLOCKED)
 
 
 @transaction.atomic
