@@ -41,6 +41,7 @@ from .staff import (
     organization_members,
     staff_changes,
     two_factor_device,
+    two_factor_setup_pending,
 )
 from .tenancy import UserLike, is_organization_admin, membership_of, organization_of
 
@@ -82,6 +83,7 @@ __all__ = [
     "scan_list",
     "staff_changes",
     "two_factor_device",
+    "two_factor_setup_pending",
     "worker_last_seen",
     "worklist",
 ]

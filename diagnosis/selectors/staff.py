@@ -65,6 +65,11 @@ def two_factor_device(*, user: AbstractBaseUser) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
+def two_factor_setup_pending(*, user: AbstractBaseUser) -> TOTPDevice | None:
+    """A new authenticator waiting for its first code."""
+    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
+
+
 def organization_accesses(*, organization: Organization, since: datetime.date | None = None,
                           until: datetime.date | None = None) -> QuerySet[PatientAccess]:
     """The organization's whole access log, oldest first (how an audit reads it), for days ``since`` to

@@ -34,7 +34,6 @@ from .two_factor import (
     two_factor_check,
     two_factor_disable,
     two_factor_setup_confirm,
-    two_factor_setup_pending,
     two_factor_setup_start,
 )
 from .scans import (
@@ -79,7 +78,6 @@ __all__ = [
     "two_factor_check",
     "two_factor_disable",
     "two_factor_setup_confirm",
-    "two_factor_setup_pending",
     "two_factor_setup_start",
     "model_version_activate",
     "model_version_register",

@@ -41,13 +41,9 @@ def two_factor_setup_start(*, user: AbstractBaseUser) -> TOTPDevice:
     return TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=False)
 
 
-def two_factor_setup_pending(*, user: AbstractBaseUser) -> TOTPDevice | None:
-    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
-
-
 def two_factor_setup_confirm(*, user: AbstractBaseUser, token: str) -> TOTPDevice:
     """Confirm the new authenticator with a code it shows; it replaces any earlier one."""
-    device = two_factor_setup_pending(user=user)
+    device = selectors.two_factor_setup_pending(user=user)
     if device is None:
         raise ValidationError("Start the setup again: no new authenticator is waiting to be confirmed.")
     _verify(device, token)

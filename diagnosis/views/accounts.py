@@ -96,7 +96,7 @@ def two_factor_confirm(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Two-factor authentication is on: from now on, logging in asks for a code "
                                       "from your authenticator app after your password.")
             return redirect("account")
-    device = services.two_factor_setup_pending(user=request.user)
+    device = selectors.two_factor_setup_pending(user=request.user)
     if device is None:
         messages.error(request, "Start the setup again: no new authenticator is waiting to be confirmed.")
         return redirect("account")
