@@ -51,9 +51,11 @@ class AccountGateMiddleware:
     @staticmethod
     def _gate(request: HttpRequest, membership) -> tuple[list[str], str] | None:
         user = request.user
-        has_device = selectors.two_factor_device(user=user) is not None
+        # Runs on every request: a session confirmed with a code has a device, so only others ask the database.
+        verified = user.is_verified()
+        has_device = verified or selectors.two_factor_device(user=user) is not None
         # Any user, a site superuser without an organization included: the Django admin opens patient data too.
-        if has_device and not user.is_verified():
+        if has_device and not verified:
             return [reverse("two_factor_verify")], "Enter the code from your authenticator app to finish logging in."
         if membership is None:
             return None
