@@ -60,9 +60,3 @@ def test_zero_turns_the_idle_logout_off(logged_in, settings):
 
     assert logged_in.get("/patients/").status_code == 200
 
-
-def test_api_tokens_are_not_sessions_and_never_idle_out(api_client, settings):
-    settings.KIDNEYWEB_IDLE_SECONDS = 1
-    time.sleep(1.1)
-
-    assert api_client.get("/api/v1/patients/").status_code == 200
