@@ -1,4 +1,4 @@
-"""Organizations, patients, scans, predictions, model versions and clinicians' reviews.
+"""Patients, their scans, the predictions made for them and clinicians' reviews, and who opened them.
 
 Clinical records are protected from cascading deletes: removing an organization, a patient or a
 model version that others still point at fails instead of silently erasing history.
@@ -11,79 +11,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 
-
-class Organization(models.Model):
-    """A hospital. Every patient belongs to exactly one; users see only their own organization's data."""
-
-    name = models.CharField(max_length=200, unique=True)
-    slug = models.SlugField(max_length=200, unique=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    require_two_factor = models.BooleanField(
-        default=False,
-        help_text="Every member must confirm logins with a code from an authenticator app.",
-    )
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class Membership(models.Model):
-    class Role(models.TextChoices):
-        CLINICIAN = "clinician", "Clinician"
-        ADMIN = "admin", "Administrator"
-
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="memberships")
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CLINICIAN)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    password_change_required = models.BooleanField(
-        default=False,
-        help_text="An administrator set a temporary password: the member must choose their own before anything else.",
-    )
-
-    def __str__(self) -> str:
-        return f"{self.user} ({self.get_role_display()}, {self.organization})"
-
-
-class StaffChange(models.Model):
-    """An organization administrator changed a member's account: who, whose, what, when.
-
-    Who could open patient records, and since when, is the other half of an access review.
-    """
-
-    class Action(models.TextChoices):
-        ADDED = "added", "Added"
-        ROLE_CHANGED = "role_changed", "Role changed"
-        DEACTIVATED = "deactivated", "Deactivated"
-        REACTIVATED = "reactivated", "Reactivated"
-        PASSWORD_RESET = "password_reset", "Temporary password set"
-        UNLOCKED = "unlocked", "Login lock lifted"
-        TOKEN_ISSUED = "token_issued", "API token issued"
-        TOKEN_REVOKED = "token_revoked", "API token revoked"
-        TWO_FACTOR_RESET = "two_factor_reset", "Two-factor authentication reset"
-        POLICY_CHANGED = "policy_changed", "Organization policy changed"
-
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="staff_changes")
-    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_changes")
-    # None: made on the server's command line (create_organization_admin), where no one is logged in.
-    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_changes_made",
-                           null=True, blank=True)
-    action = models.CharField(max_length=16, choices=Action.choices)
-    detail = models.CharField(max_length=200, blank=True)
-    at = models.DateTimeField(default=timezone.now, editable=False)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["organization", "-at"], name="staff_change_org_at_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.by or 'command line'}: {self.get_action_display().lower()} for {self.member} at {self.at:%Y-%m-%d %H:%M}"
+from .accounts import Organization
+from .operations import ModelVersion
 
 
 class Patient(models.Model):
@@ -175,37 +106,6 @@ class PatientAccess(models.Model):
         return f"{self.user} opened {self.get_what_display().lower()} of {self.patient} at {self.at:%Y-%m-%d %H:%M}"
 
 
-class ModelVersion(models.Model):
-    """A trained classifier on disk, identified by its SHA-256; exactly one is active at a time."""
-
-    name = models.CharField(max_length=100, unique=True)
-    path = models.CharField(
-        max_length=500,
-        help_text="The .keras file; relative paths are relative to the project directory.",
-    )
-    sha256 = models.CharField("SHA-256", max_length=64)
-    class_names = models.JSONField(default=list)
-    metrics = models.JSONField(default=dict, blank=True)
-    card = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    is_active = models.BooleanField(default=False)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["is_active"],
-                condition=Q(is_active=True),
-                name="only_one_active_model_version",
-                violation_error_message="Only one model version can be active.",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.name + (" (active)" if self.is_active else "")
-
-
-# Extension by detected content, never by the client's file name.
 FORMAT_EXTENSIONS = {"PNG": "png", "JPEG": "jpg"}
 
 
@@ -372,29 +272,3 @@ class Review(models.Model):
     def __str__(self) -> str:
         verdict = {True: "agrees", False: "corrects to", None: "reads without AI result"}[self.agrees_with_ai]
         return f"Review of scan {self.scan_id}: {verdict} {self.label}"
-
-
-class LoginFailure(models.Model):
-    """A failed password login for a username: enough of them in a row lock that username for a while.
-
-    Kept in the database, not a per-process cache, so that every web worker counts the same attempts.
-    """
-
-    username = models.CharField(max_length=150)
-    at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        indexes = [models.Index(fields=["username", "at"], name="login_failure_username_at_idx")]
-
-    def __str__(self) -> str:
-        return f"failed login as {self.username!r} at {self.at:%Y-%m-%d %H:%M:%S}"
-
-
-class WorkerHeartbeat(models.Model):
-    """When a background worker last showed it was alive (its scheduled sweep ran), for /healthz."""
-
-    name = models.CharField(max_length=64, unique=True)
-    seen_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"{self.name} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"

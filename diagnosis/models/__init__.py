@@ -1,0 +1,28 @@
+"""Organizations, patients, scans, predictions, model versions and clinicians' reviews.
+
+Clinical records are protected from cascading deletes: removing an organization, a patient or a
+model version that others still point at fails instead of silently erasing history.
+"""
+
+from .accounts import LoginFailure, Membership, Organization, StaffChange
+from .operations import ModelVersion, WorkerHeartbeat
+from .records import (
+    FORMAT_EXTENSIONS,
+    ClassHeatmap,
+    Patient,
+    PatientAccess,
+    PatientChange,
+    Prediction,
+    Review,
+    Scan,
+    class_heatmap_upload_to,
+    heatmap_upload_to,
+    scan_upload_to,
+)
+
+__all__ = [
+    "FORMAT_EXTENSIONS", "ClassHeatmap", "LoginFailure", "Membership", "ModelVersion", "Organization", "Patient",
+    "PatientAccess", "PatientChange", "Prediction", "Review", "Scan", "StaffChange",
+    "WorkerHeartbeat",
+    "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",
+]

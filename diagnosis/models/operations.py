@@ -1,0 +1,50 @@
+"""The models that serve predictions, and the workers that run them."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class ModelVersion(models.Model):
+    """A trained classifier on disk, identified by its SHA-256; exactly one is active at a time."""
+
+    name = models.CharField(max_length=100, unique=True)
+    path = models.CharField(
+        max_length=500,
+        help_text="The .keras file; relative paths are relative to the project directory.",
+    )
+    sha256 = models.CharField("SHA-256", max_length=64)
+    class_names = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict, blank=True)
+    card = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    is_active = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=Q(is_active=True),
+                name="only_one_active_model_version",
+                violation_error_message="Only one model version can be active.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name + (" (active)" if self.is_active else "")
+
+
+# Extension by detected content, never by the client's file name.
+
+
+class WorkerHeartbeat(models.Model):
+    """When a background worker last showed it was alive (its scheduled sweep ran), for /healthz."""
+
+    name = models.CharField(max_length=64, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"
