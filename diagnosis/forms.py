@@ -130,6 +130,15 @@ class TwoFactorCodeForm(forms.Form):
     )
 
 
+class RecoveryCodeForm(forms.Form):
+    code = forms.CharField(
+        label="Recovery code", max_length=40,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false",
+                                      "autofocus": True}),
+        help_text="One of the codes you saved when you set up your authenticator app, such as k7qm-x2pd-9fre. Each works once.",
+    )
+
+
 class TwoFactorPolicyForm(forms.Form):
     require_two_factor = forms.BooleanField(
         label="Require two-factor authentication of every member", required=False,

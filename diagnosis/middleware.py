@@ -56,7 +56,8 @@ class AccountGateMiddleware:
         has_device = verified or selectors.two_factor_device(user=user) is not None
         # Any user, a site superuser without an organization included: the Django admin opens patient data too.
         if has_device and not verified:
-            return [reverse("two_factor_verify")], "Enter the code from your authenticator app to finish logging in."
+            return ([reverse("two_factor_verify"), reverse("two_factor_recover")],
+                    "Enter the code from your authenticator app to finish logging in.")
         if membership is None:
             return None
         if membership.password_change_required:

@@ -20,6 +20,8 @@ urlpatterns = [
     path("accounts/two-factor/confirm/", accounts.two_factor_confirm, name="two_factor_confirm"),
     path("accounts/two-factor/disable/", accounts.two_factor_disable, name="two_factor_disable"),
     path("accounts/two-factor/verify/", accounts.two_factor_verify, name="two_factor_verify"),
+    path("accounts/two-factor/recover/", accounts.two_factor_recover, name="two_factor_recover"),
+    path("accounts/two-factor/recovery-codes/", accounts.recovery_codes_renew, name="recovery_codes_renew"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("diagnosis.api.urls")),
     path("api/v1/", include("training.api.urls")),

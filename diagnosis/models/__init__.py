@@ -4,7 +4,7 @@ Clinical records are protected from cascading deletes: removing an organization,
 model version that others still point at fails instead of silently erasing history.
 """
 
-from .accounts import LoginFailure, Membership, Organization, StaffChange
+from .accounts import LoginFailure, Membership, Organization, RecoveryCode, RecoveryCodes, StaffChange
 from .operations import ModelVersion, WorkerHeartbeat
 from .records import (
     FORMAT_EXTENSIONS,
@@ -22,7 +22,7 @@ from .records import (
 
 __all__ = [
     "FORMAT_EXTENSIONS", "ClassHeatmap", "LoginFailure", "Membership", "ModelVersion", "Organization", "Patient",
-    "PatientAccess", "PatientChange", "Prediction", "Review", "Scan", "StaffChange",
+    "PatientAccess", "PatientChange", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "StaffChange",
     "WorkerHeartbeat",
     "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",
 ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django_otp.models import Device, ThrottlingMixin
 
 
 class Organization(models.Model):
@@ -93,3 +96,45 @@ class LoginFailure(models.Model):
     def __str__(self) -> str:
         return f"failed login as {self.username!r} at {self.at:%Y-%m-%d %H:%M:%S}"
 
+
+class RecoveryCodes(ThrottlingMixin, Device):
+    """One-time codes that finish a login when the authenticator app's phone is lost.
+
+    A django-otp device, so a login confirmed with one is verified like one confirmed with the app.
+    Codes are stored only as salted SHA-256 digests (django-otp's own static tokens are kept in
+    clear): a copy of the database does not open anyone's second factor.
+    """
+
+    salt = models.CharField(max_length=32)
+
+    class Meta:
+        verbose_name = "recovery codes"
+        verbose_name_plural = "recovery codes"
+
+    def get_throttle_factor(self) -> int:
+        return 1
+
+    def digest(self, code: str) -> str:
+        # Codes are shown in groups ("k7qm-x2pd-9fre") and typed in any case, with or without the dashes.
+        typed = "".join(ch for ch in str(code).lower() if ch.isalnum())
+        return hashlib.sha256(f"{self.salt}:{typed}".encode()).hexdigest()
+
+    def verify_token(self, token) -> bool:
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        used = self.codes.filter(digest=self.digest(token), used_at=None).update(used_at=timezone.now())
+        if used:
+            self.throttle_reset()
+        else:
+            self.throttle_increment()
+        return bool(used)
+
+
+class RecoveryCode(models.Model):
+    device = models.ForeignKey(RecoveryCodes, on_delete=models.CASCADE, related_name="codes")
+    digest = models.CharField(max_length=64, db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.device.user} ({'used' if self.used_at else 'unused'})"

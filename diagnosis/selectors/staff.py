@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
-from ..models import LoginFailure, Membership, Organization, PatientAccess, StaffChange
+from ..models import LoginFailure, Membership, Organization, PatientAccess, RecoveryCodes, StaffChange
 
 
 def organization_members(*, organization: Organization) -> QuerySet[Membership]:
@@ -80,3 +80,9 @@ def organization_accesses(*, organization: Organization, since: datetime.date | 
     if until:
         accesses = accesses.filter(at__date__lte=until)
     return accesses.select_related("user", "patient").order_by("at", "id")
+
+
+def recovery_codes_left(*, user: AbstractBaseUser) -> int | None:
+    """How many unused recovery codes the user has; None if they have no set."""
+    device = RecoveryCodes.objects.filter(user=user).first()
+    return None if device is None else device.codes.filter(used_at=None).count()

@@ -31,8 +31,10 @@ from .staff import (
     organization_two_factor_require,
 )
 from .two_factor import (
+    recovery_codes_renew,
     two_factor_check,
     two_factor_disable,
+    two_factor_recover,
     two_factor_setup_confirm,
     two_factor_setup_start,
 )
@@ -75,8 +77,10 @@ __all__ = [
     "member_two_factor_reset",
     "member_unlock",
     "organization_two_factor_require",
+    "recovery_codes_renew",
     "two_factor_check",
     "two_factor_disable",
+    "two_factor_recover",
     "two_factor_setup_confirm",
     "two_factor_setup_start",
     "model_version_activate",

@@ -17,7 +17,7 @@ from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
-from ..models import Membership, Organization, StaffChange
+from ..models import Membership, Organization, RecoveryCodes, StaffChange
 from .logins import login_failures_clear
 from .organizations import check_role, check_username
 
@@ -185,6 +185,7 @@ def member_two_factor_reset(*, organization: Organization, member: AbstractBaseU
     where the organization requires it)."""
     membership = _locked_membership(organization=organization, member=member)
     _refuse_self(member=member, by=by, what="reset two-factor authentication for")
+    RecoveryCodes.objects.filter(user=membership.user).delete()  # they belonged to the lost phone's setup
     if TOTPDevice.objects.filter(user=membership.user).delete()[0]:
         _record(organization=organization, member=membership.user, by=by, action=Action.TWO_FACTOR_RESET)
 

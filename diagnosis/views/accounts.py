@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET
 
 from .. import selectors, services
 from ..auth import ThrottledPasswordChangeForm
-from ..forms import TwoFactorCodeForm
+from ..forms import RecoveryCodeForm, TwoFactorCodeForm
 from .common import add_service_errors, member_required, post_only
 
 
@@ -51,13 +51,16 @@ def _required(request: HttpRequest) -> bool:
 @require_GET
 def account(request: HttpRequest) -> HttpResponse:
     """The user's own account: who they are here, their password, two-factor authentication."""
-    form = TwoFactorCodeForm()
-    form.fields["code"].widget.attrs.pop("autofocus")  # only asked for to turn it off, not what the page is for
+    form, renew_form = TwoFactorCodeForm(), TwoFactorCodeForm(prefix="renew")
+    for each in (form, renew_form):
+        each.fields["code"].widget.attrs.pop("autofocus")  # only asked for as proof, not what the page is for
     return render(request, "registration/account.html", {
         "membership": selectors.membership_of(request.user),
         "device": selectors.two_factor_device(user=request.user),
+        "recovery_codes_left": selectors.recovery_codes_left(user=request.user),
         "required": _required(request),
         "form": form,
+        "renew_form": renew_form,
     })
 
 
@@ -88,19 +91,42 @@ def two_factor_confirm(request: HttpRequest) -> HttpResponse:
     form = TwoFactorCodeForm(request.POST)
     if form.is_valid():
         try:
-            device = services.two_factor_setup_confirm(user=request.user, token=form.cleaned_data["code"])
+            device, codes = services.two_factor_setup_confirm(user=request.user, token=form.cleaned_data["code"])
         except ValidationError as exc:
             add_service_errors(form, ValidationError({"code": exc.messages}))
         else:
             django_otp.login(request, device)
             messages.success(request, "Two-factor authentication is on: from now on, logging in asks for a code "
                                       "from your authenticator app after your password.")
-            return redirect("account")
+            return _recovery_codes_page(request, codes)
     device = selectors.two_factor_setup_pending(user=request.user)
     if device is None:
         messages.error(request, "Start the setup again: no new authenticator is waiting to be confirmed.")
         return redirect("account")
     return _setup_page(request, device, form, status=400)
+
+
+def _recovery_codes_page(request: HttpRequest, codes: tuple[str, ...]) -> HttpResponse:
+    response = render(request, "registration/recovery_codes.html", {"codes": codes})
+    response["Cache-Control"] = "private, no-store"  # shown once; a cached copy would be a second one
+    return response
+
+
+@member_required
+@post_only("account")
+@never_cache
+def recovery_codes_renew(request: HttpRequest) -> HttpResponse:
+    form = TwoFactorCodeForm(request.POST, prefix="renew")
+    if not form.is_valid():
+        messages.error(request, "Enter a code from your authenticator app to make new recovery codes.")
+        return redirect("account")
+    try:
+        codes = services.recovery_codes_renew(user=request.user, token=form.cleaned_data["code"])
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("account")
+    messages.success(request, "New recovery codes: the earlier ones no longer work.")
+    return _recovery_codes_page(request, codes)
 
 
 @member_required
@@ -119,13 +145,18 @@ def two_factor_disable(request: HttpRequest) -> HttpResponse:
     return redirect("account")
 
 
+def _next_url(request: HttpRequest) -> str:
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return ""
+    return next_url
+
+
 @login_required
 @never_cache
 def two_factor_verify(request: HttpRequest) -> HttpResponse:
     """The second step of logging in, for members with an authenticator."""
-    next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        next_url = ""
+    next_url = _next_url(request)
     form = TwoFactorCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -136,4 +167,26 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
             django_otp.login(request, device)
             return redirect(next_url or "diagnosis:home")
     return render(request, "registration/two_factor_verify.html", {"form": form, "next": next_url},
+                  status=400 if form.is_bound else 200)
+
+
+@login_required
+@never_cache
+def two_factor_recover(request: HttpRequest) -> HttpResponse:
+    """The second step of logging in with a recovery code, for a member whose phone is not at hand."""
+    next_url = _next_url(request)
+    form = RecoveryCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            device = services.two_factor_recover(user=request.user, code=form.cleaned_data["code"])
+        except ValidationError as exc:
+            add_service_errors(form, ValidationError({"code": exc.messages}))
+        else:
+            django_otp.login(request, device)
+            left = selectors.recovery_codes_left(user=request.user) or 0
+            messages.warning(request, f"You logged in with a recovery code; {left} of your codes are left. "
+                                      "If your phone is lost, set up your authenticator app on a new one under Account, "
+                                      "which also gives you new codes.")
+            return redirect(next_url or "diagnosis:home")
+    return render(request, "registration/two_factor_recover.html", {"form": form, "next": next_url},
                   status=400 if form.is_bound else 200)

@@ -1,5 +1,6 @@
 """Accounts in a real browser: an administrator adds a colleague, who replaces the temporary password at
-the first login; a clinician sets up two-factor authentication and logs in with a code."""
+the first login; a clinician sets up two-factor authentication and logs in with a code, then with a
+recovery code."""
 
 import re
 import time
@@ -57,6 +58,12 @@ def test_a_clinician_sets_up_an_authenticator_app_and_logs_in_with_its_code(page
     page.get_by_label("Code from your authenticator app").fill(totp(key))
     page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_text("Two-factor authentication is on")).to_be_visible()
+    expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
+    screenshot(page, "recovery-codes")
+    codes = page.locator("#recovery-codes code").all_inner_texts()
+    assert len(codes) == 10
+    page.get_by_role("link", name="I have saved them").click()
+    expect(page.locator("#recovery-codes-left")).to_contain_text("10 of 10 left")
     screenshot(page, "account")
     page.get_by_role("button", name="Log out").click()
 
@@ -68,3 +75,13 @@ def test_a_clinician_sets_up_an_authenticator_app_and_logs_in_with_its_code(page
     page.get_by_label("Code from your authenticator app").fill(totp(key, time.time() + 30))  # the next code: each works once
     page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_role("heading", name="Worklist")).to_be_visible()
+
+    page.get_by_role("button", name="Log out").click()  # the phone is not at hand: a recovery code instead
+    page.get_by_label("Username").fill("carol")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Use a recovery code").click()
+    page.get_by_label("Recovery code").fill(codes[0].upper())
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("heading", name="Worklist")).to_be_visible()
+    expect(page.get_by_text("You logged in with a recovery code; 9 of your codes are left.")).to_be_visible()
