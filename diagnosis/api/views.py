@@ -212,7 +212,7 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             handle = scan.image.open("rb")
         except OSError:
             raise NotFound("The stored image is missing.") from None
-        self._log_access(scan, PatientAccess.What.IMAGE)
+        services.scan_image_access_record(user=request.user, scan=scan, channel=PatientAccess.Channel.API)
         return FileResponse(handle, content_type=f"image/{scan.format.lower()}")
 
     @extend_schema(
@@ -264,6 +264,7 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
                 handle = answer.file.open("rb")
             except OSError:
                 raise NotFound("The stored heat map is missing.") from None
+            services.scan_image_access_record(user=request.user, scan=scan, channel=PatientAccess.Channel.API)
             response = FileResponse(handle, content_type="image/png")
             response["Cache-Control"] = "private, no-store"
             return response

@@ -3,7 +3,7 @@
 One module per area; everything is re-exported here, so callers write ``services.scan_create(...)``.
 """
 
-from .access import patient_access_record
+from .access import patient_access_record, scan_image_access_record
 from .heatmaps import (
     HeatmapAnswer,
     class_heatmap_fail,
@@ -101,4 +101,5 @@ __all__ = [
     "review_create",
     "reviewed_scans_export",
     "scan_create",
+    "scan_image_access_record",
 ]

@@ -20,6 +20,23 @@ def test_api_reads_of_patient_data_are_logged_with_the_api_client_as_reader(api_
                       (clinician.pk, "image", scan.pk, "api"), (clinician.pk, "report", scan.pk, "api")]
 
 
+def test_a_heat_map_read_through_the_api_is_logged_as_an_image_opening(api_client, clinician, organization):
+    import io
+
+    from django.core.files.base import ContentFile
+    from PIL import Image
+
+    scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
+    buffer = io.BytesIO()
+    Image.new("RGBA", (16, 16), (255, 0, 0, 90)).save(buffer, format="PNG")
+    DonePredictionFactory(scan=scan, label="Stone").heatmap.save("h.png", ContentFile(buffer.getvalue()))
+
+    assert api_client.get(f"/api/v1/scans/{scan.pk}/heatmap/").status_code == 200
+
+    assert list(PatientAccess.objects.values_list("user", "what", "scan", "channel")) == [
+        (clinician.pk, "image", scan.pk, "api")]
+
+
 def test_polling_a_scan_for_its_result_is_logged_once_a_minute(api_client, clinician, organization):
     scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
 

@@ -59,3 +59,55 @@ def test_the_patient_page_shows_the_latest_fifty_openings(client, organization, 
 
     assert "Opened by (50 latest, administrators only)" in page
     assert page.count("alice: Patient record (API)") == 49  # the admin's own opening is the newest of the 50
+
+
+def _heatmap(scan):
+    import io
+
+    from django.core.files.base import ContentFile
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGBA", (16, 16), (255, 0, 0, 90)).save(buffer, format="PNG")
+    prediction = DonePredictionFactory(scan=scan, label="Stone")
+    prediction.heatmap.save("h.png", ContentFile(buffer.getvalue()))
+
+
+def test_images_that_an_opened_page_loads_are_that_opening(ui_client, clinician, organization):
+    patient = PatientFactory(organization=organization)
+    scans = [ScanFactory(patient=patient, uploaded_by=clinician) for _ in range(2)]
+    _heatmap(scans[0])
+
+    ui_client.get(reverse("diagnosis:patient_detail", args=[patient.pk]))
+    for scan in scans:  # the record's thumbnails
+        assert ui_client.get(reverse("diagnosis:scan_image", args=[scan.pk])).status_code == 200
+    ui_client.get(reverse("diagnosis:scan_detail", args=[scans[0].pk]))
+    ui_client.get(reverse("diagnosis:scan_image", args=[scans[0].pk]))
+    assert ui_client.get(reverse("diagnosis:scan_heatmap", args=[scans[0].pk])).status_code == 200
+
+    logged = list(PatientAccess.objects.order_by("id").values_list("what", "scan"))
+    assert logged == [("patient", None), ("scan", scans[0].pk)]
+
+
+def test_an_image_or_heat_map_fetched_without_its_page_is_logged(ui_client, clinician, organization):
+    patient = PatientFactory(organization=organization)
+    shown, fetched = ScanFactory(patient=patient, uploaded_by=clinician), ScanFactory(patient=patient, uploaded_by=clinician)
+    _heatmap(fetched)
+    ui_client.get(reverse("diagnosis:scan_detail", args=[shown.pk]))  # another scan's page covers only its own
+
+    assert ui_client.get(reverse("diagnosis:scan_heatmap", args=[fetched.pk])).status_code == 200
+    assert ui_client.get(reverse("diagnosis:scan_image", args=[fetched.pk])).status_code == 200
+
+    logged = list(PatientAccess.objects.order_by("id").values_list("what", "scan", "channel"))
+    assert logged == [("scan", shown.pk, "web"), ("image", fetched.pk, "web")]  # once a minute, as any opening
+
+
+def test_a_page_opened_more_than_ten_minutes_ago_no_longer_covers_its_images(ui_client, clinician, organization):
+    patient = PatientFactory(organization=organization)
+    scan = ScanFactory(patient=patient, uploaded_by=clinician)
+    ui_client.get(reverse("diagnosis:patient_detail", args=[patient.pk]))
+    PatientAccess.objects.update(at=timezone.now() - datetime.timedelta(minutes=11))
+
+    ui_client.get(reverse("diagnosis:scan_image", args=[scan.pk]))
+
+    assert PatientAccess.objects.filter(what="image", scan=scan, channel="web").count() == 1

@@ -158,7 +158,9 @@ def _private_file(field, content_type: str) -> FileResponse:
 @require_GET
 def scan_image(request: HttpRequest, pk: int) -> HttpResponse:
     scan = scan_or_404(request, pk)
-    return _private_file(scan.image, f"image/{scan.format.lower()}")
+    response = _private_file(scan.image, f"image/{scan.format.lower()}")
+    services.scan_image_access_record(user=request.user, scan=scan, channel=PatientAccess.Channel.WEB)
+    return response
 
 
 @member_required
@@ -174,7 +176,9 @@ def scan_heatmap(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         return JsonResponse({"status": "refused", "detail": " ".join(exc.messages)}, status=400)
     if answer.status == "ready":
-        return _private_file(answer.file, "image/png")
+        response = _private_file(answer.file, "image/png")
+        services.scan_image_access_record(user=request.user, scan=scan, channel=PatientAccess.Channel.WEB)
+        return response
     body = {"class": answer.class_name, "status": answer.status, "detail": answer.detail}
     return JsonResponse(body, status=202 if answer.status == "queued" else 503)
 
