@@ -1,3 +1,5 @@
+"""Patients, scans, the worklist, reviewer agreement and the access log: what clinicians and hospital systems read and write."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,11 +18,11 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import reports, selectors, services
-from ..models import Patient, PatientAccess, Scan
-from .permissions import HasMembership, IsOrganizationAdministrator, MayReadAccessLog
-from .renderers import JPEGRenderer, PDFRenderer, PNGRenderer
-from .serializers import (
+from ... import reports, selectors, services
+from ...models import Patient, PatientAccess, Scan
+from ..permissions import HasMembership, IsOrganizationAdministrator, MayReadAccessLog
+from ..renderers import JPEGRenderer, PDFRenderer, PNGRenderer
+from ..serializers import (
     AccessLogEntrySerializer,
     AccessLogFilterSerializer,
     AgreementSerializer,

@@ -1,0 +1,5 @@
+"""The REST API's views: clinical records (``records``) and the organization's members (``members``)."""
+
+from .records import AccessLogView, AgreementView, PatientViewSet, ScanViewSet, WorklistView
+
+__all__ = ["AccessLogView", "AgreementView", "PatientViewSet", "ScanViewSet", "WorklistView"]
