@@ -33,3 +33,9 @@ class MayReadAccessLog(IsOrganizationAdministrator):
     """Who opened a patient's data is for a privacy review by the organization's administrators."""
 
     message = "Only administrators of your organization may see who opened a patient's data."
+
+
+class MayManageMembers(IsOrganizationAdministrator):
+    """Adding, changing and removing who may open the organization's patient data."""
+
+    message = "Only administrators of your organization may manage its members."

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import selectors
-from ..models import Patient, PatientAccess, Prediction, Review, Scan
+from ..models import Membership, Patient, PatientAccess, Prediction, Review, Scan, StaffChange
 from ..validators import date_range_error
 
 
@@ -244,3 +244,67 @@ class AgreementSerializer(serializers.Serializer):
     agreed = serializers.IntegerField()
     rate = serializers.FloatField(allow_null=True)
     classes = ClassAgreementSerializer(many=True)
+
+
+class MemberSerializer(serializers.Serializer):
+    """A member as the Members page shows them (from ``selectors.organization_members``)."""
+
+    id = serializers.IntegerField(source="user_id", read_only=True, help_text="The user's id: the member's address in the API.")
+    username = serializers.CharField(source="user.username", read_only=True)
+    first_name = serializers.CharField(source="user.first_name", read_only=True)
+    last_name = serializers.CharField(source="user.last_name", read_only=True)
+    email = serializers.EmailField(source="user.email", read_only=True)
+    role = serializers.ChoiceField(choices=Membership.Role.choices, read_only=True)
+    is_active = serializers.BooleanField(source="user.is_active", read_only=True,
+                                         help_text="False once deactivated: no login, no API token.")
+    must_change_password = serializers.BooleanField(source="password_change_required", read_only=True,
+                                                    help_text="Holds a temporary password, to be replaced at the next login.")
+    two_factor = serializers.BooleanField(source="has_two_factor", read_only=True,
+                                          help_text="Has an authenticator app set up.")
+    login_locked = serializers.SerializerMethodField(help_text="Too many wrong passwords lately: logins are refused for now.")
+    has_api_token = serializers.BooleanField(read_only=True)
+    last_login = serializers.DateTimeField(source="user.last_login", read_only=True, allow_null=True)
+    member_since = serializers.DateTimeField(source="created_at", read_only=True)
+
+    def get_login_locked(self, membership: Membership) -> bool:
+        return selectors.member_login_locked(membership)
+
+
+class MemberCreateSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    first_name = serializers.CharField(max_length=150, required=False, default="", allow_blank=True)
+    last_name = serializers.CharField(max_length=150, required=False, default="", allow_blank=True)
+    email = serializers.EmailField(required=False, default="", allow_blank=True)
+    role = serializers.ChoiceField(choices=Membership.Role.choices, default=Membership.Role.CLINICIAN)
+
+
+class MemberUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Membership.Role.choices, required=False)
+    is_active = serializers.BooleanField(required=False, help_text="False deactivates the member (a leaver), true reactivates.")
+    reason = serializers.CharField(max_length=200, required=False, default="", allow_blank=True,
+                                   help_text="Why the member is deactivated; recorded with the change.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "role" not in attrs and "is_active" not in attrs:
+            raise serializers.ValidationError({"non_field_errors": ["Send role, is_active or both."]})
+        return attrs
+
+
+class MemberWithPasswordSerializer(serializers.Serializer):
+    member = MemberSerializer(read_only=True)
+    temporary_password = serializers.CharField(
+        read_only=True, help_text="Shown only in this answer, to hand over in person: it opens nothing but choosing "
+        "the member's own password at their first login.")
+
+
+class StaffChangeSerializer(serializers.ModelSerializer):
+    member = serializers.CharField(source="member.get_username", read_only=True)
+    by = serializers.SerializerMethodField(help_text="Who made the change; null when made on the server's command line.")
+
+    class Meta:
+        model = StaffChange
+        fields = ["at", "member", "by", "action", "detail"]
+        read_only_fields = fields
+
+    def get_by(self, change: StaffChange) -> str | None:
+        return change.by.get_username() if change.by_id else None

@@ -1,13 +1,14 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import AccessLogView, AgreementView, PatientViewSet, ScanViewSet, WorklistView
+from .views import AccessLogView, AgreementView, MemberViewSet, PatientViewSet, ScanViewSet, WorklistView
 
 app_name = "api"
 
 router = SimpleRouter()
 router.register("patients", PatientViewSet, basename="patient")
 router.register("scans", ScanViewSet, basename="scan")
+router.register("members", MemberViewSet, basename="member")
 
 urlpatterns = [
     path("worklist/", WorklistView.as_view(), name="worklist"),

@@ -28,6 +28,7 @@ from .staff import (
     member_role_set,
     member_two_factor_reset,
     member_unlock,
+    member_update,
     organization_two_factor_require,
 )
 from .two_factor import (
@@ -76,6 +77,7 @@ __all__ = [
     "member_role_set",
     "member_two_factor_reset",
     "member_unlock",
+    "member_update",
     "organization_two_factor_require",
     "recovery_codes_renew",
     "two_factor_check",

@@ -130,6 +130,22 @@ def member_reactivate(*, organization: Organization, member: AbstractBaseUser, b
 
 
 @transaction.atomic
+def member_update(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser,
+                  role: str | None = None, is_active: bool | None = None, reason: str = "") -> Membership:
+    """Change the role and/or the active state at once (the API's PATCH): all of it or, refused, none of it.
+
+    A reactivation comes before a role change and a deactivation after it, so that the guards (the last
+    active administrator) judge the member's final state."""
+    if is_active is True:
+        member_reactivate(organization=organization, member=member, by=by)
+    if role is not None:
+        member_role_set(organization=organization, member=member, role=role, by=by)
+    if is_active is False:
+        member_deactivate(organization=organization, member=member, by=by, reason=reason)
+    return _locked_membership(organization=organization, member=member)
+
+
+@transaction.atomic
 def member_password_reset(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser) -> str:
     """Give the member a temporary password, to be replaced at their next login. Their sessions end (the
     session hash changes with the password) and a login lock is lifted. Returns the password, shown once."""

@@ -188,3 +188,17 @@ def test_choosing_ones_own_password_ends_the_demand(organization, boss, nurse):
     services.member_password_changed(user=nurse)
 
     assert not Membership.objects.get(user=nurse).password_change_required
+
+
+def test_an_update_that_is_refused_in_part_changes_nothing(organization, boss, nurse):
+    # The role change comes first and would pass alone; the deactivation is refused and takes it back.
+    with pytest.raises(ValidationError, match="You cannot deactivate yourself"):
+        services.member_update(organization=organization, member=nurse, by=nurse, role=Membership.Role.ADMIN,
+                               is_active=False)
+    assert Membership.objects.get(user=nurse).role == Membership.Role.CLINICIAN
+    assert not StaffChange.objects.exists()
+
+    services.member_update(organization=organization, member=nurse, by=boss, role=Membership.Role.ADMIN,
+                           is_active=False, reason="moved to another hospital")
+    nurse.refresh_from_db()
+    assert not nurse.is_active and Membership.objects.get(user=nurse).role == Membership.Role.ADMIN
