@@ -52,8 +52,9 @@ def _required(request: HttpRequest) -> bool:
 def account(request: HttpRequest) -> HttpResponse:
     """The user's own account: who they are here, their password, two-factor authentication."""
     form, renew_form = TwoFactorCodeForm(), TwoFactorCodeForm(prefix="renew")
-    for each in (form, renew_form):
+    for each, purpose in ((form, "to turn it off"), (renew_form, "for new recovery codes")):
         each.fields["code"].widget.attrs.pop("autofocus")  # only asked for as proof, not what the page is for
+        each.fields["code"].label = f"Code from your app, {purpose}"  # two such fields: say which is which
     return render(request, "registration/account.html", {
         "membership": selectors.membership_of(request.user),
         "device": selectors.two_factor_device(user=request.user),
