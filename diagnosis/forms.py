@@ -66,6 +66,13 @@ class MultilineField(forms.CharField):
         return value.replace("\r\n", "\n") if isinstance(value, str) else value
 
 
+class WithdrawForm(forms.Form):
+    reason = forms.CharField(
+        label="Why", max_length=200,
+        help_text="Recorded with the scan, e.g. \"uploaded for the wrong patient\".",
+    )
+
+
 class ReviewForm(forms.Form):
     label = forms.ChoiceField(label="True class", widget=forms.RadioSelect)
     comment = MultilineField(

@@ -15,6 +15,7 @@ from django.utils import timezone
 from PIL import Image, ImageOps
 
 from . import selectors
+from .services.withdrawals import withdrawn_message
 from .models import Prediction, Review, Scan
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,8 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
         p("Kidney CT slice: AI decision-support report", title),
         p(f"{patient.organization.name} · generated {_when(timezone.now())} by {user.get_username()}", small),
         p(NOTICE, notice),
+        *([p(f"WITHDRAWN, ENTERED IN ERROR. {withdrawn_message(scan)}. Not for clinical use.", notice)]
+          if scan.is_withdrawn else []),
         side_by_side(
             [p("Patient", heading), facts([
                 ("Name", patient.name), ("MRN", patient.mrn), ("Birth date", patient.birth_date.isoformat()),

@@ -21,6 +21,7 @@ urlpatterns = [
     path("scans/<int:pk>/status.json", views.scan_status, name="scan_status"),
     path("scans/<int:pk>/item/", views.scan_item, name="scan_item"),
     path("scans/<int:pk>/rerun/", views.scan_rerun, name="scan_rerun"),
+    path("scans/<int:pk>/withdraw/", views.scan_withdraw, name="scan_withdraw"),
     path("staff/", views.staff_list, name="staff_list"),
     path("staff/new/", views.staff_create, name="staff_create"),
     path("staff/policy/", views.staff_policy, name="staff_policy"),

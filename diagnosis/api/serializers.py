@@ -140,6 +140,16 @@ class ReviewCreateSerializer(serializers.Serializer):
     )
 
 
+class WithdrawalSerializer(serializers.Serializer):
+    at = serializers.DateTimeField(source="withdrawn_at", read_only=True)
+    by = serializers.CharField(source="withdrawn_by.username", read_only=True)
+    reason = serializers.CharField(source="withdrawal_reason", read_only=True)
+
+
+class WithdrawSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, help_text="Why the scan is withdrawn, e.g. \"uploaded for the wrong patient\".")
+
+
 class ScanSerializer(serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(read_only=True)
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
@@ -147,6 +157,9 @@ class ScanSerializer(serializers.ModelSerializer):
     report_url = serializers.SerializerMethodField(help_text="The PDF report of this scan.")
     prediction = serializers.SerializerMethodField(help_text="The latest prediction of this scan.")
     review = serializers.SerializerMethodField(help_text="The current (newest) review of this scan, or null.")
+    withdrawn = serializers.SerializerMethodField(
+        help_text="Null, or who withdrew the scan as entered in error, when and why: it is then kept for the record "
+        "but takes no new diagnosis or review, and is out of the worklist.")
 
     class Meta:
         model = Scan
@@ -164,8 +177,13 @@ class ScanSerializer(serializers.ModelSerializer):
             "report_url",
             "prediction",
             "review",
+            "withdrawn",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(WithdrawalSerializer(allow_null=True))
+    def get_withdrawn(self, scan: Scan) -> dict[str, Any] | None:
+        return WithdrawalSerializer(scan).data if scan.is_withdrawn else None
 
     def get_image_url(self, scan: Scan) -> str:
         return _absolute(self.context, reverse("api:scan-image", kwargs={"pk": scan.pk}))

@@ -129,6 +129,12 @@ class Scan(models.Model):
     format = models.CharField(max_length=8, choices=Format.choices)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scans")
     uploaded_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Entered in error (the wrong patient, the wrong image): kept, with its result and reviews, for the
+    # record and the audit, but out of the worklist, the agreement figures and training.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scans_withdrawn",
+                                     null=True, blank=True)
+    withdrawal_reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-uploaded_at", "-id"]
@@ -138,6 +144,10 @@ class Scan(models.Model):
 
     def __str__(self) -> str:
         return f"Scan {self.pk} of {self.patient}"
+
+    @property
+    def is_withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
 
     @property
     def latest_prediction(self) -> Prediction | None:

@@ -30,6 +30,7 @@ from .records import (
     reviewed_scans,
     scan_get,
     scan_list,
+    scan_may_withdraw,
     worker_last_seen,
     worklist,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "reviewed_scans",
     "scan_get",
     "scan_list",
+    "scan_may_withdraw",
     "recovery_codes_left",
     "staff_changes",
     "two_factor_device",

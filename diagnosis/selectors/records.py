@@ -27,10 +27,10 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce
 
 from ..models import (
-    ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review, Scan,
+    Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review, Scan,
     WorkerHeartbeat,
 )
-from .tenancy import UserLike, _organization_id
+from .tenancy import UserLike, _organization_id, membership_of
 
 
 def patient_list(*, user: UserLike, search: str | None = None) -> QuerySet[Patient]:
@@ -87,7 +87,7 @@ def scan_list(*, user: UserLike, patient: Patient | int | None = None) -> QueryS
     if patient is not None:
         scans = scans.filter(patient=patient)
     return (
-        scans.select_related("patient", "uploaded_by")
+        scans.select_related("patient", "uploaded_by", "withdrawn_by")
         .prefetch_related(_predictions_newest_first(), _reviews_newest_first())
         .order_by("-uploaded_at", "-id")
     )
@@ -95,6 +95,14 @@ def scan_list(*, user: UserLike, patient: Patient | int | None = None) -> QueryS
 
 def scan_get(*, user: UserLike, pk: int) -> Scan | None:
     return scan_list(user=user).filter(pk=pk).first()
+
+
+def scan_may_withdraw(*, user: UserLike, scan: Scan) -> bool:
+    """The clinician who uploaded the scan, or an administrator of its organization."""
+    membership = membership_of(user)
+    if membership is None or membership.organization_id != scan.patient.organization_id:
+        return False
+    return scan.uploaded_by_id == user.pk or membership.role == Membership.Role.ADMIN
 
 
 def prediction_latest(*, user: UserLike, scan: Scan | int) -> Prediction | None:
@@ -122,9 +130,10 @@ def _current_review_label() -> Subquery:
 
 
 def reviewed_scans(*, organization: Organization) -> QuerySet[Scan]:
-    """The organization's reviewed scans, each annotated with ``reviewed_label`` (its newest review's)."""
+    """The organization's reviewed scans, each annotated with ``reviewed_label`` (its newest review's);
+    withdrawn ones left out (a slice of the wrong patient is no example to learn from)."""
     return (
-        Scan.objects.filter(patient__organization=organization)
+        Scan.objects.filter(patient__organization=organization, withdrawn_at__isnull=True)
         .annotate(reviewed_label=_current_review_label())
         .filter(reviewed_label__isnull=False)
         .order_by("pk")
@@ -227,7 +236,8 @@ def worklist(
     uploaded_from: datetime.date | None = None,
     uploaded_to: datetime.date | None = None,
 ) -> QuerySet[Scan]:
-    """The organization's unreviewed scans, most urgent first, then oldest first; ordered by the database.
+    """The organization's unreviewed scans (not withdrawn), most urgent first, then oldest first; ordered by
+    the database.
 
     Each scan carries ``ai_status``, ``ai_label``, ``ai_confidence``, ``needs_review`` and ``urgency``.
     """
@@ -238,7 +248,7 @@ def worklist(
         ai_confidence=_latest_prediction("confidence"),
         ai_out_of_scope=_latest_prediction("out_of_scope"),
         ai_threshold=_latest_prediction("threshold"),
-    ).filter(reviewed=False)
+    ).filter(reviewed=False, withdrawn_at__isnull=True)
     needs_review = _needs_review_expression()
     scans = scans.annotate(
         needs_review=Case(When(needs_review, then=Value(True)), default=Value(False), output_field=BooleanField()),
@@ -321,11 +331,13 @@ def known_labels() -> list[str]:
 
 
 def agreement_by_class(*, organization: Organization, class_names: list[str] | None = None) -> list[ClassAgreement]:
-    """For each class the AI said, how often the current review agreed, and what reviewers said instead."""
+    """For each class the AI said, how often the current review agreed, and what reviewers said instead
+    (withdrawn scans left out)."""
     newest = Review.objects.filter(scan=OuterRef("scan")).order_by("-reviewed_at", "-id").values("pk")[:1]
     pairs = (
         # A reading of a scan whose diagnosis failed has no AI label to agree with.
-        Review.objects.filter(scan__patient__organization=organization, pk=Subquery(newest), agrees_with_ai__isnull=False)
+        Review.objects.filter(scan__patient__organization=organization, pk=Subquery(newest), agrees_with_ai__isnull=False,
+                              scan__withdrawn_at__isnull=True)
         .values("prediction__label", "label")
         .annotate(count=Count("id"))
         .order_by()

@@ -39,6 +39,7 @@ from .two_factor import (
     two_factor_setup_confirm,
     two_factor_setup_start,
 )
+from .withdrawals import check_not_withdrawn, scan_withdraw, withdrawn_message
 from .scans import (
     MAX_ATTEMPTS,
     MAX_FAILURE_REASON,
@@ -104,4 +105,7 @@ __all__ = [
     "reviewed_scans_export",
     "scan_create",
     "scan_image_access_record",
+    "check_not_withdrawn",
+    "scan_withdraw",
+    "withdrawn_message",
 ]

@@ -14,6 +14,7 @@ from django.db import transaction
 
 from .. import selectors
 from ..models import FORMAT_EXTENSIONS, Organization, Prediction, Review, Scan
+from .withdrawals import withdrawn_message
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,10 @@ def review_create(
     comment = (comment or "").replace("\r\n", "\n").strip()
 
     with transaction.atomic():
+        # The scan's row too: a withdrawal at the same moment either comes first and refuses this, or after.
+        locked = Scan.objects.select_for_update(of=("self",)).select_related("withdrawn_by").get(pk=scan.pk)
+        if locked.is_withdrawn:
+            raise ValidationError({"label": [withdrawn_message(locked)]})
         # The newest prediction is the AI result the reviewer sees; lock it so a re-run cannot slip in.
         prediction = (
             Prediction.objects.select_for_update()

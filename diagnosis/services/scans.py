@@ -20,6 +20,7 @@ from django.utils import timezone
 from .. import ml, selectors
 from ..models import ModelVersion, Patient, Prediction, Scan, heatmap_upload_to
 from ..validators import validate_scan_image
+from .withdrawals import check_not_withdrawn
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +82,17 @@ def prediction_create(*, scan: Scan, model_version: ModelVersion | None = None) 
     """Queue a (new) diagnosis of the scan; the task is sent once the surrounding transaction commits.
 
     Raises DiagnosisPending while the scan's newest diagnosis is queued or running (and was queued
-    within RERUN_WHILE_PENDING_AFTER).
+    within RERUN_WHILE_PENDING_AFTER), and ValidationError for a withdrawn scan.
     """
+    check_not_withdrawn(scan)  # before any other refusal: nothing else would make it diagnosable
     model_version = model_version or selectors.model_version_active()
     if model_version is None:
         raise NoActiveModelVersion()
     with transaction.atomic():
         # The scan's row serialises two requests at once, so that only one of them queues a diagnosis.
-        Scan.objects.select_for_update().filter(pk=scan.pk).first()
+        locked = Scan.objects.select_for_update(of=("self",)).select_related("withdrawn_by").filter(pk=scan.pk).first()
+        if locked is not None:
+            check_not_withdrawn(locked)
         pending = (
             Prediction.objects.filter(scan=scan, status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING],
                                       queued_at__gt=timezone.now() - RERUN_WHILE_PENDING_AFTER)
@@ -140,7 +144,8 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
         raise ValidationError({"image": exc.messages}) from None
     digest = _sha256(checked.data)
     # The same slice twice for one patient is a resent form or a retried request, not a new scan.
-    earlier = Scan.objects.filter(patient=patient, sha256=digest).order_by("uploaded_at", "id").first()
+    earlier = (Scan.objects.filter(patient=patient, sha256=digest, withdrawn_at__isnull=True)
+               .order_by("uploaded_at", "id").first())
     if earlier is not None:
         raise ValidationError({"image": [
             f"This slice is already stored for this patient as scan {earlier.pk} (uploaded "

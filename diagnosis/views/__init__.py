@@ -12,6 +12,7 @@ from .scans import (
     scan_report,
     scan_rerun,
     scan_review,
+    scan_withdraw,
     scan_status,
 )
 from .staff import (
@@ -48,6 +49,7 @@ __all__ = [
     "scan_report",
     "scan_rerun",
     "scan_review",
+    "scan_withdraw",
     "scan_status",
     "scan_upload",
     "staff_access_log",

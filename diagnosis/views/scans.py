@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from .. import reports, selectors, services
-from ..forms import ReviewForm
+from ..forms import ReviewForm, WithdrawForm
 from ..models import PatientAccess, Prediction, Scan
 from .common import add_service_errors, member_required, post_only, scan_or_404
 
@@ -62,7 +62,8 @@ def prediction_state(prediction: Prediction | None, scan: Scan | None = None) ->
     }
 
 
-def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | None = None, status: int = 200) -> HttpResponse:
+def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | None = None, status: int = 200,
+                 withdraw_form: WithdrawForm | None = None) -> HttpResponse:
     prediction = scan.latest_prediction
     class_names = list(prediction.model_version.class_names) if prediction else []
     review = scan.current_review
@@ -87,6 +88,10 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
             "review": review,
             "reviews": list(scan.reviews.all()),
             "history": list(scan.predictions.all())[1:],
+            "withdrawn_message": services.withdrawn_message(scan) if scan.is_withdrawn else "",
+            "withdraw_form": withdraw_form or (
+                WithdrawForm() if not scan.is_withdrawn and selectors.scan_may_withdraw(user=request.user, scan=scan)
+                else None),
         },
         status=status,
     )
@@ -103,6 +108,26 @@ def scan_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _log_access(request: HttpRequest, scan: Scan, what: str) -> None:
     services.patient_access_record(user=request.user, patient=scan.patient, scan=scan, what=what,
                                    channel=PatientAccess.Channel.WEB)
+
+
+@member_required
+@post_only("diagnosis:scan_detail")
+def scan_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    scan = scan_or_404(request, pk)
+    form = WithdrawForm(request.POST)
+    if form.is_valid():
+        try:
+            services.scan_withdraw(scan=scan, user=request.user, reason=form.cleaned_data["reason"])
+        except PermissionDenied as exc:
+            messages.error(request, str(exc))
+            return redirect("diagnosis:scan_detail", pk=scan.pk)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "The scan is withdrawn. Upload the slice again for the right patient if it "
+                                      "was meant for someone else.")
+            return redirect("diagnosis:scan_detail", pk=scan.pk)
+    return _render_scan(request, scan_or_404(request, pk), withdraw_form=form, status=400)
 
 
 @member_required
@@ -138,6 +163,8 @@ def scan_rerun(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(exc))
     except services.DiagnosisPending as exc:
         messages.info(request, str(exc))
+    except ValidationError as exc:  # withdrawn since the page was opened
+        messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, "A new diagnosis is queued.")
     return redirect("diagnosis:scan_detail", pk=scan.pk)

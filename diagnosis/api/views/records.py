@@ -35,6 +35,7 @@ from ..serializers import (
     ScanCreateSerializer,
     ScanSerializer,
     WorklistFilterSerializer,
+    WithdrawSerializer,
     WorklistScanSerializer,
 )
 
@@ -191,7 +192,8 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     @extend_schema(
         request=None,
-        responses={202: ScanSerializer, 409: OpenApiResponse(description="A diagnosis of the scan is already pending."),
+        responses={202: ScanSerializer, 400: OpenApiResponse(description="The scan was withdrawn as entered in error."),
+                   409: OpenApiResponse(description="A diagnosis of the scan is already pending."),
                    503: OpenApiResponse(description="No diagnosis model is active.")},
         description="Queue a new diagnosis of the scan with the active model. Refused with 409 while the scan's "
         "newest diagnosis is queued or running, unless it was queued more than 10 minutes ago.",
@@ -202,6 +204,24 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         services.prediction_create(scan=scan)
         scan = selectors.scan_get(user=request.user, pk=scan.pk)
         return Response(ScanSerializer(scan, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=WithdrawSerializer,
+        responses={200: ScanSerializer, 400: OpenApiResponse(description="No reason, or already withdrawn."),
+                   403: OpenApiResponse(description="Neither the uploader nor an administrator.")},
+        description="Withdraw the scan as entered in error (the wrong patient, the wrong image), with the reason. "
+        "Nothing is deleted: the scan keeps its image, results and reviews, and leaves the worklist, the "
+        "reviewer-agreement figures and training; a pending diagnosis is failed. Only the clinician who uploaded "
+        "it or an administrator may.",
+    )
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, pk: str | None = None) -> Response:
+        scan = self.get_object()
+        serializer = WithdrawSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.scan_withdraw(scan=scan, user=request.user, reason=serializer.validated_data["reason"])
+        scan = selectors.scan_get(user=request.user, pk=scan.pk)
+        return Response(ScanSerializer(scan, context={"request": request}).data)
 
     @extend_schema(
         responses={(200, "image/*"): OpenApiTypes.BINARY},

@@ -1,0 +1,63 @@
+"""Withdrawing a scan entered in error: uploaded for the wrong patient, or the wrong image.
+
+Nothing is deleted. The scan keeps its image, results and reviews, for the record and the access log,
+and is marked with who withdrew it, when and why; it leaves the worklist, the reviewer-agreement figures
+and the reviewed scans exported for training, and takes no new diagnosis or review. Uploading the slice
+for the right patient makes a new scan.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from .. import selectors
+from ..models import Prediction, Scan
+
+logger = logging.getLogger(__name__)
+
+MAX_REASON = 200
+
+
+def withdrawn_message(scan: Scan) -> str:
+    """The one sentence every refusal and banner uses for a withdrawn scan."""
+    by = scan.withdrawn_by.get_username() if scan.withdrawn_by_id else "someone"
+    return (f"This scan was withdrawn as entered in error by {by} on "
+            f"{timezone.localtime(scan.withdrawn_at):%Y-%m-%d %H:%M}: {scan.withdrawal_reason}")
+
+
+def check_not_withdrawn(scan: Scan) -> None:
+    if scan.withdrawn_at is not None:
+        raise ValidationError(withdrawn_message(scan), code="withdrawn")
+
+
+def scan_withdraw(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
+    """Withdraw the scan as entered in error, with the reason. Only the clinician who uploaded it or an
+    administrator of its organization may; a diagnosis still pending is failed with that reason."""
+    membership = selectors.membership_of(user)
+    if membership is None or membership.organization_id != scan.patient.organization_id:
+        raise ValidationError({"scan": ["No such scan in your organization."]})
+    if not selectors.scan_may_withdraw(user=user, scan=scan):
+        raise PermissionDenied("Only the clinician who uploaded this scan or an administrator can withdraw it.")
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise ValidationError({"reason": ["Say why the scan is withdrawn, e.g. \"uploaded for the wrong patient\"."]})
+    if len(reason) > MAX_REASON:
+        raise ValidationError({"reason": [f"The reason is {len(reason)} characters long; the limit is {MAX_REASON}."]})
+    with transaction.atomic():
+        scan = Scan.objects.select_for_update(of=("self",)).select_related("withdrawn_by").get(pk=scan.pk)
+        check_not_withdrawn(scan)
+        scan.withdrawn_at = timezone.now()
+        scan.withdrawn_by = user
+        scan.withdrawal_reason = reason
+        scan.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
+        # A worker that finishes one of these later finds it final and leaves it so.
+        Prediction.objects.filter(scan=scan, status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING]).update(
+            status=Prediction.Status.FAILED, finished_at=scan.withdrawn_at,
+            failure_reason="Not diagnosed: the scan was withdrawn as entered in error.")
+    logger.info("Scan %s withdrawn by %s: %s", scan.pk, user.get_username(), reason)
+    return scan
