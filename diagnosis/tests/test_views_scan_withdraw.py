@@ -23,7 +23,8 @@ def test_the_uploader_withdraws_a_scan_with_a_reason_and_the_page_says_so(ui_cli
 
     page = response.content.decode()
     assert "The scan is withdrawn." in page
-    assert "Withdrawn: entered in error." in page and "by alice on" in page and ": wrong patient" in page
+    assert "This scan was withdrawn as entered in error by alice on" in page and ": wrong patient" in page
+    assert "Not reviewed: a withdrawn scan takes no review." in page
     assert 'id="review-form"' not in page and "Diagnose again" not in page and "Withdraw this scan" not in page
     patient_page = ui_client.get(reverse("diagnosis:patient_detail", args=[scan.patient_id])).content.decode()
     assert "Withdrawn, entered in error <span class=\"count\">(1)</span>" in patient_page

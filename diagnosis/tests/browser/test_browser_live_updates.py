@@ -138,3 +138,22 @@ def test_a_page_polling_for_results_does_not_keep_an_idle_login_alive(page, orga
     expect(page.locator(".session-ended")).to_contain_text("Your session has ended", timeout=30_000)
     page.get_by_role("link", name="Log in again").click()
     expect(page.get_by_text("You were logged out after 1 minute without activity")).to_be_visible()
+
+
+def test_a_clinician_withdraws_a_scan_uploaded_for_the_wrong_patient(page, organization, clinician, screenshot):
+    scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
+    DonePredictionFactory(scan=scan, label="Stone")
+    log_in(page, "carol", PASSWORD)
+    expect(page.locator(f'#worklist tr[data-scan="{scan.pk}"]')).to_be_visible()
+
+    page.goto(f"/scans/{scan.pk}/")
+    page.get_by_text("Withdraw this scan (entered in error)").click()
+    page.get_by_label("Why").fill("uploaded for the wrong patient")
+    page.get_by_role("button", name="Withdraw").click()
+
+    expect(page.locator("#withdrawn")).to_contain_text("withdrawn as entered in error by carol")
+    expect(page.locator("#withdrawn")).to_contain_text("uploaded for the wrong patient")
+    expect(page.locator("#review-form")).to_have_count(0)
+    screenshot(page, "scan-withdrawn")
+    page.get_by_role("link", name="Worklist").click()
+    expect(page.locator(f'#worklist tr[data-scan="{scan.pk}"]')).to_have_count(0)
