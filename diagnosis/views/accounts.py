@@ -153,41 +153,42 @@ def _next_url(request: HttpRequest) -> str:
     return next_url
 
 
-@login_required
-@never_cache
-def two_factor_verify(request: HttpRequest) -> HttpResponse:
-    """The second step of logging in, for members with an authenticator."""
+def _second_step(request: HttpRequest, form_class, check, template: str, on_success=None) -> HttpResponse:
+    """The second step of logging in: a code checked by ``check(user, code)``, which answers the device
+    that confirms the login, then on to where the user was going."""
     next_url = _next_url(request)
-    form = TwoFactorCodeForm(request.POST or None)
+    form = form_class(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            device = services.two_factor_check(user=request.user, token=form.cleaned_data["code"])
+            device = check(request.user, form.cleaned_data["code"])
         except ValidationError as exc:
             add_service_errors(form, ValidationError({"code": exc.messages}))
         else:
             django_otp.login(request, device)
+            if on_success is not None:
+                on_success(request)
             return redirect(next_url or "diagnosis:home")
-    return render(request, "registration/two_factor_verify.html", {"form": form, "next": next_url},
-                  status=400 if form.is_bound else 200)
+    return render(request, template, {"form": form, "next": next_url}, status=400 if form.is_bound else 200)
+
+
+@login_required
+@never_cache
+def two_factor_verify(request: HttpRequest) -> HttpResponse:
+    """The second step of logging in, for members with an authenticator."""
+    return _second_step(request, TwoFactorCodeForm, lambda user, code: services.two_factor_check(user=user, token=code),
+                        "registration/two_factor_verify.html")
+
+
+def _recovery_code_used(request: HttpRequest) -> None:
+    left = selectors.recovery_codes_left(user=request.user) or 0
+    messages.warning(request, f"You logged in with a recovery code; {left} of your codes are left. "
+                              "If your phone is lost, set up your authenticator app on a new one under Account, "
+                              "which also gives you new codes.")
 
 
 @login_required
 @never_cache
 def two_factor_recover(request: HttpRequest) -> HttpResponse:
     """The second step of logging in with a recovery code, for a member whose phone is not at hand."""
-    next_url = _next_url(request)
-    form = RecoveryCodeForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            device = services.two_factor_recover(user=request.user, code=form.cleaned_data["code"])
-        except ValidationError as exc:
-            add_service_errors(form, ValidationError({"code": exc.messages}))
-        else:
-            django_otp.login(request, device)
-            left = selectors.recovery_codes_left(user=request.user) or 0
-            messages.warning(request, f"You logged in with a recovery code; {left} of your codes are left. "
-                                      "If your phone is lost, set up your authenticator app on a new one under Account, "
-                                      "which also gives you new codes.")
-            return redirect(next_url or "diagnosis:home")
-    return render(request, "registration/two_factor_recover.html", {"form": form, "next": next_url},
-                  status=400 if form.is_bound else 200)
+    return _second_step(request, RecoveryCodeForm, lambda user, code: services.two_factor_recover(user=user, code=code),
+                        "registration/two_factor_recover.html", on_success=_recovery_code_used)
