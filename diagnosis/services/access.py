@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.utils import timezone
-
 from django.db.models import Q
+from django.utils import timezone
 
 from ..models import Patient, PatientAccess, Scan
 
