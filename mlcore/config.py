@@ -101,6 +101,10 @@ class TrainConfig:
     # Channels of resnet_small's first stage; each later stage doubles them. Halving it quarters a
     # network's parameters and most of its work, so more networks fit the size and speed budget.
     width: int = 32
+    # A second input channel: the white top-hat of the slice (the slice minus its morphological opening
+    # with a square this share of the image side wide), which keeps only bright spots narrower than the
+    # square. A stone is such a spot; 0 turns it off. resnet_small only.
+    tophat: float = 0.0
     label_smoothing: float = 0.05
     early_stopping_patience: int = 8
     # Validate, keep and ship an exponential moving average of the weights (0 turns it off):
@@ -141,6 +145,10 @@ class TrainConfig:
             raise ValueError("members must be at least 1")
         if not 4 <= self.width <= 128:
             raise ValueError("width must be between 4 and 128")
+        if not 0.0 <= self.tophat <= 0.25:
+            raise ValueError("tophat must be in [0, 0.25] (a share of the image side; 0 turns it off)")
+        if self.tophat and self.architecture != "resnet_small":
+            raise ValueError("tophat is a second input channel of resnet_small networks only")
         if self.members > 1 and self.architecture != "resnet_small":
             raise ValueError("ensembles (members > 1) are built from resnet_small networks only")
         if not 0.0 <= self.ema_momentum < 1.0:

@@ -32,6 +32,37 @@ class Grayscale(layers.Layer):
         return (*input_shape[:-1], 1)
 
 
+@keras.saving.register_keras_serializable(package="mlcore")
+class WhiteTopHat(layers.Layer):
+    """The image beside its white top-hat: what a grey opening with a ``size``-pixel square removes.
+
+    Only bright structures narrower than the square survive the subtraction: a calculus a few pixels
+    wide does, a vertebra or a contrast-filled organ mostly does not.
+    """
+
+    def __init__(self, size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+
+    def call(self, inputs):
+        eroded = -keras.ops.max_pool(-inputs, self.size, strides=1, padding="same")
+        opened = keras.ops.max_pool(eroded, self.size, strides=1, padding="same")
+        return keras.ops.concatenate([inputs, inputs - opened], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 2 * input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+def tophat_size(fraction: float, image_size: int) -> int:
+    """An odd square side in pixels for a share of the image side (3 at least), 0 when off."""
+    if not fraction:
+        return 0
+    return max(3, int(round(fraction * image_size)) // 2 * 2 + 1)
+
+
 def _norm(kind: str, name: str) -> layers.Layer:
     if kind == "group":
         # No running statistics: training and inference normalise the same way, whatever the batch.
@@ -178,7 +209,7 @@ def model_for(config: TrainConfig, *, class_names: Sequence[str], seed: int, tra
                        augment=config.augment if trainable else False, seed=seed,
                        weight_decay=config.weight_decay, dropout=config.dropout,
                        normalization=config.normalization, standardize=config.standardize,
-                       pooling=config.pooling, width=config.width,
+                       pooling=config.pooling, width=config.width, tophat=config.tophat,
                        weights_path=Path(config.weights) if trainable and config.weights else None)
 
 
@@ -196,6 +227,7 @@ def build_model(
     standardize: bool = False,
     pooling: str = "avg",
     width: int = 32,
+    tophat: float = 0.0,
 ) -> keras.Model:
     """Build an uncompiled classifier taking uint8 images of any size with 1 or 3 channels."""
     if architecture not in ARCHITECTURES:
@@ -209,6 +241,10 @@ def build_model(
     x = _preprocess(inputs, image_size, standardize=False)
     if augment.enabled:
         x = _augmentation(x, augment, seed)
+    if tophat:
+        if architecture != "resnet_small":
+            raise ValueError("tophat is a second input channel of resnet_small networks only")
+        x = WhiteTopHat(tophat_size(tophat, image_size), name="tophat")(x)
     if standardize:
         x = Standardize(name="standardize")(x)
 
@@ -241,12 +277,12 @@ def _preprocess(inputs, image_size: int, standardize: bool):
     return Standardize(name="standardize")(x) if standardize else x
 
 
-PREPROCESSING_LAYERS = ("image", "grayscale", "resize", "scale", "standardize")
+PREPROCESSING_LAYERS = ("image", "grayscale", "resize", "scale", "tophat", "standardize")
 
 
 def ensemble_model(members: Sequence[keras.Model], *, class_names: Sequence[str], image_size: int,
                    normalization: str = "group", standardize: bool = False, pooling: str = "avg",
-                   width: int = 32) -> keras.Model:
+                   width: int = 32, tophat: float = 0.0) -> keras.Model:
     """One flat model averaging the probabilities of several trained small ResNets.
 
     The members share the preprocessing; their last feature maps are concatenated into one
@@ -256,7 +292,11 @@ def ensemble_model(members: Sequence[keras.Model], *, class_names: Sequence[str]
     if len(members) < 2:
         raise ValueError("an ensemble needs at least two members")
     inputs = keras.Input(shape=(None, None, None), name="image")
-    x = _preprocess(inputs, image_size, standardize)
+    x = _preprocess(inputs, image_size, standardize=False)
+    if tophat:
+        x = WhiteTopHat(tophat_size(tophat, image_size), name="tophat")(x)
+    if standardize:
+        x = Standardize(name="standardize")(x)
     maps = [_resnet_small(x, 0.0, normalization, width, prefix=f"m{i}_") for i in range(len(members))]
     stacked = layers.Concatenate(axis=-1, name="ensemble_features")(maps)
     channels = int(maps[0].shape[-1])  # of each member's last feature map
@@ -304,6 +344,6 @@ def last_conv_layer_name(model: keras.Model) -> str:
     """Name of the last layer with a 4-D output before pooling; Grad-CAM reads it."""
     for layer in reversed(model.layers):
         shape = getattr(layer, "output", None)
-        if shape is not None and len(layer.output.shape) == 4 and not layer.name.startswith(("aug_", "scale", "resize", "grayscale", "standardize")):
+        if shape is not None and len(layer.output.shape) == 4 and not layer.name.startswith(("aug_", "scale", "resize", "grayscale", "tophat", "standardize")):
             return layer.name
     raise ValueError("model has no convolutional feature map")

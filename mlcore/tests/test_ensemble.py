@@ -100,3 +100,12 @@ def test_narrow_members_make_a_smaller_ensemble_that_still_averages_them():
     images = np.random.default_rng(3).integers(0, 255, (2, 48, 48, 1), dtype=np.uint8)
     outputs = [np.asarray(m.predict_on_batch(images)) for m in narrow]
     assert np.allclose(np.asarray(ensemble.predict_on_batch(images)), np.mean(outputs, axis=0), atol=1e-5)
+
+
+def test_members_with_the_top_hat_channel_average_as_one_model():
+    members = [build_model(class_names=CLASSES, image_size=32, augment=False, seed=seed, normalization="group",
+                           tophat=0.1, width=8) for seed in (1, 2)]
+    ensemble = ensemble_model(members, class_names=CLASSES, image_size=32, normalization="group", width=8, tophat=0.1)
+    images = np.random.default_rng(4).integers(0, 255, (2, 40, 40, 1), dtype=np.uint8)
+    outputs = [np.asarray(m.predict_on_batch(images)) for m in members]
+    assert np.allclose(np.asarray(ensemble.predict_on_batch(images)), np.mean(outputs, axis=0), atol=1e-5)

@@ -124,3 +124,42 @@ def test_erasing_outside_zero_to_one_is_refused():
 
     with pytest.raises(ValueError, match="augment.erasing must be between 0 and 1"):
         AugmentConfig(erasing=1.5)
+
+
+def test_the_top_hat_channel_keeps_a_small_bright_spot_and_drops_a_large_bright_region():
+    import keras
+
+    from mlcore.model import WhiteTopHat, tophat_size
+
+    image = np.full((1, 64, 64, 1), 0.2, dtype="float32")
+    image[0, 10:13, 10:13] = 1.0   # a stone-sized spot, 3 px
+    image[0, 30:60, 30:60] = 0.9   # an organ-sized bright region, 30 px
+    out = keras.ops.convert_to_numpy(WhiteTopHat(tophat_size(0.1, 64))(image))
+
+    assert out.shape == (1, 64, 64, 2)
+    assert np.allclose(out[..., 0], image[..., 0])  # the slice itself is kept as the first channel
+    assert out[0, 11, 11, 1] == pytest.approx(0.8)
+    assert np.abs(out[0, 32:58, 32:58, 1]).max() < 1e-6
+    assert tophat_size(0.04, 224) == 9 and tophat_size(0.04, 128) == 5 and tophat_size(0.0, 224) == 0
+
+
+def test_a_model_with_the_top_hat_channel_saves_and_reloads_and_takes_rgb(tmp_path):
+    import keras
+
+    model = build_model(class_names=CLASSES, image_size=32, augment=False, tophat=0.1, normalization="group", width=8)
+    assert model.get_layer("stem_conv").kernel.shape[2] == 2
+    path = tmp_path / "tophat.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, compile=False)
+    images = np.random.default_rng(3).integers(0, 255, (2, 50, 50, 3), dtype=np.uint8)
+    assert np.allclose(model.predict_on_batch(images), reloaded.predict_on_batch(images), atol=1e-6)
+    assert last_conv_layer_name(model) != "tophat"
+
+
+def test_the_top_hat_channel_is_refused_for_keras_application_backbones():
+    from mlcore.config import TrainConfig
+
+    with pytest.raises(ValueError, match="tophat is a second input channel of resnet_small"):
+        TrainConfig(architecture="vgg16", tophat=0.04)
+    with pytest.raises(ValueError, match=r"tophat must be in \[0, 0.25\]"):
+        TrainConfig(tophat=0.5)
