@@ -153,6 +153,14 @@ class TwoFactorPolicyForm(forms.Form):
     )
 
 
+class WebhookForm(forms.Form):
+    url = forms.CharField(
+        label="Notification URL", max_length=500, required=False,
+        help_text="Where kidneyweb POSTs each finished diagnosis and each withdrawn scan (https). Empty: none are sent.",
+        widget=forms.URLInput(attrs={"placeholder": "https://ris.example.org/kidneyweb", "autocomplete": "off"}),
+    )
+
+
 class AccessLogExportForm(forms.Form):
     since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))

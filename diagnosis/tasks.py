@@ -58,3 +58,14 @@ def resend_lost_predictions() -> None:
     Its running also shows /healthz that the inference worker (which runs beat) is alive."""
     services.worker_heartbeat_record(name=INFERENCE_WORKER)
     services.predictions_resend_lost(older_than=timedelta(seconds=settings.KIDNEYWEB_PREDICTION_STALE_SECONDS))
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, soft_time_limit=60,
+             time_limit=90, ignore_result=True)
+def deliver_webhook(self, delivery_id: int) -> None:
+    """Send one result notification; services.webhook_deliver counts the attempts and gives up itself."""
+    try:
+        services.webhook_deliver(delivery_id=delivery_id)
+    except services.WebhookNotDelivered as exc:
+        # 10 s, 20 s, 40 s, 80 s, 160 s: about five minutes for a receiver that restarts.
+        raise self.retry(exc=exc, countdown=10 * 2 ** self.request.retries) from exc

@@ -25,6 +25,7 @@ urlpatterns = [
     path("staff/", views.staff_list, name="staff_list"),
     path("staff/new/", views.staff_create, name="staff_create"),
     path("staff/policy/", views.staff_policy, name="staff_policy"),
+    path("staff/notifications/", views.staff_webhook, name="staff_webhook"),
     path("staff/access-log.csv", views.staff_access_log, name="staff_access_log"),
     path("staff/<int:user_id>/", views.staff_member, name="staff_member"),
     path("staff/<int:user_id>/role/", views.staff_role, name="staff_role"),

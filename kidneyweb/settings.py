@@ -316,6 +316,8 @@ CELERY_TASK_ROUTES = {
     # The sweep for runs whose worker died must not wait behind a run on the training queue.
     "training.tasks.fail_orphaned_runs": {"queue": "celery"},
     "diagnosis.tasks.resend_lost_predictions": {"queue": "celery"},
+    # Notifications wait on other hospitals' servers: never in front of a diagnosis.
+    "diagnosis.tasks.deliver_webhook": {"queue": "celery"},
     # Training runs for minutes to hours: a queue of its own, consumed by a worker of its own
     # (scripts/worker.sh, docker-compose.yml), so a diagnosis never waits behind a run.
     "training.tasks.*": {"queue": "training"},
@@ -398,6 +400,9 @@ SESSION_COOKIE_AGE = env_int("KIDNEYWEB_SESSION_HOURS", 12) * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # And after this long without the user doing anything (pages polling for results do not count); 0: never.
 KIDNEYWEB_IDLE_SECONDS = env_int("KIDNEYWEB_IDLE_MINUTES", 30) * 60
+# Result notifications (webhooks) carry no patient names, but a plain-http address would expose their
+# signature and ids on the way: https only, unless a deployment on a closed network allows http.
+KIDNEYWEB_WEBHOOK_ALLOW_HTTP = env_bool("KIDNEYWEB_WEBHOOK_ALLOW_HTTP", False)
 # Password guessing: this many failed logins for one username within the window lock it for the rest
 # of the window, the right password included (diagnosis.auth).
 AUTHENTICATION_BACKENDS = ["diagnosis.auth.ThrottledModelBackend"]

@@ -5,7 +5,7 @@ model version that others still point at fails instead of silently erasing histo
 """
 
 from .accounts import LoginFailure, Membership, Organization, RecoveryCode, RecoveryCodes, StaffChange
-from .operations import ModelVersion, WorkerHeartbeat
+from .operations import ModelVersion, WebhookDelivery, WorkerHeartbeat
 from .records import (
     FORMAT_EXTENSIONS,
     ClassHeatmap,
@@ -23,6 +23,6 @@ from .records import (
 __all__ = [
     "FORMAT_EXTENSIONS", "ClassHeatmap", "LoginFailure", "Membership", "ModelVersion", "Organization", "Patient",
     "PatientAccess", "PatientChange", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "StaffChange",
-    "WorkerHeartbeat",
+    "WebhookDelivery", "WorkerHeartbeat",
     "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",
 ]

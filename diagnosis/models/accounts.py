@@ -20,6 +20,9 @@ class Organization(models.Model):
         default=False,
         help_text="Every member must confirm logins with a code from an authenticator app.",
     )
+    # Result notifications for a hospital system: each finished diagnosis is POSTed here, signed with the secret.
+    webhook_url = models.URLField("notification URL", max_length=500, blank=True)
+    webhook_secret = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -1,6 +1,8 @@
-"""The models that serve predictions, and the workers that run them."""
+"""The models that serve predictions, the workers that run them, and the notifications they send."""
 
 from __future__ import annotations
+
+import uuid
 
 from django.db import models
 from django.db.models import Q
@@ -48,3 +50,31 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WebhookDelivery(models.Model):
+    """One notification to an organization's system: what was sent where, and whether it arrived."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)  # receivers drop repeats by it
+    organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE, related_name="webhook_deliveries")
+    event = models.CharField(max_length=40)
+    payload = models.JSONField()
+    url = models.URLField(max_length=500)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="webhook_org_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.url} ({self.status})"

@@ -44,6 +44,7 @@ from .staff import (
     staff_changes,
     two_factor_device,
     two_factor_setup_pending,
+    webhook_deliveries,
 )
 from .tenancy import UserLike, is_organization_admin, membership_of, organization_of
 
@@ -88,6 +89,7 @@ __all__ = [
     "staff_changes",
     "two_factor_device",
     "two_factor_setup_pending",
+    "webhook_deliveries",
     "worker_last_seen",
     "worklist",
 ]

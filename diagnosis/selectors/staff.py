@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
-from ..models import LoginFailure, Membership, Organization, PatientAccess, RecoveryCodes, StaffChange
+from ..models import LoginFailure, Membership, Organization, PatientAccess, RecoveryCodes, StaffChange, WebhookDelivery
 
 
 def organization_members(*, organization: Organization) -> QuerySet[Membership]:
@@ -86,3 +86,8 @@ def recovery_codes_left(*, user: AbstractBaseUser) -> int | None:
     """How many unused recovery codes the user has; None if they have no set."""
     device = RecoveryCodes.objects.filter(user=user).first()
     return None if device is None else device.codes.filter(used_at=None).count()
+
+
+def webhook_deliveries(*, organization: Organization) -> QuerySet[WebhookDelivery]:
+    """The organization's result notifications, newest first."""
+    return WebhookDelivery.objects.filter(organization=organization).order_by("-created_at", "-id")

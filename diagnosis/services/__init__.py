@@ -39,6 +39,13 @@ from .two_factor import (
     two_factor_setup_confirm,
     two_factor_setup_start,
 )
+from .webhooks import (
+    WebhookNotDelivered,
+    diagnosis_finished_notify,
+    scan_withdrawn_notify,
+    webhook_deliver,
+    webhook_set,
+)
 from .withdrawals import check_not_withdrawn, scan_withdraw, withdrawn_message
 from .scans import (
     MAX_ATTEMPTS,
@@ -108,4 +115,9 @@ __all__ = [
     "check_not_withdrawn",
     "scan_withdraw",
     "withdrawn_message",
+    "WebhookNotDelivered",
+    "diagnosis_finished_notify",
+    "scan_withdrawn_notify",
+    "webhook_deliver",
+    "webhook_set",
 ]

@@ -20,6 +20,7 @@ from django.utils import timezone
 from .. import ml, selectors
 from ..models import ModelVersion, Patient, Prediction, Scan, heatmap_upload_to
 from ..validators import validate_scan_image
+from .webhooks import diagnosis_finished_notify
 from .withdrawals import check_not_withdrawn
 
 logger = logging.getLogger(__name__)
@@ -208,6 +209,7 @@ def prediction_fail(*, prediction_id: int, reason: str) -> Prediction | None:
         prediction.failure_reason = reason[:MAX_FAILURE_REASON]
         prediction.finished_at = timezone.now()
         prediction.save(update_fields=["status", "failure_reason", "finished_at"])
+        diagnosis_finished_notify(prediction=prediction)
     logger.warning("Prediction %s failed: %s", prediction_id, reason)
     return prediction
 
@@ -273,6 +275,7 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
         prediction.inference_ms = inference_ms
         prediction.failure_reason = ""
         prediction.save()
+        diagnosis_finished_notify(prediction=prediction)
     logger.info("Prediction %s done: %s in %d ms", prediction_id, result.label, inference_ms)
     return prediction
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import Prediction, Scan
+from .webhooks import scan_withdrawn_notify
 
 logger = logging.getLogger(__name__)
 
@@ -59,5 +60,6 @@ def scan_withdraw(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
         Prediction.objects.filter(scan=scan, status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING]).update(
             status=Prediction.Status.FAILED, finished_at=scan.withdrawn_at,
             failure_reason="Not diagnosed: the scan was withdrawn as entered in error.")
+        scan_withdrawn_notify(scan=scan)
     logger.info("Scan %s withdrawn by %s: %s", scan.pk, user.get_username(), reason)
     return scan

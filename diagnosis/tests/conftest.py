@@ -177,3 +177,14 @@ def unexplainable_model_path(tmp_path_factory) -> Path:
         ),
     )
     return path
+
+
+@pytest.fixture
+def receiver():
+    """A hospital system's endpoint for result notifications: a real HTTP server on localhost."""
+    from . import receiver as http_receiver
+
+    listening, server = http_receiver.start()
+    yield listening
+    server.shutdown()
+    server.server_close()

@@ -62,3 +62,25 @@ def test_a_real_worker_diagnoses_real_ct_slices_and_loads_the_model_once(
         # The Grad-CAM overlay comes with the diagnosis, next to the scan's image.
         assert prediction.heatmap.name.endswith(f"-p{prediction.pk}-heatmap.png"), prediction.heatmap.name
     assert log.count("Loaded model version") == 1, log[-5000:]
+
+
+def test_a_real_worker_notifies_the_hospital_system_of_the_result(
+    transactional_db, shipped_model, ct_slice, inference_queue, tmp_path, organization, clinician, boss, receiver,
+    settings,
+):
+    import hashlib
+    import hmac
+
+    settings.KIDNEYWEB_WEBHOOK_ALLOW_HTTP = True  # the receiver here is plain http on localhost
+    secret = services.webhook_set(organization=organization, url=receiver.url, by=boss)
+    services.model_version_register(path=shipped_model, activate=True)
+    log_path = tmp_path / "worker.log"
+    with celery_worker(shipped_model, log_path, queues="inference,celery") as process:
+        scan = upload(ct_slice, PatientFactory(organization=organization), clinician)
+        [prediction] = wait_until_final([scan.latest_prediction.pk], process, log_path)
+        assert receiver.arrived.wait(60), log_path.read_text()[-5000:]
+
+    [request] = receiver.received
+    assert request.headers["x-kidneyweb-signature"] == "sha256=" + hmac.new(
+        secret.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.json["prediction"]["label"] == prediction.label and request.json["scan"]["id"] == scan.pk

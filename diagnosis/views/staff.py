@@ -14,10 +14,18 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from .. import selectors, services
-from ..forms import AccessLogExportForm, MemberCreateForm, MemberDeactivateForm, MemberRoleForm, TwoFactorPolicyForm
+from ..forms import (
+    AccessLogExportForm,
+    MemberCreateForm,
+    MemberDeactivateForm,
+    MemberRoleForm,
+    TwoFactorPolicyForm,
+    WebhookForm,
+)
 from ..models import Membership
 from .common import add_service_errors, organization_admin_required, post_only
 
+RECENT_DELIVERIES = 10
 RECENT_CHANGES = 50
 
 
@@ -30,7 +38,7 @@ def _member_or_404(request: HttpRequest, user_id: int) -> Membership:
 
 
 def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
-               export_form: AccessLogExportForm | None = None) -> HttpResponse:
+               export_form: AccessLogExportForm | None = None, webhook_form: WebhookForm | None = None) -> HttpResponse:
     organization = selectors.organization_of(request.user)
     members = list(selectors.organization_members(organization=organization))
     for member in members:
@@ -41,12 +49,14 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "form": form,
         "export_form": export_form or AccessLogExportForm(),
         "policy_form": TwoFactorPolicyForm(initial={"require_two_factor": organization.require_two_factor}),
+        "webhook_form": webhook_form or WebhookForm(initial={"url": organization.webhook_url}),
+        "deliveries": selectors.webhook_deliveries(organization=organization)[:RECENT_DELIVERIES],
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
     }, status=status)
 
 
 def _secret_page(request: HttpRequest, *, member, kind: str, secret: str) -> HttpResponse:
-    """Show a new password or token once; it is stored only hashed (passwords) or never shown again."""
+    """Show a new password, token or notification secret (``member`` None) once: it is never shown again."""
     response = render(request, "diagnosis/staff_secret.html", {"member": member, "kind": kind, "secret": secret})
     response["Cache-Control"] = "private, no-store"
     return response
@@ -84,6 +94,25 @@ def staff_policy(request: HttpRequest) -> HttpResponse:
     messages.success(request, "Every member now needs two-factor authentication: those without it set it up at "
                               "their next request." if required else "Two-factor authentication is now up to each member.")
     return redirect("diagnosis:staff_list")
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+@never_cache
+def staff_webhook(request: HttpRequest) -> HttpResponse:
+    form = WebhookForm(request.POST)
+    if form.is_valid():
+        try:
+            secret = services.webhook_set(organization=selectors.organization_of(request.user),
+                                          url=form.cleaned_data["url"], by=request.user)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            if secret is None:
+                messages.success(request, "Result notifications are off.")
+                return redirect("diagnosis:staff_list")
+            return _secret_page(request, member=None, kind="webhook", secret=secret)
+    return _list_page(request, MemberCreateForm(), status=400, webhook_form=form)
 
 
 @organization_admin_required

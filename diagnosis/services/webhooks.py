@@ -1,0 +1,163 @@
+"""Result notifications (webhooks): a hospital system gets a signed POST when a diagnosis finishes or a
+scan is withdrawn, instead of polling every scan.
+
+The body names ids, the status and the AI label, never the patient: the receiver reads the rest through
+the API with its token. Each delivery is a row (what, where, how it went) sent by a Celery task that
+retries with backoff; the receiver drops repeats by the delivery id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import urllib.error
+import urllib.request
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from .. import selectors
+from ..models import Organization, Prediction, Scan, StaffChange, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6  # over about 5 minutes of backoff (tasks.deliver_webhook)
+TIMEOUT_SECONDS = 10
+SIGNATURE_HEADER = "X-Kidneyweb-Signature"
+
+
+class WebhookNotDelivered(Exception):
+    """This attempt failed and more are allowed: the task tries again later."""
+
+
+def signature(*, secret: str, body: bytes) -> str:
+    """What the receiver recomputes to know the body came from here, unchanged: HMAC-SHA256, hex."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@transaction.atomic
+def webhook_set(*, organization: Organization, url: str, by: AbstractBaseUser) -> str | None:
+    """Send notifications to ``url`` (blank: stop sending). A new address gets a new secret, returned
+    once for the receiver's configuration; the change is recorded."""
+    url = (url or "").strip()
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    if not url:
+        if organization.webhook_url:
+            organization.webhook_url = organization.webhook_secret = ""
+            organization.save(update_fields=["webhook_url", "webhook_secret"])
+            _record(organization, by, "result notifications off")
+        return None
+    schemes = ["https", "http"] if settings.KIDNEYWEB_WEBHOOK_ALLOW_HTTP else ["https"]
+    try:
+        URLValidator(schemes=schemes)(url)
+    except ValidationError:
+        allowed = " or ".join(f"{s}://" for s in schemes)
+        raise ValidationError({"url": [f"Enter an address starting with {allowed}, such as https://ris.example.org/kidneyweb."]}) from None
+    organization.webhook_url = url
+    organization.webhook_secret = secrets.token_hex(32)
+    organization.save(update_fields=["webhook_url", "webhook_secret"])
+    _record(organization, by, f"result notifications to {urlsplit(url).netloc} (new secret)")
+    return organization.webhook_secret
+
+
+def _record(organization: Organization, by: AbstractBaseUser, detail: str) -> None:
+    StaffChange.objects.create(organization=organization, member=by, by=by, action=StaffChange.Action.POLICY_CHANGED,
+                               detail=detail[:200])
+
+
+def _enqueue(delivery_id: int) -> None:
+    from ..tasks import deliver_webhook
+
+    try:
+        deliver_webhook.apply_async(args=[delivery_id])
+    except Exception as exc:
+        logger.exception("Could not queue webhook delivery %s", delivery_id)
+        WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).update(
+            status=WebhookDelivery.Status.FAILED, last_error=f"Not sent: the task broker did not answer ({exc.__class__.__name__}).")
+
+
+def _event(*, organization_id: int, event: str, data: dict[str, Any]) -> WebhookDelivery | None:
+    organization = Organization.objects.filter(pk=organization_id).only("webhook_url").first()
+    if organization is None or not organization.webhook_url:
+        return None
+    delivery = WebhookDelivery(organization_id=organization_id, event=event, url=organization.webhook_url, payload={})
+    delivery.payload = {"event": event, "delivery": str(delivery.uuid), "at": timezone.now().isoformat(), **data}
+    delivery.save()
+    transaction.on_commit(partial(_enqueue, delivery.pk))
+    return delivery
+
+
+def _scan_data(scan: Scan) -> dict[str, Any]:
+    return {"scan": {"id": scan.pk, "patient": scan.patient_id,
+                     "api_path": reverse("api:scan-detail", kwargs={"pk": scan.pk})}}
+
+
+def diagnosis_finished_notify(*, prediction: Prediction) -> WebhookDelivery | None:
+    """Queue the notification of a finished (done or failed) diagnosis, when its organization wants them."""
+    scan = prediction.scan
+    verdict = selectors.prediction_uncertainty(prediction) if prediction.status == Prediction.Status.DONE else None
+    return _event(organization_id=scan.patient.organization_id, event="diagnosis.finished", data={
+        **_scan_data(scan),
+        "prediction": {
+            "id": prediction.pk, "status": prediction.status, "label": prediction.label or None,
+            "confidence": prediction.confidence, "needs_review": verdict.needs_review if verdict else True,
+            "model_version": prediction.model_version.name, "failure_reason": prediction.failure_reason,
+        },
+    })
+
+
+def scan_withdrawn_notify(*, scan: Scan) -> WebhookDelivery | None:
+    return _event(organization_id=scan.patient.organization_id, event="scan.withdrawn", data={
+        **_scan_data(scan), "reason": scan.withdrawal_reason,
+    })
+
+
+def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
+    """POST one notification. Safe to call twice: a delivered or failed one is left alone. Raises
+    WebhookNotDelivered when this attempt failed and another is allowed."""
+    with transaction.atomic():
+        delivery = (WebhookDelivery.objects.select_for_update(of=("self",)).select_related("organization")
+                    .filter(pk=delivery_id).first())
+        if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
+            return delivery
+        delivery.attempts += 1
+        delivery.save(update_fields=["attempts"])
+    # No lock or transaction while another server takes its time to answer.
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    request = urllib.request.Request(delivery.url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": "kidneyweb-webhook/1",
+        "X-Kidneyweb-Event": delivery.event, "X-Kidneyweb-Delivery": str(delivery.uuid),
+        SIGNATURE_HEADER: signature(secret=delivery.organization.webhook_secret, body=body),
+    })
+    status, error = None, ""
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 (scheme checked on setting)
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status, error = exc.code, f"The receiver answered {exc.code} {exc.reason}."
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        error = f"Not reached: {getattr(exc, 'reason', exc)}."
+    delivered = status is not None and 200 <= status < 300
+    fields: dict[str, Any] = {"response_status": status, "last_error": error[:300]}
+    if delivered:
+        fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=timezone.now(), last_error="")
+    elif delivery.attempts >= MAX_ATTEMPTS:
+        fields.update(status=WebhookDelivery.Status.FAILED,
+                      last_error=f"Gave up after {delivery.attempts} attempts. {error}"[:300])
+    WebhookDelivery.objects.filter(pk=delivery.pk, status=WebhookDelivery.Status.PENDING).update(**fields)
+    delivery.refresh_from_db()
+    if delivery.status == WebhookDelivery.Status.PENDING:
+        logger.warning("Webhook delivery %s (attempt %d): %s", delivery.pk, delivery.attempts, error)
+        raise WebhookNotDelivered(error)
+    return delivery

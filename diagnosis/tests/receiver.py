@@ -1,0 +1,50 @@
+"""A real HTTP server on localhost that records what is POSTed to it: the hospital system receiving
+result notifications. It answers with the statuses it is given, in order (then 200)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    url: str
+    answers: list[int] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+
+def start() -> tuple[Receiver, ThreadingHTTPServer]:
+    receiver = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            status = receiver.answers.pop(0) if receiver.answers else 200
+            self.send_response(status)
+            self.end_headers()
+            receiver.arrived.set()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/kidneyweb/results"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return receiver, server

@@ -1,0 +1,134 @@
+"""Result notifications: a signed POST to the organization's system when a diagnosis finishes or a scan is
+withdrawn, delivered to a real HTTP server here, retried while it fails, and given up with the reason."""
+
+import hashlib
+import hmac
+import socket
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from diagnosis import services
+from diagnosis.models import Prediction, StaffChange, WebhookDelivery
+
+from .factories import DonePredictionFactory, PatientFactory, PredictionFactory, ScanFactory
+
+
+@pytest.fixture
+def allow_http(settings):
+    settings.KIDNEYWEB_WEBHOOK_ALLOW_HTTP = True  # the receiver here is plain http on localhost
+
+
+@pytest.fixture
+def hooked(organization, boss, receiver, allow_http):
+    secret = services.webhook_set(organization=organization, url=receiver.url, by=boss)
+    return secret
+
+
+def _finished(organization, django_capture_on_commit_callbacks, **kwargs):
+    scan = ScanFactory(patient=PatientFactory(organization=organization, name="Ada Lovelace", mrn="MRN-SECRET"))
+    prediction = PredictionFactory(scan=scan, status=Prediction.Status.QUEUED)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.prediction_fail(prediction_id=prediction.pk, reason="The model could not read the slice.")
+    return prediction, callbacks
+
+
+def test_an_address_must_be_https_and_a_new_one_gets_a_new_secret_that_is_recorded(organization, boss, settings):
+    with pytest.raises(ValidationError, match="starting with https://"):
+        services.webhook_set(organization=organization, url="http://ris.example.org/hook", by=boss)
+
+    first = services.webhook_set(organization=organization, url="https://ris.example.org/hook", by=boss)
+    second = services.webhook_set(organization=organization, url="https://ris.example.org/hook", by=boss)
+
+    assert len(first) == 64 and first != second
+    organization.refresh_from_db()
+    assert organization.webhook_url == "https://ris.example.org/hook" and organization.webhook_secret == second
+    assert services.webhook_set(organization=organization, url="", by=boss) is None
+    organization.refresh_from_db()
+    assert organization.webhook_url == "" and organization.webhook_secret == ""
+    assert [c.detail for c in StaffChange.objects.order_by("id")] == [
+        "result notifications to ris.example.org (new secret)", "result notifications to ris.example.org (new secret)",
+        "result notifications off"]
+
+
+def test_without_an_address_nothing_is_queued(organization, django_capture_on_commit_callbacks):
+    _, callbacks = _finished(organization, django_capture_on_commit_callbacks)
+
+    assert not WebhookDelivery.objects.exists() and callbacks == []
+
+
+def test_a_finished_diagnosis_arrives_signed_and_without_patient_details(
+        organization, hooked, receiver, django_capture_on_commit_callbacks):
+    prediction, callbacks = _finished(organization, django_capture_on_commit_callbacks)
+    assert len(callbacks) == 1  # the task leaves only once the diagnosis is committed
+    delivery = WebhookDelivery.objects.get()
+
+    assert services.webhook_deliver(delivery_id=delivery.pk).status == WebhookDelivery.Status.DELIVERED
+
+    [request] = receiver.received
+    assert request.path == "/kidneyweb/results"
+    expected = "sha256=" + hmac.new(hooked.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["x-kidneyweb-signature"] == expected
+    assert request.headers["x-kidneyweb-event"] == "diagnosis.finished"
+    assert request.headers["x-kidneyweb-delivery"] == str(delivery.uuid) == request.json["delivery"]
+    body = request.json
+    assert body["scan"] == {"id": prediction.scan_id, "patient": prediction.scan.patient_id,
+                            "api_path": f"/api/v1/scans/{prediction.scan_id}/"}
+    assert body["prediction"]["status"] == "failed" and body["prediction"]["needs_review"] is True
+    assert b"Ada" not in request.body and b"MRN-SECRET" not in request.body
+    delivery.refresh_from_db()
+    assert (delivery.attempts, delivery.response_status, delivery.delivered_at is not None) == (1, 200, True)
+
+    services.webhook_deliver(delivery_id=delivery.pk)  # a repeated task sends nothing again
+    assert len(receiver.received) == 1
+
+
+def test_a_done_diagnosis_says_its_label_and_whether_it_needs_review(organization, hooked, receiver):
+    prediction = DonePredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)),
+                                       label="Tumor", top=0.55)
+
+    delivery = services.diagnosis_finished_notify(prediction=prediction)
+    services.webhook_deliver(delivery_id=delivery.pk)
+
+    assert receiver.received[0].json["prediction"] | {"id": 0} == {
+        "id": 0, "status": "done", "label": "Tumor", "confidence": 0.55, "needs_review": True,
+        "model_version": prediction.model_version.name, "failure_reason": ""}
+
+
+def test_a_receiver_that_fails_is_tried_again_and_then_given_up_with_the_reason(
+        organization, hooked, receiver, django_capture_on_commit_callbacks):
+    _finished(organization, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get()
+    receiver.answers = [503] * services.webhooks.MAX_ATTEMPTS
+
+    for attempt in range(1, services.webhooks.MAX_ATTEMPTS):
+        with pytest.raises(services.WebhookNotDelivered, match="The receiver answered 503"):
+            services.webhook_deliver(delivery_id=delivery.pk)
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.PENDING, attempt)
+
+    final = services.webhook_deliver(delivery_id=delivery.pk)
+    assert final.status == WebhookDelivery.Status.FAILED
+    assert final.last_error == "Gave up after 6 attempts. The receiver answered 503 Service Unavailable."
+    assert len(receiver.received) == services.webhooks.MAX_ATTEMPTS
+
+
+def test_an_unreachable_receiver_is_said(organization, boss, allow_http, django_capture_on_commit_callbacks):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    services.webhook_set(organization=organization, url=f"http://127.0.0.1:{port}/hook", by=boss)
+    _finished(organization, django_capture_on_commit_callbacks)
+
+    with pytest.raises(services.WebhookNotDelivered, match="Not reached"):
+        services.webhook_deliver(delivery_id=WebhookDelivery.objects.get().pk)
+
+
+def test_a_withdrawn_scan_is_notified(organization, clinician, hooked, receiver):
+    scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
+
+    services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
+    services.webhook_deliver(delivery_id=WebhookDelivery.objects.get(event="scan.withdrawn").pk)
+
+    body = receiver.received[0].json
+    assert (body["event"], body["scan"]["id"], body["reason"]) == ("scan.withdrawn", scan.pk, "wrong patient")
