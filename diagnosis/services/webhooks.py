@@ -37,6 +37,15 @@ TIMEOUT_SECONDS = 10
 SIGNATURE_HEADER = "X-Kidneyweb-Signature"
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirected POST becomes a GET without the body, whose 200 would read as delivered: a 3xx is an answer.
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 (urllib's signature)
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 class WebhookNotDelivered(Exception):
     """This attempt failed and more are allowed: the task tries again later."""
 
@@ -142,7 +151,7 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
     })
     status, error = None, ""
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 (scheme checked on setting)
+        with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:  # the scheme was checked when it was set
             status = response.status
     except urllib.error.HTTPError as exc:
         status, error = exc.code, f"The receiver answered {exc.code} {exc.reason}."

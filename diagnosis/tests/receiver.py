@@ -38,6 +38,8 @@ def start() -> tuple[Receiver, ThreadingHTTPServer]:
             receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             status = receiver.answers.pop(0) if receiver.answers else 200
             self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "/elsewhere")
             self.end_headers()
             receiver.arrived.set()
 

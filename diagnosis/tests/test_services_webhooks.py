@@ -113,6 +113,16 @@ def test_a_receiver_that_fails_is_tried_again_and_then_given_up_with_the_reason(
     assert len(receiver.received) == services.webhooks.MAX_ATTEMPTS
 
 
+def test_a_redirect_is_not_taken_for_delivery(organization, hooked, receiver, django_capture_on_commit_callbacks):
+    # Followed, the POST would become a GET without the body, and its 200 would read as delivered.
+    _finished(organization, django_capture_on_commit_callbacks)
+    receiver.answers = [302]
+
+    with pytest.raises(services.WebhookNotDelivered, match="The receiver answered 302"):
+        services.webhook_deliver(delivery_id=WebhookDelivery.objects.get().pk)
+    assert len(receiver.received) == 1
+
+
 def test_an_unreachable_receiver_is_said(organization, boss, allow_http, django_capture_on_commit_callbacks):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
