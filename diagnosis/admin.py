@@ -6,7 +6,7 @@ from . import services
 from .auth import AdminLoginForm
 from .models import (
     LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review,
-    Scan, StaffChange,
+    Scan, StaffChange, WebhookDelivery,
 )
 
 
@@ -19,6 +19,9 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    # Set on the Members page, which makes a new secret with each address; the secret is never shown again.
+    readonly_fields = ["webhook_url"]
+    exclude = ["webhook_secret"]
 
 
 @admin.register(Membership)
@@ -75,6 +78,16 @@ class PatientAccessAdmin(AuditLogAdmin):
     search_fields = ["patient__name", "patient__mrn", "user__username"]
     date_hierarchy = "at"
     list_select_related = ["user", "patient", "scan"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(AuditLogAdmin):
+    """Result notifications sent to organizations' systems, and how each went."""
+
+    list_display = ["created_at", "organization", "event", "status", "attempts", "response_status", "last_error"]
+    list_filter = ["status", "event", "organization"]
+    date_hierarchy = "created_at"
+    list_select_related = ["organization"]
 
 
 @admin.register(StaffChange)

@@ -54,10 +54,12 @@ def explain_class(class_heatmap_id: int) -> None:
 
 @shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def resend_lost_predictions() -> None:
-    """Beat sends this every KIDNEYWEB_PREDICTION_SWEEP_SECONDS; see services.predictions_resend_lost.
+    """Beat sends this every KIDNEYWEB_PREDICTION_SWEEP_SECONDS; see services.predictions_resend_lost
+    (and webhooks_resend_lost, for result notifications).
     Its running also shows /healthz that the inference worker (which runs beat) is alive."""
     services.worker_heartbeat_record(name=INFERENCE_WORKER)
     services.predictions_resend_lost(older_than=timedelta(seconds=settings.KIDNEYWEB_PREDICTION_STALE_SECONDS))
+    services.webhooks_resend_lost()
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, soft_time_limit=60,

@@ -71,6 +71,7 @@ class WebhookDelivery(models.Model):
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    resent_at = models.DateTimeField(null=True, blank=True)  # by the sweep for tasks the broker lost
 
     class Meta:
         ordering = ["-created_at", "-id"]

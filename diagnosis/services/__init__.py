@@ -45,6 +45,7 @@ from .webhooks import (
     scan_withdrawn_notify,
     webhook_deliver,
     webhook_set,
+    webhooks_resend_lost,
 )
 from .withdrawals import check_not_withdrawn, scan_withdraw, withdrawn_message
 from .scans import (
@@ -120,4 +121,5 @@ __all__ = [
     "scan_withdrawn_notify",
     "webhook_deliver",
     "webhook_set",
+    "webhooks_resend_lost",
 ]

@@ -15,6 +15,7 @@ import logging
 import secrets
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -33,6 +35,9 @@ from ..models import Organization, Prediction, Scan, StaffChange, WebhookDeliver
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6  # over about 5 minutes of backoff (tasks.deliver_webhook)
+# Pending this long since queued or last sent again, a delivery has lost its task (the broker restarted).
+LOST_AFTER = timedelta(minutes=15)
+GIVE_UP_AFTER = timedelta(days=1)
 TIMEOUT_SECONDS = 10
 SIGNATURE_HEADER = "X-Kidneyweb-Signature"
 
@@ -170,3 +175,24 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
         logger.warning("Webhook delivery %s (attempt %d): %s", delivery.pk, delivery.attempts, error)
         raise WebhookNotDelivered(error)
     return delivery
+
+
+def webhooks_resend_lost(*, now=None) -> list[int]:
+    """Send again the deliveries whose task was lost; give up on those a day old. Returns the ids sent again.
+
+    Celery beat runs this with the diagnoses' sweep. Sending twice is harmless: a delivered one is left
+    alone, and the receiver drops a repeat by its delivery id."""
+    now = now or timezone.now()
+    pending = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
+    pending.filter(created_at__lt=now - GIVE_UP_AFTER).update(
+        status=WebhookDelivery.Status.FAILED, last_error="Given up: not sent within a day (the task was lost).")
+    lost = pending.annotate(last_touched=Coalesce("resent_at", "created_at")).filter(last_touched__lt=now - LOST_AFTER)
+    resent = []
+    for delivery_id in lost.values_list("pk", flat=True):
+        with transaction.atomic():
+            if lost.filter(pk=delivery_id).update(resent_at=now):
+                transaction.on_commit(partial(_enqueue, delivery_id))
+                resent.append(delivery_id)
+    if resent:
+        logger.warning("Sent result notifications %s again: their tasks were lost", resent)
+    return resent

@@ -81,3 +81,17 @@ def test_staff_changes_are_listed_read_only(admin_client, organization, boss):
     assert admin_client.post(reverse("admin:diagnosis_staffchange_delete", args=[change.pk]), {"post": "yes"}).status_code == 403
     assert admin_client.get(reverse("admin:diagnosis_staffchange_add")).status_code == 403
     assert organization.staff_changes.count() == 1
+
+
+def test_notifications_are_listed_read_only_and_the_secret_is_not_shown(admin_client, organization, boss):
+    from diagnosis.models import WebhookDelivery
+
+    secret = services.webhook_set(organization=organization, url="https://ris.example.org/hook", by=boss)
+    delivery = WebhookDelivery.objects.create(organization=organization, event="diagnosis.finished",
+                                              url="https://ris.example.org/hook", payload={"scan": {"id": 1}})
+
+    page = admin_client.get(reverse("admin:diagnosis_organization_change", args=[organization.pk])).content.decode()
+    assert secret not in page and "https://ris.example.org/hook" in page
+    assert admin_client.get(reverse("admin:diagnosis_webhookdelivery_changelist")).status_code == 200
+    detail = admin_client.get(reverse("admin:diagnosis_webhookdelivery_change", args=[delivery.pk]))
+    assert detail.status_code == 200 and 'type="submit"' not in detail.content.decode().split('id="content"')[1]

@@ -142,3 +142,26 @@ def test_a_withdrawn_scan_is_notified(organization, clinician, hooked, receiver)
 
     body = receiver.received[0].json
     assert (body["event"], body["scan"]["id"], body["reason"]) == ("scan.withdrawn", scan.pk, "wrong patient")
+
+
+def test_a_delivery_whose_task_was_lost_is_sent_again_once_and_given_up_after_a_day(
+        organization, hooked, django_capture_on_commit_callbacks):
+    import datetime
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    fresh, lost, ancient = (WebhookDelivery.objects.create(organization=organization, event="diagnosis.finished",
+                                                           url="https://ris.example.org/hook", payload={})
+                            for _ in range(3))
+    WebhookDelivery.objects.filter(pk=lost.pk).update(created_at=now - datetime.timedelta(minutes=16))
+    WebhookDelivery.objects.filter(pk=ancient.pk).update(created_at=now - datetime.timedelta(days=2))
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert services.webhooks_resend_lost(now=now) == [lost.pk]
+        assert services.webhooks_resend_lost(now=now + datetime.timedelta(minutes=5)) == []  # not again at once
+    assert len(callbacks) == 1
+    ancient.refresh_from_db()
+    assert ancient.status == WebhookDelivery.Status.FAILED and "not sent within a day" in ancient.last_error
+    # 16 minutes on, the first resend is itself overdue, and the fresh one has become lost too.
+    assert sorted(services.webhooks_resend_lost(now=now + datetime.timedelta(minutes=16))) == sorted([fresh.pk, lost.pk])
