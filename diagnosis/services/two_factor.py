@@ -95,7 +95,7 @@ def two_factor_recover(*, user: AbstractBaseUser, code: str) -> RecoveryCodes:
     if not device.verify_token(code):
         raise ValidationError("That recovery code is wrong or has been used.", code="wrong_code")
     # A used code may mean a lost phone, or someone else holding the paper: worth a line in the log.
-    logger.warning("user %s finished a login with a recovery code (%d left)", user.pk,
+    logger.warning("%s finished a login with a recovery code (%d left)", user.get_username(),
                    selectors.recovery_codes_left(user=user) or 0)
     return device
 
