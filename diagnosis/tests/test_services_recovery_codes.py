@@ -32,10 +32,11 @@ def test_setting_up_the_app_gives_ten_distinct_codes_that_are_easy_to_copy(nurse
     assert selectors.recovery_codes_left(user=nurse) == 10
 
 
-def test_a_recovery_code_finishes_a_login_once(nurse):
+def test_a_recovery_code_finishes_a_login_once_and_is_logged(nurse, caplog):
     _, codes = _set_up(nurse)
 
     device = services.two_factor_recover(user=nurse, code=codes[3])
+    assert "nurse finished a login with a recovery code (9 left)" in caplog.text
     assert device.user == nurse and device.persistent_id  # what django_otp.login records in the session
     assert selectors.recovery_codes_left(user=nurse) == 9
     time.sleep(1.1)
