@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='organization',
             name='webhook_url',
-            field=models.URLField(blank=True, max_length=500, verbose_name='notification URL'),
+            field=models.CharField(blank=True, max_length=500, verbose_name='notification URL'),
         ),
         migrations.CreateModel(
             name='WebhookDelivery',
@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
                 ('uuid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
                 ('event', models.CharField(max_length=40)),
                 ('payload', models.JSONField()),
-                ('url', models.URLField(max_length=500)),
+                ('url', models.CharField(max_length=500)),
                 ('status', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('failed', 'Failed')], default='pending', max_length=12)),
                 ('attempts', models.PositiveSmallIntegerField(default=0)),
                 ('response_status', models.PositiveSmallIntegerField(blank=True, null=True)),

@@ -64,7 +64,7 @@ class WebhookDelivery(models.Model):
     organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE, related_name="webhook_deliveries")
     event = models.CharField(max_length=40)
     payload = models.JSONField()
-    url = models.URLField(max_length=500)
+    url = models.CharField(max_length=500)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
