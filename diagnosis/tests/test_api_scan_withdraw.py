@@ -42,3 +42,17 @@ def test_refusals_say_why(client, api_client, clinician, nurse, organization):
     assert forbidden.json()["detail"] == "Only the clinician who uploaded this scan or an administrator can withdraw it."
     assert openapi.mismatches(openapi.load(client), WITHDRAW, "post", forbidden) == []
     assert not Scan.objects.get(pk=scan.pk).is_withdrawn
+
+
+def test_the_scan_list_leaves_withdrawn_scans_out_or_in_on_request(api_client, clinician, organization):
+    patient = PatientFactory(organization=organization)
+    kept, withdrawn = (ScanFactory(patient=patient, uploaded_by=clinician) for _ in range(2))
+    api_client.post(WITHDRAW.format(id=withdrawn.pk), {"reason": "wrong patient"}, format="json")
+
+    def ids(query):
+        return [row["id"] for row in api_client.get(f"/api/v1/scans/{query}").json()["results"]]
+
+    assert sorted(ids("")) == sorted([kept.pk, withdrawn.pk])
+    assert ids("?withdrawn=false") == [kept.pk] and ids("?withdrawn=true") == [withdrawn.pk]
+    refused = api_client.get("/api/v1/scans/?withdrawn=maybe")
+    assert refused.status_code == 400 and refused.json() == {"withdrawn": ["'maybe' is neither true nor false."]}

@@ -129,7 +129,9 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
 @extend_schema_view(
     list=extend_schema(
-        parameters=[OpenApiParameter("patient", int, description="Only the scans of this patient.")],
+        parameters=[OpenApiParameter("patient", int, description="Only the scans of this patient."),
+                    OpenApiParameter("withdrawn", bool, description="true: only withdrawn scans; false: none of them. "
+                                     "Absent: all.")],
     ),
 )
 class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -143,7 +145,13 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
                 patient = int(raw)
             except ValueError:
                 raise ValidationError({"patient": [f"{raw!r} is not a patient id."]}) from None
-        return selectors.scan_list(user=self.request.user, patient=patient)
+        scans = selectors.scan_list(user=self.request.user, patient=patient)
+        if self.action == "list" and "withdrawn" in self.request.query_params:
+            raw = self.request.query_params["withdrawn"].lower()
+            if raw not in ("true", "false"):
+                raise ValidationError({"withdrawn": [f"{raw!r} is neither true nor false."]})
+            scans = scans.filter(withdrawn_at__isnull=raw == "false")
+        return scans
 
     def _log_access(self, scan: Scan, what: str) -> None:
         services.patient_access_record(user=self.request.user, patient=scan.patient, scan=scan, what=what,
