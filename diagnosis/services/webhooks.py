@@ -145,14 +145,22 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
                     .filter(pk=delivery_id).first())
         if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
             return delivery
+        organization = delivery.organization
+        if not organization.webhook_url:
+            delivery.status = WebhookDelivery.Status.FAILED
+            delivery.last_error = "Not sent: result notifications were turned off before it left."
+            delivery.save(update_fields=["status", "last_error"])
+            return delivery
+        # To the address and secret set now: a system moved to a new address has the new secret.
+        delivery.url = organization.webhook_url
         delivery.attempts += 1
-        delivery.save(update_fields=["attempts"])
+        delivery.save(update_fields=["url", "attempts"])
     # No lock or transaction while another server takes its time to answer.
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
     request = urllib.request.Request(delivery.url, data=body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": "kidneyweb-webhook/1",
         "X-Kidneyweb-Event": delivery.event, "X-Kidneyweb-Delivery": str(delivery.uuid),
-        SIGNATURE_HEADER: signature(secret=delivery.organization.webhook_secret, body=body),
+        SIGNATURE_HEADER: signature(secret=organization.webhook_secret, body=body),
     })
     status, error = None, ""
     try:

@@ -26,7 +26,8 @@ def hooked(organization, boss, receiver, allow_http):
 
 
 def _finished(organization, django_capture_on_commit_callbacks, **kwargs):
-    scan = ScanFactory(patient=PatientFactory(organization=organization, name="Ada Lovelace", mrn="MRN-SECRET"))
+    scan = ScanFactory(patient=PatientFactory(organization=organization, name="Ada Lovelace",
+                                              mrn=f"MRN-SECRET-{Prediction.objects.count()}"))
     prediction = PredictionFactory(scan=scan, status=Prediction.Status.QUEUED)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.prediction_fail(prediction_id=prediction.pk, reason="The model could not read the slice.")
@@ -165,3 +166,28 @@ def test_a_delivery_whose_task_was_lost_is_sent_again_once_and_given_up_after_a_
     assert ancient.status == WebhookDelivery.Status.FAILED and "not sent within a day" in ancient.last_error
     # 16 minutes on, the first resend is itself overdue, and the fresh one has become lost too.
     assert sorted(services.webhooks_resend_lost(now=now + datetime.timedelta(minutes=16))) == sorted([fresh.pk, lost.pk])
+
+
+def test_a_pending_notification_follows_the_address_set_since_or_is_dropped_when_they_are_turned_off(
+        organization, boss, hooked, receiver, allow_http, django_capture_on_commit_callbacks):
+    from . import receiver as http_receiver
+
+    _finished(organization, django_capture_on_commit_callbacks)
+    _finished(organization, django_capture_on_commit_callbacks)
+    first, second = WebhookDelivery.objects.order_by("id")
+    moved, server = http_receiver.start()
+    try:
+        new_secret = services.webhook_set(organization=organization, url=moved.url, by=boss)
+        services.webhook_deliver(delivery_id=first.pk)
+        [request] = moved.received
+        assert request.headers["x-kidneyweb-signature"] == "sha256=" + hmac.new(
+            new_secret.encode(), request.body, hashlib.sha256).hexdigest()
+        assert receiver.received == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    services.webhook_set(organization=organization, url="", by=boss)
+    assert services.webhook_deliver(delivery_id=second.pk).status == WebhookDelivery.Status.FAILED
+    second.refresh_from_db()
+    assert second.last_error == "Not sent: result notifications were turned off before it left."
