@@ -279,6 +279,8 @@ class MemberSerializer(serializers.Serializer):
                                                     help_text="Holds a temporary password, to be replaced at the next login.")
     two_factor = serializers.BooleanField(source="has_two_factor", read_only=True,
                                           help_text="Has an authenticator app set up.")
+    recovery_codes_left = serializers.IntegerField(read_only=True,
+                                                   help_text="Unused recovery codes; with none, a lost phone needs a reset.")
     login_locked = serializers.SerializerMethodField(help_text="Too many wrong passwords lately: logins are refused for now.")
     has_api_token = serializers.BooleanField(read_only=True)
     last_login = serializers.DateTimeField(source="user.last_login", read_only=True, allow_null=True)

@@ -12,11 +12,12 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
-from ..models import LoginFailure, Membership, Organization, PatientAccess, RecoveryCodes, StaffChange, WebhookDelivery
+from ..models import LoginFailure, Membership, Organization, PatientAccess, RecoveryCode, RecoveryCodes, StaffChange, WebhookDelivery
 
 
 def organization_members(*, organization: Organization) -> QuerySet[Membership]:
-    """The members, by username, with ``has_api_token``, ``token_created``, ``has_two_factor`` and ``login_failures`` (recent
+    """The members, by username, with ``has_api_token``, ``token_created``, ``has_two_factor``, ``recovery_codes_left``
+    and ``login_failures`` (recent
     failed logins; ``login_locked`` is true when they lock the username)."""
     window = timezone.now() - datetime.timedelta(minutes=settings.KIDNEYWEB_LOGIN_LOCK_MINUTES)
     # Failures are stored under the lower-cased username (services.logins).
@@ -26,6 +27,10 @@ def organization_members(*, organization: Organization) -> QuerySet[Membership]:
     )
     tokens = Token.objects.filter(user=OuterRef("user"))
     authenticators = TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)
+    unused_codes = (
+        RecoveryCode.objects.filter(device__user=OuterRef("user"), used_at=None)
+        .order_by().values("device__user").annotate(n=Count("id")).values("n")
+    )
     return (
         Membership.objects.filter(organization=organization)
         .select_related("user")
@@ -34,6 +39,7 @@ def organization_members(*, organization: Organization) -> QuerySet[Membership]:
             has_two_factor=Exists(authenticators),
             token_created=Subquery(tokens.values("created")[:1]),
             login_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),
+            recovery_codes_left=Coalesce(Subquery(unused_codes, output_field=IntegerField()), Value(0)),
         )
         .order_by("user__username")
     )

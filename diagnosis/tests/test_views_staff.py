@@ -6,9 +6,10 @@ import re
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from diagnosis import services
-from diagnosis.models import Membership, PatientAccess, StaffChange
+from diagnosis.models import Membership, PatientAccess, RecoveryCode, StaffChange
 
 from .factories import PASSWORD, MembershipFactory, PatientFactory
 from .totp import totp
@@ -160,6 +161,19 @@ def test_an_administrator_resets_a_members_two_factor_authentication(admin_clien
     nurse_client = Client()
     nurse_client.login(username="nurse", password=PASSWORD)
     assert nurse_client.get("/patients/").status_code == 200  # no code asked any more
+
+
+def test_members_without_recovery_codes_left_are_pointed_out(admin_client, nurse):
+    device = services.two_factor_setup_start(user=nurse)
+    _, codes = services.two_factor_setup_confirm(user=nurse, token=totp(device.bin_key))
+    services.two_factor_recover(user=nurse, code=codes[0])
+    assert "on, 9 of 10 recovery codes left" in admin_client.get(
+        reverse("diagnosis:staff_member", args=[nurse.pk])).content.decode()
+    assert "no recovery codes" not in admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+
+    RecoveryCode.objects.filter(device__user=nurse).update(used_at=timezone.now())
+
+    assert ">no recovery codes</span>" in admin_client.get(reverse("diagnosis:staff_list")).content.decode()
 
 
 def test_requiring_two_factor_authentication_of_every_member(admin_client, organization, nurse):
