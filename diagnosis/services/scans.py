@@ -20,6 +20,7 @@ from django.utils import timezone
 from .. import ml, selectors
 from ..models import ModelVersion, Patient, Prediction, Scan, heatmap_upload_to
 from ..validators import validate_scan_image
+from .sweeps import resend_stale
 from .webhooks import diagnosis_finished_notify
 from .withdrawals import check_not_withdrawn
 
@@ -122,13 +123,7 @@ def predictions_resend_lost(*, older_than: timedelta) -> list[int]:
         .annotate(last_touched=Coalesce("resent_at", "started_at", "queued_at"))
         .filter(last_touched__lt=cutoff)
     )
-    resent = []
-    for prediction_id in stale.values_list("pk", flat=True):
-        with transaction.atomic():
-            # The same conditions again, in the UPDATE itself: a worker may have finished it since the query.
-            if stale.filter(pk=prediction_id).update(resent_at=now):
-                transaction.on_commit(partial(_enqueue_prediction, prediction_id))
-                resent.append(prediction_id)
+    resent = resend_stale(stale, now=now, enqueue=_enqueue_prediction)
     if resent:
         logger.warning("Sent the diagnosis task again for predictions %s: waiting or running for too long", resent)
     return resent

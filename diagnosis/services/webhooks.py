@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import Organization, Prediction, Scan, StaffChange, WebhookDelivery
+from .sweeps import resend_stale
 
 logger = logging.getLogger(__name__)
 
@@ -195,12 +196,7 @@ def webhooks_resend_lost(*, now=None) -> list[int]:
     pending.filter(created_at__lt=now - GIVE_UP_AFTER).update(
         status=WebhookDelivery.Status.FAILED, last_error="Given up: not sent within a day (the task was lost).")
     lost = pending.annotate(last_touched=Coalesce("resent_at", "created_at")).filter(last_touched__lt=now - LOST_AFTER)
-    resent = []
-    for delivery_id in lost.values_list("pk", flat=True):
-        with transaction.atomic():
-            if lost.filter(pk=delivery_id).update(resent_at=now):
-                transaction.on_commit(partial(_enqueue, delivery_id))
-                resent.append(delivery_id)
+    resent = resend_stale(lost, now=now, enqueue=_enqueue)
     if resent:
         logger.warning("Sent result notifications %s again: their tasks were lost", resent)
     return resent
