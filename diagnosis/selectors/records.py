@@ -79,13 +79,16 @@ def _reviews_newest_first() -> Prefetch:
     return Prefetch("reviews", queryset=Review.objects.select_related("reviewed_by").order_by("-reviewed_at", "-id"))
 
 
-def scan_list(*, user: UserLike, patient: Patient | int | None = None) -> QuerySet[Scan]:
+def scan_list(*, user: UserLike, patient: Patient | int | None = None, withdrawn: bool | None = None) -> QuerySet[Scan]:
+    """The organization's scans, newest first; ``withdrawn`` True or False keeps only those withdrawn or not."""
     organization_id = _organization_id(user)
     if organization_id is None:
         return Scan.objects.none()
     scans = Scan.objects.filter(patient__organization_id=organization_id)
     if patient is not None:
         scans = scans.filter(patient=patient)
+    if withdrawn is not None:
+        scans = scans.filter(withdrawn_at__isnull=not withdrawn)
     return (
         scans.select_related("patient", "uploaded_by", "withdrawn_by")
         .prefetch_related(_predictions_newest_first(), _reviews_newest_first())

@@ -51,7 +51,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return selectors.organization_members(organization=self.organization)
 
     def get_object(self) -> Membership:
-        membership = self.get_queryset().filter(user_id=self.kwargs["pk"]).first()
+        membership = selectors.organization_member_get(organization=self.organization, user_id=int(self.kwargs["pk"]))
         if membership is None:
             raise NotFound("No member of your organization has that id.")
         return membership

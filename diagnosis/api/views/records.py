@@ -145,13 +145,13 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
                 patient = int(raw)
             except ValueError:
                 raise ValidationError({"patient": [f"{raw!r} is not a patient id."]}) from None
-        scans = selectors.scan_list(user=self.request.user, patient=patient)
+        withdrawn = None
         if self.action == "list" and "withdrawn" in self.request.query_params:
             raw = self.request.query_params["withdrawn"].lower()
             if raw not in ("true", "false"):
                 raise ValidationError({"withdrawn": [f"{raw!r} is neither true nor false."]})
-            scans = scans.filter(withdrawn_at__isnull=raw == "false")
-        return scans
+            withdrawn = raw == "true"
+        return selectors.scan_list(user=self.request.user, patient=patient, withdrawn=withdrawn)
 
     def _log_access(self, scan: Scan, what: str) -> None:
         services.patient_access_record(user=self.request.user, patient=scan.patient, scan=scan, what=what,
