@@ -106,6 +106,10 @@ class TrainConfig:
     # square. A stone is such a spot; 0 turns it off. resnet_small only.
     tophat: float = 0.0
     label_smoothing: float = 0.05
+    # Focal loss (cross-entropy times (1 - p)^gamma): slices the network already reads right weigh
+    # less, so the few hard ones (small stones, tumours that look like cysts) weigh more. 0 is plain
+    # cross-entropy.
+    focal_gamma: float = 0.0
     early_stopping_patience: int = 8
     # Validate, keep and ship an exponential moving average of the weights (0 turns it off):
     # it smooths the epoch-to-epoch swings a few hundred patients' worth of slices cause.
@@ -165,6 +169,8 @@ class TrainConfig:
             raise ValueError(f"seed must be between 0 and {MAX_SEED}, not {self.seed!r}")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.label_smoothing < 1.0):
             raise ValueError("dropout and label_smoothing must be in [0, 1)")
+        if not 0.0 <= self.focal_gamma <= 5.0:
+            raise ValueError("focal_gamma must be in [0, 5] (0 is plain cross-entropy)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

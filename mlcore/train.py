@@ -343,7 +343,7 @@ def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
         model.compile(
             optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, use_ema=ema,
                                              ema_momentum=config.ema_momentum or 0.99),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            loss=_loss(config),
         )
         # Validation runs in the Track callback, once, on the weights that would be kept.
         model.fit(train_input, epochs=length, callbacks=[Track(f"refit_{phase}" if refit else phase, offset)],
@@ -356,6 +356,16 @@ def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
     elif best["weights"] is not None:
         model.set_weights(best["weights"])
     return best["epoch"]
+
+
+def _loss(config: TrainConfig):
+    import keras
+
+    if config.focal_gamma:
+        # alpha 1: the classes are already balanced by the sample weights.
+        return keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=config.focal_gamma,
+                                                        label_smoothing=config.label_smoothing)
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
 
 
 def plain_model(shipped):

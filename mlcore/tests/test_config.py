@@ -35,6 +35,8 @@ def test_invalid_values_are_refused():
         TrainConfig(series_weighting=1.5)
     with pytest.raises(ValueError, match="width"):
         TrainConfig(width=2)
+    with pytest.raises(ValueError, match="focal_gamma"):
+        TrainConfig(focal_gamma=-1.0)
 
 
 def test_a_seed_numpy_and_tensorflow_cannot_take_is_refused():

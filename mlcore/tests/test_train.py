@@ -131,6 +131,23 @@ def test_without_class_weighting_each_class_keeps_its_slice_count_as_weight():
     assert weights[labels == "Stone"].sum() == pytest.approx(10)
 
 
+def test_focal_loss_weighs_slices_read_right_far_less_than_slices_read_wrong():
+    from mlcore.config import TrainConfig
+    from mlcore.train import _loss
+
+    labels = np.array([[1.0, 0, 0, 0], [1.0, 0, 0, 0]], dtype="float32")
+    right, wrong = [0.9, 0.05, 0.03, 0.02], [0.1, 0.8, 0.05, 0.05]
+    plain = _loss(TrainConfig(label_smoothing=0.0))
+    focal = _loss(TrainConfig(label_smoothing=0.0, focal_gamma=2.0))
+
+    def each(loss):
+        return [float(loss(labels[:1], np.array([p], dtype="float32"))) for p in (right, wrong)]
+
+    (plain_right, plain_wrong), (focal_right, focal_wrong) = each(plain), each(focal)
+    assert focal_right < 0.02 * plain_right  # (1 - 0.9)^2 = 0.01
+    assert focal_wrong > 0.75 * plain_wrong  # (1 - 0.1)^2 = 0.81
+
+
 def test_two_member_run_with_moving_average_ships_one_averaging_model(tmp_path, synthetic_dataset):
     from mlcore.config import Params, Paths, TrainConfig
     from mlcore.pipeline import run_all
