@@ -29,9 +29,10 @@ RUN groupadd --system --gid 10001 kidneyweb \
       --shell /usr/sbin/nologin kidneyweb
 
 # DejaVu fonts: the PDF reports print patient names in them (the slim image's fallback font has no
-# glyphs for letters such as ő, ń or ř); Droid Sans Fallback for Chinese, Japanese and Korean ones.
+# glyphs for letters such as ő, ń or ř); Droid Sans Fallback for Chinese, Japanese and Korean ones;
+# Noto Sans for Bengali, Devanagari, Tamil, Thai and the other scripts the reports shape.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-droid-fallback \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-droid-fallback fonts-noto-core \
  && rm -rf /var/lib/apt/lists/*
 
 COPY --from=build /opt/venv /opt/venv

@@ -4,17 +4,14 @@ that this is decision support, not a diagnosis. Views only send what ``scan_repo
 from __future__ import annotations
 
 import io
-import itertools
 import logging
-from dataclasses import dataclass
-from pathlib import Path
-from xml.sax.saxutils import escape
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 from PIL import Image, ImageOps
 
 from . import selectors
+from .pdf_fonts import report_fonts
 from .services.withdrawals import withdrawn_message
 from .models import Prediction, Review, Scan
 
@@ -27,71 +24,6 @@ NOTICE = (
 )
 HEATMAP_OPACITY = 0.6
 IMAGE_SIDE_PX = 512  # enough for print at the report's image size; keeps the PDF small
-
-# Fonts with accents and other European letters; reportlab's built-in Helvetica has Latin-1 only.
-_FONT_CANDIDATES = [
-    (Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"), Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")),
-]
-# Chinese, Japanese and Korean names and comments: DejaVu has no such glyphs, and reportlab draws a
-# blank for a missing glyph instead of looking in another font, so those runs are set in this one.
-_FALLBACK_CANDIDATES = [
-    Path("/usr/share/fonts-droid-fallback/truetype/DroidSansFallback.ttf"),  # "Full" beside it lacks Hangul
-    Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
-]
-
-
-@dataclass(frozen=True)
-class _Fonts:
-    regular: str
-    bold: str
-    covered: frozenset[int] = frozenset()  # code points the regular font draws; empty: not known
-    fallback: str | None = None
-    fallback_covered: frozenset[int] = frozenset()
-
-    def markup(self, text: str) -> str:
-        """Paragraph markup of plain text, with the runs only the fallback font can draw set in it."""
-        if self.fallback is None:
-            return escape(text)
-
-        def needs_fallback(character: str) -> bool:
-            return ord(character) not in self.covered and ord(character) in self.fallback_covered
-
-        return "".join(
-            f'<font face="{self.fallback}">{escape("".join(run))}</font>' if fallback else escape("".join(run))
-            for fallback, run in itertools.groupby(text, key=needs_fallback)
-        )
-
-
-_fonts: _Fonts | None = None
-
-
-def _register_fonts() -> _Fonts:
-    global _fonts
-    if _fonts is not None:
-        return _fonts
-    import reportlab
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
-
-    bundled = Path(reportlab.__file__).parent / "fonts"
-    for regular, bold in [*_FONT_CANDIDATES, (bundled / "Vera.ttf", bundled / "VeraBd.ttf")]:
-        if regular.is_file() and bold.is_file():
-            main = TTFont("ReportSans", str(regular))
-            pdfmetrics.registerFont(main)
-            pdfmetrics.registerFont(TTFont("ReportSans-Bold", str(bold)))
-            fallback = next((path for path in _FALLBACK_CANDIDATES if path.is_file()), None)
-            if fallback is None:
-                logger.warning("No CJK font found (Debian: fonts-droid-fallback): such names print blank in reports")
-                _fonts = _Fonts("ReportSans", "ReportSans-Bold")
-                return _fonts
-            extra = TTFont("ReportFallback", str(fallback))
-            pdfmetrics.registerFont(extra)
-            _fonts = _Fonts("ReportSans", "ReportSans-Bold", covered=frozenset(main.face.charToGlyph),
-                            fallback="ReportFallback", fallback_covered=frozenset(extra.face.charToGlyph))
-            return _fonts
-    _fonts = _Fonts("Helvetica", "Helvetica-Bold")
-    return _fonts
-
 
 def _open_rgb(field) -> Image.Image | None:
     try:
@@ -141,7 +73,7 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
     from reportlab.platypus import Image as PdfImage
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-    fonts = _register_fonts()
+    fonts = report_fonts()
     styles = getSampleStyleSheet()
     body = ParagraphStyle("body", parent=styles["BodyText"], fontName=fonts.regular, fontSize=9.5, leading=12)
     small = ParagraphStyle("small", parent=body, fontSize=8, leading=10, textColor=colors.HexColor("#5b6776"))
@@ -153,8 +85,13 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
         borderPadding=6, spaceBefore=4, spaceAfter=10,
     )
 
+    shaping_styles: dict[str, ParagraphStyle] = {}
+
     def p(text: str, style=body) -> Paragraph:
-        return Paragraph(fonts.markup(str(text)), style)
+        markup, shaped = fonts.markup(str(text), bold=style.fontName == fonts.bold)
+        if shaped:  # only then: shaping also turns Latin "fi" into a ligature that copies out as one character
+            style = shaping_styles.setdefault(style.name, ParagraphStyle(f"{style.name}-shaped", parent=style, shaping=1))
+        return Paragraph(markup, style)
 
     def facts(rows: list[tuple[str, str]], label_width: float = 38 * mm) -> Table:
         table = Table([[p(k, small), p(v)] for k, v in rows], colWidths=[label_width, None], hAlign="LEFT")

@@ -1,6 +1,7 @@
 """The PDF report of a scan says what the AI found, what the reviewer decided, and that it is not a diagnosis."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from django.core.files.base import ContentFile
 from PIL import Image
 from pypdf import PdfReader
 
-from diagnosis import reports, selectors
+from diagnosis import pdf_fonts, reports, selectors
 
 from .factories import DonePredictionFactory, ModelVersionFactory, PatientFactory, ReviewFactory, ScanFactory, image_bytes
 
@@ -139,7 +140,7 @@ def fonts_of(pdf: bytes) -> set[str]:
 
 
 def test_chinese_japanese_and_korean_names_and_comments_are_printed_in_a_font_that_has_them(organization, clinician):
-    if reports._register_fonts().fallback is None:
+    if pdf_fonts.report_fonts().cjk is None:
         pytest.skip("no CJK font installed (Debian package fonts-droid-fallback; CI and the image install it)")
     scan = ScanFactory(patient=PatientFactory(organization=organization, name="山田 太郎 / 김민준", mrn="MRN-88"))
     ReviewFactory(prediction=DonePredictionFactory(scan=scan), reviewed_by=clinician, comment="右腎に結石 Stone, 4 mm")
@@ -151,9 +152,28 @@ def test_chinese_japanese_and_korean_names_and_comments_are_printed_in_a_font_th
     assert "山田 太郎 / 김민준" in text and "右腎に結石 Stone, 4 mm" in text
 
 
-def test_only_the_characters_the_main_font_lacks_are_set_in_the_fallback_font():
-    fonts = reports._Fonts("Main", "Main-Bold", covered=frozenset(map(ord, "Stone <&> ")), fallback="Extra",
-                           fallback_covered=frozenset(map(ord, "腎石")))
+def script_font_or_skip(script: str) -> None:
+    if pdf_fonts.report_fonts().script_face(script) is None:
+        pytest.skip(f"no {script} font installed (Debian package fonts-noto-core; CI and the image install it)")
 
-    assert fonts.markup("Stone <&> 腎石 ⊕") == 'Stone &lt;&amp;&gt; <font face="Extra">腎石</font> ⊕'
-    assert reports._Fonts("Main", "Main-Bold").markup("a<b 腎") == "a&lt;b 腎"
+
+# Each name holds a vowel sign written before the consonant it follows in memory (Bengali "হি", Devanagari
+# "कि", Tamil "கொ"'s first part): shaped, its glyph comes first on the page, and so in the PDF's text, as
+# the sign itself or, where the font draws a variant of it, as a private-use character.
+@pytest.mark.parametrize("script, name, drawn_first", [
+    ("Bengali", "রহিম উদ্দিন", "[\u09bf\ue000-\uf8ff]\u09b9"),  # Rahim Uddin: ি before হ
+    ("Devanagari", "किरण शर्मा", "[\u093f\ue000-\uf8ff]\u0915"),  # Kiran Sharma: ि before क
+    ("Tamil", "கொடி லட்சுமி", "[\u0bc6\ue000-\uf8ff]\u0b95"),  # Kodi Lakshmi: ெ before க
+])
+def test_names_in_scripts_whose_letters_combine_are_shaped_in_a_font_of_their_script(organization, clinician, script,
+                                                                                     name, drawn_first):
+    script_font_or_skip(script)
+    scan = ScanFactory(patient=PatientFactory(organization=organization, name=name, mrn="MRN-90"))
+    ReviewFactory(prediction=DonePredictionFactory(scan=scan), reviewed_by=clinician, comment=f"{name}: Stone, 4 mm")
+
+    pdf = reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=scan.pk), user=clinician)
+
+    assert any(f"NotoSans{script}" in font for font in fonts_of(pdf))
+    text = text_of(pdf)
+    assert re.search(drawn_first, text)  # unshaped, the consonant would come first
+    assert "Stone, 4 mm" in text and "MRN-90" in text
