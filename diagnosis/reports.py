@@ -11,7 +11,7 @@ from django.utils import timezone
 from PIL import Image, ImageOps
 
 from . import selectors
-from .pdf_fonts import report_fonts
+from .pdf_fonts import paragraph, report_fonts
 from .services.withdrawals import withdrawn_message
 from .models import Prediction, Review, Scan
 
@@ -71,7 +71,7 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
     from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
     from reportlab.lib.units import mm
     from reportlab.platypus import Image as PdfImage
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import SimpleDocTemplate, Spacer, Table, TableStyle
 
     fonts = report_fonts()
     styles = getSampleStyleSheet()
@@ -85,13 +85,8 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
         borderPadding=6, spaceBefore=4, spaceAfter=10,
     )
 
-    shaping_styles: dict[str, ParagraphStyle] = {}
-
-    def p(text: str, style=body) -> Paragraph:
-        markup, shaped = fonts.markup(str(text), bold=style.fontName == fonts.bold)
-        if shaped:  # only then: shaping also turns Latin "fi" into a ligature that copies out as one character
-            style = shaping_styles.setdefault(style.name, ParagraphStyle(f"{style.name}-shaped", parent=style, shaping=1))
-        return Paragraph(markup, style)
+    def p(text: str, style=body):
+        return paragraph(str(text), style, fonts)
 
     def facts(rows: list[tuple[str, str]], label_width: float = 38 * mm) -> Table:
         table = Table([[p(k, small), p(v)] for k, v in rows], colWidths=[label_width, None], hAlign="LEFT")

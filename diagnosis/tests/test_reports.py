@@ -50,10 +50,12 @@ def test_the_report_holds_patient_ai_result_model_review_and_the_notice(reviewed
 
 
 # The longest comment a review accepts, as one unbroken word of wide letters, as prose, and in a script the
-# report's font has no glyphs for (so only its length is checked: it must not break the report).
+# report's font has no glyphs for, and in Arabic (only their length is checked: they must not break the report).
 @pytest.mark.parametrize("comment, token, count", [("W" * 4000, "W", 4000),
                                                    (("Cyst in the lower pole. " * 170)[:4000], "lowerpole", 166),
-                                                   ("腎" * 4000, None, None)])
+                                                   ("腎" * 4000, None, None),
+                                                   (("حصوة في الكلية " * 300)[:4000], None, None),
+                                                   ("ع" * 4000, None, None)])
 def test_a_review_comment_of_the_longest_allowed_length_flows_onto_further_pages(organization, clinician, comment,
                                                                                  token, count):
     scan = ScanFactory(patient=PatientFactory(organization=organization))
@@ -177,3 +179,22 @@ def test_names_in_scripts_whose_letters_combine_are_shaped_in_a_font_of_their_sc
     text = text_of(pdf)
     assert re.search(drawn_first, text)  # unshaped, the consonant would come first
     assert "Stone, 4 mm" in text and "MRN-90" in text
+
+
+def test_arabic_and_hebrew_names_and_comments_print_joined_and_in_reading_order(organization, clinician):
+    import arabic_reshaper
+
+    name, comment = "محمد علي / דוד כהן", "حصوة صغيرة في الكلية اليمنى. " * 12  # no digits: pypdf misorders them
+    scan = ScanFactory(patient=PatientFactory(organization=organization, name=name, mrn="MRN-91"))
+    ReviewFactory(prediction=DonePredictionFactory(scan=scan), reviewed_by=clinician, comment=comment)
+
+    pdf = reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=scan.pk), user=clinician)
+
+    # pypdf reads right-to-left runs back into reading order: letters drawn in the order they are typed
+    # would come out reversed, and letters not joined would come out as their plain forms.
+    text = text_of(pdf)
+    assert arabic_reshaper.reshape("محمد علي") in text and "דוד כהן" in text
+    joined = arabic_reshaper.reshape(comment.strip())
+    assert joined[:40] in text and joined[-40:] in text  # several lines, the first first
+    assert "MRN-91" in text
+
