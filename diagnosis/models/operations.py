@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -72,6 +73,11 @@ class WebhookDelivery(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     delivered_at = models.DateTimeField(null=True, blank=True)
     resent_at = models.DateTimeField(null=True, blank=True)  # by the sweep for tasks the broker lost
+    # An administrator sent a failed one again (the receiver was down for longer than the retries):
+    # its attempts and its day before giving up count from then.
+    sent_again_at = models.DateTimeField(null=True, blank=True)
+    sent_again_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")
 
     class Meta:
         ordering = ["-created_at", "-id"]

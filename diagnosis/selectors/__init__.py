@@ -45,6 +45,7 @@ from .staff import (
     two_factor_device,
     two_factor_setup_pending,
     webhook_deliveries,
+    webhook_delivery_get,
 )
 from .tenancy import UserLike, is_organization_admin, membership_of, organization_of
 
@@ -90,6 +91,7 @@ __all__ = [
     "two_factor_device",
     "two_factor_setup_pending",
     "webhook_deliveries",
+    "webhook_delivery_get",
     "worker_last_seen",
     "worklist",
 ]

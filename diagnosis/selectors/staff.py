@@ -97,3 +97,8 @@ def recovery_codes_left(*, user: AbstractBaseUser) -> int | None:
 def webhook_deliveries(*, organization: Organization) -> QuerySet[WebhookDelivery]:
     """The organization's result notifications, newest first."""
     return WebhookDelivery.objects.filter(organization=organization).order_by("-created_at", "-id")
+
+
+def webhook_delivery_get(*, organization: Organization, pk: int) -> WebhookDelivery | None:
+    """One of the organization's notifications; None for another organization's."""
+    return webhook_deliveries(organization=organization).filter(pk=pk).first()

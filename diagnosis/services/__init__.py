@@ -44,6 +44,8 @@ from .webhooks import (
     diagnosis_finished_notify,
     scan_withdrawn_notify,
     webhook_deliver,
+    webhook_ping,
+    webhook_send_again,
     webhook_set,
     webhooks_resend_lost,
 )
@@ -120,6 +122,8 @@ __all__ = [
     "diagnosis_finished_notify",
     "scan_withdrawn_notify",
     "webhook_deliver",
+    "webhook_ping",
+    "webhook_send_again",
     "webhook_set",
     "webhooks_resend_lost",
 ]

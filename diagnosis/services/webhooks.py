@@ -138,6 +138,39 @@ def scan_withdrawn_notify(*, scan: Scan) -> WebhookDelivery | None:
     })
 
 
+def webhook_ping(*, organization: Organization, by: AbstractBaseUser) -> WebhookDelivery:
+    """Queue a test notification (event ``ping``, no scan), so an administrator sees that the receiving
+    system is reached and checks the signature before real results depend on it."""
+    delivery = _event(organization_id=organization.pk, event="ping", data={
+        "message": f"A test notification from kidneyweb, sent by {by.get_username()}.",
+    })
+    if delivery is None:
+        raise ValidationError("Set an address for result notifications first.")
+    return delivery
+
+
+@transaction.atomic
+def webhook_send_again(*, delivery: WebhookDelivery, by: AbstractBaseUser) -> WebhookDelivery:
+    """Send a notification that was given up on again, as it was (same delivery id, so a receiver that did
+    get it after all drops the repeat), to the address set now, with a fresh round of attempts."""
+    delivery = WebhookDelivery.objects.select_for_update(of=("self",)).select_related("organization").get(pk=delivery.pk)
+    if delivery.status != WebhookDelivery.Status.FAILED:
+        raise ValidationError(f"Only a failed notification can be sent again; this one is {delivery.get_status_display().lower()}.")
+    if not delivery.organization.webhook_url:
+        raise ValidationError("Set an address for result notifications first.")
+    delivery.status = WebhookDelivery.Status.PENDING
+    delivery.attempts = 0
+    delivery.response_status = None
+    delivery.last_error = ""
+    delivery.resent_at = None
+    delivery.sent_again_at = timezone.now()
+    delivery.sent_again_by = by
+    delivery.save(update_fields=["status", "attempts", "response_status", "last_error", "resent_at",
+                                 "sent_again_at", "sent_again_by"])
+    transaction.on_commit(partial(_enqueue, delivery.pk))
+    return delivery
+
+
 def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
     """POST one notification. Safe to call twice: a delivered or failed one is left alone. Raises
     WebhookNotDelivered when this attempt failed and another is allowed."""
@@ -193,9 +226,10 @@ def webhooks_resend_lost(*, now=None) -> list[int]:
     alone, and the receiver drops a repeat by its delivery id."""
     now = now or timezone.now()
     pending = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
-    pending.filter(created_at__lt=now - GIVE_UP_AFTER).update(
+    pending.annotate(started=Coalesce("sent_again_at", "created_at")).filter(started__lt=now - GIVE_UP_AFTER).update(
         status=WebhookDelivery.Status.FAILED, last_error="Given up: not sent within a day (the task was lost).")
-    lost = pending.annotate(last_touched=Coalesce("resent_at", "created_at")).filter(last_touched__lt=now - LOST_AFTER)
+    lost = pending.annotate(last_touched=Coalesce("resent_at", "sent_again_at", "created_at")).filter(
+        last_touched__lt=now - LOST_AFTER)
     resent = resend_stale(lost, now=now, enqueue=_enqueue)
     if resent:
         logger.warning("Sent result notifications %s again: their tasks were lost", resent)

@@ -191,3 +191,90 @@ def test_a_pending_notification_follows_the_address_set_since_or_is_dropped_when
     assert services.webhook_deliver(delivery_id=second.pk).status == WebhookDelivery.Status.FAILED
     second.refresh_from_db()
     assert second.last_error == "Not sent: result notifications were turned off before it left."
+
+
+def _given_up(organization, receiver, django_capture_on_commit_callbacks) -> WebhookDelivery:
+    _finished(organization, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get()
+    receiver.answers = [503] * services.webhooks.MAX_ATTEMPTS
+    for _ in range(services.webhooks.MAX_ATTEMPTS - 1):
+        with pytest.raises(services.WebhookNotDelivered):
+            services.webhook_deliver(delivery_id=delivery.pk)
+    assert services.webhook_deliver(delivery_id=delivery.pk).status == WebhookDelivery.Status.FAILED
+    return delivery
+
+
+def test_a_given_up_notification_sent_again_arrives_as_it_was_after_a_fresh_round_of_tries(
+        organization, boss, hooked, receiver, django_capture_on_commit_callbacks):
+    delivery = _given_up(organization, receiver, django_capture_on_commit_callbacks)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        again = services.webhook_send_again(delivery=delivery, by=boss)
+    assert len(callbacks) == 1  # queued once the change is committed
+    assert (again.status, again.attempts, again.last_error, again.sent_again_by) == (
+        WebhookDelivery.Status.PENDING, 0, "", boss)
+
+    receiver.answers = [503]  # the first new try fails too: the retries start again rather than giving up
+    with pytest.raises(services.WebhookNotDelivered):
+        services.webhook_deliver(delivery_id=delivery.pk)
+    assert services.webhook_deliver(delivery_id=delivery.pk).status == WebhookDelivery.Status.DELIVERED
+
+    first, last = receiver.received[0], receiver.received[-1]
+    assert last.headers["x-kidneyweb-delivery"] == first.headers["x-kidneyweb-delivery"] == str(delivery.uuid)
+    assert last.body == first.body  # as it was: the receiver can drop it if it did get it after all
+
+
+def test_only_a_failed_notification_can_be_sent_again_and_only_while_an_address_is_set(
+        organization, boss, hooked, receiver, django_capture_on_commit_callbacks):
+    _finished(organization, django_capture_on_commit_callbacks)
+    pending = WebhookDelivery.objects.get()
+    with pytest.raises(ValidationError, match="Only a failed notification can be sent again; this one is pending"):
+        services.webhook_send_again(delivery=pending, by=boss)
+    services.webhook_deliver(delivery_id=pending.pk)
+    with pytest.raises(ValidationError, match="this one is delivered"):
+        services.webhook_send_again(delivery=pending, by=boss)
+
+    WebhookDelivery.objects.filter(pk=pending.pk).update(status=WebhookDelivery.Status.FAILED, last_error="x")
+    services.webhook_set(organization=organization, url="", by=boss)
+    with pytest.raises(ValidationError, match="Set an address"):
+        services.webhook_send_again(delivery=pending, by=boss)
+    pending.refresh_from_db()
+    assert (pending.status, pending.last_error) == (WebhookDelivery.Status.FAILED, "x")
+
+
+def test_a_notification_sent_again_gets_a_day_from_then_before_the_sweep_gives_up(
+        organization, boss, hooked, django_capture_on_commit_callbacks):
+    import datetime
+
+    from django.utils import timezone
+
+    old = WebhookDelivery.objects.create(organization=organization, event="diagnosis.finished",
+                                         url="https://ris.example.org/hook", payload={}, status="failed")
+    WebhookDelivery.objects.filter(pk=old.pk).update(created_at=timezone.now() - datetime.timedelta(days=3))
+    with django_capture_on_commit_callbacks(execute=False):
+        services.webhook_send_again(delivery=old, by=boss)
+
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert services.webhooks_resend_lost(now=now) == []
+        assert services.webhooks_resend_lost(now=now + datetime.timedelta(minutes=16)) == [old.pk]
+    assert len(callbacks) == 1
+    old.refresh_from_db()
+    assert old.status == WebhookDelivery.Status.PENDING
+
+
+def test_a_test_notification_arrives_signed_and_names_who_sent_it(organization, boss, hooked, receiver):
+    delivery = services.webhook_ping(organization=organization, by=boss)
+    services.webhook_deliver(delivery_id=delivery.pk)
+
+    [request] = receiver.received
+    assert request.headers["x-kidneyweb-event"] == "ping"
+    assert request.headers["x-kidneyweb-signature"] == "sha256=" + hmac.new(
+        hooked.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.json["message"] == "A test notification from kidneyweb, sent by boss."
+
+
+def test_a_test_notification_without_an_address_is_refused(organization, boss):
+    with pytest.raises(ValidationError, match="Set an address"):
+        services.webhook_ping(organization=organization, by=boss)
+    assert not WebhookDelivery.objects.exists()

@@ -59,3 +59,71 @@ def test_clinicians_cannot_set_it(ui_client, organization):
 
     organization.refresh_from_db()
     assert organization.webhook_url == ""
+
+
+def _failed(organization, **fields) -> WebhookDelivery:
+    return WebhookDelivery.objects.create(organization=organization, event="diagnosis.finished", url=URL,
+                                          payload={"scan": {"id": 41}}, status="failed", attempts=6,
+                                          last_error="Gave up after 6 attempts.", **fields)
+
+
+def test_a_failed_notification_is_sent_again_from_the_list(admin_client, organization, boss,
+                                                          django_capture_on_commit_callbacks):
+    admin_client.post(reverse("diagnosis:staff_webhook"), {"url": URL})
+    failed = _failed(organization)
+    page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+    assert reverse("diagnosis:staff_webhook_send_again", args=[failed.pk]) in page
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin_client.post(reverse("diagnosis:staff_webhook_send_again", args=[failed.pk]), follow=True)
+
+    failed.refresh_from_db()
+    assert (failed.status, failed.sent_again_by) == (WebhookDelivery.Status.PENDING, boss)
+    page = response.content.decode()
+    assert "notification of" in page and "is being sent again." in page and "sent again" in page and "by boss" in page
+    assert reverse("diagnosis:staff_webhook_send_again", args=[failed.pk]) not in page  # pending: no button
+
+
+def test_sending_again_what_is_not_failed_is_explained(admin_client, organization):
+    admin_client.post(reverse("diagnosis:staff_webhook"), {"url": URL})
+    delivered = _failed(organization)
+    WebhookDelivery.objects.filter(pk=delivered.pk).update(status="delivered")
+
+    response = admin_client.post(reverse("diagnosis:staff_webhook_send_again", args=[delivered.pk]), follow=True)
+
+    assert "Only a failed notification can be sent again; this one is delivered." in response.content.decode()
+
+
+def test_another_organizations_notification_cannot_be_sent_again(admin_client, other_organization):
+    theirs = _failed(other_organization)
+
+    response = admin_client.post(reverse("diagnosis:staff_webhook_send_again", args=[theirs.pk]))
+
+    assert response.status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.status == WebhookDelivery.Status.FAILED
+
+
+def test_a_test_notification_is_queued_and_listed(admin_client, organization, django_capture_on_commit_callbacks):
+    page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+    assert "Send a test notification" not in page  # no address yet
+    admin_client.post(reverse("diagnosis:staff_webhook"), {"url": URL})
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_client.post(reverse("diagnosis:staff_webhook_test"), follow=True)
+
+    assert len(callbacks) == 1
+    assert WebhookDelivery.objects.get().event == "ping"
+    page = response.content.decode()
+    assert "A test notification is on its way" in page and "<td>ping</td>" in page
+
+
+def test_clinicians_cannot_send_notifications(ui_client, organization):
+    failed = _failed(organization)
+    organization.webhook_url = URL
+    organization.save()
+
+    ui_client.post(reverse("diagnosis:staff_webhook_test"))
+    ui_client.post(reverse("diagnosis:staff_webhook_send_again", args=[failed.pk]))
+
+    assert list(WebhookDelivery.objects.values_list("status", flat=True)) == ["failed"]

@@ -115,6 +115,40 @@ def staff_webhook(request: HttpRequest) -> HttpResponse:
     return _list_page(request, MemberCreateForm(), status=400, webhook_form=form)
 
 
+def _to_notifications() -> HttpResponse:
+    response = redirect("diagnosis:staff_list")
+    response["Location"] += "#notifications"
+    return response
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_webhook_test(request: HttpRequest) -> HttpResponse:
+    try:
+        services.webhook_ping(organization=selectors.organization_of(request.user), by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "A test notification is on its way: see how it went under Latest notifications.")
+    return _to_notifications()
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_webhook_send_again(request: HttpRequest, pk: int) -> HttpResponse:
+    delivery = selectors.webhook_delivery_get(organization=selectors.organization_of(request.user), pk=pk)
+    if delivery is None:
+        raise Http404("No such notification.")
+    try:
+        services.webhook_send_again(delivery=delivery, by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"The {delivery.event} notification of {timezone.localtime(delivery.created_at):%Y-%m-%d %H:%M} "
+                                  "is being sent again.")
+    return _to_notifications()
+
+
 @organization_admin_required
 @require_GET
 def staff_member(request: HttpRequest, user_id: int) -> HttpResponse:
