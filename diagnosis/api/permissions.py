@@ -39,3 +39,9 @@ class MayManageMembers(IsOrganizationAdministrator):
     """Adding, changing and removing who may open the organization's patient data."""
 
     message = "Only administrators of your organization may manage its members."
+
+
+class MayManageNotifications(IsOrganizationAdministrator):
+    """Where the organization's result notifications go, and sending them again."""
+
+    message = "Only administrators of your organization may manage its result notifications."

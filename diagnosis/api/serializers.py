@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import selectors
-from ..models import Membership, Patient, PatientAccess, Prediction, Review, Scan, StaffChange
+from ..models import Membership, Patient, PatientAccess, Prediction, Review, Scan, StaffChange, WebhookDelivery
 from ..validators import date_range_error
 
 
@@ -328,3 +328,36 @@ class StaffChangeSerializer(serializers.ModelSerializer):
 
     def get_by(self, change: StaffChange) -> str | None:
         return change.by.get_username() if change.by_id else None
+
+
+class NotificationSettingsSerializer(serializers.Serializer):
+    url = serializers.CharField(max_length=500, allow_blank=True,
+                                help_text="Where result notifications are POSTed (https); empty: none are sent.")
+
+
+class NotificationSettingsWithSecretSerializer(NotificationSettingsSerializer):
+    secret = serializers.CharField(
+        read_only=True, allow_null=True, help_text="The new signing secret, shown only in this answer: each new "
+        "address gets one. Null when notifications were turned off.")
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    """One result notification and how its delivery went."""
+
+    delivery = serializers.UUIDField(source="uuid", read_only=True,
+                                     help_text="Sent as X-Kidneyweb-Delivery: the same for every try and for a resend.")
+    scan = serializers.SerializerMethodField(help_text="The scan it is about; null for a test notification.")
+    sent_again_by = serializers.SerializerMethodField(help_text="Who sent it again after it was given up on.")
+
+    class Meta:
+        model = WebhookDelivery
+        fields = ["id", "delivery", "event", "scan", "status", "attempts", "response_status", "last_error",
+                  "created_at", "delivered_at", "sent_again_at", "sent_again_by", "payload"]
+        read_only_fields = fields
+
+    def get_scan(self, delivery: WebhookDelivery) -> int | None:
+        return (delivery.payload.get("scan") or {}).get("id")
+
+    def get_sent_again_by(self, delivery: WebhookDelivery) -> str | None:
+        return delivery.sent_again_by.get_username() if delivery.sent_again_by_id else None
+

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import AccessLogView, AgreementView, MemberViewSet, PatientViewSet, ScanViewSet, WorklistView
+from .views import AccessLogView, AgreementView, MemberViewSet, NotificationViewSet, PatientViewSet, ScanViewSet, WorklistView
 
 app_name = "api"
 
@@ -9,6 +9,7 @@ router = SimpleRouter()
 router.register("patients", PatientViewSet, basename="patient")
 router.register("scans", ScanViewSet, basename="scan")
 router.register("members", MemberViewSet, basename="member")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [
     path("worklist/", WorklistView.as_view(), name="worklist"),

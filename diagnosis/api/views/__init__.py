@@ -1,6 +1,8 @@
-"""The REST API's views: clinical records (``records``) and the organization's members (``members``)."""
+"""The REST API's views: clinical records (``records``), the organization's members (``members``) and its
+result notifications (``notifications``)."""
 
 from .members import MemberViewSet
+from .notifications import NotificationViewSet
 from .records import AccessLogView, AgreementView, PatientViewSet, ScanViewSet, WorklistView
 
-__all__ = ["AccessLogView", "AgreementView", "MemberViewSet", "PatientViewSet", "ScanViewSet", "WorklistView"]
+__all__ = ["AccessLogView", "AgreementView", "MemberViewSet", "NotificationViewSet", "PatientViewSet", "ScanViewSet", "WorklistView"]

@@ -1,0 +1,102 @@
+"""The organization's result notifications (webhooks), for the integrator of a hospital system: set the
+address and get its secret, send a test, list what was sent and how it went, send a failed one again.
+Administrators only, as on the Members page."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import ValidationError as BadRequest
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ... import selectors, services
+from ...models import Organization, WebhookDelivery
+from ..permissions import HasMembership, MayManageNotifications
+from ..serializers import (
+    NotificationSerializer,
+    NotificationSettingsSerializer,
+    NotificationSettingsWithSecretSerializer,
+)
+
+REFUSED = OpenApiResponse(description="Refused, with the reason: no address set, not a failed notification.")
+
+
+def _refused(exc: ValidationError) -> BadRequest:
+    return BadRequest(exc.message_dict if hasattr(exc, "error_dict") else {"detail": " ".join(exc.messages)})
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The organization's result notifications",
+                       description="Newest first, with how each delivery went."),
+    retrieve=extend_schema(summary="One result notification", description="With the body that was sent."),
+)
+class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    permission_classes = [IsAuthenticated, HasMembership, MayManageNotifications]
+    serializer_class = NotificationSerializer
+    lookup_value_regex = r"\d+"
+
+    @property
+    def organization(self) -> Organization:
+        return selectors.organization_of(self.request.user)
+
+    def get_queryset(self) -> QuerySet[WebhookDelivery]:
+        return selectors.webhook_deliveries(organization=self.organization).select_related("sent_again_by")
+
+    def get_object(self) -> WebhookDelivery:
+        delivery = selectors.webhook_delivery_get(organization=self.organization, pk=int(self.kwargs["pk"]))
+        if delivery is None:
+            raise NotFound("Your organization has no notification with that id.")
+        return delivery
+
+    @extend_schema(methods=["GET"], summary="Where notifications go", responses={200: NotificationSettingsSerializer})
+    @extend_schema(methods=["PUT"], summary="Set where notifications go", request=NotificationSettingsSerializer,
+                   responses={200: NotificationSettingsWithSecretSerializer, 400: REFUSED},
+                   description="An https address gets a new signing secret, answered only here (no-store); give it "
+                   "to the receiving system. An empty url turns notifications off. Recorded as on the Members page.")
+    @action(detail=False, methods=["get", "put"], url_path="settings", url_name="settings")
+    def address(self, request: Request) -> Response:
+        if request.method == "GET":
+            return Response({"url": self.organization.webhook_url})
+        serializer = NotificationSettingsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            secret = services.webhook_set(organization=self.organization, url=serializer.validated_data["url"],
+                                          by=request.user)
+        except ValidationError as exc:
+            raise _refused(exc) from None
+        organization = self.organization
+        organization.refresh_from_db(fields=["webhook_url"])  # the service saved its own copy
+        response = Response({"url": organization.webhook_url, "secret": secret})
+        response["Cache-Control"] = "private, no-store"  # holds the secret
+        return response
+
+    @extend_schema(summary="Send a test notification", request=None,
+                   responses={202: NotificationSerializer, 400: REFUSED},
+                   description="Queues the event ping, signed like the others, to check the receiver.")
+    @action(detail=False, methods=["post"])
+    def test(self, request: Request) -> Response:
+        try:
+            delivery = services.webhook_ping(organization=self.organization, by=request.user)
+        except ValidationError as exc:
+            raise _refused(exc) from None
+        return Response(NotificationSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Send a failed notification again", request=None,
+                   responses={202: NotificationSerializer, 400: REFUSED},
+                   description="As it was, with the same delivery id, to the address set now, with a fresh round of tries.")
+    @action(detail=True, methods=["post"], url_path="send-again")
+    def send_again(self, request: Request, pk: str | None = None) -> Response:
+        try:
+            delivery = services.webhook_send_again(delivery=self.get_object(), by=request.user)
+        except ValidationError as exc:
+            raise _refused(exc) from None
+        return Response(NotificationSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+__all__ = ["NotificationViewSet"]
