@@ -7,7 +7,8 @@ from .validators import date_range_error
 
 class PatientForm(forms.Form):
     mrn = forms.CharField(label="MRN", max_length=64, help_text="Medical record number, unique in your organization.")
-    name = forms.CharField(max_length=200)
+    # dir="auto": a name typed in Arabic or Hebrew runs right to left as it is typed.
+    name = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"dir": "auto"}))
     birth_date = forms.DateField(label="Birth date", widget=forms.DateInput(attrs={"type": "date"}))
     sex = forms.ChoiceField(choices=Patient.Sex.choices, initial=Patient.Sex.UNKNOWN)
 
@@ -68,7 +69,7 @@ class MultilineField(forms.CharField):
 
 class WithdrawForm(forms.Form):
     reason = forms.CharField(
-        label="Why", max_length=200,
+        label="Why", max_length=200, widget=forms.TextInput(attrs={"dir": "auto"}),
         help_text="Recorded with the scan, e.g. \"uploaded for the wrong patient\".",
     )
 
@@ -76,7 +77,7 @@ class WithdrawForm(forms.Form):
 class ReviewForm(forms.Form):
     label = forms.ChoiceField(label="True class", widget=forms.RadioSelect)
     comment = MultilineField(
-        label="Comment (optional)", required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3})
+        label="Comment (optional)", required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"})
     )
     # The AI result on screen: the service refuses the review if a newer one arrived meanwhile.
     prediction_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
