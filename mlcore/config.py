@@ -19,6 +19,7 @@ from mlcore import SHIPPED_MODEL
 
 ARCHITECTURES: tuple[str, ...] = ("resnet_small", "resnet50", "vgg16")
 POOLINGS: tuple[str, ...] = ("avg", "avgmax")
+SAMPLINGS: tuple[str, ...] = ("weights", "balanced")
 T = TypeVar("T")
 
 
@@ -118,6 +119,9 @@ class TrainConfig:
     # with a few hundred patients, single networks disagree on a new patient more than they err together.
     members: int = 1
     class_weighting: bool = True
+    # "weights": each slice of a scarce class weighs more; "balanced": batches draw every class equally
+    # often, so a scarce class's slices come back more often, each time augmented anew.
+    sampling: str = "weights"
     # Within a class, weigh each slice by (slices in its series) ** -series_weighting: 0 counts slices,
     # 1 counts patients. The errors on new patients are whole series, and a few long series otherwise
     # decide what a scarce class looks like.
@@ -169,6 +173,8 @@ class TrainConfig:
             raise ValueError(f"seed must be between 0 and {MAX_SEED}, not {self.seed!r}")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.label_smoothing < 1.0):
             raise ValueError("dropout and label_smoothing must be in [0, 1)")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}")
         if not 0.0 <= self.focal_gamma <= 5.0:
             raise ValueError("focal_gamma must be in [0, 5] (0 is plain cross-entropy)")
 

@@ -65,10 +65,11 @@ class FitResult:
 
 
 def dataset(records: Sequence[ImageRecord], class_names: Sequence[str], batch_size: int,
-            shuffle: bool = False, seed: int = 0, weights: np.ndarray | None = None):
+            shuffle: bool = False, seed: int = 0, weights: np.ndarray | None = None, balanced: bool = False):
     """A tf.data pipeline: decode, cache, (shuffle), batch, prefetch. Returns it with the label array.
 
-    With ``weights`` (one per record) the batches carry them as Keras sample weights.
+    With ``weights`` (one per record) the batches carry them as Keras sample weights. ``balanced``
+    draws each class equally often instead of in proportion to its slices.
     """
     import tensorflow as tf
 
@@ -86,9 +87,27 @@ def dataset(records: Sequence[ImageRecord], class_names: Sequence[str], batch_si
         image.set_shape([LOAD_SIZE, LOAD_SIZE, 1])
         return (image, label, *weight)
 
-    columns = (paths, labels) if weights is None else (paths, labels, np.asarray(weights, dtype=np.float32))
-    ds = tf.data.Dataset.from_tensor_slices(columns)
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    def decoded(rows: np.ndarray):
+        columns = (np.array(paths)[rows], labels[rows])
+        if weights is not None:
+            columns += (np.asarray(weights, dtype=np.float32)[rows],)
+        return tf.data.Dataset.from_tensor_slices(columns).map(decode, num_parallel_calls=tf.data.AUTOTUNE).cache()
+
+    if balanced:
+        # One endless, reshuffled stream per class, taken from in turn: every batch holds as many slices
+        # of each class, and the scarce classes are seen again under new augmentation rather than weighed
+        # up. An epoch is as many batches as the slices fill; each epoch takes a fresh share of the large
+        # classes.
+        streams = [decoded(np.flatnonzero(labels == c)).shuffle(int((labels == c).sum()), seed=seed + c,
+                                                                reshuffle_each_iteration=True).repeat()
+                   for c in sorted(set(labels.tolist()))]
+        turns = tf.data.Dataset.range(len(streams)).repeat()
+        ds = tf.data.Dataset.choose_from_datasets(streams, turns)
+        ds = ds.batch(batch_size).take(int(np.ceil(len(paths) / batch_size)))
+        if shuffle:  # the classes' turns would otherwise sit in the same places of every batch (mixup pairs them)
+            ds = ds.unbatch().shuffle(batch_size * 4, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+        return ds.prefetch(tf.data.AUTOTUNE), labels
+    ds = decoded(np.arange(len(paths)))
     if shuffle:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), labels
@@ -257,9 +276,11 @@ def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
 
     n = len(class_names)
     refit = val_ds is None
-    weights = sample_weights(train_records, list(class_names), class_weighting=config.class_weighting,
+    balanced = config.sampling == "balanced"
+    # Balanced sampling already evens out the classes; the weights then only even out series within one.
+    weights = sample_weights(train_records, list(class_names), class_weighting=config.class_weighting and not balanced,
                              series_weighting=config.series_weighting)
-    train_ds, train_labels = dataset(train_records, class_names, config.batch_size, True, seed, weights)
+    train_ds, train_labels = dataset(train_records, class_names, config.batch_size, True, seed, weights, balanced)
     one_hot = lambda x, y, w: (x, keras.ops.one_hot(y, n), w)  # noqa: E731
     train_input = train_ds.map(one_hot)
     if config.augment.enabled and config.augment.mixup_alpha > 0:

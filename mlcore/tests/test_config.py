@@ -37,6 +37,8 @@ def test_invalid_values_are_refused():
         TrainConfig(width=2)
     with pytest.raises(ValueError, match="focal_gamma"):
         TrainConfig(focal_gamma=-1.0)
+    with pytest.raises(ValueError, match="sampling"):
+        TrainConfig(sampling="oversample")
 
 
 def test_a_seed_numpy_and_tensorflow_cannot_take_is_refused():

@@ -148,6 +148,39 @@ def test_focal_loss_weighs_slices_read_right_far_less_than_slices_read_wrong():
     assert focal_wrong > 0.75 * plain_wrong  # (1 - 0.1)^2 = 0.81
 
 
+def test_balanced_sampling_draws_every_class_equally_often_in_an_epoch(synthetic_dataset):
+    from mlcore.data import list_images
+    from mlcore.train import dataset
+
+    records = list_images(synthetic_dataset)
+    by_class = {name: [r for r in records if r.label == name] for name in ("Cyst", "Normal", "Stone", "Tumor")}
+    # Normal 8 times as common as Stone: one Stone slice for every eight Normal ones.
+    skewed = by_class["Normal"][:16] + by_class["Stone"][:2] + by_class["Cyst"][:8] + by_class["Tumor"][:6]
+    names = ["Cyst", "Normal", "Stone", "Tumor"]
+
+    ds, labels = dataset(skewed, names, batch_size=8, shuffle=True, seed=3, balanced=True)
+    drawn = np.concatenate([batch[1].numpy() for epoch in range(10) for batch in ds])
+
+    assert len(drawn) == 10 * 32  # an epoch is as many slices as there are
+    assert np.bincount(drawn, minlength=4).tolist() == [80, 80, 80, 80]
+    plain = np.concatenate([batch[1].numpy() for batch in dataset(skewed, names, batch_size=8, shuffle=True)[0]])
+    assert np.bincount(plain, minlength=4)[2] == 2  # without it, the two Stone slices come once each
+
+
+def test_a_run_with_balanced_sampling_trains_and_ships_a_model_that_predicts(tmp_path, synthetic_dataset):
+    from mlcore.config import Params, Paths, TrainConfig
+    from mlcore.pipeline import run_all
+    from mlcore.tests.conftest import TINY_TRAIN
+
+    paths = Paths(data_dir=synthetic_dataset, artifacts_dir=tmp_path / "artifacts", model_out=tmp_path / "b.keras")
+    params = Params(train=TrainConfig().with_overrides({**TINY_TRAIN, "sampling": "balanced"}))
+    result = run_all(paths, params, publish_to=paths.model_out, track=False)
+
+    assert read_card(result.model_path).training["params"]["train"]["sampling"] == "balanced"
+    out = Classifier.load(result.model_path).predict(sorted(synthetic_dataset.glob("*/*.jpg"))[:2])
+    assert all(abs(sum(r.probabilities.values()) - 1.0) < 1e-4 for r in out)
+
+
 def test_two_member_run_with_moving_average_ships_one_averaging_model(tmp_path, synthetic_dataset):
     from mlcore.config import Params, Paths, TrainConfig
     from mlcore.pipeline import run_all
