@@ -11,7 +11,7 @@ from diagnosis.models import Membership
 
 from ..factories import PASSWORD, MembershipFactory
 from ..totp import key_from_page, totp
-from .conftest import log_in
+from .conftest import fits_without_horizontal_scrolling, log_in
 
 
 def test_a_new_member_gets_a_temporary_password_and_replaces_it_at_first_login(page, organization, screenshot):
@@ -85,3 +85,40 @@ def test_a_clinician_sets_up_an_authenticator_app_and_logs_in_with_its_code(page
     page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_role("heading", name="Worklist")).to_be_visible()
     expect(page.get_by_text("You logged in with a recovery code; 9 of your codes are left.")).to_be_visible()
+
+
+def test_an_administrator_tests_the_notification_address_and_sends_a_failed_notification_again(
+        page, organization, receiver, settings, screenshot):
+    from diagnosis.models import WebhookDelivery
+
+    settings.KIDNEYWEB_WEBHOOK_ALLOW_HTTP = True  # the receiver here is plain http on localhost
+    MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss")
+    log_in(page, "boss", PASSWORD)
+    page.get_by_role("link", name="Members").click()
+    notifications = page.get_by_role("region", name="Result notifications")
+    notifications.get_by_label("Notification URL").fill(receiver.url)
+    notifications.get_by_role("button", name="Save").click()
+    expect(page.locator("#secret")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
+    page.get_by_role("link", name="Done").click()
+
+    page.get_by_role("button", name="Send a test notification").click()
+    expect(page.get_by_text("A test notification is on its way")).to_be_visible()
+    expect(page.locator("#deliveries tbody tr").first).to_contain_text("ping")
+
+    failed = WebhookDelivery.objects.create(organization=organization, event="diagnosis.finished", url=receiver.url,
+                                            payload={"scan": {"id": 41}}, status="failed", attempts=6,
+                                            last_error="Gave up after 6 attempts. Not reached: refused.")
+    page.reload()
+    row = page.locator("#deliveries tbody tr", has_text="scan 41")
+    screenshot(page, "members-notifications")
+    row.get_by_role("button", name=re.compile("^Send the diagnosis.finished notification of .* again$")).click()
+
+    expect(page.get_by_text("is being sent again.")).to_be_visible()
+    row = page.locator("#deliveries tbody tr", has_text="scan 41")
+    expect(row).to_contain_text("Pending")
+    expect(row).to_contain_text("by boss")
+    expect(row.get_by_role("button")).to_have_count(0)
+    failed.refresh_from_db()
+    assert failed.status == WebhookDelivery.Status.PENDING
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert fits_without_horizontal_scrolling(page)
