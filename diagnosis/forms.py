@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import Membership, Patient
+from .models import WEBHOOK_EVENTS, Membership, Patient
 from .services.patients import birth_date_error
 from .validators import date_range_error
 
@@ -159,6 +159,13 @@ class WebhookForm(forms.Form):
         label="Notification URL", max_length=500, required=False,
         help_text="Where kidneyweb POSTs each finished diagnosis and each withdrawn scan (https). Empty: none are sent.",
         widget=forms.URLInput(attrs={"placeholder": "https://ris.example.org/kidneyweb", "autocomplete": "off"}),
+    )
+
+
+class WebhookEventsForm(forms.Form):
+    events = forms.MultipleChoiceField(
+        label="Send", required=False, widget=forms.CheckboxSelectMultiple,
+        choices=list(WEBHOOK_EVENTS.items()), help_text="None ticked: nothing is sent but tests.",
     )
 
 

@@ -26,6 +26,7 @@ urlpatterns = [
     path("staff/new/", views.staff_create, name="staff_create"),
     path("staff/policy/", views.staff_policy, name="staff_policy"),
     path("staff/notifications/", views.staff_webhook, name="staff_webhook"),
+    path("staff/notifications/events/", views.staff_webhook_events, name="staff_webhook_events"),
     path("staff/notifications/test/", views.staff_webhook_test, name="staff_webhook_test"),
     path("staff/notifications/<int:pk>/send-again/", views.staff_webhook_send_again, name="staff_webhook_send_again"),
     path("staff/access-log.csv", views.staff_access_log, name="staff_access_log"),

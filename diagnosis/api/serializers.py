@@ -9,7 +9,17 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import selectors
-from ..models import Membership, Patient, PatientAccess, Prediction, Review, Scan, StaffChange, WebhookDelivery
+from ..models import (
+    WEBHOOK_EVENTS,
+    Membership,
+    Patient,
+    PatientAccess,
+    Prediction,
+    Review,
+    Scan,
+    StaffChange,
+    WebhookDelivery,
+)
 from ..validators import date_range_error
 
 
@@ -333,6 +343,14 @@ class StaffChangeSerializer(serializers.ModelSerializer):
 class NotificationSettingsSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=500, allow_blank=True,
                                 help_text="Where result notifications are POSTed (https); empty: none are sent.")
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(WEBHOOK_EVENTS)), required=False,
+        help_text="The events sent; absent: unchanged (both, until chosen). A test (ping) is always sent.")
+
+
+class NotificationEventsSerializer(serializers.Serializer):
+    events = serializers.ListField(child=serializers.ChoiceField(choices=list(WEBHOOK_EVENTS)),
+                                   help_text="The events sent. The address and its secret stay.")
 
 
 class NotificationSettingsWithSecretSerializer(NotificationSettingsSerializer):

@@ -4,7 +4,16 @@ Clinical records are protected from cascading deletes: removing an organization,
 model version that others still point at fails instead of silently erasing history.
 """
 
-from .accounts import LoginFailure, Membership, Organization, RecoveryCode, RecoveryCodes, StaffChange
+from .accounts import (
+    WEBHOOK_EVENTS,
+    LoginFailure,
+    Membership,
+    Organization,
+    RecoveryCode,
+    RecoveryCodes,
+    StaffChange,
+    all_webhook_events,
+)
 from .operations import ModelVersion, WebhookDelivery, WorkerHeartbeat
 from .records import (
     FORMAT_EXTENSIONS,
@@ -21,6 +30,8 @@ from .records import (
 )
 
 __all__ = [
+    "WEBHOOK_EVENTS",
+    "all_webhook_events",
     "FORMAT_EXTENSIONS", "ClassHeatmap", "LoginFailure", "Membership", "ModelVersion", "Organization", "Patient",
     "PatientAccess", "PatientChange", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "StaffChange",
     "WebhookDelivery", "WorkerHeartbeat",

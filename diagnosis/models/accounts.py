@@ -10,6 +10,17 @@ from django.utils import timezone
 from django_otp.models import Device, ThrottlingMixin
 
 
+# What a hospital system can be notified of, with what the Members page calls it.
+WEBHOOK_EVENTS: dict[str, str] = {
+    "diagnosis.finished": "Finished diagnoses (done or failed)",
+    "scan.withdrawn": "Withdrawn scans",
+}
+
+
+def all_webhook_events() -> list[str]:
+    return list(WEBHOOK_EVENTS)
+
+
 class Organization(models.Model):
     """A hospital. Every patient belongs to exactly one; users see only their own organization's data."""
 
@@ -24,6 +35,8 @@ class Organization(models.Model):
     # Checked by services.webhooks.webhook_set (https only unless allowed), not by a form field of its own.
     webhook_url = models.CharField("notification URL", max_length=500, blank=True)
     webhook_secret = models.CharField(max_length=64, blank=True)
+    # Which of WEBHOOK_EVENTS are sent (a test, "ping", always is).
+    webhook_events = models.JSONField(default=all_webhook_events, blank=True)
 
     class Meta:
         ordering = ["name"]

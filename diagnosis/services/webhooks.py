@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .. import selectors
-from ..models import Organization, Prediction, Scan, StaffChange, WebhookDelivery
+from ..models import WEBHOOK_EVENTS, Organization, Prediction, Scan, StaffChange, WebhookDelivery
 from .sweeps import resend_stale
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,21 @@ def webhook_set(*, organization: Organization, url: str, by: AbstractBaseUser) -
     return organization.webhook_secret
 
 
+@transaction.atomic
+def webhook_events_set(*, organization: Organization, events: list[str], by: AbstractBaseUser) -> list[str]:
+    """Choose which events are sent (the address and its secret stay); the change is recorded."""
+    unknown = sorted(set(events) - set(WEBHOOK_EVENTS))
+    if unknown:
+        raise ValidationError({"events": [f"Unknown event {', '.join(unknown)}; choose from {', '.join(WEBHOOK_EVENTS)}."]})
+    chosen = [event for event in WEBHOOK_EVENTS if event in events]  # in a fixed order, once each
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    if chosen != organization.webhook_events:
+        organization.webhook_events = chosen
+        organization.save(update_fields=["webhook_events"])
+        _record(organization, by, "result notifications of " + (", ".join(chosen) or "no events"))
+    return chosen
+
+
 def _record(organization: Organization, by: AbstractBaseUser, detail: str) -> None:
     StaffChange.objects.create(organization=organization, member=by, by=by, action=StaffChange.Action.POLICY_CHANGED,
                                detail=detail[:200])
@@ -103,8 +118,10 @@ def _enqueue(delivery_id: int) -> None:
 
 
 def _event(*, organization_id: int, event: str, data: dict[str, Any]) -> WebhookDelivery | None:
-    organization = Organization.objects.filter(pk=organization_id).only("webhook_url").first()
+    organization = Organization.objects.filter(pk=organization_id).only("webhook_url", "webhook_events").first()
     if organization is None or not organization.webhook_url:
+        return None
+    if event != "ping" and event not in organization.webhook_events:
         return None
     delivery = WebhookDelivery(organization_id=organization_id, event=event, url=organization.webhook_url, payload={})
     delivery.payload = {"event": event, "delivery": str(delivery.uuid), "at": timezone.now().isoformat(), **data}

@@ -37,9 +37,10 @@ def test_setting_the_address_answers_its_secret_once_and_reading_it_back_does_no
     assert response.status_code == 200 and response["Cache-Control"] == "private, no-store"
     assert openapi.mismatches(openapi.load(client), SETTINGS, "put", response) == []
     organization.refresh_from_db()
-    assert response.json() == {"url": "https://ris.example.org/kidneyweb", "secret": organization.webhook_secret}
+    assert response.json() == {"url": "https://ris.example.org/kidneyweb", "secret": organization.webhook_secret,
+                               "events": ["diagnosis.finished", "scan.withdrawn"]}
     again = api.get(SETTINGS)
-    assert again.json() == {"url": "https://ris.example.org/kidneyweb"}
+    assert again.json() == {"url": "https://ris.example.org/kidneyweb", "events": ["diagnosis.finished", "scan.withdrawn"]}
     assert openapi.mismatches(openapi.load(client), SETTINGS, "get", again) == []
     assert StaffChange.objects.get().detail == "result notifications to ris.example.org (new secret)"
 
@@ -60,7 +61,7 @@ def test_an_empty_address_turns_notifications_off(api, organization):
 
     response = api.put(SETTINGS, {"url": ""}, format="json")
 
-    assert response.json() == {"url": "", "secret": None}
+    assert response.json() == {"url": "", "secret": None, "events": ["diagnosis.finished", "scan.withdrawn"]}
     organization.refresh_from_db()
     assert organization.webhook_url == "" and organization.webhook_secret == ""
 
@@ -141,3 +142,20 @@ def test_clinicians_may_not_manage_notifications(clinician, organization):
         assert response.json()["detail"] == "Only administrators of your organization may manage its result notifications."
     organization.refresh_from_db()
     assert organization.webhook_url == ""
+
+
+def test_the_events_sent_are_chosen_without_changing_the_address_or_its_secret(client, api, organization):
+    secret = api.put(SETTINGS, {"url": "https://ris.example.org/kidneyweb"}, format="json").json()["secret"]
+
+    response = api.patch(SETTINGS, {"events": ["scan.withdrawn"]}, format="json")
+
+    assert response.status_code == 200
+    assert openapi.mismatches(openapi.load(client), SETTINGS, "patch", response) == []
+    assert response.json() == {"url": "https://ris.example.org/kidneyweb", "events": ["scan.withdrawn"]}
+    organization.refresh_from_db()
+    assert organization.webhook_secret == secret
+    bad = api.patch(SETTINGS, {"events": ["scan.deleted"]}, format="json")
+    assert bad.status_code == 400 and "events" in bad.json()
+    both = api.put(SETTINGS, {"url": "https://ris.example.org/v2", "events": []}, format="json")
+    assert both.json()["events"] == [] and both.json()["url"] == "https://ris.example.org/v2"
+

@@ -278,3 +278,29 @@ def test_a_test_notification_without_an_address_is_refused(organization, boss):
     with pytest.raises(ValidationError, match="Set an address"):
         services.webhook_ping(organization=organization, by=boss)
     assert not WebhookDelivery.objects.exists()
+
+
+def test_events_left_out_are_not_sent_and_a_test_always_is(organization, boss, clinician, hooked, receiver,
+                                                           django_capture_on_commit_callbacks):
+    assert services.webhook_events_set(organization=organization, events=["scan.withdrawn"], by=boss) == [
+        "scan.withdrawn"]
+    _finished(organization, django_capture_on_commit_callbacks)
+    assert not WebhookDelivery.objects.exists()  # finished diagnoses were left out
+
+    scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
+    services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
+    services.webhook_events_set(organization=organization, events=[], by=boss)
+    services.webhook_ping(organization=organization, by=boss)
+
+    assert sorted(WebhookDelivery.objects.values_list("event", flat=True)) == ["ping", "scan.withdrawn"]
+    organization.refresh_from_db()
+    assert organization.webhook_secret == hooked  # choosing events keeps the secret
+    assert list(StaffChange.objects.order_by("id").values_list("detail", flat=True))[-2:] == [
+        "result notifications of scan.withdrawn", "result notifications of no events"]
+
+
+def test_an_unknown_event_is_refused_by_name(organization, boss, hooked):
+    with pytest.raises(ValidationError, match="Unknown event scan.deleted"):
+        services.webhook_events_set(organization=organization, events=["scan.deleted", "diagnosis.finished"], by=boss)
+    organization.refresh_from_db()
+    assert organization.webhook_events == ["diagnosis.finished", "scan.withdrawn"]

@@ -127,3 +127,28 @@ def test_clinicians_cannot_send_notifications(ui_client, organization):
     ui_client.post(reverse("diagnosis:staff_webhook_send_again", args=[failed.pk]))
 
     assert list(WebhookDelivery.objects.values_list("status", flat=True)) == ["failed"]
+
+
+def test_the_events_sent_are_chosen_with_checkboxes_and_the_secret_stays(admin_client, organization):
+    admin_client.post(reverse("diagnosis:staff_webhook"), {"url": URL})
+    organization.refresh_from_db()
+    secret = organization.webhook_secret
+    page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+    assert page.count('name="events"') == 2 and page.count("checked") >= 2  # both sent until chosen otherwise
+
+    response = admin_client.post(reverse("diagnosis:staff_webhook_events"), {"events": ["diagnosis.finished"]},
+                                 follow=True)
+
+    assert "Notifications are sent of diagnosis.finished." in response.content.decode()
+    organization.refresh_from_db()
+    assert (organization.webhook_events, organization.webhook_secret) == (["diagnosis.finished"], secret)
+
+
+def test_an_unknown_event_is_a_form_error(admin_client, organization):
+    admin_client.post(reverse("diagnosis:staff_webhook"), {"url": URL})
+
+    response = admin_client.post(reverse("diagnosis:staff_webhook_events"), {"events": ["scan.deleted"]})
+
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    organization.refresh_from_db()
+    assert organization.webhook_events == ["diagnosis.finished", "scan.withdrawn"]

@@ -20,6 +20,7 @@ from ..forms import (
     MemberDeactivateForm,
     MemberRoleForm,
     TwoFactorPolicyForm,
+    WebhookEventsForm,
     WebhookForm,
 )
 from ..models import Membership
@@ -38,7 +39,8 @@ def _member_or_404(request: HttpRequest, user_id: int) -> Membership:
 
 
 def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
-               export_form: AccessLogExportForm | None = None, webhook_form: WebhookForm | None = None) -> HttpResponse:
+               export_form: AccessLogExportForm | None = None, webhook_form: WebhookForm | None = None,
+               events_form: WebhookEventsForm | None = None) -> HttpResponse:
     organization = selectors.organization_of(request.user)
     members = list(selectors.organization_members(organization=organization))
     for member in members:
@@ -50,6 +52,7 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "export_form": export_form or AccessLogExportForm(),
         "policy_form": TwoFactorPolicyForm(initial={"require_two_factor": organization.require_two_factor}),
         "webhook_form": webhook_form or WebhookForm(initial={"url": organization.webhook_url}),
+        "events_form": events_form or WebhookEventsForm(initial={"events": organization.webhook_events}),
         "deliveries": selectors.webhook_deliveries(organization=organization)[:RECENT_DELIVERIES],
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
     }, status=status)
@@ -119,6 +122,18 @@ def _to_notifications() -> HttpResponse:
     response = redirect("diagnosis:staff_list")
     response["Location"] += "#notifications"
     return response
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_webhook_events(request: HttpRequest) -> HttpResponse:
+    form = WebhookEventsForm(request.POST)
+    if form.is_valid():
+        chosen = services.webhook_events_set(organization=selectors.organization_of(request.user),
+                                             events=form.cleaned_data["events"], by=request.user)
+        messages.success(request, "Notifications are sent of " + (", ".join(chosen) or "no events") + ".")
+        return _to_notifications()
+    return _list_page(request, MemberCreateForm(), status=400, events_form=form)
 
 
 @organization_admin_required

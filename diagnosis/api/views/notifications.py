@@ -5,6 +5,7 @@ Administrators only, as on the Members page."""
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -19,6 +20,7 @@ from ... import selectors, services
 from ...models import Organization, WebhookDelivery
 from ..permissions import HasMembership, MayManageNotifications
 from ..serializers import (
+    NotificationEventsSerializer,
     NotificationSerializer,
     NotificationSettingsSerializer,
     NotificationSettingsWithSecretSerializer,
@@ -54,25 +56,39 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             raise NotFound("Your organization has no notification with that id.")
         return delivery
 
-    @extend_schema(methods=["GET"], summary="Where notifications go", responses={200: NotificationSettingsSerializer})
+    @extend_schema(methods=["GET"], summary="Where notifications go, and which", responses={200: NotificationSettingsSerializer})
     @extend_schema(methods=["PUT"], summary="Set where notifications go", request=NotificationSettingsSerializer,
                    responses={200: NotificationSettingsWithSecretSerializer, 400: REFUSED},
                    description="An https address gets a new signing secret, answered only here (no-store); give it "
                    "to the receiving system. An empty url turns notifications off. Recorded as on the Members page.")
-    @action(detail=False, methods=["get", "put"], url_path="settings", url_name="settings")
+    @extend_schema(methods=["PATCH"], summary="Choose which events are sent", request=NotificationEventsSerializer,
+                   responses={200: NotificationSettingsSerializer, 400: REFUSED},
+                   description="The address and its secret stay.")
+    @action(detail=False, methods=["get", "put", "patch"], url_path="settings", url_name="settings")
     def address(self, request: Request) -> Response:
-        if request.method == "GET":
-            return Response({"url": self.organization.webhook_url})
-        serializer = NotificationSettingsSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        try:
-            secret = services.webhook_set(organization=self.organization, url=serializer.validated_data["url"],
-                                          by=request.user)
-        except ValidationError as exc:
-            raise _refused(exc) from None
+        if request.method == "PATCH":
+            serializer = NotificationEventsSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            services.webhook_events_set(organization=self.organization, events=serializer.validated_data["events"],
+                                        by=request.user)
+        elif request.method == "PUT":
+            serializer = NotificationSettingsSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            try:
+                with transaction.atomic():
+                    secret = services.webhook_set(organization=self.organization, by=request.user,
+                                                  url=serializer.validated_data["url"])
+                    if "events" in serializer.validated_data:
+                        services.webhook_events_set(organization=self.organization, by=request.user,
+                                                    events=serializer.validated_data["events"])
+            except ValidationError as exc:
+                raise _refused(exc) from None
         organization = self.organization
-        organization.refresh_from_db(fields=["webhook_url"])  # the service saved its own copy
-        response = Response({"url": organization.webhook_url, "secret": secret})
+        organization.refresh_from_db(fields=["webhook_url", "webhook_events"])  # the services saved their own copy
+        body = {"url": organization.webhook_url, "events": organization.webhook_events}
+        if request.method != "PUT":
+            return Response(body)
+        response = Response({**body, "secret": secret})
         response["Cache-Control"] = "private, no-store"  # holds the secret
         return response
 
