@@ -157,7 +157,7 @@ class TwoFactorPolicyForm(forms.Form):
 class WebhookForm(forms.Form):
     url = forms.CharField(
         label="Notification URL", max_length=500, required=False,
-        help_text="Where kidneyweb POSTs each finished diagnosis and each withdrawn scan (https). Empty: none are sent.",
+        help_text="Where kidneyweb POSTs finished diagnoses, reviews and withdrawn scans (https). Empty: none are sent.",
         widget=forms.URLInput(attrs={"placeholder": "https://ris.example.org/kidneyweb", "autocomplete": "off"}),
     )
 

@@ -345,7 +345,7 @@ class NotificationSettingsSerializer(serializers.Serializer):
                                 help_text="Where result notifications are POSTed (https); empty: none are sent.")
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=list(WEBHOOK_EVENTS)), required=False,
-        help_text="The events sent; absent: unchanged (both, until chosen). A test (ping) is always sent.")
+        help_text="The events sent; absent: unchanged (all, until chosen). A test (ping) is always sent.")
 
 
 class NotificationEventsSerializer(serializers.Serializer):

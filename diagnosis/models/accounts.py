@@ -13,6 +13,7 @@ from django_otp.models import Device, ThrottlingMixin
 # What a hospital system can be notified of, with what the Members page calls it.
 WEBHOOK_EVENTS: dict[str, str] = {
     "diagnosis.finished": "Finished diagnoses (done or failed)",
+    "review.saved": "Clinician reviews (the AI result confirmed or corrected)",
     "scan.withdrawn": "Withdrawn scans",
 }
 

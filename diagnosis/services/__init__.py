@@ -42,6 +42,7 @@ from .two_factor import (
 from .webhooks import (
     WebhookNotDelivered,
     diagnosis_finished_notify,
+    review_saved_notify,
     scan_withdrawn_notify,
     webhook_deliver,
     webhook_events_set,
@@ -121,6 +122,7 @@ __all__ = [
     "withdrawn_message",
     "WebhookNotDelivered",
     "diagnosis_finished_notify",
+    "review_saved_notify",
     "scan_withdrawn_notify",
     "webhook_deliver",
     "webhook_events_set",

@@ -14,6 +14,7 @@ from django.db import transaction
 
 from .. import selectors
 from ..models import FORMAT_EXTENSIONS, Organization, Prediction, Review, Scan
+from .webhooks import review_saved_notify
 from .withdrawals import withdrawn_message
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def review_create(
             comment=comment,
             reviewed_by=user,
         )
+        review_saved_notify(review=review)
     logger.info(
         "Scan %s reviewed by %s: %s (AI said %s)", scan.pk, user.get_username(), label, prediction.label or "nothing"
     )

@@ -1,5 +1,5 @@
-"""Result notifications (webhooks): a hospital system gets a signed POST when a diagnosis finishes or a
-scan is withdrawn, instead of polling every scan.
+"""Result notifications (webhooks): a hospital system gets a signed POST when a diagnosis finishes, a
+clinician reviews it or a scan is withdrawn, instead of polling every scan.
 
 The body names ids, the status and the AI label, never the patient: the receiver reads the rest through
 the API with its token. Each delivery is a row (what, where, how it went) sent by a Celery task that
@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .. import selectors
-from ..models import WEBHOOK_EVENTS, Organization, Prediction, Scan, StaffChange, WebhookDelivery
+from ..models import WEBHOOK_EVENTS, Organization, Prediction, Review, Scan, StaffChange, WebhookDelivery
 from .sweeps import resend_stale
 
 logger = logging.getLogger(__name__)
@@ -145,6 +145,20 @@ def diagnosis_finished_notify(*, prediction: Prediction) -> WebhookDelivery | No
             "id": prediction.pk, "status": prediction.status, "label": prediction.label or None,
             "confidence": prediction.confidence, "needs_review": verdict.needs_review if verdict else True,
             "model_version": prediction.model_version.name, "failure_reason": prediction.failure_reason,
+        },
+    })
+
+
+def review_saved_notify(*, review: Review) -> WebhookDelivery | None:
+    """Queue the notification of a clinician's review: the reading a hospital system files as final. The
+    comment stays out (free text may name the patient); the system reads it through the API."""
+    prediction = review.prediction
+    return _event(organization_id=review.scan.patient.organization_id, event="review.saved", data={
+        **_scan_data(review.scan),
+        "review": {
+            "id": review.pk, "label": review.label, "agrees_with_ai": review.agrees_with_ai,
+            "ai_label": prediction.label or None, "prediction": prediction.pk,
+            "reviewed_by": review.reviewed_by.get_username(), "reviewed_at": review.reviewed_at.isoformat(),
         },
     })
 

@@ -303,4 +303,20 @@ def test_an_unknown_event_is_refused_by_name(organization, boss, hooked):
     with pytest.raises(ValidationError, match="Unknown event scan.deleted"):
         services.webhook_events_set(organization=organization, events=["scan.deleted", "diagnosis.finished"], by=boss)
     organization.refresh_from_db()
-    assert organization.webhook_events == ["diagnosis.finished", "scan.withdrawn"]
+    assert organization.webhook_events == ["diagnosis.finished", "review.saved", "scan.withdrawn"]
+
+
+def test_a_review_is_notified_with_the_reading_and_without_the_comment(organization, clinician, hooked, receiver):
+    scan = ScanFactory(patient=PatientFactory(organization=organization, name="Ada Lovelace"))
+    prediction = DonePredictionFactory(scan=scan, label="Stone")
+
+    review = services.review_create(scan=scan, user=clinician, label="Tumor", comment="Ada's left kidney, see CT 3")
+    services.webhook_deliver(delivery_id=WebhookDelivery.objects.get(event="review.saved").pk)
+
+    [request] = receiver.received
+    body = request.json
+    assert body["review"] == {"id": review.pk, "label": "Tumor", "agrees_with_ai": False, "ai_label": "Stone",
+                              "prediction": prediction.pk, "reviewed_by": "alice",
+                              "reviewed_at": review.reviewed_at.isoformat()}
+    assert body["scan"]["id"] == scan.pk
+    assert b"Ada" not in request.body  # neither the patient's name nor the free-text comment
