@@ -1,10 +1,15 @@
 """Accounts in a real browser: an administrator adds a colleague, who replaces the temporary password at
-the first login; a clinician sets up two-factor authentication and logs in with a code, then with a
-recovery code."""
+the first login; a clinician scans the two-factor QR code, logs in with a code, then with a recovery code;
+an administrator tests the notification address and sends a failed notification again."""
 
+import base64
+import io
 import re
 import time
+from urllib.parse import parse_qs, unquote, urlsplit
 
+import zxingcpp
+from PIL import Image
 from playwright.sync_api import expect
 
 from diagnosis.models import Membership
@@ -52,9 +57,17 @@ def test_a_clinician_sets_up_an_authenticator_app_and_logs_in_with_its_code(page
 
     page.get_by_role("link", name="Account").click()
     page.get_by_role("button", name="Set up").click()
-    expect(page.get_by_role("img", name="QR code that adds kidneyweb to an authenticator app")).to_be_visible()
+    qr = page.get_by_role("img", name="QR code that adds kidneyweb to an authenticator app")
+    expect(qr).to_be_visible()
     screenshot(page, "two-factor-setup")
     key = key_from_page(page.content())
+    # What a phone's camera reads off the screen: the same key, for this user, from kidneyweb.
+    [code] = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.screenshot())))
+    scanned = urlsplit(code.text)
+    query = parse_qs(scanned.query)
+    assert (scanned.scheme, scanned.netloc) == ("otpauth", "totp") and "carol" in unquote(scanned.path)
+    assert base64.b32decode(query["secret"][0] + "=" * (-len(query["secret"][0]) % 8)) == key
+    assert query["issuer"] == ["kidneyweb"]
     page.get_by_label("Code from your authenticator app").fill(settled_totp(key))
     page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_text("Two-factor authentication is on")).to_be_visible()
