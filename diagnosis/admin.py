@@ -6,7 +6,7 @@ from . import services
 from .auth import AdminLoginForm
 from .models import (
     LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review,
-    Scan, StaffChange, WebhookDelivery,
+    Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
 )
 
 
@@ -78,6 +78,15 @@ class PatientAccessAdmin(AuditLogAdmin):
     search_fields = ["patient__name", "patient__mrn", "user__username"]
     date_hierarchy = "at"
     list_select_related = ["user", "patient", "scan"]
+
+
+@admin.register(ScanWithdrawal)
+class ScanWithdrawalAdmin(AuditLogAdmin):
+    """Scans withdrawn as entered in error, and withdrawals undone, with who, when and why."""
+
+    list_display = ["withdrawn_at", "scan", "withdrawn_by", "reason", "restored_at", "restored_by", "restore_reason"]
+    date_hierarchy = "withdrawn_at"
+    list_select_related = ["scan", "withdrawn_by", "restored_by"]
 
 
 @admin.register(WebhookDelivery)

@@ -74,6 +74,13 @@ class WithdrawForm(forms.Form):
     )
 
 
+class RestoreForm(forms.Form):
+    reason = forms.CharField(
+        label="Why", max_length=200, widget=forms.TextInput(attrs={"dir": "auto"}),
+        help_text="Recorded with the scan, e.g. \"withdrawn by mistake instead of the scan before it\".",
+    )
+
+
 class ReviewForm(forms.Form):
     label = forms.ChoiceField(label="True class", widget=forms.RadioSelect)
     comment = MultilineField(

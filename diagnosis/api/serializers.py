@@ -160,6 +160,10 @@ class WithdrawSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200, help_text="Why the scan is withdrawn, e.g. \"uploaded for the wrong patient\".")
 
 
+class RestoreSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, help_text="Why the withdrawal is undone, e.g. \"withdrawn by mistake\".")
+
+
 class ScanSerializer(serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(read_only=True)
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)

@@ -24,6 +24,7 @@ from .records import (
     Prediction,
     Review,
     Scan,
+    ScanWithdrawal,
     class_heatmap_upload_to,
     heatmap_upload_to,
     scan_upload_to,
@@ -33,7 +34,7 @@ __all__ = [
     "WEBHOOK_EVENTS",
     "all_webhook_events",
     "FORMAT_EXTENSIONS", "ClassHeatmap", "LoginFailure", "Membership", "ModelVersion", "Organization", "Patient",
-    "PatientAccess", "PatientChange", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "StaffChange",
+    "PatientAccess", "PatientChange", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
     "WebhookDelivery", "WorkerHeartbeat",
     "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",
 ]

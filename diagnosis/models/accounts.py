@@ -15,6 +15,7 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "diagnosis.finished": "Finished diagnoses (done or failed)",
     "review.saved": "Clinician reviews (the AI result confirmed or corrected)",
     "scan.withdrawn": "Withdrawn scans",
+    "scan.restored": "Restored scans (a withdrawal undone)",
 }
 
 

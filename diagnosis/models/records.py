@@ -166,6 +166,26 @@ def heatmap_upload_to(instance: Prediction, filename: str) -> str:
     return (scan_name.parent / f"{scan_name.stem}-p{instance.pk}-heatmap.png").as_posix()
 
 
+class ScanWithdrawal(models.Model):
+    """One withdrawal of a scan and, when it was a mistake, its undoing: the record both leave. The scan's
+    own withdrawn_* fields say only whether it is withdrawn now."""
+
+    scan = models.ForeignKey(Scan, on_delete=models.CASCADE, related_name="withdrawals")
+    withdrawn_at = models.DateTimeField(default=timezone.now)
+    withdrawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=200)
+    restored_at = models.DateTimeField(null=True, blank=True)
+    restored_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                    null=True, blank=True)
+    restore_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-withdrawn_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Withdrawal of scan {self.scan_id} at {self.withdrawn_at:%Y-%m-%d %H:%M}"
+
+
 class Prediction(models.Model):
     """One run of a model on a scan. A scan may be diagnosed again later; the newest run counts."""
 

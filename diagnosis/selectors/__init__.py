@@ -31,6 +31,7 @@ from .records import (
     scan_get,
     scan_list,
     scan_may_withdraw,
+    scan_withdrawals,
     worker_last_seen,
     worklist,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "scan_get",
     "scan_list",
     "scan_may_withdraw",
+    "scan_withdrawals",
     "recovery_codes_left",
     "staff_changes",
     "two_factor_device",

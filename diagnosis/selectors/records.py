@@ -27,7 +27,7 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce
 
 from ..models import (
-    Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review, Scan,
+    Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review, Scan, ScanWithdrawal,
     WorkerHeartbeat,
 )
 from .tenancy import UserLike, _organization_id, membership_of
@@ -106,6 +106,11 @@ def scan_may_withdraw(*, user: UserLike, scan: Scan) -> bool:
     if membership is None or membership.organization_id != scan.patient.organization_id:
         return False
     return scan.uploaded_by_id == user.pk or membership.role == Membership.Role.ADMIN
+
+
+def scan_withdrawals(*, scan: Scan) -> list[ScanWithdrawal]:
+    """The scan's withdrawals, newest first, each with its undoing if it was undone."""
+    return list(ScanWithdrawal.objects.filter(scan=scan).select_related("withdrawn_by", "restored_by"))
 
 
 def prediction_latest(*, user: UserLike, scan: Scan | int) -> Prediction | None:

@@ -43,6 +43,7 @@ from .webhooks import (
     WebhookNotDelivered,
     diagnosis_finished_notify,
     review_saved_notify,
+    scan_restored_notify,
     scan_withdrawn_notify,
     webhook_deliver,
     webhook_events_set,
@@ -51,7 +52,7 @@ from .webhooks import (
     webhook_set,
     webhooks_resend_lost,
 )
-from .withdrawals import check_not_withdrawn, scan_withdraw, withdrawn_message
+from .withdrawals import check_not_withdrawn, scan_restore, scan_withdraw, withdrawn_message
 from .scans import (
     MAX_ATTEMPTS,
     MAX_FAILURE_REASON,
@@ -118,11 +119,13 @@ __all__ = [
     "scan_create",
     "scan_image_access_record",
     "check_not_withdrawn",
+    "scan_restore",
     "scan_withdraw",
     "withdrawn_message",
     "WebhookNotDelivered",
     "diagnosis_finished_notify",
     "review_saved_notify",
+    "scan_restored_notify",
     "scan_withdrawn_notify",
     "webhook_deliver",
     "webhook_events_set",

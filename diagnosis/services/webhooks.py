@@ -1,5 +1,5 @@
 """Result notifications (webhooks): a hospital system gets a signed POST when a diagnosis finishes, a
-clinician reviews it or a scan is withdrawn, instead of polling every scan.
+clinician reviews it or a scan is withdrawn (or restored), instead of polling every scan.
 
 The body names ids, the status and the AI label, never the patient: the receiver reads the rest through
 the API with its token. Each delivery is a row (what, where, how it went) sent by a Celery task that
@@ -160,6 +160,13 @@ def review_saved_notify(*, review: Review) -> WebhookDelivery | None:
             "ai_label": prediction.label or None, "prediction": prediction.pk,
             "reviewed_by": review.reviewed_by.get_username(), "reviewed_at": review.reviewed_at.isoformat(),
         },
+    })
+
+
+def scan_restored_notify(*, scan: Scan, reason: str) -> WebhookDelivery | None:
+    """A withdrawal undone: the scan and its results count again."""
+    return _event(organization_id=scan.patient.organization_id, event="scan.restored", data={
+        **_scan_data(scan), "reason": reason,
     })
 
 

@@ -3,7 +3,8 @@
 Nothing is deleted. The scan keeps its image, results and reviews, for the record and the access log,
 and is marked with who withdrew it, when and why; it leaves the worklist, the reviewer-agreement figures
 and the reviewed scans exported for training, and takes no new diagnosis or review. Uploading the slice
-for the right patient makes a new scan.
+for the right patient makes a new scan. A withdrawal made by mistake is undone with a reason of its own;
+both stay in the scan's withdrawal history.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import selectors
-from ..models import Prediction, Scan
-from .webhooks import scan_withdrawn_notify
+from ..models import Prediction, Scan, ScanWithdrawal
+from .webhooks import scan_restored_notify, scan_withdrawn_notify
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +37,25 @@ def check_not_withdrawn(scan: Scan) -> None:
         raise ValidationError(withdrawn_message(scan), code="withdrawn")
 
 
-def scan_withdraw(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
-    """Withdraw the scan as entered in error, with the reason. Only the clinician who uploaded it or an
-    administrator of its organization may; a diagnosis still pending is failed with that reason."""
+def _checked_reason(*, scan: Scan, user: AbstractBaseUser, reason: str, verb: str, done: str, example: str) -> str:
     membership = selectors.membership_of(user)
     if membership is None or membership.organization_id != scan.patient.organization_id:
         raise ValidationError({"scan": ["No such scan in your organization."]})
     if not selectors.scan_may_withdraw(user=user, scan=scan):
-        raise PermissionDenied("Only the clinician who uploaded this scan or an administrator can withdraw it.")
+        raise PermissionDenied(f"Only the clinician who uploaded this scan or an administrator can {verb} it.")
     reason = " ".join((reason or "").split())
     if not reason:
-        raise ValidationError({"reason": ["Say why the scan is withdrawn, e.g. \"uploaded for the wrong patient\"."]})
+        raise ValidationError({"reason": [f"Say why the scan is {done}, e.g. \"{example}\"."]})
     if len(reason) > MAX_REASON:
         raise ValidationError({"reason": [f"The reason is {len(reason)} characters long; the limit is {MAX_REASON}."]})
+    return reason
+
+
+def scan_withdraw(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
+    """Withdraw the scan as entered in error, with the reason. Only the clinician who uploaded it or an
+    administrator of its organization may; a diagnosis still pending is failed with that reason."""
+    reason = _checked_reason(scan=scan, user=user, reason=reason, verb="withdraw", done="withdrawn",
+                             example="uploaded for the wrong patient")
     with transaction.atomic():
         scan = Scan.objects.select_for_update(of=("self",)).select_related("withdrawn_by").get(pk=scan.pk)
         check_not_withdrawn(scan)
@@ -56,6 +63,7 @@ def scan_withdraw(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
         scan.withdrawn_by = user
         scan.withdrawal_reason = reason
         scan.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
+        ScanWithdrawal.objects.create(scan=scan, withdrawn_at=scan.withdrawn_at, withdrawn_by=user, reason=reason)
         # A worker that finishes one of these later finds it final and leaves it so.
         Prediction.objects.filter(scan=scan, status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING]).update(
             status=Prediction.Status.FAILED, finished_at=scan.withdrawn_at,
@@ -63,3 +71,33 @@ def scan_withdraw(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
         scan_withdrawn_notify(scan=scan)
     logger.info("Scan %s withdrawn by %s: %s", scan.pk, user.get_username(), reason)
     return scan
+
+
+def scan_restore(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
+    """Undo a withdrawal made by mistake, with the reason: the scan returns to the worklist, the agreement
+    figures and training. The same people may as may withdraw it. Refused while the same slice, uploaded
+    again for the patient, is on record: the patient would have it twice. A diagnosis the withdrawal
+    failed stays failed; "Diagnose again" asks for a new one."""
+    reason = _checked_reason(scan=scan, user=user, reason=reason, verb="restore", done="restored",
+                             example="withdrawn by mistake instead of the scan before it")
+    with transaction.atomic():
+        scan = Scan.objects.select_for_update(of=("self",)).get(pk=scan.pk)
+        if not scan.is_withdrawn:
+            raise ValidationError({"reason": ["This scan is not withdrawn."]})
+        again = (Scan.objects.filter(patient_id=scan.patient_id, sha256=scan.sha256, withdrawn_at__isnull=True)
+                 .exclude(pk=scan.pk).order_by("uploaded_at").first())
+        if again is not None:
+            raise ValidationError({"reason": [
+                f"The same slice was uploaded again for this patient as scan #{again.pk}: restored, it would be on "
+                "record twice. Withdraw that one first if this one should stand."]})
+        now = timezone.now()
+        ScanWithdrawal.objects.filter(scan=scan, restored_at__isnull=True).update(
+            restored_at=now, restored_by=user, restore_reason=reason)
+        scan.withdrawn_at = None
+        scan.withdrawn_by = None
+        scan.withdrawal_reason = ""
+        scan.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
+        scan_restored_notify(scan=scan, reason=reason)
+    logger.info("Scan %s restored by %s: %s", scan.pk, user.get_username(), reason)
+    return scan
+

@@ -38,9 +38,9 @@ def test_setting_the_address_answers_its_secret_once_and_reading_it_back_does_no
     assert openapi.mismatches(openapi.load(client), SETTINGS, "put", response) == []
     organization.refresh_from_db()
     assert response.json() == {"url": "https://ris.example.org/kidneyweb", "secret": organization.webhook_secret,
-                               "events": ["diagnosis.finished", "review.saved", "scan.withdrawn"]}
+                               "events": ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored"]}
     again = api.get(SETTINGS)
-    assert again.json() == {"url": "https://ris.example.org/kidneyweb", "events": ["diagnosis.finished", "review.saved", "scan.withdrawn"]}
+    assert again.json() == {"url": "https://ris.example.org/kidneyweb", "events": ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored"]}
     assert openapi.mismatches(openapi.load(client), SETTINGS, "get", again) == []
     assert StaffChange.objects.get().detail == "result notifications to ris.example.org (new secret)"
 
@@ -61,7 +61,7 @@ def test_an_empty_address_turns_notifications_off(api, organization):
 
     response = api.put(SETTINGS, {"url": ""}, format="json")
 
-    assert response.json() == {"url": "", "secret": None, "events": ["diagnosis.finished", "review.saved", "scan.withdrawn"]}
+    assert response.json() == {"url": "", "secret": None, "events": ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored"]}
     organization.refresh_from_db()
     assert organization.webhook_url == "" and organization.webhook_secret == ""
 

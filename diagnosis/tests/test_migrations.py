@@ -10,3 +10,32 @@ def test_the_models_and_the_migrations_agree(db):
     call_command("makemigrations", "--check", "--dry-run", stdout=out)
 
     assert "No changes detected" in out.getvalue()
+
+
+def test_scans_withdrawn_before_the_history_existed_get_their_withdrawal_as_its_first_entry(transactional_db):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    executor = MigrationExecutor(connection)
+    before, after = [("diagnosis", "0019_organization_webhook_events")], [("diagnosis", "0020_scan_withdrawal_history")]
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    user = old.get_model("auth", "User").objects.create(username="alice")
+    organization = old.get_model("diagnosis", "Organization").objects.create(name="St. Elsewhere", slug="st-elsewhere")
+    patient = old.get_model("diagnosis", "Patient").objects.create(organization=organization, mrn="1", name="A",
+                                                                   birth_date="1980-01-01", sex="F")
+    Scan = old.get_model("diagnosis", "Scan")
+    common = {"patient": patient, "image": "scans/a.png", "sha256": "0" * 64, "width": 1, "height": 1, "format": "png",
+              "uploaded_by": user}
+    withdrawn = Scan.objects.create(**common, withdrawn_at=timezone.now(), withdrawn_by=user, withdrawal_reason="wrong patient")
+    Scan.objects.create(**common)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps
+
+    entries = list(new.get_model("diagnosis", "ScanWithdrawal").objects.values("scan_id", "reason", "restored_at"))
+    assert entries == [{"scan_id": withdrawn.pk, "reason": "wrong patient", "restored_at": None}]
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

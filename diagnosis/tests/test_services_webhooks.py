@@ -303,7 +303,7 @@ def test_an_unknown_event_is_refused_by_name(organization, boss, hooked):
     with pytest.raises(ValidationError, match="Unknown event scan.deleted"):
         services.webhook_events_set(organization=organization, events=["scan.deleted", "diagnosis.finished"], by=boss)
     organization.refresh_from_db()
-    assert organization.webhook_events == ["diagnosis.finished", "review.saved", "scan.withdrawn"]
+    assert organization.webhook_events == ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored"]
 
 
 def test_a_review_is_notified_with_the_reading_and_without_the_comment(organization, clinician, hooked, receiver):
@@ -320,3 +320,14 @@ def test_a_review_is_notified_with_the_reading_and_without_the_comment(organizat
                               "reviewed_at": review.reviewed_at.isoformat()}
     assert body["scan"]["id"] == scan.pk
     assert b"Ada" not in request.body  # neither the patient's name nor the free-text comment
+
+
+def test_a_restored_scan_is_notified_with_the_reason(organization, clinician, hooked, receiver):
+    scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
+    services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
+
+    services.scan_restore(scan=scan, user=clinician, reason="withdrawn by mistake")
+    services.webhook_deliver(delivery_id=WebhookDelivery.objects.get(event="scan.restored").pk)
+
+    body = receiver.received[0].json
+    assert (body["event"], body["scan"]["id"], body["reason"]) == ("scan.restored", scan.pk, "withdrawn by mistake")

@@ -12,6 +12,7 @@ from .scans import (
     scan_report,
     scan_rerun,
     scan_review,
+    scan_restore,
     scan_withdraw,
     scan_status,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "scan_report",
     "scan_rerun",
     "scan_review",
+    "scan_restore",
     "scan_withdraw",
     "scan_status",
     "scan_upload",

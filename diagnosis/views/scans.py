@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from .. import reports, selectors, services
-from ..forms import ReviewForm, WithdrawForm
+from ..forms import RestoreForm, ReviewForm, WithdrawForm
 from ..models import PatientAccess, Prediction, Scan
 from .common import add_service_errors, member_required, post_only, scan_or_404
 
@@ -63,7 +63,7 @@ def prediction_state(prediction: Prediction | None, scan: Scan | None = None) ->
 
 
 def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | None = None, status: int = 200,
-                 withdraw_form: WithdrawForm | None = None) -> HttpResponse:
+                 withdraw_form: WithdrawForm | None = None, restore_form: RestoreForm | None = None) -> HttpResponse:
     prediction = scan.latest_prediction
     class_names = list(prediction.model_version.class_names) if prediction else []
     review = scan.current_review
@@ -92,6 +92,10 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
             "withdraw_form": withdraw_form or (
                 WithdrawForm() if not scan.is_withdrawn and selectors.scan_may_withdraw(user=request.user, scan=scan)
                 else None),
+            "restore_form": restore_form or (
+                RestoreForm() if scan.is_withdrawn and selectors.scan_may_withdraw(user=request.user, scan=scan)
+                else None),
+            "withdrawals": selectors.scan_withdrawals(scan=scan),
         },
         status=status,
     )
@@ -110,24 +114,36 @@ def _log_access(request: HttpRequest, scan: Scan, what: str) -> None:
                                    channel=PatientAccess.Channel.WEB)
 
 
-@member_required
-@post_only("diagnosis:scan_detail")
-def scan_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+def _withdrawal_step(request: HttpRequest, pk: int, form_class, service, done: str, form_name: str) -> HttpResponse:
     scan = scan_or_404(request, pk)
-    form = WithdrawForm(request.POST)
+    form = form_class(request.POST)
     if form.is_valid():
         try:
-            services.scan_withdraw(scan=scan, user=request.user, reason=form.cleaned_data["reason"])
+            service(scan=scan, user=request.user, reason=form.cleaned_data["reason"])
         except PermissionDenied as exc:
             messages.error(request, str(exc))
             return redirect("diagnosis:scan_detail", pk=scan.pk)
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, "The scan is withdrawn. Upload the slice again for the right patient if it "
-                                      "was meant for someone else.")
+            messages.success(request, done)
             return redirect("diagnosis:scan_detail", pk=scan.pk)
-    return _render_scan(request, scan_or_404(request, pk), withdraw_form=form, status=400)
+    return _render_scan(request, scan_or_404(request, pk), status=400, **{form_name: form})
+
+
+@member_required
+@post_only("diagnosis:scan_detail")
+def scan_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    return _withdrawal_step(request, pk, WithdrawForm, services.scan_withdraw, form_name="withdraw_form",
+                            done="The scan is withdrawn. Upload the slice again for the right patient if it was "
+                                 "meant for someone else.")
+
+
+@member_required
+@post_only("diagnosis:scan_detail")
+def scan_restore(request: HttpRequest, pk: int) -> HttpResponse:
+    return _withdrawal_step(request, pk, RestoreForm, services.scan_restore, form_name="restore_form",
+                            done="The scan is restored: it is back in the worklist, the agreement figures and training.")
 
 
 @member_required

@@ -35,6 +35,7 @@ from ..serializers import (
     ScanCreateSerializer,
     ScanSerializer,
     WorklistFilterSerializer,
+    RestoreSerializer,
     WithdrawSerializer,
     WorklistScanSerializer,
 )
@@ -228,6 +229,24 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         serializer = WithdrawSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.scan_withdraw(scan=scan, user=request.user, reason=serializer.validated_data["reason"])
+        scan = selectors.scan_get(user=request.user, pk=scan.pk)
+        return Response(ScanSerializer(scan, context={"request": request}).data)
+
+    @extend_schema(
+        request=RestoreSerializer,
+        responses={200: ScanSerializer,
+                   400: OpenApiResponse(description="No reason, not withdrawn, or the same slice uploaded again since."),
+                   403: OpenApiResponse(description="Neither the uploader nor an administrator.")},
+        description="Undo a withdrawal made by mistake, with the reason: the scan returns to the worklist, the "
+        "reviewer-agreement figures and training. Refused while the same slice, uploaded again for the patient, "
+        "is on record. A diagnosis the withdrawal failed stays failed; POST predict for a new one.",
+    )
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, pk: str | None = None) -> Response:
+        scan = self.get_object()
+        serializer = RestoreSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.scan_restore(scan=scan, user=request.user, reason=serializer.validated_data["reason"])
         scan = selectors.scan_get(user=request.user, pk=scan.pk)
         return Response(ScanSerializer(scan, context={"request": request}).data)
 
