@@ -103,9 +103,12 @@ def dataset(records: Sequence[ImageRecord], class_names: Sequence[str], batch_si
                    for c in sorted(set(labels.tolist()))]
         turns = tf.data.Dataset.range(len(streams)).repeat()
         ds = tf.data.Dataset.choose_from_datasets(streams, turns)
-        ds = ds.batch(batch_size).take(int(np.ceil(len(paths) / batch_size)))
+        batches = int(np.ceil(len(paths) / batch_size))
+        ds = ds.batch(batch_size).take(batches)
         if shuffle:  # the classes' turns would otherwise sit in the same places of every batch (mixup pairs them)
             ds = ds.unbatch().shuffle(batch_size * 4, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+        # Full batches in, full batches out: said, so that Keras knows an epoch's length before it ends.
+        ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
         return ds.prefetch(tf.data.AUTOTUNE), labels
     ds = decoded(np.arange(len(paths)))
     if shuffle:
