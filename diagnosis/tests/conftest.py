@@ -14,7 +14,16 @@ from diagnosis import ml, services
 from diagnosis.models import Membership
 
 from . import brokerq
-from .factories import CLASS_NAMES, MembershipFactory, ModelVersionFactory, OrganizationFactory, token_client
+from .factories import (
+    CLASS_NAMES,
+    DonePredictionFactory,
+    MembershipFactory,
+    ModelVersionFactory,
+    OrganizationFactory,
+    PatientFactory,
+    ScanFactory,
+    token_client,
+)
 
 REPO_ROOT = Path(settings.BASE_DIR)
 
@@ -188,3 +197,15 @@ def receiver():
     yield listening
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def withdrawn_scan(organization, clinician):
+    """A scan alice uploaded, diagnosed, then withdrew as uploaded for the wrong patient."""
+    from diagnosis import services
+
+    scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
+    DonePredictionFactory(scan=scan)
+    services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
+    return scan
+

@@ -1,17 +1,13 @@
 """POST /api/v1/scans/{id}/restore/: a withdrawal made by mistake is undone, as the schema says."""
 
-from diagnosis import services
-
 from . import openapi
-from .factories import DonePredictionFactory, PatientFactory, ScanFactory, token_client
+from .factories import token_client
 
 RESTORE = "/api/v1/scans/{id}/restore/"
 
 
-def test_restoring_answers_the_scan_back_in_the_worklist(client, api_client, clinician, organization):
-    scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
-    DonePredictionFactory(scan=scan)
-    services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
+def test_restoring_answers_the_scan_back_in_the_worklist(client, api_client, withdrawn_scan):
+    scan = withdrawn_scan
 
     response = api_client.post(RESTORE.format(id=scan.pk), {"reason": "withdrawn by mistake"}, format="json")
 
@@ -24,9 +20,8 @@ def test_restoring_answers_the_scan_back_in_the_worklist(client, api_client, cli
     assert openapi.mismatches(openapi.load(client), RESTORE, "post", again) == []
 
 
-def test_a_colleague_who_did_not_upload_it_may_not_restore_it(clinician, nurse, organization):
-    scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
-    services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
+def test_a_colleague_who_did_not_upload_it_may_not_restore_it(nurse, withdrawn_scan):
+    scan = withdrawn_scan
 
     response = token_client(nurse).post(RESTORE.format(id=scan.pk), {"reason": "mistake"}, format="json")
 

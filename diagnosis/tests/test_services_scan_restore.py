@@ -8,15 +8,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from diagnosis import selectors, services
 from diagnosis.models import ScanWithdrawal
 
-from .factories import DonePredictionFactory, PatientFactory, ScanFactory, image_bytes
+from .factories import PatientFactory, ScanFactory, image_bytes
 
 
 @pytest.fixture
-def withdrawn(organization, clinician):
-    scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
-    DonePredictionFactory(scan=scan)
-    services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
-    return scan
+def withdrawn(withdrawn_scan):
+    return withdrawn_scan
 
 
 def test_a_restored_scan_is_back_in_the_worklist_and_its_history_keeps_both_steps(withdrawn, clinician, boss):

@@ -3,20 +3,9 @@ history of its withdrawals listed."""
 
 from django.urls import reverse
 
-from diagnosis import services
 
-from .factories import DonePredictionFactory, PatientFactory, ScanFactory
-
-
-def _withdrawn(organization, clinician):
-    scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
-    DonePredictionFactory(scan=scan)
-    services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
-    return scan
-
-
-def test_the_uploader_restores_it_and_the_page_lists_both_steps(ui_client, organization, clinician):
-    scan = _withdrawn(organization, clinician)
+def test_the_uploader_restores_it_and_the_page_lists_both_steps(ui_client, withdrawn_scan):
+    scan = withdrawn_scan
     page = ui_client.get(reverse("diagnosis:scan_detail", args=[scan.pk])).content.decode()
     assert "Restore this scan (withdrawn by mistake)" in page
 
@@ -29,8 +18,8 @@ def test_the_uploader_restores_it_and_the_page_lists_both_steps(ui_client, organ
     assert 'action="/scans/%d/withdraw/"' % scan.pk in page  # it may be withdrawn again
 
 
-def test_a_restore_without_a_reason_is_a_form_error_and_changes_nothing(ui_client, organization, clinician):
-    scan = _withdrawn(organization, clinician)
+def test_a_restore_without_a_reason_is_a_form_error_and_changes_nothing(ui_client, withdrawn_scan):
+    scan = withdrawn_scan
 
     response = ui_client.post(reverse("diagnosis:scan_restore", args=[scan.pk]), {"reason": ""})
 
@@ -39,8 +28,8 @@ def test_a_restore_without_a_reason_is_a_form_error_and_changes_nothing(ui_clien
     assert scan.is_withdrawn
 
 
-def test_a_colleague_who_did_not_upload_it_sees_no_restore_form_and_is_refused(client, nurse, organization, clinician):
-    scan = _withdrawn(organization, clinician)
+def test_a_colleague_who_did_not_upload_it_sees_no_restore_form_and_is_refused(client, nurse, withdrawn_scan):
+    scan = withdrawn_scan
     client.force_login(nurse)
 
     assert "Restore this scan" not in client.get(reverse("diagnosis:scan_detail", args=[scan.pk])).content.decode()

@@ -225,10 +225,13 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     )
     @action(detail=True, methods=["post"])
     def withdraw(self, request: Request, pk: str | None = None) -> Response:
+        return self._withdrawal_step(request, WithdrawSerializer, services.scan_withdraw)
+
+    def _withdrawal_step(self, request: Request, serializer_class, service) -> Response:
         scan = self.get_object()
-        serializer = WithdrawSerializer(data=request.data)
+        serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.scan_withdraw(scan=scan, user=request.user, reason=serializer.validated_data["reason"])
+        service(scan=scan, user=request.user, reason=serializer.validated_data["reason"])
         scan = selectors.scan_get(user=request.user, pk=scan.pk)
         return Response(ScanSerializer(scan, context={"request": request}).data)
 
@@ -243,12 +246,7 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     )
     @action(detail=True, methods=["post"])
     def restore(self, request: Request, pk: str | None = None) -> Response:
-        scan = self.get_object()
-        serializer = RestoreSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        services.scan_restore(scan=scan, user=request.user, reason=serializer.validated_data["reason"])
-        scan = selectors.scan_get(user=request.user, pk=scan.pk)
-        return Response(ScanSerializer(scan, context={"request": request}).data)
+        return self._withdrawal_step(request, RestoreSerializer, services.scan_restore)
 
     @extend_schema(
         responses={(200, "image/*"): OpenApiTypes.BINARY},
