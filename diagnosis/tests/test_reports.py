@@ -198,3 +198,14 @@ def test_arabic_and_hebrew_names_and_comments_print_joined_and_in_reading_order(
     assert joined[:40] in text and joined[-40:] in text  # several lines, the first first
     assert "MRN-91" in text
 
+
+
+def test_a_withdrawal_undone_is_on_the_report_with_both_reasons(withdrawn_scan, clinician):
+    from diagnosis import services
+
+    services.scan_restore(scan=withdrawn_scan, user=clinician, reason="withdrawn by mistake")
+
+    text = text_of(reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=withdrawn_scan.pk), user=clinician))
+
+    assert "WITHDRAWN" not in text
+    assert "by alice: wrong patient; restored" in text and "by alice: withdrawn by mistake" in text
