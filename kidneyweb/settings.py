@@ -275,7 +275,12 @@ KIDNEYWEB_PREDICTION_SWEEP_SECONDS = env_int("KIDNEYWEB_PREDICTION_SWEEP_SECONDS
 # --- Celery -----------------------------------------------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# The cache holds the API's request counts (KIDNEYWEB_API_RATE): in Redis they are shared by every web
+# process; without it each process counts its own.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "kidneyweb"}}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
         # Longer than the slowest task (a training run's hard time limit) so that acks_late never hands a
@@ -340,6 +345,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- REST API ---------------------------------------------------------------------------------------
 
+# Requests per API token (or logged-in user) and time unit, as DRF writes it: a runaway integration
+# polling in a loop gets 429 with Retry-After instead of slowing diagnosis for everyone.
+KIDNEYWEB_API_RATE = os.environ.get("KIDNEYWEB_API_RATE", "1200/minute")
+
 REST_FRAMEWORK = {
     # Token first: an anonymous request then gets 401 with a WWW-Authenticate header, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -354,6 +363,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "diagnosis.api.exceptions.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["diagnosis.api.throttling.ApiRateThrottle"],
 }
 
 SPECTACULAR_SETTINGS = {
@@ -362,6 +372,8 @@ SPECTACULAR_SETTINGS = {
         "Register patients, upload kidney CT slices (PNG or JPEG) and read the asynchronous diagnosis "
         "(Cyst, Normal, Stone or Tumor). Authenticate with `Authorization: Token <key>`; a token is "
         "issued by `python manage.py create_api_client ORG USERNAME`."
+        + (f" Each token may send {KIDNEYWEB_API_RATE.replace('/', ' requests per ')}; beyond that, the answer is 429 "
+           "with `Retry-After` (seconds)." if KIDNEYWEB_API_RATE else "")
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -54,4 +54,8 @@ if REDIS_URL:
         "global_keyprefix": f"{TEST_TMP_DIR.name}:",
     }
 
+# Counts kept in this process only: a test never sees another run's requests, and clearing them between
+# tests never touches the broker's Redis database.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -209,3 +209,11 @@ def withdrawn_scan(organization, clinician):
     services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
     return scan
 
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_request_counts():
+    """Each test starts with no API requests counted (KIDNEYWEB_API_RATE): user ids repeat across tests."""
+    from django.core.cache import cache
+
+    cache.clear()

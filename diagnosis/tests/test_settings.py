@@ -22,7 +22,7 @@ DUMP = (
     "'storage': s.STORAGES['default']['BACKEND'], 'storage_options': {k: str(v) for k, v in "
     "s.STORAGES['default'].get('OPTIONS', {}).items()}, 'model': str(s.KIDNEYWEB_MODEL_PATH), "
     "'max_bytes': s.KIDNEYWEB_MAX_UPLOAD_BYTES, 'max_pixels': s.KIDNEYWEB_MAX_IMAGE_PIXELS, "
-    "'ssl_redirect': getattr(s, 'SECURE_SSL_REDIRECT', False)}))"
+    "'ssl_redirect': getattr(s, 'SECURE_SSL_REDIRECT', False), 'cache': s.CACHES['default']['BACKEND']}))"
 )
 
 
@@ -71,6 +71,7 @@ def test_defaults_need_no_server_sqlite_and_a_filesystem_broker(tmp_path):
     assert values["db_name"] == str(tmp_path / "db.sqlite3")
     assert values["broker"] == "filesystem://"
     assert values["broker_options"]["data_folder_in"] == values["broker_options"]["data_folder_out"]
+    assert values["cache"] == "django.core.cache.backends.locmem.LocMemCache"
     assert (tmp_path / "broker" / "queue").is_dir()
     assert values["storage"] == "django.core.files.storage.FileSystemStorage"
     assert values["storage_options"]["location"] == str(tmp_path / "media")
@@ -88,6 +89,7 @@ def test_database_and_redis_urls_switch_to_postgresql_and_redis(tmp_path):
     assert values["engine"] == "django.db.backends.postgresql"
     assert values["db_name"] == "kidneyweb"
     assert values["broker"] == "redis://127.0.0.1:6379/3"
+    assert values["cache"] == "django.core.cache.backends.redis.RedisCache"  # API request counts shared
 
 
 def test_a_bucket_name_switches_media_to_s3(tmp_path):

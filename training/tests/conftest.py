@@ -85,3 +85,11 @@ def training_settings(settings, tmp_path, synthetic_data, tiny_params_file):
     # The heartbeat thread has a connection of its own, which cannot see a test's uncommitted rows.
     settings.KIDNEYWEB_TRAINING_HEARTBEAT_SECONDS = 0
     return settings
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_request_counts():
+    """Each test starts with no API requests counted (KIDNEYWEB_API_RATE): user ids repeat across tests."""
+    from django.core.cache import cache
+
+    cache.clear()
