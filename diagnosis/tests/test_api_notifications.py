@@ -85,7 +85,7 @@ def test_a_test_without_an_address_is_refused_with_the_reason(api):
     response = api.post("/api/v1/notifications/test/")
 
     assert response.status_code == 400
-    assert response.json() == {"detail": "Set an address for result notifications first."}
+    assert response.json() == {"non_field_errors": ["Set an address for result notifications first."]}
 
 
 def test_the_deliveries_are_listed_newest_first_with_how_they_went(client, api, organization, other_organization):
@@ -121,7 +121,7 @@ def test_a_failed_notification_is_sent_again_and_says_by_whom(client, api, boss,
     assert (body["status"], body["attempts"], body["sent_again_by"]) == ("pending", 0, "boss")
     refused = api.post(f"/api/v1/notifications/{failed.pk}/send-again/")
     assert refused.status_code == 400
-    assert refused.json() == {"detail": "Only a failed notification can be sent again; this one is pending."}
+    assert refused.json() == {"non_field_errors": ["Only a failed notification can be sent again; this one is pending."]}
 
 
 def test_another_organizations_notification_is_not_found(api, other_organization):
