@@ -349,6 +349,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # polling in a loop gets 429 with Retry-After instead of slowing diagnosis for everyone.
 KIDNEYWEB_API_RATE = os.environ.get("KIDNEYWEB_API_RATE", "1200/minute")
 
+# The identifier system of patients' medical record numbers in FHIR exports, as the hospital's own
+# systems name it (often an OID, urn:oid:...); {organization} stands for the organization's slug.
+KIDNEYWEB_FHIR_MRN_SYSTEM = os.environ.get("KIDNEYWEB_FHIR_MRN_SYSTEM") or "urn:kidneyweb:{organization}:mrn"
+
 REST_FRAMEWORK = {
     # Token first: an anonymous request then gets 401 with a WWW-Authenticate header, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [

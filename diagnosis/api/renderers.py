@@ -41,3 +41,16 @@ class PlainTextRenderer(FileRenderer):
     media_type = "text/plain"
     format = "txt"
     charset = "utf-8"
+
+
+class FHIRRenderer(FileRenderer):
+    """FHIR resources as ``application/fhir+json``; anything else (an error) as plain JSON."""
+
+    media_type = "application/fhir+json"
+    format = "fhir"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if isinstance(data, dict) and "resourceType" in data:
+            return JSONRenderer().render(data)
+        return super().render(data, accepted_media_type, renderer_context)

@@ -169,6 +169,7 @@ class ScanSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
     image_url = serializers.SerializerMethodField()
     report_url = serializers.SerializerMethodField(help_text="The PDF report of this scan.")
+    fhir_url = serializers.SerializerMethodField(help_text="This scan's result as a FHIR R4 Bundle.")
     prediction = serializers.SerializerMethodField(help_text="The latest prediction of this scan.")
     review = serializers.SerializerMethodField(help_text="The current (newest) review of this scan, or null.")
     withdrawn = serializers.SerializerMethodField(
@@ -189,6 +190,7 @@ class ScanSerializer(serializers.ModelSerializer):
             "uploaded_at",
             "image_url",
             "report_url",
+            "fhir_url",
             "prediction",
             "review",
             "withdrawn",
@@ -204,6 +206,9 @@ class ScanSerializer(serializers.ModelSerializer):
 
     def get_report_url(self, scan: Scan) -> str:
         return _absolute(self.context, reverse("api:scan-report", kwargs={"pk": scan.pk}))
+
+    def get_fhir_url(self, scan: Scan) -> str:
+        return _absolute(self.context, reverse("api:scan-fhir", kwargs={"pk": scan.pk}))
 
     @extend_schema_field(PredictionSerializer(allow_null=True))
     def get_prediction(self, scan: Scan) -> dict[str, Any] | None:

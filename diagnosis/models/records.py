@@ -85,6 +85,7 @@ class PatientAccess(models.Model):
         SCAN = "scan", "Scan and result"
         IMAGE = "image", "Scan image"
         REPORT = "report", "PDF report"
+        FHIR = "fhir", "FHIR export"
 
     class Channel(models.TextChoices):
         WEB = "web", "Web"

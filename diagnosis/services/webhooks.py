@@ -132,7 +132,8 @@ def _event(*, organization_id: int, event: str, data: dict[str, Any]) -> Webhook
 
 def _scan_data(scan: Scan) -> dict[str, Any]:
     return {"scan": {"id": scan.pk, "patient": scan.patient_id,
-                     "api_path": reverse("api:scan-detail", kwargs={"pk": scan.pk})}}
+                     "api_path": reverse("api:scan-detail", kwargs={"pk": scan.pk}),
+                     "fhir_path": reverse("api:scan-fhir", kwargs={"pk": scan.pk})}}
 
 
 def diagnosis_finished_notify(*, prediction: Prediction) -> WebhookDelivery | None:

@@ -18,10 +18,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ... import reports, selectors, services
+from ... import fhir, reports, selectors, services
 from ...models import Patient, PatientAccess, Scan
 from ..permissions import HasMembership, IsOrganizationAdministrator, MayReadAccessLog
-from ..renderers import JPEGRenderer, PDFRenderer, PNGRenderer
+from ..renderers import FHIRRenderer, JPEGRenderer, PDFRenderer, PNGRenderer
 from ..serializers import (
     AccessLogEntrySerializer,
     AccessLogFilterSerializer,
@@ -288,6 +288,22 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         response["Content-Disposition"] = f'attachment; filename="scan-{scan.pk}-report.pdf"'
         response["Cache-Control"] = "private, no-store"
         return response
+
+    @extend_schema(
+        responses={(200, fhir.FHIR_JSON): OpenApiTypes.OBJECT, (200, "application/json"): OpenApiTypes.OBJECT},
+        description="The scan's result as a FHIR R4 Bundle (type collection) for the patient's record: a "
+        "DiagnosticReport first (status registered, preliminary for an AI result nobody has reviewed, final or "
+        "amended after a review, cancelled for a failed diagnosis nobody has read, entered-in-error once "
+        "withdrawn), then the Patient (MRN as identifier), the slice (Media), the model (Device) and the AI and "
+        "clinician Observations. The report's identifier is the scan's address, and the bundle's full URLs "
+        "stay the same, so a system that files it again updates what it filed before.",
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[FHIRRenderer, JSONRenderer])
+    def fhir(self, request: Request, pk: str | None = None) -> Response:
+        scan = self.get_object()
+        bundle = fhir.scan_fhir_bundle(scan=scan, base_url=request.build_absolute_uri("/"))
+        self._log_access(scan, PatientAccess.What.FHIR)
+        return Response(bundle, headers={"Cache-Control": "private, no-store"})
 
     @extend_schema(
         parameters=[OpenApiParameter("class", str, description="Class to explain; the predicted one by default.")],
