@@ -154,6 +154,13 @@ def is_dicom(data: bytes) -> bool:
     return check(data)
 
 
+def dicom_header(data: bytes):
+    """The DICOM header's patient ID and modality (mlcore.dicom.DicomHeader); raises ValueError with a reason."""
+    from mlcore.dicom import read_header
+
+    return read_header(data)
+
+
 def dicom_as_png(data: bytes, *, max_pixels: int) -> bytes:
     """The DICOM slice windowed into 8-bit grey, as a PNG: what is stored, shown and diagnosed.
 

@@ -18,6 +18,9 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from . import ml
 
 ACCEPTED_FORMATS = ("PNG", "JPEG")
+# DICOM modalities whose slices may be kidney CT: CT itself, and a workstation's capture of one
+# (secondary capture, other). An MR, ultrasound or radiograph is refused rather than read as CT.
+CT_MODALITIES = frozenset({"CT", "SC", "OT", ""})
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class CheckedImage:
     format: str
     width: int
     height: int
+    dicom_patient_id: str = ""  # the patient ID a DICOM header names, to check against the patient chosen
 
 
 def _megabytes(size: int) -> str:
@@ -64,8 +68,13 @@ def validate_scan_image(file: IO[bytes]) -> CheckedImage:
     data = _read_limited(file, max_bytes)
     if not data:
         raise ValidationError("The file is empty.", code="empty_file")
+    dicom_patient_id = ""
     if ml.is_dicom(data):
         try:
+            header = ml.dicom_header(data)
+            if header.modality not in CT_MODALITIES:
+                raise ValueError(f"it is not a CT slice (modality {header.modality}); only CT slices can be diagnosed")
+            dicom_patient_id = header.patient_id
             # From here on the slice is a PNG like any other upload, checked by the same rules.
             data = ml.dicom_as_png(data, max_pixels=max_pixels)
         except ValueError as exc:
@@ -119,7 +128,7 @@ def validate_scan_image(file: IO[bytes]) -> CheckedImage:
     if image_format == "PNG":
         # Stored as the model and the browser read it, as a DICOM slice is.
         data = ml.high_bit_depth_as_png(data) or data
-    return CheckedImage(data=data, format=image_format, width=width, height=height)
+    return CheckedImage(data=data, format=image_format, width=width, height=height, dicom_patient_id=dicom_patient_id)
 
 
 def date_range_error(*, start: datetime.date | None, end: datetime.date | None) -> str | None:

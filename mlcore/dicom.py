@@ -30,6 +30,27 @@ class DicomSlice:
     window: tuple[float, float] | None  # (centre, width) applied, in the modality's units; None for colour
 
 
+@dataclass(frozen=True)
+class DicomHeader:
+    """Whose slice the header says this is, and how it was taken: for checking an upload, never stored."""
+
+    patient_id: str  # "" when the header has none (an anonymised export)
+    modality: str  # upper case, e.g. "CT"; "" when absent
+
+
+def read_header(data: bytes) -> DicomHeader:
+    """The header's patient ID and modality, without decoding pixels; raise DicomError if unreadable."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise DicomError(f"it is not a readable DICOM file ({exc})") from None
+    return DicomHeader(patient_id=str(dataset.get("PatientID", "") or "").strip(),
+                       modality=str(dataset.get("Modality", "") or "").strip().upper())
+
+
 def is_dicom(data: bytes) -> bool:
     """A DICOM Part 10 file: a 128-byte preamble, then the letters DICM."""
     return len(data) >= 132 and data[128:132] == b"DICM"

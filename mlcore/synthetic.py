@@ -43,9 +43,10 @@ def write_dataset(root: Path, series_per_class: int = 4, slices_per_series: int 
 
 def dicom_bytes(stored: np.ndarray, *, slope: float = 1.0, intercept: float = -1024.0,
                 window: tuple[float, float] | None = (40.0, 400.0), photometric: str = "MONOCHROME2",
-                modality: str = "CT", transfer_syntax: str | None = None) -> bytes:
+                modality: str = "CT", transfer_syntax: str | None = None, patient_id: str | None = "MRN-000") -> bytes:
     """A DICOM Part 10 slice holding ``stored`` values: 2-D (u)int8/16, or 3-D for several frames;
-    for CT, HU = stored * slope + intercept, as a scanner writes them.
+    for CT, HU = stored * slope + intercept, as a scanner writes them. ``patient_id`` None leaves the
+    header without one, as an anonymised export.
 
     Uncompressed unless ``transfer_syntax`` names a lossless compression: JPEG Lossless (process 14,
     first-order prediction, as PACS archives commonly store CT), RLE, JPEG-LS or JPEG 2000 lossless.
@@ -62,7 +63,9 @@ def dicom_bytes(stored: np.ndarray, *, slope: float = 1.0, intercept: float = -1
     dataset.SOPClassUID, dataset.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     dataset.Modality = modality
     # Identifiers as a scanner writes them: the web app must not keep them.
-    dataset.PatientName, dataset.PatientID = "Test^Patient", "MRN-000"
+    dataset.PatientName = "Test^Patient"
+    if patient_id is not None:
+        dataset.PatientID = patient_id
     frames = stored if stored.ndim == 3 else stored[None]
     if stored.ndim == 3:
         dataset.NumberOfFrames = stored.shape[0]

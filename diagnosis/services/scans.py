@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -138,6 +139,12 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
         checked = validate_scan_image(file)
     except ValidationError as exc:
         raise ValidationError({"image": exc.messages}) from None
+    if checked.dicom_patient_id and settings.KIDNEYWEB_DICOM_PATIENT_ID_CHECK \
+            and not same_patient_id(checked.dicom_patient_id, patient.mrn):
+        raise ValidationError({"image": [
+            f"This DICOM slice's header names patient ID {checked.dicom_patient_id!r}, but {patient.name}'s MRN is "
+            f"{patient.mrn!r}: check that you chose the right patient. Nothing was stored."
+        ]})
     digest = _sha256(checked.data)
     # The same slice twice for one patient is a resent form or a retried request, not a new scan.
     earlier = (Scan.objects.filter(patient=patient, sha256=digest, withdrawn_at__isnull=True)
@@ -174,6 +181,15 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
             scan.image.storage.delete(stored_name)
         raise
     return scan
+
+
+def same_patient_id(dicom_id: str, mrn: str) -> bool:
+    """Whether a DICOM PatientID names this MRN: case, surrounding spaces and leading zeros of an
+    all-digit number differ between systems without naming another patient."""
+    a, b = dicom_id.strip().upper(), mrn.strip().upper()
+    if a.isdigit() and b.isdigit():
+        return int(a) == int(b)
+    return a == b
 
 
 def _sha256(data: bytes) -> str:

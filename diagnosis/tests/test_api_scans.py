@@ -63,7 +63,7 @@ def test_a_refused_upload_answers_400_with_a_message_and_stores_nothing(
 
 def test_a_dicom_slice_is_stored_as_its_windowed_png_and_diagnosed_like_one(api_client, patient, active_model_version):
     stored = np.tile(np.linspace(0, 2000, 64).astype(np.uint16), (48, 1))
-    response = upload(api_client, patient, dicom_bytes(stored), name="IM0001.dcm")
+    response = upload(api_client, patient, dicom_bytes(stored, patient_id=patient.mrn), name="IM0001.dcm")
 
     assert response.status_code == 201
     body = response.json()
@@ -79,10 +79,10 @@ def test_a_dicom_slice_compressed_as_archives_store_it_is_stored_like_the_uncomp
     from pydicom.uid import JPEGLosslessSV1
 
     stored = np.random.default_rng(3).integers(900, 1300, (48, 64)).astype(np.uint16)
-    plain = upload(api_client, patient, dicom_bytes(stored), name="IM0001.dcm")
+    plain = upload(api_client, patient, dicom_bytes(stored, patient_id=patient.mrn), name="IM0001.dcm")
     # Another patient: for the same one, the identical slice would be refused as already stored.
     other = PatientFactory(organization=patient.organization)
-    compressed = upload(api_client, other, dicom_bytes(stored, transfer_syntax=JPEGLosslessSV1), name="IM0002.dcm")
+    compressed = upload(api_client, other, dicom_bytes(stored, transfer_syntax=JPEGLosslessSV1, patient_id=other.mrn), name="IM0002.dcm")
 
     assert (plain.status_code, compressed.status_code) == (201, 201)
     images = []
@@ -91,6 +91,15 @@ def test_a_dicom_slice_compressed_as_archives_store_it_is_stored_like_the_uncomp
             images.append(np.asarray(image))
     assert np.array_equal(images[0], images[1]) and len(np.unique(images[0])) > 50
     assert compressed.json()["prediction"]["status"] == "queued"
+
+
+def test_a_dicom_slice_of_another_patient_answers_400_and_stores_nothing(api_client, patient, active_model_version):
+    response = upload(api_client, patient, dicom_bytes(np.zeros((16, 16), np.uint16), patient_id="SOMEONE-ELSE"),
+                      name="IM0001.dcm")
+
+    assert response.status_code == 400
+    assert "'SOMEONE-ELSE'" in response.json()["image"][0] and patient.mrn in response.json()["image"][0]
+    assert not Scan.objects.exists()
 
 
 def test_a_multi_frame_dicom_answers_400_and_stores_nothing(api_client, patient, active_model_version):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlcore.images import ImageError, load_image
-from mlcore.dicom import DEFAULT_CT_WINDOW, DicomError, is_dicom, read_dicom
+from mlcore.dicom import DEFAULT_CT_WINDOW, DicomError, is_dicom, read_dicom, read_header
 from mlcore.synthetic import dicom_bytes
 
 # Stored values of a scanner writing HU = stored - 1024: air, fat, soft tissue at the window's centre, bone.
@@ -178,3 +178,14 @@ def test_pixel_data_holding_more_frames_than_the_header_says_is_refused():
 
     with pytest.raises(ImageError, match="does not match its header|incomplete or corrupt"):
         load_image(out.getvalue())
+
+
+def test_the_header_names_the_patient_id_and_modality_without_decoding_pixels():
+    header = read_header(dicom_bytes(_slice(AIR, TISSUE), patient_id="  MRN-7 ", modality="ct"))
+    assert (header.patient_id, header.modality) == ("MRN-7", "CT")
+    assert read_header(dicom_bytes(_slice(AIR), patient_id=None)).patient_id == ""
+
+
+def test_an_unreadable_header_is_refused_with_a_reason():
+    with pytest.raises(DicomError, match="not a readable DICOM file"):
+        read_header(b"a text file, not DICOM")

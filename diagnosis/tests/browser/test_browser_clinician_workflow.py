@@ -331,7 +331,8 @@ def test_a_scanners_dicom_slice_is_diagnosed_like_its_exported_image(
     grey = np.kron(load_image(ct_slice)[..., 0].astype(float), np.ones((2, 2)))
     centre, width = DEFAULT_CT_WINDOW
     dicom = tmp_path / "IM0001.dcm"
-    dicom.write_bytes(dicom_bytes(np.round(grey / 255 * width + centre - width / 2 + 1024).astype(np.uint16)))
+    dicom.write_bytes(dicom_bytes(np.round(grey / 255 * width + centre - width / 2 + 1024).astype(np.uint16),
+                                  patient_id=patient.mrn))
     log_in(page, "carol", PASSWORD)
     page.goto(f"/patients/{patient.pk}/")
 

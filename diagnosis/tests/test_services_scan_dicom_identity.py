@@ -1,0 +1,72 @@
+"""A DICOM slice's header names its patient and modality: scan_create refuses one that names another
+patient than the one chosen, or that is no CT slice, before anything is stored."""
+
+import numpy as np
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from diagnosis import services
+from diagnosis.models import Scan
+from mlcore.synthetic import dicom_bytes
+
+from .factories import PatientFactory
+
+SLICE = np.tile(np.linspace(0, 2000, 32).astype(np.uint16), (24, 1))
+
+
+@pytest.fixture
+def patient(organization):
+    return PatientFactory(organization=organization, name="Ada Example", mrn="00123456")
+
+
+def _upload(patient, clinician, **header):
+    upload = SimpleUploadedFile("IM0001.dcm", dicom_bytes(SLICE, **header), content_type="application/dicom")
+    return services.scan_create(patient=patient, file=upload, uploaded_by=clinician)
+
+
+def test_a_dicom_slice_of_another_patient_is_refused_naming_both_ids(patient, clinician, active_model_version):
+    with pytest.raises(ValidationError) as refused:
+        _upload(patient, clinician, patient_id="00987654")
+
+    [message] = refused.value.message_dict["image"]
+    assert "'00987654'" in message and "Ada Example's MRN is '00123456'" in message
+    assert "right patient" in message
+    assert not Scan.objects.exists()
+
+
+@pytest.mark.parametrize("header_id", ["00123456", "123456", " 00123456 "])
+def test_the_same_mrn_written_with_other_leading_zeros_or_spaces_is_accepted(
+        patient, clinician, active_model_version, header_id):
+    assert _upload(patient, clinician, patient_id=header_id).patient == patient
+
+
+def test_letters_of_another_case_name_the_same_patient(organization, clinician, active_model_version):
+    patient = PatientFactory(organization=organization, mrn="kw-0042")
+
+    assert _upload(patient, clinician, patient_id="KW-0042").patient == patient
+
+
+def test_an_anonymised_slice_without_a_patient_id_is_accepted(patient, clinician, active_model_version):
+    assert _upload(patient, clinician, patient_id=None).patient == patient
+
+
+def test_a_site_whose_archive_ids_are_not_mrns_may_turn_the_check_off(patient, clinician, active_model_version, settings):
+    settings.KIDNEYWEB_DICOM_PATIENT_ID_CHECK = False
+
+    assert _upload(patient, clinician, patient_id="PACS-77").patient == patient
+
+
+@pytest.mark.parametrize("modality", ["MR", "CR", "US"])
+def test_a_dicom_image_of_another_modality_is_refused(patient, clinician, active_model_version, modality):
+    with pytest.raises(ValidationError) as refused:
+        _upload(patient, clinician, patient_id=patient.mrn, modality=modality)
+
+    assert refused.value.message_dict["image"] == [
+        f"The DICOM file cannot be used: it is not a CT slice (modality {modality}); only CT slices can be diagnosed."]
+    assert not Scan.objects.exists()
+
+
+@pytest.mark.parametrize("modality", ["SC", "OT"])
+def test_a_workstations_capture_of_a_ct_slice_is_accepted(patient, clinician, active_model_version, modality):
+    assert _upload(patient, clinician, patient_id=patient.mrn, modality=modality).format == "PNG"
