@@ -33,15 +33,19 @@ from ..models import (
 from .tenancy import UserLike, _organization_id, membership_of
 
 
-def patient_list(*, user: UserLike, search: str | None = None) -> QuerySet[Patient]:
+def patient_list(*, user: UserLike, search: str | None = None, mrn: str | None = None) -> QuerySet[Patient]:
+    """The organization's patients; ``search`` matches part of a name or MRN, ``mrn`` one whole MRN (as
+    stored: surrounding spaces are not part of it), which is how a hospital system finds its patient."""
     organization_id = _organization_id(user)
     if organization_id is None:
         return Patient.objects.none()
     patients = Patient.objects.filter(organization_id=organization_id)
     search = (search or "").strip()
-    if "\x00" in search:
+    if "\x00" in search or "\x00" in (mrn or ""):
         # Forms refuse NUL, so no stored name or MRN holds one; PostgreSQL would refuse the query.
         return Patient.objects.none()
+    if mrn is not None:
+        patients = patients.filter(mrn=mrn.strip())
     if search:
         patients = patients.filter(Q(name__icontains=search) | Q(mrn__icontains=search))
     return patients.order_by("name", "mrn", "id")

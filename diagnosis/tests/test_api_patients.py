@@ -50,6 +50,20 @@ def test_list_searches_by_name_or_mrn(api_client, organization):
     assert names == ["Grace Hopper"] and by_mrn == ["Ada Lovelace"]
 
 
+def test_a_hospital_system_finds_its_patient_by_the_whole_mrn(api_client, organization, other_organization):
+    PatientFactory(organization=organization, name="Ada Lovelace", mrn="A1")
+    PatientFactory(organization=organization, name="Ada Junior", mrn="A12")
+    PatientFactory(organization=other_organization, name="Someone Else", mrn="B7")
+
+    def found(mrn):
+        return [p["name"] for p in api_client.get(URL, {"mrn": mrn}).json()["results"]]
+
+    assert found("A1") == found(" A1 ") == ["Ada Lovelace"]
+    assert found("a1") == [] and found("A") == []
+    assert found("B7") == []  # another organization's patient stays invisible
+    assert found("A1\x00") == []
+
+
 def test_a_search_with_a_nul_character_answers_an_empty_list(api_client, organization):
     PatientFactory(organization=organization, name="Ada Lovelace", mrn="A1")
 

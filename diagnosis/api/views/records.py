@@ -58,15 +58,19 @@ ETAG = OpenApiParameter(
 
 @extend_schema_view(
     list=extend_schema(
-        parameters=[OpenApiParameter("search", str, description="Part of the patient's name or MRN.")],
+        parameters=[OpenApiParameter("search", str, description="Part of the patient's name or MRN."),
+                    OpenApiParameter("mrn", str, description="One whole MRN: the patient a hospital system "
+                                     "knows by it, or an empty list if none is registered yet.")],
     ),
 )
 class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = PatientSerializer
 
     def get_queryset(self) -> QuerySet[Patient]:
-        search = self.request.query_params.get("search") if self.action == "list" else None
-        return selectors.patient_list(user=self.request.user, search=search)
+        if self.action != "list":
+            return selectors.patient_list(user=self.request.user)
+        return selectors.patient_list(user=self.request.user, search=self.request.query_params.get("search"),
+                                      mrn=self.request.query_params.get("mrn"))
 
     @extend_schema(request=PatientCreateSerializer, responses={201: PatientSerializer})
     def create(self, request: Request) -> Response:
