@@ -86,6 +86,9 @@ class _Bundle:
 def _ai_observation(prediction: Prediction, status: str, patient: dict, device: dict) -> dict[str, Any]:
     verdict = selectors.prediction_uncertainty(prediction)
     notes = [NOTICE]
+    tested = selectors.label_reliability_text(model_version=prediction.model_version, label=prediction.label)
+    if tested:
+        notes.insert(0, f"In testing, {tested}.")
     if verdict.needs_review:
         notes.insert(0, f"Needs review. {verdict.reason}")
     return {

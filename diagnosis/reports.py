@@ -158,6 +158,9 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
                 rows.append(("AI suggestion", f"{prediction.label}, NEEDS REVIEW: {verdict.reason}"))
             else:
                 rows.append(("Most likely", prediction.label))
+            tested = selectors.label_reliability_text(model_version=prediction.model_version, label=prediction.label)
+            if tested:
+                rows.append((f"{prediction.label} in testing", tested))
         elif prediction.status == Prediction.Status.FAILED:
             # The reason goes below the picture and result, which sit in one table row that cannot break
             # across pages; a worker's reason can be long (up to 2,000 characters).

@@ -35,6 +35,7 @@ from .records import (
     worker_last_seen,
     worklist,
 )
+from .reliability import ClassReliability, Reliability, label_reliability_text, model_reliability
 from .staff import (
     member_accesses,
     member_login_locked,
@@ -53,6 +54,8 @@ from .tenancy import UserLike, is_organization_admin, membership_of, organizatio
 __all__ = [
     "AgreementSummary",
     "ClassAgreement",
+    "ClassReliability",
+    "Reliability",
     "URGENCY_BY_LABEL",
     "URGENCY_NEEDS_REVIEW",
     "URGENCY_OTHER_LABEL",
@@ -69,6 +72,8 @@ __all__ = [
     "member_accesses",
     "member_login_locked",
     "membership_of",
+    "label_reliability_text",
+    "model_reliability",
     "model_version_active",
     "model_version_list",
     "organization_accesses",

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from diagnosis.models import PatientAccess, Prediction
 
-from .factories import DonePredictionFactory, PatientFactory, PredictionFactory, ReviewFactory, ScanFactory
+from .factories import DonePredictionFactory, ModelVersionFactory, PatientFactory, PredictionFactory, ReviewFactory, ScanFactory
 
 
 # The required value sets of R4, which the models below do not check.
@@ -155,6 +155,19 @@ def test_a_report_without_an_ai_result_says_why_and_concludes_no_class(api_clien
     assert _resources(bundle, "Observation") == []
     if status == Prediction.Status.FAILED:
         assert "model file missing" in report["conclusion"]
+
+
+def test_the_ai_result_notes_how_often_the_models_labels_of_its_class_were_right(api_client, scan):
+    per_class = {name: {"recall": 0.66, "precision": 0.7, "support": 168} for name in ("Cyst", "Normal", "Stone", "Tumor")}
+    DonePredictionFactory(scan=scan, label="Tumor", model_version=ModelVersionFactory(
+        card={"metrics": {"test_series_split": {"per_class": per_class}}}))
+
+    _, bundle = _fhir(api_client, scan)
+
+    [observation] = _resources(bundle, "Observation")
+    assert observation["note"][0]["text"] == (
+        "In testing, 70% of the model's Tumor labels were right; it labelled 66% of Tumor slices so "
+        "(test patients none of its training saw).")
 
 
 def test_an_uncertain_result_carries_its_needs_review_reason(api_client, scan):

@@ -98,6 +98,19 @@ def test_an_uncertain_result_is_marked_needs_review_not_stated_as_a_diagnosis(or
     assert "Not reviewed yet" in text
 
 
+def test_the_result_says_how_often_the_models_labels_of_its_class_were_right_in_testing(organization, clinician):
+    per_class = {name: {"recall": 0.9, "precision": 0.9, "support": 50} for name in ("Cyst", "Normal", "Tumor")}
+    per_class["Stone"] = {"recall": 0.77, "precision": 0.47, "support": 56}
+    version = ModelVersionFactory(card={"metrics": {"test_series_split": {"series": 52, "per_class": per_class}}})
+    scan = ScanFactory(patient=PatientFactory(organization=organization))
+    DonePredictionFactory(scan=scan, label="Stone", top=0.95, model_version=version)
+
+    text = text_of(reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=scan.pk), user=clinician))
+
+    assert "Stone in testing" in text
+    assert "47% of the model's Stone labels were right; it labelled 77% of Stone slices so" in text
+
+
 def test_the_slice_is_composited_with_the_heat_map_where_it_is_hot(reviewed_scan):
     png, drew = reports.slice_with_heatmap(reviewed_scan, reviewed_scan.latest_prediction)
 

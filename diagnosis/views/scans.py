@@ -82,6 +82,7 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
             "prediction": prediction,
             "probabilities": probabilities_for_display(prediction),
             "uncertainty": selectors.prediction_uncertainty(prediction) if prediction else None,
+            "reliability": selectors.model_reliability(model_version=prediction.model_version) if prediction else None,
             "heatmap_url": _heatmap_url(scan, prediction),
             "class_names": class_names,
             "review_form": review_form,

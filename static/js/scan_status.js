@@ -98,6 +98,10 @@
       field("confidence").textContent = state.confidence === null ? "" : Math.round(state.confidence * 100) + "%";
       field("confidence_threshold").textContent = Math.round(state.confidence_threshold * 100) + "%";
       renderProbabilities(field("probabilities"), state.probabilities, state.confidence_threshold);
+      // The reliability table marks the class just said, as the server does for a finished result.
+      document.querySelectorAll("#reliability tbody tr").forEach(function (row) {
+        row.classList.toggle("current", row.querySelector("th").textContent === state.label);
+      });
       prepareReview(state);
     }
     if (state.status === "failed") {

@@ -14,6 +14,7 @@ from ..factories import (
     PASSWORD,
     DonePredictionFactory,
     MembershipFactory,
+    ModelVersionFactory,
     PatientFactory,
     PredictionFactory,
     ReviewFactory,
@@ -67,6 +68,22 @@ def test_a_new_result_arriving_keeps_the_clinicians_earlier_reading_chosen(page,
 
     expect(page.locator("#review-submit")).to_have_text("Correct to Cyst", timeout=20_000)
     expect(page.locator("#review-form input[name=label]:checked")).to_have_value("Cyst")
+
+
+def test_a_result_arriving_marks_its_class_in_the_reliability_table(page, organization, clinician):
+    per_class = {name: {"recall": 0.8, "precision": 0.7, "support": 10} for name in ("Cyst", "Normal", "Stone", "Tumor")}
+    version = ModelVersionFactory(card={"metrics": {"test_series_split": {"series": 4, "per_class": per_class}}})
+    pending = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), status="queued",
+                                model_version=version)
+    log_in(page, "carol", PASSWORD)
+    page.goto(f"/scans/{pending.scan_id}/")
+    expect(page.locator("#reliability tr.current")).to_have_count(0)
+
+    finish(pending, "Stone")
+
+    expect(page.locator("#reliability tr.current th")).to_have_text("Stone", timeout=20_000)
+    page.locator("#reliability summary").click()
+    expect(page.locator("#reliability")).to_contain_text("Tested on 4 patients (40 slices)")
 
 
 def test_an_ended_session_is_said_on_the_worklist_instead_of_every_row_looking_reviewed(page, organization, clinician):
