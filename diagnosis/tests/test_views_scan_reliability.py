@@ -1,11 +1,16 @@
 """The scan page says how reliable its model version proved on test patients, class by class, so that a
 clinician weighs a Tumor label by how often the model's Tumor labels were right."""
 
+import json
 import re
+from pathlib import Path
 
+from django.conf import settings
 from django.urls import reverse
 
 from diagnosis import selectors
+
+from mlcore import SHIPPED_MODEL
 
 from .factories import DonePredictionFactory, ModelVersionFactory, PatientFactory, ScanFactory
 
@@ -55,3 +60,34 @@ def test_without_a_patient_count_the_slices_are_named_alone(organization):
 
     assert reliability.patients is None and reliability.slices == 682
     assert [c.name for c in reliability.classes] == ["Cyst", "Normal", "Stone", "Tumor"]
+
+
+def test_with_the_cards_patient_verdicts_each_class_says_how_many_test_patients_were_read_right(ui_client, organization):
+    series = ([{"label": "Tumor", "verdict": "Tumor"}] * 5 + [{"label": "Tumor", "verdict": "Stone"}]
+              + [{"label": name, "verdict": name} for name in ("Cyst", "Normal", "Stone")])
+    card = {"metrics": {"test_series_split": {**CARD["metrics"]["test_series_split"], "by_series": {
+        "right": {"Cyst": 1, "Normal": 1, "Stone": 1, "Tumor": 5}, "series": series}}}}
+
+    page = scan_page(ui_client, organization, card)
+
+    assert "<th scope=\"col\">Patients read right</th>" in page
+    assert re.search(r'<th scope="row">Tumor</th><td>[^<]*<span class="muted">of 168</span></td><td>70%</td><td>5 of 6</td>', page)
+    assert "A patient counts as read right when the mean" in page
+
+
+def test_without_patient_verdicts_the_table_has_no_patient_column(ui_client, organization):
+    assert "Patients read right" not in scan_page(ui_client, organization, CARD)
+
+
+def test_the_shipped_models_card_gives_every_class_its_scores_and_patients(organization):
+    card = json.loads((Path(settings.BASE_DIR) / SHIPPED_MODEL).with_suffix(".json").read_text())
+    split = card["metrics"]["test_series_split"]
+
+    reliability = selectors.model_reliability(model_version=ModelVersionFactory(card=card, class_names=card["classes"]))
+
+    assert reliability.by_patient and reliability.patients == split["series"]
+    assert sum(c.patients for c in reliability.classes) == split["series"]
+    assert sum(c.slices for c in reliability.classes) == split["support"]
+    for row in reliability.classes:
+        assert row.patients_right == split["by_series"]["right"][row.name]
+        assert row.right == split["per_class"][row.name]["precision"]
