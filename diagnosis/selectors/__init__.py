@@ -34,6 +34,7 @@ from .records import (
     scan_withdrawals,
     worker_last_seen,
     worklist,
+    worklist_next,
 )
 from .reliability import ClassReliability, Reliability, label_reliability_text, model_reliability
 from .staff import (
@@ -101,4 +102,5 @@ __all__ = [
     "webhook_delivery_get",
     "worker_last_seen",
     "worklist",
+    "worklist_next",
 ]

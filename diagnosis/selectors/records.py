@@ -287,6 +287,12 @@ def worklist(
     return scans.order_by("urgency", "uploaded_at", "id")
 
 
+def worklist_next(*, user: UserLike, after: Scan) -> Scan | None:
+    """The most urgent unreviewed scan other than ``after``: where a clinician reading through the worklist
+    goes next. One whose diagnosis is still running comes last, as on the worklist."""
+    return worklist(user=user).exclude(pk=after.pk).first()
+
+
 # --- Reviews ----------------------------------------------------------------------------------------
 
 

@@ -166,6 +166,12 @@ def scan_review(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, f"Review saved: you confirmed the AI label {review.label}.")
             else:
                 messages.success(request, f"Review saved: you corrected the AI label {review.prediction.label} to {review.label}.")
+            if request.POST.get("then") == "next":
+                following = selectors.worklist_next(user=request.user, after=scan)
+                if following is None:
+                    messages.info(request, "The worklist is empty: every scan is reviewed.")
+                    return redirect("diagnosis:home")
+                return redirect("diagnosis:scan_detail", pk=following.pk)
             return redirect("diagnosis:scan_detail", pk=scan.pk)
     return _render_scan(request, scan_or_404(request, pk), review_form=form, status=400)
 

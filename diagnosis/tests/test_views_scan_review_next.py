@@ -1,0 +1,66 @@
+"""Reading through the worklist: "Save and open the next in the worklist" saves the review, then opens the
+most urgent scan still unreviewed, and says so when none is left."""
+
+import datetime
+
+from django.urls import reverse
+from django.utils import timezone
+
+from diagnosis.models import Review
+
+from .factories import DonePredictionFactory, PatientFactory, PredictionFactory, ReviewFactory, ScanFactory
+
+
+def _scan(organization, label, top=0.93, hours_ago=1, **prediction):
+    scan = ScanFactory(patient=PatientFactory(organization=organization),
+                       uploaded_at=timezone.now() - datetime.timedelta(hours=hours_ago))
+    if label:
+        DonePredictionFactory(scan=scan, label=label, top=top)
+    else:
+        PredictionFactory(scan=scan, **prediction)
+    return scan
+
+
+def test_saving_and_going_on_opens_the_most_urgent_unreviewed_scan(ui_client, organization, other_organization):
+    reading = _scan(organization, "Normal")
+    _scan(organization, "Cyst", hours_ago=5)
+    tumour = _scan(organization, "Tumor", hours_ago=2)
+    _scan(organization, None, status="running", hours_ago=9)
+    ReviewFactory(prediction=DonePredictionFactory(scan=_scan(organization, "Stone", hours_ago=8)), label="Stone")
+    _scan(other_organization, "Tumor", top=0.4, hours_ago=9)
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[reading.pk]), {"label": "Normal", "then": "next"})
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("diagnosis:scan_detail", args=[tumour.pk])
+    assert Review.objects.filter(scan=reading, label="Normal").exists()
+    assert "you confirmed the AI label Normal" in ui_client.get(response["Location"]).content.decode()
+
+
+def test_an_uncertain_result_comes_before_any_label(ui_client, organization):
+    reading = _scan(organization, "Tumor")
+    _scan(organization, "Tumor", hours_ago=5)
+    uncertain = _scan(organization, "Normal", top=0.4, hours_ago=1)
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[reading.pk]), {"label": "Tumor", "then": "next"})
+
+    assert response["Location"] == reverse("diagnosis:scan_detail", args=[uncertain.pk])
+
+
+def test_with_nothing_left_to_review_the_worklist_opens_and_says_so(ui_client, organization):
+    reading = _scan(organization, "Cyst")
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[reading.pk]), {"label": "Cyst", "then": "next"})
+
+    assert response["Location"] == reverse("diagnosis:home")
+    assert "The worklist is empty: every scan is reviewed." in ui_client.get(response["Location"]).content.decode()
+
+
+def test_a_refused_review_stays_on_its_scan_whatever_was_asked(ui_client, organization):
+    reading = _scan(organization, "Cyst")
+    _scan(organization, "Tumor", hours_ago=5)
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[reading.pk]), {"label": "Kidney", "then": "next"})
+
+    assert response.status_code == 400 and not Review.objects.exists()
+    assert 'id="review-submit-next"' in response.content.decode()
