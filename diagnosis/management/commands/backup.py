@@ -1,0 +1,47 @@
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from kidneyweb.backups import BackupError, backup_create
+
+
+class Command(BaseCommand):
+    help = (
+        "Back up the database, the stored scans and heat maps, and the trained models into a new folder under "
+        "OUT_DIR (kidneyweb-backup-<time>) and print its path; with '-' instead, write that folder as a tar "
+        "stream to standard output (e.g. out of a container). It holds patient data and secrets: keep it as the "
+        "database is kept."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("out_dir", help="Where the backup's folder is made, or '-' for a tar on standard output.")
+
+    def handle(self, *args, out_dir: str, **options) -> None:
+        if out_dir != "-":
+            summary = self._backup(Path(out_dir))
+            self.stdout.write(str(summary.folder))
+            return
+        if sys.stdout.isatty():
+            raise CommandError("Standard output is a terminal: redirect it to a file (> backup.tar).")
+        with tempfile.TemporaryDirectory(prefix="kidneyweb-backup-") as scratch:
+            summary = self._backup(Path(scratch))
+            with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as stream:
+                stream.add(summary.folder, arcname=summary.folder.name)
+            sys.stdout.buffer.flush()
+
+    def _backup(self, out_dir: Path):
+        try:
+            summary = backup_create(out_dir=out_dir)
+        except BackupError as exc:
+            raise CommandError(str(exc)) from None
+        counts = ", ".join(f"{n} {label.split('.')[-1]}" for label, n in summary.counts.items())
+        self.stderr.write(f"Backed up {counts}; files: " + ", ".join(
+            f"{name} ({size / 1e6:.1f} MB)" for name, size in summary.files.items()))
+        if summary.missing:
+            self.stderr.write(self.style.WARNING(
+                f"{len(summary.missing)} stored file(s) the database names were missing already, e.g. "
+                f"{summary.missing[0]}; they are listed in manifest.json."))
+        return summary

@@ -1,0 +1,197 @@
+"""Backups of a deployment: its database, its stored scans and heat maps, and the models it trained.
+
+The database is written with Django's own serialisation, not a database tool: a backup restores into
+SQLite or PostgreSQL of any version (a pilot that began on SQLite moves to PostgreSQL this way), and ids
+are kept, so the scan ids hospital systems hold still name the same scans. It reads one snapshot of the
+database (REPEATABLE READ on PostgreSQL; SQLite's transaction holds writers back for its few seconds).
+Files are copied after it: a scan uploaded meanwhile adds a file the database does not name, never the
+reverse, since stored files are not deleted.
+
+A backup holds patient data, password hashes, API tokens and two-factor secrets: keep it as the
+database itself is kept. Its folder and files are readable by their owner only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.apps import apps
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.migrations.recorder import MigrationRecorder
+from django.utils import timezone
+
+FORMAT = 1
+DATA = "data.json.gz"
+MEDIA = "media.tar"
+MODELS = "models.tar"
+# Rebuilt by `migrate`, or not worth keeping: logins end with a restore.
+EXCLUDED = ["contenttypes", "auth.permission", "sessions"]
+# What a restore counts, to say what it brought back and to check it brought back all of it.
+COUNTED = ["diagnosis.Organization", "auth.User", "diagnosis.Patient", "diagnosis.Scan", "diagnosis.Prediction",
+           "diagnosis.Review", "diagnosis.ModelVersion", "diagnosis.PatientAccess"]
+
+
+class BackupError(Exception):
+    """A backup that cannot be made or restored; the message says why, for an administrator."""
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    folder: Path
+    counts: dict[str, int]
+    files: dict[str, int] = field(default_factory=dict)  # archive name -> size in bytes
+    missing: tuple[str, ...] = ()  # stored files the database names but the storage lacks
+
+
+def _counts() -> dict[str, int]:
+    return {label: apps.get_model(label).objects.count() for label in COUNTED}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _named_files() -> list[str]:
+    """Every stored file a row names: scan images, heat maps, other classes' heat maps."""
+    names: list[str] = []
+    for label, fields in (("diagnosis.Scan", ["image"]), ("diagnosis.Prediction", ["heatmap"]),
+                          ("diagnosis.ClassHeatmap", ["image"])):
+        for values in apps.get_model(label).objects.values_list(*fields):
+            names += [name for name in values if name]
+    return names
+
+
+def _local_media() -> Path | None:
+    return Path(default_storage.location) if isinstance(default_storage, FileSystemStorage) else None
+
+
+def _tar(source: Path, target: Path) -> None:
+    # Uncompressed: PNG and JPEG slices and Keras files are compressed already.
+    with tarfile.open(target, "w") as archive:
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                archive.add(path, arcname=str(path.relative_to(source)), recursive=False)
+
+
+def backup_create(*, out_dir: Path) -> BackupSummary:
+    """Write a backup into a new folder under ``out_dir`` and return what it holds."""
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    folder = Path(out_dir) / f"kidneyweb-backup-{stamp}"
+    try:
+        folder.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        raise BackupError(f"{folder} exists already; wait a second or choose another folder.") from None
+    old_umask = os.umask(0o077)
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # One snapshot for every table, however long the dump takes.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            counts = _counts()
+            named = _named_files()
+            migrations = sorted(MigrationRecorder(connection).applied_migrations())
+            with gzip.open(folder / DATA, "wt", encoding="utf-8") as handle:
+                call_command("dumpdata", exclude=EXCLUDED, natural_foreign=True, stdout=handle, verbosity=0)
+        media = _local_media()
+        missing: tuple[str, ...] = ()
+        if media is not None:
+            missing = tuple(name for name in named if not (media / name).is_file())
+            _tar(media, folder / MEDIA)
+        models_dir = Path(settings.KIDNEYWEB_MODELS_DIR)
+        if models_dir.is_dir():
+            _tar(models_dir, folder / MODELS)
+        files = {path.name: path for path in sorted(folder.iterdir())}
+        manifest = {
+            "format": FORMAT,
+            "created": timezone.now().isoformat(),
+            "database": connection.vendor,
+            "media": "included" if media is not None else
+                     f"not included: the scans are in the S3 bucket {settings.AWS_STORAGE_BUCKET_NAME!r}; "
+                     "keep them with the bucket's versioning or replication",
+            "counts": counts,
+            "files": {name: {"bytes": path.stat().st_size, "sha256": _sha256(path)} for name, path in files.items()},
+            "missing_files": list(missing),
+            "migrations": [f"{app}.{name}" for app, name in migrations],
+        }
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    finally:
+        os.umask(old_umask)
+    return BackupSummary(folder=folder, counts=counts, files={n: p.stat().st_size for n, p in files.items()},
+                         missing=missing)
+
+
+def _manifest(folder: Path) -> dict:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise BackupError(f"{folder} holds no manifest.json: it is not a kidneyweb backup.") from None
+    except ValueError as exc:
+        raise BackupError(f"The backup's manifest.json cannot be read ({exc}).") from None
+    if manifest.get("format") != FORMAT:
+        raise BackupError(f"The backup is of format {manifest.get('format')!r}; this version reads format {FORMAT}.")
+    for name, expected in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise BackupError(f"The backup lacks {name}: it is incomplete.")
+        if _sha256(path) != expected["sha256"]:
+            raise BackupError(f"{name} differs from the checksum the backup recorded: it is damaged.")
+    if DATA not in manifest.get("files", {}):
+        raise BackupError(f"The backup lacks {DATA}: it is incomplete.")
+    return manifest
+
+
+def _extract(archive_path: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive_path) as archive:
+        # The "data" filter refuses absolute names, ../ and links out of the target.
+        archive.extractall(target, filter="data")
+
+
+def backup_restore(*, folder: Path, replace: bool = False) -> BackupSummary:
+    """Restore a backup into this deployment's database (migrated to at least the backup's migrations) and
+    storage. Refused when the database holds users or patients, unless ``replace``: then they are deleted."""
+    folder = Path(folder)
+    manifest = _manifest(folder)
+    applied = {f"{app}.{name}" for app, name in MigrationRecorder(connection).applied_migrations()}
+    behind = sorted(set(manifest.get("migrations", [])) - applied)
+    if behind:
+        raise BackupError(f"The database lacks migrations the backup was made with ({', '.join(behind[:3])}"
+                          f"{', ...' if len(behind) > 3 else ''}): run `manage.py migrate` with this version first.")
+    present = _counts()
+    if (present["auth.User"] or present["diagnosis.Patient"]) and not replace:
+        raise BackupError(
+            f"The database already holds {present['auth.User']} user(s) and {present['diagnosis.Patient']} "
+            "patient(s). Restore into an empty database, or replace what it holds (--replace).")
+    media = _local_media()
+    if MEDIA in manifest["files"] and media is None:
+        raise BackupError("The backup holds scan files, but this deployment stores them in S3; restore it where "
+                          "the storage is a folder, or copy media.tar's files into the bucket yourself.")
+    with transaction.atomic():
+        if replace:
+            call_command("flush", interactive=False, verbosity=0)
+        call_command("loaddata", str(folder / DATA), verbosity=0)
+    if media is not None and MEDIA in manifest["files"]:
+        _extract(folder / MEDIA, media)
+    if MODELS in manifest["files"]:
+        _extract(folder / MODELS, Path(settings.KIDNEYWEB_MODELS_DIR))
+    counts = _counts()
+    if counts != manifest["counts"]:
+        raise BackupError(f"The restored database holds {counts}, the backup recorded {manifest['counts']}.")
+    named = _named_files()
+    missing = tuple(name for name in named if media is not None and not (media / name).is_file())
+    return BackupSummary(folder=folder, counts=counts, missing=missing)
+
