@@ -287,10 +287,19 @@ def worklist(
     return scans.order_by("urgency", "uploaded_at", "id")
 
 
-def worklist_next(*, user: UserLike, after: Scan) -> Scan | None:
-    """The most urgent unreviewed scan other than ``after``: where a clinician reading through the worklist
-    goes next. One whose diagnosis is still running comes last, as on the worklist."""
-    return worklist(user=user).exclude(pk=after.pk).first()
+def worklist_next(
+    *,
+    user: UserLike,
+    after: Scan,
+    status: str | None = None,
+    label: str | None = None,
+    uploaded_from: datetime.date | None = None,
+    uploaded_to: datetime.date | None = None,
+) -> Scan | None:
+    """The most urgent unreviewed scan other than ``after`` that the worklist with these filters shows: where a
+    clinician reading through it goes next. One whose diagnosis is still running comes last, as on the worklist."""
+    scans = worklist(user=user, status=status, label=label, uploaded_from=uploaded_from, uploaded_to=uploaded_to)
+    return scans.exclude(pk=after.pk).first()
 
 
 # --- Reviews ----------------------------------------------------------------------------------------

@@ -64,3 +64,74 @@ def test_a_refused_review_stays_on_its_scan_whatever_was_asked(ui_client, organi
 
     assert response.status_code == 400 and not Review.objects.exists()
     assert 'id="review-submit-next"' in response.content.decode()
+
+
+# --- a filtered worklist ----------------------------------------------------------------------------
+
+
+def test_the_worklist_s_review_links_carry_its_filters(ui_client, organization):
+    tumour = _scan(organization, "Tumor")
+
+    page = ui_client.get(reverse("diagnosis:home"), {"label": "Tumor", "status": "result"}).content.decode()
+
+    assert f'href="{reverse("diagnosis:scan_detail", args=[tumour.pk])}?worklist=status%3Dresult%26label%3DTumor"' in page
+
+
+def test_a_scan_opened_from_a_filtered_worklist_goes_on_through_that_worklist(ui_client, organization):
+    reading = _scan(organization, "Tumor")
+    uncertain = _scan(organization, "Normal", top=0.4, hours_ago=9)  # more urgent, but not a tumour
+    next_tumour = _scan(organization, "Tumor", hours_ago=5)
+
+    page = ui_client.get(reverse("diagnosis:scan_detail", args=[reading.pk]), {"worklist": "label=Tumor"}).content.decode()
+    assert '<input type="hidden" name="worklist" value="label=Tumor">' in page
+    assert "Save and open the next in the filtered worklist" in page
+    assert 'id="filtered-worklist-link"' in page
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[reading.pk]),
+                              {"label": "Tumor", "then": "next", "worklist": "label=Tumor"})
+
+    assert response["Location"] == reverse("diagnosis:scan_detail", args=[next_tumour.pk]) + "?worklist=label%3DTumor"
+    assert uncertain.pk != next_tumour.pk
+    assert 'value="label=Tumor"' in ui_client.get(response["Location"]).content.decode()
+
+
+def test_with_nothing_left_in_the_filtered_worklist_it_opens_filtered_and_says_so(ui_client, organization):
+    reading = _scan(organization, "Stone")
+    _scan(organization, "Tumor", hours_ago=5)
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[reading.pk]),
+                              {"label": "Stone", "then": "next", "worklist": "label=Stone"})
+
+    assert response["Location"] == reverse("diagnosis:home") + "?label=Stone"
+    assert "No other unreviewed scan matches the worklist&#x27;s filters." in ui_client.get(response["Location"]).content.decode()
+
+
+def test_saving_without_going_on_keeps_the_worklist_s_filters(ui_client, organization):
+    reading = _scan(organization, "Cyst")
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[reading.pk]), {"label": "Cyst", "worklist": "label=Cyst"})
+
+    assert response["Location"] == reverse("diagnosis:scan_detail", args=[reading.pk]) + "?worklist=label%3DCyst"
+
+
+def test_filters_that_no_longer_hold_read_on_through_the_whole_worklist(ui_client, organization):
+    reading = _scan(organization, "Cyst")
+    other = _scan(organization, "Normal", hours_ago=3)
+
+    page = ui_client.get(reverse("diagnosis:scan_detail", args=[reading.pk]), {"worklist": "label=Kidney"}).content.decode()
+    assert 'name="worklist"' not in page and "Save and open the next in the worklist" in page
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[reading.pk]),
+                              {"label": "Cyst", "then": "next", "worklist": "label=Kidney"})
+
+    assert response["Location"] == reverse("diagnosis:scan_detail", args=[other.pk])
+
+
+def test_a_refused_review_keeps_the_worklist_s_filters(ui_client, organization):
+    reading = _scan(organization, "Cyst")
+
+    response = ui_client.post(reverse("diagnosis:scan_review", args=[reading.pk]),
+                              {"label": "Kidney", "then": "next", "worklist": "label=Cyst"})
+
+    assert response.status_code == 400
+    assert '<input type="hidden" name="worklist" value="label=Cyst">' in response.content.decode()

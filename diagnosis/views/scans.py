@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,6 +17,7 @@ from .. import reports, selectors, services
 from ..forms import RestoreForm, ReviewForm, WithdrawForm
 from ..models import PatientAccess, Prediction, Scan
 from .common import add_service_errors, member_required, post_only, scan_or_404
+from .worklist import worklist_filters
 
 
 def probabilities_for_display(prediction: Prediction | None) -> list[dict[str, Any]]:
@@ -63,7 +65,8 @@ def prediction_state(prediction: Prediction | None, scan: Scan | None = None) ->
 
 
 def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | None = None, status: int = 200,
-                 withdraw_form: WithdrawForm | None = None, restore_form: RestoreForm | None = None) -> HttpResponse:
+                 withdraw_form: WithdrawForm | None = None, restore_form: RestoreForm | None = None,
+                 worklist_query: str = "") -> HttpResponse:
     prediction = scan.latest_prediction
     class_names = list(prediction.model_version.class_names) if prediction else []
     review = scan.current_review
@@ -97,6 +100,8 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
                 RestoreForm() if scan.is_withdrawn and selectors.scan_may_withdraw(user=request.user, scan=scan)
                 else None),
             "withdrawals": selectors.scan_withdrawals(scan=scan),
+            # The filters of the worklist this scan was opened from: "save and open the next" keeps to them.
+            "worklist_query": worklist_query,
         },
         status=status,
     )
@@ -107,7 +112,8 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
 def scan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     scan = scan_or_404(request, pk)
     _log_access(request, scan, PatientAccess.What.SCAN)
-    return _render_scan(request, scan)
+    _, worklist_query = worklist_filters(request.GET.get("worklist", ""))
+    return _render_scan(request, scan, worklist_query=worklist_query)
 
 
 def _log_access(request: HttpRequest, scan: Scan, what: str) -> None:
@@ -154,6 +160,7 @@ def scan_review(request: HttpRequest, pk: int) -> HttpResponse:
     prediction = scan.latest_prediction
     class_names = list(prediction.model_version.class_names) if prediction else []
     form = ReviewForm(request.POST, class_names=class_names, ai_label=prediction.label if prediction else "")
+    filters, worklist_query = worklist_filters(request.POST.get("worklist", ""))
     if form.is_valid():
         try:
             review = services.review_create(scan=scan, user=request.user, **form.cleaned_data)
@@ -167,13 +174,25 @@ def scan_review(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(request, f"Review saved: you corrected the AI label {review.prediction.label} to {review.label}.")
             if request.POST.get("then") == "next":
-                following = selectors.worklist_next(user=request.user, after=scan)
-                if following is None:
-                    messages.info(request, "The worklist is empty: every scan is reviewed.")
-                    return redirect("diagnosis:home")
-                return redirect("diagnosis:scan_detail", pk=following.pk)
-            return redirect("diagnosis:scan_detail", pk=scan.pk)
-    return _render_scan(request, scan_or_404(request, pk), review_form=form, status=400)
+                return _open_next(request, after=scan, filters=filters, worklist_query=worklist_query)
+            return redirect(_scan_url(scan.pk, worklist_query))
+    return _render_scan(request, scan_or_404(request, pk), review_form=form, status=400, worklist_query=worklist_query)
+
+
+def _scan_url(pk: int, worklist_query: str) -> str:
+    url = reverse("diagnosis:scan_detail", args=[pk])
+    return f"{url}?{urlencode({'worklist': worklist_query})}" if worklist_query else url
+
+
+def _open_next(request: HttpRequest, *, after: Scan, filters: dict[str, Any], worklist_query: str) -> HttpResponse:
+    following = selectors.worklist_next(user=request.user, after=after, **filters)
+    if following is not None:
+        return redirect(_scan_url(following.pk, worklist_query))
+    if worklist_query:
+        messages.info(request, "No other unreviewed scan matches the worklist's filters.")
+        return redirect(f"{reverse('diagnosis:home')}?{worklist_query}")
+    messages.info(request, "The worklist is empty: every scan is reviewed.")
+    return redirect("diagnosis:home")
 
 
 @member_required

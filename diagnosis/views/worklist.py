@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlencode
+
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -15,8 +18,28 @@ from .common import member_required, organization_admin_required
 WORKLIST_PER_PAGE = 25
 
 
+def _filter_form(data: QueryDict | None) -> WorklistFilterForm:
+    return WorklistFilterForm(data, statuses=selectors.WORKLIST_STATUSES, labels=selectors.known_labels())
+
+
+def _filter_query(filters: dict[str, Any]) -> str:
+    return urlencode({name: value.isoformat() if hasattr(value, "isoformat") else value
+                      for name, value in filters.items() if value})
+
+
+def worklist_filters(query: str) -> tuple[dict[str, Any], str]:
+    """The filters in a worklist query (what the worklist's Review links pass on to the scan page) and that
+    query rebuilt from them. A query that no longer validates (a label retired since the link was made) counts
+    as no filter: reading on through the whole worklist beats a dead end."""
+    form = _filter_form(QueryDict(query))
+    if not query or not form.is_valid():
+        return {}, ""
+    filters = {name: value for name, value in form.cleaned_data.items() if value}
+    return filters, _filter_query(filters)
+
+
 def _worklist_page(request: HttpRequest):
-    form = WorklistFilterForm(request.GET or None, statuses=selectors.WORKLIST_STATUSES, labels=selectors.known_labels())
+    form = _filter_form(request.GET or None)
     filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
     scans = selectors.worklist(user=request.user, **{k: v for k, v in filters.items() if v})
     return form, filters, Paginator(scans, WORKLIST_PER_PAGE).get_page(request.GET.get("page"))
@@ -31,7 +54,8 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "diagnosis/worklist.html",
-        {"form": form, "page": page, "query": query.urlencode(), "filtered": bool(filters and any(filters.values()))},
+        {"form": form, "page": page, "query": query.urlencode(), "filtered": bool(filters and any(filters.values())),
+         "worklist_query": _filter_query(filters)},
         status=400 if form.is_bound and not form.is_valid() else 200,
     )
 
@@ -41,11 +65,11 @@ def home(request: HttpRequest) -> HttpResponse:
 @never_cache
 def worklist_rows(request: HttpRequest) -> HttpResponse:
     """The rows the worklist would show now, with the same filters and page: what worklist.js compares."""
-    form, _, page = _worklist_page(request)
+    form, filters, page = _worklist_page(request)
     if form.is_bound and not form.is_valid():
         return HttpResponse("Invalid filters: " + "; ".join(e for errors in form.errors.values() for e in errors),
                             status=400, content_type="text/plain")
-    return render(request, "diagnosis/_worklist_rows.html", {"page": page})
+    return render(request, "diagnosis/_worklist_rows.html", {"page": page, "worklist_query": _filter_query(filters)})
 
 
 @organization_admin_required
