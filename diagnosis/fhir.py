@@ -7,8 +7,10 @@ same ``urn:uuid`` full URLs: a receiving system recognises a report it filed bef
 (the scan's address) and updates it, e.g. to ``final`` after the review or ``entered-in-error`` after
 a withdrawal.
 
-The classes are coded in a local code system (``CLASS_SYSTEM``); mapping them to SNOMED CT is the
-receiving system's decision, not a guess made here.
+A class is coded twice: in a local code system (``CLASS_SYSTEM``), which says exactly what the model
+was trained to tell apart, and, for the four classes of the CT KIDNEY data set, with the nearest SNOMED CT
+concept, so that a receiving system can file and search it with its other findings without a mapping of
+its own. A model version with other class names gets the local code only.
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ from .reports import NOTICE
 
 FHIR_JSON = "application/fhir+json"
 CLASS_SYSTEM = "urn:kidneyweb:kidney-ct-class"
+SNOMED_SYSTEM = "http://snomed.info/sct"
+# The nearest SNOMED CT concept of each class: what a radiologist would code for that slice reading.
+SNOMED_CLASSES = {
+    "Normal": ("281900007", "No abnormality detected"),
+    "Cyst": ("722223000", "Cyst of kidney"),
+    "Stone": ("95570007", "Kidney stone"),
+    "Tumor": ("126880001", "Neoplasm of kidney"),
+}
 REPORT_CODE = {
     "coding": [{"system": "urn:kidneyweb:report", "code": "kidney-ct-slice",
                 "display": "Kidney CT slice classification"}],
@@ -55,7 +65,11 @@ def _person(user) -> dict[str, str]:
 
 
 def _class(label: str) -> dict[str, Any]:
-    return {"coding": [{"system": CLASS_SYSTEM, "code": label, "display": label}], "text": label}
+    coding = [{"system": CLASS_SYSTEM, "code": label, "display": label}]
+    if label in SNOMED_CLASSES:
+        code, display = SNOMED_CLASSES[label]
+        coding.append({"system": SNOMED_SYSTEM, "code": code, "display": display})
+    return {"coding": coding, "text": label}
 
 
 def report_status(scan: Scan, prediction: Prediction | None, review: Review | None, reviews: int) -> str:

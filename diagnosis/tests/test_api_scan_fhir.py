@@ -242,3 +242,29 @@ def test_a_reading_of_an_earlier_result_does_not_claim_to_derive_from_a_newer_on
     assert ai["valueCodeableConcept"]["text"] == "Stone"
     assert "derivedFrom" not in reading
     assert reading["note"][0]["text"] == "Confirms the AI result (Cyst)."
+
+
+@pytest.mark.parametrize("label, code", [("Normal", "281900007"), ("Cyst", "722223000"), ("Stone", "95570007"),
+                                         ("Tumor", "126880001")])
+def test_each_class_also_carries_its_snomed_ct_concept(api_client, scan, label, code):
+    prediction = DonePredictionFactory(scan=scan, label=label)
+    ReviewFactory(scan=scan, prediction=prediction, label=label)
+
+    _, bundle = _fhir(api_client, scan)
+
+    report = bundle["entry"][0]["resource"]
+    for concept in [report["conclusionCode"][0], *(o["valueCodeableConcept"] for o in _resources(bundle, "Observation"))]:
+        systems = {coding["system"]: coding["code"] for coding in concept["coding"]}
+        assert systems == {"urn:kidneyweb:kidney-ct-class": label, "http://snomed.info/sct": code}
+
+
+def test_a_class_with_no_snomed_ct_concept_keeps_its_local_code_only(api_client, scan):
+    version = ModelVersionFactory(class_names=["Healthy", "Lesion"])
+    DonePredictionFactory(scan=scan, model_version=version, label="Lesion",
+                          probabilities={"Healthy": 0.2, "Lesion": 0.8})
+
+    _, bundle = _fhir(api_client, scan)
+
+    [observation] = _resources(bundle, "Observation")
+    assert observation["valueCodeableConcept"]["coding"] == [
+        {"system": "urn:kidneyweb:kidney-ct-class", "code": "Lesion", "display": "Lesion"}]
