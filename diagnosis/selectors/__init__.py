@@ -35,6 +35,7 @@ from .records import (
     worker_last_seen,
     worklist,
     worklist_next,
+    worklist_remaining,
 )
 from .reliability import ClassReliability, Reliability, label_reliability_text, model_reliability
 from .staff import (
@@ -103,4 +104,5 @@ __all__ = [
     "worker_last_seen",
     "worklist",
     "worklist_next",
+    "worklist_remaining",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db.models import (
@@ -300,6 +301,12 @@ def worklist_next(
     clinician reading through it goes next. One whose diagnosis is still running comes last, as on the worklist."""
     scans = worklist(user=user, status=status, label=label, uploaded_from=uploaded_from, uploaded_to=uploaded_to)
     return scans.exclude(pk=after.pk).first()
+
+
+def worklist_remaining(*, user: UserLike, after: Scan, filters: dict[str, Any] | None = None) -> int:
+    """How many unreviewed scans other than ``after`` the worklist with these filters (``worklist``'s keyword
+    arguments) shows: what is left to read after this one."""
+    return worklist(user=user, **(filters or {})).exclude(pk=after.pk).count()
 
 
 # --- Reviews ----------------------------------------------------------------------------------------

@@ -135,3 +135,16 @@ def test_a_refused_review_keeps_the_worklist_s_filters(ui_client, organization):
 
     assert response.status_code == 400
     assert '<input type="hidden" name="worklist" value="label=Cyst">' in response.content.decode()
+
+
+def test_the_button_says_how_many_scans_are_left_to_review_in_its_worklist(ui_client, organization, other_organization):
+    reading = _scan(organization, "Tumor")
+    _scan(organization, "Tumor", hours_ago=5)
+    _scan(organization, "Normal", hours_ago=3)
+    ReviewFactory(prediction=DonePredictionFactory(scan=_scan(organization, "Tumor", hours_ago=8)), label="Tumor")
+    _scan(other_organization, "Tumor")
+    url = reverse("diagnosis:scan_detail", args=[reading.pk])
+
+    assert 'id="worklist-remaining">(2 more to review)' in ui_client.get(url).content.decode()
+    assert 'id="worklist-remaining">(1 more to review)' in ui_client.get(url, {"worklist": "label=Tumor"}).content.decode()
+    assert 'id="worklist-remaining">(none left)' in ui_client.get(url, {"worklist": "label=Stone"}).content.decode()

@@ -66,7 +66,8 @@ def prediction_state(prediction: Prediction | None, scan: Scan | None = None) ->
 
 def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | None = None, status: int = 200,
                  withdraw_form: WithdrawForm | None = None, restore_form: RestoreForm | None = None,
-                 worklist_query: str = "") -> HttpResponse:
+                 worklist: tuple[dict[str, Any], str] = ({}, "")) -> HttpResponse:
+    filters, worklist_query = worklist
     prediction = scan.latest_prediction
     class_names = list(prediction.model_version.class_names) if prediction else []
     review = scan.current_review
@@ -102,6 +103,8 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
             "withdrawals": selectors.scan_withdrawals(scan=scan),
             # The filters of the worklist this scan was opened from: "save and open the next" keeps to them.
             "worklist_query": worklist_query,
+            "worklist_remaining": (selectors.worklist_remaining(user=request.user, after=scan, filters=filters)
+                                   if review_form is not None and not scan.is_withdrawn else None),
         },
         status=status,
     )
@@ -112,8 +115,7 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
 def scan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     scan = scan_or_404(request, pk)
     _log_access(request, scan, PatientAccess.What.SCAN)
-    _, worklist_query = worklist_filters(request.GET.get("worklist", ""))
-    return _render_scan(request, scan, worklist_query=worklist_query)
+    return _render_scan(request, scan, worklist=worklist_filters(request.GET.get("worklist", "")))
 
 
 def _log_access(request: HttpRequest, scan: Scan, what: str) -> None:
@@ -176,7 +178,8 @@ def scan_review(request: HttpRequest, pk: int) -> HttpResponse:
             if request.POST.get("then") == "next":
                 return _open_next(request, after=scan, filters=filters, worklist_query=worklist_query)
             return redirect(_scan_url(scan.pk, worklist_query))
-    return _render_scan(request, scan_or_404(request, pk), review_form=form, status=400, worklist_query=worklist_query)
+    return _render_scan(request, scan_or_404(request, pk), review_form=form, status=400,
+                        worklist=(filters, worklist_query))
 
 
 def _scan_url(pk: int, worklist_query: str) -> str:
