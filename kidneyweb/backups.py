@@ -7,8 +7,11 @@ database (REPEATABLE READ on PostgreSQL; SQLite's transaction holds writers back
 Files are copied after it: a scan uploaded meanwhile adds a file the database does not name, never the
 reverse, since stored files are not deleted.
 
-A backup holds patient data, password hashes, API tokens and two-factor secrets: keep it as the
-database itself is kept. Its folder and files are readable by their owner only.
+A backup holds patient data, password hashes, API tokens and two-factor secrets: its folder and files are
+readable by their owner only, and given a key (``KIDNEYWEB_BACKUP_KEY``) every file but the manifest is
+encrypted as it is written (``backup_crypto``). The manifest holds counts, checksums of the files as stored,
+migrations and the stored files' generated names, nothing about a patient, so a damaged backup is recognised
+without the key.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import hashlib
 import json
 import os
 import tarfile
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from django.apps import apps
 from django.conf import settings
@@ -28,6 +34,9 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
+
+from kidneyweb import backup_crypto
+from kidneyweb.backup_crypto import SUFFIX, SealError, SealingWriter
 
 FORMAT = 1
 DATA = "data.json.gz"
@@ -50,6 +59,7 @@ class BackupSummary:
     counts: dict[str, int]
     files: dict[str, int] = field(default_factory=dict)  # archive name -> size in bytes
     missing: tuple[str, ...] = ()  # stored files the database names but the storage lacks
+    encrypted: bool = False
 
 
 def _counts() -> dict[str, int]:
@@ -78,16 +88,29 @@ def _local_media() -> Path | None:
     return Path(default_storage.location) if isinstance(default_storage, FileSystemStorage) else None
 
 
-def _tar(source: Path, target: Path) -> None:
-    # Uncompressed: PNG and JPEG slices and Keras files are compressed already.
-    with tarfile.open(target, "w") as archive:
+@contextmanager
+def _written(folder: Path, name: str, key: bytes | None) -> Iterator[BinaryIO]:
+    """A file of the backup to write into: sealed as it is written when there is a key."""
+    with (folder / (name + SUFFIX if key else name)).open("wb") as handle:
+        if key is None:
+            yield handle
+        else:
+            with SealingWriter(handle, key=key, name=name) as sealed:
+                yield sealed  # type: ignore[misc]
+
+
+def _tar(source: Path, target: BinaryIO) -> None:
+    # Uncompressed: PNG and JPEG slices and Keras files are compressed already. A stream ("w|") never seeks,
+    # so it can be sealed as it is written.
+    with tarfile.open(fileobj=target, mode="w|") as archive:
         for path in sorted(source.rglob("*")):
             if path.is_file():
                 archive.add(path, arcname=str(path.relative_to(source)), recursive=False)
 
 
-def backup_create(*, out_dir: Path) -> BackupSummary:
-    """Write a backup into a new folder under ``out_dir`` and return what it holds."""
+def backup_create(*, out_dir: Path, key: bytes | None = None) -> BackupSummary:
+    """Write a backup into a new folder under ``out_dir`` and return what it holds; with ``key`` (32 bytes,
+    ``backup_crypto.parse_key``) every file but the manifest is encrypted."""
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     folder = Path(out_dir) / f"kidneyweb-backup-{stamp}"
     try:
@@ -104,16 +127,18 @@ def backup_create(*, out_dir: Path) -> BackupSummary:
             counts = _counts()
             named = _named_files()
             migrations = sorted(MigrationRecorder(connection).applied_migrations())
-            with gzip.open(folder / DATA, "wt", encoding="utf-8") as handle:
+            with _written(folder, DATA, key) as target, gzip.open(target, "wt", encoding="utf-8") as handle:
                 call_command("dumpdata", exclude=EXCLUDED, natural_foreign=True, stdout=handle, verbosity=0)
         media = _local_media()
         missing: tuple[str, ...] = ()
         if media is not None:
             missing = tuple(name for name in named if not (media / name).is_file())
-            _tar(media, folder / MEDIA)
+            with _written(folder, MEDIA, key) as target:
+                _tar(media, target)
         models_dir = Path(settings.KIDNEYWEB_MODELS_DIR)
         if models_dir.is_dir():
-            _tar(models_dir, folder / MODELS)
+            with _written(folder, MODELS, key) as target:
+                _tar(models_dir, target)
         files = {path.name: path for path in sorted(folder.iterdir())}
         manifest = {
             "format": FORMAT,
@@ -122,6 +147,8 @@ def backup_create(*, out_dir: Path) -> BackupSummary:
             "media": "included" if media is not None else
                      f"not included: the scans are in the S3 bucket {settings.AWS_STORAGE_BUCKET_NAME!r}; "
                      "keep them with the bucket's versioning or replication",
+            "encryption": {"cipher": "AES-256-GCM in 1 MiB chunks", "key_id": backup_crypto.key_id(key),
+                           "suffix": SUFFIX} if key else None,
             "counts": counts,
             "files": {name: {"bytes": path.stat().st_size, "sha256": _sha256(path)} for name, path in files.items()},
             "missing_files": list(missing),
@@ -131,7 +158,7 @@ def backup_create(*, out_dir: Path) -> BackupSummary:
     finally:
         os.umask(old_umask)
     return BackupSummary(folder=folder, counts=counts, files={n: p.stat().st_size for n, p in files.items()},
-                         missing=missing)
+                         missing=missing, encrypted=key is not None)
 
 
 def _manifest(folder: Path) -> dict:
@@ -149,9 +176,36 @@ def _manifest(folder: Path) -> dict:
             raise BackupError(f"The backup lacks {name}: it is incomplete.")
         if _sha256(path) != expected["sha256"]:
             raise BackupError(f"{name} differs from the checksum the backup recorded: it is damaged.")
-    if DATA not in manifest.get("files", {}):
-        raise BackupError(f"The backup lacks {DATA}: it is incomplete.")
+    if _stored_name(manifest, DATA) not in manifest.get("files", {}):
+        raise BackupError(f"The backup lacks {_stored_name(manifest, DATA)}: it is incomplete.")
     return manifest
+
+
+def _stored_name(manifest: dict, name: str) -> str:
+    return name + manifest["encryption"]["suffix"] if manifest.get("encryption") else name
+
+
+def _check_key(manifest: dict, key: bytes | None) -> None:
+    wanted = manifest["encryption"]["key_id"]
+    if key is None:
+        raise BackupError(f"The backup is encrypted (key id {wanted}): set KIDNEYWEB_BACKUP_KEY to the key it "
+                          "was made with.")
+    if backup_crypto.key_id(key) != wanted:
+        raise BackupError(f"The backup is encrypted with another key (key id {wanted}; KIDNEYWEB_BACKUP_KEY "
+                          f"holds key id {backup_crypto.key_id(key)}): set it to the key the backup was made with.")
+
+
+def _unsealed(folder: Path, manifest: dict, key: bytes, into: Path) -> Path:
+    """Decrypt every file of an encrypted backup into ``into``: all of them authenticate before anything
+    is restored, so a wrong key or an altered file changes nothing."""
+    suffix = manifest["encryption"]["suffix"]
+    for stored in manifest["files"]:
+        name = stored.removesuffix(suffix)
+        try:
+            backup_crypto.unseal_file(folder / stored, into / name, key=key, name=name)
+        except SealError as exc:
+            raise BackupError(str(exc)) from None
+    return into
 
 
 def _extract(archive_path: Path, target: Path) -> None:
@@ -161,11 +215,15 @@ def _extract(archive_path: Path, target: Path) -> None:
         archive.extractall(target, filter="data")
 
 
-def backup_restore(*, folder: Path, replace: bool = False) -> BackupSummary:
+def backup_restore(*, folder: Path, replace: bool = False, key: bytes | None = None) -> BackupSummary:
     """Restore a backup into this deployment's database (migrated to at least the backup's migrations) and
-    storage. Refused when the database holds users or patients, unless ``replace``: then they are deleted."""
+    storage. Refused when the database holds users or patients, unless ``replace``: then they are deleted.
+    An encrypted backup needs the ``key`` it was made with; it is decrypted into a private temporary folder
+    (as much free space as the backup) first."""
     folder = Path(folder)
     manifest = _manifest(folder)
+    if manifest.get("encryption"):
+        _check_key(manifest, key)
     applied = {f"{app}.{name}" for app, name in MigrationRecorder(connection).applied_migrations()}
     behind = sorted(set(manifest.get("migrations", [])) - applied)
     if behind:
@@ -177,21 +235,24 @@ def backup_restore(*, folder: Path, replace: bool = False) -> BackupSummary:
             f"The database already holds {present['auth.User']} user(s) and {present['diagnosis.Patient']} "
             "patient(s). Restore into an empty database, or replace what it holds (--replace).")
     media = _local_media()
-    if MEDIA in manifest["files"] and media is None:
+    has_media, has_models = (_stored_name(manifest, name) in manifest["files"] for name in (MEDIA, MODELS))
+    if has_media and media is None:
         raise BackupError("The backup holds scan files, but this deployment stores them in S3; restore it where "
                           "the storage is a folder, or copy media.tar's files into the bucket yourself.")
-    with transaction.atomic():
-        if replace:
-            call_command("flush", interactive=False, verbosity=0)
-        call_command("loaddata", str(folder / DATA), verbosity=0)
-    if media is not None and MEDIA in manifest["files"]:
-        _extract(folder / MEDIA, media)
-    if MODELS in manifest["files"]:
-        _extract(folder / MODELS, Path(settings.KIDNEYWEB_MODELS_DIR))
+    with tempfile.TemporaryDirectory(prefix="kidneyweb-restore-") as scratch:
+        source = _unsealed(folder, manifest, key, Path(scratch)) if manifest.get("encryption") else folder
+        with transaction.atomic():
+            if replace:
+                call_command("flush", interactive=False, verbosity=0)
+            call_command("loaddata", str(source / DATA), verbosity=0)
+        if media is not None and has_media:
+            _extract(source / MEDIA, media)
+        if has_models:
+            _extract(source / MODELS, Path(settings.KIDNEYWEB_MODELS_DIR))
     counts = _counts()
     if counts != manifest["counts"]:
         raise BackupError(f"The restored database holds {counts}, the backup recorded {manifest['counts']}.")
     named = _named_files()
     missing = tuple(name for name in named if media is not None and not (media / name).is_file())
-    return BackupSummary(folder=folder, counts=counts, missing=missing)
+    return BackupSummary(folder=folder, counts=counts, missing=missing, encrypted=bool(manifest.get("encryption")))
 

@@ -157,6 +157,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Encrypts `manage.py backup` (AES-256-GCM); restoring needs the same key. Make one with
+# `manage.py backup --generate-key` and keep it apart from the backups (a password manager, a secret store).
+KIDNEYWEB_BACKUP_KEY = os.environ.get("KIDNEYWEB_BACKUP_KEY", "")
+
 # --- Auth -------------------------------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -20,6 +20,8 @@ os.environ["KIDNEYWEB_VAR_DIR"] = str(TEST_TMP_DIR / "var")
 os.environ.pop("KIDNEYWEB_MEDIA_ROOT", None)
 # Tests never talk to S3; the S3 configuration is tested on its own.
 os.environ.pop("AWS_STORAGE_BUCKET_NAME", None)
+# Backups are unencrypted unless a test sets a key of its own.
+os.environ.pop("KIDNEYWEB_BACKUP_KEY", None)
 # Lets the suite run even where the shell holds production values such as DJANGO_DEBUG=0.
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-any-deployment-0123456789")
 

@@ -3,6 +3,7 @@ come back as they were, ids included, into this database or into another engine'
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import sqlite3
@@ -23,6 +24,7 @@ from rest_framework.authtoken.models import Token
 
 from diagnosis import services
 from diagnosis.models import Patient, PatientAccess, Prediction, Review, Scan
+from kidneyweb import backup_crypto
 
 from .factories import PASSWORD, DonePredictionFactory, MembershipFactory, PatientFactory, ReviewFactory, ScanFactory
 from .subprocess_env import clean_env
@@ -215,3 +217,106 @@ def test_with_scans_in_s3_the_backup_says_the_bucket_keeps_them(deployment, tmp_
     with pytest.raises(CommandError, match="stores them in S3"):
         call_command("restore", str(folder), "--replace", stdout=StringIO())
     assert Patient.objects.get().name == "Ada Example"
+
+
+@pytest.fixture
+def backup_key(settings) -> str:
+    settings.KIDNEYWEB_BACKUP_KEY = call_command_output("backup", "--generate-key")
+    return settings.KIDNEYWEB_BACKUP_KEY
+
+
+def call_command_output(*args: str) -> str:
+    stdout = StringIO()
+    call_command(*args, stdout=stdout, stderr=StringIO())
+    return stdout.getvalue().strip()
+
+
+def test_with_a_key_every_file_but_the_manifest_is_encrypted_and_restores_with_that_key(deployment, tmp_path,
+                                                                                       backup_key):
+    images = {scan.image.name: _stored(scan.image.name) for scan in deployment["scans"]}
+    stderr = StringIO()
+    call_command("backup", str(tmp_path / "backups"), stdout=StringIO(), stderr=stderr)
+    folder = next((tmp_path / "backups").iterdir())
+
+    assert "Not encrypted" not in stderr.getvalue()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"data.json.gz.aes", "media.tar.aes", "models.tar.aes"}
+    assert manifest["encryption"]["key_id"] == backup_crypto.key_id(backup_crypto.parse_key(backup_key))
+    for name in manifest["files"]:
+        sealed = (folder / name).read_bytes()
+        assert sealed.startswith(backup_crypto.MAGIC) and stat.S_IMODE((folder / name).stat().st_mode) == 0o600
+        assert b"trained weights" not in sealed and not any(image[:64] in sealed for image in images.values())
+    assert "Ada Example" not in (folder / "manifest.json").read_text()
+
+    _lose_everything(deployment)
+    call_command("restore", str(folder), stderr=StringIO())
+
+    assert Patient.objects.get().name == "Ada Example" and Token.objects.get().key == deployment["token"]
+    for name, data in images.items():
+        assert _stored(name) == data
+    assert (Path(settings.KIDNEYWEB_MODELS_DIR) / "run-7" / "model.keras").read_bytes() == b"trained weights"
+
+
+def test_an_encrypted_backup_without_its_key_or_altered_is_refused_before_anything_changes(deployment, tmp_path,
+                                                                                          settings, backup_key):
+    folder = _backup(tmp_path / "backups")
+    PatientFactory(organization=deployment["patient"].organization, name="Admitted Since")
+    key_id = json.loads((folder / "manifest.json").read_text())["encryption"]["key_id"]
+
+    settings.KIDNEYWEB_BACKUP_KEY = ""
+    with pytest.raises(CommandError, match=f"encrypted \\(key id {key_id}\\): set KIDNEYWEB_BACKUP_KEY"):
+        call_command("restore", str(folder), "--replace", stdout=StringIO())
+    settings.KIDNEYWEB_BACKUP_KEY = call_command_output("backup", "--generate-key")
+    with pytest.raises(CommandError, match=f"encrypted with another key \\(key id {key_id};"):
+        call_command("restore", str(folder), "--replace", stdout=StringIO())
+    settings.KIDNEYWEB_BACKUP_KEY = "not a key"
+    with pytest.raises(CommandError, match="is not a backup key: make one with `manage.py backup --generate-key`"):
+        call_command("restore", str(folder), "--replace", stdout=StringIO())
+
+    # Altered by someone who also rewrote the checksum: only the encryption's authentication can tell.
+    settings.KIDNEYWEB_BACKUP_KEY = backup_key
+    media = folder / "media.tar.aes"
+    blob = bytearray(media.read_bytes())
+    blob[-1] ^= 1
+    media.write_bytes(bytes(blob))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["media.tar.aes"]["sha256"] = hashlib.sha256(blob).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CommandError, match="media.tar.aes fails its authentication"):
+        call_command("restore", str(folder), "--replace", stdout=StringIO())
+
+    assert sorted(Patient.objects.values_list("name", flat=True)) == ["Ada Example", "Admitted Since"]
+
+
+def test_an_unencrypted_backup_says_so_and_a_malformed_key_makes_none(deployment, tmp_path, settings):
+    stderr = StringIO()
+    call_command("backup", str(tmp_path / "plain"), stdout=StringIO(), stderr=stderr)
+    assert "Not encrypted: KIDNEYWEB_BACKUP_KEY is not set" in stderr.getvalue()
+
+    settings.KIDNEYWEB_BACKUP_KEY = "typed-by-hand"
+    with pytest.raises(CommandError, match="is not a backup key"):
+        call_command("backup", str(tmp_path / "refused"), stdout=StringIO(), stderr=StringIO())
+    assert not (tmp_path / "refused").exists()
+
+
+def test_an_encrypted_backup_streams_out_of_one_process_and_into_another(deployment, tmp_path, backup_key):
+    """`backup -` and `restore -` as in the containers, with the key in each process's environment."""
+    other = tmp_path / "other"
+    env = clean_env(other, DATABASE_URL=f"sqlite:///{other / 'db.sqlite3'}", SECRET_KEY="x" * 50,
+                    KIDNEYWEB_MEDIA_ROOT=str(other / "media"), KIDNEYWEB_BACKUP_KEY=backup_key)
+    stream = io.BytesIO()
+    folder = _backup(tmp_path / "backups")
+    with tarfile.open(fileobj=stream, mode="w") as archive:
+        archive.add(folder, arcname=folder.name)
+
+    for args, stdin in ((["migrate", "--no-input", "-v", "0"], b""), (["restore", "-"], stream.getvalue())):
+        done = _manage_binary(args, env, stdin)
+        assert done.returncode == 0, done.stderr.decode()
+    again = _manage_binary(["backup", "-"], env)
+
+    assert again.returncode == 0 and b"Not encrypted" not in again.stderr, again.stderr.decode()
+    with tarfile.open(fileobj=io.BytesIO(again.stdout)) as archive:
+        names = sorted(Path(name).name for name in archive.getnames())
+    assert "data.json.gz.aes" in names and "data.json.gz" not in names
+    without_key = _manage_binary(["restore", "--replace", "-"], {**env, "KIDNEYWEB_BACKUP_KEY": ""}, again.stdout)
+    assert without_key.returncode == 1 and b"set KIDNEYWEB_BACKUP_KEY to the key it was made with" in without_key.stderr

@@ -3,23 +3,45 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from kidneyweb import backup_crypto
 from kidneyweb.backups import BackupError, backup_create
+
+
+def configured_key() -> bytes | None:
+    """The key in ``KIDNEYWEB_BACKUP_KEY``, None when unset; a malformed one is refused, never ignored."""
+    if not settings.KIDNEYWEB_BACKUP_KEY:
+        return None
+    try:
+        return backup_crypto.parse_key(settings.KIDNEYWEB_BACKUP_KEY)
+    except backup_crypto.SealError as exc:
+        raise CommandError(str(exc)) from None
 
 
 class Command(BaseCommand):
     help = (
         "Back up the database, the stored scans and heat maps, and the trained models into a new folder under "
         "OUT_DIR (kidneyweb-backup-<time>) and print its path; with '-' instead, write that folder as a tar "
-        "stream to standard output (e.g. out of a container). It holds patient data and secrets: keep it as the "
-        "database is kept."
+        "stream to standard output (e.g. out of a container). It holds patient data and secrets: with "
+        "KIDNEYWEB_BACKUP_KEY set, every file but the manifest is encrypted (AES-256-GCM)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("out_dir", help="Where the backup's folder is made, or '-' for a tar on standard output.")
+        parser.add_argument("out_dir", nargs="?",
+                            help="Where the backup's folder is made, or '-' for a tar on standard output.")
+        parser.add_argument("--generate-key", action="store_true",
+                            help="Print a new key for KIDNEYWEB_BACKUP_KEY and make no backup.")
 
-    def handle(self, *args, out_dir: str, **options) -> None:
+    def handle(self, *args, out_dir: str | None, generate_key: bool, **options) -> None:
+        if generate_key:
+            self.stdout.write(backup_crypto.generate_key())
+            self.stderr.write("Set KIDNEYWEB_BACKUP_KEY to it wherever backups are made or restored, and keep a copy "
+                              "apart from the backups: without it they cannot be read.")
+            return
+        if out_dir is None:
+            raise CommandError("Give the folder to back up into, or '-' for a tar on standard output.")
         if out_dir != "-":
             summary = self._backup(Path(out_dir))
             self.stdout.write(str(summary.folder))
@@ -33,8 +55,9 @@ class Command(BaseCommand):
             sys.stdout.buffer.flush()
 
     def _backup(self, out_dir: Path):
+        key = configured_key()
         try:
-            summary = backup_create(out_dir=out_dir)
+            summary = backup_create(out_dir=out_dir, key=key)
         except BackupError as exc:
             raise CommandError(str(exc)) from None
         counts = ", ".join(f"{n} {label.split('.')[-1]}" for label, n in summary.counts.items())
@@ -44,4 +67,8 @@ class Command(BaseCommand):
             self.stderr.write(self.style.WARNING(
                 f"{len(summary.missing)} stored file(s) the database names were missing already, e.g. "
                 f"{summary.missing[0]}; they are listed in manifest.json."))
+        if not summary.encrypted:
+            self.stderr.write(self.style.WARNING(
+                "Not encrypted: KIDNEYWEB_BACKUP_KEY is not set. Keep this backup where the database is kept, or "
+                "make a key (--generate-key) and back up again."))
         return summary

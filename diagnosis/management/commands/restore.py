@@ -7,12 +7,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kidneyweb.backups import BackupError, backup_restore
 
+from .backup import configured_key
+
 
 class Command(BaseCommand):
     help = (
         "Restore a backup made by `backup` into this deployment (run `migrate` first): its folder, or '-' to read "
         "it as a tar stream from standard input. Refused when the database holds users or patients, unless "
-        "--replace, which deletes them first."
+        "--replace, which deletes them first. An encrypted backup needs KIDNEYWEB_BACKUP_KEY set to the key it "
+        "was made with."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -38,7 +41,7 @@ class Command(BaseCommand):
 
     def _restore(self, folder: Path, replace: bool) -> None:
         try:
-            summary = backup_restore(folder=folder, replace=replace)
+            summary = backup_restore(folder=folder, replace=replace, key=configured_key())
         except BackupError as exc:
             raise CommandError(str(exc)) from None
         counts = ", ".join(f"{n} {label.split('.')[-1]}" for label, n in summary.counts.items())
