@@ -121,8 +121,10 @@ def _cross_validate(args: argparse.Namespace) -> int:
             tracker.log_metrics({f"fold{fold}_macro_f1": macro_f1}, step=epoch)
 
         result = cross_validate(records=kept, class_names=class_names_of(records), config=params.train,
-                                folds=args.folds, on_epoch_end=progress)
-        tracker.log_params({**result.config, "folds": result.folds, "series": result.series})
+                                folds=args.folds, on_epoch_end=progress, train_fraction=args.train_fraction,
+                                subsample_seed=args.subsample_seed)
+        tracker.log_params({**result.config, "folds": result.folds, "series": result.series,
+                            "train_fraction": result.train_fraction})
         for epoch in result.epochs:
             tracker.log_metrics({"cv_accuracy": epoch.accuracy, "cv_macro_f1": epoch.macro_f1,
                                  **{f"cv_recall_{c}": v for c, v in epoch.recall.items()}}, step=epoch.epoch)
@@ -233,6 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cv_p.add_argument("--image-size", type=int)
     cv_p.add_argument("--width", type=int, help="channels of the first resnet_small stage")
     cv_p.add_argument("--seed", type=int)
+    cv_p.add_argument("--train-fraction", type=float, default=1.0,
+                      help="train each fold on this share of its training series of each class (a learning curve; "
+                           "the held-out folds stay whole)")
+    cv_p.add_argument("--subsample-seed", type=int, default=1000,
+                      help="seeds which series --train-fraction keeps (plus the fold's number)")
     cv_p.add_argument("--out", type=Path, help="write every epoch's pooled scores here as JSON")
     cv_p.add_argument("--workdir", default="artifacts/cross_validate", help="where DICOM slices are windowed")
     cv_p.add_argument("--params", default="params.yaml", help="the recipe (default params.yaml)")

@@ -11,6 +11,10 @@ No epoch is chosen on the held-out folds: each fold trains for the same fixed nu
 and the result reports every epoch, so a recipe is judged at an epoch count fixed in advance (or
 by its whole curve), not at its luckiest epoch.
 
+With ``train_fraction`` below 1, each fold trains on that share of its training series of each class
+(drawn at random, at least one), while the held-out folds stay whole: points of a learning curve, which
+say how much more patients of the same kind would help.
+
 Each run can keep its held-out probabilities per slice (``save_held_out``), so that runs of one
 recipe with other seeds can be averaged afterwards (``combine``): the score an ensemble of that
 recipe would get on the same patients, without training it again.
@@ -72,6 +76,7 @@ class CrossValidation:
     epochs: tuple[EpochScores, ...]
     seconds: float
     config: dict[str, Any] = field(default_factory=dict)
+    train_fraction: float = 1.0  # the share of each fold's training series of each class trained on
     held_out: HeldOut | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -114,6 +119,23 @@ def assign_folds(records: Sequence[ImageRecord], folds: int, seed: int = 42) -> 
     return fold_of
 
 
+def subsample_series(records: Sequence[ImageRecord], fraction: float, seed: int) -> list[ImageRecord]:
+    """The records of a random ``fraction`` of each class's series (rounded, at least one series)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], not {fraction}")
+    by_class: dict[str, dict[str, list[ImageRecord]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        by_class[record.label][record.series].append(record)
+    rng = random.Random(seed)
+    kept: list[ImageRecord] = []
+    for label in sorted(by_class):
+        names = sorted(by_class[label])
+        rng.shuffle(names)
+        for name in names[:max(1, round(fraction * len(names)))]:
+            kept += by_class[label][name]
+    return kept
+
+
 def cross_validate(
     *,
     records: Sequence[ImageRecord],
@@ -121,12 +143,15 @@ def cross_validate(
     config: TrainConfig,
     folds: int = 5,
     on_epoch_end: Callable[[int, int, float], None] | None = None,
+    train_fraction: float = 1.0,
+    subsample_seed: int = 1000,
 ) -> CrossValidation:
     """Train one network per fold for ``config.epochs`` epochs and score the held-out series.
 
     Takes the training and validation records of a manifest (test records are refused: they
     would no longer be untouched). Ensembles are not trained here: one network per fold
-    (``config.members`` is ignored) judges the recipe of its members.
+    (``config.members`` is ignored) judges the recipe of its members. ``train_fraction`` trains each
+    fold on a share of its training series (``subsample_series``, seeded ``subsample_seed`` + fold).
     """
     import keras
 
@@ -135,6 +160,8 @@ def cross_validate(
 
     if any(r.split == "test" for r in records):
         raise ValueError("cross-validation takes no test records: choosing a recipe must not look at them")
+    if not 0.0 < train_fraction <= 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], not {train_fraction}")
     started = time.monotonic()
     fold_of = assign_folds(records, folds, config.split.seed)
     # Early stopping would choose on the held-out fold; every fold runs its full epochs instead.
@@ -144,6 +171,8 @@ def cross_validate(
     held_records: list[ImageRecord] = []
     for fold in range(folds):
         train = [replace(r, split="train") for r in records if fold_of[r.series] != fold]
+        if train_fraction < 1.0:
+            train = subsample_series(train, train_fraction, subsample_seed + fold)
         test = [replace(r, split="val") for r in records if fold_of[r.series] == fold]
         missing = sorted(set(class_names) - {r.label for r in train})
         if missing or not test:
@@ -151,7 +180,8 @@ def cross_validate(
                              "train on or nothing held out: use fewer folds")
         seed = config.seed + fold
         keras.utils.set_random_seed(seed)
-        log.info("fold %d/%d: %d slices to train on, %d held out", fold + 1, folds, len(train), len(test))
+        log.info("fold %d/%d: %d slices in %d series to train on, %d held out", fold + 1, folds, len(train),
+                 len({r.series for r in train}), len(test))
         val_ds, val_labels = dataset(test, class_names, config.batch_size)
         probabilities: dict[int, np.ndarray] = {}
 
@@ -177,7 +207,7 @@ def cross_validate(
                                                                    class_names) for f in range(folds)),
                            series_per_class=held_out.series_per_class,
                            epochs=score_epochs(held_out), seconds=time.monotonic() - started,
-                           config=config.to_dict(), held_out=held_out)
+                           config=config.to_dict(), train_fraction=train_fraction, held_out=held_out)
 
 
 def score_epochs(held_out: HeldOut) -> tuple[EpochScores, ...]:

@@ -1,6 +1,7 @@
 """Series-level cross-validation: folds of whole series, the test split untouched, every epoch scored."""
 
 import json
+import re
 from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 
 from mlcore.cli import main
 from mlcore.config import TrainConfig
-from mlcore.crossval import HeldOut, assign_folds, combine, cross_validate, load_held_out, save_held_out, score_epochs
+from mlcore.crossval import (HeldOut, assign_folds, combine, cross_validate, load_held_out, save_held_out, score_epochs,
+                             subsample_series)
 from mlcore.data import ImageRecord, class_names_of, ingest
 
 from .conftest import TINY_TRAIN
@@ -67,6 +69,23 @@ def test_a_fold_without_a_class_to_train_on_is_refused_with_advice():
             {"image_size": 32, "epochs": 1}), folds=2)
 
 
+def test_a_learning_curve_keeps_a_seeded_share_of_each_class_s_series_and_at_least_one():
+    records = _records({"Cyst": [2] * 10, "Stone": [5, 4, 3], "Tumor": [7]})
+
+    half = subsample_series(records, 0.5, seed=3)
+
+    kept = {label: {r.series for r in half if r.label == label} for label in ("Cyst", "Stone", "Tumor")}
+    assert [len(kept[c]) for c in ("Cyst", "Stone", "Tumor")] == [5, 2, 1]
+    assert all(len([r for r in half if r.series == s]) == len([r for r in records if r.series == s])
+               for s in kept["Stone"]), "a kept series keeps all its slices"
+    assert subsample_series(records, 0.5, seed=3) == half
+    assert {r.series for r in subsample_series(records, 0.5, seed=4)} != {r.series for r in half}
+    assert len(subsample_series(records, 1.0, seed=3)) == len(records)
+    for fraction in (0.0, 1.5, -0.2):
+        with pytest.raises(ValueError, match="train_fraction must be in"):
+            subsample_series(records, fraction, seed=3)
+
+
 @pytest.fixture(scope="module")
 def developer_records(synthetic_dataset):
     config = TrainConfig().with_overrides(TINY_TRAIN)
@@ -91,6 +110,21 @@ def test_cross_validation_scores_every_held_out_slice_at_every_epoch(developer_r
         assert 0.0 <= epoch.accuracy <= 1.0 and set(epoch.recall) == set(class_names)
         assert sum(epoch.series_right.values()) <= result.series
     assert result.config["members"] == 1
+
+
+def test_a_learning_curve_point_trains_on_fewer_series_but_scores_every_held_out_slice(developer_records, caplog):
+    records, class_names = developer_records
+    config = TrainConfig().with_overrides({**TINY_TRAIN, "epochs": 1})
+
+    with caplog.at_level("INFO", logger="mlcore.crossval"):
+        result = cross_validate(records=records, class_names=class_names, config=config, folds=2, train_fraction=0.5)
+
+    assert result.train_fraction == 0.5 and result.to_dict()["train_fraction"] == 0.5
+    assert len(result.held_out.labels) == len(records), "the held-out folds stay whole"
+    trained = [int(m.group(1)) for m in (re.search(r"in (\d+) series to train on", line) for line in caplog.messages) if m]
+    assert len(trained) == 2 and sum(trained) < result.series, "each fold trains on about half its series"
+    with pytest.raises(ValueError, match="train_fraction must be in"):
+        cross_validate(records=records, class_names=class_names, config=config, folds=2, train_fraction=0.0)
 
 
 def test_cli_cross_validate_writes_each_epoch_prints_the_last_and_logs_the_run(synthetic_dataset, tmp_path, capsys,
