@@ -25,7 +25,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Sequence
 
 from django.apps import apps
 from django.conf import settings
@@ -185,14 +185,19 @@ def _stored_name(manifest: dict, name: str) -> str:
     return name + manifest["encryption"]["suffix"] if manifest.get("encryption") else name
 
 
-def _check_key(manifest: dict, key: bytes | None) -> None:
+def _key_for(manifest: dict, keys: Sequence[bytes]) -> bytes:
+    """The key among ``keys`` that the backup was encrypted with (keys are matched by fingerprint)."""
     wanted = manifest["encryption"]["key_id"]
-    if key is None:
+    if not keys:
         raise BackupError(f"The backup is encrypted (key id {wanted}): set KIDNEYWEB_BACKUP_KEY to the key it "
                           "was made with.")
-    if backup_crypto.key_id(key) != wanted:
-        raise BackupError(f"The backup is encrypted with another key (key id {wanted}; KIDNEYWEB_BACKUP_KEY "
-                          f"holds key id {backup_crypto.key_id(key)}): set it to the key the backup was made with.")
+    for key in keys:
+        if backup_crypto.key_id(key) == wanted:
+            return key
+    held = ", ".join(backup_crypto.key_id(key) for key in keys)
+    raise BackupError(f"The backup is encrypted with another key (key id {wanted}; the keys configured have key "
+                      f"id {held}): set KIDNEYWEB_BACKUP_KEY, or add to KIDNEYWEB_BACKUP_PREVIOUS_KEYS, the key the "
+                      "backup was made with.")
 
 
 def _unsealed(folder: Path, manifest: dict, key: bytes, into: Path) -> Path:
@@ -215,15 +220,15 @@ def _extract(archive_path: Path, target: Path) -> None:
         archive.extractall(target, filter="data")
 
 
-def backup_restore(*, folder: Path, replace: bool = False, key: bytes | None = None) -> BackupSummary:
+def backup_restore(*, folder: Path, replace: bool = False, keys: Sequence[bytes] = ()) -> BackupSummary:
     """Restore a backup into this deployment's database (migrated to at least the backup's migrations) and
     storage. Refused when the database holds users or patients, unless ``replace``: then they are deleted.
-    An encrypted backup needs the ``key`` it was made with; it is decrypted into a private temporary folder
+    An encrypted backup needs the key it was made with among ``keys`` (the current one and any earlier ones,
+    so that backups made before a key was replaced still restore); it is decrypted into a private temporary folder
     (as much free space as the backup) first."""
     folder = Path(folder)
     manifest = _manifest(folder)
-    if manifest.get("encryption"):
-        _check_key(manifest, key)
+    key = _key_for(manifest, keys) if manifest.get("encryption") else None
     applied = {f"{app}.{name}" for app, name in MigrationRecorder(connection).applied_migrations()}
     behind = sorted(set(manifest.get("migrations", [])) - applied)
     if behind:
@@ -240,7 +245,7 @@ def backup_restore(*, folder: Path, replace: bool = False, key: bytes | None = N
         raise BackupError("The backup holds scan files, but this deployment stores them in S3; restore it where "
                           "the storage is a folder, or copy media.tar's files into the bucket yourself.")
     with tempfile.TemporaryDirectory(prefix="kidneyweb-restore-") as scratch:
-        source = _unsealed(folder, manifest, key, Path(scratch)) if manifest.get("encryption") else folder
+        source = _unsealed(folder, manifest, key, Path(scratch)) if key is not None else folder
         with transaction.atomic():
             if replace:
                 call_command("flush", interactive=False, verbosity=0)

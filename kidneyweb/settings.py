@@ -160,6 +160,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Encrypts `manage.py backup` (AES-256-GCM); restoring needs the same key. Make one with
 # `manage.py backup --generate-key` and keep it apart from the backups (a password manager, a secret store).
 KIDNEYWEB_BACKUP_KEY = os.environ.get("KIDNEYWEB_BACKUP_KEY", "")
+# Keys replaced by a new KIDNEYWEB_BACKUP_KEY (comma-separated): restore still reads backups made with them.
+KIDNEYWEB_BACKUP_PREVIOUS_KEYS = env_list("KIDNEYWEB_BACKUP_PREVIOUS_KEYS", [])
 
 # --- Auth -------------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ os.environ.pop("KIDNEYWEB_MEDIA_ROOT", None)
 os.environ.pop("AWS_STORAGE_BUCKET_NAME", None)
 # Backups are unencrypted unless a test sets a key of its own.
 os.environ.pop("KIDNEYWEB_BACKUP_KEY", None)
+os.environ.pop("KIDNEYWEB_BACKUP_PREVIOUS_KEYS", None)
 # Lets the suite run even where the shell holds production values such as DJANGO_DEBUG=0.
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-any-deployment-0123456789")
 

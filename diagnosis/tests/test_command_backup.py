@@ -320,3 +320,23 @@ def test_an_encrypted_backup_streams_out_of_one_process_and_into_another(deploym
     assert "data.json.gz.aes" in names and "data.json.gz" not in names
     without_key = _manage_binary(["restore", "--replace", "-"], {**env, "KIDNEYWEB_BACKUP_KEY": ""}, again.stdout)
     assert without_key.returncode == 1 and b"set KIDNEYWEB_BACKUP_KEY to the key it was made with" in without_key.stderr
+
+
+def test_after_the_key_is_replaced_older_backups_restore_with_the_previous_key_listed(deployment, tmp_path, settings,
+                                                                                     backup_key):
+    old_backup = _backup(tmp_path / "backups")
+    settings.KIDNEYWEB_BACKUP_KEY = call_command_output("backup", "--generate-key")
+    new_backup = _backup(tmp_path / "backups-new")
+    assert (json.loads((new_backup / "manifest.json").read_text())["encryption"]["key_id"]
+            != json.loads((old_backup / "manifest.json").read_text())["encryption"]["key_id"])
+
+    with pytest.raises(CommandError, match="add to KIDNEYWEB_BACKUP_PREVIOUS_KEYS"):
+        call_command("restore", str(old_backup), "--replace", stdout=StringIO())
+    settings.KIDNEYWEB_BACKUP_PREVIOUS_KEYS = ["not-a-key"]
+    with pytest.raises(CommandError, match="Entry 1 of KIDNEYWEB_BACKUP_PREVIOUS_KEYS is not a backup key"):
+        call_command("restore", str(old_backup), "--replace", stdout=StringIO())
+    settings.KIDNEYWEB_BACKUP_PREVIOUS_KEYS = [backup_key]
+    for folder in (old_backup, new_backup):
+        _lose_everything(deployment)
+        call_command("restore", str(folder), stderr=StringIO())
+        assert Patient.objects.get().name == "Ada Example"

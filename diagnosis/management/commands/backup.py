@@ -20,6 +20,18 @@ def configured_key() -> bytes | None:
         raise CommandError(str(exc)) from None
 
 
+def configured_keys() -> list[bytes]:
+    """Every key a restore may need: the current one, then those it replaced (``KIDNEYWEB_BACKUP_PREVIOUS_KEYS``)."""
+    keys = [key] if (key := configured_key()) is not None else []
+    for n, text in enumerate(settings.KIDNEYWEB_BACKUP_PREVIOUS_KEYS, start=1):
+        try:
+            keys.append(backup_crypto.parse_key(text))
+        except backup_crypto.SealError:
+            raise CommandError(f"Entry {n} of KIDNEYWEB_BACKUP_PREVIOUS_KEYS is not a backup key (44 characters of "
+                               "URL-safe base64, as `manage.py backup --generate-key` prints).") from None
+    return keys
+
+
 class Command(BaseCommand):
     help = (
         "Back up the database, the stored scans and heat maps, and the trained models into a new folder under "

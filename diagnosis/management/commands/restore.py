@@ -7,15 +7,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kidneyweb.backups import BackupError, backup_restore
 
-from .backup import configured_key
+from .backup import configured_keys
 
 
 class Command(BaseCommand):
     help = (
         "Restore a backup made by `backup` into this deployment (run `migrate` first): its folder, or '-' to read "
         "it as a tar stream from standard input. Refused when the database holds users or patients, unless "
-        "--replace, which deletes them first. An encrypted backup needs KIDNEYWEB_BACKUP_KEY set to the key it "
-        "was made with."
+        "--replace, which deletes them first. An encrypted backup needs the key it was made with, in "
+        "KIDNEYWEB_BACKUP_KEY or, after the key was replaced, in KIDNEYWEB_BACKUP_PREVIOUS_KEYS."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -41,7 +41,7 @@ class Command(BaseCommand):
 
     def _restore(self, folder: Path, replace: bool) -> None:
         try:
-            summary = backup_restore(folder=folder, replace=replace, key=configured_key())
+            summary = backup_restore(folder=folder, replace=replace, keys=configured_keys())
         except BackupError as exc:
             raise CommandError(str(exc)) from None
         counts = ", ".join(f"{n} {label.split('.')[-1]}" for label, n in summary.counts.items())
