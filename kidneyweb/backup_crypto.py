@@ -112,12 +112,6 @@ class SealingWriter:
         self.close()
 
 
-def seal_file(source: Path, target: Path, *, key: bytes, name: str) -> None:
-    with source.open("rb") as plain, target.open("wb") as sealed, SealingWriter(sealed, key=key, name=name) as writer:
-        for block in iter(lambda: plain.read(CHUNK), b""):
-            writer.write(block)
-
-
 def unseal_file(source: Path, target: Path, *, key: bytes, name: str) -> None:
     """Decrypt ``source`` into ``target``, or raise ``SealError`` (and leave no ``target``) when the key is
     wrong or the file was altered, cut short or made for another name."""

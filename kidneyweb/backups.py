@@ -62,6 +62,28 @@ class BackupSummary:
     encrypted: bool = False
 
 
+def configured_key() -> bytes | None:
+    """The key in ``KIDNEYWEB_BACKUP_KEY``, None when unset; a malformed one is refused, never ignored."""
+    if not settings.KIDNEYWEB_BACKUP_KEY:
+        return None
+    try:
+        return backup_crypto.parse_key(settings.KIDNEYWEB_BACKUP_KEY)
+    except SealError as exc:
+        raise BackupError(str(exc)) from None
+
+
+def configured_keys() -> list[bytes]:
+    """Every key a restore may need: the current one, then those it replaced (``KIDNEYWEB_BACKUP_PREVIOUS_KEYS``)."""
+    keys = [key] if (key := configured_key()) is not None else []
+    for n, text in enumerate(settings.KIDNEYWEB_BACKUP_PREVIOUS_KEYS, start=1):
+        try:
+            keys.append(backup_crypto.parse_key(text))
+        except SealError:
+            raise BackupError(f"Entry {n} of KIDNEYWEB_BACKUP_PREVIOUS_KEYS is not a backup key (44 characters of "
+                              "URL-safe base64, as `manage.py backup --generate-key` prints).") from None
+    return keys
+
+
 def _counts() -> dict[str, int]:
     return {label: apps.get_model(label).objects.count() for label in COUNTED}
 

@@ -160,8 +160,6 @@ def cross_validate(
 
     if any(r.split == "test" for r in records):
         raise ValueError("cross-validation takes no test records: choosing a recipe must not look at them")
-    if not 0.0 < train_fraction <= 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1], not {train_fraction}")
     started = time.monotonic()
     fold_of = assign_folds(records, folds, config.split.seed)
     # Early stopping would choose on the held-out fold; every fold runs its full epochs instead.
@@ -171,7 +169,7 @@ def cross_validate(
     held_records: list[ImageRecord] = []
     for fold in range(folds):
         train = [replace(r, split="train") for r in records if fold_of[r.series] != fold]
-        if train_fraction < 1.0:
+        if train_fraction != 1.0:  # checked here, at the first fold, before any training
             train = subsample_series(train, train_fraction, subsample_seed + fold)
         test = [replace(r, split="val") for r in records if fold_of[r.series] == fold]
         missing = sorted(set(class_names) - {r.label for r in train})

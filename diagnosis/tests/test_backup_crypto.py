@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kidneyweb import backup_crypto
-from kidneyweb.backup_crypto import MAGIC, SealError, parse_key, seal_file, unseal_file
+from kidneyweb.backup_crypto import MAGIC, SealError, SealingWriter, parse_key, unseal_file
 
 
 @pytest.fixture
@@ -24,8 +24,9 @@ def key() -> bytes:
 
 
 def _sealed(tmp_path: Path, data: bytes, key: bytes, name: str = "data.json.gz") -> Path:
-    (tmp_path / "plain").write_bytes(data)
-    seal_file(tmp_path / "plain", tmp_path / "sealed", key=key, name=name)
+    with (tmp_path / "sealed").open("wb") as target, SealingWriter(target, key=key, name=name) as writer:
+        for start in range(0, len(data), 50):  # in pieces that do not line up with the chunks
+            writer.write(data[start:start + 50])
     return tmp_path / "sealed"
 
 

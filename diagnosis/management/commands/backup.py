@@ -3,33 +3,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kidneyweb import backup_crypto
-from kidneyweb.backups import BackupError, backup_create
-
-
-def configured_key() -> bytes | None:
-    """The key in ``KIDNEYWEB_BACKUP_KEY``, None when unset; a malformed one is refused, never ignored."""
-    if not settings.KIDNEYWEB_BACKUP_KEY:
-        return None
-    try:
-        return backup_crypto.parse_key(settings.KIDNEYWEB_BACKUP_KEY)
-    except backup_crypto.SealError as exc:
-        raise CommandError(str(exc)) from None
-
-
-def configured_keys() -> list[bytes]:
-    """Every key a restore may need: the current one, then those it replaced (``KIDNEYWEB_BACKUP_PREVIOUS_KEYS``)."""
-    keys = [key] if (key := configured_key()) is not None else []
-    for n, text in enumerate(settings.KIDNEYWEB_BACKUP_PREVIOUS_KEYS, start=1):
-        try:
-            keys.append(backup_crypto.parse_key(text))
-        except backup_crypto.SealError:
-            raise CommandError(f"Entry {n} of KIDNEYWEB_BACKUP_PREVIOUS_KEYS is not a backup key (44 characters of "
-                               "URL-safe base64, as `manage.py backup --generate-key` prints).") from None
-    return keys
+from kidneyweb.backups import BackupError, backup_create, configured_key
 
 
 class Command(BaseCommand):
@@ -67,9 +44,8 @@ class Command(BaseCommand):
             sys.stdout.buffer.flush()
 
     def _backup(self, out_dir: Path):
-        key = configured_key()
         try:
-            summary = backup_create(out_dir=out_dir, key=key)
+            summary = backup_create(out_dir=out_dir, key=configured_key())
         except BackupError as exc:
             raise CommandError(str(exc)) from None
         counts = ", ".join(f"{n} {label.split('.')[-1]}" for label, n in summary.counts.items())

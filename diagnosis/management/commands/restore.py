@@ -5,9 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kidneyweb.backups import BackupError, backup_restore
-
-from .backup import configured_keys
+from kidneyweb.backups import BackupError, backup_restore, configured_keys
 
 
 class Command(BaseCommand):
