@@ -106,6 +106,9 @@ class TrainConfig:
     # with a square this share of the image side wide), which keeps only bright spots narrower than the
     # square. A stone is such a spot; 0 turns it off. resnet_small only.
     tophat: float = 0.0
+    # Zoom each slice onto the patient's body before anything else sees it: scanners frame the abdomen
+    # at different fields of view, so one scale for every slice makes a small calculus equally large.
+    body_crop: bool = False
     label_smoothing: float = 0.05
     # Focal loss (cross-entropy times (1 - p)^gamma): slices the network already reads right weigh
     # less, so the few hard ones (small stones, tumours that look like cysts) weigh more. 0 is plain

@@ -56,6 +56,9 @@ class Explainer:
         layer = model.get_layer(last_conv_layer_name(model))
         probabilities = model.outputs[0]
         self._model = keras.Model(model.inputs, [layer.output, probabilities])
+        # A model that zooms onto the body sees a box of the slice: the map must be put back over that box.
+        self._crop = model.get_layer("body_crop") if "body_crop" in {item.name for item in model.layers} else None
+        self._resized = keras.Model(model.inputs, model.get_layer("resize").output) if self._crop else None
 
         @tf.function(reduce_retracing=True)
         def cam(images, class_index):
@@ -85,5 +88,17 @@ class Explainer:
         heat = np.asarray(raw)[0].astype(np.float32)
         peak = float(heat.max())
         heat = heat / peak if peak > 0 else heat
+        if self._crop is not None:
+            heat = self._uncrop(batch, heat)
         resized = Image.fromarray(heat).resize((image.shape[1], image.shape[0]), Image.BILINEAR)
         return GradCam(class_name=self.class_names[index], heatmap=np.clip(np.asarray(resized), 0.0, 1.0))
+
+    def _uncrop(self, batch: Any, heat: np.ndarray) -> np.ndarray:
+        """The map over the body box, placed back on the square the model resized the slice to (zero outside)."""
+        resized = self._resized(batch, training=False)
+        side = int(resized.shape[1])
+        scale, x0, y0 = (float(np.asarray(value)[0]) for value in self._crop.boxes(resized))
+        square = Image.fromarray(heat).resize((side, side), Image.BILINEAR)
+        # PIL's affine maps each output pixel to the map's pixel: the inverse of the crop's transform.
+        inverse = (1.0 / scale, 0.0, -x0 / scale, 0.0, 1.0 / scale, -y0 / scale)
+        return np.asarray(square.transform((side, side), Image.AFFINE, inverse, Image.BILINEAR, fillcolor=0.0))

@@ -56,6 +56,66 @@ class WhiteTopHat(layers.Layer):
         return {**super().get_config(), "size": self.size}
 
 
+@keras.saving.register_keras_serializable(package="mlcore")
+class BodyCrop(layers.Layer):
+    """Zoom a square grey slice (0–255) onto the patient's body, keeping the aspect.
+
+    Scanners frame the abdomen anywhere from snugly to with half the field of view empty, so the
+    same calculus spans twice as many pixels on one patient's slices as on another's. Cropping to
+    the body gives every slice one scale. The body is what stays brighter than ``threshold`` after
+    an erosion ``erode`` pixels wide, which removes the thin couch lines under it; the box is made
+    square, widened by ``margin`` on each side and never narrower than ``min_side`` of the image.
+    A slice with no such region (blank, all dark) is left as it is.
+    """
+
+    def __init__(self, threshold: float = 30.0, erode: int = 7, margin: float = 0.04, min_side: float = 0.5,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.threshold = float(threshold)
+        self.erode = int(erode)
+        self.margin = float(margin)
+        self.min_side = float(min_side)
+
+    def boxes(self, x):
+        """Per slice (scale, x0, y0): output pixel (u, v) reads input pixel (scale·u + x0, scale·v + y0)."""
+        ops = keras.ops
+        height = ops.cast(ops.shape(x)[1], "float32")
+        width = ops.cast(ops.shape(x)[2], "float32")
+        eroded = -ops.max_pool(-x, self.erode, strides=1, padding="same")
+        mask = ops.cast(eroded[..., 0] > self.threshold, "float32")
+        rows, cols = ops.max(mask, axis=2), ops.max(mask, axis=1)
+        found = ops.max(rows, axis=1) > 0
+
+        def extent(profile, n):
+            first = ops.cast(ops.argmax(profile, axis=1), "float32")
+            return first, n - 1.0 - ops.cast(ops.argmax(ops.flip(profile, axis=1), axis=1), "float32")
+
+        top, bottom = extent(rows, height)
+        left, right = extent(cols, width)
+        # The erosion ate this much of the body's edge on every side.
+        side = ops.maximum(bottom - top, right - left) + 1.0 + 2.0 * (self.erode // 2)
+        side = side * (1.0 + 2.0 * self.margin)
+        side = ops.where(found, ops.clip(side, self.min_side * height, height), height)
+        cy = ops.where(found, (top + bottom) / 2.0, (height - 1.0) / 2.0)
+        cx = ops.where(found, (left + right) / 2.0, (width - 1.0) / 2.0)
+        scale = side / height
+        return scale, cx - scale * (width - 1.0) / 2.0, cy - scale * (height - 1.0) / 2.0
+
+    def call(self, inputs):
+        scale, x0, y0 = self.boxes(inputs)
+        zeros = keras.ops.zeros_like(scale)
+        transform = keras.ops.stack([scale, zeros, x0, zeros, scale, y0, zeros, zeros], axis=1)
+        return keras.ops.image.affine_transform(inputs, transform, interpolation="bilinear", fill_mode="constant",
+                                                fill_value=0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold, "erode": self.erode, "margin": self.margin,
+                "min_side": self.min_side}
+
+
 def tophat_size(fraction: float, image_size: int) -> int:
     """An odd square side in pixels for a share of the image side (3 at least), 0 when off."""
     if not fraction:
@@ -210,7 +270,7 @@ def model_for(config: TrainConfig, *, class_names: Sequence[str], seed: int, tra
                        weight_decay=config.weight_decay, dropout=config.dropout,
                        normalization=config.normalization, standardize=config.standardize,
                        pooling=config.pooling, width=config.width, tophat=config.tophat,
-                       weights_path=Path(config.weights) if trainable and config.weights else None)
+                       body_crop=config.body_crop, weights_path=Path(config.weights) if trainable and config.weights else None)
 
 
 def build_model(
@@ -228,6 +288,7 @@ def build_model(
     pooling: str = "avg",
     width: int = 32,
     tophat: float = 0.0,
+    body_crop: bool = False,
 ) -> keras.Model:
     """Build an uncompiled classifier taking uint8 images of any size with 1 or 3 channels."""
     if architecture not in ARCHITECTURES:
@@ -238,7 +299,7 @@ def build_model(
         augment = AugmentConfig(enabled=augment)
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(None, None, None), name="image")
-    x = _preprocess(inputs, image_size, standardize=False)
+    x = _preprocess(inputs, image_size, standardize=False, body_crop=body_crop)
     if augment.enabled:
         x = _augmentation(x, augment, seed)
     if tophat:
@@ -270,19 +331,21 @@ def _pool(features, pooling: str):
                                             layers.GlobalMaxPooling2D(name="pool_max")(features)])
 
 
-def _preprocess(inputs, image_size: int, standardize: bool):
+def _preprocess(inputs, image_size: int, standardize: bool, body_crop: bool = False):
     x = Grayscale(name="grayscale")(inputs)
     x = layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=True, name="resize")(x)
+    if body_crop:
+        x = BodyCrop(name="body_crop")(x)
     x = layers.Rescaling(1.0 / 255.0, name="scale")(x)
     return Standardize(name="standardize")(x) if standardize else x
 
 
-PREPROCESSING_LAYERS = ("image", "grayscale", "resize", "scale", "tophat", "standardize")
+PREPROCESSING_LAYERS = ("image", "grayscale", "resize", "body_crop", "scale", "tophat", "standardize")
 
 
 def ensemble_model(members: Sequence[keras.Model], *, class_names: Sequence[str], image_size: int,
                    normalization: str = "group", standardize: bool = False, pooling: str = "avg",
-                   width: int = 32, tophat: float = 0.0) -> keras.Model:
+                   width: int = 32, tophat: float = 0.0, body_crop: bool = False) -> keras.Model:
     """One flat model averaging the probabilities of several trained small ResNets.
 
     The members share the preprocessing; their last feature maps are concatenated into one
@@ -292,7 +355,7 @@ def ensemble_model(members: Sequence[keras.Model], *, class_names: Sequence[str]
     if len(members) < 2:
         raise ValueError("an ensemble needs at least two members")
     inputs = keras.Input(shape=(None, None, None), name="image")
-    x = _preprocess(inputs, image_size, standardize=False)
+    x = _preprocess(inputs, image_size, standardize=False, body_crop=body_crop)
     if tophat:
         x = WhiteTopHat(tophat_size(tophat, image_size), name="tophat")(x)
     if standardize:
@@ -344,6 +407,6 @@ def last_conv_layer_name(model: keras.Model) -> str:
     """Name of the last layer with a 4-D output before pooling; Grad-CAM reads it."""
     for layer in reversed(model.layers):
         shape = getattr(layer, "output", None)
-        if shape is not None and len(layer.output.shape) == 4 and not layer.name.startswith(("aug_", "scale", "resize", "grayscale", "tophat", "standardize")):
+        if shape is not None and len(layer.output.shape) == 4 and not layer.name.startswith(("aug_", "scale", "resize", "body_crop", "grayscale", "tophat", "standardize")):
             return layer.name
     raise ValueError("model has no convolutional feature map")

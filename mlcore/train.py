@@ -258,7 +258,8 @@ def _combined(members: Sequence[Any], config: TrainConfig, class_names: Sequence
 
     return members[0] if len(members) == 1 else ensemble_model(
         members, class_names=class_names, image_size=config.image_size, normalization=config.normalization,
-        standardize=config.standardize, pooling=config.pooling, width=config.width, tophat=config.tophat)
+        standardize=config.standardize, pooling=config.pooling, width=config.width, tophat=config.tophat,
+        body_crop=config.body_crop)
 
 
 def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labels: np.ndarray | None,

@@ -75,3 +75,48 @@ def test_blend_keeps_the_image_size_and_is_rgb(blob_model):
     image = _blob_image(np.random.default_rng(4), centre=(50, 50))
     blended = explainer.explain(image).blend(image)
     assert blended.shape == (96, 96, 3) and blended.dtype == np.uint8
+
+
+def _body_image(rng, body: tuple[int, int, int], blob: tuple[int, int] | None, size: int = 96) -> np.ndarray:
+    """A dark field holding a grey square 'body' (top, left, side), with a bright blob inside it or not."""
+    image = rng.normal(5, 2, (size, size))
+    top, left, side = body
+    image[top:top + side, left:left + side] = rng.normal(100, 4, (side, side))
+    if blob is not None:
+        yy, xx = np.mgrid[:size, :size]
+        image[(yy - blob[0]) ** 2 + (xx - blob[1]) ** 2 < 16] = 240
+    return image.clip(0, 255).astype(np.uint8)[..., None]
+
+
+def test_heat_map_of_a_body_cropping_model_lands_on_the_blob_in_the_slice_as_given():
+    import keras
+
+    from mlcore.model import build_model
+
+    rng = np.random.default_rng(0)
+    images, labels = [], []
+    for i in range(320):
+        side = int(rng.integers(40, 60))
+        top, left = (int(v) for v in rng.integers(2, 94 - side, 2))
+        blob = (top + int(rng.integers(8, side - 8)), left + int(rng.integers(8, side - 8))) if i % 2 == 0 else None
+        images.append(_body_image(rng, (top, left, side), blob))
+        labels.append(int(blob is not None))
+    model = build_model(class_names=("empty", "blob"), image_size=96, augment=False, seed=1, body_crop=True)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy")
+    model.fit(np.stack(images), np.array(labels), epochs=6, batch_size=32, verbose=0)
+    explainer = Explainer(model, ("empty", "blob"))
+
+    # Bodies off to one side of the field, blobs in different corners of them: where the crop moved them most.
+    # The last feature map is 3x3 cells over the body, so the map's centre of mass, not its peak, is compared.
+    cases = [((4, 4, 44), (14, 14)), ((4, 48, 44), (38, 80)), ((48, 4, 44), (80, 38)), ((48, 48, 44), (60, 60))]
+    yy, xx = np.mgrid[:96, :96]
+    near = 0
+    for body, blob in cases:
+        heat = explainer.explain(_body_image(np.random.default_rng(9), body, blob), "blob").heatmap
+        centre = (float((heat * yy).sum() / heat.sum()), float((heat * xx).sum() / heat.sum()))
+        near += np.hypot(centre[0] - blob[0], centre[1] - blob[1]) <= 12
+        top, left, side = body
+        around = np.ones((96, 96), bool)  # beyond the body and the crop's margin
+        around[max(0, top - 6):top + side + 6, max(0, left - 6):left + side + 6] = False
+        assert heat[around].max() <= 0.05, f"heat outside the body at {body}"
+    assert near >= 3, f"the map centred on the blob for only {near} of {len(cases)} bodies"

@@ -163,3 +163,56 @@ def test_the_top_hat_channel_is_refused_for_keras_application_backbones():
         TrainConfig(architecture="vgg16", tophat=0.04)
     with pytest.raises(ValueError, match=r"tophat must be in \[0, 0.25\]"):
         TrainConfig(tophat=0.5)
+
+
+def _framed_body(size: int = 64, top: int = 8, left: int = 12, side: int = 24) -> np.ndarray:
+    """A grey square 'body' with a bright 'calculus' in its middle, small in a black field, above a thin couch line."""
+    image = np.zeros((1, size, size, 1), dtype="float32")
+    image[0, top:top + side, left:left + side] = 100.0
+    image[0, top + side // 2, left + side // 2] = 250.0
+    image[0, size - 4, :] = 200.0  # the couch: bright but one pixel thick
+    return image
+
+
+def test_body_crop_zooms_a_small_body_to_fill_the_slice_and_ignores_the_couch_line():
+    import keras
+
+    from mlcore.model import BodyCrop
+
+    image = _framed_body()
+    crop = BodyCrop(erode=3, margin=0.0, min_side=0.25)
+    out = keras.ops.convert_to_numpy(crop(image))
+    scale, x0, y0 = (float(keras.ops.convert_to_numpy(v)[0]) for v in crop.boxes(image))
+
+    assert out.shape == image.shape
+    assert scale == pytest.approx(24 / 64)                    # the couch line did not widen the box
+    assert (x0, y0) == (pytest.approx(12 - 0.5 + 0.5 * scale, abs=0.02), pytest.approx(8 - 0.5 + 0.5 * scale, abs=0.02))
+    assert (out[0, 2:-2, 2:-2, 0] > 50).mean() > 0.95            # the body now fills the slice
+    assert (out[0, ..., 0] > 150).sum() > (image[0, :-8, :, 0] > 150).sum()  # and the calculus spans more pixels
+
+
+def test_body_crop_leaves_a_blank_slice_and_a_slice_filled_edge_to_edge_as_they_are():
+    import keras
+
+    from mlcore.model import BodyCrop
+
+    blank = np.zeros((1, 32, 32, 1), dtype="float32")
+    full = np.random.default_rng(0).uniform(60, 200, (1, 32, 32, 1)).astype("float32")
+    crop = BodyCrop(erode=3)
+
+    assert np.allclose(keras.ops.convert_to_numpy(crop(blank)), 0.0)
+    assert np.allclose(keras.ops.convert_to_numpy(crop(full)), full, atol=1e-3)
+
+
+def test_a_model_with_body_crop_saves_and_reloads_and_reads_a_slice_the_same_at_any_size(tmp_path):
+    import keras
+
+    model = build_model(class_names=CLASSES, image_size=64, augment=False, body_crop=True, normalization="group",
+                        width=8)
+    path = tmp_path / "crop.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, compile=False)
+    small = np.repeat(_framed_body(size=64).astype(np.uint8), 3, axis=-1)
+    assert np.allclose(model.predict_on_batch(small), reloaded.predict_on_batch(small), atol=1e-6)
+    assert last_conv_layer_name(model) != "body_crop"
+    assert [layer.name for layer in model.layers][:4] == ["image", "grayscale", "resize", "body_crop"]
