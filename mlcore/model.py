@@ -333,14 +333,19 @@ def _pool(features, pooling: str):
 
 def _preprocess(inputs, image_size: int, standardize: bool, body_crop: bool = False):
     x = Grayscale(name="grayscale")(inputs)
-    x = layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=True, name="resize")(x)
     if body_crop:
+        # Crop at twice the input size, then shrink: the zoomed body keeps the detail of the slice as given
+        # instead of enlarging an already shrunken one.
+        x = layers.Resizing(2 * image_size, 2 * image_size, interpolation="bilinear", antialias=True, name="resize")(x)
         x = BodyCrop(name="body_crop")(x)
+        x = layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=True, name="crop_resize")(x)
+    else:
+        x = layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=True, name="resize")(x)
     x = layers.Rescaling(1.0 / 255.0, name="scale")(x)
     return Standardize(name="standardize")(x) if standardize else x
 
 
-PREPROCESSING_LAYERS = ("image", "grayscale", "resize", "body_crop", "scale", "tophat", "standardize")
+PREPROCESSING_LAYERS = ("image", "grayscale", "resize", "body_crop", "crop_resize", "scale", "tophat", "standardize")
 
 
 def ensemble_model(members: Sequence[keras.Model], *, class_names: Sequence[str], image_size: int,
@@ -407,6 +412,6 @@ def last_conv_layer_name(model: keras.Model) -> str:
     """Name of the last layer with a 4-D output before pooling; Grad-CAM reads it."""
     for layer in reversed(model.layers):
         shape = getattr(layer, "output", None)
-        if shape is not None and len(layer.output.shape) == 4 and not layer.name.startswith(("aug_", "scale", "resize", "body_crop", "grayscale", "tophat", "standardize")):
+        if shape is not None and len(layer.output.shape) == 4 and not layer.name.startswith(("aug_", "scale", "resize", "body_crop", "crop_resize", "grayscale", "tophat", "standardize")):
             return layer.name
     raise ValueError("model has no convolutional feature map")

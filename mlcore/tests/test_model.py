@@ -215,4 +215,5 @@ def test_a_model_with_body_crop_saves_and_reloads_and_reads_a_slice_the_same_at_
     small = np.repeat(_framed_body(size=64).astype(np.uint8), 3, axis=-1)
     assert np.allclose(model.predict_on_batch(small), reloaded.predict_on_batch(small), atol=1e-6)
     assert last_conv_layer_name(model) != "body_crop"
-    assert [layer.name for layer in model.layers][:4] == ["image", "grayscale", "resize", "body_crop"]
+    assert [layer.name for layer in model.layers][:5] == ["image", "grayscale", "resize", "body_crop", "crop_resize"]
+    assert model.get_layer("resize").output.shape[1:3] == (128, 128)  # cropped at twice the input size
