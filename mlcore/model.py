@@ -412,7 +412,7 @@ def last_conv_layer_name(model: keras.Model) -> str:
     """Name of the last layer with a 4-D output before pooling; Grad-CAM reads it."""
     for layer in reversed(model.layers):
         shape = getattr(layer, "output", None)
-        if (shape is not None and len(layer.output.shape) == 4 and layer.name not in PREPROCESSING_LAYERS
-                and not layer.name.startswith("aug_")):
+        if (shape is not None and len(layer.output.shape) == 4 and not isinstance(layer, keras.layers.InputLayer)
+                and layer.name not in PREPROCESSING_LAYERS and not layer.name.startswith("aug_")):
             return layer.name
     raise ValueError("model has no convolutional feature map")

@@ -174,7 +174,7 @@ def unexplainable_model_path(tmp_path_factory) -> Path:
     from mlcore.card import ModelCard, write_card
 
     path = tmp_path_factory.mktemp("unexplainable-model") / "pooled-dense.keras"
-    # A name mlcore's Grad-CAM skips as preprocessing, and no convolution after it.
+    # Grad-CAM skips the input layer, and no convolution follows it.
     inputs = keras.Input((None, None, 1), name="scale_input")  # grey slices only
     outputs = keras.layers.Dense(len(CLASS_NAMES), activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs))
     keras.Model(inputs, outputs).save(path)
