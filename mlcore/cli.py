@@ -1,4 +1,4 @@
-"""Command line: ``python -m mlcore train|stage|recalibrate|compare-random-split|cross-validate|combine-cross-validations|predict``."""
+"""Command line: ``python -m mlcore train|stage|recalibrate|compare-random-split|cross-validate|combine-cross-validations|pretrain|predict``."""
 
 from __future__ import annotations
 
@@ -139,6 +139,35 @@ def _cross_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    from mlcore.data import ingest
+    from mlcore.pretrain import pretrain
+    from mlcore.tracking import tracked_run
+
+    if args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a folder; give a file name ending in .keras")
+    if args.out.suffix != ".keras":
+        raise ValueError(f"--out {args.out} must end in .keras")
+    paths, params = load_paths(args.config), _params(args)
+    records, _ = ingest(args.data or paths.data_dir, params.train.split, workdir=Path(args.workdir),
+                        extra_manifests=paths.extra_manifests)
+    # The test series stay unseen, labelled or not: the model is judged on them.
+    kept = [r for r in records if r.split != "test"]
+    with tracked_run(f"pretrain {args.out.stem}", enabled=not args.no_track) as tracker:
+        tracker.set_tags({"kind": "pretraining"})
+        tracker.log_params({"epochs": args.epochs, "batch_size": args.pretrain_batch_size,
+                            "learning_rate": args.pretrain_learning_rate, "temperature": args.temperature,
+                            "image_size": params.train.image_size, "width": params.train.width,
+                            "slices": len(kept)})
+        result = pretrain(records=kept, config=params.train, out=args.out, epochs=args.epochs,
+                          batch_size=args.pretrain_batch_size, learning_rate=args.pretrain_learning_rate,
+                          temperature=args.temperature,
+                          on_epoch_end=lambda epoch, loss: tracker.log_metrics({"contrastive_loss": loss}, step=epoch))
+    print(json.dumps({"encoder": str(result.path), "slices": result.slices, "seconds": round(result.seconds, 1),
+                      "contrastive_loss": [round(v, 4) for v in result.losses]}))
+    return 0
+
+
 def _combine_cross_validations(args: argparse.Namespace) -> int:
     from mlcore.crossval import combine, load_held_out, score_epochs
 
@@ -254,6 +283,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     combine_p.add_argument("runs", nargs="+", type=Path, help=".npz files that cross-validate --held-out wrote")
     combine_p.add_argument("--out", type=Path, help="write every epoch's pooled scores here as JSON")
     combine_p.set_defaults(func=_combine_cross_validations)
+
+    pre_p = sub.add_parser("pretrain", help="pretrain resnet_small contrastively on the unlabelled training and "
+                                            "validation slices; use the file as train.weights")
+    pre_p.add_argument("--out", type=Path, required=True, help="the encoder to write (.keras)")
+    pre_p.add_argument("--data", type=Path, help="folder of class subfolders (default: config.yaml's data_dir)")
+    pre_p.add_argument("--epochs", type=int, default=40)
+    pre_p.add_argument("--batch-size", dest="pretrain_batch_size", type=int, default=128,
+                       help="slices per batch; each is contrasted with the other views of its batch")
+    pre_p.add_argument("--learning-rate", dest="pretrain_learning_rate", type=float, default=1e-3)
+    pre_p.add_argument("--temperature", type=float, default=0.2)
+    pre_p.add_argument("--image-size", type=int)
+    pre_p.add_argument("--width", type=int, help="channels of the first resnet_small stage (as the classifier's)")
+    pre_p.add_argument("--seed", type=int)
+    pre_p.add_argument("--workdir", default="artifacts/pretrain", help="where DICOM slices are windowed")
+    pre_p.add_argument("--params", default="params.yaml", help="the recipe (default params.yaml)")
+    pre_p.add_argument("--config", default="config.yaml", help="paths (default config.yaml)")
+    pre_p.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
+    pre_p.set_defaults(func=_pretrain)
 
     predict_p = sub.add_parser("predict", help="classify images; one JSON object per line")
     predict_p.add_argument("--model", type=Path, help="a .keras model (default: the shipped model)")

@@ -321,7 +321,12 @@ def build_model(
     x = _pool(features, pooling)
     x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
     outputs = layers.Dense(len(class_names), activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"kidney_{architecture}")
+    model = keras.Model(inputs, outputs, name=f"kidney_{architecture}")
+    if architecture == "resnet_small" and weights_path is not None:
+        from mlcore.pretrain import load_backbone  # a contrastively pretrained encoder (mlcore pretrain)
+
+        load_backbone(model, weights_path)
+    return model
 
 
 def _pool(features, pooling: str):

@@ -361,7 +361,8 @@ def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
     for phase, length, learning_rate in phases:
         backbone_frozen = phase == "train" and bool(config.weights) and config.fine_tune_epochs > 0
         for layer in model.layers:
-            if isinstance(layer, keras.Model):  # a pretrained application backbone
+            # A pretrained application backbone, or a pretrained resnet_small's convolutions.
+            if isinstance(layer, keras.Model) or layer.name.startswith(("stem", "stage")):
                 layer.trainable = not backbone_frozen
         steps = max(1, int(np.ceil(len(train_labels) / config.batch_size))) * length
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.02)
