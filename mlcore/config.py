@@ -88,7 +88,7 @@ class AugmentConfig:
 class TrainConfig:
     architecture: str = "resnet_small"
     image_size: int = 256
-    weights: str | None = None  # a local weights file for the backbone; none can be downloaded
+    weights: str | None = None  # a local weights file for the backbone (mlcore pretrain writes one for resnet_small); none can be downloaded
     batch_size: int = 32
     epochs: int = 30
     learning_rate: float = 2e-3
