@@ -99,9 +99,19 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_test_records(args: argparse.Namespace, params: Params) -> tuple[list, list]:
+    """Every ingested record, and those outside the test split."""
+    from mlcore.data import ingest
+
+    paths = load_paths(args.config)
+    records, _ = ingest(args.data or paths.data_dir, params.train.split, workdir=Path(args.workdir),
+                        extra_manifests=paths.extra_manifests)
+    return records, [r for r in records if r.split != "test"]
+
+
 def _cross_validate(args: argparse.Namespace) -> int:
     from mlcore.crossval import cross_validate, save_held_out
-    from mlcore.data import class_names_of, ingest
+    from mlcore.data import class_names_of
     from mlcore.tracking import tracked_run
 
     # Checked before an hour of training, not after it.
@@ -109,11 +119,9 @@ def _cross_validate(args: argparse.Namespace) -> int:
         if path is not None and path.is_dir():
             raise ValueError(f"{option} {path} is a folder; give a file name")
 
-    paths, params = load_paths(args.config), _params(args)
-    records, _ = ingest(args.data or paths.data_dir, params.train.split, workdir=Path(args.workdir),
-                        extra_manifests=paths.extra_manifests)
+    params = _params(args)
     # The test series stay untouched, so that a recipe chosen here is still judged fairly there.
-    kept = [r for r in records if r.split != "test"]
+    records, kept = _non_test_records(args, params)
     with tracked_run(f"cross-validate {args.folds} folds", enabled=not args.no_track) as tracker:
         tracker.set_tags({"kind": "cross-validation"})
 
@@ -140,7 +148,6 @@ def _cross_validate(args: argparse.Namespace) -> int:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from mlcore.data import ingest
     from mlcore.pretrain import pretrain
     from mlcore.tracking import tracked_run
 
@@ -148,11 +155,9 @@ def _pretrain(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out} is a folder; give a file name ending in .keras")
     if args.out.suffix != ".keras":
         raise ValueError(f"--out {args.out} must end in .keras")
-    paths, params = load_paths(args.config), _params(args)
-    records, _ = ingest(args.data or paths.data_dir, params.train.split, workdir=Path(args.workdir),
-                        extra_manifests=paths.extra_manifests)
+    params = _params(args)
     # The test series stay unseen, labelled or not: the model is judged on them.
-    kept = [r for r in records if r.split != "test"]
+    _, kept = _non_test_records(args, params)
     with tracked_run(f"pretrain {args.out.stem}", enabled=not args.no_track) as tracker:
         tracker.set_tags({"kind": "pretraining"})
         tracker.log_params({"epochs": args.epochs, "batch_size": args.pretrain_batch_size,
