@@ -42,24 +42,17 @@ def contrastive_augment(augment: AugmentConfig) -> AugmentConfig:
 
 
 def encoder_model(config: TrainConfig, *, seed: int):
-    """Uint8 slices in, pooled features out, with the classifier's preprocessing, backbone names
-    and (stronger) augmentation, which acts only when called with ``training=True``."""
+    """Uint8 slices in, pooled features out: the configured classifier without its head, with the
+    views' (stronger) augmentation, which acts only when called with ``training=True``."""
     import keras
-    from keras import layers
 
-    from mlcore.model import _augmentation, _preprocess, _resnet_small
+    from mlcore.model import model_for
 
     if config.architecture != "resnet_small":
         raise ValueError("pretraining is for resnet_small; keras.applications backbones take their own weights file")
-    if config.tophat:
-        raise ValueError("pretraining does not support the top-hat channel")
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=(None, None, None), name="image")
-    x = _preprocess(inputs, config.image_size, standardize=False, body_crop=config.body_crop)
-    x = _augmentation(x, contrastive_augment(config.augment), seed)
-    features = _resnet_small(x, config.weight_decay, config.normalization, config.width)
-    pooled = layers.GlobalAveragePooling2D(name="pool")(features)
-    return keras.Model(inputs, pooled, name="kidney_resnet_small_encoder")
+    views = replace(config, augment=contrastive_augment(config.augment), weights=None)
+    classifier = model_for(views, class_names=("unused",), seed=seed)
+    return keras.Model(classifier.input, classifier.get_layer("pool").output, name="kidney_resnet_small_encoder")
 
 
 def nt_xent(first, second, temperature: float):
@@ -145,7 +138,7 @@ def load_backbone(model, path: Path) -> int:
     """
     import keras
 
-    from mlcore.model import PREPROCESSING_LAYERS
+    from mlcore.model import is_backbone_layer
 
     try:
         encoder = keras.saving.load_model(path, compile=False)
@@ -153,7 +146,7 @@ def load_backbone(model, path: Path) -> int:
         raise ValueError(f"{path} is not a pretrained encoder Keras can read: {exc}") from exc
     copied = 0
     for layer in model.layers:
-        if not layer.weights or layer.name in PREPROCESSING_LAYERS or not layer.name.startswith(("stem", "stage")):
+        if not layer.weights or not is_backbone_layer(layer):
             continue
         try:
             source = encoder.get_layer(layer.name)

@@ -278,6 +278,8 @@ def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
     """
     import keras
 
+    from mlcore.model import is_backbone_layer
+
     n = len(class_names)
     refit = val_ds is None
     balanced = config.sampling == "balanced"
@@ -362,7 +364,7 @@ def fit_network(model, *, train_records: Sequence[ImageRecord], val_ds, val_labe
         backbone_frozen = phase == "train" and bool(config.weights) and config.fine_tune_epochs > 0
         for layer in model.layers:
             # A pretrained application backbone, or a pretrained resnet_small's convolutions.
-            if isinstance(layer, keras.Model) or layer.name.startswith(("stem", "stage")):
+            if isinstance(layer, keras.Model) or is_backbone_layer(layer):
                 layer.trainable = not backbone_frozen
         steps = max(1, int(np.ceil(len(train_labels) / config.batch_size))) * length
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.02)

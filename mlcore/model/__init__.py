@@ -173,6 +173,15 @@ def _preprocess(inputs, image_size: int, standardize: bool, body_crop: bool = Fa
     return Standardize(name="standardize")(x) if standardize else x
 
 
+# resnet_small's convolutions and their normalisation: what a pretrained encoder carries and what a
+# first, frozen phase of fine-tuning holds still.
+BACKBONE_PREFIXES = ("stem_", "stage")
+
+
+def is_backbone_layer(layer: layers.Layer) -> bool:
+    return layer.name.startswith(BACKBONE_PREFIXES)
+
+
 PREPROCESSING_LAYERS = ("image", "grayscale", "resize", "body_crop", "crop_resize", "scale", "tophat", "standardize")
 
 
