@@ -6,12 +6,7 @@ One module per area; everything is re-exported here, so callers write ``selector
 from .records import (
     AgreementSummary,
     ClassAgreement,
-    URGENCY_BY_LABEL,
-    URGENCY_NEEDS_REVIEW,
-    URGENCY_OTHER_LABEL,
-    URGENCY_PENDING,
     Uncertainty,
-    WORKLIST_STATUSES,
     agreement_by_class,
     agreement_summary,
     confidence_threshold,
@@ -33,9 +28,6 @@ from .records import (
     scan_may_withdraw,
     scan_withdrawals,
     worker_last_seen,
-    worklist,
-    worklist_next,
-    worklist_remaining,
 )
 from .reliability import ClassReliability, Reliability, label_reliability_text, model_reliability
 from .staff import (
@@ -52,6 +44,16 @@ from .staff import (
     webhook_delivery_get,
 )
 from .tenancy import UserLike, is_organization_admin, membership_of, organization_of
+from .worklist import (
+    URGENCY_BY_LABEL,
+    URGENCY_NEEDS_REVIEW,
+    URGENCY_OTHER_LABEL,
+    URGENCY_PENDING,
+    WORKLIST_STATUSES,
+    worklist,
+    worklist_next,
+    worklist_remaining,
+)
 
 __all__ = [
     "AgreementSummary",

@@ -1,29 +1,14 @@
-"""Clinical records: patients, scans, predictions, reviews, model versions, the worklist and agreement."""
+"""Clinical records: patients, scans, predictions, reviews, model versions and agreement (the worklist is
+``worklist``)."""
 
 from __future__ import annotations
 
 import datetime
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
-from django.db.models import (
-    BooleanField,
-    Case,
-    Count,
-    Exists,
-    F,
-    FloatField,
-    IntegerField,
-    OuterRef,
-    Prefetch,
-    Q,
-    QuerySet,
-    Subquery,
-    Value,
-    When,
-)
+from django.db.models import Count, FloatField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce
 
@@ -118,6 +103,7 @@ def scan_withdrawals(*, scan: Scan) -> list[ScanWithdrawal]:
     return list(ScanWithdrawal.objects.filter(scan=scan).select_related("withdrawn_by", "restored_by"))
 
 
+
 def prediction_latest(*, user: UserLike, scan: Scan | int) -> Prediction | None:
     organization_id = _organization_id(user)
     if organization_id is None:
@@ -210,105 +196,6 @@ def _threshold_expression(prefix: str = "") -> Coalesce:
     )
 
 
-# --- Worklist ---------------------------------------------------------------------------------------
-
-# Urgency ranks, most urgent first. Results the AI cannot vouch for come first, then by how serious
-# the suspected finding is; queued and running ones last, since nobody can act on them yet.
-URGENCY_NEEDS_REVIEW = 0
-URGENCY_BY_LABEL = {"Tumor": 1, "Stone": 2, "Cyst": 3, "Normal": 4}
-URGENCY_OTHER_LABEL = 5
-URGENCY_PENDING = 6
-
-WORKLIST_STATUSES = {
-    "needs_review": "Needs review",
-    "result": "AI result",
-    "pending": "In progress",
-}
-
-
-def _latest_prediction(field: str) -> Subquery:
-    latest = Prediction.objects.filter(scan=OuterRef("pk")).order_by("-queued_at", "-id")
-    if field == "threshold":
-        return Subquery(latest.annotate(threshold=_threshold_expression()).values("threshold")[:1])
-    return Subquery(latest.values(field)[:1])
-
-
-def _needs_review_expression() -> Q:
-    # Kept in step with prediction_uncertainty.
-    return Q(ai_status=Prediction.Status.FAILED) | (
-        Q(ai_status=Prediction.Status.DONE)
-        & (Q(ai_out_of_scope=True) | Q(ai_confidence__isnull=True) | Q(ai_confidence__lt=F("ai_threshold")))
-    )
-
-
-def worklist(
-    *,
-    user: UserLike,
-    status: str | None = None,
-    label: str | None = None,
-    uploaded_from: datetime.date | None = None,
-    uploaded_to: datetime.date | None = None,
-) -> QuerySet[Scan]:
-    """The organization's unreviewed scans (not withdrawn), most urgent first, then oldest first; ordered by
-    the database.
-
-    Each scan carries ``ai_status``, ``ai_label``, ``ai_confidence``, ``needs_review`` and ``urgency``.
-    """
-    scans = scan_list(user=user).annotate(
-        reviewed=Exists(Review.objects.filter(scan=OuterRef("pk"))),
-        ai_status=_latest_prediction("status"),
-        ai_label=_latest_prediction("label"),
-        ai_confidence=_latest_prediction("confidence"),
-        ai_out_of_scope=_latest_prediction("out_of_scope"),
-        ai_threshold=_latest_prediction("threshold"),
-    ).filter(reviewed=False, withdrawn_at__isnull=True)
-    needs_review = _needs_review_expression()
-    scans = scans.annotate(
-        needs_review=Case(When(needs_review, then=Value(True)), default=Value(False), output_field=BooleanField()),
-        urgency=Case(
-            When(needs_review, then=Value(URGENCY_NEEDS_REVIEW)),
-            When(~Q(ai_status=Prediction.Status.DONE), then=Value(URGENCY_PENDING)),
-            *[When(ai_label=name, then=Value(rank)) for name, rank in URGENCY_BY_LABEL.items()],
-            default=Value(URGENCY_OTHER_LABEL),
-            output_field=IntegerField(),
-        ),
-    )
-    if status == "needs_review":
-        scans = scans.filter(needs_review)
-    elif status == "result":
-        scans = scans.filter(ai_status=Prediction.Status.DONE).exclude(needs_review)
-    elif status == "pending":
-        scans = scans.filter(ai_status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING])
-    if label:
-        scans = scans.filter(ai_status=Prediction.Status.DONE, ai_label=label)
-    if uploaded_from:
-        scans = scans.filter(uploaded_at__date__gte=uploaded_from)
-    if uploaded_to:
-        scans = scans.filter(uploaded_at__date__lte=uploaded_to)
-    return scans.order_by("urgency", "uploaded_at", "id")
-
-
-def worklist_next(
-    *,
-    user: UserLike,
-    after: Scan,
-    status: str | None = None,
-    label: str | None = None,
-    uploaded_from: datetime.date | None = None,
-    uploaded_to: datetime.date | None = None,
-) -> Scan | None:
-    """The most urgent unreviewed scan other than ``after`` that the worklist with these filters shows: where a
-    clinician reading through it goes next. One whose diagnosis is still running comes last, as on the worklist."""
-    scans = worklist(user=user, status=status, label=label, uploaded_from=uploaded_from, uploaded_to=uploaded_to)
-    return scans.exclude(pk=after.pk).first()
-
-
-def worklist_remaining(*, user: UserLike, after: Scan, filters: dict[str, Any] | None = None) -> int:
-    """How many unreviewed scans other than ``after`` the worklist with these filters (``worklist``'s keyword
-    arguments) shows: what is left to read after this one."""
-    return worklist(user=user, **(filters or {})).exclude(pk=after.pk).count()
-
-
 # --- Reviews ----------------------------------------------------------------------------------------
 
 
@@ -360,6 +247,8 @@ def agreement_summary(*, organization: Organization) -> AgreementSummary:
 
 def known_labels() -> list[str]:
     """The active model's classes, or the four the product knows before any model is registered."""
+    from .worklist import URGENCY_BY_LABEL  # the worklist module reads scans from this one
+
     active = model_version_active()
     return list(active.class_names) if active else list(URGENCY_BY_LABEL)
 
