@@ -136,6 +136,11 @@ class Scan(models.Model):
     withdrawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scans_withdrawn",
                                      null=True, blank=True)
     withdrawal_reason = models.CharField(max_length=200, blank=True)
+    # A slice uploaded for the wrong patient is filed for the right one as a new scan (its own diagnosis,
+    # review and access log); the withdrawn scan stays with the patient it was uploaded for.
+    refiled_from = models.ForeignKey("self", on_delete=models.PROTECT, related_name="refiled_copies",
+                                     null=True, blank=True,
+                                     help_text="The withdrawn scan of another patient this slice was filed from.")
 
     class Meta:
         ordering = ["-uploaded_at", "-id"]

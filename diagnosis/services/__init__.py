@@ -53,6 +53,7 @@ from .webhooks import (
     webhooks_resend_lost,
 )
 from .withdrawals import check_not_withdrawn, scan_restore, scan_withdraw, withdrawn_message
+from .refiling import scan_refile
 from .scans import (
     MAX_ATTEMPTS,
     MAX_FAILURE_REASON,
@@ -121,6 +122,7 @@ __all__ = [
     "check_not_withdrawn",
     "scan_restore",
     "scan_withdraw",
+    "scan_refile",
     "withdrawn_message",
     "WebhookNotDelivered",
     "diagnosis_finished_notify",

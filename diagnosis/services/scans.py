@@ -130,8 +130,10 @@ def predictions_resend_lost(*, older_than: timedelta) -> list[int]:
     return resent
 
 
-def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseUser) -> Scan:
-    """Validate and store an uploaded slice, with a queued prediction, in one transaction."""
+def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseUser,
+                refiled_from: Scan | None = None) -> Scan:
+    """Validate and store an uploaded slice, with a queued prediction, in one transaction. ``refiled_from``
+    is the withdrawn scan of another patient the slice comes from (``scan_refile``)."""
     membership = selectors.membership_of(uploaded_by)
     if membership is None or membership.organization_id != patient.organization_id:
         raise ValidationError({"patient": ["The patient does not belong to your organization."]})
@@ -167,6 +169,7 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
         height=checked.height,
         format=checked.format,
         uploaded_by=uploaded_by,
+        refiled_from=refiled_from,
     )
     stored_name = ""
     try:

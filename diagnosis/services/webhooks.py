@@ -171,9 +171,11 @@ def scan_restored_notify(*, scan: Scan, reason: str) -> WebhookDelivery | None:
     })
 
 
-def scan_withdrawn_notify(*, scan: Scan) -> WebhookDelivery | None:
+def scan_withdrawn_notify(*, scan: Scan, refiled_as: Scan | None = None) -> WebhookDelivery | None:
+    """A scan entered in error; ``refiled_as`` is the new scan its slice became for the right patient."""
     return _event(organization_id=scan.patient.organization_id, event="scan.withdrawn", data={
         **_scan_data(scan), "reason": scan.withdrawal_reason,
+        "refiled_as": _scan_data(refiled_as)["scan"] if refiled_as is not None else None,
     })
 
 

@@ -2,8 +2,8 @@
 
 Nothing is deleted. The scan keeps its image, results and reviews, for the record and the access log,
 and is marked with who withdrew it, when and why; it leaves the worklist, the reviewer-agreement figures
-and the reviewed scans exported for training, and takes no new diagnosis or review. Uploading the slice
-for the right patient makes a new scan. A withdrawal made by mistake is undone with a reason of its own;
+and the reviewed scans exported for training, and takes no new diagnosis or review. A slice uploaded for
+the wrong patient is filed for the right one as a new scan (``refiling.scan_refile``). A withdrawal made by mistake is undone with a reason of its own;
 both stay in the scan's withdrawal history.
 """
 
@@ -59,18 +59,23 @@ def scan_withdraw(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
     with transaction.atomic():
         scan = Scan.objects.select_for_update(of=("self",)).select_related("withdrawn_by").get(pk=scan.pk)
         check_not_withdrawn(scan)
-        scan.withdrawn_at = timezone.now()
-        scan.withdrawn_by = user
-        scan.withdrawal_reason = reason
-        scan.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
-        ScanWithdrawal.objects.create(scan=scan, withdrawn_at=scan.withdrawn_at, withdrawn_by=user, reason=reason)
-        # A worker that finishes one of these later finds it final and leaves it so.
-        Prediction.objects.filter(scan=scan, status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING]).update(
-            status=Prediction.Status.FAILED, finished_at=scan.withdrawn_at,
-            failure_reason="Not diagnosed: the scan was withdrawn as entered in error.")
-        scan_withdrawn_notify(scan=scan)
-    logger.info("Scan %s withdrawn by %s: %s", scan.pk, user.get_username(), reason)
+        withdraw_locked(scan=scan, user=user, reason=reason)
     return scan
+
+
+def withdraw_locked(*, scan: Scan, user: AbstractBaseUser, reason: str, refiled_as: Scan | None = None) -> None:
+    """Withdraw a scan whose row the caller holds locked, after the caller's checks."""
+    scan.withdrawn_at = timezone.now()
+    scan.withdrawn_by = user
+    scan.withdrawal_reason = reason
+    scan.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
+    ScanWithdrawal.objects.create(scan=scan, withdrawn_at=scan.withdrawn_at, withdrawn_by=user, reason=reason)
+    # A worker that finishes one of these later finds it final and leaves it so.
+    Prediction.objects.filter(scan=scan, status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING]).update(
+        status=Prediction.Status.FAILED, finished_at=scan.withdrawn_at,
+        failure_reason="Not diagnosed: the scan was withdrawn as entered in error.")
+    scan_withdrawn_notify(scan=scan, refiled_as=refiled_as)
+    logger.info("Scan %s withdrawn by %s: %s", scan.pk, user.get_username(), reason)
 
 
 def scan_restore(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
@@ -90,6 +95,11 @@ def scan_restore(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
             raise ValidationError({"reason": [
                 f"The same slice was uploaded again for this patient as scan #{again.pk}: restored, it would be on "
                 "record twice. Withdraw that one first if this one should stand."]})
+        copy = scan.refiled_copies.filter(withdrawn_at__isnull=True).select_related("patient").first()
+        if copy is not None:
+            raise ValidationError({"reason": [
+                f"This slice was filed for {copy.patient.name} as scan #{copy.pk}: restored, it would be on record "
+                "for two patients. Withdraw that one first if the slice is this patient's after all."]})
         now = timezone.now()
         ScanWithdrawal.objects.filter(scan=scan, restored_at__isnull=True).update(
             restored_at=now, restored_by=user, restore_reason=reason)
