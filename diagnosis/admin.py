@@ -145,6 +145,8 @@ class ScanAdmin(admin.ModelAdmin):
     search_fields = ["patient__name", "patient__mrn", "sha256", "original_filename"]
     readonly_fields = [
         "patient", "image", "sha256", "original_filename", "width", "height", "format", "uploaded_by", "uploaded_at",
+        # Withdrawal and filing go through their services, which keep the history and notify.
+        "withdrawn_at", "withdrawn_by", "withdrawal_reason", "refiled_from",
     ]
     inlines = [PredictionInline]
 

@@ -67,11 +67,23 @@ class MultilineField(forms.CharField):
         return value.replace("\r\n", "\n") if isinstance(value, str) else value
 
 
+def _mrn_field(*, required: bool, label: str, help_text: str) -> forms.CharField:
+    return forms.CharField(label=label, required=required, max_length=64, help_text=help_text,
+                           widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
+
+
 class WithdrawForm(forms.Form):
     reason = forms.CharField(
         label="Why", max_length=200, widget=forms.TextInput(attrs={"dir": "auto"}),
         help_text="Recorded with the scan, e.g. \"uploaded for the wrong patient\".",
     )
+    mrn = _mrn_field(required=False, label="Meant for the patient with MRN (optional)",
+                     help_text="The slice is then filed for that patient as a new scan and diagnosed again.")
+
+
+class RefileForm(forms.Form):
+    mrn = _mrn_field(required=True, label="MRN of the right patient",
+                     help_text="The slice is filed for that patient as a new scan and diagnosed again.")
 
 
 class RestoreForm(forms.Form):

@@ -123,6 +123,11 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
                                 f"restored {_when(entry.restored_at)} by {entry.restored_by.get_username()}: "
                                 f"{entry.restore_reason}")
                   for entry in selectors.scan_withdrawals(scan=scan) if entry.restored_at],
+                # Scan numbers only: this report travels with one patient's record, and the other is someone else.
+                *([("Filed from", f"scan #{scan.refiled_from_id}, withdrawn from another patient's record")]
+                  if scan.refiled_from_id else []),
+                *[("Filed as", f"scan #{copy.pk} of another patient{' (withdrawn too)' if copy.is_withdrawn else ''}")
+                  for copy in selectors.scan_refilings(scan=scan)],
             ], label_width=22 * mm)],
             left_width=78 * mm,
         ),

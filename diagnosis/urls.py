@@ -23,6 +23,7 @@ urlpatterns = [
     path("scans/<int:pk>/rerun/", views.scan_rerun, name="scan_rerun"),
     path("scans/<int:pk>/withdraw/", views.scan_withdraw, name="scan_withdraw"),
     path("scans/<int:pk>/restore/", views.scan_restore, name="scan_restore"),
+    path("scans/<int:pk>/refile/", views.scan_refile, name="scan_refile"),
     path("staff/", views.staff_list, name="staff_list"),
     path("staff/new/", views.staff_create, name="staff_create"),
     path("staff/policy/", views.staff_policy, name="staff_policy"),

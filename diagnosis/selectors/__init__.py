@@ -26,6 +26,7 @@ from .records import (
     scan_get,
     scan_list,
     scan_may_withdraw,
+    scan_refilings,
     scan_withdrawals,
     worker_last_seen,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "scan_get",
     "scan_list",
     "scan_may_withdraw",
+    "scan_refilings",
     "scan_withdrawals",
     "recovery_codes_left",
     "staff_changes",

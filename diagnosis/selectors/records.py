@@ -80,8 +80,9 @@ def scan_list(*, user: UserLike, patient: Patient | int | None = None, withdrawn
     if withdrawn is not None:
         scans = scans.filter(withdrawn_at__isnull=not withdrawn)
     return (
-        scans.select_related("patient", "uploaded_by", "withdrawn_by")
-        .prefetch_related(_predictions_newest_first(), _reviews_newest_first())
+        scans.select_related("patient", "uploaded_by", "withdrawn_by", "refiled_from__patient")
+        .prefetch_related(_predictions_newest_first(), _reviews_newest_first(), Prefetch(
+            "refiled_copies", queryset=Scan.objects.only("id", "refiled_from_id", "uploaded_at").order_by("uploaded_at", "id")))
         .order_by("-uploaded_at", "-id")
     )
 
@@ -102,6 +103,11 @@ def scan_withdrawals(*, scan: Scan) -> list[ScanWithdrawal]:
     """The scan's withdrawals, newest first, each with its undoing if it was undone."""
     return list(ScanWithdrawal.objects.filter(scan=scan).select_related("withdrawn_by", "restored_by"))
 
+
+def scan_refilings(*, scan: Scan) -> list[Scan]:
+    """The scans this one's slice became for other patients (``services.scan_refile``), oldest first; at most
+    one of them is not withdrawn."""
+    return list(Scan.objects.filter(refiled_from=scan).select_related("patient", "uploaded_by").order_by("uploaded_at", "id"))
 
 
 def prediction_latest(*, user: UserLike, scan: Scan | int) -> Prediction | None:

@@ -95,3 +95,20 @@ def test_notifications_are_listed_read_only_and_the_secret_is_not_shown(admin_cl
     assert admin_client.get(reverse("admin:diagnosis_webhookdelivery_changelist")).status_code == 200
     detail = admin_client.get(reverse("admin:diagnosis_webhookdelivery_change", args=[delivery.pk]))
     assert detail.status_code == 200 and 'type="submit"' not in detail.content.decode().split('id="content"')[1]
+
+
+def test_the_admin_does_not_withdraw_or_refile_a_scan_around_its_services(admin_client):
+    from diagnosis.models import Scan
+
+    from .factories import ScanFactory
+
+    scan, other = ScanFactory(), ScanFactory()
+    url = reverse("admin:diagnosis_scan_change", args=[scan.pk])
+
+    page = admin_client.get(url).content.decode()
+    for field in ("withdrawn_at", "withdrawn_by", "withdrawal_reason", "refiled_from"):
+        assert f'name="{field}' not in page
+    admin_client.post(url, {"withdrawal_reason": "edited", "refiled_from": other.pk, "withdrawn_by": other.uploaded_by_id,
+                            "predictions-TOTAL_FORMS": 0, "predictions-INITIAL_FORMS": 0})
+    scan = Scan.objects.get(pk=scan.pk)
+    assert (scan.withdrawal_reason, scan.refiled_from_id, scan.withdrawn_by_id) == ("", None, None)

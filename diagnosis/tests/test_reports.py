@@ -222,3 +222,18 @@ def test_a_withdrawal_undone_is_on_the_report_with_both_reasons(withdrawn_scan, 
 
     assert "WITHDRAWN" not in text
     assert "by alice: wrong patient; restored" in text and "by alice: withdrawn by mistake" in text
+
+
+def test_both_reports_of_a_refiled_slice_name_the_other_scan_but_not_the_other_patient(
+        withdrawn_scan, clinician, organization, active_model_version):
+    from diagnosis import services
+
+    right = PatientFactory(organization=organization, name="Right Person")
+    copy = services.scan_refile(scan=withdrawn_scan, patient=right, user=clinician)
+
+    old = text_of(reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=withdrawn_scan.pk), user=clinician))
+    new = text_of(reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=copy.pk), user=clinician))
+
+    assert f"Filed as scan #{copy.pk} of another patient" in old and "Right Person" not in old
+    assert f"Filed from scan #{withdrawn_scan.pk}, withdrawn from another patient's record" in new
+    assert withdrawn_scan.patient.name not in new and "WITHDRAWN" not in new

@@ -29,7 +29,7 @@ def test_after_an_expired_session_the_login_leads_back_to_the_scan_and_says_noth
     assert not Review.objects.exists()
 
 
-@pytest.mark.parametrize("name, page", [("scan_review", "scan_detail"), ("scan_rerun", "scan_detail"),
+@pytest.mark.parametrize("name, page", [("scan_review", "scan_detail"), ("scan_rerun", "scan_detail"), ("scan_refile", "scan_detail"),
                                         ("scan_upload", "patient_detail")])
 def test_a_get_on_a_form_target_goes_to_its_page_and_changes_nothing(ui_client, scan, name, page):
     pk = scan.patient.pk if page == "patient_detail" else scan.pk

@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from .. import reports, selectors, services
-from ..forms import RestoreForm, ReviewForm, WithdrawForm
+from ..forms import RefileForm, RestoreForm, ReviewForm, WithdrawForm
 from ..models import PatientAccess, Prediction, Scan
 from .common import add_service_errors, member_required, post_only, scan_or_404
 from .worklist import worklist_filters
@@ -66,11 +66,14 @@ def prediction_state(prediction: Prediction | None, scan: Scan | None = None) ->
 
 def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | None = None, status: int = 200,
                  withdraw_form: WithdrawForm | None = None, restore_form: RestoreForm | None = None,
+                 refile_form: RefileForm | None = None,
                  worklist: tuple[dict[str, Any], str] = ({}, "")) -> HttpResponse:
     filters, worklist_query = worklist
     prediction = scan.latest_prediction
     class_names = list(prediction.model_version.class_names) if prediction else []
     review = scan.current_review
+    refilings = selectors.scan_refilings(scan=scan)
+    refiled_as = next((copy for copy in refilings if not copy.is_withdrawn), None)
     if review_form is not None and review_form.is_bound and prediction is not None:
         # Shown again after a refusal: the next submission judges the result this page now shows.
         review_form.data = review_form.data.copy()
@@ -101,6 +104,10 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
                 RestoreForm() if scan.is_withdrawn and selectors.scan_may_withdraw(user=request.user, scan=scan)
                 else None),
             "withdrawals": selectors.scan_withdrawals(scan=scan),
+            "refilings": refilings,
+            "refile_form": refile_form or (
+                RefileForm() if scan.is_withdrawn and refiled_as is None
+                and selectors.scan_may_withdraw(user=request.user, scan=scan) else None),
             # The filters of the worklist this scan was opened from: "save and open the next" keeps to them.
             "worklist_query": worklist_query,
             "worklist_remaining": (selectors.worklist_remaining(user=request.user, after=scan, filters=filters)
@@ -143,9 +150,45 @@ def _withdrawal_step(request: HttpRequest, pk: int, form_class, service, done: s
 @member_required
 @post_only("diagnosis:scan_detail")
 def scan_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    if request.POST.get("mrn", "").strip():
+        return _refile_step(request, pk, WithdrawForm, form_name="withdraw_form")
     return _withdrawal_step(request, pk, WithdrawForm, services.scan_withdraw, form_name="withdraw_form",
-                            done="The scan is withdrawn. Upload the slice again for the right patient if it was "
-                                 "meant for someone else.")
+                            done="The scan is withdrawn. If the slice was meant for another patient, file it for "
+                                 "them below.")
+
+
+@member_required
+@post_only("diagnosis:scan_detail")
+def scan_refile(request: HttpRequest, pk: int) -> HttpResponse:
+    return _refile_step(request, pk, RefileForm, form_name="refile_form")
+
+
+def _refile_step(request: HttpRequest, pk: int, form_class, form_name: str) -> HttpResponse:
+    """Withdraw the scan if it is not yet withdrawn, file its slice for the patient of the MRN given, and
+    open the new scan."""
+    scan = scan_or_404(request, pk)
+    form = form_class(request.POST)
+    if form.is_valid():
+        mrn = form.cleaned_data["mrn"]
+        patient = selectors.patient_list(user=request.user, mrn=mrn).first()
+        if patient is None:
+            form.add_error("mrn", f"No patient with MRN {mrn.strip()!r} in your organization: register them first.")
+        else:
+            try:
+                copy = services.scan_refile(scan=scan, patient=patient, user=request.user,
+                                            reason=form.cleaned_data.get("reason", ""))
+            except PermissionDenied as exc:
+                messages.error(request, str(exc))
+                return redirect("diagnosis:scan_detail", pk=scan.pk)
+            except services.NoActiveModelVersion as exc:
+                form.add_error(None, str(exc))
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                messages.success(request, f"The slice is filed for {patient.name} as this new scan, and its diagnosis "
+                                          f"is on the way. Scan #{scan.pk} stays withdrawn with {scan.patient.name}.")
+                return redirect("diagnosis:scan_detail", pk=copy.pk)
+    return _render_scan(request, scan_or_404(request, pk), status=400, **{form_name: form})
 
 
 @member_required

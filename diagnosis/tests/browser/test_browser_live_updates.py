@@ -178,6 +178,29 @@ def test_a_clinician_withdraws_a_scan_uploaded_for_the_wrong_patient(page, organ
     expect(page.locator(f'#worklist tr[data-scan="{scan.pk}"]')).to_have_count(0)
 
 
+def test_a_clinician_files_a_slice_for_the_right_patient_as_she_withdraws_it(page, organization, clinician, screenshot):
+    ModelVersionFactory(is_active=True)
+    scan = ScanFactory(patient=PatientFactory(organization=organization, name="Wrong Person"), uploaded_by=clinician)
+    DonePredictionFactory(scan=scan, label="Stone")
+    PatientFactory(organization=organization, name="Right Person", mrn="R-2")
+    log_in(page, "carol", PASSWORD)
+
+    page.goto(f"/scans/{scan.pk}/")
+    page.get_by_text("Withdraw this scan (entered in error)").click()
+    page.get_by_label("Why").fill("uploaded for the wrong patient")
+    page.get_by_label("Meant for the patient with MRN (optional)").fill("R-2")
+    page.get_by_role("button", name="Withdraw").click()
+
+    expect(page.locator(".breadcrumb")).to_contain_text("Right Person (MRN R-2)")
+    expect(page.locator("#refiled-from")).to_contain_text(f"scan #{scan.pk} of Wrong Person")
+    expect(page.locator("#refiled-from")).to_contain_text("uploaded for the wrong patient")
+    screenshot(page, "scan-refiled")
+    page.locator("#refiled-from a").click()
+    expect(page.locator("#withdrawn")).to_contain_text("withdrawn as entered in error by carol")
+    expect(page.locator("#withdrawn")).to_contain_text("Its slice was filed for Right Person (MRN R-2)")
+    expect(page.get_by_text("File this slice for the right patient")).to_have_count(0)
+
+
 def test_a_clinician_reads_through_a_filtered_worklist_and_stays_in_it(page, organization, clinician):
     def scan(label: str, top: float, hours: int) -> Prediction:
         return DonePredictionFactory(label=label, top=top, scan=ScanFactory(
