@@ -167,6 +167,12 @@ class ScanSerializer(serializers.ModelSerializer):
     withdrawn = serializers.SerializerMethodField(
         help_text="Null, or who withdrew the scan as entered in error, when and why: it is then kept for the record "
         "but takes no new diagnosis or review, and is out of the worklist.")
+    refiled_from = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="Null, or the id of the withdrawn scan of another patient this slice was filed "
+        "from (POST refile): this scan was diagnosed afresh, and no review moved with it.")
+    refiled_as = serializers.SerializerMethodField(
+        help_text="The ids of the scans this slice was filed as for other patients (POST refile), oldest first; "
+        "at most one of them is not withdrawn.")
 
     class Meta:
         model = Scan
@@ -186,12 +192,17 @@ class ScanSerializer(serializers.ModelSerializer):
             "prediction",
             "review",
             "withdrawn",
+            "refiled_from",
+            "refiled_as",
         ]
         read_only_fields = fields
 
     @extend_schema_field(WithdrawalSerializer(allow_null=True))
     def get_withdrawn(self, scan: Scan) -> dict[str, Any] | None:
         return WithdrawalSerializer(scan).data if scan.is_withdrawn else None
+
+    def get_refiled_as(self, scan: Scan) -> list[int]:
+        return [copy.pk for copy in scan.refiled_copies.all()]
 
     def get_image_url(self, scan: Scan) -> str:
         return _absolute(self.context, reverse("api:scan-image", kwargs={"pk": scan.pk}))
@@ -258,6 +269,14 @@ class ScanCreateSerializer(serializers.Serializer):
     patient = OrganizationPatientField(queryset=Patient.objects.all(), help_text="Id of the patient.")
     # Not ImageField: the service checks the content itself and explains each refusal.
     image = serializers.FileField(allow_empty_file=True, help_text="A PNG, JPEG or DICOM (one slice, uncompressed or JPEG, JPEG-LS, JPEG 2000 or RLE compressed) CT slice.")
+
+
+class RefileSerializer(serializers.Serializer):
+    patient = OrganizationPatientField(queryset=Patient.objects.all(), help_text="Id of the patient the slice was meant for.")
+    reason = serializers.CharField(
+        max_length=200, required=False, default="",
+        help_text="Why the scan is withdrawn, e.g. \"uploaded for the wrong patient\": needed unless it is withdrawn "
+        "already, when its withdrawal says why.")
 
 
 class ClassAgreementSerializer(serializers.Serializer):

@@ -21,6 +21,7 @@ from ... import fhir, reports, selectors, services
 from ...models import PatientAccess, Scan
 from ..renderers import FHIRRenderer, JPEGRenderer, PDFRenderer, PNGRenderer
 from ..serializers import (
+    RefileSerializer,
     RestoreSerializer,
     ReviewCreateSerializer,
     ReviewSerializer,
@@ -152,6 +153,28 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @action(detail=True, methods=["post"])
     def restore(self, request: Request, pk: str | None = None) -> Response:
         return self._withdrawal_step(request, RestoreSerializer, services.scan_restore)
+
+    @extend_schema(
+        request=RefileSerializer,
+        responses={201: ScanSerializer,
+                   400: OpenApiResponse(description="No reason for a scan not yet withdrawn, the scan's own patient, a "
+                                        "patient who already has the slice, or a filing of this scan that stands."),
+                   403: OpenApiResponse(description="Neither the uploader nor an administrator."),
+                   503: OpenApiResponse(description="No diagnosis model is active.")},
+        description="File the slice of a scan uploaded for the wrong patient for the right one: the answer is a new "
+        "scan of that patient (`refiled_from` names this one), queued for diagnosis; no review moves with it. A scan "
+        "not yet withdrawn is withdrawn with the reason in the same step (its `scan.withdrawn` notification names the "
+        "new scan in `refiled_as`). Nothing changes when it is refused. Only the clinician who uploaded it or an "
+        "administrator may.",
+    )
+    @action(detail=True, methods=["post"])
+    def refile(self, request: Request, pk: str | None = None) -> Response:
+        scan = self.get_object()
+        serializer = RefileSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        copy = services.scan_refile(scan=scan, user=request.user, **serializer.validated_data)
+        copy = selectors.scan_get(user=request.user, pk=copy.pk)
+        return Response(ScanSerializer(copy, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         responses={(200, "image/*"): OpenApiTypes.BINARY},
