@@ -101,3 +101,14 @@ def test_another_clinician_is_not_offered_the_filing_and_is_refused(ui_client, n
     response = ui_client.post(reverse("diagnosis:scan_refile", args=[scan.pk]), {"mrn": "R-2"}, follow=True)
 
     assert "can file it for another patient" in response.content.decode() and Scan.objects.count() == 1
+
+
+def test_the_later_filing_of_a_scan_restored_meanwhile_says_to_withdraw_it_first(ui_client, clinician, organization,
+                                                                                 active_model_version):
+    scan = _scan(organization, clinician)
+    PatientFactory(organization=organization, mrn="R-2")
+
+    response = ui_client.post(reverse("diagnosis:scan_refile", args=[scan.pk]), {"mrn": "R-2"}, follow=True)
+
+    assert "This scan is not withdrawn: withdraw it with the reason" in response.content.decode()
+    assert not Scan.objects.get(pk=scan.pk).is_withdrawn and Scan.objects.count() == 1

@@ -160,6 +160,11 @@ def scan_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 @member_required
 @post_only("diagnosis:scan_detail")
 def scan_refile(request: HttpRequest, pk: int) -> HttpResponse:
+    scan = scan_or_404(request, pk)
+    if not scan.is_withdrawn:  # restored since the page was opened: this form has no reason to withdraw it with
+        messages.error(request, "This scan is not withdrawn: withdraw it with the reason, and give the right "
+                                "patient's MRN beside it.")
+        return redirect("diagnosis:scan_detail", pk=scan.pk)
     return _refile_step(request, pk, RefileForm, form_name="refile_form")
 
 
