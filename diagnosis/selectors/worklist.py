@@ -1,5 +1,5 @@
-"""The worklist: the organization's unreviewed scans, most urgent first, and where a clinician reading
-through it goes next."""
+"""The worklist: the organization's unreviewed scans, most urgent first, where a clinician reading through
+it goes next, and which scans a colleague has open."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import datetime
 from typing import Any
 
 from django.db.models import BooleanField, Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.utils import timezone
 
-from ..models import Prediction, Review, Scan
+from ..models import PatientAccess, Prediction, Review, Scan
 from .records import _threshold_expression, scan_list
 from .tenancy import UserLike
 
@@ -26,6 +27,23 @@ WORKLIST_STATUSES = {
     "result": "AI result",
     "pending": "In progress",
 }
+
+
+# A scan another clinician opened on the web this recently is probably being read: "save and open the next"
+# passes it by while others wait, and the worklist and the scan page say who has it open. Nothing is locked:
+# a second reading is allowed, and the newer review counts.
+OPENED_BY_OTHER_WINDOW = datetime.timedelta(minutes=10)
+
+
+def _openings_by_others(*, user: UserLike, scan: Any) -> QuerySet[PatientAccess]:
+    return (PatientAccess.objects.filter(scan=scan, what=PatientAccess.What.SCAN, channel=PatientAccess.Channel.WEB,
+                                         at__gt=timezone.now() - OPENED_BY_OTHER_WINDOW)
+            .exclude(user_id=user.pk).order_by("-at", "-id"))
+
+
+def scan_opened_by_other(*, user: UserLike, scan: Scan) -> PatientAccess | None:
+    """The newest opening of the scan's page by another member in the last 10 minutes: they may be reading it."""
+    return _openings_by_others(user=user, scan=scan).select_related("user").first()
 
 
 def _latest_prediction(field: str) -> Subquery:
@@ -54,7 +72,9 @@ def worklist(
     """The organization's unreviewed scans (not withdrawn), most urgent first, then oldest first; ordered by
     the database.
 
-    Each scan carries ``ai_status``, ``ai_label``, ``ai_confidence``, ``needs_review`` and ``urgency``.
+    Each scan carries ``ai_status``, ``ai_label``, ``ai_confidence``, ``needs_review`` and ``urgency``, and
+    ``opened_by`` and ``opened_at``: the username of another member who opened it on the web in the last 10
+    minutes and when (None when nobody did).
     """
     scans = scan_list(user=user).annotate(
         reviewed=Exists(Review.objects.filter(scan=OuterRef("pk"))),
@@ -63,6 +83,8 @@ def worklist(
         ai_confidence=_latest_prediction("confidence"),
         ai_out_of_scope=_latest_prediction("out_of_scope"),
         ai_threshold=_latest_prediction("threshold"),
+        opened_by=Subquery(_openings_by_others(user=user, scan=OuterRef("pk")).values("user__username")[:1]),
+        opened_at=Subquery(_openings_by_others(user=user, scan=OuterRef("pk")).values("at")[:1]),
     ).filter(reviewed=False, withdrawn_at__isnull=True)
     needs_review = _needs_review_expression()
     scans = scans.annotate(
@@ -100,9 +122,11 @@ def worklist_next(
     uploaded_to: datetime.date | None = None,
 ) -> Scan | None:
     """The most urgent unreviewed scan other than ``after`` that the worklist with these filters shows: where a
-    clinician reading through it goes next. One whose diagnosis is still running comes last, as on the worklist."""
+    clinician reading through it goes next. One whose diagnosis is still running comes last, as on the worklist;
+    one a colleague has open comes after all the others, so that two readers do not read the same scans."""
     scans = worklist(user=user, status=status, label=label, uploaded_from=uploaded_from, uploaded_to=uploaded_to)
-    return scans.exclude(pk=after.pk).first()
+    open_elsewhere_last = Case(When(opened_by__isnull=True, then=Value(0)), default=Value(1), output_field=IntegerField())
+    return scans.exclude(pk=after.pk).order_by(open_elsewhere_last, "urgency", "uploaded_at", "id").first()
 
 
 def worklist_remaining(*, user: UserLike, after: Scan, filters: dict[str, Any] | None = None) -> int:

@@ -104,6 +104,7 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
                 RestoreForm() if scan.is_withdrawn and selectors.scan_may_withdraw(user=request.user, scan=scan)
                 else None),
             "withdrawals": selectors.scan_withdrawals(scan=scan),
+            "opened_by_other": None if scan.is_withdrawn else selectors.scan_opened_by_other(user=request.user, scan=scan),
             "refilings": refilings,
             "refile_form": refile_form or (
                 RefileForm() if scan.is_withdrawn and refiled_as is None

@@ -1,7 +1,7 @@
 // Keeps the worklist honest while it stays open. A row whose diagnosis was pending is redrawn in place
 // once the server draws it final; scans that arrived, or that a colleague reviewed, since the page was
 // loaded are announced with a link to refresh, because reordering rows under the pointer would make
-// a clinician open the wrong patient.
+// a clinician open the wrong patient. Which scans a colleague has open is updated in place.
 (function () {
   "use strict";
   if (!window.fetch) return;
@@ -31,6 +31,11 @@
       fresh[row.dataset.scan] = row;
       var old = shown[row.dataset.scan];
       if (!old) { arrived += 1; return; }
+      if (old.dataset.openedBy !== row.dataset.openedBy) {
+        // A colleague opened or left it: said in place, so that two readers do not read the same scan.
+        old.querySelector(".opened-by").replaceWith(row.querySelector(".opened-by").cloneNode(true));
+        old.dataset.openedBy = row.dataset.openedBy;
+      }
       var newResult = old.dataset.prediction !== row.dataset.prediction;
       if (newResult || (old.dataset.final === "false" && row.dataset.final === "true")) {
         // Redrawn where it stands (its rank kept); a new diagnosis may change its urgency, so say so.

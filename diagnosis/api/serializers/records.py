@@ -232,9 +232,14 @@ class WorklistScanSerializer(ScanSerializer):
     )
     needs_review = serializers.BooleanField(read_only=True)
     waiting_seconds = serializers.SerializerMethodField(help_text="Seconds since the upload.")
+    opened_by = serializers.CharField(
+        read_only=True, allow_null=True, help_text="Null, or the username of another member who opened the scan on the "
+        "web in the last 10 minutes and may be reading it now (a system reading through the API is not counted).")
+    opened_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="When they opened it.")
 
     class Meta(ScanSerializer.Meta):
-        fields = ["urgency", "needs_review", "waiting_seconds", "patient_name", "patient_mrn", *ScanSerializer.Meta.fields]
+        fields = ["urgency", "needs_review", "waiting_seconds", "opened_by", "opened_at", "patient_name", "patient_mrn",
+                  *ScanSerializer.Meta.fields]
         read_only_fields = fields
 
     def get_waiting_seconds(self, scan: Scan) -> int:

@@ -159,6 +159,23 @@ def test_a_page_polling_for_results_does_not_keep_an_idle_login_alive(page, orga
     expect(page.get_by_text("You were logged out after 1 minute without activity")).to_be_visible()
 
 
+def test_the_open_worklist_says_in_place_which_scan_a_colleague_opened(page, organization, clinician):
+    from diagnosis.models import PatientAccess
+
+    bob = MembershipFactory(organization=organization, user__username="bob").user
+    scan = DonePredictionFactory(label="Tumor", scan=ScanFactory(patient=PatientFactory(organization=organization))).scan
+    log_in(page, "carol", PASSWORD)
+    row = page.locator(f'#worklist tr[data-scan="{scan.pk}"]')
+    expect(row).to_be_visible()
+    expect(row.locator(".opened-by")).to_have_text("")
+
+    PatientAccess.objects.create(patient=scan.patient, scan=scan, user=bob, what=PatientAccess.What.SCAN,
+                                 channel=PatientAccess.Channel.WEB)
+
+    expect(row.locator(".opened-by")).to_have_text("bob has it open")
+    expect(page.locator("#worklist-news")).to_be_hidden()  # nothing moved: no reason to refresh
+
+
 def test_a_clinician_withdraws_a_scan_uploaded_for_the_wrong_patient(page, organization, clinician, screenshot):
     scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician)
     DonePredictionFactory(scan=scan, label="Stone")
