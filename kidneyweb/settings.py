@@ -231,6 +231,9 @@ KIDNEYWEB_MAX_IMAGE_PIXELS = env_int("KIDNEYWEB_MAX_IMAGE_PIXELS", 4096 * 4096)
 # A DICOM slice whose header names another patient ID than the chosen patient's MRN is refused: the
 # classic wrong-patient upload. Off only where the archive's patient IDs are not the MRNs kept here.
 KIDNEYWEB_DICOM_PATIENT_ID_CHECK = env_bool("KIDNEYWEB_DICOM_PATIENT_ID_CHECK", True)
+# The API's schema and interactive documentation list every endpoint of a clinical system: for signed-in
+# users (a web login, or a token for the schema) unless a deployment chooses to publish them.
+KIDNEYWEB_API_DOCS_PUBLIC = env_bool("KIDNEYWEB_API_DOCS_PUBLIC", False)
 KIDNEYWEB_MODEL_PATH = Path(os.environ.get("KIDNEYWEB_MODEL_PATH") or BASE_DIR / SHIPPED_MODEL)
 # A result whose top probability is below this is marked "needs review" and never shown as a plain
 # diagnosis, unless the model card carries its own calibrated calibration.confidence_threshold.

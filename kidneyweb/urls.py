@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from diagnosis.api.views.docs import DocsView, SchemaView
 from diagnosis.auth import LoginForm
 from diagnosis.views import accounts
 from diagnosis.views.accounts import PasswordChangeView
@@ -25,9 +25,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("diagnosis.api.urls")),
     path("api/v1/", include("training.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file, which the Content-Security-Policy allows.
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),
     path("training/", include("training.urls")),
     path("", include("diagnosis.urls")),
 ]

@@ -4,9 +4,13 @@ work under it)."""
 import pytest
 
 
-@pytest.mark.parametrize("url", ["/accounts/login/", "/api/docs/", "/healthz"])
-def test_responses_carry_the_policy(client, db, url):
-    policy = client.get(url).headers["Content-Security-Policy"]
+@pytest.mark.parametrize("url, signed_in", [("/accounts/login/", False), ("/api/docs/", True), ("/healthz", False)])
+def test_responses_carry_the_policy(client, clinician, url, signed_in):
+    if signed_in:
+        client.force_login(clinician)
+    response = client.get(url)
+    assert response.status_code == 200
+    policy = response.headers["Content-Security-Policy"]
 
     assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
 

@@ -30,8 +30,13 @@ def test_a_script_written_into_a_patients_name_does_not_run(page, organization):
     assert page.evaluate("window.injected === undefined")
 
 
-def test_the_api_documentation_renders_its_operations_under_the_policy(page):
+def test_the_api_documentation_renders_its_operations_under_the_policy(page, organization):
+    MembershipFactory(organization=organization, user__username="carol")
     page.goto("/api/docs/")
+    page.wait_for_url("**/accounts/login/?next=/api/docs/")
+    page.get_by_label("Username").fill("carol")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
 
     expect(page.get_by_text("/api/v1/scans/", exact=True).first).to_be_visible(timeout=30_000)
 
