@@ -3,8 +3,8 @@
 Nothing is deleted. The scan keeps its image, results and reviews, for the record and the access log,
 and is marked with who withdrew it, when and why; it leaves the worklist, the reviewer-agreement figures
 and the reviewed scans exported for training, and takes no new diagnosis or review. A slice uploaded for
-the wrong patient is filed for the right one as a new scan (``refiling.scan_refile``). A withdrawal made by mistake is undone with a reason of its own;
-both stay in the scan's withdrawal history.
+the wrong patient is filed for the right one as a new scan (``refiling.scan_refile``). A withdrawal made
+by mistake is undone with a reason of its own; both stay in the scan's withdrawal history.
 """
 
 from __future__ import annotations
