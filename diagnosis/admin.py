@@ -144,7 +144,8 @@ class ScanAdmin(admin.ModelAdmin):
     list_filter = ["format", "patient__organization"]
     search_fields = ["patient__name", "patient__mrn", "sha256", "original_filename"]
     readonly_fields = [
-        "patient", "image", "sha256", "original_filename", "width", "height", "format", "uploaded_by", "uploaded_at",
+        "patient", "image", "sha256", "original_filename", "width", "height", "format", "dicom_patient_id",
+        "uploaded_by", "uploaded_at",
         # Withdrawal and filing go through their services, which keep the history and notify.
         "withdrawn_at", "withdrawn_by", "withdrawal_reason", "refiled_from",
     ]

@@ -128,6 +128,11 @@ class Scan(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     format = models.CharField(max_length=8, choices=Format.choices)
+    # The slice is stored as a PNG without its DICOM header; the PatientID it named is kept so that filing it
+    # for another patient is held to the same rule as its upload was.
+    dicom_patient_id = models.CharField("DICOM patient ID", max_length=64, blank=True,
+                                        help_text="The PatientID of the DICOM header the slice came with; empty "
+                                        "for PNG and JPEG uploads and for anonymised slices.")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scans")
     uploaded_at = models.DateTimeField(default=timezone.now, editable=False)
     # Entered in error (the wrong patient, the wrong image): kept, with its result and reviews, for the

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import Patient, Scan
-from .scans import scan_create
+from .scans import same_patient_id, scan_create
 from .withdrawals import MAX_REASON, withdraw_locked
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ def scan_refile(*, scan: Scan, patient: Patient, user: AbstractBaseUser, reason:
 
     A scan not yet withdrawn is withdrawn in the same transaction, with ``reason``; for one already
     withdrawn its withdrawal says why, and ``reason`` is not used. The same people may as may withdraw it.
-    Refused when the patient is the scan's own or of another organization, when the slice already stands
-    for that patient, and when an earlier filing of this scan still stands (file that one on instead).
+    Refused when the patient is the scan's own or of another organization, when the slice's DICOM header names
+    another patient ID than their MRN (as its upload would be), when the slice already stands for that patient,
+    and when an earlier filing of this scan still stands (file that one on instead).
     """
     membership = selectors.membership_of(user)
     if membership is None or membership.organization_id != scan.patient.organization_id:
@@ -43,6 +45,13 @@ def scan_refile(*, scan: Scan, patient: Patient, user: AbstractBaseUser, reason:
     if patient.pk == scan.patient_id:
         raise ValidationError({"patient": [
             f"This scan is already {patient.name}'s: choose the patient the slice was meant for."]})
+    if scan.dicom_patient_id and settings.KIDNEYWEB_DICOM_PATIENT_ID_CHECK \
+            and not same_patient_id(scan.dicom_patient_id, patient.mrn):
+        # The rule its upload was held to: a header that names the first patient says the slice is theirs.
+        raise ValidationError({"patient": [
+            f"This slice came as DICOM whose header names patient ID {scan.dicom_patient_id!r}, but {patient.name}'s "
+            f"MRN is {patient.mrn!r}: it cannot be filed for them. If the image itself is wrong, withdraw it "
+            "without filing it."]})
     reason = " ".join((reason or "").split())
     with transaction.atomic():
         locked = Scan.objects.select_for_update(of=("self",)).select_related("patient").get(pk=scan.pk)

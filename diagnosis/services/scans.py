@@ -168,6 +168,8 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
         width=checked.width,
         height=checked.height,
         format=checked.format,
+        # A filed slice is a stored PNG: its header's patient ID comes with it from the scan it was filed from.
+        dicom_patient_id=(checked.dicom_patient_id or (refiled_from.dicom_patient_id if refiled_from else ""))[:64],
         uploaded_by=uploaded_by,
         refiled_from=refiled_from,
     )

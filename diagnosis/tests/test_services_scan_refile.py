@@ -3,6 +3,7 @@ where it was; the slice becomes a new scan of the right patient, diagnosed afres
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.test import override_settings
 
 from diagnosis import selectors, services
 from diagnosis.models import Prediction, Scan, ScanWithdrawal, WebhookDelivery
@@ -149,3 +150,42 @@ def test_a_refiled_scan_is_not_restored_while_its_filing_stands(withdrawn_scan, 
     services.scan_withdraw(scan=copy, user=clinician, reason="the first patient was right")
     services.scan_restore(scan=withdrawn_scan, user=clinician, reason="was right after all")
     assert not Scan.objects.get(pk=withdrawn_scan.pk).is_withdrawn
+
+
+def _dicom_scan(patient, clinician, header_id: str) -> Scan:
+    import numpy as np
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from mlcore.synthetic import dicom_bytes
+
+    pixels = np.tile(np.linspace(0, 2000, 32).astype(np.uint16), (24, 1))
+    upload = SimpleUploadedFile("IM0001.dcm", dicom_bytes(pixels, patient_id=header_id), content_type="application/dicom")
+    return services.scan_create(patient=patient, file=upload, uploaded_by=clinician)
+
+
+def test_a_dicom_slice_is_filed_only_for_the_patient_its_header_names(organization, clinician, active_model_version):
+    first = PatientFactory(organization=organization, name="First Person", mrn="00123456")
+    named = PatientFactory(organization=organization, name="Named Person", mrn="777")
+    other = PatientFactory(organization=organization, name="Other Person", mrn="888")
+    with override_settings(KIDNEYWEB_DICOM_PATIENT_ID_CHECK=False):  # how a slice naming 777 reached First Person
+        scan = _dicom_scan(first, clinician, header_id="777")
+    assert scan.dicom_patient_id == "777" and scan.format == "PNG"
+
+    with pytest.raises(ValidationError, match="header names patient ID '777', but Other Person's MRN is '888'"):
+        services.scan_refile(scan=scan, patient=other, user=clinician, reason="wrong patient")
+    assert not Scan.objects.get(pk=scan.pk).is_withdrawn and not other.scans.exists()
+
+    copy = services.scan_refile(scan=scan, patient=named, user=clinician, reason="wrong patient")
+    assert copy.dicom_patient_id == "777"  # carried, so that filing it on is held to the same rule
+
+
+def test_a_dicom_slice_whose_header_named_the_first_patient_stays_theirs(organization, clinician, active_model_version):
+    first = PatientFactory(organization=organization, mrn="00123456")
+    right = PatientFactory(organization=organization, name="Right Person", mrn="R-2")
+    scan = _dicom_scan(first, clinician, header_id="123456")
+
+    with pytest.raises(ValidationError, match="cannot be filed for them. If the image itself is wrong, withdraw it"):
+        services.scan_refile(scan=scan, patient=right, user=clinician, reason="wrong patient")
+
+    with override_settings(KIDNEYWEB_DICOM_PATIENT_ID_CHECK=False):  # where the archive's IDs are not these MRNs
+        assert services.scan_refile(scan=scan, patient=right, user=clinician, reason="wrong patient").patient == right
