@@ -7,6 +7,7 @@ def test_the_openapi_schema_describes_the_endpoints(api_client):
     assert {"/api/v1/patients/", "/api/v1/patients/{id}/", "/api/v1/scans/", "/api/v1/scans/{id}/"} <= set(schema["paths"])
     assert "multipart/form-data" in schema["paths"]["/api/v1/scans/"]["post"]["requestBody"]["content"]
     assert "tokenAuth" in schema["components"]["securitySchemes"]
+    assert not {"/api/docs/", "/api/schema/"} & set(schema["paths"])  # pages about the API are no operations of it
 
 
 def test_the_interactive_docs_use_local_assets_not_a_cdn(ui_client):

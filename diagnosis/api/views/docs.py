@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -28,6 +29,7 @@ class SchemaView(SpectacularAPIView):
 class DocsView(SpectacularSwaggerSplitView):
     """Swagger UI: a browser that is not signed in is sent to the login page and back."""
 
+    @extend_schema(exclude=True)  # as on the view it extends: the page is no API operation
     def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         if not _public() and not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
