@@ -30,6 +30,7 @@ from .staff import (
     member_unlock,
     member_update,
     organization_two_factor_require,
+    two_factor_reset_on_server,
 )
 from .two_factor import (
     recovery_codes_renew,
@@ -91,6 +92,7 @@ __all__ = [
     "member_reactivate",
     "member_role_set",
     "member_two_factor_reset",
+    "two_factor_reset_on_server",
     "member_unlock",
     "member_update",
     "organization_two_factor_require",

@@ -8,6 +8,7 @@ demotes or deactivates themselves (another administrator does, knowingly).
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 from django.contrib.auth import get_user_model
@@ -22,6 +23,7 @@ from .logins import login_failures_clear
 from .organizations import check_role, check_username
 
 Action = StaffChange.Action
+logger = logging.getLogger(__name__)
 
 
 def temporary_password() -> str:
@@ -204,6 +206,26 @@ def member_two_factor_reset(*, organization: Organization, member: AbstractBaseU
     RecoveryCodes.objects.filter(user=membership.user).delete()  # they belonged to the lost phone's setup
     if TOTPDevice.objects.filter(user=membership.user).delete()[0]:
         _record(organization=organization, member=membership.user, by=by, action=Action.TWO_FACTOR_RESET)
+
+
+@transaction.atomic
+def two_factor_reset_on_server(*, user: AbstractBaseUser, reason: str) -> bool:
+    """The server operator's reset of a lost phone, for whoever no administrator can reset: a site superuser
+    outside any organization, or an organization's only administrator. Removes the authenticator and its
+    recovery codes; the user sets up a new one at their next login. Recorded, with the reason, in the
+    organization's record of staff changes where they have one, and logged. False when there was none."""
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise ValidationError("Say why, e.g. \"lost phone, identity checked in person by the IT service desk\".")
+    RecoveryCodes.objects.filter(user=user).delete()  # they belonged to the lost phone's setup
+    if not TOTPDevice.objects.filter(user=user).delete()[0]:
+        return False
+    membership = Membership.objects.filter(user=user).select_related("organization").first()
+    if membership is not None:
+        _record(organization=membership.organization, member=user, by=None, action=Action.TWO_FACTOR_RESET,
+                detail=f"on the server: {reason}")
+    logger.warning("Two-factor authentication of %s reset on the server: %s", user.get_username(), reason)
+    return True
 
 
 @transaction.atomic
