@@ -104,6 +104,19 @@ def scan_withdrawals(*, scan: Scan) -> list[ScanWithdrawal]:
     return list(ScanWithdrawal.objects.filter(scan=scan).select_related("withdrawn_by", "restored_by"))
 
 
+def scan_of_slice(*, patient_id: int, sha256: str, exclude: Scan | None = None) -> Scan | None:
+    """The patient's earliest scan of this very slice that is not withdrawn: one slice is on record once."""
+    scans = Scan.objects.filter(patient_id=patient_id, sha256=sha256, withdrawn_at__isnull=True)
+    if exclude is not None:
+        scans = scans.exclude(pk=exclude.pk)
+    return scans.order_by("uploaded_at", "id").first()
+
+
+def scan_refiling_standing(*, scan: Scan) -> Scan | None:
+    """The scan this one's slice became for another patient and that is not withdrawn (at most one)."""
+    return Scan.objects.filter(refiled_from=scan, withdrawn_at__isnull=True).select_related("patient").first()
+
+
 def scan_refilings(*, scan: Scan) -> list[Scan]:
     """The scans this one's slice became for other patients (``services.scan_refile``), oldest first; at most
     one of them is not withdrawn."""

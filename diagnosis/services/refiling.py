@@ -12,7 +12,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
@@ -20,7 +20,7 @@ from django.utils import timezone
 from .. import selectors
 from ..models import Patient, Scan
 from .scans import same_patient_id, scan_create
-from .withdrawals import MAX_REASON, withdraw_locked
+from .withdrawals import check_may_change, cleaned_reason, withdraw_locked
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +34,7 @@ def scan_refile(*, scan: Scan, patient: Patient, user: AbstractBaseUser, reason:
     another patient ID than their MRN (as its upload would be), when the slice already stands for that patient,
     and when an earlier filing of this scan still stands (file that one on instead).
     """
-    membership = selectors.membership_of(user)
-    if membership is None or membership.organization_id != scan.patient.organization_id:
-        raise ValidationError({"scan": ["No such scan in your organization."]})
-    if not selectors.scan_may_withdraw(user=user, scan=scan):
-        raise PermissionDenied("Only the clinician who uploaded this scan or an administrator can file it for "
-                               "another patient.")
+    check_may_change(scan=scan, user=user, action="file it for another patient")
     if patient.organization_id != scan.patient.organization_id:
         raise ValidationError({"patient": ["No such patient in your organization."]})
     if patient.pk == scan.patient_id:
@@ -52,23 +47,16 @@ def scan_refile(*, scan: Scan, patient: Patient, user: AbstractBaseUser, reason:
             f"This slice came as DICOM whose header names patient ID {scan.dicom_patient_id!r}, but {patient.name}'s "
             f"MRN is {patient.mrn!r}: it cannot be filed for them. If the image itself is wrong, withdraw it "
             "without filing it."]})
-    reason = " ".join((reason or "").split())
     with transaction.atomic():
         locked = Scan.objects.select_for_update(of=("self",)).select_related("patient").get(pk=scan.pk)
         if not locked.is_withdrawn:
-            if not reason:
-                raise ValidationError({"reason": [
-                    "Say why the scan is withdrawn from this patient, e.g. \"uploaded for the wrong patient\"."]})
-            if len(reason) > MAX_REASON:
-                raise ValidationError({"reason": [
-                    f"The reason is {len(reason)} characters long; the limit is {MAX_REASON}."]})
-        standing = locked.refiled_copies.filter(withdrawn_at__isnull=True).select_related("patient").first()
+            reason = cleaned_reason(reason, done="withdrawn from this patient", example="uploaded for the wrong patient")
+        standing = selectors.scan_refiling_standing(scan=locked)
         if standing is not None:
             raise ValidationError({"patient": [
                 f"This slice is already filed for {standing.patient.name} as scan #{standing.pk}. If that was the "
                 "wrong patient too, file that scan for the right one."]})
-        there = (Scan.objects.filter(patient=patient, sha256=locked.sha256, withdrawn_at__isnull=True)
-                 .order_by("uploaded_at", "id").first())
+        there = selectors.scan_of_slice(patient_id=patient.pk, sha256=locked.sha256)
         if there is not None:
             raise ValidationError({"patient": [
                 f"{patient.name} already has this slice as scan #{there.pk} (uploaded "

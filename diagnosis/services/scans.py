@@ -149,8 +149,7 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
         ]})
     digest = _sha256(checked.data)
     # The same slice twice for one patient is a resent form or a retried request, not a new scan.
-    earlier = (Scan.objects.filter(patient=patient, sha256=digest, withdrawn_at__isnull=True)
-               .order_by("uploaded_at", "id").first())
+    earlier = selectors.scan_of_slice(patient_id=patient.pk, sha256=digest)
     if earlier is not None:
         raise ValidationError({"image": [
             f"This slice is already stored for this patient as scan {earlier.pk} (uploaded "

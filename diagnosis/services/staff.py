@@ -18,6 +18,7 @@ from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
+from .. import selectors
 from ..models import Membership, Organization, RecoveryCodes, StaffChange
 from .logins import login_failures_clear
 from .organizations import check_role, check_username
@@ -203,9 +204,15 @@ def member_two_factor_reset(*, organization: Organization, member: AbstractBaseU
     where the organization requires it)."""
     membership = _locked_membership(organization=organization, member=member)
     _refuse_self(member=member, by=by, what="reset two-factor authentication for")
-    RecoveryCodes.objects.filter(user=membership.user).delete()  # they belonged to the lost phone's setup
-    if TOTPDevice.objects.filter(user=membership.user).delete()[0]:
+    if _authenticator_remove(user=membership.user):
         _record(organization=organization, member=membership.user, by=by, action=Action.TWO_FACTOR_RESET)
+
+
+def _authenticator_remove(*, user: AbstractBaseUser) -> bool:
+    """Remove the user's authenticator and the recovery codes that belonged to its setup; False when there
+    was no authenticator."""
+    RecoveryCodes.objects.filter(user=user).delete()
+    return TOTPDevice.objects.filter(user=user).delete()[0] > 0
 
 
 @transaction.atomic
@@ -217,10 +224,9 @@ def two_factor_reset_on_server(*, user: AbstractBaseUser, reason: str) -> bool:
     reason = " ".join((reason or "").split())
     if not reason:
         raise ValidationError("Say why, e.g. \"lost phone, identity checked in person by the IT service desk\".")
-    RecoveryCodes.objects.filter(user=user).delete()  # they belonged to the lost phone's setup
-    if not TOTPDevice.objects.filter(user=user).delete()[0]:
+    if not _authenticator_remove(user=user):
         return False
-    membership = Membership.objects.filter(user=user).select_related("organization").first()
+    membership = selectors.membership_of(user)
     if membership is not None:
         _record(organization=membership.organization, member=user, by=None, action=Action.TWO_FACTOR_RESET,
                 detail=f"on the server: {reason}")

@@ -37,12 +37,18 @@ def check_not_withdrawn(scan: Scan) -> None:
         raise ValidationError(withdrawn_message(scan), code="withdrawn")
 
 
-def _checked_reason(*, scan: Scan, user: AbstractBaseUser, reason: str, verb: str, done: str, example: str) -> str:
+def check_may_change(*, scan: Scan, user: AbstractBaseUser, action: str) -> None:
+    """Withdrawing, restoring and filing elsewhere are for the clinician who uploaded the scan or an
+    administrator of its organization; ``action`` completes "can ...", e.g. "withdraw it"."""
     membership = selectors.membership_of(user)
     if membership is None or membership.organization_id != scan.patient.organization_id:
         raise ValidationError({"scan": ["No such scan in your organization."]})
     if not selectors.scan_may_withdraw(user=user, scan=scan):
-        raise PermissionDenied(f"Only the clinician who uploaded this scan or an administrator can {verb} it.")
+        raise PermissionDenied(f"Only the clinician who uploaded this scan or an administrator can {action}.")
+
+
+def cleaned_reason(reason: str, *, done: str, example: str) -> str:
+    """The reason with its white space evened out; refused when empty or too long."""
     reason = " ".join((reason or "").split())
     if not reason:
         raise ValidationError({"reason": [f"Say why the scan is {done}, e.g. \"{example}\"."]})
@@ -54,8 +60,8 @@ def _checked_reason(*, scan: Scan, user: AbstractBaseUser, reason: str, verb: st
 def scan_withdraw(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
     """Withdraw the scan as entered in error, with the reason. Only the clinician who uploaded it or an
     administrator of its organization may; a diagnosis still pending is failed with that reason."""
-    reason = _checked_reason(scan=scan, user=user, reason=reason, verb="withdraw", done="withdrawn",
-                             example="uploaded for the wrong patient")
+    check_may_change(scan=scan, user=user, action="withdraw it")
+    reason = cleaned_reason(reason, done="withdrawn", example="uploaded for the wrong patient")
     with transaction.atomic():
         scan = Scan.objects.select_for_update(of=("self",)).select_related("withdrawn_by").get(pk=scan.pk)
         check_not_withdrawn(scan)
@@ -83,19 +89,18 @@ def scan_restore(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
     figures and training. The same people may as may withdraw it. Refused while the same slice, uploaded
     again for the patient, is on record: the patient would have it twice. A diagnosis the withdrawal
     failed stays failed; "Diagnose again" asks for a new one."""
-    reason = _checked_reason(scan=scan, user=user, reason=reason, verb="restore", done="restored",
-                             example="withdrawn by mistake instead of the scan before it")
+    check_may_change(scan=scan, user=user, action="restore it")
+    reason = cleaned_reason(reason, done="restored", example="withdrawn by mistake instead of the scan before it")
     with transaction.atomic():
         scan = Scan.objects.select_for_update(of=("self",)).get(pk=scan.pk)
         if not scan.is_withdrawn:
             raise ValidationError({"reason": ["This scan is not withdrawn."]})
-        again = (Scan.objects.filter(patient_id=scan.patient_id, sha256=scan.sha256, withdrawn_at__isnull=True)
-                 .exclude(pk=scan.pk).order_by("uploaded_at").first())
+        again = selectors.scan_of_slice(patient_id=scan.patient_id, sha256=scan.sha256, exclude=scan)
         if again is not None:
             raise ValidationError({"reason": [
                 f"The same slice was uploaded again for this patient as scan #{again.pk}: restored, it would be on "
                 "record twice. Withdraw that one first if this one should stand."]})
-        copy = scan.refiled_copies.filter(withdrawn_at__isnull=True).select_related("patient").first()
+        copy = selectors.scan_refiling_standing(scan=scan)
         if copy is not None:
             raise ValidationError({"reason": [
                 f"This slice was filed for {copy.patient.name} as scan #{copy.pk}: restored, it would be on record "

@@ -152,7 +152,7 @@ def _withdrawal_step(request: HttpRequest, pk: int, form_class, service, done: s
 @post_only("diagnosis:scan_detail")
 def scan_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     if request.POST.get("mrn", "").strip():
-        return _refile_step(request, pk, WithdrawForm, form_name="withdraw_form")
+        return _refile_step(request, scan_or_404(request, pk), WithdrawForm, form_name="withdraw_form")
     return _withdrawal_step(request, pk, WithdrawForm, services.scan_withdraw, form_name="withdraw_form",
                             done="The scan is withdrawn. If the slice was meant for another patient, file it for "
                                  "them below.")
@@ -166,13 +166,12 @@ def scan_refile(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "This scan is not withdrawn: withdraw it with the reason, and give the right "
                                 "patient's MRN beside it.")
         return redirect("diagnosis:scan_detail", pk=scan.pk)
-    return _refile_step(request, pk, RefileForm, form_name="refile_form")
+    return _refile_step(request, scan, RefileForm, form_name="refile_form")
 
 
-def _refile_step(request: HttpRequest, pk: int, form_class, form_name: str) -> HttpResponse:
+def _refile_step(request: HttpRequest, scan: Scan, form_class, form_name: str) -> HttpResponse:
     """Withdraw the scan if it is not yet withdrawn, file its slice for the patient of the MRN given, and
     open the new scan."""
-    scan = scan_or_404(request, pk)
     form = form_class(request.POST)
     if form.is_valid():
         mrn = form.cleaned_data["mrn"]
@@ -194,7 +193,7 @@ def _refile_step(request: HttpRequest, pk: int, form_class, form_name: str) -> H
                 messages.success(request, f"The slice is filed for {patient.name} as this new scan, and its diagnosis "
                                           f"is on the way. Scan #{scan.pk} stays withdrawn with {scan.patient.name}.")
                 return redirect("diagnosis:scan_detail", pk=copy.pk)
-    return _render_scan(request, scan_or_404(request, pk), status=400, **{form_name: form})
+    return _render_scan(request, scan, status=400, **{form_name: form})
 
 
 @member_required
