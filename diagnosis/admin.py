@@ -5,8 +5,8 @@ from django.http import HttpRequest
 from . import services
 from .auth import AdminLoginForm
 from .models import (
-    LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review,
-    Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
+    LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, PatientMerge,
+    Prediction, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
 )
 
 
@@ -52,10 +52,14 @@ class PatientAdmin(admin.ModelAdmin):
     inlines = [PatientChangeInline]
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
-        # Corrections go through the patient page or the API, which record who changed what.
+        # Corrections and merges go through the patient page or the API, which record who did what and move
+        # the scans with a merge.
         if obj is not None:
-            return ["organization", "mrn", "name", "birth_date", "sex"]
+            return ["organization", "mrn", "name", "birth_date", "sex", "merged_into"]
         return []
+
+    def get_exclude(self, request: HttpRequest, obj=None) -> list[str]:
+        return ["merged_into"] if obj is None else []
 
 
 class AuditLogAdmin(admin.ModelAdmin):
@@ -69,6 +73,14 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+@admin.register(PatientMerge)
+class PatientMergeAdmin(AuditLogAdmin):
+    list_display = ["merged_at", "duplicate", "into", "merged_by", "reason", "undone_at"]
+    list_filter = ["into__organization"]
+    search_fields = ["duplicate__mrn", "into__mrn", "duplicate__name", "into__name"]
+    list_select_related = ["duplicate", "into", "merged_by"]
 
 
 @admin.register(PatientAccess)

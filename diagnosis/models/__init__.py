@@ -21,6 +21,7 @@ from .records import (
     Patient,
     PatientAccess,
     PatientChange,
+    PatientMerge,
     Prediction,
     Review,
     Scan,
@@ -34,7 +35,7 @@ __all__ = [
     "WEBHOOK_EVENTS",
     "all_webhook_events",
     "FORMAT_EXTENSIONS", "ClassHeatmap", "LoginFailure", "Membership", "ModelVersion", "Organization", "Patient",
-    "PatientAccess", "PatientChange", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
+    "PatientAccess", "PatientChange", "PatientMerge", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
     "WebhookDelivery", "WorkerHeartbeat",
     "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",
 ]

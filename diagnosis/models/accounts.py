@@ -16,6 +16,8 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "review.saved": "Clinician reviews (the AI result confirmed or corrected)",
     "scan.withdrawn": "Withdrawn scans",
     "scan.restored": "Restored scans (a withdrawal undone)",
+    "patient.merged": "Merged patient records (a person registered twice)",
+    "patient.unmerged": "Patient merges undone",
 }
 
 

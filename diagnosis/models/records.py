@@ -30,6 +30,11 @@ class Patient(models.Model):
     birth_date = models.DateField()
     sex = models.CharField(max_length=1, choices=Sex.choices, default=Sex.UNKNOWN)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # A second record of one person (registered twice): its scans moved to this one, and it stays, read-only,
+    # so that its MRN, corrections and access log still answer for what was done under it.
+    merged_into = models.ForeignKey("self", on_delete=models.PROTECT, related_name="merged_records",
+                                    null=True, blank=True,
+                                    help_text="The record of the same person this duplicate was merged into.")
 
     class Meta:
         ordering = ["name", "mrn"]
@@ -72,6 +77,28 @@ class PatientChange(models.Model):
 
         return [(labels[key], shown(key, self.before.get(key)), shown(key, self.after.get(key)))
                 for key in labels if key in self.after]
+
+
+class PatientMerge(models.Model):
+    """One merge of a duplicate record into the record of the same person, and, when it was a mistake, its
+    undoing: who, when, why, and which scans moved (the ones an undoing moves back)."""
+
+    duplicate = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="merges_away")
+    into = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="merges_in")
+    merged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    merged_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=200)
+    scans = models.JSONField(default=list, help_text="Ids of the scans that moved to the surviving record.")
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                  null=True, blank=True)
+    undo_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-merged_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Patient {self.duplicate_id} merged into patient {self.into_id} at {self.merged_at:%Y-%m-%d %H:%M}"
 
 
 class PatientAccess(models.Model):

@@ -18,6 +18,7 @@ from .records import (
     patient_changes,
     patient_get,
     patient_list,
+    patient_record_ids,
     patient_version,
     prediction_latest,
     prediction_uncertainty,
@@ -32,6 +33,7 @@ from .records import (
     scan_withdrawals,
     worker_last_seen,
 )
+from .merges import patient_former_mrns, patient_merge_standing, patient_merges, patient_slices_on_both
 from .reliability import ClassReliability, Reliability, label_reliability_text, model_reliability
 from .staff import (
     member_accesses,
@@ -92,7 +94,12 @@ __all__ = [
     "patient_accesses",
     "patient_changes",
     "patient_get",
+    "patient_former_mrns",
     "patient_list",
+    "patient_merge_standing",
+    "patient_merges",
+    "patient_record_ids",
+    "patient_slices_on_both",
     "patient_version",
     "prediction_latest",
     "prediction_uncertainty",

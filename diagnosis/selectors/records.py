@@ -19,26 +19,34 @@ from ..models import (
 from .tenancy import UserLike, _organization_id, membership_of
 
 
-def patient_list(*, user: UserLike, search: str | None = None, mrn: str | None = None) -> QuerySet[Patient]:
+def patient_list(
+    *, user: UserLike, search: str | None = None, mrn: str | None = None, include_merged: bool = False
+) -> QuerySet[Patient]:
     """The organization's patients; ``search`` matches part of a name or MRN, ``mrn`` one whole MRN (as
-    stored: surrounding spaces are not part of it), which is how a hospital system finds its patient."""
+    stored: surrounding spaces are not part of it), which is how a hospital system finds its patient.
+
+    Records merged into another are left out of lists and searches, since their scans are the other's now.
+    A whole-MRN lookup finds one all the same (its ``merged_into`` names the record to use): a hospital
+    system that still knows the patient by the retired MRN learns where they went."""
     organization_id = _organization_id(user)
     if organization_id is None:
         return Patient.objects.none()
-    patients = Patient.objects.filter(organization_id=organization_id)
+    patients = Patient.objects.filter(organization_id=organization_id).select_related("merged_into")
     search = (search or "").strip()
     if "\x00" in search or "\x00" in (mrn or ""):
         # Forms refuse NUL, so no stored name or MRN holds one; PostgreSQL would refuse the query.
         return Patient.objects.none()
     if mrn is not None:
         patients = patients.filter(mrn=mrn.strip())
+    elif not include_merged:
+        patients = patients.filter(merged_into__isnull=True)
     if search:
         patients = patients.filter(Q(name__icontains=search) | Q(mrn__icontains=search))
     return patients.order_by("name", "mrn", "id")
 
 
 def patient_get(*, user: UserLike, pk: int) -> Patient | None:
-    return patient_list(user=user).filter(pk=pk).first()
+    return patient_list(user=user, include_merged=True).filter(pk=pk).first()
 
 
 def patient_version(*, patient: Patient) -> str:
@@ -54,8 +62,20 @@ def patient_changes(*, patient: Patient) -> QuerySet[PatientChange]:
 
 
 def patient_accesses(*, patient: Patient) -> QuerySet[PatientAccess]:
-    """Every opening of the patient's record, scans, images and reports, newest first."""
-    return PatientAccess.objects.filter(patient=patient).select_related("user").order_by("-at", "-id")
+    """Every opening of the patient's record, scans, images and reports, newest first, with the openings
+    of records merged into it (they were this person's too)."""
+    return PatientAccess.objects.filter(patient_id__in=patient_record_ids(patient=patient)).select_related(
+        "user", "patient").order_by("-at", "-id")
+
+
+def patient_record_ids(*, patient: Patient) -> list[int]:
+    """The patient's id and those of the records merged into it, directly or through another merged one."""
+    ids, frontier = [patient.pk], [patient.pk]
+    while frontier:
+        # Merges are few and chains short; the loop ends because a record is merged into one other at most.
+        frontier = list(Patient.objects.filter(merged_into_id__in=frontier).values_list("pk", flat=True))
+        ids.extend(frontier)
+    return ids
 
 
 def _predictions_newest_first() -> Prefetch:

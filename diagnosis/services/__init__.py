@@ -16,6 +16,7 @@ from .organizations import api_token_rotate, member_get_or_create, organization_
 from .heartbeats import worker_heartbeat_record
 from .logins import login_failure_record, login_failures_clear, login_wait_seconds
 from .patients import PatientChangedMeanwhile, patient_create, patient_update
+from .merges import check_mergeable, check_not_merged, merged_message, patient_merge, patient_merge_undo
 from .reviews import review_create, reviewed_scans_export
 from .staff import (
     member_api_token_issue,
@@ -44,6 +45,8 @@ from .webhooks import (
     WebhookNotDelivered,
     diagnosis_finished_notify,
     review_saved_notify,
+    patient_merged_notify,
+    patient_unmerged_notify,
     scan_restored_notify,
     scan_withdrawn_notify,
     webhook_deliver,
@@ -111,6 +114,11 @@ __all__ = [
     "patient_access_record",
     "patient_create",
     "patient_update",
+    "check_mergeable",
+    "check_not_merged",
+    "merged_message",
+    "patient_merge",
+    "patient_merge_undo",
     "worker_heartbeat_record",
     "PatientChangedMeanwhile",
     "prediction_create",
@@ -129,6 +137,8 @@ __all__ = [
     "WebhookNotDelivered",
     "diagnosis_finished_notify",
     "review_saved_notify",
+    "patient_merged_notify",
+    "patient_unmerged_notify",
     "scan_restored_notify",
     "scan_withdrawn_notify",
     "webhook_deliver",

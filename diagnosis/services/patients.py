@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import Organization, Patient, PatientChange
+from .merges import merged_message
 
 
 EARLIEST_BIRTH_DATE = datetime.date(1900, 1, 1)
@@ -112,7 +113,11 @@ def patient_update(
     """
     given = {"mrn": mrn, "name": name, "birth_date": birth_date, "sex": sex}
     with transaction.atomic():
-        stored = Patient.objects.select_for_update().select_related("organization").get(pk=patient.pk)
+        stored = Patient.objects.select_for_update(of=("self",)).select_related("organization", "merged_into").get(
+            pk=patient.pk)
+        if stored.merged_into_id is not None:
+            # Its details are what the hospital's systems knew it by; the record that stays is corrected instead.
+            raise ValidationError(f"{merged_message(stored)} Correct the details there.")
         if expected_version is not None and expected_version != selectors.patient_version(patient=stored):
             last = PatientChange.objects.filter(patient=stored).select_related("changed_by").order_by(
                 "-changed_at", "-id").first()

@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import Patient, Scan
-from .scans import same_patient_id, scan_create
+from .merges import check_not_merged
+from .scans import names_patient, scan_create
 from .withdrawals import check_may_change, cleaned_reason, withdraw_locked
 
 logger = logging.getLogger(__name__)
@@ -37,11 +38,12 @@ def scan_refile(*, scan: Scan, patient: Patient, user: AbstractBaseUser, reason:
     check_may_change(scan=scan, user=user, action="file it for another patient")
     if patient.organization_id != scan.patient.organization_id:
         raise ValidationError({"patient": ["No such patient in your organization."]})
+    check_not_merged(patient)
     if patient.pk == scan.patient_id:
         raise ValidationError({"patient": [
             f"This scan is already {patient.name}'s: choose the patient the slice was meant for."]})
     if scan.dicom_patient_id and settings.KIDNEYWEB_DICOM_PATIENT_ID_CHECK \
-            and not same_patient_id(scan.dicom_patient_id, patient.mrn):
+            and not names_patient(scan.dicom_patient_id, patient):
         # The rule its upload was held to: a header that names the first patient says the slice is theirs.
         raise ValidationError({"patient": [
             f"This slice came as DICOM whose header names patient ID {scan.dicom_patient_id!r}, but {patient.name}'s "

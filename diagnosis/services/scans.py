@@ -23,6 +23,7 @@ from ..models import ModelVersion, Patient, Prediction, Scan, heatmap_upload_to
 from ..validators import validate_scan_image
 from .sweeps import resend_stale
 from .webhooks import diagnosis_finished_notify
+from .merges import check_not_merged
 from .withdrawals import check_not_withdrawn
 
 logger = logging.getLogger(__name__)
@@ -137,12 +138,13 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
     membership = selectors.membership_of(uploaded_by)
     if membership is None or membership.organization_id != patient.organization_id:
         raise ValidationError({"patient": ["The patient does not belong to your organization."]})
+    check_not_merged(patient)
     try:
         checked = validate_scan_image(file)
     except ValidationError as exc:
         raise ValidationError({"image": exc.messages}) from None
     if checked.dicom_patient_id and settings.KIDNEYWEB_DICOM_PATIENT_ID_CHECK \
-            and not same_patient_id(checked.dicom_patient_id, patient.mrn):
+            and not names_patient(checked.dicom_patient_id, patient):
         raise ValidationError({"image": [
             f"This DICOM slice's header names patient ID {checked.dicom_patient_id!r}, but {patient.name}'s MRN is "
             f"{patient.mrn!r}: check that you chose the right patient. Nothing was stored."
@@ -179,12 +181,24 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
             scan.image.save("upload", ContentFile(checked.data), save=False)
             stored_name = scan.image.name
             scan.save()
+            # Checked again now that the scan's row holds a key-share lock on the patient's: a merge that
+            # committed since the check above would otherwise leave this scan on the retired record.
+            if Patient.objects.filter(pk=patient.pk, merged_into__isnull=False).exists():
+                check_not_merged(Patient.objects.select_related("merged_into").get(pk=patient.pk))
             prediction_create(scan=scan, model_version=model_version)
     except BaseException:
         if stored_name:
             scan.image.storage.delete(stored_name)
         raise
     return scan
+
+
+def names_patient(dicom_id: str, patient: Patient) -> bool:
+    """Whether a DICOM PatientID names this patient: by their MRN, or by the MRN of a record merged into
+    theirs, which the hospital's systems may still send."""
+    if same_patient_id(dicom_id, patient.mrn):
+        return True
+    return any(same_patient_id(dicom_id, mrn) for mrn in selectors.patient_former_mrns(patient=patient))
 
 
 def same_patient_id(dicom_id: str, mrn: str) -> bool:

@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .. import selectors
-from ..models import WEBHOOK_EVENTS, Organization, Prediction, Review, Scan, StaffChange, WebhookDelivery
+from ..models import WEBHOOK_EVENTS, Organization, Patient, PatientMerge, Prediction, Review, Scan, StaffChange, WebhookDelivery
 from .sweeps import resend_stale
 
 logger = logging.getLogger(__name__)
@@ -176,6 +176,30 @@ def scan_withdrawn_notify(*, scan: Scan, refiled_as: Scan | None = None) -> Webh
     return _event(organization_id=scan.patient.organization_id, event="scan.withdrawn", data={
         **_scan_data(scan), "reason": scan.withdrawal_reason,
         "refiled_as": _scan_data(refiled_as)["scan"] if refiled_as is not None else None,
+    })
+
+
+def _patient_data(patient: Patient) -> dict[str, Any]:
+    return {"id": patient.pk, "mrn": patient.mrn, "api_path": reverse("api:patient-detail", kwargs={"pk": patient.pk})}
+
+
+def _merge_data(merge: PatientMerge) -> dict[str, Any]:
+    return {"duplicate": _patient_data(merge.duplicate), "into": _patient_data(merge.into), "scans": merge.scans}
+
+
+def patient_merged_notify(*, merge: PatientMerge) -> WebhookDelivery | None:
+    """A duplicate record merged into the record of the same person: its scans (``scans``) are that
+    record's now, and a hospital system files them under it."""
+    return _event(organization_id=merge.into.organization_id, event="patient.merged", data={
+        **_merge_data(merge), "reason": merge.reason, "merged_by": merge.merged_by.get_username(),
+    })
+
+
+def patient_unmerged_notify(*, merge: PatientMerge, moved_back: list[int]) -> WebhookDelivery | None:
+    """A merge undone: the scans in ``moved_back`` are the duplicate record's again."""
+    return _event(organization_id=merge.into.organization_id, event="patient.unmerged", data={
+        **_merge_data(merge), "scans": moved_back, "reason": merge.undo_reason,
+        "undone_by": merge.undone_by.get_username() if merge.undone_by_id else None,
     })
 
 

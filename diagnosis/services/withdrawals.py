@@ -47,11 +47,11 @@ def check_may_change(*, scan: Scan, user: AbstractBaseUser, action: str) -> None
         raise PermissionDenied(f"Only the clinician who uploaded this scan or an administrator can {action}.")
 
 
-def cleaned_reason(reason: str, *, done: str, example: str) -> str:
+def cleaned_reason(reason: str, *, done: str, example: str, subject: str = "the scan") -> str:
     """The reason with its white space evened out; refused when empty or too long."""
     reason = " ".join((reason or "").split())
     if not reason:
-        raise ValidationError({"reason": [f"Say why the scan is {done}, e.g. \"{example}\"."]})
+        raise ValidationError({"reason": [f"Say why {subject} is {done}, e.g. \"{example}\"."]})
     if len(reason) > MAX_REASON:
         raise ValidationError({"reason": [f"The reason is {len(reason)} characters long; the limit is {MAX_REASON}."]})
     return reason

@@ -14,7 +14,8 @@ def admin_client(client, db):
     return client
 
 
-@pytest.mark.parametrize("model", ["organization", "membership", "patient", "scan", "prediction", "modelversion", "review"])
+@pytest.mark.parametrize("model", ["organization", "membership", "patient", "scan", "prediction", "modelversion", "review",
+                                   "patientmerge"])
 def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
     prediction = PredictionFactory()
     objects = {
@@ -25,10 +26,20 @@ def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
         "prediction": prediction,
         "modelversion": prediction.model_version,
         "review": ReviewFactory(),
+        "patientmerge": _merge(),
     }
 
     assert admin_client.get(reverse(f"admin:diagnosis_{model}_changelist")).status_code == 200
     assert admin_client.get(reverse(f"admin:diagnosis_{model}_change", args=[objects[model].pk])).status_code == 200
+
+
+def _merge():
+    from .factories import PatientFactory
+
+    boss = MembershipFactory(role="admin")
+    duplicate = PatientFactory(organization=boss.organization)
+    into = PatientFactory(organization=boss.organization, birth_date=duplicate.birth_date)
+    return services.patient_merge(duplicate=duplicate, into=into, user=boss.user, reason="registered twice")
 
 
 def test_the_activate_action_switches_the_active_model_version(admin_client):
@@ -45,7 +56,7 @@ def test_the_activate_action_switches_the_active_model_version(admin_client):
     assert not old.is_active
 
 
-def test_the_admin_shows_a_patients_corrections_and_does_not_edit_details_around_them(admin_client):
+def test_the_admin_shows_a_patients_corrections_and_does_not_edit_details_or_merge_around_them(admin_client):
     from diagnosis import services
     from diagnosis.models import Patient
 
@@ -59,15 +70,17 @@ def test_the_admin_shows_a_patients_corrections_and_does_not_edit_details_around
     page = admin_client.get(url).content.decode()
     # A complete form: were the details editable here, this post would change them.
     change = patient.changes.get()
+    other = PatientFactory(organization=patient.organization)
+    assert 'name="merged_into' not in page
     response = admin_client.post(url, {
         "organization": patient.organization_id, "name": "Someone Else", "mrn": "Z-9", "birth_date": "1970-01-01",
-        "sex": "M", "changes-TOTAL_FORMS": "1", "changes-INITIAL_FORMS": "1", "changes-MIN_NUM_FORMS": "0",
+        "sex": "M", "merged_into": other.pk, "changes-TOTAL_FORMS": "1", "changes-INITIAL_FORMS": "1", "changes-MIN_NUM_FORMS": "0",
         "changes-MAX_NUM_FORMS": "1000", "changes-0-id": change.pk, "changes-0-patient": patient.pk})
 
     assert response.status_code == 302  # saved, with nothing to save
     assert "Ada Lovelce" in page  # the recorded old value
     stored = Patient.objects.get(pk=patient.pk)
-    assert (stored.name, stored.mrn) == ("Ada Lovelace", "A-1")
+    assert (stored.name, stored.mrn, stored.merged_into) == ("Ada Lovelace", "A-1", None)
 
 
 def test_staff_changes_are_listed_read_only(admin_client, organization, boss):

@@ -14,6 +14,10 @@ from .factories import token_client
 
 SETTINGS = "/api/v1/notifications/settings/"
 
+# Sent until an administrator chooses otherwise.
+EVERY_EVENT = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored", "patient.merged",
+               "patient.unmerged"]
+
 
 @pytest.fixture
 def api(boss):
@@ -38,9 +42,9 @@ def test_setting_the_address_answers_its_secret_once_and_reading_it_back_does_no
     assert openapi.mismatches(openapi.load(client), SETTINGS, "put", response) == []
     organization.refresh_from_db()
     assert response.json() == {"url": "https://ris.example.org/kidneyweb", "secret": organization.webhook_secret,
-                               "events": ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored"]}
+                               "events": EVERY_EVENT}
     again = api.get(SETTINGS)
-    assert again.json() == {"url": "https://ris.example.org/kidneyweb", "events": ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored"]}
+    assert again.json() == {"url": "https://ris.example.org/kidneyweb", "events": EVERY_EVENT}
     assert openapi.mismatches(openapi.load(client), SETTINGS, "get", again) == []
     assert StaffChange.objects.get().detail == "result notifications to ris.example.org (new secret)"
 
@@ -61,7 +65,7 @@ def test_an_empty_address_turns_notifications_off(api, organization):
 
     response = api.put(SETTINGS, {"url": ""}, format="json")
 
-    assert response.json() == {"url": "", "secret": None, "events": ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored"]}
+    assert response.json() == {"url": "", "secret": None, "events": EVERY_EVENT}
     organization.refresh_from_db()
     assert organization.webhook_url == "" and organization.webhook_secret == ""
 

@@ -39,3 +39,26 @@ def test_scans_withdrawn_before_the_history_existed_get_their_withdrawal_as_its_
     assert entries == [{"scan_id": withdrawn.pk, "reason": "wrong patient", "restored_at": None}]
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_organizations_that_chose_every_event_are_told_of_merges_and_others_keep_their_choice(transactional_db):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    before, after = [("diagnosis", "0023_scan_dicom_patient_id")], [("diagnosis", "0024_patient_merge")]
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    Organization = old.get_model("diagnosis", "Organization")
+    every = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored"]
+    everything = Organization.objects.create(name="A", slug="a", webhook_events=every)
+    reviews_only = Organization.objects.create(name="B", slug="b", webhook_events=["review.saved"])
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps.get_model("diagnosis", "Organization")
+
+    assert new.objects.get(pk=everything.pk).webhook_events == [*every, "patient.merged", "patient.unmerged"]
+    assert new.objects.get(pk=reviews_only.pk).webhook_events == ["review.saved"]
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

@@ -13,6 +13,10 @@ from diagnosis.models import Prediction, StaffChange, WebhookDelivery
 
 from .factories import DonePredictionFactory, PatientFactory, PredictionFactory, ScanFactory
 
+# Sent until an administrator chooses otherwise.
+EVERY_EVENT = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored", "patient.merged",
+               "patient.unmerged"]
+
 
 @pytest.fixture
 def allow_http(settings):
@@ -304,7 +308,7 @@ def test_an_unknown_event_is_refused_by_name(organization, boss, hooked):
     with pytest.raises(ValidationError, match="Unknown event scan.deleted"):
         services.webhook_events_set(organization=organization, events=["scan.deleted", "diagnosis.finished"], by=boss)
     organization.refresh_from_db()
-    assert organization.webhook_events == ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored"]
+    assert organization.webhook_events == EVERY_EVENT
 
 
 def test_a_review_is_notified_with_the_reading_and_without_the_comment(organization, clinician, hooked, receiver):

@@ -8,6 +8,10 @@ from diagnosis.models import WebhookDelivery
 
 URL = "https://ris.example.org/kidneyweb"
 
+# Sent until an administrator chooses otherwise.
+EVERY_EVENT = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored", "patient.merged",
+               "patient.unmerged"]
+
 
 @pytest.fixture
 def admin_client(client, boss):
@@ -134,7 +138,7 @@ def test_the_events_sent_are_chosen_with_checkboxes_and_the_secret_stays(admin_c
     organization.refresh_from_db()
     secret = organization.webhook_secret
     page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
-    assert page.count('name="events"') == 4 and page.count("checked") >= 4  # all sent until chosen otherwise
+    assert page.count('name="events"') == 6 and page.count("checked") >= 6  # all sent until chosen otherwise
 
     response = admin_client.post(reverse("diagnosis:staff_webhook_events"), {"events": ["diagnosis.finished"]},
                                  follow=True)
@@ -151,4 +155,4 @@ def test_an_unknown_event_is_a_form_error(admin_client, organization):
 
     assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
     organization.refresh_from_db()
-    assert organization.webhook_events == ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored"]
+    assert organization.webhook_events == EVERY_EVENT
