@@ -93,6 +93,24 @@ class RestoreForm(forms.Form):
     )
 
 
+class PatientMergeForm(forms.Form):
+    mrn = _mrn_field(required=True, label="MRN of the record that stays",
+                     help_text="The other record of this person: this record's scans move there.")
+    reason = forms.CharField(
+        label="Why", max_length=200, widget=forms.TextInput(attrs={"dir": "auto"}),
+        help_text="Recorded with the merge, e.g. \"registered twice, in the emergency department\".",
+    )
+    # Set by the confirmation page, which shows both records side by side before anything moves.
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
+class PatientMergeUndoForm(forms.Form):
+    reason = forms.CharField(
+        label="Why", max_length=200, widget=forms.TextInput(attrs={"dir": "auto"}),
+        help_text="Recorded with the merge, e.g. \"two people with the same name and birth date\".",
+    )
+
+
 class ReviewForm(forms.Form):
     label = forms.ChoiceField(label="True class", widget=forms.RadioSelect)
     comment = MultilineField(

@@ -2,7 +2,9 @@
 objects of other organizations answer 404 exactly like missing ones."""
 
 from .common import member_required, organization_admin_required
-from .patients import patient_create, patient_detail, patient_edit, patient_list, scan_upload
+from .patients import (
+    patient_create, patient_detail, patient_edit, patient_list, patient_merge, patient_unmerge, scan_upload,
+)
 from .scans import (
     prediction_state,
     scan_detail,
@@ -47,6 +49,8 @@ __all__ = [
     "patient_edit",
     "patient_detail",
     "patient_list",
+    "patient_merge",
+    "patient_unmerge",
     "prediction_state",
     "scan_detail",
     "scan_heatmap",

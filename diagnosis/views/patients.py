@@ -13,9 +13,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import selectors, services
-from ..forms import PatientEditForm, PatientForm, ScanUploadForm
+from ..forms import PatientEditForm, PatientForm, PatientMergeForm, PatientMergeUndoForm, ScanUploadForm
 from ..models import Patient, PatientAccess
-from .common import add_service_errors, member_required, patient_or_404, post_only
+from .common import add_service_errors, member_required, organization_admin_required, patient_or_404, post_only
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,12 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.patient_list(user=request.user, search=query), PATIENTS_PER_PAGE).get_page(
         request.GET.get("page")
     )
+    # A record merged into another is out of the list; someone who searches its MRN is told where it went.
+    merged = selectors.patient_list(user=request.user, mrn=query).filter(merged_into__isnull=False).first() \
+        if query else None
     return render(request, "diagnosis/patient_list.html",
-                  {"page": page, "query": query, "page_query": urlencode({"q": query}) if query else ""})
+                  {"page": page, "query": query, "page_query": urlencode({"q": query}) if query else "",
+                   "merged": merged})
 
 
 @member_required
@@ -54,6 +58,9 @@ def patient_create(request: HttpRequest) -> HttpResponse:
 def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Correct a patient's details; an invalid or duplicate value shows on the form and changes nothing."""
     patient = patient_or_404(request, pk)
+    if patient.merged_into_id is not None:
+        messages.error(request, f"{services.merged_message(patient)} Correct the details there.")
+        return redirect("diagnosis:patient_detail", pk=patient.pk)
     initial = {"mrn": patient.mrn, "name": patient.name, "birth_date": patient.birth_date, "sex": patient.sex,
                "expected_version": selectors.patient_version(patient=patient)}
     form = PatientEditForm(request.POST or None, initial=initial)
@@ -80,13 +87,16 @@ PAGE_ACCESSES = 50  # the latest; the API and the Django admin list them all
 
 
 def _render_patient(
-    request: HttpRequest, patient: Patient, form: ScanUploadForm, status: int = 200, refused: list | None = None
+    request: HttpRequest, patient: Patient, form: ScanUploadForm, status: int = 200, refused: list | None = None,
+    merge_form: PatientMergeForm | None = None, undo_form: PatientMergeUndoForm | None = None,
 ) -> HttpResponse:
     scans = list(selectors.scan_list(user=request.user, patient=patient))
     # Who opened the record is for the organization's administrators (privacy review), not every reader.
     accesses = None
-    if selectors.is_organization_admin(request.user):
+    admin = selectors.is_organization_admin(request.user)
+    if admin:
         accesses = list(selectors.patient_accesses(patient=patient)[:PAGE_ACCESSES])
+    merged = patient.merged_into_id is not None
     return render(
         request,
         "diagnosis/patient_detail.html",
@@ -99,6 +109,10 @@ def _render_patient(
             "withdrawn": [scan for scan in scans if scan.is_withdrawn],
             "form": form,
             "refused": refused or [],
+            "merges": selectors.patient_merges(patient=patient),
+            "merge_standing": selectors.patient_merge_standing(duplicate=patient) if merged else None,
+            "merge_form": (merge_form or PatientMergeForm()) if admin and not merged else None,
+            "undo_form": (undo_form or PatientMergeUndoForm()) if admin and merged else None,
         },
         status=status,
     )
@@ -146,3 +160,51 @@ def scan_upload(request: HttpRequest, pk: int) -> HttpResponse:
     if created:
         messages.success(request, f"{len(created)} of {len(created) + len(refused)} files uploaded.")
     return _render_patient(request, patient, ScanUploadForm(), status=400, refused=refused)
+
+
+@organization_admin_required
+@post_only("diagnosis:patient_detail")
+def patient_merge(request: HttpRequest, pk: int) -> HttpResponse:
+    """Merge this record into another record of the same person, after a page that shows both side by side."""
+    patient = patient_or_404(request, pk)
+    form = PatientMergeForm(request.POST)
+    if form.is_valid():
+        mrn = form.cleaned_data["mrn"].strip()
+        into = selectors.patient_list(user=request.user, mrn=mrn).first()
+        if into is None:
+            form.add_error("mrn", f"No patient with MRN {mrn!r} in your organization.")
+        else:
+            try:
+                if not form.cleaned_data["confirmed"]:
+                    services.check_mergeable(duplicate=patient, into=into)
+                    return render(request, "diagnosis/patient_merge.html", {
+                        "patient": patient, "into": into, "form": form,
+                        "moving": selectors.scan_list(user=request.user, patient=patient).count(),
+                        "staying": selectors.scan_list(user=request.user, patient=into).count(),
+                    })
+                services.patient_merge(duplicate=patient, into=into, user=request.user,
+                                       reason=form.cleaned_data["reason"])
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                messages.success(request, f"The record with MRN {patient.mrn} is merged into this one: its scans are "
+                                          "here now. Undo the merge from that record's page if it was a mistake.")
+                return redirect("diagnosis:patient_detail", pk=into.pk)
+    return _render_patient(request, patient, ScanUploadForm(), status=400, merge_form=form)
+
+
+@organization_admin_required
+@post_only("diagnosis:patient_detail")
+def patient_unmerge(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = patient_or_404(request, pk)
+    form = PatientMergeUndoForm(request.POST)
+    if form.is_valid():
+        try:
+            services.patient_merge_undo(duplicate=patient, user=request.user, reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "The merge is undone: the scans it moved are back with this record, and it is "
+                                      "listed again.")
+            return redirect("diagnosis:patient_detail", pk=patient.pk)
+    return _render_patient(request, patient, ScanUploadForm(), status=400, undo_form=form)

@@ -1,0 +1,48 @@
+"""A person registered twice, in a real browser: an administrator merges the emergency department's temporary
+record into the hospital's record, checks both side by side first, then finds the retired MRN leading to the
+record that stays; on a tablet the comparison fits the screen."""
+
+import datetime
+
+from playwright.sync_api import expect
+
+from diagnosis.models import Membership, Scan
+
+from ..factories import PASSWORD, MembershipFactory, PatientFactory, ScanFactory
+from .conftest import TABLET, fits_without_horizontal_scrolling, log_in
+
+
+def test_an_administrator_merges_a_temporary_record_into_the_hospitals_record(page, organization, screenshot):
+    boss = MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss").user
+    born = datetime.date(1949, 3, 14)
+    kept = PatientFactory(organization=organization, name="Ada Lovelace", mrn="H-100200", birth_date=born)
+    temporary = PatientFactory(organization=organization, name="Ada Lovelace", mrn="ED-0007", birth_date=born)
+    scan = ScanFactory(patient=temporary, uploaded_by=boss)
+    log_in(page, "boss", PASSWORD)
+
+    page.goto(f"/patients/{temporary.pk}/")
+    page.locator("#merge summary").click()
+    page.get_by_label("MRN of the record that stays").fill("H-100200")
+    page.get_by_label("Why").fill("registered in the emergency department under a temporary MRN")
+    page.get_by_role("button", name="Compare the records").click()
+
+    expect(page.get_by_role("heading", name="Merge two records of one person?")).to_be_visible()
+    expect(page.locator("#merge-compare")).to_contain_text("ED-0007")
+    expect(page.locator("#merge-compare")).to_contain_text("H-100200")
+    page.set_viewport_size(TABLET)
+    assert fits_without_horizontal_scrolling(page)
+    screenshot(page, "patient-merge-compare")
+    assert Scan.objects.get().patient_id == temporary.pk  # nothing moved yet
+    page.get_by_role("button", name="Merge into MRN H-100200").click()
+
+    expect(page.get_by_text("The record with MRN ED-0007 is merged into this one")).to_be_visible()
+    expect(page.locator("#merges")).to_contain_text("registered in the emergency department")
+    expect(page.locator(f'a[href="/scans/{scan.pk}/"]').first).to_be_visible()
+    screenshot(page, "patient-merged")
+
+    page.goto("/patients/?q=ED-0007")
+    expect(page.locator("#merged-note")).to_contain_text("was merged into")
+    page.locator("#merged-note a").click()
+    expect(page.get_by_role("heading", name="Ada Lovelace")).to_be_visible()
+    expect(page.locator("#merges")).to_be_visible()
+    assert page.url.endswith(f"/patients/{kept.pk}/")
