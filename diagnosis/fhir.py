@@ -170,8 +170,12 @@ def scan_fhir_bundle(*, scan: Scan, base_url: str) -> dict[str, Any]:
     bundle.add(f"/scans/{scan.pk}", report)  # first: filled in below
     patient = bundle.add(f"/patients/{patient_record.pk}", {
         "resourceType": "Patient",
+        # The MRNs of records merged into this one are the person's retired identifiers: a receiving system
+        # that filed earlier results under one of them matches this patient by it.
         "identifier": [{"use": "usual", "type": _MRN_TYPE, "system": mrn_system(patient_record),
-                        "value": patient_record.mrn}],
+                        "value": patient_record.mrn}] + [
+            {"use": "old", "type": _MRN_TYPE, "system": mrn_system(patient_record), "value": mrn}
+            for mrn in selectors.patient_former_mrns(patient=patient_record)],
         "name": [{"text": patient_record.name}],
         "gender": _GENDER.get(patient_record.sex, "unknown"),
         "birthDate": patient_record.birth_date.isoformat(),

@@ -35,6 +35,12 @@ class MayReadAccessLog(IsOrganizationAdministrator):
     message = "Only administrators of your organization may see who opened a patient's data."
 
 
+class MayMergePatients(IsOrganizationAdministrator):
+    """Merging moves a patient's scans to another record: a decision for the organization's administrators."""
+
+    message = "Only administrators of your organization may merge patient records or undo a merge."
+
+
 class MayManageMembers(IsOrganizationAdministrator):
     """Adding, changing and removing who may open the organization's patient data."""
 

@@ -37,7 +37,7 @@ def test_list_contains_only_the_own_organizations_patients(api_client, organizat
 
     assert body["count"] == 1
     assert [p["id"] for p in body["results"]] == [mine.pk]
-    assert set(body["results"][0]) == {"id", "mrn", "name", "birth_date", "sex", "created_at"}
+    assert set(body["results"][0]) == {"id", "mrn", "name", "birth_date", "sex", "created_at", "merged_into"}
 
 
 def test_list_searches_by_name_or_mrn(api_client, organization):

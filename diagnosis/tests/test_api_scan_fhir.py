@@ -4,6 +4,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from rest_framework.test import APIClient
 
+from diagnosis import services
 from diagnosis.models import PatientAccess, Prediction
 
 from .factories import DonePredictionFactory, ModelVersionFactory, PatientFactory, PredictionFactory, ReviewFactory, ScanFactory
@@ -95,6 +96,18 @@ def test_the_patient_is_identified_by_the_organizations_mrn(api_client, scan, or
     report = bundle["entry"][0]
     assert report["resource"]["subject"]["reference"] == next(
         e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+
+
+def test_a_scan_of_a_merged_record_names_its_retired_mrn_as_an_old_identifier(api_client, scan, organization, boss):
+    duplicate = PatientFactory(organization=organization, mrn="ED-5", birth_date=scan.patient.birth_date)
+    moved = ScanFactory(patient=duplicate, uploaded_by=boss, width=80)  # another slice
+    DonePredictionFactory(scan=moved)
+    services.patient_merge(duplicate=duplicate, into=scan.patient, user=boss, reason="registered twice")
+
+    _, bundle = _fhir(api_client, moved)
+
+    [patient] = _resources(bundle, "Patient")
+    assert [(i["use"], i["value"]) for i in patient["identifier"]] == [("usual", "MRN-0042"), ("old", "ED-5")]
 
 
 def test_a_review_makes_the_report_final_and_concludes_with_the_clinicians_reading(api_client, scan):

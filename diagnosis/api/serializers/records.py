@@ -11,23 +11,48 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ... import selectors
-from ...models import Patient, PatientAccess, Prediction, Review, Scan
+from ...models import Patient, PatientAccess, PatientMerge, Prediction, Review, Scan
 from ...validators import date_range_error
 
 
 class PatientSerializer(serializers.ModelSerializer):
+    merged_into = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True,
+        help_text="Null for a record in use. Otherwise the id of the record of the same person this one was merged "
+        "into: the patient's scans are there, and this record takes no upload or correction.")
+
     class Meta:
         model = Patient
-        fields = ["id", "mrn", "name", "birth_date", "sex", "created_at"]
+        fields = ["id", "mrn", "name", "birth_date", "sex", "created_at", "merged_into"]
         read_only_fields = fields
+
+
+class PatientMergeSerializer(serializers.ModelSerializer):
+    merged_by = serializers.CharField(source="merged_by.get_username", read_only=True)
+    undone_by = serializers.CharField(source="undone_by.get_username", read_only=True, allow_null=True)
+    scans = serializers.ListField(child=serializers.IntegerField(), read_only=True,
+                                  help_text="Ids of the scans that moved to the record that stays.")
+
+    class Meta:
+        model = PatientMerge
+        fields = ["id", "duplicate", "into", "scans", "merged_by", "merged_at", "reason", "undone_at", "undone_by",
+                  "undo_reason"]
+        read_only_fields = fields
+
+
+class PatientMergeUndoSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, help_text="Why the merge is undone, e.g. \"two people with the "
+                                   "same name and birth date\".")
 
 
 class PatientAccessSerializer(serializers.ModelSerializer):
     user = serializers.CharField(source="user.get_username", read_only=True)
+    patient = serializers.PrimaryKeyRelatedField(
+        read_only=True, help_text="The record opened: this patient's, or a record since merged into it.")
 
     class Meta:
         model = PatientAccess
-        fields = ["at", "user", "what", "scan", "channel"]
+        fields = ["at", "user", "patient", "what", "scan", "channel"]
 
 
 class AccessLogEntrySerializer(PatientAccessSerializer):
@@ -267,7 +292,7 @@ class OrganizationPatientField(serializers.PrimaryKeyRelatedField):
     }
 
     def get_queryset(self) -> QuerySet[Patient]:
-        return selectors.patient_list(user=self.context["request"].user)
+        return selectors.patient_list(user=self.context["request"].user, include_merged=True)
 
 
 class ScanCreateSerializer(serializers.Serializer):
@@ -282,6 +307,13 @@ class RefileSerializer(serializers.Serializer):
         max_length=200, required=False, default="",
         help_text="Why the scan is withdrawn, e.g. \"uploaded for the wrong patient\": needed unless it is withdrawn "
         "already, when its withdrawal says why.")
+
+
+class PatientMergeCreateSerializer(serializers.Serializer):
+    into = OrganizationPatientField(queryset=Patient.objects.all(),
+                                    help_text="Id of the record of the same person that stays: the scans move there.")
+    reason = serializers.CharField(max_length=200, help_text="Why, e.g. \"registered twice, in the emergency "
+                                   "department\".")
 
 
 class ClassAgreementSerializer(serializers.Serializer):

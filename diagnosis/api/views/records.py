@@ -17,13 +17,16 @@ from rest_framework.response import Response
 
 from ... import selectors, services
 from ...models import Patient, PatientAccess, Scan
-from ..permissions import HasMembership, IsOrganizationAdministrator, MayReadAccessLog
+from ..permissions import HasMembership, IsOrganizationAdministrator, MayMergePatients, MayReadAccessLog
 from ..serializers import (
     AccessLogEntrySerializer,
     AccessLogFilterSerializer,
     AgreementSerializer,
     PatientAccessSerializer,
     PatientCreateSerializer,
+    PatientMergeCreateSerializer,
+    PatientMergeSerializer,
+    PatientMergeUndoSerializer,
     PatientSerializer,
     PatientUpdateSerializer,
     WorklistFilterSerializer,
@@ -54,7 +57,7 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def get_queryset(self) -> QuerySet[Patient]:
         if self.action != "list":
-            return selectors.patient_list(user=self.request.user)
+            return selectors.patient_list(user=self.request.user, include_merged=True)
         return selectors.patient_list(user=self.request.user, search=self.request.query_params.get("search"),
                                       mrn=self.request.query_params.get("mrn"))
 
@@ -86,6 +89,50 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def accesses(self, request: Request, pk: str | None = None) -> Response:
         page = self.paginate_queryset(selectors.patient_accesses(patient=self.get_object()))
         return self.get_paginated_response(PatientAccessSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=PatientMergeCreateSerializer,
+        responses={201: PatientMergeSerializer,
+                   400: OpenApiResponse(description="Not mergeable, with the reason; nothing changed."),
+                   403: OpenApiResponse(description="Not an administrator.")},
+        description="Merge this record into `into`, another record of the same person (registered twice): this "
+        "record's scans, with their results and reviews, move there, and this record stays, read-only, with "
+        "`merged_into` set. Refused when the birth dates differ, when the sexes differ (neither unknown), when the "
+        "same slice is on both records, or when either is merged already. A `patient.merged` notification names "
+        "the scans that moved. Administrators only.",
+    )
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, HasMembership, MayMergePatients])
+    def merge(self, request: Request, pk: str | None = None) -> Response:
+        patient = self.get_object()
+        serializer = PatientMergeCreateSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        merge = services.patient_merge(duplicate=patient, user=request.user, **serializer.validated_data)
+        return Response(PatientMergeSerializer(merge).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=PatientMergeUndoSerializer,
+        responses={200: PatientMergeSerializer,
+                   400: OpenApiResponse(description="Not merged, or the record it went into was merged on since."),
+                   403: OpenApiResponse(description="Not an administrator.")},
+        description="Undo the merge of this record (two people after all): the scans the merge moved come back, "
+        "scans uploaded to the other record since stay there. A `patient.unmerged` notification names the scans "
+        "that came back. Administrators only.",
+    )
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, HasMembership, MayMergePatients])
+    def unmerge(self, request: Request, pk: str | None = None) -> Response:
+        patient = self.get_object()
+        serializer = PatientMergeUndoSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        merge = services.patient_merge_undo(duplicate=patient, user=request.user, **serializer.validated_data)
+        return Response(PatientMergeSerializer(merge).data)
+
+    @extend_schema(responses={200: PatientMergeSerializer(many=True)},
+                   description="Merges of this record into another and of others into it, undone ones included, "
+                   "newest first, paginated.")
+    @action(detail=True, methods=["get"])
+    def merges(self, request: Request, pk: str | None = None) -> Response:
+        page = self.paginate_queryset(selectors.patient_merges(patient=self.get_object()))
+        return self.get_paginated_response(PatientMergeSerializer(page, many=True).data)
 
     @extend_schema(request=PatientUpdateSerializer,
                    parameters=[IF_MATCH, ETAG],
