@@ -43,6 +43,8 @@ class Patient(models.Model):
         ]
         indexes = [
             models.Index(fields=["organization", "name"], name="patient_org_name_idx"),
+            # Registrations look for a record of the same birth date first (a person registered twice).
+            models.Index(fields=["organization", "birth_date"], name="patient_org_birth_date_idx"),
         ]
 
     def __str__(self) -> str:

@@ -33,7 +33,9 @@ from .records import (
     scan_withdrawals,
     worker_last_seen,
 )
-from .merges import patient_former_mrns, patient_merge_standing, patient_merges, patient_slices_on_both
+from .merges import (
+    patient_former_mrns, patient_merge_standing, patient_merges, patient_possible_duplicates, patient_slices_on_both,
+)
 from .reliability import ClassReliability, Reliability, label_reliability_text, model_reliability
 from .staff import (
     member_accesses,
@@ -98,6 +100,7 @@ __all__ = [
     "patient_list",
     "patient_merge_standing",
     "patient_merges",
+    "patient_possible_duplicates",
     "patient_record_ids",
     "patient_slices_on_both",
     "patient_version",

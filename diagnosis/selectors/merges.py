@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+import re
+import unicodedata
+
 from django.db.models import Q
 
 from ..models import Patient, PatientMerge, Scan
@@ -34,3 +38,24 @@ def patient_slices_on_both(*, duplicate: Patient, into: Patient) -> list[tuple[S
               .order_by("-uploaded_at", "-id")}
     return [(scan, theirs[scan.sha256]) for scan in Scan.objects.filter(patient=duplicate, withdrawn_at__isnull=True)
             .order_by("uploaded_at", "id") if scan.sha256 in theirs]
+
+
+def _name_words(name: str) -> set[str]:
+    # Accents, case and punctuation differ between registrations of one person ("José" at the desk, "JOSE" from
+    # an ambulance's system); a one-letter initial says too little.
+    plain = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c)).casefold()
+    return {word for word in re.split(r"[\W_]+", plain) if len(word) >= 2}
+
+
+def patient_possible_duplicates(
+    *, organization_id: int, name: str, birth_date: datetime.date, exclude: Patient | None = None
+) -> list[Patient]:
+    """Records in use with the same birth date and a name that shares a word with ``name``: perhaps the same
+    person, registered before. Shown before a registration and on a record's page; a suggestion, never a rule."""
+    words = _name_words(name)
+    if not words:
+        return []
+    candidates = Patient.objects.filter(organization_id=organization_id, birth_date=birth_date, merged_into__isnull=True)
+    if exclude is not None:
+        candidates = candidates.exclude(pk=exclude.pk)
+    return [patient for patient in candidates.order_by("name", "mrn", "id") if words & _name_words(patient.name)]

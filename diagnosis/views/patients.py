@@ -41,9 +41,16 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def patient_create(request: HttpRequest) -> HttpResponse:
     form = PatientForm(request.POST or None)
+    organization = selectors.organization_of(request.user)
     if request.method == "POST" and form.is_valid():
+        # A person registered twice splits their scans over two records: name the likely earlier record first,
+        # and register only when asked to anyway.
+        duplicates = selectors.patient_possible_duplicates(
+            organization_id=organization.pk, name=form.cleaned_data["name"], birth_date=form.cleaned_data["birth_date"])
+        if duplicates and not request.POST.get("register_anyway"):
+            return render(request, "diagnosis/patient_form.html", {"form": form, "possible_duplicates": duplicates})
         try:
-            patient = services.patient_create(organization=selectors.organization_of(request.user), **form.cleaned_data)
+            patient = services.patient_create(organization=organization, **form.cleaned_data)
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
@@ -112,6 +119,9 @@ def _render_patient(
             "merges": selectors.patient_merges(patient=patient),
             "merge_standing": selectors.patient_merge_standing(duplicate=patient) if merged else None,
             "merge_form": (merge_form or PatientMergeForm()) if admin and not merged else None,
+            "possible_duplicates": selectors.patient_possible_duplicates(
+                organization_id=patient.organization_id, name=patient.name, birth_date=patient.birth_date,
+                exclude=patient) if admin and not merged else [],
             "undo_form": (undo_form or PatientMergeUndoForm()) if admin and merged else None,
         },
         status=status,

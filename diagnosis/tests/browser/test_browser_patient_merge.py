@@ -46,3 +46,23 @@ def test_an_administrator_merges_a_temporary_record_into_the_hospitals_record(pa
     expect(page.get_by_role("heading", name="Ada Lovelace")).to_be_visible()
     expect(page.locator("#merges")).to_be_visible()
     assert page.url.endswith(f"/patients/{kept.pk}/")
+
+
+def test_registering_a_patient_again_names_the_earlier_record_first(page, organization, screenshot):
+    MembershipFactory(organization=organization, user__username="carol")
+    earlier = PatientFactory(organization=organization, name="Grace Hopper", mrn="H-7", birth_date=datetime.date(1906, 12, 9))
+    log_in(page, "carol", PASSWORD)
+
+    page.get_by_role("link", name="New patient").click()
+    page.get_by_label("MRN").fill("ED-8")
+    page.get_by_label("Name").fill("GRACE B. HOPPER")
+    page.get_by_label("Birth date").fill("1906-12-09")
+    page.get_by_role("button", name="Register patient").click()
+
+    warning = page.locator("#possible-duplicates")
+    expect(warning).to_contain_text("Is this patient registered already?")
+    expect(warning).to_contain_text("(MRN H-7)")
+    screenshot(page, "patient-possible-duplicate")
+    warning.get_by_role("link").click()
+    assert page.url.endswith(f"/patients/{earlier.pk}/")
+    assert not organization.patients.filter(mrn="ED-8").exists()

@@ -1,0 +1,50 @@
+"""Registering a patient who may be registered already: the form names the likely earlier record and registers
+only when asked to anyway; an administrator sees such records on a patient's page, to merge them."""
+
+import datetime
+
+from django.urls import reverse
+
+from diagnosis.models import Patient
+
+from .factories import PatientFactory
+
+BORN = datetime.date(1980, 7, 4)
+FORM = {"mrn": "ED-31", "name": "Jon Smith", "birth_date": "1980-07-04", "sex": "M"}
+
+
+def test_a_likely_earlier_record_is_named_before_a_second_one_is_registered(ui_client, organization):
+    earlier = PatientFactory(organization=organization, name="John Smith", mrn="H-1", birth_date=BORN)
+
+    warned = ui_client.post(reverse("diagnosis:patient_create"), FORM)
+
+    html = warned.content.decode()
+    assert warned.status_code == 200 and "Is this patient registered already?" in html
+    assert f'href="{reverse("diagnosis:patient_detail", args=[earlier.pk])}"' in html and "(MRN H-1)" in html
+    assert "Register a new patient anyway" in html and 'value="ED-31"' in html  # the form keeps what was typed
+    assert not Patient.objects.filter(mrn="ED-31").exists()
+
+    registered = ui_client.post(reverse("diagnosis:patient_create"), {**FORM, "register_anyway": "on"})
+
+    patient = Patient.objects.get(mrn="ED-31")
+    assert registered.status_code == 302 and registered["Location"] == reverse("diagnosis:patient_detail", args=[patient.pk])
+
+
+def test_a_patient_unlike_any_other_is_registered_at_once(ui_client, organization):
+    PatientFactory(organization=organization, name="John Smith", birth_date=datetime.date(1980, 7, 5))
+
+    response = ui_client.post(reverse("diagnosis:patient_create"), FORM)
+
+    assert response.status_code == 302 and Patient.objects.filter(mrn="ED-31").exists()
+
+
+def test_administrators_see_possible_duplicates_on_a_patients_page(ui_client, boss, organization):
+    first = PatientFactory(organization=organization, name="Jon Smith", mrn="ED-31", birth_date=BORN)
+    second = PatientFactory(organization=organization, name="John Smith", mrn="H-1", birth_date=BORN)
+    page = reverse("diagnosis:patient_detail", args=[first.pk])
+    assert "Perhaps the same person" not in ui_client.get(page).content.decode()  # a clinician cannot merge
+
+    ui_client.force_login(boss)
+    html = ui_client.get(page).content.decode()
+
+    assert "Perhaps the same person" in html and f'href="{reverse("diagnosis:patient_detail", args=[second.pk])}"' in html
