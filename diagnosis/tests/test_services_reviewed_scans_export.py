@@ -1,4 +1,5 @@
 import csv
+import hashlib
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -13,10 +14,12 @@ from .factories import DonePredictionFactory, PatientFactory, ReviewFactory, Sca
 
 
 def reviewed(organization, *, ai: str, reviewed_as: str, patient=None, seed: int = 0, fmt: str = "PNG"):
+    data = image_bytes(fmt, (40, 40), seed=seed)
     scan = ScanFactory(
         patient=patient or PatientFactory(organization=organization),
         format=fmt,
-        image=ContentFile(image_bytes(fmt, (40, 40), seed=seed), name="x"),
+        image=ContentFile(data, name="x"),
+        sha256=hashlib.sha256(data).hexdigest(),
     )
     prediction = DonePredictionFactory(scan=scan, label=ai)
     ReviewFactory(prediction=prediction, label=reviewed_as)
@@ -134,3 +137,18 @@ def test_with_nothing_reviewed_the_manifest_has_only_its_header(organization, tm
 
     assert manifest.read_text().strip() == "path,label,series"
     assert read_extra_manifest(manifest) == []
+
+
+def test_a_person_registered_twice_and_merged_is_one_series_so_no_split_puts_them_on_both_sides(
+        organization, boss, tmp_path):
+    kept = PatientFactory(organization=organization)
+    duplicate = PatientFactory(organization=organization, birth_date=kept.birth_date)
+    reviewed(organization, ai="Cyst", reviewed_as="Cyst", patient=kept, seed=1)
+    reviewed(organization, ai="Cyst", reviewed_as="Cyst", patient=duplicate, seed=2)
+    before = read_rows(services.reviewed_scans_export(organization=organization, out_dir=tmp_path / "before"))
+    assert len({row["series"] for row in before}) == 2
+
+    services.patient_merge(duplicate=duplicate, into=kept, user=boss, reason="registered twice")
+
+    after = read_rows(services.reviewed_scans_export(organization=organization, out_dir=tmp_path / "after"))
+    assert {row["series"] for row in after} == {f"patient-{kept.pk}"}
