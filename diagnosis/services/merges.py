@@ -61,7 +61,10 @@ def check_mergeable(*, duplicate: Patient, into: Patient) -> None:
         raise ValidationError({"into": [
             "A record cannot be merged into itself: choose the other record of this person."]})
     check_not_merged(duplicate)
-    check_not_merged(into, field="into")
+    if into.merged_into_id is not None:
+        raise ValidationError({"into": [
+            f"The record with MRN {into.mrn} was merged into {into.merged_into.name}'s record (MRN "
+            f"{into.merged_into.mrn}) already: merge into that one."]})
     if duplicate.birth_date != into.birth_date:
         raise ValidationError({"into": [
             f"The two records name different birth dates ({duplicate.birth_date.isoformat()} for MRN "

@@ -115,7 +115,8 @@ def test_merged_records_are_merged_once_and_never_into_themselves(kept, duplicat
 
     with pytest.raises(ValidationError, match="was merged into Ada Example's record"):
         services.patient_merge(duplicate=duplicate, into=third, user=boss, reason="twice")
-    with pytest.raises(ValidationError, match="was merged into Ada Example's record"):
+    with pytest.raises(ValidationError, match=r"MRN ED-77 was merged into Ada Example's record \(MRN 00123456\) "
+                                              "already: merge into that one"):
         services.patient_merge(duplicate=third, into=duplicate, user=boss, reason="twice")
 
 
