@@ -10,6 +10,7 @@ urlpatterns = [
     path("agreement/", views.agreement, name="agreement"),
     path("patients/", views.patient_list, name="patient_list"),
     path("patients/new/", views.patient_create, name="patient_create"),
+    path("patients/duplicates/", views.patient_duplicates, name="patient_duplicates"),
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:pk>/edit/", views.patient_edit, name="patient_edit"),
     path("patients/<int:pk>/scans/", views.scan_upload, name="scan_upload"),

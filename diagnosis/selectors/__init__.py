@@ -34,7 +34,12 @@ from .records import (
     worker_last_seen,
 )
 from .merges import (
-    patient_former_mrns, patient_merge_standing, patient_merges, patient_possible_duplicates, patient_slices_on_both,
+    patient_duplicate_pairs,
+    patient_former_mrns,
+    patient_merge_standing,
+    patient_merges,
+    patient_possible_duplicates,
+    patient_slices_on_both,
 )
 from .reliability import ClassReliability, Reliability, label_reliability_text, model_reliability
 from .staff import (
@@ -96,6 +101,7 @@ __all__ = [
     "patient_accesses",
     "patient_changes",
     "patient_get",
+    "patient_duplicate_pairs",
     "patient_former_mrns",
     "patient_list",
     "patient_merge_standing",

@@ -6,10 +6,16 @@ import datetime
 import re
 import unicodedata
 
-from django.db.models import Q
+from difflib import SequenceMatcher
+from itertools import combinations
+
+from django.db.models import Count, Q
 
 from ..models import Patient, PatientMerge, Scan
 from .records import patient_record_ids
+
+# Of difflib's ratio between two names' words, in order: one or two letters typed wrong in a name of ten or more.
+SIMILAR_SPELLING = 0.8
 
 
 def patient_merges(*, patient: Patient) -> list[PatientMerge]:
@@ -47,15 +53,47 @@ def _name_words(name: str) -> set[str]:
     return {word for word in re.split(r"[\W_]+", plain) if len(word) >= 2}
 
 
+def _similar_names(a: set[str], b: set[str]) -> bool:
+    """Names that may be one person's: two words in common, one name's words all in the other's ("Grace Hopper",
+    "Grace B. Hopper"), or a close spelling ("Jon Smith", "John Smith"). One shared first name is not enough."""
+    if not a or not b:
+        return False
+    if len(a & b) >= 2 or a <= b or b <= a:
+        return True
+    spelling = SequenceMatcher(None, " ".join(sorted(a)), " ".join(sorted(b)))
+    # The quick bounds first: most pairs of one birth date are plainly two people.
+    return spelling.real_quick_ratio() >= SIMILAR_SPELLING and spelling.quick_ratio() >= SIMILAR_SPELLING \
+        and spelling.ratio() >= SIMILAR_SPELLING
+
+
 def patient_possible_duplicates(
     *, organization_id: int, name: str, birth_date: datetime.date, exclude: Patient | None = None
 ) -> list[Patient]:
-    """Records in use with the same birth date and a name that shares a word with ``name``: perhaps the same
-    person, registered before. Shown before a registration and on a record's page; a suggestion, never a rule."""
+    """Records in use with the same birth date and a similar name: perhaps the same person, registered before.
+    Shown before a registration and on a record's page; a suggestion, never a rule."""
     words = _name_words(name)
     if not words:
         return []
     candidates = Patient.objects.filter(organization_id=organization_id, birth_date=birth_date, merged_into__isnull=True)
     if exclude is not None:
         candidates = candidates.exclude(pk=exclude.pk)
-    return [patient for patient in candidates.order_by("name", "mrn", "id") if words & _name_words(patient.name)]
+    return [patient for patient in candidates.order_by("name", "mrn", "id")
+            if _similar_names(words, _name_words(patient.name))]
+
+
+def patient_duplicate_pairs(*, organization_id: int, limit: int = 200) -> list[tuple[Patient, Patient]]:
+    """Pairs of records in use that may be one person (as ``patient_possible_duplicates`` judges), the older
+    record first, sorted by the older one's name; at most ``limit``."""
+    in_use = Patient.objects.filter(organization_id=organization_id, merged_into__isnull=True)
+    shared_dates = in_use.values("birth_date").annotate(records=Count("id")).filter(records__gt=1).values("birth_date")
+    # Plain rows first: a large hospital has tens of thousands of records sharing a birth date with another.
+    by_date: dict[datetime.date, list[tuple[int, set[str]]]] = {}
+    for pk, birth_date, name in in_use.filter(birth_date__in=shared_dates).order_by(
+            "birth_date", "created_at", "id").values_list("pk", "birth_date", "name"):
+        by_date.setdefault(birth_date, []).append((pk, _name_words(name)))
+    found = [(a, b) for records in by_date.values() for (a, words_a), (b, words_b) in combinations(records, 2)
+             if _similar_names(words_a, words_b)]
+    patients = Patient.objects.in_bulk({pk for pair in found for pk in pair})
+    pairs = [(patients[a], patients[b]) for a, b in found]
+    pairs.sort(key=lambda pair: (pair[0].name.casefold(), pair[0].pk, pair[1].pk))
+    return pairs[:limit]

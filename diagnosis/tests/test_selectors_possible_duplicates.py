@@ -1,5 +1,6 @@
-"""Records that may be the same person: the same birth date and a name sharing a word, whatever the case, accents
-or punctuation; records merged away and other organizations' patients are not suggested."""
+"""Records that may be the same person: the same birth date and a similar name (two words in common, one name
+within the other, or a close spelling), whatever the case, accents or punctuation; one shared first name is not
+enough, and records merged away and other organizations' patients are not suggested."""
 
 import datetime
 
@@ -16,7 +17,7 @@ def _suggested(organization, name, birth_date=BORN, exclude=None):
                                                  exclude=exclude)
 
 
-def test_a_shared_name_word_on_the_same_birth_date_is_suggested_whatever_its_spelling(organization):
+def test_a_similar_name_on_the_same_birth_date_is_suggested_whatever_its_spelling(organization):
     jose = PatientFactory(organization=organization, name="José Álvarez-Ruiz", birth_date=BORN)
 
     assert _suggested(organization, "JOSE ALVAREZ") == [jose]
@@ -24,6 +25,8 @@ def test_a_shared_name_word_on_the_same_birth_date_is_suggested_whatever_its_spe
     assert _suggested(organization, "José Álvarez-Ruiz", birth_date=datetime.date(1944, 3, 1)) == []
     assert _suggested(organization, "Maria Lopez") == []
     assert _suggested(organization, "J. A.") == []  # initials say too little
+    assert _suggested(organization, "José Garcia") == []  # one first name in common is not enough
+    assert _suggested(organization, "Jose Alvares-Ruis") == [jose]  # a close spelling is
 
 
 def test_merged_records_the_record_itself_and_other_organizations_are_left_out(organization, other_organization, boss):
@@ -36,3 +39,18 @@ def test_merged_records_the_record_itself_and_other_organizations_are_left_out(o
 
     assert _suggested(organization, "Ada Example", exclude=kept) == []
     assert _suggested(organization, "Ada Example") == [kept]
+
+
+def test_the_organizations_likely_pairs_are_listed_older_record_first(organization, other_organization):
+    older = PatientFactory(organization=organization, name="Ada Example", birth_date=BORN)
+    newer = PatientFactory(organization=organization, name="ADA EXMAPLE", birth_date=BORN)
+    PatientFactory(organization=organization, name="Bob Other", birth_date=BORN)  # same date, another name
+    PatientFactory(organization=organization, name="Ada Lopez", birth_date=BORN)  # a first name in common
+    PatientFactory(organization=organization, name="Ada Example", birth_date=datetime.date(1950, 1, 1))
+    PatientFactory(organization=other_organization, name="Ada Example", birth_date=BORN)
+
+    pairs = selectors.patient_duplicate_pairs(organization_id=organization.pk)
+
+    assert pairs == [(older, newer)]
+    Patient.objects.filter(pk=newer.pk).update(merged_into=older)
+    assert selectors.patient_duplicate_pairs(organization_id=organization.pk) == []

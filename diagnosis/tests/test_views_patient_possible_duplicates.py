@@ -48,3 +48,17 @@ def test_administrators_see_possible_duplicates_on_a_patients_page(ui_client, bo
     html = ui_client.get(page).content.decode()
 
     assert "Perhaps the same person" in html and f'href="{reverse("diagnosis:patient_detail", args=[second.pk])}"' in html
+
+
+def test_administrators_list_the_organizations_possible_duplicates(ui_client, boss, organization):
+    first = PatientFactory(organization=organization, name="Jon Smith", mrn="ED-31", birth_date=BORN)
+    PatientFactory(organization=organization, name="John Smith", mrn="H-1", birth_date=BORN)
+    url = reverse("diagnosis:patient_duplicates")
+    assert ui_client.get(url).status_code == 403
+
+    ui_client.force_login(boss)
+    html = ui_client.get(url).content.decode()
+
+    assert "(MRN ED-31," in html and "(MRN H-1," in html
+    assert f'href="{reverse("diagnosis:patient_detail", args=[first.pk])}"' in html
+    assert f'href="{url}"' in ui_client.get(reverse("diagnosis:patient_list")).content.decode()

@@ -218,3 +218,15 @@ def patient_unmerge(request: HttpRequest, pk: int) -> HttpResponse:
                                       "listed again.")
             return redirect("diagnosis:patient_detail", pk=patient.pk)
     return _render_patient(request, patient, ScanUploadForm(), status=400, undo_form=form)
+
+
+DUPLICATE_PAIRS_SHOWN = 200
+
+
+@organization_admin_required
+@require_GET
+def patient_duplicates(request: HttpRequest) -> HttpResponse:
+    """Records in use that may be one person registered twice, for an administrator to merge or leave."""
+    organization = selectors.organization_of(request.user)
+    pairs = selectors.patient_duplicate_pairs(organization_id=organization.pk, limit=DUPLICATE_PAIRS_SHOWN)
+    return render(request, "diagnosis/patient_duplicates.html", {"pairs": pairs, "limit": DUPLICATE_PAIRS_SHOWN})

@@ -1,6 +1,7 @@
-"""A person registered twice, in a real browser: an administrator merges the emergency department's temporary
-record into the hospital's record, checks both side by side first, then finds the retired MRN leading to the
-record that stays; on a tablet the comparison fits the screen."""
+"""A person registered twice, in a real browser: an administrator finds the pair among the possible duplicates,
+merges the emergency department's temporary record into the hospital's record after checking both side by side,
+then finds the retired MRN leading to the record that stays; on a tablet the comparison fits the screen. A
+clinician registering a patient again is shown the earlier record first."""
 
 import datetime
 
@@ -20,7 +21,12 @@ def test_an_administrator_merges_a_temporary_record_into_the_hospitals_record(pa
     scan = ScanFactory(patient=temporary, uploaded_by=boss)
     log_in(page, "boss", PASSWORD)
 
-    page.goto(f"/patients/{temporary.pk}/")
+    page.get_by_role("link", name="Patients", exact=True).click()
+    page.get_by_role("link", name="Possible duplicates").click()
+    screenshot(page, "patient-duplicates")
+    page.locator("#duplicate-pairs tbody tr td:nth-child(3) a").click()  # the record registered later
+    assert page.url.endswith(f"/patients/{temporary.pk}/")
+    expect(page.locator("#possible-duplicates")).to_contain_text("(MRN H-100200)")
     page.locator("#merge summary").click()
     page.get_by_label("MRN of the record that stays").fill("H-100200")
     page.get_by_label("Why").fill("registered in the emergency department under a temporary MRN")
