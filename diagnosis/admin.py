@@ -5,8 +5,8 @@ from django.http import HttpRequest
 from . import services
 from .auth import AdminLoginForm
 from .models import (
-    LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, PatientMerge,
-    Prediction, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
+    LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, PatientDistinct,
+    PatientMerge, Prediction, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
 )
 
 
@@ -81,6 +81,12 @@ class PatientMergeAdmin(AuditLogAdmin):
     list_filter = ["into__organization"]
     search_fields = ["duplicate__mrn", "into__mrn", "duplicate__name", "into__name"]
     list_select_related = ["duplicate", "into", "merged_by"]
+
+
+@admin.register(PatientDistinct)
+class PatientDistinctAdmin(AuditLogAdmin):
+    list_display = ["marked_at", "first", "second", "marked_by"]
+    list_select_related = ["first", "second", "marked_by"]
 
 
 @admin.register(PatientAccess)

@@ -16,6 +16,7 @@ urlpatterns = [
     path("patients/<int:pk>/scans/", views.scan_upload, name="scan_upload"),
     path("patients/<int:pk>/merge/", views.patient_merge, name="patient_merge"),
     path("patients/<int:pk>/unmerge/", views.patient_unmerge, name="patient_unmerge"),
+    path("patients/<int:pk>/distinct/<int:other>/", views.patient_mark_distinct, name="patient_mark_distinct"),
     path("scans/<int:pk>/", views.scan_detail, name="scan_detail"),
     path("scans/<int:pk>/image", views.scan_image, name="scan_image"),
     path("scans/<int:pk>/heatmap.png", views.scan_heatmap, name="scan_heatmap"),

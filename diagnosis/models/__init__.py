@@ -21,6 +21,7 @@ from .records import (
     Patient,
     PatientAccess,
     PatientChange,
+    PatientDistinct,
     PatientMerge,
     Prediction,
     Review,
@@ -35,7 +36,7 @@ __all__ = [
     "WEBHOOK_EVENTS",
     "all_webhook_events",
     "FORMAT_EXTENSIONS", "ClassHeatmap", "LoginFailure", "Membership", "ModelVersion", "Organization", "Patient",
-    "PatientAccess", "PatientChange", "PatientMerge", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
+    "PatientAccess", "PatientChange", "PatientDistinct", "PatientMerge", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
     "WebhookDelivery", "WorkerHeartbeat",
     "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",
 ]

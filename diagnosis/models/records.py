@@ -103,6 +103,26 @@ class PatientMerge(models.Model):
         return f"Patient {self.duplicate_id} merged into patient {self.into_id} at {self.merged_at:%Y-%m-%d %H:%M}"
 
 
+class PatientDistinct(models.Model):
+    """An administrator's finding that two records alike in birth date and name are two people: the pair is not
+    suggested for merging again."""
+
+    first = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    marked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    marked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["first", "second"], name="patient_distinct_once"),
+            # Stored one way round (the smaller id first), so that one pair has one row.
+            models.CheckConstraint(condition=models.Q(first__lt=models.F("second")), name="patient_distinct_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Patients {self.first_id} and {self.second_id} are two people"
+
+
 class PatientAccess(models.Model):
     """Someone opened a patient's record, a scan, its image or its report: who, what, when, how.
 

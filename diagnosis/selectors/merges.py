@@ -11,7 +11,7 @@ from itertools import combinations
 
 from django.db.models import Count, Q
 
-from ..models import Patient, PatientMerge, Scan
+from ..models import Patient, PatientDistinct, PatientMerge, Scan
 from .records import patient_record_ids
 
 # Of difflib's ratio between two names' words, in order: one or two letters typed wrong in a name of ten or more.
@@ -76,7 +76,9 @@ def patient_possible_duplicates(
         return []
     candidates = Patient.objects.filter(organization_id=organization_id, birth_date=birth_date, merged_into__isnull=True)
     if exclude is not None:
-        candidates = candidates.exclude(pk=exclude.pk)
+        two_people = {pk for pair in PatientDistinct.objects.filter(Q(first=exclude) | Q(second=exclude))
+                      .values_list("first_id", "second_id") for pk in pair}
+        candidates = candidates.exclude(pk__in=two_people | {exclude.pk})
     return [patient for patient in candidates.order_by("name", "mrn", "id")
             if _similar_names(words, _name_words(patient.name))]
 
@@ -91,8 +93,10 @@ def patient_duplicate_pairs(*, organization_id: int, limit: int = 200) -> list[t
     for pk, birth_date, name in in_use.filter(birth_date__in=shared_dates).order_by(
             "birth_date", "created_at", "id").values_list("pk", "birth_date", "name"):
         by_date.setdefault(birth_date, []).append((pk, _name_words(name)))
+    two_people = set(PatientDistinct.objects.filter(first__organization_id=organization_id).values_list(
+        "first_id", "second_id"))
     found = [(a, b) for records in by_date.values() for (a, words_a), (b, words_b) in combinations(records, 2)
-             if _similar_names(words_a, words_b)]
+             if (min(a, b), max(a, b)) not in two_people and _similar_names(words_a, words_b)]
     patients = Patient.objects.in_bulk({pk for pair in found for pk in pair})
     pairs = [(patients[a], patients[b]) for a, b in found]
     pairs.sort(key=lambda pair: (pair[0].name.casefold(), pair[0].pk, pair[1].pk))

@@ -16,7 +16,9 @@ from .organizations import api_token_rotate, member_get_or_create, organization_
 from .heartbeats import worker_heartbeat_record
 from .logins import login_failure_record, login_failures_clear, login_wait_seconds
 from .patients import PatientChangedMeanwhile, patient_create, patient_update
-from .merges import check_mergeable, check_not_merged, merged_message, patient_merge, patient_merge_undo
+from .merges import (
+    check_mergeable, check_not_merged, merged_message, patient_merge, patient_merge_undo, patient_pair_mark_distinct,
+)
 from .reviews import review_create, reviewed_scans_export
 from .staff import (
     member_api_token_issue,
@@ -119,6 +121,7 @@ __all__ = [
     "merged_message",
     "patient_merge",
     "patient_merge_undo",
+    "patient_pair_mark_distinct",
     "worker_heartbeat_record",
     "PatientChangedMeanwhile",
     "prediction_create",

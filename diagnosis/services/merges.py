@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import selectors
-from ..models import Patient, PatientMerge, Scan
+from ..models import Patient, PatientDistinct, PatientMerge, Scan
 from .webhooks import patient_merged_notify, patient_unmerged_notify
 from .withdrawals import cleaned_reason
 
@@ -144,3 +144,17 @@ def patient_merge_undo(*, duplicate: Patient, user: AbstractBaseUser, reason: st
     logger.info("Merge of patient %s into patient %s undone by %s (%d scans back): %s", duplicate.pk, into.pk,
                 user.get_username(), len(moved_back), reason)
     return merge
+
+
+def patient_pair_mark_distinct(*, patient: Patient, other: Patient, user: AbstractBaseUser) -> PatientDistinct:
+    """Record an administrator's finding that two records alike in birth date and name are two people, so that
+    they are not suggested for merging again. Marking a pair again keeps the first finding."""
+    _check_admin(user=user, patient=patient, action="say two records are two people")
+    if other.organization_id != patient.organization_id or other.pk == patient.pk:
+        raise ValidationError({"other": ["No such other patient in your organization."]})
+    first, second = sorted((patient.pk, other.pk))
+    mark, created = PatientDistinct.objects.get_or_create(first_id=first, second_id=second,
+                                                         defaults={"marked_by": user})
+    if created:
+        logger.info("Patients %s and %s marked as two people by %s", first, second, user.get_username())
+    return mark

@@ -15,7 +15,7 @@ def admin_client(client, db):
 
 
 @pytest.mark.parametrize("model", ["organization", "membership", "patient", "scan", "prediction", "modelversion", "review",
-                                   "patientmerge"])
+                                   "patientmerge", "patientdistinct"])
 def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
     prediction = PredictionFactory()
     objects = {
@@ -27,6 +27,7 @@ def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
         "modelversion": prediction.model_version,
         "review": ReviewFactory(),
         "patientmerge": _merge(),
+        "patientdistinct": _two_people(),
     }
 
     assert admin_client.get(reverse(f"admin:diagnosis_{model}_changelist")).status_code == 200
@@ -40,6 +41,14 @@ def _merge():
     duplicate = PatientFactory(organization=boss.organization)
     into = PatientFactory(organization=boss.organization, birth_date=duplicate.birth_date)
     return services.patient_merge(duplicate=duplicate, into=into, user=boss.user, reason="registered twice")
+
+
+def _two_people():
+    from .factories import PatientFactory
+
+    boss = MembershipFactory(role="admin")
+    first, second = (PatientFactory(organization=boss.organization) for _ in range(2))
+    return services.patient_pair_mark_distinct(patient=first, other=second, user=boss.user)
 
 
 def test_the_activate_action_switches_the_active_model_version(admin_client):

@@ -4,10 +4,13 @@ enough, and records merged away and other organizations' patients are not sugges
 
 import datetime
 
-from diagnosis import selectors
-from diagnosis.models import Patient
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
 
-from .factories import PatientFactory
+from diagnosis import selectors, services
+from diagnosis.models import Patient, PatientDistinct
+
+from .factories import MembershipFactory, PatientFactory
 
 BORN = datetime.date(1944, 2, 29)
 
@@ -54,3 +57,28 @@ def test_the_organizations_likely_pairs_are_listed_older_record_first(organizati
     assert pairs == [(older, newer)]
     Patient.objects.filter(pk=newer.pk).update(merged_into=older)
     assert selectors.patient_duplicate_pairs(organization_id=organization.pk) == []
+
+
+def test_a_pair_found_to_be_two_people_is_not_suggested_again(organization, boss):
+    older = PatientFactory(organization=organization, name="Ada Example", birth_date=BORN)
+    newer = PatientFactory(organization=organization, name="Ada Exmaple", birth_date=BORN)
+    third = PatientFactory(organization=organization, name="Ada Example", birth_date=BORN)
+
+    services.patient_pair_mark_distinct(patient=newer, other=older, user=boss)
+    services.patient_pair_mark_distinct(patient=older, other=newer, user=boss)  # once per pair, either way round
+
+    assert PatientDistinct.objects.get().first == older
+    assert _suggested(organization, "Ada Example", exclude=older) == [third]
+    assert (older, newer) not in selectors.patient_duplicate_pairs(organization_id=organization.pk)
+    assert (older, third) in selectors.patient_duplicate_pairs(organization_id=organization.pk)
+
+
+def test_only_administrators_find_two_records_to_be_two_people(organization, clinician):
+    a, b = PatientFactory(organization=organization), PatientFactory(organization=organization)
+
+    with pytest.raises(PermissionDenied):
+        services.patient_pair_mark_distinct(patient=a, other=b, user=clinician)
+    with pytest.raises(ValidationError):
+        services.patient_pair_mark_distinct(patient=a, other=a, user=MembershipFactory(
+            organization=organization, role="admin").user)
+    assert not PatientDistinct.objects.exists()

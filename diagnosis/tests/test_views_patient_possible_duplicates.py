@@ -62,3 +62,18 @@ def test_administrators_list_the_organizations_possible_duplicates(ui_client, bo
     assert "(MRN ED-31," in html and "(MRN H-1," in html
     assert f'href="{reverse("diagnosis:patient_detail", args=[first.pk])}"' in html
     assert f'href="{url}"' in ui_client.get(reverse("diagnosis:patient_list")).content.decode()
+
+
+def test_two_people_is_recorded_from_the_list_and_the_pair_leaves_it(ui_client, boss, organization):
+    first = PatientFactory(organization=organization, name="Jon Smith", mrn="ED-31", birth_date=BORN)
+    later = PatientFactory(organization=organization, name="John Smith", mrn="H-1", birth_date=BORN)
+    ui_client.force_login(boss)
+
+    response = ui_client.post(reverse("diagnosis:patient_mark_distinct", args=[first.pk, later.pk]),
+                              {"back": "duplicates"}, follow=True)
+
+    html = response.content.decode()
+    assert response.redirect_chain[-1][0] == reverse("diagnosis:patient_duplicates")
+    assert "are recorded as two people" in html and "(MRN H-1," not in html
+    assert "Perhaps the same person" not in ui_client.get(
+        reverse("diagnosis:patient_detail", args=[first.pk])).content.decode()

@@ -230,3 +230,16 @@ def patient_duplicates(request: HttpRequest) -> HttpResponse:
     organization = selectors.organization_of(request.user)
     pairs = selectors.patient_duplicate_pairs(organization_id=organization.pk, limit=DUPLICATE_PAIRS_SHOWN)
     return render(request, "diagnosis/patient_duplicates.html", {"pairs": pairs, "limit": DUPLICATE_PAIRS_SHOWN})
+
+
+@organization_admin_required
+@post_only("diagnosis:patient_detail")
+def patient_mark_distinct(request: HttpRequest, pk: int, other: int) -> HttpResponse:
+    """Two records alike in birth date and name are two people: stop suggesting them for merging."""
+    patient, other_patient = patient_or_404(request, pk), patient_or_404(request, other)
+    services.patient_pair_mark_distinct(patient=patient, other=other_patient, user=request.user)
+    messages.success(request, f"{patient.name} (MRN {patient.mrn}) and {other_patient.name} (MRN {other_patient.mrn}) "
+                              "are recorded as two people and no longer suggested as duplicates.")
+    if request.POST.get("back") == "duplicates":
+        return redirect("diagnosis:patient_duplicates")
+    return redirect("diagnosis:patient_detail", pk=patient.pk)
