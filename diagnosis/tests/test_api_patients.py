@@ -2,6 +2,7 @@ from rest_framework.test import APIClient
 
 from diagnosis.models import Patient
 
+from . import openapi
 from .factories import PatientFactory, UserFactory, token_client
 
 URL = "/api/v1/patients/"
@@ -90,6 +91,18 @@ def test_create_answers_201_with_the_id(api_client, organization):
     assert response.status_code == 201
     patient = Patient.objects.get(pk=response.json()["id"])
     assert patient.organization == organization and patient.mrn == "H-1"
+
+
+def test_registering_names_records_that_may_be_the_same_person(client, api_client, organization):
+    earlier = PatientFactory(organization=organization, name="ADA LOVELACE", birth_date="1960-12-10")
+    PatientFactory(organization=organization, name="Ada Lovelace", birth_date="1960-12-11")
+
+    response = api_client.post(URL, NEW_PATIENT, format="json")
+
+    assert response.status_code == 201 and response.json()["possible_duplicates"] == [earlier.pk]
+    assert openapi.mismatches(openapi.load(client), URL, "post", response) == []
+    assert api_client.post(URL, {**NEW_PATIENT, "mrn": "H-2", "name": "Bob Other"},
+                           format="json").json()["possible_duplicates"] == []
 
 
 def test_a_duplicate_mrn_answers_400_naming_the_field(api_client, organization):

@@ -27,6 +27,22 @@ class PatientSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class PatientCreatedSerializer(PatientSerializer):
+    possible_duplicates = serializers.SerializerMethodField(
+        help_text="Ids of records in use with the same birth date and a similar name: perhaps this person, "
+        "registered before. The patient is registered all the same; an administrator can merge two records of "
+        "one person.")
+
+    class Meta(PatientSerializer.Meta):
+        fields = [*PatientSerializer.Meta.fields, "possible_duplicates"]
+        read_only_fields = fields
+
+    def get_possible_duplicates(self, patient: Patient) -> list[int]:
+        return [other.pk for other in selectors.patient_possible_duplicates(
+            organization_id=patient.organization_id, name=patient.name, birth_date=patient.birth_date,
+            exclude=patient)]
+
+
 class PatientMergeSerializer(serializers.ModelSerializer):
     merged_by = serializers.CharField(source="merged_by.get_username", read_only=True)
     undone_by = serializers.CharField(source="undone_by.get_username", read_only=True, allow_null=True)

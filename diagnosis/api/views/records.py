@@ -24,6 +24,7 @@ from ..serializers import (
     AgreementSerializer,
     PatientAccessSerializer,
     PatientCreateSerializer,
+    PatientCreatedSerializer,
     PatientMergeCreateSerializer,
     PatientMergeSerializer,
     PatientMergeUndoSerializer,
@@ -61,14 +62,17 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return selectors.patient_list(user=self.request.user, search=self.request.query_params.get("search"),
                                       mrn=self.request.query_params.get("mrn"))
 
-    @extend_schema(request=PatientCreateSerializer, responses={201: PatientSerializer})
+    @extend_schema(request=PatientCreateSerializer, responses={201: PatientCreatedSerializer},
+                   description="Register a patient. The answer names records that may be the same person "
+                   "(`possible_duplicates`): a registration desk checks them, since a second record splits a "
+                   "person's scans.")
     def create(self, request: Request) -> Response:
         serializer = PatientCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         patient = services.patient_create(
             organization=selectors.organization_of(request.user), **serializer.validated_data
         )
-        return Response(PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
+        return Response(PatientCreatedSerializer(patient).data, status=status.HTTP_201_CREATED)
 
     @staticmethod
     def _with_etag(response: Response, patient: Patient) -> Response:
