@@ -36,6 +36,7 @@ from .records import (
 from .merges import (
     patient_duplicate_pairs,
     patient_former_mrns,
+    patient_found_distinct,
     patient_merge_standing,
     patient_merges,
     patient_possible_duplicates,
@@ -103,6 +104,7 @@ __all__ = [
     "patient_get",
     "patient_duplicate_pairs",
     "patient_former_mrns",
+    "patient_found_distinct",
     "patient_list",
     "patient_merge_standing",
     "patient_merges",

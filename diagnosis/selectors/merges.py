@@ -83,6 +83,13 @@ def patient_possible_duplicates(
             if _similar_names(words, _name_words(patient.name))]
 
 
+def patient_found_distinct(*, patient: Patient) -> list[tuple[Patient, PatientDistinct]]:
+    """The records an administrator found to be another person than this one, with that finding, newest first."""
+    marks = PatientDistinct.objects.filter(Q(first=patient) | Q(second=patient)).select_related(
+        "first", "second", "marked_by").order_by("-marked_at", "-id")
+    return [(mark.second if mark.first_id == patient.pk else mark.first, mark) for mark in marks]
+
+
 def patient_duplicate_pairs(*, organization_id: int, limit: int = 200) -> list[tuple[Patient, Patient]]:
     """Pairs of records in use that may be one person (as ``patient_possible_duplicates`` judges), the older
     record first, sorted by the older one's name; at most ``limit``."""

@@ -17,7 +17,13 @@ from .heartbeats import worker_heartbeat_record
 from .logins import login_failure_record, login_failures_clear, login_wait_seconds
 from .patients import PatientChangedMeanwhile, patient_create, patient_update
 from .merges import (
-    check_mergeable, check_not_merged, merged_message, patient_merge, patient_merge_undo, patient_pair_mark_distinct,
+    check_mergeable,
+    check_not_merged,
+    merged_message,
+    patient_merge,
+    patient_merge_undo,
+    patient_pair_mark_distinct,
+    patient_pair_unmark_distinct,
 )
 from .reviews import review_create, reviewed_scans_export
 from .staff import (
@@ -122,6 +128,7 @@ __all__ = [
     "patient_merge",
     "patient_merge_undo",
     "patient_pair_mark_distinct",
+    "patient_pair_unmark_distinct",
     "worker_heartbeat_record",
     "PatientChangedMeanwhile",
     "prediction_create",

@@ -158,3 +158,12 @@ def patient_pair_mark_distinct(*, patient: Patient, other: Patient, user: Abstra
     if created:
         logger.info("Patients %s and %s marked as two people by %s", first, second, user.get_username())
     return mark
+
+
+def patient_pair_unmark_distinct(*, patient: Patient, other: Patient, user: AbstractBaseUser) -> None:
+    """Take back the finding that two records are two people (made in error): the pair is suggested again."""
+    _check_admin(user=user, patient=patient, action="take back that two records are two people")
+    first, second = sorted((patient.pk, other.pk))
+    deleted, _ = PatientDistinct.objects.filter(first_id=first, second_id=second).delete()
+    if deleted:
+        logger.info("Patients %s and %s no longer marked as two people, by %s", first, second, user.get_username())

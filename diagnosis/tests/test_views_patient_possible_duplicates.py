@@ -5,7 +5,7 @@ import datetime
 
 from django.urls import reverse
 
-from diagnosis.models import Patient
+from diagnosis.models import Patient, PatientDistinct
 
 from .factories import PatientFactory
 
@@ -77,3 +77,20 @@ def test_two_people_is_recorded_from_the_list_and_the_pair_leaves_it(ui_client, 
     assert "are recorded as two people" in html and "(MRN H-1," not in html
     assert "Perhaps the same person" not in ui_client.get(
         reverse("diagnosis:patient_detail", args=[first.pk])).content.decode()
+
+
+def test_a_two_people_finding_is_listed_on_both_records_and_taken_back_there(ui_client, boss, organization):
+    first = PatientFactory(organization=organization, name="Jon Smith", mrn="ED-31", birth_date=BORN)
+    later = PatientFactory(organization=organization, name="John Smith", mrn="H-1", birth_date=BORN)
+    ui_client.force_login(boss)
+    ui_client.post(reverse("diagnosis:patient_mark_distinct", args=[first.pk, later.pk]))
+
+    html = ui_client.get(reverse("diagnosis:patient_detail", args=[later.pk])).content.decode()
+    assert "Another person than" in html and "(MRN ED-31)</a>" in html and "found by boss" in html
+
+    response = ui_client.post(reverse("diagnosis:patient_mark_distinct", args=[later.pk, first.pk]), {"undo": "on"},
+                              follow=True)
+
+    html = response.content.decode()
+    assert "are no longer recorded as two people" in html and "Another person than" not in html
+    assert "Perhaps the same person" in html and not PatientDistinct.objects.exists()

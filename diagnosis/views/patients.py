@@ -123,6 +123,7 @@ def _render_patient(
                 organization_id=patient.organization_id, name=patient.name, birth_date=patient.birth_date,
                 exclude=patient) if admin and not merged else [],
             "undo_form": (undo_form or PatientMergeUndoForm()) if admin and merged else None,
+            "found_distinct": selectors.patient_found_distinct(patient=patient) if admin else [],
         },
         status=status,
     )
@@ -235,11 +236,16 @@ def patient_duplicates(request: HttpRequest) -> HttpResponse:
 @organization_admin_required
 @post_only("diagnosis:patient_detail")
 def patient_mark_distinct(request: HttpRequest, pk: int, other: int) -> HttpResponse:
-    """Two records alike in birth date and name are two people: stop suggesting them for merging."""
+    """Two records alike in birth date and name are two people: stop suggesting them for merging (``undo``: take
+    that finding back)."""
     patient, other_patient = patient_or_404(request, pk), patient_or_404(request, other)
-    services.patient_pair_mark_distinct(patient=patient, other=other_patient, user=request.user)
-    messages.success(request, f"{patient.name} (MRN {patient.mrn}) and {other_patient.name} (MRN {other_patient.mrn}) "
-                              "are recorded as two people and no longer suggested as duplicates.")
+    pair = f"{patient.name} (MRN {patient.mrn}) and {other_patient.name} (MRN {other_patient.mrn})"
+    if request.POST.get("undo"):
+        services.patient_pair_unmark_distinct(patient=patient, other=other_patient, user=request.user)
+        messages.success(request, f"{pair} are no longer recorded as two people.")
+    else:
+        services.patient_pair_mark_distinct(patient=patient, other=other_patient, user=request.user)
+        messages.success(request, f"{pair} are recorded as two people and no longer suggested as duplicates.")
     if request.POST.get("back") == "duplicates":
         return redirect("diagnosis:patient_duplicates")
     return redirect("diagnosis:patient_detail", pk=patient.pk)
