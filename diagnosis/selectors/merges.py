@@ -76,8 +76,7 @@ def patient_possible_duplicates(
         return []
     candidates = Patient.objects.filter(organization_id=organization_id, birth_date=birth_date, merged_into__isnull=True)
     if exclude is not None:
-        two_people = {pk for pair in PatientDistinct.objects.filter(Q(first=exclude) | Q(second=exclude))
-                      .values_list("first_id", "second_id") for pk in pair}
+        two_people = {other.pk for other, _ in patient_found_distinct(patient=exclude)}
         candidates = candidates.exclude(pk__in=two_people | {exclude.pk})
     return [patient for patient in candidates.order_by("name", "mrn", "id")
             if _similar_names(words, _name_words(patient.name))]

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 def merged_message(patient: Patient) -> str:
     """The one sentence every refusal and banner uses for a record merged into another."""
     into = patient.merged_into
-    return (f"This record (MRN {patient.mrn}) was merged into {into.name}'s record (MRN {into.mrn}): "
+    return (f"The record with MRN {patient.mrn} was merged into {into.name}'s record (MRN {into.mrn}): "
             "the patient's scans are there.")
 
 
@@ -146,13 +146,19 @@ def patient_merge_undo(*, duplicate: Patient, user: AbstractBaseUser, reason: st
     return merge
 
 
-def patient_pair_mark_distinct(*, patient: Patient, other: Patient, user: AbstractBaseUser) -> PatientDistinct:
-    """Record an administrator's finding that two records alike in birth date and name are two people, so that
-    they are not suggested for merging again. Marking a pair again keeps the first finding."""
-    _check_admin(user=user, patient=patient, action="say two records are two people")
+def _pair(*, patient: Patient, other: Patient, user: AbstractBaseUser, action: str) -> tuple[int, int]:
+    """The two records' ids as a finding stores them (the smaller first), after the checks."""
+    _check_admin(user=user, patient=patient, action=action)
     if other.organization_id != patient.organization_id or other.pk == patient.pk:
         raise ValidationError({"other": ["No such other patient in your organization."]})
     first, second = sorted((patient.pk, other.pk))
+    return first, second
+
+
+def patient_pair_mark_distinct(*, patient: Patient, other: Patient, user: AbstractBaseUser) -> PatientDistinct:
+    """Record an administrator's finding that two records alike in birth date and name are two people, so that
+    they are not suggested for merging again. Marking a pair again keeps the first finding."""
+    first, second = _pair(patient=patient, other=other, user=user, action="say two records are two people")
     mark, created = PatientDistinct.objects.get_or_create(first_id=first, second_id=second,
                                                          defaults={"marked_by": user})
     if created:
@@ -162,8 +168,8 @@ def patient_pair_mark_distinct(*, patient: Patient, other: Patient, user: Abstra
 
 def patient_pair_unmark_distinct(*, patient: Patient, other: Patient, user: AbstractBaseUser) -> None:
     """Take back the finding that two records are two people (made in error): the pair is suggested again."""
-    _check_admin(user=user, patient=patient, action="take back that two records are two people")
-    first, second = sorted((patient.pk, other.pk))
+    first, second = _pair(patient=patient, other=other, user=user,
+                          action="take back that two records are two people")
     deleted, _ = PatientDistinct.objects.filter(first_id=first, second_id=second).delete()
     if deleted:
         logger.info("Patients %s and %s no longer marked as two people, by %s", first, second, user.get_username())

@@ -183,8 +183,7 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
             scan.save()
             # Checked again now that the scan's row holds a key-share lock on the patient's: a merge that
             # committed since the check above would otherwise leave this scan on the retired record.
-            if Patient.objects.filter(pk=patient.pk, merged_into__isnull=False).exists():
-                check_not_merged(Patient.objects.select_related("merged_into").get(pk=patient.pk))
+            check_not_merged(Patient.objects.select_related("merged_into").get(pk=patient.pk))
             prediction_create(scan=scan, model_version=model_version)
     except BaseException:
         if stored_name:

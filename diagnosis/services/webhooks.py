@@ -180,7 +180,8 @@ def scan_withdrawn_notify(*, scan: Scan, refiled_as: Scan | None = None) -> Webh
 
 
 def _patient_data(patient: Patient) -> dict[str, Any]:
-    return {"id": patient.pk, "mrn": patient.mrn, "api_path": reverse("api:patient-detail", kwargs={"pk": patient.pk})}
+    # No MRN, like every notification: the receiving system reads the record through the API with its token.
+    return {"id": patient.pk, "api_path": reverse("api:patient-detail", kwargs={"pk": patient.pk})}
 
 
 def _merge_data(merge: PatientMerge) -> dict[str, Any]:

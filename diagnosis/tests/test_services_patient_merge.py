@@ -166,7 +166,8 @@ def test_the_merge_is_announced_to_the_hospital_system(kept, duplicate, clinicia
     services.patient_merge(duplicate=duplicate, into=kept, user=boss, reason="registered twice")
 
     payload = WebhookDelivery.objects.get(event="patient.merged").payload
-    assert payload["duplicate"]["mrn"] == "ED-77" and payload["into"]["id"] == kept.pk
+    assert payload["duplicate"] == {"id": duplicate.pk, "api_path": f"/api/v1/patients/{duplicate.pk}/"}
+    assert payload["into"]["id"] == kept.pk and "ED-77" not in str(payload)  # no patient details
     assert payload["scans"] == [scan.pk] and payload["reason"] == "registered twice" and payload["merged_by"] == "boss"
 
 

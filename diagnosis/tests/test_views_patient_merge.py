@@ -113,4 +113,5 @@ def test_undoing_the_merge_on_the_merged_record_brings_its_scans_back(admin_clie
 
     assert "The merge is undone" in response.content.decode()
     assert Scan.objects.get().patient == duplicate and Patient.objects.get(pk=duplicate.pk).merged_into is None
-    assert "undone" in admin_client.get(reverse("diagnosis:patient_detail", args=[kept.pk])).content.decode()
+    kept_page = admin_client.get(reverse("diagnosis:patient_detail", args=[kept.pk])).content.decode()
+    assert "by boss: <bdi>two people</bdi>" in kept_page  # the merge is listed with its undoing

@@ -72,6 +72,16 @@ def add_service_errors(form, exc: ValidationError) -> None:
         form.add_error(field if field in form.fields else None, messages_)
 
 
+def patient_by_mrn(request: HttpRequest, form, *, hint: str = "") -> Patient | None:
+    """The organization's patient with the whole MRN of the form's ``mrn`` field, or None with that field's
+    error; ``hint`` completes the error, e.g. ": register them first"."""
+    mrn = form.cleaned_data["mrn"].strip()
+    patient = selectors.patient_list(user=request.user, mrn=mrn).first()
+    if patient is None:
+        form.add_error("mrn", f"No patient with MRN {mrn!r} in your organization{hint}.")
+    return patient
+
+
 def patient_or_404(request: HttpRequest, pk: int) -> Patient:
     patient = selectors.patient_get(user=request.user, pk=pk)
     if patient is None:

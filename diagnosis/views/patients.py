@@ -15,7 +15,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 from .. import selectors, services
 from ..forms import PatientEditForm, PatientForm, PatientMergeForm, PatientMergeUndoForm, ScanUploadForm
 from ..models import Patient, PatientAccess
-from .common import add_service_errors, member_required, organization_admin_required, patient_or_404, post_only
+from .common import (
+    add_service_errors, member_required, organization_admin_required, patient_by_mrn, patient_or_404, post_only,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -180,11 +182,8 @@ def patient_merge(request: HttpRequest, pk: int) -> HttpResponse:
     patient = patient_or_404(request, pk)
     form = PatientMergeForm(request.POST)
     if form.is_valid():
-        mrn = form.cleaned_data["mrn"].strip()
-        into = selectors.patient_list(user=request.user, mrn=mrn).first()
-        if into is None:
-            form.add_error("mrn", f"No patient with MRN {mrn!r} in your organization.")
-        else:
+        into = patient_by_mrn(request, form)
+        if into is not None:
             try:
                 if not form.cleaned_data["confirmed"]:
                     services.check_mergeable(duplicate=patient, into=into)

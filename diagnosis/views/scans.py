@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 from .. import reports, selectors, services
 from ..forms import RefileForm, RestoreForm, ReviewForm, WithdrawForm
 from ..models import PatientAccess, Prediction, Scan
-from .common import add_service_errors, member_required, post_only, scan_or_404
+from .common import add_service_errors, member_required, patient_by_mrn, post_only, scan_or_404
 from .worklist import worklist_filters
 
 
@@ -174,11 +174,8 @@ def _refile_step(request: HttpRequest, scan: Scan, form_class, form_name: str) -
     open the new scan."""
     form = form_class(request.POST)
     if form.is_valid():
-        mrn = form.cleaned_data["mrn"]
-        patient = selectors.patient_list(user=request.user, mrn=mrn).first()
-        if patient is None:
-            form.add_error("mrn", f"No patient with MRN {mrn.strip()!r} in your organization: register them first.")
-        else:
+        patient = patient_by_mrn(request, form, hint=": register them first")
+        if patient is not None:
             try:
                 copy = services.scan_refile(scan=scan, patient=patient, user=request.user,
                                             reason=form.cleaned_data.get("reason", ""))
