@@ -1,7 +1,9 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import AccessLogView, AgreementView, MemberViewSet, NotificationViewSet, PatientViewSet, ScanViewSet, WorklistView
+from .views import (
+    AccessLogView, AgreementView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView, ScanViewSet, WorklistView,
+)
 
 app_name = "api"
 
@@ -14,6 +16,7 @@ router.register("notifications", NotificationViewSet, basename="notification")
 urlpatterns = [
     path("worklist/", WorklistView.as_view(), name="worklist"),
     path("agreement/", AgreementView.as_view(), name="agreement"),
+    path("performance/", PerformanceView.as_view(), name="performance"),
     path("accesses/", AccessLogView.as_view(), name="access-log"),
     *router.urls,
 ]

@@ -39,10 +39,11 @@ from .staff import (
     staff_two_factor_reset,
     staff_unlock,
 )
-from .worklist import agreement, home, worklist_rows
+from .worklist import agreement, home, performance, worklist_rows
 
 __all__ = [
     "agreement",
+    "performance",
     "home",
     "member_required",
     "organization_admin_required",

@@ -1,4 +1,5 @@
-"""The home page: the triage worklist; and the agreement of reviewers with the AI, for administrators."""
+"""The home page: the triage worklist; and, for administrators, the agreement of reviewers with the AI and a
+model version's performance on the organization's patients."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -55,7 +56,10 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "diagnosis/worklist.html",
         {"form": form, "page": page, "query": query.urlencode(), "filtered": bool(filters and any(filters.values())),
-         "worklist_query": _filter_query(filters)},
+         "worklist_query": _filter_query(filters),
+         # Administrators decide on retraining and rollback, so they hear first when the model slips.
+         "performance_warning": (selectors.performance_warning(organization=selectors.organization_of(request.user))
+                                 if selectors.is_organization_admin(request.user) else None)},
         status=400 if form.is_bound and not form.is_valid() else 200,
     )
 
@@ -83,3 +87,26 @@ def agreement(request: HttpRequest) -> HttpResponse:
         {"rows": summary.classes, "reviewed": summary.reviewed, "agreed": summary.agreed, "overall": summary.rate,
          "organization": organization},
     )
+
+
+@organization_admin_required
+@require_GET
+def performance(request: HttpRequest) -> HttpResponse:
+    """A model version's performance on the organization's reviewed slices next to its card; the active
+    version unless ``?version=`` names another."""
+    organization = selectors.organization_of(request.user)
+    versions = selectors.model_versions_in_use(organization=organization)
+    chosen = request.GET.get("version")
+    if chosen:
+        version = selectors.model_version_list().filter(pk=int(chosen)).first() if chosen.isdigit() else None
+        if version is None:
+            raise Http404("There is no model version with that number.")
+        if version not in versions:
+            versions.append(version)  # a version not yet used here: the page says it made no results
+    else:
+        version = next((v for v in versions if v.is_active), versions[0] if versions else None)
+    performance = (selectors.model_performance_in_use(organization=organization, model_version=version)
+                   if version else None)
+    return render(request, "diagnosis/performance.html",
+                  {"organization": organization, "versions": versions, "version": version, "performance": performance,
+                   "min_reviewed": selectors.MIN_REVIEWED})

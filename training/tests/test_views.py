@@ -138,6 +138,16 @@ def test_the_version_page_says_how_many_test_patients_of_each_class_were_read_ri
     assert "Test patients read right" not in admin_ui.get(reverse("training:model_detail", args=[older.pk])).content.decode()
 
 
+def test_the_version_page_leads_an_organizations_administrator_to_its_performance_on_their_patients(admin_ui):
+    version = ModelVersionFactory()
+
+    page = admin_ui.get(reverse("training:model_detail", args=[version.pk])).content.decode()
+
+    link = f'{reverse("diagnosis:performance")}?version={version.pk}'
+    assert link in page
+    assert admin_ui.get(link).status_code == 200
+
+
 def test_the_comparison_is_side_by_side_and_a_refused_promotion_needs_a_reason(admin_ui):
     test_set = LockedTestSetFactory()
     active = ModelVersionFactory(is_active=True, name="serving")

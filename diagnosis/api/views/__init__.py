@@ -1,9 +1,10 @@
-"""The REST API's views: clinical records (``records``, ``scans``), the organization's members (``members``) and its
-result notifications (``notifications``)."""
+"""The REST API's views: clinical records (``records``, ``scans``), the organization's members (``members``), its
+result notifications (``notifications``) and a model version's performance on its patients (``performance``)."""
 
 from .members import MemberViewSet
 from .notifications import NotificationViewSet
+from .performance import PerformanceView
 from .records import AccessLogView, AgreementView, PatientViewSet, WorklistView
 from .scans import ScanViewSet
 
-__all__ = ["AccessLogView", "AgreementView", "MemberViewSet", "NotificationViewSet", "PatientViewSet", "ScanViewSet", "WorklistView"]
+__all__ = ["AccessLogView", "AgreementView", "MemberViewSet", "NotificationViewSet", "PatientViewSet", "PerformanceView", "ScanViewSet", "WorklistView"]

@@ -1,0 +1,77 @@
+"""A model version's performance on the organization's reviewed slices, next to its card."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ...selectors.performance import BELOW, CONSISTENT, MIN_REVIEWED, NO_CARD, TOO_FEW, Measure, PerformanceInUse
+
+VERDICTS = [
+    (BELOW, "below: even the 95% interval's upper end is under the card's value"),
+    (CONSISTENT, "consistent: not below the card's value"),
+    (TOO_FEW, "too_few: fewer reviewed slices than min_reviewed"),
+    (NO_CARD, "no_card: the version's card records no value for it"),
+]
+
+
+class PerformanceFilterSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField(
+        required=False, min_value=1,
+        help_text="The id of a model version; none: the active version.")
+
+
+class MeasureSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    count = serializers.IntegerField(help_text="slices that met the measure")
+    of = serializers.IntegerField(help_text="reviewed slices it is a share of")
+    rate = serializers.FloatField(allow_null=True, help_text="count / of; null when none are reviewed")
+    interval = serializers.SerializerMethodField(help_text="95% Wilson score interval of the rate; null when none")
+    card = serializers.FloatField(allow_null=True, help_text="the value on the card's series test split")
+    verdict = serializers.ChoiceField(choices=VERDICTS)
+
+    @extend_schema_field(serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True))
+    def get_interval(self, measure: Measure) -> list[float] | None:
+        return list(measure.interval) if measure.interval else None
+
+
+class ClassInUseSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    diagnosed = serializers.IntegerField(help_text="in-scope results with this label")
+    found = MeasureSerializer(help_text="of the slices reviewers said show this class, the share the AI labelled so "
+                                        "(recall)")
+    right = MeasureSerializer(help_text="of the AI's labels of this class, the share reviewers kept (precision)")
+
+
+class WeekInUseSerializer(serializers.Serializer):
+    start = serializers.DateField(help_text="the week's Monday")
+    diagnosed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    out_of_scope = serializers.IntegerField()
+    uncertain = serializers.IntegerField(help_text="in scope, top probability under the version's threshold")
+    labels = serializers.DictField(child=serializers.IntegerField(), help_text="in-scope results per label")
+    reviewed = serializers.IntegerField(help_text="this week's results whose current review judged them")
+    agreed = serializers.IntegerField()
+
+
+class PerformanceInUseSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField(source="model_version.pk")
+    model_version_name = serializers.CharField(source="model_version.name")
+    active = serializers.BooleanField(source="model_version.is_active")
+    threshold = serializers.FloatField(help_text="the version's confidence threshold")
+    diagnosed = serializers.IntegerField(help_text="finished results of the organization's scans")
+    failed = serializers.IntegerField()
+    out_of_scope = serializers.IntegerField()
+    uncertain = serializers.IntegerField()
+    reviewed = serializers.IntegerField()
+    min_reviewed = serializers.SerializerMethodField(help_text="reviewed slices a measure needs to be judged")
+    accuracy = MeasureSerializer(help_text="the share of reviewed slices whose AI label reviewers kept")
+    classes = ClassInUseSerializer(many=True)
+    weeks = WeekInUseSerializer(many=True, help_text="the last 12 weeks, newest first")
+    below = serializers.SerializerMethodField(help_text="the names of the measures below the card")
+
+    def get_min_reviewed(self, _performance: PerformanceInUse) -> int:
+        return MIN_REVIEWED
+
+    def get_below(self, performance: PerformanceInUse) -> list[str]:
+        return [m.name for m in performance.below]

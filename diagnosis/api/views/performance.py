@@ -1,0 +1,48 @@
+"""A model version's performance on the organization's own reviewed slices, for a hospital's quality system."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ... import selectors
+from ..permissions import HasMembership, IsOrganizationAdministrator
+from ..serializers.performance import PerformanceFilterSerializer, PerformanceInUseSerializer
+
+
+@extend_schema(
+    summary="A model version's performance on your patients, next to its card",
+    description=(
+        "For the caller's organization and one model version (the active one unless model_version names another): its results by outcome, and on the reviewed slices (the current review of each, "
+        "taken as the truth) the share whose AI label was kept and, per class, the share found (recall) and the "
+        "share of its labels kept (precision), each with a 95% Wilson interval and the value on the version's "
+        "card. A measure is below the card when even its interval's upper end is under the card's value. Then "
+        "the last 12 weeks. Administrators only."
+    ),
+    parameters=[PerformanceFilterSerializer],
+    responses={200: PerformanceInUseSerializer},
+)
+class PerformanceView(generics.GenericAPIView):
+    permission_classes = [IsAuthenticated, HasMembership, IsOrganizationAdministrator]
+    serializer_class = PerformanceInUseSerializer
+
+    def get(self, request: Request) -> Response:
+        filters = PerformanceFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        organization = selectors.organization_of(request.user)
+        wanted = filters.validated_data.get("model_version")
+        if wanted is None:
+            versions = selectors.model_versions_in_use(organization=organization)
+            version = next((v for v in versions if v.is_active), versions[0] if versions else None)
+            if version is None:
+                raise NotFound("No model version is active, and none has diagnosed your organization's scans.")
+        else:
+            version = selectors.model_version_list().filter(pk=wanted).first()
+            if version is None:
+                raise NotFound("There is no model version with that id.")
+        performance = selectors.model_performance_in_use(organization=organization, model_version=version)
+        return Response(self.get_serializer(performance).data)

@@ -1,0 +1,232 @@
+"""How a model version does on an organization's own patients, judged by its reviewers, next to what its card
+promised on the test patients: the watch a hospital keeps on a model after it goes live."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import dataclass, field
+
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import TruncWeek
+from django.utils import timezone
+
+from ..models import ModelVersion, Organization, Prediction, Review
+from .records import confidence_threshold, model_version_active
+from .reliability import model_reliability
+
+# Below this many reviewed slices a share says too little to compare with the card.
+MIN_REVIEWED = 10
+WEEKS_SHOWN = 12
+_Z95 = 1.959963984540054
+
+BELOW = "below"
+CONSISTENT = "consistent"
+TOO_FEW = "too_few"
+NO_CARD = "no_card"
+
+
+def wilson_interval(count: int, of: int) -> tuple[float, float] | None:
+    """The 95% Wilson score interval of count/of; unlike the normal approximation it stays inside [0, 1] and
+    is honest for the small counts of a pilot's first weeks."""
+    if of <= 0:
+        return None
+    p = count / of
+    denominator = 1 + _Z95**2 / of
+    centre = (p + _Z95**2 / (2 * of)) / denominator
+    half = _Z95 * math.sqrt(p * (1 - p) / of + _Z95**2 / (4 * of**2)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One share measured on the organization's reviewed slices, next to the card's value of it."""
+
+    name: str
+    count: int
+    of: int
+    card: float | None
+
+    @property
+    def rate(self) -> float | None:
+        return self.count / self.of if self.of else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson_interval(self.count, self.of)
+
+    @property
+    def verdict(self) -> str:
+        """``below`` only when even the interval's upper end is under the card's value: the model is then worse
+        here than promised beyond what chance explains (at 2.5% one-sided, slices taken as independent)."""
+        if self.card is None:
+            return NO_CARD
+        if self.of < MIN_REVIEWED:
+            return TOO_FEW
+        interval = self.interval
+        return BELOW if interval is not None and interval[1] < self.card else CONSISTENT
+
+
+@dataclass(frozen=True)
+class ClassInUse:
+    name: str
+    found: Measure  # of the slices reviewers said show this class, the share the AI labelled so (recall)
+    right: Measure  # of the AI's labels of this class, the share reviewers kept (precision)
+    diagnosed: int  # results with this label (in scope)
+
+
+@dataclass(frozen=True)
+class WeekInUse:
+    start: datetime.date  # the Monday
+    diagnosed: int = 0  # finished results
+    failed: int = 0
+    out_of_scope: int = 0
+    uncertain: int = 0  # in scope, top probability under the version's confidence threshold
+    reviewed: int = 0  # of this week's results, those whose current review judged them
+    agreed: int = 0
+    labels: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreed / self.reviewed if self.reviewed else None
+
+
+@dataclass(frozen=True)
+class PerformanceInUse:
+    model_version: ModelVersion
+    threshold: float
+    diagnosed: int
+    failed: int
+    out_of_scope: int
+    uncertain: int
+    accuracy: Measure  # agreement of the current reviews with the AI label: accuracy, reviewers taken as truth
+    classes: list[ClassInUse]
+    weeks: list[WeekInUse]  # the last WEEKS_SHOWN weeks, newest first
+
+    @property
+    def reviewed(self) -> int:
+        return self.accuracy.of
+
+    @property
+    def measures(self) -> list[Measure]:
+        return [self.accuracy] + [m for c in self.classes for m in (c.found, c.right)]
+
+    @property
+    def below(self) -> list[Measure]:
+        return [m for m in self.measures if m.verdict == BELOW]
+
+
+def model_versions_in_use(*, organization: Organization) -> list[ModelVersion]:
+    """The versions that diagnosed the organization's scans, and the active one, newest first."""
+    used = Prediction.objects.filter(scan__patient__organization=organization).values("model_version")
+    return list(ModelVersion.objects.filter(Q(pk__in=used) | Q(is_active=True)).order_by("-created_at", "-pk"))
+
+
+def _monday(day: datetime.date) -> datetime.date:
+    return day - datetime.timedelta(days=day.weekday())
+
+
+def _week_of(value: datetime.datetime | None) -> datetime.date | None:
+    if value is None:
+        return None
+    return _monday((timezone.localtime(value) if timezone.is_aware(value) else value).date())
+
+
+def model_performance_in_use(
+    *, organization: Organization, model_version: ModelVersion, today: datetime.date | None = None
+) -> PerformanceInUse:
+    """The version's results in the organization (withdrawn scans left out), and the current review of each
+    slice whose judged result it made, measured against its card's series test split."""
+    threshold = confidence_threshold(model_version)
+    results = (
+        Prediction.objects.filter(scan__patient__organization=organization, model_version=model_version,
+                                  scan__withdrawn_at__isnull=True,
+                                  status__in=[Prediction.Status.DONE, Prediction.Status.FAILED])
+        .annotate(week=TruncWeek("finished_at"))
+        .values("week", "status", "out_of_scope", "label")
+        .annotate(n=Count("id"), uncertain=Count("id", filter=Q(confidence__lt=threshold) | Q(confidence__isnull=True)))
+        .order_by()
+    )
+    newest = Review.objects.filter(scan=OuterRef("scan")).order_by("-reviewed_at", "-id").values("pk")[:1]
+    judged = (
+        Review.objects.filter(scan__patient__organization=organization, pk=Subquery(newest),
+                              prediction__model_version=model_version, agrees_with_ai__isnull=False,
+                              scan__withdrawn_at__isnull=True)
+        .annotate(week=TruncWeek("prediction__finished_at"))
+        .values("week", "prediction__label", "label")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+
+    this_monday = _monday(today or timezone.localdate())
+    shown = [this_monday - datetime.timedelta(weeks=k) for k in range(WEEKS_SHOWN)]
+    weeks: dict[datetime.date, dict] = {monday: {"labels": {}} for monday in shown}
+    totals = {"diagnosed": 0, "failed": 0, "out_of_scope": 0, "uncertain": 0}
+    labelled: dict[str, int] = {}
+
+    def bump(week: datetime.date | None, key: str, n: int) -> None:
+        totals[key] += n
+        if week in weeks:
+            weeks[week][key] = weeks[week].get(key, 0) + n
+
+    for row in results:
+        week, n = _week_of(row["week"]), row["n"]
+        if row["status"] == Prediction.Status.FAILED:
+            bump(week, "failed", n)
+            continue
+        bump(week, "diagnosed", n)
+        if row["out_of_scope"]:
+            bump(week, "out_of_scope", n)
+            continue
+        bump(week, "uncertain", row["uncertain"])
+        labelled[row["label"]] = labelled.get(row["label"], 0) + n
+        if week in weeks:
+            weeks[week]["labels"][row["label"]] = weeks[week]["labels"].get(row["label"], 0) + n
+
+    said_by_ai: dict[str, list[int]] = {}  # AI label -> [kept, reviewed]
+    said_by_reviewer: dict[str, list[int]] = {}  # reviewer's label -> [AI said the same, reviewed]
+    agreed = reviewed = 0
+    for row in judged:
+        ai, truth, n, week = row["prediction__label"], row["label"], row["n"], _week_of(row["week"])
+        kept = n if ai == truth else 0
+        reviewed, agreed = reviewed + n, agreed + kept
+        for table, key in ((said_by_ai, ai), (said_by_reviewer, truth)):
+            counts = table.setdefault(key, [0, 0])
+            counts[0] += kept
+            counts[1] += n
+        if week in weeks:
+            weeks[week]["reviewed"] = weeks[week].get("reviewed", 0) + n
+            weeks[week]["agreed"] = weeks[week].get("agreed", 0) + kept
+
+    card = model_reliability(model_version=model_version)
+    card_classes = {c.name: c for c in card.classes} if card else {}
+    split = ((model_version.card or {}).get("metrics") or {}).get("test_series_split") or {}
+    card_accuracy = split.get("accuracy") if isinstance(split.get("accuracy"), (int, float)) else None
+    classes = []
+    for name in model_version.class_names or sorted(set(said_by_ai) | set(said_by_reviewer)):
+        tested = card_classes.get(name)
+        found, right = said_by_reviewer.get(name, [0, 0]), said_by_ai.get(name, [0, 0])
+        classes.append(ClassInUse(
+            name=name,
+            found=Measure(f"{name} found", found[0], found[1], tested.found if tested else None),
+            right=Measure(f"{name} labels kept", right[0], right[1], tested.right if tested else None),
+            diagnosed=labelled.get(name, 0),
+        ))
+    return PerformanceInUse(
+        model_version=model_version,
+        threshold=threshold,
+        accuracy=Measure("AI labels kept", agreed, reviewed, float(card_accuracy) if card_accuracy is not None else None),
+        classes=classes,
+        weeks=[WeekInUse(start=monday, **weeks[monday]) for monday in shown],
+        **totals,
+    )
+
+
+def performance_warning(*, organization: Organization) -> PerformanceInUse | None:
+    """The active version's performance in the organization when some measure of it falls below its card;
+    None otherwise (no active version, too few reviews, or nothing below)."""
+    active = model_version_active()
+    if active is None:
+        return None
+    performance = model_performance_in_use(organization=organization, model_version=active)
+    return performance if performance.below else None

@@ -1,0 +1,67 @@
+"""GET /api/v1/performance/: a model version's performance on the organization's patients, as the schema says."""
+
+from diagnosis.models import Membership
+
+from . import openapi
+from .factories import MembershipFactory, ModelVersionFactory, token_client
+from .test_selectors_performance import carded_version, result, reviewed
+
+URL = "/api/v1/performance/"
+
+
+def test_administrators_get_the_active_versions_measures_against_its_card(client, organization):
+    admin = MembershipFactory(organization=organization, role=Membership.Role.ADMIN).user
+    active = carded_version(is_active=True)
+    reviewed(organization, active, "Tumor", "Tumor", count=3)
+    reviewed(organization, active, "Normal", "Tumor", count=9)
+    result(organization, active, "Stone", top=0.5)
+
+    response = token_client(admin).get(URL)
+
+    assert response.status_code == 200, response.json()
+    assert openapi.mismatches(openapi.load(client), URL, "get", response) == []
+    body = response.json()
+    assert (body["model_version"], body["active"], body["diagnosed"], body["uncertain"], body["reviewed"]) == (
+        active.pk, True, 13, 1, 12)
+    tumor = next(c for c in body["classes"] if c["name"] == "Tumor")
+    assert (tumor["found"]["count"], tumor["found"]["of"], tumor["found"]["card"], tumor["found"]["verdict"]) == (
+        3, 12, 0.65, "below")
+    low, high = tumor["found"]["interval"]
+    assert 0.08 < low < 0.10 and 0.52 < high < 0.54
+    assert body["below"] == ["AI labels kept", "Tumor found"]
+    assert len(body["weeks"]) == 12 and body["weeks"][0]["diagnosed"] == 13 and body["min_reviewed"] == 10
+
+
+def test_another_version_is_asked_for_by_id_and_counts_only_the_organizations_results(organization, other_organization):
+    admin = MembershipFactory(organization=organization, role=Membership.Role.ADMIN).user
+    earlier = carded_version()
+    carded_version(is_active=True)
+    reviewed(organization, earlier, "Cyst", "Cyst", count=2)
+    elsewhere = ModelVersionFactory()
+    result(other_organization, elsewhere, "Stone")
+    api = token_client(admin)
+
+    body = api.get(URL, {"model_version": earlier.pk}).json()
+    unused = api.get(URL, {"model_version": elsewhere.pk}).json()
+    missing = api.get(URL, {"model_version": elsewhere.pk + 100})
+    bad = api.get(URL, {"model_version": "seven"})
+
+    assert (body["model_version"], body["active"], body["accuracy"]["count"], body["accuracy"]["verdict"]) == (
+        earlier.pk, False, 2, "too_few")
+    assert (unused["model_version"], unused["diagnosed"], unused["reviewed"]) == (elsewhere.pk, 0, 0)
+    assert missing.status_code == 404 and "no model version with that id" in missing.json()["detail"]
+    assert bad.status_code == 400 and "model_version" in bad.json()
+
+
+def test_without_any_version_the_answer_is_404_with_the_reason(organization):
+    admin = MembershipFactory(organization=organization, role=Membership.Role.ADMIN).user
+
+    response = token_client(admin).get(URL)
+
+    assert response.status_code == 404 and "No model version is active" in response.json()["detail"]
+
+
+def test_clinicians_are_refused_with_a_reason(api_client):
+    response = api_client.get(URL)
+
+    assert response.status_code == 403 and "Only administrators" in response.json()["detail"]

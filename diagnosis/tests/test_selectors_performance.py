@@ -1,0 +1,156 @@
+"""A model version's performance on the organization's own reviewed slices, next to its card."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from diagnosis import selectors
+from diagnosis.selectors.performance import BELOW, CONSISTENT, NO_CARD, TOO_FEW
+
+from .factories import (
+    DonePredictionFactory, ModelVersionFactory, PatientFactory, PredictionFactory, ReviewFactory, ScanFactory,
+)
+
+CARD_RECALL = {"Cyst": 0.96, "Normal": 0.83, "Stone": 0.77, "Tumor": 0.65}
+
+
+def carded_version(**kwargs):
+    per_class = {name: {"recall": recall, "precision": 0.8, "support": 100} for name, recall in CARD_RECALL.items()}
+    card = {"metrics": {"test_series_split": {"accuracy": 0.82, "per_class": per_class, "series": 52}},
+            "calibration": {"confidence_threshold": 0.7}}
+    return ModelVersionFactory(card=card, **kwargs)
+
+
+def result(organization, version, label, *, top=0.9, finished_at=None, **kwargs):
+    scan = ScanFactory(patient=PatientFactory(organization=organization))
+    return DonePredictionFactory(scan=scan, model_version=version, label=label, top=top,
+                                 finished_at=finished_at or timezone.now(), **kwargs)
+
+
+def reviewed(organization, version, ai, said, count=1, **kwargs):
+    for _ in range(count):
+        ReviewFactory(prediction=result(organization, version, ai, **kwargs), label=said)
+
+
+def test_the_wilson_interval_stays_inside_zero_and_one_and_is_none_for_nothing():
+    low, high = selectors.wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+    low, high = selectors.wilson_interval(5, 10)
+    assert (low, high) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    assert selectors.wilson_interval(0, 0) is None
+
+
+def test_results_are_counted_by_outcome_leaving_out_withdrawn_scans_other_organizations_and_other_versions(
+    organization, other_organization
+):
+    version = carded_version()
+    result(organization, version, "Stone")
+    result(organization, version, "Stone", top=0.5)  # under the card's threshold of 0.7
+    result(organization, version, "Tumor", out_of_scope=True)
+    PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), model_version=version,
+                      status="failed", finished_at=timezone.now())
+    PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), model_version=version)  # queued
+    withdrawn = result(organization, version, "Cyst")
+    withdrawn.scan.withdrawn_at = timezone.now()
+    withdrawn.scan.save()
+    result(other_organization, version, "Cyst")
+    result(organization, ModelVersionFactory(), "Cyst")
+
+    performance = selectors.model_performance_in_use(organization=organization, model_version=version)
+
+    assert (performance.diagnosed, performance.failed, performance.out_of_scope, performance.uncertain) == (3, 1, 1, 1)
+    assert {c.name: c.diagnosed for c in performance.classes} == {"Cyst": 0, "Normal": 0, "Stone": 2, "Tumor": 0}
+    assert performance.threshold == 0.7
+
+
+def test_a_class_the_ai_misses_on_the_organizations_patients_is_found_below_its_card(organization):
+    version = carded_version()
+    reviewed(organization, version, "Tumor", "Tumor", count=3)
+    reviewed(organization, version, "Normal", "Tumor", count=9)  # nine tumours the AI called normal
+    reviewed(organization, version, "Normal", "Normal", count=20)
+
+    performance = selectors.model_performance_in_use(organization=organization, model_version=version)
+
+    tumor = next(c for c in performance.classes if c.name == "Tumor")
+    assert (tumor.found.count, tumor.found.of, tumor.found.card) == (3, 12, 0.65)
+    assert tumor.found.interval[1] < 0.65 and tumor.found.verdict == BELOW
+    assert (tumor.right.count, tumor.right.of, tumor.right.verdict) == (3, 3, TOO_FEW)
+    normal = next(c for c in performance.classes if c.name == "Normal")
+    assert (normal.found.count, normal.found.of, normal.found.verdict) == (20, 20, CONSISTENT)
+    assert (normal.right.count, normal.right.of) == (20, 29)
+    assert (performance.accuracy.count, performance.accuracy.of, performance.accuracy.card) == (23, 32, 0.82)
+    assert performance.reviewed == 32
+    assert [m.name for m in performance.below] == ["Tumor found"]
+
+
+def test_only_the_current_review_of_a_slice_counts_and_only_for_the_version_it_judged(organization):
+    version, later = carded_version(), carded_version()
+    first = result(organization, version, "Stone")
+    ReviewFactory(prediction=first, label="Cyst")
+    ReviewFactory(prediction=first, label="Stone")  # a second look overrules the first
+    rerun = DonePredictionFactory(scan=first.scan, model_version=later, label="Cyst")
+    ReviewFactory(prediction=rerun, label="Cyst")  # the slice's current review now judges the later version
+    judged = result(organization, version, "Cyst")
+    ReviewFactory(prediction=judged, label="Normal")
+
+    performance = selectors.model_performance_in_use(organization=organization, model_version=version)
+    by_later = selectors.model_performance_in_use(organization=organization, model_version=later)
+
+    assert (performance.accuracy.count, performance.accuracy.of) == (0, 1)
+    assert (by_later.accuracy.count, by_later.accuracy.of) == (1, 1)
+
+
+def test_weeks_count_the_results_they_made_and_older_results_count_only_in_the_totals(organization):
+    version = carded_version()
+    today = timezone.localdate()
+    three_weeks_ago = timezone.now() - datetime.timedelta(weeks=3)
+    reviewed(organization, version, "Stone", "Stone", finished_at=three_weeks_ago)
+    reviewed(organization, version, "Stone", "Cyst", finished_at=three_weeks_ago)
+    result(organization, version, "Cyst", top=0.4, finished_at=three_weeks_ago)
+    result(organization, version, "Normal")
+    result(organization, version, "Normal", finished_at=timezone.now() - datetime.timedelta(weeks=20))
+
+    performance = selectors.model_performance_in_use(organization=organization, model_version=version, today=today)
+
+    assert len(performance.weeks) == 12
+    assert performance.weeks[0].start == today - datetime.timedelta(days=today.weekday())
+    assert (performance.weeks[0].diagnosed, performance.weeks[0].labels) == (1, {"Normal": 1})
+    week = performance.weeks[3]
+    assert (week.diagnosed, week.uncertain, week.reviewed, week.agreed, week.agreement) == (3, 1, 2, 1, 0.5)
+    assert week.labels == {"Stone": 2, "Cyst": 1}
+    assert performance.weeks[1].diagnosed == 0 and performance.weeks[1].agreement is None
+    assert performance.diagnosed == 5
+
+
+def test_a_version_without_a_card_is_measured_but_not_judged(organization):
+    version = ModelVersionFactory()
+    reviewed(organization, version, "Stone", "Cyst", count=12)
+
+    performance = selectors.model_performance_in_use(organization=organization, model_version=version)
+
+    assert (performance.accuracy.of, performance.accuracy.rate, performance.accuracy.verdict) == (12, 0.0, NO_CARD)
+    assert performance.below == []
+
+
+def test_the_warning_names_the_active_version_only_when_it_falls_below_its_card(organization):
+    assert selectors.performance_warning(organization=organization) is None  # no active version
+    active = carded_version(is_active=True)
+    reviewed(organization, active, "Stone", "Stone", count=12)
+    assert selectors.performance_warning(organization=organization) is None
+
+    reviewed(organization, active, "Cyst", "Stone", count=12)  # stones called cysts
+    warning = selectors.performance_warning(organization=organization)
+
+    assert warning is not None and warning.model_version == active
+    assert "Stone found" in [m.name for m in warning.below]
+
+
+def test_versions_in_use_are_those_that_diagnosed_the_organizations_scans_and_the_active_one(
+    organization, other_organization
+):
+    old, active, elsewhere = carded_version(), carded_version(is_active=True), carded_version()
+    result(organization, old, "Stone")
+    result(other_organization, elsewhere, "Stone")
+
+    assert set(selectors.model_versions_in_use(organization=organization)) == {old, active}

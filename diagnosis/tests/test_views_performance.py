@@ -1,0 +1,95 @@
+"""The performance-in-use page and the worklist's warning when the active model slips below its card."""
+
+from django.urls import reverse
+
+from diagnosis.models import Membership
+
+from .factories import MembershipFactory, ModelVersionFactory, ReviewFactory
+from .test_selectors_performance import carded_version, result, reviewed
+
+URL = reverse("diagnosis:performance")
+
+
+def admin_of(organization):
+    return MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss").user
+
+
+def test_administrators_see_the_active_versions_shares_against_its_card_with_intervals(client, organization):
+    active = carded_version(is_active=True, name="kidney-v9")
+    reviewed(organization, active, "Tumor", "Tumor", count=3)
+    reviewed(organization, active, "Normal", "Tumor", count=9)
+    result(organization, active, "Stone", out_of_scope=True)
+    client.force_login(admin_of(organization))
+
+    page = client.get(URL).content.decode()
+
+    assert "kidney-v9" in page and "(active)" in page
+    assert "13 results of your organization" in page and "out of scope: 1," in page and "Reviewed: 12." in page
+    rows = {row.split("</th>")[0]: row for row in page.split('<th scope="row">')[1:]}
+    assert "3 of 12" in rows["Tumor found"] and "25%" in rows["Tumor found"] and "9%–53%" in rows["Tumor found"]
+    assert "65%" in rows["Tumor found"] and "Below its card" in rows["Tumor found"]
+    assert "82%" in rows["AI labels kept"] and "Below its card" in rows["AI labels kept"]
+    assert "0 of 9" in rows["Normal labels kept"] and "Too few reviewed (under 10)" in rows["Normal labels kept"]
+    assert "0 of 0" in rows["Cyst found"]
+    assert 'id="below-card"' in page and "Tumor found 3 of 12 (25%; card 65%)" in page
+    assert page.count('<th scope="row">') >= 1 + 2 * 4 + 12  # every measure and every week
+
+
+def test_another_version_is_chosen_by_number_and_an_unknown_one_is_not_found(client, organization, other_organization):
+    earlier, active = carded_version(name="kidney-v1"), carded_version(is_active=True, name="kidney-v2")
+    reviewed(organization, earlier, "Stone", "Stone", count=2)
+    elsewhere = ModelVersionFactory(name="kidney-v3")
+    result(other_organization, elsewhere, "Stone")
+    client.force_login(admin_of(organization))
+
+    page = client.get(URL, {"version": earlier.pk}).content.decode()
+    unused = client.get(URL, {"version": elsewhere.pk}).content.decode()
+
+    assert f'<option value="{earlier.pk}" selected>kidney-v1</option>' in page
+    assert f'<option value="{active.pk}">kidney-v2 (active)</option>' in page
+    assert "2 of 2" in page and "kidney-v3" not in page  # offered only once it diagnosed a scan here
+    assert f'<option value="{elsewhere.pk}" selected>kidney-v3</option>' in unused
+    assert "0 results of your organization" in unused
+    assert client.get(URL, {"version": elsewhere.pk + 100}).status_code == 404
+    assert client.get(URL, {"version": "x"}).status_code == 404
+
+
+def test_the_page_says_so_when_no_version_has_diagnosed_anything(client, organization):
+    client.force_login(admin_of(organization))
+
+    response = client.get(URL)
+
+    assert response.status_code == 200
+    assert "none has diagnosed your organization" in response.content.decode()
+
+
+def test_clinicians_are_refused_the_page(ui_client):
+    response = ui_client.get(URL)
+
+    assert response.status_code == 403
+    assert "Only administrators of your organization" in response.content.decode()
+
+
+def test_the_worklist_warns_administrators_but_not_clinicians_when_the_active_model_falls_below_its_card(
+    client, organization
+):
+    active = carded_version(is_active=True, name="kidney-v9")
+    reviewed(organization, active, "Cyst", "Stone", count=12)  # stones called cysts
+    clinician = MembershipFactory(organization=organization, role=Membership.Role.CLINICIAN).user
+    client.force_login(admin_of(organization))
+
+    page = client.get(reverse("diagnosis:home")).content.decode()
+
+    assert 'id="performance-warning"' in page and "kidney-v9" in page
+    assert "Stone found 0 of 12 reviewed (0%; card 77%)" in page and URL in page
+    client.force_login(clinician)
+    assert 'id="performance-warning"' not in client.get(reverse("diagnosis:home")).content.decode()
+
+
+def test_the_worklist_has_no_warning_while_the_model_keeps_to_its_card(client, organization):
+    active = carded_version(is_active=True)
+    reviewed(organization, active, "Stone", "Stone", count=12)
+    ReviewFactory(prediction=result(organization, active, "Stone"), label="Cyst")
+    client.force_login(admin_of(organization))
+
+    assert 'id="performance-warning"' not in client.get(reverse("diagnosis:home")).content.decode()
