@@ -6,7 +6,7 @@ from . import services
 from .auth import AdminLoginForm
 from .models import (
     LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, PatientDistinct,
-    PatientMerge, Prediction, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
+    PatientMerge, PerformanceAlert, Prediction, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
 )
 
 
@@ -81,6 +81,13 @@ class PatientMergeAdmin(AuditLogAdmin):
     list_filter = ["into__organization"]
     search_fields = ["duplicate__mrn", "into__mrn", "duplicate__name", "into__name"]
     list_select_related = ["duplicate", "into", "merged_by"]
+
+
+@admin.register(PerformanceAlert)
+class PerformanceAlertAdmin(AuditLogAdmin):
+    list_display = ["raised_at", "organization", "model_version", "measures", "cleared_at"]
+    list_filter = ["organization", "model_version"]
+    list_select_related = ["organization", "model_version"]
 
 
 @admin.register(PatientDistinct)

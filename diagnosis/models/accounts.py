@@ -18,6 +18,8 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "scan.restored": "Restored scans (a withdrawal undone)",
     "patient.merged": "Merged patient records (a person registered twice)",
     "patient.unmerged": "Patient merges undone",
+    "model.below_card": "The active model doing worse on your reviewed slices than its card promised",
+    "model.recovered": "The active model no longer below its card",
 }
 
 

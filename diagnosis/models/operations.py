@@ -1,4 +1,5 @@
-"""The models that serve predictions, the workers that run them, and the notifications they send."""
+"""The models that serve predictions, the workers that run them, the notifications they send, and the alerts
+raised when a model does worse on an organization's patients than its card promised."""
 
 from __future__ import annotations
 
@@ -41,6 +42,28 @@ class ModelVersion(models.Model):
 
 
 # Extension by detected content, never by the client's file name.
+
+
+class PerformanceAlert(models.Model):
+    """A stretch of time during which a model version, on an organization's reviewed slices, fell below its card
+    on some share (selectors.performance): raised by the review that tipped it, cleared by the one that brought
+    it back. At most one is open per organization and version."""
+
+    organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE, related_name="performance_alerts")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="performance_alerts")
+    raised_at = models.DateTimeField(default=timezone.now)
+    measures = models.JSONField(default=list, help_text="The names of the shares below the card, as last seen.")
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "model_version"], condition=Q(cleared_at__isnull=True),
+                                    name="one_open_performance_alert"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} below its card since {self.raised_at:%Y-%m-%d %H:%M}"
 
 
 class WorkerHeartbeat(models.Model):

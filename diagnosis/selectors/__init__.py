@@ -50,7 +50,8 @@ from .performance import (
     WeekInUse,
     model_performance_in_use,
     model_versions_in_use,
-    performance_warning,
+    performance_alert_open,
+    performance_alerts,
     wilson_interval,
 )
 from .reliability import ClassReliability, Reliability, label_reliability_text, model_reliability
@@ -118,7 +119,8 @@ __all__ = [
     "organization_members",
     "organization_of",
     "patient_accesses",
-    "performance_warning",
+    "performance_alert_open",
+    "performance_alerts",
     "patient_changes",
     "patient_get",
     "patient_duplicate_pairs",

@@ -11,7 +11,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from ..models import ModelVersion, Organization, Prediction, Review
+from ..models import ModelVersion, Organization, PerformanceAlert, Prediction, Review
 from .records import confidence_threshold, model_version_active
 from .reliability import model_reliability
 
@@ -222,11 +222,14 @@ def model_performance_in_use(
     )
 
 
-def performance_warning(*, organization: Organization) -> PerformanceInUse | None:
-    """The active version's performance in the organization when some measure of it falls below its card;
-    None otherwise (no active version, too few reviews, or nothing below)."""
-    active = model_version_active()
-    if active is None:
-        return None
-    performance = model_performance_in_use(organization=organization, model_version=active)
-    return performance if performance.below else None
+def performance_alert_open(*, organization: Organization) -> PerformanceAlert | None:
+    """The open alert of the active version in the organization: what the worklist warns administrators of. Read
+    from the alert, which each review keeps up to date, so the worklist need not measure the model on every load."""
+    return (PerformanceAlert.objects.filter(organization=organization, model_version__is_active=True,
+                                            cleared_at__isnull=True)
+            .select_related("model_version").first())
+
+
+def performance_alerts(*, organization: Organization, model_version: ModelVersion) -> list[PerformanceAlert]:
+    """When the version was below its card in the organization, newest first (the open one, if any, first)."""
+    return list(PerformanceAlert.objects.filter(organization=organization, model_version=model_version))

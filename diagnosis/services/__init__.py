@@ -25,6 +25,7 @@ from .merges import (
     patient_pair_mark_distinct,
     patient_pair_unmark_distinct,
 )
+from .performance import performance_alert_update
 from .reviews import review_create, reviewed_scans_export
 from .staff import (
     member_api_token_issue,
@@ -52,6 +53,8 @@ from .two_factor import (
 from .webhooks import (
     WebhookNotDelivered,
     diagnosis_finished_notify,
+    model_below_card_notify,
+    model_recovered_notify,
     review_saved_notify,
     patient_merged_notify,
     patient_unmerged_notify,
@@ -113,7 +116,10 @@ __all__ = [
     "two_factor_recover",
     "two_factor_setup_confirm",
     "two_factor_setup_start",
+    "model_below_card_notify",
+    "model_recovered_notify",
     "model_version_activate",
+    "performance_alert_update",
     "model_version_register",
     "organization_get_or_create",
     "login_failure_record",

@@ -14,6 +14,7 @@ from django.db import transaction
 
 from .. import selectors
 from ..models import FORMAT_EXTENSIONS, Organization, Prediction, Review, Scan
+from .performance import performance_alert_update
 from .webhooks import review_saved_notify
 from .withdrawals import withdrawn_message
 
@@ -83,6 +84,8 @@ def review_create(
             reviewed_by=user,
         )
         review_saved_notify(review=review)
+        if prediction.status == Prediction.Status.DONE:
+            performance_alert_update(organization=scan.patient.organization, model_version=prediction.model_version)
     logger.info(
         "Scan %s reviewed by %s: %s (AI said %s)", scan.pk, user.get_username(), label, prediction.label or "nothing"
     )

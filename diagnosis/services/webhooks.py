@@ -30,7 +30,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .. import selectors
-from ..models import WEBHOOK_EVENTS, Organization, Patient, PatientMerge, Prediction, Review, Scan, StaffChange, WebhookDelivery
+from ..models import (
+    WEBHOOK_EVENTS, Organization, Patient, PatientMerge, PerformanceAlert, Prediction, Review, Scan, StaffChange,
+    WebhookDelivery,
+)
 from .sweeps import resend_stale
 
 logger = logging.getLogger(__name__)
@@ -201,6 +204,30 @@ def patient_unmerged_notify(*, merge: PatientMerge, moved_back: list[int]) -> We
     return _event(organization_id=merge.into.organization_id, event="patient.unmerged", data={
         **_merge_data(merge), "scans": moved_back, "reason": merge.undo_reason,
         "undone_by": merge.undone_by.get_username() if merge.undone_by_id else None,
+    })
+
+
+def _alert_data(alert: PerformanceAlert) -> dict[str, Any]:
+    version = alert.model_version
+    return {"model_version": {"id": version.pk, "name": version.name},
+            "api_path": f"{reverse('api:performance')}?model_version={version.pk}",
+            "below_since": alert.raised_at.isoformat()}
+
+
+def model_below_card_notify(*, alert: PerformanceAlert, performance: selectors.PerformanceInUse) -> WebhookDelivery | None:
+    """The active version fell below its card on the organization's reviewed slices, or on one more share: each
+    share below with its counts, 95% interval and the card's value (counts only, no patient)."""
+    return _event(organization_id=alert.organization_id, event="model.below_card", data={
+        **_alert_data(alert),
+        "below": [{"name": m.name, "count": m.count, "of": m.of, "rate": m.rate,
+                   "interval": list(m.interval) if m.interval else None, "card": m.card} for m in performance.below],
+    })
+
+
+def model_recovered_notify(*, alert: PerformanceAlert) -> WebhookDelivery | None:
+    """The version's alert cleared: no share is below its card any more."""
+    return _event(organization_id=alert.organization_id, event="model.recovered", data={
+        **_alert_data(alert), "cleared_at": alert.cleared_at.isoformat() if alert.cleared_at else None,
     })
 
 

@@ -1,6 +1,6 @@
 """GET /api/v1/performance/: a model version's performance on the organization's patients, as the schema says."""
 
-from diagnosis.models import Membership
+from diagnosis.models import Membership, PerformanceAlert
 
 from . import openapi
 from .factories import MembershipFactory, ModelVersionFactory, token_client
@@ -16,7 +16,8 @@ def test_administrators_get_the_active_versions_measures_against_its_card(client
     reviewed(organization, active, "Normal", "Tumor", count=9)
     result(organization, active, "Stone", top=0.5)
 
-    response = token_client(admin).get(URL)
+    api = token_client(admin)
+    response = api.get(URL)
 
     assert response.status_code == 200, response.json()
     assert openapi.mismatches(openapi.load(client), URL, "get", response) == []
@@ -30,6 +31,11 @@ def test_administrators_get_the_active_versions_measures_against_its_card(client
     assert 0.08 < low < 0.10 and 0.52 < high < 0.54
     assert body["below"] == ["AI labels kept", "Tumor found"]
     assert len(body["weeks"]) == 12 and body["weeks"][0]["diagnosed"] == 13 and body["min_reviewed"] == 10
+    assert body["alerts"] == []  # reviews stored directly here, not through the service that raises alerts
+    PerformanceAlert.objects.create(organization=organization, model_version=active, measures=["Tumor found"])
+    again = api.get(URL)
+    assert openapi.mismatches(openapi.load(client), URL, "get", again) == []
+    assert [(a["measures"], a["cleared_at"]) for a in again.json()["alerts"]] == [(["Tumor found"], None)]
 
 
 def test_another_version_is_asked_for_by_id_and_counts_only_the_organizations_results(organization, other_organization):

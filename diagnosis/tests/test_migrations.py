@@ -62,3 +62,27 @@ def test_organizations_that_chose_every_event_are_told_of_merges_and_others_keep
     assert new.objects.get(pk=reviews_only.pk).webhook_events == ["review.saved"]
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_organizations_that_chose_every_event_are_told_when_the_model_slips_and_others_keep_their_choice(
+    transactional_db
+):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    before, after = [("diagnosis", "0026_patient_distinct")], [("diagnosis", "0027_performance_alert")]
+    executor.migrate(before)
+    Organization = executor.loader.project_state(before).apps.get_model("diagnosis", "Organization")
+    every = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored", "patient.merged", "patient.unmerged"]
+    everything = Organization.objects.create(name="A", slug="a", webhook_events=every)
+    some = Organization.objects.create(name="B", slug="b", webhook_events=every[:4])
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps.get_model("diagnosis", "Organization")
+
+    assert new.objects.get(pk=everything.pk).webhook_events == [*every, "model.below_card", "model.recovered"]
+    assert new.objects.get(pk=some.pk).webhook_events == every[:4]
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

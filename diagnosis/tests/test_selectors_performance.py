@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from diagnosis import selectors
+from diagnosis.models import PerformanceAlert
 from diagnosis.selectors.performance import BELOW, CONSISTENT, NO_CARD, TOO_FEW
 
 from .factories import (
@@ -133,17 +134,17 @@ def test_a_version_without_a_card_is_measured_but_not_judged(organization):
     assert performance.below == []
 
 
-def test_the_warning_names_the_active_version_only_when_it_falls_below_its_card(organization):
-    assert selectors.performance_warning(organization=organization) is None  # no active version
-    active = carded_version(is_active=True)
-    reviewed(organization, active, "Stone", "Stone", count=12)
-    assert selectors.performance_warning(organization=organization) is None
+def test_the_worklists_alert_is_the_open_one_of_the_active_version_in_the_organization(organization, other_organization):
+    active, earlier = carded_version(is_active=True), carded_version()
+    PerformanceAlert.objects.create(organization=organization, model_version=active, measures=["Stone found"],
+                                    cleared_at=timezone.now())
+    PerformanceAlert.objects.create(organization=organization, model_version=earlier, measures=["Cyst found"])
+    PerformanceAlert.objects.create(organization=other_organization, model_version=active, measures=["Tumor found"])
+    assert selectors.performance_alert_open(organization=organization) is None
 
-    reviewed(organization, active, "Cyst", "Stone", count=12)  # stones called cysts
-    warning = selectors.performance_warning(organization=organization)
+    open_alert = PerformanceAlert.objects.create(organization=organization, model_version=active, measures=["Stone found"])
 
-    assert warning is not None and warning.model_version == active
-    assert "Stone found" in [m.name for m in warning.below]
+    assert selectors.performance_alert_open(organization=organization) == open_alert
 
 
 def test_versions_in_use_are_those_that_diagnosed_the_organizations_scans_and_the_active_one(

@@ -2,9 +2,10 @@
 
 from django.urls import reverse
 
+from diagnosis import services
 from diagnosis.models import Membership
 
-from .factories import MembershipFactory, ModelVersionFactory, ReviewFactory
+from .factories import MembershipFactory, ModelVersionFactory
 from .test_selectors_performance import carded_version, result, reviewed
 
 URL = reverse("diagnosis:performance")
@@ -70,26 +71,47 @@ def test_clinicians_are_refused_the_page(ui_client):
     assert "Only administrators of your organization" in response.content.decode()
 
 
-def test_the_worklist_warns_administrators_but_not_clinicians_when_the_active_model_falls_below_its_card(
+def test_the_worklist_warns_administrators_but_not_clinicians_while_the_active_model_has_an_open_alert(
     client, organization
 ):
     active = carded_version(is_active=True, name="kidney-v9")
     reviewed(organization, active, "Cyst", "Stone", count=12)  # stones called cysts
+    services.performance_alert_update(organization=organization, model_version=active)  # as a review would
     clinician = MembershipFactory(organization=organization, role=Membership.Role.CLINICIAN).user
     client.force_login(admin_of(organization))
 
     page = client.get(reverse("diagnosis:home")).content.decode()
 
-    assert 'id="performance-warning"' in page and "kidney-v9" in page
-    assert "Stone found 0 of 12 reviewed (0%; card 77%)" in page and URL in page
+    warning = page.split('id="performance-warning"')[1].split("</div>")[0]
+    assert "kidney-v9" in warning and "Stone found" in warning and URL in warning
     client.force_login(clinician)
     assert 'id="performance-warning"' not in client.get(reverse("diagnosis:home")).content.decode()
 
 
-def test_the_worklist_has_no_warning_while_the_model_keeps_to_its_card(client, organization):
+def test_the_worklist_has_no_warning_once_the_alert_is_cleared(client, organization):
     active = carded_version(is_active=True)
-    reviewed(organization, active, "Stone", "Stone", count=12)
-    ReviewFactory(prediction=result(organization, active, "Stone"), label="Cyst")
+    reviewed(organization, active, "Cyst", "Stone", count=12)
+    services.performance_alert_update(organization=organization, model_version=active)
+    reviewed(organization, active, "Stone", "Stone", count=100)
+    reviewed(organization, active, "Cyst", "Cyst", count=100)
+    services.performance_alert_update(organization=organization, model_version=active)
     client.force_login(admin_of(organization))
 
     assert 'id="performance-warning"' not in client.get(reverse("diagnosis:home")).content.decode()
+
+
+def test_the_page_lists_when_the_version_was_below_its_card(client, organization):
+    from django.utils import timezone
+
+    from diagnosis.models import PerformanceAlert
+
+    active = carded_version(is_active=True)
+    PerformanceAlert.objects.create(organization=organization, model_version=active, measures=["Stone found"],
+                                    cleared_at=timezone.now())
+    PerformanceAlert.objects.create(organization=organization, model_version=active, measures=["Tumor found", "AI labels kept"])
+    client.force_login(admin_of(organization))
+
+    alerts = client.get(URL).content.decode().split('id="alerts"')[1].split("</section>")[0]
+
+    assert alerts.index("still open") < alerts.index("Stone found")  # the open one first
+    assert "Tumor found, AI labels kept" in alerts and alerts.count("<li>") == 2

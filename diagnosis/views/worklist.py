@@ -58,8 +58,8 @@ def home(request: HttpRequest) -> HttpResponse:
         {"form": form, "page": page, "query": query.urlencode(), "filtered": bool(filters and any(filters.values())),
          "worklist_query": _filter_query(filters),
          # Administrators decide on retraining and rollback, so they hear first when the model slips.
-         "performance_warning": (selectors.performance_warning(organization=selectors.organization_of(request.user))
-                                 if selectors.is_organization_admin(request.user) else None)},
+         "performance_alert": (selectors.performance_alert_open(organization=selectors.organization_of(request.user))
+                               if selectors.is_organization_admin(request.user) else None)},
         status=400 if form.is_bound and not form.is_valid() else 200,
     )
 
@@ -107,6 +107,7 @@ def performance(request: HttpRequest) -> HttpResponse:
         version = next((v for v in versions if v.is_active), versions[0] if versions else None)
     performance = (selectors.model_performance_in_use(organization=organization, model_version=version)
                    if version else None)
+    alerts = selectors.performance_alerts(organization=organization, model_version=version) if version else []
     return render(request, "diagnosis/performance.html",
                   {"organization": organization, "versions": versions, "version": version, "performance": performance,
-                   "min_reviewed": selectors.MIN_REVIEWED})
+                   "alerts": alerts, "min_reviewed": selectors.MIN_REVIEWED})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ... import selectors
 from ...selectors.performance import BELOW, CONSISTENT, MIN_REVIEWED, NO_CARD, TOO_FEW, Measure, PerformanceInUse
 
 VERDICTS = [
@@ -54,6 +55,12 @@ class WeekInUseSerializer(serializers.Serializer):
     agreed = serializers.IntegerField()
 
 
+class PerformanceAlertSerializer(serializers.Serializer):
+    raised_at = serializers.DateTimeField(help_text="the review that put a share below the card")
+    cleared_at = serializers.DateTimeField(allow_null=True, help_text="null while the alert is open")
+    measures = serializers.ListField(child=serializers.CharField(), help_text="the shares below, as last seen")
+
+
 class PerformanceInUseSerializer(serializers.Serializer):
     model_version = serializers.IntegerField(source="model_version.pk")
     model_version_name = serializers.CharField(source="model_version.name")
@@ -69,9 +76,18 @@ class PerformanceInUseSerializer(serializers.Serializer):
     classes = ClassInUseSerializer(many=True)
     weeks = WeekInUseSerializer(many=True, help_text="the last 12 weeks, newest first")
     below = serializers.SerializerMethodField(help_text="the names of the measures below the card")
+    alerts = serializers.SerializerMethodField(
+        help_text="when the version was below its card in your organization (judged at each review while it is "
+                  "active), newest first")
 
     def get_min_reviewed(self, _performance: PerformanceInUse) -> int:
         return MIN_REVIEWED
 
     def get_below(self, performance: PerformanceInUse) -> list[str]:
         return [m.name for m in performance.below]
+
+    @extend_schema_field(PerformanceAlertSerializer(many=True))
+    def get_alerts(self, performance: PerformanceInUse) -> list[dict]:
+        alerts = selectors.performance_alerts(organization=self.context["organization"],
+                                              model_version=performance.model_version)
+        return PerformanceAlertSerializer(alerts, many=True).data

@@ -45,4 +45,5 @@ class PerformanceView(generics.GenericAPIView):
             if version is None:
                 raise NotFound("There is no model version with that id.")
         performance = selectors.model_performance_in_use(organization=organization, model_version=version)
-        return Response(self.get_serializer(performance).data)
+        return Response(self.get_serializer(performance, context={**self.get_serializer_context(),
+                                                                  "organization": organization}).data)

@@ -1,0 +1,108 @@
+"""Alerts when the active model does worse on the organization's reviewed slices than its card: raised by the
+review that tips a share below, widened by a new shortfall, cleared by the review that brings it back, each
+change that is news notified to the hospital's system."""
+
+import pytest
+
+from diagnosis import services
+from diagnosis.models import PerformanceAlert, WebhookDelivery
+
+from .factories import MembershipFactory, PatientFactory, PredictionFactory, ScanFactory
+from .test_selectors_performance import carded_version, result, reviewed
+
+
+@pytest.fixture
+def hooked(organization):
+    organization.webhook_url = "https://ris.example.org/hook"
+    organization.webhook_secret = "s" * 64
+    organization.save()
+    return organization
+
+
+@pytest.fixture
+def reviewer(organization):
+    return MembershipFactory(organization=organization).user
+
+
+def review(organization, reviewer, version, ai, said, callbacks, count=1):
+    """Reviews through the service, as a clinician's would be; the deliveries are not sent here."""
+    for _ in range(count):
+        scan = result(organization, version, ai).scan
+        with callbacks(execute=False):
+            services.review_create(scan=scan, user=reviewer, label=said)
+
+
+def events():
+    return [d.event for d in WebhookDelivery.objects.order_by("id") if d.event.startswith("model.")]
+
+
+def test_the_review_that_tips_a_share_below_the_card_raises_one_alert_and_notifies_it(
+    hooked, reviewer, django_capture_on_commit_callbacks
+):
+    active = carded_version(is_active=True, name="kidney-v9")
+    reviewed(hooked, active, "Stone", "Stone", count=3)
+    review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=6)
+    assert not PerformanceAlert.objects.exists()  # 3 of 9: too few to judge
+
+    review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks)  # 3 of 10
+    review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks)  # still below: no news
+
+    alert = PerformanceAlert.objects.get()
+    assert (alert.model_version, alert.cleared_at) == (active, None)
+    assert "Stone found" in alert.measures
+    assert events() == ["model.below_card"]
+    payload = WebhookDelivery.objects.get(event="model.below_card").payload
+    assert payload["model_version"] == {"id": active.pk, "name": "kidney-v9"}
+    assert payload["api_path"] == f"/api/v1/performance/?model_version={active.pk}"
+    stone = next(m for m in payload["below"] if m["name"] == "Stone found")
+    assert (stone["count"], stone["of"], stone["card"]) == (3, 10, 0.77) and stone["interval"][1] < 0.77
+
+
+def test_a_new_shortfall_is_notified_again_and_the_review_that_brings_it_back_clears_the_alert(
+    hooked, reviewer, django_capture_on_commit_callbacks
+):
+    active = carded_version(is_active=True)
+    review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
+    first = set(PerformanceAlert.objects.get().measures)
+    review(hooked, reviewer, active, "Normal", "Tumor", django_capture_on_commit_callbacks, count=10)
+    widened = PerformanceAlert.objects.get()
+    assert "Tumor found" in widened.measures and first <= set(widened.measures)
+    assert events() == ["model.below_card", "model.below_card"]
+
+    for label in ("Cyst", "Normal", "Stone", "Tumor"):
+        reviewed(hooked, active, label, label, count=40)  # many slices read right since (stored directly)
+    assert PerformanceAlert.objects.get().cleared_at is None  # judged again at the next review
+    review(hooked, reviewer, active, "Stone", "Stone", django_capture_on_commit_callbacks)
+
+    cleared = PerformanceAlert.objects.get()
+    assert cleared.cleared_at is not None
+    assert events() == ["model.below_card", "model.below_card", "model.recovered"]
+    payload = WebhookDelivery.objects.get(event="model.recovered").payload
+    assert payload["model_version"]["id"] == active.pk and payload["cleared_at"]
+
+
+def test_reviews_of_an_earlier_versions_results_raise_nothing(hooked, reviewer, django_capture_on_commit_callbacks):
+    carded_version(is_active=True)
+    earlier = carded_version()
+    review(hooked, reviewer, earlier, "Cyst", "Stone", django_capture_on_commit_callbacks, count=12)
+
+    assert not PerformanceAlert.objects.exists() and events() == []
+
+
+def test_an_alert_is_kept_without_a_notification_address(organization, reviewer, django_capture_on_commit_callbacks):
+    active = carded_version(is_active=True)
+    review(organization, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
+
+    assert PerformanceAlert.objects.filter(cleared_at__isnull=True).count() == 1
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_a_reading_of_a_failed_diagnosis_raises_nothing(hooked, reviewer, django_capture_on_commit_callbacks):
+    active = carded_version(is_active=True)
+    for _ in range(10):
+        failed = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=hooked)), model_version=active,
+                                   status="failed")
+        with django_capture_on_commit_callbacks(execute=False):
+            services.review_create(scan=failed.scan, user=reviewer, label="Stone")
+
+    assert not PerformanceAlert.objects.exists()
