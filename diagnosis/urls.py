@@ -9,6 +9,7 @@ urlpatterns = [
     path("worklist/rows/", views.worklist_rows, name="worklist_rows"),
     path("agreement/", views.agreement, name="agreement"),
     path("performance/", views.performance, name="performance"),
+    path("model/", views.model_card, name="model_card"),
     path("patients/", views.patient_list, name="patient_list"),
     path("patients/new/", views.patient_create, name="patient_create"),
     path("patients/duplicates/", views.patient_duplicates, name="patient_duplicates"),

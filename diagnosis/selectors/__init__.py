@@ -54,7 +54,9 @@ from .performance import (
     performance_alerts,
     wilson_interval,
 )
-from .reliability import ClassReliability, Reliability, label_reliability_text, model_reliability
+from .reliability import (
+    ClassReliability, ModelCardView, Reliability, label_reliability_text, model_card_view, model_reliability,
+)
 from .staff import (
     member_accesses,
     member_login_locked,
@@ -88,6 +90,7 @@ __all__ = [
     "ClassInUse",
     "MIN_REVIEWED",
     "ClassReliability",
+    "ModelCardView",
     "Measure",
     "PerformanceInUse",
     "Reliability",
@@ -109,6 +112,7 @@ __all__ = [
     "member_login_locked",
     "membership_of",
     "label_reliability_text",
+    "model_card_view",
     "model_performance_in_use",
     "model_reliability",
     "model_version_active",

@@ -1,10 +1,12 @@
-"""How well a model version did on the test patients of its card: what a clinician weighs an AI label with."""
+"""How well a model version did on the test patients of its card: what a clinician weighs an AI label with, and
+the whole card as a clinician reads it before leaning on the model."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..models import ModelVersion
+from .records import confidence_threshold
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,120 @@ def label_reliability_text(*, model_version: ModelVersion, label: str) -> str:
         return ""
     return (f"{row.right:.0%} of the model's {row.name} labels were right; it labelled {row.found:.0%} of "
             f"{row.name} slices so (test patients none of its training saw)")
+
+
+# --- The model's card as clinicians read it ------------------------------------------------------------------------
+
+# Below these a class or a kind of slice is named among the limitations: one in five or more wrong.
+WEAK_RECALL = 0.8
+WEAK_VIEW_ACCURACY = 0.7
+
+
+@dataclass(frozen=True)
+class Score:
+    value: float
+    interval: tuple[float, float] | None = None  # 95%, bootstrapped over test patients
+
+
+@dataclass(frozen=True)
+class ViewScore:
+    view: str  # axial or coronal
+    slices: int
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class ModelCardView:
+    """What a clinician should know before leaning on a model version: its label, read from its card."""
+
+    model_version: ModelVersion
+    intended_use: str
+    reliability: Reliability | None
+    recall_intervals: dict[str, tuple[float, float]]
+    accuracy: Score | None
+    macro_f1: Score | None
+    patients_accuracy: float | None  # test patients whose slices' mean probability named their class
+    views: list[ViewScore]
+    threshold: float
+    calibration_method: str
+    calibration_error: float | None
+    out_of_scope_method: str
+    source: str
+    images: int | None
+    images_per_class: dict[str, int]
+    series_per_split: dict[str, int]
+    split_method: str
+    random_split_accuracy: float | None
+    limitations: list[str]
+
+
+def _interval(value: object) -> tuple[float, float] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        low, high = _number(value[0]), _number(value[1])
+        if low is not None and high is not None:
+            return low, high
+    return None
+
+
+def _score(split: dict, key: str) -> Score | None:
+    value = _number(split.get(key))
+    return Score(value, _interval((split.get("intervals_95") or {}).get(key))) if value is not None else None
+
+
+def _counts(value: object) -> dict[str, int]:
+    return {str(k): v for k, v in value.items() if isinstance(v, int)} if isinstance(value, dict) else {}
+
+
+def model_card_view(*, model_version: ModelVersion) -> ModelCardView:
+    """The version's card, read defensively: a version registered without a card, or with an older one, shows
+    what it has."""
+    card = model_version.card or {}
+    metrics = card.get("metrics") or {}
+    split = metrics.get("test_series_split") or {}
+    intervals = split.get("intervals_95") or {}
+    recall_intervals = {name: interval for name in model_version.class_names
+                        if (interval := _interval(intervals.get(f"recall_{name}"))) is not None}
+    views = [ViewScore(view=str(view), slices=scores["slices"], accuracy=accuracy)
+             for view, scores in sorted((split.get("by_view") or {}).items())
+             if isinstance(scores, dict) and isinstance(scores.get("slices"), int)
+             and (accuracy := _number(scores.get("accuracy"))) is not None]
+    calibration = card.get("calibration") or {}
+    data = card.get("data") or {}
+    reliability = model_reliability(model_version=model_version)
+
+    limitations = []
+    for row in reliability.classes if reliability else []:
+        if row.found < WEAK_RECALL:
+            limitations.append(f"It labelled only {row.found:.0%} of the {row.name} test slices as {row.name}, so a "
+                               f"slice it labels otherwise can still be {row.name}.")
+        if row.right < WEAK_RECALL:
+            limitations.append(f"Only {row.right:.0%} of its {row.name} labels on test slices were right: a {row.name} "
+                               "label asks for a close reading rather than settling one.")
+    for view in views:
+        if view.accuracy < WEAK_VIEW_ACCURACY:
+            limitations.append(f"On {view.view} slices it was right on only {view.accuracy:.0%} of {view.slices} test slices.")
+    if data.get("source"):
+        limitations.append("It was trained and tested on one public data set; patients, scanners and protocols elsewhere "
+                           "may differ. Administrators can see how it does on your patients.")
+    random_split = metrics.get("test_random_split") or {}
+    return ModelCardView(
+        model_version=model_version,
+        intended_use=str(card.get("intended_use") or ""),
+        reliability=reliability,
+        recall_intervals=recall_intervals,
+        accuracy=_score(split, "accuracy"),
+        macro_f1=_score(split, "macro_f1"),
+        patients_accuracy=_number((split.get("by_series") or {}).get("accuracy")),
+        views=views,
+        threshold=confidence_threshold(model_version),
+        calibration_method=str(calibration.get("method") or ""),
+        calibration_error=_number(split.get("expected_calibration_error")),
+        out_of_scope_method=str((card.get("out_of_scope") or {}).get("method") or ""),
+        source=str(data.get("source") or ""),
+        images=data.get("images") if isinstance(data.get("images"), int) else None,
+        images_per_class=_counts(data.get("images_per_class")),
+        series_per_split=_counts(data.get("series_per_split")),
+        split_method=str(data.get("split") or ""),
+        random_split_accuracy=_number(random_split.get("accuracy")),
+        limitations=limitations,
+    )

@@ -17,3 +17,9 @@ def uncertainty(prediction: Prediction | None) -> selectors.Uncertainty | None:
 @register.filter
 def percent(value: float | None) -> str:
     return "–" if value is None else f"{float(value) * 100:.0f}%"
+
+
+@register.filter
+def get_item(mapping: dict | None, key: str) -> object:
+    """``mapping[key]`` in a template, or None: ``{{ intervals|get_item:name }}``."""
+    return (mapping or {}).get(key)

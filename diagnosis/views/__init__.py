@@ -39,10 +39,11 @@ from .staff import (
     staff_two_factor_reset,
     staff_unlock,
 )
-from .worklist import agreement, home, performance, worklist_rows
+from .worklist import agreement, home, model_card, performance, worklist_rows
 
 __all__ = [
     "agreement",
+    "model_card",
     "performance",
     "home",
     "member_required",

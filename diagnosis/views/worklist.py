@@ -1,5 +1,6 @@
-"""The home page: the triage worklist; and, for administrators, the agreement of reviewers with the AI and a
-model version's performance on the organization's patients."""
+"""The home page: the triage worklist; what every member should know about the model (its card); and, for
+administrators, the agreement of reviewers with the AI and a model version's performance on the organization's
+patients."""
 
 from __future__ import annotations
 
@@ -111,3 +112,20 @@ def performance(request: HttpRequest) -> HttpResponse:
     return render(request, "diagnosis/performance.html",
                   {"organization": organization, "versions": versions, "version": version, "performance": performance,
                    "alerts": alerts, "min_reviewed": selectors.MIN_REVIEWED})
+
+
+@member_required
+@require_GET
+def model_card(request: HttpRequest) -> HttpResponse:
+    """What a clinician should know about the model before leaning on it: the active version's card, or that of
+    ``?version=`` (the version that made a result they are reading)."""
+    chosen = request.GET.get("version")
+    if chosen:
+        version = selectors.model_version_list().filter(pk=int(chosen)).first() if chosen.isdigit() else None
+        if version is None:
+            raise Http404("There is no model version with that number.")
+    else:
+        version = selectors.model_version_active()
+    card = selectors.model_card_view(model_version=version) if version else None
+    return render(request, "diagnosis/model_card.html",
+                  {"version": version, "card": card, "is_admin": selectors.is_organization_admin(request.user)})
