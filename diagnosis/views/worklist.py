@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 
 from .. import selectors
 from ..forms import WorklistFilterForm
+from ..models import ModelVersion
 from .common import member_required, organization_admin_required
 
 WORKLIST_PER_PAGE = 25
@@ -90,6 +91,18 @@ def agreement(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _version_asked(request: HttpRequest) -> ModelVersion | None:
+    """The model version ``?version=`` names (any version: they are the deployment's, not an organization's);
+    None without one; 404 for a number no version has."""
+    chosen = request.GET.get("version")
+    if not chosen:
+        return None
+    version = selectors.model_version_list().filter(pk=int(chosen)).first() if chosen.isdigit() else None
+    if version is None:
+        raise Http404("There is no model version with that number.")
+    return version
+
+
 @organization_admin_required
 @require_GET
 def performance(request: HttpRequest) -> HttpResponse:
@@ -97,15 +110,11 @@ def performance(request: HttpRequest) -> HttpResponse:
     version unless ``?version=`` names another."""
     organization = selectors.organization_of(request.user)
     versions = selectors.model_versions_in_use(organization=organization)
-    chosen = request.GET.get("version")
-    if chosen:
-        version = selectors.model_version_list().filter(pk=int(chosen)).first() if chosen.isdigit() else None
-        if version is None:
-            raise Http404("There is no model version with that number.")
-        if version not in versions:
-            versions.append(version)  # a version not yet used here: the page says it made no results
-    else:
+    version = _version_asked(request)
+    if version is None:
         version = next((v for v in versions if v.is_active), versions[0] if versions else None)
+    elif version not in versions:
+        versions.append(version)  # a version not yet used here: the page says it made no results
     performance = (selectors.model_performance_in_use(organization=organization, model_version=version)
                    if version else None)
     alerts = selectors.performance_alerts(organization=organization, model_version=version) if version else []
@@ -119,13 +128,7 @@ def performance(request: HttpRequest) -> HttpResponse:
 def model_card(request: HttpRequest) -> HttpResponse:
     """What a clinician should know about the model before leaning on it: the active version's card, or that of
     ``?version=`` (the version that made a result they are reading)."""
-    chosen = request.GET.get("version")
-    if chosen:
-        version = selectors.model_version_list().filter(pk=int(chosen)).first() if chosen.isdigit() else None
-        if version is None:
-            raise Http404("There is no model version with that number.")
-    else:
-        version = selectors.model_version_active()
+    version = _version_asked(request) or selectors.model_version_active()
     card = selectors.model_card_view(model_version=version) if version else None
     return render(request, "diagnosis/model_card.html",
                   {"version": version, "card": card, "is_admin": selectors.is_organization_admin(request.user)})
