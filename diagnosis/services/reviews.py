@@ -85,7 +85,12 @@ def review_create(
         )
         review_saved_notify(review=review)
         if prediction.status == Prediction.Status.DONE:
-            performance_alert_update(organization=scan.patient.organization, model_version=prediction.model_version)
+            try:
+                performance_alert_update(organization=scan.patient.organization, model_version=prediction.model_version)
+            except Exception:
+                # The watch on the model must never cost a clinician their reading: its savepoint is rolled back,
+                # the review is kept, and the next review judges the model again.
+                logger.exception("Could not judge %s after the review of scan %s", prediction.model_version.name, scan.pk)
     logger.info(
         "Scan %s reviewed by %s: %s (AI said %s)", scan.pk, user.get_username(), label, prediction.label or "nothing"
     )

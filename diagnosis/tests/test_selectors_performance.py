@@ -155,3 +155,16 @@ def test_versions_in_use_are_those_that_diagnosed_the_organizations_scans_and_th
     result(other_organization, elsewhere, "Stone")
 
     assert set(selectors.model_versions_in_use(organization=organization)) == {old, active}
+
+
+def test_weeks_begin_on_monday_in_the_hospitals_time_zone(organization, settings):
+    settings.TIME_ZONE = "Pacific/Auckland"  # UTC+13 in December
+    version = carded_version()
+    sunday_evening_utc = datetime.datetime(2026, 11, 29, 12, 30, tzinfo=datetime.timezone.utc)  # Monday 01:30 there
+    result(organization, version, "Stone", finished_at=sunday_evening_utc)
+
+    performance = selectors.model_performance_in_use(organization=organization, model_version=version,
+                                                     today=datetime.date(2026, 12, 2))
+
+    assert performance.weeks[0].start == datetime.date(2026, 11, 30)
+    assert performance.weeks[0].diagnosed == 1 and performance.weeks[1].diagnosed == 0

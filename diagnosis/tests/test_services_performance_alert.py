@@ -106,3 +106,23 @@ def test_a_reading_of_a_failed_diagnosis_raises_nothing(hooked, reviewer, django
             services.review_create(scan=failed.scan, user=reviewer, label="Stone")
 
     assert not PerformanceAlert.objects.exists()
+
+
+def test_a_failure_to_judge_the_model_keeps_the_review_and_is_logged(
+    hooked, reviewer, django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    from diagnosis.models import Review
+    from diagnosis.services import performance
+
+    active = carded_version(is_active=True)
+
+    def broken(**kwargs):
+        PerformanceAlert.objects.create(organization=hooked, model_version=active, measures=["half-written"])
+        raise ValueError("a card the code did not expect")
+
+    monkeypatch.setattr(performance.selectors, "model_performance_in_use", broken)
+    review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks)
+
+    assert Review.objects.get().label == "Stone"
+    assert not PerformanceAlert.objects.exists()  # what the failed judging wrote is rolled back
+    assert "Could not judge" in caplog.text
