@@ -2,7 +2,8 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .views import (
-    AccessLogView, AgreementView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView, ScanViewSet, WorklistView,
+    AboutModelView, AccessLogView, AgreementView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
+    ScanViewSet, WorklistView,
 )
 
 app_name = "api"
@@ -17,6 +18,7 @@ urlpatterns = [
     path("worklist/", WorklistView.as_view(), name="worklist"),
     path("agreement/", AgreementView.as_view(), name="agreement"),
     path("performance/", PerformanceView.as_view(), name="performance"),
+    path("model/", AboutModelView.as_view(), name="model-card"),
     path("accesses/", AccessLogView.as_view(), name="access-log"),
     *router.urls,
 ]

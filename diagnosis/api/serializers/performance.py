@@ -1,4 +1,4 @@
-"""A model version's performance on the organization's reviewed slices, next to its card."""
+"""A model version's card, and its performance on the organization's reviewed slices next to that card."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ... import selectors
+from ...selectors.reliability import ModelCardView
 from ...selectors.performance import BELOW, CONSISTENT, MIN_REVIEWED, NO_CARD, TOO_FEW, Measure, PerformanceInUse
 
 VERDICTS = [
@@ -91,3 +92,55 @@ class PerformanceInUseSerializer(serializers.Serializer):
         alerts = selectors.performance_alerts(organization=self.context["organization"],
                                               model_version=performance.model_version)
         return PerformanceAlertSerializer(alerts, many=True).data
+
+
+class ScoreSerializer(serializers.Serializer):
+    value = serializers.FloatField()
+    interval = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True,
+                                     help_text="95%, bootstrapped over test patients; null when the card has none")
+
+
+class ClassCardSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    found = serializers.FloatField(help_text="the share of the class's test slices it labelled so (recall)")
+    found_interval = serializers.SerializerMethodField(help_text="95% interval of found; null when the card has none")
+    right = serializers.FloatField(help_text="the share of its labels of the class that were right (precision)")
+    slices = serializers.IntegerField()
+    patients = serializers.IntegerField(allow_null=True)
+    patients_right = serializers.IntegerField(allow_null=True, help_text="test patients whose slices' mean "
+                                                                         "probability named the class")
+
+    @extend_schema_field(serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True))
+    def get_found_interval(self, row: object) -> list[float] | None:
+        interval = self.context["intervals"].get(row.name)  # type: ignore[attr-defined]
+        return list(interval) if interval else None
+
+
+class ViewScoreSerializer(serializers.Serializer):
+    view = serializers.CharField()
+    slices = serializers.IntegerField()
+    accuracy = serializers.FloatField()
+
+
+class ModelCardSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField(source="model_version.pk")
+    name = serializers.CharField(source="model_version.name")
+    active = serializers.BooleanField(source="model_version.is_active")
+    classes = serializers.ListField(child=serializers.CharField(), source="model_version.class_names")
+    intended_use = serializers.CharField()
+    test_patients = serializers.IntegerField(source="reliability.patients", allow_null=True, default=None)
+    accuracy = ScoreSerializer(allow_null=True, help_text="on test slices of patients none of its training saw")
+    macro_f1 = ScoreSerializer(allow_null=True)
+    patients_accuracy = serializers.FloatField(allow_null=True)
+    per_class = serializers.SerializerMethodField()
+    views = ViewScoreSerializer(many=True, help_text="accuracy on axial and on coronal test slices")
+    limitations = serializers.ListField(child=serializers.CharField(), help_text="stated from the figures above")
+    confidence_threshold = serializers.FloatField(source="threshold",
+                                                  help_text="under this top probability a result is marked uncertain")
+    random_split_accuracy = serializers.FloatField(
+        allow_null=True, help_text="on a leaky random per-image split: what papers report, not a measure on new patients")
+
+    @extend_schema_field(ClassCardSerializer(many=True))
+    def get_per_class(self, card: ModelCardView) -> list[dict]:
+        rows = card.reliability.classes if card.reliability else []
+        return ClassCardSerializer(rows, many=True, context={"intervals": card.recall_intervals}).data

@@ -3,8 +3,8 @@ result notifications (``notifications``) and a model version's performance on it
 
 from .members import MemberViewSet
 from .notifications import NotificationViewSet
-from .performance import PerformanceView
+from .performance import AboutModelView, PerformanceView
 from .records import AccessLogView, AgreementView, PatientViewSet, WorklistView
 from .scans import ScanViewSet
 
-__all__ = ["AccessLogView", "AgreementView", "MemberViewSet", "NotificationViewSet", "PatientViewSet", "PerformanceView", "ScanViewSet", "WorklistView"]
+__all__ = ["AboutModelView", "AccessLogView", "AgreementView", "MemberViewSet", "NotificationViewSet", "PatientViewSet", "PerformanceView", "ScanViewSet", "WorklistView"]

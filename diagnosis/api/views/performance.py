@@ -1,4 +1,5 @@
-"""A model version's performance on the organization's own reviewed slices, for a hospital's quality system."""
+"""A model version's card, for every member, and its performance on the organization's own reviewed slices, for a
+hospital's quality system."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rest_framework.response import Response
 
 from ... import selectors
 from ..permissions import HasMembership, IsOrganizationAdministrator
-from ..serializers.performance import PerformanceFilterSerializer, PerformanceInUseSerializer
+from ..serializers.performance import ModelCardSerializer, PerformanceFilterSerializer, PerformanceInUseSerializer
 
 
 @extend_schema(
@@ -47,3 +48,33 @@ class PerformanceView(generics.GenericAPIView):
         performance = selectors.model_performance_in_use(organization=organization, model_version=version)
         return Response(self.get_serializer(performance, context={**self.get_serializer_context(),
                                                                   "organization": organization}).data)
+
+
+@extend_schema(
+    summary="About the model: a version's card",
+    description=(
+        "What a clinician or a hospital system should know before leaning on the model: the active version's card "
+        "(or model_version's), with its intended use, its scores on test patients none of its training saw (95% "
+        "intervals), per class the share found and the share of its labels right, axial against coronal slices, and "
+        "its limitations stated from those figures. Every member."
+    ),
+    parameters=[PerformanceFilterSerializer],
+    responses={200: ModelCardSerializer},
+)
+class AboutModelView(generics.GenericAPIView):
+    permission_classes = [IsAuthenticated, HasMembership]
+    serializer_class = ModelCardSerializer
+
+    def get(self, request: Request) -> Response:
+        filters = PerformanceFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data.get("model_version")
+        if wanted is None:
+            version = selectors.model_version_active()
+            if version is None:
+                raise NotFound("No model version is active.")
+        else:
+            version = selectors.model_version_list().filter(pk=wanted).first()
+            if version is None:
+                raise NotFound("There is no model version with that id.")
+        return Response(self.get_serializer(selectors.model_card_view(model_version=version)).data)
