@@ -222,12 +222,18 @@ def model_performance_in_use(
     )
 
 
-def performance_alert_open(*, organization: Organization) -> PerformanceAlert | None:
-    """The open alert of the active version in the organization: what the worklist warns administrators of. Read
-    from the alert, which each review keeps up to date, so the worklist need not measure the model on every load."""
-    return (PerformanceAlert.objects.filter(organization=organization, model_version__is_active=True,
-                                            cleared_at__isnull=True)
-            .select_related("model_version").first())
+def performance_alert_open(
+    *, organization: Organization | int, model_version: ModelVersion | None = None
+) -> PerformanceAlert | None:
+    """The open alert of ``model_version`` (by default the active version) in the organization: what the worklist
+    warns administrators of, and what a result by that version cautions its reader with. Read from the alert,
+    which each review keeps up to date, so pages need not measure the model on every load."""
+    alerts = PerformanceAlert.objects.filter(organization=organization, cleared_at__isnull=True)
+    if model_version is None:
+        alerts = alerts.filter(model_version__is_active=True)
+    else:
+        alerts = alerts.filter(model_version=model_version)
+    return alerts.select_related("model_version").first()
 
 
 def performance_alerts(*, organization: Organization, model_version: ModelVersion) -> list[PerformanceAlert]:

@@ -115,3 +115,26 @@ def test_the_page_lists_when_the_version_was_below_its_card(client, organization
 
     assert alerts.index("still open") < alerts.index("Stone found")  # the open one first
     assert "Tumor found, AI labels kept" in alerts and alerts.count("<li>") == 2
+
+
+def test_a_result_by_a_version_with_an_open_alert_cautions_every_reader(ui_client, clinician, organization):
+    from django.utils import timezone
+
+    from diagnosis.models import PerformanceAlert
+
+    from .factories import DonePredictionFactory, PatientFactory, ScanFactory
+
+    alerted, other = carded_version(is_active=True, name="kidney-v9"), carded_version(name="kidney-v8")
+    alert = PerformanceAlert.objects.create(organization=organization, model_version=alerted, measures=["Tumor found"])
+    PerformanceAlert.objects.create(organization=organization, model_version=other, measures=["Stone found"],
+                                    cleared_at=timezone.now())
+    patient = PatientFactory(organization=organization)
+    by_alerted = DonePredictionFactory(scan=ScanFactory(patient=patient, uploaded_by=clinician), model_version=alerted)
+    by_other = DonePredictionFactory(scan=ScanFactory(patient=patient, uploaded_by=clinician), model_version=other)
+
+    page = ui_client.get(reverse("diagnosis:scan_detail", args=[by_alerted.scan.pk])).content.decode()
+    caution = page.split('id="performance-caution"')[1].split("</p>")[0]
+
+    assert "kidney-v9" in caution and "Tumor found" in caution and f"{alert.raised_at:%Y-%m-%d}" in caution
+    other_page = ui_client.get(reverse("diagnosis:scan_detail", args=[by_other.scan.pk])).content.decode()
+    assert 'id="performance-caution"' not in other_page  # its alert was cleared

@@ -90,6 +90,9 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
             "probabilities": probabilities_for_display(prediction),
             "uncertainty": selectors.prediction_uncertainty(prediction) if prediction else None,
             "reliability": selectors.model_reliability(model_version=prediction.model_version) if prediction else None,
+            "performance_alert": (selectors.performance_alert_open(organization=scan.patient.organization_id,
+                                                                   model_version=prediction.model_version)
+                                  if prediction else None),
             "heatmap_url": _heatmap_url(scan, prediction),
             "class_names": class_names,
             "review_form": review_form,
