@@ -12,7 +12,7 @@ from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from ..models import ModelVersion, Organization, PerformanceAlert, Prediction, Review
-from .records import confidence_threshold, model_version_active
+from .records import confidence_threshold
 from .reliability import model_reliability
 
 # Below this many reviewed slices a share says too little to compare with the card.
@@ -120,6 +120,13 @@ def model_versions_in_use(*, organization: Organization) -> list[ModelVersion]:
     """The versions that diagnosed the organization's scans, and the active one, newest first."""
     used = Prediction.objects.filter(scan__patient__organization=organization).values("model_version")
     return list(ModelVersion.objects.filter(Q(pk__in=used) | Q(is_active=True)).order_by("-created_at", "-pk"))
+
+
+def model_version_watched(*, organization: Organization) -> ModelVersion | None:
+    """The version whose performance in use is shown unless another is asked for: the active one, or else the
+    newest that diagnosed the organization's scans."""
+    versions = model_versions_in_use(organization=organization)
+    return next((v for v in versions if v.is_active), versions[0] if versions else None)
 
 
 def _monday(day: datetime.date) -> datetime.date:

@@ -159,6 +159,11 @@ def model_version_active() -> ModelVersion | None:
     return ModelVersion.objects.filter(is_active=True).first()
 
 
+def model_version_get(*, pk: int) -> ModelVersion | None:
+    """Any version by its id: versions are the deployment's, not an organization's."""
+    return ModelVersion.objects.filter(pk=pk).first()
+
+
 def model_version_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.order_by("-created_at", "-id")
 

@@ -97,7 +97,7 @@ def _version_asked(request: HttpRequest) -> ModelVersion | None:
     chosen = request.GET.get("version")
     if not chosen:
         return None
-    version = selectors.model_version_list().filter(pk=int(chosen)).first() if chosen.isdigit() else None
+    version = selectors.model_version_get(pk=int(chosen)) if chosen.isdigit() else None
     if version is None:
         raise Http404("There is no model version with that number.")
     return version
@@ -112,7 +112,7 @@ def performance(request: HttpRequest) -> HttpResponse:
     versions = selectors.model_versions_in_use(organization=organization)
     version = _version_asked(request)
     if version is None:
-        version = next((v for v in versions if v.is_active), versions[0] if versions else None)
+        version = selectors.model_version_watched(organization=organization)
     elif version not in versions:
         versions.append(version)  # a version not yet used here: the page says it made no results
     performance = (selectors.model_performance_in_use(organization=organization, model_version=version)

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ... import selectors
-from ...selectors.reliability import ModelCardView
+from ...selectors.reliability import ClassReliability, ModelCardView
 from ...selectors.performance import BELOW, CONSISTENT, MIN_REVIEWED, NO_CARD, TOO_FEW, Measure, PerformanceInUse
 
 VERDICTS = [
@@ -111,8 +111,8 @@ class ClassCardSerializer(serializers.Serializer):
                                                                          "probability named the class")
 
     @extend_schema_field(serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True))
-    def get_found_interval(self, row: object) -> list[float] | None:
-        interval = self.context["intervals"].get(row.name)  # type: ignore[attr-defined]
+    def get_found_interval(self, row: ClassReliability) -> list[float] | None:
+        interval = self.context["intervals"].get(row.name)
         return list(interval) if interval else None
 
 

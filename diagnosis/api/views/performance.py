@@ -11,15 +11,27 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ... import selectors
+from ...models import ModelVersion
 from ..permissions import HasMembership, IsOrganizationAdministrator
 from ..serializers.performance import ModelCardSerializer, PerformanceFilterSerializer, PerformanceInUseSerializer
+
+
+def _version_asked(filters: PerformanceFilterSerializer) -> ModelVersion | None:
+    """The version ``model_version`` names; None without one; 404 for an id no version has."""
+    wanted = filters.validated_data.get("model_version")
+    if wanted is None:
+        return None
+    version = selectors.model_version_get(pk=wanted)
+    if version is None:
+        raise NotFound("There is no model version with that id.")
+    return version
 
 
 @extend_schema(
     summary="A model version's performance on your patients, next to its card",
     description=(
-        "For the caller's organization and one model version (the active one unless model_version names another): its results by outcome, and on the reviewed slices (the current review of each, "
-        "taken as the truth) the share whose AI label was kept and, per class, the share found (recall) and the "
+        "For the caller's organization and one model version (the active one unless model_version names another): "
+        "its results by outcome, and on the reviewed slices (the current review of each, taken as the truth) the share whose AI label was kept and, per class, the share found (recall) and the "
         "share of its labels kept (precision), each with a 95% Wilson interval and the value on the version's "
         "card. A measure is below the card when even its interval's upper end is under the card's value. Then "
         "the last 12 weeks. Administrators only."
@@ -35,16 +47,9 @@ class PerformanceView(generics.GenericAPIView):
         filters = PerformanceFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         organization = selectors.organization_of(request.user)
-        wanted = filters.validated_data.get("model_version")
-        if wanted is None:
-            versions = selectors.model_versions_in_use(organization=organization)
-            version = next((v for v in versions if v.is_active), versions[0] if versions else None)
-            if version is None:
-                raise NotFound("No model version is active, and none has diagnosed your organization's scans.")
-        else:
-            version = selectors.model_version_list().filter(pk=wanted).first()
-            if version is None:
-                raise NotFound("There is no model version with that id.")
+        version = _version_asked(filters) or selectors.model_version_watched(organization=organization)
+        if version is None:
+            raise NotFound("No model version is active, and none has diagnosed your organization's scans.")
         performance = selectors.model_performance_in_use(organization=organization, model_version=version)
         return Response(self.get_serializer(performance, context={**self.get_serializer_context(),
                                                                   "organization": organization}).data)
@@ -68,13 +73,7 @@ class AboutModelView(generics.GenericAPIView):
     def get(self, request: Request) -> Response:
         filters = PerformanceFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        wanted = filters.validated_data.get("model_version")
-        if wanted is None:
-            version = selectors.model_version_active()
-            if version is None:
-                raise NotFound("No model version is active.")
-        else:
-            version = selectors.model_version_list().filter(pk=wanted).first()
-            if version is None:
-                raise NotFound("There is no model version with that id.")
+        version = _version_asked(filters) or selectors.model_version_active()
+        if version is None:
+            raise NotFound("No model version is active.")
         return Response(self.get_serializer(selectors.model_card_view(model_version=version)).data)
