@@ -25,8 +25,8 @@ def test_administrators_get_the_active_versions_measures_against_its_card(client
     assert (body["model_version"], body["active"], body["diagnosed"], body["uncertain"], body["reviewed"]) == (
         active.pk, True, 13, 1, 12)
     tumor = next(c for c in body["classes"] if c["name"] == "Tumor")
-    assert (tumor["found"]["count"], tumor["found"]["of"], tumor["found"]["card"], tumor["found"]["verdict"]) == (
-        3, 12, 0.65, "below")
+    assert (tumor["found"]["count"], tumor["found"]["of"], tumor["found"]["patients"], tumor["found"]["card"],
+            tumor["found"]["verdict"]) == (3, 12, 12, 0.65, "below")
     low, high = tumor["found"]["interval"]
     assert 0.08 < low < 0.10 and 0.52 < high < 0.54
     assert body["below"] == ["AI labels kept", "Tumor found"]

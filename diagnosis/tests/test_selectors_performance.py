@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from diagnosis import selectors
-from diagnosis.models import PerformanceAlert
+from diagnosis.models import PerformanceAlert, Review
 from diagnosis.selectors.performance import BELOW, CONSISTENT, NO_CARD, TOO_FEW
 
 from .factories import (
@@ -23,8 +23,8 @@ def carded_version(**kwargs):
     return ModelVersionFactory(card=card, **kwargs)
 
 
-def result(organization, version, label, *, top=0.9, finished_at=None, **kwargs):
-    scan = ScanFactory(patient=PatientFactory(organization=organization))
+def result(organization, version, label, *, top=0.9, finished_at=None, patient=None, **kwargs):
+    scan = ScanFactory(patient=patient or PatientFactory(organization=organization))
     return DonePredictionFactory(scan=scan, model_version=version, label=label, top=top,
                                  finished_at=finished_at or timezone.now(), **kwargs)
 
@@ -168,3 +168,32 @@ def test_weeks_begin_on_monday_in_the_hospitals_time_zone(organization, settings
 
     assert performance.weeks[0].start == datetime.date(2026, 11, 30)
     assert performance.weeks[0].diagnosed == 1 and performance.weeks[1].diagnosed == 0
+
+
+def test_each_share_counts_the_patients_its_slices_came_from(organization):
+    version = carded_version()
+    hard_case = PatientFactory(organization=organization)
+    reviewed(organization, version, "Cyst", "Stone", count=8, patient=hard_case)  # one patient's slices, all missed
+    reviewed(organization, version, "Stone", "Stone", count=2)  # two other patients, found
+
+    performance = selectors.model_performance_in_use(organization=organization, model_version=version)
+
+    stone = next(c for c in performance.classes if c.name == "Stone")
+    assert (stone.found.count, stone.found.of, stone.found.patients) == (2, 10, 3)
+    assert (stone.right.of, stone.right.patients) == (2, 2)
+    cyst = next(c for c in performance.classes if c.name == "Cyst")
+    assert (cyst.right.of, cyst.right.patients, cyst.found.patients) == (8, 1, 0)
+    assert performance.accuracy.patients == 3
+
+
+def test_of_two_reviews_at_the_same_moment_the_later_written_is_current(organization):
+    version = carded_version()
+    prediction = result(organization, version, "Stone")
+    moment = timezone.now()
+    first = ReviewFactory(prediction=prediction, label="Cyst")
+    second = ReviewFactory(prediction=prediction, label="Stone")
+    Review.objects.filter(pk__in=[first.pk, second.pk]).update(reviewed_at=moment)
+
+    performance = selectors.model_performance_in_use(organization=organization, model_version=version)
+
+    assert (performance.accuracy.count, performance.accuracy.of) == (1, 1)

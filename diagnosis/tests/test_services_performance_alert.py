@@ -55,7 +55,8 @@ def test_the_review_that_tips_a_share_below_the_card_raises_one_alert_and_notifi
     assert payload["model_version"] == {"id": active.pk, "name": "kidney-v9"}
     assert payload["api_path"] == f"/api/v1/performance/?model_version={active.pk}"
     stone = next(m for m in payload["below"] if m["name"] == "Stone found")
-    assert (stone["count"], stone["of"], stone["card"]) == (3, 10, 0.77) and stone["interval"][1] < 0.77
+    assert (stone["count"], stone["of"], stone["patients"], stone["card"]) == (3, 10, 10, 0.77)
+    assert stone["interval"][1] < 0.77
 
 
 def test_a_new_shortfall_is_notified_again_and_the_review_that_brings_it_back_clears_the_alert(

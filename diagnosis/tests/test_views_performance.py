@@ -32,7 +32,7 @@ def test_administrators_see_the_active_versions_shares_against_its_card_with_int
     assert "82%" in rows["AI labels kept"] and "Below its card" in rows["AI labels kept"]
     assert "0 of 9" in rows["Normal labels kept"] and "Too few reviewed (under 10)" in rows["Normal labels kept"]
     assert "0 of 0" in rows["Cyst found"]
-    assert 'id="below-card"' in page and "Tumor found 3 of 12 (25%; card 65%)" in page
+    assert 'id="below-card"' in page and "Tumor found 3 of 12 from 12 patients (25%; card 65%)" in page
     assert page.count('<th scope="row">') >= 1 + 2 * 4 + 12  # every measure and every week
 
 

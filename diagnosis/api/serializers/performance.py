@@ -27,6 +27,7 @@ class MeasureSerializer(serializers.Serializer):
     name = serializers.CharField()
     count = serializers.IntegerField(help_text="slices that met the measure")
     of = serializers.IntegerField(help_text="reviewed slices it is a share of")
+    patients = serializers.IntegerField(help_text="the patients those reviewed slices came from")
     rate = serializers.FloatField(allow_null=True, help_text="count / of; null when none are reviewed")
     interval = serializers.SerializerMethodField(help_text="95% Wilson score interval of the rate; null when none")
     card = serializers.FloatField(allow_null=True, help_text="the value on the card's series test split")
