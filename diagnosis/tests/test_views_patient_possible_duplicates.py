@@ -94,3 +94,14 @@ def test_a_two_people_finding_is_listed_on_both_records_and_taken_back_there(ui_
     html = response.content.decode()
     assert "are no longer recorded as two people" in html and "Another person than" not in html
     assert "Perhaps the same person" in html and not PatientDistinct.objects.exists()
+
+
+def test_a_record_cannot_be_two_people_with_itself_and_the_page_says_so(ui_client, boss, organization):
+    patient = PatientFactory(organization=organization, name="Jon Smith", mrn="ED-31", birth_date=BORN)
+    ui_client.force_login(boss)
+
+    response = ui_client.post(reverse("diagnosis:patient_mark_distinct", args=[patient.pk, patient.pk]), follow=True)
+
+    assert response.status_code == 200
+    assert "No such other patient in your organization." in response.content.decode()
+    assert not PatientDistinct.objects.exists()

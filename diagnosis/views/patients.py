@@ -239,12 +239,15 @@ def patient_mark_distinct(request: HttpRequest, pk: int, other: int) -> HttpResp
     that finding back)."""
     patient, other_patient = patient_or_404(request, pk), patient_or_404(request, other)
     pair = f"{patient.name} (MRN {patient.mrn}) and {other_patient.name} (MRN {other_patient.mrn})"
-    if request.POST.get("undo"):
-        services.patient_pair_unmark_distinct(patient=patient, other=other_patient, user=request.user)
-        messages.success(request, f"{pair} are no longer recorded as two people.")
-    else:
-        services.patient_pair_mark_distinct(patient=patient, other=other_patient, user=request.user)
-        messages.success(request, f"{pair} are recorded as two people and no longer suggested as duplicates.")
+    try:
+        if request.POST.get("undo"):
+            services.patient_pair_unmark_distinct(patient=patient, other=other_patient, user=request.user)
+            messages.success(request, f"{pair} are no longer recorded as two people.")
+        else:
+            services.patient_pair_mark_distinct(patient=patient, other=other_patient, user=request.user)
+            messages.success(request, f"{pair} are recorded as two people and no longer suggested as duplicates.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
     if request.POST.get("back") == "duplicates":
         return redirect("diagnosis:patient_duplicates")
     return redirect("diagnosis:patient_detail", pk=patient.pk)
