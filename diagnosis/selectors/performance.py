@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from ..models import ModelVersion, Organization, PerformanceAlert, Prediction, Review
 from .records import confidence_threshold
-from .reliability import model_reliability
+from .reliability import card_accuracy, model_reliability
 
 # Below this many reviewed slices a share says too little to compare with the card.
 MIN_REVIEWED = 10
@@ -222,8 +222,6 @@ def model_performance_in_use(
 
     card = model_reliability(model_version=model_version)
     card_classes = {c.name: c for c in card.classes} if card else {}
-    split = ((model_version.card or {}).get("metrics") or {}).get("test_series_split") or {}
-    card_accuracy = split.get("accuracy") if isinstance(split.get("accuracy"), (int, float)) else None
     classes = []
     for name in model_version.class_names or sorted(set(said_by_ai) | set(said_by_reviewer)):
         tested = card_classes.get(name)
@@ -239,7 +237,7 @@ def model_performance_in_use(
     return PerformanceInUse(
         model_version=model_version,
         threshold=threshold,
-        accuracy=Measure("AI labels kept", agreed, reviewed, float(card_accuracy) if card_accuracy is not None else None,
+        accuracy=Measure("AI labels kept", agreed, reviewed, card_accuracy(model_version=model_version),
                          patients=patients_where(lambda ai, truth: True)),
         classes=classes,
         weeks=[WeekInUse(start=monday, **weeks[monday]) for monday in shown],

@@ -39,10 +39,21 @@ def _number(value: object) -> float | None:
     return number if 0.0 <= number <= 1.0 else None
 
 
+def _series_split(model_version: ModelVersion) -> dict:
+    """The scores the version's card records on its series test split (patients none of its training saw)."""
+    split = ((model_version.card or {}).get("metrics") or {}).get("test_series_split")
+    return split if isinstance(split, dict) else {}
+
+
+def card_accuracy(*, model_version: ModelVersion) -> float | None:
+    """The version's accuracy on its card's series test split; None when the card records none."""
+    return _number(_series_split(model_version).get("accuracy"))
+
+
 def model_reliability(*, model_version: ModelVersion) -> Reliability | None:
     """Per class, the recall and precision the version's card records on its series test split (patients
     none of its training saw); None when the card records none (a version registered without one)."""
-    split = ((model_version.card or {}).get("metrics") or {}).get("test_series_split") or {}
+    split = _series_split(model_version)
     per_class = split.get("per_class") or {}
     by_series = split.get("by_series") or {}
     right = by_series.get("right") or {}
@@ -81,7 +92,7 @@ def label_reliability_text(*, model_version: ModelVersion, label: str) -> str:
 # --- The model's card as clinicians read it ------------------------------------------------------------------------
 
 # Below these a class or a kind of slice is named among the limitations: one in five or more wrong.
-WEAK_RECALL = 0.8
+WEAK_SHARE = 0.8
 WEAK_VIEW_ACCURACY = 0.7
 
 
@@ -145,7 +156,7 @@ def model_card_view(*, model_version: ModelVersion) -> ModelCardView:
     what it has."""
     card = model_version.card or {}
     metrics = card.get("metrics") or {}
-    split = metrics.get("test_series_split") or {}
+    split = _series_split(model_version)
     intervals = split.get("intervals_95") or {}
     recall_intervals = {name: interval for name in model_version.class_names
                         if (interval := _interval(intervals.get(f"recall_{name}"))) is not None}
@@ -159,10 +170,10 @@ def model_card_view(*, model_version: ModelVersion) -> ModelCardView:
 
     limitations = []
     for row in reliability.classes if reliability else []:
-        if row.found < WEAK_RECALL:
+        if row.found < WEAK_SHARE:
             limitations.append(f"It labelled only {row.found:.0%} of the {row.name} test slices as {row.name}, so a "
                                f"slice it labels otherwise can still be {row.name}.")
-        if row.right < WEAK_RECALL:
+        if row.right < WEAK_SHARE:
             limitations.append(f"Only {row.right:.0%} of its {row.name} labels on test slices were right: a {row.name} "
                                "label asks for a close reading rather than settling one.")
     for view in views:

@@ -40,14 +40,13 @@ def performance_alert_update(*, organization: Organization, model_version: Model
             return None
         if alert is None:
             alert = PerformanceAlert.objects.create(organization=organization, model_version=model_version, measures=below)
-        elif below != alert.measures:
-            added = set(below) - set(alert.measures)
-            alert.measures = below
-            alert.save(update_fields=["measures"])
-            if not added:
-                return alert
+            news = True
         else:
-            return alert
-        model_below_card_notify(alert=alert, performance=performance)
-        logger.warning("%s is below its card at %s: %s", model_version.name, organization.name, ", ".join(below))
+            news = bool(set(below) - set(alert.measures))
+            if below != alert.measures:
+                alert.measures = below
+                alert.save(update_fields=["measures"])
+        if news:
+            model_below_card_notify(alert=alert, performance=performance)
+            logger.warning("%s is below its card at %s: %s", model_version.name, organization.name, ", ".join(below))
         return alert

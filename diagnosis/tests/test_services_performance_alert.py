@@ -127,3 +127,18 @@ def test_a_failure_to_judge_the_model_keeps_the_review_and_is_logged(
     assert Review.objects.get().label == "Stone"
     assert not PerformanceAlert.objects.exists()  # what the failed judging wrote is rolled back
     assert "Could not judge" in caplog.text
+
+
+def test_a_share_that_comes_back_while_others_stay_below_is_recorded_without_a_notification(
+    hooked, reviewer, django_capture_on_commit_callbacks
+):
+    active = carded_version(is_active=True)
+    review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
+    assert {"Stone found", "Cyst labels kept"} <= set(PerformanceAlert.objects.get().measures)
+    reviewed(hooked, active, "Cyst", "Cyst", count=60)  # the AI's cyst labels kept since (stored directly)
+
+    review(hooked, reviewer, active, "Normal", "Normal", django_capture_on_commit_callbacks)
+
+    alert = PerformanceAlert.objects.get()
+    assert alert.cleared_at is None and alert.measures == ["Stone found"]
+    assert events() == ["model.below_card"]

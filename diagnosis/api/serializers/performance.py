@@ -17,6 +17,12 @@ VERDICTS = [
 ]
 
 
+def _interval_field(help_text: str = "") -> serializers.ListField:
+    """A 95% interval as [low, high], or null."""
+    return serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True,
+                                 help_text=help_text)
+
+
 class PerformanceFilterSerializer(serializers.Serializer):
     model_version = serializers.IntegerField(
         required=False, min_value=1,
@@ -33,7 +39,7 @@ class MeasureSerializer(serializers.Serializer):
     card = serializers.FloatField(allow_null=True, help_text="the value on the card's series test split")
     verdict = serializers.ChoiceField(choices=VERDICTS)
 
-    @extend_schema_field(serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True))
+    @extend_schema_field(_interval_field())
     def get_interval(self, measure: Measure) -> list[float] | None:
         return list(measure.interval) if measure.interval else None
 
@@ -97,8 +103,7 @@ class PerformanceInUseSerializer(serializers.Serializer):
 
 class ScoreSerializer(serializers.Serializer):
     value = serializers.FloatField()
-    interval = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True,
-                                     help_text="95%, bootstrapped over test patients; null when the card has none")
+    interval = _interval_field("95%, bootstrapped over test patients; null when the card has none")
 
 
 class ClassCardSerializer(serializers.Serializer):
@@ -111,7 +116,7 @@ class ClassCardSerializer(serializers.Serializer):
     patients_right = serializers.IntegerField(allow_null=True, help_text="test patients whose slices' mean "
                                                                          "probability named the class")
 
-    @extend_schema_field(serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True))
+    @extend_schema_field(_interval_field())
     def get_found_interval(self, row: ClassReliability) -> list[float] | None:
         interval = self.context["intervals"].get(row.name)
         return list(interval) if interval else None

@@ -31,8 +31,9 @@ def _version_asked(filters: PerformanceFilterSerializer) -> ModelVersion | None:
     summary="A model version's performance on your patients, next to its card",
     description=(
         "For the caller's organization and one model version (the active one unless model_version names another): "
-        "its results by outcome, and on the reviewed slices (the current review of each, taken as the truth) the share whose AI label was kept and, per class, the share found (recall) and the "
-        "share of its labels kept (precision), each with a 95% Wilson interval and the value on the version's "
+        "its results by outcome, and on the reviewed slices (the current review of each, taken as the truth) the "
+        "share whose AI label was kept and, per class, the share found (recall) and the share of its labels kept "
+        "(precision), each with a 95% Wilson interval, the patients its slices came from and the value on the version's "
         "card. A measure is below the card when even its interval's upper end is under the card's value. Then "
         "the last 12 weeks. Administrators only."
     ),
