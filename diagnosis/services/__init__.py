@@ -25,7 +25,7 @@ from .merges import (
     patient_pair_mark_distinct,
     patient_pair_unmark_distinct,
 )
-from .performance import performance_alert_update
+from .performance import performance_alert_refresh, performance_alert_update
 from .reviews import review_create, reviewed_scans_export
 from .staff import (
     member_api_token_issue,
@@ -119,6 +119,7 @@ __all__ = [
     "model_below_card_notify",
     "model_recovered_notify",
     "model_version_activate",
+    "performance_alert_refresh",
     "performance_alert_update",
     "model_version_register",
     "organization_get_or_create",

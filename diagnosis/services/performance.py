@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import selectors
-from ..models import ModelVersion, Organization, PerformanceAlert
+from ..models import ModelVersion, Organization, PerformanceAlert, Prediction, Scan
 from .webhooks import model_below_card_notify, model_recovered_notify
 
 logger = logging.getLogger(__name__)
@@ -50,3 +50,19 @@ def performance_alert_update(*, organization: Organization, model_version: Model
             model_below_card_notify(alert=alert, performance=performance)
             logger.warning("%s is below its card at %s: %s", model_version.name, organization.name, ", ".join(below))
         return alert
+
+
+def performance_alert_refresh(*, scan: Scan, after: str) -> None:
+    """Judge again the active version if a finished result of it on this scan was reviewed: a review, a withdrawal
+    and a restoral each change which readings count. ``after`` names the change for the log.
+
+    A failure is logged and rolled back to its savepoint; it never undoes the clinician's change, and the next
+    change judges the model again."""
+    versions = ModelVersion.objects.filter(
+        is_active=True, predictions__scan=scan, predictions__status=Prediction.Status.DONE,
+        predictions__reviews__isnull=False).distinct()
+    for version in versions:
+        try:
+            performance_alert_update(organization=scan.patient.organization, model_version=version)
+        except Exception:
+            logger.exception("Could not judge %s after %s of scan %s", version.name, after, scan.pk)

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from .. import selectors
 from ..models import FORMAT_EXTENSIONS, Organization, Prediction, Review, Scan
-from .performance import performance_alert_update
+from .performance import performance_alert_refresh
 from .webhooks import review_saved_notify
 from .withdrawals import withdrawn_message
 
@@ -84,13 +84,7 @@ def review_create(
             reviewed_by=user,
         )
         review_saved_notify(review=review)
-        if prediction.status == Prediction.Status.DONE:
-            try:
-                performance_alert_update(organization=scan.patient.organization, model_version=prediction.model_version)
-            except Exception:
-                # The watch on the model must never cost a clinician their reading: its savepoint is rolled back,
-                # the review is kept, and the next review judges the model again.
-                logger.exception("Could not judge %s after the review of scan %s", prediction.model_version.name, scan.pk)
+        performance_alert_refresh(scan=locked, after="the review")
     logger.info(
         "Scan %s reviewed by %s: %s (AI said %s)", scan.pk, user.get_username(), label, prediction.label or "nothing"
     )

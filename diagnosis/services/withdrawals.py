@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import Prediction, Scan, ScanWithdrawal
+from .performance import performance_alert_refresh
 from .webhooks import scan_restored_notify, scan_withdrawn_notify
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ def withdraw_locked(*, scan: Scan, user: AbstractBaseUser, reason: str, refiled_
         status=Prediction.Status.FAILED, finished_at=scan.withdrawn_at,
         failure_reason="Not diagnosed: the scan was withdrawn as entered in error.")
     scan_withdrawn_notify(scan=scan, refiled_as=refiled_as)
+    # Its readings no longer count for the model's performance in use.
+    performance_alert_refresh(scan=scan, after="the withdrawal")
     logger.info("Scan %s withdrawn by %s: %s", scan.pk, user.get_username(), reason)
 
 
@@ -113,6 +116,7 @@ def scan_restore(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
         scan.withdrawal_reason = ""
         scan.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
         scan_restored_notify(scan=scan, reason=reason)
+        performance_alert_refresh(scan=scan, after="the restoral")
     logger.info("Scan %s restored by %s: %s", scan.pk, user.get_username(), reason)
     return scan
 

@@ -1,6 +1,6 @@
 """Alerts when the active model does worse on the organization's reviewed slices than its card: raised by the
-review that tips a share below, widened by a new shortfall, cleared by the review that brings it back, each
-change that is news notified to the hospital's system."""
+review that tips a share below, widened by a new shortfall, cleared by the review that brings it back (or judged
+again when a reviewed scan is withdrawn or restored), each change that is news notified to the hospital's system."""
 
 import pytest
 
@@ -25,11 +25,14 @@ def reviewer(organization):
 
 
 def review(organization, reviewer, version, ai, said, callbacks, count=1):
-    """Reviews through the service, as a clinician's would be; the deliveries are not sent here."""
+    """Reviews through the service, as a clinician's would be; the deliveries are not sent here. Returns the scans."""
+    scans = []
     for _ in range(count):
         scan = result(organization, version, ai).scan
         with callbacks(execute=False):
             services.review_create(scan=scan, user=reviewer, label=said)
+        scans.append(scan)
+    return scans
 
 
 def events():
@@ -142,3 +145,60 @@ def test_a_share_that_comes_back_while_others_stay_below_is_recorded_without_a_n
     alert = PerformanceAlert.objects.get()
     assert alert.cleared_at is None and alert.measures == ["Stone found"]
     assert events() == ["model.below_card"]
+
+
+def test_withdrawing_a_reviewed_scan_judges_the_model_again_and_restoring_it_does_too(
+    hooked, reviewer, django_capture_on_commit_callbacks
+):
+    active = carded_version(is_active=True)
+    admin = MembershipFactory(organization=hooked, role="admin").user
+    scans = review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
+    assert "Stone found" in PerformanceAlert.objects.get().measures
+
+    # Entered in error: with it gone, 9 stones are too few to judge, and nothing else is below.
+    with django_capture_on_commit_callbacks(execute=False):
+        services.scan_withdraw(scan=scans[0], user=admin, reason="uploaded for the wrong patient")
+    assert PerformanceAlert.objects.get().cleared_at is not None
+    assert events() == ["model.below_card", "model.recovered"]
+
+    with django_capture_on_commit_callbacks(execute=False):
+        services.scan_restore(scan=scans[0], user=admin, reason="withdrawn by mistake")
+    assert PerformanceAlert.objects.filter(cleared_at__isnull=True).count() == 1
+    assert events() == ["model.below_card", "model.recovered", "model.below_card"]
+
+
+def test_withdrawing_a_scan_without_a_review_or_of_an_earlier_version_judges_nothing(
+    hooked, reviewer, django_capture_on_commit_callbacks
+):
+    active = carded_version(is_active=True)
+    earlier = carded_version()
+    admin = MembershipFactory(organization=hooked, role="admin").user
+    unread = result(hooked, active, "Cyst").scan
+    old = review(hooked, reviewer, earlier, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
+
+    for scan in (unread, old[0]):
+        with django_capture_on_commit_callbacks(execute=False):
+            services.scan_withdraw(scan=scan, user=admin, reason="wrong image")
+
+    assert not PerformanceAlert.objects.exists()
+
+
+def test_a_failure_to_judge_the_model_keeps_the_withdrawal(
+    hooked, reviewer, django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    from diagnosis.services import performance
+
+    active = carded_version(is_active=True)
+    admin = MembershipFactory(organization=hooked, role="admin").user
+    scan = review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks)[0]
+
+    def broken(**kwargs):
+        raise ValueError("a card the code did not expect")
+
+    monkeypatch.setattr(performance.selectors, "model_performance_in_use", broken)
+    with django_capture_on_commit_callbacks(execute=False):
+        services.scan_withdraw(scan=scan, user=admin, reason="wrong image")
+
+    scan.refresh_from_db()
+    assert scan.is_withdrawn
+    assert "Could not judge" in caplog.text and "after the withdrawal" in caplog.text

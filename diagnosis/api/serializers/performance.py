@@ -85,8 +85,8 @@ class PerformanceInUseSerializer(serializers.Serializer):
     weeks = WeekInUseSerializer(many=True, help_text="the last 12 weeks, newest first")
     below = serializers.SerializerMethodField(help_text="the names of the measures below the card")
     alerts = serializers.SerializerMethodField(
-        help_text="when the version was below its card in your organization (judged at each review while it is "
-                  "active), newest first")
+        help_text="when the version was below its card in your organization (judged at each review, withdrawal "
+                  "and restoral of a reviewed scan while it is active), newest first")
 
     def get_min_reviewed(self, _performance: PerformanceInUse) -> int:
         return MIN_REVIEWED
