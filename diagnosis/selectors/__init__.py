@@ -44,8 +44,10 @@ from .merges import (
     patient_slices_on_both,
 )
 from .performance import (
+    MIN_RESULTS,
     MIN_REVIEWED,
     ClassInUse,
+    InputsInUse,
     Measure,
     PerformanceInUse,
     WeekInUse,
@@ -90,6 +92,8 @@ __all__ = [
     "AgreementSummary",
     "ClassAgreement",
     "ClassInUse",
+    "InputsInUse",
+    "MIN_RESULTS",
     "MIN_REVIEWED",
     "ClassReliability",
     "ModelCardView",

@@ -14,14 +14,20 @@ from django.utils import timezone
 
 from ..models import ModelVersion, Organization, PerformanceAlert, Prediction, Review
 from .records import confidence_threshold
-from .reliability import card_accuracy, model_reliability
+from .reliability import card_accuracy, card_out_of_scope_share, model_reliability
 
 # Below this many reviewed slices a share says too little to compare with the card.
 MIN_REVIEWED = 10
 WEEKS_SHOWN = 12
 _Z95 = 1.959963984540054
 
+# The out-of-scope share is judged on the newest weeks, where a new scanner, protocol or kind of upload shows first
+# instead of being diluted by the months before it; from MIN_RESULTS results on, as a rate of 1 in 200 needs many.
+RECENT_WEEKS = 4
+MIN_RESULTS = 50
+
 BELOW = "below"
+ABOVE = "above"
 CONSISTENT = "consistent"
 TOO_FEW = "too_few"
 NO_CARD = "no_card"
@@ -72,6 +78,37 @@ class Measure:
 
 
 @dataclass(frozen=True)
+class InputsInUse:
+    """Of the results of the newest RECENT_WEEKS weeks, the share the version found out of scope, next to the share
+    of slices like its training data that it finds so. Needs no review: drift in what is uploaded shows here before
+    reviewers have judged enough slices to measure the model."""
+
+    out_of_scope: int
+    diagnosed: int
+    expected: float | None
+    weeks: int = RECENT_WEEKS
+
+    @property
+    def rate(self) -> float | None:
+        return self.out_of_scope / self.diagnosed if self.diagnosed else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson_interval(self.out_of_scope, self.diagnosed)
+
+    @property
+    def verdict(self) -> str:
+        """``above`` only when even the interval's lower end is over the expected share: more uploads are unlike
+        the training data than chance explains."""
+        if self.expected is None:
+            return NO_CARD
+        if self.diagnosed < MIN_RESULTS:
+            return TOO_FEW
+        interval = self.interval
+        return ABOVE if interval is not None and interval[0] > self.expected else CONSISTENT
+
+
+@dataclass(frozen=True)
 class ClassInUse:
     name: str
     found: Measure  # of the slices reviewers said show this class, the share the AI labelled so (recall)
@@ -106,6 +143,7 @@ class PerformanceInUse:
     accuracy: Measure  # agreement of the current reviews with the AI label: accuracy, reviewers taken as truth
     classes: list[ClassInUse]
     weeks: list[WeekInUse]  # the last WEEKS_SHOWN weeks, newest first
+    inputs: InputsInUse
 
     @property
     def reviewed(self) -> int:
@@ -234,8 +272,13 @@ def model_performance_in_use(
                           patients=patients_where(lambda ai, truth: ai == name)),
             diagnosed=labelled.get(name, 0),
         ))
+    recent = [weeks[monday] for monday in shown[:RECENT_WEEKS]]
+    inputs = InputsInUse(out_of_scope=sum(w.get("out_of_scope", 0) for w in recent),
+                         diagnosed=sum(w.get("diagnosed", 0) for w in recent),
+                         expected=card_out_of_scope_share(model_version=model_version))
     return PerformanceInUse(
         model_version=model_version,
+        inputs=inputs,
         threshold=threshold,
         accuracy=Measure("AI labels kept", agreed, reviewed, card_accuracy(model_version=model_version),
                          patients=patients_where(lambda ai, truth: True)),

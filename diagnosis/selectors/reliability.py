@@ -50,6 +50,13 @@ def card_accuracy(*, model_version: ModelVersion) -> float | None:
     return _number(_series_split(model_version).get("accuracy"))
 
 
+def card_out_of_scope_share(*, model_version: ModelVersion) -> float | None:
+    """The share of slices like its training data that the version finds out of scope: what its card's distance
+    threshold leaves out of the validation slices it was set on. None when the card does not say."""
+    quantile = _number(((model_version.card or {}).get("out_of_scope") or {}).get("quantile_of_validation"))
+    return None if quantile is None else 1.0 - quantile
+
+
 def model_reliability(*, model_version: ModelVersion) -> Reliability | None:
     """Per class, the recall and precision the version's card records on its series test split (patients
     none of its training saw); None when the card records none (a version registered without one)."""

@@ -20,6 +20,12 @@ def percent(value: float | None) -> str:
 
 
 @register.filter
+def fine_percent(value: float | None) -> str:
+    """A percentage to one decimal: the small rates (0.5%) that whole percentages round away."""
+    return "–" if value is None else f"{float(value) * 100:.1f}%"
+
+
+@register.filter
 def get_item(mapping: dict | None, key: str) -> object:
     """``mapping[key]`` in a template, or None: ``{{ intervals|get_item:name }}``."""
     return (mapping or {}).get(key)

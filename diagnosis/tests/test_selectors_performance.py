@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from diagnosis import selectors
 from diagnosis.models import PerformanceAlert, Review
-from diagnosis.selectors.performance import BELOW, CONSISTENT, NO_CARD, TOO_FEW
+from diagnosis.selectors.performance import ABOVE, BELOW, CONSISTENT, NO_CARD, TOO_FEW
 
 from .factories import (
     DonePredictionFactory, ModelVersionFactory, PatientFactory, PredictionFactory, ReviewFactory, ScanFactory,
@@ -19,7 +19,7 @@ CARD_RECALL = {"Cyst": 0.96, "Normal": 0.83, "Stone": 0.77, "Tumor": 0.65}
 def carded_version(**kwargs):
     per_class = {name: {"recall": recall, "precision": 0.8, "support": 100} for name, recall in CARD_RECALL.items()}
     card = {"metrics": {"test_series_split": {"accuracy": 0.82, "per_class": per_class, "series": 52}},
-            "calibration": {"confidence_threshold": 0.7}}
+            "calibration": {"confidence_threshold": 0.7}, "out_of_scope": {"quantile_of_validation": 0.995}}
     return ModelVersionFactory(card=card, **kwargs)
 
 
@@ -197,3 +197,46 @@ def test_of_two_reviews_at_the_same_moment_the_later_written_is_current(organiza
     performance = selectors.model_performance_in_use(organization=organization, model_version=version)
 
     assert (performance.accuracy.count, performance.accuracy.of) == (1, 1)
+
+
+def results(organization, version, *, count, out_of_scope, finished_at=None):
+    for n in range(count):
+        result(organization, version, "Normal", out_of_scope=n < out_of_scope, finished_at=finished_at)
+
+
+def test_more_out_of_scope_results_in_the_newest_weeks_than_its_card_expects_are_flagged(organization):
+    version = carded_version()
+    results(organization, version, count=57, out_of_scope=0)
+    results(organization, version, count=3, out_of_scope=3, finished_at=timezone.now() - datetime.timedelta(weeks=3))
+    results(organization, version, count=20, out_of_scope=20, finished_at=timezone.now() - datetime.timedelta(weeks=5))
+
+    inputs = selectors.model_performance_in_use(organization=organization, model_version=version).inputs
+
+    # The newest 4 weeks: 3 of 60 (5%); the 20 of five weeks ago count in the totals only.
+    assert (inputs.weeks, inputs.out_of_scope, inputs.diagnosed, inputs.verdict) == (4, 3, 60, ABOVE)
+    assert inputs.expected == pytest.approx(0.005)
+    assert inputs.interval[0] == pytest.approx(0.0171, abs=1e-4) and inputs.rate == 0.05
+
+
+def test_out_of_scope_results_are_judged_only_from_enough_results_and_not_without_a_card(organization):
+    version = carded_version()
+    results(organization, version, count=49, out_of_scope=5)
+    few = selectors.model_performance_in_use(organization=organization, model_version=version).inputs
+    results(organization, version, count=51, out_of_scope=0)
+    many = selectors.model_performance_in_use(organization=organization, model_version=version).inputs
+    uncarded = ModelVersionFactory()
+    results(organization, uncarded, count=50, out_of_scope=50)
+    unknown = selectors.model_performance_in_use(organization=organization, model_version=uncarded).inputs
+
+    assert (few.out_of_scope, few.diagnosed, few.verdict) == (5, 49, TOO_FEW)
+    assert (many.out_of_scope, many.diagnosed, many.verdict) == (5, 100, ABOVE)
+    assert (unknown.expected, unknown.verdict) == (None, NO_CARD)
+
+
+def test_one_out_of_scope_result_in_a_hundred_is_what_its_card_expects(organization):
+    version = carded_version()
+    results(organization, version, count=100, out_of_scope=1)
+
+    inputs = selectors.model_performance_in_use(organization=organization, model_version=version).inputs
+
+    assert (inputs.out_of_scope, inputs.verdict) == (1, CONSISTENT)

@@ -6,7 +6,7 @@ from diagnosis import services
 from diagnosis.models import Membership
 
 from .factories import MembershipFactory, ModelVersionFactory
-from .test_selectors_performance import carded_version, result, reviewed
+from .test_selectors_performance import carded_version, result, results, reviewed
 
 URL = reverse("diagnosis:performance")
 
@@ -138,3 +138,27 @@ def test_a_result_by_a_version_with_an_open_alert_cautions_every_reader(ui_clien
     assert "kidney-v9" in caution and "Tumor found" in caution and f"{alert.raised_at:%Y-%m-%d}" in caution
     other_page = ui_client.get(reverse("diagnosis:scan_detail", args=[by_other.scan.pk])).content.decode()
     assert 'id="performance-caution"' not in other_page  # its alert was cleared
+
+
+def test_administrators_are_warned_when_more_uploads_than_expected_are_out_of_scope(client, organization):
+    active = carded_version(is_active=True)
+    results(organization, active, count=60, out_of_scope=3)
+    client.force_login(admin_of(organization))
+
+    page = client.get(URL).content.decode()
+
+    assert "Out of scope in the last 4 weeks: 3 of 60" in " ".join(page.split())
+    assert 'id="inputs-above"' in page
+    banner = " ".join(page.split('id="inputs-above"')[1].split("</div>")[0].split())
+    assert "3 of 60 results in the last 4 weeks were out of scope (5.0%; expected 0.5%)" in banner
+
+
+def test_a_usual_share_of_out_of_scope_uploads_raises_no_warning(client, organization):
+    active = carded_version(is_active=True)
+    results(organization, active, count=100, out_of_scope=1)
+    client.force_login(admin_of(organization))
+
+    page = " ".join(client.get(URL).content.decode().split())
+
+    assert "1 of 100 results (1.0%, 95% interval 0.2%–5.4%). Of slices like its training data it finds 0.5% so." in page
+    assert "Not more than expected." in page and 'id="inputs-above"' not in page

@@ -120,7 +120,7 @@ def performance(request: HttpRequest) -> HttpResponse:
     alerts = selectors.performance_alerts(organization=organization, model_version=version) if version else []
     return render(request, "diagnosis/performance.html",
                   {"organization": organization, "versions": versions, "version": version, "performance": performance,
-                   "alerts": alerts, "min_reviewed": selectors.MIN_REVIEWED})
+                   "alerts": alerts, "min_reviewed": selectors.MIN_REVIEWED, "min_results": selectors.MIN_RESULTS})
 
 
 @member_required

@@ -7,7 +7,8 @@ from rest_framework import serializers
 
 from ... import selectors
 from ...selectors.reliability import ClassReliability, ModelCardView
-from ...selectors.performance import BELOW, CONSISTENT, MIN_REVIEWED, NO_CARD, TOO_FEW, Measure, PerformanceInUse
+from ...selectors.performance import (ABOVE, BELOW, CONSISTENT, MIN_RESULTS, MIN_REVIEWED, NO_CARD, TOO_FEW, InputsInUse,
+                                      Measure, PerformanceInUse)
 
 VERDICTS = [
     (BELOW, "below: even the 95% interval's upper end is under the card's value"),
@@ -63,6 +64,31 @@ class WeekInUseSerializer(serializers.Serializer):
     agreed = serializers.IntegerField()
 
 
+class InputsInUseSerializer(serializers.Serializer):
+    weeks = serializers.IntegerField(help_text="the newest weeks counted, this one included")
+    diagnosed = serializers.IntegerField(help_text="finished results in those weeks")
+    out_of_scope = serializers.IntegerField()
+    rate = serializers.FloatField(allow_null=True, help_text="out_of_scope / diagnosed; null when none")
+    interval = serializers.SerializerMethodField(help_text="95% Wilson score interval of the rate; null when none")
+    expected = serializers.FloatField(
+        allow_null=True, help_text="the share of slices like its training data that the version finds out of scope "
+                                   "(what its card's threshold leaves out of the validation slices)")
+    min_results = serializers.SerializerMethodField(help_text="results the share needs to be judged")
+    verdict = serializers.ChoiceField(choices=[
+        (ABOVE, "above: even the 95% interval's lower end is over the expected share"),
+        (CONSISTENT, "consistent: not above the expected share"),
+        (TOO_FEW, "too_few: fewer results than min_results"),
+        (NO_CARD, "no_card: the version's card does not say"),
+    ])
+
+    @extend_schema_field(_interval_field())
+    def get_interval(self, inputs: InputsInUse) -> list[float] | None:
+        return list(inputs.interval) if inputs.interval else None
+
+    def get_min_results(self, _inputs: InputsInUse) -> int:
+        return MIN_RESULTS
+
+
 class PerformanceAlertSerializer(serializers.Serializer):
     raised_at = serializers.DateTimeField(help_text="the review that put a share below the card")
     cleared_at = serializers.DateTimeField(allow_null=True, help_text="null while the alert is open")
@@ -83,6 +109,9 @@ class PerformanceInUseSerializer(serializers.Serializer):
     accuracy = MeasureSerializer(help_text="the share of reviewed slices whose AI label reviewers kept")
     classes = ClassInUseSerializer(many=True)
     weeks = WeekInUseSerializer(many=True, help_text="the last 12 weeks, newest first")
+    inputs = InputsInUseSerializer(help_text="the share of the newest weeks' results found out of scope, against the "
+                                             "share expected of slices like the training data: drift in what is "
+                                             "uploaded (a new scanner, protocol or kind of image)")
     below = serializers.SerializerMethodField(help_text="the names of the measures below the card")
     alerts = serializers.SerializerMethodField(
         help_text="when the version was below its card in your organization (judged at each review, withdrawal "
