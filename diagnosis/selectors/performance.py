@@ -13,7 +13,7 @@ from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from ..models import ModelVersion, Organization, PerformanceAlert, Prediction, Review
-from .records import confidence_threshold
+from .records import confidence_threshold, model_version_active
 from .reliability import card_accuracy, card_out_of_scope_share, model_reliability
 
 # Below this many reviewed slices a share says too little to compare with the card.
@@ -181,6 +181,31 @@ def _week_of(value: datetime.datetime | None) -> datetime.date | None:
     return _monday((timezone.localtime(value) if timezone.is_aware(value) else value).date())
 
 
+def model_inputs_in_use(
+    *, organization: Organization | int, model_version: ModelVersion, today: datetime.date | None = None
+) -> InputsInUse:
+    """The version's out-of-scope share over the newest RECENT_WEEKS weeks (this one included) in the organization,
+    withdrawn scans left out. One aggregate, cheap enough for the administrators' worklist to ask on each load."""
+    first = _monday(today or timezone.localdate()) - datetime.timedelta(weeks=RECENT_WEEKS - 1)
+    counts = Prediction.objects.filter(
+        scan__patient__organization=organization, model_version=model_version, scan__withdrawn_at__isnull=True,
+        status=Prediction.Status.DONE,
+        finished_at__gte=timezone.make_aware(datetime.datetime.combine(first, datetime.time.min)),
+    ).aggregate(diagnosed=Count("id"), out_of_scope=Count("id", filter=Q(out_of_scope=True)))
+    return InputsInUse(out_of_scope=counts["out_of_scope"], diagnosed=counts["diagnosed"],
+                       expected=card_out_of_scope_share(model_version=model_version))
+
+
+def model_inputs_unusual(*, organization: Organization | int) -> InputsInUse | None:
+    """The active version's recent out-of-scope share when it is above what its card expects (what the worklist
+    warns administrators of); None otherwise."""
+    active = model_version_active()
+    if active is None:
+        return None
+    inputs = model_inputs_in_use(organization=organization, model_version=active)
+    return inputs if inputs.verdict == ABOVE else None
+
+
 def model_performance_in_use(
     *, organization: Organization, model_version: ModelVersion, today: datetime.date | None = None
 ) -> PerformanceInUse:
@@ -272,13 +297,9 @@ def model_performance_in_use(
                           patients=patients_where(lambda ai, truth: ai == name)),
             diagnosed=labelled.get(name, 0),
         ))
-    recent = [weeks[monday] for monday in shown[:RECENT_WEEKS]]
-    inputs = InputsInUse(out_of_scope=sum(w.get("out_of_scope", 0) for w in recent),
-                         diagnosed=sum(w.get("diagnosed", 0) for w in recent),
-                         expected=card_out_of_scope_share(model_version=model_version))
     return PerformanceInUse(
         model_version=model_version,
-        inputs=inputs,
+        inputs=model_inputs_in_use(organization=organization, model_version=model_version, today=today),
         threshold=threshold,
         accuracy=Measure("AI labels kept", agreed, reviewed, card_accuracy(model_version=model_version),
                          patients=patients_where(lambda ai, truth: True)),

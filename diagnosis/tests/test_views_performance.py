@@ -162,3 +162,31 @@ def test_a_usual_share_of_out_of_scope_uploads_raises_no_warning(client, organiz
 
     assert "1 of 100 results (1.0%, 95% interval 0.2%–5.4%). Of slices like its training data it finds 0.5% so." in page
     assert "Not more than expected." in page and 'id="inputs-above"' not in page
+
+
+def test_the_worklist_warns_administrators_but_not_clinicians_of_unusual_uploads(client, organization):
+    active = carded_version(is_active=True, name="kidney-v9")
+    results(organization, active, count=60, out_of_scope=3)
+    earlier = carded_version()
+    results(organization, earlier, count=60, out_of_scope=60)  # an earlier version's results do not count
+    clinician = MembershipFactory(organization=organization).user
+
+    client.force_login(admin_of(organization))
+    warned = " ".join(client.get(reverse("diagnosis:home")).content.decode().split())
+    client.force_login(clinician)
+    unwarned = client.get(reverse("diagnosis:home")).content.decode()
+
+    assert 'id="inputs-warning"' in warned
+    assert "3 of 60 results in the last 4 weeks were out of scope (5.0%; expected 0.5%)" in warned
+    assert 'id="inputs-warning"' not in unwarned
+
+
+def test_the_worklist_does_not_warn_of_uploads_as_usual_or_of_another_organizations(
+    client, organization, other_organization
+):
+    active = carded_version(is_active=True)
+    results(organization, active, count=100, out_of_scope=1)
+    results(other_organization, active, count=60, out_of_scope=30)
+    client.force_login(admin_of(organization))
+
+    assert 'id="inputs-warning"' not in client.get(reverse("diagnosis:home")).content.decode()

@@ -48,6 +48,16 @@ def _worklist_page(request: HttpRequest):
     return form, filters, Paginator(scans, WORKLIST_PER_PAGE).get_page(request.GET.get("page"))
 
 
+def _admin_warnings(request: HttpRequest) -> dict:
+    """Administrators decide on retraining and rollback, so they hear first when the model slips, or when what is
+    uploaded stops looking like what it learned from."""
+    if not selectors.is_organization_admin(request.user):
+        return {"performance_alert": None, "inputs_unusual": None}
+    organization = selectors.organization_of(request.user)
+    return {"performance_alert": selectors.performance_alert_open(organization=organization),
+            "inputs_unusual": selectors.model_inputs_unusual(organization=organization)}
+
+
 @member_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
@@ -58,10 +68,7 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "diagnosis/worklist.html",
         {"form": form, "page": page, "query": query.urlencode(), "filtered": bool(filters and any(filters.values())),
-         "worklist_query": _filter_query(filters),
-         # Administrators decide on retraining and rollback, so they hear first when the model slips.
-         "performance_alert": (selectors.performance_alert_open(organization=selectors.organization_of(request.user))
-                               if selectors.is_organization_admin(request.user) else None)},
+         "worklist_query": _filter_query(filters), **_admin_warnings(request)},
         status=400 if form.is_bound and not form.is_valid() else 200,
     )
 
