@@ -142,3 +142,14 @@ def test_the_label_and_date_filters(make, clinician):
         new_stone.pk
     ]
     assert ids(selectors.worklist(user=clinician, uploaded_to=today - datetime.timedelta(days=2))) == [old_stone.pk]
+
+
+def test_a_scan_without_any_diagnosis_is_listed_with_those_in_progress(make, clinician, organization):
+    pending = make(status=Prediction.Status.QUEUED, hours_ago=5)
+    bare = ScanFactory(patient=PatientFactory(organization=organization), uploaded_at=NOW - datetime.timedelta(hours=3))
+    stone = make("Stone", hours_ago=1)
+
+    rows = list(selectors.worklist(user=clinician))
+
+    assert [s.pk for s in rows] == [stone.pk, pending.pk, bare.pk]
+    assert (rows[2].ai_status, rows[2].ai_label, rows[2].needs_review) == (None, None, False)
