@@ -200,8 +200,8 @@ def model_inputs_unusual(*, organization: Organization | int) -> InputsInUse | N
     """The active version's recent out-of-scope share when it is above what its card expects (what the worklist
     warns administrators of); None otherwise."""
     active = model_version_active()
-    if active is None:
-        return None
+    if active is None or card_out_of_scope_share(model_version=active) is None:
+        return None  # nothing to compare with: the counting is spared
     inputs = model_inputs_in_use(organization=organization, model_version=active)
     return inputs if inputs.verdict == ABOVE else None
 

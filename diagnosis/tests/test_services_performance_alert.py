@@ -167,19 +167,30 @@ def test_withdrawing_a_reviewed_scan_judges_the_model_again_and_restoring_it_doe
     assert events() == ["model.below_card", "model.recovered", "model.below_card"]
 
 
-def test_withdrawing_a_scan_without_a_review_or_of_an_earlier_version_judges_nothing(
-    hooked, reviewer, django_capture_on_commit_callbacks
+def test_withdrawing_a_scan_without_a_review_or_of_an_earlier_version_does_not_measure_the_model(
+    hooked, reviewer, django_capture_on_commit_callbacks, monkeypatch
 ):
+    from diagnosis.services import performance
+
     active = carded_version(is_active=True)
     earlier = carded_version()
     admin = MembershipFactory(organization=hooked, role="admin").user
     unread = result(hooked, active, "Cyst").scan
     old = review(hooked, reviewer, earlier, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
+    measured = []
+    measure = performance.selectors.model_performance_in_use
+    monkeypatch.setattr(performance.selectors, "model_performance_in_use",
+                        lambda **kwargs: measured.append(kwargs["model_version"]) or measure(**kwargs))
 
     for scan in (unread, old[0]):
         with django_capture_on_commit_callbacks(execute=False):
             services.scan_withdraw(scan=scan, user=admin, reason="wrong image")
+    read = review(hooked, reviewer, active, "Cyst", "Cyst", django_capture_on_commit_callbacks)[0]
+    with django_capture_on_commit_callbacks(execute=False):
+        services.scan_withdraw(scan=read, user=admin, reason="wrong image")
 
+    # Neither withdrawal changed a count that an alert reads, so only the review and the last withdrawal measured.
+    assert measured == [active, active]
     assert not PerformanceAlert.objects.exists()
 
 

@@ -190,3 +190,17 @@ def test_the_worklist_does_not_warn_of_uploads_as_usual_or_of_another_organizati
     client.force_login(admin_of(organization))
 
     assert 'id="inputs-warning"' not in client.get(reverse("diagnosis:home")).content.decode()
+
+
+def test_uploads_are_not_counted_for_an_active_version_whose_card_expects_nothing(
+    client, organization, django_assert_num_queries
+):
+    from diagnosis import selectors
+
+    active = ModelVersionFactory(is_active=True)  # registered without a card
+    results(organization, active, count=60, out_of_scope=60)
+
+    with django_assert_num_queries(1):  # the active version only: nothing to compare a count with
+        assert selectors.model_inputs_unusual(organization=organization) is None
+    client.force_login(admin_of(organization))
+    assert 'id="inputs-warning"' not in client.get(reverse("diagnosis:home")).content.decode()

@@ -35,7 +35,9 @@ def _version_asked(filters: PerformanceFilterSerializer) -> ModelVersion | None:
         "share whose AI label was kept and, per class, the share found (recall) and the share of its labels kept "
         "(precision), each with a 95% Wilson interval, the patients its slices came from and the value on the version's "
         "card. A measure is below the card when even its interval's upper end is under the card's value. Then "
-        "the last 12 weeks. Administrators only."
+        "the last 12 weeks, and (inputs) the out-of-scope share of the newest 4 against the share the card expects "
+        "of slices like the training data: above it when even its interval's lower end is over it, a sign that "
+        "what is uploaded has changed. Administrators only."
     ),
     parameters=[PerformanceFilterSerializer],
     responses={200: PerformanceInUseSerializer},
