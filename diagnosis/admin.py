@@ -5,8 +5,8 @@ from django.http import HttpRequest
 from . import services
 from .auth import AdminLoginForm
 from .models import (
-    LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, PatientDistinct,
-    PatientMerge, PerformanceAlert, Prediction, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
+    InputsAlert, LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange,
+    PatientDistinct, PatientMerge, PerformanceAlert, Prediction, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
 )
 
 
@@ -87,6 +87,13 @@ class PatientMergeAdmin(AuditLogAdmin):
 class PerformanceAlertAdmin(AuditLogAdmin):
     list_display = ["raised_at", "organization", "model_version", "measures", "cleared_at"]
     list_filter = ["organization", "model_version"]
+    list_select_related = ["organization", "model_version"]
+
+
+@admin.register(InputsAlert)
+class InputsAlertAdmin(AuditLogAdmin):
+    list_display = ["raised_at", "organization", "model_version", "out_of_scope", "diagnosed", "cleared_at", "ended"]
+    list_filter = ["organization", "model_version", "ended"]
     list_select_related = ["organization", "model_version"]
 
 

@@ -62,6 +62,12 @@ def resend_lost_predictions() -> None:
     services.webhooks_resend_lost()
 
 
+@shared_task(ignore_result=True, soft_time_limit=240, time_limit=300)
+def judge_inputs() -> None:
+    """Beat sends this every KIDNEYWEB_INPUTS_JUDGE_SECONDS; see services.inputs_alerts_judge."""
+    services.inputs_alerts_judge()
+
+
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, soft_time_limit=60,
              time_limit=90, ignore_result=True)
 def deliver_webhook(self, delivery_id: int) -> None:

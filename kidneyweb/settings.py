@@ -283,6 +283,9 @@ KIDNEYWEB_TRAINING_TIME_LIMIT_SECONDS = env_int("KIDNEYWEB_TRAINING_TIME_LIMIT_S
 # than a diagnosis may run (its hard time limit is 360 s) and than a normal backlog takes.
 KIDNEYWEB_PREDICTION_STALE_SECONDS = env_int("KIDNEYWEB_PREDICTION_STALE_SECONDS", 600)
 KIDNEYWEB_PREDICTION_SWEEP_SECONDS = env_int("KIDNEYWEB_PREDICTION_SWEEP_SECONDS", 120)
+# How often Celery beat judges each organization's recent out-of-scope share against the active model's card
+# (services.inputs_alerts_judge). The share is of four weeks of uploads: an hour late changes nothing.
+KIDNEYWEB_INPUTS_JUDGE_SECONDS = env_int("KIDNEYWEB_INPUTS_JUDGE_SECONDS", 3600)
 
 # --- Celery -----------------------------------------------------------------------------------------
 
@@ -333,6 +336,7 @@ CELERY_TASK_ROUTES = {
     # The sweep for runs whose worker died must not wait behind a run on the training queue.
     "training.tasks.fail_orphaned_runs": {"queue": "celery"},
     "diagnosis.tasks.resend_lost_predictions": {"queue": "celery"},
+    "diagnosis.tasks.judge_inputs": {"queue": "celery"},
     # Notifications wait on other hospitals' servers: never in front of a diagnosis.
     "diagnosis.tasks.deliver_webhook": {"queue": "celery"},
     # Training runs for minutes to hours: a queue of its own, consumed by a worker of its own
@@ -350,6 +354,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "diagnosis.tasks.resend_lost_predictions",
         "schedule": float(KIDNEYWEB_PREDICTION_SWEEP_SECONDS),
         "options": {"expires": float(KIDNEYWEB_PREDICTION_SWEEP_SECONDS)},
+    },
+    "judge-inputs": {
+        "task": "diagnosis.tasks.judge_inputs",
+        "schedule": float(KIDNEYWEB_INPUTS_JUDGE_SECONDS),
+        "options": {"expires": float(KIDNEYWEB_INPUTS_JUDGE_SECONDS)},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -20,6 +20,8 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "patient.unmerged": "Patient merges undone",
     "model.below_card": "The active model doing worse on your reviewed slices than its card promised",
     "model.recovered": "The active model no longer below its card",
+    "model.inputs_unusual": "More uploads unlike the active model's training data than its card expects",
+    "model.inputs_usual": "Uploads back to what the active model's card expects",
 }
 
 

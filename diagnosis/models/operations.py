@@ -1,5 +1,6 @@
 """The models that serve predictions, the workers that run them, the notifications they send, and the alerts
-raised when a model does worse on an organization's patients than its card promised."""
+raised when a model does worse on an organization's patients than its card promised, or is sent more images
+unlike its training data than its card expects."""
 
 from __future__ import annotations
 
@@ -64,6 +65,36 @@ class PerformanceAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version} below its card since {self.raised_at:%Y-%m-%d %H:%M}"
+
+
+class InputsAlert(models.Model):
+    """A stretch of time during which the active model version's out-of-scope share in an organization's newest
+    weeks was above what its card expects of slices like its training data (selectors.performance.InputsInUse):
+    raised and cleared by the scheduled judgement (services.inputs_alerts_judge), since time passing alone moves
+    the weeks counted. At most one is open per organization and version."""
+
+    class Ended(models.TextChoices):
+        USUAL = "usual", "Back within what its card expects"
+        TOO_FEW = "too_few", "Too few recent results to judge"
+        NOT_ACTIVE = "not_active", "No longer the active version"
+
+    organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE, related_name="inputs_alerts")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="inputs_alerts")
+    raised_at = models.DateTimeField(default=timezone.now)
+    out_of_scope = models.PositiveIntegerField(help_text="Out-of-scope results in the weeks counted, as last judged.")
+    diagnosed = models.PositiveIntegerField(help_text="Finished results in the weeks counted, as last judged.")
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    ended = models.CharField(max_length=16, choices=Ended.choices, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "model_version"], condition=Q(cleared_at__isnull=True),
+                                    name="one_open_inputs_alert"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version}: unusual uploads since {self.raised_at:%Y-%m-%d %H:%M}"
 
 
 class WorkerHeartbeat(models.Model):

@@ -45,12 +45,14 @@ from .merges import (
 )
 from .performance import (
     MIN_RESULTS,
+    RECENT_WEEKS,
     MIN_REVIEWED,
     ClassInUse,
     InputsInUse,
     Measure,
     PerformanceInUse,
     WeekInUse,
+    inputs_alerts,
     model_inputs_in_use,
     model_inputs_unusual,
     model_performance_in_use,
@@ -61,7 +63,8 @@ from .performance import (
     wilson_interval,
 )
 from .reliability import (
-    ClassReliability, ModelCardView, Reliability, label_reliability_text, model_card_view, model_reliability,
+    ClassReliability, ModelCardView, Reliability, card_out_of_scope_share, label_reliability_text, model_card_view,
+    model_reliability,
 )
 from .staff import (
     member_accesses,
@@ -96,6 +99,7 @@ __all__ = [
     "ClassInUse",
     "InputsInUse",
     "MIN_RESULTS",
+    "RECENT_WEEKS",
     "MIN_REVIEWED",
     "ClassReliability",
     "ModelCardView",
@@ -119,8 +123,10 @@ __all__ = [
     "member_accesses",
     "member_login_locked",
     "membership_of",
+    "card_out_of_scope_share",
     "label_reliability_text",
     "model_card_view",
+    "inputs_alerts",
     "model_inputs_in_use",
     "model_inputs_unusual",
     "model_performance_in_use",

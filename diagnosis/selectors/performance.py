@@ -12,7 +12,7 @@ from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from ..models import ModelVersion, Organization, PerformanceAlert, Prediction, Review
+from ..models import InputsAlert, ModelVersion, Organization, PerformanceAlert, Prediction, Review
 from .records import confidence_threshold, model_version_active
 from .reliability import card_accuracy, card_out_of_scope_share, model_reliability
 
@@ -326,3 +326,8 @@ def performance_alert_open(
 def performance_alerts(*, organization: Organization, model_version: ModelVersion) -> list[PerformanceAlert]:
     """When the version was below its card in the organization, newest first (the open one, if any, first)."""
     return list(PerformanceAlert.objects.filter(organization=organization, model_version=model_version))
+
+
+def inputs_alerts(*, organization: Organization, model_version: ModelVersion) -> list[InputsAlert]:
+    """When the version was sent unusually many images unlike its training data in the organization, newest first."""
+    return list(InputsAlert.objects.filter(organization=organization, model_version=model_version))

@@ -25,7 +25,7 @@ from .merges import (
     patient_pair_mark_distinct,
     patient_pair_unmark_distinct,
 )
-from .performance import performance_alert_refresh, performance_alert_update
+from .performance import inputs_alert_update, inputs_alerts_judge, performance_alert_refresh, performance_alert_update
 from .reviews import review_create, reviewed_scans_export
 from .staff import (
     member_api_token_issue,
@@ -54,6 +54,8 @@ from .webhooks import (
     WebhookNotDelivered,
     diagnosis_finished_notify,
     model_below_card_notify,
+    model_inputs_unusual_notify,
+    model_inputs_usual_notify,
     model_recovered_notify,
     review_saved_notify,
     patient_merged_notify,
@@ -117,8 +119,12 @@ __all__ = [
     "two_factor_setup_confirm",
     "two_factor_setup_start",
     "model_below_card_notify",
+    "model_inputs_unusual_notify",
+    "model_inputs_usual_notify",
     "model_recovered_notify",
     "model_version_activate",
+    "inputs_alert_update",
+    "inputs_alerts_judge",
     "performance_alert_refresh",
     "performance_alert_update",
     "model_version_register",

@@ -1,15 +1,20 @@
-"""Alerts raised when a model version does worse on an organization's reviewed slices than its card promised."""
+"""Alerts raised when a model version does worse on an organization's reviewed slices than its card promised, or
+is sent more images unlike its training data than its card expects."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 
 from django.db import transaction
 from django.utils import timezone
 
 from .. import selectors
-from ..models import ModelVersion, Organization, PerformanceAlert, Prediction, Scan
-from .webhooks import model_below_card_notify, model_recovered_notify
+from ..models import InputsAlert, ModelVersion, Organization, PerformanceAlert, Prediction, Scan
+from ..selectors.performance import ABOVE, TOO_FEW
+from .webhooks import (
+    model_below_card_notify, model_inputs_unusual_notify, model_inputs_usual_notify, model_recovered_notify,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +71,68 @@ def performance_alert_refresh(*, scan: Scan, after: str) -> None:
             performance_alert_update(organization=scan.patient.organization, model_version=version)
         except Exception:
             logger.exception("Could not judge %s after %s of scan %s", version.name, after, scan.pk)
+
+
+def inputs_alert_update(
+    *, organization: Organization, model_version: ModelVersion, today: datetime.date | None = None
+) -> InputsAlert | None:
+    """Raise or end the organization's alert of unusual uploads for the version, by its out-of-scope share in the
+    newest weeks (selectors.model_inputs_in_use); the alert open afterwards (None when the share is not above).
+
+    Only the active version is watched, and only while its card says what share to expect: an alert of any other
+    ends. Raising is notified as ``model.inputs_unusual``, ending as ``model.inputs_usual`` with why it ended; new
+    counts while it stays open are recorded quietly."""
+    with transaction.atomic():
+        # Two judgements at once (a slow sweep overtaken by the next) must not both raise: the organization's row
+        # orders them, as it does for reviews.
+        Organization.objects.select_for_update(no_key=True).filter(pk=organization.pk).first()
+        alert = InputsAlert.objects.filter(organization=organization, model_version=model_version,
+                                           cleared_at__isnull=True).first()
+        watched = model_version.is_active and selectors.card_out_of_scope_share(model_version=model_version) is not None
+        inputs = (selectors.model_inputs_in_use(organization=organization, model_version=model_version, today=today)
+                  if watched else None)
+        if inputs is not None and inputs.verdict == ABOVE:
+            if alert is None:
+                alert = InputsAlert.objects.create(organization=organization, model_version=model_version,
+                                                   out_of_scope=inputs.out_of_scope, diagnosed=inputs.diagnosed)
+                model_inputs_unusual_notify(alert=alert, inputs=inputs)
+                logger.warning("%s: %d of %d recent results at %s out of scope, above its card's %.1f%%",
+                               model_version.name, inputs.out_of_scope, inputs.diagnosed, organization.name,
+                               100 * (inputs.expected or 0))
+            elif (alert.out_of_scope, alert.diagnosed) != (inputs.out_of_scope, inputs.diagnosed):
+                alert.out_of_scope, alert.diagnosed = inputs.out_of_scope, inputs.diagnosed
+                alert.save(update_fields=["out_of_scope", "diagnosed"])
+            return alert
+        if alert is not None:
+            if inputs is None:
+                alert.ended = InputsAlert.Ended.NOT_ACTIVE if not model_version.is_active else InputsAlert.Ended.USUAL
+            else:
+                alert.ended = InputsAlert.Ended.TOO_FEW if inputs.verdict == TOO_FEW else InputsAlert.Ended.USUAL
+                alert.out_of_scope, alert.diagnosed = inputs.out_of_scope, inputs.diagnosed
+            alert.cleared_at = timezone.now()
+            alert.save(update_fields=["ended", "cleared_at", "out_of_scope", "diagnosed"])
+            model_inputs_usual_notify(alert=alert, inputs=inputs)
+            logger.info("%s: uploads at %s no longer unusual (%s)", model_version.name, organization.name, alert.ended)
+        return None
+
+
+def inputs_alerts_judge(*, today: datetime.date | None = None) -> None:
+    """Judge the uploads of every organization for the active version, and end the open alerts of versions no
+    longer watched. Celery beat runs this on a schedule rather than on each result: the weeks counted move with the
+    calendar, so an alert must also end when nothing more is uploaded.
+
+    One organization's failure is logged and does not stop the others; the next run judges it again."""
+    active = selectors.model_version_active()
+    judged: set[tuple[int, int]] = set()
+    if active is not None and selectors.card_out_of_scope_share(model_version=active) is not None:
+        judged = {(pk, active.pk) for pk in Organization.objects.values_list("pk", flat=True)}
+    judged |= set(InputsAlert.objects.filter(cleared_at__isnull=True)
+                  .values_list("organization_id", "model_version_id"))
+    organizations = Organization.objects.in_bulk({pk for pk, _ in judged})
+    versions = ModelVersion.objects.in_bulk({pk for _, pk in judged})
+    for organization_id, version_id in sorted(judged):
+        organization, version = organizations[organization_id], versions[version_id]
+        try:
+            inputs_alert_update(organization=organization, model_version=version, today=today)
+        except Exception:
+            logger.exception("Could not judge the uploads of %s for %s", organization.name, version.name)

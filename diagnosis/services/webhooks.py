@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import (
-    WEBHOOK_EVENTS, Organization, Patient, PatientMerge, PerformanceAlert, Prediction, Review, Scan, StaffChange,
+    WEBHOOK_EVENTS, InputsAlert, Organization, Patient, PatientMerge, PerformanceAlert, Prediction, Review, Scan, StaffChange,
     WebhookDelivery,
 )
 from .sweeps import resend_stale
@@ -228,6 +228,32 @@ def model_recovered_notify(*, alert: PerformanceAlert) -> WebhookDelivery | None
     """The version's alert cleared: no share is below its card any more."""
     return _event(organization_id=alert.organization_id, event="model.recovered", data={
         **_alert_data(alert), "cleared_at": alert.cleared_at.isoformat() if alert.cleared_at else None,
+    })
+
+
+def _inputs_data(alert: InputsAlert, inputs: selectors.InputsInUse | None) -> dict[str, Any]:
+    version = alert.model_version
+    data: dict[str, Any] = {"model_version": {"id": version.pk, "name": version.name},
+                            "api_path": f"{reverse('api:performance')}?model_version={version.pk}",
+                            "unusual_since": alert.raised_at.isoformat()}
+    if inputs is not None:
+        data.update(weeks=inputs.weeks, diagnosed=inputs.diagnosed, out_of_scope=inputs.out_of_scope, rate=inputs.rate,
+                    interval=list(inputs.interval) if inputs.interval else None, expected=inputs.expected)
+    return data
+
+
+def model_inputs_unusual_notify(*, alert: InputsAlert, inputs: selectors.InputsInUse) -> WebhookDelivery | None:
+    """More of the active version's recent results are out of scope than its card expects of slices like its
+    training data: a new scanner, protocol or kind of image, seen before any review (counts only, no patient)."""
+    return _event(organization_id=alert.organization_id, event="model.inputs_unusual", data=_inputs_data(alert, inputs))
+
+
+def model_inputs_usual_notify(*, alert: InputsAlert, inputs: selectors.InputsInUse | None) -> WebhookDelivery | None:
+    """The alert of unusual uploads ended, with why (``ended``): the share is back within what the card expects,
+    too few recent results are left to judge, or the version is no longer active (then no counts)."""
+    return _event(organization_id=alert.organization_id, event="model.inputs_usual", data={
+        **_inputs_data(alert, inputs), "ended": alert.ended,
+        "cleared_at": alert.cleared_at.isoformat() if alert.cleared_at else None,
     })
 
 

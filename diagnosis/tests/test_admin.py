@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from diagnosis import services
-from diagnosis.models import ModelVersion, PerformanceAlert
+from diagnosis.models import InputsAlert, ModelVersion, PerformanceAlert
 
 from .factories import MembershipFactory, ModelVersionFactory, PredictionFactory, ReviewFactory
 
@@ -15,7 +15,7 @@ def admin_client(client, db):
 
 
 @pytest.mark.parametrize("model", ["organization", "membership", "patient", "scan", "prediction", "modelversion", "review",
-                                   "patientmerge", "patientdistinct", "performancealert"])
+                                   "patientmerge", "patientdistinct", "performancealert", "inputsalert"])
 def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
     prediction = PredictionFactory()
     objects = {
@@ -30,6 +30,8 @@ def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
         "patientdistinct": _two_people(),
         "performancealert": PerformanceAlert.objects.create(organization=prediction.scan.patient.organization,
                                                             model_version=prediction.model_version, measures=["Stone found"]),
+        "inputsalert": InputsAlert.objects.create(organization=prediction.scan.patient.organization,
+                                                  model_version=prediction.model_version, out_of_scope=3, diagnosed=60),
     }
 
     assert admin_client.get(reverse(f"admin:diagnosis_{model}_changelist")).status_code == 200

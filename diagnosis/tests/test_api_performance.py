@@ -2,7 +2,9 @@
 
 import pytest
 
-from diagnosis.models import Membership, PerformanceAlert
+from django.utils import timezone
+
+from diagnosis.models import InputsAlert, Membership, PerformanceAlert
 
 from . import openapi
 from .factories import MembershipFactory, ModelVersionFactory, token_client
@@ -42,6 +44,14 @@ def test_administrators_get_the_active_versions_measures_against_its_card(client
     again = api.get(URL)
     assert openapi.mismatches(openapi.load(client), URL, "get", again) == []
     assert [(a["measures"], a["cleared_at"]) for a in again.json()["alerts"]] == [(["Tumor found"], None)]
+    assert again.json()["inputs_alerts"] == []
+    InputsAlert.objects.create(organization=organization, model_version=active, out_of_scope=3, diagnosed=60,
+                               cleared_at=timezone.now(), ended=InputsAlert.Ended.TOO_FEW)
+    InputsAlert.objects.create(organization=organization, model_version=active, out_of_scope=5, diagnosed=70)
+    third = api.get(URL)
+    assert openapi.mismatches(openapi.load(client), URL, "get", third) == []
+    assert [(a["out_of_scope"], a["diagnosed"], a["ended"], a["cleared_at"] is None)
+            for a in third.json()["inputs_alerts"]] == [(5, 70, "", True), (3, 60, "too_few", False)]
 
 
 def test_another_version_is_asked_for_by_id_and_counts_only_the_organizations_results(organization, other_organization):

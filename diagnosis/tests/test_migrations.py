@@ -86,3 +86,28 @@ def test_organizations_that_chose_every_event_are_told_when_the_model_slips_and_
     assert new.objects.get(pk=some.pk).webhook_events == every[:4]
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_organizations_that_chose_every_event_are_told_of_unusual_uploads_and_others_keep_their_choice(
+    transactional_db
+):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    before, after = [("diagnosis", "0027_performance_alert")], [("diagnosis", "0028_inputs_alert")]
+    executor.migrate(before)
+    Organization = executor.loader.project_state(before).apps.get_model("diagnosis", "Organization")
+    every = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored", "patient.merged",
+             "patient.unmerged", "model.below_card", "model.recovered"]
+    everything = Organization.objects.create(name="A", slug="a", webhook_events=every)
+    no_model_events = Organization.objects.create(name="B", slug="b", webhook_events=every[:6])
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps.get_model("diagnosis", "Organization")
+
+    assert new.objects.get(pk=everything.pk).webhook_events == [*every, "model.inputs_unusual", "model.inputs_usual"]
+    assert new.objects.get(pk=no_model_events.pk).webhook_events == every[:6]
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

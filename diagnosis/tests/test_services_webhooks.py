@@ -15,7 +15,7 @@ from .factories import DonePredictionFactory, PatientFactory, PredictionFactory,
 
 # Sent until an administrator chooses otherwise.
 EVERY_EVENT = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored", "patient.merged",
-               "patient.unmerged", "model.below_card", "model.recovered"]
+               "patient.unmerged", "model.below_card", "model.recovered", "model.inputs_unusual", "model.inputs_usual"]
 
 
 @pytest.fixture

@@ -117,6 +117,26 @@ def test_the_page_lists_when_the_version_was_below_its_card(client, organization
     assert "Tumor found, AI labels kept" in alerts and alerts.count("<li>") == 2
 
 
+def test_the_page_lists_when_uploads_were_unusual_and_why_each_alert_ended(client, organization, other_organization):
+    from django.utils import timezone
+
+    from diagnosis.models import InputsAlert
+
+    active = carded_version(is_active=True)
+    InputsAlert.objects.create(organization=organization, model_version=active, out_of_scope=3, diagnosed=60,
+                               cleared_at=timezone.now(), ended=InputsAlert.Ended.USUAL)
+    InputsAlert.objects.create(organization=organization, model_version=active, out_of_scope=7, diagnosed=80)
+    InputsAlert.objects.create(organization=other_organization, model_version=active, out_of_scope=9, diagnosed=90)
+    client.force_login(admin_of(organization))
+
+    page = client.get(URL).content.decode()
+    listed = page.split('id="inputs-alerts"')[1].split("</ul>")[0]
+
+    assert "Every hour" in page and "7 of 80 results out of scope" in listed
+    assert listed.index("still open") < listed.index("(back within what its card expects)")
+    assert "3 of 60" in listed and "9 of 90" not in listed and listed.count("<li>") == 2
+
+
 def test_a_result_by_a_version_with_an_open_alert_cautions_every_reader(ui_client, clinician, organization):
     from django.utils import timezone
 

@@ -10,7 +10,7 @@ URL = "https://ris.example.org/kidneyweb"
 
 # Sent until an administrator chooses otherwise.
 EVERY_EVENT = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored", "patient.merged",
-               "patient.unmerged", "model.below_card", "model.recovered"]
+               "patient.unmerged", "model.below_card", "model.recovered", "model.inputs_unusual", "model.inputs_usual"]
 
 
 @pytest.fixture
@@ -138,7 +138,8 @@ def test_the_events_sent_are_chosen_with_checkboxes_and_the_secret_stays(admin_c
     organization.refresh_from_db()
     secret = organization.webhook_secret
     page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
-    assert page.count('name="events"') == 8 and page.count("checked") >= 8  # all sent until chosen otherwise
+    # All sent until chosen otherwise.
+    assert page.count('name="events"') == len(EVERY_EVENT) and page.count("checked") >= len(EVERY_EVENT)
 
     response = admin_client.post(reverse("diagnosis:staff_webhook_events"), {"events": ["diagnosis.finished"]},
                                  follow=True)

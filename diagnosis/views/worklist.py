@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
@@ -125,9 +126,18 @@ def performance(request: HttpRequest) -> HttpResponse:
     performance = (selectors.model_performance_in_use(organization=organization, model_version=version)
                    if version else None)
     alerts = selectors.performance_alerts(organization=organization, model_version=version) if version else []
+    inputs_alerts = selectors.inputs_alerts(organization=organization, model_version=version) if version else []
     return render(request, "diagnosis/performance.html",
                   {"organization": organization, "versions": versions, "version": version, "performance": performance,
-                   "alerts": alerts, "min_reviewed": selectors.MIN_REVIEWED, "min_results": selectors.MIN_RESULTS})
+                   "alerts": alerts, "inputs_alerts": inputs_alerts, "min_reviewed": selectors.MIN_REVIEWED,
+                   "min_results": selectors.MIN_RESULTS, "recent_weeks": selectors.RECENT_WEEKS,
+                   "inputs_judged_every": _every(settings.KIDNEYWEB_INPUTS_JUDGE_SECONDS)})
+
+
+def _every(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return "hour" if seconds == 3600 else f"{seconds // 3600} hours"
+    return "minute" if seconds == 60 else f"{max(1, round(seconds / 60))} minutes"
 
 
 @member_required

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ... import selectors
+from ...models import InputsAlert
 from ...selectors.reliability import ClassReliability, ModelCardView
 from ...selectors.performance import (ABOVE, BELOW, CONSISTENT, MIN_RESULTS, MIN_REVIEWED, NO_CARD, TOO_FEW, InputsInUse,
                                       Measure, PerformanceInUse)
@@ -95,6 +96,17 @@ class PerformanceAlertSerializer(serializers.Serializer):
     measures = serializers.ListField(child=serializers.CharField(), help_text="the shares below, as last seen")
 
 
+class InputsAlertSerializer(serializers.Serializer):
+    raised_at = serializers.DateTimeField(help_text="the judgement that found the out-of-scope share above the card's")
+    cleared_at = serializers.DateTimeField(allow_null=True, help_text="null while the alert is open")
+    ended = serializers.ChoiceField(
+        choices=InputsAlert.Ended.choices, allow_blank=True,
+        help_text="why it ended (usual: the share came back within the card's; too_few: too few recent results were "
+                  "left to judge; not_active: another version was made active); empty while it is open")
+    out_of_scope = serializers.IntegerField(help_text="out-of-scope results in the weeks counted, as last judged")
+    diagnosed = serializers.IntegerField(help_text="finished results in the weeks counted, as last judged")
+
+
 class PerformanceInUseSerializer(serializers.Serializer):
     model_version = serializers.IntegerField(source="model_version.pk")
     model_version_name = serializers.CharField(source="model_version.name")
@@ -122,6 +134,16 @@ class PerformanceInUseSerializer(serializers.Serializer):
 
     def get_below(self, performance: PerformanceInUse) -> list[str]:
         return [m.name for m in performance.below]
+
+    inputs_alerts = serializers.SerializerMethodField(
+        help_text="when the version's recent out-of-scope share was above what its card expects in your organization "
+                  "(judged on a schedule while it is active), newest first")
+
+    @extend_schema_field(InputsAlertSerializer(many=True))
+    def get_inputs_alerts(self, performance: PerformanceInUse) -> list[dict]:
+        alerts = selectors.inputs_alerts(organization=self.context["organization"],
+                                         model_version=performance.model_version)
+        return InputsAlertSerializer(alerts, many=True).data
 
     @extend_schema_field(PerformanceAlertSerializer(many=True))
     def get_alerts(self, performance: PerformanceInUse) -> list[dict]:
