@@ -105,7 +105,7 @@ def worklist(
     elif status == "result":
         scans = scans.filter(ai_status=Prediction.Status.DONE).exclude(needs_review)
     elif status == "pending":
-        scans = scans.filter(ai_status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING])
+        scans = scans.filter(urgency=URGENCY_PENDING)  # with any scan that has no diagnosis yet, as the list sorts it
     if label:
         scans = scans.filter(ai_status=Prediction.Status.DONE, ai_label=label)
     if uploaded_from:

@@ -153,3 +153,4 @@ def test_a_scan_without_any_diagnosis_is_listed_with_those_in_progress(make, cli
 
     assert [s.pk for s in rows] == [stone.pk, pending.pk, bare.pk]
     assert (rows[2].ai_status, rows[2].ai_label, rows[2].needs_review) == (None, None, False)
+    assert ids(selectors.worklist(user=clinician, status="pending")) == [pending.pk, bare.pk]  # the filter agrees
