@@ -39,3 +39,32 @@ def test_a_correction_that_tips_the_model_below_its_card_warns_the_administrator
     page.set_viewport_size(TABLET)
     assert fits_without_horizontal_scrolling(page)
     screenshot(page, "performance-in-use")
+
+
+def test_unusual_uploads_are_judged_on_schedule_and_shown_to_the_administrator(
+    page, organization, screenshot, django_capture_on_commit_callbacks
+):
+    from diagnosis import services
+    from diagnosis.models import InputsAlert
+
+    from ..test_selectors_performance import results
+
+    MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss")
+    active = carded_version(is_active=True, name="kidney-v9")
+    results(organization, active, count=60, out_of_scope=4)  # 4 of 60 out of scope; its card expects 0.5%
+    with django_capture_on_commit_callbacks(execute=True):
+        services.inputs_alerts_judge()  # what Celery beat runs each hour
+    assert InputsAlert.objects.get().cleared_at is None
+
+    log_in(page, "boss", PASSWORD)
+    warning = page.locator("#inputs-warning")
+    expect(warning).to_contain_text("4 of 60 results in the last 4 weeks")
+    warning.get_by_role("link", name="See its performance in use").click()
+
+    expect(page.locator("#inputs-above")).to_contain_text("4 of 60")
+    expect(page.locator("#inputs-alerts")).to_contain_text("still open")
+    expect(page.locator("#inputs-alerts")).to_contain_text("4 of 60 results out of scope")
+    page.set_viewport_size(TABLET)
+    assert fits_without_horizontal_scrolling(page)
+    page.locator("#inputs-alerts").scroll_into_view_if_needed()
+    screenshot(page, "performance-unusual-uploads")
