@@ -9,6 +9,7 @@ urlpatterns = [
     path("worklist/rows/", views.worklist_rows, name="worklist_rows"),
     path("agreement/", views.agreement, name="agreement"),
     path("performance/", views.performance, name="performance"),
+    path("performance/weeks.csv", views.performance_weeks_csv, name="performance_weeks_csv"),
     path("model/", views.model_card, name="model_card"),
     path("patients/", views.patient_list, name="patient_list"),
     path("patients/new/", views.patient_create, name="patient_create"),

@@ -207,10 +207,12 @@ def model_inputs_unusual(*, organization: Organization | int) -> InputsInUse | N
 
 
 def model_performance_in_use(
-    *, organization: Organization, model_version: ModelVersion, today: datetime.date | None = None
+    *, organization: Organization, model_version: ModelVersion, today: datetime.date | None = None,
+    weeks_shown: int | None = WEEKS_SHOWN,
 ) -> PerformanceInUse:
     """The version's results in the organization (withdrawn scans left out), and the current review of each
-    slice whose judged result it made, measured against its card's series test split."""
+    slice whose judged result it made, measured against its card's series test split. ``weeks`` holds the newest
+    ``weeks_shown`` weeks, newest first; None: every week since the version's first result here."""
     threshold = confidence_threshold(model_version)
     results = (
         Prediction.objects.filter(scan__patient__organization=organization, model_version=model_version,
@@ -244,7 +246,11 @@ def model_performance_in_use(
         return len(set().union(*[ids for pair, ids in patients_by_pair.items() if keep(*pair)]))
 
     this_monday = _monday(today or timezone.localdate())
-    shown = [this_monday - datetime.timedelta(weeks=k) for k in range(WEEKS_SHOWN)]
+    if weeks_shown is None:
+        results = list(results)
+        first = min((week for row in results if (week := _week_of(row["week"])) is not None), default=this_monday)
+        weeks_shown = max(1, (this_monday - first).days // 7 + 1)
+    shown = [this_monday - datetime.timedelta(weeks=k) for k in range(weeks_shown)]
     weeks: dict[datetime.date, dict] = {monday: {"labels": {}} for monday in shown}
     totals = {"diagnosed": 0, "failed": 0, "out_of_scope": 0, "uncertain": 0}
     labelled: dict[str, int] = {}

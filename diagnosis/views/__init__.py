@@ -39,12 +39,13 @@ from .staff import (
     staff_two_factor_reset,
     staff_unlock,
 )
-from .worklist import agreement, home, model_card, performance, worklist_rows
+from .worklist import agreement, home, model_card, performance, performance_weeks_csv, worklist_rows
 
 __all__ = [
     "agreement",
     "model_card",
     "performance",
+    "performance_weeks_csv",
     "home",
     "member_required",
     "organization_admin_required",

@@ -4,6 +4,7 @@ patients."""
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,6 +12,8 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -132,6 +135,31 @@ def performance(request: HttpRequest) -> HttpResponse:
                    "alerts": alerts, "inputs_alerts": inputs_alerts, "min_reviewed": selectors.MIN_REVIEWED,
                    "min_results": selectors.MIN_RESULTS, "recent_weeks": selectors.RECENT_WEEKS,
                    "inputs_judged_every": _every(settings.KIDNEYWEB_INPUTS_JUDGE_SECONDS)})
+
+
+@organization_admin_required
+@require_GET
+def performance_weeks_csv(request: HttpRequest) -> HttpResponse:
+    """Every week of a version's results in the organization since its first, oldest first, for a spreadsheet or a
+    quality report: the page's week-by-week table without its 12-week limit. Counts only, no patient."""
+    organization = selectors.organization_of(request.user)
+    version = _version_asked(request) or selectors.model_version_watched(organization=organization)
+    if version is None:
+        raise Http404("No model version has made results here yet.")
+    performance = selectors.model_performance_in_use(organization=organization, model_version=version,
+                                                     weeks_shown=None)
+    labels = [c.name for c in performance.classes]
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (f'attachment; filename="performance-{organization.slug}-'
+                                       f'{slugify(version.name)}-{timezone.localdate():%Y-%m-%d}.csv"')
+    writer = csv.writer(response)
+    writer.writerow(["week_of", "results", "failed", "out_of_scope", "uncertain", *labels, "reviewed", "kept",
+                     "kept_share"])
+    for week in reversed(performance.weeks):
+        writer.writerow([week.start.isoformat(), week.diagnosed, week.failed, week.out_of_scope, week.uncertain,
+                         *[week.labels.get(label, 0) for label in labels], week.reviewed, week.agreed,
+                         "" if week.agreement is None else f"{week.agreement:.4f}"])
+    return response
 
 
 def _every(seconds: int) -> str:
