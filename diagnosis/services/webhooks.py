@@ -31,8 +31,8 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import (
-    WEBHOOK_EVENTS, InputsAlert, Organization, Patient, PatientMerge, PerformanceAlert, Prediction, Review, Scan, StaffChange,
-    WebhookDelivery,
+    WEBHOOK_EVENTS, InputsAlert, Organization, Patient, PatientMerge, PerformanceAlert, Prediction, Review, Scan,
+    StaffChange, WebhookDelivery,
 )
 from .sweeps import resend_stale
 

@@ -165,7 +165,8 @@ def performance_weeks_csv(request: HttpRequest) -> HttpResponse:
 def _every(seconds: int) -> str:
     if seconds % 3600 == 0:
         return "hour" if seconds == 3600 else f"{seconds // 3600} hours"
-    return "minute" if seconds == 60 else f"{max(1, round(seconds / 60))} minutes"
+    minutes = max(1, round(seconds / 60))
+    return "minute" if minutes == 1 else f"{minutes} minutes"
 
 
 @member_required

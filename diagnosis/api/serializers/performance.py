@@ -128,16 +128,15 @@ class PerformanceInUseSerializer(serializers.Serializer):
     alerts = serializers.SerializerMethodField(
         help_text="when the version was below its card in your organization (judged at each review, withdrawal "
                   "and restoral of a reviewed scan while it is active), newest first")
+    inputs_alerts = serializers.SerializerMethodField(
+        help_text="when the version's recent out-of-scope share was above what its card expects in your organization "
+                  "(judged on a schedule while it is active), newest first")
 
     def get_min_reviewed(self, _performance: PerformanceInUse) -> int:
         return MIN_REVIEWED
 
     def get_below(self, performance: PerformanceInUse) -> list[str]:
         return [m.name for m in performance.below]
-
-    inputs_alerts = serializers.SerializerMethodField(
-        help_text="when the version's recent out-of-scope share was above what its card expects in your organization "
-                  "(judged on a schedule while it is active), newest first")
 
     @extend_schema_field(InputsAlertSerializer(many=True))
     def get_inputs_alerts(self, performance: PerformanceInUse) -> list[dict]:
