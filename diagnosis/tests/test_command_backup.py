@@ -95,6 +95,22 @@ def test_a_restore_brings_back_rows_with_their_ids_files_tokens_and_models(deplo
     assert (Path(settings.KIDNEYWEB_MODELS_DIR) / "run-7" / "model.keras").read_bytes() == b"trained weights"
 
 
+def test_a_restore_leaves_the_database_with_statistics_of_the_rows_it_loaded(deployment, tmp_path):
+    from django.db import connection
+
+    folder = _backup(tmp_path / "backups")
+    _lose_everything(deployment)
+
+    call_command("restore", str(folder), stderr=StringIO())
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'diagnosis_scan'")
+        else:
+            cursor.execute("SELECT CAST(stat AS INTEGER) FROM sqlite_stat1 WHERE tbl = 'diagnosis_scan' LIMIT 1")
+        assert cursor.fetchone()[0] == 2  # the two scans restored, as the planner will count them
+
+
 def test_the_backup_is_readable_by_its_owner_only_and_lists_its_checksums(deployment, tmp_path):
     folder = _backup(tmp_path / "backups")
 
