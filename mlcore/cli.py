@@ -1,4 +1,4 @@
-"""Command line: ``python -m mlcore train|stage|recalibrate|compare-random-split|cross-validate|combine-cross-validations|pretrain|predict``."""
+"""Command line: ``python -m mlcore train|stage|recalibrate|compare-random-split|cross-validate|combine-cross-validations|pretrain|predict|score-confidence``."""
 
 from __future__ import annotations
 
@@ -213,6 +213,34 @@ def _predict(args: argparse.Namespace) -> int:
     return status
 
 
+def _score_confidence(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mlcore.card import ModelCard, own_test_records, read_card, write_card
+    from mlcore.config import EvaluateConfig
+    from mlcore.evaluate import by_confidence
+    from mlcore.inference import Classifier, default_model_path
+
+    model_path = args.model or default_model_path()
+    card = read_card(model_path)
+    if "test_series_split" not in card.metrics:
+        raise ValueError(f"the card of {model_path.name} records no series test split to score")
+    records = own_test_records(model_path=model_path, data_dir=args.data)
+    if not records:
+        raise ValueError(f"none of the test slices of {model_path.name}'s split are in {args.data}")
+    classifier = Classifier.load(model_path)
+    names = list(card.classes)
+    probabilities = np.array([[result.probabilities[c] for c in names]
+                              for result in classifier.predict([r.path for r in records])])
+    threshold = float(card.calibration.get("confidence_threshold", EvaluateConfig().confidence_threshold))
+    confidence = by_confidence([names.index(r.label) for r in records], probabilities, names, threshold,
+                               [r.series for r in records])
+    metrics = {**card.metrics, "test_series_split": {**card.metrics["test_series_split"], "by_confidence": confidence}}
+    write_card(model_path, ModelCard.from_dict({**card.to_dict(), "metrics": metrics}))
+    print(json.dumps(confidence))
+    return 0
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml", help="hyper-parameters (default params.yaml)")
     parser.add_argument("--config", default="config.yaml", help="paths (default config.yaml)")
@@ -311,6 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     predict_p.add_argument("--model", type=Path, help="a .keras model (default: the shipped model)")
     predict_p.add_argument("images", nargs="+")
     predict_p.set_defaults(func=_predict)
+
+    confidence_p = sub.add_parser(
+        "score-confidence", help="record in a model's card how often its results on its test split were right with "
+                                 "and without the uncertain mark (the evaluate stage records it for new models)")
+    confidence_p.add_argument("--model", type=Path, help="a .keras model with its card (default: the shipped model)")
+    confidence_p.add_argument("--data", type=Path, default=data_dir_from_env(), help="folder of class subfolders")
+    confidence_p.set_defaults(func=_score_confidence)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("MLCORE_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(message)s",

@@ -144,6 +144,32 @@ def by_view(y_true: Sequence[int], probabilities: np.ndarray, views: Sequence[st
     return out
 
 
+def by_confidence(y_true: Sequence[int], probabilities: np.ndarray, class_names: Sequence[str], threshold: float,
+                  series: Sequence[str] | None = None) -> dict[str, Any]:
+    """How often the results shown as they are (top probability at or over ``threshold``) and those marked uncertain
+    were right, and, per true class, the slices read wrong with no mark to warn of it.
+
+    What a clinician leans on is the unmarked result: its accuracy, not the overall one, says how far. ``series``
+    counts the patients the unmarked misses came from, since slices of one patient are alike."""
+    y_true = np.asarray(y_true, dtype=int)
+    probabilities = np.asarray(probabilities, dtype=float)
+    verdict, sure = probabilities.argmax(axis=1), probabilities.max(axis=1) >= threshold
+
+    def part(members: np.ndarray) -> dict[str, int]:
+        return {"slices": int(members.sum()), "right": int((verdict[members] == y_true[members]).sum())}
+
+    missed: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(class_names):
+        members = sure & (y_true == i) & (verdict != i)
+        missed[name] = {"slices": int(members.sum()),
+                        "read_as": {class_names[k]: int((verdict[members] == k).sum())
+                                    for k in range(len(class_names)) if k != i and (verdict[members] == k).any()}}
+        if series is not None:
+            missed[name]["series"] = len({s for s, m in zip(series, members) if m})
+    return {"threshold": float(threshold), "confident": part(sure), "uncertain": part(~sure),
+            "confident_wrong": missed}
+
+
 def score(y_true: Sequence[int], probabilities: np.ndarray, class_names: Sequence[str]) -> Scores:
     y_true = np.asarray(y_true, dtype=int)
     probabilities = np.asarray(probabilities, dtype=float)

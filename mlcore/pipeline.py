@@ -21,7 +21,8 @@ import numpy as np
 from mlcore.card import ModelCard, card_path_for, file_sha256, read_card, write_card
 from mlcore.config import Params, Paths
 from mlcore.data import IngestReport, ingest, read_manifest, write_manifest
-from mlcore.evaluate import Scores, by_series, by_view, save_confusion_matrix, save_training_curves, score, series_bootstrap
+from mlcore.evaluate import (Scores, by_confidence, by_series, by_view, save_confusion_matrix, save_training_curves,
+                             score, series_bootstrap)
 from mlcore.tracking import NullTracker, tracked_run
 from mlcore.train import EpochProgress, FitResult, dataset, fit
 
@@ -125,6 +126,8 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
     intervals = series_bootstrap(test_labels, probabilities, [r.series for r in test_records], class_names)
     patients = by_series(test_labels, probabilities, [r.series for r in test_records], class_names)
     views = by_view(test_labels, probabilities, [r.view for r in test_records], class_names)
+    confidence = by_confidence(test_labels, probabilities, class_names, params.evaluate.confidence_threshold,
+                               [r.series for r in test_records])
 
     _write_json(paths.scores, {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
                                "expected_calibration_error": scores.expected_calibration_error,
@@ -153,7 +156,7 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
         metrics={"test_series_split": {**scores.to_dict(), "series": len({r.series for r in test_records}),
                                        "intervals_95": {"method": "bootstrap over series within each class, "
                                                                   "2000 rounds", **intervals},
-                                       "by_series": patients, "by_view": views},
+                                       "by_series": patients, "by_view": views, "by_confidence": confidence},
                  "best_epoch": trained["best_epoch"],
                  "best_epochs": trained.get("best_epochs", [trained["best_epoch"]]),
                  **trained.get("carried_metrics", {})},

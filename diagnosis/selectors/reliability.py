@@ -117,6 +117,73 @@ class ViewScore:
 
 
 @dataclass(frozen=True)
+class UnmarkedMiss:
+    """Test slices of a class the version read as another with no uncertain mark to warn of it."""
+
+    name: str  # the true class
+    slices: int
+    patients: int | None
+    read_as: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ConfidenceSplit:
+    """How often the version's results on its test patients were right as shown (no uncertain mark) and when
+    marked uncertain: how far a reader may lean on an unmarked result."""
+
+    threshold: float
+    confident: int
+    confident_right: int
+    uncertain: int
+    uncertain_right: int
+    misses: list[UnmarkedMiss]  # per true class with any, most slices first
+
+    @property
+    def slices(self) -> int:
+        return self.confident + self.uncertain
+
+    @property
+    def confident_share(self) -> float | None:
+        return self.confident_right / self.confident if self.confident else None
+
+    @property
+    def uncertain_share(self) -> float | None:
+        return self.uncertain_right / self.uncertain if self.uncertain else None
+
+
+def _part(value: object) -> tuple[int, int] | None:
+    if isinstance(value, dict) and isinstance(value.get("slices"), int) and isinstance(value.get("right"), int):
+        if 0 <= value["right"] <= value["slices"]:
+            return value["slices"], value["right"]
+    return None
+
+
+def _confidence_split(split: dict, threshold: float) -> ConfidenceSplit | None:
+    """The card's by_confidence, when it was measured at the threshold results are marked with here (a card without
+    it, or measured at another threshold, says nothing about what readers are shown)."""
+    recorded = split.get("by_confidence")
+    if not isinstance(recorded, dict):
+        return None
+    try:
+        measured_at = float(recorded.get("threshold"))
+    except (TypeError, ValueError):
+        return None
+    confident, uncertain = _part(recorded.get("confident")), _part(recorded.get("uncertain"))
+    if confident is None or uncertain is None or abs(measured_at - threshold) > 1e-9:
+        return None
+    misses = []
+    for name, miss in (recorded.get("confident_wrong") or {}).items():
+        if isinstance(miss, dict) and isinstance(miss.get("slices"), int) and miss["slices"] > 0:
+            patients = miss.get("series")
+            misses.append(UnmarkedMiss(name=str(name), slices=miss["slices"],
+                                       patients=patients if isinstance(patients, int) else None,
+                                       read_as=_counts(miss.get("read_as"))))
+    misses.sort(key=lambda miss: (-miss.slices, miss.name))
+    return ConfidenceSplit(threshold=measured_at, confident=confident[0], confident_right=confident[1],
+                           uncertain=uncertain[0], uncertain_right=uncertain[1], misses=misses)
+
+
+@dataclass(frozen=True)
 class ModelCardView:
     """What a clinician should know before leaning on a model version: its label, read from its card."""
 
@@ -129,6 +196,7 @@ class ModelCardView:
     patients_accuracy: float | None  # test patients whose slices' mean probability named their class
     views: list[ViewScore]
     threshold: float
+    confidence: ConfidenceSplit | None
     calibration_method: str
     calibration_error: float | None
     out_of_scope_method: str
@@ -174,6 +242,7 @@ def model_card_view(*, model_version: ModelVersion) -> ModelCardView:
     calibration = card.get("calibration") or {}
     data = card.get("data") or {}
     reliability = model_reliability(model_version=model_version)
+    threshold = confidence_threshold(model_version)
 
     limitations = []
     for row in reliability.classes if reliability else []:
@@ -199,7 +268,8 @@ def model_card_view(*, model_version: ModelVersion) -> ModelCardView:
         macro_f1=_score(split, "macro_f1"),
         patients_accuracy=_number((split.get("by_series") or {}).get("accuracy")),
         views=views,
-        threshold=confidence_threshold(model_version),
+        threshold=threshold,
+        confidence=_confidence_split(split, threshold),
         calibration_method=str(calibration.get("method") or ""),
         calibration_error=_number(split.get("expected_calibration_error")),
         out_of_scope_method=str((card.get("out_of_scope") or {}).get("method") or ""),

@@ -27,6 +27,13 @@ def test_members_get_the_active_versions_scores_intervals_and_limitations(client
                                                          split["intervals_95"]["recall_Tumor"])
     assert any("Tumor test slices" in line for line in body["limitations"])
     assert {view["view"] for view in body["views"]} == {"axial", "coronal"}
+    split = split["by_confidence"]
+    assert (body["by_confidence"]["confident"], body["by_confidence"]["confident_right"]) == (
+        split["confident"]["slices"], split["confident"]["right"])
+    tumor = next(miss for miss in body["by_confidence"]["unmarked_misses"] if miss["name"] == "Tumor")
+    assert (tumor["slices"], tumor["patients"], tumor["read_as"]) == (
+        split["confident_wrong"]["Tumor"]["slices"], split["confident_wrong"]["Tumor"]["series"],
+        split["confident_wrong"]["Tumor"]["read_as"])
 
 
 def test_another_version_by_id_and_404_for_none_or_an_unknown_one(client, clinician):

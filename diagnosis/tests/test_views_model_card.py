@@ -41,6 +41,30 @@ def test_clinicians_read_the_active_versions_test_scores_with_intervals_and_its_
     assert "How it does on your organization" not in page  # administrators only
 
 
+def test_clinicians_read_how_often_unmarked_and_uncertain_results_were_right_and_the_unmarked_misses(ui_client):
+    split = json.loads(SHIPPED_CARD.read_text())["metrics"]["test_series_split"]["by_confidence"]
+    shipped_version(is_active=True)
+
+    line = " ".join(ui_client.get(URL).content.decode().split('id="confidence-split">')[1].split("</li>")[0].split())
+
+    sure, unsure = split["confident"], split["uncertain"]
+    assert (f"the results not marked uncertain ({sure['slices']} of {sure['slices'] + unsure['slices']} slices) were "
+            f"right {sure['right'] / sure['slices'] * 100:.0f}% of the time") in line
+    assert f"those marked uncertain, {unsure['right'] / unsure['slices'] * 100:.0f}%" in line
+    tumor = split["confident_wrong"]["Tumor"]
+    assert f"{tumor['slices']} Tumor slices of {tumor['series']} patients as Cyst ({tumor['read_as']['Cyst']})" in line
+    assert "Stone slice" not in line  # none of the stone slices was read wrong without the mark
+
+
+def test_a_split_measured_at_another_threshold_than_the_versions_is_not_shown(db):
+    card = json.loads(SHIPPED_CARD.read_text())
+    card["calibration"]["confidence_threshold"] = 0.8  # the version marks at 80%; the card's split was at 70%
+    version = ModelVersionFactory(card=card)
+
+    assert selectors.model_card_view(model_version=version).confidence is None
+    assert selectors.model_card_view(model_version=shipped_version()).confidence.confident > 0
+
+
 def test_the_version_that_made_a_result_is_reachable_from_its_scan(ui_client, clinician, organization):
     earlier = shipped_version()
     ModelVersionFactory(is_active=True, name="newer")
@@ -87,3 +111,6 @@ def test_the_cards_reading_survives_odd_values(db):
     card = selectors.model_card_view(model_version=version)
 
     assert (card.accuracy, card.reliability, card.recall_intervals, card.views, card.images) == (None, None, {}, [], None)
+    odd = ModelVersionFactory(card={"metrics": {"test_series_split": {"by_confidence": {
+        "threshold": 0.7, "confident": {"slices": 5, "right": 9}, "uncertain": {"slices": 1, "right": 0}}}}})
+    assert selectors.model_card_view(model_version=odd).confidence is None  # more right than slices

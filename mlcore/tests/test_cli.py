@@ -87,3 +87,41 @@ def test_train_options_override_params_yaml(tmp_path):
     args = argparse.Namespace(params=str(params_file), members=2, width=16, epochs=None)
     train = _params(args).train
     assert (train.members, train.width, train.epochs) == (2, 16, 9)
+
+
+def test_score_confidence_records_the_split_in_a_card_written_before_it_existed(trained_model, synthetic_dataset,
+                                                                                tmp_path, capsys):
+    import shutil
+
+    from mlcore.card import card_path_for, read_card
+
+    model = tmp_path / "older.keras"
+    shutil.copy(trained_model.model_path, model)
+    older = json.loads(card_path_for(trained_model.model_path).read_text())
+    recorded = older["metrics"]["test_series_split"].pop("by_confidence")
+    card_path_for(model).write_text(json.dumps(older))
+
+    assert main(["score-confidence", "--model", str(model), "--data", str(synthetic_dataset)]) == 0
+
+    card = read_card(model)
+    scored = card.metrics["test_series_split"]["by_confidence"]
+    assert scored == json.loads(capsys.readouterr().out)
+    assert (scored["threshold"], scored["confident"]["slices"] + scored["uncertain"]["slices"]) == (
+        recorded["threshold"], recorded["confident"]["slices"] + recorded["uncertain"]["slices"])
+    assert {k: v for k, v in card.metrics["test_series_split"].items() if k != "by_confidence"} == (
+        older["metrics"]["test_series_split"])  # nothing else in the card changed
+
+
+def test_score_confidence_refuses_a_card_without_a_test_split_in_one_line(trained_model, tmp_path, capsys):
+    import shutil
+
+    from mlcore.card import card_path_for
+
+    model = tmp_path / "untested.keras"
+    shutil.copy(trained_model.model_path, model)
+    card = json.loads(card_path_for(trained_model.model_path).read_text())
+    card["metrics"] = {}
+    card_path_for(model).write_text(json.dumps(card))
+
+    assert main(["score-confidence", "--model", str(model), "--data", str(tmp_path)]) == 2
+    assert "records no series test split" in capsys.readouterr().err

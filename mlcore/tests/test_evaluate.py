@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlcore.evaluate import by_view, expected_calibration_error, score
+from mlcore.evaluate import by_confidence, by_view, expected_calibration_error, score
 
 
 def test_scores_match_a_hand_computed_confusion_matrix():
@@ -157,3 +157,25 @@ def test_a_view_without_a_class_has_no_recall_for_it_and_unset_views_are_unknown
     result = by_view([0, 0], np.eye(2)[[0, 1]], ["", ""], ["Normal", "Stone"])
     assert set(result) == {"unknown"}
     assert result["unknown"]["recall"] == {"Normal": 0.5, "Stone": None}
+
+
+def test_results_are_scored_apart_with_and_without_the_uncertain_mark_and_unmarked_misses_named():
+    names = ["Normal", "Stone", "Tumor"]
+    probabilities = np.array([
+        [0.9, 0.05, 0.05],  # Normal, right, sure
+        [0.8, 0.1, 0.1],    # a Tumor read as Normal with no mark: the miss a reader is not warned of
+        [0.75, 0.2, 0.05],  # a Stone read as Normal, sure
+        [0.5, 0.4, 0.1],    # a Stone read as Normal, marked uncertain
+        [0.1, 0.2, 0.7],    # Tumor, right, exactly at the threshold: not marked
+        [0.3, 0.3, 0.4],    # Tumor, right, marked
+    ])
+    y_true = [0, 2, 1, 1, 2, 2]
+
+    result = by_confidence(y_true, probabilities, names, 0.7, series=["a", "b", "c", "d", "e", "e"])
+
+    assert result["threshold"] == 0.7
+    assert result["confident"] == {"slices": 4, "right": 2}
+    assert result["uncertain"] == {"slices": 2, "right": 1}
+    assert result["confident_wrong"]["Tumor"] == {"slices": 1, "read_as": {"Normal": 1}, "series": 1}
+    assert result["confident_wrong"]["Stone"] == {"slices": 1, "read_as": {"Normal": 1}, "series": 1}
+    assert result["confident_wrong"]["Normal"] == {"slices": 0, "read_as": {}, "series": 0}

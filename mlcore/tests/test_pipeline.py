@@ -64,6 +64,11 @@ def test_train_then_evaluate_write_model_scores_plots_and_card(staged):
     # The synthetic slices are discs, so every test slice is axial.
     assert card.metrics["test_series_split"]["by_view"]["axial"]["slices"] == scores.support
     assert json.loads(paths.scores.with_name("report.json").read_text())["by_view"]["axial"]["slices"] == scores.support
+    confidence = card.metrics["test_series_split"]["by_confidence"]
+    assert confidence["threshold"] == params.evaluate.confidence_threshold
+    assert confidence["confident"]["slices"] + confidence["uncertain"]["slices"] == scores.support
+    assert (confidence["confident"]["right"] + confidence["uncertain"]["right"]) / scores.support == pytest.approx(
+        scores.accuracy)
     shipped = pipeline.publish(paths)
     assert read_card(shipped).classes == ("Cyst", "Normal", "Stone", "Tumor")
 

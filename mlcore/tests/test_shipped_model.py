@@ -74,3 +74,15 @@ def test_dicom_slices_in_hounsfield_units_get_the_same_label_as_the_exported_sli
     scanned = shipped.predict([load_image(data) for data in dicoms])
     agreement = np.mean([a.label == b.label for a, b in zip(exported, scanned)])
     assert agreement >= 0.9
+
+
+def test_the_cards_split_by_the_uncertain_mark_is_what_the_model_does_on_its_test_split(shipped, test_split):
+    recorded = shipped.card.metrics["test_series_split"]["by_confidence"]
+    results = shipped.predict([r.path for r in test_split])
+    threshold = shipped.card.calibration["confidence_threshold"]
+    sure = [res.confidence >= threshold for res in results]
+    right = [res.label == rec.label for res, rec in zip(results, test_split)]
+
+    assert recorded["threshold"] == threshold
+    assert recorded["confident"] == {"slices": sum(sure), "right": sum(s and r for s, r in zip(sure, right))}
+    assert recorded["uncertain"]["slices"] == len(test_split) - sum(sure)

@@ -178,6 +178,23 @@ class ViewScoreSerializer(serializers.Serializer):
     accuracy = serializers.FloatField()
 
 
+class UnmarkedMissSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="the true class")
+    slices = serializers.IntegerField()
+    patients = serializers.IntegerField(allow_null=True)
+    read_as = serializers.DictField(child=serializers.IntegerField(), help_text="slices per class it was read as")
+
+
+class ConfidenceSplitSerializer(serializers.Serializer):
+    threshold = serializers.FloatField(help_text="the confidence threshold it was measured at (the version's)")
+    confident = serializers.IntegerField(help_text="test slices whose result was not marked uncertain")
+    confident_right = serializers.IntegerField()
+    uncertain = serializers.IntegerField(help_text="test slices marked uncertain")
+    uncertain_right = serializers.IntegerField()
+    unmarked_misses = UnmarkedMissSerializer(many=True, source="misses",
+                                             help_text="per true class, the slices read wrong with no uncertain mark")
+
+
 class ModelCardSerializer(serializers.Serializer):
     model_version = serializers.IntegerField(source="model_version.pk")
     name = serializers.CharField(source="model_version.name")
@@ -193,6 +210,10 @@ class ModelCardSerializer(serializers.Serializer):
     limitations = serializers.ListField(child=serializers.CharField(), help_text="stated from the figures above")
     confidence_threshold = serializers.FloatField(source="threshold",
                                                   help_text="under this top probability a result is marked uncertain")
+    by_confidence = ConfidenceSplitSerializer(
+        source="confidence", allow_null=True,
+        help_text="how often its results on the test patients were right with and without the uncertain mark; null "
+                  "when its card does not say at this threshold")
     random_split_accuracy = serializers.FloatField(
         allow_null=True, help_text="on a leaky random per-image split: what papers report, not a measure on new patients")
 
