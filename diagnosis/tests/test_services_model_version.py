@@ -94,6 +94,24 @@ def test_activating_a_version_deactivates_the_others(db):
     assert not old.is_active
 
 
+def test_activating_another_version_queues_a_judgement_of_uploads_once_it_commits(
+    db, django_capture_on_commit_callbacks
+):
+    from . import brokerq
+
+    old = ModelVersionFactory(is_active=True)
+    brokerq.drain("celery")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.model_version_activate(model_version=ModelVersionFactory())
+    with django_capture_on_commit_callbacks(execute=True) as again:
+        services.model_version_activate(model_version=ModelVersion.objects.get(is_active=True))  # no change
+
+    assert len(callbacks) == 1 and again == []
+    assert [m["task"] for m in brokerq.drain("celery")] == ["diagnosis.tasks.judge_inputs"]
+    assert not ModelVersion.objects.get(pk=old.pk).is_active
+
+
 def test_the_database_refuses_two_active_versions(db):
     ModelVersionFactory(is_active=True)
 

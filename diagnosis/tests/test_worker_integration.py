@@ -84,3 +84,32 @@ def test_a_real_worker_notifies_the_hospital_system_of_the_result(
     assert request.headers["x-kidneyweb-signature"] == "sha256=" + hmac.new(
         secret.encode(), request.body, hashlib.sha256).hexdigest()
     assert request.json["prediction"]["label"] == prediction.label and request.json["scan"]["id"] == scan.pk
+
+
+def test_a_real_worker_ends_the_replaced_versions_alert_of_unusual_uploads_when_another_is_activated(
+    transactional_db, shipped_model, tmp_path, organization
+):
+    import time
+
+    from diagnosis.models import InputsAlert
+
+    from . import brokerq
+    from .test_selectors_performance import carded_version, results
+
+    first = carded_version(is_active=True)
+    results(organization, first, count=60, out_of_scope=3)
+    services.inputs_alerts_judge()
+    assert InputsAlert.objects.filter(cleared_at__isnull=True).count() == 1
+    brokerq.drain("celery")
+    log_path = tmp_path / "worker.log"
+
+    with celery_worker(shipped_model, log_path, queues="celery") as process:
+        services.model_version_activate(model_version=carded_version())  # commits at once here: the task is sent
+        deadline = time.monotonic() + 60
+        while InputsAlert.objects.filter(cleared_at__isnull=True).exists() and time.monotonic() < deadline:
+            assert process.poll() is None, log_path.read_text()[-5000:]
+            time.sleep(0.5)
+
+    alert = InputsAlert.objects.get()
+    assert alert.ended == InputsAlert.Ended.NOT_ACTIVE, log_path.read_text()[-5000:]
+    assert "diagnosis.tasks.judge_inputs" in log_path.read_text()
