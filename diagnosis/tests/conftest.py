@@ -145,6 +145,16 @@ def broker_down():
 
 
 @pytest.fixture
+def notified(organization):
+    """The organization with an address for notifications (deliveries are queued, not sent, unless a test sends
+    them)."""
+    organization.webhook_url = "https://ris.example.org/hook"
+    organization.webhook_secret = "s" * 64
+    organization.save()
+    return organization
+
+
+@pytest.fixture
 def inference_queue():
     """The real broker's inference queue, emptied before and after the test."""
     brokerq.drain()

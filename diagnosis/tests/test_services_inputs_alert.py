@@ -15,14 +15,6 @@ from .factories import ModelVersionFactory
 from .test_selectors_performance import carded_version, results
 
 
-@pytest.fixture
-def hooked(organization):
-    organization.webhook_url = "https://ris.example.org/hook"
-    organization.webhook_secret = "s" * 64
-    organization.save()
-    return organization
-
-
 def judge(callbacks, **kwargs):
     with callbacks(execute=False):  # the deliveries are not sent here
         services.inputs_alerts_judge(**kwargs)
@@ -33,11 +25,11 @@ def events():
 
 
 def test_recent_uploads_out_of_scope_more_often_than_the_card_expects_raise_one_alert_and_notify_it(
-    hooked, django_capture_on_commit_callbacks
+    notified, django_capture_on_commit_callbacks
 ):
     active = carded_version(is_active=True, name="kidney-v9")
-    results(hooked, active, count=57, out_of_scope=0)
-    results(hooked, active, count=3, out_of_scope=3)  # 3 of 60: 5%, the interval's lower end 1.7%; card 0.5%
+    results(notified, active, count=57, out_of_scope=0)
+    results(notified, active, count=3, out_of_scope=3)  # 3 of 60: 5%, the interval's lower end 1.7%; card 0.5%
 
     judge(django_capture_on_commit_callbacks)
     judge(django_capture_on_commit_callbacks)  # still unusual: no news
@@ -52,17 +44,17 @@ def test_recent_uploads_out_of_scope_more_often_than_the_card_expects_raise_one_
     assert payload["expected"] == pytest.approx(0.005) and payload["interval"][0] == pytest.approx(0.0171, abs=1e-4)
     assert payload["unusual_since"] == alert.raised_at.isoformat()
 
-    results(hooked, active, count=1, out_of_scope=1)
+    results(notified, active, count=1, out_of_scope=1)
     judge(django_capture_on_commit_callbacks)
     assert (InputsAlert.objects.get().out_of_scope, InputsAlert.objects.get().diagnosed) == (4, 61)  # kept quietly
     assert events() == ["model.inputs_unusual"]
 
 
 def test_the_alert_ends_when_the_share_comes_back_within_what_the_card_expects(
-    hooked, django_capture_on_commit_callbacks
+    notified, django_capture_on_commit_callbacks
 ):
     active = carded_version(is_active=True)
-    results(hooked, active, count=60, out_of_scope=3)
+    results(notified, active, count=60, out_of_scope=3)
     judge(django_capture_on_commit_callbacks)
     assert InputsAlert.objects.get().cleared_at is None
 
@@ -82,10 +74,10 @@ def test_the_alert_ends_when_the_share_comes_back_within_what_the_card_expects(
 
 
 def test_the_alert_ends_when_the_weeks_counted_move_past_the_unusual_uploads(
-    hooked, django_capture_on_commit_callbacks
+    notified, django_capture_on_commit_callbacks
 ):
     active = carded_version(is_active=True)
-    results(hooked, active, count=60, out_of_scope=3)
+    results(notified, active, count=60, out_of_scope=3)
     judge(django_capture_on_commit_callbacks)
     assert InputsAlert.objects.filter(cleared_at__isnull=True).exists()
 
@@ -98,10 +90,10 @@ def test_the_alert_ends_when_the_weeks_counted_move_past_the_unusual_uploads(
 
 
 def test_an_alert_ends_when_another_version_is_made_active_and_the_new_one_is_judged_on_its_own_results(
-    hooked, django_capture_on_commit_callbacks
+    notified, django_capture_on_commit_callbacks
 ):
     first = carded_version(is_active=True)
-    results(hooked, first, count=60, out_of_scope=3)
+    results(notified, first, count=60, out_of_scope=3)
     judge(django_capture_on_commit_callbacks)
 
     second = carded_version()
@@ -116,23 +108,23 @@ def test_an_alert_ends_when_another_version_is_made_active_and_the_new_one_is_ju
     assert payload["ended"] == "not_active" and "out_of_scope" not in payload  # counts of a version no longer used
 
 
-def test_each_organization_is_judged_on_its_own_uploads(hooked, other_organization, django_capture_on_commit_callbacks):
+def test_each_organization_is_judged_on_its_own_uploads(notified, other_organization, django_capture_on_commit_callbacks):
     active = carded_version(is_active=True)
-    results(hooked, active, count=60, out_of_scope=3)
+    results(notified, active, count=60, out_of_scope=3)
     results(other_organization, active, count=100, out_of_scope=1)
 
     judge(django_capture_on_commit_callbacks)
 
-    assert list(InputsAlert.objects.values_list("organization", flat=True)) == [hooked.pk]
+    assert list(InputsAlert.objects.values_list("organization", flat=True)) == [notified.pk]
 
 
 def test_a_failure_to_judge_one_organization_is_logged_and_the_others_are_judged(
-    hooked, other_organization, django_capture_on_commit_callbacks, monkeypatch, caplog
+    notified, other_organization, django_capture_on_commit_callbacks, monkeypatch, caplog
 ):
     from diagnosis.services import performance
 
     active = carded_version(is_active=True)
-    results(hooked, active, count=60, out_of_scope=3)
+    results(notified, active, count=60, out_of_scope=3)
     results(other_organization, active, count=60, out_of_scope=3)
     count = performance.selectors.model_inputs_in_use
 
@@ -145,17 +137,17 @@ def test_a_failure_to_judge_one_organization_is_logged_and_the_others_are_judged
     monkeypatch.setattr(performance.selectors, "model_inputs_in_use", broken_for_one)
     judge(django_capture_on_commit_callbacks)
 
-    assert list(InputsAlert.objects.values_list("organization", flat=True)) == [hooked.pk]  # the other's rolled back
+    assert list(InputsAlert.objects.values_list("organization", flat=True)) == [notified.pk]  # the other's rolled back
     assert f"Could not judge the uploads of {other_organization.name}" in caplog.text
 
 
 def test_nothing_is_counted_while_the_active_versions_card_expects_no_share(
-    hooked, django_capture_on_commit_callbacks, monkeypatch
+    notified, django_capture_on_commit_callbacks, monkeypatch
 ):
     from diagnosis.services import performance
 
     active = ModelVersionFactory(is_active=True)  # a card without the out-of-scope share
-    results(hooked, active, count=60, out_of_scope=30)
+    results(notified, active, count=60, out_of_scope=30)
     counted = []
     monkeypatch.setattr(performance.selectors, "model_inputs_in_use", lambda **kwargs: counted.append(kwargs))
 
@@ -174,14 +166,14 @@ def test_the_alert_is_kept_without_a_notification_address(organization, django_c
     assert not WebhookDelivery.objects.exists()
 
 
-def test_the_judgement_is_scheduled_and_its_task_judges(settings, hooked, django_capture_on_commit_callbacks):
+def test_the_judgement_is_scheduled_and_its_task_judges(settings, notified, django_capture_on_commit_callbacks):
     entry = settings.CELERY_BEAT_SCHEDULE["judge-inputs"]
     assert entry["task"] == "diagnosis.tasks.judge_inputs"
     assert entry["schedule"] == settings.KIDNEYWEB_INPUTS_JUDGE_SECONDS == 3600
     assert settings.CELERY_TASK_ROUTES["diagnosis.tasks.judge_inputs"] == {"queue": "celery"}
 
     active = carded_version(is_active=True)
-    results(hooked, active, count=60, out_of_scope=3)
+    results(notified, active, count=60, out_of_scope=3)
     with django_capture_on_commit_callbacks(execute=False):
         tasks.judge_inputs.apply()
 

@@ -12,14 +12,6 @@ from .test_selectors_performance import carded_version, result, reviewed
 
 
 @pytest.fixture
-def hooked(organization):
-    organization.webhook_url = "https://ris.example.org/hook"
-    organization.webhook_secret = "s" * 64
-    organization.save()
-    return organization
-
-
-@pytest.fixture
 def reviewer(organization):
     return MembershipFactory(organization=organization).user
 
@@ -40,15 +32,15 @@ def events():
 
 
 def test_the_review_that_tips_a_share_below_the_card_raises_one_alert_and_notifies_it(
-    hooked, reviewer, django_capture_on_commit_callbacks
+    notified, reviewer, django_capture_on_commit_callbacks
 ):
     active = carded_version(is_active=True, name="kidney-v9")
-    reviewed(hooked, active, "Stone", "Stone", count=3)
-    review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=6)
+    reviewed(notified, active, "Stone", "Stone", count=3)
+    review(notified, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=6)
     assert not PerformanceAlert.objects.exists()  # 3 of 9: too few to judge
 
-    review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks)  # 3 of 10
-    review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks)  # still below: no news
+    review(notified, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks)  # 3 of 10
+    review(notified, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks)  # still below: no news
 
     alert = PerformanceAlert.objects.get()
     assert (alert.model_version, alert.cleared_at) == (active, None)
@@ -63,20 +55,20 @@ def test_the_review_that_tips_a_share_below_the_card_raises_one_alert_and_notifi
 
 
 def test_a_new_shortfall_is_notified_again_and_the_review_that_brings_it_back_clears_the_alert(
-    hooked, reviewer, django_capture_on_commit_callbacks
+    notified, reviewer, django_capture_on_commit_callbacks
 ):
     active = carded_version(is_active=True)
-    review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
+    review(notified, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
     first = set(PerformanceAlert.objects.get().measures)
-    review(hooked, reviewer, active, "Normal", "Tumor", django_capture_on_commit_callbacks, count=10)
+    review(notified, reviewer, active, "Normal", "Tumor", django_capture_on_commit_callbacks, count=10)
     widened = PerformanceAlert.objects.get()
     assert "Tumor found" in widened.measures and first <= set(widened.measures)
     assert events() == ["model.below_card", "model.below_card"]
 
     for label in ("Cyst", "Normal", "Stone", "Tumor"):
-        reviewed(hooked, active, label, label, count=40)  # many slices read right since (stored directly)
+        reviewed(notified, active, label, label, count=40)  # many slices read right since (stored directly)
     assert PerformanceAlert.objects.get().cleared_at is None  # judged again at the next review
-    review(hooked, reviewer, active, "Stone", "Stone", django_capture_on_commit_callbacks)
+    review(notified, reviewer, active, "Stone", "Stone", django_capture_on_commit_callbacks)
 
     cleared = PerformanceAlert.objects.get()
     assert cleared.cleared_at is not None
@@ -85,10 +77,10 @@ def test_a_new_shortfall_is_notified_again_and_the_review_that_brings_it_back_cl
     assert payload["model_version"]["id"] == active.pk and payload["cleared_at"]
 
 
-def test_reviews_of_an_earlier_versions_results_raise_nothing(hooked, reviewer, django_capture_on_commit_callbacks):
+def test_reviews_of_an_earlier_versions_results_raise_nothing(notified, reviewer, django_capture_on_commit_callbacks):
     carded_version(is_active=True)
     earlier = carded_version()
-    review(hooked, reviewer, earlier, "Cyst", "Stone", django_capture_on_commit_callbacks, count=12)
+    review(notified, reviewer, earlier, "Cyst", "Stone", django_capture_on_commit_callbacks, count=12)
 
     assert not PerformanceAlert.objects.exists() and events() == []
 
@@ -101,10 +93,10 @@ def test_an_alert_is_kept_without_a_notification_address(organization, reviewer,
     assert not WebhookDelivery.objects.exists()
 
 
-def test_a_reading_of_a_failed_diagnosis_raises_nothing(hooked, reviewer, django_capture_on_commit_callbacks):
+def test_a_reading_of_a_failed_diagnosis_raises_nothing(notified, reviewer, django_capture_on_commit_callbacks):
     active = carded_version(is_active=True)
     for _ in range(10):
-        failed = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=hooked)), model_version=active,
+        failed = PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=notified)), model_version=active,
                                    status="failed")
         with django_capture_on_commit_callbacks(execute=False):
             services.review_create(scan=failed.scan, user=reviewer, label="Stone")
@@ -113,7 +105,7 @@ def test_a_reading_of_a_failed_diagnosis_raises_nothing(hooked, reviewer, django
 
 
 def test_a_failure_to_judge_the_model_keeps_the_review_and_is_logged(
-    hooked, reviewer, django_capture_on_commit_callbacks, monkeypatch, caplog
+    notified, reviewer, django_capture_on_commit_callbacks, monkeypatch, caplog
 ):
     from diagnosis.models import Review
     from diagnosis.services import performance
@@ -121,11 +113,11 @@ def test_a_failure_to_judge_the_model_keeps_the_review_and_is_logged(
     active = carded_version(is_active=True)
 
     def broken(**kwargs):
-        PerformanceAlert.objects.create(organization=hooked, model_version=active, measures=["half-written"])
+        PerformanceAlert.objects.create(organization=notified, model_version=active, measures=["half-written"])
         raise ValueError("a card the code did not expect")
 
     monkeypatch.setattr(performance.selectors, "model_performance_in_use", broken)
-    review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks)
+    review(notified, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks)
 
     assert Review.objects.get().label == "Stone"
     assert not PerformanceAlert.objects.exists()  # what the failed judging wrote is rolled back
@@ -133,14 +125,14 @@ def test_a_failure_to_judge_the_model_keeps_the_review_and_is_logged(
 
 
 def test_a_share_that_comes_back_while_others_stay_below_is_recorded_without_a_notification(
-    hooked, reviewer, django_capture_on_commit_callbacks
+    notified, reviewer, django_capture_on_commit_callbacks
 ):
     active = carded_version(is_active=True)
-    review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
+    review(notified, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
     assert {"Stone found", "Cyst labels kept"} <= set(PerformanceAlert.objects.get().measures)
-    reviewed(hooked, active, "Cyst", "Cyst", count=60)  # the AI's cyst labels kept since (stored directly)
+    reviewed(notified, active, "Cyst", "Cyst", count=60)  # the AI's cyst labels kept since (stored directly)
 
-    review(hooked, reviewer, active, "Normal", "Normal", django_capture_on_commit_callbacks)
+    review(notified, reviewer, active, "Normal", "Normal", django_capture_on_commit_callbacks)
 
     alert = PerformanceAlert.objects.get()
     assert alert.cleared_at is None and alert.measures == ["Stone found"]
@@ -148,11 +140,11 @@ def test_a_share_that_comes_back_while_others_stay_below_is_recorded_without_a_n
 
 
 def test_withdrawing_a_reviewed_scan_judges_the_model_again_and_restoring_it_does_too(
-    hooked, reviewer, django_capture_on_commit_callbacks
+    notified, reviewer, django_capture_on_commit_callbacks
 ):
     active = carded_version(is_active=True)
-    admin = MembershipFactory(organization=hooked, role="admin").user
-    scans = review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
+    admin = MembershipFactory(organization=notified, role="admin").user
+    scans = review(notified, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
     assert "Stone found" in PerformanceAlert.objects.get().measures
 
     # Entered in error: with it gone, 9 stones are too few to judge, and nothing else is below.
@@ -168,15 +160,15 @@ def test_withdrawing_a_reviewed_scan_judges_the_model_again_and_restoring_it_doe
 
 
 def test_withdrawing_a_scan_without_a_review_or_of_an_earlier_version_does_not_measure_the_model(
-    hooked, reviewer, django_capture_on_commit_callbacks, monkeypatch
+    notified, reviewer, django_capture_on_commit_callbacks, monkeypatch
 ):
     from diagnosis.services import performance
 
     active = carded_version(is_active=True)
     earlier = carded_version()
-    admin = MembershipFactory(organization=hooked, role="admin").user
-    unread = result(hooked, active, "Cyst").scan
-    old = review(hooked, reviewer, earlier, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
+    admin = MembershipFactory(organization=notified, role="admin").user
+    unread = result(notified, active, "Cyst").scan
+    old = review(notified, reviewer, earlier, "Cyst", "Stone", django_capture_on_commit_callbacks, count=10)
     measured = []
     measure = performance.selectors.model_performance_in_use
     monkeypatch.setattr(performance.selectors, "model_performance_in_use",
@@ -185,7 +177,7 @@ def test_withdrawing_a_scan_without_a_review_or_of_an_earlier_version_does_not_m
     for scan in (unread, old[0]):
         with django_capture_on_commit_callbacks(execute=False):
             services.scan_withdraw(scan=scan, user=admin, reason="wrong image")
-    read = review(hooked, reviewer, active, "Cyst", "Cyst", django_capture_on_commit_callbacks)[0]
+    read = review(notified, reviewer, active, "Cyst", "Cyst", django_capture_on_commit_callbacks)[0]
     with django_capture_on_commit_callbacks(execute=False):
         services.scan_withdraw(scan=read, user=admin, reason="wrong image")
 
@@ -195,13 +187,13 @@ def test_withdrawing_a_scan_without_a_review_or_of_an_earlier_version_does_not_m
 
 
 def test_a_failure_to_judge_the_model_keeps_the_withdrawal(
-    hooked, reviewer, django_capture_on_commit_callbacks, monkeypatch, caplog
+    notified, reviewer, django_capture_on_commit_callbacks, monkeypatch, caplog
 ):
     from diagnosis.services import performance
 
     active = carded_version(is_active=True)
-    admin = MembershipFactory(organization=hooked, role="admin").user
-    scan = review(hooked, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks)[0]
+    admin = MembershipFactory(organization=notified, role="admin").user
+    scan = review(notified, reviewer, active, "Cyst", "Stone", django_capture_on_commit_callbacks)[0]
 
     def broken(**kwargs):
         raise ValueError("a card the code did not expect")
