@@ -1,5 +1,6 @@
 import io
 
+import pytest
 from django.core.management import call_command
 
 
@@ -41,73 +42,34 @@ def test_scans_withdrawn_before_the_history_existed_get_their_withdrawal_as_its_
     executor.migrate(executor.loader.graph.leaf_nodes())
 
 
-def test_organizations_that_chose_every_event_are_told_of_merges_and_others_keep_their_choice(transactional_db):
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
-    executor = MigrationExecutor(connection)
-    before, after = [("diagnosis", "0023_scan_dicom_patient_id")], [("diagnosis", "0024_patient_merge")]
-    executor.migrate(before)
-    old = executor.loader.project_state(before).apps
-    Organization = old.get_model("diagnosis", "Organization")
-    every = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored"]
-    everything = Organization.objects.create(name="A", slug="a", webhook_events=every)
-    reviews_only = Organization.objects.create(name="B", slug="b", webhook_events=["review.saved"])
-
-    executor = MigrationExecutor(connection)
-    executor.migrate(after)
-    new = executor.loader.project_state(after).apps.get_model("diagnosis", "Organization")
-
-    assert new.objects.get(pk=everything.pk).webhook_events == [*every, "patient.merged", "patient.unmerged"]
-    assert new.objects.get(pk=reviews_only.pk).webhook_events == ["review.saved"]
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
+EARLIER_EVENTS = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored"]
+MERGE_EVENTS = ["patient.merged", "patient.unmerged"]
+MODEL_EVENTS = ["model.below_card", "model.recovered"]
+INPUTS_EVENTS = ["model.inputs_unusual", "model.inputs_usual"]
 
 
-def test_organizations_that_chose_every_event_are_told_when_the_model_slips_and_others_keep_their_choice(
-    transactional_db
+@pytest.mark.parametrize(("before", "after", "every", "added"), [
+    ("0023_scan_dicom_patient_id", "0024_patient_merge", EARLIER_EVENTS, MERGE_EVENTS),
+    ("0026_patient_distinct", "0027_performance_alert", EARLIER_EVENTS + MERGE_EVENTS, MODEL_EVENTS),
+    ("0027_performance_alert", "0028_inputs_alert", EARLIER_EVENTS + MERGE_EVENTS + MODEL_EVENTS, INPUTS_EVENTS),
+])
+def test_organizations_that_chose_every_event_are_sent_new_kinds_and_others_keep_their_choice(
+    transactional_db, before, after, every, added
 ):
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
     executor = MigrationExecutor(connection)
-    before, after = [("diagnosis", "0026_patient_distinct")], [("diagnosis", "0027_performance_alert")]
-    executor.migrate(before)
-    Organization = executor.loader.project_state(before).apps.get_model("diagnosis", "Organization")
-    every = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored", "patient.merged", "patient.unmerged"]
+    executor.migrate([("diagnosis", before)])
+    Organization = executor.loader.project_state([("diagnosis", before)]).apps.get_model("diagnosis", "Organization")
     everything = Organization.objects.create(name="A", slug="a", webhook_events=every)
-    some = Organization.objects.create(name="B", slug="b", webhook_events=every[:4])
+    some = Organization.objects.create(name="B", slug="b", webhook_events=every[:-1])
 
     executor = MigrationExecutor(connection)
-    executor.migrate(after)
-    new = executor.loader.project_state(after).apps.get_model("diagnosis", "Organization")
+    executor.migrate([("diagnosis", after)])
+    new = executor.loader.project_state([("diagnosis", after)]).apps.get_model("diagnosis", "Organization")
 
-    assert new.objects.get(pk=everything.pk).webhook_events == [*every, "model.below_card", "model.recovered"]
-    assert new.objects.get(pk=some.pk).webhook_events == every[:4]
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
-def test_organizations_that_chose_every_event_are_told_of_unusual_uploads_and_others_keep_their_choice(
-    transactional_db
-):
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
-    executor = MigrationExecutor(connection)
-    before, after = [("diagnosis", "0027_performance_alert")], [("diagnosis", "0028_inputs_alert")]
-    executor.migrate(before)
-    Organization = executor.loader.project_state(before).apps.get_model("diagnosis", "Organization")
-    every = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored", "patient.merged",
-             "patient.unmerged", "model.below_card", "model.recovered"]
-    everything = Organization.objects.create(name="A", slug="a", webhook_events=every)
-    no_model_events = Organization.objects.create(name="B", slug="b", webhook_events=every[:6])
-
-    executor = MigrationExecutor(connection)
-    executor.migrate(after)
-    new = executor.loader.project_state(after).apps.get_model("diagnosis", "Organization")
-
-    assert new.objects.get(pk=everything.pk).webhook_events == [*every, "model.inputs_unusual", "model.inputs_usual"]
-    assert new.objects.get(pk=no_model_events.pk).webhook_events == every[:6]
+    assert new.objects.get(pk=everything.pk).webhook_events == [*every, *added]
+    assert new.objects.get(pk=some.pk).webhook_events == every[:-1]
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
