@@ -42,7 +42,8 @@ def _judge_inputs_soon() -> None:
 
 
 def model_version_register(*, path: Path | str, name: str | None = None, activate: bool = False) -> ModelVersion:
-    """Register a .keras model (with its card) as a version; registering the same file again is a no-op."""
+    """Register a .keras model (with its card) as a version. Registering the same file again returns its version,
+    with the card read again when the card file changed."""
     resolved = ml.resolve_model_path(path)
     if not resolved.is_file():
         raise ValidationError({"path": [f"No model file at {resolved}."]})
@@ -81,6 +82,12 @@ def model_version_register(*, path: Path | str, name: str | None = None, activat
                 card=card,
             )
             logger.info("Registered model version %s (%s)", model_version.name, stored_path)
+        elif model_version.card != card:
+            # The same network, described anew (a measure added to its card since): pages read the card from here,
+            # so it follows the file; the weights, and so every result, stay as they were.
+            model_version.card, model_version.metrics = card, card.get("metrics") or {}
+            model_version.save(update_fields=["card", "metrics"])
+            logger.info("Model version %s: its card was read again from %s", model_version.name, stored_path)
         if activate:
             model_version_activate(model_version=model_version)
     return model_version

@@ -28,6 +28,23 @@ def test_registering_the_same_file_again_returns_the_same_version(db, tiny_model
     assert ModelVersion.objects.count() == 1
 
 
+def test_registering_the_same_file_again_reads_a_changed_card_again(db, copy_model):
+    import json
+
+    model = copy_model()
+    first = services.model_version_register(path=model)
+    card = json.loads(model.with_suffix(".json").read_text())
+    card["metrics"]["test_series_split"] = {"by_confidence": {"threshold": 0.7}}  # measured since
+    model.with_suffix(".json").write_text(json.dumps(card))
+
+    again = services.model_version_register(path=model)
+
+    assert again.pk == first.pk and ModelVersion.objects.count() == 1
+    stored = ModelVersion.objects.get()
+    assert stored.card["metrics"]["test_series_split"] == {"by_confidence": {"threshold": 0.7}}
+    assert stored.metrics == card["metrics"] and stored.sha256 == first.sha256
+
+
 def test_a_different_file_with_the_same_card_name_gets_a_distinct_name(db, copy_model, tiny_model_path):
     services.model_version_register(path=tiny_model_path)
     other = copy_model("retrained.keras")
