@@ -75,6 +75,27 @@ def test_another_version_is_asked_for_by_id_and_counts_only_the_organizations_re
     assert bad.status_code == 400 and "model_version" in bad.json()
 
 
+def test_more_weeks_or_every_week_since_the_first_result_are_returned_on_request(client, organization):
+    import datetime
+
+    admin = MembershipFactory(organization=organization, role=Membership.Role.ADMIN).user
+    active = carded_version(is_active=True)
+    result(organization, active, "Cyst", finished_at=timezone.now() - datetime.timedelta(weeks=30))
+    result(organization, active, "Stone")
+    api = token_client(admin)
+
+    every = api.get(URL, {"weeks": "all"})
+    three = api.get(URL, {"weeks": 3}).json()["weeks"]
+    refused = [api.get(URL, {"weeks": value}) for value in ("0", "twelve", "1000")]
+
+    assert openapi.mismatches(openapi.load(client), URL, "get", every) == []
+    weeks = every.json()["weeks"]
+    assert len(weeks) == 31 and weeks[-1]["diagnosed"] == weeks[0]["diagnosed"] == 1  # newest first, to the first
+    assert len(three) == 3 and len(api.get(URL).json()["weeks"]) == 12
+    assert all(r.status_code == 400 and r.json()["weeks"] == ["Send a number of weeks from 1 to 999, or all."]
+               for r in refused)
+
+
 def test_without_any_version_the_answer_is_404_with_the_reason(organization):
     admin = MembershipFactory(organization=organization, role=Membership.Role.ADMIN).user
 

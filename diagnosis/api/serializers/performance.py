@@ -31,6 +31,17 @@ class PerformanceFilterSerializer(serializers.Serializer):
         help_text="The id of a model version; none: the active version.")
 
 
+class PerformanceQuerySerializer(PerformanceFilterSerializer):
+    weeks = serializers.RegexField(
+        r"^(all|[1-9][0-9]{0,2})$", required=False, default="12",
+        error_messages={"invalid": "Send a number of weeks from 1 to 999, or all."},
+        help_text="How many of the newest weeks to return (default 12), or all: every week since the version's first "
+                  "result in your organization.")
+
+    def validate_weeks(self, value: str) -> int | None:
+        return None if value == "all" else int(value)
+
+
 class MeasureSerializer(serializers.Serializer):
     name = serializers.CharField()
     count = serializers.IntegerField(help_text="slices that met the measure")
@@ -120,7 +131,8 @@ class PerformanceInUseSerializer(serializers.Serializer):
     min_reviewed = serializers.SerializerMethodField(help_text="reviewed slices a measure needs to be judged")
     accuracy = MeasureSerializer(help_text="the share of reviewed slices whose AI label reviewers kept")
     classes = ClassInUseSerializer(many=True)
-    weeks = WeekInUseSerializer(many=True, help_text="the last 12 weeks, newest first")
+    weeks = WeekInUseSerializer(many=True, help_text="the newest weeks, newest first: 12 unless ?weeks= asks for more "
+                                                     "or for all")
     inputs = InputsInUseSerializer(help_text="the share of the newest weeks' results found out of scope, against the "
                                              "share expected of slices like the training data: drift in what is "
                                              "uploaded (a new scanner, protocol or kind of image)")

@@ -13,7 +13,8 @@ from rest_framework.response import Response
 from ... import selectors
 from ...models import ModelVersion
 from ..permissions import HasMembership, IsOrganizationAdministrator
-from ..serializers.performance import ModelCardSerializer, PerformanceFilterSerializer, PerformanceInUseSerializer
+from ..serializers.performance import (ModelCardSerializer, PerformanceFilterSerializer, PerformanceInUseSerializer,
+                                      PerformanceQuerySerializer)
 
 
 def _version_asked(filters: PerformanceFilterSerializer) -> ModelVersion | None:
@@ -35,11 +36,11 @@ def _version_asked(filters: PerformanceFilterSerializer) -> ModelVersion | None:
         "share whose AI label was kept and, per class, the share found (recall) and the share of its labels kept "
         "(precision), each with a 95% Wilson interval, the patients its slices came from and the value on the version's "
         "card. A measure is below the card when even its interval's upper end is under the card's value. Then "
-        "the last 12 weeks, and (inputs) the out-of-scope share of the newest 4 against the share the card expects "
+        "the newest weeks (12, or ?weeks=N, or ?weeks=all since its first result), and (inputs) the out-of-scope share of the newest 4 against the share the card expects "
         "of slices like the training data: above it when even its interval's lower end is over it, a sign that "
         "what is uploaded has changed. Administrators only."
     ),
-    parameters=[PerformanceFilterSerializer],
+    parameters=[PerformanceQuerySerializer],
     responses={200: PerformanceInUseSerializer},
 )
 class PerformanceView(generics.GenericAPIView):
@@ -47,13 +48,14 @@ class PerformanceView(generics.GenericAPIView):
     serializer_class = PerformanceInUseSerializer
 
     def get(self, request: Request) -> Response:
-        filters = PerformanceFilterSerializer(data=request.query_params)
+        filters = PerformanceQuerySerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         organization = selectors.organization_of(request.user)
         version = _version_asked(filters) or selectors.model_version_watched(organization=organization)
         if version is None:
             raise NotFound("No model version is active, and none has diagnosed your organization's scans.")
-        performance = selectors.model_performance_in_use(organization=organization, model_version=version)
+        performance = selectors.model_performance_in_use(organization=organization, model_version=version,
+                                                         weeks_shown=filters.validated_data["weeks"])
         return Response(self.get_serializer(performance, context={**self.get_serializer_context(),
                                                                   "organization": organization}).data)
 
