@@ -7,7 +7,7 @@ minutes; a second organization's scans sit beside them. Then times, each the med
 - an administrator's worklist page, rendered as the browser gets it;
 - the first page of the worklist query alone, and its count (the paginator's);
 - the next scan after a review ("save and open the next");
-- the worklist's warning of unusual uploads (one aggregate);
+- the out-of-scope share of the last 4 weeks the hourly judgement counts (one aggregate);
 - the scheduled judgement of uploads for every organization (services.inputs_alerts_judge).
 
 The database must hold nothing but what an earlier run of this script seeded (kept, so a change can be timed
@@ -144,6 +144,7 @@ def main() -> int:
     response = client.get(home)
     assert response.status_code == 200, response.status_code
     first = selectors.worklist(user=admin).first()
+    version = selectors.model_version_active()
 
     def page() -> None:
         assert client.get(home).status_code == 200
@@ -153,8 +154,8 @@ def main() -> int:
         ("worklist query, first 25 rows", timed(lambda: list(selectors.worklist(user=admin)[:25]), args.runs)),
         ("worklist count", timed(lambda: selectors.worklist(user=admin).count(), args.runs)),
         ("next scan after a review", timed(lambda: selectors.worklist_next(user=admin, after=first), args.runs)),
-        ("warning of unusual uploads", timed(lambda: selectors.model_inputs_unusual(organization=organization),
-                                             args.runs)),
+        ("inputs share of the last 4 weeks", timed(
+            lambda: selectors.model_inputs_in_use(organization=organization, model_version=version), args.runs)),
         ("judgement of uploads, every organization", timed(services.inputs_alerts_judge, args.runs)),
     ]
     print(f"{held:,} unreviewed scans, median of {args.runs} runs:")

@@ -184,43 +184,49 @@ def test_a_usual_share_of_out_of_scope_uploads_raises_no_warning(client, organiz
     assert "Not more than expected." in page and 'id="inputs-above"' not in page
 
 
-def test_the_worklist_warns_administrators_but_not_clinicians_of_unusual_uploads(client, organization):
+def test_the_worklist_warns_administrators_but_not_clinicians_of_unusual_uploads_once_judged(client, organization):
     active = carded_version(is_active=True, name="kidney-v9")
     results(organization, active, count=60, out_of_scope=3)
     earlier = carded_version()
     results(organization, earlier, count=60, out_of_scope=60)  # an earlier version's results do not count
     clinician = MembershipFactory(organization=organization).user
-
     client.force_login(admin_of(organization))
+    before = client.get(reverse("diagnosis:home")).content.decode()
+
+    services.inputs_alerts_judge()  # what Celery beat runs each hour
     warned = " ".join(client.get(reverse("diagnosis:home")).content.decode().split())
     client.force_login(clinician)
     unwarned = client.get(reverse("diagnosis:home")).content.decode()
 
+    assert 'id="inputs-warning"' not in before  # the page warns of the alert, so it agrees with the notification
     assert 'id="inputs-warning"' in warned
-    assert "3 of 60 results in the last 4 weeks were out of scope (5.0%; expected 0.5%)" in warned
+    assert "3 of 60 results in the last 4 weeks were out of scope, more than its card expects" in warned
     assert 'id="inputs-warning"' not in unwarned
 
 
-def test_the_worklist_does_not_warn_of_uploads_as_usual_or_of_another_organizations(
+def test_the_worklist_does_not_warn_of_uploads_as_usual_another_organizations_or_an_earlier_versions_alert(
     client, organization, other_organization
 ):
+    from diagnosis.models import InputsAlert
+
     active = carded_version(is_active=True)
     results(organization, active, count=100, out_of_scope=1)
     results(other_organization, active, count=60, out_of_scope=30)
+    services.inputs_alerts_judge()
+    InputsAlert.objects.create(organization=organization, model_version=carded_version(), out_of_scope=9, diagnosed=60)
     client.force_login(admin_of(organization))
 
+    assert list(InputsAlert.objects.filter(model_version=active).values_list("organization", flat=True)) == [
+        other_organization.pk]
     assert 'id="inputs-warning"' not in client.get(reverse("diagnosis:home")).content.decode()
 
 
-def test_uploads_are_not_counted_for_an_active_version_whose_card_expects_nothing(
-    client, organization, django_assert_num_queries
-):
+def test_the_worklist_reads_the_alert_without_counting_results(client, organization, django_assert_num_queries):
     from diagnosis import selectors
 
-    active = ModelVersionFactory(is_active=True)  # registered without a card
-    results(organization, active, count=60, out_of_scope=60)
+    active = carded_version(is_active=True)
+    results(organization, active, count=60, out_of_scope=3)
+    services.inputs_alerts_judge()
 
-    with django_assert_num_queries(1):  # the active version only: nothing to compare a count with
-        assert selectors.model_inputs_unusual(organization=organization) is None
-    client.force_login(admin_of(organization))
-    assert 'id="inputs-warning"' not in client.get(reverse("diagnosis:home")).content.decode()
+    with django_assert_num_queries(1):  # the open alert only, however many results there are
+        assert selectors.inputs_alert_open(organization=organization).out_of_scope == 3

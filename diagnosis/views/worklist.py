@@ -56,10 +56,10 @@ def _admin_warnings(request: HttpRequest) -> dict:
     """Administrators decide on retraining and rollback, so they hear first when the model slips, or when what is
     uploaded stops looking like what it learned from."""
     if not selectors.is_organization_admin(request.user):
-        return {"performance_alert": None, "inputs_unusual": None}
+        return {"performance_alert": None, "inputs_alert": None}
     organization = selectors.organization_of(request.user)
     return {"performance_alert": selectors.performance_alert_open(organization=organization),
-            "inputs_unusual": selectors.model_inputs_unusual(organization=organization)}
+            "inputs_alert": selectors.inputs_alert_open(organization=organization)}
 
 
 @member_required
