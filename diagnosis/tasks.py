@@ -63,9 +63,10 @@ def resend_lost_predictions() -> None:
 
 
 @shared_task(ignore_result=True, soft_time_limit=240, time_limit=300)
-def judge_inputs() -> None:
-    """Beat sends this every KIDNEYWEB_INPUTS_JUDGE_SECONDS; see services.inputs_alerts_judge."""
-    services.inputs_alerts_judge()
+def judge_inputs(organization_id: int | None = None) -> None:
+    """Beat sends this every KIDNEYWEB_INPUTS_JUDGE_SECONDS for every organization, and services.inputs_judge_soon
+    for one after an out-of-scope result; see services.inputs_alerts_judge."""
+    services.inputs_alerts_judge(organization_id=organization_id)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, soft_time_limit=60,

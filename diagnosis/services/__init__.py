@@ -25,7 +25,8 @@ from .merges import (
     patient_pair_mark_distinct,
     patient_pair_unmark_distinct,
 )
-from .performance import inputs_alert_update, inputs_alerts_judge, performance_alert_refresh, performance_alert_update
+from .performance import (inputs_alert_update, inputs_alerts_judge, inputs_judge_soon, inputs_result_judge,
+                          performance_alert_refresh, performance_alert_update)
 from .reviews import review_create, reviewed_scans_export
 from .staff import (
     member_api_token_issue,
@@ -125,6 +126,8 @@ __all__ = [
     "model_version_activate",
     "inputs_alert_update",
     "inputs_alerts_judge",
+    "inputs_judge_soon",
+    "inputs_result_judge",
     "performance_alert_refresh",
     "performance_alert_update",
     "model_version_register",

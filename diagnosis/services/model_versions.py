@@ -11,6 +11,7 @@ from django.db import transaction
 
 from .. import ml
 from ..models import ModelVersion
+from .performance import inputs_judge_soon
 
 logger = logging.getLogger(__name__)
 
@@ -28,17 +29,8 @@ def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
     if deactivated or not was_active:
         logger.info("Model version %s is now active", model_version.name)
         # The replaced version's alerts of unusual uploads end now rather than at the next hourly judgement.
-        transaction.on_commit(_judge_inputs_soon)
+        inputs_judge_soon()
     return model_version
-
-
-def _judge_inputs_soon() -> None:
-    from ..tasks import judge_inputs
-
-    try:
-        judge_inputs.apply_async()
-    except Exception:
-        logger.exception("Could not queue the judgement of uploads; Celery beat sends the next one within the hour")
 
 
 def model_version_register(*, path: Path | str, name: str | None = None, activate: bool = False) -> ModelVersion:

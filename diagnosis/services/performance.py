@@ -116,18 +116,23 @@ def inputs_alert_update(
         return None
 
 
-def inputs_alerts_judge(*, today: datetime.date | None = None) -> None:
-    """Judge the uploads of every organization for the active version, and end the open alerts of versions no
-    longer watched. Celery beat runs this on a schedule rather than on each result: the weeks counted move with the
-    calendar, so an alert must also end when nothing more is uploaded.
+def inputs_alerts_judge(*, today: datetime.date | None = None, organization_id: int | None = None) -> None:
+    """Judge the uploads of every organization (or only of ``organization_id``) for the active version, and end
+    the open alerts of versions no longer watched. Celery beat runs this on a schedule as well as after results
+    (inputs_judge_soon): the weeks counted move with the calendar, so an alert must also end when nothing more is
+    uploaded.
 
     One organization's failure is logged and does not stop the others; the next run judges it again."""
     active = selectors.model_version_active()
+    organizations_judged = Organization.objects.all()
+    open_alerts = InputsAlert.objects.filter(cleared_at__isnull=True)
+    if organization_id is not None:
+        organizations_judged = organizations_judged.filter(pk=organization_id)
+        open_alerts = open_alerts.filter(organization_id=organization_id)
     judged: set[tuple[int, int]] = set()
     if active is not None and selectors.card_out_of_scope_share(model_version=active) is not None:
-        judged = {(pk, active.pk) for pk in Organization.objects.values_list("pk", flat=True)}
-    judged |= set(InputsAlert.objects.filter(cleared_at__isnull=True)
-                  .values_list("organization_id", "model_version_id"))
+        judged = {(pk, active.pk) for pk in organizations_judged.values_list("pk", flat=True)}
+    judged |= set(open_alerts.values_list("organization_id", "model_version_id"))
     organizations = Organization.objects.in_bulk({pk for pk, _ in judged})
     versions = ModelVersion.objects.in_bulk({pk for _, pk in judged})
     for organization_id, version_id in sorted(judged):
@@ -136,3 +141,32 @@ def inputs_alerts_judge(*, today: datetime.date | None = None) -> None:
             inputs_alert_update(organization=organization, model_version=version, today=today)
         except Exception:
             logger.exception("Could not judge the uploads of %s for %s", organization.name, version.name)
+
+
+def inputs_judge_soon(*, organization_id: int | None = None) -> None:
+    """Queue a judgement of uploads (of one organization, or of all) once the transaction commits; beat's next
+    run is the fallback when the broker cannot take it."""
+    transaction.on_commit(lambda: _queue_inputs_judgement(organization_id))
+
+
+def _queue_inputs_judgement(organization_id: int | None) -> None:
+    from ..tasks import judge_inputs
+
+    try:
+        judge_inputs.apply_async(kwargs={"organization_id": organization_id} if organization_id else {})
+    except Exception:
+        logger.exception("Could not queue the judgement of uploads; Celery beat sends the next one within the hour")
+
+
+def inputs_result_judge(*, prediction: Prediction) -> None:
+    """After an out-of-scope result of the active version, judge its organization's uploads at once rather than
+    at beat's next run, so that the worklist warns and the hospital hears of unusual uploads within seconds of
+    the result that tipped the share. Once an alert is open, further results only change its counts, which the
+    scheduled judgement records: nothing is queued then, so a burst of photographs queues few judgements."""
+    if not (prediction.out_of_scope and prediction.model_version.is_active):
+        return
+    organization_id = prediction.scan.patient.organization_id
+    if InputsAlert.objects.filter(organization_id=organization_id, model_version=prediction.model_version,
+                                  cleared_at__isnull=True).exists():
+        return
+    inputs_judge_soon(organization_id=organization_id)

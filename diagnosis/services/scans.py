@@ -23,6 +23,7 @@ from ..models import ModelVersion, Patient, Prediction, Scan, heatmap_upload_to
 from ..validators import validate_scan_image
 from .sweeps import resend_stale
 from .webhooks import diagnosis_finished_notify
+from .performance import inputs_result_judge
 from .merges import check_not_merged
 from .withdrawals import check_not_withdrawn
 
@@ -304,6 +305,7 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
         prediction.failure_reason = ""
         prediction.save()
         diagnosis_finished_notify(prediction=prediction)
+        inputs_result_judge(prediction=prediction)
     logger.info("Prediction %s done: %s in %d ms", prediction_id, result.label, inference_ms)
     return prediction
 

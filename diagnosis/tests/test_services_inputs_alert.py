@@ -178,3 +178,37 @@ def test_the_judgement_is_scheduled_and_its_task_judges(settings, notified, djan
         tasks.judge_inputs.apply()
 
     assert InputsAlert.objects.filter(model_version=active, cleared_at__isnull=True).exists()
+
+
+def test_a_judgement_of_one_organization_leaves_the_others_alerts_to_the_schedule(
+    notified, other_organization, django_capture_on_commit_callbacks
+):
+    active = carded_version(is_active=True)
+    results(notified, active, count=60, out_of_scope=3)
+    results(other_organization, active, count=60, out_of_scope=3)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        tasks.judge_inputs.apply(kwargs={"organization_id": notified.pk})
+
+    assert list(InputsAlert.objects.values_list("organization", flat=True)) == [notified.pk]
+
+
+def test_an_out_of_scope_result_queues_a_judgement_only_while_no_alert_is_open_for_the_active_version(
+    notified, django_capture_on_commit_callbacks
+):
+    from . import brokerq
+    from .test_selectors_performance import result
+
+    active = carded_version(is_active=True)
+    brokerq.drain("celery")
+
+    def queued_after(prediction):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.inputs_result_judge(prediction=prediction)
+        return [m["kwargs"] for m in brokerq.drain("celery") if m["task"] == "diagnosis.tasks.judge_inputs"]
+
+    assert queued_after(result(notified, active, "Normal", out_of_scope=True)) == [{"organization_id": notified.pk}]
+    assert queued_after(result(notified, active, "Normal")) == []
+    assert queued_after(result(notified, ModelVersionFactory(), "Normal", out_of_scope=True)) == []  # not active
+    InputsAlert.objects.create(organization=notified, model_version=active, out_of_scope=3, diagnosed=60)
+    assert queued_after(result(notified, active, "Normal", out_of_scope=True)) == []  # its counts wait for the hour

@@ -149,3 +149,28 @@ def test_an_image_plainly_not_a_ct_slice_is_flagged_out_of_scope_with_the_reason
     prediction = Prediction.objects.get(scan=scan)
     assert prediction.status == Prediction.Status.DONE
     assert prediction.out_of_scope and prediction.out_of_scope_reason == "a blank image"
+
+
+def test_an_out_of_scope_result_queues_a_judgement_of_its_organizations_uploads_once_it_commits(
+    organization, clinician, tiny_model_version, django_capture_on_commit_callbacks
+):
+    from . import brokerq
+
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), 0).save(buffer, format="PNG")
+    blank = services.scan_create(patient=PatientFactory(organization=organization),
+                                 file=SimpleUploadedFile("blank.png", buffer.getvalue()), uploaded_by=clinician)
+    usual = services.scan_create(patient=PatientFactory(organization=organization),
+                                 file=SimpleUploadedFile("s.jpg", image_bytes("JPEG", (96, 80))), uploaded_by=clinician)
+    brokerq.drain("celery")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run(usual.latest_prediction)
+    assert not Prediction.objects.get(scan=usual).out_of_scope
+    assert brokerq.drain("celery") == []  # an ordinary result waits for the hourly judgement
+    with django_capture_on_commit_callbacks(execute=True):
+        run(blank.latest_prediction)
+
+    assert Prediction.objects.get(scan=blank).out_of_scope
+    assert brokerq.drain("celery") == [{"task": "diagnosis.tasks.judge_inputs", "args": [],
+                                        "kwargs": {"organization_id": organization.pk}}]
