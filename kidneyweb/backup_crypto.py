@@ -19,7 +19,7 @@ import os
 import secrets
 import struct
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -112,28 +112,36 @@ class SealingWriter:
         self.close()
 
 
+def unsealed_chunks(source: Path, *, key: bytes, name: str) -> Iterator[bytes]:
+    """The plaintext of ``source``, one chunk at a time, each only once it authenticates; ``SealError`` when the
+    key is wrong or the file was altered, cut short or made for another name (after the chunks before it)."""
+    aead = AESGCM(key)
+    with source.open("rb") as sealed:
+        header = sealed.read(len(MAGIC) + PREFIX)
+        if len(header) != len(MAGIC) + PREFIX or not header.startswith(MAGIC):
+            raise SealError(f"{source.name} is not a sealed backup file.")
+        prefix, counter = header[len(MAGIC):], 0
+        chunk = sealed.read(CHUNK + TAG)
+        while True:
+            following = sealed.read(CHUNK + TAG)
+            last = not following
+            try:
+                yield aead.decrypt(_nonce(prefix, counter, last), chunk, header + name.encode("utf-8"))
+            except InvalidTag:
+                raise SealError(f"{source.name} fails its authentication: the key is not the one it was "
+                                "sealed with, or the file was altered or cut short.") from None
+            if last:
+                break
+            chunk, counter = following, counter + 1
+
+
 def unseal_file(source: Path, target: Path, *, key: bytes, name: str) -> None:
     """Decrypt ``source`` into ``target``, or raise ``SealError`` (and leave no ``target``) when the key is
     wrong or the file was altered, cut short or made for another name."""
-    aead = AESGCM(key)
     try:
-        with source.open("rb") as sealed, target.open("wb") as plain:
-            header = sealed.read(len(MAGIC) + PREFIX)
-            if len(header) != len(MAGIC) + PREFIX or not header.startswith(MAGIC):
-                raise SealError(f"{source.name} is not a sealed backup file.")
-            prefix, counter = header[len(MAGIC):], 0
-            chunk = sealed.read(CHUNK + TAG)
-            while True:
-                following = sealed.read(CHUNK + TAG)
-                last = not following
-                try:
-                    plain.write(aead.decrypt(_nonce(prefix, counter, last), chunk, header + name.encode("utf-8")))
-                except InvalidTag:
-                    raise SealError(f"{source.name} fails its authentication: the key is not the one it was "
-                                    "sealed with, or the file was altered or cut short.") from None
-                if last:
-                    break
-                chunk, counter = following, counter + 1
+        with target.open("wb") as plain:
+            for chunk in unsealed_chunks(source, key=key, name=name):
+                plain.write(chunk)
     except BaseException:
         target.unlink(missing_ok=True)
         raise

@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 from contextlib import contextmanager
@@ -287,3 +288,59 @@ def backup_restore(*, folder: Path, replace: bool = False, keys: Sequence[bytes]
     missing = tuple(name for name in named if media is not None and not (media / name).is_file())
     return BackupSummary(folder=folder, counts=counts, missing=missing, encrypted=bool(manifest.get("encryption")))
 
+
+
+def _plain_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        yield from iter(lambda: handle.read(backup_crypto.CHUNK), b"")
+
+
+def backup_reseal(*, folder: Path, key: bytes, keys: Sequence[bytes] = ()) -> bool:
+    """Encrypt a backup with ``key`` in place: one made with an earlier key (found among ``keys``), or one made
+    without a key. False, and nothing changed, when it is encrypted with ``key`` already.
+
+    So that a key can be retired once every backup it sealed is resealed, rather than kept for as long as any of
+    them is. Every file is decrypted chunk by chunk straight into its new sealed copy (no plaintext is written),
+    in a private folder beside the backup; only when all of them are written is the backup swapped for it (two
+    renames), so an interruption before then leaves the backup as it was. The manifest keeps its counts and creation time and says when the
+    backup was resealed."""
+    folder = Path(folder)
+    manifest = _manifest(folder)
+    encryption = manifest.get("encryption")
+    if encryption and encryption["key_id"] == backup_crypto.key_id(key):
+        return False
+    old_key = _key_for(manifest, keys) if encryption else None
+    old_suffix = encryption["suffix"] if encryption else ""
+    staging = folder.with_name(f".{folder.name}.resealing")
+    shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted reseal: the backup itself is intact
+    old_umask = os.umask(0o077)
+    try:
+        staging.mkdir(mode=0o700)
+        for stored in manifest["files"]:
+            name = stored.removesuffix(old_suffix) if old_suffix else stored
+            chunks = (backup_crypto.unsealed_chunks(folder / stored, key=old_key, name=name) if old_key is not None
+                      else _plain_chunks(folder / stored))
+            with (staging / (name + SUFFIX)).open("wb") as handle, SealingWriter(handle, key=key, name=name) as sealed:
+                for chunk in chunks:
+                    sealed.write(chunk)
+        resealed = {**manifest,
+                    "encryption": {"cipher": "AES-256-GCM in 1 MiB chunks", "key_id": backup_crypto.key_id(key),
+                                   "suffix": SUFFIX},
+                    "files": {path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+                              for path in sorted(staging.iterdir())},
+                    "resealed": timezone.now().isoformat()}
+        (staging / "manifest.json").write_text(json.dumps(resealed, indent=2))
+        retired = folder.with_name(f".{folder.name}.retired")
+        shutil.rmtree(retired, ignore_errors=True)
+        folder.rename(retired)
+        staging.rename(folder)
+        shutil.rmtree(retired)
+    except SealError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BackupError(str(exc)) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        os.umask(old_umask)
+    return True

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kidneyweb import backup_crypto
-from kidneyweb.backups import BackupError, backup_create, configured_key
+from kidneyweb.backups import BackupError, backup_create, backup_reseal, configured_key, configured_keys
 
 
 class Command(BaseCommand):
@@ -14,7 +14,8 @@ class Command(BaseCommand):
         "Back up the database, the stored scans and heat maps, and the trained models into a new folder under "
         "OUT_DIR (kidneyweb-backup-<time>) and print its path; with '-' instead, write that folder as a tar "
         "stream to standard output (e.g. out of a container). It holds patient data and secrets: with "
-        "KIDNEYWEB_BACKUP_KEY set, every file but the manifest is encrypted (AES-256-GCM)."
+        "KIDNEYWEB_BACKUP_KEY set, every file but the manifest is encrypted (AES-256-GCM). --reseal encrypts "
+        "existing backups with the current key instead, so that a replaced key can be retired."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -22,8 +23,14 @@ class Command(BaseCommand):
                             help="Where the backup's folder is made, or '-' for a tar on standard output.")
         parser.add_argument("--generate-key", action="store_true",
                             help="Print a new key for KIDNEYWEB_BACKUP_KEY and make no backup.")
+        parser.add_argument("--reseal", nargs="+", metavar="BACKUP", type=Path,
+                            help="Encrypt these backup folders with KIDNEYWEB_BACKUP_KEY in place (those made with a "
+                                 "key in KIDNEYWEB_BACKUP_PREVIOUS_KEYS, or without a key) and make no new backup.")
 
-    def handle(self, *args, out_dir: str | None, generate_key: bool, **options) -> None:
+    def handle(self, *args, out_dir: str | None, generate_key: bool, reseal: list[Path] | None, **options) -> None:
+        if reseal:
+            self._reseal(reseal)
+            return
         if generate_key:
             self.stdout.write(backup_crypto.generate_key())
             self.stderr.write("Set KIDNEYWEB_BACKUP_KEY to it wherever backups are made or restored, and keep a copy "
@@ -42,6 +49,29 @@ class Command(BaseCommand):
             with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as stream:
                 stream.add(summary.folder, arcname=summary.folder.name)
             sys.stdout.buffer.flush()
+
+    def _reseal(self, folders: list[Path]) -> None:
+        try:
+            key, keys = configured_key(), configured_keys()
+        except BackupError as exc:
+            raise CommandError(str(exc)) from None
+        if key is None:
+            raise CommandError("KIDNEYWEB_BACKUP_KEY is not set: set it to the key the backups should be encrypted "
+                               "with, and the key(s) they were made with in KIDNEYWEB_BACKUP_PREVIOUS_KEYS.")
+        failed = []
+        for folder in folders:
+            try:
+                changed = backup_reseal(folder=folder, key=key, keys=keys)
+            except BackupError as exc:
+                # One backup that cannot be read does not stop the others; the command fails at the end.
+                failed.append(folder)
+                self.stderr.write(self.style.ERROR(f"{folder}: {exc}"))
+                continue
+            self.stdout.write(f"{folder}: {'resealed' if changed else 'already encrypted with this key'}")
+        if failed:
+            raise CommandError(f"{len(failed)} of {len(folders)} backup(s) not resealed; they are unchanged.")
+        self.stderr.write(f"Every backup named is now encrypted with key id {backup_crypto.key_id(key)}. A key no "
+                          "backup you keep needs can leave KIDNEYWEB_BACKUP_PREVIOUS_KEYS.")
 
     def _backup(self, out_dir: Path):
         try:
