@@ -5,7 +5,7 @@ the model as Device, the AI result as an Observation and the clinician's reading
 built from what is stored, so asking again gives the same bundle until something changes, and the
 same ``urn:uuid`` full URLs: a receiving system recognises a report it filed before by its identifier
 (the scan's address) and updates it, e.g. to ``final`` after the review or ``entered-in-error`` after
-a withdrawal.
+a withdrawal. A slice refiled for the right patient adds a Provenance naming the report it was first filed as.
 
 A class is coded twice: in a local code system (``CLASS_SYSTEM``), which says exactly what the model
 was trained to tell apart, and, for the four classes of the CT KIDNEY data set, with the nearest SNOMED CT
@@ -167,7 +167,7 @@ def scan_fhir_bundle(*, scan: Scan, base_url: str) -> dict[str, Any]:
         "category": [_RADIOLOGY],
         "code": REPORT_CODE,
     }
-    bundle.add(f"/scans/{scan.pk}", report)  # first: filled in below
+    report_reference = bundle.add(f"/scans/{scan.pk}", report)  # first: filled in below
     patient = bundle.add(f"/patients/{patient_record.pk}", {
         "resourceType": "Patient",
         # The MRNs of records merged into this one are the person's retired identifiers: a receiving system
@@ -225,7 +225,34 @@ def scan_fhir_bundle(*, scan: Scan, base_url: str) -> dict[str, Any]:
         report["conclusionCode"] = [_class(label)]
     report["presentedForm"] = [{"contentType": "application/pdf", "title": f"Scan {scan.pk} report",
                                 "url": base_url + reverse("api:scan-report", kwargs={"pk": scan.pk})}]
+    if scan.refiled_from_id is not None:
+        bundle.add(f"/scans/{scan.pk}/provenance", _refiling_provenance(scan, report_reference, base_url))
     return {"resourceType": "Bundle", "type": "collection", "entry": bundle.entries}
+
+
+def _refiling_provenance(scan: Scan, report: dict[str, str], base_url: str) -> dict[str, Any]:
+    """Where a refiled slice's report came from: the report of the scan it was first filed as, for another patient.
+    A receiving system that filed that one (and then saw it entered in error) learns which report stands for the
+    slice now. The earlier report is named by its identifier, as the receiving system knows it, and nothing of the
+    other patient is said."""
+    source = scan.refiled_from
+    withdrawn = source.is_withdrawn
+    return {
+        "resourceType": "Provenance",
+        "target": [report],
+        "recorded": _when(scan.uploaded_at),
+        "activity": {"text": "Filed for the right patient: the slice was uploaded for another patient first"},
+        "agent": [{"who": _person(scan.uploaded_by)}],
+        "entity": [{
+            # Revised while the first filing stays entered in error; only its source once that one was restored.
+            "role": "revision" if withdrawn else "source",
+            "what": {"type": "DiagnosticReport",
+                     "identifier": {"system": URI_SYSTEM,
+                                    "value": base_url + reverse("api:scan-detail", kwargs={"pk": source.pk})},
+                     "display": f"Scan {source.pk}, " + ("withdrawn as entered in error" if withdrawn
+                                                         else "withdrawn and restored since")},
+        }],
+    }
 
 
 def _conclusion(scan: Scan, prediction: Prediction | None, review: Review | None) -> tuple[str, str | None]:

@@ -281,3 +281,42 @@ def test_a_class_with_no_snomed_ct_concept_keeps_its_local_code_only(api_client,
     [observation] = _resources(bundle, "Observation")
     assert observation["valueCodeableConcept"]["coding"] == [
         {"system": "urn:kidneyweb:kidney-ct-class", "code": "Lesion", "display": "Lesion"}]
+
+
+def test_a_refiled_scans_report_names_the_report_it_revises_by_its_identifier_and_nothing_of_that_patient(
+    api_client, scan, organization, clinician, active_model_version
+):
+    DonePredictionFactory(scan=scan)
+    right = PatientFactory(organization=organization, name="Bea Right", mrn="MRN-0099")
+    refiled = services.scan_refile(scan=scan, patient=right, user=clinician, reason="uploaded for the wrong patient")
+
+    _, bundle = _fhir(api_client, refiled)
+    _, first = _fhir(api_client, scan)
+
+    [provenance] = _resources(bundle, "Provenance")
+    assert provenance["target"] == [{"reference": bundle["entry"][0]["fullUrl"]}]
+    assert provenance["recorded"] == refiled.uploaded_at.isoformat()
+    assert provenance["agent"] == [{"who": {"display": clinician.get_full_name() or clinician.get_username()}}]
+    [entity] = provenance["entity"]
+    assert entity["role"] == "revision"
+    assert entity["what"]["type"] == "DiagnosticReport"
+    assert entity["what"]["identifier"] == first["entry"][0]["resource"]["identifier"][0]  # as the system filed it
+    assert "Ada Example" not in str(provenance) and "MRN-0042" not in str(provenance)
+    assert not _resources(first, "Provenance")  # the first filing's report, in the other record, says nothing back
+
+
+def test_once_the_refiling_is_undone_its_report_names_the_first_filing_as_its_source_only(
+    api_client, scan, organization, clinician, active_model_version
+):
+    DonePredictionFactory(scan=scan)
+    right = PatientFactory(organization=organization)
+    refiled = services.scan_refile(scan=scan, patient=right, user=clinician, reason="uploaded for the wrong patient")
+    services.scan_withdraw(scan=refiled, user=clinician, reason="it was the first patient's after all")
+    services.scan_restore(scan=scan, user=clinician, reason="it was the right patient after all")
+
+    _, bundle = _fhir(api_client, refiled)
+
+    assert bundle["entry"][0]["resource"]["status"] == "entered-in-error"
+    [provenance] = _resources(bundle, "Provenance")
+    assert provenance["entity"][0]["role"] == "source"
+    assert "restored since" in provenance["entity"][0]["what"]["display"]
