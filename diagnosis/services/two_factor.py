@@ -87,8 +87,10 @@ def two_factor_recover(*, user: AbstractBaseUser, code: str) -> RecoveryCodes:
     the next try wait longer, as wrong app codes do."""
     device = RecoveryCodes.objects.filter(user=user).first()
     if device is None or selectors.two_factor_device(user=user) is None:
-        raise ValidationError("You have no recovery codes. An administrator of your organization can reset "
-                              "two-factor authentication for you.", code="no_codes")
+        who = ("An administrator of your organization" if selectors.membership_of(user) is not None
+               else "The server's operator")
+        raise ValidationError(f"You have no recovery codes. {who} can reset two-factor authentication for you.",
+                              code="no_codes")
     allowed, _ = device.verify_is_allowed()
     if not allowed:
         raise ValidationError("Too many wrong codes. Wait a minute, then try again.", code="throttled")

@@ -126,3 +126,14 @@ def test_codes_go_with_the_setup_they_belong_to(organization, nurse, boss):
     assert selectors.recovery_codes_left(user=nurse) is None
     with pytest.raises(ValidationError, match="no recovery codes"):
         services.two_factor_recover(user=nurse, code=codes[0])
+
+
+def test_without_codes_a_member_is_sent_to_their_administrator_and_a_superuser_outside_any_to_the_operator(nurse, db):
+    from django.contrib.auth import get_user_model
+
+    root = get_user_model().objects.create_superuser("root", "root@example.org", "x" * 16)
+
+    with pytest.raises(ValidationError, match="An administrator of your organization can reset"):
+        services.two_factor_recover(user=nurse, code="abcd-efgh-jkmn")
+    with pytest.raises(ValidationError, match="The server's operator can reset"):
+        services.two_factor_recover(user=root, code="abcd-efgh-jkmn")

@@ -96,3 +96,23 @@ def test_new_codes_need_the_apps_code_and_are_shown_once(nurse_with_app, nurse):
     new = _codes(response)
     assert len(new) == 10 and not set(new) & set(old)
     assert "the earlier ones no longer work" in response.content.decode()
+
+
+def test_a_site_superuser_outside_any_organization_sets_up_the_app_on_the_account_page_and_gets_codes(db):
+    from django.contrib.auth import get_user_model
+
+    root = get_user_model().objects.create_superuser("root", "root@example.org", PASSWORD)
+    client = _log_in_with_password(root)
+    account = client.get("/accounts/")
+    assert account.status_code == 200
+    assert "None (site administrator)" in account.content.decode()
+    key = key_from_page(client.post("/accounts/two-factor/setup/").content.decode())
+
+    codes = _codes(client.post("/accounts/two-factor/confirm/", {"code": settled_totp(key)}))
+
+    assert len(codes) == 10
+    again = _log_in_with_password(root)
+    assert again.get("/admin/").status_code == 302  # the password alone no longer opens the Django admin
+    assert again.post("/accounts/two-factor/recover/", {"code": codes[0], "next": "/admin/"}).url == "/admin/"
+    assert again.get("/admin/").status_code == 200
+    assert selectors.recovery_codes_left(user=root) == 9

@@ -1,4 +1,8 @@
-"""The signed-in user's own account: changing the password, two-factor authentication."""
+"""The signed-in user's own account: changing the password, two-factor authentication.
+
+Open to anyone logged in, a site superuser outside any organization included: their own account holds nothing of
+an organization's, and such a superuser, whom no organization's administrator can reset, most needs an
+authenticator with recovery codes."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from django.views.decorators.http import require_GET
 from .. import selectors, services
 from ..auth import ThrottledPasswordChangeForm
 from ..forms import RecoveryCodeForm, TwoFactorCodeForm
-from .common import add_service_errors, member_required, post_only
+from .common import add_service_errors, post_only
 
 
 class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
@@ -47,7 +51,7 @@ def _required(request: HttpRequest) -> bool:
     return bool(membership and membership.organization.require_two_factor)
 
 
-@member_required
+@login_required
 @require_GET
 def account(request: HttpRequest) -> HttpResponse:
     """The user's own account: who they are here, their password, two-factor authentication."""
@@ -77,7 +81,7 @@ def _setup_page(request: HttpRequest, device, form: TwoFactorCodeForm, status: i
     return response
 
 
-@member_required
+@login_required
 @post_only("account")
 @never_cache
 def two_factor_setup(request: HttpRequest) -> HttpResponse:
@@ -85,7 +89,7 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
     return _setup_page(request, device, TwoFactorCodeForm())
 
 
-@member_required
+@login_required
 @post_only("account")
 @never_cache
 def two_factor_confirm(request: HttpRequest) -> HttpResponse:
@@ -113,7 +117,7 @@ def _recovery_codes_page(request: HttpRequest, codes: tuple[str, ...]) -> HttpRe
     return response
 
 
-@member_required
+@login_required
 @post_only("account")
 @never_cache
 def recovery_codes_renew(request: HttpRequest) -> HttpResponse:
@@ -130,7 +134,7 @@ def recovery_codes_renew(request: HttpRequest) -> HttpResponse:
     return _recovery_codes_page(request, codes)
 
 
-@member_required
+@login_required
 @post_only("account")
 def two_factor_disable(request: HttpRequest) -> HttpResponse:
     form = TwoFactorCodeForm(request.POST)
