@@ -230,11 +230,11 @@ def _score_confidence(args: argparse.Namespace) -> int:
         raise ValueError(f"none of the test slices of {model_path.name}'s split are in {args.data}")
     classifier = Classifier.load(model_path)
     names = list(card.classes)
-    probabilities = np.array([[result.probabilities[c] for c in names]
-                              for result in classifier.predict([r.path for r in records])])
+    results = classifier.predict([r.path for r in records])
+    probabilities = np.array([[result.probabilities[c] for c in names] for result in results])
     threshold = float(card.calibration.get("confidence_threshold", EvaluateConfig().confidence_threshold))
     confidence = by_confidence([names.index(r.label) for r in records], probabilities, names, threshold,
-                               [r.series for r in records])
+                               [r.series for r in records], out_of_scope=[result.out_of_scope for result in results])
     metrics = {**card.metrics, "test_series_split": {**card.metrics["test_series_split"], "by_confidence": confidence}}
     write_card(model_path, ModelCard.from_dict({**card.to_dict(), "metrics": metrics}))
     print(json.dumps(confidence))

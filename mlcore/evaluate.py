@@ -145,15 +145,18 @@ def by_view(y_true: Sequence[int], probabilities: np.ndarray, views: Sequence[st
 
 
 def by_confidence(y_true: Sequence[int], probabilities: np.ndarray, class_names: Sequence[str], threshold: float,
-                  series: Sequence[str] | None = None) -> dict[str, Any]:
-    """How often the results shown as they are (top probability at or over ``threshold``) and those marked uncertain
-    were right, and, per true class, the slices read wrong with no mark to warn of it.
+                  series: Sequence[str] | None = None, out_of_scope: Sequence[bool] | None = None) -> dict[str, Any]:
+    """How often the results shown as they are and those marked for review were right, and, per true class, the
+    slices read wrong with no mark to warn of it.
 
-    What a clinician leans on is the unmarked result: its accuracy, not the overall one, says how far. ``series``
-    counts the patients the unmarked misses came from, since slices of one patient are alike."""
+    A result is marked when its top probability is under ``threshold`` or, given ``out_of_scope``, when it was
+    flagged out of scope: the web marks both as needing review, so only the rest are leaned on as shown. What a
+    clinician leans on is the unmarked result: its accuracy, not the overall one, says how far. ``series`` counts
+    the patients the unmarked misses came from, since slices of one patient are alike."""
     y_true = np.asarray(y_true, dtype=int)
     probabilities = np.asarray(probabilities, dtype=float)
-    verdict, sure = probabilities.argmax(axis=1), probabilities.max(axis=1) >= threshold
+    flagged = np.zeros(len(y_true), dtype=bool) if out_of_scope is None else np.asarray(out_of_scope, dtype=bool)
+    verdict, sure = probabilities.argmax(axis=1), (probabilities.max(axis=1) >= threshold) & ~flagged
 
     def part(members: np.ndarray) -> dict[str, int]:
         return {"slices": int(members.sum()), "right": int((verdict[members] == y_true[members]).sum())}
@@ -166,8 +169,12 @@ def by_confidence(y_true: Sequence[int], probabilities: np.ndarray, class_names:
                                     for k in range(len(class_names)) if k != i and (verdict[members] == k).any()}}
         if series is not None:
             missed[name]["series"] = len({s for s, m in zip(series, members) if m})
-    return {"threshold": float(threshold), "confident": part(sure), "uncertain": part(~sure),
-            "confident_wrong": missed}
+    result = {"threshold": float(threshold), "confident": part(sure), "uncertain": part(~sure),
+              "confident_wrong": missed}
+    if out_of_scope is not None:
+        # Part of "uncertain": every slice flagged, whatever its top probability.
+        result["out_of_scope"] = part(flagged)
+    return result
 
 
 def score(y_true: Sequence[int], probabilities: np.ndarray, class_names: Sequence[str]) -> Scores:

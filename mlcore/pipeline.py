@@ -106,6 +106,19 @@ def stage_train(paths: Paths, params: Params, *, tracker: NullTracker | None = N
     return result
 
 
+def _flagged(records: list, distances: np.ndarray, threshold: float | None) -> list[bool]:
+    """Which slices the inference path would flag out of scope: its input checks, then the distance threshold."""
+    from mlcore.images import load_image
+    from mlcore.inference import input_check
+
+    flags = []
+    for record, distance in zip(records, distances):
+        image = load_image(record.path)
+        image = image[..., None] if image.ndim == 2 else image
+        flags.append(bool(input_check(image)) or (threshold is not None and float(distance) > threshold))
+    return flags
+
+
 def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None = None,
                    name: str | None = None) -> tuple[Scores, ModelCard]:
     """Score the trained model on the test split and write scores, plots and the model card."""
@@ -120,14 +133,15 @@ def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None 
     report = json.loads(paths.ingest_report.read_text())
     model = keras.saving.load_model(paths.trained_model, compile=False)
     test_ds, test_labels = dataset([r for r in records if r.split == "test"], class_names, params.train.batch_size)
-    probabilities, _ = (np.asarray(a) for a in model.predict(test_ds, verbose=0))
+    probabilities, distances = (np.asarray(a) for a in model.predict(test_ds, verbose=0))
     test_records = [r for r in records if r.split == "test"]
     scores = score(test_labels, probabilities, class_names)
     intervals = series_bootstrap(test_labels, probabilities, [r.series for r in test_records], class_names)
     patients = by_series(test_labels, probabilities, [r.series for r in test_records], class_names)
     views = by_view(test_labels, probabilities, [r.view for r in test_records], class_names)
     confidence = by_confidence(test_labels, probabilities, class_names, params.evaluate.confidence_threshold,
-                               [r.series for r in test_records])
+                               [r.series for r in test_records],
+                               out_of_scope=_flagged(test_records, distances[:, 0], trained["out_of_scope_threshold"]))
 
     _write_json(paths.scores, {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1,
                                "expected_calibration_error": scores.expected_calibration_error,

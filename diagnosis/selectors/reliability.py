@@ -137,6 +137,9 @@ class ConfidenceSplit:
     uncertain: int
     uncertain_right: int
     misses: list[UnmarkedMiss]  # per true class with any, most slices first
+    # Of the uncertain, those marked for being out of scope (whatever their probability); None when the card counted
+    # only the probability, as cards measured before this did.
+    out_of_scope: int | None = None
 
     @property
     def slices(self) -> int:
@@ -179,8 +182,10 @@ def _confidence_split(split: dict, threshold: float) -> ConfidenceSplit | None:
                                        patients=patients if isinstance(patients, int) else None,
                                        read_as=_counts(miss.get("read_as"))))
     misses.sort(key=lambda miss: (-miss.slices, miss.name))
+    flagged = _part(recorded.get("out_of_scope"))
     return ConfidenceSplit(threshold=measured_at, confident=confident[0], confident_right=confident[1],
-                           uncertain=uncertain[0], uncertain_right=uncertain[1], misses=misses)
+                           uncertain=uncertain[0], uncertain_right=uncertain[1], misses=misses,
+                           out_of_scope=flagged[0] if flagged is not None and flagged[0] <= uncertain[0] else None)
 
 
 @dataclass(frozen=True)

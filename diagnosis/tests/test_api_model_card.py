@@ -30,6 +30,7 @@ def test_members_get_the_active_versions_scores_intervals_and_limitations(client
     split = split["by_confidence"]
     assert (body["by_confidence"]["confident"], body["by_confidence"]["confident_right"]) == (
         split["confident"]["slices"], split["confident"]["right"])
+    assert body["by_confidence"]["out_of_scope"] == split["out_of_scope"]["slices"]
     tumor = next(miss for miss in body["by_confidence"]["unmarked_misses"] if miss["name"] == "Tumor")
     assert (tumor["slices"], tumor["patients"], tumor["read_as"]) == (
         split["confident_wrong"]["Tumor"]["slices"], split["confident_wrong"]["Tumor"]["series"],

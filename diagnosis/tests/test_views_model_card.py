@@ -47,13 +47,25 @@ def test_clinicians_read_how_often_unmarked_and_uncertain_results_were_right_and
 
     line = " ".join(ui_client.get(URL).content.decode().split('id="confidence-split">')[1].split("</li>")[0].split())
 
-    sure, unsure = split["confident"], split["uncertain"]
-    assert (f"the results not marked uncertain ({sure['slices']} of {sure['slices'] + unsure['slices']} slices) were "
-            f"right {sure['right'] / sure['slices'] * 100:.0f}% of the time") in line
-    assert f"those marked uncertain, {unsure['right'] / unsure['slices'] * 100:.0f}%" in line
+    sure, unsure, flagged = split["confident"], split["uncertain"], split["out_of_scope"]
+    assert (f"the results not marked uncertain or out of scope ({sure['slices']} of "
+            f"{sure['slices'] + unsure['slices']} slices) were right {sure['right'] / sure['slices'] * 100:.0f}% of "
+            "the time") in line
+    assert (f"those marked, {unsure['right'] / unsure['slices'] * 100:.0f}% ({flagged['slices']} of them out of "
+            "scope)") in line
     tumor = split["confident_wrong"]["Tumor"]
     assert f"{tumor['slices']} Tumor slices of {tumor['series']} patients as Cyst ({tumor['read_as']['Cyst']})" in line
     assert "Stone slice" not in line  # none of the stone slices was read wrong without the mark
+
+
+def test_a_split_measured_before_out_of_scope_results_counted_as_marked_says_only_uncertain(ui_client):
+    card = json.loads(SHIPPED_CARD.read_text())
+    del card["metrics"]["test_series_split"]["by_confidence"]["out_of_scope"]
+    ModelVersionFactory(card=card, is_active=True)
+
+    line = " ".join(ui_client.get(URL).content.decode().split('id="confidence-split">')[1].split("</li>")[0].split())
+
+    assert "the results not marked uncertain (" in line and "out of scope" not in line
 
 
 def test_a_split_measured_at_another_threshold_than_the_versions_is_not_shown(db):

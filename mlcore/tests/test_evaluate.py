@@ -179,3 +179,18 @@ def test_results_are_scored_apart_with_and_without_the_uncertain_mark_and_unmark
     assert result["confident_wrong"]["Tumor"] == {"slices": 1, "read_as": {"Normal": 1}, "series": 1}
     assert result["confident_wrong"]["Stone"] == {"slices": 1, "read_as": {"Normal": 1}, "series": 1}
     assert result["confident_wrong"]["Normal"] == {"slices": 0, "read_as": {}, "series": 0}
+
+
+def test_a_result_flagged_out_of_scope_counts_as_marked_whatever_its_probability():
+    names = ["Normal", "Tumor"]
+    probabilities = np.array([[0.95, 0.05], [0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    y_true = [0, 1, 1, 0]
+
+    plain = by_confidence(y_true, probabilities, names, 0.7)
+    flagged = by_confidence(y_true, probabilities, names, 0.7, out_of_scope=[False, True, False, True])
+
+    assert "out_of_scope" not in plain and plain["confident_wrong"]["Tumor"]["slices"] == 1
+    assert flagged["confident"] == {"slices": 2, "right": 2}
+    assert flagged["uncertain"] == {"slices": 2, "right": 1}
+    assert flagged["out_of_scope"] == {"slices": 2, "right": 1}
+    assert flagged["confident_wrong"]["Tumor"] == {"slices": 0, "read_as": {}}  # the flag warned of it

@@ -69,6 +69,15 @@ def test_train_then_evaluate_write_model_scores_plots_and_card(staged):
     assert confidence["confident"]["slices"] + confidence["uncertain"]["slices"] == scores.support
     assert (confidence["confident"]["right"] + confidence["uncertain"]["right"]) / scores.support == pytest.approx(
         scores.accuracy)
+    # Marked as the inference path marks: uncertain, or flagged out of scope whatever the probability.
+    from mlcore.data import read_manifest
+    from mlcore.inference import Classifier
+
+    test_paths = [r.path for r in read_manifest(paths.manifest) if r.split == "test"]
+    served = Classifier.load(paths.trained_model).predict(test_paths)
+    assert confidence["out_of_scope"]["slices"] == sum(result.out_of_scope for result in served)
+    assert confidence["confident"]["slices"] == sum(
+        not result.out_of_scope and result.confidence >= params.evaluate.confidence_threshold for result in served)
     shipped = pipeline.publish(paths)
     assert read_card(shipped).classes == ("Cyst", "Normal", "Stone", "Tumor")
 

@@ -80,9 +80,11 @@ def test_the_cards_split_by_the_uncertain_mark_is_what_the_model_does_on_its_tes
     recorded = shipped.card.metrics["test_series_split"]["by_confidence"]
     results = shipped.predict([r.path for r in test_split])
     threshold = shipped.card.calibration["confidence_threshold"]
-    sure = [res.confidence >= threshold for res in results]
+    # Marked as the web marks a result for review: uncertain, or out of scope whatever the probability.
+    sure = [res.confidence >= threshold and not res.out_of_scope for res in results]
     right = [res.label == rec.label for res, rec in zip(results, test_split)]
 
     assert recorded["threshold"] == threshold
     assert recorded["confident"] == {"slices": sum(sure), "right": sum(s and r for s, r in zip(sure, right))}
     assert recorded["uncertain"]["slices"] == len(test_split) - sum(sure)
+    assert recorded["out_of_scope"]["slices"] == sum(res.out_of_scope for res in results)

@@ -199,10 +199,14 @@ class UnmarkedMissSerializer(serializers.Serializer):
 
 class ConfidenceSplitSerializer(serializers.Serializer):
     threshold = serializers.FloatField(help_text="the confidence threshold it was measured at (the version's)")
-    confident = serializers.IntegerField(help_text="test slices whose result was not marked uncertain")
+    confident = serializers.IntegerField(help_text="test slices whose result was not marked uncertain (nor out of "
+                                                   "scope, when out_of_scope is given)")
     confident_right = serializers.IntegerField()
-    uncertain = serializers.IntegerField(help_text="test slices marked uncertain")
+    uncertain = serializers.IntegerField(help_text="test slices marked uncertain or out of scope")
     uncertain_right = serializers.IntegerField()
+    out_of_scope = serializers.IntegerField(
+        allow_null=True, help_text="of the uncertain, those marked for being out of scope; null when the card counted "
+                                   "only the probability")
     unmarked_misses = UnmarkedMissSerializer(many=True, source="misses",
                                              help_text="per true class, the slices read wrong with no uncertain mark")
 
