@@ -155,7 +155,8 @@ def is_dicom(data: bytes) -> bool:
 
 
 def dicom_header(data: bytes):
-    """The DICOM header's patient ID and modality (mlcore.dicom.DicomHeader); raises ValueError with a reason."""
+    """The DICOM header's patient ID, modality and instance UIDs (mlcore.dicom.DicomHeader); raises ValueError with a
+    reason."""
     from mlcore.dicom import read_header
 
     return read_header(data)

@@ -227,6 +227,9 @@ STORAGES = {
 # --- Uploads and the model --------------------------------------------------------------------------
 
 KIDNEYWEB_MAX_UPLOAD_BYTES = env_int("KIDNEYWEB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+# One DICOMweb store request (several instances) is held in memory while it is filed: archives send big studies
+# in several requests when told so.
+KIDNEYWEB_DICOMWEB_MAX_BYTES = env_int("KIDNEYWEB_DICOMWEB_MAX_BYTES", 100 * 1024 * 1024)
 KIDNEYWEB_MAX_IMAGE_PIXELS = env_int("KIDNEYWEB_MAX_IMAGE_PIXELS", 4096 * 4096)
 # A DICOM slice whose header names another patient ID than the chosen patient's MRN is refused: the
 # classic wrong-patient upload. Off only where the archive's patient IDs are not the MRNs kept here.

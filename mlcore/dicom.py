@@ -36,6 +36,9 @@ class DicomHeader:
 
     patient_id: str  # "" when the header has none (an anonymised export)
     modality: str  # upper case, e.g. "CT"; "" when absent
+    # Which instance this is, for answering the archive that sent it; "" when absent.
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
 
 
 def read_header(data: bytes) -> DicomHeader:
@@ -48,7 +51,9 @@ def read_header(data: bytes) -> DicomHeader:
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
         raise DicomError(f"it is not a readable DICOM file ({exc})") from None
     return DicomHeader(patient_id=str(dataset.get("PatientID", "") or "").strip(),
-                       modality=str(dataset.get("Modality", "") or "").strip().upper())
+                       modality=str(dataset.get("Modality", "") or "").strip().upper(),
+                       sop_class_uid=str(dataset.get("SOPClassUID", "") or "").strip(),
+                       sop_instance_uid=str(dataset.get("SOPInstanceUID", "") or "").strip())
 
 
 def is_dicom(data: bytes) -> bool:

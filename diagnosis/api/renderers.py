@@ -54,3 +54,10 @@ class FHIRRenderer(FileRenderer):
         if isinstance(data, dict) and "resourceType" in data:
             return JSONRenderer().render(data)
         return super().render(data, accepted_media_type, renderer_context)
+
+
+class DicomJSONRenderer(JSONRenderer):
+    """DICOM's JSON model (PS3.18 F.2), as a DICOMweb client asks for it."""
+
+    media_type = "application/dicom+json"
+    format = "dicom-json"

@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .views import (
-    AboutModelView, AccessLogView, AgreementView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
+    AboutModelView, AccessLogView, AgreementView, DicomStoreView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
     ScanViewSet, WorklistView,
 )
 
@@ -20,6 +20,8 @@ urlpatterns = [
     path("performance/", PerformanceView.as_view(), name="performance"),
     path("model/", AboutModelView.as_view(), name="model-card"),
     path("accesses/", AccessLogView.as_view(), name="access-log"),
+    # DICOMweb clients are given a base address and POST to {base}/studies, without a trailing slash.
+    path("dicomweb/studies", DicomStoreView.as_view(), name="dicomweb-studies"),
     *router.urls,
 ]
 

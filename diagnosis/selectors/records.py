@@ -45,6 +45,27 @@ def patient_list(
     return patients.order_by("name", "mrn", "id")
 
 
+def patients_named_by_dicom_id(*, user: UserLike, dicom_id: str) -> list[Patient]:
+    """The organization's records in use that a DICOM PatientID names by MRN, compared as an upload's header is
+    (services.same_patient_id: case, surrounding spaces and an all-digit number's leading zeros aside). A record
+    merged into another stands for the one it went into. More than one: the ID is ambiguous here."""
+    organization_id = _organization_id(user)
+    wanted = dicom_id.strip()
+    if organization_id is None or not wanted or "\x00" in wanted:
+        return []
+    named = Q(mrn__iexact=wanted)
+    if wanted.isdigit():
+        named |= Q(mrn__regex=rf"^\s*0*{int(wanted)}\s*$")
+    found: dict[int, Patient] = {}
+    for patient in Patient.objects.filter(organization_id=organization_id).filter(named):
+        for _ in range(100):  # a chain of merges; a loop in one would be a bug elsewhere, not a reason to hang
+            if patient.merged_into_id is None:
+                break
+            patient = Patient.objects.get(pk=patient.merged_into_id)
+        found[patient.pk] = patient
+    return [found[pk] for pk in sorted(found)]
+
+
 def patient_get(*, user: UserLike, pk: int) -> Patient | None:
     return patient_list(user=user, include_merged=True).filter(pk=pk).first()
 

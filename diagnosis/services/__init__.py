@@ -13,6 +13,7 @@ from .heatmaps import (
 )
 from .model_versions import model_version_activate, model_version_register
 from .organizations import api_token_rotate, member_get_or_create, organization_get_or_create
+from .dicom_store import StoredInstance, dicom_instance_store, dicom_instances_store
 from .heartbeats import worker_heartbeat_record
 from .logins import login_failure_record, login_failures_clear, login_wait_seconds
 from .patients import PatientChangedMeanwhile, patient_create, patient_update
@@ -87,6 +88,9 @@ from .scans import (
 )
 
 __all__ = [
+    "StoredInstance",
+    "dicom_instance_store",
+    "dicom_instances_store",
     "HeatmapAnswer",
     "MAX_ATTEMPTS",
     "MAX_FAILURE_REASON",

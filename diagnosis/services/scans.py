@@ -154,10 +154,11 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
     # The same slice twice for one patient is a resent form or a retried request, not a new scan.
     earlier = selectors.scan_of_slice(patient_id=patient.pk, sha256=digest)
     if earlier is not None:
-        raise ValidationError({"image": [
+        # Coded, so that a sender that retries by design (a DICOM store) can answer with the scan it already made.
+        raise ValidationError({"image": [ValidationError(
             f"This slice is already stored for this patient as scan {earlier.pk} (uploaded "
-            f"{timezone.localtime(earlier.uploaded_at):%Y-%m-%d %H:%M}); open that scan instead of uploading it again."
-        ]})
+            f"{timezone.localtime(earlier.uploaded_at):%Y-%m-%d %H:%M}); open that scan instead of uploading it again.",
+            code="already_stored", params={"scan": earlier.pk})]})
     model_version = selectors.model_version_active()
     if model_version is None:
         raise NoActiveModelVersion()

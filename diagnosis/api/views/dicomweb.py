@@ -1,0 +1,117 @@
+"""DICOMweb STOW-RS: a hospital's archive (PACS, VNA or router) sends CT instances as it sends them to any DICOM
+store, and each is filed for the patient its header names (services.dicom_instances_store)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ... import selectors, services
+from ..multipart import MultipartError, content_type_parameters, split_related
+from ..renderers import DicomJSONRenderer
+
+DICOM = "application/dicom"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+
+
+def _element(vr: str, *values) -> dict:
+    return {"vr": vr, "Value": list(values)} if values and values != ("",) else {"vr": vr}
+
+
+def _answer(outcomes: list[services.StoredInstance], base_url: str) -> dict:
+    """The store's answer in DICOM's JSON model: the instances filed (each with its scan's API address) in
+    ReferencedSOPSequence, the refused in FailedSOPSequence with their status code and, in ErrorComment, why."""
+    referenced, failed = [], []
+    for outcome in outcomes:
+        item = {"00081150": _element("UI", outcome.sop_class_uid), "00081155": _element("UI", outcome.sop_instance_uid)}
+        if outcome.scan is not None:
+            item["00081190"] = _element("UR", base_url + reverse("api:scan-detail", kwargs={"pk": outcome.scan.pk}))
+            referenced.append(item)
+        else:
+            item["00081197"] = _element("US", outcome.failure_code)
+            item["00000902"] = _element("LO", outcome.failure)
+            failed.append(item)
+    answer: dict = {}
+    if failed:
+        answer["00081198"] = {"vr": "SQ", "Value": failed}
+    if referenced:
+        answer["00081199"] = {"vr": "SQ", "Value": referenced}
+    return answer
+
+
+@extend_schema(
+    summary="Store DICOM instances (DICOMweb STOW-RS)",
+    request={"multipart/related": OpenApiTypes.BINARY},
+    responses={
+        (200, DicomJSONRenderer.media_type): OpenApiResponse(
+            OpenApiTypes.OBJECT, description="Every instance was filed (or had been): ReferencedSOPSequence (0008,1199) "
+            "names each with its scan's API address in RetrieveURL (0008,1190)."),
+        (202, DicomJSONRenderer.media_type): OpenApiResponse(
+            OpenApiTypes.OBJECT, description="Some were refused: FailedSOPSequence (0008,1198) gives each one's "
+            "FailureReason (0008,1197) and, in ErrorComment (0000,0902), why."),
+        (409, DicomJSONRenderer.media_type): OpenApiResponse(OpenApiTypes.OBJECT, description="Every instance was refused."),
+        400: OpenApiResponse(description="The body is not a multipart/related message, or holds too many parts."),
+        413: OpenApiResponse(description="The body is larger than KIDNEYWEB_DICOMWEB_MAX_BYTES."),
+        415: OpenApiResponse(description="Not multipart/related with type application/dicom."),
+        503: OpenApiResponse(description="No diagnosis model is active: send the instances again later."),
+    },
+    description="For a hospital's archive: POST the instances of one or more CT studies as `multipart/related; "
+    "type=\"application/dicom\"`, one DICOM Part 10 instance per part, as a DICOMweb STOW-RS client does. Each is "
+    "filed, as a scan, for the patient of the organization whose MRN its header's PatientID (0010,0020) names "
+    "(case, spaces and leading zeros of an all-digit ID aside; a merged record's MRN files it for the record it went "
+    "into), and diagnosed like any upload. An instance already stored for that patient is answered with its scan, "
+    "so a retry is harmless. One that is refused (no such patient or several, not a CT slice) does not undo the "
+    "others. Only instances are stored, as windowed PNG slices: no DICOM is kept or served back.",
+)
+class DicomStoreView(APIView):
+    renderer_classes = [DicomJSONRenderer, JSONRenderer]
+    parser_classes: list = []  # the body is read as it came; Django and DRF parse only forms and JSON
+
+    def post(self, request: Request) -> Response:
+        media_type, params = content_type_parameters(request.META.get("CONTENT_TYPE", ""))
+        if media_type != "multipart/related" or params.get("type", DICOM).lower() != DICOM:
+            raise exceptions.UnsupportedMediaType(
+                media_type or "(none)", detail='Send the instances as multipart/related; type="application/dicom", '
+                                               "one DICOM Part 10 instance per part.")
+        if not params.get("boundary"):
+            raise exceptions.ParseError("The Content-Type names no boundary.")
+        limit = settings.KIDNEYWEB_DICOMWEB_MAX_BYTES
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        too_large = PayloadTooLarge(f"The body is larger than the {limit / (1024 * 1024):.0f} MB limit: send the "
+                                    "instances in several requests.")
+        if declared > limit:
+            raise too_large
+        body = request._request.read(limit + 1)  # not .body: Django caps that at DATA_UPLOAD_MAX_MEMORY_SIZE
+        if len(body) > limit:
+            raise too_large
+        try:
+            parts = split_related(body, params["boundary"])
+        except MultipartError as exc:
+            raise exceptions.ParseError(str(exc)) from None
+        if not parts:
+            raise exceptions.ParseError("The body holds no instance.")
+        if len(parts) > settings.DATA_UPLOAD_MAX_NUMBER_FILES:
+            raise exceptions.ParseError(f"{len(parts)} instances in one request; the limit is "
+                                        f"{settings.DATA_UPLOAD_MAX_NUMBER_FILES}: send them in several requests.")
+        if selectors.model_version_active() is None:
+            raise services.NoActiveModelVersion()
+        outcomes = services.dicom_instances_store(instances=[(part.content_type, part.data) for part in parts],
+                                                  uploaded_by=request.user)
+        stored = sum(outcome.scan is not None for outcome in outcomes)
+        code = (status.HTTP_200_OK if stored == len(outcomes) else
+                status.HTTP_409_CONFLICT if stored == 0 else status.HTTP_202_ACCEPTED)
+        return Response(_answer(outcomes, request.build_absolute_uri("/").rstrip("/")), status=code)

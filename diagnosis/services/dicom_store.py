@@ -1,0 +1,106 @@
+"""DICOM instances a hospital's archive sends (DICOMweb STOW-RS): each is filed, as a scan, for the patient whose
+MRN its header's PatientID names, and diagnosed like any upload.
+
+Each instance stands alone: one that is refused (an unknown or ambiguous patient ID, not a CT slice) is answered
+with its reason and does not undo the others. An archive retries by design, so an instance already stored for
+that patient is answered with the scan it became rather than refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+
+from .. import ml, selectors
+from ..models import Scan
+from .scans import NoActiveModelVersion, scan_create
+
+logger = logging.getLogger(__name__)
+
+# PS3.4's status codes for a refused instance, as a DICOMweb store answers them.
+FAILURE_PROCESSING = 0x0110  # refused for a reason the message gives
+FAILURE_UNREADABLE = 0xC000  # "cannot understand": not a DICOM instance at all
+FAILURE_OUT_OF_RESOURCES = 0xA700  # nothing can be diagnosed now (no active model): send it again later
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """What became of one instance: the scan it was filed as, or why it was refused."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    scan: Scan | None = None
+    already_stored: bool = False  # sent before: ``scan`` is the one it became then
+    failure_code: int | None = None
+    failure: str = ""
+
+
+def _already_stored(exc: ValidationError) -> int | None:
+    for error in getattr(exc, "error_dict", {}).get("image", []):
+        if error.code == "already_stored":
+            return int(error.params["scan"])
+    return None
+
+
+DICOM = "application/dicom"
+
+
+def dicom_instance_store(*, data: bytes, uploaded_by: AbstractBaseUser, media_type: str = DICOM) -> StoredInstance:
+    """File one DICOM Part 10 instance for the patient its header names in the sender's organization.
+    ``media_type`` is what the sender called it ("" when it did not say)."""
+    if media_type not in ("", DICOM):
+        return StoredInstance("", "", failure_code=FAILURE_UNREADABLE,
+                              failure=f"A part of type {media_type}, not {DICOM}: not stored.")
+    if not ml.is_dicom(data):
+        return StoredInstance("", "", failure_code=FAILURE_UNREADABLE,
+                              failure="Not a DICOM Part 10 instance (no DICM preamble).")
+    try:
+        header = ml.dicom_header(data)
+    except ValueError as exc:
+        return StoredInstance("", "", failure_code=FAILURE_UNREADABLE, failure=f"The DICOM header cannot be read: {exc}.")
+
+    def refused(reason: str, code: int = FAILURE_PROCESSING) -> StoredInstance:
+        return StoredInstance(header.sop_class_uid, header.sop_instance_uid, failure_code=code, failure=reason)
+
+    if not header.patient_id:
+        return refused("The header names no patient ID (an anonymised export?): upload it for a chosen patient "
+                       "instead (POST /api/v1/scans/).")
+    patients = selectors.patients_named_by_dicom_id(user=uploaded_by, dicom_id=header.patient_id)
+    if not patients:
+        return refused(f"No patient with MRN {header.patient_id!r} in your organization: register them first "
+                       "(POST /api/v1/patients/), then send it again.")
+    if len(patients) > 1:
+        mrns = ", ".join(repr(patient.mrn) for patient in patients)
+        return refused(f"Patient ID {header.patient_id!r} matches the MRNs of {len(patients)} patients here ({mrns}): "
+                       "upload it for the right one (POST /api/v1/scans/).")
+    name = f"{header.sop_instance_uid or 'instance'}.dcm"
+    try:
+        scan = scan_create(patient=patients[0], file=ContentFile(data, name=name), uploaded_by=uploaded_by)
+    except NoActiveModelVersion as exc:
+        return refused(str(exc), FAILURE_OUT_OF_RESOURCES)
+    except ValidationError as exc:
+        earlier = _already_stored(exc)
+        if earlier is not None:
+            return StoredInstance(header.sop_class_uid, header.sop_instance_uid,
+                                  scan=Scan.objects.get(pk=earlier), already_stored=True)
+        return refused(" ".join(exc.messages))
+    return StoredInstance(header.sop_class_uid, header.sop_instance_uid, scan=scan)
+
+
+def dicom_instances_store(*, instances: Sequence[tuple[str, bytes]],
+                          uploaded_by: AbstractBaseUser) -> list[StoredInstance]:
+    """File each instance (its media type and bytes) as ``dicom_instance_store`` does, in order; one's refusal does
+    not undo another."""
+    outcomes = [dicom_instance_store(data=data, uploaded_by=uploaded_by, media_type=media_type)
+                for media_type, data in instances]
+    refused = sum(outcome.scan is None for outcome in outcomes)
+    logger.info("DICOM store by %s: %d instance(s), %d filed, %d already stored, %d refused",
+                uploaded_by.get_username(), len(outcomes), sum(o.scan is not None and not o.already_stored
+                                                               for o in outcomes),
+                sum(o.already_stored for o in outcomes), refused)
+    return outcomes
