@@ -290,6 +290,9 @@ KIDNEYWEB_PREDICTION_SWEEP_SECONDS = env_int("KIDNEYWEB_PREDICTION_SWEEP_SECONDS
 # (services.inputs_alerts_judge). The share is of four weeks of uploads: an hour late changes nothing.
 KIDNEYWEB_INPUTS_JUDGE_SECONDS = env_int("KIDNEYWEB_INPUTS_JUDGE_SECONDS", 3600)
 
+# GET /metrics (Prometheus' text format) answers a scraper that sends this as a bearer token; unset: off (404).
+KIDNEYWEB_METRICS_TOKEN = os.environ.get("KIDNEYWEB_METRICS_TOKEN", "")
+
 # --- Celery -----------------------------------------------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -415,8 +418,8 @@ SPECTACULAR_SETTINGS = {
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
-    # Health probes from the orchestrator speak plain HTTP inside the network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Health probes from the orchestrator, and a monitoring scraper, speak plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
         # Only behind a proxy that sets this header itself; otherwise clients could forge it.
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

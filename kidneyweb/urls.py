@@ -8,9 +8,11 @@ from diagnosis.views import accounts
 from diagnosis.views.accounts import PasswordChangeView
 
 from .health import healthz
+from .metrics import metrics
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=LoginForm),
          name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -3,6 +3,7 @@
 One module per area; everything is re-exported here, so callers write ``selectors.scan_get(...)``.
 """
 
+from .operations import OperationsSnapshot, operations_snapshot
 from .records import (
     AgreementSummary,
     ClassAgreement,
@@ -95,6 +96,8 @@ from .worklist import (
 )
 
 __all__ = [
+    "OperationsSnapshot",
+    "operations_snapshot",
     "AgreementSummary",
     "ClassAgreement",
     "ClassInUse",

@@ -1,0 +1,58 @@
+"""How the deployment is running, for monitoring (GET /metrics): diagnoses by state and how long the oldest has
+waited, inference time, review backlog, open alerts, notifications and the workers' heartbeats. Read from the
+database at each scrape, so every web process answers the same and nothing is lost on a restart."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from django.db.models import Count, Min, Q, Sum
+from django.utils import timezone
+
+from ..models import (
+    InputsAlert, ModelVersion, PerformanceAlert, Prediction, Review, Scan, WebhookDelivery, WorkerHeartbeat,
+)
+
+RECENT = datetime.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class OperationsSnapshot:
+    predictions: dict[str, int]  # every state, each diagnosis ever queued counted once
+    oldest_waiting_seconds: float | None  # the oldest queued or running diagnosis; None when none waits
+    recent_done: int  # diagnoses finished in the last hour
+    recent_failed: int
+    recent_inference_ms: int  # their inference time in all
+    unreviewed_scans: int  # what the organizations' worklists hold in all
+    open_alerts: dict[str, int]  # "performance", "inputs"
+    notifications: dict[str, int]  # result notifications by state
+    heartbeats: dict[str, float]  # worker name -> seconds since it was last seen
+    active_model: str | None
+
+
+def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSnapshot:
+    """The deployment's state now, across organizations (a handful of aggregate queries)."""
+    now = now or timezone.now()
+    by_status = dict(Prediction.objects.values_list("status").annotate(n=Count("id")).order_by())
+    waiting = Prediction.objects.filter(status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING]).aggregate(
+        oldest=Min("queued_at"))["oldest"]
+    recent = Prediction.objects.filter(finished_at__gte=now - RECENT).aggregate(
+        done=Count("id", filter=Q(status=Prediction.Status.DONE)),
+        failed=Count("id", filter=Q(status=Prediction.Status.FAILED)),
+        inference=Sum("inference_ms", filter=Q(status=Prediction.Status.DONE)))
+    unreviewed = (Scan.objects.filter(withdrawn_at__isnull=True, patient__merged_into__isnull=True)
+                  .exclude(pk__in=Review.objects.values("scan_id")).count())
+    deliveries = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")).order_by())
+    return OperationsSnapshot(
+        predictions={status: by_status.get(status, 0) for status in Prediction.Status.values},
+        oldest_waiting_seconds=(now - waiting).total_seconds() if waiting else None,
+        recent_done=recent["done"], recent_failed=recent["failed"], recent_inference_ms=recent["inference"] or 0,
+        unreviewed_scans=unreviewed,
+        open_alerts={"performance": PerformanceAlert.objects.filter(cleared_at__isnull=True).count(),
+                     "inputs": InputsAlert.objects.filter(cleared_at__isnull=True).count()},
+        notifications={status: deliveries.get(status, 0) for status in WebhookDelivery.Status.values},
+        heartbeats={name: (now - seen).total_seconds()
+                    for name, seen in WorkerHeartbeat.objects.values_list("name", "seen_at")},
+        active_model=ModelVersion.objects.filter(is_active=True).values_list("name", flat=True).first(),
+    )

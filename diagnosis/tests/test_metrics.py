@@ -1,0 +1,96 @@
+"""GET /metrics: the deployment's state for Prometheus, behind a bearer token, read from the database and the broker
+at each scrape."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from diagnosis import services
+from diagnosis.models import InputsAlert, Prediction, WebhookDelivery
+
+from .factories import (DonePredictionFactory, ModelVersionFactory, PatientFactory, PredictionFactory, ReviewFactory,
+                        ScanFactory, image_bytes)
+
+TOKEN = "s3cret-metrics-token"
+
+
+@pytest.fixture
+def metrics_on(settings):
+    settings.KIDNEYWEB_METRICS_TOKEN = TOKEN
+
+
+def scrape(client) -> dict[tuple[str, tuple], float]:
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain; version=")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.content.decode())
+            for sample in family.samples}
+
+
+def test_the_figures_are_the_deployments_state_now(client, metrics_on, organization, other_organization, db):
+    active = ModelVersionFactory(is_active=True, name="kidney-resnet-v5")
+    now = timezone.now()
+    for org in (organization, other_organization):
+        DonePredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=org)), model_version=active,
+                              finished_at=now - datetime.timedelta(minutes=5), inference_ms=20)
+    reviewed = DonePredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)),
+                                     model_version=active, finished_at=now - datetime.timedelta(hours=3))
+    ReviewFactory(scan=reviewed.scan, prediction=reviewed)
+    PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), model_version=active,
+                      queued_at=now - datetime.timedelta(minutes=7))
+    PredictionFactory(scan=ScanFactory(patient=PatientFactory(organization=organization)), model_version=active,
+                      status=Prediction.Status.FAILED, finished_at=now - datetime.timedelta(minutes=1))
+    InputsAlert.objects.create(organization=organization, model_version=active, out_of_scope=3, diagnosed=60)
+    WebhookDelivery.objects.create(organization=organization, event="ping", payload={}, url="https://x.example/h",
+                                   status=WebhookDelivery.Status.FAILED)
+    services.worker_heartbeat_record(name="inference")
+
+    samples = scrape(client)
+
+    assert samples[("kidneyweb_predictions_total", (("status", "done"),))] == 3
+    assert samples[("kidneyweb_predictions_total", (("status", "queued"),))] == 1
+    assert samples[("kidneyweb_predictions_total", (("status", "failed"),))] == 1
+    assert samples[("kidneyweb_prediction_oldest_waiting_seconds", ())] == pytest.approx(420, abs=30)
+    assert samples[("kidneyweb_predictions_last_hour", (("status", "done"),))] == 2
+    assert samples[("kidneyweb_predictions_last_hour", (("status", "failed"),))] == 1
+    assert samples[("kidneyweb_inference_seconds_last_hour", ())] == pytest.approx(0.04)
+    assert samples[("kidneyweb_unreviewed_scans", ())] == 4  # two results, the queued and the failed scan
+    assert samples[("kidneyweb_open_alerts", (("kind", "inputs"),))] == 1
+    assert samples[("kidneyweb_open_alerts", (("kind", "performance"),))] == 0
+    assert samples[("kidneyweb_notifications", (("status", "failed"),))] == 1
+    assert samples[("kidneyweb_worker_last_seen_seconds", (("worker", "inference"),))] < 30
+    assert samples[("kidneyweb_active_model_info", (("name", "kidney-resnet-v5"),))] == 1
+
+
+def test_the_queue_lengths_are_read_from_the_broker(client, metrics_on, organization, clinician, active_model_version,
+                                                    inference_queue, django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    before = scrape(client)[("kidneyweb_queue_messages", (("queue", "inference"),))]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.scan_create(patient=PatientFactory(organization=organization), uploaded_by=clinician,
+                             file=SimpleUploadedFile("s.png", image_bytes("PNG", (64, 64))))
+
+    assert (before, scrape(client)[("kidneyweb_queue_messages", (("queue", "inference"),))]) == (0, 1)
+
+
+def test_a_broker_that_does_not_answer_leaves_out_the_queue_lengths_only(client, metrics_on, broker_down, db):
+    samples = scrape(client)
+
+    assert not any(name == "kidneyweb_queue_messages" for name, _ in samples)
+    assert ("kidneyweb_unreviewed_scans", ()) in samples
+
+
+def test_without_the_token_nothing_is_shown_and_without_a_configured_token_the_endpoint_is_off(client, settings, db):
+    settings.KIDNEYWEB_METRICS_TOKEN = ""
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 404
+    settings.KIDNEYWEB_METRICS_TOKEN = TOKEN
+    for header in ({}, {"HTTP_AUTHORIZATION": "Bearer wrong"}, {"HTTP_AUTHORIZATION": f"Token {TOKEN}"}):
+        refused = client.get("/metrics", **header)
+        assert refused.status_code == 401 and refused["WWW-Authenticate"] == 'Bearer realm="metrics"'
+        assert b"kidneyweb_" not in refused.content
