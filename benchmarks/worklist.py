@@ -8,7 +8,8 @@ minutes; a second organization's scans sit beside them. Then times, each the med
 - the first page of the worklist query alone, and its count (the paginator's);
 - the next scan after a review ("save and open the next");
 - the out-of-scope share of the last 4 weeks the hourly judgement counts (one aggregate);
-- the scheduled judgement of uploads for every organization (services.inputs_alerts_judge).
+- the scheduled judgement of uploads for every organization (services.inputs_alerts_judge);
+- the deployment's figures a /metrics scrape reads (selectors.operations_snapshot).
 
 The database must hold nothing but what an earlier run of this script seeded (kept, so a change can be timed
 against the same rows: run, change, run again):
@@ -157,6 +158,7 @@ def main() -> int:
         ("inputs share of the last 4 weeks", timed(
             lambda: selectors.model_inputs_in_use(organization=organization, model_version=version), args.runs)),
         ("judgement of uploads, every organization", timed(services.inputs_alerts_judge, args.runs)),
+        ("figures of a /metrics scrape", timed(selectors.operations_snapshot, args.runs)),
     ]
     print(f"{held:,} unreviewed scans, median of {args.runs} runs:")
     for name, seconds in rows:

@@ -177,3 +177,16 @@ def test_too_large_a_body_too_many_instances_or_no_active_model_are_refused_befo
 
 def test_the_store_needs_a_token_of_a_member(client, db):
     assert store(client, related(b"x")).status_code == 401
+
+
+def test_the_answer_is_dicom_json_for_any_client_and_xml_is_refused_with_406(api_client, organization,
+                                                                          active_model_version):
+    PatientFactory(organization=organization, mrn="MRN-0042")
+    content_type = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
+    body = related(slice_for("MRN-0042"))
+
+    anything = api_client.generic("POST", URL, body, content_type=content_type, HTTP_ACCEPT="*/*")
+    xml = api_client.generic("POST", URL, body, content_type=content_type, HTTP_ACCEPT="application/dicom+xml")
+
+    assert anything.status_code == 200 and anything["Content-Type"] == "application/dicom+json"
+    assert xml.status_code == 406
