@@ -5,7 +5,7 @@ from django.http import HttpRequest
 from . import services
 from .auth import AdminLoginForm
 from .models import (
-    InputsAlert, LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange,
+    DicomStoreRefusal, InputsAlert, LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange,
     PatientDistinct, PatientMerge, PerformanceAlert, Prediction, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
 )
 
@@ -128,6 +128,17 @@ class WebhookDeliveryAdmin(AuditLogAdmin):
     list_display = ["created_at", "organization", "event", "status", "attempts", "response_status", "last_error"]
     list_filter = ["status", "event", "organization"]
     date_hierarchy = "created_at"
+    list_select_related = ["organization"]
+
+
+@admin.register(DicomStoreRefusal)
+class DicomStoreRefusalAdmin(AuditLogAdmin):
+    """Slices the hospitals' archives sent (DICOMweb store) that were refused, and whether they were stored since."""
+
+    list_display = ["refused_at", "organization", "patient_id", "reason", "resolved_at"]
+    list_filter = ["organization"]
+    search_fields = ["patient_id", "sop_instance_uid"]
+    date_hierarchy = "refused_at"
     list_select_related = ["organization"]
 
 

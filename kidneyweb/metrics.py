@@ -81,6 +81,9 @@ class DeploymentCollector(Collector):
         for name, seconds in snapshot.heartbeats.items():
             heartbeats.add_metric([name], seconds)
         yield heartbeats
+        yield GaugeMetricFamily("kidneyweb_dicom_store_refusals_unresolved", "Slices the archives sent that were "
+                                "refused and not stored since (the Members page lists them).",
+                                value=snapshot.unresolved_refusals)
         model = GaugeMetricFamily("kidneyweb_active_model_info", "The model version that diagnoses new scans.",
                                   labels=["name"])
         if snapshot.active_model:

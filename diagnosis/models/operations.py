@@ -139,3 +139,29 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} to {self.url} ({self.status})"
+
+
+class DicomStoreRefusal(models.Model):
+    """An instance the hospital's archive sent (DICOMweb store) that was refused, kept so that an administrator sees
+    what the archive was told: often a patient to register before the archive sends it again. Resolved once the
+    same instance is stored."""
+
+    organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE,
+                                     related_name="dicom_store_refusals")
+    refused_at = models.DateTimeField(default=timezone.now, editable=False)
+    sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    sop_instance_uid = models.CharField(max_length=64, blank=True)
+    patient_id = models.CharField(max_length=64, blank=True, help_text="As the instance's header named it.")
+    failure_code = models.PositiveIntegerField()
+    reason = models.CharField(max_length=300)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_as = models.ForeignKey("diagnosis.Scan", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+
+    class Meta:
+        ordering = ["-refused_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-refused_at"], name="dicom_refusal_org_idx"),
+                   models.Index(fields=["organization", "sop_instance_uid"], name="dicom_refusal_uid_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.sop_instance_uid or 'an instance'} refused {self.refused_at:%Y-%m-%d %H:%M}"

@@ -69,6 +69,7 @@ from .reliability import (
     model_reliability,
 )
 from .staff import (
+    dicom_store_refusals,
     member_accesses,
     member_login_locked,
     organization_accesses,
@@ -96,6 +97,7 @@ from .worklist import (
 )
 
 __all__ = [
+    "dicom_store_refusals",
     "OperationsSnapshot",
     "operations_snapshot",
     "AgreementSummary",

@@ -11,7 +11,7 @@ from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
 from ..models import (
-    InputsAlert, ModelVersion, PerformanceAlert, Prediction, Review, Scan, WebhookDelivery, WorkerHeartbeat,
+    DicomStoreRefusal, InputsAlert, ModelVersion, PerformanceAlert, Prediction, Review, Scan, WebhookDelivery, WorkerHeartbeat,
 )
 
 RECENT = datetime.timedelta(hours=1)
@@ -28,6 +28,7 @@ class OperationsSnapshot:
     open_alerts: dict[str, int]  # "performance", "inputs"
     notifications: dict[str, int]  # result notifications by state
     heartbeats: dict[str, float]  # worker name -> seconds since it was last seen
+    unresolved_refusals: int  # slices the archives sent that were refused and not stored since
     active_model: str | None
 
 
@@ -54,5 +55,6 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
         notifications={status: deliveries.get(status, 0) for status in WebhookDelivery.Status.values},
         heartbeats={name: (now - seen).total_seconds()
                     for name, seen in WorkerHeartbeat.objects.values_list("name", "seen_at")},
+        unresolved_refusals=DicomStoreRefusal.objects.filter(resolved_at__isnull=True).count(),
         active_model=ModelVersion.objects.filter(is_active=True).values_list("name", flat=True).first(),
     )

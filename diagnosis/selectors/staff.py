@@ -12,7 +12,8 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
-from ..models import LoginFailure, Membership, Organization, PatientAccess, RecoveryCode, RecoveryCodes, StaffChange, WebhookDelivery
+from ..models import (DicomStoreRefusal, LoginFailure, Membership, Organization, PatientAccess, RecoveryCode, RecoveryCodes,
+                      StaffChange, WebhookDelivery)
 
 
 def organization_members(*, organization: Organization) -> QuerySet[Membership]:
@@ -97,6 +98,12 @@ def recovery_codes_left(*, user: AbstractBaseUser) -> int | None:
 def webhook_deliveries(*, organization: Organization) -> QuerySet[WebhookDelivery]:
     """The organization's result notifications, newest first."""
     return WebhookDelivery.objects.filter(organization=organization).order_by("-created_at", "-id")
+
+
+def dicom_store_refusals(*, organization: Organization) -> QuerySet[DicomStoreRefusal]:
+    """The instances the organization's archive sent that were refused, newest first, with who sent them."""
+    return (DicomStoreRefusal.objects.filter(organization=organization).select_related("sent_by")
+            .order_by("-refused_at", "-id"))
 
 
 def webhook_delivery_get(*, organization: Organization, pk: int) -> WebhookDelivery | None:

@@ -15,9 +15,11 @@ from typing import Sequence
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
 
 from .. import ml, selectors
-from ..models import Scan
+from ..models import DicomStoreRefusal, Scan
 from .scans import NoActiveModelVersion, scan_create
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class StoredInstance:
     sop_class_uid: str
     sop_instance_uid: str
     scan: Scan | None = None
+    patient_id: str = ""  # as the header named it
     already_stored: bool = False  # sent before: ``scan`` is the one it became then
     failure_code: int | None = None
     failure: str = ""
@@ -65,7 +68,8 @@ def dicom_instance_store(*, data: bytes, uploaded_by: AbstractBaseUser, media_ty
         return StoredInstance("", "", failure_code=FAILURE_UNREADABLE, failure=f"The DICOM header cannot be read: {exc}.")
 
     def refused(reason: str, code: int = FAILURE_PROCESSING) -> StoredInstance:
-        return StoredInstance(header.sop_class_uid, header.sop_instance_uid, failure_code=code, failure=reason)
+        return StoredInstance(header.sop_class_uid, header.sop_instance_uid, patient_id=header.patient_id,
+                              failure_code=code, failure=reason)
 
     if not header.patient_id:
         return refused("The header names no patient ID (an anonymised export?): upload it for a chosen patient "
@@ -86,21 +90,41 @@ def dicom_instance_store(*, data: bytes, uploaded_by: AbstractBaseUser, media_ty
     except ValidationError as exc:
         earlier = _already_stored(exc)
         if earlier is not None:
-            return StoredInstance(header.sop_class_uid, header.sop_instance_uid,
+            return StoredInstance(header.sop_class_uid, header.sop_instance_uid, patient_id=header.patient_id,
                                   scan=Scan.objects.get(pk=earlier), already_stored=True)
         return refused(" ".join(exc.messages))
-    return StoredInstance(header.sop_class_uid, header.sop_instance_uid, scan=scan)
+    return StoredInstance(header.sop_class_uid, header.sop_instance_uid, patient_id=header.patient_id, scan=scan)
 
 
 def dicom_instances_store(*, instances: Sequence[tuple[str, bytes]],
                           uploaded_by: AbstractBaseUser) -> list[StoredInstance]:
     """File each instance (its media type and bytes) as ``dicom_instance_store`` does, in order; one's refusal does
-    not undo another."""
+    not undo another. Refusals are kept for the organization's administrators (DicomStoreRefusal); an instance
+    stored now resolves the earlier refusals of it."""
     outcomes = [dicom_instance_store(data=data, uploaded_by=uploaded_by, media_type=media_type)
                 for media_type, data in instances]
+    _refusals_record(outcomes=outcomes, uploaded_by=uploaded_by)
     refused = sum(outcome.scan is None for outcome in outcomes)
     logger.info("DICOM store by %s: %d instance(s), %d filed, %d already stored, %d refused",
                 uploaded_by.get_username(), len(outcomes), sum(o.scan is not None and not o.already_stored
                                                                for o in outcomes),
                 sum(o.already_stored for o in outcomes), refused)
     return outcomes
+
+
+def _refusals_record(*, outcomes: Sequence[StoredInstance], uploaded_by: AbstractBaseUser) -> None:
+    organization = selectors.organization_of(uploaded_by)
+    if organization is None:
+        return
+    with transaction.atomic():
+        DicomStoreRefusal.objects.bulk_create(
+            DicomStoreRefusal(organization=organization, sent_by=uploaded_by, sop_instance_uid=o.sop_instance_uid[:64],
+                              patient_id=o.patient_id[:64], failure_code=o.failure_code or 0, reason=o.failure[:300])
+            for o in outcomes if o.scan is None)
+        stored = {o.sop_instance_uid: o.scan for o in outcomes if o.scan is not None and o.sop_instance_uid}
+        if stored:
+            now = timezone.now()
+            for refusal in DicomStoreRefusal.objects.filter(organization=organization, resolved_at__isnull=True,
+                                                            sop_instance_uid__in=list(stored)):
+                refusal.resolved_at, refusal.resolved_as = now, stored[refusal.sop_instance_uid]
+                refusal.save(update_fields=["resolved_at", "resolved_as"])

@@ -190,3 +190,35 @@ def test_the_answer_is_dicom_json_for_any_client_and_xml_is_refused_with_406(api
 
     assert anything.status_code == 200 and anything["Content-Type"] == "application/dicom+json"
     assert xml.status_code == 406
+
+
+def test_refusals_are_kept_for_the_administrators_and_resolved_once_the_archive_sends_the_slice_again(
+    api_client, organization, other_organization, boss, active_model_version
+):
+    from django.test import Client
+    from django.urls import reverse
+
+    from diagnosis.models import DicomStoreRefusal
+
+    waiting = slice_for("MRN-0777")
+    store(api_client, related(waiting, slice_for(None, seed=1)))
+    [anonymous, unknown] = DicomStoreRefusal.objects.order_by("-id")  # newest first, as listed
+
+    assert (unknown.patient_id, unknown.sop_instance_uid, unknown.sent_by.username) == ("MRN-0777", uids(waiting)[1],
+                                                                                      "alice")
+    assert unknown.organization == organization and unknown.failure_code == 0x0110 and unknown.resolved_at is None
+    assert anonymous.patient_id == "" and "names no patient ID" in anonymous.reason
+    admin = Client()
+    admin.force_login(boss)
+    page = admin.get(reverse("diagnosis:staff_list")).content.decode()
+    assert "No patient with MRN &#x27;MRN-0777&#x27; in your organization" in page
+    assert "http://testserver/api/v1/dicomweb</code>" in page and page.count("Not stored") == 2
+
+    patient = PatientFactory(organization=organization, mrn="MRN-0777")  # the registration desk catches up
+    again = store(api_client, related(waiting))
+
+    unknown.refresh_from_db()
+    assert again.status_code == 200 and unknown.resolved_as == Scan.objects.get(patient=patient)
+    assert unknown.resolved_at is not None
+    assert f"scan #{unknown.resolved_as_id}</a>" in admin.get(reverse("diagnosis:staff_list")).content.decode()
+    assert not DicomStoreRefusal.objects.filter(organization=other_organization).exists()

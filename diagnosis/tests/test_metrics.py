@@ -10,7 +10,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from diagnosis import services
-from diagnosis.models import InputsAlert, Prediction, WebhookDelivery
+from diagnosis.models import DicomStoreRefusal, InputsAlert, Prediction, WebhookDelivery
 
 from .factories import (DonePredictionFactory, ModelVersionFactory, PatientFactory, PredictionFactory, ReviewFactory,
                         ScanFactory, image_bytes)
@@ -32,7 +32,7 @@ def scrape(client) -> dict[tuple[str, tuple], float]:
             for sample in family.samples}
 
 
-def test_the_figures_are_the_deployments_state_now(client, metrics_on, organization, other_organization, db):
+def test_the_figures_are_the_deployments_state_now(client, metrics_on, organization, other_organization, clinician):
     active = ModelVersionFactory(is_active=True, name="kidney-resnet-v5")
     now = timezone.now()
     for org in (organization, other_organization):
@@ -49,6 +49,8 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     WebhookDelivery.objects.create(organization=organization, event="ping", payload={}, url="https://x.example/h",
                                    status=WebhookDelivery.Status.FAILED)
     services.worker_heartbeat_record(name="inference")
+    DicomStoreRefusal.objects.create(organization=organization, sent_by=clinician, failure_code=0x0110,
+                                     reason="No patient with MRN 'X' in your organization", patient_id="X")
 
     samples = scrape(client)
 
@@ -65,6 +67,7 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     assert samples[("kidneyweb_notifications", (("status", "failed"),))] == 1
     assert samples[("kidneyweb_worker_last_seen_seconds", (("worker", "inference"),))] < 30
     assert samples[("kidneyweb_active_model_info", (("name", "kidney-resnet-v5"),))] == 1
+    assert samples[("kidneyweb_dicom_store_refusals_unresolved", ())] == 1
 
 
 def test_the_queue_lengths_are_read_from_the_broker(client, metrics_on, organization, clinician, active_model_version,

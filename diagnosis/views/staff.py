@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -27,6 +28,7 @@ from ..models import Membership
 from .common import add_service_errors, organization_admin_required, post_only
 
 RECENT_DELIVERIES = 10
+RECENT_REFUSALS = 20
 RECENT_CHANGES = 50
 
 
@@ -54,6 +56,8 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "webhook_form": webhook_form or WebhookForm(initial={"url": organization.webhook_url}),
         "events_form": events_form or WebhookEventsForm(initial={"events": organization.webhook_events}),
         "deliveries": selectors.webhook_deliveries(organization=organization)[:RECENT_DELIVERIES],
+        "refusals": selectors.dicom_store_refusals(organization=organization)[:RECENT_REFUSALS],
+        "dicomweb_base": request.build_absolute_uri(reverse("api:dicomweb-studies")).removesuffix("/studies"),
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
     }, status=status)
 
