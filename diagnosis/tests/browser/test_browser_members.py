@@ -16,7 +16,7 @@ from diagnosis.models import Membership
 
 from ..factories import PASSWORD, MembershipFactory
 from ..totp import key_from_page, settled_totp, totp
-from .conftest import fits_without_horizontal_scrolling, log_in
+from .conftest import TABLET, fits_without_horizontal_scrolling, log_in
 
 
 def test_a_new_member_gets_a_temporary_password_and_replaces_it_at_first_login(page, organization, screenshot):
@@ -134,4 +134,33 @@ def test_an_administrator_tests_the_notification_address_and_sends_a_failed_noti
     failed.refresh_from_db()
     assert failed.status == WebhookDelivery.Status.PENDING
     page.set_viewport_size({"width": 390, "height": 844})
+    assert fits_without_horizontal_scrolling(page)
+
+
+def test_an_administrator_sees_the_slices_the_archive_sent_that_were_refused_on_a_tablet(page, organization,
+                                                                                      screenshot):
+    from diagnosis.models import DicomStoreRefusal
+
+    boss = MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss").user
+    gateway = MembershipFactory(organization=organization, user__username="pacs-router").user
+    DicomStoreRefusal.objects.create(
+        organization=organization, sent_by=gateway, patient_id="MRN-0777", failure_code=0x0110,
+        sop_instance_uid="1.2.826.0.1.3680043.8.498.1234567890123456789012345678901234567",
+        reason="No patient with MRN 'MRN-0777' in your organization: register them first (POST /api/v1/patients/), "
+               "then send it again.")
+    page.set_viewport_size(TABLET)
+    log_in(page, boss.username, PASSWORD)
+
+    page.get_by_role("link", name="Members").click()
+
+    archive = page.locator("#archive")
+    expect(archive.get_by_role("heading", name="Archive (DICOMweb store)")).to_be_visible()
+    expect(archive).to_contain_text("/api/v1/dicomweb")
+    row = page.locator("#refusals tbody tr")
+    expect(row).to_contain_text("MRN-0777")
+    expect(row).to_contain_text("register them first")
+    expect(row).to_contain_text("Not stored")
+    expect(row).to_contain_text("sent with pacs-router's token")
+    archive.scroll_into_view_if_needed()
+    screenshot(page, "members-archive-refusals-tablet")
     assert fits_without_horizontal_scrolling(page)
