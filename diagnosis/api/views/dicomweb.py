@@ -14,11 +14,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ... import selectors, services
+from ...services.dicom_store import DICOM
 from ..multipart import MultipartError, content_type_parameters, split_related
 from ..renderers import DicomJSONRenderer
-
-DICOM = "application/dicom"
-
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
