@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from diagnosis import selectors
+from training import selectors as training_selectors
 
 from .celery import app as celery_app
 
@@ -64,13 +65,20 @@ class DeploymentCollector(Collector):
         yield GaugeMetricFamily("kidneyweb_inference_seconds_last_hour",
                                 "Inference time of the diagnoses done in the last hour, in all (divide by their "
                                 "count for the mean).", value=snapshot.recent_inference_ms / 1000)
-        yield GaugeMetricFamily("kidneyweb_unreviewed_scans", "Scans no clinician has reviewed yet (the worklists).",
-                                value=snapshot.unreviewed_scans)
+        unreviewed = GaugeMetricFamily("kidneyweb_unreviewed_scans", "Scans no clinician has reviewed yet (each "
+                                       "organization's worklist).", labels=["organization"])
+        for slug, count in snapshot.unreviewed_scans.items():
+            unreviewed.add_metric([slug], count)
+        yield unreviewed
         alerts = GaugeMetricFamily("kidneyweb_open_alerts", "Open model alerts: performance below the card, unusual "
-                                   "uploads.", labels=["kind"])
-        for kind, count in snapshot.open_alerts.items():
-            alerts.add_metric([kind], count)
+                                   "uploads.", labels=["organization", "kind"])
+        for (slug, kind), count in snapshot.open_alerts.items():
+            alerts.add_metric([slug, kind], count)
         yield alerts
+        runs = GaugeMetricFamily("kidneyweb_training_runs", "Training runs by state.", labels=["status"])
+        for status, count in training_selectors.training_run_counts().items():
+            runs.add_metric([status], count)
+        yield runs
         notifications = GaugeMetricFamily("kidneyweb_notifications", "Result notifications by state.",
                                           labels=["status"])
         for status, count in snapshot.notifications.items():

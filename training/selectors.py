@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from diagnosis import selectors as diagnosis_selectors
 from diagnosis.models import ModelVersion, Organization
@@ -41,6 +41,12 @@ def training_run_list(*, organization: Organization | None) -> QuerySet[Training
 
 def training_run_get(*, pk: int, organization: Organization | None) -> TrainingRun | None:
     return training_run_list(organization=organization).filter(pk=pk).first()
+
+
+def training_run_counts() -> dict[str, int]:
+    """How many training runs are in each state, every state named (for monitoring)."""
+    counts = dict(TrainingRun.objects.values_list("status").annotate(n=Count("id")).order_by())
+    return {status: counts.get(status, 0) for status in TrainingRun.Status.values}
 
 
 def training_run_is_visible(*, run: TrainingRun, organization: Organization | None) -> bool:

@@ -1,5 +1,6 @@
 """How the deployment is running, for monitoring (GET /metrics): diagnoses by state and how long the oldest has
-waited, inference time, review backlog, open alerts, notifications and the workers' heartbeats. Read from the
+waited, inference time, each organization's review backlog and open alerts, notifications and the workers'
+heartbeats. Read from the
 database at each scrape, so every web process answers the same and nothing is lost on a restart."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
 from ..models import (
-    DicomStoreRefusal, InputsAlert, ModelVersion, PerformanceAlert, Prediction, Review, Scan, WebhookDelivery, WorkerHeartbeat,
+    DicomStoreRefusal, InputsAlert, ModelVersion, Organization, PerformanceAlert, Prediction, Review, Scan, WebhookDelivery, WorkerHeartbeat,
 )
 
 RECENT = datetime.timedelta(hours=1)
@@ -24,8 +25,8 @@ class OperationsSnapshot:
     recent_done: int  # diagnoses finished in the last hour
     recent_failed: int
     recent_inference_ms: int  # their inference time in all
-    unreviewed_scans: int  # what the organizations' worklists hold in all
-    open_alerts: dict[str, int]  # "performance", "inputs"
+    unreviewed_scans: dict[str, int]  # organization slug -> what its worklist holds
+    open_alerts: dict[tuple[str, str], int]  # (organization slug, "performance" | "inputs") -> open alerts
     notifications: dict[str, int]  # result notifications by state
     heartbeats: dict[str, float]  # worker name -> seconds since it was last seen
     unresolved_refusals: int  # slices the archives sent that were refused and not stored since
@@ -42,16 +43,22 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
         done=Count("id", filter=Q(status=Prediction.Status.DONE)),
         failed=Count("id", filter=Q(status=Prediction.Status.FAILED)),
         inference=Sum("inference_ms", filter=Q(status=Prediction.Status.DONE)))
-    unreviewed = (Scan.objects.filter(withdrawn_at__isnull=True, patient__merged_into__isnull=True)
-                  .exclude(pk__in=Review.objects.values("scan_id")).count())
+    slugs = dict(Organization.objects.values_list("pk", "slug"))
+    unreviewed = dict(Scan.objects.filter(withdrawn_at__isnull=True, patient__merged_into__isnull=True)
+                      .exclude(pk__in=Review.objects.values("scan_id"))
+                      .values_list("patient__organization").annotate(n=Count("id")).order_by())
+    alerts = {(slugs[pk], kind): 0 for pk in slugs for kind in ("performance", "inputs")}
+    for kind, model in (("performance", PerformanceAlert), ("inputs", InputsAlert)):
+        for pk, n in (model.objects.filter(cleared_at__isnull=True).values_list("organization")
+                      .annotate(n=Count("id")).order_by()):
+            alerts[(slugs[pk], kind)] = n
     deliveries = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")).order_by())
     return OperationsSnapshot(
         predictions={status: by_status.get(status, 0) for status in Prediction.Status.values},
         oldest_waiting_seconds=(now - waiting).total_seconds() if waiting else None,
         recent_done=recent["done"], recent_failed=recent["failed"], recent_inference_ms=recent["inference"] or 0,
-        unreviewed_scans=unreviewed,
-        open_alerts={"performance": PerformanceAlert.objects.filter(cleared_at__isnull=True).count(),
-                     "inputs": InputsAlert.objects.filter(cleared_at__isnull=True).count()},
+        unreviewed_scans={slug: unreviewed.get(pk, 0) for pk, slug in slugs.items()},
+        open_alerts=alerts,
         notifications={status: deliveries.get(status, 0) for status in WebhookDelivery.Status.values},
         heartbeats={name: (now - seen).total_seconds()
                     for name, seen in WorkerHeartbeat.objects.values_list("name", "seen_at")},

@@ -12,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from diagnosis import services
 from diagnosis.models import DicomStoreRefusal, InputsAlert, Prediction, WebhookDelivery
 
+from training.tests.factories import TrainingRunFactory
+
 from .factories import (DonePredictionFactory, ModelVersionFactory, PatientFactory, PredictionFactory, ReviewFactory,
                         ScanFactory, image_bytes)
 
@@ -49,6 +51,7 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     WebhookDelivery.objects.create(organization=organization, event="ping", payload={}, url="https://x.example/h",
                                    status=WebhookDelivery.Status.FAILED)
     services.worker_heartbeat_record(name="inference")
+    TrainingRunFactory(status="failed")
     DicomStoreRefusal.objects.create(organization=organization, sent_by=clinician, failure_code=0x0110,
                                      reason="No patient with MRN 'X' in your organization", patient_id="X")
 
@@ -61,9 +64,15 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     assert samples[("kidneyweb_predictions_last_hour", (("status", "done"),))] == 2
     assert samples[("kidneyweb_predictions_last_hour", (("status", "failed"),))] == 1
     assert samples[("kidneyweb_inference_seconds_last_hour", ())] == pytest.approx(0.04)
-    assert samples[("kidneyweb_unreviewed_scans", ())] == 4  # two results, the queued and the failed scan
-    assert samples[("kidneyweb_open_alerts", (("kind", "inputs"),))] == 1
-    assert samples[("kidneyweb_open_alerts", (("kind", "performance"),))] == 0
+    unreviewed = {labels[0][1]: value for (name, labels), value in samples.items()
+                  if name == "kidneyweb_unreviewed_scans"}
+    assert unreviewed == {organization.slug: 3, other_organization.slug: 1}  # its reviewed scan is not counted
+    here = (("kind", "inputs"), ("organization", organization.slug))
+    assert samples[("kidneyweb_open_alerts", here)] == 1
+    assert samples[("kidneyweb_open_alerts", (("kind", "inputs"), ("organization", other_organization.slug)))] == 0
+    assert samples[("kidneyweb_open_alerts", (("kind", "performance"), ("organization", organization.slug)))] == 0
+    assert samples[("kidneyweb_training_runs", (("status", "failed"),))] == 1
+    assert samples[("kidneyweb_training_runs", (("status", "running"),))] == 0
     assert samples[("kidneyweb_notifications", (("status", "failed"),))] == 1
     assert samples[("kidneyweb_worker_last_seen_seconds", (("worker", "inference"),))] < 30
     assert samples[("kidneyweb_active_model_info", (("name", "kidney-resnet-v5"),))] == 1
@@ -86,7 +95,7 @@ def test_a_broker_that_does_not_answer_leaves_out_the_queue_lengths_only(client,
     samples = scrape(client)
 
     assert not any(name == "kidneyweb_queue_messages" for name, _ in samples)
-    assert ("kidneyweb_unreviewed_scans", ()) in samples
+    assert samples[("kidneyweb_predictions_total", (("status", "done"),))] == 0
 
 
 def test_without_the_token_nothing_is_shown_and_without_a_configured_token_the_endpoint_is_off(client, settings, db):
