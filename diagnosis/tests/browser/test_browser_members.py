@@ -160,7 +160,7 @@ def test_an_administrator_sees_the_slices_the_archive_sent_that_were_refused_on_
     expect(row).to_contain_text("MRN-0777")
     expect(row).to_contain_text("register them first")
     expect(row).to_contain_text("Not stored")
-    expect(row).to_contain_text("sent with pacs-router's token")
+    expect(row).to_contain_text("sent as pacs-router")
     archive.scroll_into_view_if_needed()
     screenshot(page, "members-archive-refusals-tablet")
     assert fits_without_horizontal_scrolling(page)
