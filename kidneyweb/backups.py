@@ -89,11 +89,15 @@ def _counts() -> dict[str, int]:
     return {label: apps.get_model(label).objects.count() for label in COUNTED}
 
 
+def _plain_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        yield from iter(lambda: handle.read(backup_crypto.CHUNK), b"")
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for block in _plain_chunks(path):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -288,11 +292,6 @@ def backup_restore(*, folder: Path, replace: bool = False, keys: Sequence[bytes]
     missing = tuple(name for name in named if media is not None and not (media / name).is_file())
     return BackupSummary(folder=folder, counts=counts, missing=missing, encrypted=bool(manifest.get("encryption")))
 
-
-
-def _plain_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        yield from iter(lambda: handle.read(backup_crypto.CHUNK), b"")
 
 
 def backup_reseal(*, folder: Path, key: bytes, keys: Sequence[bytes] = ()) -> bool:

@@ -44,7 +44,7 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
         failed=Count("id", filter=Q(status=Prediction.Status.FAILED)),
         inference=Sum("inference_ms", filter=Q(status=Prediction.Status.DONE)))
     slugs = dict(Organization.objects.values_list("pk", "slug"))
-    unreviewed = dict(Scan.objects.filter(withdrawn_at__isnull=True, patient__merged_into__isnull=True)
+    unreviewed = dict(Scan.objects.filter(withdrawn_at__isnull=True)
                       .exclude(pk__in=Review.objects.values("scan_id"))
                       .values_list("patient__organization").annotate(n=Count("id")).order_by())
     alerts = {(slugs[pk], kind): 0 for pk in slugs for kind in ("performance", "inputs")}

@@ -100,7 +100,12 @@ def dicom_instances_store(*, instances: Sequence[tuple[str, bytes]],
                           uploaded_by: AbstractBaseUser) -> list[StoredInstance]:
     """File each instance (its media type and bytes) as ``dicom_instance_store`` does, in order; one's refusal does
     not undo another. Refusals are kept for the organization's administrators (DicomStoreRefusal); an instance
-    stored now resolves the earlier refusals of it."""
+    stored now resolves the earlier refusals of it.
+
+    Raises NoActiveModelVersion, with nothing filed or recorded, while no model version is active: the sender should
+    send them all again later, not learn of as many refusals."""
+    if selectors.model_version_active() is None:
+        raise NoActiveModelVersion()
     outcomes = [dicom_instance_store(data=data, uploaded_by=uploaded_by, media_type=media_type)
                 for media_type, data in instances]
     _refusals_record(outcomes=outcomes, uploaded_by=uploaded_by)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from diagnosis import services
-from diagnosis.models import Prediction, Scan
+from diagnosis.models import DicomStoreRefusal, Prediction, Scan
 from mlcore.synthetic import dicom_bytes
 
 from . import openapi
@@ -164,6 +164,7 @@ def test_too_large_a_body_too_many_instances_or_no_active_model_are_refused_befo
     body = related(slice_for("MRN-0042"), slice_for("MRN-0042", seed=1))
 
     assert store(api_client, body).status_code == 503  # no model version is active
+    assert not DicomStoreRefusal.objects.exists()  # a refusal of the whole request, not of each slice
     services.model_version_activate(model_version=ModelVersionFactory())
     settings.DATA_UPLOAD_MAX_NUMBER_FILES = 1
     many = store(api_client, body)
@@ -197,8 +198,6 @@ def test_refusals_are_kept_for_the_administrators_and_resolved_once_the_archive_
 ):
     from django.test import Client
     from django.urls import reverse
-
-    from diagnosis.models import DicomStoreRefusal
 
     waiting = slice_for("MRN-0777")
     store(api_client, related(waiting, slice_for(None, seed=1)))

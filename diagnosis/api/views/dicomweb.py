@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ... import selectors, services
+from ... import services
 from ...services.dicom_store import DICOM
 from ..multipart import MultipartError, content_type_parameters, split_related
 from ..renderers import DicomJSONRenderer
@@ -93,7 +93,8 @@ class DicomStoreView(APIView):
                                     "instances in several requests.")
         if declared > limit:
             raise too_large
-        body = request._request.read(limit + 1)  # not .body: Django caps that at DATA_UPLOAD_MAX_MEMORY_SIZE
+        # The stream, not .body: Django caps that at DATA_UPLOAD_MAX_MEMORY_SIZE. None for an empty body.
+        body = request.stream.read(limit + 1) if request.stream is not None else b""
         if len(body) > limit:
             raise too_large
         try:
@@ -105,8 +106,6 @@ class DicomStoreView(APIView):
         if len(parts) > settings.DATA_UPLOAD_MAX_NUMBER_FILES:
             raise exceptions.ParseError(f"{len(parts)} instances in one request; the limit is "
                                         f"{settings.DATA_UPLOAD_MAX_NUMBER_FILES}: send them in several requests.")
-        if selectors.model_version_active() is None:
-            raise services.NoActiveModelVersion()
         outcomes = services.dicom_instances_store(instances=[(part.content_type, part.data) for part in parts],
                                                   uploaded_by=request.user)
         stored = sum(outcome.scan is not None for outcome in outcomes)

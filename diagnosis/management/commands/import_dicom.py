@@ -33,8 +33,6 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is None or selectors.membership_of(user) is None:
             raise CommandError(f"No member named {username!r}: the scans need an uploader of the organization.")
-        if selectors.model_version_active() is None:
-            raise CommandError("No diagnosis model is active: register one (manage.py bootstrap) and import again.")
         missing = [str(path) for path in paths if not path.exists()]
         if missing:
             raise CommandError(f"No such file or folder: {', '.join(missing)}.")
@@ -56,8 +54,11 @@ class Command(BaseCommand):
                                "register the patient) and import the same paths again: filed ones are not doubled.")
 
     def _file(self, batch: list[Path], user, counts: dict[str, int]) -> None:
-        outcomes = services.dicom_instances_store(instances=[("", path.read_bytes()) for path in batch],
-                                                  uploaded_by=user)
+        try:
+            outcomes = services.dicom_instances_store(instances=[("", path.read_bytes()) for path in batch],
+                                                      uploaded_by=user)
+        except services.NoActiveModelVersion as exc:
+            raise CommandError(f"{exc} Import again once one is.") from None
         for path, outcome in zip(batch, outcomes):
             if outcome.scan is None:
                 counts["refused"] += 1
