@@ -201,6 +201,12 @@ class Scan(models.Model):
         indexes = [
             models.Index(fields=["patient", "-uploaded_at"], name="scan_patient_uploaded_idx"),
         ]
+        constraints = [
+            # One slice is on record once per patient. The services check first and say which scan holds it;
+            # this holds when two sends of one slice (an archive's retry, a double-clicked form) cross.
+            models.UniqueConstraint(fields=["patient", "sha256"], condition=models.Q(withdrawn_at__isnull=True),
+                                    name="scan_slice_once_per_patient"),
+        ]
 
     def __str__(self) -> str:
         return f"Scan {self.pk} of {self.patient}"

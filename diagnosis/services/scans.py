@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -154,11 +154,7 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
     # The same slice twice for one patient is a resent form or a retried request, not a new scan.
     earlier = selectors.scan_of_slice(patient_id=patient.pk, sha256=digest)
     if earlier is not None:
-        # Coded, so that a sender that retries by design (a DICOM store) can answer with the scan it already made.
-        raise ValidationError({"image": [ValidationError(
-            f"This slice is already stored for this patient as scan {earlier.pk} (uploaded "
-            f"{timezone.localtime(earlier.uploaded_at):%Y-%m-%d %H:%M}); open that scan instead of uploading it again.",
-            code="already_stored", params={"scan": earlier.pk})]})
+        raise _already_stored(earlier)
     model_version = selectors.model_version_active()
     if model_version is None:
         raise NoActiveModelVersion()
@@ -187,11 +183,24 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
             # committed since the check above would otherwise leave this scan on the retired record.
             check_not_merged(Patient.objects.select_related("merged_into").get(pk=patient.pk))
             prediction_create(scan=scan, model_version=model_version)
-    except BaseException:
+    except BaseException as exc:
         if stored_name:
             scan.image.storage.delete(stored_name)
+        if isinstance(exc, IntegrityError):
+            # Two sends of this slice crossed: the other committed first (scan_slice_once_per_patient).
+            earlier = selectors.scan_of_slice(patient_id=patient.pk, sha256=digest)
+            if earlier is not None:
+                raise _already_stored(earlier) from None
         raise
     return scan
+
+
+def _already_stored(earlier: Scan) -> ValidationError:
+    # Coded, so that a sender that retries by design (a DICOM store) can answer with the scan it already made.
+    return ValidationError({"image": [ValidationError(
+        f"This slice is already stored for this patient as scan {earlier.pk} (uploaded "
+        f"{timezone.localtime(earlier.uploaded_at):%Y-%m-%d %H:%M}); open that scan instead of uploading it again.",
+        code="already_stored", params={"scan": earlier.pk})]})
 
 
 def names_patient(dicom_id: str, patient: Patient) -> bool:

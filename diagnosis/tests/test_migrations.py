@@ -73,3 +73,33 @@ def test_organizations_that_chose_every_event_are_sent_new_kinds_and_others_keep
     assert new.objects.get(pk=some.pk).webhook_events == every[:-1]
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_slices_on_record_twice_stop_the_constraint_naming_the_scans_and_nothing_changes(transactional_db):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    before, after = [("diagnosis", "0029_dicom_store_refusal")], [("diagnosis", "0030_scan_slice_once_per_patient")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    user = old.get_model("auth", "User").objects.create(username="alice")
+    organization = old.get_model("diagnosis", "Organization").objects.create(name="St. Elsewhere", slug="st-elsewhere")
+    patient = old.get_model("diagnosis", "Patient").objects.create(organization=organization, mrn="1", name="A",
+                                                                   birth_date="1980-01-01", sex="F")
+    Scan = old.get_model("diagnosis", "Scan")
+    common = {"patient": patient, "sha256": "0" * 64, "width": 1, "height": 1, "format": "PNG", "uploaded_by": user}
+    kept, crossed = Scan.objects.create(image="scans/a.png", **common), Scan.objects.create(image="scans/b.png", **common)
+    Scan.objects.create(image="scans/c.png", withdrawn_at=timezone.now(), withdrawn_by=user, **common)
+
+    executor = MigrationExecutor(connection)
+    with pytest.raises(RuntimeError, match=rf"patient {patient.pk}: scans {kept.pk}, {crossed.pk}\)\. Withdraw all but one"):
+        executor.migrate(after)
+    assert Scan.objects.filter(withdrawn_at__isnull=True).count() == 2
+
+    Scan.objects.filter(pk=crossed.pk).update(withdrawn_at=timezone.now(), withdrawn_by=user)
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
