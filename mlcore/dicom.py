@@ -39,6 +39,7 @@ class DicomHeader:
     # Which instance this is, for answering the archive that sent it; "" when absent.
     sop_class_uid: str = ""
     sop_instance_uid: str = ""
+    study_instance_uid: str = ""
 
 
 def read_header(data: bytes) -> DicomHeader:
@@ -53,7 +54,8 @@ def read_header(data: bytes) -> DicomHeader:
     return DicomHeader(patient_id=str(dataset.get("PatientID", "") or "").strip(),
                        modality=str(dataset.get("Modality", "") or "").strip().upper(),
                        sop_class_uid=str(dataset.get("SOPClassUID", "") or "").strip(),
-                       sop_instance_uid=str(dataset.get("SOPInstanceUID", "") or "").strip())
+                       sop_instance_uid=str(dataset.get("SOPInstanceUID", "") or "").strip(),
+                       study_instance_uid=str(dataset.get("StudyInstanceUID", "") or "").strip())
 
 
 def is_dicom(data: bytes) -> bool:

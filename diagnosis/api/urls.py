@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .views import (
-    AboutModelView, AccessLogView, AgreementView, DicomStoreView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
+    AboutModelView, AccessLogView, AgreementView, DicomStoreView, DicomStudyStoreView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
     ScanViewSet, WorklistView,
 )
 
@@ -22,6 +22,7 @@ urlpatterns = [
     path("accesses/", AccessLogView.as_view(), name="access-log"),
     # DICOMweb clients are given a base address and POST to {base}/studies, without a trailing slash.
     path("dicomweb/studies", DicomStoreView.as_view(), name="dicomweb-studies"),
+    path("dicomweb/studies/<str:study_uid>", DicomStudyStoreView.as_view(), name="dicomweb-study"),
     *router.urls,
 ]
 

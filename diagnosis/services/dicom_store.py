@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 FAILURE_PROCESSING = 0x0110  # refused for a reason the message gives
 FAILURE_UNREADABLE = 0xC000  # "cannot understand": not a DICOM instance at all
 FAILURE_OUT_OF_RESOURCES = 0xA700  # nothing can be diagnosed now (no active model): send it again later
+# Sent to one study's address but of another study. PS3.18 names no code for it; this is the "cannot understand"
+# code that dcm4chee, a widely used archive, answers it with.
+FAILURE_OTHER_STUDY = 0xC409
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,11 @@ def _already_stored(exc: ValidationError) -> int | None:
 DICOM = "application/dicom"
 
 
-def dicom_instance_store(*, data: bytes, uploaded_by: AbstractBaseUser, media_type: str = DICOM) -> StoredInstance:
+def dicom_instance_store(*, data: bytes, uploaded_by: AbstractBaseUser, media_type: str = DICOM,
+                         study_instance_uid: str = "") -> StoredInstance:
     """File one DICOM Part 10 instance for the patient its header names in the sender's organization.
-    ``media_type`` is what the sender called it ("" when it did not say)."""
+    ``media_type`` is what the sender called it ("" when it did not say); ``study_instance_uid``, when given, is
+    the study the sender stored it into (``POST /studies/{uid}``), which the instance must belong to."""
     if media_type not in ("", DICOM):
         return StoredInstance("", "", failure_code=FAILURE_UNREADABLE,
                               failure=f"A part of type {media_type}, not {DICOM}: not stored.")
@@ -71,6 +76,10 @@ def dicom_instance_store(*, data: bytes, uploaded_by: AbstractBaseUser, media_ty
         return StoredInstance(header.sop_class_uid, header.sop_instance_uid, patient_id=header.patient_id,
                               failure_code=code, failure=reason)
 
+    if study_instance_uid and header.study_instance_uid != study_instance_uid:
+        belongs = f"study {header.study_instance_uid}" if header.study_instance_uid else "no study (no StudyInstanceUID)"
+        return refused(f"Of another study than the one addressed: it belongs to {belongs}, not to study "
+                       f"{study_instance_uid}. Not stored.", FAILURE_OTHER_STUDY)
     if not header.patient_id:
         return refused("The header names no patient ID (an anonymised export?): upload it for a chosen patient "
                        "instead (POST /api/v1/scans/).")
@@ -96,17 +105,18 @@ def dicom_instance_store(*, data: bytes, uploaded_by: AbstractBaseUser, media_ty
     return StoredInstance(header.sop_class_uid, header.sop_instance_uid, patient_id=header.patient_id, scan=scan)
 
 
-def dicom_instances_store(*, instances: Sequence[tuple[str, bytes]],
-                          uploaded_by: AbstractBaseUser) -> list[StoredInstance]:
-    """File each instance (its media type and bytes) as ``dicom_instance_store`` does, in order; one's refusal does
-    not undo another. Refusals are kept for the organization's administrators (DicomStoreRefusal); an instance
-    stored now resolves the earlier refusals of it.
+def dicom_instances_store(*, instances: Sequence[tuple[str, bytes]], uploaded_by: AbstractBaseUser,
+                          study_instance_uid: str = "") -> list[StoredInstance]:
+    """File each instance (its media type and bytes) as ``dicom_instance_store`` does, in order, into
+    ``study_instance_uid`` when the sender named one; one's refusal does not undo another. Refusals are kept for
+    the organization's administrators (DicomStoreRefusal); an instance stored now resolves the earlier refusals of it.
 
     Raises NoActiveModelVersion, with nothing filed or recorded, while no model version is active: the sender should
     send them all again later, not learn of as many refusals."""
     if selectors.model_version_active() is None:
         raise NoActiveModelVersion()
-    outcomes = [dicom_instance_store(data=data, uploaded_by=uploaded_by, media_type=media_type)
+    outcomes = [dicom_instance_store(data=data, uploaded_by=uploaded_by, media_type=media_type,
+                                     study_instance_uid=study_instance_uid)
                 for media_type, data in instances]
     _refusals_record(outcomes=outcomes, uploaded_by=uploaded_by)
     refused = sum(outcome.scan is None for outcome in outcomes)

@@ -97,8 +97,15 @@ class ScanFactory(factory.django.DjangoModelFactory):
     height = 48
     uploaded_by = factory.SubFactory(UserFactory)
     original_filename = "slice.png"
-    image = factory.LazyAttribute(lambda o: ContentFile(image_bytes("PNG", (o.width, o.height)), name="slice.png"))
-    sha256 = factory.LazyAttribute(lambda o: hashlib.sha256(image_bytes("PNG", (o.width, o.height))).hexdigest())
+    image = factory.LazyAttribute(lambda o: ContentFile(image_bytes("PNG", (o.width, o.height), seed=o.seed),
+                                                        name="slice.png"))
+    sha256 = factory.LazyAttribute(lambda o: hashlib.sha256(image_bytes("PNG", (o.width, o.height),
+                                                                        seed=o.seed)).hexdigest())
+
+    class Params:
+        # Each scan its own slice, as a patient's scans are (the database holds a slice once per patient); never
+        # seed 0, the pixels of a test's own image_bytes() upload.
+        seed = factory.Sequence(lambda n: n % 255 + 1)
 
 
 class PredictionFactory(factory.django.DjangoModelFactory):

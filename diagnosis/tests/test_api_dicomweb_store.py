@@ -93,7 +93,8 @@ def test_a_retry_answers_with_the_scans_already_made_and_files_nothing_twice(api
 
 
 def test_refused_instances_say_why_and_do_not_undo_the_others(client, api_client, organization, other_organization,
-                                                             active_model_version):
+                                                             active_model_version, monkeypatch):
+    from pydicom import Dataset, config
     PatientFactory(organization=organization, mrn="MRN-0042")
     PatientFactory(organization=other_organization, mrn="MRN-9000")
     good = slice_for("MRN-0042")
@@ -109,12 +110,21 @@ def test_refused_instances_say_why_and_do_not_undo_the_others(client, api_client
     failed = items(response, FAILED)
     reasons = [value(item, "00000902") for item in failed]
     assert [value(item, "00081197") for item in failed] == [0x0110, 0x0110, 0x0110, 0x0110, 0xC000, 0xC000]
-    assert reasons[0].startswith("No patient with MRN 'MRN-7777' in your organization: register them first")
-    assert reasons[1].startswith("No patient with MRN 'MRN-9000' in your organization")  # another's is not found
-    assert "names no patient ID" in reasons[2]
-    assert "not a CT slice (modality MR)" in reasons[3]
+    # ErrorComment is an LO: cut to 64 characters, which a strict reader holds it to; the whole reason is kept.
+    assert reasons[:4] == [
+        "No patient with MRN 'MRN-7777' in your organization: register...",
+        "No patient with MRN 'MRN-9000' in your organization: register...",  # another's is not found
+        "The header names no patient ID (an anonymised export?)...",
+        "The DICOM file cannot be used: it is not a CT slice (modality...",
+    ]
+    monkeypatch.setattr(config.settings, "reading_validation_mode", config.RAISE)
+    assert len(Dataset.from_json(response.json()).FailedSOPSequence) == 6  # a strict reader reads every element
     assert reasons[4] == "Not a DICOM Part 10 instance (no DICM preamble)."
     assert reasons[5] == "A part of type image/png, not application/dicom: not stored."
+    kept = list(DicomStoreRefusal.objects.order_by("id").values_list("reason", flat=True))
+    assert kept[0] == ("No patient with MRN 'MRN-7777' in your organization: register them first "
+                       "(POST /api/v1/patients/), then send it again.")
+    assert "not a CT slice (modality MR); only CT slices can be diagnosed" in kept[3]
     assert [value(item, "00081155") for item in failed[:4]] == [uids(d)[1] for d in (unknown, elsewhere, anonymous,
                                                                                       magnetic)]
     assert Scan.objects.count() == 1
@@ -137,7 +147,8 @@ def test_a_merged_records_mrn_files_for_the_record_it_went_into_and_an_ambiguous
 
     assert response.status_code == 202
     assert scan_of(items(response, REFERENCED)[0]).patient == kept
-    assert value(items(response, FAILED)[0], "00000902").startswith(
+    assert value(items(response, FAILED)[0], "00000902").startswith("Patient ID '0007' matches the MRNs of 2 patients")
+    assert DicomStoreRefusal.objects.get().reason.startswith(
         "Patient ID '0007' matches the MRNs of 2 patients here ('007', '7')")
 
 
@@ -221,3 +232,45 @@ def test_refusals_are_kept_for_the_administrators_and_resolved_once_the_archive_
     assert unknown.resolved_at is not None
     assert f"scan #{unknown.resolved_as_id}</a>" in admin.get(reverse("diagnosis:staff_list")).content.decode()
     assert not DicomStoreRefusal.objects.filter(organization=other_organization).exists()
+
+
+STUDY = "1.2.826.0.1.3680043.8.498.10"
+
+
+def test_instances_stored_into_a_named_study_are_filed_and_those_of_another_study_refused(
+    client, api_client, organization, active_model_version
+):
+    PatientFactory(organization=organization, mrn="MRN-0042")
+    ours, theirs = slice_for_study(STUDY), slice_for_study("1.2.826.0.1.3680043.8.498.11", seed=1)
+
+    response = api_client.generic("POST", f"{URL}/{STUDY}", related(ours, theirs),
+                                  content_type=f'multipart/related; type="application/dicom"; boundary={BOUNDARY}')
+
+    assert response.status_code == 202, response.content
+    assert openapi.mismatches(openapi.load(client), URL + "/{study_uid}", "post", response) == []
+    assert [value(item, "00081155") for item in items(response, REFERENCED)] == [uids(ours)[1]]
+    [refused] = items(response, FAILED)
+    assert (value(refused, "00081155"), value(refused, "00081197")) == (uids(theirs)[1], 0xC409)
+    assert value(refused, "00000902") == "Of another study than the one addressed: it belongs to study..."
+    kept = DicomStoreRefusal.objects.get()
+    assert kept.failure_code == 0xC409 and kept.reason == (
+        f"Of another study than the one addressed: it belongs to study 1.2.826.0.1.3680043.8.498.11, not to study "
+        f"{STUDY}. Not stored.")
+    assert Scan.objects.count() == 1
+
+
+@pytest.mark.parametrize("study", ["1.2.03", "1.2.x", "1." + "2" * 70, "1..2"])
+def test_a_study_address_that_is_no_uid_is_refused_before_anything_is_read(api_client, organization,
+                                                                          active_model_version, study):
+    PatientFactory(organization=organization, mrn="MRN-0042")
+
+    response = api_client.generic("POST", f"{URL}/{study}", related(slice_for_study(STUDY)),
+                                  content_type=f'multipart/related; type="application/dicom"; boundary={BOUNDARY}')
+
+    assert response.status_code == 400 and "is not a DICOM UID" in response.json()["detail"]
+    assert not Scan.objects.exists() and not DicomStoreRefusal.objects.exists()
+
+
+def slice_for_study(study: str, *, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    return dicom_bytes(rng.integers(900, 1300, (64, 64), dtype=np.uint16), patient_id="MRN-0042", study_uid=study)

@@ -189,3 +189,8 @@ def test_the_header_names_the_patient_id_and_modality_without_decoding_pixels():
 def test_an_unreadable_header_is_refused_with_a_reason():
     with pytest.raises(DicomError, match="not a readable DICOM file"):
         read_header(b"a text file, not DICOM")
+
+
+def test_the_header_names_the_study_an_instance_belongs_to():
+    assert read_header(dicom_bytes(_slice(AIR), study_uid="1.2.826.0.1.3680043.8.498.1")).study_instance_uid == \
+        "1.2.826.0.1.3680043.8.498.1"

@@ -3,6 +3,8 @@ store, and each is filed for the patient its header names (services.dicom_instan
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -18,6 +20,10 @@ from ...services.dicom_store import DICOM
 from ..multipart import MultipartError, content_type_parameters, split_related
 from ..renderers import DicomJSONRenderer
 
+# PS3.5 9.1: components of digits, no leading zero but a lone 0, joined by dots, at most 64 characters.
+UID = re.compile(r"(?=.{1,64}$)(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "payload_too_large"
@@ -25,6 +31,17 @@ class PayloadTooLarge(exceptions.APIException):
 
 def _element(vr: str, *values) -> dict:
     return {"vr": vr, "Value": list(values)} if values and values != ("",) else {"vr": vr}
+
+
+def error_comment(reason: str, limit: int = 64) -> str:
+    """The reason as ErrorComment holds it: an LO, at most 64 characters, which a strict reader refuses to parse
+    past. Cut at a word with "..."; the whole reason is kept with the refusal for the administrators."""
+    if len(reason) <= limit:
+        return reason
+    cut = reason[: limit - 3]
+    if reason[limit - 3] != " " and " " in cut:  # not already at a word's end
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,:;") + "..."
 
 
 def _answer(outcomes: list[services.StoredInstance], base_url: str) -> dict:
@@ -38,7 +55,7 @@ def _answer(outcomes: list[services.StoredInstance], base_url: str) -> dict:
             referenced.append(item)
         else:
             item["00081197"] = _element("US", outcome.failure_code)
-            item["00000902"] = _element("LO", outcome.failure)
+            item["00000902"] = _element("LO", error_comment(outcome.failure))
             failed.append(item)
     answer: dict = {}
     if failed:
@@ -57,7 +74,7 @@ def _answer(outcomes: list[services.StoredInstance], base_url: str) -> dict:
             "names each with its scan's API address in RetrieveURL (0008,1190)."),
         (202, DicomJSONRenderer.media_type): OpenApiResponse(
             OpenApiTypes.OBJECT, description="Some were refused: FailedSOPSequence (0008,1198) gives each one's "
-            "FailureReason (0008,1197) and, in ErrorComment (0000,0902), why."),
+            "FailureReason (0008,1197) and, in ErrorComment (0000,0902), why, cut to its 64 characters."),
         (409, DicomJSONRenderer.media_type): OpenApiResponse(OpenApiTypes.OBJECT, description="Every instance was refused."),
         400: OpenApiResponse(description="The body is not a multipart/related message, or holds too many parts."),
         413: OpenApiResponse(description="The body is larger than KIDNEYWEB_DICOMWEB_MAX_BYTES."),
@@ -76,7 +93,10 @@ class DicomStoreView(APIView):
     renderer_classes = [DicomJSONRenderer, JSONRenderer]
     parser_classes: list = []  # the body is read as it came; Django and DRF parse only forms and JSON
 
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request, study_uid: str = "") -> Response:
+        if study_uid and not UID.fullmatch(study_uid):
+            raise exceptions.ParseError(f"{study_uid[:80]!r} is not a DICOM UID (digits in groups joined by dots, at "
+                                        "most 64 characters): send the instances to the study's Study Instance UID.")
         media_type, params = content_type_parameters(request.META.get("CONTENT_TYPE", ""))
         if media_type != "multipart/related" or params.get("type", DICOM).lower() != DICOM:
             raise exceptions.UnsupportedMediaType(
@@ -107,8 +127,31 @@ class DicomStoreView(APIView):
             raise exceptions.ParseError(f"{len(parts)} instances in one request; the limit is "
                                         f"{settings.DATA_UPLOAD_MAX_NUMBER_FILES}: send them in several requests.")
         outcomes = services.dicom_instances_store(instances=[(part.content_type, part.data) for part in parts],
-                                                  uploaded_by=request.user)
+                                                  uploaded_by=request.user, study_instance_uid=study_uid)
         stored = sum(outcome.scan is not None for outcome in outcomes)
         code = (status.HTTP_200_OK if stored == len(outcomes) else
                 status.HTTP_409_CONFLICT if stored == 0 else status.HTTP_202_ACCEPTED)
         return Response(_answer(outcomes, request.build_absolute_uri("/").rstrip("/")), status=code)
+
+
+@extend_schema(
+    summary="Store DICOM instances into one study (DICOMweb STOW-RS)",
+    request={"multipart/related": OpenApiTypes.BINARY},
+    responses={
+        (200, DicomJSONRenderer.media_type): OpenApiResponse(OpenApiTypes.OBJECT, description="Every instance was "
+                                                             "filed (or had been)."),
+        (202, DicomJSONRenderer.media_type): OpenApiResponse(
+            OpenApiTypes.OBJECT, description="Some were refused; one of another study with FailureReason C409."),
+        (409, DicomJSONRenderer.media_type): OpenApiResponse(OpenApiTypes.OBJECT, description="Every instance was refused."),
+        400: OpenApiResponse(description="The study UID is not a DICOM UID, or the body is not what its Content-Type "
+                                         "says."),
+        413: OpenApiResponse(description="The body is larger than KIDNEYWEB_DICOMWEB_MAX_BYTES."),
+        415: OpenApiResponse(description="Not multipart/related with type application/dicom."),
+        503: OpenApiResponse(description="No diagnosis model is active: send the instances again later."),
+    },
+    description="As `POST /api/v1/dicomweb/studies`, for a sender that stores into a named study (as "
+    "`dicomweb-client`'s `store_instances(..., study_instance_uid=...)` and some routers do): an instance whose "
+    "StudyInstanceUID (0020,000D) is another study's is refused with FailureReason C409, the others are filed.",
+)
+class DicomStudyStoreView(DicomStoreView):
+    pass
