@@ -75,9 +75,12 @@ class AugmentConfig:
     erasing: float = 0.0
     # Mixup (Zhang et al., 2018): blend pairs of slices and their labels; 0 turns it off.
     mixup_alpha: float = 0.0
+    # MixStyle (Zhou et al., 2021), resnet_small only: the share of batches in which the feature statistics
+    # of the first two stages are blended across slices, so that a patient's or scanner's look stops deciding.
+    mixstyle: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("rotation", "zoom", "shift", "contrast", "brightness", "erasing"):
+        for name in ("rotation", "zoom", "shift", "contrast", "brightness", "erasing", "mixstyle"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augment.{name} must be between 0 and 1 (a fraction), not {getattr(self, name)!r}")
         if self.mixup_alpha < 0:

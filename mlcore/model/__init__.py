@@ -15,7 +15,7 @@ from keras import layers
 
 from mlcore.config import ARCHITECTURES, POOLINGS, AugmentConfig, TrainConfig
 from mlcore.model.custom_layers import (BodyCrop, ChannelSlice, Grayscale, MahalanobisDistance,  # noqa: F401
-                                        Standardize, TemperatureScaling, WhiteTopHat, tophat_size)
+                                        MixStyle, Standardize, TemperatureScaling, WhiteTopHat, tophat_size)
 
 # Few steps per epoch on a small data set: slow moving averages would lag the weights
 # and make inference-mode outputs disagree with training-mode ones.
@@ -48,8 +48,9 @@ def _residual_block(x, filters: int, stride: int, name: str, weight_decay: float
 
 
 def _resnet_small(x, weight_decay: float, normalization: str = "batch", width: int = 32,
-                  blocks: Sequence[int] = (1, 2, 2, 1), prefix: str = ""):
-    """A ResNet-18-style network, narrower, for a few thousand greyscale slices on a CPU."""
+                  blocks: Sequence[int] = (1, 2, 2, 1), prefix: str = "", mixstyle: float = 0.0, seed: int = 0):
+    """A ResNet-18-style network, narrower, for a few thousand greyscale slices on a CPU. ``mixstyle`` adds
+    MixStyle after the first two stages (where the statistics are style more than content), for training."""
     widths = [width * 2 ** stage for stage in range(len(blocks))]
     regularizer = keras.regularizers.l2(weight_decay) if weight_decay else None
     x = layers.Conv2D(widths[0], 5, strides=2, padding="same", use_bias=False,
@@ -62,6 +63,8 @@ def _resnet_small(x, weight_decay: float, normalization: str = "batch", width: i
             stride = 2 if block == 0 and stage > 0 else 1
             x = _residual_block(x, width, stride, f"{prefix}stage{stage + 1}_block{block + 1}", weight_decay,
                                 normalization)
+        if mixstyle and stage < 2:
+            x = MixStyle(mixstyle, seed=seed + stage, name=f"aug_mixstyle{stage + 1}")(x)
     return x
 
 
@@ -120,6 +123,8 @@ def build_model(
         raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
     if isinstance(augment, bool):
         augment = AugmentConfig(enabled=augment)
+    if augment.enabled and augment.mixstyle and architecture != "resnet_small":
+        raise ValueError("mixstyle mixes the statistics of resnet_small's stages; other architectures have none here")
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(None, None, None), name="image")
     x = _preprocess(inputs, image_size, standardize=False, body_crop=body_crop)
@@ -133,7 +138,8 @@ def build_model(
         x = Standardize(name="standardize")(x)
 
     if architecture == "resnet_small":
-        features = _resnet_small(x, weight_decay, normalization, width)
+        features = _resnet_small(x, weight_decay, normalization, width,
+                                 mixstyle=augment.mixstyle if augment.enabled else 0.0, seed=seed)
     else:
         rgb = layers.Concatenate(axis=-1, name="to_rgb")([x, x, x])
         application = {"resnet50": keras.applications.ResNet50, "vgg16": keras.applications.VGG16}[architecture]

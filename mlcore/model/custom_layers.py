@@ -114,6 +114,40 @@ def tophat_size(fraction: float, image_size: int) -> int:
 
 
 @keras.saving.register_keras_serializable(package="mlcore")
+class MixStyle(layers.Layer):
+    """In training, with this probability per batch, give each slice's feature maps the channel statistics
+    (mean and spread over the image) of a blend of itself and another slice of the batch (MixStyle, Zhou et
+    al., 2021). Those statistics carry a scan's "style": its scanner, windowing and the patient's overall look.
+    Blending them across patients asks the next layers to read the content instead. Identity at inference."""
+
+    def __init__(self, probability: float = 0.5, alpha: float = 0.1, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.probability, self.alpha, self.seed = probability, alpha, seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or not self.probability:
+            return inputs
+        ops = keras.ops
+        # The statistics are mixed, not learned through: gradients flow through the normalised content only.
+        mean = ops.stop_gradient(ops.mean(inputs, axis=(1, 2), keepdims=True))
+        spread = ops.stop_gradient(ops.sqrt(ops.var(inputs, axis=(1, 2), keepdims=True) + 1e-6))
+        batch = ops.shape(inputs)[0]
+        weight = keras.random.beta((batch, 1, 1, 1), self.alpha, self.alpha, seed=self.generator)
+        other = keras.random.shuffle(ops.arange(batch), seed=self.generator)
+        mixed_mean = weight * mean + (1.0 - weight) * ops.take(mean, other, axis=0)
+        mixed_spread = weight * spread + (1.0 - weight) * ops.take(spread, other, axis=0)
+        mixed = (inputs - mean) / spread * mixed_spread + mixed_mean
+        return ops.where(keras.random.uniform((), seed=self.generator) < self.probability, mixed, inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "probability": self.probability, "alpha": self.alpha, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="mlcore")
 class Standardize(layers.Layer):
     """Zero mean, unit variance per image: scanners and windowing differ in brightness and contrast."""
 

@@ -126,6 +126,47 @@ def test_erasing_outside_zero_to_one_is_refused():
         AugmentConfig(erasing=1.5)
 
 
+def test_mixstyle_gives_each_slice_a_blend_of_the_batchs_statistics_in_training_and_nothing_at_inference():
+    from mlcore.model import MixStyle
+
+    rng = np.random.default_rng(0)
+    # Four "patients", each its own brightness and contrast (the statistics) over the same content.
+    content = rng.normal(size=(1, 8, 8, 3)).astype("float32")
+    content = (content - content.mean(axis=(1, 2), keepdims=True)) / content.std(axis=(1, 2), keepdims=True)
+    means, spreads = np.array([0.0, 5.0, 10.0, 20.0]), np.array([1.0, 2.0, 3.0, 4.0])
+    batch = (content * spreads[:, None, None, None] + means[:, None, None, None]).astype("float32")
+    layer = MixStyle(probability=1.0, alpha=0.1, seed=1)
+
+    mixed = np.asarray(layer(batch, training=True))
+
+    assert np.allclose(np.asarray(layer(batch, training=False)), batch)
+    got_means, got_spreads = mixed.mean(axis=(1, 2))[:, 0], mixed.std(axis=(1, 2))[:, 0]
+    assert not np.allclose(got_means, means, atol=0.05)  # some slices took on another's look...
+    assert np.all((got_means >= -1e-3) & (got_means <= 20 + 1e-3))  # ...a blend of the batch's, nothing else
+    assert np.all((got_spreads >= 1 - 1e-2) & (got_spreads <= 4 + 1e-2))
+    normalised = (mixed - mixed.mean(axis=(1, 2), keepdims=True)) / mixed.std(axis=(1, 2), keepdims=True)
+    assert np.allclose(normalised, np.broadcast_to(content, normalised.shape), atol=1e-3)  # the content is kept
+    assert np.allclose(np.asarray(MixStyle(probability=0.0)(batch, training=True)), batch)
+
+
+def test_mixstyle_layers_are_in_the_training_network_only_and_survive_a_save(tmp_path):
+    import keras
+
+    from mlcore.config import AugmentConfig
+
+    trained = build_model(class_names=CLASSES, image_size=32, width=8, augment=AugmentConfig(mixstyle=0.5))
+    shipped = build_model(class_names=CLASSES, image_size=32, width=8, augment=False)
+
+    assert [layer.name for layer in trained.layers if "mixstyle" in layer.name] == ["aug_mixstyle1", "aug_mixstyle2"]
+    assert not [layer for layer in shipped.layers if "mixstyle" in layer.name]
+    trained.save(tmp_path / "m.keras")
+    assert keras.saving.load_model(tmp_path / "m.keras").get_layer("aug_mixstyle2").probability == 0.5
+    with pytest.raises(ValueError, match="augment.mixstyle must be between 0 and 1"):
+        AugmentConfig(mixstyle=2.0)
+    with pytest.raises(ValueError, match="mixstyle mixes the statistics of resnet_small"):
+        build_model(class_names=CLASSES, image_size=32, architecture="vgg16", augment=AugmentConfig(mixstyle=0.5))
+
+
 def test_the_top_hat_channel_keeps_a_small_bright_spot_and_drops_a_large_bright_region():
     import keras
 
