@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, OuterRef, Q
@@ -33,16 +33,39 @@ TOO_FEW = "too_few"
 NO_CARD = "no_card"
 
 
-def wilson_interval(count: int, of: int) -> tuple[float, float] | None:
+def wilson_interval(count: int, of: int, *, effective: float | None = None) -> tuple[float, float] | None:
     """The 95% Wilson score interval of count/of; unlike the normal approximation it stays inside [0, 1] and
-    is honest for the small counts of a pilot's first weeks."""
+    is honest for the small counts of a pilot's first weeks. ``effective`` is the number of independent slices
+    the evidence is worth when it is fewer than ``of`` (``effective_size``)."""
     if of <= 0:
         return None
-    p = count / of
-    denominator = 1 + _Z95**2 / of
-    centre = (p + _Z95**2 / (2 * of)) / denominator
-    half = _Z95 * math.sqrt(p * (1 - p) / of + _Z95**2 / (4 * of**2)) / denominator
+    p, n = count / of, of if effective is None else effective
+    denominator = 1 + _Z95**2 / n
+    centre = (p + _Z95**2 / (2 * n)) / denominator
+    half = _Z95 * math.sqrt(p * (1 - p) / n + _Z95**2 / (4 * n**2)) / denominator
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def effective_size(clusters: Sequence[tuple[int, int]]) -> float:
+    """How many independent slices a share counted over patients is worth: ``clusters`` holds each patient's
+    (count, of). Slices of one patient are alike, so twenty of one patient say little more than one does.
+
+    The share's variance between patients (the ratio estimator's, as for a cluster sample) against the variance
+    it would have were the slices independent gives the design effect (Kish), and the slices divided by it the
+    effective size. It lies between the patients (every slice of a patient read alike) and the slices (patients
+    no more alike than chance). A share of 0 or 1, or one patient, shows nothing of how alike a patient's slices
+    are, so it then counts the patients."""
+    of = sum(n for _, n in clusters)
+    patients = sum(1 for _, n in clusters if n)
+    if of == 0:
+        return 0.0
+    p = sum(c for c, _ in clusters) / of
+    if patients < 2 or p in (0.0, 1.0):
+        return float(patients)
+    between = patients / (patients - 1) * sum((c - p * n) ** 2 for c, n in clusters) / of**2
+    if between == 0:
+        return float(of)
+    return min(float(of), max(float(patients), p * (1 - p) / between))
 
 
 @dataclass(frozen=True)
@@ -53,22 +76,34 @@ class Measure:
     count: int
     of: int
     card: float | None
-    # The patients the reviewed slices came from: slices of one patient are alike, so ten slices of one patient say
-    # less than ten patients do, and a shortfall from a single hard case reads differently from a broad one.
-    patients: int = 0
+    # Each patient's (count, of): slices of one patient are alike, so ten slices of one patient say less than ten
+    # patients do, and a shortfall from a single hard case reads differently from a broad one. Empty: the slices
+    # are taken as independent.
+    clusters: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def patients(self) -> int:
+        """The patients the reviewed slices came from."""
+        return sum(1 for _, n in self.clusters if n)
 
     @property
     def rate(self) -> float | None:
         return self.count / self.of if self.of else None
 
     @property
+    def effective(self) -> float:
+        """The independent slices the reviewed ones are worth (``effective_size``)."""
+        return effective_size(self.clusters) if self.clusters else float(self.of)
+
+    @property
     def interval(self) -> tuple[float, float] | None:
-        return wilson_interval(self.count, self.of)
+        return wilson_interval(self.count, self.of, effective=self.effective)
 
     @property
     def verdict(self) -> str:
         """``below`` only when even the interval's upper end is under the card's value: the model is then worse
-        here than promised beyond what chance explains (at 2.5% one-sided, slices taken as independent)."""
+        here than promised beyond what chance explains (at 2.5% one-sided), with a patient's slices counted as the
+        evidence they are worth together, not as so many independent ones."""
         if self.card is None:
             return NO_CARD
         if self.of < MIN_REVIEWED:
@@ -235,13 +270,19 @@ def model_performance_in_use(
         .order_by()
     )
 
-    # Which patients each share's slices came from (one row per patient and pair of labels, not per slice).
-    patients_by_pair: dict[tuple[str, str], set[int]] = {}
-    for ai, truth, patient in current.values_list("prediction__label", "label", "scan__patient_id").distinct().order_by():
-        patients_by_pair.setdefault((ai, truth), set()).add(patient)
+    # Each patient's slices per pair of labels (one row per patient and pair, not per slice): the shares' intervals
+    # count a patient's slices as the evidence they are together.
+    by_patient = list(current.values_list("scan__patient_id", "prediction__label", "label").annotate(n=Count("id"))
+                      .order_by())
 
-    def patients_where(keep: Callable[[str, str], bool]) -> int:
-        return len(set().union(*[ids for pair, ids in patients_by_pair.items() if keep(*pair)]))
+    def clusters_where(keep: Callable[[str, str], bool]) -> tuple[tuple[int, int], ...]:
+        per_patient: dict[int, list[int]] = {}
+        for patient, ai, truth, n in by_patient:
+            if keep(ai, truth):
+                counts = per_patient.setdefault(patient, [0, 0])
+                counts[0] += n if ai == truth else 0
+                counts[1] += n
+        return tuple((kept, of) for _, (kept, of) in sorted(per_patient.items()))
 
     this_monday = _monday(today or timezone.localdate())
     if weeks_shown is None:
@@ -296,9 +337,9 @@ def model_performance_in_use(
         classes.append(ClassInUse(
             name=name,
             found=Measure(f"{name} found", found[0], found[1], tested.found if tested else None,
-                          patients=patients_where(lambda ai, truth: truth == name)),
+                          clusters=clusters_where(lambda ai, truth: truth == name)),
             right=Measure(f"{name} labels kept", right[0], right[1], tested.right if tested else None,
-                          patients=patients_where(lambda ai, truth: ai == name)),
+                          clusters=clusters_where(lambda ai, truth: ai == name)),
             diagnosed=labelled.get(name, 0),
         ))
     return PerformanceInUse(
@@ -306,7 +347,7 @@ def model_performance_in_use(
         inputs=model_inputs_in_use(organization=organization, model_version=model_version, today=today),
         threshold=threshold,
         accuracy=Measure("AI labels kept", agreed, reviewed, card_accuracy(model_version=model_version),
-                         patients=patients_where(lambda ai, truth: True)),
+                         clusters=clusters_where(lambda ai, truth: True)),
         classes=classes,
         weeks=[WeekInUse(start=monday, **weeks[monday]) for monday in shown],
         **totals,

@@ -219,8 +219,9 @@ def model_below_card_notify(*, alert: PerformanceAlert, performance: selectors.P
     share below with its counts, 95% interval and the card's value (counts only, no patient)."""
     return _event(organization_id=alert.organization_id, event="model.below_card", data={
         **_alert_data(alert),
-        "below": [{"name": m.name, "count": m.count, "of": m.of, "patients": m.patients, "rate": m.rate,
-                   "interval": list(m.interval) if m.interval else None, "card": m.card} for m in performance.below],
+        "below": [{"name": m.name, "count": m.count, "of": m.of, "patients": m.patients, "effective": m.effective,
+                   "rate": m.rate, "interval": list(m.interval) if m.interval else None, "card": m.card}
+                  for m in performance.below],
     })
 
 

@@ -42,6 +42,19 @@ def test_the_wilson_interval_stays_inside_zero_and_one_and_is_none_for_nothing()
     assert selectors.wilson_interval(0, 0) is None
 
 
+@pytest.mark.parametrize(("clusters", "effective"), [
+    ([(1, 1)] * 5 + [(0, 1)] * 5, 10),  # a slice per patient: as many as the slices
+    ([(0, 8), (8, 8)], 2),  # each patient read all alike: as many as the patients
+    ([(4, 8), (4, 8)], 16),  # patients no more alike than chance
+    ([(0, 10), (10, 10), (5, 10), (5, 10)], 6),  # in between, by how alike
+    ([(0, 5)], 1),  # one patient shows nothing of how alike their slices are
+    ([(0, 5), (0, 6)], 2),  # nor does a share of 0
+    ([], 0),
+])
+def test_the_evidence_of_a_share_is_its_patients_slices_taken_as_alike_as_they_were_read(clusters, effective):
+    assert selectors.effective_size(clusters) == pytest.approx(effective)
+
+
 def test_results_are_counted_by_outcome_leaving_out_withdrawn_scans_other_organizations_and_other_versions(
     organization, other_organization
 ):
@@ -184,6 +197,21 @@ def test_each_share_counts_the_patients_its_slices_came_from(organization):
     cyst = next(c for c in performance.classes if c.name == "Cyst")
     assert (cyst.right.of, cyst.right.patients, cyst.found.patients) == (8, 1, 0)
     assert performance.accuracy.patients == 3
+
+
+def test_a_shortfall_from_one_patients_slices_is_not_below_the_card_as_the_same_spread_over_patients_is(
+        organization):
+    version = carded_version()
+    hard_case = PatientFactory(organization=organization)
+    reviewed(organization, version, "Normal", "Tumor", count=9, patient=hard_case)  # one patient's tumour, missed
+    reviewed(organization, version, "Tumor", "Tumor", count=3)  # three other patients', found
+
+    found = next(c for c in selectors.model_performance_in_use(organization=organization, model_version=version).classes
+                 if c.name == "Tumor").found
+
+    assert (found.count, found.of, found.patients, found.effective) == (3, 12, 4, 4.0)
+    assert selectors.wilson_interval(3, 12)[1] < 0.65  # taken as twelve independent slices it would be below
+    assert found.interval[1] > 0.65 and found.verdict == CONSISTENT  # as the evidence of four patients, it is not
 
 
 def test_of_two_reviews_at_the_same_moment_the_later_written_is_current(organization):

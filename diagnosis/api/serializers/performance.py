@@ -47,8 +47,11 @@ class MeasureSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="slices that met the measure")
     of = serializers.IntegerField(help_text="reviewed slices it is a share of")
     patients = serializers.IntegerField(help_text="the patients those reviewed slices came from")
+    effective = serializers.FloatField(help_text="the independent slices the reviewed ones are worth, between "
+                                                 "`patients` and `of`: slices of one patient are alike")
     rate = serializers.FloatField(allow_null=True, help_text="count / of; null when none are reviewed")
-    interval = serializers.SerializerMethodField(help_text="95% Wilson score interval of the rate; null when none")
+    interval = serializers.SerializerMethodField(help_text="95% Wilson score interval of the rate over the `effective` "
+                                                           "slices; null when none")
     card = serializers.FloatField(allow_null=True, help_text="the value on the card's series test split")
     verdict = serializers.ChoiceField(choices=VERDICTS)
 
