@@ -13,7 +13,7 @@ import logging
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .. import selectors
@@ -100,9 +100,7 @@ def scan_restore(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
             raise ValidationError({"reason": ["This scan is not withdrawn."]})
         again = selectors.scan_of_slice(patient_id=scan.patient_id, sha256=scan.sha256, exclude=scan)
         if again is not None:
-            raise ValidationError({"reason": [
-                f"The same slice was uploaded again for this patient as scan #{again.pk}: restored, it would be on "
-                "record twice. Withdraw that one first if this one should stand."]})
+            raise _uploaded_again(again)
         copy = selectors.scan_refiling_standing(scan=scan)
         if copy is not None:
             raise ValidationError({"reason": [
@@ -114,9 +112,22 @@ def scan_restore(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
         scan.withdrawn_at = None
         scan.withdrawn_by = None
         scan.withdrawal_reason = ""
-        scan.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
+        try:
+            with transaction.atomic():
+                scan.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
+        except IntegrityError:
+            # The slice was uploaded again while this was being restored (scan_slice_once_per_patient).
+            again = selectors.scan_of_slice(patient_id=scan.patient_id, sha256=scan.sha256, exclude=scan)
+            if again is None:
+                raise
+            raise _uploaded_again(again) from None
         scan_restored_notify(scan=scan, reason=reason)
         performance_alert_refresh(scan=scan, after="the restoral")
     logger.info("Scan %s restored by %s: %s", scan.pk, user.get_username(), reason)
     return scan
 
+
+def _uploaded_again(again: Scan) -> ValidationError:
+    return ValidationError({"reason": [
+        f"The same slice was uploaded again for this patient as scan #{again.pk}: restored, it would be on "
+        "record twice. Withdraw that one first if this one should stand."]})

@@ -11,6 +11,7 @@ from diagnosis import services
 from diagnosis.models import Prediction, Scan
 
 from .factories import PatientFactory, image_bytes
+from .races import cross, require_postgresql
 
 
 @pytest.fixture
@@ -191,51 +192,14 @@ def test_two_sends_of_one_slice_that_cross_store_one_scan_and_answer_the_second_
         transactional_db, patient, clinician, active_model_version):
     """The second send checks before the first has committed, so only the constraint can stop it: it waits on
     the first's row, fails, and is answered as a duplicate naming the scan the first made."""
-    import threading
-    import time
+    require_postgresql()
 
-    from django.db import connection, connections, transaction
+    def send(name: str):
+        return services.scan_create(patient=patient, file=SimpleUploadedFile(name, image_bytes()), uploaded_by=clinician)
 
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: SQLite lets one writer at a time, so the two sends cannot cross")
-    first_inserted, commit_first, outcome = threading.Event(), threading.Event(), {}
-
-    def first_send():
-        try:
-            with transaction.atomic():
-                outcome["first"] = services.scan_create(patient=patient, file=SimpleUploadedFile("a.png", image_bytes()),
-                                                        uploaded_by=clinician)
-                first_inserted.set()
-                commit_first.wait(30)
-        finally:
-            connections.close_all()
-
-    def second_send():
-        try:
-            services.scan_create(patient=patient, file=SimpleUploadedFile("b.png", image_bytes()), uploaded_by=clinician)
-        except ValidationError as exc:
-            outcome["second"] = exc
-        finally:
-            connections.close_all()
-
-    first = threading.Thread(target=first_send)
-    first.start()
-    assert first_inserted.wait(30)
-    second = threading.Thread(target=second_send)
-    second.start()
-    with connection.cursor() as cursor:  # until the second send's insert waits on the first's uncommitted row
-        for _ in range(300):
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE "
-                           "'INSERT INTO %%diagnosis_scan%%'")
-            if cursor.fetchone()[0]:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the second send never waited on the first")
-    commit_first.set()
-    first.join(30)
-    second.join(30)
+    first, second = cross(lambda: send("a.png"), lambda: send("b.png"), waits_at="INSERT")
 
     assert Scan.objects.filter(patient=patient).count() == 1
-    error = outcome["second"].error_dict["image"][0]
-    assert error.code == "already_stored" and error.params == {"scan": outcome["first"].pk}
+    assert isinstance(second, ValidationError), second
+    error = second.error_dict["image"][0]
+    assert error.code == "already_stored" and error.params == {"scan": first.pk}

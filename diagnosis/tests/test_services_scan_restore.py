@@ -9,6 +9,7 @@ from diagnosis import selectors, services
 from diagnosis.models import ScanWithdrawal
 
 from .factories import PatientFactory, ScanFactory, image_bytes
+from .races import cross, require_postgresql
 
 
 @pytest.fixture
@@ -54,6 +55,24 @@ def test_restoring_is_refused_while_the_same_slice_is_on_record_again(organizati
     services.scan_restore(scan=first, user=clinician, reason="it was right")
     first.refresh_from_db()
     assert not first.is_withdrawn
+
+
+def test_a_restoral_that_crosses_an_upload_of_the_same_slice_is_refused_and_leaves_the_scan_withdrawn(
+        transactional_db, organization, clinician, active_model_version):
+    require_postgresql()
+    patient = PatientFactory(organization=organization)
+    first = services.scan_create(patient=patient, file=SimpleUploadedFile("a.png", image_bytes()), uploaded_by=clinician)
+    services.scan_withdraw(scan=first, user=clinician, reason="wrong image")
+
+    again, restoral = cross(
+        lambda: services.scan_create(patient=patient, file=SimpleUploadedFile("b.png", image_bytes()),
+                                     uploaded_by=clinician),
+        lambda: services.scan_restore(scan=first, user=clinician, reason="it was right"), waits_at="UPDATE")
+
+    assert isinstance(restoral, ValidationError), restoral
+    assert f"uploaded again for this patient as scan #{again.pk}" in restoral.messages[0]
+    first.refresh_from_db()
+    assert first.is_withdrawn and not ScanWithdrawal.objects.get(scan=first).restored_at
 
 
 def test_only_the_uploader_or_an_administrator_may_restore_and_a_reason_is_needed(withdrawn, nurse, other_clinician,
