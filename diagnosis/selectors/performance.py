@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, OuterRef, Q
@@ -275,14 +275,16 @@ def model_performance_in_use(
     by_patient = list(current.values_list("scan__patient_id", "prediction__label", "label").annotate(n=Count("id"))
                       .order_by())
 
-    def clusters_where(keep: Callable[[str, str], bool]) -> tuple[tuple[int, int], ...]:
-        per_patient: dict[int, list[int]] = {}
-        for patient, ai, truth, n in by_patient:
-            if keep(ai, truth):
-                counts = per_patient.setdefault(patient, [0, 0])
-                counts[0] += n if ai == truth else 0
-                counts[1] += n
-        return tuple((kept, of) for _, (kept, of) in sorted(per_patient.items()))
+    # One pass: each patient's [kept, reviewed] for the accuracy, per reviewer's label (found) and per AI label (kept).
+    per_patient: dict[tuple[str, str], dict[int, list[int]]] = {}
+    for patient, ai, truth, n in by_patient:
+        for key in (("all", ""), ("found", truth), ("right", ai)):
+            counts = per_patient.setdefault(key, {}).setdefault(patient, [0, 0])
+            counts[0] += n if ai == truth else 0
+            counts[1] += n
+
+    def clusters(kind: str, name: str = "") -> tuple[tuple[int, int], ...]:
+        return tuple((kept, of) for _, (kept, of) in sorted(per_patient.get((kind, name), {}).items()))
 
     this_monday = _monday(today or timezone.localdate())
     if weeks_shown is None:
@@ -337,9 +339,9 @@ def model_performance_in_use(
         classes.append(ClassInUse(
             name=name,
             found=Measure(f"{name} found", found[0], found[1], tested.found if tested else None,
-                          clusters=clusters_where(lambda ai, truth: truth == name)),
+                          clusters=clusters("found", name)),
             right=Measure(f"{name} labels kept", right[0], right[1], tested.right if tested else None,
-                          clusters=clusters_where(lambda ai, truth: ai == name)),
+                          clusters=clusters("right", name)),
             diagnosed=labelled.get(name, 0),
         ))
     return PerformanceInUse(
@@ -347,7 +349,7 @@ def model_performance_in_use(
         inputs=model_inputs_in_use(organization=organization, model_version=model_version, today=today),
         threshold=threshold,
         accuracy=Measure("AI labels kept", agreed, reviewed, card_accuracy(model_version=model_version),
-                         clusters=clusters_where(lambda ai, truth: True)),
+                         clusters=clusters("all")),
         classes=classes,
         weeks=[WeekInUse(start=monday, **weeks[monday]) for monday in shown],
         **totals,
