@@ -271,20 +271,23 @@ def model_performance_in_use(
     )
 
     # Each patient's slices per pair of labels (one row per patient and pair, not per slice): the shares' intervals
-    # count a patient's slices as the evidence they are together.
-    by_patient = list(current.values_list("scan__patient_id", "prediction__label", "label").annotate(n=Count("id"))
-                      .order_by())
-
-    # One pass: each patient's [kept, reviewed] for the accuracy, per reviewer's label (found) and per AI label (kept).
+    # count a patient's slices as the evidence they are together. Gathered in one pass into each patient's
+    # [kept, reviewed] for the accuracy ("all"), per reviewer's label ("found") and per AI label ("right").
     per_patient: dict[tuple[str, str], dict[int, list[int]]] = {}
-    for patient, ai, truth, n in by_patient:
-        for key in (("all", ""), ("found", truth), ("right", ai)):
-            counts = per_patient.setdefault(key, {}).setdefault(patient, [0, 0])
-            counts[0] += n if ai == truth else 0
-            counts[1] += n
+    everyone = per_patient.setdefault(("all", ""), {})
+    rows = current.values_list("scan__patient_id", "prediction__label", "label").annotate(n=Count("id")).order_by()
+    for patient, ai, truth, n in rows:
+        kept = n if ai == truth else 0
+        for table in (everyone, per_patient.setdefault(("found", truth), {}), per_patient.setdefault(("right", ai), {})):
+            counts = table.get(patient)
+            if counts is None:
+                table[patient] = [kept, n]
+            else:
+                counts[0] += kept
+                counts[1] += n
 
     def clusters(kind: str, name: str = "") -> tuple[tuple[int, int], ...]:
-        return tuple((kept, of) for _, (kept, of) in sorted(per_patient.get((kind, name), {}).items()))
+        return tuple(map(tuple, per_patient.get((kind, name), {}).values()))
 
     this_monday = _monday(today or timezone.localdate())
     if weeks_shown is None:
