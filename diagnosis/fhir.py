@@ -41,6 +41,7 @@ REPORT_CODE = {
     "text": "Kidney CT slice: Normal, Cyst, Stone or Tumor",
 }
 URI_SYSTEM = "urn:ietf:rfc:3986"  # an identifier that is itself an address
+DICOM_UID_SYSTEM = "urn:dicom:uid"  # DICOM UIDs as FHIR identifiers: the value is urn:oid:<uid>
 _RADIOLOGY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "RAD",
                           "display": "Radiology"}]}
 _IMAGING = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "imaging",
@@ -183,6 +184,8 @@ def scan_fhir_bundle(*, scan: Scan, base_url: str) -> dict[str, Any]:
     report["subject"] = patient
     media = bundle.add(f"/scans/{scan.pk}/image", {
         "resourceType": "Media",
+        **({"identifier": [{"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{scan.dicom_instance_uid}"}]}
+           if scan.dicom_instance_uid else {}),
         "status": "entered-in-error" if withdrawn else "completed",
         "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/media-type", "code": "image",
                              "display": "Image"}]},
@@ -195,6 +198,11 @@ def scan_fhir_bundle(*, scan: Scan, base_url: str) -> dict[str, Any]:
                     "title": scan.original_filename or f"scan-{scan.pk}"},
     })
     report["media"] = [{"comment": "The CT slice as uploaded", "link": media}]
+    if scan.dicom_study_uid:
+        # The study in the hospital's archive, by its UID: the receiving system links it to the ImagingStudy it
+        # holds (kidneyweb keeps no study of its own, so the reference is logical).
+        report["imagingStudy"] = [{"identifier": {"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{scan.dicom_study_uid}"},
+                                   "display": "The CT study this slice came from"}]
 
     results: list[dict[str, str]] = []
     ai = None

@@ -30,6 +30,10 @@ class CheckedImage:
     width: int
     height: int
     dicom_patient_id: str = ""  # the patient ID a DICOM header names, to check against the patient chosen
+    # Which study, series and instance of the archive a DICOM slice is, so that a result can be linked back to it.
+    dicom_study_uid: str = ""
+    dicom_series_uid: str = ""
+    dicom_instance_uid: str = ""
 
 
 def _megabytes(size: int) -> str:
@@ -68,13 +72,14 @@ def validate_scan_image(file: IO[bytes]) -> CheckedImage:
     data = _read_limited(file, max_bytes)
     if not data:
         raise ValidationError("The file is empty.", code="empty_file")
-    dicom_patient_id = ""
+    dicom_patient_id, dicom_uids = "", ("", "", "")
     if ml.is_dicom(data):
         try:
             header = ml.dicom_header(data)
             if header.modality not in CT_MODALITIES:
                 raise ValueError(f"it is not a CT slice (modality {header.modality}); only CT slices can be diagnosed")
             dicom_patient_id = header.patient_id
+            dicom_uids = (header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
             # From here on the slice is a PNG like any other upload, checked by the same rules.
             data = ml.dicom_as_png(data, max_pixels=max_pixels)
         except ValueError as exc:
@@ -128,7 +133,8 @@ def validate_scan_image(file: IO[bytes]) -> CheckedImage:
     if image_format == "PNG":
         # Stored as the model and the browser read it, as a DICOM slice is.
         data = ml.high_bit_depth_as_png(data) or data
-    return CheckedImage(data=data, format=image_format, width=width, height=height, dicom_patient_id=dicom_patient_id)
+    return CheckedImage(data=data, format=image_format, width=width, height=height, dicom_patient_id=dicom_patient_id,
+                        dicom_study_uid=dicom_uids[0], dicom_series_uid=dicom_uids[1], dicom_instance_uid=dicom_uids[2])
 
 
 def date_range_error(*, start: datetime.date | None, end: datetime.date | None) -> str | None:

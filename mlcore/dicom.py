@@ -40,6 +40,7 @@ class DicomHeader:
     sop_class_uid: str = ""
     sop_instance_uid: str = ""
     study_instance_uid: str = ""
+    series_instance_uid: str = ""
 
 
 def read_header(data: bytes) -> DicomHeader:
@@ -55,7 +56,8 @@ def read_header(data: bytes) -> DicomHeader:
                        modality=str(dataset.get("Modality", "") or "").strip().upper(),
                        sop_class_uid=str(dataset.get("SOPClassUID", "") or "").strip(),
                        sop_instance_uid=str(dataset.get("SOPInstanceUID", "") or "").strip(),
-                       study_instance_uid=str(dataset.get("StudyInstanceUID", "") or "").strip())
+                       study_instance_uid=str(dataset.get("StudyInstanceUID", "") or "").strip(),
+                       series_instance_uid=str(dataset.get("SeriesInstanceUID", "") or "").strip())
 
 
 def is_dicom(data: bytes) -> bool:

@@ -182,6 +182,11 @@ class Scan(models.Model):
     dicom_patient_id = models.CharField("DICOM patient ID", max_length=64, blank=True,
                                         help_text="The PatientID of the DICOM header the slice came with; empty "
                                         "for PNG and JPEG uploads and for anonymised slices.")
+    # Where the slice is in the hospital's archive, so that its result can be linked to the study there (FHIR).
+    dicom_study_uid = models.CharField("DICOM study instance UID", max_length=64, blank=True,
+                                       help_text="The StudyInstanceUID of a DICOM slice; empty for PNG and JPEG.")
+    dicom_series_uid = models.CharField("DICOM series instance UID", max_length=64, blank=True)
+    dicom_instance_uid = models.CharField("DICOM SOP instance UID", max_length=64, blank=True)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scans")
     uploaded_at = models.DateTimeField(default=timezone.now, editable=False)
     # Entered in error (the wrong patient, the wrong image): kept, with its result and reviews, for the

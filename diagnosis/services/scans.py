@@ -169,6 +169,8 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
         format=checked.format,
         # A filed slice is a stored PNG: its header's patient ID comes with it from the scan it was filed from.
         dicom_patient_id=(checked.dicom_patient_id or (refiled_from.dicom_patient_id if refiled_from else ""))[:64],
+        **{field: (getattr(checked, field) or (getattr(refiled_from, field) if refiled_from else ""))[:64]
+           for field in ("dicom_study_uid", "dicom_series_uid", "dicom_instance_uid")},
         uploaded_by=uploaded_by,
         refiled_from=refiled_from,
     )

@@ -10,7 +10,7 @@ from diagnosis import services
 from diagnosis.models import Scan
 from mlcore.synthetic import dicom_bytes
 
-from .factories import PatientFactory
+from .factories import PatientFactory, image_bytes
 
 SLICE = np.tile(np.linspace(0, 2000, 32).astype(np.uint16), (24, 1))
 
@@ -70,3 +70,23 @@ def test_a_dicom_image_of_another_modality_is_refused(patient, clinician, active
 @pytest.mark.parametrize("modality", ["SC", "OT"])
 def test_a_workstations_capture_of_a_ct_slice_is_accepted(patient, clinician, active_model_version, modality):
     assert _upload(patient, clinician, patient_id=patient.mrn, modality=modality).format == "PNG"
+
+
+def test_a_dicom_slice_keeps_where_it_is_in_the_archive_and_a_filed_copy_keeps_it_too(organization, clinician,
+                                                                                     active_model_version):
+    import io
+
+    import pydicom
+
+    wrong, right = PatientFactory(organization=organization), PatientFactory(organization=organization)
+    data = dicom_bytes(SLICE, patient_id=None, study_uid="1.2.826.0.1.3680043.8.498.7", series_uid="1.2.826.0.1.8")
+    instance = str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
+    scan = services.scan_create(patient=wrong, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=clinician)
+
+    copy = services.scan_refile(scan=scan, patient=right, user=clinician, reason="uploaded for the wrong patient")
+    png = services.scan_create(patient=right, file=SimpleUploadedFile("a.png", image_bytes()), uploaded_by=clinician)
+
+    expected = ("1.2.826.0.1.3680043.8.498.7", "1.2.826.0.1.8", instance)
+    for stored in (Scan.objects.get(pk=scan.pk), Scan.objects.get(pk=copy.pk)):
+        assert (stored.dicom_study_uid, stored.dicom_series_uid, stored.dicom_instance_uid) == expected
+    assert (png.dicom_study_uid, png.dicom_series_uid, png.dicom_instance_uid) == ("", "", "")

@@ -197,6 +197,12 @@ class RestoreSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200, help_text="Why the withdrawal is undone, e.g. \"withdrawn by mistake\".")
 
 
+class DicomIdentifiersSerializer(serializers.Serializer):
+    study_uid = serializers.CharField(help_text="StudyInstanceUID (0020,000D)")
+    series_uid = serializers.CharField(help_text="SeriesInstanceUID (0020,000E)")
+    instance_uid = serializers.CharField(help_text="SOPInstanceUID (0008,0018)")
+
+
 class ScanSerializer(serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(read_only=True)
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
@@ -214,6 +220,10 @@ class ScanSerializer(serializers.ModelSerializer):
     refiled_as = serializers.SerializerMethodField(
         help_text="The ids of the scans this slice was filed as for other patients (POST refile), oldest first; "
         "at most one of them is not withdrawn.")
+    dicom = serializers.SerializerMethodField(
+        help_text="Null for a PNG or JPEG upload; for a DICOM slice, where it is in the hospital's archive: its "
+        "study_uid, series_uid and instance_uid (StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID; \"\" where its "
+        "header had none).")
 
     class Meta:
         model = Scan
@@ -225,6 +235,7 @@ class ScanSerializer(serializers.ModelSerializer):
             "width",
             "height",
             "sha256",
+            "dicom",
             "uploaded_by",
             "uploaded_at",
             "image_url",
@@ -241,6 +252,13 @@ class ScanSerializer(serializers.ModelSerializer):
     @extend_schema_field(WithdrawalSerializer(allow_null=True))
     def get_withdrawn(self, scan: Scan) -> dict[str, Any] | None:
         return WithdrawalSerializer(scan).data if scan.is_withdrawn else None
+
+    @extend_schema_field(DicomIdentifiersSerializer(allow_null=True))
+    def get_dicom(self, scan: Scan) -> dict[str, str] | None:
+        if not (scan.dicom_study_uid or scan.dicom_series_uid or scan.dicom_instance_uid):
+            return None
+        return {"study_uid": scan.dicom_study_uid, "series_uid": scan.dicom_series_uid,
+                "instance_uid": scan.dicom_instance_uid}
 
     def get_refiled_as(self, scan: Scan) -> list[int]:
         return [copy.pk for copy in scan.refiled_copies.all()]
