@@ -153,6 +153,12 @@ def scan_of_slice(*, patient_id: int, sha256: str, exclude: Scan | None = None) 
     return scans.order_by("uploaded_at", "id").first()
 
 
+def scan_of_instance(*, patient_id: int, instance_uid: str) -> Scan | None:
+    """The patient's earliest scan, not withdrawn, of this DICOM instance (SOPInstanceUID)."""
+    return (Scan.objects.filter(patient_id=patient_id, dicom_instance_uid=instance_uid, withdrawn_at__isnull=True)
+            .order_by("uploaded_at", "id").first())
+
+
 def scan_refiling_standing(*, scan: Scan) -> Scan | None:
     """The scan this one's slice became for another patient and that is not withdrawn (at most one)."""
     return Scan.objects.filter(refiled_from=scan, withdrawn_at__isnull=True).select_related("patient").first()

@@ -153,6 +153,10 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
     digest = _sha256(checked.data)
     # The same slice twice for one patient is a resent form or a retried request, not a new scan.
     earlier = selectors.scan_of_slice(patient_id=patient.pk, sha256=digest)
+    if earlier is None and checked.dicom_instance_uid:
+        # The archive's own identity of the slice: sent again with other pixels (another encoding, another window),
+        # it is still the instance stored before.
+        earlier = selectors.scan_of_instance(patient_id=patient.pk, instance_uid=checked.dicom_instance_uid[:64])
     if earlier is not None:
         raise _already_stored(earlier)
     model_version = selectors.model_version_active()

@@ -90,3 +90,29 @@ def test_a_dicom_slice_keeps_where_it_is_in_the_archive_and_a_filed_copy_keeps_i
     for stored in (Scan.objects.get(pk=scan.pk), Scan.objects.get(pk=copy.pk)):
         assert (stored.dicom_study_uid, stored.dicom_series_uid, stored.dicom_instance_uid) == expected
     assert (png.dicom_study_uid, png.dicom_series_uid, png.dicom_instance_uid) == ("", "", "")
+
+
+def test_an_instance_sent_again_with_other_pixels_is_the_instance_already_stored(patient, clinician,
+                                                                                 active_model_version):
+    import io
+
+    import pydicom
+
+    first = dicom_bytes(SLICE, patient_id=patient.mrn)
+    dataset = pydicom.dcmread(io.BytesIO(first))
+    dataset.WindowCenter, dataset.WindowWidth = "300", "1500"  # the same instance, windowed otherwise: other pixels
+    again = io.BytesIO()
+    dataset.save_as(again, enforce_file_format=True)
+    stored = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", first), uploaded_by=clinician)
+
+    with pytest.raises(ValidationError) as refused:
+        services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", again.getvalue()),
+                             uploaded_by=clinician)
+
+    error = refused.value.error_dict["image"][0]
+    assert error.code == "already_stored" and error.params == {"scan": stored.pk}
+    assert Scan.objects.count() == 1
+    services.scan_withdraw(scan=stored, user=clinician, reason="wrong window")
+    resent = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", again.getvalue()),
+                                  uploaded_by=clinician)
+    assert resent.dicom_instance_uid == stored.dicom_instance_uid and resent.sha256 != stored.sha256
