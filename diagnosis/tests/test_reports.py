@@ -49,6 +49,15 @@ def test_the_report_holds_patient_ai_result_model_review_and_the_notice(reviewed
         assert expected in text, expected
 
 
+def test_a_dicom_slices_report_names_its_study_in_the_archive(reviewed_scan, clinician):
+    plain = text_of(reports.scan_report_pdf(scan=reviewed_scan, user=clinician))
+    reviewed_scan.dicom_study_uid = "1.2.826.0.1.3680043.8.498.7"
+
+    text = text_of(reports.scan_report_pdf(scan=reviewed_scan, user=clinician))
+
+    assert "DICOM study 1.2.826.0.1.3680043.8.498.7" in text and "DICOM study" not in plain
+
+
 # The longest comment a review accepts, as one unbroken word of wide letters, as prose, and in a script the
 # report's font has no glyphs for, and in Arabic (only their length is checked: they must not break the report).
 @pytest.mark.parametrize("comment, token, count", [("W" * 4000, "W", 4000),
