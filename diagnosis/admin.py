@@ -185,10 +185,12 @@ class ScanAdmin(admin.ModelAdmin):
     # Scans enter through the upload service (validation, queueing); the admin only inspects them.
     list_display = ["id", "patient", "format", "width", "height", "uploaded_by", "uploaded_at"]
     list_filter = ["format", "patient__organization"]
-    search_fields = ["patient__name", "patient__mrn", "sha256", "original_filename", "dicom_study_uid"]
+    search_fields = ["patient__name", "patient__mrn", "sha256", "original_filename", "dicom_study_uid",
+                     "dicom_accession_number"]
     readonly_fields = [
         "patient", "image", "sha256", "original_filename", "width", "height", "format", "dicom_patient_id",
-        "dicom_study_uid", "dicom_series_uid", "dicom_instance_uid", "uploaded_by", "uploaded_at",
+        "dicom_study_uid", "dicom_series_uid", "dicom_instance_uid", "dicom_accession_number", "uploaded_by",
+        "uploaded_at",
         # Withdrawal and filing go through their services, which keep the history and notify.
         "withdrawn_at", "withdrawn_by", "withdrawal_reason", "refiled_from",
     ]

@@ -46,6 +46,8 @@ _RADIOLOGY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-00
                           "display": "Radiology"}]}
 _IMAGING = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "imaging",
                         "display": "Imaging"}]}
+_ACCESSION_TYPE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN",
+                               "display": "Accession ID"}]}
 _MRN_TYPE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR",
                          "display": "Medical record number"}]}
 _GENDER = {Patient.Sex.FEMALE: "female", Patient.Sex.MALE: "male", Patient.Sex.OTHER: "other"}
@@ -55,6 +57,11 @@ def mrn_system(patient: Patient) -> str:
     """The identifier system of the organization's medical record numbers, as the hospital names it
     (``KIDNEYWEB_FHIR_MRN_SYSTEM``, ``{organization}`` standing for the organization's slug)."""
     return settings.KIDNEYWEB_FHIR_MRN_SYSTEM.replace("{organization}", patient.organization.slug)
+
+
+def accession_system(patient: Patient) -> str:
+    """The identifier system of the organization's accession numbers (``KIDNEYWEB_FHIR_ACCESSION_SYSTEM``)."""
+    return settings.KIDNEYWEB_FHIR_ACCESSION_SYSTEM.replace("{organization}", patient.organization.slug)
 
 
 def _when(value) -> str | None:
@@ -203,6 +210,11 @@ def scan_fhir_bundle(*, scan: Scan, base_url: str) -> dict[str, Any]:
         # holds (kidneyweb keeps no study of its own, so the reference is logical).
         report["imagingStudy"] = [{"identifier": {"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{scan.dicom_study_uid}"},
                                    "display": "The CT study this slice came from"}]
+    if scan.dicom_accession_number:
+        # The imaging order the study was made for, by its accession number, as the RIS and the EHR know it.
+        report["basedOn"] = [{"type": "ServiceRequest", "display": "The imaging order of the CT study",
+                              "identifier": {"type": _ACCESSION_TYPE, "system": accession_system(patient_record),
+                                             "value": scan.dicom_accession_number}}]
 
     results: list[dict[str, str]] = []
     ai = None

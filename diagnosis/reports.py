@@ -120,6 +120,7 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
                 ("Uploaded", f"{_when(scan.uploaded_at)} by {scan.uploaded_by.get_username()}"),
                 ("SHA-256", f"{scan.sha256[:32]} {scan.sha256[32:]}"),
                 # Where the slice is in the archive, for a reader who wants the study around it.
+                *([("Accession", scan.dicom_accession_number)] if scan.dicom_accession_number else []),
                 *([("DICOM study", scan.dicom_study_uid)] if scan.dicom_study_uid else []),
                 *[("Withdrawn", f"{_when(entry.withdrawn_at)} by {entry.withdrawn_by.get_username()}: {entry.reason}; "
                                 f"restored {_when(entry.restored_at)} by {entry.restored_by.get_username()}: "

@@ -34,6 +34,7 @@ class CheckedImage:
     dicom_study_uid: str = ""
     dicom_series_uid: str = ""
     dicom_instance_uid: str = ""
+    dicom_accession_number: str = ""
 
 
 def _megabytes(size: int) -> str:
@@ -72,7 +73,7 @@ def validate_scan_image(file: IO[bytes]) -> CheckedImage:
     data = _read_limited(file, max_bytes)
     if not data:
         raise ValidationError("The file is empty.", code="empty_file")
-    dicom_patient_id, dicom_uids = "", ("", "", "")
+    dicom_patient_id, dicom_uids, accession = "", ("", "", ""), ""
     if ml.is_dicom(data):
         try:
             header = ml.dicom_header(data)
@@ -80,6 +81,7 @@ def validate_scan_image(file: IO[bytes]) -> CheckedImage:
                 raise ValueError(f"it is not a CT slice (modality {header.modality}); only CT slices can be diagnosed")
             dicom_patient_id = header.patient_id
             dicom_uids = (header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
+            accession = header.accession_number
             # From here on the slice is a PNG like any other upload, checked by the same rules.
             data = ml.dicom_as_png(data, max_pixels=max_pixels)
         except ValueError as exc:
@@ -134,7 +136,8 @@ def validate_scan_image(file: IO[bytes]) -> CheckedImage:
         # Stored as the model and the browser read it, as a DICOM slice is.
         data = ml.high_bit_depth_as_png(data) or data
     return CheckedImage(data=data, format=image_format, width=width, height=height, dicom_patient_id=dicom_patient_id,
-                        dicom_study_uid=dicom_uids[0], dicom_series_uid=dicom_uids[1], dicom_instance_uid=dicom_uids[2])
+                        dicom_study_uid=dicom_uids[0], dicom_series_uid=dicom_uids[1], dicom_instance_uid=dicom_uids[2],
+                        dicom_accession_number=accession)
 
 
 def date_range_error(*, start: datetime.date | None, end: datetime.date | None) -> str | None:

@@ -379,6 +379,9 @@ KIDNEYWEB_API_RATE = os.environ.get("KIDNEYWEB_API_RATE", "1200/minute")
 # The identifier system of patients' medical record numbers in FHIR exports, as the hospital's own
 # systems name it (often an OID, urn:oid:...); {organization} stands for the organization's slug.
 KIDNEYWEB_FHIR_MRN_SYSTEM = os.environ.get("KIDNEYWEB_FHIR_MRN_SYSTEM") or "urn:kidneyweb:{organization}:mrn"
+# The same for the accession numbers of imaging orders (a DICOM slice's AccessionNumber), as the RIS names them.
+KIDNEYWEB_FHIR_ACCESSION_SYSTEM = (os.environ.get("KIDNEYWEB_FHIR_ACCESSION_SYSTEM")
+                                   or "urn:kidneyweb:{organization}:accession")
 
 REST_FRAMEWORK = {
     # Token first: an anonymous request then gets 401 with a WWW-Authenticate header, not 403.

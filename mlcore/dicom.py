@@ -41,6 +41,7 @@ class DicomHeader:
     sop_instance_uid: str = ""
     study_instance_uid: str = ""
     series_instance_uid: str = ""
+    accession_number: str = ""  # the order the study was made for, as the hospital's RIS numbers it
 
 
 def read_header(data: bytes) -> DicomHeader:
@@ -57,7 +58,8 @@ def read_header(data: bytes) -> DicomHeader:
                        sop_class_uid=str(dataset.get("SOPClassUID", "") or "").strip(),
                        sop_instance_uid=str(dataset.get("SOPInstanceUID", "") or "").strip(),
                        study_instance_uid=str(dataset.get("StudyInstanceUID", "") or "").strip(),
-                       series_instance_uid=str(dataset.get("SeriesInstanceUID", "") or "").strip())
+                       series_instance_uid=str(dataset.get("SeriesInstanceUID", "") or "").strip(),
+                       accession_number=str(dataset.get("AccessionNumber", "") or "").strip())
 
 
 def is_dicom(data: bytes) -> bool:

@@ -187,6 +187,9 @@ class Scan(models.Model):
                                        help_text="The StudyInstanceUID of a DICOM slice; empty for PNG and JPEG.")
     dicom_series_uid = models.CharField("DICOM series instance UID", max_length=64, blank=True)
     dicom_instance_uid = models.CharField("DICOM SOP instance UID", max_length=64, blank=True)
+    dicom_accession_number = models.CharField("accession number", max_length=16, blank=True,
+                                              help_text="The AccessionNumber of a DICOM slice: the order its study "
+                                              "was made for, as the hospital's RIS numbers it.")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scans")
     uploaded_at = models.DateTimeField(default=timezone.now, editable=False)
     # Entered in error (the wrong patient, the wrong image): kept, with its result and reviews, for the

@@ -173,8 +173,9 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
         format=checked.format,
         # A filed slice is a stored PNG: its header's patient ID comes with it from the scan it was filed from.
         dicom_patient_id=(checked.dicom_patient_id or (refiled_from.dicom_patient_id if refiled_from else ""))[:64],
-        **{field: (getattr(checked, field) or (getattr(refiled_from, field) if refiled_from else ""))[:64]
-           for field in ("dicom_study_uid", "dicom_series_uid", "dicom_instance_uid")},
+        **{field: (getattr(checked, field) or (getattr(refiled_from, field) if refiled_from else ""))[:size]
+           for field, size in (("dicom_study_uid", 64), ("dicom_series_uid", 64), ("dicom_instance_uid", 64),
+                               ("dicom_accession_number", 16))},
         uploaded_by=uploaded_by,
         refiled_from=refiled_from,
     )

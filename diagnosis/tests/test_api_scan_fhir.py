@@ -322,11 +322,12 @@ def test_once_the_refiling_is_undone_its_report_names_the_first_filing_as_its_so
     assert "restored since" in provenance["entity"][0]["what"]["display"]
 
 
-def test_a_dicom_slices_report_links_its_study_and_instance_in_the_archive_by_their_uids(api_client, organization,
-                                                                                          clinician):
+def test_a_dicom_slices_report_links_its_study_its_order_and_its_instance_in_the_archive(
+        api_client, organization, clinician, settings):
+    settings.KIDNEYWEB_FHIR_ACCESSION_SYSTEM = "urn:oid:1.2.3.5.{organization}"
     scan = ScanFactory(patient=PatientFactory(organization=organization), uploaded_by=clinician,
                        dicom_study_uid="1.2.826.0.1.3680043.8.498.7", dicom_series_uid="1.2.826.0.1.8",
-                       dicom_instance_uid="1.2.826.0.1.9")
+                       dicom_instance_uid="1.2.826.0.1.9", dicom_accession_number="A-20261206-7")
     DonePredictionFactory(scan=scan)
 
     png = ScanFactory(patient=scan.patient, uploaded_by=clinician)
@@ -337,10 +338,15 @@ def test_a_dicom_slices_report_links_its_study_and_instance_in_the_archive_by_th
     report = bundle["entry"][0]["resource"]
     assert report["imagingStudy"][0]["identifier"] == {"system": "urn:dicom:uid",
                                                        "value": "urn:oid:1.2.826.0.1.3680043.8.498.7"}
+    [order] = report["basedOn"]
+    assert order["type"] == "ServiceRequest" and order["identifier"]["type"]["coding"][0]["code"] == "ACSN"
+    assert (order["identifier"]["system"], order["identifier"]["value"]) == (
+        f"urn:oid:1.2.3.5.{organization.slug}", "A-20261206-7")
     [media] = _resources(bundle, "Media")
     assert media["identifier"] == [{"system": "urn:dicom:uid", "value": "urn:oid:1.2.826.0.1.9"}]
-    assert "imagingStudy" not in plain["entry"][0]["resource"] and "identifier" not in _resources(plain, "Media")[0]
+    assert not {"imagingStudy", "basedOn"} & set(plain["entry"][0]["resource"])
+    assert "identifier" not in _resources(plain, "Media")[0]
     api = api_client.get(f"/api/v1/scans/{scan.pk}/").json()
     assert api["dicom"] == {"study_uid": "1.2.826.0.1.3680043.8.498.7", "series_uid": "1.2.826.0.1.8",
-                            "instance_uid": "1.2.826.0.1.9"}
+                            "instance_uid": "1.2.826.0.1.9", "accession_number": "A-20261206-7"}
     assert api_client.get(f"/api/v1/scans/{png.pk}/").json()["dicom"] is None

@@ -49,13 +49,14 @@ def test_the_report_holds_patient_ai_result_model_review_and_the_notice(reviewed
         assert expected in text, expected
 
 
-def test_a_dicom_slices_report_names_its_study_in_the_archive(reviewed_scan, clinician):
+def test_a_dicom_slices_report_names_its_order_and_study_in_the_archive(reviewed_scan, clinician):
     plain = text_of(reports.scan_report_pdf(scan=reviewed_scan, user=clinician))
-    reviewed_scan.dicom_study_uid = "1.2.826.0.1.3680043.8.498.7"
+    reviewed_scan.dicom_study_uid, reviewed_scan.dicom_accession_number = "1.2.826.0.1.3680043.8.498.7", "A-7"
 
     text = text_of(reports.scan_report_pdf(scan=reviewed_scan, user=clinician))
 
-    assert "DICOM study 1.2.826.0.1.3680043.8.498.7" in text and "DICOM study" not in plain
+    assert "Accession A-7" in text and "DICOM study 1.2.826.0.1.3680043.8.498.7" in text
+    assert "DICOM study" not in plain and "Accession" not in plain
 
 
 # The longest comment a review accepts, as one unbroken word of wide letters, as prose, and in a script the

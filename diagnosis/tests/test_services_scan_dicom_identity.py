@@ -79,17 +79,19 @@ def test_a_dicom_slice_keeps_where_it_is_in_the_archive_and_a_filed_copy_keeps_i
     import pydicom
 
     wrong, right = PatientFactory(organization=organization), PatientFactory(organization=organization)
-    data = dicom_bytes(SLICE, patient_id=None, study_uid="1.2.826.0.1.3680043.8.498.7", series_uid="1.2.826.0.1.8")
+    data = dicom_bytes(SLICE, patient_id=None, study_uid="1.2.826.0.1.3680043.8.498.7", series_uid="1.2.826.0.1.8",
+                       accession_number="A-7")
     instance = str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
     scan = services.scan_create(patient=wrong, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=clinician)
 
     copy = services.scan_refile(scan=scan, patient=right, user=clinician, reason="uploaded for the wrong patient")
     png = services.scan_create(patient=right, file=SimpleUploadedFile("a.png", image_bytes()), uploaded_by=clinician)
 
-    expected = ("1.2.826.0.1.3680043.8.498.7", "1.2.826.0.1.8", instance)
+    expected = ("1.2.826.0.1.3680043.8.498.7", "1.2.826.0.1.8", instance, "A-7")
+    fields = ("dicom_study_uid", "dicom_series_uid", "dicom_instance_uid", "dicom_accession_number")
     for stored in (Scan.objects.get(pk=scan.pk), Scan.objects.get(pk=copy.pk)):
-        assert (stored.dicom_study_uid, stored.dicom_series_uid, stored.dicom_instance_uid) == expected
-    assert (png.dicom_study_uid, png.dicom_series_uid, png.dicom_instance_uid) == ("", "", "")
+        assert tuple(getattr(stored, field) for field in fields) == expected
+    assert tuple(getattr(png, field) for field in fields) == ("", "", "", "")
 
 
 def test_an_instance_sent_again_with_other_pixels_is_the_instance_already_stored(patient, clinician,

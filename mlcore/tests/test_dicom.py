@@ -192,5 +192,7 @@ def test_an_unreadable_header_is_refused_with_a_reason():
 
 
 def test_the_header_names_the_study_and_series_an_instance_belongs_to():
-    header = read_header(dicom_bytes(_slice(AIR), study_uid="1.2.826.0.1.3680043.8.498.1", series_uid="1.2.826.0.1.2"))
+    header = read_header(dicom_bytes(_slice(AIR), study_uid="1.2.826.0.1.3680043.8.498.1", series_uid="1.2.826.0.1.2",
+                                     accession_number=" A-20261206-7 "))
     assert (header.study_instance_uid, header.series_instance_uid) == ("1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.2")
+    assert header.accession_number == "A-20261206-7"

@@ -201,6 +201,8 @@ class DicomIdentifiersSerializer(serializers.Serializer):
     study_uid = serializers.CharField(help_text="StudyInstanceUID (0020,000D)")
     series_uid = serializers.CharField(help_text="SeriesInstanceUID (0020,000E)")
     instance_uid = serializers.CharField(help_text="SOPInstanceUID (0008,0018)")
+    accession_number = serializers.CharField(help_text="AccessionNumber (0008,0050): the imaging order, as the RIS "
+                                                       "numbers it")
 
 
 class ScanSerializer(serializers.ModelSerializer):
@@ -223,7 +225,7 @@ class ScanSerializer(serializers.ModelSerializer):
     dicom = serializers.SerializerMethodField(
         help_text="Null for a PNG or JPEG upload; for a DICOM slice, where it is in the hospital's archive: its "
         "study_uid, series_uid and instance_uid (StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID; \"\" where its "
-        "header had none).")
+        "header had none) and accession_number.")
 
     class Meta:
         model = Scan
@@ -258,7 +260,7 @@ class ScanSerializer(serializers.ModelSerializer):
         if not (scan.dicom_study_uid or scan.dicom_series_uid or scan.dicom_instance_uid):
             return None
         return {"study_uid": scan.dicom_study_uid, "series_uid": scan.dicom_series_uid,
-                "instance_uid": scan.dicom_instance_uid}
+                "instance_uid": scan.dicom_instance_uid, "accession_number": scan.dicom_accession_number}
 
     def get_refiled_as(self, scan: Scan) -> list[int]:
         return [copy.pk for copy in scan.refiled_copies.all()]
