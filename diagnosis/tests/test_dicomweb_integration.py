@@ -57,6 +57,7 @@ def test_a_dicomweb_client_stores_a_real_ct_instance_that_a_real_worker_diagnose
     assert into_study.ReferencedSOPSequence[0].RetrieveURL == stored.RetrieveURL
     assert "FailedSOPSequence" not in answer
     assert scan.patient == patient and scan.format == "PNG"
+    assert (scan.dicom_study_uid, scan.dicom_instance_uid) == (dataset.StudyInstanceUID, dataset.SOPInstanceUID)
     assert prediction.status == Prediction.Status.DONE, prediction.failure_reason
     assert prediction.label in version.class_names and prediction.model_version == version
 
