@@ -13,6 +13,15 @@ def test_the_models_and_the_migrations_agree(db):
     assert "No changes detected" in out.getvalue()
 
 
+def _user_and_patient(apps):
+    """A member and a patient in an earlier schema; with that schema's Scan model."""
+    user = apps.get_model("auth", "User").objects.create(username="alice")
+    organization = apps.get_model("diagnosis", "Organization").objects.create(name="St. Elsewhere", slug="st-elsewhere")
+    patient = apps.get_model("diagnosis", "Patient").objects.create(organization=organization, mrn="1", name="A",
+                                                                    birth_date="1980-01-01", sex="F")
+    return apps.get_model("diagnosis", "Scan"), user, patient
+
+
 def test_scans_withdrawn_before_the_history_existed_get_their_withdrawal_as_its_first_entry(transactional_db):
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
@@ -21,12 +30,7 @@ def test_scans_withdrawn_before_the_history_existed_get_their_withdrawal_as_its_
     executor = MigrationExecutor(connection)
     before, after = [("diagnosis", "0019_organization_webhook_events")], [("diagnosis", "0020_scan_withdrawal_history")]
     executor.migrate(before)
-    old = executor.loader.project_state(before).apps
-    user = old.get_model("auth", "User").objects.create(username="alice")
-    organization = old.get_model("diagnosis", "Organization").objects.create(name="St. Elsewhere", slug="st-elsewhere")
-    patient = old.get_model("diagnosis", "Patient").objects.create(organization=organization, mrn="1", name="A",
-                                                                   birth_date="1980-01-01", sex="F")
-    Scan = old.get_model("diagnosis", "Scan")
+    Scan, user, patient = _user_and_patient(executor.loader.project_state(before).apps)
     common = {"patient": patient, "image": "scans/a.png", "sha256": "0" * 64, "width": 1, "height": 1, "format": "png",
               "uploaded_by": user}
     withdrawn = Scan.objects.create(**common, withdrawn_at=timezone.now(), withdrawn_by=user, withdrawal_reason="wrong patient")
@@ -83,12 +87,7 @@ def test_slices_on_record_twice_stop_the_constraint_naming_the_scans_and_nothing
     before, after = [("diagnosis", "0029_dicom_store_refusal")], [("diagnosis", "0030_scan_slice_once_per_patient")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
-    old = executor.loader.project_state(before).apps
-    user = old.get_model("auth", "User").objects.create(username="alice")
-    organization = old.get_model("diagnosis", "Organization").objects.create(name="St. Elsewhere", slug="st-elsewhere")
-    patient = old.get_model("diagnosis", "Patient").objects.create(organization=organization, mrn="1", name="A",
-                                                                   birth_date="1980-01-01", sex="F")
-    Scan = old.get_model("diagnosis", "Scan")
+    Scan, user, patient = _user_and_patient(executor.loader.project_state(before).apps)
     common = {"patient": patient, "sha256": "0" * 64, "width": 1, "height": 1, "format": "PNG", "uploaded_by": user}
     kept, crossed = Scan.objects.create(image="scans/a.png", **common), Scan.objects.create(image="scans/b.png", **common)
     Scan.objects.create(image="scans/c.png", withdrawn_at=timezone.now(), withdrawn_by=user, **common)
