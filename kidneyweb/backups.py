@@ -94,6 +94,16 @@ def _plain_chunks(path: Path) -> Iterator[bytes]:
         yield from iter(lambda: handle.read(backup_crypto.CHUNK), b"")
 
 
+def _encryption(key: bytes) -> dict[str, str]:
+    """The manifest's account of how its files are sealed."""
+    return {"cipher": "AES-256-GCM in 1 MiB chunks", "key_id": backup_crypto.key_id(key), "suffix": SUFFIX}
+
+
+def _listed(folder: Path) -> dict[str, dict]:
+    """The manifest's entry of each file in the folder (written before the manifest is): its size and SHA-256."""
+    return {path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path)} for path in sorted(folder.iterdir())}
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     for block in _plain_chunks(path):
@@ -166,7 +176,6 @@ def backup_create(*, out_dir: Path, key: bytes | None = None) -> BackupSummary:
         if models_dir.is_dir():
             with _written(folder, MODELS, key) as target:
                 _tar(models_dir, target)
-        files = {path.name: path for path in sorted(folder.iterdir())}
         manifest = {
             "format": FORMAT,
             "created": timezone.now().isoformat(),
@@ -174,17 +183,17 @@ def backup_create(*, out_dir: Path, key: bytes | None = None) -> BackupSummary:
             "media": "included" if media is not None else
                      f"not included: the scans are in the S3 bucket {settings.AWS_STORAGE_BUCKET_NAME!r}; "
                      "keep them with the bucket's versioning or replication",
-            "encryption": {"cipher": "AES-256-GCM in 1 MiB chunks", "key_id": backup_crypto.key_id(key),
-                           "suffix": SUFFIX} if key else None,
+            "encryption": _encryption(key) if key else None,
             "counts": counts,
-            "files": {name: {"bytes": path.stat().st_size, "sha256": _sha256(path)} for name, path in files.items()},
+            "files": _listed(folder),
             "missing_files": list(missing),
             "migrations": [f"{app}.{name}" for app, name in migrations],
         }
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     finally:
         os.umask(old_umask)
-    return BackupSummary(folder=folder, counts=counts, files={n: p.stat().st_size for n, p in files.items()},
+    return BackupSummary(folder=folder, counts=counts,
+                         files={name: entry["bytes"] for name, entry in manifest["files"].items()},
                          missing=missing, encrypted=key is not None)
 
 
@@ -293,7 +302,6 @@ def backup_restore(*, folder: Path, replace: bool = False, keys: Sequence[bytes]
     return BackupSummary(folder=folder, counts=counts, missing=missing, encrypted=bool(manifest.get("encryption")))
 
 
-
 def backup_reseal(*, folder: Path, key: bytes, keys: Sequence[bytes] = ()) -> bool:
     """Encrypt a backup with ``key`` in place: one made with an earlier key (found among ``keys``), or one made
     without a key. False, and nothing changed, when it is encrypted with ``key`` already.
@@ -301,8 +309,8 @@ def backup_reseal(*, folder: Path, key: bytes, keys: Sequence[bytes] = ()) -> bo
     So that a key can be retired once every backup it sealed is resealed, rather than kept for as long as any of
     them is. Every file is decrypted chunk by chunk straight into its new sealed copy (no plaintext is written),
     in a private folder beside the backup; only when all of them are written is the backup swapped for it (two
-    renames), so an interruption before then leaves the backup as it was. The manifest keeps its counts and creation time and says when the
-    backup was resealed."""
+    renames), so an interruption before then leaves the backup as it was. The manifest keeps its counts and
+    creation time and says when the backup was resealed."""
     folder = Path(folder)
     manifest = _manifest(folder)
     encryption = manifest.get("encryption")
@@ -322,11 +330,7 @@ def backup_reseal(*, folder: Path, key: bytes, keys: Sequence[bytes] = ()) -> bo
             with (staging / (name + SUFFIX)).open("wb") as handle, SealingWriter(handle, key=key, name=name) as sealed:
                 for chunk in chunks:
                     sealed.write(chunk)
-        resealed = {**manifest,
-                    "encryption": {"cipher": "AES-256-GCM in 1 MiB chunks", "key_id": backup_crypto.key_id(key),
-                                   "suffix": SUFFIX},
-                    "files": {path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-                              for path in sorted(staging.iterdir())},
+        resealed = {**manifest, "encryption": _encryption(key), "files": _listed(staging),
                     "resealed": timezone.now().isoformat()}
         (staging / "manifest.json").write_text(json.dumps(resealed, indent=2))
         retired = folder.with_name(f".{folder.name}.retired")
