@@ -99,22 +99,33 @@ class Classifier:
         return self.outputs(images)[0]
 
     def predict(self, sources: Sequence[ImageSource]) -> list[PredictionResult]:
-        images = [s if isinstance(s, np.ndarray) else load_image(s) for s in sources]
-        images = [img[..., None] if img.ndim == 2 else img for img in images]
+        images = [slice_image(s) for s in sources]
         probabilities, distances = self.outputs(images)
-        threshold = self.distance_threshold
         results = []
         for index, row in enumerate(probabilities):
-            reason = input_check(images[index])
             distance = float(distances[index]) if distances is not None else None
-            if not reason and distance is not None and threshold is not None and distance > threshold:
-                reason = "unlike the CT slices the model was trained on"
+            reason = out_of_scope_reason(images[index], distance, self.distance_threshold)
             results.append(PredictionResult(
                 label=self.class_names[int(row.argmax())],
                 probabilities={name: float(p) for name, p in zip(self.class_names, row)},
                 out_of_scope=bool(reason), out_of_scope_reason=reason, ood_distance=distance,
             ))
         return results
+
+
+def slice_image(source: ImageSource) -> np.ndarray:
+    """An image as the model takes it: height, width and channels (a grey image gets its one channel)."""
+    image = source if isinstance(source, np.ndarray) else load_image(source)
+    return image[..., None] if image.ndim == 2 else image
+
+
+def out_of_scope_reason(image: np.ndarray, distance: float | None, threshold: float | None) -> str:
+    """Why a slice is flagged out of scope, "" when it is not: the input checks first, then its distance in the
+    model's features from the training slices against the card's threshold."""
+    reason = input_check(image)
+    if not reason and distance is not None and threshold is not None and distance > threshold:
+        reason = "unlike the CT slices the model was trained on"
+    return reason
 
 
 def input_check(image: np.ndarray) -> str:

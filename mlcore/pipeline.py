@@ -107,16 +107,11 @@ def stage_train(paths: Paths, params: Params, *, tracker: NullTracker | None = N
 
 
 def _flagged(records: list, distances: np.ndarray, threshold: float | None) -> list[bool]:
-    """Which slices the inference path would flag out of scope: its input checks, then the distance threshold."""
-    from mlcore.images import load_image
-    from mlcore.inference import input_check
+    """Which slices the inference path would flag out of scope."""
+    from mlcore.inference import out_of_scope_reason, slice_image
 
-    flags = []
-    for record, distance in zip(records, distances):
-        image = load_image(record.path)
-        image = image[..., None] if image.ndim == 2 else image
-        flags.append(bool(input_check(image)) or (threshold is not None and float(distance) > threshold))
-    return flags
+    return [bool(out_of_scope_reason(slice_image(record.path), float(distance), threshold))
+            for record, distance in zip(records, distances)]
 
 
 def stage_evaluate(paths: Paths, params: Params, *, tracker: NullTracker | None = None,
