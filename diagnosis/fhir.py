@@ -56,12 +56,21 @@ _GENDER = {Patient.Sex.FEMALE: "female", Patient.Sex.MALE: "male", Patient.Sex.O
 def mrn_system(patient: Patient) -> str:
     """The identifier system of the organization's medical record numbers, as the hospital names it
     (``KIDNEYWEB_FHIR_MRN_SYSTEM``, ``{organization}`` standing for the organization's slug)."""
-    return settings.KIDNEYWEB_FHIR_MRN_SYSTEM.replace("{organization}", patient.organization.slug)
+    return _organizations(settings.KIDNEYWEB_FHIR_MRN_SYSTEM, patient)
 
 
 def accession_system(patient: Patient) -> str:
     """The identifier system of the organization's accession numbers (``KIDNEYWEB_FHIR_ACCESSION_SYSTEM``)."""
-    return settings.KIDNEYWEB_FHIR_ACCESSION_SYSTEM.replace("{organization}", patient.organization.slug)
+    return _organizations(settings.KIDNEYWEB_FHIR_ACCESSION_SYSTEM, patient)
+
+
+def _organizations(system: str, patient: Patient) -> str:
+    return system.replace("{organization}", patient.organization.slug)
+
+
+def _report_identifier(scan_pk: int, base_url: str) -> dict[str, str]:
+    """A scan's report as a receiving system files it: by the scan's API address."""
+    return {"system": URI_SYSTEM, "value": base_url + reverse("api:scan-detail", kwargs={"pk": scan_pk})}
 
 
 def _when(value) -> str | None:
@@ -159,7 +168,6 @@ def scan_fhir_bundle(*, scan: Scan, base_url: str) -> dict[str, Any]:
     """The scan's result as a FHIR R4 ``collection`` Bundle, DiagnosticReport first. ``base_url`` is the
     site's address (``https://host``): the bundle links the PDF report and the image there."""
     base_url = base_url.rstrip("/")
-    scan_url = base_url + reverse("api:scan-detail", kwargs={"pk": scan.pk})
     patient_record = scan.patient
     prediction = scan.latest_prediction
     review = scan.current_review
@@ -170,7 +178,7 @@ def scan_fhir_bundle(*, scan: Scan, base_url: str) -> dict[str, Any]:
 
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
-        "identifier": [{"system": URI_SYSTEM, "value": scan_url}],
+        "identifier": [_report_identifier(scan.pk, base_url)],
         "status": status,
         "category": [_RADIOLOGY],
         "code": REPORT_CODE,
@@ -267,8 +275,7 @@ def _refiling_provenance(scan: Scan, report: dict[str, str], base_url: str) -> d
             # Revised while the first filing stays entered in error; only its source once that one was restored.
             "role": "revision" if withdrawn else "source",
             "what": {"type": "DiagnosticReport",
-                     "identifier": {"system": URI_SYSTEM,
-                                    "value": base_url + reverse("api:scan-detail", kwargs={"pk": source.pk})},
+                     "identifier": _report_identifier(source.pk, base_url),
                      "display": f"Scan {source.pk}, " + ("withdrawn as entered in error" if withdrawn
                                                          else "withdrawn and restored since")},
         }],
