@@ -46,7 +46,8 @@ class StoredInstance:
     failure: str = ""
 
 
-def _already_stored(exc: ValidationError) -> int | None:
+def _stored_as(exc: ValidationError) -> int | None:
+    """The scan a refused upload names as already holding the slice (scan_create's "already_stored"), if any."""
     for error in getattr(exc, "error_dict", {}).get("image", []):
         if error.code == "already_stored":
             return int(error.params["scan"])
@@ -97,7 +98,7 @@ def dicom_instance_store(*, data: bytes, uploaded_by: AbstractBaseUser, media_ty
     except NoActiveModelVersion as exc:
         return refused(str(exc), FAILURE_OUT_OF_RESOURCES)
     except ValidationError as exc:
-        earlier = _already_stored(exc)
+        earlier = _stored_as(exc)
         if earlier is not None:
             return StoredInstance(header.sop_class_uid, header.sop_instance_uid, patient_id=header.patient_id,
                                   scan=Scan.objects.get(pk=earlier), already_stored=True)
