@@ -84,6 +84,7 @@ from .scans import (
     predictions_resend_lost,
     prediction_fail,
     prediction_run,
+    dicom_refusals_resolve,
     scan_create,
 )
 
@@ -157,6 +158,7 @@ __all__ = [
     "prediction_run",
     "review_create",
     "reviewed_scans_export",
+    "dicom_refusals_resolve",
     "scan_create",
     "scan_image_access_record",
     "check_not_withdrawn",

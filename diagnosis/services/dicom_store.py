@@ -16,11 +16,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.utils import timezone
 
 from .. import ml, selectors
 from ..models import DicomStoreRefusal, Scan
-from .scans import NoActiveModelVersion, scan_create
+from .scans import NoActiveModelVersion, dicom_refusals_resolve, scan_create
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +136,8 @@ def _refusals_record(*, outcomes: Sequence[StoredInstance], uploaded_by: Abstrac
             DicomStoreRefusal(organization=organization, sent_by=uploaded_by, sop_instance_uid=o.sop_instance_uid[:64],
                               patient_id=o.patient_id[:64], failure_code=o.failure_code or 0, reason=o.failure[:300])
             for o in outcomes if o.scan is None)
-        stored = {o.sop_instance_uid: o.scan for o in outcomes if o.scan is not None and o.sop_instance_uid}
-        if stored:
-            now = timezone.now()
-            for refusal in DicomStoreRefusal.objects.filter(organization=organization, resolved_at__isnull=True,
-                                                            sop_instance_uid__in=list(stored)):
-                refusal.resolved_at, refusal.resolved_as = now, stored[refusal.sop_instance_uid]
-                refusal.save(update_fields=["resolved_at", "resolved_as"])
+        # A new scan resolved its instance's refusals as it was stored; one sent again that was stored before
+        # (refused meanwhile, say, when sent to another study's address) resolves them here.
+        for outcome in outcomes:
+            if outcome.already_stored and outcome.scan is not None:
+                dicom_refusals_resolve(scan=outcome.scan, instance_uid=outcome.sop_instance_uid)

@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .. import ml, selectors
-from ..models import ModelVersion, Patient, Prediction, Scan, heatmap_upload_to
+from ..models import DicomStoreRefusal, ModelVersion, Patient, Prediction, Scan, heatmap_upload_to
 from ..validators import validate_scan_image
 from .sweeps import resend_stale
 from .webhooks import diagnosis_finished_notify
@@ -190,6 +190,7 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
             # committed since the check above would otherwise leave this scan on the retired record.
             check_not_merged(Patient.objects.select_related("merged_into").get(pk=patient.pk))
             prediction_create(scan=scan, model_version=model_version)
+            dicom_refusals_resolve(scan=scan)
     except BaseException as exc:
         if stored_name:
             scan.image.storage.delete(stored_name)
@@ -200,6 +201,18 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
                 raise _already_stored(earlier) from None
         raise
     return scan
+
+
+def dicom_refusals_resolve(*, scan: Scan, instance_uid: str = "") -> int:
+    """Mark the organization's open refusals of a DICOM instance (``instance_uid``, else the scan's) as stored, as
+    ``scan``: however it came (the archive sending it again, or an upload for the patient a refusal asked for), it
+    is no longer missing. Returns how many were open."""
+    instance_uid = (instance_uid or scan.dicom_instance_uid)[:64]
+    if not instance_uid:
+        return 0
+    return DicomStoreRefusal.objects.filter(
+        organization_id=scan.patient.organization_id, resolved_at__isnull=True, sop_instance_uid=instance_uid,
+    ).update(resolved_at=timezone.now(), resolved_as=scan)
 
 
 def _already_stored(earlier: Scan) -> ValidationError:

@@ -234,6 +234,31 @@ def test_refusals_are_kept_for_the_administrators_and_resolved_once_the_archive_
     assert not DicomStoreRefusal.objects.filter(organization=other_organization).exists()
 
 
+
+def test_a_refused_instance_uploaded_for_the_patient_it_was_refused_for_is_resolved_as_that_scan(
+    api_client, organization, other_organization, active_model_version
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from .factories import MembershipFactory, token_client
+
+    patient = PatientFactory(organization=organization)
+    anonymised = slice_for(None, seed=3)
+    store(api_client, related(anonymised))
+    store(token_client(MembershipFactory(organization=other_organization).user), related(anonymised))
+    ours, theirs = (DicomStoreRefusal.objects.get(organization=org) for org in (organization, other_organization))
+    assert "upload it for a chosen patient instead (POST /api/v1/scans/)" in ours.reason
+
+    # What the refusal asked for: the same instance uploaded for a chosen patient.
+    response = api_client.post("/api/v1/scans/", {"patient": patient.pk, "image": SimpleUploadedFile(
+        "slice.dcm", anonymised, content_type="application/dicom")}, format="multipart")
+
+    assert response.status_code == 201, response.content
+    ours.refresh_from_db(), theirs.refresh_from_db()
+    assert ours.resolved_as_id == response.json()["id"] and ours.resolved_at is not None
+    assert theirs.resolved_at is None  # another organization's archive is still missing its slice
+
+
 STUDY = "1.2.826.0.1.3680043.8.498.10"
 
 
