@@ -214,6 +214,11 @@ class Scan(models.Model):
             # this holds when two sends of one slice (an archive's retry, a double-clicked form) cross.
             models.UniqueConstraint(fields=["patient", "sha256"], condition=models.Q(withdrawn_at__isnull=True),
                                     name="scan_slice_once_per_patient"),
+            # The archive's identity of a slice: the same instance with other pixels (re-encoded, windowed
+            # otherwise) is the same slice.
+            models.UniqueConstraint(fields=["patient", "dicom_instance_uid"],
+                                    condition=models.Q(withdrawn_at__isnull=True) & ~models.Q(dicom_instance_uid=""),
+                                    name="scan_instance_once_per_patient"),
         ]
 
     def __str__(self) -> str:

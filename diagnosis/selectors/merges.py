@@ -38,12 +38,21 @@ def patient_former_mrns(*, patient: Patient) -> list[str]:
 
 
 def patient_slices_on_both(*, duplicate: Patient, into: Patient) -> list[tuple[Scan, Scan]]:
-    """Pairs of standing (not withdrawn) scans of the same slice, one on each record: merged, the person
-    would have that slice on record twice."""
-    theirs = {scan.sha256: scan for scan in Scan.objects.filter(patient=into, withdrawn_at__isnull=True)
-              .order_by("-uploaded_at", "-id")}
-    return [(scan, theirs[scan.sha256]) for scan in Scan.objects.filter(patient=duplicate, withdrawn_at__isnull=True)
-            .order_by("uploaded_at", "id") if scan.sha256 in theirs]
+    """Pairs of standing (not withdrawn) scans of the same slice (the same pixels, or the same DICOM instance sent
+    with other pixels), one on each record: merged, the person would have that slice on record twice."""
+    by_pixels: dict[str, Scan] = {}
+    by_instance: dict[str, Scan] = {}
+    # Oldest last, so that each key keeps the record's earliest scan of it.
+    for scan in Scan.objects.filter(patient=into, withdrawn_at__isnull=True).order_by("-uploaded_at", "-id"):
+        by_pixels[scan.sha256] = scan
+        if scan.dicom_instance_uid:
+            by_instance[scan.dicom_instance_uid] = scan
+    pairs = []
+    for scan in Scan.objects.filter(patient=duplicate, withdrawn_at__isnull=True).order_by("uploaded_at", "id"):
+        theirs = by_pixels.get(scan.sha256) or by_instance.get(scan.dicom_instance_uid or None)
+        if theirs is not None:
+            pairs.append((scan, theirs))
+    return pairs
 
 
 def _name_words(name: str) -> set[str]:

@@ -145,18 +145,17 @@ def scan_withdrawals(*, scan: Scan) -> list[ScanWithdrawal]:
     return list(ScanWithdrawal.objects.filter(scan=scan).select_related("withdrawn_by", "restored_by"))
 
 
-def scan_of_slice(*, patient_id: int, sha256: str, exclude: Scan | None = None) -> Scan | None:
-    """The patient's earliest scan of this very slice that is not withdrawn: one slice is on record once."""
-    scans = Scan.objects.filter(patient_id=patient_id, sha256=sha256, withdrawn_at__isnull=True)
+def scan_of_slice(*, patient_id: int, sha256: str, instance_uid: str = "", exclude: Scan | None = None) -> Scan | None:
+    """The patient's earliest scan of this very slice that is not withdrawn: the same pixels, or the same DICOM
+    instance (``instance_uid``, its SOPInstanceUID) sent with other pixels (another encoding, another window). One
+    slice is on record once."""
+    same = Q(sha256=sha256)
+    if instance_uid:
+        same |= Q(dicom_instance_uid=instance_uid[:64])
+    scans = Scan.objects.filter(same, patient_id=patient_id, withdrawn_at__isnull=True)
     if exclude is not None:
         scans = scans.exclude(pk=exclude.pk)
     return scans.order_by("uploaded_at", "id").first()
-
-
-def scan_of_instance(*, patient_id: int, instance_uid: str) -> Scan | None:
-    """The patient's earliest scan, not withdrawn, of this DICOM instance (SOPInstanceUID)."""
-    return (Scan.objects.filter(patient_id=patient_id, dicom_instance_uid=instance_uid, withdrawn_at__isnull=True)
-            .order_by("uploaded_at", "id").first())
 
 
 def scan_refiling_standing(*, scan: Scan) -> Scan | None:

@@ -58,7 +58,8 @@ def scan_refile(*, scan: Scan, patient: Patient, user: AbstractBaseUser, reason:
             raise ValidationError({"patient": [
                 f"This slice is already filed for {standing.patient.name} as scan #{standing.pk}. If that was the "
                 "wrong patient too, file that scan for the right one."]})
-        there = selectors.scan_of_slice(patient_id=patient.pk, sha256=locked.sha256)
+        there = selectors.scan_of_slice(patient_id=patient.pk, sha256=locked.sha256,
+                                        instance_uid=locked.dicom_instance_uid)
         if there is not None:
             raise ValidationError({"patient": [
                 f"{patient.name} already has this slice as scan #{there.pk} (uploaded "

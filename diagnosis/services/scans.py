@@ -152,11 +152,10 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
         ]})
     digest = _sha256(checked.data)
     # The same slice twice for one patient is a resent form or a retried request, not a new scan.
-    earlier = selectors.scan_of_slice(patient_id=patient.pk, sha256=digest)
-    if earlier is None and checked.dicom_instance_uid:
-        # The archive's own identity of the slice: sent again with other pixels (another encoding, another window),
-        # it is still the instance stored before.
-        earlier = selectors.scan_of_instance(patient_id=patient.pk, instance_uid=checked.dicom_instance_uid[:64])
+    # The archive's own identity of the slice counts too: sent again with other pixels, it is still the instance
+    # stored before.
+    instance_uid = checked.dicom_instance_uid or (refiled_from.dicom_instance_uid if refiled_from else "")
+    earlier = selectors.scan_of_slice(patient_id=patient.pk, sha256=digest, instance_uid=instance_uid)
     if earlier is not None:
         raise _already_stored(earlier)
     model_version = selectors.model_version_active()
@@ -195,8 +194,9 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
         if stored_name:
             scan.image.storage.delete(stored_name)
         if isinstance(exc, IntegrityError):
-            # Two sends of this slice crossed: the other committed first (scan_slice_once_per_patient).
-            earlier = selectors.scan_of_slice(patient_id=patient.pk, sha256=digest)
+            # Two sends of this slice crossed: the other committed first (scan_slice_once_per_patient,
+            # scan_instance_once_per_patient).
+            earlier = selectors.scan_of_slice(patient_id=patient.pk, sha256=digest, instance_uid=instance_uid)
             if earlier is not None:
                 raise _already_stored(earlier) from None
         raise

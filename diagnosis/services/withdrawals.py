@@ -98,7 +98,8 @@ def scan_restore(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
         scan = Scan.objects.select_for_update(of=("self",)).get(pk=scan.pk)
         if not scan.is_withdrawn:
             raise ValidationError({"reason": ["This scan is not withdrawn."]})
-        again = selectors.scan_of_slice(patient_id=scan.patient_id, sha256=scan.sha256, exclude=scan)
+        again = selectors.scan_of_slice(patient_id=scan.patient_id, sha256=scan.sha256,
+                                        instance_uid=scan.dicom_instance_uid, exclude=scan)
         if again is not None:
             raise _uploaded_again(again)
         copy = selectors.scan_refiling_standing(scan=scan)
@@ -116,8 +117,10 @@ def scan_restore(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
             with transaction.atomic():
                 scan.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
         except IntegrityError:
-            # The slice was uploaded again while this was being restored (scan_slice_once_per_patient).
-            again = selectors.scan_of_slice(patient_id=scan.patient_id, sha256=scan.sha256, exclude=scan)
+            # The slice was uploaded again while this was being restored (scan_slice_once_per_patient,
+            # scan_instance_once_per_patient).
+            again = selectors.scan_of_slice(patient_id=scan.patient_id, sha256=scan.sha256,
+                                            instance_uid=scan.dicom_instance_uid, exclude=scan)
             if again is None:
                 raise
             raise _uploaded_again(again) from None

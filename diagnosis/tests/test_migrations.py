@@ -102,3 +102,32 @@ def test_slices_on_record_twice_stop_the_constraint_naming_the_scans_and_nothing
     executor.migrate(after)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_an_instance_on_record_twice_stops_its_constraint_naming_the_scans_while_slices_without_one_pass(
+        transactional_db):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    before, after = [("diagnosis", "0031_scan_dicom_identifiers")], [("diagnosis", "0032_scan_instance_once_per_patient")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    Scan, user, patient = _user_and_patient(executor.loader.project_state(before).apps)
+    common = {"patient": patient, "width": 1, "height": 1, "format": "PNG", "uploaded_by": user}
+    # Two PNG uploads (no instance UID) are two slices; one instance sent twice with other pixels is one.
+    for name in "ab":
+        Scan.objects.create(image=f"scans/{name}.png", sha256=name * 64, **common)
+    kept, crossed = (Scan.objects.create(image=f"scans/{name}.png", sha256=name * 64, dicom_instance_uid="1.2.3.4",
+                                         **common) for name in "cd")
+
+    executor = MigrationExecutor(connection)
+    with pytest.raises(RuntimeError, match=rf"patient {patient.pk}: scans {kept.pk}, {crossed.pk}\)\. Withdraw all but one"):
+        executor.migrate(after)
+    assert Scan.objects.filter(withdrawn_at__isnull=True).count() == 4
+
+    Scan.objects.filter(pk=crossed.pk).update(withdrawn_at=timezone.now(), withdrawn_by=user)
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

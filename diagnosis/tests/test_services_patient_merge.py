@@ -107,6 +107,17 @@ def test_the_same_slice_on_both_records_is_refused_until_one_is_withdrawn(kept, 
     assert Scan.objects.get(pk=mine.pk).patient == kept
 
 
+
+def test_one_dicom_instance_on_both_records_with_other_pixels_is_the_same_slice(kept, duplicate, clinician, boss):
+    instance = "1.2.826.0.1.3680043.8.498.31"
+    mine = ScanFactory(patient=duplicate, uploaded_by=clinician, dicom_instance_uid=instance)
+    theirs = ScanFactory(patient=kept, uploaded_by=clinician, dicom_instance_uid=instance)  # windowed otherwise
+    ScanFactory(patient=duplicate, uploaded_by=clinician), ScanFactory(patient=kept, uploaded_by=clinician)  # PNGs
+
+    with pytest.raises(ValidationError, match=rf"scans #{mine.pk} and #{theirs.pk}\): merged"):
+        services.patient_merge(duplicate=duplicate, into=kept, user=boss, reason="registered twice")
+    assert Scan.objects.get(pk=mine.pk).patient == duplicate
+
 def test_merged_records_are_merged_once_and_never_into_themselves(kept, duplicate, organization, boss):
     third = PatientFactory(organization=organization, birth_date=BORN)
     with pytest.raises(ValidationError, match="into itself"):

@@ -10,7 +10,7 @@ from diagnosis import services
 from diagnosis.models import Scan
 from mlcore.synthetic import dicom_bytes
 
-from .factories import PatientFactory, image_bytes
+from .factories import PatientFactory, ScanFactory, image_bytes
 
 SLICE = np.tile(np.linspace(0, 2000, 32).astype(np.uint16), (24, 1))
 
@@ -96,25 +96,65 @@ def test_a_dicom_slice_keeps_where_it_is_in_the_archive_and_a_filed_copy_keeps_i
 
 def test_an_instance_sent_again_with_other_pixels_is_the_instance_already_stored(patient, clinician,
                                                                                  active_model_version):
-    import io
-
-    import pydicom
-
     first = dicom_bytes(SLICE, patient_id=patient.mrn)
-    dataset = pydicom.dcmread(io.BytesIO(first))
-    dataset.WindowCenter, dataset.WindowWidth = "300", "1500"  # the same instance, windowed otherwise: other pixels
-    again = io.BytesIO()
-    dataset.save_as(again, enforce_file_format=True)
+    again = _rewindowed(first)
     stored = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", first), uploaded_by=clinician)
 
     with pytest.raises(ValidationError) as refused:
-        services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", again.getvalue()),
-                             uploaded_by=clinician)
+        services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", again), uploaded_by=clinician)
 
     error = refused.value.error_dict["image"][0]
     assert error.code == "already_stored" and error.params == {"scan": stored.pk}
     assert Scan.objects.count() == 1
     services.scan_withdraw(scan=stored, user=clinician, reason="wrong window")
-    resent = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", again.getvalue()),
-                                  uploaded_by=clinician)
+    resent = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", again), uploaded_by=clinician)
     assert resent.dicom_instance_uid == stored.dicom_instance_uid and resent.sha256 != stored.sha256
+
+
+def _rewindowed(data: bytes) -> bytes:
+    """The same instance (SOPInstanceUID) windowed otherwise, as an archive may send it again: other pixels."""
+    import io
+
+    import pydicom
+
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    dataset.WindowCenter, dataset.WindowWidth = "300", "1500"
+    again = io.BytesIO()
+    dataset.save_as(again, enforce_file_format=True)
+    return again.getvalue()
+
+
+def test_an_instance_stands_once_per_patient_in_the_database_itself_while_slices_without_one_need_not(
+        patient, clinician, active_model_version):
+    from django.db import IntegrityError, transaction
+
+    first = _upload(patient, clinician, patient_id=patient.mrn)
+    other = ScanFactory(patient=patient, uploaded_by=clinician)  # a PNG: no instance UID
+    ScanFactory(patient=patient, uploaded_by=clinician)  # and another
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ScanFactory(patient=patient, uploaded_by=clinician, dicom_instance_uid=first.dicom_instance_uid)
+    assert other.dicom_instance_uid == "" and Scan.objects.filter(patient=patient).count() == 3
+    services.scan_withdraw(scan=first, user=clinician, reason="wrong window")
+    assert ScanFactory(patient=patient, uploaded_by=clinician, dicom_instance_uid=first.dicom_instance_uid).pk
+
+
+def test_two_sends_of_one_instance_with_other_pixels_that_cross_store_one_scan(
+        transactional_db, organization, clinician, active_model_version):
+    """The second send checks before the first has committed, so only the constraint can stop it; it is answered
+    as a duplicate naming the scan the first made, as an archive's retry is."""
+    from .races import cross, require_postgresql
+
+    require_postgresql()
+    patient = PatientFactory(organization=organization, mrn="00123456")
+    data = dicom_bytes(SLICE, patient_id=patient.mrn)
+
+    def send(payload: bytes):
+        return services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", payload), uploaded_by=clinician)
+
+    first, second = cross(lambda: send(data), lambda: send(_rewindowed(data)), waits_at="INSERT")
+
+    assert Scan.objects.filter(patient=patient).count() == 1
+    assert isinstance(second, ValidationError), second
+    error = second.error_dict["image"][0]
+    assert error.code == "already_stored" and error.params == {"scan": first.pk}

@@ -87,6 +87,18 @@ def test_refused_when_the_right_patient_already_has_the_slice(scan, right_patien
     assert not Scan.objects.get(pk=scan.pk).is_withdrawn and right_patient.scans.count() == 1
 
 
+
+def test_refused_when_the_right_patient_has_the_same_dicom_instance_with_other_pixels(
+        scan, right_patient, clinician, active_model_version):
+    Scan.objects.filter(pk=scan.pk).update(dicom_instance_uid="1.2.826.0.1.3680043.8.498.32")
+    scan.refresh_from_db()
+    again = ScanFactory(patient=right_patient, uploaded_by=clinician, dicom_instance_uid=scan.dicom_instance_uid)
+
+    with pytest.raises(ValidationError, match=rf"Right Person already has this slice as scan #{again.pk}"):
+        services.scan_refile(scan=scan, patient=right_patient, user=clinician, reason="wrong patient")
+
+    assert not Scan.objects.get(pk=scan.pk).is_withdrawn and right_patient.scans.count() == 1
+
 def test_refused_for_the_scans_own_patient_and_a_patient_of_another_organization(
         scan, clinician, other_organization, active_model_version):
     with pytest.raises(ValidationError, match="already Wrong Person's"):

@@ -57,6 +57,18 @@ def test_restoring_is_refused_while_the_same_slice_is_on_record_again(organizati
     assert not first.is_withdrawn
 
 
+
+def test_refused_while_the_same_dicom_instance_stands_again_with_other_pixels(organization, clinician):
+    patient = PatientFactory(organization=organization)
+    first = ScanFactory(patient=patient, uploaded_by=clinician, dicom_instance_uid="1.2.826.0.1.3680043.8.498.33")
+    services.scan_withdraw(scan=first, user=clinician, reason="wrong window")
+    again = ScanFactory(patient=patient, uploaded_by=clinician, dicom_instance_uid=first.dicom_instance_uid)
+
+    with pytest.raises(ValidationError, match=f"uploaded again for this patient as scan #{again.pk}"):
+        services.scan_restore(scan=first, user=clinician, reason="it was right")
+    first.refresh_from_db()
+    assert first.is_withdrawn and first.sha256 != again.sha256
+
 def test_a_restoral_that_crosses_an_upload_of_the_same_slice_is_refused_and_leaves_the_scan_withdrawn(
         transactional_db, organization, clinician, active_model_version):
     require_postgresql()
