@@ -238,7 +238,8 @@ def _inputs_data(alert: InputsAlert, inputs: selectors.InputsInUse | None) -> di
                             "api_path": f"{reverse('api:performance')}?model_version={version.pk}",
                             "unusual_since": alert.raised_at.isoformat()}
     if inputs is not None:
-        data.update(weeks=inputs.weeks, diagnosed=inputs.diagnosed, out_of_scope=inputs.out_of_scope, rate=inputs.rate,
+        data.update(weeks=inputs.weeks, diagnosed=inputs.diagnosed, out_of_scope=inputs.out_of_scope,
+                    patients=inputs.patients, effective=inputs.effective, rate=inputs.rate,
                     interval=list(inputs.interval) if inputs.interval else None, expected=inputs.expected)
     return data
 

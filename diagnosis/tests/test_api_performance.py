@@ -37,8 +37,8 @@ def test_administrators_get_the_active_versions_measures_against_its_card(client
     assert len(body["weeks"]) == 12 and body["weeks"][0]["diagnosed"] == 13 and body["min_reviewed"] == 10
     assert body["alerts"] == []  # reviews stored directly here, not through the service that raises alerts
     inputs = body["inputs"]
-    assert (inputs["weeks"], inputs["diagnosed"], inputs["out_of_scope"], inputs["rate"], inputs["min_results"],
-            inputs["verdict"]) == (4, 13, 0, 0.0, 50, "too_few")
+    assert (inputs["weeks"], inputs["diagnosed"], inputs["out_of_scope"], inputs["patients"], inputs["effective"],
+            inputs["rate"], inputs["min_results"], inputs["verdict"]) == (4, 13, 0, 13, 13.0, 0.0, 50, "too_few")
     assert inputs["expected"] == pytest.approx(0.005) and inputs["interval"] == [0.0, pytest.approx(0.2281, abs=1e-4)]
     PerformanceAlert.objects.create(organization=organization, model_version=active, measures=["Tumor found"])
     again = api.get(URL)

@@ -246,6 +246,33 @@ def test_more_out_of_scope_results_in_the_newest_weeks_than_its_card_expects_are
     assert inputs.interval[0] == pytest.approx(0.0171, abs=1e-4) and inputs.rate == 0.05
 
 
+
+def test_one_patients_many_out_of_scope_slices_count_as_one_unusual_upload_not_a_drift(organization,
+                                                                                     other_organization):
+    version = carded_version()
+
+    def patient_with(organization, *, out_of_scope: int, slices: int = 5) -> None:
+        patient = PatientFactory(organization=organization)
+        for n in range(slices):
+            result(organization, version, "Normal", out_of_scope=n < out_of_scope, patient=patient)
+
+    for org in (organization, other_organization):
+        for _ in range(40):
+            patient_with(org, out_of_scope=0)
+    patient_with(organization, out_of_scope=5)  # a series of another protocol, uploaded slice by slice
+    for _ in range(5):
+        patient_with(other_organization, out_of_scope=1)  # the same count, spread over five patients
+
+    one = selectors.model_inputs_in_use(organization=organization, model_version=version)
+    spread = selectors.model_inputs_in_use(organization=other_organization, model_version=version)
+
+    # Taken as 205 independent slices, one patient's 5 would be above the card's 0.5%.
+    assert selectors.wilson_interval(5, 205)[0] > 0.005
+    assert (one.out_of_scope, one.diagnosed, one.patients, one.effective) == (5, 205, 41, 41.0)
+    assert one.interval[0] < 0.005 and one.verdict == CONSISTENT
+    assert (spread.out_of_scope, spread.diagnosed, spread.patients, spread.effective) == (5, 225, 45, 225.0)
+    assert spread.verdict == ABOVE
+
 def test_out_of_scope_results_are_judged_only_from_enough_results_and_not_without_a_card(organization):
     version = carded_version()
     results(organization, version, count=49, out_of_scope=5)

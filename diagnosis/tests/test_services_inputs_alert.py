@@ -41,6 +41,7 @@ def test_recent_uploads_out_of_scope_more_often_than_the_card_expects_raise_one_
     assert payload["model_version"] == {"id": active.pk, "name": "kidney-v9"}
     assert payload["api_path"] == f"/api/v1/performance/?model_version={active.pk}"
     assert (payload["weeks"], payload["out_of_scope"], payload["diagnosed"], payload["rate"]) == (4, 3, 60, 0.05)
+    assert (payload["patients"], payload["effective"]) == (60, 60.0)  # a slice each: as many as the slices
     assert payload["expected"] == pytest.approx(0.005) and payload["interval"][0] == pytest.approx(0.0171, abs=1e-4)
     assert payload["unusual_since"] == alert.raised_at.isoformat()
 

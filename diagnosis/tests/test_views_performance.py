@@ -170,7 +170,7 @@ def test_administrators_are_warned_when_more_uploads_than_expected_are_out_of_sc
     assert "Out of scope in the last 4 weeks: 3 of 60" in " ".join(page.split())
     assert 'id="inputs-above"' in page
     banner = " ".join(page.split('id="inputs-above"')[1].split("</div>")[0].split())
-    assert "3 of 60 results in the last 4 weeks were out of scope (5.0%; expected 0.5%)" in banner
+    assert "3 of 60 results of 60 patients in the last 4 weeks were out of scope (5.0%; expected 0.5%)" in banner
 
 
 def test_a_usual_share_of_out_of_scope_uploads_raises_no_warning(client, organization):
@@ -180,7 +180,8 @@ def test_a_usual_share_of_out_of_scope_uploads_raises_no_warning(client, organiz
 
     page = " ".join(client.get(URL).content.decode().split())
 
-    assert "1 of 100 results (1.0%, 95% interval 0.2%–5.4%). Of slices like its training data it finds 0.5% so." in page
+    assert ("1 of 100 results from 100 patients (1.0%, 95% interval 0.2%–5.4%, counting a patient's slices as the "
+            "evidence they are together). Of slices like its training data it finds 0.5% so.") in page
     assert "Not more than expected." in page and 'id="inputs-above"' not in page
 
 

@@ -83,8 +83,12 @@ class InputsInUseSerializer(serializers.Serializer):
     weeks = serializers.IntegerField(help_text="the newest weeks counted, this one included")
     diagnosed = serializers.IntegerField(help_text="finished results in those weeks")
     out_of_scope = serializers.IntegerField()
+    patients = serializers.IntegerField(help_text="the patients those results came from")
+    effective = serializers.FloatField(help_text="the independent results they are worth, between `patients` and "
+                                                 "`diagnosed`: slices of one patient are alike")
     rate = serializers.FloatField(allow_null=True, help_text="out_of_scope / diagnosed; null when none")
-    interval = serializers.SerializerMethodField(help_text="95% Wilson score interval of the rate; null when none")
+    interval = serializers.SerializerMethodField(help_text="95% Wilson score interval of the rate over the `effective` "
+                                                           "results; null when none")
     expected = serializers.FloatField(
         allow_null=True, help_text="the share of slices like its training data that the version finds out of scope "
                                    "(what its card's threshold leaves out of the validation slices)")
