@@ -84,6 +84,7 @@ from .staff import (
     webhook_delivery_get,
 )
 from .tenancy import UserLike, is_organization_admin, membership_of, organization_of
+from .studies import StudySummary, patient_studies
 from .worklist import (
     URGENCY_BY_LABEL,
     URGENCY_NEEDS_REVIEW,
@@ -185,6 +186,8 @@ __all__ = [
     "scan_opened_by_other",
     "wilson_interval",
     "effective_size",
+    "StudySummary",
+    "patient_studies",
     "worklist",
     "worklist_next",
     "worklist_remaining",

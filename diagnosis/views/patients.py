@@ -113,6 +113,7 @@ def _render_patient(
             "patient": patient,
             "changes": selectors.patient_changes(patient=patient),
             "accesses": accesses,
+            "studies": selectors.patient_studies(scans=scans),
             "unreviewed": [scan for scan in scans if scan.current_review is None and not scan.is_withdrawn],
             "reviewed": [scan for scan in scans if scan.current_review is not None and not scan.is_withdrawn],
             "withdrawn": [scan for scan in scans if scan.is_withdrawn],
