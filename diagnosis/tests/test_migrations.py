@@ -22,6 +22,24 @@ def _user_and_patient(apps):
     return apps.get_model("diagnosis", "Scan"), user, patient
 
 
+def _refused_until_one_is_withdrawn(Scan, after, *, patient, kept, crossed, user, standing: int) -> None:
+    """Migrating to ``after`` stops, naming the two scans of one slice and changing nothing, until one is withdrawn;
+    then it and every later migration run."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    with pytest.raises(RuntimeError, match=rf"patient {patient.pk}: scans {kept.pk}, {crossed.pk}\)\. Withdraw all but one"):
+        MigrationExecutor(connection).migrate(after)
+    assert Scan.objects.filter(withdrawn_at__isnull=True).count() == standing
+
+    Scan.objects.filter(pk=crossed.pk).update(withdrawn_at=timezone.now(), withdrawn_by=user)
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 def test_scans_withdrawn_before_the_history_existed_get_their_withdrawal_as_its_first_entry(transactional_db):
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
@@ -92,23 +110,13 @@ def test_slices_on_record_twice_stop_the_constraint_naming_the_scans_and_nothing
     kept, crossed = Scan.objects.create(image="scans/a.png", **common), Scan.objects.create(image="scans/b.png", **common)
     Scan.objects.create(image="scans/c.png", withdrawn_at=timezone.now(), withdrawn_by=user, **common)
 
-    executor = MigrationExecutor(connection)
-    with pytest.raises(RuntimeError, match=rf"patient {patient.pk}: scans {kept.pk}, {crossed.pk}\)\. Withdraw all but one"):
-        executor.migrate(after)
-    assert Scan.objects.filter(withdrawn_at__isnull=True).count() == 2
-
-    Scan.objects.filter(pk=crossed.pk).update(withdrawn_at=timezone.now(), withdrawn_by=user)
-    executor = MigrationExecutor(connection)
-    executor.migrate(after)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    _refused_until_one_is_withdrawn(Scan, after, patient=patient, kept=kept, crossed=crossed, user=user, standing=2)
 
 
 def test_an_instance_on_record_twice_stops_its_constraint_naming_the_scans_while_slices_without_one_pass(
         transactional_db):
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
-    from django.utils import timezone
 
     before, after = [("diagnosis", "0031_scan_dicom_identifiers")], [("diagnosis", "0032_scan_instance_once_per_patient")]
     executor = MigrationExecutor(connection)
@@ -121,13 +129,4 @@ def test_an_instance_on_record_twice_stops_its_constraint_naming_the_scans_while
     kept, crossed = (Scan.objects.create(image=f"scans/{name}.png", sha256=name * 64, dicom_instance_uid="1.2.3.4",
                                          **common) for name in "cd")
 
-    executor = MigrationExecutor(connection)
-    with pytest.raises(RuntimeError, match=rf"patient {patient.pk}: scans {kept.pk}, {crossed.pk}\)\. Withdraw all but one"):
-        executor.migrate(after)
-    assert Scan.objects.filter(withdrawn_at__isnull=True).count() == 4
-
-    Scan.objects.filter(pk=crossed.pk).update(withdrawn_at=timezone.now(), withdrawn_by=user)
-    executor = MigrationExecutor(connection)
-    executor.migrate(after)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    _refused_until_one_is_withdrawn(Scan, after, patient=patient, kept=kept, crossed=crossed, user=user, standing=4)
