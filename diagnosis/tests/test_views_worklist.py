@@ -46,6 +46,19 @@ def test_the_home_page_lists_unreviewed_scans_most_urgent_first_with_the_waiting
     assert f'data-rows-url="{reverse("diagnosis:worklist_rows")}?' in page and "{#" not in page
 
 
+
+def test_a_dicom_slices_row_names_its_accession_number_as_the_ris_does(ui_client, organization):
+    ordered = scan_with(organization, "Stone")
+    ordered.dicom_accession_number = "A-20261206-9"
+    ordered.save(update_fields=["dicom_accession_number"])
+    scan_with(organization, "Normal")  # a PNG upload: no order to name
+
+    page = ui_client.get(reverse("diagnosis:home")).content.decode()
+
+    assert page.count("Accession ") == 1
+    row = page.split(f'data-scan="{ordered.pk}"')[1].split("</tr>")[0]
+    assert "Accession A-20261206-9" in row
+
 def test_the_filters_narrow_the_worklist(ui_client, organization):
     stone = scan_with(organization, "Stone", name="Sam Stone")
     scan_with(organization, "Tumor", name="Tom Tumor")
