@@ -37,6 +37,11 @@ class JPEGRenderer(FileRenderer):
     format = "jpeg"
 
 
+class DicomRenderer(FileRenderer):
+    media_type = "application/dicom"
+    format = "dcm"
+
+
 class PlainTextRenderer(FileRenderer):
     media_type = "text/plain"
     format = "txt"

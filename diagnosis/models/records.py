@@ -135,6 +135,7 @@ class PatientAccess(models.Model):
         IMAGE = "image", "Scan image"
         REPORT = "report", "PDF report"
         FHIR = "fhir", "FHIR export"
+        DICOM = "dicom", "DICOM export"
 
     class Channel(models.TextChoices):
         WEB = "web", "Web"

@@ -17,9 +17,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ... import fhir, reports, selectors, services
+from ... import dicom_export, fhir, reports, selectors, services
 from ...models import PatientAccess, Scan
-from ..renderers import FHIRRenderer, JPEGRenderer, PDFRenderer, PNGRenderer
+from ..exceptions import Conflict
+from ..renderers import DicomRenderer, FHIRRenderer, JPEGRenderer, PDFRenderer, PNGRenderer
 from ..serializers import (
     RefileSerializer,
     RestoreSerializer,
@@ -232,6 +233,32 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         bundle = fhir.scan_fhir_bundle(scan=scan, base_url=request.build_absolute_uri("/"))
         self._log_access(scan, PatientAccess.What.FHIR)
         return Response(bundle, headers={"Cache-Control": "private, no-store"})
+
+    @extend_schema(
+        responses={(200, "application/dicom"): OpenApiTypes.BINARY,
+                   409: OpenApiResponse(description="No result for the archive: the scan was withdrawn, came "
+                                                    "without a DICOM study, or its diagnosis failed or is not finished.")},
+        description="The scan's newest AI result as a DICOM Secondary Capture (application/dicom, Part 10) for the "
+        "hospital's archive: the slice with its heat map under a band that states the result, the model and that it "
+        "is decision support, in the slice's study (StudyInstanceUID, AccessionNumber), in a series of the model's "
+        "results (SeriesNumber 9901), under the patient's MRN, name, birth date and sex as kept here. Its UIDs are "
+        "made from the study, the slice, the model and the result, so fetching it again gives the same instance. "
+        "Only for slices that came as DICOM.",
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, DicomRenderer])
+    def dicom(self, request: Request, pk: str | None = None) -> HttpResponse:
+        scan = self.get_object()
+        try:
+            capture = dicom_export.scan_result_capture(scan=scan)
+        except dicom_export.NotExportable as exc:
+            raise Conflict(detail=str(exc)) from None
+        except OSError:
+            raise NotFound("The stored image is missing.") from None
+        self._log_access(scan, PatientAccess.What.DICOM)
+        response = HttpResponse(capture, content_type="application/dicom")
+        response["Content-Disposition"] = f'attachment; filename="scan-{scan.pk}-ai-result.dcm"'
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     @extend_schema(
         parameters=[OpenApiParameter("class", str, description="Class to explain; the predicted one by default.")],

@@ -1,0 +1,149 @@
+"""A scan's AI result as a DICOM Secondary Capture, for the hospital's archive (PACS) to store beside the study the
+slice came from: the slice with the heat map, and the result written above it, under the patient's identity as
+kept here. A radiologist's viewer then shows the AI's reading next to the scanner's images, where they read.
+
+Views only send what ``scan_result_capture`` builds. Its UIDs are made from what the capture shows (study, slice,
+model, result), so the same capture fetched again is the same instance, which an archive stores once.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+
+from django.utils import timezone
+from PIL import Image, ImageDraw, ImageFont
+
+from . import selectors
+from .models import Prediction, Scan
+from .reports import slice_with_heatmap
+
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
+# High, so that a viewer lists the AI's series after the scanner's own.
+SERIES_NUMBER = 9901
+MIN_WIDTH_PX = 512  # the text must stay legible above a small slice
+NOTICE = "Decision support, not a diagnosis: confirm against the full study."
+_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+class NotExportable(Exception):
+    """The scan has no result a capture could show, or no study to put it in; the message says which."""
+
+
+def result_uid(*parts: str) -> str:
+    """A UID under 2.25 (ISO/IEC 9834-8: a UUID written as a decimal) made from ``parts``: the same parts give the
+    same UID, and parts that name a globally unique study give one no other site makes for other content."""
+    return "2.25." + str(uuid.uuid5(uuid.NAMESPACE_OID, "/".join(parts)).int)
+
+
+def scan_result_capture(*, scan: Scan) -> bytes:
+    """The DICOM Part 10 file of the scan's newest AI result. Raises NotExportable for a withdrawn scan, a slice
+    that came without a DICOM study (a PNG or JPEG upload), or one without a finished result."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    if scan.is_withdrawn:
+        raise NotExportable("The scan was withdrawn as entered in error: its result is not for the archive.")
+    if not scan.dicom_study_uid:
+        raise NotExportable("The slice came without a DICOM study (a PNG or JPEG upload), so there is no study in "
+                            "the archive to put its result in.")
+    prediction = scan.latest_prediction
+    if prediction is None or prediction.status != Prediction.Status.DONE:
+        state = "failed" if prediction is not None and prediction.status == Prediction.Status.FAILED else "not finished"
+        raise NotExportable(f"The scan's diagnosis is {state}: there is no AI result to send to the archive.")
+    version = prediction.model_version
+    source = scan.dicom_instance_uid or scan.sha256
+    series_uid = result_uid("kidneyweb-result-series", scan.dicom_study_uid, version.sha256)
+    instance_uid = result_uid("kidneyweb-result", scan.dicom_study_uid, source, version.sha256, str(prediction.pk))
+    pixels = _captured(scan, prediction)
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SECONDARY_CAPTURE, instance_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationVersionName = "KIDNEYWEB"
+    dataset = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    dataset.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: patients' names are not all Latin
+    dataset.ImageType = ["DERIVED", "SECONDARY"]
+    dataset.SOPClassUID, dataset.SOPInstanceUID = SECONDARY_CAPTURE, instance_uid
+    finished = timezone.localtime(prediction.finished_at or timezone.now())
+    dataset.StudyDate, dataset.StudyTime = "", ""  # not kept here; the archive has them from the scanner
+    dataset.ContentDate, dataset.ContentTime = finished.strftime("%Y%m%d"), finished.strftime("%H%M%S")
+    dataset.AccessionNumber = scan.dicom_accession_number
+    dataset.Modality = "OT"
+    dataset.ConversionType = "WSD"  # made on a workstation
+    dataset.Manufacturer = "kidneyweb"
+    dataset.InstitutionName = _text(scan.patient.organization.name)
+    dataset.ReferringPhysicianName = ""
+    dataset.SeriesDescription = _text(f"AI result ({version.name}), decision support")
+    dataset.SecondaryCaptureDeviceManufacturer = "kidneyweb"
+    dataset.SecondaryCaptureDeviceManufacturerModelName = _text(version.name)
+    dataset.PatientName = _text(scan.patient.name)
+    dataset.PatientID = _text(scan.patient.mrn)
+    dataset.PatientBirthDate = scan.patient.birth_date.strftime("%Y%m%d")
+    dataset.PatientSex = scan.patient.sex
+    dataset.StudyInstanceUID, dataset.SeriesInstanceUID = scan.dicom_study_uid, series_uid
+    dataset.StudyID = ""
+    dataset.SeriesNumber, dataset.InstanceNumber = SERIES_NUMBER, scan.pk
+    dataset.Laterality = ""  # an axial slice shows both kidneys
+    dataset.PatientOrientation = ""
+    dataset.BurnedInAnnotation = "YES"
+    dataset.DerivationDescription = (f"AI result of kidneyweb with its Grad-CAM heat map, from the slice "
+                                     f"{scan.dicom_instance_uid or '(no instance UID)'}")[:1024]
+    dataset.SamplesPerPixel, dataset.PhotometricInterpretation, dataset.PlanarConfiguration = 3, "RGB", 0
+    dataset.Rows, dataset.Columns = pixels.height, pixels.width
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 8, 8, 7, 0
+    dataset.PixelData = pixels.tobytes()
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def capture_lines(prediction: Prediction, *, heat_map: bool) -> list[str]:
+    """What the capture's band says: the result (marked for review as the worklist marks it), the model and when,
+    and that it is decision support. No patient detail: the header carries it."""
+    verdict = selectors.prediction_uncertainty(prediction)
+    result = f"AI: {prediction.label} {prediction.confidence or 0:.0%}"
+    if prediction.out_of_scope:
+        result = "AI: out of scope (unlike the slices it was trained on), needs review"
+    elif verdict.needs_review:
+        result += f", uncertain (under {verdict.threshold:.0%}), needs review"
+    when = timezone.localtime(prediction.finished_at or timezone.now()).strftime("%Y-%m-%d %H:%M")
+    return [result, f"{prediction.model_version.name}, {when}" + (", heat map: where it looked" if heat_map else ""),
+            NOTICE]
+
+
+def _wrapped(line: str, font, width: float) -> list[str]:
+    """The line broken at spaces into parts that fit ``width`` pixels in ``font``."""
+    parts: list[str] = []
+    for word in line.split(" "):
+        if parts and font.getlength(f"{parts[-1]} {word}") <= width:
+            parts[-1] = f"{parts[-1]} {word}"
+        else:
+            parts.append(word)
+    return parts
+
+
+def _text(value: str, limit: int = 64) -> str:
+    # A backslash separates values in DICOM, and "^" and "=" split a person's name into parts; none of them is
+    # meant here.
+    return "".join(" " if c in "\\^=" or not c.isprintable() else c for c in value).strip()[:limit]
+
+
+def _captured(scan: Scan, prediction: Prediction) -> Image.Image:
+    """The slice with its heat map, widened to stay legible, under a black band with ``capture_lines``."""
+    data, drew = slice_with_heatmap(scan, prediction)
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    if image.width < MIN_WIDTH_PX:
+        image = image.resize((MIN_WIDTH_PX, round(image.height * MIN_WIDTH_PX / image.width)), Image.BILINEAR)
+    size = max(14, image.width // 32)
+    font = ImageFont.truetype(str(_FONT), size) if _FONT.is_file() else ImageFont.load_default(size)
+    lines = [part for line in capture_lines(prediction, heat_map=drew)
+             for part in _wrapped(line, font, image.width - size)]
+    band = round(size * 1.4) * len(lines) + size
+    canvas = Image.new("RGB", (image.width, image.height + band), "black")
+    canvas.paste(image, (0, band))
+    draw = ImageDraw.Draw(canvas)
+    for row, line in enumerate(lines):
+        draw.text((size // 2, size // 2 + row * round(size * 1.4)), line, fill="white", font=font)
+    return canvas

@@ -1,0 +1,163 @@
+"""GET /api/v1/scans/{id}/dicom/: the AI result as a DICOM Secondary Capture for the hospital's archive, in the study
+the slice came from, under the patient's identity as kept here; the same capture fetched again is the same
+instance."""
+
+import datetime
+import io
+
+import numpy as np
+import pydicom
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from diagnosis import dicom_export, services
+from diagnosis.models import PatientAccess, Prediction
+from mlcore.synthetic import dicom_bytes
+
+from . import openapi
+from .factories import DonePredictionFactory, PatientFactory, ScanFactory, token_client
+
+STUDY = "1.2.826.0.1.3680043.8.498.71"
+
+
+def _overlay() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGBA", (64, 64), (255, 0, 0, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def patient(organization):
+    return PatientFactory(organization=organization, name="Grace Hopper", mrn="00123456",
+                          birth_date=datetime.date(1906, 12, 9), sex="F")
+
+
+def _dicom_scan(patient, clinician, seed=0):
+    pixels = np.random.default_rng(seed).integers(900, 1300, (64, 64), dtype=np.uint16)
+    data = dicom_bytes(pixels, patient_id=patient.mrn, study_uid=STUDY, accession_number="A-20261206-71")
+    return services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=clinician)
+
+
+def _result(scan, **kwargs):
+    Prediction.objects.filter(scan=scan).delete()  # the queued one scan_create made
+    prediction = DonePredictionFactory(scan=scan, label="Stone", top=0.91, **kwargs)
+    prediction.heatmap.save("h.png", ContentFile(_overlay()))
+    return prediction
+
+
+def _capture(response) -> pydicom.Dataset:
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/dicom"
+    with pydicom.config.strict_reading():
+        return pydicom.dcmread(io.BytesIO(response.content))
+
+
+def test_an_ai_result_comes_as_a_secondary_capture_in_the_slices_study_under_the_patients_identity(
+        client, api_client, patient, clinician, active_model_version, monkeypatch):
+    # Any value DICOM does not allow (too long, a wrong character) raises instead of being written.
+    monkeypatch.setattr(pydicom.config.settings, "writing_validation_mode", pydicom.config.RAISE)
+    scan = _dicom_scan(patient, clinician)
+    prediction = _result(scan)
+
+    response = api_client.get(f"/api/v1/scans/{scan.pk}/dicom/")
+
+    capture = _capture(response)
+    assert openapi.mismatches(openapi.load(client), "/api/v1/scans/{id}/dicom/", "get", response) == []
+    assert response["Content-Disposition"] == f'attachment; filename="scan-{scan.pk}-ai-result.dcm"'
+    assert capture.SOPClassUID == dicom_export.SECONDARY_CAPTURE == capture.file_meta.MediaStorageSOPClassUID
+    assert (capture.StudyInstanceUID, capture.AccessionNumber) == (STUDY, "A-20261206-71")
+    assert capture.SeriesInstanceUID not in (scan.dicom_series_uid, STUDY) and capture.SeriesNumber == 9901
+    assert (str(capture.PatientName), capture.PatientID, capture.PatientBirthDate, capture.PatientSex) == (
+        "Grace Hopper", "00123456", "19061209", "F")
+    assert (capture.Modality, capture.ConversionType, list(capture.ImageType)) == ("OT", "WSD", ["DERIVED", "SECONDARY"])
+    assert capture.BurnedInAnnotation == "YES" and scan.dicom_instance_uid in capture.DerivationDescription
+    assert prediction.model_version.name in capture.SeriesDescription
+    pixels = capture.pixel_array
+    assert capture.PhotometricInterpretation == "RGB" and pixels.shape == (capture.Rows, capture.Columns, 3)
+    assert capture.Columns >= dicom_export.MIN_WIDTH_PX  # a 64-pixel slice is widened so the text stays legible
+    band, image = pixels[: capture.Rows - capture.Columns], pixels[capture.Rows - capture.Columns:]
+    assert band.max() == 255 and np.median(band) == 0  # white text on black
+    assert (image[..., 0].astype(int) - image[..., 2]).mean() > 50  # the red heat map over the grey slice
+    assert PatientAccess.objects.filter(scan=scan, what=PatientAccess.What.DICOM,
+                                        channel=PatientAccess.Channel.API).count() == 1
+
+
+
+def test_the_capture_passes_the_reference_validator_whatever_script_the_name_is_written_in(
+        api_client, organization, clinician, active_model_version, tmp_path):
+    import shutil
+    import subprocess
+
+    validator = shutil.which("dciodvfy")  # David Clunie's IOD checker, Debian's dicom3tools
+    if validator is None:
+        pytest.skip("needs dciodvfy (Debian package dicom3tools; .ci/run installs it)")
+    patient = PatientFactory(organization=organization, mrn="00123456", name="সুমি দাস\\Ødegård^Jr")
+    scan = _dicom_scan(patient, clinician)
+    _result(scan)
+    response = api_client.get(f"/api/v1/scans/{scan.pk}/dicom/")
+    (tmp_path / "capture.dcm").write_bytes(response.content)
+
+    checked = subprocess.run([validator, str(tmp_path / "capture.dcm")], capture_output=True, text=True, timeout=60)
+
+    report = checked.stdout + checked.stderr
+    assert "SCImage" in report, report  # checked as a Secondary Capture image
+    assert [line for line in report.splitlines() if line.startswith("Error")] == [], report
+    assert str(_capture(response).PatientName) == "সুমি দাস Ødegård Jr"  # DICOM's separators left out
+
+def test_the_same_capture_fetched_again_is_the_same_instance_and_a_studys_slices_share_one_series(
+        api_client, patient, clinician, active_model_version):
+    first, second = _dicom_scan(patient, clinician), _dicom_scan(patient, clinician, seed=1)
+    _result(first, model_version=active_model_version), _result(second, model_version=active_model_version)
+
+    once, again = (_capture(api_client.get(f"/api/v1/scans/{first.pk}/dicom/")) for _ in range(2))
+    other = _capture(api_client.get(f"/api/v1/scans/{second.pk}/dicom/"))
+
+    assert once.SOPInstanceUID == again.SOPInstanceUID and once.SOPInstanceUID.startswith("2.25.")
+    assert len(once.SOPInstanceUID) <= 64 and other.SOPInstanceUID != once.SOPInstanceUID
+    assert other.SeriesInstanceUID == once.SeriesInstanceUID
+    _result(first, model_version=active_model_version)  # diagnosed again: another result is another instance
+    assert _capture(api_client.get(f"/api/v1/scans/{first.pk}/dicom/")).SOPInstanceUID != once.SOPInstanceUID
+
+
+def test_the_band_states_an_uncertain_or_out_of_scope_result_as_needing_review(patient, active_model_version):
+    scan = ScanFactory(patient=patient, dicom_study_uid=STUDY)
+    sure = DonePredictionFactory(scan=scan, label="Tumor", top=0.93)
+    unsure = DonePredictionFactory(scan=scan, label="Cyst", top=0.55)
+    odd = DonePredictionFactory(scan=scan, label="Normal", out_of_scope=True)
+
+    assert dicom_export.capture_lines(sure, heat_map=True)[0] == "AI: Tumor 93%"
+    assert dicom_export.capture_lines(unsure, heat_map=False)[0] == "AI: Cyst 55%, uncertain (under 70%), needs review"
+    assert dicom_export.capture_lines(odd, heat_map=False)[0].startswith("AI: out of scope")
+    assert dicom_export.capture_lines(sure, heat_map=True)[2] == dicom_export.NOTICE
+
+
+def test_no_capture_without_a_study_a_finished_result_or_once_withdrawn(api_client, patient, clinician,
+                                                                        active_model_version):
+    png = ScanFactory(patient=patient, uploaded_by=clinician)
+    DonePredictionFactory(scan=png)
+    failed = _dicom_scan(patient, clinician)
+    Prediction.objects.filter(scan=failed).update(status=Prediction.Status.FAILED, failure_reason="worker died")
+    queued = _dicom_scan(patient, clinician, seed=1)
+    withdrawn = _dicom_scan(patient, clinician, seed=2)
+    _result(withdrawn)
+    services.scan_withdraw(scan=withdrawn, user=clinician, reason="wrong patient")
+
+    answers = {name: api_client.get(f"/api/v1/scans/{scan.pk}/dicom/")
+               for name, scan in (("png", png), ("failed", failed), ("queued", queued), ("withdrawn", withdrawn))}
+
+    assert {name: r.status_code for name, r in answers.items()} == dict.fromkeys(answers, 409)
+    assert "came without a DICOM study" in answers["png"].json()["detail"]
+    assert "diagnosis is failed" in answers["failed"].json()["detail"]
+    assert "diagnosis is not finished" in answers["queued"].json()["detail"]
+    assert "withdrawn as entered in error" in answers["withdrawn"].json()["detail"]
+    assert not PatientAccess.objects.filter(what=PatientAccess.What.DICOM).exists()
+
+
+def test_another_organizations_scan_is_404(api_client, other_organization, other_clinician, active_model_version):
+    theirs = ScanFactory(patient=PatientFactory(organization=other_organization), dicom_study_uid=STUDY)
+    DonePredictionFactory(scan=theirs)
+
+    assert api_client.get(f"/api/v1/scans/{theirs.pk}/dicom/").status_code == 404
+    assert token_client(other_clinician).get(f"/api/v1/scans/{theirs.pk}/dicom/").status_code == 200
