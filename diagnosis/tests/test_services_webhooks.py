@@ -101,6 +101,15 @@ def test_a_done_diagnosis_says_its_label_and_whether_it_needs_review(organizatio
         "model_version": prediction.model_version.name, "failure_reason": ""}
 
 
+
+def test_a_dicom_slices_diagnosis_names_where_to_fetch_its_result_for_the_archive(organization, hooked, receiver):
+    scan = ScanFactory(patient=PatientFactory(organization=organization), dicom_study_uid="1.2.826.0.1.3680043.8.498.81")
+
+    services.webhook_deliver(delivery_id=services.diagnosis_finished_notify(
+        prediction=DonePredictionFactory(scan=scan)).pk)
+
+    assert receiver.received[0].json["scan"]["dicom_path"] == f"/api/v1/scans/{scan.pk}/dicom/"
+
 def test_a_receiver_that_fails_is_tried_again_and_then_given_up_with_the_reason(
         organization, hooked, receiver, django_capture_on_commit_callbacks):
     _finished(organization, django_capture_on_commit_callbacks)

@@ -203,6 +203,9 @@ class DicomIdentifiersSerializer(serializers.Serializer):
     instance_uid = serializers.CharField(help_text="SOPInstanceUID (0008,0018)")
     accession_number = serializers.CharField(help_text="AccessionNumber (0008,0050): the imaging order, as the RIS "
                                                        "numbers it")
+    result_url = serializers.CharField(
+        allow_null=True, help_text="The AI result as a DICOM Secondary Capture for the archive, in this study (409 "
+                                   "until the diagnosis is done); null when the header named no study")
 
 
 class ScanSerializer(serializers.ModelSerializer):
@@ -260,7 +263,9 @@ class ScanSerializer(serializers.ModelSerializer):
         if not (scan.dicom_study_uid or scan.dicom_series_uid or scan.dicom_instance_uid):
             return None
         return {"study_uid": scan.dicom_study_uid, "series_uid": scan.dicom_series_uid,
-                "instance_uid": scan.dicom_instance_uid, "accession_number": scan.dicom_accession_number}
+                "instance_uid": scan.dicom_instance_uid, "accession_number": scan.dicom_accession_number,
+                "result_url": _absolute(self.context, reverse("api:scan-dicom", kwargs={"pk": scan.pk}))
+                if scan.dicom_study_uid else None}
 
     def get_refiled_as(self, scan: Scan) -> list[int]:
         return [copy.pk for copy in scan.refiled_copies.all()]
