@@ -40,7 +40,7 @@ def result_uid(*parts: str) -> str:
 def scan_result_capture(*, scan: Scan) -> bytes:
     """The DICOM Part 10 file of the scan's newest AI result. Raises NotExportable for a withdrawn scan, a slice
     that came without a DICOM study (a PNG or JPEG upload), or one without a finished result."""
-    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
     if scan.is_withdrawn:
@@ -67,7 +67,11 @@ def scan_result_capture(*, scan: Scan) -> bytes:
     dataset.ImageType = ["DERIVED", "SECONDARY"]
     dataset.SOPClassUID, dataset.SOPInstanceUID = SECONDARY_CAPTURE, instance_uid
     finished = timezone.localtime(prediction.finished_at or timezone.now())
-    dataset.StudyDate, dataset.StudyTime = "", ""  # not kept here; the archive has them from the scanner
+    # As the scanner's header said; empty (allowed, type 2) for slices stored before they were kept.
+    dataset.StudyDate = scan.dicom_study_date.strftime("%Y%m%d") if scan.dicom_study_date else ""
+    dataset.StudyTime = scan.dicom_study_time.strftime("%H%M%S") if scan.dicom_study_time else ""
+    if scan.dicom_study_description:
+        dataset.StudyDescription = _text(scan.dicom_study_description)
     dataset.ContentDate, dataset.ContentTime = finished.strftime("%Y%m%d"), finished.strftime("%H%M%S")
     dataset.AccessionNumber = scan.dicom_accession_number
     dataset.Modality = "OT"
@@ -88,6 +92,12 @@ def scan_result_capture(*, scan: Scan) -> bytes:
     dataset.Laterality = ""  # an axial slice shows both kidneys
     dataset.PatientOrientation = ""
     dataset.BurnedInAnnotation = "YES"
+    if scan.dicom_sop_class_uid and scan.dicom_instance_uid:
+        # The slice it was made from, so that a viewer can go from the result to the scanner's image.
+        origin = Dataset()
+        origin.ReferencedSOPClassUID = scan.dicom_sop_class_uid
+        origin.ReferencedSOPInstanceUID = scan.dicom_instance_uid
+        dataset.SourceImageSequence = [origin]
     dataset.DerivationDescription = (f"AI result of kidneyweb with its Grad-CAM heat map, from the slice "
                                      f"{scan.dicom_instance_uid or '(no instance UID)'}")[:1024]
     dataset.SamplesPerPixel, dataset.PhotometricInterpretation, dataset.PlanarConfiguration = 3, "RGB", 0

@@ -122,6 +122,10 @@ def scan_report_pdf(*, scan: Scan, user: AbstractBaseUser) -> bytes:
                 # Where the slice is in the archive, for a reader who wants the study around it.
                 *([("Accession", scan.dicom_accession_number)] if scan.dicom_accession_number else []),
                 *([("DICOM study", scan.dicom_study_uid)] if scan.dicom_study_uid else []),
+                *([("Study", " ".join(filter(None, [
+                    scan.dicom_study_date.isoformat() if scan.dicom_study_date else "",
+                    scan.dicom_study_time.strftime("%H:%M") if scan.dicom_study_time else "",
+                    scan.dicom_study_description])))] if scan.dicom_study_date or scan.dicom_study_description else []),
                 *[("Withdrawn", f"{_when(entry.withdrawn_at)} by {entry.withdrawn_by.get_username()}: {entry.reason}; "
                                 f"restored {_when(entry.restored_at)} by {entry.restored_by.get_username()}: "
                                 f"{entry.restore_reason}")

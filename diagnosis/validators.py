@@ -35,6 +35,11 @@ class CheckedImage:
     dicom_series_uid: str = ""
     dicom_instance_uid: str = ""
     dicom_accession_number: str = ""
+    dicom_sop_class_uid: str = ""
+    # When the study was made and what it is: how a radiologist tells a patient's studies apart.
+    dicom_study_date: datetime.date | None = None
+    dicom_study_time: datetime.time | None = None
+    dicom_study_description: str = ""
 
 
 def _megabytes(size: int) -> str:
@@ -73,15 +78,17 @@ def validate_scan_image(file: IO[bytes]) -> CheckedImage:
     data = _read_limited(file, max_bytes)
     if not data:
         raise ValidationError("The file is empty.", code="empty_file")
-    dicom_patient_id, dicom_uids, accession = "", ("", "", ""), ""
+    dicom: dict[str, object] = {}
     if ml.is_dicom(data):
         try:
             header = ml.dicom_header(data)
             if header.modality not in CT_MODALITIES:
                 raise ValueError(f"it is not a CT slice (modality {header.modality}); only CT slices can be diagnosed")
-            dicom_patient_id = header.patient_id
-            dicom_uids = (header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
-            accession = header.accession_number
+            dicom = {"dicom_patient_id": header.patient_id, "dicom_study_uid": header.study_instance_uid,
+                     "dicom_series_uid": header.series_instance_uid, "dicom_instance_uid": header.sop_instance_uid,
+                     "dicom_accession_number": header.accession_number, "dicom_sop_class_uid": header.sop_class_uid,
+                     "dicom_study_date": header.study_date, "dicom_study_time": header.study_time,
+                     "dicom_study_description": header.study_description}
             # From here on the slice is a PNG like any other upload, checked by the same rules.
             data = ml.dicom_as_png(data, max_pixels=max_pixels)
         except ValueError as exc:
@@ -135,9 +142,7 @@ def validate_scan_image(file: IO[bytes]) -> CheckedImage:
     if image_format == "PNG":
         # Stored as the model and the browser read it, as a DICOM slice is.
         data = ml.high_bit_depth_as_png(data) or data
-    return CheckedImage(data=data, format=image_format, width=width, height=height, dicom_patient_id=dicom_patient_id,
-                        dicom_study_uid=dicom_uids[0], dicom_series_uid=dicom_uids[1], dicom_instance_uid=dicom_uids[2],
-                        dicom_accession_number=accession)
+    return CheckedImage(data=data, format=image_format, width=width, height=height, **dicom)
 
 
 def date_range_error(*, start: datetime.date | None, end: datetime.date | None) -> str | None:

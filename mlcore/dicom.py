@@ -11,6 +11,7 @@ JPEG-LS, JPEG 2000, RLE): pydicom decodes them with the pylibjpeg and pyjpegls p
 
 from __future__ import annotations
 
+import datetime
 import io
 from dataclasses import dataclass
 
@@ -42,12 +43,34 @@ class DicomHeader:
     study_instance_uid: str = ""
     series_instance_uid: str = ""
     accession_number: str = ""  # the order the study was made for, as the hospital's RIS numbers it
+    # When the study was made and what it is, as a radiologist knows it; None or "" when absent or unreadable.
+    study_date: datetime.date | None = None
+    study_time: datetime.time | None = None
+    study_description: str = ""
+
+
+def _date_or_time(value: object, kind: type) -> datetime.date | datetime.time | None:
+    """A DA or TM value as a date or time; None when absent or not one (a header's free text is no reason to
+    refuse a slice)."""
+    if not value:
+        return None
+    try:
+        parsed = kind(str(value).strip())
+    except (ValueError, TypeError, OverflowError):
+        return None
+    # Plain values, not pydicom's subclasses that carry the original text.
+    if isinstance(parsed, datetime.date):
+        return datetime.date(parsed.year, parsed.month, parsed.day)
+    if isinstance(parsed, datetime.time):
+        return datetime.time(parsed.hour, parsed.minute, parsed.second, parsed.microsecond)
+    return None
 
 
 def read_header(data: bytes) -> DicomHeader:
     """The header's patient ID and modality, without decoding pixels; raise DicomError if unreadable."""
     import pydicom
     from pydicom.errors import InvalidDicomError
+    from pydicom.valuerep import DA, TM
 
     try:
         dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
@@ -59,7 +82,10 @@ def read_header(data: bytes) -> DicomHeader:
                        sop_instance_uid=str(dataset.get("SOPInstanceUID", "") or "").strip(),
                        study_instance_uid=str(dataset.get("StudyInstanceUID", "") or "").strip(),
                        series_instance_uid=str(dataset.get("SeriesInstanceUID", "") or "").strip(),
-                       accession_number=str(dataset.get("AccessionNumber", "") or "").strip())
+                       accession_number=str(dataset.get("AccessionNumber", "") or "").strip(),
+                       study_date=_date_or_time(dataset.get("StudyDate"), DA),
+                       study_time=_date_or_time(dataset.get("StudyTime"), TM),
+                       study_description=str(dataset.get("StudyDescription", "") or "").strip())
 
 
 def is_dicom(data: bytes) -> bool:

@@ -44,7 +44,8 @@ def write_dataset(root: Path, series_per_class: int = 4, slices_per_series: int 
 def dicom_bytes(stored: np.ndarray, *, slope: float = 1.0, intercept: float = -1024.0,
                 window: tuple[float, float] | None = (40.0, 400.0), photometric: str = "MONOCHROME2",
                 modality: str = "CT", transfer_syntax: str | None = None, patient_id: str | None = "MRN-000",
-                study_uid: str | None = None, series_uid: str | None = None, accession_number: str = "") -> bytes:
+                study_uid: str | None = None, series_uid: str | None = None, accession_number: str = "",
+                study_date: str = "", study_time: str = "", study_description: str = "") -> bytes:
     """A DICOM Part 10 slice holding ``stored`` values: 2-D (u)int8/16, or 3-D for several frames;
     for CT, HU = stored * slope + intercept, as a scanner writes them. ``patient_id`` None leaves the
     header without one, as an anonymised export. ``study_uid`` and ``series_uid`` are its study's and series' UIDs, new ones when not given.
@@ -66,6 +67,9 @@ def dicom_bytes(stored: np.ndarray, *, slope: float = 1.0, intercept: float = -1
     dataset.SeriesInstanceUID = series_uid or generate_uid()
     if accession_number:
         dataset.AccessionNumber = accession_number
+    for keyword, value in (("StudyDate", study_date), ("StudyTime", study_time), ("StudyDescription", study_description)):
+        if value:
+            setattr(dataset, keyword, value)
     dataset.Modality = modality
     # Identifiers as a scanner writes them: the web app must not keep them.
     dataset.PatientName = "Test^Patient"

@@ -191,6 +191,14 @@ class Scan(models.Model):
     dicom_accession_number = models.CharField("accession number", max_length=16, blank=True,
                                               help_text="The AccessionNumber of a DICOM slice: the order its study "
                                               "was made for, as the hospital's RIS numbers it.")
+    dicom_sop_class_uid = models.CharField("DICOM SOP class UID", max_length=64, blank=True,
+                                           help_text="What kind of DICOM image the slice was (CT Image Storage, ...), "
+                                           "so that a result can name it as its source.")
+    dicom_study_date = models.DateField("study date", null=True, blank=True,
+                                        help_text="The StudyDate of a DICOM slice, as the scanner wrote it.")
+    dicom_study_time = models.TimeField("study time", null=True, blank=True)
+    dicom_study_description = models.CharField("study description", max_length=64, blank=True,
+                                               help_text="The StudyDescription of a DICOM slice (what was examined).")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scans")
     uploaded_at = models.DateTimeField(default=timezone.now, editable=False)
     # Entered in error (the wrong patient, the wrong image): kept, with its result and reviews, for the

@@ -21,6 +21,9 @@ class StudySummary:
 
     study_uid: str
     accession_number: str
+    study_date: datetime.date | None  # as the scanner's header said; None for slices stored before it was kept
+    study_time: datetime.time | None
+    description: str
     first_uploaded: datetime.datetime
     slices: int
     ai_labels: tuple[tuple[str, int], ...]  # most serious first
@@ -38,13 +41,15 @@ def _serious_first(counts: Counter[str]) -> tuple[tuple[str, int], ...]:
 
 def patient_studies(*, scans: Iterable[Scan]) -> list[StudySummary]:
     """The studies of these scans (a patient's, loaded by ``scan_list``: newest predictions and reviews prefetched),
-    newest first. Slices without a study (PNG or JPEG uploads) and withdrawn ones are left out; no query is made."""
+    newest first (by study date, else by first upload). Slices without a study (PNG or JPEG uploads) and withdrawn
+    ones are left out; no query is made."""
     by_study: dict[str, list[Scan]] = {}
     for scan in scans:
         if scan.dicom_study_uid and not scan.is_withdrawn:
             by_study.setdefault(scan.dicom_study_uid, []).append(scan)
     studies = [_summary(uid, sorted(members, key=lambda s: (s.uploaded_at, s.pk))) for uid, members in by_study.items()]
-    return sorted(studies, key=lambda study: study.first_uploaded, reverse=True)
+    return sorted(studies, key=lambda study: (study.study_date or study.first_uploaded.date(), study.first_uploaded),
+                  reverse=True)
 
 
 def _summary(study_uid: str, scans: list[Scan]) -> StudySummary:
@@ -67,9 +72,13 @@ def _summary(study_uid: str, scans: list[Scan]) -> StudySummary:
     serious = [(scan, p) for scan, p in confident if p.label in URGENCY_BY_LABEL and p.label != "Normal"]
     most_serious = min(serious, key=lambda sp: (URGENCY_BY_LABEL[sp[1].label], -(sp[1].confidence or 0)),
                        default=(None, None))[0]
+    def first(field: str):
+        return next((getattr(s, field) for s in scans if getattr(s, field)), None)
+
     return StudySummary(
-        study_uid=study_uid,
-        accession_number=next((s.dicom_accession_number for s in scans if s.dicom_accession_number), ""),
+        study_uid=study_uid, accession_number=first("dicom_accession_number") or "",
+        study_date=first("dicom_study_date"), study_time=first("dicom_study_time"),
+        description=first("dicom_study_description") or "",
         first_uploaded=scans[0].uploaded_at, slices=len(scans), ai_labels=_serious_first(ai_labels),
         needs_review=needs_review, in_progress=in_progress, reviewed=sum(review_labels.values()),
         review_labels=_serious_first(review_labels), most_serious=most_serious,

@@ -30,6 +30,10 @@ from .withdrawals import check_not_withdrawn
 logger = logging.getLogger(__name__)
 
 MAX_FAILURE_REASON = 2000
+# What a DICOM slice's header said that is kept with its scan, and how much of it (the fields' lengths).
+DICOM_TEXT_FIELDS = (("dicom_patient_id", 64), ("dicom_study_uid", 64), ("dicom_series_uid", 64),
+                     ("dicom_instance_uid", 64), ("dicom_accession_number", 16), ("dicom_sop_class_uid", 64),
+                     ("dicom_study_description", 64))
 # A slice that kills its worker (out of memory, a hung model) is redelivered after each death; without
 # a cap it would kill workers for ever. Passing errors take up to four attempts (tasks.MAX_RETRIES).
 MAX_ATTEMPTS = 6
@@ -163,6 +167,11 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
         raise NoActiveModelVersion()
 
     original_filename = Path(str(getattr(file, "name", "") or "")).name[: Scan._meta.get_field("original_filename").max_length]
+
+    def from_header(field: str):
+        # A filed slice is a stored PNG: what its header said comes with it from the scan it was filed from.
+        return getattr(checked, field) or (getattr(refiled_from, field) if refiled_from else None)
+
     scan = Scan(
         patient=patient,
         sha256=digest,
@@ -170,11 +179,9 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
         width=checked.width,
         height=checked.height,
         format=checked.format,
-        # A filed slice is a stored PNG: its header's patient ID comes with it from the scan it was filed from.
-        dicom_patient_id=(checked.dicom_patient_id or (refiled_from.dicom_patient_id if refiled_from else ""))[:64],
-        **{field: (getattr(checked, field) or (getattr(refiled_from, field) if refiled_from else ""))[:size]
-           for field, size in (("dicom_study_uid", 64), ("dicom_series_uid", 64), ("dicom_instance_uid", 64),
-                               ("dicom_accession_number", 16))},
+        **{field: (from_header(field) or "")[:size] for field, size in DICOM_TEXT_FIELDS},
+        dicom_study_date=from_header("dicom_study_date"),
+        dicom_study_time=from_header("dicom_study_time"),
         uploaded_by=uploaded_by,
         refiled_from=refiled_from,
     )

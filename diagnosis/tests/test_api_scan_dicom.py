@@ -36,7 +36,8 @@ def patient(organization):
 
 def _dicom_scan(patient, clinician, seed=0):
     pixels = np.random.default_rng(seed).integers(900, 1300, (64, 64), dtype=np.uint16)
-    data = dicom_bytes(pixels, patient_id=patient.mrn, study_uid=STUDY, accession_number="A-20261206-71")
+    data = dicom_bytes(pixels, patient_id=patient.mrn, study_uid=STUDY, accession_number="A-20261206-71",
+                       study_date="20261205", study_time="093015", study_description="CT ABDOMEN")
     return services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=clinician)
 
 
@@ -68,6 +69,10 @@ def test_an_ai_result_comes_as_a_secondary_capture_in_the_slices_study_under_the
     assert response["Content-Disposition"] == f'attachment; filename="scan-{scan.pk}-ai-result.dcm"'
     assert capture.SOPClassUID == dicom_export.SECONDARY_CAPTURE == capture.file_meta.MediaStorageSOPClassUID
     assert (capture.StudyInstanceUID, capture.AccessionNumber) == (STUDY, "A-20261206-71")
+    assert (capture.StudyDate, capture.StudyTime, capture.StudyDescription) == ("20261205", "093015", "CT ABDOMEN")
+    [origin] = capture.SourceImageSequence  # the scanner's slice it was made from
+    assert (origin.ReferencedSOPClassUID, origin.ReferencedSOPInstanceUID) == (
+        "1.2.840.10008.5.1.4.1.1.2", scan.dicom_instance_uid)  # CT Image Storage
     assert capture.SeriesInstanceUID not in (scan.dicom_series_uid, STUDY) and capture.SeriesNumber == 9901
     assert (str(capture.PatientName), capture.PatientID, capture.PatientBirthDate, capture.PatientSex) == (
         "Grace Hopper", "00123456", "19061209", "F")
@@ -104,6 +109,7 @@ def test_the_capture_passes_the_reference_validator_whatever_script_the_name_is_
     report = checked.stdout + checked.stderr
     assert "SCImage" in report, report  # checked as a Secondary Capture image
     assert [line for line in report.splitlines() if line.startswith("Error")] == [], report
+    assert "Study Date" not in report  # kept from the slice's header, as a DICOMDIR needs it
     assert str(_capture(response).PatientName) == "সুমি দাস Ødegård Jr"  # DICOM's separators left out
 
 def test_the_same_capture_fetched_again_is_the_same_instance_and_a_studys_slices_share_one_series(

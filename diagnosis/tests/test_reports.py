@@ -1,5 +1,6 @@
 """The PDF report of a scan says what the AI found, what the reviewer decided, and that it is not a diagnosis."""
 
+import datetime
 import io
 import re
 
@@ -52,11 +53,13 @@ def test_the_report_holds_patient_ai_result_model_review_and_the_notice(reviewed
 def test_a_dicom_slices_report_names_its_order_and_study_in_the_archive(reviewed_scan, clinician):
     plain = text_of(reports.scan_report_pdf(scan=reviewed_scan, user=clinician))
     reviewed_scan.dicom_study_uid, reviewed_scan.dicom_accession_number = "1.2.826.0.1.3680043.8.498.7", "A-7"
+    reviewed_scan.dicom_study_date, reviewed_scan.dicom_study_description = datetime.date(2026, 12, 5), "CT KUB"
 
     text = text_of(reports.scan_report_pdf(scan=reviewed_scan, user=clinician))
 
     assert "Accession A-7" in text and "DICOM study 1.2.826.0.1.3680043.8.498.7" in text
-    assert "DICOM study" not in plain and "Accession" not in plain
+    assert "Study 2026-12-05 CT KUB" in text
+    assert "DICOM study" not in plain and "Accession" not in plain and "CT KUB" not in plain
 
 
 # The longest comment a review accepts, as one unbroken word of wide letters, as prose, and in a script the

@@ -27,7 +27,8 @@ def _loaded(patient):
 def test_each_slice_of_a_study_counts_once_as_a_result_as_needing_review_or_as_in_progress(organization,
                                                                                         django_assert_num_queries):
     patient = PatientFactory(organization=organization)
-    tumour = DonePredictionFactory(scan=_slice(patient, dicom_accession_number="A-41"), label="Tumor", top=0.81)
+    tumour = DonePredictionFactory(scan=_slice(patient, dicom_accession_number="A-41", dicom_study_description="CT KUB",
+                                               dicom_study_date=datetime.date(2026, 12, 5)), label="Tumor", top=0.81)
     surer = DonePredictionFactory(scan=_slice(patient), label="Tumor", top=0.93)
     DonePredictionFactory(scan=_slice(patient), label="Stone", top=0.95)
     for _ in range(3):
@@ -45,6 +46,7 @@ def test_each_slice_of_a_study_counts_once_as_a_result_as_needing_review_or_as_i
         [study] = selectors.patient_studies(scans=scans)
 
     assert (study.study_uid, study.accession_number, study.slices) == (STUDY, "A-41", 10)
+    assert (study.study_date, study.description) == (datetime.date(2026, 12, 5), "CT KUB")
     assert study.ai_labels == (("Tumor", 2), ("Stone", 1), ("Normal", 3))
     assert (study.needs_review, study.in_progress) == (3, 1)
     assert study.reviewed == 2 and study.review_labels == (("Tumor", 1), ("Cyst", 1))
@@ -55,9 +57,12 @@ def test_studies_come_newest_first_and_slices_without_one_are_left_out(organizat
     patient = PatientFactory(organization=organization)
     DonePredictionFactory(scan=_slice(patient, study=OTHER, minutes_ago=60), label="Normal")
     DonePredictionFactory(scan=_slice(patient, minutes_ago=5), label="Normal")
+    # Made years ago, uploaded last (a prior study brought in for comparison): it sorts by when it was made.
+    prior = "1.2.826.0.1.3680043.8.498.43"
+    DonePredictionFactory(scan=_slice(patient, study=prior, dicom_study_date=datetime.date(2021, 3, 1)), label="Normal")
     DonePredictionFactory(scan=ScanFactory(patient=patient), label="Tumor")  # a PNG upload: no study
 
     studies = selectors.patient_studies(scans=_loaded(patient))
 
-    assert [s.study_uid for s in studies] == [STUDY, OTHER]
+    assert [s.study_uid for s in studies] == [STUDY, OTHER, prior]
     assert all(s.most_serious is None for s in studies)  # only normal slices: nothing to look at first

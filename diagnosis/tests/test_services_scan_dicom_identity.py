@@ -1,6 +1,8 @@
 """A DICOM slice's header names its patient and modality: scan_create refuses one that names another
 patient than the one chosen, or that is no CT slice, before anything is stored."""
 
+import datetime
+
 import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
@@ -80,18 +82,20 @@ def test_a_dicom_slice_keeps_where_it_is_in_the_archive_and_a_filed_copy_keeps_i
 
     wrong, right = PatientFactory(organization=organization), PatientFactory(organization=organization)
     data = dicom_bytes(SLICE, patient_id=None, study_uid="1.2.826.0.1.3680043.8.498.7", series_uid="1.2.826.0.1.8",
-                       accession_number="A-7")
+                       accession_number="A-7", study_date="20261205", study_time="0930", study_description="CT KUB")
     instance = str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
     scan = services.scan_create(patient=wrong, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=clinician)
 
     copy = services.scan_refile(scan=scan, patient=right, user=clinician, reason="uploaded for the wrong patient")
     png = services.scan_create(patient=right, file=SimpleUploadedFile("a.png", image_bytes()), uploaded_by=clinician)
 
-    expected = ("1.2.826.0.1.3680043.8.498.7", "1.2.826.0.1.8", instance, "A-7")
-    fields = ("dicom_study_uid", "dicom_series_uid", "dicom_instance_uid", "dicom_accession_number")
+    expected = ("1.2.826.0.1.3680043.8.498.7", "1.2.826.0.1.8", instance, "A-7", "1.2.840.10008.5.1.4.1.1.2",
+                datetime.date(2026, 12, 5), datetime.time(9, 30), "CT KUB")
+    fields = ("dicom_study_uid", "dicom_series_uid", "dicom_instance_uid", "dicom_accession_number",
+              "dicom_sop_class_uid", "dicom_study_date", "dicom_study_time", "dicom_study_description")
     for stored in (Scan.objects.get(pk=scan.pk), Scan.objects.get(pk=copy.pk)):
         assert tuple(getattr(stored, field) for field in fields) == expected
-    assert tuple(getattr(png, field) for field in fields) == ("", "", "", "")
+    assert tuple(getattr(png, field) for field in fields) == ("", "", "", "", "", None, None, "")
 
 
 def test_an_instance_sent_again_with_other_pixels_is_the_instance_already_stored(patient, clinician,

@@ -137,14 +137,16 @@ def test_a_dicom_slices_page_names_where_it_is_in_the_archive_and_a_pngs_does_no
     from mlcore.synthetic import dicom_bytes
 
     data = dicom_bytes(np.full((32, 32), 1100, np.uint16), patient_id=patient.mrn, study_uid="1.2.826.0.1.3680043.8.498.7",
-                       accession_number="A-7")
+                       accession_number="A-7", study_date="20261205", study_time="093000", study_description="CT KUB")
     for name, content in (("IM1.dcm", data), ("a.png", image_bytes())):
         ui_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"image": SimpleUploadedFile(name, content)})
     dicom, png = Scan.objects.get(format="PNG", dicom_study_uid__gt=""), Scan.objects.get(dicom_study_uid="")
 
     page = ui_client.get(reverse("diagnosis:scan_detail", args=[dicom.pk])).content.decode()
 
-    assert 'In the archive: study <code class="uid">1.2.826.0.1.3680043.8.498.7</code>' in page
+    caption = " ".join(page.split('id="dicom-identifiers">')[1].split("</p>")[0].split())
+    assert caption.startswith('In the archive: the study of <span id="study-date">2026-12-05 09:30</span> (<bdi>CT KUB</bdi>), '
+                              'study <code class="uid">1.2.826.0.1.3680043.8.498.7</code>')
     assert f'instance <code class="uid">{dicom.dicom_instance_uid}</code>;' in page
     assert '<span id="accession-number">A-7</span>' in page
     assert "In the archive" not in ui_client.get(reverse("diagnosis:scan_detail", args=[png.pk])).content.decode()

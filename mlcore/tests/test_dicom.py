@@ -196,3 +196,17 @@ def test_the_header_names_the_study_and_series_an_instance_belongs_to():
                                      accession_number=" A-20261206-7 "))
     assert (header.study_instance_uid, header.series_instance_uid) == ("1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.2")
     assert header.accession_number == "A-20261206-7"
+
+
+def test_the_header_says_when_the_study_was_made_and_what_it_is_or_nothing_when_unreadable():
+    import datetime
+
+    header = read_header(dicom_bytes(_slice(AIR), study_date="20261205", study_time="093015.25",
+                                     study_description=" CT ABDOMEN W CONTRAST "))
+    odd = read_header(dicom_bytes(_slice(AIR), study_date="05/12/2026", study_time="late"))
+    bare = read_header(dicom_bytes(_slice(AIR)))
+
+    assert (header.study_date, header.study_time) == (datetime.date(2026, 12, 5), datetime.time(9, 30, 15, 250000))
+    assert type(header.study_date) is datetime.date and header.study_description == "CT ABDOMEN W CONTRAST"
+    assert (odd.study_date, odd.study_time) == (None, None)  # free text is no reason to refuse a slice
+    assert (bare.study_date, bare.study_time, bare.study_description) == (None, None, "")

@@ -203,6 +203,10 @@ class DicomIdentifiersSerializer(serializers.Serializer):
     instance_uid = serializers.CharField(help_text="SOPInstanceUID (0008,0018)")
     accession_number = serializers.CharField(help_text="AccessionNumber (0008,0050): the imaging order, as the RIS "
                                                        "numbers it")
+    study_date = serializers.DateField(allow_null=True, help_text="StudyDate (0008,0020); null when the header had "
+                                                                 "none or it could not be read")
+    study_time = serializers.TimeField(allow_null=True, help_text="StudyTime (0008,0030), as the scanner wrote it")
+    study_description = serializers.CharField(help_text="StudyDescription (0008,1030)")
     result_url = serializers.CharField(
         allow_null=True, help_text="The AI result as a DICOM Secondary Capture for the archive, in this study (409 "
                                    "until the diagnosis is done); null when the header named no study")
@@ -264,6 +268,9 @@ class ScanSerializer(serializers.ModelSerializer):
             return None
         return {"study_uid": scan.dicom_study_uid, "series_uid": scan.dicom_series_uid,
                 "instance_uid": scan.dicom_instance_uid, "accession_number": scan.dicom_accession_number,
+                "study_date": scan.dicom_study_date.isoformat() if scan.dicom_study_date else None,
+                "study_time": scan.dicom_study_time.isoformat() if scan.dicom_study_time else None,
+                "study_description": scan.dicom_study_description,
                 "result_url": _absolute(self.context, reverse("api:scan-dicom", kwargs={"pk": scan.pk}))
                 if scan.dicom_study_uid else None}
 
