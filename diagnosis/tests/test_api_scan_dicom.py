@@ -155,6 +155,8 @@ def test_no_capture_without_a_study_a_finished_result_or_once_withdrawn(api_clie
 
     assert {name: r.status_code for name, r in answers.items()} == dict.fromkeys(answers, 409)
     assert "came without a DICOM study" in answers["png"].json()["detail"]
+    as_dicom = api_client.get(f"/api/v1/scans/{png.pk}/dicom/", HTTP_ACCEPT="application/dicom")
+    assert as_dicom.status_code == 409 and as_dicom["Content-Type"] == "application/json"  # an error stays JSON
     assert "diagnosis is failed" in answers["failed"].json()["detail"]
     assert "diagnosis is not finished" in answers["queued"].json()["detail"]
     assert "withdrawn as entered in error" in answers["withdrawn"].json()["detail"]
