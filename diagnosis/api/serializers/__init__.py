@@ -27,6 +27,7 @@ from .records import (
     WorklistFilterSerializer,
     WorklistScanSerializer,
 )
+from .studies import StudySummarySerializer
 from .staff import (
     MemberCreateSerializer,
     MemberSerializer,
@@ -69,6 +70,7 @@ __all__ = [
     "ScanCreateSerializer",
     "ScanSerializer",
     "StaffChangeSerializer",
+    "StudySummarySerializer",
     "WithdrawSerializer",
     "WithdrawalSerializer",
     "WorklistFilterSerializer",

@@ -30,6 +30,7 @@ from ..serializers import (
     PatientMergeUndoSerializer,
     PatientSerializer,
     PatientUpdateSerializer,
+    StudySummarySerializer,
     WorklistFilterSerializer,
     WorklistScanSerializer,
 )
@@ -85,6 +86,19 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.PATIENT,
                                        channel=PatientAccess.Channel.API)
         return self._with_etag(Response(PatientSerializer(patient).data), patient)
+
+    @extend_schema(responses={200: StudySummarySerializer(many=True)},
+                   description="The patient's DICOM studies, newest first (by study date, else by first upload), each "
+                   "summed up as on the patient's page: its slices counted once each by their newest diagnosis (a "
+                   "label the model vouches for, needing review, or in progress) and by their current review, and the "
+                   "slice to look at first. Withdrawn slices and PNG or JPEG uploads are left out.")
+    @action(detail=True, methods=["get"], pagination_class=None)  # a patient has few studies: one answer
+    def studies(self, request: Request, pk: str | None = None) -> Response:
+        patient = self.get_object()
+        services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.PATIENT,
+                                       channel=PatientAccess.Channel.API)
+        studies = selectors.patient_studies(scans=selectors.scan_list(user=request.user, patient=patient))
+        return Response(StudySummarySerializer(studies, many=True, context={"request": request}).data)
 
     @extend_schema(responses={200: PatientAccessSerializer(many=True)},
                    description="Who opened this patient's record, scans, images or reports, on the web or through "
