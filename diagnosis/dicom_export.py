@@ -9,13 +9,13 @@ model, result), so the same capture fetched again is the same instance, which an
 from __future__ import annotations
 
 import io
-import uuid
 from pathlib import Path
 
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
 from . import selectors
+from .dicom_uids import capture_uids
 from .models import Prediction, Scan
 from .reports import slice_with_heatmap
 
@@ -29,12 +29,6 @@ _FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 class NotExportable(Exception):
     """The scan has no result a capture could show, or no study to put it in; the message says which."""
-
-
-def result_uid(*parts: str) -> str:
-    """A UID under 2.25 (ISO/IEC 9834-8: a UUID written as a decimal) made from ``parts``: the same parts give the
-    same UID, and parts that name a globally unique study give one no other site makes for other content."""
-    return "2.25." + str(uuid.uuid5(uuid.NAMESPACE_OID, "/".join(parts)).int)
 
 
 def scan_result_capture(*, scan: Scan) -> bytes:
@@ -53,9 +47,7 @@ def scan_result_capture(*, scan: Scan) -> bytes:
         state = "failed" if prediction is not None and prediction.status == Prediction.Status.FAILED else "not finished"
         raise NotExportable(f"The scan's diagnosis is {state}: there is no AI result to send to the archive.")
     version = prediction.model_version
-    source = scan.dicom_instance_uid or scan.sha256
-    series_uid = result_uid("kidneyweb-result-series", scan.dicom_study_uid, version.sha256)
-    instance_uid = result_uid("kidneyweb-result", scan.dicom_study_uid, source, version.sha256, str(prediction.pk))
+    series_uid, instance_uid = capture_uids(scan, prediction)
     pixels = _captured(scan, prediction)
 
     meta = FileMetaDataset()

@@ -30,6 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .. import selectors
+from ..dicom_uids import result_instance_uids
 from ..models import (
     WEBHOOK_EVENTS, InputsAlert, Organization, Patient, PatientMerge, PerformanceAlert, Prediction, Review, Scan,
     StaffChange, WebhookDelivery,
@@ -179,10 +180,12 @@ def scan_restored_notify(*, scan: Scan, reason: str) -> WebhookDelivery | None:
 
 def scan_withdrawn_notify(*, scan: Scan, refiled_as: Scan | None = None) -> WebhookDelivery | None:
     """A scan entered in error; ``refiled_as`` is the new scan its slice became for the right patient."""
-    return _event(organization_id=scan.patient.organization_id, event="scan.withdrawn", data={
-        **_scan_data(scan), "reason": scan.withdrawal_reason,
-        "refiled_as": _scan_data(refiled_as)["scan"] if refiled_as is not None else None,
-    })
+    data = {**_scan_data(scan), "reason": scan.withdrawal_reason,
+            "refiled_as": _scan_data(refiled_as)["scan"] if refiled_as is not None else None}
+    if scan.dicom_study_uid:
+        # The result captures an archive may hold of it (DICOM export), for the integration engine to reject there.
+        data["dicom_result_uids"] = result_instance_uids(scan=scan)
+    return _event(organization_id=scan.patient.organization_id, event="scan.withdrawn", data=data)
 
 
 def _patient_data(patient: Patient) -> dict[str, Any]:

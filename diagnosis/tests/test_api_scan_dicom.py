@@ -127,6 +127,24 @@ def test_the_same_capture_fetched_again_is_the_same_instance_and_a_studys_slices
     assert _capture(api_client.get(f"/api/v1/scans/{first.pk}/dicom/")).SOPInstanceUID != once.SOPInstanceUID
 
 
+
+def test_a_withdrawal_names_the_captures_an_archive_may_hold_so_the_engine_can_reject_them(
+        api_client, notified, patient, clinician, active_model_version):
+    from diagnosis.models import WebhookDelivery
+
+    scan = _dicom_scan(patient, clinician)
+    _result(scan, model_version=active_model_version)
+    stored = _capture(api_client.get(f"/api/v1/scans/{scan.pk}/dicom/")).SOPInstanceUID
+    png = ScanFactory(patient=patient, uploaded_by=clinician)
+
+    services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
+    services.scan_withdraw(scan=png, user=clinician, reason="wrong patient")
+
+    withdrawn = [d.payload for d in WebhookDelivery.objects.filter(event="scan.withdrawn").order_by("id")]
+    assert withdrawn[0]["dicom_result_uids"] == [stored]
+    assert withdrawn[0]["scan"]["dicom_path"] == f"/api/v1/scans/{scan.pk}/dicom/"
+    assert "dicom_result_uids" not in withdrawn[1]  # a PNG upload: no capture was ever made
+
 def test_the_band_states_an_uncertain_or_out_of_scope_result_as_needing_review(patient, active_model_version):
     scan = ScanFactory(patient=patient, dicom_study_uid=STUDY)
     sure = DonePredictionFactory(scan=scan, label="Tumor", top=0.93)
