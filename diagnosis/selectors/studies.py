@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..models import Prediction, Scan
 from .records import prediction_uncertainty
@@ -72,7 +72,9 @@ def _summary(study_uid: str, scans: list[Scan]) -> StudySummary:
     serious = [(scan, p) for scan, p in confident if p.label in URGENCY_BY_LABEL and p.label != "Normal"]
     most_serious = min(serious, key=lambda sp: (URGENCY_BY_LABEL[sp[1].label], -(sp[1].confidence or 0)),
                        default=(None, None))[0]
-    def first(field: str):
+
+    def first(field: str) -> Any:
+        # Every slice of a study carries the same header values; an older slice may lack them.
         return next((getattr(s, field) for s in scans if getattr(s, field)), None)
 
     return StudySummary(
