@@ -16,8 +16,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from . import selectors
 from .dicom_uids import capture_uids
-from .models import Prediction, Scan
-from .reports import slice_with_heatmap
+from .models import Patient, Prediction, Scan
+from .reports import slice_with_heatmap_image
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
 # High, so that a viewer lists the AI's series after the scanner's own.
@@ -77,7 +77,8 @@ def scan_result_capture(*, scan: Scan) -> bytes:
     dataset.PatientName = _text(scan.patient.name)
     dataset.PatientID = _text(scan.patient.mrn)
     dataset.PatientBirthDate = scan.patient.birth_date.strftime("%Y%m%d")
-    dataset.PatientSex = scan.patient.sex
+    # DICOM knows M, F and O; an unknown sex is left empty (type 2), not written as the record's "U".
+    dataset.PatientSex = "" if scan.patient.sex == Patient.Sex.UNKNOWN else scan.patient.sex
     dataset.StudyInstanceUID, dataset.SeriesInstanceUID = scan.dicom_study_uid, series_uid
     dataset.StudyID = ""
     dataset.SeriesNumber, dataset.InstanceNumber = SERIES_NUMBER, scan.pk
@@ -134,8 +135,7 @@ def _text(value: str, limit: int = 64) -> str:
 
 def _captured(scan: Scan, prediction: Prediction) -> Image.Image:
     """The slice with its heat map, widened to stay legible, under a black band with ``capture_lines``."""
-    data, drew = slice_with_heatmap(scan, prediction)
-    image = Image.open(io.BytesIO(data)).convert("RGB")
+    image, drew = slice_with_heatmap_image(scan, prediction)
     if image.width < MIN_WIDTH_PX:
         image = image.resize((MIN_WIDTH_PX, round(image.height * MIN_WIDTH_PX / image.width)), Image.BILINEAR)
     size = max(14, image.width // 32)

@@ -112,6 +112,15 @@ def test_the_capture_passes_the_reference_validator_whatever_script_the_name_is_
     assert "Study Date" not in report  # kept from the slice's header, as a DICOMDIR needs it
     assert str(_capture(response).PatientName) == "সুমি দাস Ødegård Jr"  # DICOM's separators left out
 
+
+def test_a_patient_of_unknown_sex_is_written_with_an_empty_sex_as_dicom_knows_no_u(
+        api_client, organization, clinician, active_model_version):
+    patient = PatientFactory(organization=organization, mrn="00123456", sex="U")
+    scan = _dicom_scan(patient, clinician)
+    _result(scan)
+
+    assert _capture(api_client.get(f"/api/v1/scans/{scan.pk}/dicom/")).PatientSex == ""
+
 def test_the_same_capture_fetched_again_is_the_same_instance_and_a_studys_slices_share_one_series(
         api_client, patient, clinician, active_model_version):
     first, second = _dicom_scan(patient, clinician), _dicom_scan(patient, clinician, seed=1)
