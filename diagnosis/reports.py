@@ -38,6 +38,15 @@ def _open_rgb(field) -> Image.Image | None:
 def slice_with_heatmap(scan: Scan, prediction: Prediction | None, opacity: float = HEATMAP_OPACITY) -> tuple[bytes, bool]:
     """The slice in grey with the stored heat-map overlay composited on top, as PNG bytes; and
     whether a heat map was drawn."""
+    composed, drew = slice_with_heatmap_image(scan, prediction, opacity)
+    buffer = io.BytesIO()
+    composed.save(buffer, format="PNG")
+    return buffer.getvalue(), drew
+
+
+def slice_with_heatmap_image(scan: Scan, prediction: Prediction | None,
+                             opacity: float = HEATMAP_OPACITY) -> tuple[Image.Image, bool]:
+    """``slice_with_heatmap`` as an RGB image, at most IMAGE_SIDE_PX on a side, for callers that draw on it."""
     base = _open_rgb(scan.image)
     if base is None:
         raise OSError("The stored image of the scan could not be read.")
@@ -55,9 +64,7 @@ def slice_with_heatmap(scan: Scan, prediction: Prediction | None, opacity: float
             drew = True
     composed = grey.convert("RGB")
     composed.thumbnail((IMAGE_SIDE_PX, IMAGE_SIDE_PX))
-    buffer = io.BytesIO()
-    composed.save(buffer, format="PNG")
-    return buffer.getvalue(), drew
+    return composed, drew
 
 
 def _when(value) -> str:

@@ -230,9 +230,9 @@ class ScanSerializer(serializers.ModelSerializer):
         help_text="The ids of the scans this slice was filed as for other patients (POST refile), oldest first; "
         "at most one of them is not withdrawn.")
     dicom = serializers.SerializerMethodField(
-        help_text="Null for a PNG or JPEG upload; for a DICOM slice, where it is in the hospital's archive: its "
-        "study_uid, series_uid and instance_uid (StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID; \"\" where its "
-        "header had none) and accession_number.")
+        help_text="Null for a PNG or JPEG upload; for a DICOM slice, where it is in the hospital's archive (its "
+        "UIDs, \"\" where its header had none), its study's accession number, date, time and description, and "
+        "where its AI result is fetched as DICOM for the archive.")
 
     class Meta:
         model = Scan
