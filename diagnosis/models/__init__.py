@@ -14,8 +14,8 @@ from .accounts import (
     StaffChange,
     all_webhook_events,
 )
-from .operations import (DicomStoreRefusal, InputsAlert, ModelVersion, PerformanceAlert, WebhookDelivery,
-                         WorkerHeartbeat)
+from .operations import (DicomStoreRefusal, InputsAlert, ModelVersion, OutboundDelivery, PerformanceAlert,
+                         WebhookDelivery, WorkerHeartbeat)
 from .records import (
     FORMAT_EXTENSIONS,
     ClassHeatmap,
@@ -36,7 +36,7 @@ from .records import (
 __all__ = [
     "WEBHOOK_EVENTS",
     "all_webhook_events",
-    "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "Patient",
+    "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "OutboundDelivery", "Patient",
     "PatientAccess", "PatientChange", "PatientDistinct", "PatientMerge", "PerformanceAlert", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
     "WebhookDelivery", "WorkerHeartbeat",
     "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",

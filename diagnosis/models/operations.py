@@ -107,18 +107,14 @@ class WorkerHeartbeat(models.Model):
         return f"{self.name} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"
 
 
-class WebhookDelivery(models.Model):
-    """One notification to an organization's system: what was sent where, and whether it arrived."""
+class OutboundDelivery(models.Model):
+    """Something sent to an organization's system by a Celery task that retries: where it went and how it went."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed"
 
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)  # receivers drop repeats by it
-    organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE, related_name="webhook_deliveries")
-    event = models.CharField(max_length=40)
-    payload = models.JSONField()
     url = models.CharField(max_length=500)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -132,6 +128,18 @@ class WebhookDelivery(models.Model):
     sent_again_at = models.DateTimeField(null=True, blank=True)
     sent_again_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+")
+
+    class Meta:
+        abstract = True
+
+
+class WebhookDelivery(OutboundDelivery):
+    """One notification to an organization's system: what was sent where, and whether it arrived."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)  # receivers drop repeats by it
+    organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE, related_name="webhook_deliveries")
+    event = models.CharField(max_length=40)
+    payload = models.JSONField()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -13,9 +13,6 @@ import hmac
 import json
 import logging
 import secrets
-import urllib.error
-import urllib.request
-from datetime import timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +22,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
-from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -35,29 +31,13 @@ from ..models import (
     WEBHOOK_EVENTS, InputsAlert, Organization, Patient, PatientMerge, PerformanceAlert, Prediction, Review, Scan,
     StaffChange, WebhookDelivery,
 )
-from .sweeps import resend_stale
+from . import outbound
+from .outbound import MAX_ATTEMPTS  # noqa: F401 (tests and readers look for it here)
+from .outbound import NotDelivered as WebhookNotDelivered
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 6  # over about 5 minutes of backoff (tasks.deliver_webhook)
-# Pending this long since queued or last sent again, a delivery has lost its task (the broker restarted).
-LOST_AFTER = timedelta(minutes=15)
-GIVE_UP_AFTER = timedelta(days=1)
-TIMEOUT_SECONDS = 10
 SIGNATURE_HEADER = "X-Kidneyweb-Signature"
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirected POST becomes a GET without the body, whose 200 would read as delivered: a 3xx is an answer.
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 (urllib's signature)
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-class WebhookNotDelivered(Exception):
-    """This attempt failed and more are allowed: the task tries again later."""
 
 
 def signature(*, secret: str, body: bytes) -> str:
@@ -285,15 +265,7 @@ def webhook_send_again(*, delivery: WebhookDelivery, by: AbstractBaseUser) -> We
         raise ValidationError(f"Only a failed notification can be sent again; this one is {delivery.get_status_display().lower()}.")
     if not delivery.organization.webhook_url:
         raise ValidationError("Set an address for result notifications first.")
-    delivery.status = WebhookDelivery.Status.PENDING
-    delivery.attempts = 0
-    delivery.response_status = None
-    delivery.last_error = ""
-    delivery.resent_at = None
-    delivery.sent_again_at = timezone.now()
-    delivery.sent_again_by = by
-    delivery.save(update_fields=["status", "attempts", "response_status", "last_error", "resent_at",
-                                 "sent_again_at", "sent_again_by"])
+    outbound.send_again_reset(delivery, by=by)
     transaction.on_commit(partial(_enqueue, delivery.pk))
     return delivery
 
@@ -318,32 +290,12 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
         delivery.save(update_fields=["url", "attempts"])
     # No lock or transaction while another server takes its time to answer.
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
-    request = urllib.request.Request(delivery.url, data=body, method="POST", headers={
+    answer = outbound.post(delivery.url, body=body, headers={
         "Content-Type": "application/json", "User-Agent": "kidneyweb-webhook/1",
         "X-Kidneyweb-Event": delivery.event, "X-Kidneyweb-Delivery": str(delivery.uuid),
         SIGNATURE_HEADER: signature(secret=organization.webhook_secret, body=body),
     })
-    status, error = None, ""
-    try:
-        with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:  # the scheme was checked when it was set
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status, error = exc.code, f"The receiver answered {exc.code} {exc.reason}."
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        error = f"Not reached: {getattr(exc, 'reason', exc)}."
-    delivered = status is not None and 200 <= status < 300
-    fields: dict[str, Any] = {"response_status": status, "last_error": error[:300]}
-    if delivered:
-        fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=timezone.now(), last_error="")
-    elif delivery.attempts >= MAX_ATTEMPTS:
-        fields.update(status=WebhookDelivery.Status.FAILED,
-                      last_error=f"Gave up after {delivery.attempts} attempts. {error}"[:300])
-    WebhookDelivery.objects.filter(pk=delivery.pk, status=WebhookDelivery.Status.PENDING).update(**fields)
-    delivery.refresh_from_db()
-    if delivery.status == WebhookDelivery.Status.PENDING:
-        logger.warning("Webhook delivery %s (attempt %d): %s", delivery.pk, delivery.attempts, error)
-        raise WebhookNotDelivered(error)
-    return delivery
+    return outbound.attempt_record(delivery, answer=answer, delivered=answer.ok, error=answer.error)
 
 
 def webhooks_resend_lost(*, now=None) -> list[int]:
@@ -351,13 +303,8 @@ def webhooks_resend_lost(*, now=None) -> list[int]:
 
     Celery beat runs this with the diagnoses' sweep. Sending twice is harmless: a delivered one is left
     alone, and the receiver drops a repeat by its delivery id."""
-    now = now or timezone.now()
-    pending = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
-    pending.annotate(started=Coalesce("sent_again_at", "created_at")).filter(started__lt=now - GIVE_UP_AFTER).update(
-        status=WebhookDelivery.Status.FAILED, last_error="Given up: not sent within a day (the task was lost).")
-    lost = pending.annotate(last_touched=Coalesce("resent_at", "sent_again_at", "created_at")).filter(
-        last_touched__lt=now - LOST_AFTER)
-    resent = resend_stale(lost, now=now, enqueue=_enqueue)
+    resent = outbound.resend_lost(WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING),
+                                  now=now or timezone.now(), enqueue=_enqueue)
     if resent:
         logger.warning("Sent result notifications %s again: their tasks were lost", resent)
     return resent

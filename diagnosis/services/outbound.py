@@ -1,0 +1,112 @@
+"""What result notifications (webhooks) and results sent to the archive (PACS) share: one POST to another
+organization's server per attempt, counted on a delivery row, retried by its task with backoff, given up on after
+a few attempts or a day, sent again by an administrator or by the sweep for tasks the broker lost."""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, TypeVar
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from ..models import OutboundDelivery
+from .sweeps import resend_stale
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6  # over about 5 minutes of backoff (tasks.deliver_webhook)
+# Pending this long since queued or last sent again, a delivery has lost its task (the broker restarted).
+LOST_AFTER = timedelta(minutes=15)
+GIVE_UP_AFTER = timedelta(days=1)
+TIMEOUT_SECONDS = 10
+
+Delivery = TypeVar("Delivery", bound=OutboundDelivery)
+
+
+class NotDelivered(Exception):
+    """This attempt failed and more are allowed: the task tries again later."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirected POST becomes a GET without the body, whose 200 would read as delivered: a 3xx is an answer.
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 (urllib's signature)
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How the other server answered one POST: its HTTP status (None when it was not reached), its body, and
+    what went wrong in words ("" when it answered 2xx)."""
+
+    status: int | None
+    body: bytes
+    error: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def post(url: str, *, body: bytes, headers: dict[str, str], receiver: str = "receiver") -> Answer:
+    """POST ``body`` to ``url`` (whose scheme was checked when it was set), without following redirects."""
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
+            return Answer(response.status, response.read(), "")
+    except urllib.error.HTTPError as exc:
+        return Answer(exc.code, exc.read() or b"", f"The {receiver} answered {exc.code} {exc.reason}.")
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        return Answer(None, b"", f"Not reached: {getattr(exc, 'reason', exc)}.")
+
+
+def attempt_record(delivery: Delivery, *, answer: Answer, delivered: bool, error: str, final: bool = False) -> Delivery:
+    """Record how an attempt went, unless the row stopped being pending meanwhile. A failed attempt is final when
+    ``final`` (retrying cannot change the answer) or when it was the last allowed. Raises NotDelivered when
+    another attempt is due."""
+    fields: dict[str, Any] = {"response_status": answer.status, "last_error": error[:300]}
+    if delivered:
+        fields.update(status=OutboundDelivery.Status.DELIVERED, delivered_at=timezone.now())
+    elif final:
+        fields.update(status=OutboundDelivery.Status.FAILED)
+    elif delivery.attempts >= MAX_ATTEMPTS:
+        fields.update(status=OutboundDelivery.Status.FAILED,
+                      last_error=f"Gave up after {delivery.attempts} attempts. {error}"[:300])
+    type(delivery).objects.filter(pk=delivery.pk, status=OutboundDelivery.Status.PENDING).update(**fields)
+    delivery.refresh_from_db()
+    if delivery.status == OutboundDelivery.Status.PENDING:
+        logger.warning("%s %s (attempt %d): %s", type(delivery).__name__, delivery.pk, delivery.attempts, error)
+        raise NotDelivered(error)
+    return delivery
+
+
+def send_again_reset(delivery: OutboundDelivery, *, by: AbstractBaseUser) -> None:
+    """Make a failed delivery (locked by the caller) pending again with a fresh round of attempts."""
+    delivery.status = OutboundDelivery.Status.PENDING
+    delivery.attempts = 0
+    delivery.response_status = None
+    delivery.last_error = ""
+    delivery.resent_at = None
+    delivery.sent_again_at = timezone.now()
+    delivery.sent_again_by = by
+    delivery.save(update_fields=["status", "attempts", "response_status", "last_error", "resent_at",
+                                 "sent_again_at", "sent_again_by"])
+
+
+def resend_lost(pending: QuerySet, *, now: datetime, enqueue: Callable[[int], None]) -> list[int]:
+    """Send again the ``pending`` deliveries whose task was lost; give up on those a day old. Returns the ids sent
+    again. Sending twice is harmless: a delivered one is left alone."""
+    pending.annotate(started=Coalesce("sent_again_at", "created_at")).filter(started__lt=now - GIVE_UP_AFTER).update(
+        status=OutboundDelivery.Status.FAILED, last_error="Given up: not sent within a day (the task was lost).")
+    lost = pending.annotate(last_touched=Coalesce("resent_at", "sent_again_at", "created_at")).filter(
+        last_touched__lt=now - LOST_AFTER)
+    return resend_stale(lost, now=now, enqueue=enqueue)
