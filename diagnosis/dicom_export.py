@@ -31,9 +31,10 @@ class NotExportable(Exception):
     """The scan has no result a capture could show, or no study to put it in; the message says which."""
 
 
-def scan_result_capture(*, scan: Scan) -> bytes:
-    """The DICOM Part 10 file of the scan's newest AI result. Raises NotExportable for a withdrawn scan, a slice
-    that came without a DICOM study (a PNG or JPEG upload), or one without a finished result."""
+def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None) -> bytes:
+    """The DICOM Part 10 file of the scan's AI result ``prediction`` (its newest when None). Raises NotExportable for
+    a withdrawn scan, a slice that came without a DICOM study (a PNG or JPEG upload), or one without a finished
+    result."""
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
@@ -42,7 +43,7 @@ def scan_result_capture(*, scan: Scan) -> bytes:
     if not scan.dicom_study_uid:
         raise NotExportable("The slice came without a DICOM study (a PNG or JPEG upload), so there is no study in "
                             "the archive to put its result in.")
-    prediction = scan.latest_prediction
+    prediction = prediction or scan.latest_prediction
     if prediction is None or prediction.status != Prediction.Status.DONE:
         state = "failed" if prediction is not None and prediction.status == Prediction.Status.FAILED else "not finished"
         raise NotExportable(f"The scan's diagnosis is {state}: there is no AI result to send to the archive.")

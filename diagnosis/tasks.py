@@ -55,11 +55,12 @@ def explain_class(class_heatmap_id: int) -> None:
 @shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def resend_lost_predictions() -> None:
     """Beat sends this every KIDNEYWEB_PREDICTION_SWEEP_SECONDS; see services.predictions_resend_lost
-    (and webhooks_resend_lost, for result notifications).
+    (and webhooks_resend_lost and pacs_resend_lost, for result notifications and results for the archive).
     Its running also shows /healthz that the inference worker (which runs beat) is alive."""
     services.worker_heartbeat_record(name=INFERENCE_WORKER)
     services.predictions_resend_lost(older_than=timedelta(seconds=settings.KIDNEYWEB_PREDICTION_STALE_SECONDS))
     services.webhooks_resend_lost()
+    services.pacs_resend_lost()
 
 
 @shared_task(ignore_result=True, soft_time_limit=240, time_limit=300)
@@ -77,4 +78,16 @@ def deliver_webhook(self, delivery_id: int) -> None:
         services.webhook_deliver(delivery_id=delivery_id)
     except services.WebhookNotDelivered as exc:
         # 10 s, 20 s, 40 s, 80 s, 160 s: about five minutes for a receiver that restarts.
+        raise self.retry(exc=exc, countdown=10 * 2 ** self.request.retries) from exc
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, soft_time_limit=60,
+             time_limit=90, ignore_result=True)
+def deliver_to_pacs(self, delivery_id: int) -> None:
+    """Send one AI result to the organization's archive; services.pacs_deliver counts the attempts and gives up
+    itself."""
+    try:
+        services.pacs_deliver(delivery_id=delivery_id)
+    except services.PacsNotDelivered as exc:
+        # As for notifications: about five minutes for an archive that restarts.
         raise self.retry(exc=exc, countdown=10 * 2 ** self.request.retries) from exc

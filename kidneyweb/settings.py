@@ -345,6 +345,7 @@ CELERY_TASK_ROUTES = {
     "diagnosis.tasks.judge_inputs": {"queue": "celery"},
     # Notifications wait on other hospitals' servers: never in front of a diagnosis.
     "diagnosis.tasks.deliver_webhook": {"queue": "celery"},
+    "diagnosis.tasks.deliver_to_pacs": {"queue": "celery"},
     # Training runs for minutes to hours: a queue of its own, consumed by a worker of its own
     # (scripts/worker.sh, docker-compose.yml), so a diagnosis never waits behind a run.
     "training.tasks.*": {"queue": "training"},
@@ -449,6 +450,9 @@ KIDNEYWEB_IDLE_SECONDS = env_int("KIDNEYWEB_IDLE_MINUTES", 30) * 60
 # Result notifications (webhooks) carry no patient names, but a plain-http address would expose their
 # signature and ids on the way: https only, unless a deployment on a closed network allows http.
 KIDNEYWEB_WEBHOOK_ALLOW_HTTP = env_bool("KIDNEYWEB_WEBHOOK_ALLOW_HTTP", False)
+# AI results sent to the archive (PACS) carry the patient's name and the image: https only, unless a deployment
+# whose archive is on a closed network allows http.
+KIDNEYWEB_PACS_ALLOW_HTTP = env_bool("KIDNEYWEB_PACS_ALLOW_HTTP", False)
 # Password guessing: this many failed logins for one username within the window lock it for the rest
 # of the window, the right password included (diagnosis.auth).
 AUTHENTICATION_BACKENDS = ["diagnosis.auth.ThrottledModelBackend"]

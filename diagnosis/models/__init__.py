@@ -14,7 +14,7 @@ from .accounts import (
     StaffChange,
     all_webhook_events,
 )
-from .operations import (DicomStoreRefusal, InputsAlert, ModelVersion, OutboundDelivery, PerformanceAlert,
+from .operations import (DicomStoreRefusal, InputsAlert, ModelVersion, OutboundDelivery, PacsDelivery, PerformanceAlert,
                          WebhookDelivery, WorkerHeartbeat)
 from .records import (
     FORMAT_EXTENSIONS,
@@ -36,7 +36,7 @@ from .records import (
 __all__ = [
     "WEBHOOK_EVENTS",
     "all_webhook_events",
-    "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "OutboundDelivery", "Patient",
+    "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "OutboundDelivery", "PacsDelivery", "Patient",
     "PatientAccess", "PatientChange", "PatientDistinct", "PatientMerge", "PerformanceAlert", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
     "WebhookDelivery", "WorkerHeartbeat",
     "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",

@@ -45,6 +45,12 @@ class Organization(models.Model):
     webhook_secret = models.CharField(max_length=64, blank=True)
     # Which of WEBHOOK_EVENTS are sent (a test, "ping", always is).
     webhook_events = models.JSONField(default=all_webhook_events, blank=True)
+    # The archive (PACS) each finished AI result of a DICOM slice is sent to as a capture: the DICOMweb service's
+    # base address (STOW-RS posts to its /studies). Set by services.pacs.pacs_set; the credentials are sent as HTTP
+    # Basic authentication, so they are kept as given, like the notification secret, and never shown again.
+    pacs_url = models.CharField("archive (PACS) DICOMweb address", max_length=500, blank=True)
+    pacs_username = models.CharField(max_length=150, blank=True)
+    pacs_password = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["name"]

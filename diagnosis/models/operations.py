@@ -149,6 +149,24 @@ class WebhookDelivery(OutboundDelivery):
         return f"{self.event} to {self.url} ({self.status})"
 
 
+class PacsDelivery(OutboundDelivery):
+    """One AI result sent to the organization's archive (PACS) as a DICOM capture (DICOMweb STOW-RS): which result,
+    as which instance, and whether the archive stored it."""
+
+    organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE, related_name="pacs_deliveries")
+    scan = models.ForeignKey("diagnosis.Scan", on_delete=models.CASCADE, related_name="pacs_deliveries")
+    # One capture per result, so a result finishing twice (a repeated task) is sent once.
+    prediction = models.OneToOneField("diagnosis.Prediction", on_delete=models.CASCADE, related_name="pacs_delivery")
+    sop_instance_uid = models.CharField("instance UID", max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="pacs_org_created_idx")]
+
+    def __str__(self) -> str:
+        return f"scan {self.scan_id} to {self.url} ({self.status})"
+
+
 class DicomStoreRefusal(models.Model):
     """An instance the hospital's archive sent (DICOMweb store) that was refused, kept so that an administrator sees
     what the archive was told: often a patient to register before the archive sends it again. Resolved once the

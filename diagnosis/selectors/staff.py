@@ -12,8 +12,8 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
-from ..models import (DicomStoreRefusal, LoginFailure, Membership, Organization, PatientAccess, RecoveryCode, RecoveryCodes,
-                      StaffChange, WebhookDelivery)
+from ..models import (DicomStoreRefusal, LoginFailure, Membership, Organization, PacsDelivery, PatientAccess, Prediction,
+                      RecoveryCode, RecoveryCodes, Scan, StaffChange, WebhookDelivery)
 
 
 def organization_members(*, organization: Organization) -> QuerySet[Membership]:
@@ -109,3 +109,26 @@ def dicom_store_refusals(*, organization: Organization) -> QuerySet[DicomStoreRe
 def webhook_delivery_get(*, organization: Organization, pk: int) -> WebhookDelivery | None:
     """One of the organization's notifications; None for another organization's."""
     return webhook_deliveries(organization=organization).filter(pk=pk).first()
+
+
+def pacs_deliveries(*, organization: Organization) -> QuerySet[PacsDelivery]:
+    """The AI results sent (or being sent) to the organization's archive, newest first."""
+    return (PacsDelivery.objects.filter(organization=organization).select_related("sent_again_by")
+            .order_by("-created_at", "-id"))
+
+
+def pacs_delivery_get(*, organization: Organization, pk: int) -> PacsDelivery | None:
+    """One of the organization's results sent to the archive; None for another organization's."""
+    return pacs_deliveries(organization=organization).filter(pk=pk).first()
+
+
+def pacs_delivery_of(*, prediction: Prediction | None) -> PacsDelivery | None:
+    """How the result was sent to the archive; None when it was not (no archive set, or no DICOM study)."""
+    if prediction is None:
+        return None
+    return PacsDelivery.objects.filter(prediction=prediction).first()
+
+
+def pacs_stored_of(*, scan: Scan) -> list[PacsDelivery]:
+    """The scan's results the archive stored, oldest first: what it holds of a scan withdrawn since."""
+    return list(PacsDelivery.objects.filter(scan=scan, status=PacsDelivery.Status.DELIVERED).order_by("created_at", "id"))

@@ -26,6 +26,15 @@ from .merges import (
     patient_pair_mark_distinct,
     patient_pair_unmark_distinct,
 )
+from .pacs import (
+    PacsNotDelivered,
+    pacs_deliver,
+    pacs_resend_lost,
+    pacs_result_send,
+    pacs_send_again,
+    pacs_send_failed_again,
+    pacs_set,
+)
 from .performance import (inputs_alert_update, inputs_alerts_judge, inputs_judge_soon, inputs_result_judge,
                           performance_alert_refresh, performance_alert_update)
 from .reviews import review_create, reviewed_scans_export
@@ -133,6 +142,13 @@ __all__ = [
     "inputs_alerts_judge",
     "inputs_judge_soon",
     "inputs_result_judge",
+    "PacsNotDelivered",
+    "pacs_deliver",
+    "pacs_resend_lost",
+    "pacs_result_send",
+    "pacs_send_again",
+    "pacs_send_failed_again",
+    "pacs_set",
     "performance_alert_refresh",
     "performance_alert_update",
     "model_version_register",

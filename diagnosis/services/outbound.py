@@ -21,7 +21,7 @@ from .sweeps import resend_stale
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 6  # over about 5 minutes of backoff (tasks.deliver_webhook)
+MAX_ATTEMPTS = 6  # over about 5 minutes of backoff (tasks.deliver_webhook, tasks.deliver_to_pacs)
 # Pending this long since queued or last sent again, a delivery has lost its task (the broker restarted).
 LOST_AFTER = timedelta(minutes=15)
 GIVE_UP_AFTER = timedelta(days=1)

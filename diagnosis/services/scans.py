@@ -22,6 +22,7 @@ from .. import ml, selectors
 from ..models import DicomStoreRefusal, ModelVersion, Patient, Prediction, Scan, heatmap_upload_to
 from ..validators import validate_scan_image
 from .sweeps import resend_stale
+from .pacs import pacs_result_send
 from .webhooks import diagnosis_finished_notify
 from .performance import inputs_result_judge
 from .merges import check_not_merged
@@ -342,6 +343,7 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
         prediction.failure_reason = ""
         prediction.save()
         diagnosis_finished_notify(prediction=prediction)
+        pacs_result_send(prediction=prediction)
         inputs_result_judge(prediction=prediction)
     logger.info("Prediction %s done: %s in %d ms", prediction_id, result.label, inference_ms)
     return prediction

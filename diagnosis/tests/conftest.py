@@ -209,6 +209,19 @@ def receiver():
     server.server_close()
 
 
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory):
+    """The hospital's archive (PACS): a real Orthanc with DICOMweb, shared by the tests of one run."""
+    from . import orthanc as pacs
+
+    reason = pacs.missing()
+    if reason:
+        pytest.skip(f"{reason}; .ci/run installs it")
+    server = pacs.start(tmp_path_factory.mktemp("orthanc"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def withdrawn_scan(organization, clinician):
     """A scan alice uploaded, diagnosed, then withdrew as uploaded for the wrong patient."""

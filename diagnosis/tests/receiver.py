@@ -1,5 +1,6 @@
 """A real HTTP server on localhost that records what is POSTed to it: the hospital system receiving
-result notifications. It answers with the statuses it is given, in order (then 200)."""
+result notifications, or an archive's DICOMweb store. It answers with the statuses it is given, in order (then
+200); an answer given as (status, body) sends that body too."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class Received:
 @dataclass
 class Receiver:
     url: str
-    answers: list[int] = field(default_factory=list)
+    answers: list[int | tuple[int, bytes]] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
 
@@ -37,10 +38,15 @@ def start() -> tuple[Receiver, ThreadingHTTPServer]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             status = receiver.answers.pop(0) if receiver.answers else 200
+            status, answer = status if isinstance(status, tuple) else (status, b"")
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("Location", "/elsewhere")
+            if answer:
+                self.send_header("Content-Type", "application/dicom+json")
+            self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
+            self.wfile.write(answer)
             receiver.arrived.set()
 
         def log_message(self, *args: Any) -> None:

@@ -86,6 +86,46 @@ def test_a_real_worker_notifies_the_hospital_system_of_the_result(
     assert request.json["prediction"]["label"] == prediction.label and request.json["scan"]["id"] == scan.pk
 
 
+def test_a_real_worker_stores_the_result_of_a_dicom_slice_in_the_hospitals_archive(
+    transactional_db, shipped_model, ct_slice, inference_queue, tmp_path, organization, clinician, boss, orthanc,
+    settings,
+):
+    import time
+
+    import numpy as np
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    from diagnosis.models import PacsDelivery
+    from mlcore.synthetic import dicom_bytes
+
+    from . import orthanc as pacs
+
+    settings.KIDNEYWEB_PACS_ALLOW_HTTP = True  # the archive here is plain http on localhost
+    services.pacs_set(organization=organization, url=orthanc.dicomweb, username=pacs.USERNAME, password=pacs.PASSWORD,
+                      by=boss)
+    services.model_version_register(path=shipped_model, activate=True)
+    patient = PatientFactory(organization=organization, mrn="PACS-0001")
+    # A real CT slice as the scanner's archive would send it: 8-bit display values under a CT header.
+    pixels = np.asarray(Image.open(ct_slice).convert("L"), dtype=np.uint8)
+    data = dicom_bytes(pixels, patient_id=patient.mrn, window=None, slope=1.0, intercept=0.0)
+    log_path = tmp_path / "worker.log"
+    with celery_worker(shipped_model, log_path, queues="inference,celery") as process:
+        scan = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=clinician)
+        [prediction] = wait_until_final([scan.latest_prediction.pk], process, log_path)
+        deadline = time.monotonic() + 60
+        while not PacsDelivery.objects.filter(prediction=prediction).exclude(status="pending").exists():
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-5000:]
+            time.sleep(0.5)
+
+    assert prediction.status == Prediction.Status.DONE, prediction.failure_reason
+    delivery = PacsDelivery.objects.get(prediction=prediction)
+    assert delivery.status == PacsDelivery.Status.DELIVERED, delivery.last_error
+    stored = orthanc.instance_tags(delivery.sop_instance_uid)
+    assert stored is not None and stored["StudyInstanceUID"] == scan.dicom_study_uid
+    assert stored["PatientID"] == "PACS-0001"
+
+
 def test_a_real_worker_ends_the_replaced_versions_alert_of_unusual_uploads_when_another_is_activated(
     transactional_db, shipped_model, tmp_path, organization
 ):

@@ -1,0 +1,247 @@
+"""Each finished AI result of a DICOM slice sent to the organization's archive (PACS), where radiologists read: the
+result as a DICOM capture (``dicom_export``) stored beside the scanner's images through DICOMweb STOW-RS, the way
+AI products file their results, instead of waiting for an integration engine to fetch it.
+
+Each result is a delivery row (which result, as which instance, how the archive answered) sent by a Celery task that
+retries with backoff. Sending again is harmless: the capture of one result is always the same instance, which an
+archive stores once. A refusal the archive gave for the instance itself (its failure reason) or for the request (a
+4xx) is final at once, since sending it again cannot change the answer; an administrator fixes the cause and sends
+it again.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.utils import timezone
+
+from ..dicom_uids import capture_uids
+from ..models import Organization, PacsDelivery, Prediction, StaffChange
+from . import outbound
+from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exported for the task)
+
+# PS3.4 Annex GG and PS3.18 (Failure Reason, 0008,1197): what the archive's codes mean, for the administrator.
+FAILURE_REASONS = {
+    0x0110: "processing failure",
+    0x0122: "it does not store this kind of instance (Secondary Capture)",
+    0x0124: "not authorized",
+    0xA700: "out of resources",
+    0xA900: "the data set does not match its SOP class",
+    0xC000: "it could not understand the instance",
+    0xC122: "it does not take the instance's transfer syntax",
+}
+_FAILED_SOP_SEQUENCE, _REFERENCED_SOP_INSTANCE, _FAILURE_REASON = "00081198", "00081155", "00081197"
+# Answers that may change when asked again: a timeout, too early, too many requests.
+_RETRYABLE_4XX = {408, 425, 429}
+_HINTS = {
+    401: "Check the user name and password set for the archive.",
+    403: "Check that the archive lets this user store instances.",
+    404: "Check the archive's DICOMweb address.",
+    413: "The archive takes no instances this large.",
+    415: "The archive does not take DICOM here: check its DICOMweb address.",
+}
+
+
+def _record(organization: Organization, by: AbstractBaseUser, detail: str) -> None:
+    StaffChange.objects.create(organization=organization, member=by, by=by, action=StaffChange.Action.POLICY_CHANGED,
+                               detail=detail[:200])
+
+
+@transaction.atomic
+def pacs_set(*, organization: Organization, url: str, username: str = "", password: str = "",
+             by: AbstractBaseUser) -> Organization:
+    """Send AI results to the archive whose DICOMweb base address is ``url`` (blank: stop sending), as ``username``
+    with ``password`` (HTTP Basic; no user name: no authentication). A blank password keeps the one set for the
+    same user name, so the address can be changed without typing it again. The change is recorded."""
+    url = (url or "").strip().rstrip("/").removesuffix("/studies")
+    username = (username or "").strip()
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    if not url:
+        if organization.pacs_url:
+            organization.pacs_url = organization.pacs_username = organization.pacs_password = ""
+            organization.save(update_fields=["pacs_url", "pacs_username", "pacs_password"])
+            _record(organization, by, "AI results to the archive off")
+        return organization
+    schemes = ["https", "http"] if settings.KIDNEYWEB_PACS_ALLOW_HTTP else ["https"]
+    try:
+        URLValidator(schemes=schemes)(url)
+    except ValidationError:
+        allowed = " or ".join(f"{s}://" for s in schemes)
+        raise ValidationError({"url": [f"Enter the archive's DICOMweb address, starting with {allowed}, such as "
+                                       "https://pacs.example.org/dicom-web."]}) from None
+    if ":" in username:
+        raise ValidationError({"username": ["A user name for HTTP Basic authentication cannot contain a colon."]})
+    if not password and username and username == organization.pacs_username:
+        password = organization.pacs_password
+    if username and not password:
+        raise ValidationError({"password": ["Enter the password of this user on the archive."]})
+    organization.pacs_url, organization.pacs_username = url, username
+    organization.pacs_password = password if username else ""
+    organization.save(update_fields=["pacs_url", "pacs_username", "pacs_password"])
+    as_whom = f" as {username}" if username else " without authentication"
+    _record(organization, by, f"AI results to the archive at {urlsplit(url).netloc}{as_whom}")
+    return organization
+
+
+def _enqueue(delivery_id: int) -> None:
+    from ..tasks import deliver_to_pacs
+
+    try:
+        deliver_to_pacs.apply_async(args=[delivery_id])
+    except Exception as exc:
+        PacsDelivery.objects.filter(pk=delivery_id, status=PacsDelivery.Status.PENDING).update(
+            status=PacsDelivery.Status.FAILED, last_error=f"Not sent: the task broker did not answer ({exc.__class__.__name__}).")
+
+
+def pacs_result_send(*, prediction: Prediction) -> PacsDelivery | None:
+    """Queue the capture of a finished result for the organization's archive, when it has one and the slice came
+    with a DICOM study to file it in. Called in the transaction that finished it; sent once that commits."""
+    scan = prediction.scan
+    if prediction.status != Prediction.Status.DONE or not scan.dicom_study_uid or scan.is_withdrawn:
+        return None
+    organization = Organization.objects.filter(pk=scan.patient.organization_id).only("pacs_url").first()
+    if organization is None or not organization.pacs_url:
+        return None
+    delivery, created = PacsDelivery.objects.get_or_create(prediction=prediction, defaults={
+        "organization": organization, "scan": scan, "url": organization.pacs_url,
+        "sop_instance_uid": capture_uids(scan, prediction)[1],
+    })
+    if created:
+        transaction.on_commit(partial(_enqueue, delivery.pk))
+    return delivery
+
+
+def _fail(delivery: PacsDelivery, reason: str) -> PacsDelivery:
+    delivery.status, delivery.last_error = PacsDelivery.Status.FAILED, reason[:300]
+    delivery.save(update_fields=["status", "last_error"])
+    return delivery
+
+
+def _multipart(instance: bytes) -> tuple[bytes, str]:
+    """A STOW-RS request body of one instance, and its Content-Type."""
+    boundary = "kidneyweb-" + secrets.token_hex(16)
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + instance
+            + f"\r\n--{boundary}--\r\n".encode())
+    return body, f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+def _failure_reason(body: bytes, instance_uid: str) -> str | None:
+    """The archive's reason for refusing ``instance_uid``, from a STOW-RS answer (PS3.18 10.5.3): None when the
+    answer names no failure of it (or is not the DICOM JSON it should be)."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(answer, list):  # some archives wrap the one data set in an array
+        answer = answer[0] if answer else {}
+    if not isinstance(answer, dict):
+        return None
+    for item in (answer.get(_FAILED_SOP_SEQUENCE) or {}).get("Value") or []:
+        uids = (item.get(_REFERENCED_SOP_INSTANCE) or {}).get("Value") or []
+        if uids and instance_uid not in uids:
+            continue
+        codes = (item.get(_FAILURE_REASON) or {}).get("Value") or []
+        if not codes:
+            return "The archive refused the instance and gave no reason."
+        code = int(codes[0])
+        meaning = FAILURE_REASONS.get(code) or ("out of resources" if 0xA700 <= code <= 0xA7FF else
+                                                 "it could not understand the instance" if 0xC000 <= code <= 0xCFFF else
+                                                 "no reason kidneyweb knows")
+        return f"The archive refused the instance: failure reason {code:#06x} ({meaning})."
+    return None
+
+
+def _outcome(answer: outbound.Answer, instance_uid: str) -> dict[str, Any]:
+    """How one STOW-RS answer counts: delivered, refused for good (final) or worth another attempt."""
+    if answer.status is None:
+        return {"delivered": False, "error": answer.error}
+    refused = _failure_reason(answer.body, instance_uid) if answer.body else None
+    if answer.ok:
+        # 200: stored; 202: stored with warnings, or some instances refused (ours among them or not).
+        return {"delivered": True, "error": ""} if refused is None else {"delivered": False, "final": True,
+                                                                         "error": refused}
+    if answer.status == 409 or (400 <= answer.status < 500 and answer.status not in _RETRYABLE_4XX):
+        hint = _HINTS.get(answer.status, "")
+        return {"delivered": False, "final": True, "error": " ".join(filter(None, [answer.error, refused, hint]))}
+    return {"delivered": False, "error": answer.error}
+
+
+def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
+    """Send one result's capture to the archive. Safe to call twice: a delivered or failed one is left alone.
+    Raises PacsNotDelivered when this attempt failed and another is allowed."""
+    from ..dicom_export import NotExportable, scan_result_capture
+
+    with transaction.atomic():
+        delivery = (PacsDelivery.objects.select_for_update(of=("self",)).select_related("organization")
+                    .filter(pk=delivery_id).first())
+        if delivery is None or delivery.status != PacsDelivery.Status.PENDING:
+            return delivery
+        organization = delivery.organization
+        if not organization.pacs_url:
+            return _fail(delivery, "Not sent: sending results to the archive was turned off before it left.")
+        scan = delivery.scan
+        if scan.is_withdrawn:
+            return _fail(delivery, "Not sent: the scan was withdrawn as entered in error.")
+        if scan.latest_prediction != delivery.prediction:
+            return _fail(delivery, "Not sent: a newer result of the scan replaced it, and is sent on its own.")
+        # To the archive set now, with the credentials set now.
+        delivery.url = organization.pacs_url
+        delivery.attempts += 1
+        delivery.save(update_fields=["url", "attempts"])
+    # No lock or transaction while the archive takes its time to answer.
+    try:
+        instance = scan_result_capture(scan=scan, prediction=delivery.prediction)
+    except NotExportable as exc:
+        return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
+                                       error=f"Not sent: {exc}", final=True)
+    body, content_type = _multipart(instance)
+    headers = {"Content-Type": content_type, "Accept": "application/dicom+json", "User-Agent": "kidneyweb-pacs/1"}
+    if organization.pacs_username:
+        credentials = f"{organization.pacs_username}:{organization.pacs_password}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+    answer = outbound.post(f"{delivery.url}/studies", body=body, headers=headers, receiver="archive")
+    return outbound.attempt_record(delivery, answer=answer, **_outcome(answer, delivery.sop_instance_uid))
+
+
+@transaction.atomic
+def pacs_send_again(*, delivery: PacsDelivery, by: AbstractBaseUser) -> PacsDelivery:
+    """Send a result the archive did not store again (its cause fixed: the archive back, the credentials right),
+    with a fresh round of attempts, to the archive set now."""
+    delivery = PacsDelivery.objects.select_for_update(of=("self",)).select_related("organization").get(pk=delivery.pk)
+    if delivery.status != PacsDelivery.Status.FAILED:
+        raise ValidationError(f"Only a result the archive did not store can be sent again; this one is "
+                              f"{delivery.get_status_display().lower()}.")
+    if not delivery.organization.pacs_url:
+        raise ValidationError("Set the archive's DICOMweb address first.")
+    outbound.send_again_reset(delivery, by=by)
+    transaction.on_commit(partial(_enqueue, delivery.pk))
+    return delivery
+
+
+def pacs_send_failed_again(*, organization: Organization, by: AbstractBaseUser) -> int:
+    """Send every result the archive did not store again, for after an outage: those of withdrawn scans and
+    replaced results are left as they are. Returns how many are sent."""
+    failed = PacsDelivery.objects.filter(organization=organization, status=PacsDelivery.Status.FAILED,
+                                         scan__withdrawn_at=None)
+    sent = 0
+    for delivery in failed.select_related("scan"):
+        if delivery.scan.latest_prediction == delivery.prediction:
+            pacs_send_again(delivery=delivery, by=by)
+            sent += 1
+    return sent
+
+
+def pacs_resend_lost(*, now=None) -> list[int]:
+    """Send again the results whose task was lost; give up on those a day old (outbound.resend_lost)."""
+    return outbound.resend_lost(PacsDelivery.objects.filter(status=PacsDelivery.Status.PENDING),
+                                now=now or timezone.now(), enqueue=_enqueue)
