@@ -199,6 +199,25 @@ class WebhookForm(forms.Form):
     )
 
 
+class PacsForm(forms.Form):
+    prefix = "pacs"  # on the page beside the notification URL and the new member's user name
+    url = forms.CharField(
+        label="Archive's DICOMweb address", max_length=500, required=False,
+        help_text="Its DICOMweb base (kidneyweb stores to its /studies, STOW-RS). Empty: no results are sent.",
+        widget=forms.URLInput(attrs={"placeholder": "https://pacs.example.org/dicom-web", "autocomplete": "off"}),
+    )
+    username = forms.CharField(
+        label="User name", max_length=150, required=False,
+        help_text="The archive's user kidneyweb stores as (HTTP Basic). Empty: none.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    password = forms.CharField(
+        label="Password", max_length=200, required=False, strip=False,
+        help_text="Empty keeps the password set for this user.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+
 class WebhookEventsForm(forms.Form):
     events = forms.MultipleChoiceField(
         label="Send", required=False, widget=forms.CheckboxSelectMultiple,

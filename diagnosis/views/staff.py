@@ -20,6 +20,7 @@ from ..forms import (
     MemberCreateForm,
     MemberDeactivateForm,
     MemberRoleForm,
+    PacsForm,
     TwoFactorPolicyForm,
     WebhookEventsForm,
     WebhookForm,
@@ -42,7 +43,7 @@ def _member_or_404(request: HttpRequest, user_id: int) -> Membership:
 
 def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
                export_form: AccessLogExportForm | None = None, webhook_form: WebhookForm | None = None,
-               events_form: WebhookEventsForm | None = None) -> HttpResponse:
+               events_form: WebhookEventsForm | None = None, pacs_form: PacsForm | None = None) -> HttpResponse:
     organization = selectors.organization_of(request.user)
     members = list(selectors.organization_members(organization=organization))
     for member in members:
@@ -57,6 +58,9 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "events_form": events_form or WebhookEventsForm(initial={"events": organization.webhook_events}),
         "deliveries": selectors.webhook_deliveries(organization=organization)[:RECENT_DELIVERIES],
         "refusals": selectors.dicom_store_refusals(organization=organization)[:RECENT_REFUSALS],
+        "pacs_form": pacs_form or PacsForm(initial={"url": organization.pacs_url, "username": organization.pacs_username}),
+        "pacs_deliveries": selectors.pacs_deliveries(organization=organization)[:RECENT_DELIVERIES],
+        "pacs_failed": selectors.pacs_deliveries(organization=organization).filter(status="failed").exists(),
         "dicomweb_base": request.build_absolute_uri(reverse("api:dicomweb-studies")).removesuffix("/studies"),
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
     }, status=status)
@@ -166,6 +170,57 @@ def staff_webhook_send_again(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"The {delivery.event} notification of {timezone.localtime(delivery.created_at):%Y-%m-%d %H:%M} "
                                   "is being sent again.")
     return _to_notifications()
+
+
+def _to_pacs() -> HttpResponse:
+    response = redirect("diagnosis:staff_list")
+    response["Location"] += "#pacs"
+    return response
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+@never_cache
+def staff_pacs(request: HttpRequest) -> HttpResponse:
+    form = PacsForm(request.POST)
+    if form.is_valid():
+        try:
+            organization = services.pacs_set(organization=selectors.organization_of(request.user), by=request.user,
+                                             **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "Each finished AI result of a DICOM slice is now sent to the archive." if
+                             organization.pacs_url else "AI results are no longer sent to the archive.")
+            return _to_pacs()
+    return _list_page(request, MemberCreateForm(), status=400, pacs_form=form)
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_pacs_send_again(request: HttpRequest, pk: int) -> HttpResponse:
+    delivery = selectors.pacs_delivery_get(organization=selectors.organization_of(request.user), pk=pk)
+    if delivery is None:
+        raise Http404("No such result sent to the archive.")
+    try:
+        services.pacs_send_again(delivery=delivery, by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"The result of scan #{delivery.scan_id} is being sent to the archive again.")
+    return _to_pacs()
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_pacs_send_failed_again(request: HttpRequest) -> HttpResponse:
+    try:
+        sent = services.pacs_send_failed_again(organization=selectors.organization_of(request.user), by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{sent} result{'s are' if sent != 1 else ' is'} being sent to the archive again.")
+    return _to_pacs()
 
 
 @organization_admin_required

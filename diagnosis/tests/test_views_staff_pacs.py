@@ -1,0 +1,112 @@
+"""The archive (PACS) on the Members page: an administrator sets where AI results are stored and as whom, sees the
+latest results sent and sends failed ones again; the scan page says how its result went; clinicians change nothing."""
+
+import pytest
+from django.urls import reverse
+
+from diagnosis import services
+from diagnosis.models import Organization, PacsDelivery, StaffChange
+
+from .factories import DonePredictionFactory, PatientFactory, ScanFactory
+
+URL = "https://pacs.example.org/dicom-web"
+
+
+@pytest.fixture
+def admin_client(client, boss):
+    client.force_login(boss)
+    return client
+
+
+def _delivery(organization, **fields):
+    scan = ScanFactory(patient=PatientFactory(organization=organization), dicom_study_uid="1.2.3",
+                       dicom_instance_uid=f"1.2.3.{PacsDelivery.objects.count()}")
+    prediction = DonePredictionFactory(scan=scan)
+    return PacsDelivery.objects.create(organization=organization, scan=scan, prediction=prediction, url=URL,
+                                       sop_instance_uid=f"2.25.{prediction.pk}", **fields)
+
+
+def test_an_administrator_sets_the_archive_and_its_password_is_never_shown_again(admin_client, organization):
+    response = admin_client.post(reverse("diagnosis:staff_pacs"), {
+        "pacs-url": URL, "pacs-username": "kidneyweb-ai", "pacs-password": "archive-s3cret"}, follow=True)
+
+    page = response.content.decode()
+    assert "Each finished AI result of a DICOM slice is now sent to the archive." in page
+    assert f"Now sent to <code>{URL}</code>" in page and '<span id="pacs-user">kidneyweb-ai</span>' in page
+    assert "archive-s3cret" not in page
+    organization.refresh_from_db()
+    assert (organization.pacs_url, organization.pacs_username, organization.pacs_password) == (
+        URL, "kidneyweb-ai", "archive-s3cret")
+
+
+def test_a_bad_address_or_a_missing_password_is_explained_and_nothing_changes(admin_client, organization):
+    bad = admin_client.post(reverse("diagnosis:staff_pacs"), {"pacs-url": "ftp://pacs.example.org/x"})
+    no_password = admin_client.post(reverse("diagnosis:staff_pacs"), {"pacs-url": URL, "pacs-username": "ai"})
+
+    assert bad.status_code == 400 and "Enter the archive&#x27;s DICOMweb address, starting with https://" in bad.content.decode()
+    assert no_password.status_code == 400 and "Enter the password of this user on the archive." in no_password.content.decode()
+    assert Organization.objects.get(pk=organization.pk).pacs_url == ""
+    assert not StaffChange.objects.exists()
+
+
+def test_the_latest_results_sent_are_listed_and_a_failed_one_is_sent_again(admin_client, organization, boss):
+    Organization.objects.filter(pk=organization.pk).update(pacs_url=URL)
+    stored = _delivery(organization, status="delivered", attempts=1, response_status=200)
+    failed = _delivery(organization, status="failed", attempts=1, response_status=401,
+                       last_error="The archive answered 401 Unauthorized. Check the user name and password set for the archive.")
+
+    page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+    assert f"scan #{stored.scan_id}" in page and stored.sop_instance_uid in page and "Stored" in page
+    assert "Check the user name and password" in page and "Send every result not stored again" in page
+
+    response = admin_client.post(reverse("diagnosis:staff_pacs_send_again", args=[failed.pk]), follow=True)
+
+    assert f"The result of scan #{failed.scan_id} is being sent to the archive again." in response.content.decode()
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts, failed.sent_again_by) == (PacsDelivery.Status.PENDING, 0, boss)
+
+
+def test_every_failed_result_is_sent_again_at_once(admin_client, organization):
+    Organization.objects.filter(pk=organization.pk).update(pacs_url=URL)
+    failed = [_delivery(organization, status="failed", last_error="Gave up after 6 attempts.") for _ in range(2)]
+
+    response = admin_client.post(reverse("diagnosis:staff_pacs_send_failed_again"), follow=True)
+
+    assert "2 results are being sent to the archive again." in response.content.decode()
+    assert {d.status for d in PacsDelivery.objects.filter(pk__in=[d.pk for d in failed])} == {"pending"}
+
+
+def test_another_organizations_result_cannot_be_sent_again(admin_client, other_organization):
+    theirs = _delivery(other_organization, status="failed")
+
+    assert admin_client.post(reverse("diagnosis:staff_pacs_send_again", args=[theirs.pk])).status_code == 404
+
+
+def test_a_clinician_cannot_set_the_archive(client, clinician, organization):
+    client.force_login(clinician)
+
+    response = client.post(reverse("diagnosis:staff_pacs"), {"pacs-url": URL})
+
+    assert response.status_code == 403
+    assert Organization.objects.get(pk=organization.pk).pacs_url == ""
+
+
+def test_the_scan_page_says_how_its_result_went_to_the_archive(client, clinician, organization):
+    client.force_login(clinician)
+    failed = _delivery(organization, status="failed", last_error="The archive refused the instance: failure reason 0xa900.")
+
+    page = client.get(reverse("diagnosis:scan_detail", args=[failed.scan_id])).content.decode()
+
+    assert "The AI result is not stored in the archive (PACS):" in page and "failure reason 0xa900" in page
+    assert "An\n      administrator can send it again." in page
+
+
+def test_a_withdrawn_scan_names_the_results_the_archive_still_holds(client, boss, organization):
+    client.force_login(boss)
+    stored = _delivery(organization, status="delivered")
+    services.scan_withdraw(scan=stored.scan, user=boss, reason="Wrong patient.")
+
+    page = client.get(reverse("diagnosis:scan_detail", args=[stored.scan_id])).content.decode()
+
+    assert "The archive (PACS) still holds 1 AI\n      result of this withdrawn scan:" in page
+    assert f'<code class="uid">{stored.sop_instance_uid}</code>' in page
