@@ -102,7 +102,7 @@ def patient_record_ids(*, patient: Patient) -> list[int]:
 def _predictions_newest_first() -> Prefetch:
     return Prefetch(
         "predictions",
-        queryset=Prediction.objects.select_related("model_version").order_by("-queued_at", "-id"),
+        queryset=Prediction.objects.select_related("model_version", "pacs_delivery").order_by("-queued_at", "-id"),
     )
 
 

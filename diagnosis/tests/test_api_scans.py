@@ -270,3 +270,28 @@ def test_an_error_for_a_client_that_asked_for_a_png_says_it_is_json(api_client, 
     assert "heat map" in str(response.json()["class"])
     missing = api_client.get(f"{URL}999999/report/", HTTP_ACCEPT="application/pdf")
     assert missing.status_code == 404 and missing["Content-Type"] == "application/json"
+
+
+def test_a_dicom_scan_says_how_its_result_went_to_the_archive_in_the_list_and_the_detail(
+        client, api_client, patient, active_model_version, django_assert_max_num_queries):
+    from diagnosis.models import PacsDelivery
+
+    from . import openapi
+    from .factories import DonePredictionFactory
+
+    scans = [ScanFactory(patient=patient, dicom_study_uid="1.2.3", dicom_instance_uid=f"1.2.3.{i}") for i in range(3)]
+    for scan, status in zip(scans[:2], ["delivered", "failed"]):
+        prediction = DonePredictionFactory(scan=scan)
+        PacsDelivery.objects.create(organization=patient.organization, scan=scan, prediction=prediction, status=status,
+                                    url="https://pacs.example.org/dicom-web", sop_instance_uid=f"2.25.{scan.pk}",
+                                    last_error="" if status == "delivered" else "The archive answered 401 Unauthorized.")
+    DonePredictionFactory(scan=scans[2])  # no archive set when it finished
+
+    detail = api_client.get(f"{URL}{scans[1].pk}/")
+    assert openapi.mismatches(openapi.load(client), "/api/v1/scans/{id}/", "get", detail) == []
+    assert detail.json()["dicom"]["archive"] == {"status": "failed", "instance_uid": f"2.25.{scans[1].pk}",
+                                                 "stored_at": None, "error": "The archive answered 401 Unauthorized."}
+    with django_assert_max_num_queries(12):  # the deliveries come with the predictions, not one query per scan
+        listed = {s["id"]: s["dicom"]["archive"] for s in api_client.get(URL).json()["results"]}
+    assert listed[scans[0].pk]["status"] == "delivered" and listed[scans[0].pk]["stored_at"] is None
+    assert listed[scans[2].pk] is None

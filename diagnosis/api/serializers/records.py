@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -197,6 +198,26 @@ class RestoreSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200, help_text="Why the withdrawal is undone, e.g. \"withdrawn by mistake\".")
 
 
+def _archive(scan: Scan) -> dict[str, Any] | None:
+    try:
+        delivery = scan.latest_prediction.pacs_delivery if scan.latest_prediction else None
+    except ObjectDoesNotExist:
+        return None
+    if delivery is None:
+        return None
+    return {"status": delivery.status, "instance_uid": delivery.sop_instance_uid,
+            "stored_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
+            "error": delivery.last_error}
+
+
+class ArchiveDeliverySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["pending", "delivered", "failed"],
+                                     help_text="delivered: the archive stored it; failed: it did not (see error)")
+    instance_uid = serializers.CharField(help_text="The SOPInstanceUID the result was sent as")
+    stored_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(help_text="Why it is not stored (yet), as the archive answered; \"\" once stored")
+
+
 class DicomIdentifiersSerializer(serializers.Serializer):
     study_uid = serializers.CharField(help_text="StudyInstanceUID (0020,000D)")
     series_uid = serializers.CharField(help_text="SeriesInstanceUID (0020,000E)")
@@ -210,6 +231,9 @@ class DicomIdentifiersSerializer(serializers.Serializer):
     result_url = serializers.CharField(
         allow_null=True, help_text="The AI result as a DICOM Secondary Capture for the archive, in this study (409 "
                                    "until the diagnosis is done); null when the header named no study")
+    archive = ArchiveDeliverySerializer(
+        allow_null=True, help_text="How the latest result was sent to the organization's archive (PACS); null when "
+                                   "it was not (no archive set, no study, or not done)")
 
 
 class ScanSerializer(serializers.ModelSerializer):
@@ -272,7 +296,8 @@ class ScanSerializer(serializers.ModelSerializer):
                 "study_time": scan.dicom_study_time.isoformat() if scan.dicom_study_time else None,
                 "study_description": scan.dicom_study_description,
                 "result_url": _absolute(self.context, reverse("api:scan-dicom", kwargs={"pk": scan.pk}))
-                if scan.dicom_study_uid else None}
+                if scan.dicom_study_uid else None,
+                "archive": _archive(scan) if scan.dicom_study_uid else None}
 
     def get_refiled_as(self, scan: Scan) -> list[int]:
         return [copy.pk for copy in scan.refiled_copies.all()]
