@@ -1,0 +1,62 @@
+"""The archive (PACS) in a real browser: an administrator sets it up on the Members page; a real worker diagnoses a
+DICOM slice and stores its result in a real Orthanc; the scan page and the Members page say it is stored."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+from playwright.sync_api import expect
+
+from diagnosis import services
+from diagnosis.models import Membership, PacsDelivery
+from mlcore.synthetic import dicom_bytes
+
+from .. import orthanc as pacs
+from ..celery_worker import celery_worker
+from ..factories import PASSWORD, MembershipFactory, PatientFactory
+from .conftest import TABLET, fits_without_horizontal_scrolling, log_in
+
+
+def test_an_administrator_sets_up_the_archive_and_a_diagnosed_dicom_slice_is_stored_there(
+        page, organization, orthanc, ct_slice, shipped_model, inference_queue, tmp_path, settings, screenshot):
+    settings.KIDNEYWEB_PACS_ALLOW_HTTP = True  # the archive here is plain http on localhost
+    boss = MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss").user
+    log_in(page, "boss", PASSWORD)
+    page.get_by_role("link", name="Members").click()
+    archive = page.get_by_role("region", name="AI results to the archive (PACS)")
+    archive.get_by_label("Archive's DICOMweb address").fill(orthanc.dicomweb)
+    archive.get_by_label("User name").fill(pacs.USERNAME)
+    archive.get_by_label("Password").fill(pacs.PASSWORD)
+    archive.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Each finished AI result of a DICOM slice is now sent to the archive.")).to_be_visible()
+    expect(archive).to_contain_text(f"Now sent to {orthanc.dicomweb} as {pacs.USERNAME}.")
+    expect(archive.get_by_label("Password")).to_have_value("")  # never shown again
+
+    patient = PatientFactory(organization=organization, mrn="PACS-0002")
+    pixels = np.asarray(Image.open(ct_slice).convert("L"), dtype=np.uint8)
+    data = dicom_bytes(pixels, patient_id=patient.mrn, window=None, intercept=0.0)
+    services.model_version_register(path=shipped_model, activate=True)
+    log_path = tmp_path / "worker.log"
+    # Results go to the archive from the "celery" queue, beside the diagnoses' "inference".
+    with celery_worker(shipped_model, log_path, queues="inference,celery") as process:
+        scan = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=boss)
+        deadline = time.monotonic() + 120
+        while not PacsDelivery.objects.filter(scan=scan).exclude(status="pending").exists():
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-5000:]
+            time.sleep(0.5)
+    delivery = PacsDelivery.objects.get(scan=scan)
+    assert delivery.status == PacsDelivery.Status.DELIVERED, delivery.last_error
+    assert orthanc.instance_tags(delivery.sop_instance_uid)["PatientID"] == "PACS-0002"
+
+    page.goto(f"{page.url.split('/staff/')[0]}/scans/{scan.pk}/")
+    expect(page.locator("#pacs-status")).to_contain_text("The AI result is stored in the archive (PACS) beside the study")
+    page.get_by_role("link", name="Members").click()
+    row = page.locator("#pacs-deliveries tbody tr", has_text=f"scan #{scan.pk}")
+    expect(row).to_contain_text("Stored")
+    expect(row).to_contain_text(delivery.sop_instance_uid)
+    screenshot(page, "members-archive")
+    page.set_viewport_size(TABLET)
+    assert fits_without_horizontal_scrolling(page)
