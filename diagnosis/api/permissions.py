@@ -47,6 +47,12 @@ class MayManageMembers(IsOrganizationAdministrator):
     message = "Only administrators of your organization may manage its members."
 
 
+class MayManageArchive(IsOrganizationAdministrator):
+    """Where the organization's AI results are stored in its archive (PACS), and sending them again."""
+
+    message = "Only administrators of your organization may manage where its AI results are stored in the archive."
+
+
 class MayManageNotifications(IsOrganizationAdministrator):
     """Where the organization's result notifications go, and sending them again."""
 

@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .views import (
-    AboutModelView, AccessLogView, AgreementView, DicomStoreView, DicomStudyStoreView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
+    AboutModelView, AccessLogView, ArchiveViewSet, AgreementView, DicomStoreView, DicomStudyStoreView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
     ScanViewSet, WorklistView,
 )
 
@@ -13,6 +13,7 @@ router.register("patients", PatientViewSet, basename="patient")
 router.register("scans", ScanViewSet, basename="scan")
 router.register("members", MemberViewSet, basename="member")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("archive", ArchiveViewSet, basename="archive")
 
 urlpatterns = [
     path("worklist/", WorklistView.as_view(), name="worklist"),

@@ -28,6 +28,7 @@ from .records import (
     WorklistScanSerializer,
 )
 from .studies import StudySummarySerializer
+from .archive import ArchiveDeliverySerializer, ArchiveSentAgainSerializer, ArchiveSettingsSerializer
 from .staff import (
     MemberCreateSerializer,
     MemberSerializer,
@@ -49,6 +50,9 @@ __all__ = [
     "MemberSerializer",
     "MemberUpdateSerializer",
     "MemberWithPasswordSerializer",
+    "ArchiveDeliverySerializer",
+    "ArchiveSentAgainSerializer",
+    "ArchiveSettingsSerializer",
     "NotificationEventsSerializer",
     "NotificationSerializer",
     "NotificationSettingsSerializer",

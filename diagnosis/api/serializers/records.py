@@ -210,7 +210,7 @@ def _archive(scan: Scan) -> dict[str, Any] | None:
             "error": delivery.last_error}
 
 
-class ArchiveDeliverySerializer(serializers.Serializer):
+class ScanArchiveSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["pending", "delivered", "failed"],
                                      help_text="delivered: the archive stored it; failed: it did not (see error)")
     instance_uid = serializers.CharField(help_text="The SOPInstanceUID the result was sent as")
@@ -231,7 +231,7 @@ class DicomIdentifiersSerializer(serializers.Serializer):
     result_url = serializers.CharField(
         allow_null=True, help_text="The AI result as a DICOM Secondary Capture for the archive, in this study (409 "
                                    "until the diagnosis is done); null when the header named no study")
-    archive = ArchiveDeliverySerializer(
+    archive = ScanArchiveSerializer(
         allow_null=True, help_text="How the latest result was sent to the organization's archive (PACS); null when "
                                    "it was not (no archive set, no study, or not done)")
 

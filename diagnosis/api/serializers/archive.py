@@ -1,0 +1,41 @@
+"""Where the organization's AI results are sent in its archive (PACS), and how each went."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ...models import PacsDelivery
+
+
+class ArchiveSettingsSerializer(serializers.Serializer):
+    url = serializers.CharField(max_length=500, allow_blank=True,
+                                help_text="The archive's DICOMweb base address (results are POSTed to its /studies, "
+                                          "STOW-RS); https unless the deployment allows http. Empty: none are sent.")
+    username = serializers.CharField(max_length=150, allow_blank=True, required=False, default="",
+                                     help_text="The archive's user, for HTTP Basic authentication; empty: none.")
+    password = serializers.CharField(max_length=200, allow_blank=True, required=False, default="", write_only=True,
+                                     trim_whitespace=False,
+                                     help_text="Never answered. Empty or absent keeps the one set for the same user.")
+    password_set = serializers.BooleanField(read_only=True, help_text="Whether a password is kept for the user.")
+
+
+class ArchiveDeliverySerializer(serializers.ModelSerializer):
+    """One AI result sent to the archive, and how it went."""
+
+    instance_uid = serializers.CharField(source="sop_instance_uid", read_only=True,
+                                         help_text="The SOPInstanceUID of the capture sent: the same for every try.")
+    prediction = serializers.PrimaryKeyRelatedField(read_only=True, help_text="The result sent.")
+    sent_again_by = serializers.SerializerMethodField(help_text="Who sent it again after it was not stored.")
+
+    class Meta:
+        model = PacsDelivery
+        fields = ["id", "scan", "prediction", "instance_uid", "url", "status", "attempts", "response_status",
+                  "last_error", "created_at", "delivered_at", "sent_again_at", "sent_again_by"]
+        read_only_fields = fields
+
+    def get_sent_again_by(self, delivery: PacsDelivery) -> str | None:
+        return delivery.sent_again_by.get_username() if delivery.sent_again_by_id else None
+
+
+class ArchiveSentAgainSerializer(serializers.Serializer):
+    sent = serializers.IntegerField(help_text="How many results not stored are being sent again.")

@@ -1,0 +1,86 @@
+"""The organization's archive (PACS), for its integrator: where AI results are stored and as whom, what was sent and
+how the archive answered, sending results it did not store again. Administrators only, as on the Members page."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ... import selectors, services
+from ...models import Organization, PacsDelivery
+from ..permissions import HasMembership, MayManageArchive
+from ..serializers import ArchiveDeliverySerializer, ArchiveSentAgainSerializer, ArchiveSettingsSerializer
+
+REFUSED = OpenApiResponse(description="Refused, with the reason: a bad address, a user without a password, no archive "
+                                      "set, not a result the archive refused.")
+
+
+def _settings(organization: Organization) -> dict:
+    return {"url": organization.pacs_url, "username": organization.pacs_username,
+            "password_set": bool(organization.pacs_password)}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The AI results sent to the archive",
+                       description="Newest first, with how the archive answered each."),
+    retrieve=extend_schema(summary="One AI result sent to the archive"),
+)
+class ArchiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    permission_classes = [IsAuthenticated, HasMembership, MayManageArchive]
+    serializer_class = ArchiveDeliverySerializer
+    lookup_value_regex = r"\d+"
+
+    @property
+    def organization(self) -> Organization:
+        return selectors.organization_of(self.request.user)
+
+    def get_queryset(self) -> QuerySet[PacsDelivery]:
+        return selectors.pacs_deliveries(organization=self.organization)
+
+    def get_object(self) -> PacsDelivery:
+        delivery = selectors.pacs_delivery_get(organization=self.organization, pk=int(self.kwargs["pk"]))
+        if delivery is None:
+            raise NotFound("Your organization sent no result to the archive with that id.")
+        return delivery
+
+    @extend_schema(methods=["GET"], summary="Where AI results are stored", responses={200: ArchiveSettingsSerializer})
+    @extend_schema(methods=["PUT"], summary="Set where AI results are stored", request=ArchiveSettingsSerializer,
+                   responses={200: ArchiveSettingsSerializer, 400: REFUSED},
+                   description="Each finished result of a DICOM slice is then stored in the archive as a DICOM "
+                   "capture. An empty url turns it off. Recorded as on the Members page.")
+    @action(detail=False, methods=["get", "put"], url_path="settings", url_name="settings")
+    def archive_settings(self, request: Request) -> Response:
+        if request.method == "PUT":
+            serializer = ArchiveSettingsSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            organization = services.pacs_set(organization=self.organization, by=request.user,
+                                             **serializer.validated_data)
+            response = Response(_settings(organization))
+            response["Cache-Control"] = "private, no-store"
+            return response
+        return Response(_settings(self.organization))
+
+    @extend_schema(summary="Send a result the archive did not store again", request=None,
+                   responses={202: ArchiveDeliverySerializer, 400: REFUSED},
+                   description="The same instance, to the archive set now, with a fresh round of tries.")
+    @action(detail=True, methods=["post"], url_path="send-again")
+    def send_again(self, request: Request, pk: str | None = None) -> Response:
+        delivery = services.pacs_send_again(delivery=self.get_object(), by=request.user)
+        return Response(ArchiveDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Send every result the archive did not store again", request=None,
+                   responses={202: ArchiveSentAgainSerializer, 400: REFUSED},
+                   description="After an outage: all but those of withdrawn scans and results a newer one replaced.")
+    @action(detail=False, methods=["post"], url_path="send-failed-again")
+    def send_failed_again(self, request: Request) -> Response:
+        sent = services.pacs_send_failed_again(organization=self.organization, by=request.user)
+        return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
+
+
+__all__ = ["ArchiveViewSet"]

@@ -1,0 +1,84 @@
+"""/api/v1/archive/: an integrator sets where AI results are stored in the archive (PACS), lists what was sent and
+how the archive answered, and sends results it did not store again; administrators only, as on the Members page."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from diagnosis.models import Organization, PacsDelivery, StaffChange
+
+from . import openapi
+from .factories import DonePredictionFactory, PatientFactory, ScanFactory, token_client
+
+URL = "/api/v1/archive/"
+ARCHIVE = "https://pacs.example.org/dicom-web"
+
+
+@pytest.fixture
+def admin_api(boss):
+    return token_client(boss)
+
+
+def _delivery(organization, **fields):
+    scan = ScanFactory(patient=PatientFactory(organization=organization), dicom_study_uid="1.2.3",
+                       dicom_instance_uid=f"1.2.3.{PacsDelivery.objects.count()}")
+    prediction = DonePredictionFactory(scan=scan)
+    return PacsDelivery.objects.create(organization=organization, scan=scan, prediction=prediction, url=ARCHIVE,
+                                       sop_instance_uid=f"2.25.{prediction.pk}", **fields)
+
+
+def test_an_administrator_sets_the_archive_and_the_password_is_never_answered(client, admin_api, organization):
+    response = admin_api.put(f"{URL}settings/", {"url": ARCHIVE, "username": "ai", "password": "s3cret"}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert openapi.mismatches(openapi.load(client), "/api/v1/archive/settings/", "put", response) == []
+    assert response.json() == {"url": ARCHIVE, "username": "ai", "password_set": True}
+    assert response["Cache-Control"] == "private, no-store"
+    assert admin_api.get(f"{URL}settings/").json() == {"url": ARCHIVE, "username": "ai", "password_set": True}
+    organization.refresh_from_db()
+    assert organization.pacs_password == "s3cret"
+    assert StaffChange.objects.get().detail == "AI results to the archive at pacs.example.org as ai"
+
+
+def test_a_bad_address_answers_400_with_the_reason_and_changes_nothing(admin_api, organization):
+    response = admin_api.put(f"{URL}settings/", {"url": "http://pacs.example.org/dicom-web"}, format="json")
+
+    assert response.status_code == 400 and "starting with https://" in str(response.json())
+    assert Organization.objects.get(pk=organization.pk).pacs_url == ""
+
+
+def test_results_sent_are_listed_newest_first_and_a_failed_one_is_sent_again(client, admin_api, organization, boss):
+    Organization.objects.filter(pk=organization.pk).update(pacs_url=ARCHIVE)
+    failed = _delivery(organization, status="failed", attempts=1, response_status=401,
+                       last_error="The archive answered 401 Unauthorized.")
+    stored = _delivery(organization, status="delivered", attempts=1, response_status=200)
+
+    listed = admin_api.get(URL)
+    assert openapi.mismatches(openapi.load(client), "/api/v1/archive/", "get", listed) == []
+    assert [d["id"] for d in listed.json()["results"]] == [stored.pk, failed.pk]
+    assert listed.json()["results"][1]["instance_uid"] == failed.sop_instance_uid
+
+    again = admin_api.post(f"{URL}{failed.pk}/send-again/")
+    assert again.status_code == 202 and again.json()["status"] == "pending" and again.json()["sent_again_by"] == boss.username
+    refused = admin_api.post(f"{URL}{stored.pk}/send-again/")
+    assert refused.status_code == 400 and "this one is delivered" in str(refused.json())
+
+
+def test_every_failed_result_is_sent_again_at_once(admin_api, organization):
+    Organization.objects.filter(pk=organization.pk).update(pacs_url=ARCHIVE)
+    for _ in range(3):
+        _delivery(organization, status="failed", last_error="Gave up after 6 attempts.")
+
+    response = admin_api.post(f"{URL}send-failed-again/")
+
+    assert response.status_code == 202 and response.json() == {"sent": 3}
+    assert set(PacsDelivery.objects.values_list("status", flat=True)) == {"pending"}
+
+
+def test_clinicians_and_other_organizations_see_nothing(api_client, admin_api, other_organization):
+    theirs = _delivery(other_organization, status="failed")
+
+    assert api_client.get(URL).status_code == 403
+    assert "Only administrators" in api_client.put(f"{URL}settings/", {"url": ARCHIVE}, format="json").json()["detail"]
+    assert admin_api.get(f"{URL}{theirs.pk}/").status_code == 404
+    assert admin_api.post(f"{URL}{theirs.pk}/send-again/").status_code == 404
+    assert APIClient().get(URL).status_code == 401
