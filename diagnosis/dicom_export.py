@@ -3,7 +3,8 @@ slice came from: the slice with the heat map, and the result written above it, u
 kept here. A radiologist's viewer then shows the AI's reading next to the scanner's images, where they read.
 
 Views only send what ``scan_result_capture`` builds. Its UIDs are made from what the capture shows (study, slice,
-model, result), so the same capture fetched again is the same instance, which an archive stores once.
+model, result, the clinician's review), so the same capture fetched again is the same instance, which an archive
+stores once, and a review makes a new one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from . import selectors
 from .dicom_uids import capture_uids
-from .models import Patient, Prediction, Scan
+from .models import Patient, Prediction, Review, Scan
 from .reports import slice_with_heatmap_image
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
@@ -31,9 +32,17 @@ class NotExportable(Exception):
     """The scan has no result a capture could show, or no study to put it in; the message says which."""
 
 
-def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None) -> bytes:
-    """The DICOM Part 10 file of the scan's AI result ``prediction`` (its newest when None). Raises NotExportable for
-    a withdrawn scan, a slice that came without a DICOM study (a PNG or JPEG upload), or one without a finished
+def current_review(scan: Scan, prediction: Prediction | None) -> Review | None:
+    """The clinician's reading a capture of ``prediction`` shows: the scan's current review, when it judged that
+    result (a review of an earlier result does not speak for a newer one)."""
+    review = scan.current_review
+    return review if prediction is not None and review is not None and review.prediction_id == prediction.pk else None
+
+
+def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None, review: Review | None = None) -> bytes:
+    """The DICOM Part 10 file of the scan's AI result ``prediction`` with the clinician's ``review`` of it (None: the
+    AI result alone). Without ``prediction``: the newest result with its current review. Raises NotExportable for a
+    withdrawn scan, a slice that came without a DICOM study (a PNG or JPEG upload), or one without a finished
     result."""
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
@@ -43,13 +52,17 @@ def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None) -> 
     if not scan.dicom_study_uid:
         raise NotExportable("The slice came without a DICOM study (a PNG or JPEG upload), so there is no study in "
                             "the archive to put its result in.")
-    prediction = prediction or scan.latest_prediction
+    if prediction is None:
+        prediction = scan.latest_prediction
+        review = current_review(scan, prediction)
+    if review is not None and review.prediction_id != prediction.pk:
+        raise ValueError(f"Review {review.pk} judged another result than prediction {prediction.pk}.")
     if prediction is None or prediction.status != Prediction.Status.DONE:
         state = "failed" if prediction is not None and prediction.status == Prediction.Status.FAILED else "not finished"
         raise NotExportable(f"The scan's diagnosis is {state}: there is no AI result to send to the archive.")
     version = prediction.model_version
-    series_uid, instance_uid = capture_uids(scan, prediction)
-    pixels = _captured(scan, prediction)
+    series_uid, instance_uid = capture_uids(scan, prediction, review)
+    pixels = _captured(scan, prediction, review)
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SECONDARY_CAPTURE, instance_uid
@@ -59,7 +72,8 @@ def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None) -> 
     dataset.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: patients' names are not all Latin
     dataset.ImageType = ["DERIVED", "SECONDARY"]
     dataset.SOPClassUID, dataset.SOPInstanceUID = SECONDARY_CAPTURE, instance_uid
-    finished = timezone.localtime(prediction.finished_at or timezone.now())
+    # When the content was made: the clinician's reading, or else the AI's.
+    finished = timezone.localtime(review.reviewed_at if review else prediction.finished_at or timezone.now())
     # As the scanner's header said; empty (allowed, type 2) for slices stored before they were kept.
     dataset.StudyDate = scan.dicom_study_date.strftime("%Y%m%d") if scan.dicom_study_date else ""
     dataset.StudyTime = scan.dicom_study_time.strftime("%H%M%S") if scan.dicom_study_time else ""
@@ -103,17 +117,24 @@ def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None) -> 
     return buffer.getvalue()
 
 
-def capture_lines(prediction: Prediction, *, heat_map: bool) -> list[str]:
-    """What the capture's band says: the result (marked for review as the worklist marks it), the model and when,
-    and that it is decision support. No patient detail: the header carries it."""
+def capture_lines(prediction: Prediction, *, heat_map: bool, review: Review | None = None) -> list[str]:
+    """What the capture's band says: the result (marked for review as the worklist marks it, unless a clinician
+    reviewed it), the clinician's reading, the model and when, and that it is decision support. No patient detail:
+    the header carries it."""
     verdict = selectors.prediction_uncertainty(prediction)
     result = f"AI: {prediction.label} {prediction.confidence or 0:.0%}"
     if prediction.out_of_scope:
         result = "AI: out of scope (unlike the slices it was trained on), needs review"
     elif verdict.needs_review:
-        result += f", uncertain (under {verdict.threshold:.0%}), needs review"
+        result += f", uncertain (under {verdict.threshold:.0%})" + ("" if review else ", needs review")
     when = timezone.localtime(prediction.finished_at or timezone.now()).strftime("%Y-%m-%d %H:%M")
-    return [result, f"{prediction.model_version.name}, {when}" + (", heat map: where it looked" if heat_map else ""),
+    lines = [result]
+    if review is not None:
+        reader = review.reviewed_by.get_full_name() or review.reviewed_by.get_username()
+        judged = "agrees with the AI" if review.agrees_with_ai else "corrects the AI"
+        reviewed = timezone.localtime(review.reviewed_at).strftime("%Y-%m-%d %H:%M")
+        lines.append(f"Clinician: {review.label}, {judged} ({reader}, {reviewed})")
+    return [*lines, f"{prediction.model_version.name}, {when}" + (", heat map: where it looked" if heat_map else ""),
             NOTICE]
 
 
@@ -134,14 +155,14 @@ def _text(value: str, limit: int = 64) -> str:
     return "".join(" " if c in "\\^=" or not c.isprintable() else c for c in value).strip()[:limit]
 
 
-def _captured(scan: Scan, prediction: Prediction) -> Image.Image:
+def _captured(scan: Scan, prediction: Prediction, review: Review | None) -> Image.Image:
     """The slice with its heat map, widened to stay legible, under a black band with ``capture_lines``."""
     image, drew = slice_with_heatmap_image(scan, prediction)
     if image.width < MIN_WIDTH_PX:
         image = image.resize((MIN_WIDTH_PX, round(image.height * MIN_WIDTH_PX / image.width)), Image.BILINEAR)
     size = max(14, image.width // 32)
     font = ImageFont.truetype(str(_FONT), size) if _FONT.is_file() else ImageFont.load_default(size)
-    lines = [part for line in capture_lines(prediction, heat_map=drew)
+    lines = [part for line in capture_lines(prediction, heat_map=drew, review=review)
              for part in _wrapped(line, font, image.width - size)]
     band = round(size * 1.4) * len(lines) + size
     canvas = Image.new("RGB", (image.width, image.height + band), "black")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from .models import Prediction, Scan
+from .models import Prediction, Review, Scan
 
 
 def result_uid(*parts: str) -> str:
@@ -14,19 +14,27 @@ def result_uid(*parts: str) -> str:
     return "2.25." + str(uuid.uuid5(uuid.NAMESPACE_OID, "/".join(parts)).int)
 
 
-def capture_uids(scan: Scan, prediction: Prediction) -> tuple[str, str]:
-    """The series and instance UIDs of the capture of ``prediction``: one series per study and model version, one
-    instance per result."""
+def capture_uids(scan: Scan, prediction: Prediction, review: Review | None = None) -> tuple[str, str]:
+    """The series and instance UIDs of the capture of ``prediction`` (with a clinician's ``review`` of it): one series
+    per study and model version, one instance per result, and one more per review of it."""
     version = prediction.model_version
     source = scan.dicom_instance_uid or scan.sha256
-    return (result_uid("kidneyweb-result-series", scan.dicom_study_uid, version.sha256),
-            result_uid("kidneyweb-result", scan.dicom_study_uid, source, version.sha256, str(prediction.pk)))
+    parts = [scan.dicom_study_uid, source, version.sha256, str(prediction.pk)]
+    instance = (result_uid("kidneyweb-result", *parts) if review is None
+                else result_uid("kidneyweb-reviewed-result", *parts, str(review.pk)))
+    return result_uid("kidneyweb-result-series", scan.dicom_study_uid, version.sha256), instance
 
 
 def result_instance_uids(*, scan: Scan) -> list[str]:
-    """The instances the scan's finished results are exported as (oldest first): what an archive may hold of it."""
+    """The instances the scan's finished results, and the reviews of them, are exported as (oldest first): what an
+    archive may hold of it."""
     if not scan.dicom_study_uid:
         return []
-    done = scan.predictions.filter(status=Prediction.Status.DONE).select_related("model_version").order_by(
-        "queued_at", "id")
-    return [capture_uids(scan, prediction)[1] for prediction in done]
+    done = list(scan.predictions.filter(status=Prediction.Status.DONE).select_related("model_version").order_by(
+        "queued_at", "id"))
+    reviews = Review.objects.filter(prediction__in=done).order_by("reviewed_at", "id")
+    uids = []
+    for prediction in done:
+        uids.append(capture_uids(scan, prediction)[1])
+        uids.extend(capture_uids(scan, prediction, review)[1] for review in reviews if review.prediction_id == prediction.pk)
+    return uids

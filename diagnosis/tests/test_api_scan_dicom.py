@@ -17,7 +17,7 @@ from diagnosis.models import PatientAccess, Prediction
 from mlcore.synthetic import dicom_bytes
 
 from . import openapi
-from .factories import DonePredictionFactory, PatientFactory, ScanFactory, token_client
+from .factories import DonePredictionFactory, PatientFactory, ReviewFactory, ScanFactory, token_client
 
 STUDY = "1.2.826.0.1.3680043.8.498.71"
 
@@ -137,20 +137,62 @@ def test_the_same_capture_fetched_again_is_the_same_instance_and_a_studys_slices
 
 
 
+def test_a_review_makes_a_new_instance_whose_band_states_the_clinicians_reading(
+        api_client, patient, clinician, active_model_version):
+    from django.utils import timezone
+
+    from diagnosis.dicom_uids import capture_uids
+
+    scan = _dicom_scan(patient, clinician)
+    prediction = _result(scan, model_version=active_model_version)
+    before = _capture(api_client.get(f"/api/v1/scans/{scan.pk}/dicom/"))
+
+    corrected = services.review_create(scan=scan, user=clinician, label="Tumor", prediction_id=prediction.pk)
+    after = _capture(api_client.get(f"/api/v1/scans/{scan.pk}/dicom/"))
+
+    assert after.SOPInstanceUID == capture_uids(scan, prediction, corrected)[1] != before.SOPInstanceUID
+    assert after.SeriesInstanceUID == before.SeriesInstanceUID  # the same series of the model's results
+    assert after.Rows > before.Rows  # one more line in the band: the reading is burned in
+    when = timezone.localtime(corrected.reviewed_at)
+    assert (after.ContentDate, after.ContentTime) == (when.strftime("%Y%m%d"), when.strftime("%H%M%S"))
+    reader = clinician.get_full_name() or clinician.get_username()
+    lines = dicom_export.capture_lines(prediction, heat_map=True, review=corrected)
+    assert lines[:2] == ["AI: Stone 91%", f"Clinician: Tumor, corrects the AI ({reader}, {when:%Y-%m-%d %H:%M})"]
+    confirmed = services.review_create(scan=scan, user=clinician, label="Stone", prediction_id=prediction.pk)
+    assert dicom_export.capture_lines(prediction, heat_map=True, review=confirmed)[1].startswith(
+        "Clinician: Stone, agrees with the AI")
+    assert _capture(api_client.get(f"/api/v1/scans/{scan.pk}/dicom/")).SOPInstanceUID not in (
+        before.SOPInstanceUID, after.SOPInstanceUID)
+
+
+def test_a_review_of_an_earlier_result_is_not_shown_on_a_newer_one(api_client, patient, clinician, active_model_version):
+    scan = _dicom_scan(patient, clinician)
+    first = _result(scan, model_version=active_model_version)
+    services.review_create(scan=scan, user=clinician, label="Tumor", prediction_id=first.pk)
+    newer = DonePredictionFactory(scan=scan, label="Cyst", top=0.88, model_version=active_model_version)
+
+    capture = _capture(api_client.get(f"/api/v1/scans/{scan.pk}/dicom/"))
+
+    from diagnosis.dicom_uids import capture_uids
+    assert capture.SOPInstanceUID == capture_uids(scan, newer)[1]
+
+
 def test_a_withdrawal_names_the_captures_an_archive_may_hold_so_the_engine_can_reject_them(
         api_client, notified, patient, clinician, active_model_version):
     from diagnosis.models import WebhookDelivery
 
     scan = _dicom_scan(patient, clinician)
-    _result(scan, model_version=active_model_version)
+    prediction = _result(scan, model_version=active_model_version)
     stored = _capture(api_client.get(f"/api/v1/scans/{scan.pk}/dicom/")).SOPInstanceUID
+    services.review_create(scan=scan, user=clinician, label="Stone", prediction_id=prediction.pk)
+    reviewed = _capture(api_client.get(f"/api/v1/scans/{scan.pk}/dicom/")).SOPInstanceUID
     png = ScanFactory(patient=patient, uploaded_by=clinician)
 
     services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
     services.scan_withdraw(scan=png, user=clinician, reason="wrong patient")
 
     withdrawn = [d.payload for d in WebhookDelivery.objects.filter(event="scan.withdrawn").order_by("id")]
-    assert withdrawn[0]["dicom_result_uids"] == [stored]
+    assert withdrawn[0]["dicom_result_uids"] == [stored, reviewed]
     assert withdrawn[0]["scan"]["dicom_path"] == f"/api/v1/scans/{scan.pk}/dicom/"
     assert "dicom_result_uids" not in withdrawn[1]  # a PNG upload: no capture was ever made
 
@@ -164,6 +206,9 @@ def test_the_band_states_an_uncertain_or_out_of_scope_result_as_needing_review(p
     assert dicom_export.capture_lines(unsure, heat_map=False)[0] == "AI: Cyst 55%, uncertain (under 70%), needs review"
     assert dicom_export.capture_lines(odd, heat_map=False)[0].startswith("AI: out of scope")
     assert dicom_export.capture_lines(sure, heat_map=True)[2] == dicom_export.NOTICE
+    # A clinician's reading settles what the AI left open.
+    review = ReviewFactory(scan=scan, prediction=unsure, label="Cyst")
+    assert dicom_export.capture_lines(unsure, heat_map=False, review=review)[0] == "AI: Cyst 55%, uncertain (under 70%)"
 
 
 def test_no_capture_without_a_study_a_finished_result_or_once_withdrawn(api_client, patient, clinician,

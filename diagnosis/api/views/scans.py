@@ -239,10 +239,11 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
                    409: OpenApiResponse(description="No result for the archive: the scan was withdrawn, came "
                                                     "without a DICOM study, or its diagnosis failed or is not finished.")},
         description="The scan's newest AI result as a DICOM Secondary Capture (application/dicom, Part 10) for the "
-        "hospital's archive: the slice with its heat map under a band that states the result, the model and that it "
-        "is decision support, in the slice's study (StudyInstanceUID, AccessionNumber), in a series of the model's "
-        "results (SeriesNumber 9901), under the patient's MRN, name, birth date and sex as kept here. Its UIDs are "
-        "made from the study, the slice, the model and the result, so fetching it again gives the same instance. "
+        "hospital's archive: the slice with its heat map under a band that states the result, the clinician's "
+        "current review of it (when there is one), the model and that it is decision support, in the slice's study "
+        "(StudyInstanceUID, AccessionNumber), in a series of the model's results (SeriesNumber 9901), under the "
+        "patient's MRN, name, birth date and sex as kept here. Its UIDs are made from the study, the slice, the model, "
+        "the result and the review, so fetching it again gives the same instance, and a review gives a new one. "
         "Only for slices that came as DICOM.",
     )
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, DicomRenderer])
