@@ -155,13 +155,20 @@ class PacsDelivery(OutboundDelivery):
 
     organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE, related_name="pacs_deliveries")
     scan = models.ForeignKey("diagnosis.Scan", on_delete=models.CASCADE, related_name="pacs_deliveries")
-    # One capture per result, so a result finishing twice (a repeated task) is sent once.
-    prediction = models.OneToOneField("diagnosis.Prediction", on_delete=models.CASCADE, related_name="pacs_delivery")
+    prediction = models.ForeignKey("diagnosis.Prediction", on_delete=models.CASCADE, related_name="pacs_deliveries")
+    # The clinician's reading the capture shows; empty: the AI result alone.
+    review = models.ForeignKey("diagnosis.Review", null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="pacs_deliveries")
     sop_instance_uid = models.CharField("instance UID", max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["organization", "-created_at"], name="pacs_org_created_idx")]
+        # One capture per result and one per review of it, so one finishing twice (a repeated task) is sent once.
+        constraints = [
+            models.UniqueConstraint(fields=["prediction"], condition=Q(review=None), name="pacs_result_once"),
+            models.UniqueConstraint(fields=["review"], name="pacs_review_once"),
+        ]
 
     def __str__(self) -> str:
         return f"scan {self.scan_id} to {self.url} ({self.status})"

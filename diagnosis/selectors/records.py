@@ -13,7 +13,7 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Coalesce
 
 from ..models import (
-    Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange, Prediction, Review, Scan, ScanWithdrawal,
+    Membership, ModelVersion, Organization, PacsDelivery, Patient, PatientAccess, PatientChange, Prediction, Review, Scan, ScanWithdrawal,
     WorkerHeartbeat,
 )
 from .tenancy import UserLike, _organization_id, membership_of
@@ -102,7 +102,8 @@ def patient_record_ids(*, patient: Patient) -> list[int]:
 def _predictions_newest_first() -> Prefetch:
     return Prefetch(
         "predictions",
-        queryset=Prediction.objects.select_related("model_version", "pacs_delivery").order_by("-queued_at", "-id"),
+        queryset=Prediction.objects.select_related("model_version").prefetch_related(Prefetch(
+            "pacs_deliveries", queryset=PacsDelivery.objects.order_by("-created_at", "-id"))).order_by("-queued_at", "-id"),
     )
 
 

@@ -123,10 +123,11 @@ def pacs_delivery_get(*, organization: Organization, pk: int) -> PacsDelivery | 
 
 
 def pacs_delivery_of(*, prediction: Prediction | None) -> PacsDelivery | None:
-    """How the result was sent to the archive; None when it was not (no archive set, or no DICOM study)."""
+    """How the result (or the newest review of it) was last sent to the archive; None when it was not (no archive
+    set, or no DICOM study)."""
     if prediction is None:
         return None
-    return PacsDelivery.objects.filter(prediction=prediction).first()
+    return PacsDelivery.objects.filter(prediction=prediction).order_by("-created_at", "-id").first()
 
 
 def pacs_stored_of(*, scan: Scan) -> list[PacsDelivery]:

@@ -1,9 +1,10 @@
 """Each finished AI result of a DICOM slice sent to the organization's archive (PACS), where radiologists read: the
 result as a DICOM capture (``dicom_export``) stored beside the scanner's images through DICOMweb STOW-RS, the way
-AI products file their results, instead of waiting for an integration engine to fetch it.
+AI products file their results, instead of waiting for an integration engine to fetch it. Each clinician's review
+of it is sent too, as a new capture that states the reading, so the archive holds what was finally read.
 
-Each result is a delivery row (which result, as which instance, how the archive answered) sent by a Celery task that
-retries with backoff. Sending again is harmless: the capture of one result is always the same instance, which an
+Each result (and review) is a delivery row (which result, as which instance, how the archive answered) sent by a
+Celery task that retries with backoff. Sending again is harmless: the capture of one result is always the same instance, which an
 archive stores once. A refusal the archive gave for the instance itself (its failure reason) or for the request (a
 4xx) is final at once, since sending it again cannot change the answer; an administrator fixes the cause and sends
 it again.
@@ -26,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..dicom_uids import capture_uids
-from ..models import Organization, PacsDelivery, Prediction, StaffChange
+from ..models import Organization, PacsDelivery, Prediction, Review, StaffChange
 from . import outbound
 from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exported for the task)
 
@@ -103,22 +104,37 @@ def _enqueue(delivery_id: int) -> None:
             status=PacsDelivery.Status.FAILED, last_error=f"Not sent: the task broker did not answer ({exc.__class__.__name__}).")
 
 
-def pacs_result_send(*, prediction: Prediction) -> PacsDelivery | None:
-    """Queue the capture of a finished result for the organization's archive, when it has one and the slice came
-    with a DICOM study to file it in. Called in the transaction that finished it; sent once that commits."""
+def pacs_result_send(*, prediction: Prediction, review: Review | None = None) -> PacsDelivery | None:
+    """Queue the capture of a finished result (with the clinician's ``review`` of it) for the organization's archive,
+    when it has one and the slice came with a DICOM study to file it in. Called in the transaction that finished
+    (or reviewed) it; sent once that commits."""
     scan = prediction.scan
     if prediction.status != Prediction.Status.DONE or not scan.dicom_study_uid or scan.is_withdrawn:
         return None
     organization = Organization.objects.filter(pk=scan.patient.organization_id).only("pacs_url").first()
     if organization is None or not organization.pacs_url:
         return None
-    delivery, created = PacsDelivery.objects.get_or_create(prediction=prediction, defaults={
+    delivery, created = PacsDelivery.objects.get_or_create(prediction=prediction, review=review, defaults={
         "organization": organization, "scan": scan, "url": organization.pacs_url,
-        "sop_instance_uid": capture_uids(scan, prediction)[1],
+        "sop_instance_uid": capture_uids(scan, prediction, review)[1],
     })
     if created:
         transaction.on_commit(partial(_enqueue, delivery.pk))
     return delivery
+
+
+def _replaced_by(delivery: PacsDelivery) -> str | None:
+    """What replaced the delivery's capture since it was queued, in words; None while it is the scan's current one."""
+    from ..dicom_export import current_review
+
+    scan = delivery.scan
+    latest = scan.latest_prediction
+    if latest != delivery.prediction:
+        return "a newer result of the scan"
+    review = current_review(scan, latest)
+    if review != delivery.review:
+        return "a newer review of the result" if review is not None else "the result itself"
+    return None
 
 
 def _fail(delivery: PacsDelivery, reason: str) -> PacsDelivery:
@@ -192,15 +208,16 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
         scan = delivery.scan
         if scan.is_withdrawn:
             return _fail(delivery, "Not sent: the scan was withdrawn as entered in error.")
-        if scan.latest_prediction != delivery.prediction:
-            return _fail(delivery, "Not sent: a newer result of the scan replaced it, and is sent on its own.")
+        replaced = _replaced_by(delivery)
+        if replaced:
+            return _fail(delivery, f"Not sent: {replaced} replaced it, and is sent on its own.")
         # To the archive set now, with the credentials set now.
         delivery.url = organization.pacs_url
         delivery.attempts += 1
         delivery.save(update_fields=["url", "attempts"])
     # No lock or transaction while the archive takes its time to answer.
     try:
-        instance = scan_result_capture(scan=scan, prediction=delivery.prediction)
+        instance = scan_result_capture(scan=scan, prediction=delivery.prediction, review=delivery.review)
     except NotExportable as exc:
         return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
                                        error=f"Not sent: {exc}", final=True)
@@ -230,12 +247,12 @@ def pacs_send_again(*, delivery: PacsDelivery, by: AbstractBaseUser) -> PacsDeli
 
 def pacs_send_failed_again(*, organization: Organization, by: AbstractBaseUser) -> int:
     """Send every result the archive did not store again, for after an outage: those of withdrawn scans and
-    replaced results are left as they are. Returns how many are sent."""
+    replaced results (or reviews) are left as they are. Returns how many are sent."""
     failed = PacsDelivery.objects.filter(organization=organization, status=PacsDelivery.Status.FAILED,
                                          scan__withdrawn_at=None)
     sent = 0
     for delivery in failed.select_related("scan"):
-        if delivery.scan.latest_prediction == delivery.prediction:
+        if _replaced_by(delivery) is None:
             pacs_send_again(delivery=delivery, by=by)
             sent += 1
     return sent

@@ -290,7 +290,8 @@ def test_a_dicom_scan_says_how_its_result_went_to_the_archive_in_the_list_and_th
     detail = api_client.get(f"{URL}{scans[1].pk}/")
     assert openapi.mismatches(openapi.load(client), "/api/v1/scans/{id}/", "get", detail) == []
     assert detail.json()["dicom"]["archive"] == {"status": "failed", "instance_uid": f"2.25.{scans[1].pk}",
-                                                 "stored_at": None, "error": "The archive answered 401 Unauthorized."}
+                                                 "reviewed": False, "stored_at": None,
+                                                 "error": "The archive answered 401 Unauthorized."}
     with django_assert_max_num_queries(12):  # the deliveries come with the predictions, not one query per scan
         listed = {s["id"]: s["dicom"]["archive"] for s in api_client.get(URL).json()["results"]}
     assert listed[scans[0].pk]["status"] == "delivered" and listed[scans[0].pk]["stored_at"] is None

@@ -277,3 +277,40 @@ def test_a_result_whose_task_was_lost_is_sent_again_by_the_sweep(
     services.pacs_resend_lost(now=now + datetime.timedelta(days=2))
     delivery.refresh_from_db()
     assert delivery.status == PacsDelivery.Status.FAILED and "within a day" in delivery.last_error
+
+
+def test_a_review_is_stored_as_a_new_capture_and_replaces_a_result_not_sent_yet(
+        archived, orthanc, patient, clinician, django_capture_on_commit_callbacks):
+    scan = _dicom_scan(patient, clinician)
+    ai_only, _ = _finished(scan, django_capture_on_commit_callbacks)
+    services.pacs_deliver(delivery_id=ai_only.pk)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = services.review_create(scan=scan, user=clinician, label="Tumor", prediction_id=ai_only.prediction_id)
+    reviewed = PacsDelivery.objects.get(review=first)
+    assert len(callbacks) == 1 and reviewed.sop_instance_uid != ai_only.sop_instance_uid
+    with django_capture_on_commit_callbacks(execute=False):
+        second = services.review_create(scan=scan, user=clinician, label="Stone", prediction_id=ai_only.prediction_id)
+    confirmed = PacsDelivery.objects.get(review=second)
+
+    # The first review's capture had not left when the second came: only the current reading goes.
+    assert services.pacs_deliver(delivery_id=reviewed.pk).last_error == (
+        "Not sent: a newer review of the result replaced it, and is sent on its own.")
+    assert services.pacs_deliver(delivery_id=confirmed.pk).status == PacsDelivery.Status.DELIVERED
+
+    assert orthanc.instance_tags(ai_only.sop_instance_uid) is not None  # the AI's own reading stays beside it
+    assert orthanc.instance_tags(reviewed.sop_instance_uid) is None
+    stored = orthanc.instance_tags(confirmed.sop_instance_uid)
+    assert stored is not None and stored["StudyInstanceUID"] == STUDY
+    assert services.pacs_send_failed_again(organization=patient.organization, by=clinician) == 0
+
+
+def test_a_result_reviewed_before_it_left_is_sent_with_its_review_only(
+        archived, patient, clinician, django_capture_on_commit_callbacks):
+    scan = _dicom_scan(patient, clinician)
+    ai_only, _ = _finished(scan, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=False):
+        review = services.review_create(scan=scan, user=clinician, label="Stone", prediction_id=ai_only.prediction_id)
+
+    assert services.pacs_deliver(delivery_id=ai_only.pk).last_error == (
+        "Not sent: a newer review of the result replaced it, and is sent on its own.")
+    assert services.pacs_deliver(delivery_id=PacsDelivery.objects.get(review=review).pk).status == "delivered"

@@ -3,11 +3,12 @@ latest results sent and sends failed ones again; the scan page says how its resu
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from diagnosis import services
 from diagnosis.models import Organization, PacsDelivery, StaffChange
 
-from .factories import DonePredictionFactory, PatientFactory, ScanFactory
+from .factories import DonePredictionFactory, PatientFactory, ReviewFactory, ScanFactory
 
 URL = "https://pacs.example.org/dicom-web"
 
@@ -110,3 +111,17 @@ def test_a_withdrawn_scan_names_the_results_the_archive_still_holds(client, boss
 
     assert "The archive (PACS) still holds 1 AI\n      result of this withdrawn scan:" in page
     assert f'<code class="uid">{stored.sop_instance_uid}</code>' in page
+
+
+def test_a_stored_review_is_named_on_the_scan_page_and_in_the_list(admin_client, organization, boss):
+    first = _delivery(organization, status="delivered")
+    review = ReviewFactory(scan=first.scan, prediction=first.prediction, reviewed_by=boss)
+    reviewed = PacsDelivery.objects.create(organization=organization, scan=first.scan, prediction=first.prediction,
+                                           review=review, url=URL, sop_instance_uid="2.25.99", status="delivered",
+                                           delivered_at=timezone.now())
+
+    page = admin_client.get(reverse("diagnosis:scan_detail", args=[first.scan_id])).content.decode()
+    listed = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+
+    assert "The AI result with its review is stored in the archive\n      (PACS) beside the study" in page
+    assert f"scan #{reviewed.scan_id}</a> (reviewed)" in listed

@@ -25,11 +25,13 @@ class ArchiveDeliverySerializer(serializers.ModelSerializer):
     instance_uid = serializers.CharField(source="sop_instance_uid", read_only=True,
                                          help_text="The SOPInstanceUID of the capture sent: the same for every try.")
     prediction = serializers.PrimaryKeyRelatedField(read_only=True, help_text="The result sent.")
+    review = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="The clinician's review the capture states; null: the AI result alone.")
     sent_again_by = serializers.SerializerMethodField(help_text="Who sent it again after it was not stored.")
 
     class Meta:
         model = PacsDelivery
-        fields = ["id", "scan", "prediction", "instance_uid", "url", "status", "attempts", "response_status",
+        fields = ["id", "scan", "prediction", "review", "instance_uid", "url", "status", "attempts", "response_status",
                   "last_error", "created_at", "delivered_at", "sent_again_at", "sent_again_by"]
         read_only_fields = fields
 

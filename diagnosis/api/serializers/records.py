@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -199,13 +198,12 @@ class RestoreSerializer(serializers.Serializer):
 
 
 def _archive(scan: Scan) -> dict[str, Any] | None:
-    try:
-        delivery = scan.latest_prediction.pacs_delivery if scan.latest_prediction else None
-    except ObjectDoesNotExist:
-        return None
+    prediction = scan.latest_prediction
+    # The newest delivery of the result: its review's, once reviewed (prefetched newest first).
+    delivery = next(iter(prediction.pacs_deliveries.all()), None) if prediction else None
     if delivery is None:
         return None
-    return {"status": delivery.status, "instance_uid": delivery.sop_instance_uid,
+    return {"status": delivery.status, "instance_uid": delivery.sop_instance_uid, "reviewed": delivery.review_id is not None,
             "stored_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
             "error": delivery.last_error}
 
@@ -214,6 +212,7 @@ class ScanArchiveSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["pending", "delivered", "failed"],
                                      help_text="delivered: the archive stored it; failed: it did not (see error)")
     instance_uid = serializers.CharField(help_text="The SOPInstanceUID the result was sent as")
+    reviewed = serializers.BooleanField(help_text="Whether the capture sent states the clinician's review of the result")
     stored_at = serializers.DateTimeField(allow_null=True)
     error = serializers.CharField(help_text="Why it is not stored (yet), as the archive answered; \"\" once stored")
 
@@ -232,8 +231,8 @@ class DicomIdentifiersSerializer(serializers.Serializer):
         allow_null=True, help_text="The AI result as a DICOM Secondary Capture for the archive, in this study (409 "
                                    "until the diagnosis is done); null when the header named no study")
     archive = ScanArchiveSerializer(
-        allow_null=True, help_text="How the latest result was sent to the organization's archive (PACS); null when "
-                                   "it was not (no archive set, no study, or not done)")
+        allow_null=True, help_text="How the latest result (or the newest review of it) was sent to the organization's "
+                                   "archive (PACS); null when it was not (no archive set, no study, or not done)")
 
 
 class ScanSerializer(serializers.ModelSerializer):
