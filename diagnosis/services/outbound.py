@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db.models import QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -55,6 +57,17 @@ class Answer:
     @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+
+def address_check(url: str, *, allow_http: bool, what: str, example: str) -> None:
+    """Refuse (ValidationError on ``url``) an address that is not https, or http where ``allow_http``: a plain-http
+    address would expose what is sent on the way. ``what`` and ``example`` complete the message."""
+    schemes = ["https", "http"] if allow_http else ["https"]
+    try:
+        URLValidator(schemes=schemes)(url)
+    except ValidationError:
+        allowed = " or ".join(f"{s}://" for s in schemes)
+        raise ValidationError({"url": [f"Enter {what} starting with {allowed}, such as {example}."]}) from None
 
 
 def post(url: str, *, body: bytes, headers: dict[str, str], receiver: str = "receiver") -> Answer:

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
@@ -73,13 +72,8 @@ def pacs_set(*, organization: Organization, url: str, username: str = "", passwo
             organization.save(update_fields=["pacs_url", "pacs_username", "pacs_password"])
             _record(organization, by, "AI results to the archive off")
         return organization
-    schemes = ["https", "http"] if settings.KIDNEYWEB_PACS_ALLOW_HTTP else ["https"]
-    try:
-        URLValidator(schemes=schemes)(url)
-    except ValidationError:
-        allowed = " or ".join(f"{s}://" for s in schemes)
-        raise ValidationError({"url": [f"Enter the archive's DICOMweb address, starting with {allowed}, such as "
-                                       "https://pacs.example.org/dicom-web."]}) from None
+    outbound.address_check(url, allow_http=settings.KIDNEYWEB_PACS_ALLOW_HTTP, what="the archive's DICOMweb address,",
+                           example="https://pacs.example.org/dicom-web")
     if ":" in username:
         raise ValidationError({"username": ["A user name for HTTP Basic authentication cannot contain a colon."]})
     if not password and username and username == organization.pacs_username:

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -57,12 +56,8 @@ def webhook_set(*, organization: Organization, url: str, by: AbstractBaseUser) -
             organization.save(update_fields=["webhook_url", "webhook_secret"])
             _record(organization, by, "result notifications off")
         return None
-    schemes = ["https", "http"] if settings.KIDNEYWEB_WEBHOOK_ALLOW_HTTP else ["https"]
-    try:
-        URLValidator(schemes=schemes)(url)
-    except ValidationError:
-        allowed = " or ".join(f"{s}://" for s in schemes)
-        raise ValidationError({"url": [f"Enter an address starting with {allowed}, such as https://ris.example.org/kidneyweb."]}) from None
+    outbound.address_check(url, allow_http=settings.KIDNEYWEB_WEBHOOK_ALLOW_HTTP, what="an address",
+                           example="https://ris.example.org/kidneyweb")
     organization.webhook_url = url
     organization.webhook_secret = secrets.token_hex(32)
     organization.save(update_fields=["webhook_url", "webhook_secret"])

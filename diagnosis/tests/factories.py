@@ -11,7 +11,7 @@ from PIL import Image
 
 from django.utils import timezone
 
-from diagnosis.models import Membership, ModelVersion, Organization, Patient, Prediction, Review, Scan
+from diagnosis.models import Membership, ModelVersion, Organization, PacsDelivery, Patient, Prediction, Review, Scan
 
 CLASS_NAMES = ["Cyst", "Normal", "Stone", "Tumor"]
 PASSWORD = "pass-word-123"
@@ -147,6 +147,21 @@ class ReviewFactory(factory.django.DjangoModelFactory):
     label = factory.SelfAttribute("prediction.label")
     agrees_with_ai = factory.LazyAttribute(lambda o: o.label == o.prediction.label if o.prediction.status == "done" else None)
     reviewed_by = factory.SubFactory(UserFactory)
+
+
+class PacsDeliveryFactory(factory.django.DjangoModelFactory):
+    """A finished result of a DICOM slice sent (or being sent) to its organization's archive; choose the organization
+    with ``prediction__scan__patient__organization``."""
+
+    class Meta:
+        model = PacsDelivery
+
+    prediction = factory.SubFactory(DonePredictionFactory, scan__dicom_study_uid="1.2.3",
+                                    scan__dicom_instance_uid=factory.Sequence(lambda n: f"1.2.3.{n}"))
+    scan = factory.SelfAttribute("prediction.scan")
+    organization = factory.SelfAttribute("scan.patient.organization")
+    url = "https://pacs.example.org/dicom-web"
+    sop_instance_uid = factory.Sequence(lambda n: f"2.25.{n}")
 
 
 def token_client(user) -> "APIClient":

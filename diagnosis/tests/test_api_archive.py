@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 from diagnosis.models import Organization, PacsDelivery, StaffChange
 
 from . import openapi
-from .factories import DonePredictionFactory, PatientFactory, ScanFactory, token_client
+from .factories import PacsDeliveryFactory, token_client
 
 URL = "/api/v1/archive/"
 ARCHIVE = "https://pacs.example.org/dicom-web"
@@ -19,11 +19,7 @@ def admin_api(boss):
 
 
 def _delivery(organization, **fields):
-    scan = ScanFactory(patient=PatientFactory(organization=organization), dicom_study_uid="1.2.3",
-                       dicom_instance_uid=f"1.2.3.{PacsDelivery.objects.count()}")
-    prediction = DonePredictionFactory(scan=scan)
-    return PacsDelivery.objects.create(organization=organization, scan=scan, prediction=prediction, url=ARCHIVE,
-                                       sop_instance_uid=f"2.25.{prediction.pk}", **fields)
+    return PacsDeliveryFactory(prediction__scan__patient__organization=organization, **fields)
 
 
 def test_an_administrator_sets_the_archive_and_the_password_is_never_answered(client, admin_api, organization):

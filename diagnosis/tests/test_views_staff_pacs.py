@@ -8,7 +8,7 @@ from django.utils import timezone
 from diagnosis import services
 from diagnosis.models import Organization, PacsDelivery, StaffChange
 
-from .factories import DonePredictionFactory, PatientFactory, ReviewFactory, ScanFactory
+from .factories import PacsDeliveryFactory, ReviewFactory
 
 URL = "https://pacs.example.org/dicom-web"
 
@@ -20,11 +20,7 @@ def admin_client(client, boss):
 
 
 def _delivery(organization, **fields):
-    scan = ScanFactory(patient=PatientFactory(organization=organization), dicom_study_uid="1.2.3",
-                       dicom_instance_uid=f"1.2.3.{PacsDelivery.objects.count()}")
-    prediction = DonePredictionFactory(scan=scan)
-    return PacsDelivery.objects.create(organization=organization, scan=scan, prediction=prediction, url=URL,
-                                       sop_instance_uid=f"2.25.{prediction.pk}", **fields)
+    return PacsDeliveryFactory(prediction__scan__patient__organization=organization, **fields)
 
 
 def test_an_administrator_sets_the_archive_and_its_password_is_never_shown_again(admin_client, organization):
