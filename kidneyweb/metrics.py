@@ -84,6 +84,11 @@ class DeploymentCollector(Collector):
         for status, count in snapshot.notifications.items():
             notifications.add_metric([status], count)
         yield notifications
+        archive = GaugeMetricFamily("kidneyweb_archive_deliveries", "AI results sent to the archives (PACS) by state: "
+                                    "failed ones were not stored (the Members page lists them).", labels=["status"])
+        for status, count in snapshot.archive.items():
+            archive.add_metric([status], count)
+        yield archive
         heartbeats = GaugeMetricFamily("kidneyweb_worker_last_seen_seconds", "Seconds since the worker last ran its "
                                        "scheduled sweep.", labels=["worker"])
         for name, seconds in snapshot.heartbeats.items():

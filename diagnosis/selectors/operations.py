@@ -12,7 +12,7 @@ from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
 from ..models import (
-    DicomStoreRefusal, InputsAlert, ModelVersion, Organization, PerformanceAlert, Prediction, Review, Scan, WebhookDelivery, WorkerHeartbeat,
+    DicomStoreRefusal, InputsAlert, ModelVersion, Organization, PacsDelivery, PerformanceAlert, Prediction, Review, Scan, WebhookDelivery, WorkerHeartbeat,
 )
 
 RECENT = datetime.timedelta(hours=1)
@@ -28,6 +28,7 @@ class OperationsSnapshot:
     unreviewed_scans: dict[str, int]  # organization slug -> what its worklist holds
     open_alerts: dict[tuple[str, str], int]  # (organization slug, "performance" | "inputs") -> open alerts
     notifications: dict[str, int]  # result notifications by state
+    archive: dict[str, int]  # AI results sent to the organizations' archives (PACS), by state
     heartbeats: dict[str, float]  # worker name -> seconds since it was last seen
     unresolved_refusals: int  # slices the archives sent that were refused and not stored since
     active_model: str | None
@@ -53,6 +54,7 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
                       .annotate(n=Count("id")).order_by()):
             alerts[(slugs[pk], kind)] = n
     deliveries = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")).order_by())
+    archived = dict(PacsDelivery.objects.values_list("status").annotate(n=Count("id")).order_by())
     return OperationsSnapshot(
         predictions={status: by_status.get(status, 0) for status in Prediction.Status.values},
         oldest_waiting_seconds=(now - waiting).total_seconds() if waiting else None,
@@ -60,6 +62,7 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
         unreviewed_scans={slug: unreviewed.get(pk, 0) for pk, slug in slugs.items()},
         open_alerts=alerts,
         notifications={status: deliveries.get(status, 0) for status in WebhookDelivery.Status.values},
+        archive={status: archived.get(status, 0) for status in PacsDelivery.Status.values},
         heartbeats={name: (now - seen).total_seconds()
                     for name, seen in WorkerHeartbeat.objects.values_list("name", "seen_at")},
         unresolved_refusals=DicomStoreRefusal.objects.filter(resolved_at__isnull=True).count(),

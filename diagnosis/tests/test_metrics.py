@@ -14,8 +14,8 @@ from diagnosis.models import DicomStoreRefusal, InputsAlert, Prediction, Webhook
 
 from training.tests.factories import TrainingRunFactory
 
-from .factories import (DonePredictionFactory, ModelVersionFactory, PatientFactory, PredictionFactory, ReviewFactory,
-                        ScanFactory, image_bytes)
+from .factories import (DonePredictionFactory, ModelVersionFactory, PacsDeliveryFactory, PatientFactory,
+                        PredictionFactory, ReviewFactory, ScanFactory, image_bytes)
 
 TOKEN = "s3cret-metrics-token"
 
@@ -54,6 +54,7 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     TrainingRunFactory(status="failed")
     DicomStoreRefusal.objects.create(organization=organization, sent_by=clinician, failure_code=0x0110,
                                      reason="No patient with MRN 'X' in your organization", patient_id="X")
+    PacsDeliveryFactory(prediction=reviewed, status="failed")
 
     samples = scrape(client)
 
@@ -74,6 +75,8 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     assert samples[("kidneyweb_training_runs", (("status", "failed"),))] == 1
     assert samples[("kidneyweb_training_runs", (("status", "running"),))] == 0
     assert samples[("kidneyweb_notifications", (("status", "failed"),))] == 1
+    assert samples[("kidneyweb_archive_deliveries", (("status", "failed"),))] == 1
+    assert samples[("kidneyweb_archive_deliveries", (("status", "delivered"),))] == 0
     assert samples[("kidneyweb_worker_last_seen_seconds", (("worker", "inference"),))] < 30
     assert samples[("kidneyweb_active_model_info", (("name", "kidney-resnet-v5"),))] == 1
     assert samples[("kidneyweb_dicom_store_refusals_unresolved", ())] == 1
