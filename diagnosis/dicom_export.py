@@ -90,7 +90,7 @@ def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None, rev
     dataset.SecondaryCaptureDeviceManufacturer = "kidneyweb"
     dataset.SecondaryCaptureDeviceManufacturerModelName = _text(version.name)
     dataset.PatientName = _text(scan.patient.name)
-    dataset.PatientID = _text(scan.patient.mrn)
+    dataset.PatientID = _text(_archive_patient_id(scan))
     dataset.PatientBirthDate = scan.patient.birth_date.strftime("%Y%m%d")
     # DICOM knows M, F and O; an unknown sex is left empty (type 2), not written as the record's "U".
     dataset.PatientSex = "" if scan.patient.sex == Patient.Sex.UNKNOWN else scan.patient.sex
@@ -115,6 +115,16 @@ def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None, rev
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def _archive_patient_id(scan: Scan) -> str:
+    """The patient ID to file the capture under: the one the slice's own header gave, where it names the patient's
+    MRN in the archive's spelling (leading zeros, case), so that the archive finds the study under the patient it
+    holds it for, rather than splitting it; otherwise the MRN."""
+    from .services.scans import same_patient_id
+
+    mrn = scan.patient.mrn
+    return scan.dicom_patient_id.strip() if scan.dicom_patient_id and same_patient_id(scan.dicom_patient_id, mrn) else mrn
 
 
 def capture_lines(prediction: Prediction, *, heat_map: bool, review: Review | None = None) -> list[str]:

@@ -44,8 +44,14 @@ class Orthanc:
         return f"{self.base}/dicom-web"
 
     def get(self, path: str) -> Any:
-        request = urllib.request.Request(self.base + path, headers={"Authorization": "Basic " + base64.b64encode(
-            f"{USERNAME}:{PASSWORD}".encode()).decode()})
+        return self._call(urllib.request.Request(self.base + path))
+
+    def store(self, instance: bytes) -> None:
+        """Store a DICOM instance as a modality would send it (Orthanc's own REST upload)."""
+        self._call(urllib.request.Request(self.base + "/instances", data=instance, method="POST"))
+
+    def _call(self, request: urllib.request.Request) -> Any:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode())
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 

@@ -314,3 +314,21 @@ def test_a_result_reviewed_before_it_left_is_sent_with_its_review_only(
     assert services.pacs_deliver(delivery_id=ai_only.pk).last_error == (
         "Not sent: a newer review of the result replaced it, and is sent on its own.")
     assert services.pacs_deliver(delivery_id=PacsDelivery.objects.get(review=review).pk).status == "delivered"
+
+
+def test_the_result_files_under_the_patient_id_the_archive_holds_the_study_for_not_a_split_study(
+        archived, orthanc, organization, clinician, active_model_version, django_capture_on_commit_callbacks):
+    # The archive's PatientID keeps leading zeros the record's MRN drops: the same patient to both.
+    patient = PatientFactory(organization=organization, name="Alan Turing", mrn="7654321")
+    pixels = np.random.default_rng(5).integers(900, 1300, (64, 64), dtype=np.uint16)
+    study = "1.2.826.0.1.3680043.8.498.73"
+    slice_ = dicom_bytes(pixels, patient_id="0007654321", study_uid=study)
+    orthanc.store(slice_)  # the scanner's slice, as the archive holds it
+    scan = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", slice_), uploaded_by=clinician)
+    delivery, _ = _finished(scan, django_capture_on_commit_callbacks)
+
+    assert services.pacs_deliver(delivery_id=delivery.pk).status == PacsDelivery.Status.DELIVERED
+
+    assert orthanc.instance_tags(delivery.sop_instance_uid)["PatientID"] == "0007654321"
+    studies = [s for s in orthanc.get("/studies?expand") if s["MainDicomTags"]["StudyInstanceUID"] == study]
+    assert len(studies) == 1 and len(studies[0]["Series"]) == 2  # the scanner's series and the AI's, in one study
