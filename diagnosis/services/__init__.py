@@ -28,6 +28,7 @@ from .merges import (
 )
 from .pacs import (
     PacsNotDelivered,
+    pacs_check,
     pacs_deliver,
     pacs_resend_lost,
     pacs_result_send,
@@ -143,6 +144,7 @@ __all__ = [
     "inputs_judge_soon",
     "inputs_result_judge",
     "PacsNotDelivered",
+    "pacs_check",
     "pacs_deliver",
     "pacs_resend_lost",
     "pacs_result_send",

@@ -72,7 +72,15 @@ def address_check(url: str, *, allow_http: bool, what: str, example: str) -> Non
 
 def post(url: str, *, body: bytes, headers: dict[str, str], receiver: str = "receiver") -> Answer:
     """POST ``body`` to ``url`` (whose scheme was checked when it was set), without following redirects."""
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    return _send(urllib.request.Request(url, data=body, method="POST", headers=headers), receiver)
+
+
+def get(url: str, *, headers: dict[str, str], receiver: str = "receiver") -> Answer:
+    """GET ``url`` (whose scheme was checked when it was set), without following redirects."""
+    return _send(urllib.request.Request(url, method="GET", headers=headers), receiver)
+
+
+def _send(request: urllib.request.Request, receiver: str) -> Answer:
     try:
         with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
             return Answer(response.status, response.read(), "")

@@ -88,6 +88,28 @@ def pacs_set(*, organization: Organization, url: str, username: str = "", passwo
     return organization
 
 
+def _headers(organization: Organization, **more: str) -> dict[str, str]:
+    headers = {"User-Agent": "kidneyweb-pacs/1", **more}
+    if organization.pacs_username:
+        credentials = f"{organization.pacs_username}:{organization.pacs_password}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+    return headers
+
+
+def pacs_check(*, organization: Organization) -> str:
+    """Ask the archive set for one study (DICOMweb QIDO-RS), as kidneyweb's user, so that an administrator knows at
+    once whether the address and the credentials work, before a result depends on them. Returns what it answered in
+    words; raises ValidationError with what went wrong."""
+    if not organization.pacs_url:
+        raise ValidationError("Set the archive's DICOMweb address first.")
+    answer = outbound.get(f"{organization.pacs_url}/studies?limit=1", receiver="archive",
+                          headers=_headers(organization, Accept="application/dicom+json"))
+    if answer.ok:
+        as_whom = f" as {organization.pacs_username}" if organization.pacs_username else ""
+        return f"The archive answered{as_whom}: its DICOMweb service is reached ({answer.status})."
+    raise ValidationError(" ".join(filter(None, [answer.error, _HINTS.get(answer.status or 0, "")])))
+
+
 def _enqueue(delivery_id: int) -> None:
     from ..tasks import deliver_to_pacs
 
@@ -216,10 +238,7 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
         return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
                                        error=f"Not sent: {exc}", final=True)
     body, content_type = _multipart(instance)
-    headers = {"Content-Type": content_type, "Accept": "application/dicom+json", "User-Agent": "kidneyweb-pacs/1"}
-    if organization.pacs_username:
-        credentials = f"{organization.pacs_username}:{organization.pacs_password}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+    headers = _headers(organization, **{"Content-Type": content_type, "Accept": "application/dicom+json"})
     answer = outbound.post(f"{delivery.url}/studies", body=body, headers=headers, receiver="archive")
     return outbound.attempt_record(delivery, answer=answer, **_outcome(answer, delivery.sop_instance_uid))
 

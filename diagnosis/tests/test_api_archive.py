@@ -78,3 +78,19 @@ def test_clinicians_and_other_organizations_see_nothing(api_client, admin_api, o
     assert admin_api.get(f"{URL}{theirs.pk}/").status_code == 404
     assert admin_api.post(f"{URL}{theirs.pk}/send-again/").status_code == 404
     assert APIClient().get(URL).status_code == 401
+
+
+def test_checking_the_connection_answers_what_the_archive_said(client, admin_api, organization, boss, orthanc, settings):
+    from diagnosis import services
+
+    from . import orthanc as pacs
+
+    assert admin_api.post(f"{URL}check/").status_code == 400  # no archive set
+    settings.KIDNEYWEB_PACS_ALLOW_HTTP = True  # the archive here is plain http on localhost
+    services.pacs_set(organization=organization, url=orthanc.dicomweb, username=pacs.USERNAME, password=pacs.PASSWORD,
+                      by=boss)
+
+    response = admin_api.post(f"{URL}check/")
+
+    assert response.status_code == 200 and "its DICOMweb service is reached (200)" in response.json()["detail"]
+    assert openapi.mismatches(openapi.load(client), "/api/v1/archive/check/", "post", response) == []

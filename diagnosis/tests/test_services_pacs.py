@@ -332,3 +332,20 @@ def test_the_result_files_under_the_patient_id_the_archive_holds_the_study_for_n
     assert orthanc.instance_tags(delivery.sop_instance_uid)["PatientID"] == "0007654321"
     studies = [s for s in orthanc.get("/studies?expand") if s["MainDicomTags"]["StudyInstanceUID"] == study]
     assert len(studies) == 1 and len(studies[0]["Series"]) == 2  # the scanner's series and the AI's, in one study
+
+
+def test_checking_the_connection_says_whether_the_address_and_the_password_work(organization, boss, orthanc, allow_http):
+    with pytest.raises(ValidationError, match="Set the archive's DICOMweb address first"):
+        services.pacs_check(organization=organization)
+
+    def check(url: str, password: str = pacs.PASSWORD) -> str:
+        return services.pacs_check(organization=services.pacs_set(
+            organization=organization, url=url, username=pacs.USERNAME, password=password, by=boss))
+
+    assert check(orthanc.dicomweb) == f"The archive answered as {pacs.USERNAME}: its DICOMweb service is reached (200)."
+    with pytest.raises(ValidationError, match="answered 401 .* Check the user name and password"):
+        check(orthanc.dicomweb, password="wrong")
+    with pytest.raises(ValidationError, match="answered 404 .* Check the archive's DICOMweb address"):
+        check(f"{orthanc.base}/no-dicom-web-here")
+    with pytest.raises(ValidationError, match="Not reached"):
+        check(f"http://127.0.0.1:{_closed_port()}/dicom-web")

@@ -121,3 +121,11 @@ def test_a_stored_review_is_named_on_the_scan_page_and_in_the_list(admin_client,
 
     assert "The AI result with its review is stored in the archive\n      (PACS) beside the study" in page
     assert f"scan #{reviewed.scan_id}</a> (reviewed)" in listed
+
+
+def test_checking_the_connection_shows_what_the_archive_answered(admin_client, organization):
+    Organization.objects.filter(pk=organization.pk).update(pacs_url="https://127.0.0.1:9/dicom-web")
+
+    page = admin_client.post(reverse("diagnosis:staff_pacs_check"), follow=True).content.decode()
+
+    assert "The archive could not be used: Not reached:" in page

@@ -198,6 +198,18 @@ def staff_pacs(request: HttpRequest) -> HttpResponse:
 
 @organization_admin_required
 @post_only("diagnosis:staff_list")
+def staff_pacs_check(request: HttpRequest) -> HttpResponse:
+    try:
+        answer = services.pacs_check(organization=selectors.organization_of(request.user))
+    except ValidationError as exc:
+        messages.error(request, "The archive could not be used: " + " ".join(exc.messages))
+    else:
+        messages.success(request, answer)
+    return _to_pacs()
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
 def staff_pacs_send_again(request: HttpRequest, pk: int) -> HttpResponse:
     delivery = selectors.pacs_delivery_get(organization=selectors.organization_of(request.user), pk=pk)
     if delivery is None:

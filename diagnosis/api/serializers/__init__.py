@@ -28,7 +28,8 @@ from .records import (
     WorklistScanSerializer,
 )
 from .studies import StudySummarySerializer
-from .archive import ArchiveDeliverySerializer, ArchiveSentAgainSerializer, ArchiveSettingsSerializer
+from .archive import (ArchiveCheckSerializer, ArchiveDeliverySerializer, ArchiveSentAgainSerializer,
+                      ArchiveSettingsSerializer)
 from .staff import (
     MemberCreateSerializer,
     MemberSerializer,
@@ -50,6 +51,7 @@ __all__ = [
     "MemberSerializer",
     "MemberUpdateSerializer",
     "MemberWithPasswordSerializer",
+    "ArchiveCheckSerializer",
     "ArchiveDeliverySerializer",
     "ArchiveSentAgainSerializer",
     "ArchiveSettingsSerializer",

@@ -39,5 +39,9 @@ class ArchiveDeliverySerializer(serializers.ModelSerializer):
         return delivery.sent_again_by.get_username() if delivery.sent_again_by_id else None
 
 
+class ArchiveCheckSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What the archive answered, in words.")
+
+
 class ArchiveSentAgainSerializer(serializers.Serializer):
     sent = serializers.IntegerField(help_text="How many results not stored are being sent again.")

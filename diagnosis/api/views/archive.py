@@ -15,7 +15,8 @@ from rest_framework.response import Response
 from ... import selectors, services
 from ...models import Organization, PacsDelivery
 from ..permissions import HasMembership, MayManageArchive
-from ..serializers import ArchiveDeliverySerializer, ArchiveSentAgainSerializer, ArchiveSettingsSerializer
+from ..serializers import (ArchiveCheckSerializer, ArchiveDeliverySerializer, ArchiveSentAgainSerializer,
+                           ArchiveSettingsSerializer)
 
 REFUSED = OpenApiResponse(description="Refused, with the reason: a bad address, a user without a password, no archive "
                                       "set, not a result the archive refused.")
@@ -65,6 +66,14 @@ class ArchiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             response["Cache-Control"] = "private, no-store"
             return response
         return Response(_settings(self.organization))
+
+    @extend_schema(summary="Check the connection to the archive", request=None,
+                   responses={200: ArchiveCheckSerializer, 400: REFUSED},
+                   description="Asks the archive for one study (DICOMweb QIDO-RS) as kidneyweb's user: 200 when the "
+                   "address and the credentials work, 400 with what the archive answered otherwise.")
+    @action(detail=False, methods=["post"])
+    def check(self, request: Request) -> Response:
+        return Response({"detail": services.pacs_check(organization=self.organization)})
 
     @extend_schema(summary="Send a result the archive did not store again", request=None,
                    responses={202: ArchiveDeliverySerializer, 400: REFUSED},
