@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import secrets
 from functools import partial
 from typing import Any
@@ -29,6 +30,8 @@ from ..dicom_uids import capture_uids
 from ..models import Organization, PacsDelivery, Prediction, Review, StaffChange
 from . import outbound
 from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exported for the task)
+
+logger = logging.getLogger(__name__)
 
 # PS3.4 Annex GG and PS3.18 (Failure Reason, 0008,1197): what the archive's codes mean, for the administrator.
 FAILURE_REASONS = {
@@ -116,6 +119,7 @@ def _enqueue(delivery_id: int) -> None:
     try:
         deliver_to_pacs.apply_async(args=[delivery_id])
     except Exception as exc:
+        logger.exception("Could not queue the archive delivery %s", delivery_id)
         PacsDelivery.objects.filter(pk=delivery_id, status=PacsDelivery.Status.PENDING).update(
             status=PacsDelivery.Status.FAILED, last_error=f"Not sent: the task broker did not answer ({exc.__class__.__name__}).")
 
