@@ -349,3 +349,15 @@ def test_checking_the_connection_says_whether_the_address_and_the_password_work(
         check(f"{orthanc.base}/no-dicom-web-here")
     with pytest.raises(ValidationError, match="Not reached"):
         check(f"http://127.0.0.1:{_closed_port()}/dicom-web")
+
+
+def test_a_result_that_cannot_be_queued_is_marked_failed_with_the_reason_and_sent_again_later(
+        archived, patient, clinician, broker_down, django_capture_on_commit_callbacks):
+    scan = _dicom_scan(patient, clinician)
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery, _ = _finished(scan, django_capture_on_commit_callbacks)
+
+    delivery.refresh_from_db()
+    assert delivery.status == PacsDelivery.Status.FAILED
+    assert delivery.last_error.startswith("Not sent: the task broker did not answer")
+    assert services.pacs_send_failed_again(organization=patient.organization, by=clinician) == 1
