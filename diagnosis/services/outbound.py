@@ -28,6 +28,7 @@ MAX_ATTEMPTS = 6  # over about 5 minutes of backoff (tasks.deliver_webhook, task
 LOST_AFTER = timedelta(minutes=15)
 GIVE_UP_AFTER = timedelta(days=1)
 TIMEOUT_SECONDS = 10
+MAX_ANSWER_BYTES = 1 << 20  # what is read of an answer: a failure reason, never a bulk download
 
 Delivery = TypeVar("Delivery", bound=OutboundDelivery)
 
@@ -47,8 +48,8 @@ _OPENER = urllib.request.build_opener(_NoRedirects)
 
 @dataclass(frozen=True)
 class Answer:
-    """How the other server answered one POST: its HTTP status (None when it was not reached), its body, and
-    what went wrong in words ("" when it answered 2xx)."""
+    """How the other server answered one request: its HTTP status (None when it was not reached), the start of its
+    body, and what went wrong in words ("" when it answered 2xx)."""
 
     status: int | None
     body: bytes
@@ -83,9 +84,9 @@ def get(url: str, *, headers: dict[str, str], receiver: str = "receiver") -> Ans
 def _send(request: urllib.request.Request, receiver: str) -> Answer:
     try:
         with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
-            return Answer(response.status, response.read(), "")
+            return Answer(response.status, response.read(MAX_ANSWER_BYTES), "")
     except urllib.error.HTTPError as exc:
-        return Answer(exc.code, exc.read() or b"", f"The {receiver} answered {exc.code} {exc.reason}.")
+        return Answer(exc.code, exc.read(MAX_ANSWER_BYTES) or b"", f"The {receiver} answered {exc.code} {exc.reason}.")
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         return Answer(None, b"", f"Not reached: {getattr(exc, 'reason', exc)}.")
 
