@@ -416,6 +416,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Notifications, results sent to the archive and a scan's archive status share one set of delivery states.
+    "ENUM_NAME_OVERRIDES": {"DeliveryStatusEnum": "diagnosis.models.operations.OutboundDelivery.Status"},
 }
 
 # --- Production hardening ---------------------------------------------------------------------------

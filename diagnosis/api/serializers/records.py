@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ... import selectors
-from ...models import Patient, PatientAccess, PatientMerge, Prediction, Review, Scan
+from ...models import OutboundDelivery, Patient, PatientAccess, PatientMerge, Prediction, Review, Scan
 from ...validators import date_range_error
 
 
@@ -209,7 +209,7 @@ def _archive(scan: Scan) -> dict[str, Any] | None:
 
 
 class ScanArchiveSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["pending", "delivered", "failed"],
+    status = serializers.ChoiceField(choices=OutboundDelivery.Status.choices,
                                      help_text="delivered: the archive stored it; failed: it did not (see error)")
     instance_uid = serializers.CharField(help_text="The SOPInstanceUID the result was sent as")
     reviewed = serializers.BooleanField(help_text="Whether the capture sent states the clinician's review of the result")
