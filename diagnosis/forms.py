@@ -218,6 +218,12 @@ class PacsForm(forms.Form):
     )
 
 
+class PacsSinceForm(forms.Form):
+    prefix = "pacs-since"
+    since = forms.DateField(label="Send the results since", widget=forms.DateInput(attrs={"type": "date"}),
+                            help_text="Results that finished on or after this day and were never sent to the archive.")
+
+
 class WebhookEventsForm(forms.Form):
     events = forms.MultipleChoiceField(
         label="Send", required=False, widget=forms.CheckboxSelectMultiple,

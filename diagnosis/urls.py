@@ -36,6 +36,7 @@ urlpatterns = [
     path("staff/policy/", views.staff_policy, name="staff_policy"),
     path("staff/notifications/", views.staff_webhook, name="staff_webhook"),
     path("staff/archive/", views.staff_pacs, name="staff_pacs"),
+    path("staff/archive/send-since/", views.staff_pacs_send_since, name="staff_pacs_send_since"),
     path("staff/archive/check/", views.staff_pacs_check, name="staff_pacs_check"),
     path("staff/archive/send-failed-again/", views.staff_pacs_send_failed_again, name="staff_pacs_send_failed_again"),
     path("staff/archive/<int:pk>/send-again/", views.staff_pacs_send_again, name="staff_pacs_send_again"),

@@ -34,6 +34,7 @@ from .pacs import (
     pacs_result_send,
     pacs_send_again,
     pacs_send_failed_again,
+    pacs_send_since,
     pacs_set,
 )
 from .performance import (inputs_alert_update, inputs_alerts_judge, inputs_judge_soon, inputs_result_judge,
@@ -150,6 +151,7 @@ __all__ = [
     "pacs_result_send",
     "pacs_send_again",
     "pacs_send_failed_again",
+    "pacs_send_since",
     "pacs_set",
     "performance_alert_refresh",
     "performance_alert_update",

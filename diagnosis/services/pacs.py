@@ -13,6 +13,7 @@ it again.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import logging
 import secrets
@@ -27,7 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..dicom_uids import capture_uids
-from ..models import Organization, PacsDelivery, Prediction, Review, StaffChange
+from ..models import Organization, PacsDelivery, Prediction, Review, Scan, StaffChange
 from . import outbound
 from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exported for the task)
 
@@ -260,6 +261,44 @@ def pacs_send_again(*, delivery: PacsDelivery, by: AbstractBaseUser) -> PacsDeli
     outbound.send_again_reset(delivery, by=by)
     transaction.on_commit(partial(_enqueue, delivery.pk))
     return delivery
+
+
+MAX_BACKFILL = 5000  # results per request: a longer history is sent a period at a time
+
+
+@transaction.atomic
+def pacs_send_since(*, organization: Organization, since: datetime.date, by: AbstractBaseUser) -> int:
+    """Send the results that finished on or after ``since`` and were never sent (they finished before the archive was
+    set): for each DICOM slice not withdrawn, its current capture (the newest result, with its current review).
+    Returns how many are queued; refused for a date in the future or more than MAX_BACKFILL results at once."""
+    from ..dicom_export import current_review
+
+    if not organization.pacs_url:
+        raise ValidationError("Set the archive's DICOMweb address first.")
+    if since > timezone.localdate():
+        raise ValidationError({"since": ["Choose a day that has passed."]})
+    start = timezone.make_aware(datetime.datetime.combine(since, datetime.time.min))
+    scans = list(Scan.objects.filter(patient__organization=organization, withdrawn_at=None)
+                 .exclude(dicom_study_uid="").filter(predictions__status=Prediction.Status.DONE,
+                                                      predictions__finished_at__gte=start)
+                 .distinct().select_related("patient").prefetch_related("predictions", "reviews"))
+    queued = []
+    for scan in scans:
+        prediction = scan.latest_prediction
+        if prediction is None or prediction.status != Prediction.Status.DONE or prediction.finished_at < start:
+            continue
+        review = current_review(scan, prediction)
+        if PacsDelivery.objects.filter(prediction=prediction, review=review).exists():
+            continue  # sent already (or being sent): "Send again" is for those
+        queued.append((prediction, review))
+        if len(queued) > MAX_BACKFILL:
+            raise ValidationError({"since": [f"More than {MAX_BACKFILL} results finished since {since:%Y-%m-%d}: "
+                                             "choose a later day, and send the earlier ones after."]})
+    for prediction, review in queued:
+        pacs_result_send(prediction=prediction, review=review)
+    if queued:
+        _record(organization, by, f"{len(queued)} earlier AI results to the archive (since {since:%Y-%m-%d})")
+    return len(queued)
 
 
 def pacs_send_failed_again(*, organization: Organization, by: AbstractBaseUser) -> int:

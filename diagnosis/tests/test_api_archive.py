@@ -94,3 +94,17 @@ def test_checking_the_connection_answers_what_the_archive_said(client, admin_api
 
     assert response.status_code == 200 and "its DICOMweb service is reached (200)" in response.json()["detail"]
     assert openapi.mismatches(openapi.load(client), "/api/v1/archive/check/", "post", response) == []
+
+
+def test_earlier_results_are_sent_on_request_and_a_future_day_is_refused(client, admin_api, organization):
+    import datetime
+
+    Organization.objects.filter(pk=organization.pk).update(pacs_url=ARCHIVE)
+    future = (datetime.date.today() + datetime.timedelta(days=2)).isoformat()
+
+    response = admin_api.post(f"{URL}send-since/", {"since": "2026-01-01"}, format="json")
+    refused = admin_api.post(f"{URL}send-since/", {"since": future}, format="json")
+
+    assert response.status_code == 202 and response.json() == {"sent": 0}  # nothing finished here yet
+    assert openapi.mismatches(openapi.load(client), "/api/v1/archive/send-since/", "post", response) == []
+    assert refused.status_code == 400 and "a day that has passed" in str(refused.json())

@@ -13,6 +13,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from PIL import Image
 
 from diagnosis import services
@@ -361,3 +362,33 @@ def test_a_result_that_cannot_be_queued_is_marked_failed_with_the_reason_and_sen
     assert delivery.status == PacsDelivery.Status.FAILED
     assert delivery.last_error.startswith("Not sent: the task broker did not answer")
     assert services.pacs_send_failed_again(organization=patient.organization, by=clinician) == 1
+
+
+def test_results_that_finished_before_the_archive_was_set_are_sent_once_on_request(
+        organization, boss, orthanc, allow_http, patient, clinician, django_capture_on_commit_callbacks):
+    plain, reviewed, withdrawn, old = (_dicom_scan(patient, clinician, seed=seed) for seed in range(4))
+    for scan in (plain, reviewed, withdrawn, old):
+        assert _finished(scan, django_capture_on_commit_callbacks)[0] is None  # no archive yet
+    review = services.review_create(scan=reviewed, user=clinician, label="Tumor")
+    services.scan_withdraw(scan=withdrawn, reason="Wrong patient.", user=clinician)
+    today = timezone.localdate()
+    month_ago, two_months_ago = today - datetime.timedelta(days=30), today - datetime.timedelta(days=60)
+    Prediction.objects.filter(scan=old).update(finished_at=timezone.now() - datetime.timedelta(days=45))
+    DonePredictionFactory(scan=ScanFactory(patient=patient))  # a PNG upload: no study to file it in
+    with pytest.raises(ValidationError, match="Set the archive's DICOMweb address first"):
+        services.pacs_send_since(organization=organization, since=month_ago, by=boss)
+    organization = services.pacs_set(organization=organization, url=orthanc.dicomweb, username=pacs.USERNAME,
+                                     password=pacs.PASSWORD, by=boss)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        sent = services.pacs_send_since(organization=organization, since=month_ago, by=boss)
+
+    assert sent == 2 and len(callbacks) == 2
+    queued = {d.scan_id: d for d in PacsDelivery.objects.all()}
+    assert set(queued) == {plain.pk, reviewed.pk} and queued[reviewed.pk].review == review  # its current reading
+    assert services.pacs_deliver(delivery_id=queued[reviewed.pk].pk).status == PacsDelivery.Status.DELIVERED
+    assert services.pacs_send_since(organization=organization, since=two_months_ago, by=boss) == 1  # the old one
+    assert services.pacs_send_since(organization=organization, since=two_months_ago, by=boss) == 0
+    with pytest.raises(ValidationError, match="a day that has passed"):
+        services.pacs_send_since(organization=organization, since=today + datetime.timedelta(days=1), by=boss)
+    assert StaffChange.objects.filter(detail=f"2 earlier AI results to the archive (since {month_ago:%Y-%m-%d})").exists()

@@ -129,3 +129,13 @@ def test_checking_the_connection_shows_what_the_archive_answered(admin_client, o
     page = admin_client.post(reverse("diagnosis:staff_pacs_check"), follow=True).content.decode()
 
     assert "The archive could not be used: Not reached:" in page
+
+
+def test_earlier_results_are_sent_from_the_members_page_and_a_missing_day_is_explained(admin_client, organization):
+    Organization.objects.filter(pk=organization.pk).update(pacs_url=URL)
+
+    missing = admin_client.post(reverse("diagnosis:staff_pacs_send_since"), {})
+    sent = admin_client.post(reverse("diagnosis:staff_pacs_send_since"), {"pacs-since-since": "2026-01-01"}, follow=True)
+
+    assert missing.status_code == 400 and "This field is required." in missing.content.decode()
+    assert "0 earlier results are being sent to the archive." in sent.content.decode()

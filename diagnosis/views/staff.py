@@ -21,6 +21,7 @@ from ..forms import (
     MemberDeactivateForm,
     MemberRoleForm,
     PacsForm,
+    PacsSinceForm,
     TwoFactorPolicyForm,
     WebhookEventsForm,
     WebhookForm,
@@ -43,7 +44,8 @@ def _member_or_404(request: HttpRequest, user_id: int) -> Membership:
 
 def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
                export_form: AccessLogExportForm | None = None, webhook_form: WebhookForm | None = None,
-               events_form: WebhookEventsForm | None = None, pacs_form: PacsForm | None = None) -> HttpResponse:
+               events_form: WebhookEventsForm | None = None, pacs_form: PacsForm | None = None,
+               since_form: PacsSinceForm | None = None) -> HttpResponse:
     organization = selectors.organization_of(request.user)
     members = list(selectors.organization_members(organization=organization))
     for member in members:
@@ -59,6 +61,7 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "deliveries": selectors.webhook_deliveries(organization=organization)[:RECENT_DELIVERIES],
         "refusals": selectors.dicom_store_refusals(organization=organization)[:RECENT_REFUSALS],
         "pacs_form": pacs_form or PacsForm(initial={"url": organization.pacs_url, "username": organization.pacs_username}),
+        "since_form": since_form or PacsSinceForm(),
         "pacs_deliveries": selectors.pacs_deliveries(organization=organization)[:RECENT_DELIVERIES],
         "pacs_failed": selectors.pacs_deliveries(organization=organization).filter(status="failed").exists(),
         "dicomweb_base": request.build_absolute_uri(reverse("api:dicomweb-studies")).removesuffix("/studies"),
@@ -221,6 +224,22 @@ def staff_pacs_send_again(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"The result of scan #{delivery.scan_id} is being sent to the archive again.")
     return _to_pacs()
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_pacs_send_since(request: HttpRequest) -> HttpResponse:
+    form = PacsSinceForm(request.POST)
+    if form.is_valid():
+        try:
+            sent = services.pacs_send_since(organization=selectors.organization_of(request.user),
+                                            since=form.cleaned_data["since"], by=request.user)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"{sent} earlier result{'s are' if sent != 1 else ' is'} being sent to the archive.")
+            return _to_pacs()
+    return _list_page(request, MemberCreateForm(), status=400, since_form=form)
 
 
 @organization_admin_required

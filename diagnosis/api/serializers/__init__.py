@@ -29,7 +29,7 @@ from .records import (
 )
 from .studies import StudySummarySerializer
 from .archive import (ArchiveCheckSerializer, ArchiveDeliverySerializer, ArchiveSentAgainSerializer,
-                      ArchiveSettingsSerializer)
+                      ArchiveSettingsSerializer, ArchiveSinceSerializer)
 from .staff import (
     MemberCreateSerializer,
     MemberSerializer,
@@ -55,6 +55,7 @@ __all__ = [
     "ArchiveDeliverySerializer",
     "ArchiveSentAgainSerializer",
     "ArchiveSettingsSerializer",
+    "ArchiveSinceSerializer",
     "NotificationEventsSerializer",
     "NotificationSerializer",
     "NotificationSettingsSerializer",

@@ -43,5 +43,9 @@ class ArchiveCheckSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What the archive answered, in words.")
 
 
+class ArchiveSinceSerializer(serializers.Serializer):
+    since = serializers.DateField(help_text="Send the results that finished on or after this day and were never sent.")
+
+
 class ArchiveSentAgainSerializer(serializers.Serializer):
-    sent = serializers.IntegerField(help_text="How many results not stored are being sent again.")
+    sent = serializers.IntegerField(help_text="How many results are being sent (again).")

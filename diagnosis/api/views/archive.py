@@ -16,7 +16,7 @@ from ... import selectors, services
 from ...models import Organization, PacsDelivery
 from ..permissions import HasMembership, MayManageArchive
 from ..serializers import (ArchiveCheckSerializer, ArchiveDeliverySerializer, ArchiveSentAgainSerializer,
-                           ArchiveSettingsSerializer)
+                           ArchiveSettingsSerializer, ArchiveSinceSerializer)
 
 REFUSED = OpenApiResponse(description="Refused, with the reason: a bad address, a user without a password, no archive "
                                       "set, not a result the archive refused.")
@@ -82,6 +82,18 @@ class ArchiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def send_again(self, request: Request, pk: str | None = None) -> Response:
         delivery = services.pacs_send_again(delivery=self.get_object(), by=request.user)
         return Response(ArchiveDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Send earlier results to the archive", request=ArchiveSinceSerializer,
+                   responses={202: ArchiveSentAgainSerializer, 400: REFUSED},
+                   description="The results of DICOM slices that finished on or after `since` and were never sent "
+                   "(they finished before the archive was set): each scan's current capture, at most 5000 at once.")
+    @action(detail=False, methods=["post"], url_path="send-since")
+    def send_since(self, request: Request) -> Response:
+        serializer = ArchiveSinceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        sent = services.pacs_send_since(organization=self.organization, by=request.user,
+                                        since=serializer.validated_data["since"])
+        return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(summary="Send every result the archive did not store again", request=None,
                    responses={202: ArchiveSentAgainSerializer, 400: REFUSED},
