@@ -127,7 +127,8 @@ def pacs_delivery_of(*, prediction: Prediction | None) -> PacsDelivery | None:
     set, or no DICOM study)."""
     if prediction is None:
         return None
-    return PacsDelivery.objects.filter(prediction=prediction).order_by("-created_at", "-id").first()
+    # Newest first (PacsDelivery's ordering), from a prefetch where the scan list made one.
+    return next(iter(prediction.pacs_deliveries.all()), None)
 
 
 def pacs_stored_of(*, scan: Scan) -> list[PacsDelivery]:

@@ -25,11 +25,13 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from ..dicom_uids import capture_uids
-from ..models import Organization, PacsDelivery, Prediction, Review, Scan, StaffChange
+from ..models import Organization, PacsDelivery, Prediction, Review, Scan
 from . import outbound
+from .staff import policy_change_record
 from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exported for the task)
 
 logger = logging.getLogger(__name__)
@@ -56,10 +58,6 @@ _HINTS = {
 }
 
 
-def _record(organization: Organization, by: AbstractBaseUser, detail: str) -> None:
-    StaffChange.objects.create(organization=organization, member=by, by=by, action=StaffChange.Action.POLICY_CHANGED,
-                               detail=detail[:200])
-
 
 @transaction.atomic
 def pacs_set(*, organization: Organization, url: str, username: str = "", password: str = "",
@@ -74,7 +72,7 @@ def pacs_set(*, organization: Organization, url: str, username: str = "", passwo
         if organization.pacs_url:
             organization.pacs_url = organization.pacs_username = organization.pacs_password = ""
             organization.save(update_fields=["pacs_url", "pacs_username", "pacs_password"])
-            _record(organization, by, "AI results to the archive off")
+            policy_change_record(organization=organization, by=by, detail="AI results to the archive off")
         return organization
     outbound.address_check(url, allow_http=settings.KIDNEYWEB_PACS_ALLOW_HTTP, what="the archive's DICOMweb address,",
                            example="https://pacs.example.org/dicom-web")
@@ -88,7 +86,8 @@ def pacs_set(*, organization: Organization, url: str, username: str = "", passwo
     organization.pacs_password = password if username else ""
     organization.save(update_fields=["pacs_url", "pacs_username", "pacs_password"])
     as_whom = f" as {username}" if username else " without authentication"
-    _record(organization, by, f"AI results to the archive at {urlsplit(url).netloc}{as_whom}")
+    policy_change_record(organization=organization, by=by,
+                         detail=f"AI results to the archive at {urlsplit(url).netloc}{as_whom}")
     return organization
 
 
@@ -135,6 +134,11 @@ def pacs_result_send(*, prediction: Prediction, review: Review | None = None) ->
     organization = Organization.objects.filter(pk=scan.patient.organization_id).only("pacs_url").first()
     if organization is None or not organization.pacs_url:
         return None
+    return _queue(organization=organization, prediction=prediction, review=review)
+
+
+def _queue(*, organization: Organization, prediction: Prediction, review: Review | None) -> PacsDelivery:
+    scan = prediction.scan
     delivery, created = PacsDelivery.objects.get_or_create(prediction=prediction, review=review, defaults={
         "organization": organization, "scan": scan, "url": organization.pacs_url,
         "sop_instance_uid": capture_uids(scan, prediction, review)[1],
@@ -152,10 +156,8 @@ def _replaced_by(delivery: PacsDelivery) -> str | None:
     latest = scan.latest_prediction
     if latest != delivery.prediction:
         return "a newer result of the scan"
-    review = current_review(scan, latest)
-    if review != delivery.review:
-        return "a newer review of the result" if review is not None else "the result itself"
-    return None
+    # A review judges the scan's latest result, so a newer one of this result is the only other reading there is.
+    return "a newer review of the result" if current_review(scan, latest) != delivery.review else None
 
 
 def _fail(delivery: PacsDelivery, reason: str) -> PacsDelivery:
@@ -278,26 +280,28 @@ def pacs_send_since(*, organization: Organization, since: datetime.date, by: Abs
     if since > timezone.localdate():
         raise ValidationError({"since": ["Choose a day that has passed."]})
     start = timezone.make_aware(datetime.datetime.combine(since, datetime.time.min))
-    scans = list(Scan.objects.filter(patient__organization=organization, withdrawn_at=None)
-                 .exclude(dicom_study_uid="").filter(predictions__status=Prediction.Status.DONE,
-                                                      predictions__finished_at__gte=start)
-                 .distinct().select_related("patient").prefetch_related("predictions", "reviews"))
+    scans = (Scan.objects.filter(patient__organization=organization, withdrawn_at=None)
+             .exclude(dicom_study_uid="").filter(predictions__status=Prediction.Status.DONE,
+                                                  predictions__finished_at__gte=start)
+             .distinct().prefetch_related(Prefetch("predictions", queryset=Prediction.objects.select_related(
+                 "model_version").prefetch_related("pacs_deliveries")), "reviews"))
     queued = []
     for scan in scans:
         prediction = scan.latest_prediction
         if prediction is None or prediction.status != Prediction.Status.DONE or prediction.finished_at < start:
             continue
         review = current_review(scan, prediction)
-        if PacsDelivery.objects.filter(prediction=prediction, review=review).exists():
+        if any(sent.review_id == (review.pk if review else None) for sent in prediction.pacs_deliveries.all()):
             continue  # sent already (or being sent): "Send again" is for those
         queued.append((prediction, review))
         if len(queued) > MAX_BACKFILL:
             raise ValidationError({"since": [f"More than {MAX_BACKFILL} results finished since {since:%Y-%m-%d}: "
                                              "choose a later day, and send the earlier ones after."]})
     for prediction, review in queued:
-        pacs_result_send(prediction=prediction, review=review)
+        _queue(organization=organization, prediction=prediction, review=review)
     if queued:
-        _record(organization, by, f"{len(queued)} earlier AI results to the archive (since {since:%Y-%m-%d})")
+        policy_change_record(organization=organization, by=by,
+                             detail=f"{len(queued)} earlier AI results to the archive (since {since:%Y-%m-%d})")
     return len(queued)
 
 

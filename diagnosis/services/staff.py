@@ -47,6 +47,12 @@ def _record(*, organization: Organization, member: AbstractBaseUser, by: Abstrac
     StaffChange.objects.create(organization=organization, member=member, by=by, action=action, detail=detail[:200])
 
 
+def policy_change_record(*, organization: Organization, by: AbstractBaseUser, detail: str) -> None:
+    """Record a change of an organization-wide setting (two-factor rule, notifications, archive) as the
+    administrator's own change, beside the changes to members' accounts."""
+    _record(organization=organization, member=by, by=by, action=Action.POLICY_CHANGED, detail=detail)
+
+
 def _other_active_admins(*, organization: Organization, member: AbstractBaseUser) -> int:
     return (Membership.objects.filter(organization=organization, role=Membership.Role.ADMIN, user__is_active=True)
             .exclude(user=member).count())
@@ -243,6 +249,5 @@ def organization_two_factor_require(*, organization: Organization, required: boo
         return
     organization.require_two_factor = required
     organization.save(update_fields=["require_two_factor"])
-    # A policy, not one member's account: recorded as the administrator's own change.
-    _record(organization=organization, member=by, by=by, action=Action.POLICY_CHANGED,
-            detail="two-factor authentication required" if required else "two-factor authentication optional")
+    policy_change_record(organization=organization, by=by, detail="two-factor authentication required" if required
+                         else "two-factor authentication optional")

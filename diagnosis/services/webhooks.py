@@ -28,9 +28,10 @@ from .. import selectors
 from ..dicom_uids import result_instance_uids
 from ..models import (
     WEBHOOK_EVENTS, InputsAlert, Organization, Patient, PatientMerge, PerformanceAlert, Prediction, Review, Scan,
-    StaffChange, WebhookDelivery,
+    WebhookDelivery,
 )
 from . import outbound
+from .staff import policy_change_record
 from .outbound import MAX_ATTEMPTS  # noqa: F401 (tests and readers look for it here)
 from .outbound import NotDelivered as WebhookNotDelivered
 
@@ -54,14 +55,15 @@ def webhook_set(*, organization: Organization, url: str, by: AbstractBaseUser) -
         if organization.webhook_url:
             organization.webhook_url = organization.webhook_secret = ""
             organization.save(update_fields=["webhook_url", "webhook_secret"])
-            _record(organization, by, "result notifications off")
+            policy_change_record(organization=organization, by=by, detail="result notifications off")
         return None
     outbound.address_check(url, allow_http=settings.KIDNEYWEB_WEBHOOK_ALLOW_HTTP, what="an address",
                            example="https://ris.example.org/kidneyweb")
     organization.webhook_url = url
     organization.webhook_secret = secrets.token_hex(32)
     organization.save(update_fields=["webhook_url", "webhook_secret"])
-    _record(organization, by, f"result notifications to {urlsplit(url).netloc} (new secret)")
+    policy_change_record(organization=organization, by=by,
+                         detail=f"result notifications to {urlsplit(url).netloc} (new secret)")
     return organization.webhook_secret
 
 
@@ -76,13 +78,10 @@ def webhook_events_set(*, organization: Organization, events: list[str], by: Abs
     if chosen != organization.webhook_events:
         organization.webhook_events = chosen
         organization.save(update_fields=["webhook_events"])
-        _record(organization, by, "result notifications of " + (", ".join(chosen) or "no events"))
+        policy_change_record(organization=organization, by=by,
+                             detail="result notifications of " + (", ".join(chosen) or "no events"))
     return chosen
 
-
-def _record(organization: Organization, by: AbstractBaseUser, detail: str) -> None:
-    StaffChange.objects.create(organization=organization, member=by, by=by, action=StaffChange.Action.POLICY_CHANGED,
-                               detail=detail[:200])
 
 
 def _enqueue(delivery_id: int) -> None:

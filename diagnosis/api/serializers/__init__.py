@@ -28,7 +28,7 @@ from .records import (
     WorklistScanSerializer,
 )
 from .studies import StudySummarySerializer
-from .archive import (ArchiveCheckSerializer, ArchiveDeliverySerializer, ArchiveSentAgainSerializer,
+from .archive import (ArchiveCheckSerializer, ArchiveDeliverySerializer, ArchiveSentSerializer,
                       ArchiveSettingsSerializer, ArchiveSinceSerializer)
 from .staff import (
     MemberCreateSerializer,
@@ -53,7 +53,7 @@ __all__ = [
     "MemberWithPasswordSerializer",
     "ArchiveCheckSerializer",
     "ArchiveDeliverySerializer",
-    "ArchiveSentAgainSerializer",
+    "ArchiveSentSerializer",
     "ArchiveSettingsSerializer",
     "ArchiveSinceSerializer",
     "NotificationEventsSerializer",

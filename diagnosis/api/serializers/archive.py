@@ -47,5 +47,5 @@ class ArchiveSinceSerializer(serializers.Serializer):
     since = serializers.DateField(help_text="Send the results that finished on or after this day and were never sent.")
 
 
-class ArchiveSentAgainSerializer(serializers.Serializer):
+class ArchiveSentSerializer(serializers.Serializer):
     sent = serializers.IntegerField(help_text="How many results are being sent (again).")

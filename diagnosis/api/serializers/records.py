@@ -198,9 +198,7 @@ class RestoreSerializer(serializers.Serializer):
 
 
 def _archive(scan: Scan) -> dict[str, Any] | None:
-    prediction = scan.latest_prediction
-    # The newest delivery of the result: its review's, once reviewed (prefetched newest first).
-    delivery = next(iter(prediction.pacs_deliveries.all()), None) if prediction else None
+    delivery = selectors.pacs_delivery_of(prediction=scan.latest_prediction)
     if delivery is None:
         return None
     return {"status": delivery.status, "instance_uid": delivery.sop_instance_uid, "reviewed": delivery.review_id is not None,

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from ... import selectors, services
 from ...models import Organization, PacsDelivery
 from ..permissions import HasMembership, MayManageArchive
-from ..serializers import (ArchiveCheckSerializer, ArchiveDeliverySerializer, ArchiveSentAgainSerializer,
+from ..serializers import (ArchiveCheckSerializer, ArchiveDeliverySerializer, ArchiveSentSerializer,
                            ArchiveSettingsSerializer, ArchiveSinceSerializer)
 
 REFUSED = OpenApiResponse(description="Refused, with the reason: a bad address, a user without a password, no archive "
@@ -84,7 +84,7 @@ class ArchiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return Response(ArchiveDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(summary="Send earlier results to the archive", request=ArchiveSinceSerializer,
-                   responses={202: ArchiveSentAgainSerializer, 400: REFUSED},
+                   responses={202: ArchiveSentSerializer, 400: REFUSED},
                    description="The results of DICOM slices that finished on or after `since` and were never sent "
                    "(they finished before the archive was set): each scan's current capture, at most 5000 at once.")
     @action(detail=False, methods=["post"], url_path="send-since")
@@ -96,7 +96,7 @@ class ArchiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(summary="Send every result the archive did not store again", request=None,
-                   responses={202: ArchiveSentAgainSerializer, 400: REFUSED},
+                   responses={202: ArchiveSentSerializer, 400: REFUSED},
                    description="After an outage: all but those of withdrawn scans and results a newer one replaced.")
     @action(detail=False, methods=["post"], url_path="send-failed-again")
     def send_failed_again(self, request: Request) -> Response:
