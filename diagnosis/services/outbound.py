@@ -60,6 +60,18 @@ class Answer:
         return self.status is not None and 200 <= self.status < 300
 
 
+def enqueue(task: Any, model: type[OutboundDelivery], delivery_id: int) -> None:
+    """Send ``task`` for the delivery; a broker that does not answer leaves it failed with that reason (an
+    administrator sends it again), not pending for a task that was never sent."""
+    try:
+        task.apply_async(args=[delivery_id])
+    except Exception as exc:
+        logger.exception("Could not queue %s %s", model.__name__, delivery_id)
+        model.objects.filter(pk=delivery_id, status=OutboundDelivery.Status.PENDING).update(
+            status=OutboundDelivery.Status.FAILED,
+            last_error=f"Not sent: the task broker did not answer ({exc.__class__.__name__}).")
+
+
 def address_check(url: str, *, allow_http: bool, what: str, example: str) -> None:
     """Refuse (ValidationError on ``url``) an address that is not https, or http where ``allow_http``: a plain-http
     address would expose what is sent on the way. ``what`` and ``example`` complete the message."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import logging
 import secrets
 from functools import partial
 from typing import Any
@@ -33,8 +32,6 @@ from ..models import Organization, PacsDelivery, Prediction, Review, Scan
 from . import outbound
 from .staff import policy_change_record
 from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exported for the task)
-
-logger = logging.getLogger(__name__)
 
 # PS3.4 Annex GG and PS3.18 (Failure Reason, 0008,1197): what the archive's codes mean, for the administrator.
 FAILURE_REASONS = {
@@ -116,12 +113,7 @@ def pacs_check(*, organization: Organization) -> str:
 def _enqueue(delivery_id: int) -> None:
     from ..tasks import deliver_to_pacs
 
-    try:
-        deliver_to_pacs.apply_async(args=[delivery_id])
-    except Exception as exc:
-        logger.exception("Could not queue the archive delivery %s", delivery_id)
-        PacsDelivery.objects.filter(pk=delivery_id, status=PacsDelivery.Status.PENDING).update(
-            status=PacsDelivery.Status.FAILED, last_error=f"Not sent: the task broker did not answer ({exc.__class__.__name__}).")
+    outbound.enqueue(deliver_to_pacs, PacsDelivery, delivery_id)
 
 
 def pacs_result_send(*, prediction: Prediction, review: Review | None = None) -> PacsDelivery | None:

@@ -87,12 +87,7 @@ def webhook_events_set(*, organization: Organization, events: list[str], by: Abs
 def _enqueue(delivery_id: int) -> None:
     from ..tasks import deliver_webhook
 
-    try:
-        deliver_webhook.apply_async(args=[delivery_id])
-    except Exception as exc:
-        logger.exception("Could not queue webhook delivery %s", delivery_id)
-        WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).update(
-            status=WebhookDelivery.Status.FAILED, last_error=f"Not sent: the task broker did not answer ({exc.__class__.__name__}).")
+    outbound.enqueue(deliver_webhook, WebhookDelivery, delivery_id)
 
 
 def _event(*, organization_id: int, event: str, data: dict[str, Any]) -> WebhookDelivery | None:
