@@ -78,19 +78,19 @@ def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None, rev
     dataset.StudyDate = scan.dicom_study_date.strftime("%Y%m%d") if scan.dicom_study_date else ""
     dataset.StudyTime = scan.dicom_study_time.strftime("%H%M%S") if scan.dicom_study_time else ""
     if scan.dicom_study_description:
-        dataset.StudyDescription = _text(scan.dicom_study_description)
+        dataset.StudyDescription = dicom_text(scan.dicom_study_description)
     dataset.ContentDate, dataset.ContentTime = finished.strftime("%Y%m%d"), finished.strftime("%H%M%S")
     dataset.AccessionNumber = scan.dicom_accession_number
     dataset.Modality = "OT"
     dataset.ConversionType = "WSD"  # made on a workstation
     dataset.Manufacturer = "kidneyweb"
-    dataset.InstitutionName = _text(scan.patient.organization.name)
+    dataset.InstitutionName = dicom_text(scan.patient.organization.name)
     dataset.ReferringPhysicianName = ""
-    dataset.SeriesDescription = _text(f"AI result ({version.name}), decision support")
+    dataset.SeriesDescription = dicom_text(f"AI result ({version.name}), decision support")
     dataset.SecondaryCaptureDeviceManufacturer = "kidneyweb"
-    dataset.SecondaryCaptureDeviceManufacturerModelName = _text(version.name)
-    dataset.PatientName = _text(scan.patient.name)
-    dataset.PatientID = _text(_archive_patient_id(scan))
+    dataset.SecondaryCaptureDeviceManufacturerModelName = dicom_text(version.name)
+    dataset.PatientName = dicom_text(scan.patient.name)
+    dataset.PatientID = dicom_text(archive_patient_id(scan))
     dataset.PatientBirthDate = scan.patient.birth_date.strftime("%Y%m%d")
     # DICOM knows M, F and O; an unknown sex is left empty (type 2), not written as the record's "U".
     dataset.PatientSex = "" if scan.patient.sex == Patient.Sex.UNKNOWN else scan.patient.sex
@@ -117,7 +117,7 @@ def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None, rev
     return buffer.getvalue()
 
 
-def _archive_patient_id(scan: Scan) -> str:
+def archive_patient_id(scan: Scan) -> str:
     """The patient ID to file the capture under: the one the slice's own header gave, where it names the patient's
     MRN in the archive's spelling (leading zeros, case), so that the archive finds the study under the patient it
     holds it for, rather than splitting it; otherwise the MRN."""
@@ -159,7 +159,7 @@ def _wrapped(line: str, font, width: float) -> list[str]:
     return parts
 
 
-def _text(value: str, limit: int = 64) -> str:
+def dicom_text(value: str, limit: int = 64) -> str:
     # A backslash separates values in DICOM, and "^" and "=" split a person's name into parts; none of them is
     # meant here.
     return "".join(" " if c in "\\^=" or not c.isprintable() else c for c in value).strip()[:limit]

@@ -20,9 +20,20 @@ def capture_uids(scan: Scan, prediction: Prediction, review: Review | None = Non
     version = prediction.model_version
     source = scan.dicom_instance_uid or scan.sha256
     parts = [scan.dicom_study_uid, source, version.sha256, str(prediction.pk)]
+    if scan.capture_generation:
+        # Restored after a withdrawal: new instances, as the archive may have rejected the earlier ones.
+        parts.append(f"generation-{scan.capture_generation}")
     instance = (result_uid("kidneyweb-result", *parts) if review is None
                 else result_uid("kidneyweb-reviewed-result", *parts, str(review.pk)))
     return result_uid("kidneyweb-result-series", scan.dicom_study_uid, version.sha256), instance
+
+
+def rejection_uids(scan: Scan, withdrawal_id: int) -> tuple[str, str]:
+    """The series and instance UIDs of the rejection note (IHE IOCM) of the scan's captures for one withdrawal of it:
+    one series per study, one note per withdrawal."""
+    source = scan.dicom_instance_uid or scan.sha256
+    return (result_uid("kidneyweb-rejection-series", scan.dicom_study_uid),
+            result_uid("kidneyweb-rejection", scan.dicom_study_uid, source, str(withdrawal_id)))
 
 
 def result_instance_uids(*, scan: Scan) -> list[str]:

@@ -151,27 +151,46 @@ class WebhookDelivery(OutboundDelivery):
 
 class PacsDelivery(OutboundDelivery):
     """One AI result sent to the organization's archive (PACS) as a DICOM capture (DICOMweb STOW-RS): which result,
-    as which instance, and whether the archive stored it."""
+    as which instance, and whether the archive stored it. Or, for a scan withdrawn as entered in error, the rejection
+    note (IHE IOCM) that asks the archive to hide the captures it stored of it."""
+
+    class Kind(models.TextChoices):
+        CAPTURE = "capture", "AI result"
+        REJECTION = "rejection", "Rejection note"
 
     organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE, related_name="pacs_deliveries")
     scan = models.ForeignKey("diagnosis.Scan", on_delete=models.CASCADE, related_name="pacs_deliveries")
-    prediction = models.ForeignKey("diagnosis.Prediction", on_delete=models.CASCADE, related_name="pacs_deliveries")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CAPTURE)
+    # The result a capture shows; empty for a rejection note.
+    prediction = models.ForeignKey("diagnosis.Prediction", null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="pacs_deliveries")
     # The clinician's reading the capture shows; empty: the AI result alone.
     review = models.ForeignKey("diagnosis.Review", null=True, blank=True, on_delete=models.CASCADE,
                                related_name="pacs_deliveries")
+    generation = models.PositiveSmallIntegerField(default=0, help_text="The scan's capture generation when queued.")
     sop_instance_uid = models.CharField("instance UID", max_length=64, blank=True)
+    # A rejection note's withdrawal, and what it rejects: the captures of the scan sent to the archive before it,
+    # as [{"series": UID, "instance": UID}].
+    withdrawal = models.ForeignKey("diagnosis.ScanWithdrawal", null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="pacs_deliveries")
+    rejected = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["organization", "-created_at"], name="pacs_org_created_idx")]
-        # One capture per result and one per review of it, so one finishing twice (a repeated task) is sent once.
+        # One capture per result and one per review of it, so one finishing twice (a repeated task) is sent once;
+        # one rejection note per withdrawal. Each again after a restoral, as new instances.
         constraints = [
-            models.UniqueConstraint(fields=["prediction"], condition=Q(review=None), name="pacs_result_once"),
-            models.UniqueConstraint(fields=["review"], name="pacs_review_once"),
+            models.UniqueConstraint(fields=["prediction", "generation"], condition=Q(review=None, kind="capture"),
+                                    name="pacs_result_once"),
+            models.UniqueConstraint(fields=["review", "generation"], name="pacs_review_once"),
+            models.UniqueConstraint(fields=["withdrawal"], name="pacs_rejection_once"),
+            models.CheckConstraint(condition=Q(kind="capture", prediction__isnull=False)
+                                   | Q(kind="rejection", withdrawal__isnull=False), name="pacs_delivery_has_subject"),
         ]
 
     def __str__(self) -> str:
-        return f"scan {self.scan_id} to {self.url} ({self.status})"
+        return f"{self.get_kind_display().lower()} of scan {self.scan_id} to {self.url} ({self.status})"
 
 
 class DicomStoreRefusal(models.Model):

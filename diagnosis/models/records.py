@@ -212,6 +212,10 @@ class Scan(models.Model):
     refiled_from = models.ForeignKey("self", on_delete=models.PROTECT, related_name="refiled_copies",
                                      null=True, blank=True,
                                      help_text="The withdrawn scan of another patient this slice was filed from.")
+    # Part of the UIDs of the result's DICOM captures (dicom_uids): a restored scan's captures are new instances,
+    # since an archive may have rejected the earlier ones as entered in error, and will not take them again.
+    capture_generation = models.PositiveSmallIntegerField(
+        default=0, editable=False, help_text="How many times a withdrawal of the scan was undone.")
 
     class Meta:
         ordering = ["-uploaded_at", "-id"]

@@ -1,7 +1,9 @@
 """Each finished AI result of a DICOM slice sent to the organization's archive (PACS), where radiologists read: the
 result as a DICOM capture (``dicom_export``) stored beside the scanner's images through DICOMweb STOW-RS, the way
 AI products file their results, instead of waiting for an integration engine to fetch it. Each clinician's review
-of it is sent too, as a new capture that states the reading, so the archive holds what was finally read.
+of it is sent too, as a new capture that states the reading, so the archive holds what was finally read. When a
+scan is withdrawn as entered in error, a rejection note (IHE IOCM, ``dicom_rejection``) asks the archive to hide the
+captures it was sent of it; restored, its current capture is sent again as a new instance.
 
 Each result (and review) is a delivery row (which result, as which instance, how the archive answered) sent by a
 Celery task that retries with backoff. Sending again is harmless: the capture of one result is always the same instance, which an
@@ -24,11 +26,11 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
-from ..dicom_uids import capture_uids
-from ..models import Organization, PacsDelivery, Prediction, Review, Scan
+from ..dicom_uids import capture_uids, rejection_uids
+from ..models import Organization, PacsDelivery, Prediction, Review, Scan, ScanWithdrawal
 from . import outbound
 from .staff import policy_change_record
 from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exported for the task)
@@ -121,30 +123,77 @@ def pacs_result_send(*, prediction: Prediction, review: Review | None = None) ->
     when it has one and the slice came with a DICOM study to file it in. Called in the transaction that finished
     (or reviewed) it; sent once that commits."""
     scan = prediction.scan
-    if prediction.status != Prediction.Status.DONE or not scan.dicom_study_uid or scan.is_withdrawn:
+    if prediction.status != Prediction.Status.DONE or scan.is_withdrawn:
+        return None
+    organization = _archive_of(scan)
+    return _queue(organization=organization, prediction=prediction, review=review) if organization else None
+
+
+def _archive_of(scan: Scan) -> Organization | None:
+    """The scan's organization when it sends results to an archive and the slice came with a study to file them in."""
+    if not scan.dicom_study_uid:
         return None
     organization = Organization.objects.filter(pk=scan.patient.organization_id).only("pacs_url").first()
-    if organization is None or not organization.pacs_url:
-        return None
-    return _queue(organization=organization, prediction=prediction, review=review)
+    return organization if organization is not None and organization.pacs_url else None
 
 
 def _queue(*, organization: Organization, prediction: Prediction, review: Review | None) -> PacsDelivery:
     scan = prediction.scan
-    delivery, created = PacsDelivery.objects.get_or_create(prediction=prediction, review=review, defaults={
-        "organization": organization, "scan": scan, "url": organization.pacs_url,
-        "sop_instance_uid": capture_uids(scan, prediction, review)[1],
-    })
+    delivery, created = PacsDelivery.objects.get_or_create(
+        prediction=prediction, review=review, generation=scan.capture_generation, kind=PacsDelivery.Kind.CAPTURE,
+        defaults={"organization": organization, "scan": scan, "url": organization.pacs_url,
+                  "sop_instance_uid": capture_uids(scan, prediction, review)[1]})
     if created:
         transaction.on_commit(partial(_enqueue, delivery.pk))
     return delivery
 
 
+def pacs_rejection_send(*, withdrawal: ScanWithdrawal) -> PacsDelivery | None:
+    """Queue the rejection note of the captures the archive was sent of the scan just withdrawn (``withdrawal``),
+    when any was sent. Called in the transaction that withdraws it, with the scan's row locked."""
+    scan = withdrawal.scan
+    organization = _archive_of(scan)
+    if organization is None:
+        return None
+    # Locked (and read after any lock taken), so that a capture being sent at this moment has counted its attempt
+    # before this reads it; one whose task comes after finds the scan withdrawn and stays unsent.
+    captures = list(PacsDelivery.objects.select_for_update(of=("self",)).filter(
+        scan=scan, kind=PacsDelivery.Kind.CAPTURE, generation=scan.capture_generation).select_related(
+        "prediction__model_version").order_by("created_at", "id"))
+    # Sent at least once: an attempt that timed out may still have been stored.
+    rejected = [{"series": capture_uids(scan, capture.prediction, capture.review)[0],
+                 "instance": capture.sop_instance_uid} for capture in captures if capture.attempts]
+    if not rejected:
+        return None
+    delivery = PacsDelivery.objects.create(
+        organization=organization, scan=scan, kind=PacsDelivery.Kind.REJECTION, withdrawal=withdrawal,
+        generation=scan.capture_generation, url=organization.pacs_url, rejected=rejected,
+        sop_instance_uid=rejection_uids(scan, withdrawal.pk)[1])
+    transaction.on_commit(partial(_enqueue, delivery.pk))
+    return delivery
+
+
+def pacs_restored_send(*, scan: Scan) -> PacsDelivery | None:
+    """Queue the current capture of a scan whose withdrawal was undone (its ``capture_generation`` moved on, so it is
+    a new instance: the archive may have rejected the earlier ones)."""
+    from ..dicom_export import current_review
+
+    prediction = scan.latest_prediction
+    if prediction is None:
+        return None
+    return pacs_result_send(prediction=prediction, review=current_review(scan, prediction))
+
+
 def _replaced_by(delivery: PacsDelivery) -> str | None:
-    """What replaced the delivery's capture since it was queued, in words; None while it is the scan's current one."""
+    """What replaced the delivery's capture since it was queued, in words; None while it is the scan's current one
+    (and for a rejection note, which nothing replaces)."""
     from ..dicom_export import current_review
 
     scan = delivery.scan
+    if delivery.kind == PacsDelivery.Kind.REJECTION:
+        return None
+    if delivery.generation != scan.capture_generation:
+        return "the scan's restoral after a withdrawal (its result goes as a new instance)"
     latest = scan.latest_prediction
     if latest != delivery.prediction:
         return "a newer result of the scan"
@@ -208,9 +257,10 @@ def _outcome(answer: outbound.Answer, instance_uid: str) -> dict[str, Any]:
 
 
 def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
-    """Send one result's capture to the archive. Safe to call twice: a delivered or failed one is left alone.
-    Raises PacsNotDelivered when this attempt failed and another is allowed."""
+    """Send one result's capture (or a rejection note) to the archive. Safe to call twice: a delivered or failed one
+    is left alone. Raises PacsNotDelivered when this attempt failed and another is allowed."""
     from ..dicom_export import NotExportable, scan_result_capture
+    from ..dicom_rejection import rejection_note
 
     with transaction.atomic():
         delivery = (PacsDelivery.objects.select_for_update(of=("self",)).select_related("organization")
@@ -221,7 +271,7 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
         if not organization.pacs_url:
             return _fail(delivery, "Not sent: sending results to the archive was turned off before it left.")
         scan = delivery.scan
-        if scan.is_withdrawn:
+        if scan.is_withdrawn and delivery.kind == PacsDelivery.Kind.CAPTURE:
             return _fail(delivery, "Not sent: the scan was withdrawn as entered in error.")
         replaced = _replaced_by(delivery)
         if replaced:
@@ -232,7 +282,9 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
         delivery.save(update_fields=["url", "attempts"])
     # No lock or transaction while the archive takes its time to answer.
     try:
-        instance = scan_result_capture(scan=scan, prediction=delivery.prediction, review=delivery.review)
+        instance = (rejection_note(withdrawal=delivery.withdrawal, rejected=delivery.rejected)
+                    if delivery.kind == PacsDelivery.Kind.REJECTION else
+                    scan_result_capture(scan=scan, prediction=delivery.prediction, review=delivery.review))
     except NotExportable as exc:
         return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
                                        error=f"Not sent: {exc}", final=True)
@@ -283,7 +335,8 @@ def pacs_send_since(*, organization: Organization, since: datetime.date, by: Abs
         if prediction is None or prediction.status != Prediction.Status.DONE or prediction.finished_at < start:
             continue
         review = current_review(scan, prediction)
-        if any(sent.review_id == (review.pk if review else None) for sent in prediction.pacs_deliveries.all()):
+        if any(sent.review_id == (review.pk if review else None) and sent.generation == scan.capture_generation
+               for sent in prediction.pacs_deliveries.all()):
             continue  # sent already (or being sent): "Send again" is for those
         queued.append((prediction, review))
         if len(queued) > MAX_BACKFILL:
@@ -298,10 +351,11 @@ def pacs_send_since(*, organization: Organization, since: datetime.date, by: Abs
 
 
 def pacs_send_failed_again(*, organization: Organization, by: AbstractBaseUser) -> int:
-    """Send every result the archive did not store again, for after an outage: those of withdrawn scans and
-    replaced results (or reviews) are left as they are. Returns how many are sent."""
-    failed = PacsDelivery.objects.filter(organization=organization, status=PacsDelivery.Status.FAILED,
-                                         scan__withdrawn_at=None)
+    """Send every result (and rejection note) the archive did not store again, for after an outage: results of
+    withdrawn scans and replaced results (or reviews) are left as they are. Returns how many are sent."""
+    failed = PacsDelivery.objects.filter(
+        Q(scan__withdrawn_at=None) | Q(kind=PacsDelivery.Kind.REJECTION),
+        organization=organization, status=PacsDelivery.Status.FAILED)
     sent = 0
     for delivery in failed.select_related("scan"):
         if _replaced_by(delivery) is None:

@@ -142,9 +142,11 @@ def review_saved_notify(*, review: Review) -> WebhookDelivery | None:
 
 def scan_restored_notify(*, scan: Scan, reason: str) -> WebhookDelivery | None:
     """A withdrawal undone: the scan and its results count again."""
-    return _event(organization_id=scan.patient.organization_id, event="scan.restored", data={
-        **_scan_data(scan), "reason": reason,
-    })
+    data = {**_scan_data(scan), "reason": reason}
+    if scan.dicom_study_uid:
+        # New instances: an archive may have rejected those named when it was withdrawn, and take them no more.
+        data["dicom_result_uids"] = result_instance_uids(scan=scan)
+    return _event(organization_id=scan.patient.organization_id, event="scan.restored", data=data)
 
 
 def scan_withdrawn_notify(*, scan: Scan, refiled_as: Scan | None = None) -> WebhookDelivery | None:

@@ -4,7 +4,9 @@ Nothing is deleted. The scan keeps its image, results and reviews, for the recor
 and is marked with who withdrew it, when and why; it leaves the worklist, the reviewer-agreement figures
 and the reviewed scans exported for training, and takes no new diagnosis or review. A slice uploaded for
 the wrong patient is filed for the right one as a new scan (``refiling.scan_refile``). A withdrawal made
-by mistake is undone with a reason of its own; both stay in the scan's withdrawal history.
+by mistake is undone with a reason of its own; both stay in the scan's withdrawal history. The organization's
+archive (PACS) is sent a rejection note for the results it was sent (``pacs``); restored, the scan's result is sent
+to it again as a new instance.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import Prediction, Scan, ScanWithdrawal
+from .pacs import pacs_rejection_send, pacs_restored_send
 from .performance import performance_alert_refresh
 from .webhooks import scan_restored_notify, scan_withdrawn_notify
 
@@ -76,12 +79,15 @@ def withdraw_locked(*, scan: Scan, user: AbstractBaseUser, reason: str, refiled_
     scan.withdrawn_by = user
     scan.withdrawal_reason = reason
     scan.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
-    ScanWithdrawal.objects.create(scan=scan, withdrawn_at=scan.withdrawn_at, withdrawn_by=user, reason=reason)
+    withdrawal = ScanWithdrawal.objects.create(scan=scan, withdrawn_at=scan.withdrawn_at, withdrawn_by=user,
+                                               reason=reason)
     # A worker that finishes one of these later finds it final and leaves it so.
     Prediction.objects.filter(scan=scan, status__in=[Prediction.Status.QUEUED, Prediction.Status.RUNNING]).update(
         status=Prediction.Status.FAILED, finished_at=scan.withdrawn_at,
         failure_reason="Not diagnosed: the scan was withdrawn as entered in error.")
     scan_withdrawn_notify(scan=scan, refiled_as=refiled_as)
+    # The archive is asked to hide the results it was sent; the page and the notification name them too.
+    pacs_rejection_send(withdrawal=withdrawal)
     # Its readings no longer count for the model's performance in use.
     performance_alert_refresh(scan=scan, after="the withdrawal")
     logger.info("Scan %s withdrawn by %s: %s", scan.pk, user.get_username(), reason)
@@ -113,9 +119,10 @@ def scan_restore(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
         scan.withdrawn_at = None
         scan.withdrawn_by = None
         scan.withdrawal_reason = ""
+        scan.capture_generation += 1
         try:
             with transaction.atomic():
-                scan.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
+                scan.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason", "capture_generation"])
         except IntegrityError:
             # The slice was uploaded again while this was being restored (scan_slice_once_per_patient,
             # scan_instance_once_per_patient).
@@ -125,6 +132,7 @@ def scan_restore(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
                 raise
             raise _uploaded_again(again) from None
         scan_restored_notify(scan=scan, reason=reason)
+        pacs_restored_send(scan=scan)
         performance_alert_refresh(scan=scan, after="the restoral")
     logger.info("Scan %s restored by %s: %s", scan.pk, user.get_username(), reason)
     return scan
