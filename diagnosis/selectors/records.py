@@ -124,7 +124,10 @@ def scan_list(*, user: UserLike, patient: Patient | int | None = None, withdrawn
     return (
         scans.select_related("patient", "uploaded_by", "withdrawn_by", "refiled_from__patient")
         .prefetch_related(_predictions_newest_first(), _reviews_newest_first(), Prefetch(
-            "refiled_copies", queryset=Scan.objects.only("id", "refiled_from_id", "uploaded_at").order_by("uploaded_at", "id")))
+            "refiled_copies", queryset=Scan.objects.only("id", "refiled_from_id", "uploaded_at").order_by("uploaded_at", "id")),
+            Prefetch("pacs_deliveries", queryset=PacsDelivery.objects.filter(
+                kind=PacsDelivery.Kind.REJECTION, withdrawal__restored_at=None).order_by("-created_at", "-id"),
+                to_attr="pacs_rejections"))
         .order_by("-uploaded_at", "-id")
     )
 

@@ -133,4 +133,17 @@ def pacs_delivery_of(*, prediction: Prediction | None) -> PacsDelivery | None:
 
 def pacs_stored_of(*, scan: Scan) -> list[PacsDelivery]:
     """The scan's results the archive stored, oldest first: what it holds of a scan withdrawn since."""
-    return list(PacsDelivery.objects.filter(scan=scan, status=PacsDelivery.Status.DELIVERED).order_by("created_at", "id"))
+    return list(PacsDelivery.objects.filter(scan=scan, kind=PacsDelivery.Kind.CAPTURE,
+                                            status=PacsDelivery.Status.DELIVERED).order_by("created_at", "id"))
+
+
+def pacs_rejection_of(*, scan: Scan) -> PacsDelivery | None:
+    """The rejection note of the scan's current withdrawal, as sent to the archive; None when the scan is not
+    withdrawn or no note was sent (no archive set, or it was sent nothing of the scan)."""
+    if not scan.is_withdrawn:
+        return None
+    rejections = getattr(scan, "pacs_rejections", None)  # the scan list's prefetch
+    if rejections is None:
+        rejections = list(PacsDelivery.objects.filter(scan=scan, kind=PacsDelivery.Kind.REJECTION,
+                                                      withdrawal__restored_at=None).order_by("-created_at", "-id"))
+    return rejections[0] if rejections else None

@@ -108,3 +108,27 @@ def test_earlier_results_are_sent_on_request_and_a_future_day_is_refused(client,
     assert response.status_code == 202 and response.json() == {"sent": 0}  # nothing finished here yet
     assert openapi.mismatches(openapi.load(client), "/api/v1/archive/send-since/", "post", response) == []
     assert refused.status_code == 400 and "a day that has passed" in str(refused.json())
+
+
+def test_a_withdrawn_scans_rejection_note_is_listed_and_named_on_the_scan(client, admin_api, organization, boss):
+    from diagnosis import services
+
+    Organization.objects.filter(pk=organization.pk).update(pacs_url=ARCHIVE)
+    stored = _delivery(organization, status="delivered", attempts=1, response_status=200)
+    services.scan_withdraw(scan=stored.scan, user=boss, reason="Wrong patient.")
+    note = PacsDelivery.objects.get(kind=PacsDelivery.Kind.REJECTION)
+
+    listed = admin_api.get(URL)
+    scan = admin_api.get(f"/api/v1/scans/{stored.scan_id}/")
+
+    assert openapi.mismatches(openapi.load(client), "/api/v1/archive/", "get", listed) == []
+    first = listed.json()["results"][0]
+    assert (first["kind"], first["prediction"], first["rejected_instance_uids"], first["status"]) == (
+        "rejection", None, [stored.sop_instance_uid], "pending")
+    assert listed.json()["results"][1]["kind"] == "capture"
+    assert openapi.mismatches(openapi.load(client), "/api/v1/scans/{id}/", "get", scan) == []
+    assert scan.json()["dicom"]["archive_rejection"] == {
+        "status": "pending", "instance_uid": note.sop_instance_uid, "rejected_instance_uids": [stored.sop_instance_uid],
+        "stored_at": None, "error": ""}
+    restored = services.scan_restore(scan=stored.scan, user=boss, reason="Withdrawn by mistake.")
+    assert admin_api.get(f"/api/v1/scans/{restored.pk}/").json()["dicom"]["archive_rejection"] is None

@@ -139,3 +139,48 @@ def test_earlier_results_are_sent_from_the_members_page_and_a_missing_day_is_exp
 
     assert missing.status_code == 400 and "This field is required." in missing.content.decode()
     assert "0 earlier results are being sent to the archive." in sent.content.decode()
+
+
+def _withdrawn_with_note(organization, boss, **note):
+    Organization.objects.filter(pk=organization.pk).update(pacs_url=URL)
+    stored = _delivery(organization, status="delivered", attempts=1, delivered_at=timezone.now())
+    services.scan_withdraw(scan=stored.scan, user=boss, reason="Wrong patient.")
+    rejection = PacsDelivery.objects.get(scan=stored.scan, kind=PacsDelivery.Kind.REJECTION)
+    PacsDelivery.objects.filter(pk=rejection.pk).update(**note)
+    return stored, rejection
+
+
+def test_a_withdrawn_scans_page_says_whether_the_archive_took_the_rejection_note_of_its_results(
+        client, boss, clinician, organization):
+    stored, rejection = _withdrawn_with_note(organization, boss)
+    client.force_login(boss)
+    url = reverse("diagnosis:scan_detail", args=[stored.scan_id])
+
+    pending = client.get(url).content.decode()
+    PacsDelivery.objects.filter(pk=rejection.pk).update(status="delivered", delivered_at=timezone.now())
+    delivered = client.get(url).content.decode()
+    PacsDelivery.objects.filter(pk=rejection.pk).update(status="failed", last_error="The archive answered 503.")
+    failed = client.get(url).content.decode()
+    client.force_login(clinician)
+    failed_for_a_clinician = client.get(url).content.decode()
+
+    assert "A rejection note for the 1 AI\n      result the archive (PACS) was sent of this withdrawn scan is being sent" in pending
+    assert "holds a rejection note for the 1 AI result it was sent of this withdrawn scan" in delivered
+    assert "Rejected for Patient Safety Reasons" in delivered and "pacs-withdrawn" not in delivered
+    assert "did not take the rejection note" in failed and "The archive answered 503." in failed
+    assert f'<code class="uid">{stored.sop_instance_uid}</code>' in failed  # to reject by hand meanwhile
+    assert 'href="/staff/#pacs">Send it again</a>' in failed
+    assert "An administrator can send it again." in failed_for_a_clinician
+
+
+def test_a_rejection_note_is_listed_and_sent_again_from_the_members_page(admin_client, organization, boss):
+    stored, rejection = _withdrawn_with_note(organization, boss, status="failed", attempts=6,
+                                             last_error="Gave up after 6 attempts.")
+
+    listed = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+    admin_client.post(reverse("diagnosis:staff_pacs_send_again", args=[rejection.pk]))
+
+    assert f"scan #{stored.scan_id}</a>: rejection note of 1 result (withdrawn)" in listed
+    assert f'aria-label="Send the rejection note of scan #{stored.scan_id} to the archive again"' in listed
+    rejection.refresh_from_db()
+    assert (rejection.status, rejection.attempts, rejection.sent_again_by) == (PacsDelivery.Status.PENDING, 0, boss)

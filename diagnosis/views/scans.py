@@ -96,6 +96,7 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
             "heatmap_url": _heatmap_url(scan, prediction),
             "pacs_delivery": selectors.pacs_delivery_of(prediction=prediction) if scan.dicom_study_uid else None,
             "pacs_stored": selectors.pacs_stored_of(scan=scan) if scan.is_withdrawn and scan.dicom_study_uid else [],
+            "pacs_rejection": selectors.pacs_rejection_of(scan=scan),
             "class_names": class_names,
             "review_form": review_form,
             "review": review,

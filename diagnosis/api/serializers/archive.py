@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ...models import PacsDelivery
@@ -20,20 +21,32 @@ class ArchiveSettingsSerializer(serializers.Serializer):
 
 
 class ArchiveDeliverySerializer(serializers.ModelSerializer):
-    """One AI result sent to the archive, and how it went."""
+    """One AI result (or rejection note) sent to the archive, and how it went."""
 
+    kind = serializers.ChoiceField(
+        choices=PacsDelivery.Kind.choices, read_only=True,
+        help_text="capture: an AI result (with its review); rejection: the note (IHE IOCM) sent when its scan was "
+                  "withdrawn, rejecting the captures the archive was sent of it")
     instance_uid = serializers.CharField(source="sop_instance_uid", read_only=True,
-                                         help_text="The SOPInstanceUID of the capture sent: the same for every try.")
-    prediction = serializers.PrimaryKeyRelatedField(read_only=True, help_text="The result sent.")
+                                         help_text="The SOPInstanceUID of the instance sent: the same for every try.")
+    prediction = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True,
+                                                    help_text="The result sent; null for a rejection note.")
     review = serializers.PrimaryKeyRelatedField(
         read_only=True, allow_null=True, help_text="The clinician's review the capture states; null: the AI result alone.")
+    rejected_instance_uids = serializers.SerializerMethodField(
+        help_text="What a rejection note rejects: the captures of the scan the archive was sent; [] for a capture.")
     sent_again_by = serializers.SerializerMethodField(help_text="Who sent it again after it was not stored.")
 
     class Meta:
         model = PacsDelivery
-        fields = ["id", "scan", "prediction", "review", "instance_uid", "url", "status", "attempts", "response_status",
-                  "last_error", "created_at", "delivered_at", "sent_again_at", "sent_again_by"]
+        fields = ["id", "kind", "scan", "prediction", "review", "instance_uid", "rejected_instance_uids", "url",
+                  "status", "attempts", "response_status", "last_error", "created_at", "delivered_at", "sent_again_at",
+                  "sent_again_by"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_rejected_instance_uids(self, delivery: PacsDelivery) -> list[str]:
+        return [capture["instance"] for capture in delivery.rejected]
 
     def get_sent_again_by(self, delivery: PacsDelivery) -> str | None:
         return delivery.sent_again_by.get_username() if delivery.sent_again_by_id else None

@@ -206,6 +206,25 @@ def _archive(scan: Scan) -> dict[str, Any] | None:
             "error": delivery.last_error}
 
 
+def _rejection(scan: Scan) -> dict[str, Any] | None:
+    note = selectors.pacs_rejection_of(scan=scan)
+    if note is None:
+        return None
+    return {"status": note.status, "instance_uid": note.sop_instance_uid,
+            "rejected_instance_uids": [capture["instance"] for capture in note.rejected],
+            "stored_at": note.delivered_at.isoformat() if note.delivered_at else None, "error": note.last_error}
+
+
+class ScanArchiveRejectionSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=OutboundDelivery.Status.choices,
+                                     help_text="delivered: the archive stored the note; failed: it did not (see error)")
+    instance_uid = serializers.CharField(help_text="The SOPInstanceUID of the note (a Key Object Selection document)")
+    rejected_instance_uids = serializers.ListField(
+        child=serializers.CharField(), help_text="The AI result captures it rejects: those the archive was sent")
+    stored_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(help_text="Why it is not stored (yet), as the archive answered; \"\" once stored")
+
+
 class ScanArchiveSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=OutboundDelivery.Status.choices,
                                      help_text="delivered: the archive stored it; failed: it did not (see error)")
@@ -231,6 +250,10 @@ class DicomIdentifiersSerializer(serializers.Serializer):
     archive = ScanArchiveSerializer(
         allow_null=True, help_text="How the latest result (or the newest review of it) was sent to the organization's "
                                    "archive (PACS); null when it was not (no archive set, no study, or not done)")
+    archive_rejection = ScanArchiveRejectionSerializer(
+        allow_null=True, help_text="For a withdrawn scan, the rejection note (IHE IOCM, \"Rejected for Patient Safety "
+                                   "Reasons\") sent to the archive for the AI results it was sent of it; null when the "
+                                   "scan is not withdrawn or none was needed")
 
 
 class ScanSerializer(serializers.ModelSerializer):
@@ -294,7 +317,8 @@ class ScanSerializer(serializers.ModelSerializer):
                 "study_description": scan.dicom_study_description,
                 "result_url": _absolute(self.context, reverse("api:scan-dicom", kwargs={"pk": scan.pk}))
                 if scan.dicom_study_uid else None,
-                "archive": _archive(scan) if scan.dicom_study_uid else None}
+                "archive": _archive(scan) if scan.dicom_study_uid else None,
+                "archive_rejection": _rejection(scan) if scan.dicom_study_uid else None}
 
     def get_refiled_as(self, scan: Scan) -> list[int]:
         return [copy.pk for copy in scan.refiled_copies.all()]

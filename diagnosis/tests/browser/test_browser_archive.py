@@ -1,5 +1,6 @@
 """The archive (PACS) in a real browser: an administrator sets it up on the Members page; a real worker diagnoses a
-DICOM slice and stores its result in a real Orthanc; the scan page and the Members page say it is stored."""
+DICOM slice and stores its result in a real Orthanc; the scan page and the Members page say it is stored; withdrawn,
+the scan's result is rejected there by a note the worker sends."""
 
 from __future__ import annotations
 
@@ -42,21 +43,38 @@ def test_an_administrator_sets_up_the_archive_and_a_diagnosed_dicom_slice_is_sto
     log_path = tmp_path / "worker.log"
     # Results go to the archive from the "celery" queue, beside the diagnoses' "inference".
     with celery_worker(shipped_model, log_path, queues="inference,celery") as process:
-        scan = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=boss)
-        deadline = time.monotonic() + 120
-        while not PacsDelivery.objects.filter(scan=scan).exclude(status="pending").exists():
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-5000:]
-            time.sleep(0.5)
-    delivery = PacsDelivery.objects.get(scan=scan)
-    assert delivery.status == PacsDelivery.Status.DELIVERED, delivery.last_error
-    assert orthanc.instance_tags(delivery.sop_instance_uid)["PatientID"] == "PACS-0002"
+        def sent(deliveries) -> PacsDelivery:
+            deadline = time.monotonic() + 120
+            while not deliveries.exclude(status="pending").exists():
+                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-5000:]
+                time.sleep(0.5)
+            return deliveries.get()
 
-    page.goto(f"{page.url.split('/staff/')[0]}/scans/{scan.pk}/")
-    expect(page.locator("#pacs-status")).to_contain_text("The AI result is stored in the archive (PACS) beside the study")
-    page.get_by_role("link", name="Members").click()
-    row = page.locator("#pacs-deliveries tbody tr", has_text=f"scan #{scan.pk}")
-    expect(row).to_contain_text("Stored")
-    expect(row).to_contain_text(delivery.sop_instance_uid)
-    screenshot(page, "members-archive")
-    page.set_viewport_size(TABLET)
-    assert fits_without_horizontal_scrolling(page)
+        scan = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=boss)
+        delivery = sent(PacsDelivery.objects.filter(scan=scan))
+        assert delivery.status == PacsDelivery.Status.DELIVERED, delivery.last_error
+        assert orthanc.instance_tags(delivery.sop_instance_uid)["PatientID"] == "PACS-0002"
+
+        page.goto(f"{page.url.split('/staff/')[0]}/scans/{scan.pk}/")
+        expect(page.locator("#pacs-status")).to_contain_text("The AI result is stored in the archive (PACS) beside the study")
+        page.get_by_role("link", name="Members").click()
+        row = page.locator("#pacs-deliveries tbody tr", has_text=f"scan #{scan.pk}")
+        expect(row).to_contain_text("Stored")
+        expect(row).to_contain_text(delivery.sop_instance_uid)
+        screenshot(page, "members-archive")
+        page.set_viewport_size(TABLET)
+        assert fits_without_horizontal_scrolling(page)
+
+        # Uploaded for the wrong patient after all: withdrawn, the archive is asked to hide the result it holds.
+        page.goto(f"{page.url.split('/staff/')[0]}/scans/{scan.pk}/")
+        page.get_by_text("Withdraw this scan (entered in error)").click()
+        page.get_by_label("Why").fill("uploaded for the wrong patient")
+        page.get_by_role("button", name="Withdraw").click()
+        expect(page.locator("#withdrawn")).to_contain_text("withdrawn as entered in error by boss")
+        note = sent(PacsDelivery.objects.filter(scan=scan, kind=PacsDelivery.Kind.REJECTION))
+    assert note.status == PacsDelivery.Status.DELIVERED, note.last_error
+    stored_note = orthanc.instance_tags(note.sop_instance_uid)
+    assert stored_note["Modality"] == "KO" and stored_note["ConceptNameCodeSequence"][0]["CodeValue"] == "113037"
+    page.reload()
+    expect(page.locator("#pacs-rejection")).to_contain_text(
+        "holds a rejection note for the 1 AI result it was sent of this withdrawn scan")
