@@ -184,3 +184,25 @@ def test_a_rejection_note_is_listed_and_sent_again_from_the_members_page(admin_c
     assert f'aria-label="Send the rejection note of scan #{stored.scan_id} to the archive again"' in listed
     rejection.refresh_from_db()
     assert (rejection.status, rejection.attempts, rejection.sent_again_by) == (PacsDelivery.Status.PENDING, 0, boss)
+
+
+def test_the_scan_status_says_how_the_result_went_to_the_archive_in_the_pages_own_words(client, boss, clinician,
+                                                                                         organization):
+    delivery = _delivery(organization, status="pending")
+    status_url = reverse("diagnosis:scan_status", args=[delivery.scan_id])
+    client.force_login(boss)
+
+    pending = client.get(status_url).json()["archive"]
+    page = client.get(reverse("diagnosis:scan_detail", args=[delivery.scan_id])).content.decode()
+    PacsDelivery.objects.filter(pk=delivery.pk).update(status="failed", last_error="The archive answered 503.")
+    failed = client.get(status_url).json()["archive"]
+    client.force_login(clinician)
+    failed_for_a_clinician = client.get(status_url).json()["archive"]
+
+    assert pending["status"] == "pending" and pending["html"].startswith("The AI result\n      is being sent")
+    assert 'id="pacs-status" aria-live="polite" data-status="pending">' in page and pending["html"] in page
+    assert failed["status"] == "failed" and "The archive answered 503." in failed["html"]
+    assert 'href="/staff/#pacs">Send it again</a>' in failed["html"]
+    assert "An\n      administrator can send it again." in failed_for_a_clinician["html"]
+    png = PacsDeliveryFactory(prediction__scan__patient__organization=organization, prediction__scan__dicom_study_uid="")
+    assert client.get(reverse("diagnosis:scan_status", args=[png.scan_id])).json()["archive"] is None

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -330,7 +331,13 @@ def scan_item(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 def scan_status(request: HttpRequest, pk: int) -> JsonResponse:
     scan = scan_or_404(request, pk)
-    state = prediction_state(selectors.prediction_latest(user=request.user, scan=scan), scan)
+    prediction = selectors.prediction_latest(user=request.user, scan=scan)
+    state = prediction_state(prediction, scan)
+    delivery = (selectors.pacs_delivery_of(prediction=prediction)
+                if scan.dicom_study_uid and not scan.is_withdrawn else None)
+    # The scan page's sentence, as it renders it, so that the two never say it differently.
+    state["archive"] = {"status": delivery.status, "html": render_to_string(
+        "diagnosis/_pacs_status.html", {"pacs_delivery": delivery}, request=request).strip()} if delivery else None
     review = selectors.review_current(user=request.user, scan=scan)
     state["scan"] = scan.pk
     state["url"] = reverse("diagnosis:scan_detail", kwargs={"pk": scan.pk})

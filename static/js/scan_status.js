@@ -1,8 +1,10 @@
 // Polls the scan's status until the diagnosis is done or failed, then shows the result in place and
-// announces it (event "kidneyweb:result") to the viewer and the review form.
+// announces it (event "kidneyweb:result") to the viewer and the review form; and, for a slice sent to the
+// archive (PACS), until the archive has answered for its result or review.
 (function () {
   "use strict";
   var section = document.getElementById("prediction");
+  var archive = document.getElementById("pacs-status");
   var reviewForm = document.getElementById("review-form");
   var reviewSubmit = document.getElementById("review-submit");
 
@@ -17,7 +19,8 @@
   if (reviewForm) reviewForm.addEventListener("change", describeReviewButton);
   describeReviewButton();
 
-  if (!section || section.dataset.final === "true") return;
+  function archivePending() { return archive !== null && archive.dataset.status === "pending"; }
+  if (!section || (section.dataset.final === "true" && !archivePending())) return;
 
   var url = section.dataset.statusUrl;
   var delay = 1000;
@@ -76,7 +79,7 @@
     describeReviewButton();
   }
 
-  function render(state) {
+  function renderResult(state) {
     var badge = field("status");
     if (badge && state.status) {
       badge.textContent = state.status_display;
@@ -111,6 +114,22 @@
     if (state.final) document.dispatchEvent(new CustomEvent("kidneyweb:result", { detail: state }));
   }
 
+  // A result on screen since the page loaded, or once shown, is not rendered again: that would undo a label the
+  // clinician is choosing while the archive is still answering.
+  var resultShown = section.dataset.final === "true";
+  function render(state) {
+    if (!resultShown) {
+      renderResult(state);
+      resultShown = state.final;
+    }
+    if (archive && state.archive && state.archive.status !== archive.dataset.status) {
+      // Rendered by the server from the same template as the page: escaped there.
+      archive.innerHTML = state.archive.html;
+      archive.dataset.status = state.archive.status;
+      archive.hidden = false;
+    }
+  }
+
   function poll() {
     window.kidneywebSession.fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
       .then(function (response) {
@@ -121,7 +140,7 @@
       .then(function (state) {
         if (state === null) return; // the session ended: stop, the note says why
         render(state);
-        if (state.final) return;
+        if (state.final && !archivePending()) return;
         delay = Math.min(delay * 1.5, maxDelay);
         schedule();
       })

@@ -41,6 +41,9 @@ def test_an_administrator_sets_up_the_archive_and_a_diagnosed_dicom_slice_is_sto
     data = dicom_bytes(pixels, patient_id=patient.mrn, window=None, intercept=0.0)
     services.model_version_register(path=shipped_model, activate=True)
     log_path = tmp_path / "worker.log"
+    scan = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=boss)
+    page.goto(f"{page.url.split('/staff/')[0]}/scans/{scan.pk}/")
+    expect(page.locator("#pacs-status")).to_be_hidden()  # nothing sent before the diagnosis
     # Results go to the archive from the "celery" queue, beside the diagnoses' "inference".
     with celery_worker(shipped_model, log_path, queues="inference,celery") as process:
         def sent(deliveries) -> PacsDelivery:
@@ -50,13 +53,12 @@ def test_an_administrator_sets_up_the_archive_and_a_diagnosed_dicom_slice_is_sto
                 time.sleep(0.5)
             return deliveries.get()
 
-        scan = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=boss)
         delivery = sent(PacsDelivery.objects.filter(scan=scan))
         assert delivery.status == PacsDelivery.Status.DELIVERED, delivery.last_error
         assert orthanc.instance_tags(delivery.sop_instance_uid)["PatientID"] == "PACS-0002"
-
-        page.goto(f"{page.url.split('/staff/')[0]}/scans/{scan.pk}/")
-        expect(page.locator("#pacs-status")).to_contain_text("The AI result is stored in the archive (PACS) beside the study")
+        # The page open since the upload says so without a reload.
+        expect(page.locator("#pacs-status")).to_contain_text(
+            "The AI result is stored in the archive (PACS) beside the study", timeout=15_000)
         page.get_by_role("link", name="Members").click()
         row = page.locator("#pacs-deliveries tbody tr", has_text=f"scan #{scan.pk}")
         expect(row).to_contain_text("Stored")
