@@ -89,11 +89,7 @@ def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None, rev
     dataset.SeriesDescription = dicom_text(f"AI result ({version.name}), decision support")
     dataset.SecondaryCaptureDeviceManufacturer = "kidneyweb"
     dataset.SecondaryCaptureDeviceManufacturerModelName = dicom_text(version.name)
-    dataset.PatientName = dicom_text(scan.patient.name)
-    dataset.PatientID = dicom_text(archive_patient_id(scan))
-    dataset.PatientBirthDate = scan.patient.birth_date.strftime("%Y%m%d")
-    # DICOM knows M, F and O; an unknown sex is left empty (type 2), not written as the record's "U".
-    dataset.PatientSex = "" if scan.patient.sex == Patient.Sex.UNKNOWN else scan.patient.sex
+    dataset.PatientName, dataset.PatientID, dataset.PatientBirthDate, dataset.PatientSex = capture_patient(scan)
     dataset.StudyInstanceUID, dataset.SeriesInstanceUID = scan.dicom_study_uid, series_uid
     dataset.StudyID = ""
     dataset.SeriesNumber, dataset.InstanceNumber = SERIES_NUMBER, scan.pk
@@ -117,13 +113,22 @@ def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None, rev
     return buffer.getvalue()
 
 
-def archive_patient_id(scan: Scan) -> str:
+def capture_patient(scan: Scan, patient: Patient | None = None) -> tuple[str, str, str, str]:
+    """PatientName, PatientID, PatientBirthDate and PatientSex as a capture of the scan writes them, for ``patient``
+    (by default the scan's): when they change, what the archive holds names the patient as they no longer are."""
+    patient = patient or scan.patient
+    # DICOM knows M, F and O; an unknown sex is left empty (type 2), not written as the record's "U".
+    return (dicom_text(patient.name), dicom_text(archive_patient_id(scan, patient)),
+            patient.birth_date.strftime("%Y%m%d"), "" if patient.sex == Patient.Sex.UNKNOWN else patient.sex)
+
+
+def archive_patient_id(scan: Scan, patient: Patient | None = None) -> str:
     """The patient ID to file the capture under: the one the slice's own header gave, where it names the patient's
     MRN in the archive's spelling (leading zeros, case), so that the archive finds the study under the patient it
     holds it for, rather than splitting it; otherwise the MRN."""
     from .services.scans import same_patient_id
 
-    mrn = scan.patient.mrn
+    mrn = (patient or scan.patient).mrn
     return scan.dicom_patient_id.strip() if scan.dicom_patient_id and same_patient_id(scan.dicom_patient_id, mrn) else mrn
 
 

@@ -1,22 +1,25 @@
 """The rejection note (IHE IOCM, Imaging Object Change Management) that asks the hospital's archive to hide the AI
-result captures it stored of a scan withdrawn as entered in error: a DICOM Key Object Selection document titled
-"Rejected for Patient Safety Reasons" that lists them (PS3.16 TID 2010). An archive that supports IOCM stops
-showing them, and refuses them if they come again; one that does not keeps the note in the study, where a reader
-sees that the captures were withdrawn and why.
+result captures it stored of a scan: withdrawn as entered in error, or naming the patient as they no longer are (the
+details corrected, the records merged). A DICOM Key Object Selection document titled "Rejected for Patient Safety
+Reasons" that lists them (PS3.16 TID 2010), with why in words. An archive that supports IOCM stops showing them, and
+refuses them if they come again; one that does not keeps the note in the study, where a reader sees that the
+captures were withdrawn or replaced, and why.
 
-The captures of a scan that was withdrawn and restored are sent again as new instances (``dicom_uids``), so the
+Captures sent again (a withdrawal undone, the patient's details changed) are new instances (``dicom_uids``), so a
 note never has to be taken back.
 """
 
 from __future__ import annotations
 
+import datetime
 import io
+from collections.abc import Sequence
 
 from django.utils import timezone
 
-from .dicom_export import SECONDARY_CAPTURE, archive_patient_id, dicom_text
+from .dicom_export import SECONDARY_CAPTURE, dicom_text
 from .dicom_uids import rejection_uids
-from .models import Patient, ScanWithdrawal
+from .models import Scan
 
 KEY_OBJECT_SELECTION = "1.2.840.10008.5.1.4.1.1.88.59"  # Key Object Selection Document Storage
 # PS3.16 CID 7011 (Rejected for Quality Reasons / Patient Safety Reasons / Incorrect Modality Worklist Entry): a
@@ -34,16 +37,17 @@ def _code(value: str, scheme: str, meaning: str):
     return code
 
 
-def rejection_note(*, withdrawal: ScanWithdrawal, rejected: list[dict[str, str]]) -> bytes:
-    """The DICOM Part 10 file of the note rejecting the captures ``rejected`` (their series and instance UIDs) for
-    the scan's ``withdrawal``, under the patient and in the study they were filed in."""
+def rejection_note(*, scan: Scan, generation: int, rejected: list[dict[str, str]], description: str,
+                   at: datetime.datetime, filed_as: Sequence[str]) -> bytes:
+    """The DICOM Part 10 file of the note rejecting the scan's captures of ``generation`` that were sent, ``rejected``
+    (their series and instance UIDs), made ``at``, saying why (``description``), in the study they were filed in and
+    under the patient as they name them, ``filed_as`` (``dicom_export.capture_patient``)."""
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
     if not rejected:
         raise ValueError("A rejection note names at least one instance.")
-    scan = withdrawal.scan
-    series_uid, instance_uid = rejection_uids(scan, withdrawal.pk)
+    series_uid, instance_uid = rejection_uids(scan, generation)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = KEY_OBJECT_SELECTION, instance_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -51,7 +55,7 @@ def rejection_note(*, withdrawal: ScanWithdrawal, rejected: list[dict[str, str]]
     note = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
     note.SpecificCharacterSet = "ISO_IR 192"
     note.SOPClassUID, note.SOPInstanceUID = KEY_OBJECT_SELECTION, instance_uid
-    withdrawn = timezone.localtime(withdrawal.withdrawn_at)
+    made = timezone.localtime(at)
     # The captures' study and patient, as they were filed (IOCM: the note is in the study of what it rejects).
     note.StudyDate = scan.dicom_study_date.strftime("%Y%m%d") if scan.dicom_study_date else ""
     note.StudyTime = scan.dicom_study_time.strftime("%H%M%S") if scan.dicom_study_time else ""
@@ -59,10 +63,7 @@ def rejection_note(*, withdrawal: ScanWithdrawal, rejected: list[dict[str, str]]
     note.ReferringPhysicianName = ""
     note.StudyID = ""
     note.StudyInstanceUID = scan.dicom_study_uid
-    note.PatientName = dicom_text(scan.patient.name)
-    note.PatientID = dicom_text(archive_patient_id(scan))
-    note.PatientBirthDate = scan.patient.birth_date.strftime("%Y%m%d")
-    note.PatientSex = "" if scan.patient.sex == Patient.Sex.UNKNOWN else scan.patient.sex
+    note.PatientName, note.PatientID, note.PatientBirthDate, note.PatientSex = filed_as
     note.Modality = "KO"
     note.SeriesInstanceUID, note.SeriesNumber = series_uid, SERIES_NUMBER
     note.SeriesDescription = "Rejected AI results (kidneyweb)"
@@ -70,7 +71,7 @@ def rejection_note(*, withdrawal: ScanWithdrawal, rejected: list[dict[str, str]]
     note.Manufacturer = "kidneyweb"
     note.InstitutionName = dicom_text(scan.patient.organization.name)
     note.InstanceNumber = 1
-    note.ContentDate, note.ContentTime = withdrawn.strftime("%Y%m%d"), withdrawn.strftime("%H%M%S")
+    note.ContentDate, note.ContentTime = made.strftime("%Y%m%d"), made.strftime("%H%M%S")
 
     by_series: dict[str, list[str]] = {}
     for capture in rejected:
@@ -91,19 +92,17 @@ def rejection_note(*, withdrawal: ScanWithdrawal, rejected: list[dict[str, str]]
     template = Dataset()
     template.MappingResource, template.TemplateIdentifier = "DCMR", "2010"
     note.ContentTemplateSequence = [template]
-    by = withdrawal.withdrawn_by.get_full_name() or withdrawal.withdrawn_by.get_username()
-    description = Dataset()
-    description.RelationshipType, description.ValueType = "CONTAINS", "TEXT"
-    description.ConceptNameCodeSequence = [_code(*KEY_OBJECT_DESCRIPTION)]
-    description.TextValue = (f"AI results withdrawn in kidneyweb as entered in error by {by} on "
-                             f"{withdrawn:%Y-%m-%d %H:%M}: {withdrawal.reason}")
+    why = Dataset()
+    why.RelationshipType, why.ValueType = "CONTAINS", "TEXT"
+    why.ConceptNameCodeSequence = [_code(*KEY_OBJECT_DESCRIPTION)]
+    why.TextValue = description
     images = []
     for capture in rejected:
         image = Dataset()
         image.RelationshipType, image.ValueType = "CONTAINS", "IMAGE"
         image.ReferencedSOPSequence = [_reference(capture["instance"])]
         images.append(image)
-    note.ContentSequence = [description, *images]
+    note.ContentSequence = [why, *images]
     buffer = io.BytesIO()
     note.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()

@@ -28,12 +28,12 @@ def capture_uids(scan: Scan, prediction: Prediction, review: Review | None = Non
     return result_uid("kidneyweb-result-series", scan.dicom_study_uid, version.sha256), instance
 
 
-def rejection_uids(scan: Scan, withdrawal_id: int) -> tuple[str, str]:
-    """The series and instance UIDs of the rejection note (IHE IOCM) of the scan's captures for one withdrawal of it:
-    one series per study, one note per withdrawal."""
+def rejection_uids(scan: Scan, generation: int) -> tuple[str, str]:
+    """The series and instance UIDs of the rejection note (IHE IOCM) of the scan's captures of ``generation``: one
+    series per study, one note per generation of captures."""
     source = scan.dicom_instance_uid or scan.sha256
     return (result_uid("kidneyweb-rejection-series", scan.dicom_study_uid),
-            result_uid("kidneyweb-rejection", scan.dicom_study_uid, source, str(withdrawal_id)))
+            result_uid("kidneyweb-rejection", scan.dicom_study_uid, source, str(scan.pk), str(generation)))
 
 
 def result_instance_uids(*, scan: Scan) -> list[str]:

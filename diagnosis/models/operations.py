@@ -151,8 +151,9 @@ class WebhookDelivery(OutboundDelivery):
 
 class PacsDelivery(OutboundDelivery):
     """One AI result sent to the organization's archive (PACS) as a DICOM capture (DICOMweb STOW-RS): which result,
-    as which instance, and whether the archive stored it. Or, for a scan withdrawn as entered in error, the rejection
-    note (IHE IOCM) that asks the archive to hide the captures it stored of it."""
+    as which instance, and whether the archive stored it. Or a rejection note (IHE IOCM) that asks the archive to hide
+    the captures it was sent of a scan: withdrawn as entered in error, or replaced by new ones when what they say of
+    the patient changed (details corrected, records merged)."""
 
     class Kind(models.TextChoices):
         CAPTURE = "capture", "AI result"
@@ -169,24 +170,29 @@ class PacsDelivery(OutboundDelivery):
                                related_name="pacs_deliveries")
     generation = models.PositiveSmallIntegerField(default=0, help_text="The scan's capture generation when queued.")
     sop_instance_uid = models.CharField("instance UID", max_length=64, blank=True)
-    # A rejection note's withdrawal, and what it rejects: the captures of the scan sent to the archive before it,
-    # as [{"series": UID, "instance": UID}].
+    # A rejection note's withdrawal (none: the captures were replaced), why it rejects (its Key Object Description),
+    # and what: the captures of the scan's generation sent to the archive, as [{"series": UID, "instance": UID}].
     withdrawal = models.ForeignKey("diagnosis.ScanWithdrawal", null=True, blank=True, on_delete=models.CASCADE,
                                    related_name="pacs_deliveries")
+    description = models.TextField(blank=True)
     rejected = models.JSONField(default=list, blank=True)
+    # The patient as a capture named them when it left (PatientName, PatientID, PatientBirthDate, PatientSex), and
+    # as a rejection note names them: where the captures it rejects are filed, though the record changed since.
+    filed_as = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["organization", "-created_at"], name="pacs_org_created_idx")]
         # One capture per result and one per review of it, so one finishing twice (a repeated task) is sent once;
-        # one rejection note per withdrawal. Each again after a restoral, as new instances.
+        # one rejection note per generation of them. Each again after a restoral or a replacement, as new instances.
         constraints = [
             models.UniqueConstraint(fields=["prediction", "generation"], condition=Q(review=None, kind="capture"),
                                     name="pacs_result_once"),
             models.UniqueConstraint(fields=["review", "generation"], name="pacs_review_once"),
-            models.UniqueConstraint(fields=["withdrawal"], name="pacs_rejection_once"),
+            models.UniqueConstraint(fields=["scan", "generation"], condition=Q(kind="rejection"),
+                                    name="pacs_rejection_once"),
             models.CheckConstraint(condition=Q(kind="capture", prediction__isnull=False)
-                                   | Q(kind="rejection", withdrawal__isnull=False), name="pacs_delivery_has_subject"),
+                                   | Q(kind="rejection", prediction__isnull=True), name="pacs_delivery_has_subject"),
         ]
 
     def __str__(self) -> str:

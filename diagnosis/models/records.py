@@ -212,10 +212,10 @@ class Scan(models.Model):
     refiled_from = models.ForeignKey("self", on_delete=models.PROTECT, related_name="refiled_copies",
                                      null=True, blank=True,
                                      help_text="The withdrawn scan of another patient this slice was filed from.")
-    # Part of the UIDs of the result's DICOM captures (dicom_uids): a restored scan's captures are new instances,
-    # since an archive may have rejected the earlier ones as entered in error, and will not take them again.
+    # Part of the UIDs of the result's DICOM captures (dicom_uids): after an archive may have rejected them (a
+    # withdrawal undone, the patient's details changed), the scan's captures are new instances, which it takes.
     capture_generation = models.PositiveSmallIntegerField(
-        default=0, editable=False, help_text="How many times a withdrawal of the scan was undone.")
+        default=0, editable=False, help_text="How many times the scan's captures were made anew.")
 
     class Meta:
         ordering = ["-uploaded_at", "-id"]

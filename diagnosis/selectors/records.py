@@ -126,7 +126,8 @@ def scan_list(*, user: UserLike, patient: Patient | int | None = None, withdrawn
         .prefetch_related(_predictions_newest_first(), _reviews_newest_first(), Prefetch(
             "refiled_copies", queryset=Scan.objects.only("id", "refiled_from_id", "uploaded_at").order_by("uploaded_at", "id")),
             Prefetch("pacs_deliveries", queryset=PacsDelivery.objects.filter(
-                kind=PacsDelivery.Kind.REJECTION, withdrawal__restored_at=None).order_by("-created_at", "-id"),
+                kind=PacsDelivery.Kind.REJECTION, withdrawal__isnull=False, withdrawal__restored_at=None,
+            ).order_by("-created_at", "-id"),
                 to_attr="pacs_rejections"))
         .order_by("-uploaded_at", "-id")
     )

@@ -145,5 +145,6 @@ def pacs_rejection_of(*, scan: Scan) -> PacsDelivery | None:
     rejections = getattr(scan, "pacs_rejections", None)  # the scan list's prefetch
     if rejections is None:
         rejections = list(PacsDelivery.objects.filter(scan=scan, kind=PacsDelivery.Kind.REJECTION,
-                                                      withdrawal__restored_at=None).order_by("-created_at", "-id"))
+                                                      withdrawal__isnull=False, withdrawal__restored_at=None)
+                          .order_by("-created_at", "-id"))
     return rejections[0] if rejections else None

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import Patient, PatientDistinct, PatientMerge, Scan
+from .pacs_rejections import pacs_patient_changed
 from .webhooks import patient_merged_notify, patient_unmerged_notify
 from .withdrawals import cleaned_reason
 
@@ -107,6 +108,8 @@ def patient_merge(*, duplicate: Patient, into: Patient, user: AbstractBaseUser, 
         merge = PatientMerge.objects.create(duplicate=duplicate, into=into, merged_by=user, reason=reason,
                                             scans=moved)
         patient_merged_notify(merge=merge)
+        pacs_patient_changed(scan_ids=moved, by=user, change=(
+            f"the patient's record (MRN {duplicate.mrn}) was merged into MRN {into.mrn}"))
     logger.info("Patient %s merged into patient %s by %s (%d scans): %s", duplicate.pk, into.pk,
                 user.get_username(), len(moved), reason)
     return merge
@@ -141,6 +144,8 @@ def patient_merge_undo(*, duplicate: Patient, user: AbstractBaseUser, reason: st
         merge.undone_at, merge.undone_by, merge.undo_reason = timezone.now(), user, reason
         merge.save(update_fields=["undone_at", "undone_by", "undo_reason"])
         patient_unmerged_notify(merge=merge, moved_back=moved_back)
+        pacs_patient_changed(scan_ids=moved_back, by=user, change=(
+            f"the merge of the patient's record (MRN {duplicate.mrn}) into MRN {into.mrn} was undone"))
     logger.info("Merge of patient %s into patient %s undone by %s (%d scans back): %s", duplicate.pk, into.pk,
                 user.get_username(), len(moved_back), reason)
     return merge

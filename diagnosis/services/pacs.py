@@ -1,9 +1,8 @@
 """Each finished AI result of a DICOM slice sent to the organization's archive (PACS), where radiologists read: the
 result as a DICOM capture (``dicom_export``) stored beside the scanner's images through DICOMweb STOW-RS, the way
 AI products file their results, instead of waiting for an integration engine to fetch it. Each clinician's review
-of it is sent too, as a new capture that states the reading, so the archive holds what was finally read. When a
-scan is withdrawn as entered in error, a rejection note (IHE IOCM, ``dicom_rejection``) asks the archive to hide the
-captures it was sent of it; restored, its current capture is sent again as a new instance.
+of it is sent too, as a new capture that states the reading, so the archive holds what was finally read. Captures the
+archive should no longer show are rejected there (``pacs_rejections``).
 
 Each result (and review) is a delivery row (which result, as which instance, how the archive answered) sent by a
 Celery task that retries with backoff. Sending again is harmless: the capture of one result is always the same instance, which an
@@ -29,8 +28,8 @@ from django.db import transaction
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 
-from ..dicom_uids import capture_uids, rejection_uids
-from ..models import Organization, PacsDelivery, Prediction, Review, Scan, ScanWithdrawal
+from ..dicom_uids import capture_uids
+from ..models import Organization, PacsDelivery, Prediction, Review, Scan
 from . import outbound
 from .staff import policy_change_record
 from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exported for the task)
@@ -112,7 +111,7 @@ def pacs_check(*, organization: Organization) -> str:
     raise ValidationError(" ".join(filter(None, [answer.error, _HINTS.get(answer.status or 0, "")])))
 
 
-def _enqueue(delivery_id: int) -> None:
+def enqueue_delivery(delivery_id: int) -> None:
     from ..tasks import deliver_to_pacs
 
     outbound.enqueue(deliver_to_pacs, PacsDelivery, delivery_id)
@@ -125,11 +124,11 @@ def pacs_result_send(*, prediction: Prediction, review: Review | None = None) ->
     scan = prediction.scan
     if prediction.status != Prediction.Status.DONE or scan.is_withdrawn:
         return None
-    organization = _archive_of(scan)
+    organization = archive_of(scan)
     return _queue(organization=organization, prediction=prediction, review=review) if organization else None
 
 
-def _archive_of(scan: Scan) -> Organization | None:
+def archive_of(scan: Scan) -> Organization | None:
     """The scan's organization when it sends results to an archive and the slice came with a study to file them in."""
     if not scan.dicom_study_uid:
         return None
@@ -144,44 +143,8 @@ def _queue(*, organization: Organization, prediction: Prediction, review: Review
         defaults={"organization": organization, "scan": scan, "url": organization.pacs_url,
                   "sop_instance_uid": capture_uids(scan, prediction, review)[1]})
     if created:
-        transaction.on_commit(partial(_enqueue, delivery.pk))
+        transaction.on_commit(partial(enqueue_delivery, delivery.pk))
     return delivery
-
-
-def pacs_rejection_send(*, withdrawal: ScanWithdrawal) -> PacsDelivery | None:
-    """Queue the rejection note of the captures the archive was sent of the scan just withdrawn (``withdrawal``),
-    when any was sent. Called in the transaction that withdraws it, with the scan's row locked."""
-    scan = withdrawal.scan
-    organization = _archive_of(scan)
-    if organization is None:
-        return None
-    # Locked (and read after any lock taken), so that a capture being sent at this moment has counted its attempt
-    # before this reads it; one whose task comes after finds the scan withdrawn and stays unsent.
-    captures = list(PacsDelivery.objects.select_for_update(of=("self",)).filter(
-        scan=scan, kind=PacsDelivery.Kind.CAPTURE, generation=scan.capture_generation).select_related(
-        "prediction__model_version").order_by("created_at", "id"))
-    # Sent at least once: an attempt that timed out may still have been stored.
-    rejected = [{"series": capture_uids(scan, capture.prediction, capture.review)[0],
-                 "instance": capture.sop_instance_uid} for capture in captures if capture.attempts]
-    if not rejected:
-        return None
-    delivery = PacsDelivery.objects.create(
-        organization=organization, scan=scan, kind=PacsDelivery.Kind.REJECTION, withdrawal=withdrawal,
-        generation=scan.capture_generation, url=organization.pacs_url, rejected=rejected,
-        sop_instance_uid=rejection_uids(scan, withdrawal.pk)[1])
-    transaction.on_commit(partial(_enqueue, delivery.pk))
-    return delivery
-
-
-def pacs_restored_send(*, scan: Scan) -> PacsDelivery | None:
-    """Queue the current capture of a scan whose withdrawal was undone (its ``capture_generation`` moved on, so it is
-    a new instance: the archive may have rejected the earlier ones)."""
-    from ..dicom_export import current_review
-
-    prediction = scan.latest_prediction
-    if prediction is None:
-        return None
-    return pacs_result_send(prediction=prediction, review=current_review(scan, prediction))
 
 
 def _replaced_by(delivery: PacsDelivery) -> str | None:
@@ -259,7 +222,7 @@ def _outcome(answer: outbound.Answer, instance_uid: str) -> dict[str, Any]:
 def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
     """Send one result's capture (or a rejection note) to the archive. Safe to call twice: a delivered or failed one
     is left alone. Raises PacsNotDelivered when this attempt failed and another is allowed."""
-    from ..dicom_export import NotExportable, scan_result_capture
+    from ..dicom_export import NotExportable, capture_patient, scan_result_capture
     from ..dicom_rejection import rejection_note
 
     with transaction.atomic():
@@ -282,9 +245,14 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
         delivery.save(update_fields=["url", "attempts"])
     # No lock or transaction while the archive takes its time to answer.
     try:
-        instance = (rejection_note(withdrawal=delivery.withdrawal, rejected=delivery.rejected)
-                    if delivery.kind == PacsDelivery.Kind.REJECTION else
-                    scan_result_capture(scan=scan, prediction=delivery.prediction, review=delivery.review))
+        if delivery.kind == PacsDelivery.Kind.REJECTION:
+            instance = rejection_note(scan=scan, generation=delivery.generation, rejected=delivery.rejected,
+                                      description=delivery.description, at=delivery.created_at,
+                                      filed_as=delivery.filed_as)
+        else:
+            instance = scan_result_capture(scan=scan, prediction=delivery.prediction, review=delivery.review)
+            # As the archive is given the patient: a later change to the record replaces it (pacs_rejections).
+            PacsDelivery.objects.filter(pk=delivery.pk).update(filed_as=list(capture_patient(scan)))
     except NotExportable as exc:
         return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
                                        error=f"Not sent: {exc}", final=True)
@@ -305,7 +273,7 @@ def pacs_send_again(*, delivery: PacsDelivery, by: AbstractBaseUser) -> PacsDeli
     if not delivery.organization.pacs_url:
         raise ValidationError("Set the archive's DICOMweb address first.")
     outbound.send_again_reset(delivery, by=by)
-    transaction.on_commit(partial(_enqueue, delivery.pk))
+    transaction.on_commit(partial(enqueue_delivery, delivery.pk))
     return delivery
 
 
@@ -367,4 +335,4 @@ def pacs_send_failed_again(*, organization: Organization, by: AbstractBaseUser) 
 def pacs_resend_lost(*, now=None) -> list[int]:
     """Send again the results whose task was lost; give up on those a day old (outbound.resend_lost)."""
     return outbound.resend_lost(PacsDelivery.objects.filter(status=PacsDelivery.Status.PENDING),
-                                now=now or timezone.now(), enqueue=_enqueue)
+                                now=now or timezone.now(), enqueue=enqueue_delivery)

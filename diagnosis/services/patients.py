@@ -12,6 +12,7 @@ from django.utils import timezone
 from .. import selectors
 from ..models import Organization, Patient, PatientChange
 from .merges import merged_message
+from .pacs_rejections import pacs_patient_changed
 
 
 EARLIEST_BIRTH_DATE = datetime.date(1900, 1, 1)
@@ -90,6 +91,7 @@ class PatientChangedMeanwhile(Exception):
 
 
 PATIENT_FIELDS = ("mrn", "name", "birth_date", "sex")
+FIELD_NAMES = {"mrn": "MRN", "name": "name", "birth_date": "birth date", "sex": "sex"}
 
 
 def patient_update(
@@ -133,4 +135,8 @@ def patient_update(
         _save_unique(stored)
         PatientChange.objects.create(patient=stored, changed_by=changed_by,
                                      before=_as_json(original, changed), after=_as_json(wanted, changed))
+        named = [FIELD_NAMES[field] for field in changed]
+        pacs_patient_changed(patient=stored, by=changed_by, change=(
+            f"the patient's {', '.join(named[:-1]) + ' and ' if len(named) > 1 else ''}{named[-1]} "
+            f"{'were' if len(named) > 1 else 'was'} corrected"))
     return stored

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import Prediction, Scan, ScanWithdrawal
-from .pacs import pacs_rejection_send, pacs_restored_send
+from .pacs_rejections import pacs_rejection_send, pacs_restored_send
 from .performance import performance_alert_refresh
 from .webhooks import scan_restored_notify, scan_withdrawn_notify
 

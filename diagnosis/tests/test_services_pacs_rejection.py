@@ -77,7 +77,9 @@ def test_the_rejection_note_passes_the_reference_validator(
     _stored_result(scan, django_capture_on_commit_callbacks)
     services.scan_withdraw(scan=scan, user=clinician, reason="Wrong image.")
     note = _rejection(scan)
-    (tmp_path / "note.dcm").write_bytes(rejection_note(withdrawal=note.withdrawal, rejected=note.rejected))
+    (tmp_path / "note.dcm").write_bytes(rejection_note(
+        scan=scan, generation=note.generation, rejected=note.rejected, description=note.description,
+        at=note.created_at, filed_as=note.filed_as))
 
     checked = subprocess.run([validator, str(tmp_path / "note.dcm")], capture_output=True, text=True, timeout=60)
 
@@ -181,3 +183,82 @@ def test_filing_a_slice_for_the_right_patient_rejects_the_captures_filed_under_t
     services.scan_refile(scan=scan, patient=right, user=clinician, reason="Uploaded for the wrong patient.")
 
     assert [c["instance"] for c in _rejection(scan).rejected] == [stored.sop_instance_uid]
+
+
+def test_correcting_the_patients_name_replaces_the_capture_in_the_archive_with_one_naming_them_as_now(
+        archived, orthanc, patient, clinician, django_capture_on_commit_callbacks):
+    scan = _dicom_scan(patient, clinician)
+    (old,) = _stored_result(scan, django_capture_on_commit_callbacks)
+
+    services.patient_update(patient=patient, changed_by=clinician, name="Grace Brewster Hopper")
+
+    note = _rejection(scan)
+    new = PacsDelivery.objects.get(scan=scan, kind=PacsDelivery.Kind.CAPTURE, generation=1)
+    assert note.withdrawal is None and [c["instance"] for c in note.rejected] == [old.sop_instance_uid]
+    assert "the patient's name was corrected by" in note.description
+    assert services.pacs_deliver(delivery_id=note.pk).status == PacsDelivery.Status.DELIVERED
+    assert services.pacs_deliver(delivery_id=new.pk).status == PacsDelivery.Status.DELIVERED
+    filed = orthanc.instance_tags(note.sop_instance_uid)
+    assert (filed["PatientName"], filed["PatientID"]) == ("Grace Hopper", "00123456")  # where the old capture is
+    assert _referenced(filed) == [old.sop_instance_uid]
+    assert new.sop_instance_uid != old.sop_instance_uid
+    assert orthanc.instance_tags(new.sop_instance_uid)["PatientName"] == "Grace Brewster Hopper"
+
+
+def test_a_correction_before_the_capture_left_rejects_nothing_and_the_capture_names_the_patient_as_now(
+        archived, orthanc, patient, clinician, django_capture_on_commit_callbacks):
+    scan = _dicom_scan(patient, clinician)
+    capture, _ = _finished(scan, django_capture_on_commit_callbacks)  # queued, not sent
+
+    services.patient_update(patient=patient, changed_by=clinician, birth_date=patient.birth_date.replace(day=10))
+
+    assert _rejection(scan) is None
+    assert services.pacs_deliver(delivery_id=capture.pk).status == PacsDelivery.Status.DELIVERED
+    assert orthanc.instance_tags(capture.sop_instance_uid)["PatientBirthDate"] == "19061210"
+
+
+def test_merging_records_replaces_the_moved_scans_captures_under_the_record_that_stays_and_undoing_it_moves_them_back(
+        archived, orthanc, organization, patient, boss, clinician, django_capture_on_commit_callbacks):
+    from .factories import PatientFactory
+
+    stays = PatientFactory(organization=organization, name="Grace B. Hopper", mrn="00999999",
+                           birth_date=patient.birth_date, sex=patient.sex)
+    scan = _dicom_scan(patient, clinician)
+    (old,) = _stored_result(scan, django_capture_on_commit_callbacks)
+
+    services.patient_merge(duplicate=patient, into=stays, user=boss, reason="Registered twice.")
+
+    merged = PacsDelivery.objects.get(scan=scan, kind=PacsDelivery.Kind.CAPTURE, generation=1)
+    services.pacs_deliver(delivery_id=_rejection(scan).pk)
+    services.pacs_deliver(delivery_id=merged.pk)
+    assert orthanc.instance_tags(_rejection(scan).sop_instance_uid)["PatientID"] == "00123456"
+    assert "was merged into MRN 00999999" in _rejection(scan).description
+    assert orthanc.instance_tags(merged.sop_instance_uid)["PatientID"] == "00999999"
+
+    services.patient_merge_undo(duplicate=patient, user=boss, reason="Two people after all.")
+
+    back = PacsDelivery.objects.get(scan=scan, kind=PacsDelivery.Kind.CAPTURE, generation=2)
+    assert [c["instance"] for c in _rejection(scan).rejected] == [merged.sop_instance_uid]
+    assert services.pacs_deliver(delivery_id=back.pk).status == PacsDelivery.Status.DELIVERED
+    assert orthanc.instance_tags(back.sop_instance_uid)["PatientID"] == "00123456"
+    assert old.sop_instance_uid not in {merged.sop_instance_uid, back.sop_instance_uid}
+
+
+def test_a_withdrawn_scan_or_an_organization_without_an_archive_sends_nothing_when_the_patient_changes(
+        archived, organization, boss, patient, clinician, django_capture_on_commit_callbacks):
+    withdrawn = _dicom_scan(patient, clinician)
+    _stored_result(withdrawn, django_capture_on_commit_callbacks)
+    services.scan_withdraw(scan=withdrawn, user=clinician, reason="Wrong patient.")
+    kept = _dicom_scan(patient, clinician, seed=1)
+    _stored_result(kept, django_capture_on_commit_callbacks)
+    before = PacsDelivery.objects.count()
+    services.pacs_set(organization=organization, url="", by=boss)
+
+    services.patient_update(patient=patient, changed_by=clinician, name="Grace Brewster Hopper")
+
+    assert PacsDelivery.objects.count() == before  # the withdrawal's note only
+    services.pacs_set(organization=organization, url="https://pacs.example.org/dicom-web", by=boss)
+    services.patient_update(patient=patient, changed_by=clinician, name="Grace M. Hopper")
+    assert PacsDelivery.objects.filter(scan=withdrawn).count() == 2  # its capture and the withdrawal's note
+    # The note is filed under the name the archive was given, though the record changed twice since.
+    assert _rejection(kept).filed_as[0] == "Grace Hopper"

@@ -206,3 +206,13 @@ def test_the_scan_status_says_how_the_result_went_to_the_archive_in_the_pages_ow
     assert "An\n      administrator can send it again." in failed_for_a_clinician["html"]
     png = PacsDeliveryFactory(prediction__scan__patient__organization=organization, prediction__scan__dicom_study_uid="")
     assert client.get(reverse("diagnosis:scan_status", args=[png.scan_id])).json()["archive"] is None
+
+
+def test_a_note_replacing_captures_after_a_correction_is_listed_as_such(admin_client, organization, boss):
+    Organization.objects.filter(pk=organization.pk).update(pacs_url=URL)
+    stored = _delivery(organization, status="delivered", attempts=1, filed_as=["Old Name", "M1", "19700101", "F"])
+
+    services.patient_update(patient=stored.scan.patient, changed_by=boss, name="New Name")
+
+    listed = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+    assert f"scan #{stored.scan_id}</a>: rejection note of 1 result (replaced: the patient's details changed)" in listed

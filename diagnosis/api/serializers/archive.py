@@ -25,8 +25,10 @@ class ArchiveDeliverySerializer(serializers.ModelSerializer):
 
     kind = serializers.ChoiceField(
         choices=PacsDelivery.Kind.choices, read_only=True,
-        help_text="capture: an AI result (with its review); rejection: the note (IHE IOCM) sent when its scan was "
-                  "withdrawn, rejecting the captures the archive was sent of it")
+        help_text="capture: an AI result (with its review); rejection: the note (IHE IOCM) rejecting the captures "
+                  "the archive was sent of the scan, when it was withdrawn or they named the patient as no longer "
+                  "recorded (details corrected, records merged: new captures follow)")
+    description = serializers.CharField(read_only=True, help_text="Why a rejection note rejects them; \"\" for a capture.")
     instance_uid = serializers.CharField(source="sop_instance_uid", read_only=True,
                                          help_text="The SOPInstanceUID of the instance sent: the same for every try.")
     prediction = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True,
@@ -39,7 +41,7 @@ class ArchiveDeliverySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PacsDelivery
-        fields = ["id", "kind", "scan", "prediction", "review", "instance_uid", "rejected_instance_uids", "url",
+        fields = ["id", "kind", "scan", "prediction", "review", "instance_uid", "rejected_instance_uids", "description", "url",
                   "status", "attempts", "response_status", "last_error", "created_at", "delivered_at", "sent_again_at",
                   "sent_again_by"]
         read_only_fields = fields
