@@ -159,6 +159,7 @@ def test_a_withdrawn_scans_page_says_whether_the_archive_took_the_rejection_note
     pending = client.get(url).content.decode()
     PacsDelivery.objects.filter(pk=rejection.pk).update(status="delivered", delivered_at=timezone.now())
     delivered = client.get(url).content.decode()
+    live = client.get(reverse("diagnosis:scan_status", args=[stored.scan_id])).json()
     PacsDelivery.objects.filter(pk=rejection.pk).update(status="failed", last_error="The archive answered 503.")
     failed = client.get(url).content.decode()
     client.force_login(clinician)
@@ -167,6 +168,9 @@ def test_a_withdrawn_scans_page_says_whether_the_archive_took_the_rejection_note
     assert "A rejection note for the 1 AI\n      result the archive (PACS) was sent of this withdrawn scan is being sent" in pending
     assert "holds a rejection note for the 1 AI result it was sent of this withdrawn scan" in delivered
     assert "Rejected for Patient Safety Reasons" in delivered and "pacs-withdrawn" not in delivered
+    assert 'id="pacs-rejection" role="note" aria-live="polite" data-status="pending">' in pending
+    assert live["archive"] is None and live["archive_rejection"]["status"] == "delivered"
+    assert live["archive_rejection"]["html"] in delivered  # the page's own sentence
     assert "did not take the rejection note" in failed and "The archive answered 503." in failed
     assert f'<code class="uid">{stored.sop_instance_uid}</code>' in failed  # to reject by hand meanwhile
     assert 'href="/staff/#pacs">Send it again</a>' in failed

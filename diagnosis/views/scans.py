@@ -335,9 +335,12 @@ def scan_status(request: HttpRequest, pk: int) -> JsonResponse:
     state = prediction_state(prediction, scan)
     delivery = (selectors.pacs_delivery_of(prediction=prediction)
                 if scan.dicom_study_uid and not scan.is_withdrawn else None)
-    # The scan page's sentence, as it renders it, so that the two never say it differently.
+    rejection = selectors.pacs_rejection_of(scan=scan) if scan.dicom_study_uid else None
+    # The scan page's sentences, as it renders them, so that the two never say it differently.
     state["archive"] = {"status": delivery.status, "html": render_to_string(
         "diagnosis/_pacs_status.html", {"pacs_delivery": delivery}, request=request).strip()} if delivery else None
+    state["archive_rejection"] = {"status": rejection.status, "html": render_to_string(
+        "diagnosis/_pacs_rejection.html", {"pacs_rejection": rejection}, request=request).strip()} if rejection else None
     review = selectors.review_current(user=request.user, scan=scan)
     state["scan"] = scan.pk
     state["url"] = reverse("diagnosis:scan_detail", kwargs={"pk": scan.pk})

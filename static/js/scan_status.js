@@ -4,7 +4,10 @@
 (function () {
   "use strict";
   var section = document.getElementById("prediction");
-  var archive = document.getElementById("pacs-status");
+  // What the archive (PACS) answered for the result, or for a withdrawn scan's rejection note: [element, key].
+  var archived = [["pacs-status", "archive"], ["pacs-rejection", "archive_rejection"]].map(function (pair) {
+    return [document.getElementById(pair[0]), pair[1]];
+  }).filter(function (pair) { return pair[0] !== null; });
   var reviewForm = document.getElementById("review-form");
   var reviewSubmit = document.getElementById("review-submit");
 
@@ -19,7 +22,9 @@
   if (reviewForm) reviewForm.addEventListener("change", describeReviewButton);
   describeReviewButton();
 
-  function archivePending() { return archive !== null && archive.dataset.status === "pending"; }
+  function archivePending() {
+    return archived.some(function (pair) { return pair[0].dataset.status === "pending"; });
+  }
   if (!section || (section.dataset.final === "true" && !archivePending())) return;
 
   var url = section.dataset.statusUrl;
@@ -122,12 +127,14 @@
       renderResult(state);
       resultShown = state.final;
     }
-    if (archive && state.archive && state.archive.status !== archive.dataset.status) {
+    archived.forEach(function (pair) {
+      var element = pair[0], answer = state[pair[1]];
+      if (!answer || answer.status === element.dataset.status) return;
       // Rendered by the server from the same template as the page: escaped there.
-      archive.innerHTML = state.archive.html;
-      archive.dataset.status = state.archive.status;
-      archive.hidden = false;
-    }
+      element.innerHTML = answer.html;
+      element.dataset.status = answer.status;
+      element.hidden = false;
+    });
   }
 
   function poll() {

@@ -77,6 +77,6 @@ def test_an_administrator_sets_up_the_archive_and_a_diagnosed_dicom_slice_is_sto
     assert note.status == PacsDelivery.Status.DELIVERED, note.last_error
     stored_note = orthanc.instance_tags(note.sop_instance_uid)
     assert stored_note["Modality"] == "KO" and stored_note["ConceptNameCodeSequence"][0]["CodeValue"] == "113037"
-    page.reload()
+    # The page shown after the withdrawal follows the note to the archive without a reload.
     expect(page.locator("#pacs-rejection")).to_contain_text(
-        "holds a rejection note for the 1 AI result it was sent of this withdrawn scan")
+        "holds a rejection note for the 1 AI result it was sent of this withdrawn scan", timeout=15_000)
