@@ -76,12 +76,15 @@ def test_a_review_comment_of_the_longest_allowed_length_flows_onto_further_pages
 
     pdf = reports.scan_report_pdf(scan=selectors.scan_get(user=clinician, pk=scan.pk), user=clinician)
 
-    assert len(PdfReader(io.BytesIO(pdf)).pages) >= 2
+    pages = len(PdfReader(io.BytesIO(pdf)).pages)
+    assert pages >= 2
     text = text_of(pdf)
     assert "Decision support, not a diagnosis" in text
     if token:
-        # At least: the patient's generated name may hold the letter too.
-        assert text.replace(" ", "").count(token) >= count
+        # At least: the patient's generated name may hold the letter too. Each page break may fall inside one
+        # occurrence (the next page's header then stands between its words), and where one falls depends on how
+        # long the generated name and the other lines above the comment are.
+        assert text.replace(" ", "").count(token) >= count - (pages - 1)
 
 
 def test_a_failed_diagnosis_with_the_longest_stored_reason_is_reported_with_it(organization, clinician):
