@@ -125,10 +125,9 @@ def scan_list(*, user: UserLike, patient: Patient | int | None = None, withdrawn
         scans.select_related("patient", "uploaded_by", "withdrawn_by", "refiled_from__patient")
         .prefetch_related(_predictions_newest_first(), _reviews_newest_first(), Prefetch(
             "refiled_copies", queryset=Scan.objects.only("id", "refiled_from_id", "uploaded_at").order_by("uploaded_at", "id")),
-            Prefetch("pacs_deliveries", queryset=PacsDelivery.objects.filter(
+            Prefetch("pacs_deliveries", to_attr="pacs_rejections", queryset=PacsDelivery.objects.filter(
                 kind=PacsDelivery.Kind.REJECTION, withdrawal__isnull=False, withdrawal__restored_at=None,
-            ).order_by("-created_at", "-id"),
-                to_attr="pacs_rejections"))
+            ).order_by("-created_at", "-id")))
         .order_by("-uploaded_at", "-id")
     )
 

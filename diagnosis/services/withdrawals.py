@@ -5,7 +5,7 @@ and is marked with who withdrew it, when and why; it leaves the worklist, the re
 and the reviewed scans exported for training, and takes no new diagnosis or review. A slice uploaded for
 the wrong patient is filed for the right one as a new scan (``refiling.scan_refile``). A withdrawal made
 by mistake is undone with a reason of its own; both stay in the scan's withdrawal history. The organization's
-archive (PACS) is sent a rejection note for the results it was sent (``pacs``); restored, the scan's result is sent
+archive (PACS) is sent a rejection note for the results it was sent (``pacs_rejections``); restored, the scan's result is sent
 to it again as a new instance.
 """
 
