@@ -454,7 +454,10 @@ KIDNEYWEB_IDLE_SECONDS = env_int("KIDNEYWEB_IDLE_MINUTES", 30) * 60
 KIDNEYWEB_WEBHOOK_ALLOW_HTTP = env_bool("KIDNEYWEB_WEBHOOK_ALLOW_HTTP", False)
 # AI results sent to the archive (PACS) carry the patient's name and the image: https only, unless a deployment
 # whose archive is on a closed network allows http.
+# The same allows DICOM's own protocol (dicom://AE@host:port, DIMSE), which is unencrypted too.
 KIDNEYWEB_PACS_ALLOW_HTTP = env_bool("KIDNEYWEB_PACS_ALLOW_HTTP", False)
+# kidneyweb's AE title for an archive reached by DIMSE: the archive's administrator registers it.
+KIDNEYWEB_DICOM_AE_TITLE = os.environ.get("KIDNEYWEB_DICOM_AE_TITLE", "KIDNEYWEB")[:16]
 # Password guessing: this many failed logins for one username within the window lock it for the rest
 # of the window, the right password included (diagnosis.auth).
 AUTHENTICATION_BACKENDS = ["diagnosis.auth.ThrottledModelBackend"]

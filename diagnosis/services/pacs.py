@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from ..dicom_uids import capture_uids
 from ..models import Organization, PacsDelivery, Prediction, Review, Scan
-from . import outbound
+from . import dimse, outbound
 from .staff import policy_change_record
 from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exported for the task)
 
@@ -65,6 +65,7 @@ def pacs_set(*, organization: Organization, url: str, username: str = "", passwo
     same user name, so the address can be changed without typing it again. The change is recorded."""
     url = (url or "").strip().rstrip("/").removesuffix("/studies")
     username = (username or "").strip()
+    dicom = dimse.parse(url)
     organization = Organization.objects.select_for_update().get(pk=organization.pk)
     if not url:
         if organization.pacs_url:
@@ -72,8 +73,19 @@ def pacs_set(*, organization: Organization, url: str, username: str = "", passwo
             organization.save(update_fields=["pacs_url", "pacs_username", "pacs_password"])
             policy_change_record(organization=organization, by=by, detail="AI results to the archive off")
         return organization
-    outbound.address_check(url, allow_http=settings.KIDNEYWEB_PACS_ALLOW_HTTP, what="the archive's DICOMweb address,",
-                           example="https://pacs.example.org/dicom-web")
+    if dicom is not None:
+        if not settings.KIDNEYWEB_PACS_ALLOW_HTTP:
+            raise ValidationError({"url": [
+                "DICOM's own protocol (DIMSE) sends the capture, with the patient's name, unencrypted: it is allowed "
+                "only where the deployment sets KIDNEYWEB_PACS_ALLOW_HTTP=1 (an archive on a closed network). Enter "
+                "the archive's DICOMweb address starting with https:// otherwise."]})
+        if username or password:
+            raise ValidationError({"username": [
+                "A DICOM (DIMSE) archive takes no user name or password: it knows kidneyweb by its AE title, "
+                f"{settings.KIDNEYWEB_DICOM_AE_TITLE}. Leave both empty."]})
+    else:
+        outbound.address_check(url, allow_http=settings.KIDNEYWEB_PACS_ALLOW_HTTP,
+                               what="the archive's DICOMweb address,", example="https://pacs.example.org/dicom-web")
     if ":" in username:
         raise ValidationError({"username": ["A user name for HTTP Basic authentication cannot contain a colon."]})
     if not password and username and username == organization.pacs_username:
@@ -83,7 +95,8 @@ def pacs_set(*, organization: Organization, url: str, username: str = "", passwo
     organization.pacs_url, organization.pacs_username = url, username
     organization.pacs_password = password if username else ""
     organization.save(update_fields=["pacs_url", "pacs_username", "pacs_password"])
-    as_whom = f" as {username}" if username else " without authentication"
+    as_whom = (f" as {settings.KIDNEYWEB_DICOM_AE_TITLE} (DIMSE)" if dicom else f" as {username}" if username
+               else " without authentication")
     policy_change_record(organization=organization, by=by,
                          detail=f"AI results to the archive at {urlsplit(url).netloc}{as_whom}")
     return organization
@@ -102,7 +115,10 @@ def pacs_check(*, organization: Organization) -> str:
     once whether the address and the credentials work, before a result depends on them. Returns what it answered in
     words; raises ValidationError with what went wrong."""
     if not organization.pacs_url:
-        raise ValidationError("Set the archive's DICOMweb address first.")
+        raise ValidationError("Set the archive's address first.")
+    dicom = dimse.parse(organization.pacs_url)
+    if dicom is not None:
+        return dimse.echo(dicom, calling=settings.KIDNEYWEB_DICOM_AE_TITLE)
     answer = outbound.get(f"{organization.pacs_url}/studies?limit=1", receiver="archive",
                           headers=_headers(organization, Accept="application/dicom+json"))
     if answer.ok:
@@ -256,6 +272,10 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
     except NotExportable as exc:
         return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
                                        error=f"Not sent: {exc}", final=True)
+    dicom = dimse.parse(delivery.url)
+    if dicom is not None:
+        outcome = dimse.store(dicom, instance, calling=settings.KIDNEYWEB_DICOM_AE_TITLE)
+        return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), **outcome)
     body, content_type = _multipart(instance)
     headers = _headers(organization, **{"Content-Type": content_type, "Accept": "application/dicom+json"})
     answer = outbound.post(f"{delivery.url}/studies", body=body, headers=headers, receiver="archive")
@@ -271,7 +291,7 @@ def pacs_send_again(*, delivery: PacsDelivery, by: AbstractBaseUser) -> PacsDeli
         raise ValidationError(f"Only a result the archive did not store can be sent again; this one is "
                               f"{delivery.get_status_display().lower()}.")
     if not delivery.organization.pacs_url:
-        raise ValidationError("Set the archive's DICOMweb address first.")
+        raise ValidationError("Set the archive's address first.")
     outbound.send_again_reset(delivery, by=by)
     transaction.on_commit(partial(enqueue_delivery, delivery.pk))
     return delivery
@@ -288,7 +308,7 @@ def pacs_send_since(*, organization: Organization, since: datetime.date, by: Abs
     from ..dicom_export import current_review
 
     if not organization.pacs_url:
-        raise ValidationError("Set the archive's DICOMweb address first.")
+        raise ValidationError("Set the archive's address first.")
     if since > timezone.localdate():
         raise ValidationError({"since": ["Choose a day that has passed."]})
     start = timezone.make_aware(datetime.datetime.combine(since, datetime.time.min))

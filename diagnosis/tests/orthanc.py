@@ -17,6 +17,7 @@ from typing import Any
 
 PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 USERNAME, PASSWORD = "kidneyweb", "archive-password"
+AE_TITLE = "ORTHANC"  # its own, for DICOM's network protocol (DIMSE)
 
 
 def missing() -> str | None:
@@ -38,10 +39,16 @@ def _free_port() -> int:
 class Orthanc:
     base: str  # its REST API
     process: subprocess.Popen
+    dicom_port: int
 
     @property
     def dicomweb(self) -> str:
         return f"{self.base}/dicom-web"
+
+    @property
+    def dimse(self) -> str:
+        """Its address for DICOM's network protocol, as an administrator enters it."""
+        return f"dicom://{AE_TITLE}@127.0.0.1:{self.dicom_port}"
 
     def get(self, path: str) -> Any:
         return self._call(urllib.request.Request(self.base + path))
@@ -71,19 +78,22 @@ class Orthanc:
 
 
 def start(directory: Path) -> Orthanc:
-    port = _free_port()
+    port, dicom_port = _free_port(), _free_port()
     storage = directory / "storage"
     storage.mkdir(parents=True, exist_ok=True)
     config = directory / "orthanc.json"
     config.write_text(json.dumps({
         "Name": "kidneyweb-tests", "StorageDirectory": str(storage), "IndexDirectory": str(storage),
-        "HttpPort": port, "DicomServerEnabled": False, "RemoteAccessAllowed": False,
+        "HttpPort": port, "RemoteAccessAllowed": False,
+        # Stores from any AE title, as an archive that lets the hospital's devices in; refuses a wrong called one.
+        "DicomServerEnabled": True, "DicomPort": dicom_port, "DicomAet": AE_TITLE, "DicomCheckCalledAet": True,
+        "DicomAlwaysAllowStore": True, "DicomAlwaysAllowEcho": True,
         "AuthenticationEnabled": True, "RegisteredUsers": {USERNAME: PASSWORD},
         "Plugins": [str(PLUGIN)], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
     }))
     log = (directory / "orthanc.log").open("wb")
     process = subprocess.Popen(["Orthanc", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    orthanc = Orthanc(base=f"http://127.0.0.1:{port}", process=process)
+    orthanc = Orthanc(base=f"http://127.0.0.1:{port}", process=process, dicom_port=dicom_port)
     deadline = time.monotonic() + 30
     while True:
         try:

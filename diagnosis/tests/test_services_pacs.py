@@ -336,7 +336,7 @@ def test_the_result_files_under_the_patient_id_the_archive_holds_the_study_for_n
 
 
 def test_checking_the_connection_says_whether_the_address_and_the_password_work(organization, boss, orthanc, allow_http):
-    with pytest.raises(ValidationError, match="Set the archive's DICOMweb address first"):
+    with pytest.raises(ValidationError, match="Set the archive's address first"):
         services.pacs_check(organization=organization)
 
     def check(url: str, password: str = pacs.PASSWORD) -> str:
@@ -375,7 +375,7 @@ def test_results_that_finished_before_the_archive_was_set_are_sent_once_on_reque
     month_ago, two_months_ago = today - datetime.timedelta(days=30), today - datetime.timedelta(days=60)
     Prediction.objects.filter(scan=old).update(finished_at=timezone.now() - datetime.timedelta(days=45))
     DonePredictionFactory(scan=ScanFactory(patient=patient))  # a PNG upload: no study to file it in
-    with pytest.raises(ValidationError, match="Set the archive's DICOMweb address first"):
+    with pytest.raises(ValidationError, match="Set the archive's address first"):
         services.pacs_send_since(organization=organization, since=month_ago, by=boss)
     organization = services.pacs_set(organization=organization, url=orthanc.dicomweb, username=pacs.USERNAME,
                                      password=pacs.PASSWORD, by=boss)

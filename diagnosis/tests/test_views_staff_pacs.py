@@ -220,3 +220,15 @@ def test_a_note_replacing_captures_after_a_correction_is_listed_as_such(admin_cl
 
     listed = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
     assert f"scan #{stored.scan_id}</a>: rejection note of 1 result (replaced: the patient's details changed)" in listed
+
+
+def test_an_archive_reached_by_dicoms_own_protocol_is_shown_with_the_ae_title_it_must_know(
+        admin_client, organization, settings):
+    settings.KIDNEYWEB_PACS_ALLOW_HTTP = True
+    settings.KIDNEYWEB_DICOM_AE_TITLE = "KIDNEYWEB_AI"
+
+    page = admin_client.post(reverse("diagnosis:staff_pacs"), {"pacs-url": "dicom://PACS@pacs.internal:104"},
+                             follow=True).content.decode()
+
+    assert "Now sent to <code>dicom://PACS@pacs.internal:104</code>" in page
+    assert 'as AE title <code id="pacs-ae-title">KIDNEYWEB_AI</code>, which the archive must know' in page

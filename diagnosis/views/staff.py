@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from typing import Callable, Iterator
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -60,6 +61,7 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "events_form": events_form or WebhookEventsForm(initial={"events": organization.webhook_events}),
         "deliveries": selectors.webhook_deliveries(organization=organization)[:RECENT_DELIVERIES],
         "refusals": selectors.dicom_store_refusals(organization=organization)[:RECENT_REFUSALS],
+        "dicom_ae_title": settings.KIDNEYWEB_DICOM_AE_TITLE,
         "pacs_form": pacs_form or PacsForm(initial={"url": organization.pacs_url, "username": organization.pacs_username}),
         "since_form": since_form or PacsSinceForm(),
         "pacs_deliveries": selectors.pacs_deliveries(organization=organization)[:RECENT_DELIVERIES],

@@ -28,7 +28,7 @@ def test_an_administrator_sets_up_the_archive_and_a_diagnosed_dicom_slice_is_sto
     log_in(page, "boss", PASSWORD)
     page.get_by_role("link", name="Members").click()
     archive = page.get_by_role("region", name="AI results to the archive (PACS)")
-    archive.get_by_label("Archive's DICOMweb address").fill(orthanc.dicomweb)
+    archive.get_by_label("Archive's address").fill(orthanc.dicomweb)
     archive.get_by_label("User name").fill(pacs.USERNAME)
     archive.get_by_label("Password").fill(pacs.PASSWORD)
     archive.get_by_role("button", name="Save").click()
