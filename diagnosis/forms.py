@@ -203,9 +203,9 @@ class PacsForm(forms.Form):
     prefix = "pacs"  # on the page beside the notification URL and the new member's user name
     url = forms.CharField(
         label="Archive's address", max_length=500, required=False,
-        help_text="Its DICOMweb base (kidneyweb stores to its /studies, STOW-RS), or dicom://AE_TITLE@host:port for "
-                  "an archive that takes only DICOM's own protocol (C-STORE; no user name or password). Empty: no "
-                  "results are sent.",
+        help_text="Its DICOMweb base (kidneyweb stores to its /studies, STOW-RS), or dicoms://AE_TITLE@host:port "
+                  "for an archive that takes only DICOM's own protocol over TLS (C-STORE; dicom:// without TLS; no "
+                  "user name or password). Empty: no results are sent.",
         widget=forms.URLInput(attrs={"placeholder": "https://pacs.example.org/dicom-web", "autocomplete": "off"}),
     )
     username = forms.CharField(

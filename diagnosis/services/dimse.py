@@ -1,6 +1,8 @@
 """DICOM's own network protocol (DIMSE), for archives that take no DICOMweb: an AI result capture or a rejection note
 stored with C-STORE, and the connection checked with C-ECHO, as kidneyweb's AE title. The archive's address is
-written ``dicom://AE_TITLE@host:port``, in the same field as a DICOMweb address.
+written ``dicom://AE_TITLE@host:port``, in the same field as a DICOMweb address; ``dicoms://`` is the same over TLS
+(PS3.15 B.1), with the archive's certificate checked against the system's CAs (or ``SSL_CERT_FILE``'s: a hospital's
+own CA) and its host name.
 
 The archive's answer counts as a STOW-RS answer does (``pacs``): stored (a warning too: it kept the instance), refused
 for good (it cannot take this instance, or does not know kidneyweb), or worth another attempt (out of resources, not
@@ -11,13 +13,15 @@ from __future__ import annotations
 
 import io
 import re
+import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
 TIMEOUT_SECONDS = 10
-_ADDRESS = re.compile(r"^dicom://(?P<ae>[^@/:]{1,16})@(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})/?$")
+_ADDRESS = re.compile(r"^dicom(?P<tls>s?)://(?P<ae>[^@/:]{1,16})@(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})/?$")
 # PS3.4 Annex GG and B.2.3: what the archive's status codes mean, for the administrator.
 _REFUSALS = {0x0122: "it does not store this kind of instance", 0x0124: "not authorized", 0x0110: "processing failure"}
 # PS3.8 9.3.4: why an archive refuses the association itself, and what the administrator can do about it.
@@ -32,23 +36,52 @@ class Address:
     ae_title: str
     host: str
     port: int
+    tls: bool = False
 
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"
 
 
 def parse(url: str) -> Address | None:
-    """The DIMSE address ``url`` names (``dicom://AE_TITLE@host:port``); None for another scheme. Raises
-    ValidationError for a dicom:// address written otherwise."""
-    if not url.lower().startswith("dicom://"):
+    """The DIMSE address ``url`` names (``dicom://AE_TITLE@host:port``, or ``dicoms://`` over TLS); None for another
+    scheme. Raises ValidationError for a dicom:// or dicoms:// address written otherwise."""
+    if not url.lower().startswith(("dicom://", "dicoms://")):
         return None
     match = _ADDRESS.match(url.strip())
     port = int(match["port"]) if match else 0
     if match is None or not 0 < port < 65536 or match["ae"].strip() != match["ae"] or "\\" in match["ae"]:
         raise ValidationError({"url": [
-            "Write a DICOM address as dicom://AE_TITLE@host:port, such as dicom://PACS@pacs.example.org:104: the "
-            "archive's AE title (at most 16 characters), its host name and its DICOM port."]})
-    return Address(ae_title=match["ae"], host=match["host"].strip("[]"), port=port)
+            "Write a DICOM address as dicom://AE_TITLE@host:port (dicoms:// over TLS), such as "
+            "dicoms://PACS@pacs.example.org:2762: the archive's AE title (at most 16 characters), its host name and "
+            "its DICOM port."]})
+    return Address(ae_title=match["ae"], host=match["host"].strip("[]"), port=port, tls=bool(match["tls"]))
+
+
+def _tls(address: Address) -> tuple[ssl.SSLContext, str] | None:
+    # The system's CAs, or SSL_CERT_FILE's (a hospital's own CA), and the host name checked: the capture carries
+    # the patient's name.
+    return (ssl.create_default_context(), address.host) if address.tls else None
+
+
+def _tls_problem(address: Address) -> str | None:
+    """Why a TLS connection to the archive fails, when it is the handshake (and no retry can help); None otherwise."""
+    context, host = _tls(address)
+    try:
+        raw = socket.create_connection((address.host, address.port), timeout=TIMEOUT_SECONDS)
+    except OSError:
+        return None  # not reached: another attempt may reach it
+    hint = "check that this port takes DICOM over TLS"
+    try:
+        with raw, context.wrap_socket(raw, server_hostname=host):
+            return None
+    except ssl.SSLCertVerificationError as exc:
+        return (f"The archive {address}'s TLS certificate is not trusted ({exc.verify_message}): install the CA that "
+                "issued it where SSL_CERT_FILE points, or check the host name.")
+    except ssl.SSLError as exc:
+        return f"TLS with the archive {address} failed ({exc.reason}): {hint}."
+    except OSError as exc:
+        # Reached, but the connection was closed in the handshake: what a port without TLS does.
+        return f"TLS with the archive {address} failed ({exc.strerror or exc.__class__.__name__} in the handshake): {hint}."
 
 
 def _ae(calling: str, sop_class: str | None = None) -> Any:
@@ -76,6 +109,9 @@ def _not_associated(assoc: Any, address: Address, calling: str) -> dict[str, Any
     if assoc.is_aborted and assoc.rejected_contexts:
         return {"delivered": False, "final": True,
                 "error": f"The archive {address} does not take this kind of instance (no presentation context accepted)."}
+    problem = _tls_problem(address) if address.tls else None
+    if problem:
+        return {"delivered": False, "final": True, "error": problem}
     return {"delivered": False, "error": f"Not reached: {address} did not answer as a DICOM archive."}
 
 
@@ -99,7 +135,8 @@ def store(address: Address, instance: bytes, *, calling: str) -> dict[str, Any]:
     from pydicom import dcmread
 
     dataset = dcmread(io.BytesIO(instance))
-    assoc = _ae(calling, str(dataset.SOPClassUID)).associate(address.host, address.port, ae_title=address.ae_title)
+    assoc = _ae(calling, str(dataset.SOPClassUID)).associate(address.host, address.port, ae_title=address.ae_title,
+                                                              tls_args=_tls(address))
     if not assoc.is_established:
         return _not_associated(assoc, address, calling)
     try:
@@ -112,7 +149,7 @@ def store(address: Address, instance: bytes, *, calling: str) -> dict[str, Any]:
 def echo(address: Address, *, calling: str) -> str:
     """Check the connection with a C-ECHO as AE ``calling``: what the archive answered in words; raises ValidationError
     with what went wrong."""
-    assoc = _ae(calling).associate(address.host, address.port, ae_title=address.ae_title)
+    assoc = _ae(calling).associate(address.host, address.port, ae_title=address.ae_title, tls_args=_tls(address))
     if not assoc.is_established:
         raise ValidationError(_not_associated(assoc, address, calling)["error"])
     try:

@@ -74,11 +74,11 @@ def pacs_set(*, organization: Organization, url: str, username: str = "", passwo
             policy_change_record(organization=organization, by=by, detail="AI results to the archive off")
         return organization
     if dicom is not None:
-        if not settings.KIDNEYWEB_PACS_ALLOW_HTTP:
+        if not dicom.tls and not settings.KIDNEYWEB_PACS_ALLOW_HTTP:
             raise ValidationError({"url": [
-                "DICOM's own protocol (DIMSE) sends the capture, with the patient's name, unencrypted: it is allowed "
-                "only where the deployment sets KIDNEYWEB_PACS_ALLOW_HTTP=1 (an archive on a closed network). Enter "
-                "the archive's DICOMweb address starting with https:// otherwise."]})
+                "dicom:// sends the capture, with the patient's name, unencrypted: it is allowed only where the "
+                "deployment sets KIDNEYWEB_PACS_ALLOW_HTTP=1 (an archive on a closed network). Enter dicoms:// for "
+                "DICOM over TLS, or the archive's DICOMweb address starting with https://."]})
         if username or password:
             raise ValidationError({"username": [
                 "A DICOM (DIMSE) archive takes no user name or password: it knows kidneyweb by its AE title, "

@@ -77,7 +77,8 @@ class Orthanc:
             self.process.kill()
 
 
-def start(directory: Path) -> Orthanc:
+def start(directory: Path, *, tls: tuple[Path, Path] | None = None) -> Orthanc:
+    """Orthanc on free ports; with ``tls`` (its certificate and key files), its DICOM port takes TLS only."""
     port, dicom_port = _free_port(), _free_port()
     storage = directory / "storage"
     storage.mkdir(parents=True, exist_ok=True)
@@ -88,6 +89,8 @@ def start(directory: Path) -> Orthanc:
         # Stores from any AE title, as an archive that lets the hospital's devices in; refuses a wrong called one.
         "DicomServerEnabled": True, "DicomPort": dicom_port, "DicomAet": AE_TITLE, "DicomCheckCalledAet": True,
         "DicomAlwaysAllowStore": True, "DicomAlwaysAllowEcho": True,
+        **({"DicomTlsEnabled": True, "DicomTlsCertificate": str(tls[0]), "DicomTlsPrivateKey": str(tls[1]),
+            "DicomTlsTrustedCertificates": str(tls[0]), "DicomTlsRemoteCertificateRequired": False} if tls else {}),
         "AuthenticationEnabled": True, "RegisteredUsers": {USERNAME: PASSWORD},
         "Plugins": [str(PLUGIN)], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
     }))

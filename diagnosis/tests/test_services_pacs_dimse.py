@@ -1,6 +1,8 @@
 """AI results sent to an archive that speaks only DICOM's own network protocol (DIMSE): stored in a real Orthanc with
 C-STORE as kidneyweb's AE title, the connection checked with C-ECHO; the archive's refusals count as STOW-RS ones do."""
 
+import datetime
+import ipaddress
 import socket
 
 import pytest
@@ -14,6 +16,43 @@ from diagnosis.services.outbound import NotDelivered
 
 from . import orthanc as pacs
 from .test_services_pacs import STUDY, _dicom_scan, _finished, allow_http, patient  # noqa: F401 (fixtures)
+
+
+def _certificate(directory, host="127.0.0.1"):
+    """A self-signed certificate for ``host`` (its own CA) and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test archive")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+                   .sign(key, hashes.SHA256()))
+    cert, private = directory / "archive.pem", directory / "archive.key"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                          serialization.NoEncryption()))
+    return cert, private
+
+
+@pytest.fixture(scope="module")
+def orthanc_tls(tmp_path_factory):
+    """A second Orthanc whose DICOM port takes TLS only, with a certificate of its own CA."""
+    reason = pacs.missing()
+    if reason:
+        pytest.skip(f"{reason}; .ci/run installs it")
+    directory = tmp_path_factory.mktemp("orthanc-tls")
+    cert, key = _certificate(directory)
+    server = pacs.start(directory, tls=(cert, key))
+    server.ca = cert
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -74,10 +113,12 @@ def test_a_dicom_address_is_written_one_way_sent_unencrypted_only_where_allowed_
         organization, boss, settings):
     with pytest.raises(ValidationError, match="unencrypted"):
         services.pacs_set(organization=organization, url="dicom://PACS@pacs.example.org:104", by=boss)
+    services.pacs_set(organization=organization, url="dicoms://PACS@pacs.example.org:2762", by=boss)
+    assert dimse.parse("dicoms://PACS@pacs.example.org:2762").tls
     settings.KIDNEYWEB_PACS_ALLOW_HTTP = True
     for wrong in ["dicom://pacs.example.org:104", "dicom://PACS@pacs.example.org", "dicom://A_TITLE_LONGER_THAN_16@h:104",
                   "dicom://PACS@pacs.example.org:70000"]:
-        with pytest.raises(ValidationError, match="dicom://AE_TITLE@host:port"):
+        with pytest.raises(ValidationError, match=r"dicom://AE_TITLE@host:port \(dicoms:// over TLS\)"):
             services.pacs_set(organization=organization, url=wrong, by=boss)
     with pytest.raises(ValidationError, match="takes no user name or password"):
         services.pacs_set(organization=organization, url="dicom://PACS@pacs.example.org:104", username="ai",
@@ -106,3 +147,34 @@ def test_the_archives_store_status_counts_as_a_stow_answer_does(code, delivered,
 
     assert (outcome["delivered"], outcome.get("final", False)) == (delivered, final)
     assert words in outcome["error"]
+
+
+def test_over_tls_a_result_is_stored_once_the_archives_certificate_is_trusted_and_refused_for_good_before(
+        organization, boss, orthanc_tls, patient, clinician, monkeypatch, django_capture_on_commit_callbacks):
+    address = f"dicoms://{pacs.AE_TITLE}@127.0.0.1:{orthanc_tls.dicom_port}"
+    # Encrypted: allowed without KIDNEYWEB_PACS_ALLOW_HTTP.
+    archive = services.pacs_set(organization=organization, url=address, by=boss)
+    untrusted, _ = _finished(_dicom_scan(patient, clinician), django_capture_on_commit_callbacks)
+
+    refused = services.pacs_deliver(delivery_id=untrusted.pk)
+    assert (refused.status, refused.attempts) == (PacsDelivery.Status.FAILED, 1)
+    assert "TLS certificate is not trusted" in refused.last_error and "SSL_CERT_FILE" in refused.last_error
+    with pytest.raises(ValidationError, match="not trusted"):
+        services.pacs_check(organization=archive)
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(orthanc_tls.ca))  # the hospital's CA
+    assert "answered the DICOM echo" in services.pacs_check(organization=archive)
+    services.pacs_send_again(delivery=refused, by=boss)
+    assert services.pacs_deliver(delivery_id=refused.pk).status == PacsDelivery.Status.DELIVERED
+    assert orthanc_tls.instance_tags(refused.sop_instance_uid)["StudyInstanceUID"] == STUDY
+
+
+def test_tls_to_a_port_that_takes_none_is_refused_for_good_with_what_to_check(
+        organization, boss, orthanc, patient, clinician, django_capture_on_commit_callbacks):
+    services.pacs_set(organization=organization, url=orthanc.dimse.replace("dicom://", "dicoms://"), by=boss)
+    delivery, _ = _finished(_dicom_scan(patient, clinician), django_capture_on_commit_callbacks)
+
+    refused = services.pacs_deliver(delivery_id=delivery.pk)
+
+    assert refused.status == PacsDelivery.Status.FAILED
+    assert "check that this port takes DICOM over TLS" in refused.last_error

@@ -11,9 +11,10 @@ from ...models import PacsDelivery
 class ArchiveSettingsSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=500, allow_blank=True,
                                 help_text="The archive's DICOMweb base address (results are POSTed to its /studies, "
-                                          "STOW-RS), https unless the deployment allows http; or dicom://AE_TITLE@host:"
-                                          "port for DICOM's own protocol (C-STORE, where the deployment allows it; no "
-                                          "user name or password). Empty: none are sent.")
+                                          "STOW-RS), https unless the deployment allows http; or dicoms://AE_TITLE@"
+                                          "host:port for DICOM's own protocol over TLS (C-STORE; dicom:// without TLS "
+                                          "where the deployment allows it; no user name or password). Empty: none are "
+                                          "sent.")
     username = serializers.CharField(max_length=150, allow_blank=True, required=False, default="",
                                      help_text="The archive's user, for HTTP Basic authentication; empty: none.")
     password = serializers.CharField(max_length=200, allow_blank=True, required=False, default="", write_only=True,
