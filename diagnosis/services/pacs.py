@@ -172,7 +172,7 @@ def _replaced_by(delivery: PacsDelivery) -> str | None:
     if delivery.kind == PacsDelivery.Kind.REJECTION:
         return None
     if delivery.generation != scan.capture_generation:
-        return "the scan's restoral after a withdrawal (its result goes as a new instance)"
+        return "a new instance of the scan's result (its withdrawal was undone, or the patient's details changed)"
     latest = scan.latest_prediction
     if latest != delivery.prediction:
         return "a newer result of the scan"

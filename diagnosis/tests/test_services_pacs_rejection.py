@@ -149,8 +149,8 @@ def test_a_capture_queued_before_a_withdrawal_and_its_undoing_is_not_sent_as_the
     services.scan_restore(scan=scan, user=clinician, reason="Withdrawn by mistake.")
 
     assert services.pacs_deliver(delivery_id=capture.pk).last_error == (
-        "Not sent: the scan's restoral after a withdrawal (its result goes as a new instance) replaced it, and is "
-        "sent on its own.")
+        "Not sent: a new instance of the scan's result (its withdrawal was undone, or the patient's details changed) "
+        "replaced it, and is sent on its own.")
     assert PacsDelivery.objects.get(scan=scan, generation=1).status == PacsDelivery.Status.PENDING
 
 

@@ -232,3 +232,13 @@ def test_an_archive_reached_by_dicoms_own_protocol_is_shown_with_the_ae_title_it
 
     assert "Now sent to <code>dicom://PACS@pacs.internal:104</code>" in page
     assert 'as AE title <code id="pacs-ae-title">KIDNEYWEB_AI</code>, which the archive must know' in page
+
+
+def test_a_rejection_note_sent_again_is_named_as_such(admin_client, organization, boss):
+    stored, rejection = _withdrawn_with_note(organization, boss, status="failed", attempts=6,
+                                             last_error="Gave up after 6 attempts.")
+
+    page = admin_client.post(reverse("diagnosis:staff_pacs_send_again", args=[rejection.pk]), follow=True)
+
+    assert (f"The rejection note of scan #{stored.scan_id} is being sent to the archive again."
+            in page.content.decode())

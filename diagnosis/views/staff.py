@@ -224,7 +224,8 @@ def staff_pacs_send_again(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"The result of scan #{delivery.scan_id} is being sent to the archive again.")
+        what = "rejection note" if delivery.kind == delivery.Kind.REJECTION else "result"
+        messages.success(request, f"The {what} of scan #{delivery.scan_id} is being sent to the archive again.")
     return _to_pacs()
 
 

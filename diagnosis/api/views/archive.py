@@ -97,7 +97,8 @@ class ArchiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(summary="Send every result the archive did not store again", request=None,
                    responses={202: ArchiveSentSerializer, 400: REFUSED},
-                   description="After an outage: all but those of withdrawn scans and results a newer one replaced.")
+                   description="After an outage: every result and rejection note not stored, but results of withdrawn "
+                   "scans and results (or reviews) something newer replaced.")
     @action(detail=False, methods=["post"], url_path="send-failed-again")
     def send_failed_again(self, request: Request) -> Response:
         sent = services.pacs_send_failed_again(organization=self.organization, by=request.user)
