@@ -5,7 +5,7 @@ from django.http import HttpRequest
 from . import services
 from .auth import AdminLoginForm
 from .models import (
-    DicomStoreRefusal, InputsAlert, LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange,
+    ApiToken, DicomStoreRefusal, InputsAlert, LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange,
     PatientDistinct, PatientMerge, PerformanceAlert, Prediction, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
 )
 
@@ -151,6 +151,25 @@ class StaffChangeAdmin(AuditLogAdmin):
     search_fields = ["member__username", "by__username"]
     date_hierarchy = "at"
     list_select_related = ["by", "member", "organization"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Who holds an API token, since when, last used when. Issued on the Members page or by create_api_client,
+    where it is shown once; only its digest is here, so it is listed, never shown or made here. Deleting one
+    revokes it."""
+
+    list_display = ["user", "prefix", "created", "last_used_at"]
+    search_fields = ["user__username", "prefix"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "prefix", "created", "last_used_at"]
+    exclude = ["digest"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 @admin.register(LoginFailure)

@@ -90,7 +90,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     # Two-factor authentication with an authenticator app (TOTP): replay and guessing protection built in.
@@ -387,7 +386,7 @@ KIDNEYWEB_FHIR_ACCESSION_SYSTEM = (os.environ.get("KIDNEYWEB_FHIR_ACCESSION_SYST
 REST_FRAMEWORK = {
     # Token first: an anonymous request then gets 401 with a WWW-Authenticate header, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "diagnosis.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
@@ -405,8 +404,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "kidneyweb API",
     "DESCRIPTION": (
         "Register patients, upload kidney CT slices (PNG or JPEG) and read the asynchronous diagnosis "
-        "(Cyst, Normal, Stone or Tumor). Authenticate with `Authorization: Token <key>`; a token is "
-        "issued by `python manage.py create_api_client ORG USERNAME`."
+        "(Cyst, Normal, Stone or Tumor). Authenticate with `Authorization: Token <key>` (or `Bearer <key>`); a "
+        "token is issued, and shown once, by an administrator on the Members page or by "
+        "`python manage.py create_api_client ORG USERNAME`."
         + (f" Each token may send {KIDNEYWEB_API_RATE.replace('/', ' requests per ')}; beyond that, the answer is 429 "
            "with `Retry-After` (seconds)." if KIDNEYWEB_API_RATE else "")
     ),

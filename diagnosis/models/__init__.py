@@ -6,6 +6,7 @@ model version that others still point at fails instead of silently erasing histo
 
 from .accounts import (
     WEBHOOK_EVENTS,
+    ApiToken,
     LoginFailure,
     Membership,
     Organization,
@@ -36,7 +37,7 @@ from .records import (
 __all__ = [
     "WEBHOOK_EVENTS",
     "all_webhook_events",
-    "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "OutboundDelivery", "PacsDelivery", "Patient",
+    "ApiToken", "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "OutboundDelivery", "PacsDelivery", "Patient",
     "PatientAccess", "PatientChange", "PatientDistinct", "PatientMerge", "PerformanceAlert", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
     "WebhookDelivery", "WorkerHeartbeat",
     "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",

@@ -112,6 +112,32 @@ class StaffChange(models.Model):
         return f"{self.by or 'command line'}: {self.get_action_display().lower()} for {self.member} at {self.at:%Y-%m-%d %H:%M}"
 
 
+class ApiToken(models.Model):
+    """A member's token for the REST API, kept only as its SHA-256 digest.
+
+    The token is shown once, when issued; a copy of the database or of a backup then opens nobody's API
+    access. A plain digest, not a slow password hash: the token is 160 random bits, beyond guessing, and
+    every API request checks one. ``prefix`` (its first characters) tells an administrator which token a
+    hospital system holds without showing the rest.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token")
+    digest = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    created = models.DateTimeField(default=timezone.now)
+    # Written at most every few minutes (api.authentication), not on every request.
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    PREFIX_LENGTH = 8
+
+    @staticmethod
+    def digest_of(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+    def __str__(self) -> str:
+        return f"API token {self.prefix}… of {self.user}"
+
+
 class LoginFailure(models.Model):
     """A failed password login for a username: enough of them in a row lock that username for a while.
 

@@ -70,6 +70,7 @@ from .reliability import (
     model_reliability,
 )
 from .staff import (
+    api_token_of,
     dicom_store_refusals,
     member_accesses,
     member_login_locked,
@@ -151,6 +152,7 @@ __all__ = [
     "model_versions_in_use",
     "organization_accesses",
     "organization_member_get",
+    "api_token_of",
     "organization_members",
     "organization_of",
     "patient_accesses",

@@ -10,14 +10,18 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Su
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from rest_framework.authtoken.models import Token
 
-from ..models import (DicomStoreRefusal, LoginFailure, Membership, Organization, PacsDelivery, PatientAccess, Prediction,
+from ..models import (ApiToken, DicomStoreRefusal, LoginFailure, Membership, Organization, PacsDelivery, PatientAccess, Prediction,
                       RecoveryCode, RecoveryCodes, Scan, StaffChange, WebhookDelivery)
 
 
+def api_token_of(*, user: AbstractBaseUser) -> ApiToken | None:
+    return ApiToken.objects.filter(user=user).first()
+
+
 def organization_members(*, organization: Organization) -> QuerySet[Membership]:
-    """The members, by username, with ``has_api_token``, ``token_created``, ``has_two_factor``, ``recovery_codes_left``
+    """The members, by username, with ``has_api_token``, ``token_created``, ``token_prefix``, ``token_last_used``,
+    ``has_two_factor``, ``recovery_codes_left``
     and ``login_failures`` (recent
     failed logins; ``login_locked`` is true when they lock the username)."""
     window = timezone.now() - datetime.timedelta(minutes=settings.KIDNEYWEB_LOGIN_LOCK_MINUTES)
@@ -26,7 +30,7 @@ def organization_members(*, organization: Organization) -> QuerySet[Membership]:
         LoginFailure.objects.filter(username=Lower(OuterRef("user__username")), at__gt=window)
         .order_by().values("username").annotate(n=Count("id")).values("n")
     )
-    tokens = Token.objects.filter(user=OuterRef("user"))
+    tokens = ApiToken.objects.filter(user=OuterRef("user"))
     authenticators = TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)
     unused_codes = (
         RecoveryCode.objects.filter(device__user=OuterRef("user"), used_at=None)
@@ -39,6 +43,8 @@ def organization_members(*, organization: Organization) -> QuerySet[Membership]:
             has_api_token=Exists(tokens),
             has_two_factor=Exists(authenticators),
             token_created=Subquery(tokens.values("created")[:1]),
+            token_prefix=Subquery(tokens.values("prefix")[:1]),
+            token_last_used=Subquery(tokens.values("last_used_at")[:1]),
             login_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),
             recovery_codes_left=Coalesce(Subquery(unused_codes, output_field=IntegerField()), Value(0)),
         )

@@ -6,10 +6,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.text import slugify
-from rest_framework.authtoken.models import Token
+import secrets
 
-from ..models import Membership, Organization
+from django.utils import timezone
+from django.utils.text import slugify
+
+from ..models import ApiToken, Membership, Organization
 
 
 def organization_get_or_create(*, name: str) -> tuple[Organization, bool]:
@@ -78,8 +80,18 @@ def member_get_or_create(
 
 
 def api_token_rotate(*, user: AbstractBaseUser) -> str:
-    """Replace the user's API token, so a leaked old one stops working."""
+    """Replace the user's API token, so a leaked old one stops working. The new token is returned once:
+    only its digest is kept."""
+    # 160 random bits as 40 hex digits: the form of the tokens issued before digests, so integrations that
+    # check a token's shape keep working.
+    key = secrets.token_hex(20)
     with transaction.atomic():
-        Token.objects.filter(user=user).delete()
-        return Token.objects.create(user=user).key
+        ApiToken.objects.filter(user=user).delete()
+        ApiToken.objects.create(user=user, digest=ApiToken.digest_of(key), prefix=key[:ApiToken.PREFIX_LENGTH],
+                                created=timezone.now())
+    return key
 
+
+def api_token_revoke(*, user: AbstractBaseUser) -> bool:
+    """Whether the user had an API token, which now stops working."""
+    return ApiToken.objects.filter(user=user).delete()[0] > 0

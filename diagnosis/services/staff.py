@@ -16,12 +16,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from rest_framework.authtoken.models import Token
 
 from .. import selectors
 from ..models import Membership, Organization, RecoveryCodes, StaffChange
 from .logins import login_failures_clear
-from .organizations import check_role, check_username
+from .organizations import api_token_revoke, api_token_rotate, check_role, check_username
 
 Action = StaffChange.Action
 logger = logging.getLogger(__name__)
@@ -185,8 +184,8 @@ def member_api_token_issue(*, organization: Organization, member: AbstractBaseUs
     membership = _locked_membership(organization=organization, member=member)
     if not membership.user.is_active:
         raise ValidationError("Reactivate this member before issuing a token: a deactivated member's token is refused.")
-    replaced = Token.objects.filter(user=membership.user).delete()[0] > 0
-    key = Token.objects.create(user=membership.user).key
+    replaced = selectors.api_token_of(user=membership.user) is not None
+    key = api_token_rotate(user=membership.user)
     _record(organization=organization, member=membership.user, by=by, action=Action.TOKEN_ISSUED,
             detail="replacing the previous token" if replaced else "")
     return key
@@ -195,7 +194,7 @@ def member_api_token_issue(*, organization: Organization, member: AbstractBaseUs
 @transaction.atomic
 def member_api_token_revoke(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser) -> None:
     membership = _locked_membership(organization=organization, member=member)
-    if Token.objects.filter(user=membership.user).delete()[0]:
+    if api_token_revoke(user=membership.user):
         _record(organization=organization, member=membership.user, by=by, action=Action.TOKEN_REVOKED)
 
 

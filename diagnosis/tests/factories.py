@@ -166,9 +166,10 @@ class PacsDeliveryFactory(factory.django.DjangoModelFactory):
 
 def token_client(user) -> "APIClient":
     """An API client that authenticates as ``user`` with a fresh token, as a hospital system would."""
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from diagnosis.services import api_token_rotate
+
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_rotate(user=user)}")
     return client

@@ -15,7 +15,8 @@ def admin_client(client, db):
 
 
 @pytest.mark.parametrize("model", ["organization", "membership", "patient", "scan", "prediction", "modelversion", "review",
-                                   "patientmerge", "patientdistinct", "performancealert", "inputsalert"])
+                                   "patientmerge", "patientdistinct", "performancealert", "inputsalert",
+                                   "apitoken"])
 def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
     prediction = PredictionFactory()
     objects = {
@@ -32,10 +33,32 @@ def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
                                                             model_version=prediction.model_version, measures=["Stone found"]),
         "inputsalert": InputsAlert.objects.create(organization=prediction.scan.patient.organization,
                                                   model_version=prediction.model_version, out_of_scope=3, diagnosed=60),
+        "apitoken": _token(),
     }
 
     assert admin_client.get(reverse(f"admin:diagnosis_{model}_changelist")).status_code == 200
     assert admin_client.get(reverse(f"admin:diagnosis_{model}_change", args=[objects[model].pk])).status_code == 200
+
+
+def _token():
+    from diagnosis.models import ApiToken
+
+    services.api_token_rotate(user=MembershipFactory().user)
+    return ApiToken.objects.get()
+
+
+def test_the_admin_lists_api_tokens_by_their_prefix_without_their_digest(admin_client):
+    from diagnosis.models import ApiToken
+
+    key = services.api_token_rotate(user=MembershipFactory(user__username="ris").user)
+    token = ApiToken.objects.get()
+
+    page = admin_client.get(reverse("admin:diagnosis_apitoken_change", args=[token.pk])).content.decode()
+    listing = admin_client.get(reverse("admin:diagnosis_apitoken_changelist")).content.decode()
+
+    assert key[:8] in listing and "ris" in listing
+    assert token.digest not in page and key not in page and key not in listing
+    assert admin_client.get(reverse("admin:diagnosis_apitoken_add")).status_code == 403
 
 
 def _merge():

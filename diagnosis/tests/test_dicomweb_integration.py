@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 
 from diagnosis import services
 from diagnosis.models import Prediction, Scan
@@ -40,7 +39,7 @@ def test_a_dicomweb_client_stores_a_real_ct_instance_that_a_real_worker_diagnose
     model = require_shipped_model()
     version = services.model_version_register(path=model, activate=True)
     patient = PatientFactory(organization=organization, mrn="MRN-0042")
-    token = Token.objects.create(user=clinician).key
+    token = services.api_token_rotate(user=clinician)
     dataset = scanner_instance(ct_slice, "MRN-0042")
     archive = DICOMwebClient(url=f"{live_server.url}/api/v1/dicomweb", headers={"Authorization": f"Token {token}"})
 
@@ -69,7 +68,7 @@ def test_a_dicomweb_client_storing_into_a_study_is_refused_an_instance_of_anothe
     from requests import HTTPError
 
     PatientFactory(organization=organization, mrn="MRN-0042")
-    token = Token.objects.create(user=clinician).key
+    token = services.api_token_rotate(user=clinician)
     dataset = scanner_instance(ct_slice, "MRN-0042")
     archive = DICOMwebClient(url=f"{live_server.url}/api/v1/dicomweb", headers={"Authorization": f"Token {token}"})
 

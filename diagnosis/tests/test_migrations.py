@@ -130,3 +130,40 @@ def test_an_instance_on_record_twice_stops_its_constraint_naming_the_scans_while
                                          **common) for name in "cd")
 
     _refused_until_one_is_withdrawn(Scan, after, patient=patient, kept=kept, crossed=crossed, user=user, standing=4)
+
+
+def test_tokens_kept_in_clear_by_an_earlier_version_keep_working_and_their_clear_copies_are_deleted(transactional_db):
+    """Before digests, Django REST framework's authtoken app kept each token in clear in its own table."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.test import Client
+
+    before, after = [("diagnosis", "0036_pacs_rejection")], [("diagnosis", "0037_api_token")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    user = old.get_model("auth", "User").objects.create(username="his")
+    organization = old.get_model("diagnosis", "Organization").objects.create(name="St. Elsewhere", slug="st-elsewhere")
+    old.get_model("diagnosis", "Membership").objects.create(user=user, organization=organization, role="clinician")
+    key = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"
+    with connection.cursor() as cursor:  # the table as the authtoken app's migrations made it
+        cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, created timestamp with time zone "
+                       "NOT NULL, user_id integer NOT NULL UNIQUE)")
+        cursor.execute("INSERT INTO authtoken_token VALUES (%s, %s, %s)", [key, "2026-01-02T03:04:05Z", user.pk])
+    try:
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM authtoken_token")
+            assert cursor.fetchone()[0] == 0
+        from diagnosis.models import ApiToken
+
+        token = ApiToken.objects.get()
+        assert (token.user_id, token.prefix, token.created.year) == (user.pk, key[:8], 2026)
+        assert Client().get("/api/v1/patients/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE authtoken_token")

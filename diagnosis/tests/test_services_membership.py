@@ -1,10 +1,9 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from rest_framework.authtoken.models import Token
 
 from diagnosis import services
-from diagnosis.models import Membership, Organization
+from diagnosis.models import ApiToken, Membership, Organization
 
 from .factories import OrganizationFactory, UserFactory
 
@@ -68,5 +67,6 @@ def test_api_token_rotate_replaces_the_old_token(db):
 
     new = services.api_token_rotate(user=user)
 
-    assert new != old and list(Token.objects.filter(user=user).values_list("key", flat=True)) == [new]
+    assert new != old and list(ApiToken.objects.filter(user=user).values_list("digest", flat=True)) == [
+        ApiToken.digest_of(new)]
     assert Organization.objects.count() == 0

@@ -5,10 +5,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from diagnosis import selectors, services
-from diagnosis.models import LoginFailure, Membership, StaffChange
+from diagnosis.models import ApiToken, LoginFailure, Membership, StaffChange
 
 from .factories import PASSWORD, MembershipFactory, UserFactory
 
@@ -62,7 +61,7 @@ def test_a_username_of_another_hospital_is_refused_without_naming_that_hospital(
 
 
 def test_a_deactivated_member_can_no_longer_log_in_nor_use_the_api(organization, boss, nurse):
-    token = Token.objects.create(user=nurse)
+    token = services.api_token_rotate(user=nurse)
     session = Client()
     session.force_login(nurse)
 
@@ -70,7 +69,7 @@ def test_a_deactivated_member_can_no_longer_log_in_nor_use_the_api(organization,
 
     assert not Client().login(username="nurse", password=PASSWORD)
     assert session.get("/patients/").status_code == 302  # the open session ends too
-    assert Client().get("/api/v1/patients/", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 401
+    assert Client().get("/api/v1/patients/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 401
     assert selectors.staff_changes(organization=organization).get().detail == "left the ward"
 
     services.member_reactivate(organization=organization, member=nurse, by=boss)
@@ -171,7 +170,7 @@ def test_no_token_is_issued_to_a_deactivated_member(organization, boss, nurse):
 
     with pytest.raises(ValidationError, match="Reactivate this member"):
         services.member_api_token_issue(organization=organization, member=nurse, by=boss)
-    assert not Token.objects.exists()
+    assert not ApiToken.objects.exists()
 
 
 def test_members_of_another_organization_are_refused(organization, other_organization, boss, other_clinician):

@@ -29,6 +29,13 @@ class MemberSerializer(serializers.Serializer):
                                                    help_text="Unused recovery codes; with none, a lost phone needs a reset.")
     login_locked = serializers.SerializerMethodField(help_text="Too many wrong passwords lately: logins are refused for now.")
     has_api_token = serializers.BooleanField(read_only=True)
+    api_token_prefix = serializers.CharField(
+        source="token_prefix", read_only=True, allow_null=True,
+        help_text="The API token's first characters, to tell which one a hospital system holds; null: no token. "
+        "The rest is shown only when issued.")
+    api_token_last_used = serializers.DateTimeField(
+        source="token_last_used", read_only=True, allow_null=True,
+        help_text="When the API token last authenticated a request (to within 5 minutes); null: never, or no token.")
     last_login = serializers.DateTimeField(source="user.last_login", read_only=True, allow_null=True)
     member_since = serializers.DateTimeField(source="created_at", read_only=True)
 
