@@ -19,9 +19,10 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    # Set on the Members page, which makes a new secret with each address; the secret is never shown again.
-    readonly_fields = ["webhook_url"]
-    exclude = ["webhook_secret"]
+    # Set on the Members page, which checks them, makes a new secret with each address and records the change; the
+    # secret and the archive's password are never shown again.
+    readonly_fields = ["webhook_url", "pacs_url", "pacs_username"]
+    exclude = ["webhook_secret", "pacs_password"]
 
 
 @admin.register(Membership)

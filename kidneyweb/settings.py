@@ -7,6 +7,8 @@ checkout needs no server; DATABASE_URL and REDIS_URL switch to PostgreSQL and Re
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
 
@@ -161,6 +163,27 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 KIDNEYWEB_BACKUP_KEY = os.environ.get("KIDNEYWEB_BACKUP_KEY", "")
 # Keys replaced by a new KIDNEYWEB_BACKUP_KEY (comma-separated): restore still reads backups made with them.
 KIDNEYWEB_BACKUP_PREVIOUS_KEYS = env_list("KIDNEYWEB_BACKUP_PREVIOUS_KEYS", [])
+
+# Seals the credentials kidneyweb must send on (the archive's password, the notification secret) in the database
+# (diagnosis.sealed). Empty: a key derived from SECRET_KEY. A key of its own (`manage.py reseal_credentials
+# --generate-key`) lets SECRET_KEY change without them; after changing either, `manage.py reseal_credentials`.
+KIDNEYWEB_CREDENTIALS_KEY = os.environ.get("KIDNEYWEB_CREDENTIALS_KEY", "")
+# Keys replaced by a new KIDNEYWEB_CREDENTIALS_KEY (comma-separated): still read until resealed.
+KIDNEYWEB_CREDENTIALS_PREVIOUS_KEYS = env_list("KIDNEYWEB_CREDENTIALS_PREVIOUS_KEYS", [])
+# Refused at start-up, not at the first archive send: a mistyped key would otherwise surface as failed deliveries.
+for _name, _keys in (("KIDNEYWEB_CREDENTIALS_KEY", [KIDNEYWEB_CREDENTIALS_KEY] if KIDNEYWEB_CREDENTIALS_KEY else []),
+                     ("KIDNEYWEB_CREDENTIALS_PREVIOUS_KEYS", KIDNEYWEB_CREDENTIALS_PREVIOUS_KEYS)):
+    for _key in _keys:
+        try:
+            _valid = len(base64.urlsafe_b64decode(_key.strip().encode("ascii"))) == 32
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            _valid = False
+        if not _valid:
+            raise ImproperlyConfigured(f"{_name} holds something that is not a key: make one with `manage.py "
+                                       "reseal_credentials --generate-key` (44 characters of URL-safe base64).")
+# Earlier SECRET_KEYs: sessions and password-reset links signed with them stay valid, and credentials sealed with
+# a key derived from them still open.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 
 # --- Auth -------------------------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ from django.db import models
 from django.utils import timezone
 from django_otp.models import Device, ThrottlingMixin
 
+from ..sealed import SealedTextField
+
 
 # What a hospital system can be notified of, with what the Members page calls it.
 WEBHOOK_EVENTS: dict[str, str] = {
@@ -42,15 +44,16 @@ class Organization(models.Model):
     # Result notifications for a hospital system: each finished diagnosis is POSTed here, signed with the secret.
     # Checked by services.webhooks.webhook_set (https only unless allowed), not by a form field of its own.
     webhook_url = models.CharField("notification URL", max_length=500, blank=True)
-    webhook_secret = models.CharField(max_length=64, blank=True)
+    webhook_secret = SealedTextField(blank=True, label="notification secret")
     # Which of WEBHOOK_EVENTS are sent (a test, "ping", always is).
     webhook_events = models.JSONField(default=all_webhook_events, blank=True)
     # The archive (PACS) each finished AI result of a DICOM slice is sent to as a capture: the DICOMweb service's
     # base address (STOW-RS posts to its /studies). Set by services.pacs.pacs_set; the credentials are sent as HTTP
-    # Basic authentication, so they are kept as given, like the notification secret, and never shown again.
+    # Basic authentication, so the password, like the notification secret, is kept sealed (diagnosis.sealed), not
+    # hashed, and never shown again.
     pacs_url = models.CharField("archive (PACS) DICOMweb address", max_length=500, blank=True)
     pacs_username = models.CharField(max_length=150, blank=True)
-    pacs_password = models.CharField(max_length=200, blank=True)
+    pacs_password = SealedTextField(blank=True, label="archive password")
 
     class Meta:
         ordering = ["name"]

@@ -12,7 +12,8 @@ from .heatmaps import (
     heatmap_get_or_request,
 )
 from .model_versions import model_version_activate, model_version_register
-from .organizations import api_token_revoke, api_token_rotate, member_get_or_create, organization_get_or_create
+from .organizations import (Resealed, api_token_revoke, api_token_rotate, credentials_reseal, member_get_or_create,
+                            organization_get_or_create)
 from .dicom_store import StoredInstance, dicom_instance_store, dicom_instances_store
 from .heartbeats import worker_heartbeat_record
 from .logins import login_failure_record, login_failures_clear, login_wait_seconds
@@ -110,6 +111,8 @@ __all__ = [
     "NoActiveModelVersion",
     "RERUN_WHILE_PENDING_AFTER",
     "ScanImageUnavailable",
+    "Resealed",
+    "credentials_reseal",
     "api_token_revoke",
     "api_token_rotate",
     "class_heatmap_fail",

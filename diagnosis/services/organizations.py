@@ -7,11 +7,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 import secrets
+from dataclasses import dataclass
 
 from django.utils import timezone
 from django.utils.text import slugify
 
 from ..models import ApiToken, Membership, Organization
+from ..sealed import SealedTextField, Unreadable
 
 
 def organization_get_or_create(*, name: str) -> tuple[Organization, bool]:
@@ -95,3 +97,35 @@ def api_token_rotate(*, user: AbstractBaseUser) -> str:
 def api_token_revoke(*, user: AbstractBaseUser) -> bool:
     """Whether the user had an API token, which now stops working."""
     return ApiToken.objects.filter(user=user).delete()[0] > 0
+
+
+@dataclass(frozen=True)
+class Resealed:
+    """What ``credentials_reseal`` did: how many stored credentials it sealed anew, and, for each it could not open,
+    the organization and why."""
+
+    resealed: int
+    unreadable: list[str]
+
+
+def credentials_reseal() -> Resealed:
+    """Seal every stored credential (archive password, notification secret) again with the current key, so that a
+    key replaced in KIDNEYWEB_CREDENTIALS_KEY or a changed SECRET_KEY can be dropped from the settings. Those no
+    key of this server opens are left as they are and named."""
+    fields = [field.name for field in Organization._meta.get_fields() if isinstance(field, SealedTextField)]
+    resealed, unreadable = 0, []
+    for pk in Organization.objects.order_by("pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            # Locked: a credential set meanwhile on the Members page is not overwritten with the old one.
+            organization = Organization.objects.select_for_update().get(pk=pk)
+            readable = []
+            for name in fields:
+                value = getattr(organization, name)
+                if isinstance(value, Unreadable):
+                    unreadable.append(f"{organization.name}: {value.reason}")
+                elif value:
+                    readable.append(name)
+            if readable:
+                organization.save(update_fields=readable)
+                resealed += len(readable)
+    return Resealed(resealed=resealed, unreadable=unreadable)

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from ..dicom_uids import capture_uids
 from ..models import Organization, PacsDelivery, Prediction, Review, Scan
+from ..sealed import Unreadable
 from . import dimse, outbound
 from .staff import policy_change_record
 from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exported for the task)
@@ -119,6 +120,8 @@ def pacs_check(*, organization: Organization) -> str:
     dicom = dimse.parse(organization.pacs_url)
     if dicom is not None:
         return dimse.echo(dicom, calling=settings.KIDNEYWEB_DICOM_AE_TITLE)
+    if isinstance(organization.pacs_password, Unreadable):
+        raise ValidationError(organization.pacs_password.reason)
     answer = outbound.get(f"{organization.pacs_url}/studies?limit=1", receiver="archive",
                           headers=_headers(organization, Accept="application/dicom+json"))
     if answer.ok:
@@ -259,6 +262,9 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
         delivery.url = organization.pacs_url
         delivery.attempts += 1
         delivery.save(update_fields=["url", "attempts"])
+    if isinstance(organization.pacs_password, Unreadable) and dimse.parse(delivery.url) is None:
+        return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
+                                       error=f"Not sent: {organization.pacs_password.reason}", final=True)
     # No lock or transaction while the archive takes its time to answer.
     try:
         if delivery.kind == PacsDelivery.Kind.REJECTION:

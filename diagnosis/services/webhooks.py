@@ -30,6 +30,7 @@ from ..models import (
     WEBHOOK_EVENTS, InputsAlert, Organization, Patient, PatientMerge, PerformanceAlert, Prediction, Review, Scan,
     WebhookDelivery,
 )
+from ..sealed import Unreadable
 from . import outbound
 from .staff import policy_change_record
 from .outbound import MAX_ATTEMPTS  # noqa: F401 (tests and readers look for it here)
@@ -279,6 +280,9 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
         delivery.url = organization.webhook_url
         delivery.attempts += 1
         delivery.save(update_fields=["url", "attempts"])
+    if isinstance(organization.webhook_secret, Unreadable):
+        return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
+                                       error=f"Not sent: {organization.webhook_secret.reason}", final=True)
     # No lock or transaction while another server takes its time to answer.
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
     answer = outbound.post(delivery.url, body=body, headers={

@@ -40,6 +40,18 @@ def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
     assert admin_client.get(reverse(f"admin:diagnosis_{model}_change", args=[objects[model].pk])).status_code == 200
 
 
+def test_the_admin_shows_neither_the_archive_password_nor_the_notification_secret(admin_client):
+    boss = MembershipFactory(role="admin")
+    organization = services.pacs_set(organization=boss.organization, url="https://pacs.example.org/dicom-web",
+                                     username="ai", password="pw-of-the-archive", by=boss.user)
+    secret = services.webhook_set(organization=organization, url="https://ris.example.org/hook", by=boss.user)
+
+    page = admin_client.get(reverse("admin:diagnosis_organization_change", args=[organization.pk])).content.decode()
+
+    assert "pacs.example.org" in page and "pw-of-the-archive" not in page and secret not in page
+    assert "sealed:v1:" not in page
+
+
 def _token():
     from diagnosis.models import ApiToken
 

@@ -167,3 +167,37 @@ def test_tokens_kept_in_clear_by_an_earlier_version_keep_working_and_their_clear
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE authtoken_token")
+
+
+def test_credentials_kept_in_clear_by_an_earlier_version_are_sealed_and_opened_again_when_undone(transactional_db):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("diagnosis", "0037_api_token")], [("diagnosis", "0038_sealed_credentials")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    Organization = executor.loader.project_state(before).apps.get_model("diagnosis", "Organization")
+    organization = Organization.objects.create(name="A", slug="a", pacs_url="https://pacs.example.org/dicom-web",
+                                               pacs_username="ai", pacs_password="clear-pw", webhook_secret="s" * 64)
+
+    def stored() -> tuple[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pacs_password, webhook_secret FROM diagnosis_organization WHERE id = %s",
+                           [organization.pk])
+            return cursor.fetchone()
+
+    try:
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        assert all(value.startswith("sealed:v1:") for value in stored())
+        from diagnosis.models import Organization as Current
+
+        assert (Current.objects.get().pacs_password, Current.objects.get().webhook_secret) == ("clear-pw", "s" * 64)
+
+        executor = MigrationExecutor(connection)
+        executor.migrate(before)
+        assert stored() == ("clear-pw", "s" * 64)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())

@@ -120,3 +120,22 @@ def test_a_login_lasts_a_shift_and_ends_with_the_browser(tmp_path):
 
     assert default.stdout.split()[-2:] == ["43200", "True"], default.stderr
     assert chosen.stdout.split()[-2:] == ["28800", "True"], chosen.stderr
+
+
+def test_a_malformed_credentials_key_stops_the_server_from_starting(tmp_path):
+    for name, value in (("KIDNEYWEB_CREDENTIALS_KEY", "not-a-key"),
+                        ("KIDNEYWEB_CREDENTIALS_PREVIOUS_KEYS", "A" * 43 + "=,short")):
+        result = run_python("import django; django.setup()", clean_env(tmp_path, **{name: value}))
+
+        assert result.returncode != 0
+        assert f"{name} holds something that is not a key" in result.stderr
+
+
+def test_a_generated_credentials_key_is_taken(tmp_path):
+    result = run_manage(["reseal_credentials", "--generate-key"], clean_env(tmp_path))
+    key = result.stdout.strip()
+    assert result.returncode == 0 and len(key) == 44
+
+    started = run_python("import django; django.setup()", clean_env(tmp_path, KIDNEYWEB_CREDENTIALS_KEY=key,
+                                                                    KIDNEYWEB_CREDENTIALS_PREVIOUS_KEYS=key))
+    assert started.returncode == 0, started.stderr
