@@ -1,17 +1,23 @@
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import services
 from .auth import AdminLoginForm
 from .models import (
-    ApiToken, DicomStoreRefusal, InputsAlert, LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange,
+    ApiToken, Authenticator, DicomStoreRefusal, InputsAlert, LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange,
     PatientDistinct, PatientMerge, PerformanceAlert, Prediction, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
 )
 
 
 # The admin's own login page counts failed passwords like the app's.
 admin.site.login_form = AdminLoginForm
+
+# django-otp's TOTP devices keep their secret in clear: members' authenticators are Authenticators (sealed), set up
+# on the Account page, so the admin offers no way to make the other kind.
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
 
 
 @admin.register(Organization)
@@ -152,6 +158,18 @@ class StaffChangeAdmin(AuditLogAdmin):
     search_fields = ["member__username", "by__username"]
     date_hierarchy = "at"
     list_select_related = ["by", "member", "organization"]
+
+
+@admin.register(Authenticator)
+class AuthenticatorAdmin(AuditLogAdmin):
+    """Who has an authenticator app, since when, last used when. Set up by the member on the Account page (a site
+    superuser too) and reset on the Members page or by `manage.py two_factor_reset`, where the reset is recorded;
+    its secret is sealed and never shown here."""
+
+    list_display = ["user", "confirmed", "created_at", "last_used_at", "throttling_failure_count"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+    exclude = ["secret"]
 
 
 @admin.register(ApiToken)

@@ -101,23 +101,23 @@ def seal(value: str, *, label: str) -> str:
     return f"{PREFIX}{_key_id(key)}:{base64.b64encode(nonce + box).decode('ascii')}"
 
 
-def open_sealed(stored: str, *, label: str) -> str:
-    """The value in clear; an ``Unreadable`` when no key of this server opens it; a value never sealed as it is."""
+def open_sealed(stored: str, *, label: str, remedy: str = "") -> str:
+    """The value in clear; an ``Unreadable`` when no key of this server opens it; a value never sealed as it is.
+    ``remedy`` is how to replace the value, for the reason (default: set it anew on the Members page)."""
     if not stored or not is_sealed(stored):
         return stored
     key_id, _, body = stored[len(PREFIX):].partition(":")
     key = keys()[1].get(key_id)
+    remedy = remedy or f"set the {label} anew on the Members page"
     if key is None:
         reason = (f"The {label} stored here was sealed with a key this server does not have (key id {key_id}): set "
-                  "KIDNEYWEB_CREDENTIALS_KEY (or KIDNEYWEB_CREDENTIALS_PREVIOUS_KEYS) to it again, or set the "
-                  f"{label} anew on the Members page.")
+                  f"KIDNEYWEB_CREDENTIALS_KEY (or KIDNEYWEB_CREDENTIALS_PREVIOUS_KEYS) to it again, or {remedy}.")
     else:
         try:
             raw = base64.b64decode(body.encode("ascii"), validate=True)
             return AESGCM(key).decrypt(raw[:NONCE], raw[NONCE:], label.encode("utf-8")).decode("utf-8")
         except (binascii.Error, ValueError, InvalidTag):
-            reason = (f"The {label} stored here fails its check (changed or damaged in the database): set it anew "
-                      "on the Members page.")
+            reason = f"The {label} stored here fails its check (changed or damaged in the database): {remedy}."
     logger.error("%s", reason)
     return Unreadable(stored, reason)
 
@@ -125,8 +125,9 @@ def open_sealed(stored: str, *, label: str) -> str:
 class SealedTextField(models.TextField):
     """A text field read and written in clear by the code, stored sealed. Not searchable: each sealing differs."""
 
-    def __init__(self, *args, label: str = "", **kwargs):
-        self.label = label
+    def __init__(self, *args, label: str = "", remedy: str = "", **kwargs):
+        # remedy is only words for an administrator: not part of the schema, so not in deconstruct().
+        self.label, self.remedy = label, remedy
         super().__init__(*args, **kwargs)
 
     def deconstruct(self):
@@ -135,13 +136,13 @@ class SealedTextField(models.TextField):
         return name, path, args, kwargs
 
     def from_db_value(self, value, expression, connection):
-        return value if value is None else open_sealed(value, label=self.label)
+        return value if value is None else open_sealed(value, label=self.label, remedy=self.remedy)
 
     def to_python(self, value):
         # Backups (dumpdata) hold the sealed form (value_to_string); a restore opens it here and seals it anew.
         if value is None or isinstance(value, Unreadable):
             return value
-        return open_sealed(str(value), label=self.label)
+        return open_sealed(str(value), label=self.label, remedy=self.remedy)
 
     def get_prep_value(self, value):
         value = super().get_prep_value(value)

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     # Two-factor authentication with an authenticator app (TOTP): replay and guessing protection built in.
     "django_otp",
+    # Its TOTP checking is used by diagnosis.Authenticator, whose secret is sealed; its own device model is not.
     "django_otp.plugins.otp_totp",
     "diagnosis",
     "training",

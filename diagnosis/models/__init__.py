@@ -7,6 +7,7 @@ model version that others still point at fails instead of silently erasing histo
 from .accounts import (
     WEBHOOK_EVENTS,
     ApiToken,
+    Authenticator,
     LoginFailure,
     Membership,
     Organization,
@@ -37,7 +38,7 @@ from .records import (
 __all__ = [
     "WEBHOOK_EVENTS",
     "all_webhook_events",
-    "ApiToken", "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "OutboundDelivery", "PacsDelivery", "Patient",
+    "ApiToken", "Authenticator", "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "OutboundDelivery", "PacsDelivery", "Patient",
     "PatientAccess", "PatientChange", "PatientDistinct", "PatientMerge", "PerformanceAlert", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
     "WebhookDelivery", "WorkerHeartbeat",
     "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",

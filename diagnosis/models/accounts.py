@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django_otp.models import Device, ThrottlingMixin
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.util import random_hex
 
-from ..sealed import SealedTextField
+from ..sealed import SealedTextField, Unreadable
 
 
 # What a hospital system can be notified of, with what the Members page calls it.
@@ -155,6 +158,46 @@ class LoginFailure(models.Model):
 
     def __str__(self) -> str:
         return f"failed login as {self.username!r} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+def authenticator_secret() -> str:
+    return random_hex(20)  # 160 bits, as RFC 4226 recommends and authenticator apps expect
+
+
+class Authenticator(TimestampMixin, ThrottlingMixin, Device):
+    """A member's authenticator app (TOTP, RFC 6238): django-otp's TOTP device, with its secret sealed.
+
+    django-otp's own ``TOTPDevice`` keeps the shared secret in clear, so a copy of the database would let its
+    holder compute everyone's codes. Here it is sealed (diagnosis.sealed) like the archive's password; the
+    checking itself (time steps, tolerance, drift, no code twice, throttling) is django-otp's, unchanged.
+    """
+
+    secret = SealedTextField(default=authenticator_secret, label="authenticator secret",
+                             remedy="reset the member's two-factor authentication on the Members page")
+    step = models.PositiveSmallIntegerField(default=30)
+    t0 = models.BigIntegerField(default=0)
+    digits = models.PositiveSmallIntegerField(choices=[(6, 6), (8, 8)], default=6)
+    tolerance = models.PositiveSmallIntegerField(default=1)
+    drift = models.SmallIntegerField(default=0)
+    last_t = models.BigIntegerField(default=-1)
+
+    class Meta(Device.Meta):
+        verbose_name = "authenticator app"
+
+    @property
+    def readable(self) -> bool:
+        return not isinstance(self.secret, Unreadable)
+
+    @property
+    def bin_key(self) -> bytes:
+        if not self.readable:
+            raise ValueError(self.secret.reason)
+        return binascii.unhexlify(self.secret.encode())
+
+    verify_token = TOTPDevice.verify_token
+    get_throttle_factor = TOTPDevice.get_throttle_factor
+    config_url = TOTPDevice.config_url
+    _read_str_from_settings = TOTPDevice._read_str_from_settings
 
 
 class RecoveryCodes(ThrottlingMixin, Device):

@@ -9,10 +9,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from ..models import (ApiToken, DicomStoreRefusal, LoginFailure, Membership, Organization, PacsDelivery, PatientAccess, Prediction,
-                      RecoveryCode, RecoveryCodes, Scan, StaffChange, WebhookDelivery)
+from ..models import (ApiToken, Authenticator, DicomStoreRefusal, LoginFailure, Membership, Organization, PacsDelivery,
+                      PatientAccess, Prediction, RecoveryCode, RecoveryCodes, Scan, StaffChange, WebhookDelivery)
 
 
 def api_token_of(*, user: AbstractBaseUser) -> ApiToken | None:
@@ -31,7 +30,7 @@ def organization_members(*, organization: Organization) -> QuerySet[Membership]:
         .order_by().values("username").annotate(n=Count("id")).values("n")
     )
     tokens = ApiToken.objects.filter(user=OuterRef("user"))
-    authenticators = TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)
+    authenticators = Authenticator.objects.filter(user=OuterRef("user"), confirmed=True)
     unused_codes = (
         RecoveryCode.objects.filter(device__user=OuterRef("user"), used_at=None)
         .order_by().values("device__user").annotate(n=Count("id")).values("n")
@@ -73,14 +72,14 @@ def member_accesses(*, organization: Organization, member_id: int) -> QuerySet[P
             .select_related("patient").order_by("-at", "-id"))
 
 
-def two_factor_device(*, user: AbstractBaseUser) -> TOTPDevice | None:
+def two_factor_device(*, user: AbstractBaseUser) -> Authenticator | None:
     """The user's confirmed authenticator app, if any."""
-    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return Authenticator.objects.filter(user=user, confirmed=True).first()
 
 
-def two_factor_setup_pending(*, user: AbstractBaseUser) -> TOTPDevice | None:
+def two_factor_setup_pending(*, user: AbstractBaseUser) -> Authenticator | None:
     """A new authenticator waiting for its first code."""
-    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
+    return Authenticator.objects.filter(user=user, confirmed=False).order_by("-id").first()
 
 
 def organization_accesses(*, organization: Organization, since: datetime.date | None = None,

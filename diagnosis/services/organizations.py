@@ -1,18 +1,19 @@
-"""Organizations, their members and API tokens."""
+"""Organizations, their members, API tokens, and the sealed credentials kept for them."""
 
 from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
-import secrets
-from dataclasses import dataclass
-
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from ..models import ApiToken, Membership, Organization
+from ..models import ApiToken, Authenticator, Membership, Organization
 from ..sealed import SealedTextField, Unreadable
 
 
@@ -102,30 +103,38 @@ def api_token_revoke(*, user: AbstractBaseUser) -> bool:
 @dataclass(frozen=True)
 class Resealed:
     """What ``credentials_reseal`` did: how many stored credentials it sealed anew, and, for each it could not open,
-    the organization and why."""
+    whose it is and why."""
 
     resealed: int
     unreadable: list[str]
 
 
-def credentials_reseal() -> Resealed:
-    """Seal every stored credential (archive password, notification secret) again with the current key, so that a
-    key replaced in KIDNEYWEB_CREDENTIALS_KEY or a changed SECRET_KEY can be dropped from the settings. Those no
-    key of this server opens are left as they are and named."""
-    fields = [field.name for field in Organization._meta.get_fields() if isinstance(field, SealedTextField)]
+def _reseal_rows(model: type[models.Model], owner: Callable[[Any], str]) -> tuple[int, list[str]]:
+    fields = [field.name for field in model._meta.get_fields() if isinstance(field, SealedTextField)]
     resealed, unreadable = 0, []
-    for pk in Organization.objects.order_by("pk").values_list("pk", flat=True):
+    for pk in model.objects.order_by("pk").values_list("pk", flat=True):
         with transaction.atomic():
-            # Locked: a credential set meanwhile on the Members page is not overwritten with the old one.
-            organization = Organization.objects.select_for_update().get(pk=pk)
+            # Locked: a credential set meanwhile (Members page, Account page) is not overwritten with the old one.
+            row = model.objects.select_for_update().filter(pk=pk).first()
+            if row is None:
+                continue
             readable = []
             for name in fields:
-                value = getattr(organization, name)
+                value = getattr(row, name)
                 if isinstance(value, Unreadable):
-                    unreadable.append(f"{organization.name}: {value.reason}")
+                    unreadable.append(f"{owner(row)}: {value.reason}")
                 elif value:
                     readable.append(name)
             if readable:
-                organization.save(update_fields=readable)
+                row.save(update_fields=readable)
                 resealed += len(readable)
-    return Resealed(resealed=resealed, unreadable=unreadable)
+    return resealed, unreadable
+
+
+def credentials_reseal() -> Resealed:
+    """Seal every stored credential (archive passwords, notification secrets, authenticator apps' secrets) again
+    with the current key, so that a key replaced in KIDNEYWEB_CREDENTIALS_KEY or a changed SECRET_KEY can be dropped
+    from the settings. Those no key of this server opens are left as they are and named."""
+    organizations = _reseal_rows(Organization, lambda organization: organization.name)
+    authenticators = _reseal_rows(Authenticator, lambda device: f"the authenticator app of {device.user.get_username()}")
+    return Resealed(resealed=organizations[0] + authenticators[0], unreadable=organizations[1] + authenticators[1])

@@ -15,10 +15,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .. import selectors
-from ..models import Membership, Organization, RecoveryCodes, StaffChange
+from ..models import Authenticator, Membership, Organization, RecoveryCodes, StaffChange
 from .logins import login_failures_clear
 from .organizations import api_token_revoke, api_token_rotate, check_role, check_username
 
@@ -217,7 +216,7 @@ def _authenticator_remove(*, user: AbstractBaseUser) -> bool:
     """Remove the user's authenticator and the recovery codes that belonged to its setup; False when there
     was no authenticator."""
     RecoveryCodes.objects.filter(user=user).delete()
-    return TOTPDevice.objects.filter(user=user).delete()[0] > 0
+    return Authenticator.objects.filter(user=user).delete()[0] > 0
 
 
 @transaction.atomic

@@ -13,10 +13,9 @@ import secrets
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .. import selectors
-from ..models import Membership, RecoveryCode, RecoveryCodes
+from ..models import Authenticator, Membership, RecoveryCode, RecoveryCodes
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +32,13 @@ def _clean(token: str) -> str:
     return "".join(str(token).split())
 
 
-def _verify(device: TOTPDevice, token: str) -> None:
+def _verify(device: Authenticator, token: str) -> None:
     # Never inside a transaction that the refusal rolls back: a wrong code's throttling must be saved.
+    if not device.readable:
+        raise ValidationError(
+            "Your authenticator app cannot be checked: its secret does not open with this server's keys. Use a "
+            "recovery code, or ask an administrator of your organization to reset two-factor authentication.",
+            code="unreadable")
     allowed, _ = device.verify_is_allowed()
     if not allowed:
         raise ValidationError("Too many wrong codes. Wait a minute, then enter the code your app shows now.",
@@ -44,14 +48,14 @@ def _verify(device: TOTPDevice, token: str) -> None:
 
 
 @transaction.atomic
-def two_factor_setup_start(*, user: AbstractBaseUser) -> TOTPDevice:
+def two_factor_setup_start(*, user: AbstractBaseUser) -> Authenticator:
     """A new secret for the user's authenticator app, unconfirmed until a code from it arrives; any
     earlier unconfirmed one is dropped. A confirmed authenticator keeps working meanwhile."""
-    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
-    return TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=False)
+    Authenticator.objects.filter(user=user, confirmed=False).delete()
+    return Authenticator.objects.create(user=user, name=DEVICE_NAME, confirmed=False)
 
 
-def two_factor_setup_confirm(*, user: AbstractBaseUser, token: str) -> tuple[TOTPDevice, tuple[str, ...]]:
+def two_factor_setup_confirm(*, user: AbstractBaseUser, token: str) -> tuple[Authenticator, tuple[str, ...]]:
     """Confirm the new authenticator with a code it shows; it replaces any earlier one. Returns it
     with a new set of recovery codes, which replaces any earlier set and is shown only now."""
     device = selectors.two_factor_setup_pending(user=user)
@@ -59,7 +63,7 @@ def two_factor_setup_confirm(*, user: AbstractBaseUser, token: str) -> tuple[TOT
         raise ValidationError("Start the setup again: no new authenticator is waiting to be confirmed.")
     _verify(device, token)
     with transaction.atomic():
-        TOTPDevice.objects.filter(user=user, confirmed=True).delete()
+        Authenticator.objects.filter(user=user, confirmed=True).delete()
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         codes = _recovery_codes_replace(user=user)
@@ -102,7 +106,7 @@ def two_factor_recover(*, user: AbstractBaseUser, code: str) -> RecoveryCodes:
     return device
 
 
-def two_factor_check(*, user: AbstractBaseUser, token: str) -> TOTPDevice:
+def two_factor_check(*, user: AbstractBaseUser, token: str) -> Authenticator:
     """The user's authenticator if the code is right. A code works once, and wrong codes make the next
     try wait longer (django-otp's throttling), so six digits cannot be guessed."""
     device = selectors.two_factor_device(user=user)
@@ -119,5 +123,5 @@ def two_factor_disable(*, user: AbstractBaseUser, token: str) -> None:
         raise ValidationError(f"{membership.organization.name} requires two-factor authentication of every member.")
     two_factor_check(user=user, token=token)  # outside a transaction, so that a wrong code's throttling stays
     with transaction.atomic():
-        TOTPDevice.objects.filter(user=user).delete()
+        Authenticator.objects.filter(user=user).delete()
         RecoveryCodes.objects.filter(user=user).delete()

@@ -16,7 +16,7 @@ def admin_client(client, db):
 
 @pytest.mark.parametrize("model", ["organization", "membership", "patient", "scan", "prediction", "modelversion", "review",
                                    "patientmerge", "patientdistinct", "performancealert", "inputsalert",
-                                   "apitoken"])
+                                   "apitoken", "authenticator"])
 def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
     prediction = PredictionFactory()
     objects = {
@@ -34,6 +34,7 @@ def test_every_model_has_a_working_admin_list_and_detail(admin_client, model):
         "inputsalert": InputsAlert.objects.create(organization=prediction.scan.patient.organization,
                                                   model_version=prediction.model_version, out_of_scope=3, diagnosed=60),
         "apitoken": _token(),
+        "authenticator": services.two_factor_setup_start(user=MembershipFactory().user),
     }
 
     assert admin_client.get(reverse(f"admin:diagnosis_{model}_changelist")).status_code == 200
@@ -50,6 +51,17 @@ def test_the_admin_shows_neither_the_archive_password_nor_the_notification_secre
 
     assert "pacs.example.org" in page and "pw-of-the-archive" not in page and secret not in page
     assert "sealed:v1:" not in page
+
+
+def test_the_admin_offers_no_authenticator_with_its_secret_in_clear(admin_client):
+    from django.contrib import admin
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = services.two_factor_setup_start(user=MembershipFactory().user)
+    page = admin_client.get(reverse("admin:diagnosis_authenticator_change", args=[device.pk])).content.decode()
+
+    assert not admin.site.is_registered(TOTPDevice)
+    assert device.secret not in page and "sealed:v1:" not in page
 
 
 def _token():

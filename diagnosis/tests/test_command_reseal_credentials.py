@@ -85,3 +85,32 @@ def test_a_new_key_is_printed_on_request_and_a_malformed_one_is_refused(archive,
     settings.KIDNEYWEB_CREDENTIALS_KEY = "too-short"
     with pytest.raises(Exception, match="KIDNEYWEB_CREDENTIALS_KEY is not a key"):
         Organization.objects.get(pk=archive.pk)
+
+
+def test_authenticator_apps_are_resealed_and_keep_giving_the_same_codes(nurse, settings):
+    from diagnosis.models import Authenticator
+
+    from .totp import totp
+
+    device = services.two_factor_setup_start(user=nurse)
+    key = device.bin_key
+    settings.KIDNEYWEB_CREDENTIALS_KEY = sealed.generate_key()
+
+    out = io.StringIO()
+    call_command("reseal_credentials", stdout=out)
+
+    assert "1 stored credential(s) sealed" in out.getvalue()
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40  # SECRET_KEY's key is no longer needed
+    reopened = Authenticator.objects.get()
+    assert reopened.bin_key == key and totp(reopened.bin_key) == totp(key)
+
+
+def test_an_authenticator_no_key_opens_is_named_by_its_member(nurse, settings):
+    services.two_factor_setup_start(user=nurse)
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 stored credential"):
+        call_command("reseal_credentials", stdout=io.StringIO(), stderr=err)
+
+    assert err.getvalue().startswith("the authenticator app of nurse: The authenticator secret stored here was sealed")

@@ -6,10 +6,9 @@ import logging
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from diagnosis import selectors, services
-from diagnosis.models import Membership, RecoveryCodes, StaffChange
+from diagnosis.models import Authenticator, Membership, RecoveryCodes, StaffChange
 
 from .factories import PASSWORD, MembershipFactory
 from .test_commands import call
@@ -31,7 +30,7 @@ def test_a_superuser_outside_any_organization_logs_in_with_the_password_again(cl
         out, _ = call("two_factor_reset", "root", reason="lost phone, identity checked in person")
 
     assert "Two-factor authentication of root is reset" in out
-    assert not TOTPDevice.objects.filter(user=root).exists() and not RecoveryCodes.objects.filter(user=root).exists()
+    assert not Authenticator.objects.filter(user=root).exists() and not RecoveryCodes.objects.filter(user=root).exists()
     assert "Two-factor authentication of root reset on the server: lost phone, identity checked in person" in caplog.text
     fresh = client.__class__()
     fresh.login(username="root", password=PASSWORD)

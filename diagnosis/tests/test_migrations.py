@@ -201,3 +201,54 @@ def test_credentials_kept_in_clear_by_an_earlier_version_are_sealed_and_opened_a
         executor = MigrationExecutor(connection)
         executor.loader.build_graph()
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_authenticator_apps_set_up_before_sealing_keep_working_with_their_secret_sealed(transactional_db):
+    import time
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from .totp import totp
+
+    before, after = [("diagnosis", "0038_sealed_credentials")], [("diagnosis", "0039_authenticator_sealed")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state([*before, ("otp_totp", "0003_add_timestamps")]).apps
+    user = old.get_model("auth", "User").objects.create(username="his")
+    key = bytes(range(20))
+    now = int(time.time() // 30)
+    old.get_model("otp_totp", "TOTPDevice").objects.create(user=user, name="authenticator app", confirmed=True,
+                                                           key=key.hex(), last_t=now, drift=0)
+    try:
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+        from django.contrib.auth import get_user_model
+        from django.core.exceptions import ValidationError
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        from diagnosis import services
+        from diagnosis.models import Authenticator
+
+        assert not TOTPDevice.objects.exists()  # no copy in clear left
+        device = Authenticator.objects.get()
+        assert (device.user_id, device.confirmed, device.bin_key, device.last_t) == (user.pk, True, key, now)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT secret FROM diagnosis_authenticator")
+            assert cursor.fetchone()[0].startswith("sealed:v1:")
+        with pytest.raises(ValidationError, match="wrong or has expired"):  # the code already used stays used
+            services.two_factor_check(user=get_user_model().objects.get(pk=user.pk), token=totp(key, now * 30))
+        time.sleep(1.1)  # the wrong code's throttling
+        assert services.two_factor_check(user=get_user_model().objects.get(pk=user.pk),
+                                         token=totp(key, now * 30 + 30)).pk == device.pk
+
+        executor = MigrationExecutor(connection)
+        executor.migrate(before)
+        assert old.get_model("otp_totp", "TOTPDevice").objects.get().key == key.hex()
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())

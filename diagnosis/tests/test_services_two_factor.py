@@ -5,10 +5,9 @@ import time
 
 import pytest
 from django.core.exceptions import ValidationError
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from diagnosis import selectors, services
-from diagnosis.models import StaffChange
+from diagnosis.models import Authenticator, StaffChange
 
 from .totp import totp
 
@@ -44,7 +43,7 @@ def test_a_new_phone_replaces_the_old_one_only_once_confirmed(nurse):
     assert services.two_factor_check(user=nurse, token=totp(old, time.time() + 30))  # the old one still works
 
     services.two_factor_setup_confirm(user=nurse, token=totp(new.bin_key))
-    assert list(TOTPDevice.objects.filter(user=nurse).values_list("pk", flat=True)) == [new.pk]
+    assert list(Authenticator.objects.filter(user=nurse).values_list("pk", flat=True)) == [new.pk]
 
 
 def test_a_code_works_once(nurse):
@@ -77,7 +76,7 @@ def test_turning_it_off_needs_a_code_and_is_refused_where_the_organization_requi
 
     services.organization_two_factor_require(organization=organization, required=False, by=boss)
     services.two_factor_disable(user=nurse, token=totp(key, time.time() + 30))
-    assert not TOTPDevice.objects.filter(user=nurse).exists()
+    assert not Authenticator.objects.filter(user=nurse).exists()
     assert [c.detail for c in selectors.staff_changes(organization=organization)] == [
         "two-factor authentication optional", "two-factor authentication required"]
 
@@ -92,3 +91,28 @@ def test_an_administrator_resets_a_lost_phone_and_it_is_recorded(organization, n
     assert (change.member, change.by, change.action) == (nurse, boss, StaffChange.Action.TWO_FACTOR_RESET)
     with pytest.raises(ValidationError, match="You cannot reset two-factor authentication for yourself"):
         services.member_two_factor_reset(organization=organization, member=boss, by=boss)
+
+
+def test_the_apps_secret_is_stored_sealed_and_the_codes_of_the_app_work(nurse):
+    from django.db import connection
+
+    key = _set_up(nurse)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret FROM diagnosis_authenticator WHERE user_id = %s", [nurse.pk])
+        [stored] = cursor.fetchone()
+    assert stored.startswith("sealed:v1:") and key.hex() not in stored.lower()
+    assert services.two_factor_check(user=nurse, token=totp(key, time.time() + 30)).pk
+
+
+def test_an_app_whose_secret_no_key_opens_is_refused_saying_what_to_do_and_a_recovery_code_still_works(
+        nurse, settings):
+    device = services.two_factor_setup_start(user=nurse)
+    key = device.bin_key
+    _, codes = services.two_factor_setup_confirm(user=nurse, token=totp(key))
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40  # a restore onto a server with another key, say
+
+    with pytest.raises(ValidationError, match="its secret does not open with this server's keys. Use a recovery code"):
+        services.two_factor_check(user=nurse, token=totp(key, time.time() + 30))
+
+    assert services.two_factor_recover(user=nurse, code=codes[0])

@@ -5,7 +5,8 @@ from diagnosis import sealed, services
 
 class Command(BaseCommand):
     help = (
-        "Seal every stored archive password and notification secret again with the current key "
+        "Seal every stored archive password, notification secret and authenticator app's secret again with the "
+        "current key "
         "(KIDNEYWEB_CREDENTIALS_KEY, or the one derived from SECRET_KEY). Run it after changing either, with the old "
         "key in KIDNEYWEB_CREDENTIALS_PREVIOUS_KEYS (or the old SECRET_KEY in SECRET_KEY_FALLBACKS); then the old "
         "one can go. Fails, naming them, when some cannot be opened."

@@ -30,5 +30,5 @@ class Command(BaseCommand):
             return
         self.stdout.write(self.style.SUCCESS(
             f"Two-factor authentication of {username} is reset: they log in with their password and set up a new "
-            "authenticator (with new recovery codes) from the Account page, or at once where their organization "
-            "requires it; a site superuser outside an organization adds one in the Django admin (TOTP devices)."))
+            "authenticator (with new recovery codes) from the Account page (a site superuser too), or at once where "
+            "their organization requires it."))
