@@ -190,9 +190,8 @@ def test_credentials_kept_in_clear_by_an_earlier_version_are_sealed_and_opened_a
         executor = MigrationExecutor(connection)
         executor.migrate(after)
         assert all(value.startswith("sealed:v1:") for value in stored())
-        from diagnosis.models import Organization as Current
-
-        assert (Current.objects.get().pacs_password, Current.objects.get().webhook_secret) == ("clear-pw", "s" * 64)
+        sealed = executor.loader.project_state(after).apps.get_model("diagnosis", "Organization").objects.get()
+        assert (sealed.pacs_password, sealed.webhook_secret) == ("clear-pw", "s" * 64)
 
         executor = MigrationExecutor(connection)
         executor.migrate(before)
