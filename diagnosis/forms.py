@@ -220,6 +220,32 @@ class PacsForm(forms.Form):
     )
 
 
+class PacsClientCertificateForm(forms.Form):
+    prefix = "pacs-tls"
+    MAX_BYTES = 64 * 1024  # a certificate chain of a few CAs and a key; anything larger is not one
+
+    certificate = forms.FileField(
+        label="Client certificate", help_text="kidneyweb's certificate in PEM form (.pem, .crt), issued by a CA the "
+        "archive trusts, followed by any intermediate CAs' certificates.")
+    key = forms.FileField(label="Its private key",
+                          help_text="PEM, without a passphrase (.key, .pem). Kept sealed; never shown again.")
+
+    def _text(self, name: str) -> str:
+        upload = self.cleaned_data[name]
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError(f"This file is larger than {self.MAX_BYTES // 1024} KB: it is not a PEM file.")
+        try:
+            return upload.read().decode("ascii")
+        except UnicodeDecodeError:
+            raise forms.ValidationError("This is not a PEM file (text): convert a DER or PKCS#12 file to PEM first.")
+
+    def clean_certificate(self) -> str:
+        return self._text("certificate")
+
+    def clean_key(self) -> str:
+        return self._text("key")
+
+
 class PacsSinceForm(forms.Form):
     prefix = "pacs-since"
     since = forms.DateField(label="Send the results since", widget=forms.DateInput(attrs={"type": "date"}),

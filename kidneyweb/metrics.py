@@ -97,6 +97,12 @@ class DeploymentCollector(Collector):
         yield GaugeMetricFamily("kidneyweb_dicom_store_refusals_unresolved", "Slices the archives sent that were "
                                 "refused and not stored since (the Members page lists them).",
                                 value=snapshot.unresolved_refusals)
+        expiry = GaugeMetricFamily("kidneyweb_archive_client_certificate_expiry_seconds", "Seconds until the TLS "
+                                   "client certificate kidneyweb presents to the organization's archive expires "
+                                   "(negative: expired, and the archive refuses it).", labels=["organization"])
+        for slug, seconds in snapshot.client_certificates.items():
+            expiry.add_metric([slug], seconds)
+        yield expiry
         model = GaugeMetricFamily("kidneyweb_active_model_info", "The model version that diagnoses new scans.",
                                   labels=["name"])
         if snapshot.active_model:

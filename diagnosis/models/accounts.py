@@ -57,6 +57,11 @@ class Organization(models.Model):
     pacs_url = models.CharField("archive (PACS) DICOMweb address", max_length=500, blank=True)
     pacs_username = models.CharField(max_length=150, blank=True)
     pacs_password = SealedTextField(blank=True, label="archive password")
+    # kidneyweb's TLS client certificate, for archives that admit only certificates of the hospital's CA (mutual
+    # TLS; services.client_certificates): the chain in PEM, public; its private key sealed.
+    pacs_client_certificate = models.TextField(blank=True)
+    pacs_client_key = SealedTextField(blank=True, label="archive client key",
+                                      remedy="upload kidneyweb's client certificate and key anew on the Members page")
 
     class Meta:
         ordering = ["name"]

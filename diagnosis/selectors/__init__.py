@@ -71,6 +71,7 @@ from .reliability import (
 )
 from .staff import (
     api_token_of,
+    archive_client_certificate,
     dicom_store_refusals,
     member_accesses,
     member_login_locked,
@@ -153,6 +154,7 @@ __all__ = [
     "organization_accesses",
     "organization_member_get",
     "api_token_of",
+    "archive_client_certificate",
     "organization_members",
     "organization_of",
     "patient_accesses",

@@ -31,6 +31,8 @@ class OperationsSnapshot:
     archive: dict[str, int]  # AI results sent to the organizations' archives (PACS), by state
     heartbeats: dict[str, float]  # worker name -> seconds since it was last seen
     unresolved_refusals: int  # slices the archives sent that were refused and not stored since
+    # organization slug -> seconds until the TLS client certificate kidneyweb presents to its archive expires
+    client_certificates: dict[str, float]
     active_model: str | None
 
 
@@ -67,4 +69,13 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
                     for name, seen in WorkerHeartbeat.objects.values_list("name", "seen_at")},
         unresolved_refusals=DicomStoreRefusal.objects.filter(resolved_at__isnull=True).count(),
         active_model=ModelVersion.objects.filter(is_active=True).values_list("name", flat=True).first(),
+        client_certificates=_client_certificates_expiry(now),
     )
+
+
+def _client_certificates_expiry(now: datetime.datetime) -> dict[str, float]:
+    from ..services.client_certificates import summary
+
+    return {slug: (summary(chain).not_after - now).total_seconds()
+            for slug, chain in Organization.objects.exclude(pacs_client_certificate="")
+            .values_list("slug", "pacs_client_certificate")}

@@ -14,6 +14,13 @@ from ..models import (ApiToken, Authenticator, DicomStoreRefusal, LoginFailure, 
                       PatientAccess, Prediction, RecoveryCode, RecoveryCodes, Scan, StaffChange, WebhookDelivery)
 
 
+def archive_client_certificate(*, organization: Organization):
+    """What the organization's client certificate for its archive says (CertificateSummary), or None."""
+    from ..services.client_certificates import summary
+
+    return summary(organization.pacs_client_certificate)
+
+
 def api_token_of(*, user: AbstractBaseUser) -> ApiToken | None:
     return ApiToken.objects.filter(user=user).first()
 

@@ -12,6 +12,7 @@ from .heatmaps import (
     heatmap_get_or_request,
 )
 from .model_versions import model_version_activate, model_version_register
+from .client_certificates import pacs_client_certificate_set
 from .organizations import (Resealed, api_token_revoke, api_token_rotate, credentials_reseal, member_get_or_create,
                             organization_get_or_create)
 from .dicom_store import StoredInstance, dicom_instance_store, dicom_instances_store
@@ -112,6 +113,7 @@ __all__ = [
     "RERUN_WHILE_PENDING_AFTER",
     "ScanImageUnavailable",
     "Resealed",
+    "pacs_client_certificate_set",
     "credentials_reseal",
     "api_token_revoke",
     "api_token_rotate",

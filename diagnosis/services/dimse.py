@@ -20,6 +20,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from .client_certificates import ClientCertificate, client_refused, refuses_client, tls_context, tls_refusal
+
 TIMEOUT_SECONDS = 10
 _ADDRESS = re.compile(r"^dicom(?P<tls>s?)://(?P<ae>[^@/:]{1,16})@(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})/?$")
 # PS3.4 Annex GG and B.2.3: what the archive's status codes mean, for the administrator.
@@ -57,15 +59,14 @@ def parse(url: str) -> Address | None:
     return Address(ae_title=match["ae"], host=match["host"].strip("[]"), port=port, tls=bool(match["tls"]))
 
 
-def _tls(address: Address) -> tuple[ssl.SSLContext, str] | None:
-    # The system's CAs, or SSL_CERT_FILE's (a hospital's own CA), and the host name checked: the capture carries
-    # the patient's name.
-    return (ssl.create_default_context(), address.host) if address.tls else None
+def _tls(address: Address, client: ClientCertificate | None) -> tuple[ssl.SSLContext, str] | None:
+    # The archive's certificate and host name checked: the capture carries the patient's name.
+    return (tls_context(client), address.host) if address.tls else None
 
 
-def _tls_problem(address: Address) -> str | None:
+def _tls_problem(address: Address, client: ClientCertificate | None) -> str | None:
     """Why a TLS connection to the archive fails, when it is the handshake (and no retry can help); None otherwise."""
-    context, host = _tls(address)
+    context, host = _tls(address, client)
     try:
         raw = socket.create_connection((address.host, address.port), timeout=TIMEOUT_SECONDS)
     except OSError:
@@ -73,15 +74,20 @@ def _tls_problem(address: Address) -> str | None:
     hint = "check that this port takes DICOM over TLS"
     try:
         with raw, context.wrap_socket(raw, server_hostname=host):
-            return None
+            pass
     except ssl.SSLCertVerificationError as exc:
         return (f"The archive {address}'s TLS certificate is not trusted ({exc.verify_message}): install the CA that "
                 "issued it where SSL_CERT_FILE points, or check the host name.")
     except ssl.SSLError as exc:
+        if refuses_client(str(exc.reason or "")):
+            return client_refused(f"The archive {address}", client, str(exc.reason))
         return f"TLS with the archive {address} failed ({exc.reason}): {hint}."
     except OSError as exc:
         # Reached, but the connection was closed in the handshake: what a port without TLS does.
         return f"TLS with the archive {address} failed ({exc.strerror or exc.__class__.__name__} in the handshake): {hint}."
+    # The handshake went through; in TLS 1.3 a refused client certificate is told only after it.
+    refusal = tls_refusal(address.host, address.port, client, timeout=TIMEOUT_SECONDS)
+    return client_refused(f"The archive {address}", client, refusal) if refusal else None
 
 
 def _ae(calling: str, sop_class: str | None = None) -> Any:
@@ -96,7 +102,7 @@ def _ae(calling: str, sop_class: str | None = None) -> Any:
     return ae
 
 
-def _not_associated(assoc: Any, address: Address, calling: str) -> dict[str, Any]:
+def _not_associated(assoc: Any, address: Address, calling: str, client: ClientCertificate | None) -> dict[str, Any]:
     """Why no association was made, and whether another attempt may do better."""
     if assoc.is_rejected:
         answer = assoc.acceptor.primitive
@@ -109,7 +115,7 @@ def _not_associated(assoc: Any, address: Address, calling: str) -> dict[str, Any
     if assoc.is_aborted and assoc.rejected_contexts:
         return {"delivered": False, "final": True,
                 "error": f"The archive {address} does not take this kind of instance (no presentation context accepted)."}
-    problem = _tls_problem(address) if address.tls else None
+    problem = _tls_problem(address, client) if address.tls else None
     if problem:
         return {"delivered": False, "final": True, "error": problem}
     return {"delivered": False, "error": f"Not reached: {address} did not answer as a DICOM archive."}
@@ -129,16 +135,16 @@ def _status_outcome(status: Any, address: Address) -> dict[str, Any]:
     return {"delivered": False, "final": True, "error": f"The archive refused the instance: status {code:#06x} ({meaning})."}
 
 
-def store(address: Address, instance: bytes, *, calling: str) -> dict[str, Any]:
-    """C-STORE the DICOM Part 10 ``instance`` at ``address``, as AE ``calling``: how it went, as
-    ``outbound.attempt_record`` takes it (delivered, final, error)."""
+def store(address: Address, instance: bytes, *, calling: str, client: ClientCertificate | None = None) -> dict[str, Any]:
+    """C-STORE the DICOM Part 10 ``instance`` at ``address``, as AE ``calling`` (over TLS presenting ``client``):
+    how it went, as ``outbound.attempt_record`` takes it (delivered, final, error)."""
     from pydicom import dcmread
 
     dataset = dcmread(io.BytesIO(instance))
     assoc = _ae(calling, str(dataset.SOPClassUID)).associate(address.host, address.port, ae_title=address.ae_title,
-                                                              tls_args=_tls(address))
+                                                              tls_args=_tls(address, client))
     if not assoc.is_established:
-        return _not_associated(assoc, address, calling)
+        return _not_associated(assoc, address, calling, client)
     try:
         status = assoc.send_c_store(dataset)
     finally:
@@ -146,12 +152,13 @@ def store(address: Address, instance: bytes, *, calling: str) -> dict[str, Any]:
     return _status_outcome(status if status else None, address)
 
 
-def echo(address: Address, *, calling: str) -> str:
+def echo(address: Address, *, calling: str, client: ClientCertificate | None = None) -> str:
     """Check the connection with a C-ECHO as AE ``calling``: what the archive answered in words; raises ValidationError
     with what went wrong."""
-    assoc = _ae(calling).associate(address.host, address.port, ae_title=address.ae_title, tls_args=_tls(address))
+    assoc = _ae(calling).associate(address.host, address.port, ae_title=address.ae_title,
+                                   tls_args=_tls(address, client))
     if not assoc.is_established:
-        raise ValidationError(_not_associated(assoc, address, calling)["error"])
+        raise ValidationError(_not_associated(assoc, address, calling, client)["error"])
     try:
         status = assoc.send_c_echo()
     finally:

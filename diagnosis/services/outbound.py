@@ -5,6 +5,7 @@ a few attempts or a day, sent again by an administrator or by the sweep for task
 from __future__ import annotations
 
 import logging
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -83,19 +84,23 @@ def address_check(url: str, *, allow_http: bool, what: str, example: str) -> Non
         raise ValidationError({"url": [f"Enter {what} starting with {allowed}, such as {example}."]}) from None
 
 
-def post(url: str, *, body: bytes, headers: dict[str, str], receiver: str = "receiver") -> Answer:
-    """POST ``body`` to ``url`` (whose scheme was checked when it was set), without following redirects."""
-    return _send(urllib.request.Request(url, data=body, method="POST", headers=headers), receiver)
+def post(url: str, *, body: bytes, headers: dict[str, str], receiver: str = "receiver",
+         context: ssl.SSLContext | None = None) -> Answer:
+    """POST ``body`` to ``url`` (whose scheme was checked when it was set), without following redirects; over https
+    with ``context`` when given (a client certificate loaded), else the default one."""
+    return _send(urllib.request.Request(url, data=body, method="POST", headers=headers), receiver, context)
 
 
-def get(url: str, *, headers: dict[str, str], receiver: str = "receiver") -> Answer:
+def get(url: str, *, headers: dict[str, str], receiver: str = "receiver", context: ssl.SSLContext | None = None) -> Answer:
     """GET ``url`` (whose scheme was checked when it was set), without following redirects."""
-    return _send(urllib.request.Request(url, method="GET", headers=headers), receiver)
+    return _send(urllib.request.Request(url, method="GET", headers=headers), receiver, context)
 
 
-def _send(request: urllib.request.Request, receiver: str) -> Answer:
+def _send(request: urllib.request.Request, receiver: str, context: ssl.SSLContext | None = None) -> Answer:
+    opener = _OPENER if context is None else urllib.request.build_opener(
+        _NoRedirects, urllib.request.HTTPSHandler(context=context))
     try:
-        with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
+        with opener.open(request, timeout=TIMEOUT_SECONDS) as response:
             return Answer(response.status, response.read(MAX_ANSWER_BYTES), "")
     except urllib.error.HTTPError as exc:
         return Answer(exc.code, exc.read(MAX_ANSWER_BYTES) or b"", f"The {receiver} answered {exc.code} {exc.reason}.")

@@ -31,7 +31,7 @@ from django.utils import timezone
 from ..dicom_uids import capture_uids
 from ..models import Organization, PacsDelivery, Prediction, Review, Scan
 from ..sealed import Unreadable
-from . import dimse, outbound
+from . import client_certificates, dimse, outbound
 from .staff import policy_change_record
 from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exported for the task)
 
@@ -103,6 +103,14 @@ def pacs_set(*, organization: Organization, url: str, username: str = "", passwo
     return organization
 
 
+def _unreadable_credential(organization: Organization, *, dicom: bool) -> str:
+    """Why a credential the archive needs cannot be used here (its seal does not open), or ""."""
+    for value in (organization.pacs_client_key, *(() if dicom else (organization.pacs_password,))):
+        if isinstance(value, Unreadable):
+            return value.reason
+    return ""
+
+
 def _headers(organization: Organization, **more: str) -> dict[str, str]:
     headers = {"User-Agent": "kidneyweb-pacs/1", **more}
     if organization.pacs_username:
@@ -118,15 +126,21 @@ def pacs_check(*, organization: Organization) -> str:
     if not organization.pacs_url:
         raise ValidationError("Set the archive's address first.")
     dicom = dimse.parse(organization.pacs_url)
+    unreadable = _unreadable_credential(organization, dicom=dicom is not None)
+    if unreadable:
+        raise ValidationError(unreadable)
+    client = client_certificates.of(organization)
     if dicom is not None:
-        return dimse.echo(dicom, calling=settings.KIDNEYWEB_DICOM_AE_TITLE)
-    if isinstance(organization.pacs_password, Unreadable):
-        raise ValidationError(organization.pacs_password.reason)
+        return dimse.echo(dicom, calling=settings.KIDNEYWEB_DICOM_AE_TITLE, client=client)
     answer = outbound.get(f"{organization.pacs_url}/studies?limit=1", receiver="archive",
+                          context=client_certificates.https_context(client),
                           headers=_headers(organization, Accept="application/dicom+json"))
     if answer.ok:
         as_whom = f" as {organization.pacs_username}" if organization.pacs_username else ""
         return f"The archive answered{as_whom}: its DICOMweb service is reached ({answer.status})."
+    refusal = client_certificates.https_refusal(organization.pacs_url, client) if answer.status is None else ""
+    if refusal:
+        raise ValidationError(refusal)
     raise ValidationError(" ".join(filter(None, [answer.error, _HINTS.get(answer.status or 0, "")])))
 
 
@@ -262,9 +276,11 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
         delivery.url = organization.pacs_url
         delivery.attempts += 1
         delivery.save(update_fields=["url", "attempts"])
-    if isinstance(organization.pacs_password, Unreadable) and dimse.parse(delivery.url) is None:
+    unreadable = _unreadable_credential(organization, dicom=dimse.parse(delivery.url) is not None)
+    if unreadable:
         return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
-                                       error=f"Not sent: {organization.pacs_password.reason}", final=True)
+                                       error=f"Not sent: {unreadable}", final=True)
+    client = client_certificates.of(organization)
     # No lock or transaction while the archive takes its time to answer.
     try:
         if delivery.kind == PacsDelivery.Kind.REJECTION:
@@ -280,11 +296,15 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
                                        error=f"Not sent: {exc}", final=True)
     dicom = dimse.parse(delivery.url)
     if dicom is not None:
-        outcome = dimse.store(dicom, instance, calling=settings.KIDNEYWEB_DICOM_AE_TITLE)
+        outcome = dimse.store(dicom, instance, calling=settings.KIDNEYWEB_DICOM_AE_TITLE, client=client)
         return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), **outcome)
     body, content_type = _multipart(instance)
     headers = _headers(organization, **{"Content-Type": content_type, "Accept": "application/dicom+json"})
-    answer = outbound.post(f"{delivery.url}/studies", body=body, headers=headers, receiver="archive")
+    answer = outbound.post(f"{delivery.url}/studies", body=body, headers=headers, receiver="archive",
+                           context=client_certificates.https_context(client))
+    refusal = client_certificates.https_refusal(delivery.url, client) if answer.status is None else ""
+    if refusal:
+        return outbound.attempt_record(delivery, answer=answer, delivered=False, error=refusal, final=True)
     return outbound.attempt_record(delivery, answer=answer, **_outcome(answer, delivery.sop_instance_uid))
 
 

@@ -77,8 +77,9 @@ class Orthanc:
             self.process.kill()
 
 
-def start(directory: Path, *, tls: tuple[Path, Path] | None = None) -> Orthanc:
-    """Orthanc on free ports; with ``tls`` (its certificate and key files), its DICOM port takes TLS only."""
+def start(directory: Path, *, tls: tuple[Path, Path] | None = None, client_ca: Path | None = None) -> Orthanc:
+    """Orthanc on free ports; with ``tls`` (its certificate and key files), its DICOM port takes TLS only; with
+    ``client_ca`` too, only from clients presenting a certificate that CA issued (mutual TLS)."""
     port, dicom_port = _free_port(), _free_port()
     storage = directory / "storage"
     storage.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,8 @@ def start(directory: Path, *, tls: tuple[Path, Path] | None = None) -> Orthanc:
         "DicomServerEnabled": True, "DicomPort": dicom_port, "DicomAet": AE_TITLE, "DicomCheckCalledAet": True,
         "DicomAlwaysAllowStore": True, "DicomAlwaysAllowEcho": True,
         **({"DicomTlsEnabled": True, "DicomTlsCertificate": str(tls[0]), "DicomTlsPrivateKey": str(tls[1]),
-            "DicomTlsTrustedCertificates": str(tls[0]), "DicomTlsRemoteCertificateRequired": False} if tls else {}),
+            "DicomTlsTrustedCertificates": str(client_ca or tls[0]),
+            "DicomTlsRemoteCertificateRequired": client_ca is not None} if tls else {}),
         "AuthenticationEnabled": True, "RegisteredUsers": {USERNAME: PASSWORD},
         "Plugins": [str(PLUGIN)], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
     }))

@@ -27,9 +27,10 @@ def test_an_administrator_sets_the_archive_and_the_password_is_never_answered(cl
 
     assert response.status_code == 200, response.content
     assert openapi.mismatches(openapi.load(client), "/api/v1/archive/settings/", "put", response) == []
-    assert response.json() == {"url": ARCHIVE, "username": "ai", "password_set": True}
+    assert response.json() == {"url": ARCHIVE, "username": "ai", "password_set": True, "client_certificate": None}
     assert response["Cache-Control"] == "private, no-store"
-    assert admin_api.get(f"{URL}settings/").json() == {"url": ARCHIVE, "username": "ai", "password_set": True}
+    assert admin_api.get(f"{URL}settings/").json() == {"url": ARCHIVE, "username": "ai", "password_set": True,
+                                                       "client_certificate": None}
     organization.refresh_from_db()
     assert organization.pacs_password == "s3cret"
     assert StaffChange.objects.get().detail == "AI results to the archive at pacs.example.org as ai"
@@ -132,3 +133,30 @@ def test_a_withdrawn_scans_rejection_note_is_listed_and_named_on_the_scan(client
         "stored_at": None, "error": ""}
     restored = services.scan_restore(scan=stored.scan, user=boss, reason="Withdrawn by mistake.")
     assert admin_api.get(f"/api/v1/scans/{restored.pk}/").json()["dicom"]["archive_rejection"] is None
+
+
+def test_an_integrator_uploads_a_client_certificate_whose_key_is_never_answered_and_removes_it(
+        client, admin_api, organization):
+    from . import certificates
+
+    ours = certificates.client("kidneyweb", by=certificates.issue("St. Elsewhere CA", ca=True))
+    path = "/api/v1/archive/client-certificate/"
+
+    response = admin_api.put(path, {"certificate": ours.pem, "key": ours.key_pem()}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert openapi.mismatches(openapi.load(client), path, "put", response) == []
+    body = response.json()
+    assert (body["subject"], body["issuer"], body["expires_soon"]) == ("kidneyweb", "St. Elsewhere CA", True)
+    assert "key" not in body and "PRIVATE KEY" not in response.content.decode()
+    settings = admin_api.get(f"{URL}settings/")
+    assert openapi.mismatches(openapi.load(client), "/api/v1/archive/settings/", "get", settings) == []
+    assert settings.json()["client_certificate"]["sha256"] == body["sha256"]
+
+    wrong = admin_api.put(path, {"certificate": ours.pem, "key": "not a key"}, format="json")
+    assert wrong.status_code == 400 and "not a private key in PEM form" in wrong.content.decode()
+
+    assert admin_api.delete(path).status_code == 204
+    assert admin_api.get(f"{URL}settings/").json()["client_certificate"] is None
+    assert [change.detail.split(":")[0] for change in StaffChange.objects.order_by("id")] == [
+        "client certificate for the archive", "client certificate for the archive removed"]

@@ -14,6 +14,7 @@ from diagnosis.models import DicomStoreRefusal, InputsAlert, Prediction, Webhook
 
 from training.tests.factories import TrainingRunFactory
 
+from . import certificates
 from .factories import (DonePredictionFactory, ModelVersionFactory, PacsDeliveryFactory, PatientFactory,
                         PredictionFactory, ReviewFactory, ScanFactory, image_bytes)
 
@@ -55,6 +56,9 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     DicomStoreRefusal.objects.create(organization=organization, sent_by=clinician, failure_code=0x0110,
                                      reason="No patient with MRN 'X' in your organization", patient_id="X")
     PacsDeliveryFactory(prediction=reviewed, status="failed")
+    ours = certificates.client("kidneyweb", by=certificates.issue("St. Elsewhere CA", ca=True))
+    services.pacs_client_certificate_set(organization=organization, certificate=ours.pem, key=ours.key_pem(),
+                                         by=clinician)
 
     samples = scrape(client)
 
@@ -80,6 +84,10 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     assert samples[("kidneyweb_worker_last_seen_seconds", (("worker", "inference"),))] < 30
     assert samples[("kidneyweb_active_model_info", (("name", "kidney-resnet-v5"),))] == 1
     assert samples[("kidneyweb_dicom_store_refusals_unresolved", ())] == 1
+    expiry = {labels: value for (name, labels), value in samples.items()
+              if name == "kidneyweb_archive_client_certificate_expiry_seconds"}
+    assert expiry == {(("organization", organization.slug),): pytest.approx(
+        (ours.certificate.not_valid_after_utc - timezone.now()).total_seconds(), abs=60)}
 
 
 def test_the_queue_lengths_are_read_from_the_broker(client, metrics_on, organization, clinician, active_model_version,

@@ -1,8 +1,6 @@
 """AI results sent to an archive that speaks only DICOM's own network protocol (DIMSE): stored in a real Orthanc with
 C-STORE as kidneyweb's AE title, the connection checked with C-ECHO; the archive's refusals count as STOW-RS ones do."""
 
-import datetime
-import ipaddress
 import socket
 
 import pytest
@@ -14,31 +12,9 @@ from diagnosis.models import PacsDelivery
 from diagnosis.services import dimse
 from diagnosis.services.outbound import NotDelivered
 
+from . import certificates
 from . import orthanc as pacs
 from .test_services_pacs import STUDY, _dicom_scan, _finished, allow_http, patient  # noqa: F401 (fixtures)
-
-
-def _certificate(directory, host="127.0.0.1"):
-    """A self-signed certificate for ``host`` (its own CA) and its key, as PEM files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test archive")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), False)
-                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-                   .sign(key, hashes.SHA256()))
-    cert, private = directory / "archive.pem", directory / "archive.key"
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                          serialization.NoEncryption()))
-    return cert, private
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +24,7 @@ def orthanc_tls(tmp_path_factory):
     if reason:
         pytest.skip(f"{reason}; .ci/run installs it")
     directory = tmp_path_factory.mktemp("orthanc-tls")
-    cert, key = _certificate(directory)
+    cert, key = certificates.issue("test archive", ca=True, host="127.0.0.1").write(directory, "archive")
     server = pacs.start(directory, tls=(cert, key))
     server.ca = cert
     yield server

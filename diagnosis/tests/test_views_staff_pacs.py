@@ -242,3 +242,41 @@ def test_a_rejection_note_sent_again_is_named_as_such(admin_client, organization
 
     assert (f"The rejection note of scan #{stored.scan_id} is being sent to the archive again."
             in page.content.decode())
+
+
+def test_an_administrator_uploads_a_client_certificate_and_sees_whose_it_is_and_until_when(admin_client, organization):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from . import certificates
+
+    ours = certificates.client("kidneyweb.st-elsewhere.org", by=certificates.issue("St. Elsewhere CA", ca=True))
+    url = reverse("diagnosis:staff_pacs_certificate")
+
+    wrong = admin_client.post(url, {"pacs-tls-certificate": SimpleUploadedFile("kidneyweb.pem", ours.pem.encode()),
+                                    "pacs-tls-key": SimpleUploadedFile("other.key", b"\x30\x82 binary DER")})
+    assert wrong.status_code == 400 and "This is not a PEM file (text)" in wrong.content.decode()
+
+    page = admin_client.post(url, {"pacs-tls-certificate": SimpleUploadedFile("kidneyweb.pem", ours.pem.encode()),
+                                   "pacs-tls-key": SimpleUploadedFile("kidneyweb.key", ours.key_pem().encode())},
+                             follow=True).content.decode()
+
+    assert "kidneyweb now presents this client certificate to the archive over TLS." in page
+    assert "<strong>kidneyweb.st-elsewhere.org</strong>, issued by St. Elsewhere CA" in page
+    assert f"valid until {ours.certificate.not_valid_after_utc:%Y-%m-%d}" in page
+    assert "upload its successor before then" in page  # it expires within 30 days
+    assert "PRIVATE KEY" not in page
+
+    page = admin_client.post(url, {"remove": "1"}, follow=True).content.decode()
+    assert "kidneyweb no longer presents a client certificate to the archive." in page
+    organization.refresh_from_db()
+    assert organization.pacs_client_certificate == "" and organization.pacs_client_key == ""
+
+
+def test_clinicians_cannot_upload_a_client_certificate(client, clinician, organization):
+    client.force_login(clinician)
+
+    response = client.post(reverse("diagnosis:staff_pacs_certificate"), {"remove": "1"})
+
+    assert response.status_code in (302, 403)
+    organization.refresh_from_db()
+    assert organization.pacs_client_certificate == ""

@@ -21,6 +21,7 @@ from ..forms import (
     MemberCreateForm,
     MemberDeactivateForm,
     MemberRoleForm,
+    PacsClientCertificateForm,
     PacsForm,
     PacsSinceForm,
     TwoFactorPolicyForm,
@@ -46,7 +47,8 @@ def _member_or_404(request: HttpRequest, user_id: int) -> Membership:
 def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
                export_form: AccessLogExportForm | None = None, webhook_form: WebhookForm | None = None,
                events_form: WebhookEventsForm | None = None, pacs_form: PacsForm | None = None,
-               since_form: PacsSinceForm | None = None) -> HttpResponse:
+               since_form: PacsSinceForm | None = None,
+               tls_form: PacsClientCertificateForm | None = None) -> HttpResponse:
     organization = selectors.organization_of(request.user)
     members = list(selectors.organization_members(organization=organization))
     for member in members:
@@ -64,6 +66,8 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "dicom_ae_title": settings.KIDNEYWEB_DICOM_AE_TITLE,
         "pacs_form": pacs_form or PacsForm(initial={"url": organization.pacs_url, "username": organization.pacs_username}),
         "since_form": since_form or PacsSinceForm(),
+        "tls_form": tls_form or PacsClientCertificateForm(),
+        "client_certificate": selectors.archive_client_certificate(organization=organization),
         "pacs_deliveries": selectors.pacs_deliveries(organization=organization)[:RECENT_DELIVERIES],
         "pacs_failed": selectors.pacs_deliveries(organization=organization).filter(status="failed").exists(),
         "dicomweb_base": request.build_absolute_uri(reverse("api:dicomweb-studies")).removesuffix("/studies"),
@@ -199,6 +203,26 @@ def staff_pacs(request: HttpRequest) -> HttpResponse:
                              organization.pacs_url else "AI results are no longer sent to the archive.")
             return _to_pacs()
     return _list_page(request, MemberCreateForm(), status=400, pacs_form=form)
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_pacs_certificate(request: HttpRequest) -> HttpResponse:
+    organization = selectors.organization_of(request.user)
+    if request.POST.get("remove"):
+        services.pacs_client_certificate_set(organization=organization, certificate="", key="", by=request.user)
+        messages.success(request, "kidneyweb no longer presents a client certificate to the archive.")
+        return _to_pacs()
+    form = PacsClientCertificateForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            services.pacs_client_certificate_set(organization=organization, by=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "kidneyweb now presents this client certificate to the archive over TLS.")
+            return _to_pacs()
+    return _list_page(request, MemberCreateForm(), status=400, tls_form=form)
 
 
 @organization_admin_required

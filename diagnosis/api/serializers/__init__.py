@@ -28,7 +28,7 @@ from .records import (
     WorklistScanSerializer,
 )
 from .studies import StudySummarySerializer
-from .archive import (ArchiveCheckSerializer, ArchiveDeliverySerializer, ArchiveSentSerializer,
+from .archive import (ArchiveCheckSerializer, ArchiveClientCertificateSerializer, ArchiveDeliverySerializer, ArchiveSentSerializer,
                       ArchiveSettingsSerializer, ArchiveSinceSerializer)
 from .staff import (
     MemberCreateSerializer,
@@ -52,6 +52,7 @@ __all__ = [
     "MemberUpdateSerializer",
     "MemberWithPasswordSerializer",
     "ArchiveCheckSerializer",
+    "ArchiveClientCertificateSerializer",
     "ArchiveDeliverySerializer",
     "ArchiveSentSerializer",
     "ArchiveSettingsSerializer",

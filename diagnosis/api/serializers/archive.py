@@ -8,6 +8,24 @@ from rest_framework import serializers
 from ...models import PacsDelivery
 
 
+class ArchiveClientCertificateSerializer(serializers.Serializer):
+    """kidneyweb's TLS client certificate for archives that admit only certificates of the hospital's CA."""
+
+    certificate = serializers.CharField(
+        write_only=True, max_length=64 * 1024,
+        help_text="PEM: kidneyweb's certificate, then any intermediate CAs' certificates.")
+    key = serializers.CharField(write_only=True, max_length=64 * 1024, trim_whitespace=False,
+                                help_text="PEM, without a passphrase. Kept sealed; never answered.")
+    subject = serializers.CharField(read_only=True, help_text="Whom the certificate names (its common name).")
+    issuer = serializers.CharField(read_only=True, help_text="The CA that issued it.")
+    not_after = serializers.DateTimeField(read_only=True, help_text="Valid until then: upload its successor before.")
+    sha256 = serializers.CharField(read_only=True, help_text="The certificate's SHA-256 fingerprint (of its DER form).")
+    expires_soon = serializers.SerializerMethodField(help_text="Within 30 days of expiry (or expired).")
+
+    def get_expires_soon(self, summary) -> bool:
+        return summary.expires_soon()
+
+
 class ArchiveSettingsSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=500, allow_blank=True,
                                 help_text="The archive's DICOMweb base address (results are POSTed to its /studies, "
@@ -21,6 +39,10 @@ class ArchiveSettingsSerializer(serializers.Serializer):
                                      trim_whitespace=False,
                                      help_text="Never answered. Empty or absent keeps the one set for the same user.")
     password_set = serializers.BooleanField(read_only=True, help_text="Whether a password is kept for the user.")
+    client_certificate = ArchiveClientCertificateSerializer(
+        read_only=True, allow_null=True,
+        help_text="The TLS client certificate kidneyweb presents to the archive; null: none "
+                  "(set at client-certificate/).")
 
 
 class ArchiveDeliverySerializer(serializers.ModelSerializer):

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from ... import selectors, services
 from ...models import Organization, PacsDelivery
 from ..permissions import HasMembership, MayManageArchive
-from ..serializers import (ArchiveCheckSerializer, ArchiveDeliverySerializer, ArchiveSentSerializer,
+from ..serializers import (ArchiveCheckSerializer, ArchiveClientCertificateSerializer, ArchiveDeliverySerializer, ArchiveSentSerializer,
                            ArchiveSettingsSerializer, ArchiveSinceSerializer)
 
 REFUSED = OpenApiResponse(description="Refused, with the reason: a bad address, a user without a password, no archive "
@@ -23,8 +23,10 @@ REFUSED = OpenApiResponse(description="Refused, with the reason: a bad address, 
 
 
 def _settings(organization: Organization) -> dict:
+    summary = selectors.archive_client_certificate(organization=organization)
     return {"url": organization.pacs_url, "username": organization.pacs_username,
-            "password_set": bool(organization.pacs_password)}
+            "password_set": bool(organization.pacs_password),
+            "client_certificate": ArchiveClientCertificateSerializer(summary).data if summary else None}
 
 
 @extend_schema_view(
@@ -66,6 +68,28 @@ class ArchiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             response["Cache-Control"] = "private, no-store"
             return response
         return Response(_settings(self.organization))
+
+    @extend_schema(methods=["PUT"], summary="Present a TLS client certificate to the archive",
+                   request=ArchiveClientCertificateSerializer,
+                   responses={200: ArchiveClientCertificateSerializer, 400: REFUSED},
+                   description="For an archive that admits only certificates of the hospital's CA (mutual TLS), over "
+                   "dicoms:// and https:// alike. Refused when the key does not belong to the certificate, it has "
+                   "a passphrase, or the certificate is not valid now or not for clients. Recorded as on the Members "
+                   "page.")
+    @extend_schema(methods=["DELETE"], summary="Stop presenting a client certificate", request=None,
+                   responses={204: None})
+    @action(detail=False, methods=["put", "delete"], url_path="client-certificate", url_name="client-certificate")
+    def client_certificate(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            services.pacs_client_certificate_set(organization=self.organization, certificate="", key="",
+                                                 by=request.user)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        serializer = ArchiveClientCertificateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        organization = services.pacs_client_certificate_set(organization=self.organization, by=request.user,
+                                                            **serializer.validated_data)
+        summary = selectors.archive_client_certificate(organization=organization)
+        return Response(ArchiveClientCertificateSerializer(summary).data)
 
     @extend_schema(summary="Check the connection to the archive", request=None,
                    responses={200: ArchiveCheckSerializer, 400: REFUSED},
