@@ -1,4 +1,5 @@
-"""Backups of a deployment: its database, its stored scans and heat maps, and the models it trained.
+"""Backups of a deployment: its database, its stored scans and heat maps, the models it trained, and MLflow's
+records of the trainings (where MLflow keeps them locally).
 
 The database is written with Django's own serialisation, not a database tool: a backup restores into
 SQLite or PostgreSQL of any version (a pilot that began on SQLite moves to PostgreSQL this way), and ids
@@ -7,7 +8,7 @@ database (REPEATABLE READ on PostgreSQL; SQLite's transaction holds writers back
 Files are copied after it: a scan uploaded meanwhile adds a file the database does not name, never the
 reverse, since stored files are not deleted.
 
-A backup holds patient data, password hashes, API tokens and two-factor secrets: its folder and files are
+A backup holds patient data, password hashes, API token digests and sealed credentials: its folder and files are
 readable by their owner only, and given a key (``KIDNEYWEB_BACKUP_KEY``) every file but the manifest is
 encrypted as it is written (``backup_crypto``). The manifest holds counts, checksums of the files as stored,
 migrations and the stored files' generated names, nothing about a patient, so a damaged backup is recognised
@@ -21,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import tarfile
 import tempfile
 from contextlib import contextmanager
@@ -43,6 +45,7 @@ FORMAT = 1
 DATA = "data.json.gz"
 MEDIA = "media.tar"
 MODELS = "models.tar"
+MLRUNS = "mlruns.tar"
 # Rebuilt by `migrate`, or not worth keeping: logins end with a restore.
 EXCLUDED = ["contenttypes", "auth.permission", "sessions"]
 # What a restore counts, to say what it brought back and to check it brought back all of it.
@@ -139,10 +142,33 @@ def _written(folder: Path, name: str, key: bytes | None) -> Iterator[BinaryIO]:
 def _tar(source: Path, target: BinaryIO) -> None:
     # Uncompressed: PNG and JPEG slices and Keras files are compressed already. A stream ("w|") never seeks,
     # so it can be sealed as it is written.
-    with tarfile.open(fileobj=target, mode="w|") as archive:
+    with tarfile.open(fileobj=target, mode="w|") as archive, tempfile.TemporaryDirectory() as scratch:
         for path in sorted(source.rglob("*")):
-            if path.is_file():
+            if not path.is_file() or path.name.endswith(("-journal", "-wal", "-shm")):
+                continue
+            if path.suffix == ".db":
+                # MLflow's SQLite store may be written by a training meanwhile: its own backup gives one
+                # consistent copy, which a file copy would not.
+                copy = Path(scratch) / path.name
+                with sqlite3.connect(path) as live, sqlite3.connect(copy) as snapshot:
+                    live.backup(snapshot)
+                archive.add(copy, arcname=str(path.relative_to(source)), recursive=False)
+                copy.unlink()
+            else:
                 archive.add(path, arcname=str(path.relative_to(source)), recursive=False)
+
+
+def _mlruns() -> tuple[Path | None, str]:
+    """MLflow's records to copy, and what the manifest says of them."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri and not uri.startswith("sqlite:"):
+        return None, f"not included: MLflow's tracking server ({uri.split('@')[-1]}) keeps the training records"
+    folder = Path(settings.KIDNEYWEB_MLRUNS_DIR)
+    if uri and not Path(uri.removeprefix("sqlite:///")).resolve().is_relative_to(folder.resolve()):
+        return None, f"not included: MLflow's database is outside {folder} (MLFLOW_TRACKING_URI); back it up there"
+    if not folder.is_dir():
+        return None, "none yet: no training has been recorded"
+    return folder, "included"
 
 
 def backup_create(*, out_dir: Path, key: bytes | None = None) -> BackupSummary:
@@ -176,6 +202,10 @@ def backup_create(*, out_dir: Path, key: bytes | None = None) -> BackupSummary:
         if models_dir.is_dir():
             with _written(folder, MODELS, key) as target:
                 _tar(models_dir, target)
+        mlruns, mlflow_note = _mlruns()
+        if mlruns is not None:
+            with _written(folder, MLRUNS, key) as target:
+                _tar(mlruns, target)
         manifest = {
             "format": FORMAT,
             "created": timezone.now().isoformat(),
@@ -183,6 +213,7 @@ def backup_create(*, out_dir: Path, key: bytes | None = None) -> BackupSummary:
             "media": "included" if media is not None else
                      f"not included: the scans are in the S3 bucket {settings.AWS_STORAGE_BUCKET_NAME!r}; "
                      "keep them with the bucket's versioning or replication",
+            "mlflow": mlflow_note,
             "encryption": _encryption(key) if key else None,
             "counts": counts,
             "files": _listed(folder),
@@ -276,7 +307,8 @@ def backup_restore(*, folder: Path, replace: bool = False, keys: Sequence[bytes]
             f"The database already holds {present['auth.User']} user(s) and {present['diagnosis.Patient']} "
             "patient(s). Restore into an empty database, or replace what it holds (--replace).")
     media = _local_media()
-    has_media, has_models = (_stored_name(manifest, name) in manifest["files"] for name in (MEDIA, MODELS))
+    has_media, has_models, has_mlruns = (_stored_name(manifest, name) in manifest["files"]
+                                         for name in (MEDIA, MODELS, MLRUNS))
     if has_media and media is None:
         raise BackupError("The backup holds scan files, but this deployment stores them in S3; restore it where "
                           "the storage is a folder, or copy media.tar's files into the bucket yourself.")
@@ -294,6 +326,11 @@ def backup_restore(*, folder: Path, replace: bool = False, keys: Sequence[bytes]
             _extract(source / MEDIA, media)
         if has_models:
             _extract(source / MODELS, Path(settings.KIDNEYWEB_MODELS_DIR))
+        if has_mlruns:
+            mlruns = Path(settings.KIDNEYWEB_MLRUNS_DIR)
+            if replace and mlruns.is_dir():
+                shutil.rmtree(mlruns)  # the records of the trainings being replaced, which a merge would mislead
+            _extract(source / MLRUNS, mlruns)
     counts = _counts()
     if counts != manifest["counts"]:
         raise BackupError(f"The restored database holds {counts}, the backup recorded {manifest['counts']}.")

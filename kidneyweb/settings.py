@@ -292,6 +292,8 @@ KIDNEYWEB_TRAINING_PARAMS = Path(os.environ.get("KIDNEYWEB_TRAINING_PARAMS") or 
 KIDNEYWEB_TRAINING_CONFIG = Path(os.environ.get("KIDNEYWEB_TRAINING_CONFIG") or BASE_DIR / "config.yaml")
 # The developer data set; empty means config.yaml's data_dir (relative to the project directory).
 KIDNEYWEB_TRAINING_DATA_DIR = os.environ.get("KIDNEY_DATA_DIR", "")
+# Where MLflow keeps its records when MLFLOW_TRACKING_URI names no server (the worker's ./mlruns): backups copy it.
+KIDNEYWEB_MLRUNS_DIR = Path(os.environ.get("KIDNEYWEB_MLRUNS_DIR") or BASE_DIR / "mlruns")
 # Log runs to MLflow (MLFLOW_TRACKING_URI, default ./mlruns of the worker's working directory).
 KIDNEYWEB_TRAINING_TRACK = env_bool("KIDNEYWEB_TRAINING_TRACK", True)
 # A candidate may be at most this much worse than the active model on macro-F1 and on every class's

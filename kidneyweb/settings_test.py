@@ -18,6 +18,8 @@ if not os.environ.get("KIDNEYWEB_TEST_TMP"):
 TEST_TMP_DIR = Path(os.environ["KIDNEYWEB_TEST_TMP"])
 os.environ["KIDNEYWEB_VAR_DIR"] = str(TEST_TMP_DIR / "var")
 os.environ.pop("KIDNEYWEB_MEDIA_ROOT", None)
+# Backups copy MLflow's records: the test run's own, never the checkout's.
+os.environ["KIDNEYWEB_MLRUNS_DIR"] = str(TEST_TMP_DIR / "mlruns")
 # Tests never talk to S3; the S3 configuration is tested on its own.
 os.environ.pop("AWS_STORAGE_BUCKET_NAME", None)
 # Backups are unencrypted unless a test sets a key of its own.

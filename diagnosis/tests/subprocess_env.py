@@ -18,6 +18,7 @@ _NAMES = ("SECRET_KEY", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "DATABASE_URL",
 def clean_env(var_dir: Path, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES) and k not in _NAMES}
     env["KIDNEYWEB_VAR_DIR"] = str(var_dir)
+    env["KIDNEYWEB_MLRUNS_DIR"] = str(var_dir / "mlruns")  # not the checkout's, which a backup would copy
     env["DJANGO_SETTINGS_MODULE"] = "kidneyweb.settings"
     env.update(overrides)
     return env

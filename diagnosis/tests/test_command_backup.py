@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -364,3 +365,49 @@ def test_after_the_key_is_replaced_older_backups_restore_with_the_previous_key_l
         _lose_everything(deployment)
         call_command("restore", str(folder), stderr=StringIO())
         assert Patient.objects.get().name == "Ada Example"
+
+
+def test_mlflows_records_of_the_trainings_are_backed_up_consistently_and_restored(deployment, tmp_path, settings,
+                                                                                  monkeypatch):
+    import mlflow
+
+    from mlcore.tracking import tracked_run
+
+    monkeypatch.chdir(tmp_path)  # MLflow's default store: ./mlruns of the worker's working directory
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    settings.KIDNEYWEB_MLRUNS_DIR = tmp_path / "mlruns"
+    (tmp_path / "curve.png").write_bytes(b"\x89PNG curve")
+    with tracked_run("run-7") as tracker:
+        tracker.log_params({"epochs": 20})
+        tracker.log_metrics({"val_macro_f1": 0.77}, step=16)
+        tracker.log_artifact(tmp_path / "curve.png", "plots")
+    run_id = tracker.run_id
+
+    folder = _backup(tmp_path / "backups")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["mlflow"] == "included" and "mlruns.tar" in manifest["files"]
+    with tarfile.open(folder / "mlruns.tar") as archive:  # a consistent copy of the SQLite store, no journal
+        names = archive.getnames()
+    assert "mlflow.db" in names and not any(name.endswith(("-journal", "-wal")) for name in names)
+
+    _lose_everything(deployment)
+    shutil.rmtree(tmp_path / "mlruns")
+    call_command("restore", str(folder), stderr=StringIO())
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    restored = mlflow.get_run(run_id)
+    assert restored.data.params["epochs"] == "20" and restored.data.metrics["val_macro_f1"] == 0.77
+    artifacts = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="plots/curve.png",
+                                                         dst_path=str(tmp_path / "downloaded")))
+    assert artifacts.read_bytes() == b"\x89PNG curve"
+
+
+def test_records_kept_by_an_mlflow_server_are_named_and_not_copied(deployment, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://user:pw@mlflow.hospital.example")
+
+    folder = _backup(tmp_path / "backups")
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["mlflow"] == ("not included: MLflow's tracking server (mlflow.hospital.example) keeps the training "
+                                  "records")
+    assert "mlruns.tar" not in manifest["files"]
