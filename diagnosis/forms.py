@@ -191,6 +191,15 @@ class TwoFactorPolicyForm(forms.Form):
     )
 
 
+class ApiTokenPolicyForm(forms.Form):
+    prefix = "tokens"
+    api_token_days = forms.IntegerField(
+        label="API tokens expire after (days)", required=False, min_value=1, max_value=3650,
+        help_text="Counted from when each token was issued, for those issued already too. Empty: tokens work until "
+                  "replaced or revoked.",
+    )
+
+
 class WebhookForm(forms.Form):
     url = forms.CharField(
         label="Notification URL", max_length=500, required=False,

@@ -34,6 +34,7 @@ urlpatterns = [
     path("staff/", views.staff_list, name="staff_list"),
     path("staff/new/", views.staff_create, name="staff_create"),
     path("staff/policy/", views.staff_policy, name="staff_policy"),
+    path("staff/token-policy/", views.staff_token_policy, name="staff_token_policy"),
     path("staff/notifications/", views.staff_webhook, name="staff_webhook"),
     path("staff/archive/", views.staff_pacs, name="staff_pacs"),
     path("staff/archive/send-since/", views.staff_pacs_send_since, name="staff_pacs_send_since"),

@@ -35,7 +35,8 @@ class ApiTokenAuthentication(TokenAuthentication):
         return self.authenticate_credentials(parts[1])
 
     def authenticate_credentials(self, key: str):
-        token = ApiToken.objects.select_related("user").filter(digest=ApiToken.digest_of(key)).first()
+        token = (ApiToken.objects.select_related("user__membership__organization")
+                 .filter(digest=ApiToken.digest_of(key)).first())
         if token is None:
             raise exceptions.AuthenticationFailed(
                 "Invalid token: it was never issued, or it was replaced or revoked. Ask an administrator of your "
@@ -43,6 +44,14 @@ class ApiTokenAuthentication(TokenAuthentication):
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("The token's member is deactivated: its token is refused.")
         now = timezone.now()
+        membership = getattr(token.user, "membership", None)
+        organization = membership.organization if membership is not None else None
+        expires = token.expires_at(organization.api_token_days) if organization is not None else None
+        if expires is not None and expires <= now:
+            raise exceptions.AuthenticationFailed(
+                f"The token expired on {expires:%Y-%m-%d} ({organization.name}'s API tokens work for "
+                f"{organization.api_token_days} days after they are issued): ask an administrator of your "
+                "organization for a new one.")
         if token.last_used_at is None or now - token.last_used_at >= LAST_USED_GRANULARITY:
             # Conditional, so that concurrent requests write once; the request itself does not wait on a lock.
             ApiToken.objects.filter(pk=token.pk).filter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import datetime
 import hashlib
 
 from django.conf import settings
@@ -44,6 +45,9 @@ class Organization(models.Model):
         default=False,
         help_text="Every member must confirm logins with a code from an authenticator app.",
     )
+    # How long an API token works after it was issued; None: until replaced or revoked.
+    api_token_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="API tokens stop working this many days after they were issued; empty: never.")
     # Result notifications for a hospital system: each finished diagnosis is POSTed here, signed with the secret.
     # Checked by services.webhooks.webhook_set (https only unless allowed), not by a form field of its own.
     webhook_url = models.CharField("notification URL", max_length=500, blank=True)
@@ -144,6 +148,10 @@ class ApiToken(models.Model):
     @staticmethod
     def digest_of(key: str) -> str:
         return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+    def expires_at(self, days: int | None) -> datetime.datetime | None:
+        """When the token stops working under a lifetime of ``days`` (None: never)."""
+        return self.created + datetime.timedelta(days=days) if days else None
 
     def __str__(self) -> str:
         return f"API token {self.prefix}… of {self.user}"

@@ -6,7 +6,8 @@ import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import (Count, DateTimeField, Exists, ExpressionWrapper, IntegerField, OuterRef, QuerySet,
+                              Subquery, Value)
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
@@ -26,7 +27,8 @@ def api_token_of(*, user: AbstractBaseUser) -> ApiToken | None:
 
 
 def organization_members(*, organization: Organization) -> QuerySet[Membership]:
-    """The members, by username, with ``has_api_token``, ``token_created``, ``token_prefix``, ``token_last_used``,
+    """The members, by username, with ``has_api_token``, ``token_created``, ``token_expires`` (under the organization's
+    token lifetime; None: never), ``token_prefix``, ``token_last_used``,
     ``has_two_factor``, ``recovery_codes_left``
     and ``login_failures`` (recent
     failed logins; ``login_locked`` is true when they lock the username)."""
@@ -49,6 +51,10 @@ def organization_members(*, organization: Organization) -> QuerySet[Membership]:
             has_api_token=Exists(tokens),
             has_two_factor=Exists(authenticators),
             token_created=Subquery(tokens.values("created")[:1]),
+            token_expires=(ExpressionWrapper(Subquery(tokens.values("created")[:1])
+                                             + Value(datetime.timedelta(days=organization.api_token_days)),
+                                             output_field=DateTimeField())
+                           if organization.api_token_days else Value(None, output_field=DateTimeField())),
             token_prefix=Subquery(tokens.values("prefix")[:1]),
             token_last_used=Subquery(tokens.values("last_used_at")[:1]),
             login_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),

@@ -54,6 +54,7 @@ from .staff import (
     member_two_factor_reset,
     member_unlock,
     member_update,
+    organization_api_token_days_set,
     organization_two_factor_require,
     two_factor_reset_on_server,
 )
@@ -134,6 +135,7 @@ __all__ = [
     "two_factor_reset_on_server",
     "member_unlock",
     "member_update",
+    "organization_api_token_days_set",
     "organization_two_factor_require",
     "recovery_codes_renew",
     "two_factor_check",

@@ -8,6 +8,7 @@ demotes or deactivates themselves (another administrator does, knowingly).
 
 from __future__ import annotations
 
+import datetime
 import logging
 import secrets
 
@@ -15,9 +16,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from .. import selectors
-from ..models import Authenticator, Membership, Organization, RecoveryCodes, StaffChange
+from ..models import ApiToken, Authenticator, Membership, Organization, RecoveryCodes, StaffChange
 from .logins import login_failures_clear
 from .organizations import api_token_revoke, api_token_rotate, check_role, check_username
 
@@ -236,6 +238,30 @@ def two_factor_reset_on_server(*, user: AbstractBaseUser, reason: str) -> bool:
                 detail=f"on the server: {reason}")
     logger.warning("Two-factor authentication of %s reset on the server: %s", user.get_username(), reason)
     return True
+
+
+MAX_API_TOKEN_DAYS = 3650
+
+
+@transaction.atomic
+def organization_api_token_days_set(*, organization: Organization, days: int | None, by: AbstractBaseUser) -> int:
+    """Let API tokens work for ``days`` after they were issued (None: until replaced or revoked). Counts for the
+    tokens issued already too: returns how many of the members' tokens are past it, and so stop working now."""
+    if days is not None and not 1 <= days <= MAX_API_TOKEN_DAYS:
+        raise ValidationError({"api_token_days": [
+            f"Enter a number of days from 1 to {MAX_API_TOKEN_DAYS}, or nothing for tokens that do not expire."]})
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    expired = (ApiToken.objects.filter(user__membership__organization=organization,
+                                       created__lte=timezone.now() - datetime.timedelta(days=days)).count()
+               if days else 0)
+    if organization.api_token_days == days:
+        return expired
+    organization.api_token_days = days
+    organization.save(update_fields=["api_token_days"])
+    policy_change_record(organization=organization, by=by,
+                         detail=f"API tokens expire {days} days after they are issued" if days
+                         else "API tokens do not expire")
+    return expired
 
 
 @transaction.atomic

@@ -8,7 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from diagnosis import selectors, services
-from diagnosis.models import ApiToken
+from diagnosis.models import ApiToken, StaffChange
 
 PATIENTS = "/api/v1/patients/"
 
@@ -106,3 +106,49 @@ def test_other_authorization_schemes_are_not_taken_for_tokens(organization, boss
 
     assert response.status_code == 401  # no credentials of a kind the API takes
     assert "Authentication credentials were not provided" in response.json()["detail"]
+
+
+def test_under_a_token_lifetime_an_older_token_is_refused_saying_when_it_expired_and_what_to_do(
+        organization, boss, nurse):
+    token = services.member_api_token_issue(organization=organization, member=nurse, by=boss)
+    ApiToken.objects.update(created=timezone.now() - datetime.timedelta(days=91))
+    assert _get(token).status_code == 200  # no lifetime yet
+
+    older = services.organization_api_token_days_set(organization=organization, days=90, by=boss)
+
+    assert older == 1
+    response = _get(token)
+    expired = (ApiToken.objects.get().created + datetime.timedelta(days=90)).strftime("%Y-%m-%d")
+    assert response.status_code == 401
+    assert response.json()["detail"] == (
+        f"The token expired on {expired} (St. Elsewhere's API tokens work for 90 days after they are issued): ask an "
+        "administrator of your organization for a new one.")
+    fresh = services.member_api_token_issue(organization=organization, member=nurse, by=boss)
+    assert _get(fresh).status_code == 200
+    services.organization_api_token_days_set(organization=organization, days=None, by=boss)
+    assert [change.detail for change in StaffChange.objects.filter(action="policy_changed").order_by("id")] == [
+        "API tokens expire 90 days after they are issued", "API tokens do not expire"]
+
+
+def test_administrators_set_the_lifetime_on_the_members_page_and_see_each_tokens_expiry(organization, boss, nurse):
+    token = services.member_api_token_issue(organization=organization, member=nurse, by=boss)
+    web = Client()
+    web.force_login(boss)
+
+    refused = web.post("/staff/token-policy/", {"tokens-api_token_days": "0"})
+    assert refused.status_code == 400 and "Ensure this value is greater than or equal to 1" in refused.content.decode()
+
+    page = web.post("/staff/token-policy/", {"tokens-api_token_days": "30"}, follow=True).content.decode()
+    assert "API tokens now stop working 30 days after they were issued." in page
+    assert "Each token stops working 30 days after it was" in page
+    expires = timezone.localtime(ApiToken.objects.get().created + datetime.timedelta(days=30))
+    assert f"expires {expires:%Y-%m-%d}" in page
+    assert f"expires {expires:%Y-%m-%d %H:%M}" in web.get(f"/staff/{nurse.pk}/").content.decode()
+    api = Client(HTTP_AUTHORIZATION=f"Token {services.api_token_rotate(user=boss)}")
+    assert api.get(f"/api/v1/members/{nurse.pk}/").json()["api_token_expires"] is not None
+    issued = web.post(f"/staff/{nurse.pk}/token/").content.decode()
+    assert 'It stops working 30 days from now, on\n    <strong id="token-expires">' in issued
+    assert _get(token).status_code == 401  # replaced by the one just issued
+
+    ApiToken.objects.filter(user=nurse).update(created=timezone.now() - datetime.timedelta(days=31))
+    assert "expired " in web.get("/staff/").content.decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime
 from typing import Callable, Iterator
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.views.decorators.http import require_GET
 from .. import selectors, services
 from ..forms import (
     AccessLogExportForm,
+    ApiTokenPolicyForm,
     MemberCreateForm,
     MemberDeactivateForm,
     MemberRoleForm,
@@ -48,7 +50,8 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
                export_form: AccessLogExportForm | None = None, webhook_form: WebhookForm | None = None,
                events_form: WebhookEventsForm | None = None, pacs_form: PacsForm | None = None,
                since_form: PacsSinceForm | None = None,
-               tls_form: PacsClientCertificateForm | None = None) -> HttpResponse:
+               tls_form: PacsClientCertificateForm | None = None,
+               token_policy_form: ApiTokenPolicyForm | None = None) -> HttpResponse:
     organization = selectors.organization_of(request.user)
     members = list(selectors.organization_members(organization=organization))
     for member in members:
@@ -59,6 +62,8 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "form": form,
         "export_form": export_form or AccessLogExportForm(),
         "policy_form": TwoFactorPolicyForm(initial={"require_two_factor": organization.require_two_factor}),
+        "token_policy_form": token_policy_form or ApiTokenPolicyForm(
+            initial={"api_token_days": organization.api_token_days}),
         "webhook_form": webhook_form or WebhookForm(initial={"url": organization.webhook_url}),
         "events_form": events_form or WebhookEventsForm(initial={"events": organization.webhook_events}),
         "deliveries": selectors.webhook_deliveries(organization=organization)[:RECENT_DELIVERIES],
@@ -72,12 +77,17 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "pacs_failed": selectors.pacs_deliveries(organization=organization).filter(status="failed").exists(),
         "dicomweb_base": request.build_absolute_uri(reverse("api:dicomweb-studies")).removesuffix("/studies"),
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
+        "now": timezone.now(),
     }, status=status)
 
 
 def _secret_page(request: HttpRequest, *, member, kind: str, secret: str) -> HttpResponse:
     """Show a new password, token or notification secret (``member`` None) once: it is never shown again."""
-    response = render(request, "diagnosis/staff_secret.html", {"member": member, "kind": kind, "secret": secret})
+    organization = selectors.organization_of(request.user)
+    days = organization.api_token_days if kind == "token" else None
+    response = render(request, "diagnosis/staff_secret.html", {
+        "member": member, "kind": kind, "secret": secret, "organization": organization,
+        "expires": timezone.now() + datetime.timedelta(days=days) if days else None})
     response["Cache-Control"] = "private, no-store"
     return response
 
@@ -113,6 +123,24 @@ def staff_policy(request: HttpRequest) -> HttpResponse:
                                              by=request.user)
     messages.success(request, "Every member now needs two-factor authentication: those without it set it up at "
                               "their next request." if required else "Two-factor authentication is now up to each member.")
+    return redirect("diagnosis:staff_list")
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_token_policy(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenPolicyForm(request.POST)
+    if not form.is_valid():
+        return _list_page(request, MemberCreateForm(), status=400, token_policy_form=form)
+    days = form.cleaned_data["api_token_days"]
+    expired = services.organization_api_token_days_set(organization=selectors.organization_of(request.user),
+                                                       days=days, by=request.user)
+    if not days:
+        messages.success(request, "API tokens now work until they are replaced or revoked.")
+    else:
+        messages.success(request, f"API tokens now stop working {days} days after they were issued."
+                         + (f" {expired} token{'s are' if expired != 1 else ' is'} older and stopped working: issue "
+                            "new ones on the members' pages." if expired else ""))
     return redirect("diagnosis:staff_list")
 
 
@@ -289,6 +317,7 @@ def staff_member(request: HttpRequest, user_id: int) -> HttpResponse:
         "membership": membership,
         "member": membership.user,
         "login_locked": selectors.member_login_locked(membership),
+        "now": timezone.now(),
         "is_self": membership.user_id == request.user.pk,
         "role_form": MemberRoleForm(initial={"role": membership.role}),
         "deactivate_form": MemberDeactivateForm(),

@@ -33,6 +33,10 @@ class MemberSerializer(serializers.Serializer):
         source="token_prefix", read_only=True, allow_null=True,
         help_text="The API token's first characters, to tell which one a hospital system holds; null: no token. "
         "The rest is shown only when issued.")
+    api_token_expires = serializers.DateTimeField(
+        source="token_expires", read_only=True, allow_null=True,
+        help_text="When the API token stops working, under the organization's token lifetime; null: no token, or "
+                  "tokens that do not expire.")
     api_token_last_used = serializers.DateTimeField(
         source="token_last_used", read_only=True, allow_null=True,
         help_text="When the API token last authenticated a request (to within 5 minutes); null: never, or no token.")
