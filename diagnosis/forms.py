@@ -229,6 +229,24 @@ class PacsForm(forms.Form):
     )
 
 
+class PacsOAuthForm(forms.Form):
+    prefix = "pacs-oauth"
+    token_url = forms.CharField(
+        label="Token address", max_length=500, required=False,
+        help_text="The authorization server's token endpoint (OAuth 2.0, client credentials). kidneyweb then sends a "
+                  "bearer token instead of the user name and password. Empty: no OAuth 2.0.",
+        widget=forms.URLInput(attrs={"placeholder": "https://sso.example.org/realms/pacs/protocol/openid-connect/token",
+                                     "autocomplete": "off"}))
+    client_id = forms.CharField(label="Client id", max_length=200, required=False,
+                                widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    client_secret = forms.CharField(label="Client secret", max_length=500, required=False, strip=False,
+                                    help_text="Empty keeps the secret set for this client id.",
+                                    widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    scope = forms.CharField(label="Scope", max_length=500, required=False,
+                            help_text="If the authorization server asks for one, e.g. an Azure DICOM service's "
+                                      "https://dicom.healthcareapis.azure.com/.default.")
+
+
 class PacsClientCertificateForm(forms.Form):
     prefix = "pacs-tls"
     MAX_BYTES = 64 * 1024  # a certificate chain of a few CAs and a key; anything larger is not one

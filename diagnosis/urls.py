@@ -39,6 +39,7 @@ urlpatterns = [
     path("staff/archive/", views.staff_pacs, name="staff_pacs"),
     path("staff/archive/send-since/", views.staff_pacs_send_since, name="staff_pacs_send_since"),
     path("staff/archive/check/", views.staff_pacs_check, name="staff_pacs_check"),
+    path("staff/archive/oauth/", views.staff_pacs_oauth, name="staff_pacs_oauth"),
     path("staff/archive/client-certificate/", views.staff_pacs_certificate, name="staff_pacs_certificate"),
     path("staff/archive/send-failed-again/", views.staff_pacs_send_failed_again, name="staff_pacs_send_failed_again"),
     path("staff/archive/<int:pk>/send-again/", views.staff_pacs_send_again, name="staff_pacs_send_again"),

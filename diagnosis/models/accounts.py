@@ -61,6 +61,13 @@ class Organization(models.Model):
     pacs_url = models.CharField("archive (PACS) DICOMweb address", max_length=500, blank=True)
     pacs_username = models.CharField(max_length=150, blank=True)
     pacs_password = SealedTextField(blank=True, label="archive password")
+    # OAuth 2.0 client credentials for a DICOMweb archive behind an authorization server (services.archive_oauth):
+    # a bearer token from pacs_token_url instead of the user name and password; the secret sealed.
+    pacs_token_url = models.CharField("archive's token address (OAuth 2.0)", max_length=500, blank=True)
+    pacs_client_id = models.CharField(max_length=200, blank=True)
+    pacs_client_secret = SealedTextField(blank=True, label="archive OAuth client secret",
+                                         remedy="set the client secret anew on the Members page")
+    pacs_scope = models.CharField(max_length=500, blank=True)
     # kidneyweb's TLS client certificate, for archives that admit only certificates of the hospital's CA (mutual
     # TLS; services.client_certificates): the chain in PEM, public; its private key sealed.
     pacs_client_certificate = models.TextField(blank=True)

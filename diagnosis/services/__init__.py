@@ -12,6 +12,7 @@ from .heatmaps import (
     heatmap_get_or_request,
 )
 from .model_versions import model_version_activate, model_version_register
+from .archive_oauth import pacs_oauth_set
 from .client_certificates import pacs_client_certificate_set
 from .organizations import (Resealed, api_token_revoke, api_token_rotate, credentials_reseal, member_get_or_create,
                             organization_get_or_create)
@@ -115,6 +116,7 @@ __all__ = [
     "ScanImageUnavailable",
     "Resealed",
     "pacs_client_certificate_set",
+    "pacs_oauth_set",
     "credentials_reseal",
     "api_token_revoke",
     "api_token_rotate",

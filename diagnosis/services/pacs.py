@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import base64
 import datetime
-import json
-import secrets
 from functools import partial
-from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -31,31 +28,9 @@ from django.utils import timezone
 from ..dicom_uids import capture_uids
 from ..models import Organization, PacsDelivery, Prediction, Review, Scan
 from ..sealed import Unreadable
-from . import client_certificates, dimse, outbound
+from . import archive_oauth, client_certificates, dimse, outbound, stow
 from .staff import policy_change_record
 from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exported for the task)
-
-# PS3.4 Annex GG and PS3.18 (Failure Reason, 0008,1197): what the archive's codes mean, for the administrator.
-FAILURE_REASONS = {
-    0x0110: "processing failure",
-    0x0122: "it does not store this kind of instance (Secondary Capture)",
-    0x0124: "not authorized",
-    0xA700: "out of resources",
-    0xA900: "the data set does not match its SOP class",
-    0xC000: "it could not understand the instance",
-    0xC122: "it does not take the instance's transfer syntax",
-}
-_FAILED_SOP_SEQUENCE, _REFERENCED_SOP_INSTANCE, _FAILURE_REASON = "00081198", "00081155", "00081197"
-# Answers that may change when asked again: a timeout, too early, too many requests.
-_RETRYABLE_4XX = {408, 425, 429}
-_HINTS = {
-    401: "Check the user name and password set for the archive.",
-    403: "Check that the archive lets this user store instances.",
-    404: "Check the archive's DICOMweb address.",
-    413: "The archive takes no instances this large.",
-    415: "The archive does not take DICOM here: check its DICOMweb address.",
-}
-
 
 
 @transaction.atomic
@@ -112,8 +87,12 @@ def _unreadable_credential(organization: Organization, *, dicom: bool) -> str:
 
 
 def _headers(organization: Organization, **more: str) -> dict[str, str]:
+    """The request's headers with kidneyweb's credentials: an OAuth 2.0 bearer token where one is set up (raises
+    archive_oauth.TokenUnavailable), else the user name and password."""
     headers = {"User-Agent": "kidneyweb-pacs/1", **more}
-    if organization.pacs_username:
+    if organization.pacs_token_url:
+        headers["Authorization"] = "Bearer " + archive_oauth.access_token(organization)
+    elif organization.pacs_username:
         credentials = f"{organization.pacs_username}:{organization.pacs_password}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
     return headers
@@ -132,16 +111,19 @@ def pacs_check(*, organization: Organization) -> str:
     client = client_certificates.of(organization)
     if dicom is not None:
         return dimse.echo(dicom, calling=settings.KIDNEYWEB_DICOM_AE_TITLE, client=client)
+    try:
+        headers = _headers(organization, Accept="application/dicom+json")
+    except archive_oauth.TokenUnavailable as exc:
+        raise ValidationError(exc.reason) from None
     answer = outbound.get(f"{organization.pacs_url}/studies?limit=1", receiver="archive",
-                          context=client_certificates.https_context(client),
-                          headers=_headers(organization, Accept="application/dicom+json"))
+                          context=client_certificates.https_context(client), headers=headers)
     if answer.ok:
         as_whom = f" as {organization.pacs_username}" if organization.pacs_username else ""
         return f"The archive answered{as_whom}: its DICOMweb service is reached ({answer.status})."
     refusal = client_certificates.https_refusal(organization.pacs_url, client) if answer.status is None else ""
     if refusal:
         raise ValidationError(refusal)
-    raise ValidationError(" ".join(filter(None, [answer.error, _HINTS.get(answer.status or 0, "")])))
+    raise ValidationError(" ".join(filter(None, [answer.error, stow.HINTS.get(answer.status or 0, "")])))
 
 
 def enqueue_delivery(delivery_id: int) -> None:
@@ -203,55 +185,6 @@ def _fail(delivery: PacsDelivery, reason: str) -> PacsDelivery:
     return delivery
 
 
-def _multipart(instance: bytes) -> tuple[bytes, str]:
-    """A STOW-RS request body of one instance, and its Content-Type."""
-    boundary = "kidneyweb-" + secrets.token_hex(16)
-    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + instance
-            + f"\r\n--{boundary}--\r\n".encode())
-    return body, f'multipart/related; type="application/dicom"; boundary={boundary}'
-
-
-def _failure_reason(body: bytes, instance_uid: str) -> str | None:
-    """The archive's reason for refusing ``instance_uid``, from a STOW-RS answer (PS3.18 10.5.3): None when the
-    answer names no failure of it (or is not the DICOM JSON it should be)."""
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return None
-    if isinstance(answer, list):  # some archives wrap the one data set in an array
-        answer = answer[0] if answer else {}
-    if not isinstance(answer, dict):
-        return None
-    for item in (answer.get(_FAILED_SOP_SEQUENCE) or {}).get("Value") or []:
-        uids = (item.get(_REFERENCED_SOP_INSTANCE) or {}).get("Value") or []
-        if uids and instance_uid not in uids:
-            continue
-        codes = (item.get(_FAILURE_REASON) or {}).get("Value") or []
-        if not codes:
-            return "The archive refused the instance and gave no reason."
-        code = int(codes[0])
-        meaning = FAILURE_REASONS.get(code) or ("out of resources" if 0xA700 <= code <= 0xA7FF else
-                                                 "it could not understand the instance" if 0xC000 <= code <= 0xCFFF else
-                                                 "no reason kidneyweb knows")
-        return f"The archive refused the instance: failure reason {code:#06x} ({meaning})."
-    return None
-
-
-def _outcome(answer: outbound.Answer, instance_uid: str) -> dict[str, Any]:
-    """How one STOW-RS answer counts: delivered, refused for good (final) or worth another attempt."""
-    if answer.status is None:
-        return {"delivered": False, "error": answer.error}
-    refused = _failure_reason(answer.body, instance_uid) if answer.body else None
-    if answer.ok:
-        # 200: stored; 202: stored with warnings, or some instances refused (ours among them or not).
-        return {"delivered": True, "error": ""} if refused is None else {"delivered": False, "final": True,
-                                                                         "error": refused}
-    if answer.status == 409 or (400 <= answer.status < 500 and answer.status not in _RETRYABLE_4XX):
-        hint = _HINTS.get(answer.status, "")
-        return {"delivered": False, "final": True, "error": " ".join(filter(None, [answer.error, refused, hint]))}
-    return {"delivered": False, "error": answer.error}
-
-
 def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
     """Send one result's capture (or a rejection note) to the archive. Safe to call twice: a delivered or failed one
     is left alone. Raises PacsNotDelivered when this attempt failed and another is allowed."""
@@ -298,14 +231,23 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
     if dicom is not None:
         outcome = dimse.store(dicom, instance, calling=settings.KIDNEYWEB_DICOM_AE_TITLE, client=client)
         return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), **outcome)
-    body, content_type = _multipart(instance)
-    headers = _headers(organization, **{"Content-Type": content_type, "Accept": "application/dicom+json"})
-    answer = outbound.post(f"{delivery.url}/studies", body=body, headers=headers, receiver="archive",
-                           context=client_certificates.https_context(client))
+    body, content_type = stow.multipart(instance)
+    more = {"Content-Type": content_type, "Accept": "application/dicom+json"}
+    try:
+        answer = outbound.post(f"{delivery.url}/studies", body=body, headers=_headers(organization, **more),
+                               receiver="archive", context=client_certificates.https_context(client))
+        if answer.status == 401 and organization.pacs_token_url:
+            # A token revoked before its time: one more try with a new one.
+            archive_oauth.forget(organization)
+            answer = outbound.post(f"{delivery.url}/studies", body=body, headers=_headers(organization, **more),
+                                   receiver="archive", context=client_certificates.https_context(client))
+    except archive_oauth.TokenUnavailable as exc:
+        return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
+                                       error=exc.reason, final=exc.final)
     refusal = client_certificates.https_refusal(delivery.url, client) if answer.status is None else ""
     if refusal:
         return outbound.attempt_record(delivery, answer=answer, delivered=False, error=refusal, final=True)
-    return outbound.attempt_record(delivery, answer=answer, **_outcome(answer, delivery.sop_instance_uid))
+    return outbound.attempt_record(delivery, answer=answer, **stow.outcome(answer, delivery.sop_instance_uid))
 
 
 @transaction.atomic

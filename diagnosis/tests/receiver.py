@@ -31,6 +31,8 @@ class Receiver:
     answers: list[int | tuple[int, bytes]] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
+    # Set: only requests with "Authorization: Bearer <one of these>" are taken; others are answered 401.
+    bearer_tokens: set[str] | None = None
 
 
 def start(tls: ssl.SSLContext | None = None) -> tuple[Receiver, ThreadingHTTPServer]:
@@ -47,8 +49,31 @@ def start(tls: ssl.SSLContext | None = None) -> tuple[Receiver, ThreadingHTTPSer
                     raise
             super().setup()
 
+        def _refused(self) -> bool:
+            if receiver.bearer_tokens is None:
+                return False
+            scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+            if scheme.lower() == "bearer" and token in receiver.bearer_tokens:
+                return False
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name): a DICOMweb search (QIDO-RS) finds nothing
+            if self._refused():
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/dicom+json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self._refused():
+                return
             peer = self.connection.getpeercert() if tls else None
             client = dict(pair[0] for pair in peer["subject"]).get("commonName", "") if peer else ""
             receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, client))

@@ -27,10 +27,11 @@ def test_an_administrator_sets_the_archive_and_the_password_is_never_answered(cl
 
     assert response.status_code == 200, response.content
     assert openapi.mismatches(openapi.load(client), "/api/v1/archive/settings/", "put", response) == []
-    assert response.json() == {"url": ARCHIVE, "username": "ai", "password_set": True, "client_certificate": None}
+    assert response.json() == {"url": ARCHIVE, "username": "ai", "password_set": True, "oauth": None,
+                               "client_certificate": None}
     assert response["Cache-Control"] == "private, no-store"
     assert admin_api.get(f"{URL}settings/").json() == {"url": ARCHIVE, "username": "ai", "password_set": True,
-                                                       "client_certificate": None}
+                                                       "oauth": None, "client_certificate": None}
     organization.refresh_from_db()
     assert organization.pacs_password == "s3cret"
     assert StaffChange.objects.get().detail == "AI results to the archive at pacs.example.org as ai"
@@ -160,3 +161,23 @@ def test_an_integrator_uploads_a_client_certificate_whose_key_is_never_answered_
     assert admin_api.get(f"{URL}settings/").json()["client_certificate"] is None
     assert [change.detail.split(":")[0] for change in StaffChange.objects.order_by("id")] == [
         "client certificate for the archive", "client certificate for the archive removed"]
+
+
+def test_an_integrator_sets_oauth_whose_secret_is_never_answered_and_turns_it_off(client, admin_api, organization):
+    path = "/api/v1/archive/oauth/"
+    admin_api.put(f"{URL}settings/", {"url": ARCHIVE}, format="json")
+
+    response = admin_api.put(path, {"token_url": "https://sso.example.org/token", "client_id": "kidneyweb",
+                                    "client_secret": "kc-secret", "scope": "dicom"}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert openapi.mismatches(openapi.load(client), path, "put", response) == []
+    assert response.json() == {"token_url": "https://sso.example.org/token", "client_id": "kidneyweb",
+                               "scope": "dicom", "secret_set": True}
+    assert "kc-secret" not in response.content.decode() and response["Cache-Control"] == "private, no-store"
+    assert admin_api.get(f"{URL}settings/").json()["oauth"]["client_id"] == "kidneyweb"
+    refused = admin_api.put(path, {"token_url": "https://sso.example.org/token", "client_id": "other"}, format="json")
+    assert refused.status_code == 400 and "Enter the client's secret" in refused.content.decode()
+
+    assert admin_api.delete(path).status_code == 204
+    assert admin_api.get(f"{URL}settings/").json()["oauth"] is None

@@ -344,7 +344,8 @@ def test_checking_the_connection_says_whether_the_address_and_the_password_work(
             organization=organization, url=url, username=pacs.USERNAME, password=password, by=boss))
 
     assert check(orthanc.dicomweb) == f"The archive answered as {pacs.USERNAME}: its DICOMweb service is reached (200)."
-    with pytest.raises(ValidationError, match="answered 401 .* Check the user name and password"):
+    with pytest.raises(ValidationError,
+                       match=r"answered 401 .* Check the credentials set for the archive \(its user name and password"):
         check(orthanc.dicomweb, password="wrong")
     with pytest.raises(ValidationError, match="answered 404 .* Check the archive's DICOMweb address"):
         check(f"{orthanc.base}/no-dicom-web-here")

@@ -280,3 +280,25 @@ def test_clinicians_cannot_upload_a_client_certificate(client, clinician, organi
     assert response.status_code in (302, 403)
     organization.refresh_from_db()
     assert organization.pacs_client_certificate == ""
+
+
+def test_an_administrator_sets_oauth_on_the_members_page_and_its_secret_is_never_shown(admin_client, organization):
+    admin_client.post(reverse("diagnosis:staff_pacs"), {"pacs-url": URL})
+    url = reverse("diagnosis:staff_pacs_oauth")
+
+    wrong = admin_client.post(url, {"pacs-oauth-token_url": "http://sso.example.org/token",
+                                    "pacs-oauth-client_id": "kidneyweb", "pacs-oauth-client_secret": "s"})
+    assert wrong.status_code == 400 and "token address, starting with https://" in wrong.content.decode()
+
+    page = admin_client.post(url, {"pacs-oauth-token_url": "https://sso.example.org/token",
+                                   "pacs-oauth-client_id": "kidneyweb", "pacs-oauth-client_secret": "kc-secret-9",
+                                   "pacs-oauth-scope": "dicom"}, follow=True).content.decode()
+
+    assert "kidneyweb now authenticates to the archive with OAuth 2.0 bearer tokens." in page
+    assert 'with OAuth 2.0 bearer tokens for client <span id="pacs-oauth-client">kidneyweb</span>' in page
+    assert "kc-secret-9" not in page
+    organization.refresh_from_db()
+    assert (organization.pacs_client_id, organization.pacs_client_secret) == ("kidneyweb", "kc-secret-9")
+
+    page = admin_client.post(url, {"pacs-oauth-token_url": ""}, follow=True).content.decode()
+    assert "kidneyweb no longer uses OAuth 2.0 with the archive." in page

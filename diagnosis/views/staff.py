@@ -24,6 +24,7 @@ from ..forms import (
     MemberDeactivateForm,
     MemberRoleForm,
     PacsClientCertificateForm,
+    PacsOAuthForm,
     PacsForm,
     PacsSinceForm,
     TwoFactorPolicyForm,
@@ -51,7 +52,8 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
                events_form: WebhookEventsForm | None = None, pacs_form: PacsForm | None = None,
                since_form: PacsSinceForm | None = None,
                tls_form: PacsClientCertificateForm | None = None,
-               token_policy_form: ApiTokenPolicyForm | None = None) -> HttpResponse:
+               token_policy_form: ApiTokenPolicyForm | None = None,
+               oauth_form: PacsOAuthForm | None = None) -> HttpResponse:
     organization = selectors.organization_of(request.user)
     members = list(selectors.organization_members(organization=organization))
     for member in members:
@@ -72,6 +74,9 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "pacs_form": pacs_form or PacsForm(initial={"url": organization.pacs_url, "username": organization.pacs_username}),
         "since_form": since_form or PacsSinceForm(),
         "tls_form": tls_form or PacsClientCertificateForm(),
+        "oauth_form": oauth_form or PacsOAuthForm(initial={
+            "token_url": organization.pacs_token_url, "client_id": organization.pacs_client_id,
+            "scope": organization.pacs_scope}),
         "client_certificate": selectors.archive_client_certificate(organization=organization),
         "pacs_deliveries": selectors.pacs_deliveries(organization=organization)[:RECENT_DELIVERIES],
         "pacs_failed": selectors.pacs_deliveries(organization=organization).filter(status="failed").exists(),
@@ -231,6 +236,23 @@ def staff_pacs(request: HttpRequest) -> HttpResponse:
                              organization.pacs_url else "AI results are no longer sent to the archive.")
             return _to_pacs()
     return _list_page(request, MemberCreateForm(), status=400, pacs_form=form)
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_pacs_oauth(request: HttpRequest) -> HttpResponse:
+    form = PacsOAuthForm(request.POST)
+    if form.is_valid():
+        try:
+            organization = services.pacs_oauth_set(organization=selectors.organization_of(request.user),
+                                                   by=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "kidneyweb now authenticates to the archive with OAuth 2.0 bearer tokens." if
+                             organization.pacs_token_url else "kidneyweb no longer uses OAuth 2.0 with the archive.")
+            return _to_pacs()
+    return _list_page(request, MemberCreateForm(), status=400, oauth_form=form)
 
 
 @organization_admin_required

@@ -28,7 +28,7 @@ from .records import (
     WorklistScanSerializer,
 )
 from .studies import StudySummarySerializer
-from .archive import (ArchiveCheckSerializer, ArchiveClientCertificateSerializer, ArchiveDeliverySerializer, ArchiveSentSerializer,
+from .archive import (ArchiveCheckSerializer, ArchiveClientCertificateSerializer, ArchiveOAuthSerializer, ArchiveDeliverySerializer, ArchiveSentSerializer,
                       ArchiveSettingsSerializer, ArchiveSinceSerializer)
 from .staff import (
     MemberCreateSerializer,
@@ -53,6 +53,7 @@ __all__ = [
     "MemberWithPasswordSerializer",
     "ArchiveCheckSerializer",
     "ArchiveClientCertificateSerializer",
+    "ArchiveOAuthSerializer",
     "ArchiveDeliverySerializer",
     "ArchiveSentSerializer",
     "ArchiveSettingsSerializer",

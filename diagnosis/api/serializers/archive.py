@@ -26,6 +26,20 @@ class ArchiveClientCertificateSerializer(serializers.Serializer):
         return summary.expires_soon()
 
 
+class ArchiveOAuthSerializer(serializers.Serializer):
+    """OAuth 2.0 client credentials for a DICOMweb archive behind an authorization server."""
+
+    token_url = serializers.CharField(max_length=500, help_text="The authorization server's token endpoint; kidneyweb "
+                                      "then sends a bearer token instead of the user name and password.")
+    client_id = serializers.CharField(max_length=200)
+    client_secret = serializers.CharField(max_length=500, required=False, default="", allow_blank=True,
+                                          write_only=True, trim_whitespace=False,
+                                          help_text="Never answered. Empty or absent keeps the one set for the same "
+                                                    "client id.")
+    scope = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
+    secret_set = serializers.BooleanField(read_only=True, help_text="Whether a secret is kept for the client.")
+
+
 class ArchiveSettingsSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=500, allow_blank=True,
                                 help_text="The archive's DICOMweb base address (results are POSTed to its /studies, "
@@ -39,6 +53,9 @@ class ArchiveSettingsSerializer(serializers.Serializer):
                                      trim_whitespace=False,
                                      help_text="Never answered. Empty or absent keeps the one set for the same user.")
     password_set = serializers.BooleanField(read_only=True, help_text="Whether a password is kept for the user.")
+    oauth = ArchiveOAuthSerializer(read_only=True, allow_null=True,
+                                   help_text="OAuth 2.0 client credentials used instead of the user name and "
+                                             "password; null: none (set at oauth/).")
     client_certificate = ArchiveClientCertificateSerializer(
         read_only=True, allow_null=True,
         help_text="The TLS client certificate kidneyweb presents to the archive; null: none "

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from ... import selectors, services
 from ...models import Organization, PacsDelivery
 from ..permissions import HasMembership, MayManageArchive
-from ..serializers import (ArchiveCheckSerializer, ArchiveClientCertificateSerializer, ArchiveDeliverySerializer, ArchiveSentSerializer,
+from ..serializers import (ArchiveCheckSerializer, ArchiveClientCertificateSerializer, ArchiveOAuthSerializer, ArchiveDeliverySerializer, ArchiveSentSerializer,
                            ArchiveSettingsSerializer, ArchiveSinceSerializer)
 
 REFUSED = OpenApiResponse(description="Refused, with the reason: a bad address, a user without a password, no archive "
@@ -26,7 +26,15 @@ def _settings(organization: Organization) -> dict:
     summary = selectors.archive_client_certificate(organization=organization)
     return {"url": organization.pacs_url, "username": organization.pacs_username,
             "password_set": bool(organization.pacs_password),
+            "oauth": _oauth(organization),
             "client_certificate": ArchiveClientCertificateSerializer(summary).data if summary else None}
+
+
+def _oauth(organization: Organization) -> dict | None:
+    if not organization.pacs_token_url:
+        return None
+    return {"token_url": organization.pacs_token_url, "client_id": organization.pacs_client_id,
+            "scope": organization.pacs_scope, "secret_set": bool(organization.pacs_client_secret)}
 
 
 @extend_schema_view(
@@ -68,6 +76,26 @@ class ArchiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             response["Cache-Control"] = "private, no-store"
             return response
         return Response(_settings(self.organization))
+
+    @extend_schema(methods=["PUT"], summary="Authenticate to the archive with OAuth 2.0", request=ArchiveOAuthSerializer,
+                   responses={200: ArchiveOAuthSerializer, 400: REFUSED},
+                   description="For a DICOMweb archive behind an authorization server: kidneyweb gets access tokens "
+                   "with these client credentials (RFC 6749 4.4) and sends them as bearer tokens instead of the user "
+                   "name and password. Recorded as on the Members page.")
+    @extend_schema(methods=["DELETE"], summary="Stop using OAuth 2.0 with the archive", request=None,
+                   responses={204: None})
+    @action(detail=False, methods=["put", "delete"], url_path="oauth", url_name="oauth")
+    def oauth(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            services.pacs_oauth_set(organization=self.organization, token_url="", by=request.user)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        serializer = ArchiveOAuthSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        organization = services.pacs_oauth_set(organization=self.organization, by=request.user,
+                                               **serializer.validated_data)
+        response = Response(_oauth(organization))
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     @extend_schema(methods=["PUT"], summary="Present a TLS client certificate to the archive",
                    request=ArchiveClientCertificateSerializer,
