@@ -40,6 +40,7 @@ class Orthanc:
     base: str  # its REST API
     process: subprocess.Popen
     dicom_port: int
+    ca: Path | None = None  # the certificate of its DICOM TLS port (start_tls), for kidneyweb to trust
 
     @property
     def dicomweb(self) -> str:
@@ -75,6 +76,17 @@ class Orthanc:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def start_tls(directory: Path, *, client_ca: Path | None = None) -> Orthanc:
+    """An Orthanc whose DICOM port takes TLS only, with a certificate of its own CA (``ca``, to trust), admitting
+    only clients with a certificate ``client_ca`` issued when given."""
+    from . import certificates
+
+    cert, key = certificates.issue("test archive", ca=True, host="127.0.0.1").write(directory, "archive")
+    server = start(directory, tls=(cert, key), client_ca=client_ca)
+    server.ca = cert
+    return server
 
 
 def start(directory: Path, *, tls: tuple[Path, Path] | None = None, client_ca: Path | None = None) -> Orthanc:

@@ -11,21 +11,7 @@ from diagnosis import sealed, services
 from diagnosis.models import Organization
 
 from .factories import OrganizationFactory
-
-PASSWORD = "archive-pw-Ω-7"
-
-
-def _stored(organization: Organization, column: str) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {column} FROM diagnosis_organization WHERE id = %s", [organization.pk])
-        return cursor.fetchone()[0]
-
-
-@pytest.fixture
-def archive(organization, boss):
-    return services.pacs_set(organization=organization, url="https://pacs.example.org/dicom-web", username="ai",
-                             password=PASSWORD, by=boss)
-
+from .test_sealed_credentials import PASSWORD, _stored, archive  # noqa: F401 (a fixture)
 
 
 def test_a_new_key_reads_what_the_old_one_sealed_until_everything_is_resealed(archive, settings):

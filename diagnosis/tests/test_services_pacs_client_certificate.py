@@ -26,10 +26,8 @@ def orthanc_mtls(tmp_path_factory):
     if reason:
         pytest.skip(f"{reason}; .ci/run installs it")
     directory = tmp_path_factory.mktemp("orthanc-mtls")
-    cert, key = certificates.issue("test archive", ca=True, host="127.0.0.1").write(directory, "archive")
     (directory / "hospital-ca.pem").write_text(HOSPITAL_CA.pem)
-    server = pacs.start(directory, tls=(cert, key), client_ca=directory / "hospital-ca.pem")
-    server.ca = cert
+    server = pacs.start_tls(directory, client_ca=directory / "hospital-ca.pem")
     yield server
     server.stop()
 

@@ -12,7 +12,6 @@ from diagnosis.models import PacsDelivery
 from diagnosis.services import dimse
 from diagnosis.services.outbound import NotDelivered
 
-from . import certificates
 from . import orthanc as pacs
 from .test_services_pacs import STUDY, _dicom_scan, _finished, allow_http, patient  # noqa: F401 (fixtures)
 
@@ -23,10 +22,7 @@ def orthanc_tls(tmp_path_factory):
     reason = pacs.missing()
     if reason:
         pytest.skip(f"{reason}; .ci/run installs it")
-    directory = tmp_path_factory.mktemp("orthanc-tls")
-    cert, key = certificates.issue("test archive", ca=True, host="127.0.0.1").write(directory, "archive")
-    server = pacs.start(directory, tls=(cert, key))
-    server.ca = cert
+    server = pacs.start_tls(tmp_path_factory.mktemp("orthanc-tls"))
     yield server
     server.stop()
 
