@@ -6,8 +6,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from . import services
 from .auth import AdminLoginForm
 from .models import (
-    ApiToken, Authenticator, DicomStoreRefusal, InputsAlert, LoginFailure, Membership, ModelVersion, Organization, Patient, PatientAccess, PatientChange,
-    PatientDistinct, PatientMerge, PerformanceAlert, Prediction, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
+    ApiToken, Authenticator, DicomStoreRefusal, InputsAlert, LoginFailure, Membership, ModelVersion, Organization,
+    Patient, PatientAccess, PatientChange, PatientDistinct, PatientMerge, PerformanceAlert, Prediction, Review, Scan,
+    ScanWithdrawal, StaffChange, WebhookDelivery,
 )
 
 

@@ -103,6 +103,12 @@ class DeploymentCollector(Collector):
         for slug, seconds in snapshot.client_certificates.items():
             expiry.add_metric([slug], seconds)
         yield expiry
+        tokens = GaugeMetricFamily("kidneyweb_api_tokens", "API tokens under the organization's token lifetime: "
+                                   "expired (refused; issue new ones), or expiring within 14 days.",
+                                   labels=["organization", "state"])
+        for (slug, state), count in sorted(snapshot.api_tokens.items()):
+            tokens.add_metric([slug, state], count)
+        yield tokens
         model = GaugeMetricFamily("kidneyweb_active_model_info", "The model version that diagnoses new scans.",
                                   labels=["name"])
         if snapshot.active_model:

@@ -12,7 +12,8 @@ from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
 from ..models import (
-    DicomStoreRefusal, InputsAlert, ModelVersion, Organization, PacsDelivery, PerformanceAlert, Prediction, Review, Scan, WebhookDelivery, WorkerHeartbeat,
+    ApiToken, DicomStoreRefusal, InputsAlert, ModelVersion, Organization, PacsDelivery, PerformanceAlert, Prediction,
+    Review, Scan, WebhookDelivery, WorkerHeartbeat,
 )
 
 RECENT = datetime.timedelta(hours=1)
@@ -33,6 +34,9 @@ class OperationsSnapshot:
     unresolved_refusals: int  # slices the archives sent that were refused and not stored since
     # organization slug -> seconds until the TLS client certificate kidneyweb presents to its archive expires
     client_certificates: dict[str, float]
+    # (organization slug, "expired" or "expiring") -> its members' API tokens past, or within TOKEN_NOTICE of,
+    # the organization's token lifetime
+    api_tokens: dict[tuple[str, str], int]
     active_model: str | None
 
 
@@ -70,7 +74,26 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
         unresolved_refusals=DicomStoreRefusal.objects.filter(resolved_at__isnull=True).count(),
         active_model=ModelVersion.objects.filter(is_active=True).values_list("name", flat=True).first(),
         client_certificates=_client_certificates_expiry(now),
+        api_tokens=_api_tokens_expiry(now),
     )
+
+
+TOKEN_NOTICE = datetime.timedelta(days=14)
+
+
+def _api_tokens_expiry(now: datetime.datetime) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for slug, days, created in (ApiToken.objects.filter(user__membership__organization__api_token_days__isnull=False)
+                                .values_list("user__membership__organization__slug",
+                                             "user__membership__organization__api_token_days", "created")):
+        expires = created + datetime.timedelta(days=days)
+        state = "expired" if expires <= now else "expiring" if expires - now <= TOKEN_NOTICE else None
+        if state:
+            counts[(slug, state)] = counts.get((slug, state), 0) + 1
+    for slug in Organization.objects.filter(api_token_days__isnull=False).values_list("slug", flat=True):
+        for state in ("expired", "expiring"):
+            counts.setdefault((slug, state), 0)
+    return counts
 
 
 def _client_certificates_expiry(now: datetime.datetime) -> dict[str, float]:

@@ -10,13 +10,13 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from diagnosis import services
-from diagnosis.models import DicomStoreRefusal, InputsAlert, Prediction, WebhookDelivery
+from diagnosis.models import ApiToken, DicomStoreRefusal, InputsAlert, Prediction, WebhookDelivery
 
 from training.tests.factories import TrainingRunFactory
 
 from . import certificates
-from .factories import (DonePredictionFactory, ModelVersionFactory, PacsDeliveryFactory, PatientFactory,
-                        PredictionFactory, ReviewFactory, ScanFactory, image_bytes)
+from .factories import (DonePredictionFactory, MembershipFactory, ModelVersionFactory, PacsDeliveryFactory,
+                        PatientFactory, PredictionFactory, ReviewFactory, ScanFactory, image_bytes)
 
 TOKEN = "s3cret-metrics-token"
 
@@ -56,6 +56,11 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     DicomStoreRefusal.objects.create(organization=organization, sent_by=clinician, failure_code=0x0110,
                                      reason="No patient with MRN 'X' in your organization", patient_id="X")
     PacsDeliveryFactory(prediction=reviewed, status="failed")
+    services.organization_api_token_days_set(organization=organization, days=30, by=clinician)
+    for age in (40, 20, 1):  # expired, expiring within 14 days, fresh
+        services.api_token_rotate(user=MembershipFactory(organization=organization).user)
+        ApiToken.objects.filter(pk=ApiToken.objects.latest("pk").pk).update(
+            created=now - datetime.timedelta(days=age))
     ours = certificates.client("kidneyweb", by=certificates.issue("St. Elsewhere CA", ca=True))
     services.pacs_client_certificate_set(organization=organization, certificate=ours.pem, key=ours.key_pem(),
                                          by=clinician)
@@ -84,6 +89,9 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     assert samples[("kidneyweb_worker_last_seen_seconds", (("worker", "inference"),))] < 30
     assert samples[("kidneyweb_active_model_info", (("name", "kidney-resnet-v5"),))] == 1
     assert samples[("kidneyweb_dicom_store_refusals_unresolved", ())] == 1
+    tokens = {labels: value for (name, labels), value in samples.items() if name == "kidneyweb_api_tokens"}
+    assert tokens == {(("organization", organization.slug), ("state", "expired")): 1,
+                      (("organization", organization.slug), ("state", "expiring")): 1}  # none for the other
     expiry = {labels: value for (name, labels), value in samples.items()
               if name == "kidneyweb_archive_client_certificate_expiry_seconds"}
     assert expiry == {(("organization", organization.slug),): pytest.approx(

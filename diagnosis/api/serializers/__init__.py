@@ -28,8 +28,8 @@ from .records import (
     WorklistScanSerializer,
 )
 from .studies import StudySummarySerializer
-from .archive import (ArchiveCheckSerializer, ArchiveClientCertificateSerializer, ArchiveOAuthSerializer, ArchiveDeliverySerializer, ArchiveSentSerializer,
-                      ArchiveSettingsSerializer, ArchiveSinceSerializer)
+from .archive import (ArchiveCheckSerializer, ArchiveClientCertificateSerializer, ArchiveDeliverySerializer,
+                      ArchiveOAuthSerializer, ArchiveSentSerializer, ArchiveSettingsSerializer, ArchiveSinceSerializer)
 from .staff import (
     MemberCreateSerializer,
     MemberSerializer,

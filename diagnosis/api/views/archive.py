@@ -15,8 +15,9 @@ from rest_framework.response import Response
 from ... import selectors, services
 from ...models import Organization, PacsDelivery
 from ..permissions import HasMembership, MayManageArchive
-from ..serializers import (ArchiveCheckSerializer, ArchiveClientCertificateSerializer, ArchiveOAuthSerializer, ArchiveDeliverySerializer, ArchiveSentSerializer,
-                           ArchiveSettingsSerializer, ArchiveSinceSerializer)
+from ..serializers import (ArchiveCheckSerializer, ArchiveClientCertificateSerializer, ArchiveDeliverySerializer,
+                           ArchiveOAuthSerializer, ArchiveSentSerializer, ArchiveSettingsSerializer,
+                           ArchiveSinceSerializer)
 
 REFUSED = OpenApiResponse(description="Refused, with the reason: a bad address, a user without a password, no archive "
                                       "set, not a result the archive refused.")
@@ -77,7 +78,8 @@ class ArchiveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             return response
         return Response(_settings(self.organization))
 
-    @extend_schema(methods=["PUT"], summary="Authenticate to the archive with OAuth 2.0", request=ArchiveOAuthSerializer,
+    @extend_schema(methods=["PUT"], summary="Authenticate to the archive with OAuth 2.0",
+                   request=ArchiveOAuthSerializer,
                    responses={200: ArchiveOAuthSerializer, 400: REFUSED},
                    description="For a DICOMweb archive behind an authorization server: kidneyweb gets access tokens "
                    "with these client credentials (RFC 6749 4.4) and sends them as bearer tokens instead of the user "
