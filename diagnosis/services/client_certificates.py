@@ -118,7 +118,7 @@ def parse(certificate: str, key: str, *, now: datetime.datetime | None = None) -
     if (leaf.public_key().public_bytes(serialization.Encoding.DER, public)
             != private.public_key().public_bytes(serialization.Encoding.DER, public)):
         raise ValidationError({"key": ["This key does not belong to the certificate (put the certificate "
-                                              "kidneyweb's key was issued for first in the file)."]})
+                                       "kidneyweb's key was issued for first in the file)."]})
     now = now or timezone.now()
     if leaf.not_valid_after_utc <= now:
         raise ValidationError({"certificate": [
