@@ -55,12 +55,14 @@ def explain_class(class_heatmap_id: int) -> None:
 @shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def resend_lost_predictions() -> None:
     """Beat sends this every KIDNEYWEB_PREDICTION_SWEEP_SECONDS; see services.predictions_resend_lost
-    (and webhooks_resend_lost and pacs_resend_lost, for result notifications and results for the archive).
+    (and webhooks_resend_lost and pacs_resend_lost, for result notifications and results for the archive, and
+    api_tokens_expiring_notify, for tokens about to expire).
     Its running also shows /healthz that the inference worker (which runs beat) is alive."""
     services.worker_heartbeat_record(name=INFERENCE_WORKER)
     services.predictions_resend_lost(older_than=timedelta(seconds=settings.KIDNEYWEB_PREDICTION_STALE_SECONDS))
     services.webhooks_resend_lost()
     services.pacs_resend_lost()
+    services.api_tokens_expiring_notify()
 
 
 @shared_task(ignore_result=True, soft_time_limit=240, time_limit=300)

@@ -28,6 +28,7 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "model.recovered": "The active model no longer below its card",
     "model.inputs_unusual": "More uploads unlike the active model's training data than its card expects",
     "model.inputs_usual": "Uploads back to what the active model's card expects",
+    "api_token.expiring": "API tokens about to expire (14 days before, under the organization's token lifetime)",
 }
 
 
@@ -149,6 +150,8 @@ class ApiToken(models.Model):
     created = models.DateTimeField(default=timezone.now)
     # Written at most every few minutes (api.authentication), not on every request.
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # When its holder's system was told it is about to expire (services.webhooks), so that it is told once.
+    expiry_notified_at = models.DateTimeField(null=True, blank=True)
 
     PREFIX_LENGTH = 8
 

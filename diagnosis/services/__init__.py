@@ -69,6 +69,7 @@ from .two_factor import (
 )
 from .webhooks import (
     WebhookNotDelivered,
+    api_tokens_expiring_notify,
     diagnosis_finished_notify,
     model_below_card_notify,
     model_inputs_unusual_notify,
@@ -206,6 +207,7 @@ __all__ = [
     "webhook_deliver",
     "webhook_events_set",
     "webhook_ping",
+    "api_tokens_expiring_notify",
     "webhook_send_again",
     "webhook_set",
     "webhooks_resend_lost",

@@ -15,7 +15,8 @@ from .factories import DonePredictionFactory, PatientFactory, PredictionFactory,
 
 # Sent until an administrator chooses otherwise.
 EVERY_EVENT = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored", "patient.merged",
-               "patient.unmerged", "model.below_card", "model.recovered", "model.inputs_unusual", "model.inputs_usual"]
+               "patient.unmerged", "model.below_card", "model.recovered", "model.inputs_unusual", "model.inputs_usual",
+               "api_token.expiring"]
 
 
 @pytest.fixture
@@ -345,3 +346,34 @@ def test_a_restored_scan_is_notified_with_the_reason(organization, clinician, ho
 
     body = receiver.received[0].json
     assert (body["event"], body["scan"]["id"], body["reason"]) == ("scan.restored", scan.pk, "withdrawn by mistake")
+
+
+def test_a_token_about_to_expire_is_announced_once_with_its_prefix_and_expiry_and_no_token(
+        organization, hooked, boss, nurse, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from diagnosis.models import ApiToken
+
+    soon = services.member_api_token_issue(organization=organization, member=nurse, by=boss)
+    fresh = services.member_api_token_issue(organization=organization, member=boss, by=boss)
+    now = timezone.now()
+    ApiToken.objects.filter(user=nurse).update(created=now - timedelta(days=80))
+    assert services.api_tokens_expiring_notify(now=now) == 0  # no lifetime: tokens do not expire
+
+    services.organization_api_token_days_set(organization=organization, days=90, by=boss)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.api_tokens_expiring_notify(now=now) == 1
+    assert services.api_tokens_expiring_notify(now=now + timedelta(hours=1)) == 0  # once
+
+    delivery = WebhookDelivery.objects.get(event="api_token.expiring")
+    expires = ApiToken.objects.get(user=nurse).created + timedelta(days=90)
+    assert delivery.payload["member"] == {"id": nurse.pk, "username": "nurse"}
+    assert (delivery.payload["token_prefix"], delivery.payload["expires_at"]) == (soon[:8], expires.isoformat())
+    assert delivery.payload["api_path"] == f"/api/v1/members/{nurse.pk}/"
+    assert soon not in str(delivery.payload) and fresh[:8] not in str(delivery.payload) and len(callbacks) == 1
+
+    # Its successor is announced in its own time, not now.
+    services.member_api_token_issue(organization=organization, member=nurse, by=boss)
+    assert services.api_tokens_expiring_notify(now=now) == 0
