@@ -154,6 +154,8 @@ class ApiToken(models.Model):
     expiry_notified_at = models.DateTimeField(null=True, blank=True)
 
     PREFIX_LENGTH = 8
+    # How long before it stops working its holder is told (services.webhooks) and monitoring counts it (/metrics).
+    EXPIRY_NOTICE = datetime.timedelta(days=14)
 
     @staticmethod
     def digest_of(key: str) -> str:

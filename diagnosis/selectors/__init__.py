@@ -71,7 +71,9 @@ from .reliability import (
 )
 from .staff import (
     api_token_of,
+    api_tokens_with_lifetime,
     archive_client_certificate,
+    certificate_summary,
     dicom_store_refusals,
     member_accesses,
     member_login_locked,
@@ -154,7 +156,9 @@ __all__ = [
     "organization_accesses",
     "organization_member_get",
     "api_token_of",
+    "api_tokens_with_lifetime",
     "archive_client_certificate",
+    "certificate_summary",
     "organization_members",
     "organization_of",
     "patient_accesses",

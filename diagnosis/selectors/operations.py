@@ -34,7 +34,7 @@ class OperationsSnapshot:
     unresolved_refusals: int  # slices the archives sent that were refused and not stored since
     # organization slug -> seconds until the TLS client certificate kidneyweb presents to its archive expires
     client_certificates: dict[str, float]
-    # (organization slug, "expired" or "expiring") -> its members' API tokens past, or within TOKEN_NOTICE of,
+    # (organization slug, "expired" or "expiring") -> its members' API tokens past, or within EXPIRY_NOTICE of,
     # the organization's token lifetime
     api_tokens: dict[tuple[str, str], int]
     active_model: str | None
@@ -78,18 +78,15 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
     )
 
 
-TOKEN_NOTICE = datetime.timedelta(days=14)
-
-
 def _api_tokens_expiry(now: datetime.datetime) -> dict[tuple[str, str], int]:
+    from .staff import api_tokens_with_lifetime
+
     counts: dict[tuple[str, str], int] = {}
-    for slug, days, created in (ApiToken.objects.filter(user__membership__organization__api_token_days__isnull=False)
-                                .values_list("user__membership__organization__slug",
-                                             "user__membership__organization__api_token_days", "created")):
-        expires = created + datetime.timedelta(days=days)
-        state = "expired" if expires <= now else "expiring" if expires - now <= TOKEN_NOTICE else None
+    for token in api_tokens_with_lifetime():
+        expires = token.expires_at(token.lifetime_days)
+        state = "expired" if expires <= now else "expiring" if expires - now <= ApiToken.EXPIRY_NOTICE else None
         if state:
-            counts[(slug, state)] = counts.get((slug, state), 0) + 1
+            counts[(token.organization_slug, state)] = counts.get((token.organization_slug, state), 0) + 1
     for slug in Organization.objects.filter(api_token_days__isnull=False).values_list("slug", flat=True):
         for state in ("expired", "expiring"):
             counts.setdefault((slug, state), 0)
@@ -97,8 +94,8 @@ def _api_tokens_expiry(now: datetime.datetime) -> dict[tuple[str, str], int]:
 
 
 def _client_certificates_expiry(now: datetime.datetime) -> dict[str, float]:
-    from ..services.client_certificates import summary
+    from .staff import certificate_summary
 
-    return {slug: (summary(chain).not_after - now).total_seconds()
+    return {slug: (certificate_summary(chain).not_after - now).total_seconds()
             for slug, chain in Organization.objects.exclude(pacs_client_certificate="")
             .values_list("slug", "pacs_client_certificate")}

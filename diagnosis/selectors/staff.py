@@ -1,12 +1,18 @@
-"""An organization's members as its administrators manage them: accounts, locks, API tokens, changes."""
+"""An organization's members as its administrators manage them: accounts, locks, API tokens, changes; and the
+client certificate kidneyweb presents to its archive."""
 
 from __future__ import annotations
 
 import datetime
+import hashlib
+from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import (Count, DateTimeField, Exists, ExpressionWrapper, IntegerField, OuterRef, QuerySet,
+from django.db.models import (Count, DateTimeField, Exists, ExpressionWrapper, F, IntegerField, OuterRef, QuerySet,
                               Subquery, Value)
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
@@ -15,15 +21,56 @@ from ..models import (ApiToken, Authenticator, DicomStoreRefusal, LoginFailure, 
                       PatientAccess, Prediction, RecoveryCode, RecoveryCodes, Scan, StaffChange, WebhookDelivery)
 
 
-def archive_client_certificate(*, organization: Organization):
-    """What the organization's client certificate for its archive says (CertificateSummary), or None."""
-    from ..services.client_certificates import summary
+# A client certificate this close to its expiry is pointed out on the Members page and in the API.
+CERTIFICATE_EXPIRY_WARNING = datetime.timedelta(days=30)
 
-    return summary(organization.pacs_client_certificate)
+
+@dataclass(frozen=True)
+class CertificateSummary:
+    """What an administrator needs to know of the certificate: whose, by whom, until when."""
+
+    subject: str
+    issuer: str
+    not_after: datetime.datetime
+    sha256: str
+
+    def expires_soon(self, now: datetime.datetime | None = None) -> bool:
+        return self.not_after - (now or timezone.now()) < CERTIFICATE_EXPIRY_WARNING
+
+    def expired(self, now: datetime.datetime | None = None) -> bool:
+        return self.not_after <= (now or timezone.now())
+
+
+def _name(name: x509.Name) -> str:
+    common = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(common[0].value) if common else name.rfc4514_string()
+
+
+def certificate_summary(chain: str) -> CertificateSummary | None:
+    """What the first certificate of a PEM chain says; None for no chain."""
+    if not chain:
+        return None
+    leaf = x509.load_pem_x509_certificates(chain.encode())[0]
+    return CertificateSummary(subject=_name(leaf.subject), issuer=_name(leaf.issuer), not_after=leaf.not_valid_after_utc,
+                              sha256=hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest())
+
+
+def archive_client_certificate(*, organization: Organization) -> CertificateSummary | None:
+    """What the organization's client certificate for its archive says, or None."""
+    return certificate_summary(organization.pacs_client_certificate)
 
 
 def api_token_of(*, user: AbstractBaseUser) -> ApiToken | None:
     return ApiToken.objects.filter(user=user).first()
+
+
+def api_tokens_with_lifetime() -> QuerySet[ApiToken]:
+    """The members' API tokens in organizations with a token lifetime, with its ``lifetime_days``, ``organization_pk``
+    and ``organization_slug`` (their expiry: ``token.expires_at(token.lifetime_days)``)."""
+    organization = "user__membership__organization"
+    return (ApiToken.objects.filter(**{f"{organization}__api_token_days__isnull": False})
+            .annotate(lifetime_days=F(f"{organization}__api_token_days"), organization_pk=F(organization),
+                      organization_slug=F(f"{organization}__slug")))
 
 
 def organization_members(*, organization: Organization) -> QuerySet[Membership]:
@@ -51,15 +98,15 @@ def organization_members(*, organization: Organization) -> QuerySet[Membership]:
             has_api_token=Exists(tokens),
             has_two_factor=Exists(authenticators),
             token_created=Subquery(tokens.values("created")[:1]),
-            token_expires=(ExpressionWrapper(Subquery(tokens.values("created")[:1])
-                                             + Value(datetime.timedelta(days=organization.api_token_days)),
-                                             output_field=DateTimeField())
-                           if organization.api_token_days else Value(None, output_field=DateTimeField())),
             token_prefix=Subquery(tokens.values("prefix")[:1]),
             token_last_used=Subquery(tokens.values("last_used_at")[:1]),
             login_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),
             recovery_codes_left=Coalesce(Subquery(unused_codes, output_field=IntegerField()), Value(0)),
         )
+        .annotate(token_expires=(
+            ExpressionWrapper(F("token_created") + Value(datetime.timedelta(days=organization.api_token_days)),
+                              output_field=DateTimeField())
+            if organization.api_token_days else Value(None, output_field=DateTimeField())))
         .order_by("user__username")
     )
 

@@ -9,7 +9,6 @@ deletes it at once.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 import socket
 import ssl
@@ -20,17 +19,17 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from .. import selectors
 from ..models import Organization
 from ..sealed import Unreadable
 from .staff import policy_change_record
 
-EXPIRY_WARNING = datetime.timedelta(days=30)
 # TLS alerts by which a server refuses the client's certificate, or its lack of one (RFC 8446 6.2), as OpenSSL names
 # them in its error reasons.
 _CLIENT_ALERTS = ("CERTIFICATE_REQUIRED", "UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_EXPIRED", "CERTIFICATE_REVOKED",
@@ -66,35 +65,6 @@ class ClientCertificate:
                 with os.fdopen(descriptor, "w") as handle:
                     handle.write(text)
             context.load_cert_chain(certfile, keyfile)
-
-
-@dataclass(frozen=True)
-class CertificateSummary:
-    """What an administrator needs to know of the certificate: whose, by whom, until when."""
-
-    subject: str
-    issuer: str
-    not_after: datetime.datetime
-    sha256: str
-
-    def expires_soon(self, now: datetime.datetime | None = None) -> bool:
-        return self.not_after - (now or timezone.now()) < EXPIRY_WARNING
-
-    def expired(self, now: datetime.datetime | None = None) -> bool:
-        return self.not_after <= (now or timezone.now())
-
-
-def _name(name: x509.Name) -> str:
-    common = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(common[0].value) if common else name.rfc4514_string()
-
-
-def summary(chain: str) -> CertificateSummary | None:
-    if not chain:
-        return None
-    leaf = x509.load_pem_x509_certificates(chain.encode())[0]
-    return CertificateSummary(subject=_name(leaf.subject), issuer=_name(leaf.issuer), not_after=leaf.not_valid_after_utc,
-                              sha256=hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest())
 
 
 def parse(certificate: str, key: str, *, now: datetime.datetime | None = None) -> ClientCertificate:
@@ -210,7 +180,7 @@ def pacs_client_certificate_set(*, organization: Organization, certificate: str,
     parsed = parse(certificate, key)
     organization.pacs_client_certificate, organization.pacs_client_key = parsed.chain, parsed.key
     organization.save(update_fields=["pacs_client_certificate", "pacs_client_key"])
-    shown = summary(parsed.chain)
+    shown = selectors.certificate_summary(parsed.chain)
     policy_change_record(organization=organization, by=by, detail=(
         f"client certificate for the archive: {shown.subject}, issued by {shown.issuer}, "
         f"valid until {shown.not_after:%Y-%m-%d}")[:200])

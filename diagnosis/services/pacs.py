@@ -118,7 +118,8 @@ def pacs_check(*, organization: Organization) -> str:
     answer = outbound.get(f"{organization.pacs_url}/studies?limit=1", receiver="archive",
                           context=client_certificates.https_context(client), headers=headers)
     if answer.ok:
-        as_whom = f" as {organization.pacs_username}" if organization.pacs_username else ""
+        as_whom = (f" to OAuth 2.0 client {organization.pacs_client_id}" if organization.pacs_token_url else
+                   f" as {organization.pacs_username}" if organization.pacs_username else "")
         return f"The archive answered{as_whom}: its DICOMweb service is reached ({answer.status})."
     refusal = client_certificates.https_refusal(organization.pacs_url, client) if answer.status is None else ""
     if refusal:
@@ -209,7 +210,8 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
         delivery.url = organization.pacs_url
         delivery.attempts += 1
         delivery.save(update_fields=["url", "attempts"])
-    unreadable = _unreadable_credential(organization, dicom=dimse.parse(delivery.url) is not None)
+    dicom = dimse.parse(delivery.url)
+    unreadable = _unreadable_credential(organization, dicom=dicom is not None)
     if unreadable:
         return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
                                        error=f"Not sent: {unreadable}", final=True)
@@ -227,7 +229,6 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
     except NotExportable as exc:
         return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
                                        error=f"Not sent: {exc}", final=True)
-    dicom = dimse.parse(delivery.url)
     if dicom is not None:
         outcome = dimse.store(dicom, instance, calling=settings.KIDNEYWEB_DICOM_AE_TITLE, client=client)
         return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), **outcome)

@@ -238,31 +238,25 @@ def model_inputs_usual_notify(*, alert: InputsAlert, inputs: selectors.InputsInU
     })
 
 
-EXPIRY_NOTICE = datetime.timedelta(days=14)
-
-
 def api_tokens_expiring_notify(*, now: datetime.datetime | None = None) -> int:
     """Tell each organization's system, once per token, that a member's API token stops working within
-    EXPIRY_NOTICE under the organization's token lifetime, so that a successor is issued in time (the token's
-    first characters and expiry; no token). Beat runs it with the sweep. Returns how many tokens were announced."""
+    ApiToken.EXPIRY_NOTICE under the organization's token lifetime, so that a successor is issued in time (the
+    token's first characters and expiry; no token). Beat runs it with the sweep. Returns how many were announced."""
     now = now or timezone.now()
     announced = 0
-    due = (ApiToken.objects.filter(expiry_notified_at__isnull=True, user__is_active=True,
-                                   user__membership__organization__api_token_days__isnull=False)
-           .values_list("pk", "created", "user__membership__organization__api_token_days"))
-    for pk, created, days in due:
-        expires = created + datetime.timedelta(days=days)
-        if not now < expires <= now + EXPIRY_NOTICE:
+    for due in selectors.api_tokens_with_lifetime().filter(expiry_notified_at__isnull=True, user__is_active=True):
+        expires = due.expires_at(due.lifetime_days)
+        if not now < expires <= now + ApiToken.EXPIRY_NOTICE:
             continue
         with transaction.atomic():
             # Locked and checked again: two sweeps at once announce it once.
-            token = (ApiToken.objects.select_for_update(of=("self",)).select_related("user__membership")
-                     .filter(pk=pk, expiry_notified_at__isnull=True).first())
+            token = (ApiToken.objects.select_for_update(of=("self",)).select_related("user")
+                     .filter(pk=due.pk, expiry_notified_at__isnull=True).first())
             if token is None:
                 continue
             token.expiry_notified_at = now
             token.save(update_fields=["expiry_notified_at"])
-            _event(organization_id=token.user.membership.organization_id, event="api_token.expiring", data={
+            _event(organization_id=due.organization_pk, event="api_token.expiring", data={
                 "member": {"id": token.user_id, "username": token.user.get_username()},
                 "token_prefix": token.prefix, "expires_at": expires.isoformat(),
                 "api_path": reverse("api:member-detail", kwargs={"pk": token.user_id}),

@@ -181,3 +181,10 @@ def test_an_integrator_sets_oauth_whose_secret_is_never_answered_and_turns_it_of
 
     assert admin_api.delete(path).status_code == 204
     assert admin_api.get(f"{URL}settings/").json()["oauth"] is None
+
+
+def test_a_password_this_servers_keys_do_not_open_is_still_said_to_be_kept(admin_api, organization, settings):
+    admin_api.put(f"{URL}settings/", {"url": ARCHIVE, "username": "ai", "password": "s3cret"}, format="json")
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40  # a restore onto another server, say
+
+    assert admin_api.get(f"{URL}settings/").json()["password_set"] is True

@@ -61,7 +61,8 @@ def test_results_go_with_a_bearer_token_got_once_with_the_client_credentials(
                              "scope": "dicom.write"}]  # one token for both
     assert [r.headers["authorization"] for r in archive.received] == [f"Bearer {sso.issued[0]}"] * 2
     organization.refresh_from_db()
-    assert services.pacs_check(organization=organization).startswith("The archive answered")
+    assert services.pacs_check(organization=organization) == (
+        "The archive answered to OAuth 2.0 client kidneyweb: its DICOMweb service is reached (200).")
 
 
 def test_a_token_near_its_expiry_or_refused_by_the_archive_is_replaced(

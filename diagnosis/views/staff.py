@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime
 from typing import Callable, Iterator
 
 from django.conf import settings
@@ -89,10 +88,10 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
 def _secret_page(request: HttpRequest, *, member, kind: str, secret: str) -> HttpResponse:
     """Show a new password, token or notification secret (``member`` None) once: it is never shown again."""
     organization = selectors.organization_of(request.user)
-    days = organization.api_token_days if kind == "token" else None
+    token = selectors.api_token_of(user=member) if kind == "token" else None
     response = render(request, "diagnosis/staff_secret.html", {
         "member": member, "kind": kind, "secret": secret, "organization": organization,
-        "expires": timezone.now() + datetime.timedelta(days=days) if days else None})
+        "expires": token.expires_at(organization.api_token_days) if token else None})
     response["Cache-Control"] = "private, no-store"
     return response
 

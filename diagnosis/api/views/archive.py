@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from ... import selectors, services
 from ...models import Organization, PacsDelivery
+from ...sealed import Unreadable
 from ..permissions import HasMembership, MayManageArchive
 from ..serializers import (ArchiveCheckSerializer, ArchiveClientCertificateSerializer, ArchiveDeliverySerializer,
                            ArchiveOAuthSerializer, ArchiveSentSerializer, ArchiveSettingsSerializer,
@@ -26,7 +27,7 @@ REFUSED = OpenApiResponse(description="Refused, with the reason: a bad address, 
 def _settings(organization: Organization) -> dict:
     summary = selectors.archive_client_certificate(organization=organization)
     return {"url": organization.pacs_url, "username": organization.pacs_username,
-            "password_set": bool(organization.pacs_password),
+            "password_set": _kept(organization.pacs_password),
             "oauth": _oauth(organization),
             "client_certificate": ArchiveClientCertificateSerializer(summary).data if summary else None}
 
@@ -35,7 +36,12 @@ def _oauth(organization: Organization) -> dict | None:
     if not organization.pacs_token_url:
         return None
     return {"token_url": organization.pacs_token_url, "client_id": organization.pacs_client_id,
-            "scope": organization.pacs_scope, "secret_set": bool(organization.pacs_client_secret)}
+            "scope": organization.pacs_scope, "secret_set": _kept(organization.pacs_client_secret)}
+
+
+def _kept(credential: str) -> bool:
+    # One this server's keys do not open still is kept (and reads as ""): sends say why they fail.
+    return bool(credential) or isinstance(credential, Unreadable)
 
 
 @extend_schema_view(
