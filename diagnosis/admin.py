@@ -7,8 +7,8 @@ from . import services
 from .auth import AdminLoginForm
 from .models import (
     ApiToken, Authenticator, DicomStoreRefusal, InputsAlert, LoginFailure, Membership, ModelVersion, Organization,
-    Patient, PatientAccess, PatientChange, PatientDistinct, PatientMerge, PerformanceAlert, Prediction, Review, Scan,
-    ScanWithdrawal, StaffChange, WebhookDelivery,
+    Patient, PatientAccess, PatientChange, PatientDistinct, PatientErasure, PatientMerge, PerformanceAlert, Prediction,
+    Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
 )
 
 
@@ -69,6 +69,11 @@ class PatientAdmin(admin.ModelAdmin):
     def get_exclude(self, request: HttpRequest, obj=None) -> list[str]:
         return ["merged_into"] if obj is None else []
 
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # A patient's data goes through the erasure on the patient's page (or the API), which deletes the scans and
+        # their files with it and records who erased it.
+        return False
+
 
 class AuditLogAdmin(admin.ModelAdmin):
     """An audit log, read-only: an entry that could be edited or deleted would prove nothing."""
@@ -89,6 +94,18 @@ class PatientMergeAdmin(AuditLogAdmin):
     list_filter = ["into__organization"]
     search_fields = ["duplicate__mrn", "into__mrn", "duplicate__name", "into__name"]
     list_select_related = ["duplicate", "into", "merged_by"]
+
+
+@admin.register(PatientErasure)
+class PatientErasureAdmin(AuditLogAdmin):
+    """Patient records erased (consent withdrawn, the end of a pilot): who erased how much, when and why."""
+
+    list_display = ["erased_at", "organization", "patient_id", "erased_by_name", "reason", "scans", "reviews",
+                    "archive_results", "files_removed_at"]
+    list_filter = ["organization"]
+    date_hierarchy = "erased_at"
+    exclude = ["files"]
+    list_select_related = ["organization"]
 
 
 @admin.register(PerformanceAlert)
@@ -113,7 +130,7 @@ class PatientDistinctAdmin(AuditLogAdmin):
 
 @admin.register(PatientAccess)
 class PatientAccessAdmin(AuditLogAdmin):
-    list_display = ["at", "user", "patient", "what", "scan", "channel"]
+    list_display = ["at", "user", "patient", "what", "scan", "channel", "erasure"]
     list_filter = ["what", "channel", "patient__organization"]
     search_fields = ["patient__name", "patient__mrn", "user__username"]
     date_hierarchy = "at"

@@ -55,14 +55,16 @@ def explain_class(class_heatmap_id: int) -> None:
 @shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def resend_lost_predictions() -> None:
     """Beat sends this every KIDNEYWEB_PREDICTION_SWEEP_SECONDS; see services.predictions_resend_lost
-    (and webhooks_resend_lost and pacs_resend_lost, for result notifications and results for the archive, and
-    api_tokens_expiring_notify, for tokens about to expire).
+    (and webhooks_resend_lost and pacs_resend_lost, for result notifications and results for the archive,
+    api_tokens_expiring_notify, for tokens about to expire, and erasures_files_resend, for erased images still
+    on disk).
     Its running also shows /healthz that the inference worker (which runs beat) is alive."""
     services.worker_heartbeat_record(name=INFERENCE_WORKER)
     services.predictions_resend_lost(older_than=timedelta(seconds=settings.KIDNEYWEB_PREDICTION_STALE_SECONDS))
     services.webhooks_resend_lost()
     services.pacs_resend_lost()
     services.api_tokens_expiring_notify()
+    services.erasures_files_resend()
 
 
 @shared_task(ignore_result=True, soft_time_limit=240, time_limit=300)
@@ -92,4 +94,18 @@ def deliver_to_pacs(self, delivery_id: int) -> None:
         services.pacs_deliver(delivery_id=delivery_id)
     except services.PacsNotDelivered as exc:
         # As for notifications: about five minutes for an archive that restarts.
+        raise self.retry(exc=exc, countdown=10 * 2 ** self.request.retries) from exc
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=5, soft_time_limit=240,
+             time_limit=300, ignore_result=True)
+def remove_erased_files(self, erasure_id: int) -> None:
+    """Delete an erased record's images from storage; storage that fails is tried again, then by the sweep."""
+    try:
+        services.erasure_files_remove(erasure_id=erasure_id)
+    except OSError as exc:
+        if self.request.retries >= self.max_retries:
+            logger.error("Erasure %s: files not deleted after %d attempts (%r); the sweep tries again",
+                         erasure_id, self.request.retries + 1, exc)
+            return
         raise self.retry(exc=exc, countdown=10 * 2 ** self.request.retries) from exc

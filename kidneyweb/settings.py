@@ -371,6 +371,7 @@ CELERY_TASK_ROUTES = {
     # Notifications wait on other hospitals' servers: never in front of a diagnosis.
     "diagnosis.tasks.deliver_webhook": {"queue": "celery"},
     "diagnosis.tasks.deliver_to_pacs": {"queue": "celery"},
+    "diagnosis.tasks.remove_erased_files": {"queue": "celery"},
     # Training runs for minutes to hours: a queue of its own, consumed by a worker of its own
     # (scripts/worker.sh, docker-compose.yml), so a diagnosis never waits behind a run.
     "training.tasks.*": {"queue": "training"},

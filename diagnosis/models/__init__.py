@@ -16,6 +16,7 @@ from .accounts import (
     StaffChange,
     all_webhook_events,
 )
+from .erasures import PatientErasure
 from .operations import (DicomStoreRefusal, InputsAlert, ModelVersion, OutboundDelivery, PacsDelivery, PerformanceAlert,
                          WebhookDelivery, WorkerHeartbeat)
 from .records import (
@@ -39,7 +40,7 @@ __all__ = [
     "WEBHOOK_EVENTS",
     "all_webhook_events",
     "ApiToken", "Authenticator", "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "OutboundDelivery", "PacsDelivery", "Patient",
-    "PatientAccess", "PatientChange", "PatientDistinct", "PatientMerge", "PerformanceAlert", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
+    "PatientAccess", "PatientChange", "PatientDistinct", "PatientErasure", "PatientMerge", "PerformanceAlert", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
     "WebhookDelivery", "WorkerHeartbeat",
     "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",
 ]

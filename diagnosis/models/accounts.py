@@ -24,6 +24,7 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "scan.restored": "Restored scans (a withdrawal undone)",
     "patient.merged": "Merged patient records (a person registered twice)",
     "patient.unmerged": "Patient merges undone",
+    "patient.erased": "Erased patient records (consent withdrawn, the end of a pilot)",
     "model.below_card": "The active model doing worse on your reviewed slices than its card promised",
     "model.recovered": "The active model no longer below its card",
     "model.inputs_unusual": "More uploads unlike the active model's training data than its card expects",

@@ -141,8 +141,11 @@ class PatientAccess(models.Model):
         WEB = "web", "Web"
         API = "api", "API"
 
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="accesses")
-    scan = models.ForeignKey("Scan", on_delete=models.CASCADE, related_name="accesses", null=True, blank=True)
+    # Empty once the record was erased: the entry stays, for who opened what and when, and names its erasure.
+    patient = models.ForeignKey(Patient, on_delete=models.SET_NULL, related_name="accesses", null=True, blank=True)
+    scan = models.ForeignKey("Scan", on_delete=models.SET_NULL, related_name="accesses", null=True, blank=True)
+    erasure = models.ForeignKey("diagnosis.PatientErasure", on_delete=models.PROTECT, related_name="accesses",
+                                null=True, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="patient_accesses")
     what = models.CharField(max_length=16, choices=What.choices)
     channel = models.CharField(max_length=8, choices=Channel.choices)
@@ -154,7 +157,8 @@ class PatientAccess(models.Model):
         verbose_name_plural = "patient accesses"
 
     def __str__(self) -> str:
-        return f"{self.user} opened {self.get_what_display().lower()} of {self.patient} at {self.at:%Y-%m-%d %H:%M}"
+        record = self.patient if self.patient_id else "an erased record"
+        return f"{self.user} opened {self.get_what_display().lower()} of {record} at {self.at:%Y-%m-%d %H:%M}"
 
 
 FORMAT_EXTENSIONS = {"PNG": "png", "JPEG": "jpg"}

@@ -3,6 +3,7 @@
 One module per area; everything is re-exported here, so callers write ``selectors.scan_get(...)``.
 """
 
+from .erasures import ErasurePreview, erasures, patient_erasure_of, patient_erasure_preview
 from .operations import OperationsSnapshot, operations_snapshot
 from .records import (
     AgreementSummary,
@@ -108,6 +109,10 @@ from .worklist import (
 )
 
 __all__ = [
+    "ErasurePreview",
+    "erasures",
+    "patient_erasure_of",
+    "patient_erasure_preview",
     "dicom_store_refusals",
     "OperationsSnapshot",
     "operations_snapshot",

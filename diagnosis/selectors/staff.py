@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import (Count, DateTimeField, Exists, ExpressionWrapper, F, IntegerField, OuterRef, QuerySet,
-                              Subquery, Value)
+from django.db.models import (Count, DateTimeField, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Q,
+                              QuerySet, Subquery, Value)
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
@@ -128,8 +128,13 @@ def staff_changes(*, organization: Organization, member_id: int | None = None) -
 def member_accesses(*, organization: Organization, member_id: int) -> QuerySet[PatientAccess]:
     """What the member opened of the organization's patients, newest first: a privacy officer's other
     question, after "who looked at this patient?"."""
-    return (PatientAccess.objects.filter(user_id=member_id, patient__organization=organization)
-            .select_related("patient").order_by("-at", "-id"))
+    return (PatientAccess.objects.filter(_of_organization(organization), user_id=member_id)
+            .select_related("patient", "erasure").order_by("-at", "-id"))
+
+
+def _of_organization(organization: Organization) -> Q:
+    # An erased record's entries name its erasure instead.
+    return Q(patient__organization=organization) | Q(erasure__organization=organization)
 
 
 def two_factor_device(*, user: AbstractBaseUser) -> Authenticator | None:
@@ -146,12 +151,12 @@ def organization_accesses(*, organization: Organization, since: datetime.date | 
                           until: datetime.date | None = None) -> QuerySet[PatientAccess]:
     """The organization's whole access log, oldest first (how an audit reads it), for days ``since`` to
     ``until``, both included."""
-    accesses = PatientAccess.objects.filter(patient__organization=organization)
+    accesses = PatientAccess.objects.filter(_of_organization(organization))
     if since:
         accesses = accesses.filter(at__date__gte=since)
     if until:
         accesses = accesses.filter(at__date__lte=until)
-    return accesses.select_related("user", "patient").order_by("at", "id")
+    return accesses.select_related("user", "patient", "erasure").order_by("at", "id")
 
 
 def recovery_codes_left(*, user: AbstractBaseUser) -> int | None:

@@ -87,6 +87,8 @@ from .webhooks import (
     webhook_set,
     webhooks_resend_lost,
 )
+from .erasures import (ErasureNote, check_erasable, erased_message, erasure_files_remove, erasures_files_resend,
+                       erasures_noted, erasures_reapply, patient_erase)
 from .withdrawals import check_not_withdrawn, scan_restore, scan_withdraw, withdrawn_message
 from .refiling import scan_refile
 from .scans import (
@@ -105,6 +107,14 @@ from .scans import (
 )
 
 __all__ = [
+    "check_erasable",
+    "erased_message",
+    "erasure_files_remove",
+    "erasures_files_resend",
+    "ErasureNote",
+    "erasures_noted",
+    "erasures_reapply",
+    "patient_erase",
     "StoredInstance",
     "dicom_instance_store",
     "dicom_instances_store",

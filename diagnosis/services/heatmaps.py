@@ -103,10 +103,12 @@ def class_heatmap_run(*, class_heatmap_id: int) -> ClassHeatmap | None:
         return class_heatmap_fail(class_heatmap_id=class_heatmap_id, reason=reason)
 
     with transaction.atomic():
-        heatmap = ClassHeatmap.objects.select_for_update().get(pk=class_heatmap_id)
-        if heatmap.status != ClassHeatmap.Status.QUEUED:
-            heatmap.image.storage.delete(stored)  # a duplicate delivery got there first
-            return heatmap
+        current = ClassHeatmap.objects.select_for_update().filter(pk=class_heatmap_id).first()
+        if current is None or current.status != ClassHeatmap.Status.QUEUED:
+            # A duplicate delivery got there first, or the patient's record was erased meanwhile.
+            heatmap.image.storage.delete(stored)
+            return current
+        heatmap = current
         heatmap.image.name = stored
         heatmap.status = ClassHeatmap.Status.DONE
         heatmap.finished_at = timezone.now()

@@ -37,7 +37,7 @@ def check_not_merged(patient: Patient, *, field: str = "patient") -> None:
         raise ValidationError({field: [merged_message(patient)]}, code="merged")
 
 
-def _check_admin(*, user: AbstractBaseUser, patient: Patient, action: str) -> None:
+def check_patient_admin(*, user: AbstractBaseUser, patient: Patient, action: str) -> None:
     membership = selectors.membership_of(user)
     if membership is None or membership.organization_id != patient.organization_id:
         raise ValidationError({"patient": ["No such patient in your organization."]})
@@ -94,7 +94,7 @@ def patient_merge(*, duplicate: Patient, into: Patient, user: AbstractBaseUser, 
     their birth dates differ or their sexes differ (neither unknown), which would mean two people (correct the
     wrong record first), and when the same slice stands on both (withdraw one of the two scans first).
     """
-    _check_admin(user=user, patient=duplicate, action="merge patient records")
+    check_patient_admin(user=user, patient=duplicate, action="merge patient records")
     reason = cleaned_reason(reason, done="merged", example="registered twice, in the emergency department",
                             subject="the record")
     with transaction.atomic():
@@ -120,7 +120,7 @@ def patient_merge_undo(*, duplicate: Patient, user: AbstractBaseUser, reason: st
     too, and with the reviews made meanwhile), and the record is listed again. Scans uploaded to the surviving
     record after the merge stay there. For an administrator, with a reason; refused while the surviving record
     is itself merged into a third one (undo that merge first)."""
-    _check_admin(user=user, patient=duplicate, action="undo a merge")
+    check_patient_admin(user=user, patient=duplicate, action="undo a merge")
     reason = cleaned_reason(reason, done="unmerged", example="two people with the same name and birth date",
                             subject="the record")
     merge = selectors.patient_merge_standing(duplicate=duplicate)
@@ -153,7 +153,7 @@ def patient_merge_undo(*, duplicate: Patient, user: AbstractBaseUser, reason: st
 
 def _pair(*, patient: Patient, other: Patient, user: AbstractBaseUser, action: str) -> tuple[int, int]:
     """The two records' ids as a finding stores them (the smaller first), after the checks."""
-    _check_admin(user=user, patient=patient, action=action)
+    check_patient_admin(user=user, patient=patient, action=action)
     if other.organization_id != patient.organization_id or other.pk == patient.pk:
         raise ValidationError({"other": ["No such other patient in your organization."]})
     first, second = sorted((patient.pk, other.pk))

@@ -195,7 +195,10 @@ def scan_create(*, patient: Patient, file: IO[bytes], uploaded_by: AbstractBaseU
             scan.save()
             # Checked again now that the scan's row holds a key-share lock on the patient's: a merge that
             # committed since the check above would otherwise leave this scan on the retired record.
-            check_not_merged(Patient.objects.select_related("merged_into").get(pk=patient.pk))
+            current = Patient.objects.select_related("merged_into").filter(pk=patient.pk).first()
+            if current is None:
+                raise ValidationError({"patient": ["This patient's record was erased meanwhile; nothing was stored."]})
+            check_not_merged(current)
             prediction_create(scan=scan, model_version=model_version)
             dicom_refusals_resolve(scan=scan)
     except BaseException as exc:
@@ -306,7 +309,10 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
         prediction.attempts += 1
         prediction.save(update_fields=["status", "started_at", "attempts"])
 
-    prediction = Prediction.objects.select_related("scan", "model_version").get(pk=prediction_id)
+    prediction = Prediction.objects.select_related("scan", "model_version").filter(pk=prediction_id).first()
+    if prediction is None:
+        logger.info("Prediction %s was deleted meanwhile (its patient's record erased); nothing to do.", prediction_id)
+        return None
     try:
         with prediction.scan.image.open("rb") as handle:
             image_bytes = handle.read()
@@ -325,12 +331,14 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
     heatmap_name = _store_heatmap(prediction, image_bytes, result.label)
 
     with transaction.atomic():
-        prediction = Prediction.objects.select_for_update().get(pk=prediction_id)
-        if prediction.is_final:
-            # A duplicate delivery finished first; its result (and heat map) stands.
+        current = Prediction.objects.select_for_update().filter(pk=prediction_id).first()
+        if current is None or current.is_final:
+            # A duplicate delivery finished first (its result and heat map stand), or the patient's record was
+            # erased meanwhile: the heat map drawn here is nobody's.
             if heatmap_name:
                 prediction.heatmap.storage.delete(heatmap_name)
-            return prediction
+            return current
+        prediction = current
         prediction.heatmap.name = heatmap_name
         prediction.confidence = max(float(p) for p in result.probabilities.values())
         prediction.status = Prediction.Status.DONE

@@ -28,8 +28,8 @@ from django.utils import timezone
 from .. import selectors
 from ..dicom_uids import result_instance_uids
 from ..models import (
-    WEBHOOK_EVENTS, ApiToken, InputsAlert, Organization, Patient, PatientMerge, PerformanceAlert, Prediction, Review, Scan,
-    WebhookDelivery,
+    WEBHOOK_EVENTS, ApiToken, InputsAlert, Organization, Patient, PatientErasure, PatientMerge, PerformanceAlert,
+    Prediction, Review, Scan, WebhookDelivery,
 )
 from ..sealed import Unreadable
 from . import outbound
@@ -183,6 +183,18 @@ def patient_unmerged_notify(*, merge: PatientMerge, moved_back: list[int]) -> We
     return _event(organization_id=merge.into.organization_id, event="patient.unmerged", data={
         **_merge_data(merge), "scans": moved_back, "reason": merge.undo_reason,
         "undone_by": merge.undone_by.get_username() if merge.undone_by_id else None,
+    })
+
+
+def patient_erased_notify(*, erasure: PatientErasure, scan_ids: list[int],
+                          dicom_result_uids: list[str]) -> WebhookDelivery | None:
+    """A record erased with the records merged into it and their scans (``scans``): a hospital system deletes its
+    copies of their results, and its integration engine the result captures an archive may hold
+    (``dicom_result_uids``). The API answers 410 for these records from now on."""
+    return _event(organization_id=erasure.organization_id, event="patient.erased", data={
+        "patient": {"id": erasure.patient_id}, "merged": erasure.merged_ids, "scans": scan_ids,
+        "reason": erasure.reason, "erased_by": erasure.erased_by_name,
+        "erased_at": erasure.erased_at.isoformat(), "dicom_result_uids": dicom_result_uids,
     })
 
 

@@ -76,6 +76,8 @@ INPUTS_EVENTS = ["model.inputs_unusual", "model.inputs_usual"]
     ("0027_performance_alert", "0028_inputs_alert", EARLIER_EVENTS + MERGE_EVENTS + MODEL_EVENTS, INPUTS_EVENTS),
     ("0042_pacs_oauth", "0043_api_token_expiry_notice", EARLIER_EVENTS + MERGE_EVENTS + MODEL_EVENTS + INPUTS_EVENTS,
      ["api_token.expiring"]),
+    ("0043_api_token_expiry_notice", "0044_patient_erasure",
+     EARLIER_EVENTS + MERGE_EVENTS + MODEL_EVENTS + INPUTS_EVENTS + ["api_token.expiring"], ["patient.erased"]),
 ])
 def test_organizations_that_chose_every_event_are_sent_new_kinds_and_others_keep_their_choice(
     transactional_db, before, after, every, added

@@ -153,3 +153,34 @@ def test_a_real_worker_ends_the_replaced_versions_alert_of_unusual_uploads_when_
     alert = InputsAlert.objects.get()
     assert alert.ended == InputsAlert.Ended.NOT_ACTIVE, log_path.read_text()[-5000:]
     assert "diagnosis.tasks.judge_inputs" in log_path.read_text()
+
+
+def test_a_real_worker_deletes_an_erased_records_images_and_heat_maps_after_the_erasure(
+    transactional_db, shipped_model, ct_slice, inference_queue, tmp_path, organization, clinician, boss, settings,
+):
+    import time
+
+    from diagnosis.models import PatientErasure
+
+    services.model_version_register(path=shipped_model, activate=True)
+    patient = PatientFactory(organization=organization, mrn="ERASE-1")
+    kept = upload(ct_slice, PatientFactory(organization=organization), clinician)
+    log_path = tmp_path / "worker.log"
+    media = Path(settings.MEDIA_ROOT)
+    with celery_worker(shipped_model, log_path, queues="inference,celery") as process:
+        scan = upload(ct_slice, patient, clinician)
+        wait_until_final([scan.latest_prediction.pk, kept.latest_prediction.pk], process, log_path)
+        files = [media / scan.image.name, media / Prediction.objects.get(scan=scan).heatmap.name]
+        assert all(path.is_file() for path in files)
+
+        # The erasure commits here; the worker deletes the files after it, as its own task.
+        erasure = services.patient_erase(patient=patient, user=boss, reason="consent withdrawn", confirm_mrn="ERASE-1")
+        deadline = time.monotonic() + 60
+        while PatientErasure.objects.get(pk=erasure.pk).files_removed_at is None:
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-5000:]
+            time.sleep(0.5)
+
+    assert [path for path in files if path.exists()] == [], log_path.read_text()[-3000:]
+    assert (media / kept.image.name).is_file() and (media / Prediction.objects.get(scan=kept).heatmap.name).is_file()
+    assert "remove_erased_files" in log_path.read_text()
+    assert PatientErasure.objects.get(pk=erasure.pk).files == []

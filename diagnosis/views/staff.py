@@ -30,7 +30,7 @@ from ..forms import (
     WebhookEventsForm,
     WebhookForm,
 )
-from ..models import Membership
+from ..models import Membership, PatientAccess
 from .common import add_service_errors, organization_admin_required, post_only
 
 RECENT_DELIVERIES = 10
@@ -442,6 +442,13 @@ def _cell(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _patient_cells(access: PatientAccess) -> tuple[str, str]:
+    if access.patient_id is None:
+        # The entry outlives the record; what it named is gone with it.
+        return "", f"(record erased {access.erasure.erased_at.astimezone(timezone.get_current_timezone()):%Y-%m-%d})"
+    return access.patient.mrn, access.patient.name
+
+
 @organization_admin_required
 @require_GET
 def staff_access_log(request: HttpRequest) -> HttpResponse:
@@ -460,7 +467,7 @@ def staff_access_log(request: HttpRequest) -> HttpResponse:
         for access in accesses.iterator(chunk_size=2000):
             yield writer.writerow([_cell(value) for value in (
                 access.at.astimezone(zone).isoformat(timespec="seconds"), access.user.get_username(),
-                access.user.get_full_name(), access.patient.mrn, access.patient.name, access.get_what_display(),
+                access.user.get_full_name(), *_patient_cells(access), access.get_what_display(),
                 access.scan_id or "", access.get_channel_display())])
 
     days = "-".join(d.isoformat() for d in (form.cleaned_data["since"], form.cleaned_data["until"]) if d) or "all"

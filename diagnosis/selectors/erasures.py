@@ -1,0 +1,57 @@
+"""Erased patient records: what an erasure would take, and what is known of one done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from ..models import Organization, PacsDelivery, Patient, PatientErasure, Review, Scan
+from .records import patient_record_ids
+from .tenancy import UserLike, _organization_id
+
+
+@dataclass(frozen=True)
+class ErasurePreview:
+    """What erasing a record takes with it, for the page that asks to confirm."""
+
+    merged: list[Patient]  # records merged into it, erased with it
+    scans: int
+    withdrawn: int
+    reviews: int
+    archive_results: int  # captures the archive stored: it keeps them
+    reviewed: int  # slices a training export made before may hold
+
+
+def patient_erasure_preview(*, patient: Patient) -> ErasurePreview:
+    ids = patient_record_ids(patient=patient)
+    scans = Scan.objects.filter(patient_id__in=ids)
+    reviews = Review.objects.filter(scan__patient_id__in=ids)
+    return ErasurePreview(
+        merged=list(Patient.objects.filter(pk__in=ids).exclude(pk=patient.pk).order_by("mrn")),
+        scans=scans.count(),
+        withdrawn=scans.filter(withdrawn_at__isnull=False).count(),
+        reviews=reviews.count(),
+        archive_results=PacsDelivery.objects.filter(
+            scan__patient_id__in=ids, kind=PacsDelivery.Kind.CAPTURE, status=PacsDelivery.Status.DELIVERED).count(),
+        reviewed=reviews.values("scan_id").distinct().count(),
+    )
+
+
+def patient_erasure_of(*, user: UserLike, pk: int) -> PatientErasure | None:
+    """The erasure of the organization's former record ``pk`` (itself erased, or merged into one erased)."""
+    organization_id = _organization_id(user)
+    if organization_id is None:
+        return None
+    erasures = PatientErasure.objects.filter(organization_id=organization_id)
+    found = erasures.filter(patient_id=pk).first()
+    if found is None:
+        # Few erasures take merged records with them; the JSON list is read here rather than queried, which
+        # SQLite (``make run``) cannot do.
+        found = next((erasure for erasure in erasures.exclude(merged_ids=[]) if pk in erasure.merged_ids), None)
+    return found
+
+
+def erasures(*, organization: Organization) -> QuerySet[PatientErasure]:
+    """The organization's erasures, newest first, with who made them."""
+    return PatientErasure.objects.filter(organization=organization)
