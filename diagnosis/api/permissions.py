@@ -41,6 +41,12 @@ class MayMergePatients(IsOrganizationAdministrator):
     message = "Only administrators of your organization may merge patient records or undo a merge."
 
 
+class MayErasePatients(IsOrganizationAdministrator):
+    """Erasing a patient's data for good, and the record of erasures."""
+
+    message = "Only administrators of your organization may erase patient records or see the erasures."
+
+
 class MayManageMembers(IsOrganizationAdministrator):
     """Adding, changing and removing who may open the organization's patient data."""
 

@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .views import (
-    AboutModelView, AccessLogView, ArchiveViewSet, AgreementView, DicomStoreView, DicomStudyStoreView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
+    AboutModelView, AccessLogView, ArchiveViewSet, ErasureListView, AgreementView, DicomStoreView, DicomStudyStoreView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
     ScanViewSet, WorklistView,
 )
 
@@ -21,6 +21,7 @@ urlpatterns = [
     path("performance/", PerformanceView.as_view(), name="performance"),
     path("model/", AboutModelView.as_view(), name="model-card"),
     path("accesses/", AccessLogView.as_view(), name="access-log"),
+    path("erasures/", ErasureListView.as_view(), name="erasure-list"),
     # DICOMweb clients are given a base address and POST to {base}/studies, without a trailing slash.
     path("dicomweb/studies", DicomStoreView.as_view(), name="dicomweb-studies"),
     path("dicomweb/studies/<str:study_uid>", DicomStudyStoreView.as_view(), name="dicomweb-study"),

@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ... import selectors
-from ...models import OutboundDelivery, Patient, PatientAccess, PatientMerge, Prediction, Review, Scan
+from ...models import OutboundDelivery, Patient, PatientAccess, PatientErasure, PatientMerge, Prediction, Review, Scan
 from ...validators import date_range_error
 
 
@@ -72,10 +72,37 @@ class PatientAccessSerializer(serializers.ModelSerializer):
 
 
 class AccessLogEntrySerializer(PatientAccessSerializer):
-    patient_mrn = serializers.CharField(source="patient.mrn", read_only=True)
+    patient = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="The record opened; null once it was erased (see `erasure`).")
+    patient_mrn = serializers.CharField(source="patient.mrn", read_only=True, allow_null=True)
+    scan = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    erasure = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="The erasure of the record opened, if it was erased since.")
 
     class Meta(PatientAccessSerializer.Meta):
-        fields = ["id", "at", "user", "patient", "patient_mrn", "what", "scan", "channel"]
+        fields = ["id", "at", "user", "patient", "patient_mrn", "what", "scan", "channel", "erasure"]
+
+
+class PatientErasureSerializer(serializers.ModelSerializer):
+    patient = serializers.IntegerField(source="patient_id", read_only=True, help_text="The former record's id.")
+    merged = serializers.ListField(source="merged_ids", child=serializers.IntegerField(), read_only=True,
+                                   help_text="Ids of the records merged into it, erased with it.")
+    erased_by = serializers.CharField(source="erased_by_name", read_only=True)
+    files_removed = serializers.SerializerMethodField(help_text="Whether the images are deleted from storage yet.")
+
+    class Meta:
+        model = PatientErasure
+        fields = ["id", "patient", "merged", "erased_at", "erased_by", "reason", "scans", "reviews", "archive_results",
+                  "files_removed"]
+
+    def get_files_removed(self, erasure: PatientErasure) -> bool:
+        return erasure.files_removed_at is not None
+
+
+class PatientEraseSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, help_text="Why the record is erased, e.g. \"consent withdrawn on "
+                                   "2026-12-01\". It is kept after the erasure: do not name the patient.")
+    mrn = serializers.CharField(max_length=64, help_text="The record's MRN, as confirmation.")
 
 
 class AccessLogFilterSerializer(serializers.Serializer):

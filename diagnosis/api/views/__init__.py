@@ -6,7 +6,7 @@ from .dicomweb import DicomStoreView, DicomStudyStoreView
 from .members import MemberViewSet
 from .notifications import NotificationViewSet
 from .performance import AboutModelView, PerformanceView
-from .records import AccessLogView, AgreementView, PatientViewSet, WorklistView
+from .records import AccessLogView, AgreementView, ErasureListView, PatientViewSet, WorklistView
 from .scans import ScanViewSet
 
-__all__ = ["AboutModelView", "ArchiveViewSet", "AccessLogView", "AgreementView", "DicomStoreView", "DicomStudyStoreView", "MemberViewSet", "NotificationViewSet", "PatientViewSet", "PerformanceView", "ScanViewSet", "WorklistView"]
+__all__ = ["AboutModelView", "ArchiveViewSet", "AccessLogView", "AgreementView", "DicomStoreView", "DicomStudyStoreView", "ErasureListView", "MemberViewSet", "NotificationViewSet", "PatientViewSet", "PerformanceView", "ScanViewSet", "WorklistView"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, status, viewsets
@@ -17,7 +18,8 @@ from rest_framework.response import Response
 
 from ... import selectors, services
 from ...models import Patient, PatientAccess, Scan
-from ..permissions import HasMembership, IsOrganizationAdministrator, MayMergePatients, MayReadAccessLog
+from ..exceptions import Gone
+from ..permissions import HasMembership, IsOrganizationAdministrator, MayErasePatients, MayMergePatients, MayReadAccessLog
 from ..serializers import (
     AccessLogEntrySerializer,
     AccessLogFilterSerializer,
@@ -25,6 +27,8 @@ from ..serializers import (
     PatientAccessSerializer,
     PatientCreateSerializer,
     PatientCreatedSerializer,
+    PatientEraseSerializer,
+    PatientErasureSerializer,
     PatientMergeCreateSerializer,
     PatientMergeSerializer,
     PatientMergeUndoSerializer,
@@ -75,12 +79,25 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         )
         return Response(PatientCreatedSerializer(patient).data, status=status.HTTP_201_CREATED)
 
+    def get_object(self) -> Patient:
+        try:
+            return super().get_object()
+        except Http404:
+            # A hospital system asking for a record it knew hears that it was erased, not that it never was.
+            erasure = selectors.patient_erasure_of(user=self.request.user, pk=_int_or_none(self.kwargs.get("pk")))
+            if erasure is None:
+                raise
+            raise Gone(detail=services.erased_message(erasure)) from None
+
     @staticmethod
     def _with_etag(response: Response, patient: Patient) -> Response:
         response["ETag"] = f'"{selectors.patient_version(patient=patient)}"'
         return response
 
-    @extend_schema(parameters=[ETAG])
+    @extend_schema(parameters=[ETAG], responses={
+        200: PatientSerializer,
+        410: OpenApiResponse(description="The record was erased: `detail` says when, by whom and why."),
+    })
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         patient = self.get_object()
         services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.PATIENT,
@@ -143,6 +160,28 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer.is_valid(raise_exception=True)
         merge = services.patient_merge_undo(duplicate=patient, user=request.user, **serializer.validated_data)
         return Response(PatientMergeSerializer(merge).data)
+
+    @extend_schema(
+        request=PatientEraseSerializer,
+        responses={200: PatientErasureSerializer,
+                   400: OpenApiResponse(description="Not erased: a record merged into another, or the MRN did not "
+                                        "match; nothing changed."),
+                   403: OpenApiResponse(description="Not an administrator.")},
+        description="Erase this record for good (consent withdrawn, the end of a pilot), with the records merged "
+        "into it: their details, corrections, scans, images, results, heat maps and reviews are deleted. Send the "
+        "record's MRN as confirmation. What stays names nobody: the erasure (answered here, and listed at "
+        "/api/v1/erasures/) and the access log's entries, which name it. This record answers 410 from now on. A "
+        "`patient.erased` notification names the scans deleted and the UIDs of result captures an archive may "
+        "hold, which kidneyweb cannot delete there. Administrators only.",
+    )
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, HasMembership, MayErasePatients])
+    def erase(self, request: Request, pk: str | None = None) -> Response:
+        patient = self.get_object()
+        serializer = PatientEraseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        erasure = services.patient_erase(patient=patient, user=request.user, reason=serializer.validated_data["reason"],
+                                         confirm_mrn=serializer.validated_data["mrn"])
+        return Response(PatientErasureSerializer(erasure).data)
 
     @extend_schema(responses={200: PatientMergeSerializer(many=True)},
                    description="Merges of this record into another and of others into it, undone ones included, "
@@ -248,3 +287,20 @@ class AccessLogView(generics.ListAPIView):
         filters.is_valid(raise_exception=True)
         return selectors.organization_accesses(organization=selectors.organization_of(self.request.user),
                                                **filters.validated_data)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@extend_schema(description="The organization's erased patient records, newest first: who erased how much, when "
+               "and why. Nothing here names a patient. Administrators only.")
+class ErasureListView(generics.ListAPIView):
+    permission_classes = [IsAuthenticated, HasMembership, MayErasePatients]
+    serializer_class = PatientErasureSerializer
+
+    def get_queryset(self):
+        return selectors.erasures(organization=selectors.organization_of(self.request.user))
