@@ -111,6 +111,15 @@ class PatientMergeUndoForm(forms.Form):
     )
 
 
+class PatientEraseForm(forms.Form):
+    reason = forms.CharField(
+        label="Why", max_length=200, widget=forms.TextInput(attrs={"dir": "auto"}),
+        help_text="Kept after the erasure, so do not name the patient: e.g. \"consent withdrawn on 2026-12-01\".",
+    )
+    mrn = forms.CharField(label="Type the record's MRN to confirm", max_length=64,
+                          widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
+
+
 class ReviewForm(forms.Form):
     label = forms.ChoiceField(label="True class", widget=forms.RadioSelect)
     comment = MultilineField(

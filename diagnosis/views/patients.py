@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import selectors, services
-from ..forms import PatientEditForm, PatientForm, PatientMergeForm, PatientMergeUndoForm, ScanUploadForm
+from ..forms import PatientEditForm, PatientEraseForm, PatientForm, PatientMergeForm, PatientMergeUndoForm, ScanUploadForm
 from ..models import Patient, PatientAccess
 from .common import (
     add_service_errors, member_required, organization_admin_required, patient_by_mrn, patient_or_404, post_only,
@@ -127,6 +127,7 @@ def _render_patient(
                 exclude=patient) if admin and not merged else [],
             "undo_form": (undo_form or PatientMergeUndoForm()) if admin and merged else None,
             "found_distinct": selectors.patient_found_distinct(patient=patient) if admin else [],
+            "may_erase": admin and not merged,
         },
         status=status,
     )
@@ -135,6 +136,11 @@ def _render_patient(
 @member_required
 @require_GET
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    erasure = None if selectors.patient_get(user=request.user, pk=pk) else selectors.patient_erasure_of(
+        user=request.user, pk=pk)
+    if erasure is not None:
+        # A bookmark or an old link: the record is gone for good, and the page says so rather than "not found".
+        return render(request, "diagnosis/patient_erased.html", {"erasure": erasure}, status=410)
     patient = patient_or_404(request, pk)
     services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.PATIENT,
                                    channel=PatientAccess.Channel.WEB)
@@ -219,6 +225,33 @@ def patient_unmerge(request: HttpRequest, pk: int) -> HttpResponse:
                                       "listed again.")
             return redirect("diagnosis:patient_detail", pk=patient.pk)
     return _render_patient(request, patient, ScanUploadForm(), status=400, undo_form=form)
+
+
+@organization_admin_required
+@require_http_methods(["GET", "POST"])
+def patient_erase(request: HttpRequest, pk: int) -> HttpResponse:
+    """Erase the record for good, after a page that says what goes with it and asks for its MRN."""
+    patient = patient_or_404(request, pk)
+    form = PatientEraseForm(request.POST or None)
+    try:
+        services.check_erasable(patient=patient, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("diagnosis:patient_detail", pk=patient.pk)
+    if request.method == "POST" and form.is_valid():
+        try:
+            erasure = services.patient_erase(patient=patient, user=request.user, reason=form.cleaned_data["reason"],
+                                             confirm_mrn=form.cleaned_data["mrn"])
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, (
+                f"The record is erased with {erasure.scans} scan{'' if erasure.scans == 1 else 's'}: nothing of the "
+                "patient is kept. The erasure is listed on the Members page."))
+            return redirect("diagnosis:patient_list")
+    return render(request, "diagnosis/patient_erase.html", {
+        "patient": patient, "form": form, "preview": selectors.patient_erasure_preview(patient=patient),
+    }, status=400 if request.method == "POST" else 200)
 
 
 DUPLICATE_PAIRS_SHOWN = 200
