@@ -64,6 +64,7 @@ class BackupSummary:
     files: dict[str, int] = field(default_factory=dict)  # archive name -> size in bytes
     missing: tuple[str, ...] = ()  # stored files the database names but the storage lacks
     encrypted: bool = False
+    erased_again: tuple[int, ...] = ()  # former patient ids the backup held, erased after it was made
 
 
 def configured_key() -> bytes | None:
@@ -312,12 +313,20 @@ def backup_restore(*, folder: Path, replace: bool = False, keys: Sequence[bytes]
     if has_media and media is None:
         raise BackupError("The backup holds scan files, but this deployment stores them in S3; restore it where "
                           "the storage is a folder, or copy media.tar's files into the bucket yourself.")
+    from diagnosis import services
+
+    # A patient erased since the backup was made must not come back with it: the erasures are carried over.
+    erasures = services.erasures_noted() if replace else []
     with tempfile.TemporaryDirectory(prefix="kidneyweb-restore-") as scratch:
         source = _unsealed(folder, manifest, key, Path(scratch)) if key is not None else folder
         with transaction.atomic():
             if replace:
                 call_command("flush", interactive=False, verbosity=0)
             call_command("loaddata", str(source / DATA), verbosity=0)
+            counts = _counts()
+            if counts != manifest["counts"]:
+                raise BackupError(f"The restored database holds {counts}, the backup recorded {manifest['counts']}.")
+            erased_again = services.erasures_reapply(notes=erasures)
         # The planner knows nothing of rows loaded this way until autovacuum gets to them, and meanwhile picks
         # plans for empty tables: a page over a few thousand results took 4 s instead of 0.1 s. Counted now.
         with connection.cursor() as cursor:
@@ -331,12 +340,13 @@ def backup_restore(*, folder: Path, replace: bool = False, keys: Sequence[bytes]
             if replace and mlruns.is_dir():
                 shutil.rmtree(mlruns)  # the records of the trainings being replaced, which a merge would mislead
             _extract(source / MLRUNS, mlruns)
+    for erasure in erased_again:
+        services.erasure_files_remove(erasure_id=erasure.pk)  # the backup's copies of their images, just extracted
     counts = _counts()
-    if counts != manifest["counts"]:
-        raise BackupError(f"The restored database holds {counts}, the backup recorded {manifest['counts']}.")
     named = _named_files()
     missing = tuple(name for name in named if media is not None and not (media / name).is_file())
-    return BackupSummary(folder=folder, counts=counts, missing=missing, encrypted=bool(manifest.get("encryption")))
+    return BackupSummary(folder=folder, counts=counts, missing=missing, encrypted=bool(manifest.get("encryption")),
+                         erased_again=tuple(erasure.patient_id for erasure in erased_again))
 
 
 def backup_reseal(*, folder: Path, key: bytes, keys: Sequence[bytes] = ()) -> bool:

@@ -44,6 +44,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         counts = ", ".join(f"{n} {label.split('.')[-1]}" for label, n in summary.counts.items())
         self.stderr.write(f"Restored {counts} from {summary.folder.name}.")
+        if summary.erased_again:
+            self.stderr.write(self.style.WARNING(
+                f"{len(summary.erased_again)} patient record(s) erased after the backup was made were erased again "
+                f"(former ids {', '.join(map(str, summary.erased_again))})."))
         if summary.missing:
             self.stderr.write(self.style.WARNING(f"{len(summary.missing)} stored file(s) are missing, e.g. "
                                                  f"{summary.missing[0]}."))
