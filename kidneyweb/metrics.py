@@ -109,6 +109,9 @@ class DeploymentCollector(Collector):
         for (slug, state), count in sorted(snapshot.api_tokens.items()):
             tokens.add_metric([slug, state], count)
         yield tokens
+        yield GaugeMetricFamily("kidneyweb_erasures_files_pending", "Patient erasures whose images are still in "
+                                "storage: the worker deletes them after each erasure; one that stays means storage "
+                                "refuses the deletion (the worker's log says why).", value=snapshot.erasure_files_pending)
         model = GaugeMetricFamily("kidneyweb_active_model_info", "The model version that diagnoses new scans.",
                                   labels=["name"])
         if snapshot.active_model:

@@ -12,8 +12,8 @@ from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
 from ..models import (
-    ApiToken, DicomStoreRefusal, InputsAlert, ModelVersion, Organization, PacsDelivery, PerformanceAlert, Prediction,
-    Review, Scan, WebhookDelivery, WorkerHeartbeat,
+    ApiToken, DicomStoreRefusal, InputsAlert, ModelVersion, Organization, PacsDelivery, PatientErasure, PerformanceAlert,
+    Prediction, Review, Scan, WebhookDelivery, WorkerHeartbeat,
 )
 
 RECENT = datetime.timedelta(hours=1)
@@ -38,6 +38,8 @@ class OperationsSnapshot:
     # the organization's token lifetime
     api_tokens: dict[tuple[str, str], int]
     active_model: str | None
+    # Erasures whose images are still in storage: the worker deletes them after each erasure (its sweep again).
+    erasure_files_pending: int = 0
 
 
 def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSnapshot:
@@ -75,6 +77,7 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
         active_model=ModelVersion.objects.filter(is_active=True).values_list("name", flat=True).first(),
         client_certificates=_client_certificates_expiry(now),
         api_tokens=_api_tokens_expiry(now),
+        erasure_files_pending=PatientErasure.objects.filter(files_removed_at__isnull=True).count(),
     )
 
 

@@ -35,7 +35,8 @@ def scrape(client) -> dict[tuple[str, tuple], float]:
             for sample in family.samples}
 
 
-def test_the_figures_are_the_deployments_state_now(client, metrics_on, organization, other_organization, clinician):
+def test_the_figures_are_the_deployments_state_now(client, metrics_on, organization, other_organization, clinician,
+                                                   boss):
     active = ModelVersionFactory(is_active=True, name="kidney-resnet-v5")
     now = timezone.now()
     for org in (organization, other_organization):
@@ -65,8 +66,13 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     services.pacs_client_certificate_set(organization=organization, certificate=ours.pem, key=ours.key_pem(),
                                          by=clinician)
 
+    erasures = [services.patient_erase(patient=PatientFactory(organization=organization, mrn=mrn), user=boss,
+                                       reason="consent withdrawn", confirm_mrn=mrn) for mrn in ("E-1", "E-2")]
+    services.erasure_files_remove(erasure_id=erasures[0].pk)  # the second one's images are still in storage
+
     samples = scrape(client)
 
+    assert samples[("kidneyweb_erasures_files_pending", ())] == 1
     assert samples[("kidneyweb_predictions_total", (("status", "done"),))] == 3
     assert samples[("kidneyweb_predictions_total", (("status", "queued"),))] == 1
     assert samples[("kidneyweb_predictions_total", (("status", "failed"),))] == 1
