@@ -14,6 +14,7 @@ reviewed slices keeps its weights, and a training export made before stays on di
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,7 +31,6 @@ from ..dicom_uids import result_instance_uids
 from ..models import (ClassHeatmap, DicomStoreRefusal, Organization, PacsDelivery, Patient, PatientAccess,
                       PatientErasure, PatientMerge, Prediction, Review, Scan)
 from .merges import check_patient_admin, merged_message
-from .scans import names_patient
 from .webhooks import patient_erased_notify
 from .withdrawals import cleaned_reason
 
@@ -130,13 +130,16 @@ def _erase_records(*, ids: list[int], erasure: PatientErasure) -> _Erased:
 
 
 def _refusals_naming(*, records: list[Patient], scan_ids: list[int]):
-    # The archive's refusals resolved as one of these scans, and those whose PatientID names one of the records
-    # (as the upload of a DICOM slice compares them).
-    organization_id = records[0].organization_id
-    named = [refusal.pk for refusal in DicomStoreRefusal.objects.filter(organization_id=organization_id)
-             .exclude(patient_id="").only("pk", "patient_id")
-             if any(names_patient(refusal.patient_id, record) for record in records)]
-    return DicomStoreRefusal.objects.filter(Q(resolved_as_id__in=scan_ids) | Q(pk__in=named))
+    # The archive's refusals resolved as one of these scans, and those whose PatientID names one of the records as
+    # an upload's header is compared (services.same_patient_id: case, surrounding spaces and an all-digit number's
+    # leading zeros aside), in one query however many refusals there are.
+    named = Q()
+    for mrn in {record.mrn.strip() for record in records}:
+        named |= Q(patient_id__iregex=rf"^\s*{re.escape(mrn)}\s*$")
+        if mrn.isdigit():
+            named |= Q(patient_id__regex=rf"^\s*0*{int(mrn)}\s*$")
+    return DicomStoreRefusal.objects.filter(organization_id=records[0].organization_id).filter(
+        Q(resolved_as_id__in=scan_ids) | named)
 
 
 def _enqueue_files_removal(erasure_id: int) -> None:

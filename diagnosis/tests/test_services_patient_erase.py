@@ -262,3 +262,21 @@ def test_other_organizations_do_not_learn_of_an_erasure(patient, boss, other_cli
     services.patient_erase(patient=patient, user=boss, reason="consent withdrawn", confirm_mrn=MRN)
 
     assert selectors.patient_erasure_of(user=other_clinician, pk=patient.pk) is None
+
+
+def test_the_archives_refusals_naming_the_record_go_with_it_and_others_stay(organization, patient, clinician, boss):
+    numbered = PatientFactory(organization=organization, mrn="42", birth_date=BORN)
+    services.patient_merge(duplicate=numbered, into=patient, user=boss, reason="registered twice")
+    resolved_as = ScanFactory(patient=patient, uploaded_by=clinician)
+
+    def refusal(patient_id: str, **extra) -> DicomStoreRefusal:
+        return DicomStoreRefusal.objects.create(organization=organization, sent_by=clinician, patient_id=patient_id,
+                                                sop_instance_uid="1.2.3", failure_code=0xC000, reason="No patient",
+                                                **extra)
+
+    named = [refusal(" qx-20931"), refusal("00042"), refusal("", resolved_at=timezone.now(), resolved_as=resolved_as)]
+    others = [refusal("QX-209310"), refusal("420"), refusal("A-42")]
+
+    services.patient_erase(patient=patient, user=boss, reason="consent withdrawn", confirm_mrn=MRN)
+
+    assert set(DicomStoreRefusal.objects.all()) == set(others) and len(named) == 3

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -136,12 +136,13 @@ def _render_patient(
 @member_required
 @require_GET
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    erasure = None if selectors.patient_get(user=request.user, pk=pk) else selectors.patient_erasure_of(
-        user=request.user, pk=pk)
-    if erasure is not None:
+    patient = selectors.patient_get(user=request.user, pk=pk)
+    if patient is None:
+        erasure = selectors.patient_erasure_of(user=request.user, pk=pk)
+        if erasure is None:
+            raise Http404("No such patient.")
         # A bookmark or an old link: the record is gone for good, and the page says so rather than "not found".
         return render(request, "diagnosis/patient_erased.html", {"erasure": erasure}, status=410)
-    patient = patient_or_404(request, pk)
     services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.PATIENT,
                                    channel=PatientAccess.Channel.WEB)
     return _render_patient(request, patient, ScanUploadForm())
