@@ -47,6 +47,13 @@ class MayErasePatients(IsOrganizationAdministrator):
     message = "Only administrators of your organization may erase patient records or see the erasures."
 
 
+class MayExportRecords(IsOrganizationAdministrator):
+    """A patient's whole record in one file, with who opened it: for a subject access request, handled by the
+    organization's administrators."""
+
+    message = "Only administrators of your organization may export a patient's whole record."
+
+
 class MayManageMembers(IsOrganizationAdministrator):
     """Adding, changing and removing who may open the organization's patient data."""
 

@@ -37,6 +37,11 @@ class JPEGRenderer(FileRenderer):
     format = "jpeg"
 
 
+class ZipRenderer(FileRenderer):
+    media_type = "application/zip"
+    format = "zip"
+
+
 class DicomRenderer(FileRenderer):
     media_type = "application/dicom"
     format = "dcm"

@@ -136,6 +136,7 @@ class PatientAccess(models.Model):
         REPORT = "report", "PDF report"
         FHIR = "fhir", "FHIR export"
         DICOM = "dicom", "DICOM export"
+        EXPORT = "export", "Whole record export"
 
     class Channel(models.TextChoices):
         WEB = "web", "Web"

@@ -3,8 +3,8 @@ objects of other organizations answer 404 exactly like missing ones."""
 
 from .common import member_required, organization_admin_required
 from .patients import (
-    patient_create, patient_detail, patient_duplicates, patient_edit, patient_erase, patient_list, patient_mark_distinct,
-    patient_merge, patient_unmerge, scan_upload,
+    patient_create, patient_detail, patient_duplicates, patient_edit, patient_erase, patient_export, patient_list,
+    patient_mark_distinct, patient_merge, patient_unmerge, scan_upload,
 )
 from .scans import (
     prediction_state,
@@ -65,6 +65,7 @@ __all__ = [
     "patient_mark_distinct",
     "patient_merge",
     "patient_erase",
+    "patient_export",
     "patient_unmerge",
     "prediction_state",
     "scan_detail",

@@ -8,11 +8,11 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from .. import selectors, services
+from .. import record_export, selectors, services
 from ..forms import PatientEditForm, PatientEraseForm, PatientForm, PatientMergeForm, PatientMergeUndoForm, ScanUploadForm
 from ..models import Patient, PatientAccess
 from .common import (
@@ -128,6 +128,7 @@ def _render_patient(
             "undo_form": (undo_form or PatientMergeUndoForm()) if admin and merged else None,
             "found_distinct": selectors.patient_found_distinct(patient=patient) if admin else [],
             "may_erase": admin and not merged,
+            "may_export": admin,
         },
         status=status,
     )
@@ -253,6 +254,20 @@ def patient_erase(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "diagnosis/patient_erase.html", {
         "patient": patient, "form": form, "preview": selectors.patient_erasure_preview(patient=patient),
     }, status=400 if request.method == "POST" else 200)
+
+
+@organization_admin_required
+@require_GET
+def patient_export(request: HttpRequest, pk: int) -> HttpResponse:
+    """The patient's whole record as one ZIP (a subject access request, a move to another hospital)."""
+    patient = patient_or_404(request, pk)
+    spool, filename = record_export.patient_record_file(patient=patient, user=request.user,
+                                                        base_url=request.build_absolute_uri("/"))
+    services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.EXPORT,
+                                   channel=PatientAccess.Channel.WEB)
+    response = FileResponse(spool, as_attachment=True, filename=filename, content_type="application/zip")
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 DUPLICATE_PAIRS_SHOWN = 200

@@ -6,20 +6,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import Http404
+from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ... import selectors, services
+from ... import record_export, selectors, services
 from ...models import Patient, PatientAccess, Scan
 from ..exceptions import Gone
-from ..permissions import HasMembership, IsOrganizationAdministrator, MayErasePatients, MayMergePatients, MayReadAccessLog
+from ..permissions import (HasMembership, IsOrganizationAdministrator, MayErasePatients, MayExportRecords,
+                           MayMergePatients, MayReadAccessLog)
+from ..renderers import ZipRenderer
 from ..serializers import (
     AccessLogEntrySerializer,
     AccessLogFilterSerializer,
@@ -160,6 +163,27 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer.is_valid(raise_exception=True)
         merge = services.patient_merge_undo(duplicate=patient, user=request.user, **serializer.validated_data)
         return Response(PatientMergeSerializer(merge).data)
+
+    @extend_schema(
+        responses={(200, "application/zip"): OpenApiTypes.BINARY,
+                   403: OpenApiResponse(description="Not an administrator.")},
+        description="The patient's whole record as one ZIP, for a subject access request or a move to another "
+        "hospital: patient.json (details, corrections, former MRNs, merges), access-log.csv (who opened it when), "
+        "and per scan scan.json (every AI result and review), the slice as stored, the heat map, the PDF report "
+        "and the FHIR R4 Bundle. Scans withdrawn as entered in error are left out (they may show another person); "
+        "README.txt counts them. Recorded in the access log. Administrators only.",
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, ZipRenderer],
+            permission_classes=[IsAuthenticated, HasMembership, MayExportRecords])
+    def export(self, request: Request, pk: str | None = None) -> FileResponse:
+        patient = self.get_object()
+        spool, filename = record_export.patient_record_file(patient=patient, user=request.user,
+                                                            base_url=request.build_absolute_uri("/"))
+        services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.EXPORT,
+                                       channel=PatientAccess.Channel.API)
+        response = FileResponse(spool, as_attachment=True, filename=filename, content_type="application/zip")
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     @extend_schema(
         request=PatientEraseSerializer,
