@@ -55,6 +55,10 @@ def test_an_administrator_reads_what_goes_then_erases_and_lands_on_the_patient_l
     assert gone.status_code == 410 and "This record was erased" in gone.content.decode()
     assert "consent withdrawn" in gone.content.decode() and "Quartermain" not in gone.content.decode()
     assert admin_client.get(reverse("diagnosis:patient_detail", args=[duplicate.pk])).status_code == 410
+    members = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+    erasures = members[members.index('id="erasures"'):members.index('id="changes-heading"')]
+    assert "consent withdrawn" in erasures and "boss" in erasures and "<td>3</td>" in erasures
+    assert "being deleted" in erasures and "Quartermain" not in erasures
 
 
 def test_a_wrong_mrn_or_no_reason_shows_on_the_form_and_erases_nothing(admin_client, patient):

@@ -36,6 +36,7 @@ from .common import add_service_errors, organization_admin_required, post_only
 RECENT_DELIVERIES = 10
 RECENT_REFUSALS = 20
 RECENT_CHANGES = 50
+RECENT_ERASURES = 20
 
 
 def _member_or_404(request: HttpRequest, user_id: int) -> Membership:
@@ -81,6 +82,7 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "pacs_failed": selectors.pacs_deliveries(organization=organization).filter(status="failed").exists(),
         "dicomweb_base": request.build_absolute_uri(reverse("api:dicomweb-studies")).removesuffix("/studies"),
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
+        "erasures": selectors.erasures(organization=organization)[:RECENT_ERASURES],
         "now": timezone.now(),
     }, status=status)
 
