@@ -341,7 +341,10 @@ def backup_restore(*, folder: Path, replace: bool = False, keys: Sequence[bytes]
                 shutil.rmtree(mlruns)  # the records of the trainings being replaced, which a merge would mislead
             _extract(source / MLRUNS, mlruns)
     for erasure in erased_again:
-        services.erasure_files_remove(erasure_id=erasure.pk)  # the backup's copies of their images, just extracted
+        try:
+            services.erasure_files_remove(erasure_id=erasure.pk)  # the backup's copies of their images, just extracted
+        except OSError:
+            pass  # the worker's sweep tries again (erasures_files_resend), and /metrics counts it meanwhile
     counts = _counts()
     named = _named_files()
     missing = tuple(name for name in named if media is not None and not (media / name).is_file())
