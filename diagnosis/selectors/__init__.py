@@ -3,7 +3,7 @@
 One module per area; everything is re-exported here, so callers write ``selectors.scan_get(...)``.
 """
 
-from .erasures import ErasurePreview, erasures, patient_erasure_of, patient_erasure_preview
+from .erasures import ErasurePreview, erasures, patient_erasure_of, patient_erasure_preview, scans_filed_from
 from .operations import OperationsSnapshot, operations_snapshot
 from .records import (
     AgreementSummary,
@@ -113,6 +113,7 @@ __all__ = [
     "erasures",
     "patient_erasure_of",
     "patient_erasure_preview",
+    "scans_filed_from",
     "dicom_store_refusals",
     "OperationsSnapshot",
     "operations_snapshot",

@@ -18,22 +18,41 @@ class ErasurePreview:
     merged: list[Patient]  # records merged into it, erased with it
     scans: int
     withdrawn: int
+    mistaken: int  # of those, the person's slices uploaded under another record by mistake (filed for them since)
     reviews: int
     archive_results: int  # captures the archive stored: it keeps them
     reviewed: int  # slices a training export made before may hold
 
 
+def scans_filed_from(*, scan_ids: set[int]) -> set[int]:
+    """The withdrawn scans of other records that these scans, as they stand, were filed from (uploaded for the
+    wrong patient, then filed for this one), back along the chain: they show this person, so an erasure takes them
+    too. Not the origin of one of these scans that was itself withdrawn and filed for someone else: the slice is
+    theirs, and stays with its origin."""
+    taken: set[int] = set()
+    frontier = set(Scan.objects.filter(pk__in=scan_ids, withdrawn_at__isnull=True, refiled_from__isnull=False)
+                   .values_list("refiled_from_id", flat=True))
+    while frontier:
+        taken |= frontier
+        frontier = set(Scan.objects.filter(pk__in=frontier, refiled_from__isnull=False)
+                       .values_list("refiled_from_id", flat=True)) - taken - scan_ids
+    return taken
+
+
 def patient_erasure_preview(*, patient: Patient) -> ErasurePreview:
     ids = patient_record_ids(patient=patient)
-    scans = Scan.objects.filter(patient_id__in=ids)
-    reviews = Review.objects.filter(scan__patient_id__in=ids)
+    own = set(Scan.objects.filter(patient_id__in=ids).values_list("pk", flat=True))
+    mistaken = scans_filed_from(scan_ids=own)
+    scans = Scan.objects.filter(pk__in=own | mistaken)
+    reviews = Review.objects.filter(scan__in=scans)
     return ErasurePreview(
         merged=list(Patient.objects.filter(pk__in=ids).exclude(pk=patient.pk).order_by("mrn")),
-        scans=scans.count(),
+        scans=len(own) + len(mistaken),
         withdrawn=scans.filter(withdrawn_at__isnull=False).count(),
+        mistaken=len(mistaken),
         reviews=reviews.count(),
         archive_results=PacsDelivery.objects.filter(
-            scan__patient_id__in=ids, kind=PacsDelivery.Kind.CAPTURE, status=PacsDelivery.Status.DELIVERED).count(),
+            scan__in=scans, kind=PacsDelivery.Kind.CAPTURE, status=PacsDelivery.Status.DELIVERED).count(),
         reviewed=reviews.values("scan_id").distinct().count(),
     )
 

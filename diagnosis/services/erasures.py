@@ -99,7 +99,8 @@ def _erase_records(*, ids: list[int], erasure: PatientErasure) -> _Erased:
     # The scans and results are locked as they are now, so that a diagnosis finishing meanwhile has either stored
     # its heat map (deleted here) or finds its row gone (and deletes the map itself).
     records = list(Patient.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
-    scans = list(Scan.objects.select_for_update().filter(patient_id__in=ids).order_by("pk"))
+    own = set(Scan.objects.filter(patient_id__in=ids).values_list("pk", flat=True))
+    scans = list(Scan.objects.select_for_update().filter(pk__in=own | selectors.scans_filed_from(scan_ids=own)).order_by("pk"))
     scan_ids = [scan.pk for scan in scans]
     predictions = list(Prediction.objects.select_for_update().filter(scan_id__in=scan_ids))
     class_maps = list(ClassHeatmap.objects.select_for_update().filter(prediction__scan_id__in=scan_ids))
@@ -114,8 +115,8 @@ def _erase_records(*, ids: list[int], erasure: PatientErasure) -> _Erased:
     erasure.save()
 
     PatientAccess.objects.filter(patient_id__in=ids).update(patient=None, scan=None, erasure=erasure)
-    # Another patient's scan filed from one of these keeps its own image and readings.
-    Scan.objects.filter(refiled_from_id__in=scan_ids).exclude(patient_id__in=ids).update(refiled_from=None)
+    # Another patient's scan filed from one of these keeps its own image and readings; the links among these go too.
+    Scan.objects.filter(refiled_from_id__in=scan_ids).update(refiled_from=None)
     if records:
         _refusals_naming(records=records, scan_ids=scan_ids).delete()
     PatientMerge.objects.filter(Q(duplicate_id__in=ids) | Q(into_id__in=ids)).delete()

@@ -280,3 +280,30 @@ def test_the_archives_refusals_naming_the_record_go_with_it_and_others_stay(orga
     services.patient_erase(patient=patient, user=boss, reason="consent withdrawn", confirm_mrn=MRN)
 
     assert set(DicomStoreRefusal.objects.all()) == set(others) and len(named) == 3
+
+
+def test_the_slice_uploaded_under_another_record_by_mistake_goes_too_but_not_one_filed_on_for_someone_else(
+    organization, patient, neighbour, clinician, boss, active_model_version
+):
+    # Uploaded for the neighbour by mistake, withdrawn there and filed for the patient: the neighbour's withdrawn
+    # scan shows the patient.
+    mistaken = services.scan_create(patient=neighbour, file=SimpleUploadedFile("s.png", image_bytes(seed=21)),
+                                    uploaded_by=clinician)
+    filed = services.scan_refile(scan=mistaken, patient=patient, user=clinician, reason="the wrong patient")
+    # Another slice went the same way, then from the patient on to a third person: it is theirs.
+    third = PatientFactory(organization=organization, mrn="T-3")
+    passed_on = services.scan_create(patient=neighbour, file=SimpleUploadedFile("t.png", image_bytes(seed=22)),
+                                     uploaded_by=clinician)
+    via = services.scan_refile(scan=passed_on, patient=patient, user=clinician, reason="the wrong patient")
+    theirs = services.scan_refile(scan=via, patient=third, user=clinician, reason="the wrong patient again")
+    own = ScanFactory(patient=neighbour, uploaded_by=clinician)
+    preview = selectors.patient_erasure_preview(patient=patient)
+    assert (preview.scans, preview.withdrawn, preview.mistaken) == (3, 2, 1)
+
+    erasure = services.patient_erase(patient=patient, user=boss, reason="consent withdrawn", confirm_mrn=MRN)
+
+    assert not Scan.objects.filter(pk__in=[mistaken.pk, filed.pk, via.pk]).exists() and erasure.scans == 3
+    assert set(Scan.objects.filter(patient=neighbour)) == {Scan.objects.get(pk=passed_on.pk), own}
+    theirs.refresh_from_db()
+    assert theirs.patient == third and theirs.refiled_from is None and theirs.image.name in _media_files()
+    assert mistaken.image.name in erasure.files and passed_on.image.name not in erasure.files
