@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.http import FileResponse
 from django.utils import timezone
 
 from . import fhir, reports, selectors
@@ -122,12 +123,15 @@ def patient_record_zip(*, patient: Patient, user: AbstractBaseUser, base_url: st
 SPOOL_BYTES = 32 * 1024 * 1024
 
 
-def patient_record_file(*, patient: Patient, user: AbstractBaseUser, base_url: str) -> tuple[IO[bytes], str]:
-    """The ZIP of ``patient_record_zip``, rewound, and the file name to offer it under."""
+def patient_record_response(*, patient: Patient, user: AbstractBaseUser, base_url: str) -> FileResponse:
+    """The ZIP of ``patient_record_zip`` as a download, for the web page and the API alike."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
     patient_record_zip(patient=patient, user=user, base_url=base_url, into=spool)
     spool.seek(0)
-    return spool, f"kidneyweb-record-{patient.pk}-{timezone.localdate():%Y%m%d}.zip"
+    response = FileResponse(spool, as_attachment=True, content_type="application/zip",
+                            filename=f"kidneyweb-record-{patient.pk}-{timezone.localdate():%Y%m%d}.zip")
+    response["Cache-Control"] = "private, no-store"  # patient data: browsers and proxies keep no copy
+    return response
 
 
 def _readme(patient: Patient, user: AbstractBaseUser, summary: RecordExport) -> str:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -261,12 +261,10 @@ def patient_erase(request: HttpRequest, pk: int) -> HttpResponse:
 def patient_export(request: HttpRequest, pk: int) -> HttpResponse:
     """The patient's whole record as one ZIP (a subject access request, a move to another hospital)."""
     patient = patient_or_404(request, pk)
-    spool, filename = record_export.patient_record_file(patient=patient, user=request.user,
-                                                        base_url=request.build_absolute_uri("/"))
+    response = record_export.patient_record_response(patient=patient, user=request.user,
+                                                     base_url=request.build_absolute_uri("/"))
     services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.EXPORT,
                                    channel=PatientAccess.Channel.WEB)
-    response = FileResponse(spool, as_attachment=True, filename=filename, content_type="application/zip")
-    response["Cache-Control"] = "private, no-store"
     return response
 
 

@@ -177,12 +177,10 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             permission_classes=[IsAuthenticated, HasMembership, MayExportRecords])
     def export(self, request: Request, pk: str | None = None) -> FileResponse:
         patient = self.get_object()
-        spool, filename = record_export.patient_record_file(patient=patient, user=request.user,
-                                                            base_url=request.build_absolute_uri("/"))
+        response = record_export.patient_record_response(patient=patient, user=request.user,
+                                                         base_url=request.build_absolute_uri("/"))
         services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.EXPORT,
                                        channel=PatientAccess.Channel.API)
-        response = FileResponse(spool, as_attachment=True, filename=filename, content_type="application/zip")
-        response["Cache-Control"] = "private, no-store"
         return response
 
     @extend_schema(
