@@ -307,3 +307,25 @@ def test_the_slice_uploaded_under_another_record_by_mistake_goes_too_but_not_one
     theirs.refresh_from_db()
     assert theirs.patient == third and theirs.refiled_from is None and theirs.image.name in _media_files()
     assert mistaken.image.name in erasure.files and passed_on.image.name not in erasure.files
+
+
+def test_a_heat_map_asked_for_before_the_erasure_and_drawn_after_it_is_not_kept(patient, clinician, boss,
+                                                                              tiny_model_version, monkeypatch):
+    scan = services.scan_create(patient=patient, file=SimpleUploadedFile("s.png", image_bytes(seed=6)),
+                                uploaded_by=clinician)
+    prediction = services.prediction_run(prediction_id=scan.latest_prediction.pk)
+    other_class = next(name for name in tiny_model_version.class_names if name != prediction.label)
+    asked = services.class_heatmap_request(prediction=prediction, class_name=other_class)
+    overlay_png = services.heatmaps.ml.overlay_png
+
+    def erased_while_drawing(gradcam):
+        # The erasure commits while the worker draws the map, before it is stored.
+        services.patient_erase(patient=patient, user=boss, reason="consent withdrawn", confirm_mrn=MRN)
+        return overlay_png(gradcam)
+
+    monkeypatch.setattr(services.heatmaps.ml, "overlay_png", erased_while_drawing)
+    before = _media_files()
+
+    assert services.class_heatmap_run(class_heatmap_id=asked.pk) is None
+
+    assert _media_files() == before and not ClassHeatmap.objects.exists()
