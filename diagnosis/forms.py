@@ -111,6 +111,10 @@ class PatientMergeUndoForm(forms.Form):
     )
 
 
+class TrainingUseForm(forms.Form):
+    allowed = forms.TypedChoiceField(choices=[("yes", "yes"), ("no", "no")], coerce=lambda value: value == "yes")
+
+
 class PatientEraseForm(forms.Form):
     reason = forms.CharField(
         label="Why", max_length=200, widget=forms.TextInput(attrs={"dir": "auto"}),

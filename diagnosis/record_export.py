@@ -46,6 +46,7 @@ def _patient_json(patient: Patient) -> dict[str, Any]:
     return {
         "id": patient.pk, "mrn": patient.mrn, "name": patient.name, "birth_date": patient.birth_date.isoformat(),
         "sex": patient.get_sex_display(), "registered_at": _when(patient.created_at),
+        "refused_ai_training": patient.training_opt_out,
         "former_mrns": selectors.patient_former_mrns(patient=patient),
         "corrections": [{"at": _when(change.changed_at), "by": _person(change.changed_by), "before": change.before,
                          "after": change.after} for change in selectors.patient_changes(patient=patient)],

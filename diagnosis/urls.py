@@ -20,6 +20,7 @@ urlpatterns = [
     path("patients/<int:pk>/merge/", views.patient_merge, name="patient_merge"),
     path("patients/<int:pk>/erase/", views.patient_erase, name="patient_erase"),
     path("patients/<int:pk>/export/", views.patient_export, name="patient_export"),
+    path("patients/<int:pk>/training-use/", views.patient_training_use, name="patient_training_use"),
     path("patients/<int:pk>/unmerge/", views.patient_unmerge, name="patient_unmerge"),
     path("patients/<int:pk>/distinct/<int:other>/", views.patient_mark_distinct, name="patient_mark_distinct"),
     path("scans/<int:pk>/", views.scan_detail, name="scan_detail"),

@@ -30,6 +30,11 @@ class Patient(models.Model):
     birth_date = models.DateField()
     sex = models.CharField(max_length=1, choices=Sex.choices, default=Sex.UNKNOWN)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The patient does not want their slices used to train the model (consent for secondary use refused or
+    # withdrawn): their reviewed slices stay out of every training export, while their care goes on as before.
+    training_opt_out = models.BooleanField(
+        "refused AI training", default=False,
+        help_text="The patient's reviewed slices are never used to train the model.")
     # A second record of one person (registered twice): its scans moved to this one, and it stays, read-only,
     # so that its MRN, corrections and access log still answer for what was done under it.
     merged_into = models.ForeignKey("self", on_delete=models.PROTECT, related_name="merged_records",
@@ -72,9 +77,12 @@ class PatientChange(models.Model):
     @property
     def fields(self) -> list[tuple[str, object, object]]:
         """(label, before, after) for each changed field, in the form's order."""
-        labels = {"mrn": "MRN", "name": "Name", "birth_date": "Birth date", "sex": "Sex"}
+        labels = {"mrn": "MRN", "name": "Name", "birth_date": "Birth date", "sex": "Sex",
+                  "training_opt_out": "Slices used for AI training"}
 
         def shown(key: str, value: object) -> object:
+            if key == "training_opt_out":
+                return "no (the patient refused)" if value else "yes"
             return Patient.Sex(value).label if key == "sex" and value in Patient.Sex.values else value
 
         return [(labels[key], shown(key, self.before.get(key)), shown(key, self.after.get(key)))

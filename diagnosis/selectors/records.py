@@ -203,10 +203,12 @@ def _current_review_label() -> Subquery:
 
 
 def reviewed_scans(*, organization: Organization) -> QuerySet[Scan]:
-    """The organization's reviewed scans, each annotated with ``reviewed_label`` (its newest review's);
-    withdrawn ones left out (a slice of the wrong patient is no example to learn from)."""
+    """The organization's reviewed scans that may train the model, each annotated with ``reviewed_label`` (its
+    newest review's); withdrawn ones left out (a slice of the wrong patient is no example to learn from), and
+    those of patients who refused that their slices train it."""
     return (
-        Scan.objects.filter(patient__organization=organization, withdrawn_at__isnull=True)
+        Scan.objects.filter(patient__organization=organization, withdrawn_at__isnull=True,
+                            patient__training_opt_out=False)
         .annotate(reviewed_label=_current_review_label())
         .filter(reviewed_label__isnull=False)
         .order_by("pk")

@@ -19,7 +19,7 @@ from .organizations import (Resealed, api_token_revoke, api_token_rotate, creden
 from .dicom_store import StoredInstance, dicom_instance_store, dicom_instances_store
 from .heartbeats import worker_heartbeat_record
 from .logins import login_failure_record, login_failures_clear, login_wait_seconds
-from .patients import PatientChangedMeanwhile, patient_create, patient_update
+from .patients import PatientChangedMeanwhile, patient_create, patient_training_use_set, patient_update
 from .merges import (
     check_mergeable,
     check_not_merged,
@@ -115,6 +115,7 @@ __all__ = [
     "erasures_noted",
     "erasures_reapply",
     "patient_erase",
+    "patient_training_use_set",
     "StoredInstance",
     "dicom_instance_store",
     "dicom_instances_store",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -13,6 +14,8 @@ from .. import selectors
 from ..models import Organization, Patient, PatientChange
 from .merges import merged_message
 from .pacs_rejections import pacs_patient_changed
+
+logger = logging.getLogger(__name__)
 
 
 EARLIEST_BIRTH_DATE = datetime.date(1900, 1, 1)
@@ -88,6 +91,30 @@ class PatientChangedMeanwhile(Exception):
             f"name {current.name}, born {current.birth_date.isoformat()}, sex {current.get_sex_display().lower()}. "
             "Nothing was saved. Check the values and save again."
         )
+
+
+def patient_training_use_set(*, patient: Patient, user: AbstractBaseUser, allowed: bool) -> Patient:
+    """Record whether the patient lets their reviewed slices train the model (a consent for secondary use given,
+    refused or withdrawn), as any member of their organization hears it. From then on a training export leaves
+    them out, or takes them again; a training already running keeps what it exported. The change is kept with
+    the corrections (who, when, from what to what). Refused for a record merged into another: set it there."""
+    membership = selectors.membership_of(user)
+    if membership is None or membership.organization_id != patient.organization_id:
+        raise ValidationError({"patient": ["No such patient in your organization."]})
+    with transaction.atomic():
+        stored = Patient.objects.select_for_update(of=("self",)).select_related("merged_into").get(pk=patient.pk)
+        if stored.merged_into_id is not None:
+            raise ValidationError({"patient": [f"{merged_message(stored)} Record the patient's wish there."]})
+        opt_out = not allowed
+        if stored.training_opt_out == opt_out:
+            return stored
+        stored.training_opt_out = opt_out
+        stored.save(update_fields=["training_opt_out"])
+        PatientChange.objects.create(patient=stored, changed_by=user, before={"training_opt_out": not opt_out},
+                                     after={"training_opt_out": opt_out})
+    logger.info("Patient %s: slices %s for training, recorded by %s", stored.pk,
+                "refused" if opt_out else "allowed", user.get_username())
+    return stored
 
 
 PATIENT_FIELDS = ("mrn", "name", "birth_date", "sex")

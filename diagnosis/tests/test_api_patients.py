@@ -38,7 +38,8 @@ def test_list_contains_only_the_own_organizations_patients(api_client, organizat
 
     assert body["count"] == 1
     assert [p["id"] for p in body["results"]] == [mine.pk]
-    assert set(body["results"][0]) == {"id", "mrn", "name", "birth_date", "sex", "created_at", "merged_into"}
+    assert set(body["results"][0]) == {"id", "mrn", "name", "birth_date", "sex", "created_at", "merged_into",
+                                       "training_opt_out"}
 
 
 def test_list_searches_by_name_or_mrn(api_client, organization):

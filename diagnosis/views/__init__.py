@@ -4,7 +4,7 @@ objects of other organizations answer 404 exactly like missing ones."""
 from .common import member_required, organization_admin_required
 from .patients import (
     patient_create, patient_detail, patient_duplicates, patient_edit, patient_erase, patient_export, patient_list,
-    patient_mark_distinct, patient_merge, patient_unmerge, scan_upload,
+    patient_mark_distinct, patient_merge, patient_training_use, patient_unmerge, scan_upload,
 )
 from .scans import (
     prediction_state,
@@ -66,6 +66,7 @@ __all__ = [
     "patient_merge",
     "patient_erase",
     "patient_export",
+    "patient_training_use",
     "patient_unmerge",
     "prediction_state",
     "scan_detail",

@@ -13,7 +13,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import record_export, selectors, services
-from ..forms import PatientEditForm, PatientEraseForm, PatientForm, PatientMergeForm, PatientMergeUndoForm, ScanUploadForm
+from ..forms import (PatientEditForm, PatientEraseForm, PatientForm, PatientMergeForm, PatientMergeUndoForm,
+                     ScanUploadForm, TrainingUseForm)
 from ..models import Patient, PatientAccess
 from .common import (
     add_service_errors, member_required, organization_admin_required, patient_by_mrn, patient_or_404, post_only,
@@ -227,6 +228,26 @@ def patient_unmerge(request: HttpRequest, pk: int) -> HttpResponse:
                                       "listed again.")
             return redirect("diagnosis:patient_detail", pk=patient.pk)
     return _render_patient(request, patient, ScanUploadForm(), status=400, undo_form=form)
+
+
+@member_required
+@post_only("diagnosis:patient_detail")
+def patient_training_use(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record the patient's wish about their slices training the model."""
+    patient = patient_or_404(request, pk)
+    form = TrainingUseForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say whether the patient allows it (yes or no); nothing changed.")
+        return redirect("diagnosis:patient_detail", pk=patient.pk)
+    try:
+        patient = services.patient_training_use_set(patient=patient, user=request.user,
+                                                    allowed=form.cleaned_data["allowed"])
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Recorded: this patient's slices are " + (
+            "kept out of AI training from now on." if patient.training_opt_out else "used for AI training again."))
+    return redirect("diagnosis:patient_detail", pk=patient.pk)
 
 
 @organization_admin_required

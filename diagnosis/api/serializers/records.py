@@ -21,9 +21,13 @@ class PatientSerializer(serializers.ModelSerializer):
         help_text="Null for a record in use. Otherwise the id of the record of the same person this one was merged "
         "into: the patient's scans are there, and this record takes no upload or correction.")
 
+    training_opt_out = serializers.BooleanField(
+        read_only=True, help_text="The patient refused that their slices train the model: their reviewed slices "
+        "stay out of training exports. Set with POST .../training-use/.")
+
     class Meta:
         model = Patient
-        fields = ["id", "mrn", "name", "birth_date", "sex", "created_at", "merged_into"]
+        fields = ["id", "mrn", "name", "birth_date", "sex", "created_at", "merged_into", "training_opt_out"]
         read_only_fields = fields
 
 
@@ -97,6 +101,11 @@ class PatientErasureSerializer(serializers.ModelSerializer):
 
     def get_files_removed(self, erasure: PatientErasure) -> bool:
         return erasure.files_removed_at is not None
+
+
+class TrainingUseSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField(help_text="false: the patient refuses (or withdrew consent) that their "
+                                       "reviewed slices train the model; true: they allow it again.")
 
 
 class PatientEraseSerializer(serializers.Serializer):

@@ -38,6 +38,7 @@ from ..serializers import (
     PatientSerializer,
     PatientUpdateSerializer,
     StudySummarySerializer,
+    TrainingUseSerializer,
     WorklistFilterSerializer,
     WorklistScanSerializer,
 )
@@ -163,6 +164,22 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer.is_valid(raise_exception=True)
         merge = services.patient_merge_undo(duplicate=patient, user=request.user, **serializer.validated_data)
         return Response(PatientMergeSerializer(merge).data)
+
+    @extend_schema(
+        request=TrainingUseSerializer, responses={200: PatientSerializer},
+        description="Record whether the patient lets their reviewed slices train the model (consent for secondary "
+        "use given, refused or withdrawn); any member. Refused patients' slices stay out of every training export "
+        "from then on (a training already running keeps what it took). Kept with the record's corrections. 400 for "
+        "a record merged into another: set it there.",
+    )
+    @action(detail=True, methods=["post"], url_path="training-use")
+    def training_use(self, request: Request, pk: str | None = None) -> Response:
+        patient = self.get_object()
+        serializer = TrainingUseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        patient = services.patient_training_use_set(patient=patient, user=request.user,
+                                                    allowed=serializer.validated_data["allowed"])
+        return Response(PatientSerializer(patient).data)
 
     @extend_schema(
         responses={(200, "application/zip"): OpenApiTypes.BINARY,
