@@ -63,7 +63,7 @@ class PatientAdmin(admin.ModelAdmin):
         # Corrections and merges go through the patient page or the API, which record who did what and move
         # the scans with a merge.
         if obj is not None:
-            return ["organization", "mrn", "name", "birth_date", "sex", "merged_into"]
+            return ["organization", "mrn", "name", "birth_date", "sex", "merged_into", "training_opt_out"]
         return []
 
     def get_exclude(self, request: HttpRequest, obj=None) -> list[str]:

@@ -134,13 +134,13 @@ def test_the_admin_shows_a_patients_corrections_and_does_not_edit_details_or_mer
     assert 'name="merged_into' not in page
     response = admin_client.post(url, {
         "organization": patient.organization_id, "name": "Someone Else", "mrn": "Z-9", "birth_date": "1970-01-01",
-        "sex": "M", "merged_into": other.pk, "changes-TOTAL_FORMS": "1", "changes-INITIAL_FORMS": "1", "changes-MIN_NUM_FORMS": "0",
+        "sex": "M", "merged_into": other.pk, "training_opt_out": "on", "changes-TOTAL_FORMS": "1", "changes-INITIAL_FORMS": "1", "changes-MIN_NUM_FORMS": "0",
         "changes-MAX_NUM_FORMS": "1000", "changes-0-id": change.pk, "changes-0-patient": patient.pk})
 
     assert response.status_code == 302  # saved, with nothing to save
     assert "Ada Lovelce" in page  # the recorded old value
     stored = Patient.objects.get(pk=patient.pk)
-    assert (stored.name, stored.mrn, stored.merged_into) == ("Ada Lovelace", "A-1", None)
+    assert (stored.name, stored.mrn, stored.merged_into, stored.training_opt_out) == ("Ada Lovelace", "A-1", None, False)
 
 
 def test_staff_changes_are_listed_read_only(admin_client, organization, boss):
