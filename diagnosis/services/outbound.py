@@ -121,7 +121,12 @@ def attempt_record(delivery: Delivery, *, answer: Answer, delivered: bool, error
         fields.update(status=OutboundDelivery.Status.FAILED,
                       last_error=f"Gave up after {delivery.attempts} attempts. {error}"[:300])
     type(delivery).objects.filter(pk=delivery.pk, status=OutboundDelivery.Status.PENDING).update(**fields)
-    delivery.refresh_from_db()
+    try:
+        delivery.refresh_from_db()
+    except type(delivery).DoesNotExist:
+        # Deleted while it was on its way: the patient's record was erased meanwhile (services.erasures).
+        logger.info("%s %s was deleted while it was sent; nothing to record.", type(delivery).__name__, delivery.pk)
+        return delivery
     if delivery.status == OutboundDelivery.Status.PENDING:
         logger.warning("%s %s (attempt %d): %s", type(delivery).__name__, delivery.pk, delivery.attempts, error)
         raise NotDelivered(error)

@@ -393,3 +393,23 @@ def test_results_that_finished_before_the_archive_was_set_are_sent_once_on_reque
     with pytest.raises(ValidationError, match="a day that has passed"):
         services.pacs_send_since(organization=organization, since=today + datetime.timedelta(days=1), by=boss)
     assert StaffChange.objects.filter(detail=f"2 earlier AI results to the archive (since {month_ago:%Y-%m-%d})").exists()
+
+
+def test_a_result_on_its_way_when_the_patients_record_is_erased_ends_without_an_error(
+        organization, boss, receiver, allow_http, patient, clinician, django_capture_on_commit_callbacks,
+        monkeypatch):
+    services.pacs_set(organization=organization, url=receiver.url, username="ai", password="pw", by=boss)
+    scan = _dicom_scan(patient, clinician)
+    delivery, _ = _finished(scan, django_capture_on_commit_callbacks)
+    post = outbound.post
+
+    def erased_while_sending(*args, **kwargs):
+        services.patient_erase(patient=patient, user=boss, reason="consent withdrawn", confirm_mrn=patient.mrn)
+        return post(*args, **kwargs)
+
+    monkeypatch.setattr(outbound, "post", erased_while_sending)
+
+    services.pacs_deliver(delivery_id=delivery.pk)  # no exception: the task ends
+
+    assert len(receiver.received) == 1 and not PacsDelivery.objects.exists()
+    assert services.pacs_deliver(delivery_id=delivery.pk) is None
