@@ -17,6 +17,7 @@ without the key.
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import hashlib
 import json
@@ -350,6 +351,38 @@ def backup_restore(*, folder: Path, replace: bool = False, keys: Sequence[bytes]
     missing = tuple(name for name in named if media is not None and not (media / name).is_file())
     return BackupSummary(folder=folder, counts=counts, missing=missing, encrypted=bool(manifest.get("encryption")),
                          erased_again=tuple(erasure.patient_id for erasure in erased_again))
+
+
+@dataclass(frozen=True)
+class Pruned:
+    deleted: tuple[Path, ...]  # backups older than the retention, deleted
+    kept_unreadable: tuple[Path, ...]  # folders named like backups whose manifest says no age: left alone
+
+
+def backups_prune(*, out_dir: Path, keep_days: int, keep: Path, now=None) -> Pruned:
+    """Delete the backups under ``out_dir`` made more than ``keep_days`` days before ``now`` (by their manifest's
+    creation time), never ``keep`` (the one just made). A backup holds patient data, erased patients' included, so
+    it is kept no longer than the hospital's retention rules allow. A folder named like a backup whose manifest
+    cannot be read is left where it is and reported: deleting what one cannot identify is not this command's call."""
+    if keep_days < 1:
+        raise BackupError("Keep backups for at least one day.")
+    cutoff = (now or timezone.now()) - datetime.timedelta(days=keep_days)
+    deleted, unreadable = [], []
+    for folder in sorted(Path(out_dir).glob("kidneyweb-backup-*")):
+        if not folder.is_dir() or folder.resolve() == Path(keep).resolve():
+            continue
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+            created = datetime.datetime.fromisoformat(manifest["created"])
+            if manifest.get("format") != FORMAT:
+                raise ValueError(manifest.get("format"))
+        except (OSError, ValueError, KeyError, TypeError):
+            unreadable.append(folder)
+            continue
+        if created < cutoff:
+            shutil.rmtree(folder)
+            deleted.append(folder)
+    return Pruned(deleted=tuple(deleted), kept_unreadable=tuple(unreadable))
 
 
 def backup_reseal(*, folder: Path, key: bytes, keys: Sequence[bytes] = ()) -> bool:

@@ -6,7 +6,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kidneyweb import backup_crypto
-from kidneyweb.backups import BackupError, backup_create, backup_reseal, configured_key, configured_keys
+from kidneyweb.backups import (BackupError, backup_create, backup_reseal, backups_prune, configured_key,
+                               configured_keys)
 
 
 class Command(BaseCommand):
@@ -23,11 +24,15 @@ class Command(BaseCommand):
                             help="Where the backup's folder is made, or '-' for a tar on standard output.")
         parser.add_argument("--generate-key", action="store_true",
                             help="Print a new key for KIDNEYWEB_BACKUP_KEY and make no backup.")
+        parser.add_argument("--keep-days", type=int, metavar="DAYS",
+                            help="After the backup, delete the backups under OUT_DIR made more than DAYS days ago "
+                                 "(by their manifest), so that none is kept longer than retention rules allow.")
         parser.add_argument("--reseal", nargs="+", metavar="BACKUP", type=Path,
                             help="Encrypt these backup folders with KIDNEYWEB_BACKUP_KEY in place (those made with a "
                                  "key in KIDNEYWEB_BACKUP_PREVIOUS_KEYS, or without a key) and make no new backup.")
 
-    def handle(self, *args, out_dir: str | None, generate_key: bool, reseal: list[Path] | None, **options) -> None:
+    def handle(self, *args, out_dir: str | None, generate_key: bool, reseal: list[Path] | None,
+               keep_days: int | None, **options) -> None:
         if reseal:
             self._reseal(reseal)
             return
@@ -38,8 +43,12 @@ class Command(BaseCommand):
             return
         if out_dir is None:
             raise CommandError("Give the folder to back up into, or '-' for a tar on standard output.")
+        if keep_days is not None and (out_dir == "-" or keep_days < 1):
+            raise CommandError("--keep-days needs a folder to back up into and at least one day; nothing was done.")
         if out_dir != "-":
             summary = self._backup(Path(out_dir))
+            if keep_days is not None:
+                self._prune(Path(out_dir), keep_days, keep=summary.folder)
             self.stdout.write(str(summary.folder))
             return
         if sys.stdout.isatty():
@@ -49,6 +58,13 @@ class Command(BaseCommand):
             with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as stream:
                 stream.add(summary.folder, arcname=summary.folder.name)
             sys.stdout.buffer.flush()
+
+    def _prune(self, out_dir: Path, keep_days: int, *, keep: Path) -> None:
+        pruned = backups_prune(out_dir=out_dir, keep_days=keep_days, keep=keep)
+        for folder in pruned.deleted:
+            self.stderr.write(f"Deleted {folder.name}: older than {keep_days} days.")
+        for folder in pruned.kept_unreadable:
+            self.stderr.write(self.style.WARNING(f"Left {folder.name} alone: its manifest does not say when it was made."))
 
     def _reseal(self, folders: list[Path]) -> None:
         try:
