@@ -21,7 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import FileResponse
 from django.utils import timezone
 
-from . import fhir, reports, selectors
+from . import access_log, fhir, reports, selectors
 from .models import Patient, Scan
 
 
@@ -86,12 +86,10 @@ def _copy(archive: zipfile.ZipFile, field, name: str) -> bool:
 def _access_log_csv(patient: Patient) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["time", "username", "user name", "opened", "scan", "channel"])
+    writer.writerow(access_log.header(with_patient=False))
     zone = timezone.get_current_timezone()
     for access in selectors.patient_accesses(patient=patient).order_by("at", "id"):
-        writer.writerow([access.at.astimezone(zone).isoformat(timespec="seconds"), access.user.get_username(),
-                         access.user.get_full_name(), access.get_what_display(), access.scan_id or "",
-                         access.get_channel_display()])
+        writer.writerow(access_log.row(access, zone=zone, with_patient=False))
     return out.getvalue()
 
 

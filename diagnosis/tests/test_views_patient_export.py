@@ -85,3 +85,13 @@ def test_clinicians_cannot_export_a_whole_record(client, clinician, record):
         reverse("diagnosis:patient_detail", args=[record["patient"].pk])).content.decode()
     assert client.get(reverse("diagnosis:patient_export", args=[record["patient"].pk])).status_code == 403
     assert not PatientAccess.objects.filter(what="export").exists()
+
+
+def test_the_access_log_in_the_export_cannot_smuggle_a_spreadsheet_formula(client, boss, clinician, record):
+    clinician.first_name = '=HYPERLINK("http://evil.example","x")'
+    clinician.save()
+    client.force_login(boss)
+
+    log = _zip(client.get(reverse("diagnosis:patient_export", args=[record["patient"].pk]))).read("access-log.csv")
+
+    assert "'=HYPERLINK" in log.decode() and ',"=HYPERLINK' not in log.decode()

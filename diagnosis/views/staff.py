@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .. import selectors, services
+from .. import access_log, selectors, services
 from ..forms import (
     AccessLogExportForm,
     ApiTokenPolicyForm,
@@ -30,7 +30,7 @@ from ..forms import (
     WebhookEventsForm,
     WebhookForm,
 )
-from ..models import Membership, PatientAccess
+from ..models import Membership
 from .common import add_service_errors, organization_admin_required, post_only
 
 RECENT_DELIVERIES = 10
@@ -437,20 +437,6 @@ class _Echo:
         return value
 
 
-def _cell(value: object) -> str:
-    """A CSV cell that a spreadsheet shows as text: a name typed as "=HYPERLINK(...)" must not become a
-    formula in the privacy officer's spreadsheet (CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _patient_cells(access: PatientAccess) -> tuple[str, str]:
-    if access.patient_id is None:
-        # The entry outlives the record; what it named is gone with it.
-        return "", f"(record erased {access.erasure.erased_at.astimezone(timezone.get_current_timezone()):%Y-%m-%d})"
-    return access.patient.mrn, access.patient.name
-
-
 @organization_admin_required
 @require_GET
 def staff_access_log(request: HttpRequest) -> HttpResponse:
@@ -464,13 +450,9 @@ def staff_access_log(request: HttpRequest) -> HttpResponse:
 
     def rows() -> Iterator[str]:
         writer = csv.writer(_Echo())
-        yield writer.writerow(["time", "username", "user name", "patient MRN", "patient name", "opened", "scan",
-                               "channel"])
+        yield writer.writerow(access_log.header(with_patient=True))
         for access in accesses.iterator(chunk_size=2000):
-            yield writer.writerow([_cell(value) for value in (
-                access.at.astimezone(zone).isoformat(timespec="seconds"), access.user.get_username(),
-                access.user.get_full_name(), *_patient_cells(access), access.get_what_display(),
-                access.scan_id or "", access.get_channel_display())])
+            yield writer.writerow(access_log.row(access, zone=zone, with_patient=True))
 
     days = "-".join(d.isoformat() for d in (form.cleaned_data["since"], form.cleaned_data["until"]) if d) or "all"
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
