@@ -40,7 +40,3 @@ class PatientErasure(models.Model):
 
     def __str__(self) -> str:
         return f"Record {self.patient_id} erased {self.erased_at:%Y-%m-%d %H:%M}"
-
-    @property
-    def record_ids(self) -> list[int]:
-        return [self.patient_id, *self.merged_ids]

@@ -3,7 +3,8 @@
 One module per area; everything is re-exported here, so callers write ``selectors.scan_get(...)``.
 """
 
-from .erasures import ErasurePreview, erasures, patient_erasure_of, patient_erasure_preview, scans_filed_from
+from .erasures import (ErasurePreview, erasures, patient_erasure_of, patient_erasure_preview,
+                       reviews_and_archive_results, scans_erased_with, scans_filed_from)
 from .operations import OperationsSnapshot, operations_snapshot
 from .records import (
     AgreementSummary,
@@ -114,6 +115,8 @@ __all__ = [
     "patient_erasure_of",
     "patient_erasure_preview",
     "scans_filed_from",
+    "scans_erased_with",
+    "reviews_and_archive_results",
     "dicom_store_refusals",
     "OperationsSnapshot",
     "operations_snapshot",

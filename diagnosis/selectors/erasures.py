@@ -39,21 +39,32 @@ def scans_filed_from(*, scan_ids: set[int]) -> set[int]:
     return taken
 
 
+def scans_erased_with(*, record_ids: list[int]) -> tuple[set[int], set[int]]:
+    """The scans an erasure of these records takes: their own, and those filed from (``scans_filed_from``)."""
+    own = set(Scan.objects.filter(patient_id__in=record_ids).values_list("pk", flat=True))
+    return own, scans_filed_from(scan_ids=own)
+
+
+def reviews_and_archive_results(*, scan_ids: set[int] | list[int]) -> tuple[int, int]:
+    """How many reviews these scans have, and how many of their AI results the archive stored."""
+    return (Review.objects.filter(scan_id__in=scan_ids).count(),
+            PacsDelivery.objects.filter(scan_id__in=scan_ids, kind=PacsDelivery.Kind.CAPTURE,
+                                        status=PacsDelivery.Status.DELIVERED).count())
+
+
 def patient_erasure_preview(*, patient: Patient) -> ErasurePreview:
     ids = patient_record_ids(patient=patient)
-    own = set(Scan.objects.filter(patient_id__in=ids).values_list("pk", flat=True))
-    mistaken = scans_filed_from(scan_ids=own)
-    scans = Scan.objects.filter(pk__in=own | mistaken)
-    reviews = Review.objects.filter(scan__in=scans)
+    own, mistaken = scans_erased_with(record_ids=ids)
+    scan_ids = own | mistaken
+    reviews, archive_results = reviews_and_archive_results(scan_ids=scan_ids)
     return ErasurePreview(
         merged=list(Patient.objects.filter(pk__in=ids).exclude(pk=patient.pk).order_by("mrn")),
-        scans=len(own) + len(mistaken),
-        withdrawn=scans.filter(withdrawn_at__isnull=False).count(),
+        scans=len(scan_ids),
+        withdrawn=Scan.objects.filter(pk__in=scan_ids, withdrawn_at__isnull=False).count(),
         mistaken=len(mistaken),
-        reviews=reviews.count(),
-        archive_results=PacsDelivery.objects.filter(
-            scan__in=scans, kind=PacsDelivery.Kind.CAPTURE, status=PacsDelivery.Status.DELIVERED).count(),
-        reviewed=reviews.values("scan_id").distinct().count(),
+        reviews=reviews,
+        archive_results=archive_results,
+        reviewed=Review.objects.filter(scan_id__in=scan_ids).values("scan_id").distinct().count(),
     )
 
 

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..dicom_uids import result_instance_uids
-from ..models import (ClassHeatmap, DicomStoreRefusal, Organization, PacsDelivery, Patient, PatientAccess,
+from ..models import (ClassHeatmap, DicomStoreRefusal, Organization, Patient, PatientAccess,
                       PatientErasure, PatientMerge, Prediction, Review, Scan)
 from .merges import check_patient_admin, merged_message
 from .webhooks import patient_erased_notify
@@ -99,8 +99,8 @@ def _erase_records(*, ids: list[int], erasure: PatientErasure) -> _Erased:
     # The scans and results are locked as they are now, so that a diagnosis finishing meanwhile has either stored
     # its heat map (deleted here) or finds its row gone (and deletes the map itself).
     records = list(Patient.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
-    own = set(Scan.objects.filter(patient_id__in=ids).values_list("pk", flat=True))
-    scans = list(Scan.objects.select_for_update().filter(pk__in=own | selectors.scans_filed_from(scan_ids=own)).order_by("pk"))
+    own, mistaken = selectors.scans_erased_with(record_ids=ids)
+    scans = list(Scan.objects.select_for_update().filter(pk__in=own | mistaken).order_by("pk"))
     scan_ids = [scan.pk for scan in scans]
     predictions = list(Prediction.objects.select_for_update().filter(scan_id__in=scan_ids))
     class_maps = list(ClassHeatmap.objects.select_for_update().filter(prediction__scan_id__in=scan_ids))
@@ -109,9 +109,7 @@ def _erase_records(*, ids: list[int], erasure: PatientErasure) -> _Erased:
     erasure.files += [class_map.image.name for class_map in class_maps if class_map.image]
     result_uids = [uid for scan in scans for uid in result_instance_uids(scan=scan)]
     erasure.scans = len(scans)
-    erasure.reviews = Review.objects.filter(scan_id__in=scan_ids).count()
-    erasure.archive_results = PacsDelivery.objects.filter(
-        scan_id__in=scan_ids, kind=PacsDelivery.Kind.CAPTURE, status=PacsDelivery.Status.DELIVERED).count()
+    erasure.reviews, erasure.archive_results = selectors.reviews_and_archive_results(scan_ids=scan_ids)
     erasure.save()
 
     PatientAccess.objects.filter(patient_id__in=ids).update(patient=None, scan=None, erasure=erasure)

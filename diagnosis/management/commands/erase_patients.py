@@ -44,8 +44,8 @@ class Command(BaseCommand):
                                    "nothing was erased.")
             records = records.filter(mrn__in=wanted)
         records = list(records)
-        scans = sum(selectors.patient_erasure_preview(patient=record).scans for record in records)
         if not yes:
+            scans = sum(selectors.patient_erasure_preview(patient=record).scans for record in records)
             self.stdout.write(f"Would erase {len(records)} record(s) of {org.name} with {scans} scan(s). "
                               "Run again with --yes to erase them.")
             return
