@@ -274,12 +274,14 @@ def test_the_archives_refusals_naming_the_record_go_with_it_and_others_stay(orga
                                                 sop_instance_uid="1.2.3", failure_code=0xC000, reason="No patient",
                                                 **extra)
 
-    named = [refusal(" qx-20931"), refusal("00042"), refusal("", resolved_at=timezone.now(), resolved_as=resolved_as)]
+    for patient_id in (" qx-20931", "00042"):  # the record's MRN and the merged one's, as headers vary them
+        refusal(patient_id)
+    refusal("", resolved_at=timezone.now(), resolved_as=resolved_as)
     others = [refusal("QX-209310"), refusal("420"), refusal("A-42")]
 
     services.patient_erase(patient=patient, user=boss, reason="consent withdrawn", confirm_mrn=MRN)
 
-    assert set(DicomStoreRefusal.objects.all()) == set(others) and len(named) == 3
+    assert set(DicomStoreRefusal.objects.all()) == set(others)
 
 
 def test_the_slice_uploaded_under_another_record_by_mistake_goes_too_but_not_one_filed_on_for_someone_else(
