@@ -5,6 +5,9 @@ Reasons" that lists them (PS3.16 TID 2010), with why in words. An archive that s
 refuses them if they come again; one that does not keeps the note in the study, where a reader sees that the
 captures were withdrawn or replaced, and why.
 
+The captures of a patient whose data was erased are rejected as "Data Retention Policy Expired": IOCM's title for
+instances the archive is to delete, not only hide (kidneyweb no longer holds a lawful basis to keep them).
+
 Captures sent again (a withdrawal undone, the patient's details changed) are new instances (``dicom_uids``), so a
 note never has to be taken back.
 """
@@ -14,17 +17,19 @@ from __future__ import annotations
 import datetime
 import io
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 from django.utils import timezone
 
 from .dicom_export import SECONDARY_CAPTURE, dicom_text
 from .dicom_uids import rejection_uids
-from .models import Scan
+from .models import PacsDelivery, Scan
 
 KEY_OBJECT_SELECTION = "1.2.840.10008.5.1.4.1.1.88.59"  # Key Object Selection Document Storage
 # PS3.16 CID 7011 (Rejected for Quality Reasons / Patient Safety Reasons / Incorrect Modality Worklist Entry): a
 # result filed under the wrong patient, or made of the wrong image, must not be read.
 REJECTED_FOR_PATIENT_SAFETY = ("113037", "DCM", "Rejected for Patient Safety Reasons")
+DATA_RETENTION_EXPIRED = ("113039", "DCM", "Data Retention Policy Expired")
 KEY_OBJECT_DESCRIPTION = ("113012", "DCM", "Key Object Description")
 SERIES_NUMBER = 9902  # after the AI results' own series (dicom_export.SERIES_NUMBER)
 
@@ -37,17 +42,49 @@ def _code(value: str, scheme: str, meaning: str):
     return code
 
 
-def rejection_note(*, scan: Scan, generation: int, rejected: list[dict[str, str]], description: str,
-                   at: datetime.datetime, filed_as: Sequence[str]) -> bytes:
-    """The DICOM Part 10 file of the note rejecting the scan's captures of ``generation`` that were sent, ``rejected``
-    (their series and instance UIDs), made ``at``, saying why (``description``), in the study they were filed in and
-    under the patient as they name them, ``filed_as`` (``dicom_export.capture_patient``)."""
+@dataclass(frozen=True)
+class FiledStudy:
+    """The study a scan's captures were filed in, and the note's own UIDs in it: what a note needs of the scan, kept
+    on the note of an erasure, which outlives the scan (``PacsDelivery.filed_in``)."""
+
+    study_uid: str
+    study_date: str  # YYYYMMDD, or "" when the slice's header had none
+    study_time: str  # HHMMSS, or ""
+    accession_number: str
+    institution: str
+    series_uid: str  # the note's
+    instance_uid: str  # the note's
+
+    def as_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def filed_study(scan: Scan, *, series_uid: str, instance_uid: str) -> FiledStudy:
+    return FiledStudy(
+        study_uid=scan.dicom_study_uid,
+        study_date=scan.dicom_study_date.strftime("%Y%m%d") if scan.dicom_study_date else "",
+        study_time=scan.dicom_study_time.strftime("%H%M%S") if scan.dicom_study_time else "",
+        accession_number=scan.dicom_accession_number, institution=dicom_text(scan.patient.organization.name),
+        series_uid=series_uid, instance_uid=instance_uid)
+
+
+def scan_filed_study(scan: Scan, generation: int) -> FiledStudy:
+    """The study of the scan's captures, with the UIDs of the note rejecting those of ``generation``."""
+    series_uid, instance_uid = rejection_uids(scan, generation)
+    return filed_study(scan, series_uid=series_uid, instance_uid=instance_uid)
+
+
+def rejection_note(*, study: FiledStudy, rejected: list[dict[str, str]], description: str, at: datetime.datetime,
+                   filed_as: Sequence[str], title: tuple[str, str, str] = REJECTED_FOR_PATIENT_SAFETY) -> bytes:
+    """The DICOM Part 10 file of the note rejecting the captures that were sent, ``rejected`` (their series and
+    instance UIDs), made ``at``, titled ``title`` (PS3.16 CID 7011), saying why (``description``), in the study they
+    were filed in and under the patient as they name them, ``filed_as`` (``dicom_export.capture_patient``)."""
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
     if not rejected:
         raise ValueError("A rejection note names at least one instance.")
-    series_uid, instance_uid = rejection_uids(scan, generation)
+    series_uid, instance_uid = study.series_uid, study.instance_uid
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = KEY_OBJECT_SELECTION, instance_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -57,37 +94,36 @@ def rejection_note(*, scan: Scan, generation: int, rejected: list[dict[str, str]
     note.SOPClassUID, note.SOPInstanceUID = KEY_OBJECT_SELECTION, instance_uid
     made = timezone.localtime(at)
     # The captures' study and patient, as they were filed (IOCM: the note is in the study of what it rejects).
-    note.StudyDate = scan.dicom_study_date.strftime("%Y%m%d") if scan.dicom_study_date else ""
-    note.StudyTime = scan.dicom_study_time.strftime("%H%M%S") if scan.dicom_study_time else ""
-    note.AccessionNumber = scan.dicom_accession_number
+    note.StudyDate, note.StudyTime = study.study_date, study.study_time
+    note.AccessionNumber = study.accession_number
     note.ReferringPhysicianName = ""
     note.StudyID = ""
-    note.StudyInstanceUID = scan.dicom_study_uid
+    note.StudyInstanceUID = study.study_uid
     note.PatientName, note.PatientID, note.PatientBirthDate, note.PatientSex = filed_as
     note.Modality = "KO"
     note.SeriesInstanceUID, note.SeriesNumber = series_uid, SERIES_NUMBER
     note.SeriesDescription = "Rejected AI results (kidneyweb)"
     note.ReferencedPerformedProcedureStepSequence = []
     note.Manufacturer = "kidneyweb"
-    note.InstitutionName = dicom_text(scan.patient.organization.name)
+    note.InstitutionName = study.institution
     note.InstanceNumber = 1
     note.ContentDate, note.ContentTime = made.strftime("%Y%m%d"), made.strftime("%H%M%S")
 
     by_series: dict[str, list[str]] = {}
     for capture in rejected:
         by_series.setdefault(capture["series"], []).append(capture["instance"])
-    study = Dataset()
-    study.StudyInstanceUID = scan.dicom_study_uid
-    study.ReferencedSeriesSequence = []
+    evidence = Dataset()
+    evidence.StudyInstanceUID = study.study_uid
+    evidence.ReferencedSeriesSequence = []
     for series, instances in by_series.items():
         item = Dataset()
         item.SeriesInstanceUID = series
         item.ReferencedSOPSequence = [_reference(uid) for uid in instances]
-        study.ReferencedSeriesSequence.append(item)
-    note.CurrentRequestedProcedureEvidenceSequence = [study]
+        evidence.ReferencedSeriesSequence.append(item)
+    note.CurrentRequestedProcedureEvidenceSequence = [evidence]
 
     note.ValueType = "CONTAINER"
-    note.ConceptNameCodeSequence = [_code(*REJECTED_FOR_PATIENT_SAFETY)]
+    note.ConceptNameCodeSequence = [_code(*title)]
     note.ContinuityOfContent = "SEPARATE"
     template = Dataset()
     template.MappingResource, template.TemplateIdentifier = "DCMR", "2010"
@@ -106,6 +142,17 @@ def rejection_note(*, scan: Scan, generation: int, rejected: list[dict[str, str]
     buffer = io.BytesIO()
     note.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def delivery_note(delivery: PacsDelivery) -> bytes:
+    """The note a ``PacsDelivery`` of kind rejection sends: of an erasure, from the study it keeps (its scan is
+    gone); otherwise from its scan."""
+    if delivery.erasure_id is not None:
+        return rejection_note(study=FiledStudy(**delivery.filed_in), rejected=delivery.rejected,
+                              description=delivery.description, at=delivery.created_at, filed_as=delivery.filed_as,
+                              title=DATA_RETENTION_EXPIRED)
+    return rejection_note(study=scan_filed_study(delivery.scan, delivery.generation), rejected=delivery.rejected,
+                          description=delivery.description, at=delivery.created_at, filed_as=delivery.filed_as)
 
 
 def _reference(instance_uid: str):

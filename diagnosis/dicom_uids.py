@@ -36,6 +36,15 @@ def rejection_uids(scan: Scan, generation: int) -> tuple[str, str]:
             result_uid("kidneyweb-rejection", scan.dicom_study_uid, source, str(scan.pk), str(generation)))
 
 
+def erasure_rejection_uids(scan: Scan, erasure_id: int, index: int) -> tuple[str, str]:
+    """The series and instance UIDs of the ``index``-th note rejecting the scan's captures for erasure ``erasure_id``
+    (one per patient the captures were filed under): in the study's series of rejection notes."""
+    source = scan.dicom_instance_uid or scan.sha256
+    return (result_uid("kidneyweb-rejection-series", scan.dicom_study_uid),
+            result_uid("kidneyweb-erasure-rejection", scan.dicom_study_uid, source, str(scan.pk), str(erasure_id),
+                       str(index)))
+
+
 def result_instance_uids(*, scan: Scan) -> list[str]:
     """The instances the scan's finished results, and the reviews of them, are exported as (oldest first): what an
     archive may hold of it."""

@@ -7,9 +7,21 @@ accountable, and lets a hospital system that asks for a former record by its id 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+
+@dataclass(frozen=True)
+class ArchiveNotes:
+    """How the archive was asked to delete the erased captures it was sent: notes, and results they name."""
+
+    total: int
+    stored: int
+    failed: int
+    results: int
 
 
 class PatientErasure(models.Model):
@@ -27,7 +39,8 @@ class PatientErasure(models.Model):
     reason = models.CharField(max_length=200)
     scans = models.PositiveIntegerField(default=0, help_text="Scans deleted, with their results and reviews.")
     reviews = models.PositiveIntegerField(default=0)
-    # Results the hospital's archive had stored: it keeps its copies, which the notification names by UID.
+    # Results the hospital's archive had stored: it is asked to delete them (pacs_rejections), and the notification
+    # names them by UID.
     archive_results = models.PositiveIntegerField(default=0)
     # Storage names (random; nothing of the patient) still to delete once the erasure is committed, and when
     # that was done (the list is emptied then): the worker deletes them, and its sweep tries again for any left.
@@ -40,3 +53,11 @@ class PatientErasure(models.Model):
 
     def __str__(self) -> str:
         return f"Record {self.patient_id} erased {self.erased_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def archive_notes(self) -> ArchiveNotes:
+        """From ``pacs_rejections`` (prefetched by ``selectors.erasures``)."""
+        notes = list(self.pacs_rejections.all())
+        return ArchiveNotes(total=len(notes), stored=sum(note.status == "delivered" for note in notes),
+                            failed=sum(note.status == "failed" for note in notes),
+                            results=sum(len(note.rejected) for note in notes))

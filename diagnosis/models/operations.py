@@ -152,15 +152,18 @@ class WebhookDelivery(OutboundDelivery):
 class PacsDelivery(OutboundDelivery):
     """One AI result sent to the organization's archive (PACS) as a DICOM capture (DICOMweb STOW-RS): which result,
     as which instance, and whether the archive stored it. Or a rejection note (IHE IOCM) that asks the archive to hide
-    the captures it was sent of a scan: withdrawn as entered in error, or replaced by new ones when what they say of
-    the patient changed (details corrected, records merged)."""
+    the captures it was sent of a scan: withdrawn as entered in error, replaced by new ones when what they say of
+    the patient changed (details corrected, records merged), or of a patient whose data was erased (that note
+    outlives the scan, so it keeps the study as the captures were filed in it, ``filed_in``)."""
 
     class Kind(models.TextChoices):
         CAPTURE = "capture", "AI result"
         REJECTION = "rejection", "Rejection note"
 
     organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE, related_name="pacs_deliveries")
-    scan = models.ForeignKey("diagnosis.Scan", on_delete=models.CASCADE, related_name="pacs_deliveries")
+    # Empty only for the note of an erasure, made as the scan was deleted.
+    scan = models.ForeignKey("diagnosis.Scan", null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="pacs_deliveries")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CAPTURE)
     # The result a capture shows; empty for a rejection note.
     prediction = models.ForeignKey("diagnosis.Prediction", null=True, blank=True, on_delete=models.CASCADE,
@@ -179,6 +182,12 @@ class PacsDelivery(OutboundDelivery):
     # The patient as a capture named them when it left (PatientName, PatientID, PatientBirthDate, PatientSex), and
     # as a rejection note names them: where the captures it rejects are filed, though the record changed since.
     filed_as = models.JSONField(default=list, blank=True)
+    # The note of an erasure: the erasure, and the study the captures it rejects were filed in, as they were sent
+    # (dicom_rejection.FiledStudy), since the scan that said so is deleted. Emptied, with ``filed_as``, once the
+    # archive stored the note: kidneyweb keeps nothing of the patient then.
+    erasure = models.ForeignKey("diagnosis.PatientErasure", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="pacs_rejections")
+    filed_in = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -193,10 +202,13 @@ class PacsDelivery(OutboundDelivery):
                                     name="pacs_rejection_once"),
             models.CheckConstraint(condition=Q(kind="capture", prediction__isnull=False)
                                    | Q(kind="rejection", prediction__isnull=True), name="pacs_delivery_has_subject"),
+            models.CheckConstraint(condition=Q(scan__isnull=False) | Q(kind="rejection", erasure__isnull=False),
+                                   name="pacs_delivery_of_a_scan"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display().lower()} of scan {self.scan_id} to {self.url} ({self.status})"
+        subject = f"scan {self.scan_id}" if self.scan_id else f"an erased record (erasure {self.erasure_id})"
+        return f"{self.get_kind_display().lower()} of {subject} to {self.url} ({self.status})"
 
 
 class DicomStoreRefusal(models.Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from ..models import Organization, PacsDelivery, Patient, PatientErasure, Review, Scan
 from .records import patient_record_ids
@@ -20,7 +20,8 @@ class ErasurePreview:
     withdrawn: int
     mistaken: int  # of those, the person's slices uploaded under another record by mistake (filed for them since)
     reviews: int
-    archive_results: int  # captures the archive stored: it keeps them
+    archive_results: int  # captures the archive stored
+    archive_set: bool  # an archive is set, so it is asked to delete them
     reviewed: int  # slices a training export made before may hold
 
 
@@ -64,6 +65,7 @@ def patient_erasure_preview(*, patient: Patient) -> ErasurePreview:
         mistaken=len(mistaken),
         reviews=reviews,
         archive_results=archive_results,
+        archive_set=bool(Organization.objects.filter(pk=patient.organization_id).exclude(pacs_url="").exists()),
         reviewed=Review.objects.filter(scan_id__in=scan_ids).values("scan_id").distinct().count(),
     )
 
@@ -83,5 +85,6 @@ def patient_erasure_of(*, user: UserLike, pk: int) -> PatientErasure | None:
 
 
 def erasures(*, organization: Organization) -> QuerySet[PatientErasure]:
-    """The organization's erasures, newest first, with who made them."""
-    return PatientErasure.objects.filter(organization=organization)
+    """The organization's erasures, newest first, with the notes asking the archive to delete what it was sent."""
+    return PatientErasure.objects.filter(organization=organization).prefetch_related(
+        Prefetch("pacs_rejections", queryset=PacsDelivery.objects.only("id", "erasure_id", "status", "rejected")))

@@ -6,9 +6,12 @@ What stays names nobody: a ``PatientErasure`` (who erased how much, when and why
 which still say who opened an erased record when. Images are deleted from storage once the erasure is committed,
 by the worker (its sweep tries again for any it could not delete), so a failure midway loses nothing.
 
-What kidneyweb cannot take back is named instead: the hospital's archive keeps the result captures it stored (the
-``patient.erased`` notification lists their UIDs for the integration engine to remove), a model already trained on
-reviewed slices keeps its weights, and a training export made before stays on disk until exported again.
+The hospital's archive is sent a note (IHE IOCM, "Data Retention Policy Expired") asking it to delete the result
+captures it was sent (``pacs_rejections.pacs_erasure_reject``); the note keeps the patient's details as the
+captures were filed until the archive stored it. What kidneyweb cannot take back is named instead: an archive
+without IOCM keeps its copies (the ``patient.erased`` notification lists their UIDs for the integration engine to
+remove), a model already trained on reviewed slices keeps its weights, and a training export made before stays on
+disk until exported again.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ..dicom_uids import result_instance_uids
 from ..models import (ClassHeatmap, DicomStoreRefusal, Organization, Patient, PatientAccess,
                       PatientErasure, PatientMerge, Prediction, Review, Scan)
 from .merges import check_patient_admin, merged_message
+from .pacs_rejections import pacs_erasure_reject
 from .webhooks import patient_erased_notify
 from .withdrawals import cleaned_reason
 
@@ -79,7 +83,7 @@ def patient_erase(*, patient: Patient, user: AbstractBaseUser, reason: str, conf
         erasure = PatientErasure(organization_id=locked.organization_id, patient_id=locked.pk,
                                  merged_ids=[pk for pk in ids if pk != locked.pk], erased_by=user,
                                  erased_by_name=user.get_username(), reason=reason)
-        erased = _erase_records(ids=ids, erasure=erasure)
+        erased = _erase_records(ids=ids, erasure=erasure, ask_archive=True)
         patient_erased_notify(erasure=erasure, scan_ids=erased.scan_ids, dicom_result_uids=erased.result_uids)
         transaction.on_commit(lambda: _enqueue_files_removal(erasure.pk))
     logger.info("Patient %s erased by %s (%d records, %d scans, %d files): %s", erasure.patient_id,
@@ -93,9 +97,10 @@ class _Erased:
     result_uids: list[str]
 
 
-def _erase_records(*, ids: list[int], erasure: PatientErasure) -> _Erased:
+def _erase_records(*, ids: list[int], erasure: PatientErasure, ask_archive: bool = False) -> _Erased:
     """Delete the records ``ids`` (those present) with everything of theirs, and save ``erasure`` with what it
-    took: its counts and the files to delete once committed. In the caller's transaction."""
+    took: its counts and the files to delete once committed; with ``ask_archive``, queue the notes asking the
+    archive to delete the captures it was sent. In the caller's transaction."""
     # The scans and results are locked as they are now, so that a diagnosis finishing meanwhile has either stored
     # its heat map (deleted here) or finds its row gone (and deletes the map itself).
     records = list(Patient.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
@@ -111,6 +116,8 @@ def _erase_records(*, ids: list[int], erasure: PatientErasure) -> _Erased:
     erasure.scans = len(scans)
     erasure.reviews, erasure.archive_results = selectors.reviews_and_archive_results(scan_ids=scan_ids)
     erasure.save()
+    if ask_archive:
+        pacs_erasure_reject(scans=scans, erasure=erasure)
 
     PatientAccess.objects.filter(patient_id__in=ids).update(patient=None, scan=None, erasure=erasure)
     # Another patient's scan filed from one of these keeps its own image and readings; the links among these go too.
@@ -204,7 +211,8 @@ def erasures_reapply(*, notes: list[ErasureNote]) -> list[PatientErasure]:
     deletes once the backup's files are in place (``erasure_files_remove``). In the caller's transaction.
 
     An erasure the backup holds already is left as it is. One of an organization the backup does not hold has
-    nothing to erase there and is not carried over. A notification is not sent again."""
+    nothing to erase there and is not carried over. A notification is not sent again, nor are the notes asking the
+    archive to delete the captures (the erasure sent them when it was made)."""
     User = get_user_model()
     erased_again = []
     for note in notes:

@@ -190,7 +190,7 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
     """Send one result's capture (or a rejection note) to the archive. Safe to call twice: a delivered or failed one
     is left alone. Raises PacsNotDelivered when this attempt failed and another is allowed."""
     from ..dicom_export import NotExportable, capture_patient, scan_result_capture
-    from ..dicom_rejection import rejection_note
+    from ..dicom_rejection import delivery_note
 
     with transaction.atomic():
         delivery = (PacsDelivery.objects.select_for_update(of=("self",)).select_related("organization")
@@ -200,8 +200,8 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
         organization = delivery.organization
         if not organization.pacs_url:
             return _fail(delivery, "Not sent: sending results to the archive was turned off before it left.")
-        scan = delivery.scan
-        if scan.is_withdrawn and delivery.kind == PacsDelivery.Kind.CAPTURE:
+        scan = delivery.scan  # None for the note of an erasure
+        if delivery.kind == PacsDelivery.Kind.CAPTURE and scan.is_withdrawn:
             return _fail(delivery, "Not sent: the scan was withdrawn as entered in error.")
         replaced = _replaced_by(delivery)
         if replaced:
@@ -219,9 +219,7 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
     # No lock or transaction while the archive takes its time to answer.
     try:
         if delivery.kind == PacsDelivery.Kind.REJECTION:
-            instance = rejection_note(scan=scan, generation=delivery.generation, rejected=delivery.rejected,
-                                      description=delivery.description, at=delivery.created_at,
-                                      filed_as=delivery.filed_as)
+            instance = delivery_note(delivery)
         else:
             instance = scan_result_capture(scan=scan, prediction=delivery.prediction, review=delivery.review)
             # As the archive is given the patient: a later change to the record replaces it (pacs_rejections).
@@ -231,7 +229,7 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
                                        error=f"Not sent: {exc}", final=True)
     if dicom is not None:
         outcome = dimse.store(dicom, instance, calling=settings.KIDNEYWEB_DICOM_AE_TITLE, client=client)
-        return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), **outcome)
+        return _forget_erased(outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), **outcome))
     body, content_type = stow.multipart(instance)
     more = {"Content-Type": content_type, "Accept": "application/dicom+json"}
     try:
@@ -248,7 +246,17 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
     refusal = client_certificates.https_refusal(delivery.url, client) if answer.status is None else ""
     if refusal:
         return outbound.attempt_record(delivery, answer=answer, delivered=False, error=refusal, final=True)
-    return outbound.attempt_record(delivery, answer=answer, **stow.outcome(answer, delivery.sop_instance_uid))
+    return _forget_erased(outbound.attempt_record(delivery, answer=answer,
+                                                  **stow.outcome(answer, delivery.sop_instance_uid)))
+
+
+def _forget_erased(delivery: PacsDelivery) -> PacsDelivery:
+    """Once the archive stored an erasure's note, forget the patient's details and study it named: nothing sends
+    it again, and kidneyweb keeps nothing of the person (the UIDs of its own results stay, to say what was asked)."""
+    if delivery.erasure_id is not None and delivery.status == PacsDelivery.Status.DELIVERED:
+        delivery.filed_as, delivery.filed_in = [], {}
+        PacsDelivery.objects.filter(pk=delivery.pk).update(filed_as=[], filed_in={})
+    return delivery
 
 
 @transaction.atomic

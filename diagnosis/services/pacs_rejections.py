@@ -2,7 +2,9 @@
 
 - a scan withdrawn as entered in error: its captures are rejected; restored, its current one is sent again;
 - a patient whose details were corrected, or whose records were merged (or the merge undone): the captures name
-  the patient as they no longer are, so they are rejected and the current one is sent again, naming them as now.
+  the patient as they no longer are, so they are rejected and the current one is sent again, naming them as now;
+- a patient whose data was erased: every capture the archive may hold that no stored note rejected yet, as "Data
+  Retention Policy Expired" (for the archive to delete them); the note outlives the scan.
 
 A capture sent again is a new instance (the scan's ``capture_generation`` moves on, and is part of its UIDs), since an
 archive that rejected the earlier ones refuses them if they come again. The note names every capture of the
@@ -19,8 +21,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..dicom_uids import capture_uids, rejection_uids
-from ..models import Organization, PacsDelivery, Patient, Scan, ScanWithdrawal
+from ..dicom_uids import capture_uids, erasure_rejection_uids, rejection_uids
+from ..models import Organization, PacsDelivery, Patient, PatientErasure, Scan, ScanWithdrawal
 from .pacs import archive_of, enqueue_delivery, pacs_result_send
 
 
@@ -112,3 +114,50 @@ def pacs_patient_changed(*, change: str, by: AbstractBaseUser, patient: Patient 
         _send_current(scan)
         replaced += 1
     return replaced
+
+
+def pacs_erasure_reject(*, scans: list[Scan], erasure: PatientErasure) -> list[PacsDelivery]:
+    """Queue the notes asking the archive to delete the captures it was sent of these scans, about to be erased
+    (``erasure``, saved): every capture sent at least once, of any generation, that no note the archive stored
+    rejects already; one note per scan and patient they were filed under. Called in the erasure's transaction,
+    with the scans locked and before they are deleted; returns the notes queued."""
+    from ..dicom_export import capture_patient
+    from ..dicom_rejection import filed_study
+
+    with_study = [scan for scan in scans if scan.dicom_study_uid]
+    if not with_study:
+        return []
+    organization = archive_of(with_study[0])
+    if organization is None:
+        return []
+    # Locked as _reject does: a capture leaving now has counted its attempt, and one whose task comes after finds
+    # its row gone.
+    captures = list(PacsDelivery.objects.select_for_update(of=("self",)).filter(
+        scan__in=with_study, kind=PacsDelivery.Kind.CAPTURE).select_related("prediction__model_version")
+        .order_by("created_at", "id"))
+    rejected = {capture["instance"] for note in PacsDelivery.objects.filter(
+        scan__in=with_study, kind=PacsDelivery.Kind.REJECTION, status=PacsDelivery.Status.DELIVERED)
+        for capture in note.rejected}
+    description = (f"AI results of a patient whose data was erased in kidneyweb on "
+                   f"{timezone.localtime(erasure.erased_at):%Y-%m-%d %H:%M} (erasure #{erasure.pk}): the archive is "
+                   "asked to delete them.")
+    notes = []
+    for scan in with_study:
+        by_patient: dict[tuple[str, ...], list[PacsDelivery]] = {}
+        for capture in captures:
+            if capture.scan_id == scan.pk and (capture.attempts or capture.filed_as) \
+                    and capture.sop_instance_uid not in rejected:
+                filed_as = tuple(capture.filed_as) if capture.filed_as else capture_patient(scan)
+                by_patient.setdefault(filed_as, []).append(capture)
+        for index, (filed_as, sent) in enumerate(by_patient.items()):
+            series_uid, instance_uid = erasure_rejection_uids(scan, erasure.pk, index)
+            notes.append(PacsDelivery.objects.create(
+                organization=organization, scan=None, erasure=erasure, kind=PacsDelivery.Kind.REJECTION,
+                generation=scan.capture_generation, url=organization.pacs_url, description=description,
+                rejected=[{"series": capture_uids(scan, capture.prediction, capture.review)[0],
+                           "instance": capture.sop_instance_uid} for capture in sent],
+                filed_as=list(filed_as), sop_instance_uid=instance_uid,
+                filed_in=filed_study(scan, series_uid=series_uid, instance_uid=instance_uid).as_json()))
+    for note in notes:
+        transaction.on_commit(partial(enqueue_delivery, note.pk))
+    return notes

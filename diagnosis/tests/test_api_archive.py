@@ -188,3 +188,24 @@ def test_a_password_this_servers_keys_do_not_open_is_still_said_to_be_kept(admin
     settings.SECRET_KEY = "another-secret-key-" + "x" * 40  # a restore onto another server, say
 
     assert admin_api.get(f"{URL}settings/").json()["password_set"] is True
+
+
+def test_an_erased_records_note_is_listed_with_its_erasure_and_no_scan(client, admin_api, organization, boss):
+    from diagnosis import services
+
+    Organization.objects.filter(pk=organization.pk).update(pacs_url=ARCHIVE)
+    stored = _delivery(organization, status="delivered", attempts=1, response_status=200)
+    patient = stored.scan.patient
+    erasure = services.patient_erase(patient=patient, user=boss, reason="consent withdrawn", confirm_mrn=patient.mrn)
+
+    listed = admin_api.get(URL)
+    erasures = admin_api.get("/api/v1/erasures/")
+
+    schema = openapi.load(client)
+    assert openapi.mismatches(schema, "/api/v1/archive/", "get", listed) == []
+    (note,) = listed.json()["results"]  # the capture went with the scan
+    assert (note["kind"], note["scan"], note["erasure"], note["rejected_instance_uids"], note["status"]) == (
+        "rejection", None, erasure.pk, [stored.sop_instance_uid], "pending")
+    assert "asked to delete them" in note["description"]
+    assert openapi.mismatches(schema, "/api/v1/erasures/", "get", erasures) == []
+    assert erasures.json()["results"][0]["archive_notes"] == {"total": 1, "stored": 0, "failed": 0, "results": 1}

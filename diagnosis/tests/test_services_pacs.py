@@ -395,7 +395,7 @@ def test_results_that_finished_before_the_archive_was_set_are_sent_once_on_reque
     assert StaffChange.objects.filter(detail=f"2 earlier AI results to the archive (since {month_ago:%Y-%m-%d})").exists()
 
 
-def test_a_result_on_its_way_when_the_patients_record_is_erased_ends_without_an_error(
+def test_a_result_on_its_way_when_the_patients_record_is_erased_ends_without_an_error_and_is_asked_back(
         organization, boss, receiver, allow_http, patient, clinician, django_capture_on_commit_callbacks,
         monkeypatch):
     services.pacs_set(organization=organization, url=receiver.url, username="ai", password="pw", by=boss)
@@ -411,5 +411,8 @@ def test_a_result_on_its_way_when_the_patients_record_is_erased_ends_without_an_
 
     services.pacs_deliver(delivery_id=delivery.pk)  # no exception: the task ends
 
-    assert len(receiver.received) == 1 and not PacsDelivery.objects.exists()
+    # The archive may have stored it: the erasure's note asks it to delete it.
+    (note,) = PacsDelivery.objects.all()
+    assert len(receiver.received) == 1 and note.erasure_id is not None
+    assert [capture["instance"] for capture in note.rejected] == [delivery.sop_instance_uid]
     assert services.pacs_deliver(delivery_id=delivery.pk) is None

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 
 from diagnosis import services
-from diagnosis.dicom_rejection import KEY_OBJECT_SELECTION, rejection_note
+from diagnosis.dicom_rejection import KEY_OBJECT_SELECTION, delivery_note
 from diagnosis.models import PacsDelivery
 
 from . import orthanc as pacs
@@ -77,9 +77,7 @@ def test_the_rejection_note_passes_the_reference_validator(
     _stored_result(scan, django_capture_on_commit_callbacks)
     services.scan_withdraw(scan=scan, user=clinician, reason="Wrong image.")
     note = _rejection(scan)
-    (tmp_path / "note.dcm").write_bytes(rejection_note(
-        scan=scan, generation=note.generation, rejected=note.rejected, description=note.description,
-        at=note.created_at, filed_as=note.filed_as))
+    (tmp_path / "note.dcm").write_bytes(delivery_note(note))
 
     checked = subprocess.run([validator, str(tmp_path / "note.dcm")], capture_output=True, text=True, timeout=60)
 

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from diagnosis import services
-from diagnosis.models import PacsDelivery, Patient, PatientAccess, PatientErasure, Scan
+from diagnosis.models import Organization, PacsDelivery, Patient, PatientAccess, PatientErasure, Scan
 
 from .factories import DonePredictionFactory, PacsDeliveryFactory, PatientFactory, ReviewFactory, ScanFactory
 
@@ -41,7 +41,7 @@ def test_an_administrator_reads_what_goes_then_erases_and_lands_on_the_patient_l
     html = confirm.content.decode()
     assert confirm.status_code == 200 and "Erase this record for good?" in html
     assert "MRN ED-3" in html and "3 scans, with their images" in html and "and 1 review." in html
-    assert "The archive (PACS) stored 1 AI result of this patient" in html
+    assert "The archive (PACS) stored 1 AI result of this patient. No archive is set now" in html
     assert "1 reviewed slice may be in a training export" in html
     assert Patient.objects.count() == 2  # nothing goes before the confirmation
 
@@ -106,3 +106,15 @@ def test_the_access_log_export_lists_an_erased_records_entries_without_its_detai
     assert row.split(",")[1:5] == ["alice", "", "", f"(record erased {PatientErasure.objects.get().erased_at:%Y-%m-%d})"]
     assert "Quartermain" not in csv
     assert "Patient record of an erased record (erased " in member
+
+
+def test_with_an_archive_set_the_confirmation_says_it_is_asked_to_delete_the_results_it_stored(
+        admin_client, patient, clinician):
+    Organization.objects.filter(pk=patient.organization_id).update(pacs_url="https://pacs.example.org/dicom-web")
+    PacsDeliveryFactory(prediction=DonePredictionFactory(scan=ScanFactory(patient=patient, uploaded_by=clinician)),
+                        status=PacsDelivery.Status.DELIVERED)
+
+    html = admin_client.get(reverse("diagnosis:patient_erase", args=[patient.pk])).content.decode()
+
+    assert ("The archive (PACS) stored 1 AI result of this patient. kidneyweb sends it a note asking it to delete it "
+            "(IHE IOCM, \"Data Retention Policy Expired\")") in html

@@ -309,3 +309,26 @@ def test_an_administrator_sets_oauth_on_the_members_page_and_its_secret_is_never
 
     page = admin_client.post(url, {"pacs-oauth-token_url": ""}, follow=True).content.decode()
     assert "kidneyweb no longer uses OAuth 2.0 with the archive." in page
+
+
+def test_an_erased_records_note_is_listed_without_the_record_and_sent_again_from_the_members_page(
+        admin_client, organization, boss):
+    Organization.objects.filter(pk=organization.pk).update(pacs_url=URL)
+    stored = _delivery(organization, status="delivered", attempts=1, delivered_at=timezone.now())
+    patient = stored.scan.patient
+    erasure = services.patient_erase(patient=patient, user=boss, reason="consent withdrawn", confirm_mrn=patient.mrn)
+    note = PacsDelivery.objects.get(erasure=erasure)
+    PacsDelivery.objects.filter(pk=note.pk).update(status="failed", attempts=6, last_error="Gave up after 6 attempts.")
+
+    listed = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+    again = admin_client.post(reverse("diagnosis:staff_pacs_send_again", args=[note.pk]), follow=True).content.decode()
+
+    assert "an erased record: rejection note of 1 result (erased: the archive is asked to delete it)" in listed
+    assert 'aria-label="Send the rejection note of an erased record to the archive again"' in listed
+    erasures = listed[listed.index('id="erasures"'):listed.index('id="changes-heading"')]
+    assert "<strong>not stored</strong> (1 of 1 note): send again above" in erasures
+    assert patient.name not in listed and patient.mrn not in listed
+    assert f"The rejection note of erased record (erasure #{erasure.pk}) is being sent to the archive again." in again
+    PacsDelivery.objects.filter(pk=note.pk).update(status="delivered")
+    stored_page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+    assert "asked to delete 1 result: stored" in stored_page

@@ -300,7 +300,8 @@ def staff_pacs_send_again(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     else:
         what = "rejection note" if delivery.kind == delivery.Kind.REJECTION else "result"
-        messages.success(request, f"The {what} of scan #{delivery.scan_id} is being sent to the archive again.")
+        of = f"scan #{delivery.scan_id}" if delivery.scan_id else f"erased record (erasure #{delivery.erasure_id})"
+        messages.success(request, f"The {what} of {of} is being sent to the archive again.")
     return _to_pacs()
 
 

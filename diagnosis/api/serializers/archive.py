@@ -69,7 +69,13 @@ class ArchiveDeliverySerializer(serializers.ModelSerializer):
         choices=PacsDelivery.Kind.choices, read_only=True,
         help_text="capture: an AI result (with its review); rejection: the note (IHE IOCM) rejecting the captures "
                   "the archive was sent of the scan, when it was withdrawn or they named the patient as no longer "
-                  "recorded (details corrected, records merged: new captures follow)")
+                  "recorded (details corrected, records merged: new captures follow), or asking the archive to "
+                  "delete them when the patient's data was erased (then scan is null and erasure set)")
+    scan = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True,
+                                              help_text="The scan; null for the note of an erased record.")
+    erasure = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True,
+        help_text="The erasure (erasures/) whose captures a note asks the archive to delete; null otherwise.")
     description = serializers.CharField(read_only=True, help_text="Why a rejection note rejects them; \"\" for a capture.")
     instance_uid = serializers.CharField(source="sop_instance_uid", read_only=True,
                                          help_text="The SOPInstanceUID of the instance sent: the same for every try.")
@@ -83,7 +89,7 @@ class ArchiveDeliverySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PacsDelivery
-        fields = ["id", "kind", "scan", "prediction", "review", "instance_uid", "rejected_instance_uids", "description", "url",
+        fields = ["id", "kind", "scan", "erasure", "prediction", "review", "instance_uid", "rejected_instance_uids", "description", "url",
                   "status", "attempts", "response_status", "last_error", "created_at", "delivered_at", "sent_again_at",
                   "sent_again_by"]
         read_only_fields = fields

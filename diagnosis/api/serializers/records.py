@@ -87,17 +87,27 @@ class AccessLogEntrySerializer(PatientAccessSerializer):
         fields = ["id", "at", "user", "patient", "patient_mrn", "what", "scan", "channel", "erasure"]
 
 
+class ErasureArchiveNotesSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Notes (IHE IOCM, \"Data Retention Policy Expired\") asking the "
+                                     "archive to delete the AI result captures it was sent: one per scan and patient "
+                                     "details they were filed under; 0 when it was sent none, or no archive was set.")
+    stored = serializers.IntegerField(help_text="Of those, the ones the archive stored.")
+    failed = serializers.IntegerField(help_text="Of those, the ones it did not: send them again (archive/).")
+    results = serializers.IntegerField(help_text="AI result captures the notes name.")
+
+
 class PatientErasureSerializer(serializers.ModelSerializer):
     patient = serializers.IntegerField(source="patient_id", read_only=True, help_text="The former record's id.")
     merged = serializers.ListField(source="merged_ids", child=serializers.IntegerField(), read_only=True,
                                    help_text="Ids of the records merged into it, erased with it.")
     erased_by = serializers.CharField(source="erased_by_name", read_only=True)
     files_removed = serializers.SerializerMethodField(help_text="Whether the images are deleted from storage yet.")
+    archive_notes = ErasureArchiveNotesSerializer(read_only=True)
 
     class Meta:
         model = PatientErasure
         fields = ["id", "patient", "merged", "erased_at", "erased_by", "reason", "scans", "reviews", "archive_results",
-                  "files_removed"]
+                  "archive_notes", "files_removed"]
 
     def get_files_removed(self, erasure: PatientErasure) -> bool:
         return erasure.files_removed_at is not None
