@@ -118,6 +118,10 @@ def patient_record_zip(*, patient: Patient, user: AbstractBaseUser, base_url: st
     return summary
 
 
+# Scans one request builds in time (about 35 ms each, so some 18 s): a larger record is built by the worker
+# (services.record_export_request).
+MAX_DIRECT_SCANS = 500
+
 # Kept in memory up to this size, then in a temporary file: a record of a few hundred scans is tens of megabytes.
 SPOOL_BYTES = 32 * 1024 * 1024
 

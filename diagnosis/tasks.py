@@ -56,8 +56,8 @@ def explain_class(class_heatmap_id: int) -> None:
 def resend_lost_predictions() -> None:
     """Beat sends this every KIDNEYWEB_PREDICTION_SWEEP_SECONDS; see services.predictions_resend_lost
     (and webhooks_resend_lost and pacs_resend_lost, for result notifications and results for the archive,
-    api_tokens_expiring_notify, for tokens about to expire, and erasures_files_resend, for erased images still
-    on disk).
+    api_tokens_expiring_notify, for tokens about to expire, erasures_files_resend, for erased images still
+    on disk, and record_exports_sweep, for whole-record exports past their time or whose task was lost).
     Its running also shows /healthz that the inference worker (which runs beat) is alive."""
     services.worker_heartbeat_record(name=INFERENCE_WORKER)
     services.predictions_resend_lost(older_than=timedelta(seconds=settings.KIDNEYWEB_PREDICTION_STALE_SECONDS))
@@ -65,6 +65,7 @@ def resend_lost_predictions() -> None:
     services.pacs_resend_lost()
     services.api_tokens_expiring_notify()
     services.erasures_files_resend()
+    services.record_exports_sweep()
 
 
 @shared_task(ignore_result=True, soft_time_limit=240, time_limit=300)
@@ -109,3 +110,12 @@ def remove_erased_files(self, erasure_id: int) -> None:
                          erasure_id, self.request.retries + 1, exc)
             return
         raise self.retry(exc=exc, countdown=10 * 2 ** self.request.retries) from exc
+
+
+# The time limits are read when the worker imports this module: KIDNEYWEB_RECORD_EXPORT_SECONDS.
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=settings.KIDNEYWEB_RECORD_EXPORT_SECONDS,
+             time_limit=settings.KIDNEYWEB_RECORD_EXPORT_SECONDS + 60, ignore_result=True)
+def build_record_export(export_id: int) -> None:
+    """Build a patient's whole record as a ZIP; a failure is recorded on the export, never retried here (the
+    administrator asks again)."""
+    services.record_export_build(export_id=export_id)

@@ -314,6 +314,11 @@ KIDNEYWEB_PREDICTION_SWEEP_SECONDS = env_int("KIDNEYWEB_PREDICTION_SWEEP_SECONDS
 # How often Celery beat judges each organization's recent out-of-scope share against the active model's card
 # (services.inputs_alerts_judge). The share is of four weeks of uploads: an hour late changes nothing.
 KIDNEYWEB_INPUTS_JUDGE_SECONDS = env_int("KIDNEYWEB_INPUTS_JUDGE_SECONDS", 3600)
+# A patient's whole-record export (a ZIP the worker builds) is deleted this long after it is ready: a copy of
+# patient data kept no longer than it takes to hand it over. One still building after
+# KIDNEYWEB_RECORD_EXPORT_SECONDS is stopped, with that reason.
+KIDNEYWEB_RECORD_EXPORT_KEEP_HOURS = env_int("KIDNEYWEB_RECORD_EXPORT_KEEP_HOURS", 24)
+KIDNEYWEB_RECORD_EXPORT_SECONDS = env_int("KIDNEYWEB_RECORD_EXPORT_SECONDS", 3600)
 
 # GET /metrics (Prometheus' text format) answers a scraper that sends this as a bearer token; unset: off (404).
 KIDNEYWEB_METRICS_TOKEN = os.environ.get("KIDNEYWEB_METRICS_TOKEN", "")
@@ -372,6 +377,9 @@ CELERY_TASK_ROUTES = {
     "diagnosis.tasks.deliver_webhook": {"queue": "celery"},
     "diagnosis.tasks.deliver_to_pacs": {"queue": "celery"},
     "diagnosis.tasks.remove_erased_files": {"queue": "celery"},
+    # A whole-record export takes minutes for a large record: on the long-jobs worker (the one that trains), so
+    # that no diagnosis waits behind it.
+    "diagnosis.tasks.build_record_export": {"queue": "training"},
     # Training runs for minutes to hours: a queue of its own, consumed by a worker of its own
     # (scripts/worker.sh, docker-compose.yml), so a diagnosis never waits behind a run.
     "training.tasks.*": {"queue": "training"},

@@ -17,6 +17,7 @@ from .accounts import (
     all_webhook_events,
 )
 from .erasures import PatientErasure
+from .exports import RecordExport, record_export_upload_to
 from .operations import (DicomStoreRefusal, InputsAlert, ModelVersion, OutboundDelivery, PacsDelivery, PerformanceAlert,
                          WebhookDelivery, WorkerHeartbeat)
 from .records import (
@@ -37,6 +38,8 @@ from .records import (
 )
 
 __all__ = [
+    "RecordExport",
+    "record_export_upload_to",
     "WEBHOOK_EVENTS",
     "all_webhook_events",
     "ApiToken", "Authenticator", "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "OutboundDelivery", "PacsDelivery", "Patient",

@@ -5,6 +5,7 @@ One module per area; everything is re-exported here, so callers write ``selector
 
 from .erasures import (ErasurePreview, erasures, patient_erasure_of, patient_erasure_preview,
                        reviews_and_archive_results, scans_erased_with, scans_filed_from)
+from .exports import record_export_get, record_exports_of
 from .operations import OperationsSnapshot, operations_snapshot
 from .records import (
     AgreementSummary,
@@ -112,6 +113,8 @@ from .worklist import (
 __all__ = [
     "ErasurePreview",
     "erasures",
+    "record_export_get",
+    "record_exports_of",
     "patient_erasure_of",
     "patient_erasure_preview",
     "scans_filed_from",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Prefetch, QuerySet
 
-from ..models import Organization, PacsDelivery, Patient, PatientErasure, Review, Scan
+from ..models import Organization, PacsDelivery, Patient, PatientErasure, RecordExport, Review, Scan
 from .records import patient_record_ids
 from .tenancy import UserLike, _organization_id
 
@@ -23,6 +23,7 @@ class ErasurePreview:
     archive_results: int  # captures the archive stored
     archive_set: bool  # an archive is set, so it is asked to delete them
     reviewed: int  # slices a training export made before may hold
+    record_exports: int  # whole-record ZIPs still kept, deleted with it
 
 
 def scans_filed_from(*, scan_ids: set[int]) -> set[int]:
@@ -67,6 +68,7 @@ def patient_erasure_preview(*, patient: Patient) -> ErasurePreview:
         archive_results=archive_results,
         archive_set=bool(Organization.objects.filter(pk=patient.organization_id).exclude(pacs_url="").exists()),
         reviewed=Review.objects.filter(scan_id__in=scan_ids).values("scan_id").distinct().count(),
+        record_exports=RecordExport.objects.filter(patient_id__in=ids).exclude(file="").count(),
     )
 
 

@@ -87,6 +87,8 @@ from .webhooks import (
     webhook_set,
     webhooks_resend_lost,
 )
+from .record_exports import (RecordExportUnavailable, record_export_build, record_export_fail,
+                             record_export_filename, record_export_open, record_export_request, record_exports_sweep)
 from .erasures import (ErasureNote, check_erasable, erased_message, erasure_files_remove, erasures_files_resend,
                        erasures_noted, erasures_reapply, patient_erase)
 from .withdrawals import check_not_withdrawn, scan_restore, scan_withdraw, withdrawn_message
@@ -110,6 +112,13 @@ __all__ = [
     "check_erasable",
     "erased_message",
     "erasure_files_remove",
+    "RecordExportUnavailable",
+    "record_export_build",
+    "record_export_fail",
+    "record_export_filename",
+    "record_export_open",
+    "record_export_request",
+    "record_exports_sweep",
     "erasures_files_resend",
     "ErasureNote",
     "erasures_noted",

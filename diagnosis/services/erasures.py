@@ -1,7 +1,8 @@
 """Erasing a patient's data: consent withdrawn, or the end of a pilot.
 
 Everything kidneyweb holds of the person goes: the record and those merged into it, their corrections, scans,
-images, results, heat maps, reviews, what was sent to the archive for them and the archive's refusals naming them.
+images, results, heat maps, reviews, whole-record exports, what was sent to the archive for them and the archive's
+refusals naming them.
 What stays names nobody: a ``PatientErasure`` (who erased how much, when and why) and the access log's entries,
 which still say who opened an erased record when. Images are deleted from storage once the erasure is committed,
 by the worker (its sweep tries again for any it could not delete), so a failure midway loses nothing.
@@ -32,7 +33,7 @@ from django.utils import timezone
 from .. import selectors
 from ..dicom_uids import result_instance_uids
 from ..models import (ClassHeatmap, DicomStoreRefusal, Organization, Patient, PatientAccess,
-                      PatientErasure, PatientMerge, Prediction, Review, Scan)
+                      PatientErasure, PatientMerge, Prediction, RecordExport, Review, Scan)
 from .merges import check_patient_admin, merged_message
 from .pacs_rejections import pacs_erasure_reject
 from .webhooks import patient_erased_notify
@@ -112,6 +113,9 @@ def _erase_records(*, ids: list[int], erasure: PatientErasure, ask_archive: bool
     erasure.files = [scan.image.name for scan in scans if scan.image]
     erasure.files += [prediction.heatmap.name for prediction in predictions if prediction.heatmap]
     erasure.files += [class_map.image.name for class_map in class_maps if class_map.image]
+    # Whole-record exports go with the record; one being built finds its row gone and deletes what it wrote.
+    exports = list(RecordExport.objects.select_for_update().filter(patient_id__in=ids))
+    erasure.files += [export.file.name for export in exports if export.file]
     result_uids = [uid for scan in scans for uid in result_instance_uids(scan=scan)]
     erasure.scans = len(scans)
     erasure.reviews, erasure.archive_results = selectors.reviews_and_archive_results(scan_ids=scan_ids)
