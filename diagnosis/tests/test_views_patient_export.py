@@ -1,17 +1,21 @@
-"""An administrator downloads a patient's whole record (a subject access request) from the patient's page: one ZIP
-with the details, corrections, who opened the record, and per scan the slice as stored, the heat map, the PDF
-report, every result and review and a FHIR Bundle; withdrawn scans are left out, and the export is logged."""
+"""An administrator asks for a patient's whole record (a subject access request) on the patient's page; the worker
+builds it and its page says when it is ready: one ZIP with the details, corrections, who opened the record, and per
+scan the slice as stored, the heat map, the PDF report, every result and review and a FHIR Bundle; withdrawn scans
+are left out, each download is logged, and the file is deleted after its time."""
 
+import datetime
 import io
 import json
+import os
 import zipfile
 
 import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
+from django.utils import timezone
 
-from diagnosis import services
-from diagnosis.models import PatientAccess
+from diagnosis import record_export, services
+from diagnosis.models import PatientAccess, RecordExport
 
 from .factories import DonePredictionFactory, PatientFactory, ReviewFactory, ScanFactory
 
@@ -32,15 +36,48 @@ def record(organization, clinician, boss):
 
 
 def _zip(response) -> zipfile.ZipFile:
+    assert response.status_code == 200, response.content
     return zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+
+
+def _ask(client, patient) -> RecordExport:
+    asked = client.post(reverse("diagnosis:patient_export", args=[patient.pk]))
+    export = RecordExport.objects.filter(patient=patient).latest("id")
+    assert asked.status_code == 302
+    assert asked["Location"] == reverse("diagnosis:record_export", args=[patient.pk, export.pk])
+    return export
+
+
+def _download(client, export):
+    return client.get(reverse("diagnosis:record_export_download", args=[export.patient_id, export.pk]))
+
+
+def _export(client, patient):
+    """Ask for the record, build it as the worker does, and download it."""
+    export = _ask(client, patient)
+    services.record_export_build(export_id=export.pk)
+    return _download(client, export)
 
 
 def test_an_administrator_downloads_the_whole_record_and_the_export_is_logged(client, boss, record):
     client.force_login(boss)
     patient, scan = record["patient"], record["scan"]
-    assert "Download the record (ZIP)" in client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
+    assert "Prepare the record (ZIP)" in client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
 
-    response = client.get(reverse("diagnosis:patient_export", args=[patient.pk]))
+    export = _ask(client, patient)
+    page = client.get(reverse("diagnosis:record_export", args=[patient.pk, export.pk])).content.decode()
+    status_url = reverse("diagnosis:record_export_status", args=[patient.pk, export.pk])
+    assert "Queued" in page and f'data-status-url="{status_url}"' in page and "export-download" not in page
+    assert client.get(status_url).json()["status"] == "queued"
+    assert _download(client, export).status_code == 409  # not built yet
+    assert not PatientAccess.objects.filter(what="export").exists()
+    built = services.record_export_build(export_id=export.pk)
+    state = client.get(status_url).json()
+    assert built.status == "done" and state["status"] == "done" and "Download the record (ZIP)" in state["html"]
+    listed = client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
+    assert f'href="{reverse("diagnosis:record_export", args=[patient.pk, export.pk])}"' in listed
+
+    response = _download(client, export)
 
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     assert f'filename="kidneyweb-record-{patient.pk}-' in response["Content-Disposition"]
@@ -72,7 +109,7 @@ def test_a_lost_image_is_named_in_the_readme_and_the_rest_is_exported(client, bo
     client.force_login(boss)
     record["scan"].image.storage.delete(record["scan"].image.name)
 
-    archive = _zip(client.get(reverse("diagnosis:patient_export", args=[record["patient"].pk])))
+    archive = _zip(_export(client, record["patient"]))
 
     assert "1 stored image(s) could not be read" in archive.read("README.txt").decode()
     assert f"scans/{record['scan'].pk}/report.pdf" in archive.namelist()
@@ -81,10 +118,10 @@ def test_a_lost_image_is_named_in_the_readme_and_the_rest_is_exported(client, bo
 def test_clinicians_cannot_export_a_whole_record(client, clinician, record):
     client.force_login(clinician)
 
-    assert "Download the record" not in client.get(
+    assert "Prepare the record" not in client.get(
         reverse("diagnosis:patient_detail", args=[record["patient"].pk])).content.decode()
-    assert client.get(reverse("diagnosis:patient_export", args=[record["patient"].pk])).status_code == 403
-    assert not PatientAccess.objects.filter(what="export").exists()
+    assert client.post(reverse("diagnosis:patient_export", args=[record["patient"].pk])).status_code == 403
+    assert not RecordExport.objects.exists() and not PatientAccess.objects.filter(what="export").exists()
 
 
 def test_the_access_log_in_the_export_cannot_smuggle_a_spreadsheet_formula(client, boss, clinician, record):
@@ -92,6 +129,50 @@ def test_the_access_log_in_the_export_cannot_smuggle_a_spreadsheet_formula(clien
     clinician.save()
     client.force_login(boss)
 
-    log = _zip(client.get(reverse("diagnosis:patient_export", args=[record["patient"].pk]))).read("access-log.csv")
+    log = _zip(_export(client, record["patient"])).read("access-log.csv")
 
     assert "'=HYPERLINK" in log.decode() and ',"=HYPERLINK' not in log.decode()
+
+
+def test_asking_twice_while_it_is_built_gives_the_same_export(client, boss, record):
+    client.force_login(boss)
+
+    first, second = _ask(client, record["patient"]), _ask(client, record["patient"])
+
+    assert first == second and RecordExport.objects.count() == 1
+    services.record_export_build(export_id=first.pk)
+    assert _ask(client, record["patient"]) != first  # built: a new request is a new export
+
+
+def test_the_file_is_deleted_after_its_time_and_its_page_says_so(client, boss, record, settings):
+    client.force_login(boss)
+    export = _ask(client, record["patient"])
+    built = services.record_export_build(export_id=export.pk)
+    path = built.file.path
+    later = timezone.now() + datetime.timedelta(hours=settings.KIDNEYWEB_RECORD_EXPORT_KEEP_HOURS, minutes=1)
+
+    expired, resent = services.record_exports_sweep(now=later)
+
+    assert (expired, resent) == ([export.pk], [])
+    assert not os.path.exists(path)
+    gone = _download(client, export)
+    assert gone.status_code == 410 and "was deleted 24 hours after it was built" in gone.content.decode()
+    assert "Ask for a new export" in gone.content.decode()
+    assert not PatientAccess.objects.filter(what="export").exists()
+
+
+def test_an_export_that_fails_says_why_and_keeps_no_file(client, boss, record, monkeypatch):
+    def storage_fails(**kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(record_export, "patient_record_zip", storage_fails)
+    client.force_login(boss)
+    export = _ask(client, record["patient"])
+
+    failed = services.record_export_build(export_id=export.pk)
+
+    assert failed.status == "failed" and "The storage failed while it was written" in failed.error
+    assert not failed.file
+    page = client.get(reverse("diagnosis:record_export", args=[record["patient"].pk, export.pk])).content.decode()
+    assert "Failed" in page and "The storage failed" in page and "Ask for a new export" in page
+    assert _download(client, export).status_code == 410

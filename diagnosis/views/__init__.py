@@ -2,8 +2,9 @@
 objects of other organizations answer 404 exactly like missing ones."""
 
 from .common import member_required, organization_admin_required
+from .exports import patient_export, record_export, record_export_download, record_export_status
 from .patients import (
-    patient_create, patient_detail, patient_duplicates, patient_edit, patient_erase, patient_export, patient_list,
+    patient_create, patient_detail, patient_duplicates, patient_edit, patient_erase, patient_list,
     patient_mark_distinct, patient_merge, patient_training_use, patient_unmerge, scan_upload,
 )
 from .scans import (
@@ -66,6 +67,9 @@ __all__ = [
     "patient_merge",
     "patient_erase",
     "patient_export",
+    "record_export",
+    "record_export_download",
+    "record_export_status",
     "patient_training_use",
     "patient_unmerge",
     "prediction_state",

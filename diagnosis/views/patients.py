@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from .. import record_export, selectors, services
+from .. import selectors, services
 from ..forms import (PatientEditForm, PatientEraseForm, PatientForm, PatientMergeForm, PatientMergeUndoForm,
                      ScanUploadForm, TrainingUseForm)
 from ..models import Patient, PatientAccess
@@ -23,6 +23,7 @@ from .common import (
 logger = logging.getLogger(__name__)
 
 PATIENTS_PER_PAGE = 25
+RECENT_EXPORTS = 5
 
 
 @member_required
@@ -130,6 +131,7 @@ def _render_patient(
             "found_distinct": selectors.patient_found_distinct(patient=patient) if admin else [],
             "may_erase": admin and not merged,
             "may_export": admin,
+            "record_exports": list(selectors.record_exports_of(patient=patient)[:RECENT_EXPORTS]) if admin else [],
         },
         status=status,
     )
@@ -275,18 +277,6 @@ def patient_erase(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "diagnosis/patient_erase.html", {
         "patient": patient, "form": form, "preview": selectors.patient_erasure_preview(patient=patient),
     }, status=400 if request.method == "POST" else 200)
-
-
-@organization_admin_required
-@require_GET
-def patient_export(request: HttpRequest, pk: int) -> HttpResponse:
-    """The patient's whole record as one ZIP (a subject access request, a move to another hospital)."""
-    patient = patient_or_404(request, pk)
-    response = record_export.patient_record_response(patient=patient, user=request.user,
-                                                     base_url=request.build_absolute_uri("/"))
-    services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.EXPORT,
-                                   channel=PatientAccess.Channel.WEB)
-    return response
 
 
 DUPLICATE_PAIRS_SHOWN = 200
