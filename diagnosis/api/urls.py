@@ -3,6 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from .views import (
     AboutModelView, AccessLogView, ArchiveViewSet, ErasureListView, AgreementView, DicomStoreView, DicomStudyStoreView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
+    RecordExportViewSet,
     ScanViewSet, WorklistView,
 )
 
@@ -14,6 +15,7 @@ router.register("scans", ScanViewSet, basename="scan")
 router.register("members", MemberViewSet, basename="member")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("archive", ArchiveViewSet, basename="archive")
+router.register("record-exports", RecordExportViewSet, basename="record-export")
 
 urlpatterns = [
     path("worklist/", WorklistView.as_view(), name="worklist"),

@@ -44,3 +44,15 @@ def test_clinicians_other_organizations_and_erased_records_get_no_export(client,
 
     assert token_client(boss).get(EXPORT.format(id=patient.pk)).status_code == 410
     assert not PatientAccess.objects.filter(what="export").exists()
+
+
+def test_a_record_too_large_for_one_request_is_refused_with_where_to_ask(client, boss, patient, monkeypatch):
+    from diagnosis import record_export
+
+    monkeypatch.setattr(record_export, "MAX_DIRECT_SCANS", 0)
+
+    response = token_client(boss).get(EXPORT.format(id=patient.pk), HTTP_ACCEPT="application/zip")
+
+    assert response.status_code == 409
+    assert f"POST /api/v1/patients/{patient.pk}/exports/" in response.json()["detail"]
+    assert not PatientAccess.objects.filter(what="export").exists()

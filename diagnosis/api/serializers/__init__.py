@@ -31,6 +31,7 @@ from .records import (
     WorklistScanSerializer,
 )
 from .studies import StudySummarySerializer
+from .exports import RecordExportSerializer
 from .archive import (ArchiveCheckSerializer, ArchiveClientCertificateSerializer, ArchiveDeliverySerializer,
                       ArchiveOAuthSerializer, ArchiveSentSerializer, ArchiveSettingsSerializer, ArchiveSinceSerializer)
 from .staff import (
@@ -46,6 +47,7 @@ from .staff import (
 )
 
 __all__ = [
+    "RecordExportSerializer",
     "AccessLogEntrySerializer",
     "AccessLogFilterSerializer",
     "AgreementSerializer",

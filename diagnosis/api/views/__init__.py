@@ -3,10 +3,11 @@ result notifications (``notifications``), where AI results are stored in its arc
 
 from .archive import ArchiveViewSet
 from .dicomweb import DicomStoreView, DicomStudyStoreView
+from .exports import RecordExportViewSet
 from .members import MemberViewSet
 from .notifications import NotificationViewSet
 from .performance import AboutModelView, PerformanceView
 from .records import AccessLogView, AgreementView, ErasureListView, PatientViewSet, WorklistView
 from .scans import ScanViewSet
 
-__all__ = ["AboutModelView", "ArchiveViewSet", "AccessLogView", "AgreementView", "DicomStoreView", "DicomStudyStoreView", "ErasureListView", "MemberViewSet", "NotificationViewSet", "PatientViewSet", "PerformanceView", "ScanViewSet", "WorklistView"]
+__all__ = ["AboutModelView", "ArchiveViewSet", "AccessLogView", "AgreementView", "DicomStoreView", "DicomStudyStoreView", "ErasureListView", "MemberViewSet", "NotificationViewSet", "PatientViewSet", "PerformanceView", "RecordExportViewSet", "ScanViewSet", "WorklistView"]

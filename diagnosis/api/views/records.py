@@ -19,7 +19,7 @@ from rest_framework.response import Response
 
 from ... import record_export, selectors, services
 from ...models import Patient, PatientAccess, Scan
-from ..exceptions import Gone
+from ..exceptions import Conflict, Gone
 from ..permissions import (HasMembership, IsOrganizationAdministrator, MayErasePatients, MayExportRecords,
                            MayMergePatients, MayReadAccessLog)
 from ..renderers import ZipRenderer
@@ -37,6 +37,7 @@ from ..serializers import (
     PatientMergeUndoSerializer,
     PatientSerializer,
     PatientUpdateSerializer,
+    RecordExportSerializer,
     StudySummarySerializer,
     TrainingUseSerializer,
     WorklistFilterSerializer,
@@ -183,22 +184,44 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         responses={(200, "application/zip"): OpenApiTypes.BINARY,
-                   403: OpenApiResponse(description="Not an administrator.")},
+                   403: OpenApiResponse(description="Not an administrator."),
+                   409: OpenApiResponse(description="Over 500 scans: ask for it with POST exports/.")},
         description="The patient's whole record as one ZIP, for a subject access request or a move to another "
         "hospital: patient.json (details, corrections, former MRNs, merges), access-log.csv (who opened it when), "
         "and per scan scan.json (every AI result and review), the slice as stored, the heat map, the PDF report "
         "and the FHIR R4 Bundle. Scans withdrawn as entered in error are left out (they may show another person); "
-        "README.txt counts them. Recorded in the access log. Administrators only.",
+        "README.txt counts them. Recorded in the access log. Administrators only. Built in the request, for a "
+        "record of up to 500 scans (409 beyond: ask for it with POST exports/, which any record may).",
     )
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, ZipRenderer],
             permission_classes=[IsAuthenticated, HasMembership, MayExportRecords])
     def export(self, request: Request, pk: str | None = None) -> FileResponse:
         patient = self.get_object()
+        scans = selectors.scan_list(user=request.user, patient=patient).filter(withdrawn_at=None).count()
+        if scans > record_export.MAX_DIRECT_SCANS:
+            raise Conflict(detail=(
+                f"This record has {scans} scans, more than the {record_export.MAX_DIRECT_SCANS} one request builds "
+                f"in time: POST /api/v1/patients/{patient.pk}/exports/ and download the ZIP when it is ready."))
         response = record_export.patient_record_response(patient=patient, user=request.user,
                                                          base_url=request.build_absolute_uri("/"))
         services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.EXPORT,
                                        channel=PatientAccess.Channel.API)
         return response
+
+    @extend_schema(
+        request=None,
+        responses={202: RecordExportSerializer, 403: OpenApiResponse(description="Not an administrator.")},
+        description="Ask for the patient's whole record as one ZIP (as GET export/ answers it), built by the worker "
+        "for a record of any size: 202 with the export; poll its url until status is done, then GET its "
+        "download_url. Asking again while your export of this record is being built answers that one. The file is "
+        "deleted a day after it is built (KIDNEYWEB_RECORD_EXPORT_KEEP_HOURS). Administrators only.",
+    )
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, HasMembership, MayExportRecords])
+    def exports(self, request: Request, pk: str | None = None) -> Response:
+        patient = self.get_object()
+        export = services.record_export_request(patient=patient, user=request.user,
+                                                base_url=request.build_absolute_uri("/"))
+        return Response(RecordExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         request=PatientEraseSerializer,
