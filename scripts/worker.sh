@@ -2,7 +2,8 @@
 # Starts the Celery workers that consume QUEUES (default inference,training,celery) in the foreground.
 # The training queue gets a worker process of its own: a training run holds its worker for minutes to
 # hours, and a diagnosis must never wait behind it. The training worker runs one task at a time and a
-# fresh pool process per run (TensorFlow gives memory back only when its process ends).
+# fresh pool process per run (TensorFlow gives memory back only when its process ends). It also builds
+# whole-record exports, which take minutes for a large record.
 # SIGTERM/Ctrl-C stop every worker; if one exits the others are stopped too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
