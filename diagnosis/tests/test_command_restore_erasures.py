@@ -71,3 +71,23 @@ def test_a_backup_made_after_the_erasure_restores_as_it_was(tmp_path):
 
     assert "erased again" not in stderr.getvalue()
     assert list(PatientErasure.objects.values_list("pk", "patient_id")) == [(erasure.pk, patient.pk)]
+
+
+def test_a_record_whose_merge_into_the_erased_one_was_undone_after_the_backup_keeps_its_scans(tmp_path):
+    boss = MembershipFactory(role=Membership.Role.ADMIN, user__username="boss").user
+    organization = boss.membership.organization
+    withdrew = PatientFactory(organization=organization, name="Zebedee Quartermain", mrn="QX-3")
+    own = ScanFactory(patient=withdrew, uploaded_by=boss)
+    other = PatientFactory(organization=organization, name="Zebedee Quartermaine", mrn="QX-4",
+                           birth_date=withdrew.birth_date)
+    theirs = ScanFactory(patient=other, uploaded_by=boss)
+    services.patient_merge(duplicate=other, into=withdrew, user=boss, reason="registered twice")
+    backup = _backup(tmp_path / "backups")  # the merge stands in the backup
+    services.patient_merge_undo(duplicate=other, user=boss, reason="two people after all")
+    services.patient_erase(patient=withdrew, user=boss, reason="consent withdrawn", confirm_mrn="QX-3")
+
+    call_command("restore", str(backup), "--replace", stderr=StringIO())
+
+    assert list(Patient.objects.all()) == [other] and Patient.objects.get().merged_into is None
+    assert list(Scan.objects.all()) == [theirs] and Scan.objects.get().patient_id == other.pk
+    assert not Scan.objects.filter(pk=own.pk).exists()
