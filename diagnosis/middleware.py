@@ -15,12 +15,19 @@ from django.utils.http import urlencode
 from . import selectors
 
 
+# Set in the session of a login through the hospital's sign-on (views.accounts.sso_callback).
+SIGNED_ON = "kidneyweb_signed_on"
+
+
 class AccountGateMiddleware:
     """Each gate opens only its own pages (and logging out) until it is passed, in this order:
 
     1. A member with an authenticator confirms the login with a code: the password alone opens nothing.
     2. A temporary password, which an administrator handed over and others may have seen, is replaced.
     3. Where the organization requires two-factor authentication, a member without it sets it up.
+
+    A login through the hospital's sign-on passes 2 and 3: the hospital's identity provider owns the password
+    and the second factor.
 
     Token-authenticated API requests are not sessions and pass (DRF authenticates them later).
     """
@@ -59,6 +66,10 @@ class AccountGateMiddleware:
             return ([reverse("two_factor_verify"), reverse("two_factor_recover")],
                     "Enter the code from your authenticator app to finish logging in.")
         if membership is None:
+            return None
+        if request.session.get(SIGNED_ON):
+            # Logged in through the hospital's sign-on: its password and multi-factor policies apply, and the
+            # kidneyweb password (temporary or not) was not used.
             return None
         if membership.password_change_required:
             return [reverse("password_change")], "You logged in with a temporary password. Choose your own to go on."

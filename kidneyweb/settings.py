@@ -500,6 +500,16 @@ AUTHENTICATION_BACKENDS = ["diagnosis.auth.ThrottledModelBackend"]
 OTP_TOTP_ISSUER = os.environ.get("KIDNEYWEB_TOTP_ISSUER", "kidneyweb")
 KIDNEYWEB_LOGIN_MAX_FAILURES = env_int("KIDNEYWEB_LOGIN_MAX_FAILURES", 5)
 KIDNEYWEB_LOGIN_LOCK_MINUTES = env_int("KIDNEYWEB_LOGIN_LOCK_MINUTES", 15)
+# Single sign-on with the hospital's OpenID Connect provider (diagnosis.sso): its issuer URL (discovery at
+# {issuer}/.well-known/openid-configuration) and kidneyweb's client there, registered with the redirect URI
+# https://<host>/accounts/sso/callback/. Unset: password logins only.
+KIDNEYWEB_OIDC_ISSUER = os.environ.get("KIDNEYWEB_OIDC_ISSUER", "")
+KIDNEYWEB_OIDC_CLIENT_ID = os.environ.get("KIDNEYWEB_OIDC_CLIENT_ID", "")
+KIDNEYWEB_OIDC_CLIENT_SECRET = os.environ.get("KIDNEYWEB_OIDC_CLIENT_SECRET", "")
+KIDNEYWEB_OIDC_SCOPE = os.environ.get("KIDNEYWEB_OIDC_SCOPE", "openid profile email")
+# The ID token's claim that holds the kidneyweb username (Entra ID: preferred_username is the UPN).
+KIDNEYWEB_OIDC_USERNAME_CLAIM = os.environ.get("KIDNEYWEB_OIDC_USERNAME_CLAIM", "preferred_username")
+KIDNEYWEB_OIDC_LABEL = os.environ.get("KIDNEYWEB_OIDC_LABEL", "Log in with your hospital account")
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging ----------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from diagnosis.api.views.docs import DocsView, SchemaView
-from diagnosis.auth import LoginForm
 from diagnosis.views import accounts
+from diagnosis.views import sso as sso_views
 from diagnosis.views.accounts import PasswordChangeView
 
 from .health import healthz
@@ -13,8 +13,9 @@ from .metrics import metrics
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=LoginForm),
-         name="login"),
+    path("accounts/login/", sso_views.LoginView.as_view(), name="login"),
+    path("accounts/sso/", sso_views.sso_start, name="sso_start"),
+    path("accounts/sso/callback/", sso_views.sso_callback, name="sso_callback"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", PasswordChangeView.as_view(), name="password_change"),
     path("accounts/", accounts.account, name="account"),

@@ -94,6 +94,7 @@ from .staff import (
     pacs_stored_of,
     webhook_deliveries,
     webhook_delivery_get,
+    user_for_sign_on,
 )
 from .tenancy import UserLike, is_organization_admin, membership_of, organization_of
 from .studies import StudySummary, patient_studies
@@ -111,6 +112,7 @@ from .worklist import (
 )
 
 __all__ = [
+    "user_for_sign_on",
     "ErasurePreview",
     "erasures",
     "record_export_get",

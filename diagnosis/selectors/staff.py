@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import (Count, DateTimeField, Exists, ExpressionWrapper, F, IntegerField, OuterRef, Q,
                               QuerySet, Subquery, Value)
@@ -58,6 +59,14 @@ def certificate_summary(chain: str) -> CertificateSummary | None:
 def archive_client_certificate(*, organization: Organization) -> CertificateSummary | None:
     """What the organization's client certificate for its archive says, or None."""
     return certificate_summary(organization.pacs_client_certificate)
+
+
+def user_for_sign_on(*, username: str) -> AbstractBaseUser | None:
+    """The active account a sign-on's username names (identity providers differ in case: it is set aside), or None;
+    None too when two accounts differ only in case, rather than guess."""
+    User = get_user_model()
+    found = list(User.objects.filter(**{f"{User.USERNAME_FIELD}__iexact": username}, is_active=True)[:2])
+    return found[0] if len(found) == 1 else None
 
 
 def api_token_of(*, user: AbstractBaseUser) -> ApiToken | None:

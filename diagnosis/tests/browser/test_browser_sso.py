@@ -1,0 +1,37 @@
+"""A clinician logs in with the hospital account, in a real browser: the login page offers the hospital's sign-on,
+the browser goes to the identity provider (a real OpenID Connect provider on localhost) and comes back logged in,
+on the page it was going to."""
+
+import pytest
+from playwright.sync_api import expect
+
+from diagnosis import sso
+
+from .. import oidc_provider
+from ..factories import MembershipFactory, PatientFactory
+
+
+@pytest.fixture
+def provider(settings):
+    state, server = oidc_provider.start(client_id="kidneyweb", client_secret="s3cret")
+    settings.KIDNEYWEB_OIDC_ISSUER, settings.KIDNEYWEB_OIDC_CLIENT_ID = state.url, "kidneyweb"
+    settings.KIDNEYWEB_OIDC_CLIENT_SECRET = "s3cret"
+    settings.KIDNEYWEB_OIDC_LABEL = "Log in with your St. Elsewhere account"
+    sso.forget()
+    yield state
+    server.shutdown()
+    sso.forget()
+
+
+def test_a_clinician_logs_in_with_the_hospital_account(page, organization, provider, screenshot):
+    MembershipFactory(organization=organization, user__username="carol.jones")
+    patient = PatientFactory(organization=organization, name="Ada Lovelace")
+    provider.user = "carol.jones"
+
+    page.goto(f"/patients/{patient.pk}/")  # not logged in: the login page, which comes back here
+    screenshot(page, "login-sign-on")
+    page.get_by_role("link", name="Log in with your St. Elsewhere account").click()
+
+    expect(page.get_by_role("heading", name="Ada Lovelace")).to_be_visible()
+    expect(page.locator(".account")).to_contain_text("carol.jones")
+    assert provider.token_requests and page.url.endswith(f"/patients/{patient.pk}/")

@@ -1,0 +1,94 @@
+"""Logging in through the hospital's identity provider (``diagnosis.sso``), and the login page that offers it."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from .. import selectors, sso
+from ..auth import LoginForm
+from ..middleware import SIGNED_ON
+
+logger = logging.getLogger(__name__)
+
+PENDING = "kidneyweb_sign_on"  # the session's record of a sign-on on its way: state, nonce, PKCE verifier, next
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page, offering the hospital's sign-on above the password form where it is set up."""
+
+    authentication_form = LoginForm
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["sign_on_label"] = settings.KIDNEYWEB_OIDC_LABEL if sso.enabled() else ""
+        return context
+
+
+def _safe_next(request: HttpRequest) -> str:
+    next_url = request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return next_url
+    return ""
+
+
+def _refused(request: HttpRequest, message: str) -> HttpResponse:
+    messages.error(request, message)
+    return redirect("login")
+
+
+def _callback_uri(request: HttpRequest) -> str:
+    return request.build_absolute_uri(reverse("sso_callback"))
+
+
+@never_cache
+@require_GET
+def sso_start(request: HttpRequest) -> HttpResponse:
+    if not sso.enabled():
+        raise Http404("Single sign-on is not set up here.")
+    try:
+        started = sso.start(redirect_uri=_callback_uri(request))
+    except sso.SignOnFailed as exc:
+        return _refused(request, str(exc))
+    request.session[PENDING] = {"state": started.state, "nonce": started.nonce, "verifier": started.verifier,
+                                "next": _safe_next(request)}
+    return redirect(started.url)
+
+
+@never_cache
+@require_GET
+def sso_callback(request: HttpRequest) -> HttpResponse:
+    if not sso.enabled():
+        raise Http404("Single sign-on is not set up here.")
+    pending = request.session.pop(PENDING, None)
+    if request.GET.get("error"):
+        said = request.GET.get("error_description") or request.GET["error"]
+        return _refused(request, f"The hospital's sign-on service did not log you in: {said[:200]}")
+    if not pending or not request.GET.get("state") or request.GET["state"] != pending["state"]:
+        # A callback this browser did not ask for (or one used already): a forged login must not succeed.
+        return _refused(request, "This sign-on was not started here, or was used already: log in again.")
+    try:
+        username = sso.finish(code=request.GET.get("code", ""), redirect_uri=_callback_uri(request),
+                              nonce=pending["nonce"], verifier=pending["verifier"])
+    except sso.SignOnFailed as exc:
+        return _refused(request, str(exc))
+    user = selectors.user_for_sign_on(username=username)
+    if user is None:
+        logger.warning("Sign-on: no active kidneyweb account for %r", username)
+        return _refused(request, f"There is no kidneyweb account for {username} (or it is deactivated): ask "
+                                 "your organization's administrator to add you.")
+    login(request, user, backend="diagnosis.auth.ThrottledModelBackend")
+    request.session[SIGNED_ON] = True
+    logger.info("Sign-on: %s logged in through the hospital's identity provider", user.get_username())
+    return redirect(pending.get("next") or settings.LOGIN_REDIRECT_URL)
