@@ -17,8 +17,6 @@ from ..factories import (PASSWORD, DonePredictionFactory, MembershipFactory, Mod
                          PredictionFactory, ReviewFactory, ScanFactory, done_probabilities)
 from .conftest import log_in
 
-pytestmark = pytest.mark.integration
-
 CHECK = (Path(__file__).parent / "contrast.js").read_text()
 
 
