@@ -493,6 +493,12 @@ KIDNEYWEB_WEBHOOK_ALLOW_HTTP = env_bool("KIDNEYWEB_WEBHOOK_ALLOW_HTTP", False)
 KIDNEYWEB_PACS_ALLOW_HTTP = env_bool("KIDNEYWEB_PACS_ALLOW_HTTP", False)
 # kidneyweb's AE title for an archive reached by DIMSE: the archive's administrator registers it.
 KIDNEYWEB_DICOM_AE_TITLE = os.environ.get("KIDNEYWEB_DICOM_AE_TITLE", "KIDNEYWEB")[:16]
+# The DICOM listener (`manage.py dicom_listener`, DIMSE C-STORE) takes CT slices from the archive or a modality
+# on this port, called as KIDNEYWEB_DICOM_AE_TITLE, from the AE titles of KIDNEYWEB_DICOM_PEERS only:
+# "PACS=pacs-router,CT1=ct-scanner", each with the kidneyweb account its slices are filed as (an API client of
+# the organization, `manage.py create_api_client`), so they land in that organization as its uploads do.
+KIDNEYWEB_DICOM_LISTEN_PORT = env_int("KIDNEYWEB_DICOM_LISTEN_PORT", 11112)
+KIDNEYWEB_DICOM_PEERS = env_list("KIDNEYWEB_DICOM_PEERS", [])
 # Password guessing: this many failed logins for one username within the window lock it for the rest
 # of the window, the right password included (diagnosis.auth).
 AUTHENTICATION_BACKENDS = ["diagnosis.auth.ThrottledModelBackend"]
