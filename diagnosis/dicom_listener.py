@@ -4,13 +4,16 @@ the patient its PatientID names, diagnosed like any upload, a refusal kept for t
 kidneyweb account configured for the sender's AE title, so it lands in that account's organization.
 
 Only the AE titles configured (``KIDNEYWEB_DICOM_PEERS``) may open an association, and only by calling kidneyweb's
-own AE title; C-ECHO answers the archive's administrator checking the connection. DIMSE is unencrypted: for the
-hospital's network only, as for results sent by it.
+own AE title; C-ECHO answers the archive's administrator checking the connection. Plain DIMSE is unencrypted and
+an AE title is only a name: over TLS (``tls_context``), with the senders' certificates required where a client CA
+is set, the slices are private on the wire and only a sender holding a certificate the hospital's CA signed
+connects.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -75,8 +78,26 @@ def store(*, peer: Peer, data: bytes) -> tuple[int, str]:
         close_old_connections()
 
 
-def server(*, ae_title: str, peers: list[Peer], port: int, host: str = "0.0.0.0"):
-    """The listening storage SCP (pynetdicom), started in the background; ``.shutdown()`` stops it."""
+def tls_context(*, cert: str, key: str, client_ca: str = "") -> ssl.SSLContext:
+    """A server context with the listener's certificate chain and key (PEM files), TLS 1.2 at least; requiring the
+    sender's certificate, signed by ``client_ca``, when given. Raises ImproperlyConfigured for a file it cannot
+    use."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+        if client_ca:
+            context.load_verify_locations(cafile=client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise ImproperlyConfigured(f"The DICOM listener's TLS files cannot be used: {exc}") from exc
+    return context
+
+
+def server(*, ae_title: str, peers: list[Peer], port: int, host: str = "0.0.0.0",
+           tls: ssl.SSLContext | None = None):
+    """The listening storage SCP (pynetdicom), over ``tls`` when given, started in the background; ``.shutdown()``
+    stops it."""
     from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
     from pynetdicom.sop_class import CTImageStorage, EnhancedCTImageStorage, Verification
 
@@ -97,7 +118,7 @@ def server(*, ae_title: str, peers: list[Peer], port: int, host: str = "0.0.0.0"
     for sop_class in (CTImageStorage, EnhancedCTImageStorage):
         ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
     ae.add_supported_context(Verification)
-    return ae.start_server((host, port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    return ae.start_server((host, port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)], ssl_context=tls)
 
 
 def _status(code: int, comment: str):

@@ -499,6 +499,12 @@ KIDNEYWEB_DICOM_AE_TITLE = os.environ.get("KIDNEYWEB_DICOM_AE_TITLE", "KIDNEYWEB
 # the organization, `manage.py create_api_client`), so they land in that organization as its uploads do.
 KIDNEYWEB_DICOM_LISTEN_PORT = env_int("KIDNEYWEB_DICOM_LISTEN_PORT", 11112)
 KIDNEYWEB_DICOM_PEERS = env_list("KIDNEYWEB_DICOM_PEERS", [])
+# The listener over TLS (PS3.15 B.1; port 2762 by convention): its certificate chain and key (PEM files). With
+# KIDNEYWEB_DICOM_TLS_CLIENT_CA too, only senders presenting a certificate that CA signed connect (an AE title
+# alone proves nothing).
+KIDNEYWEB_DICOM_TLS_CERT = os.environ.get("KIDNEYWEB_DICOM_TLS_CERT", "")
+KIDNEYWEB_DICOM_TLS_KEY = os.environ.get("KIDNEYWEB_DICOM_TLS_KEY", "")
+KIDNEYWEB_DICOM_TLS_CLIENT_CA = os.environ.get("KIDNEYWEB_DICOM_TLS_CLIENT_CA", "")
 # Password guessing: this many failed logins for one username within the window lock it for the rest
 # of the window, the right password included (diagnosis.auth).
 AUTHENTICATION_BACKENDS = ["diagnosis.auth.ThrottledModelBackend"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from django.core.management import CommandError, call_command
 from diagnosis.models import DicomStoreRefusal, Membership, Prediction, Scan
 from mlcore.synthetic import dicom_bytes
 
+from . import certificates
 from .celery_worker import database_url_of_the_test_database
 from .factories import MembershipFactory, ModelVersionFactory, PatientFactory
 
@@ -39,11 +41,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _listener(tmp_path, peers: str = f"PACS={ROUTER}") -> Iterator[int]:
+def _listener(tmp_path, peers: str = f"PACS={ROUTER}", **more: str) -> Iterator[int]:
     port = _free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "kidneyweb.settings_test",
            "DATABASE_URL": database_url_of_the_test_database(), "KIDNEYWEB_DICOM_PEERS": peers,
-           "KIDNEYWEB_DICOM_AE_TITLE": "KIDNEYWEB", "PYTHONUNBUFFERED": "1"}
+           "KIDNEYWEB_DICOM_AE_TITLE": "KIDNEYWEB", "PYTHONUNBUFFERED": "1", **more}
     log = tmp_path / "listener.log"
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "manage.py", "dicom_listener", "--host", "127.0.0.1", "--port",
@@ -64,15 +66,18 @@ def _slice(mrn: str, seed: int = 0) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(dicom_bytes(pixels, patient_id=mrn, study_description="CT ABDOMEN")))
 
 
-def _send(port: int, dataset: pydicom.Dataset | None, *, calling: str = "PACS", called: str = "KIDNEYWEB"):
-    """The status the listener answers (C-STORE, or C-ECHO for no dataset); None when it refused the association."""
+def _send(port: int, dataset: pydicom.Dataset | None, *, calling: str = "PACS", called: str = "KIDNEYWEB",
+          tls: ssl.SSLContext | None = None):
+    """The status the listener answers (C-STORE, or C-ECHO for no dataset); None when it refused the association
+    (or the TLS handshake failed)."""
     from pynetdicom import AE
     from pynetdicom.sop_class import CTImageStorage, Verification
 
     ae = AE(ae_title=calling)
     ae.add_requested_context(CTImageStorage)
     ae.add_requested_context(Verification)
-    association = ae.associate("127.0.0.1", port, ae_title=called)
+    association = ae.associate("127.0.0.1", port, ae_title=called,
+                               tls_args=(tls, "127.0.0.1") if tls is not None else None)
     if not association.is_established:
         return None
     try:
@@ -139,3 +144,31 @@ def test_the_listener_will_not_start_without_senders_or_with_an_account_it_does_
     with pytest.raises(CommandError, match="AE_TITLE=username"):
         call_command("dicom_listener")
     assert Membership.objects.count() == 0
+    MembershipFactory(organization=organization, user__username="nobody")
+    settings.KIDNEYWEB_DICOM_PEERS = ["PACS=nobody"]
+    settings.KIDNEYWEB_DICOM_TLS_CERT, settings.KIDNEYWEB_DICOM_TLS_KEY = "/no/such/cert.pem", "/no/such/key.pem"
+    with pytest.raises(CommandError, match="TLS files cannot be used"):
+        call_command("dicom_listener")
+
+
+def test_over_tls_only_a_sender_with_a_certificate_the_hospitals_ca_signed_connects(tmp_path, organization, router):
+    PatientFactory(organization=organization, mrn="00123456")
+    hospital_ca = certificates.issue("Hospital CA", ca=True)
+    server_cert, server_key = certificates.issue("kidneyweb", by=hospital_ca, host="127.0.0.1").write(tmp_path, "server")
+    (tmp_path / "ca.pem").write_text(hospital_ca.pem)
+
+    def sender(signed_by) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        cert, key = certificates.client("PACS", by=signed_by).write(tmp_path, f"client-{id(signed_by)}")
+        context.load_cert_chain(cert, key)
+        return context
+
+    with _listener(tmp_path, KIDNEYWEB_DICOM_TLS_CERT=str(server_cert), KIDNEYWEB_DICOM_TLS_KEY=str(server_key),
+                   KIDNEYWEB_DICOM_TLS_CLIENT_CA=str(tmp_path / "ca.pem")) as port:
+        assert "(TLS, senders' certificates required)" in (tmp_path / "listener.log").read_text()
+        plain = _send(port, None)
+        stranger = _send(port, None, tls=sender(certificates.issue("Another CA", ca=True)))
+        stored = _send(port, _slice("00123456"), tls=sender(hospital_ca))
+
+    assert plain is None and stranger is None
+    assert stored.Status == 0x0000 and Scan.objects.count() == 1

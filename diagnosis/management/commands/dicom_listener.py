@@ -33,10 +33,21 @@ class Command(BaseCommand):
             raise CommandError("; ".join(f"{peer.ae_title}: no active kidneyweb account {peer.username!r} in an "
                                          "organization (manage.py create_api_client)" for peer in missing))
         port = port or settings.KIDNEYWEB_DICOM_LISTEN_PORT
-        server = dicom_listener.server(ae_title=settings.KIDNEYWEB_DICOM_AE_TITLE, peers=peers, port=port, host=host)
+        tls, over = None, "plain DIMSE"
+        if settings.KIDNEYWEB_DICOM_TLS_CERT or settings.KIDNEYWEB_DICOM_TLS_KEY:
+            try:
+                tls = dicom_listener.tls_context(cert=settings.KIDNEYWEB_DICOM_TLS_CERT,
+                                                 key=settings.KIDNEYWEB_DICOM_TLS_KEY,
+                                                 client_ca=settings.KIDNEYWEB_DICOM_TLS_CLIENT_CA)
+            except ImproperlyConfigured as exc:
+                raise CommandError(str(exc)) from None
+            over = ("TLS, senders' certificates required" if settings.KIDNEYWEB_DICOM_TLS_CLIENT_CA
+                    else "TLS")
+        server = dicom_listener.server(ae_title=settings.KIDNEYWEB_DICOM_AE_TITLE, peers=peers, port=port, host=host,
+                                       tls=tls)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        self.stdout.write(f"Listening on {host}:{port} as {settings.KIDNEYWEB_DICOM_AE_TITLE} for "
+        self.stdout.write(f"Listening on {host}:{port} ({over}) as {settings.KIDNEYWEB_DICOM_AE_TITLE} for "
                           f"{', '.join(f'{p.ae_title} (as {p.username})' for p in peers)}", ending="\n")
         self.stdout.flush()
         try:
