@@ -30,6 +30,7 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 TIMEOUT = 10  # seconds for each call to the provider
+LEEWAY = 60  # seconds of clock difference allowed with the provider
 DISCOVERY_SECONDS = 3600  # how long the provider's configuration is kept
 _discovered: dict[str, tuple[dict[str, Any], float]] = {}
 _jwks_clients: dict[str, jwt.PyJWKClient] = {}
@@ -48,6 +49,7 @@ class Started:
     state: str
     nonce: str
     verifier: str
+    at: float  # when it started (epoch seconds): a login the provider checked must not be older
 
 
 def enabled() -> bool:
@@ -90,17 +92,21 @@ def start(*, redirect_uri: str) -> Started:
     """The provider's address to send the browser to, asking for a code for ``redirect_uri``."""
     state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    query = urllib.parse.urlencode({
+    asked = {
         "response_type": "code", "client_id": settings.KIDNEYWEB_OIDC_CLIENT_ID, "redirect_uri": redirect_uri,
         "scope": settings.KIDNEYWEB_OIDC_SCOPE, "state": state, "nonce": nonce, "code_challenge": challenge,
-        "code_challenge_method": "S256"})
+        "code_challenge_method": "S256"}
+    if settings.KIDNEYWEB_OIDC_PROMPT_LOGIN:
+        asked["prompt"] = "login"
     endpoint = configuration()["authorization_endpoint"]
-    return Started(url=f"{endpoint}{'&' if '?' in endpoint else '?'}{query}", state=state, nonce=nonce,
-                   verifier=verifier)
+    return Started(url=f"{endpoint}{'&' if '?' in endpoint else '?'}{urllib.parse.urlencode(asked)}", state=state,
+                   nonce=nonce, verifier=verifier, at=time.time())
 
 
-def finish(*, code: str, redirect_uri: str, nonce: str, verifier: str) -> str:
-    """Exchange the code for an ID token, check it, and return the username it names."""
+def finish(*, code: str, redirect_uri: str, nonce: str, verifier: str, started_at: float) -> str:
+    """Exchange the code for an ID token, check it, and return the username it names. With
+    KIDNEYWEB_OIDC_PROMPT_LOGIN, a token saying the user logged in at the provider before this sign-on started
+    (``auth_time``: the provider passed on an open session) is refused."""
     config = configuration()
     body = urllib.parse.urlencode({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
                                    "code_verifier": verifier}).encode()
@@ -123,6 +129,11 @@ def finish(*, code: str, redirect_uri: str, nonce: str, verifier: str) -> str:
     if not id_token:
         raise SignOnFailed("The hospital's sign-on service sent no identity token.")
     claims = _checked(id_token, config=config, nonce=nonce)
+    logged_in_at = claims.get("auth_time")
+    if settings.KIDNEYWEB_OIDC_PROMPT_LOGIN and isinstance(logged_in_at, (int, float)) \
+            and logged_in_at < started_at - LEEWAY:
+        raise SignOnFailed("The hospital's sign-on service did not ask who is logging in (it passed on a session "
+                           "open on this device): log in again.")
     username = claims.get(settings.KIDNEYWEB_OIDC_USERNAME_CLAIM)
     if not isinstance(username, str) or not username.strip():
         raise SignOnFailed(f"The hospital's sign-on service did not say who you are "
@@ -146,7 +157,7 @@ def _checked(id_token: str, *, config: dict[str, Any], nonce: str) -> dict[str, 
     try:
         key = client.get_signing_key_from_jwt(id_token)
         claims = jwt.decode(id_token, key.key, algorithms=_algorithms(config), audience=settings.KIDNEYWEB_OIDC_CLIENT_ID,
-                            issuer=config["issuer"], leeway=60, options={"require": ["exp", "iat", "iss", "aud",
+                            issuer=config["issuer"], leeway=LEEWAY, options={"require": ["exp", "iat", "iss", "aud",
                                                                                     "sub"]})
     except (jwt.PyJWTError, jwt.PyJWKClientError) as exc:
         logger.warning("Sign-on: identity token refused: %s", exc)

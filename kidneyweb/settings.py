@@ -522,6 +522,10 @@ KIDNEYWEB_OIDC_SCOPE = os.environ.get("KIDNEYWEB_OIDC_SCOPE", "openid profile em
 # The ID token's claim that holds the kidneyweb username (Entra ID: preferred_username is the UPN).
 KIDNEYWEB_OIDC_USERNAME_CLAIM = os.environ.get("KIDNEYWEB_OIDC_USERNAME_CLAIM", "preferred_username")
 KIDNEYWEB_OIDC_LABEL = os.environ.get("KIDNEYWEB_OIDC_LABEL", "Log in with your hospital account")
+# Ward workstations are shared: the provider is asked to check who is logging in every time (prompt=login), not
+# to pass on the session the previous user left open there. false: its session is taken as it is (single-user
+# devices).
+KIDNEYWEB_OIDC_PROMPT_LOGIN = env_bool("KIDNEYWEB_OIDC_PROMPT_LOGIN", True)
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging ----------------------------------------------------------------------------------------

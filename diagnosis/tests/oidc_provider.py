@@ -28,7 +28,8 @@ class Provider:
     client_secret: str
     user: str | None = None  # who is logged in at the provider; None: it answers access_denied
     claim: str = "preferred_username"
-    forge: str = ""  # "", "audience", "expired", "key", "nonce"
+    forge: str = ""  # "", "audience", "expired", "key", "nonce", "session" (an old login passed on)
+    prompts: list[str] = field(default_factory=list)  # the prompt each authorization request asked for
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
 
@@ -69,6 +70,7 @@ def start(*, client_id: str, client_secret: str) -> tuple[Provider, ThreadingHTT
                 return self._json(200, {"keys": [public]})
             if path == "/authorize":
                 back = params["redirect_uri"]
+                state.prompts.append(params.get("prompt", ""))
                 if params.get("client_id") != state.client_id or params.get("code_challenge_method") != "S256":
                     answer = {"error": "invalid_request", "state": params.get("state", "")}
                 elif state.user is None:
@@ -100,7 +102,8 @@ def start(*, client_id: str, client_secret: str) -> tuple[Provider, ThreadingHTT
                 return self._json(400, {"error": "invalid_grant"})
             now = int(time.time())
             claims = {"iss": state.url, "sub": f"sub-{issued['user']}", "aud": state.client_id, "iat": now,
-                      "exp": now + 300, "nonce": issued["nonce"], state.claim: issued["user"]}
+                      "exp": now + 300, "nonce": issued["nonce"], state.claim: issued["user"],
+                      "auth_time": now - 3600 if state.forge == "session" else now}
             if state.forge == "audience":
                 claims["aud"] = "another-application"
             elif state.forge == "expired":

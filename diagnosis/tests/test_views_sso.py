@@ -159,3 +159,20 @@ def test_a_member_who_set_up_a_kidneyweb_authenticator_still_confirms_with_it(cl
     _sign_on(client, provider)
 
     assert client.get("/patients/")["Location"].startswith("/accounts/two-factor/verify/")
+
+
+def test_the_provider_is_asked_who_is_logging_in_each_time_and_a_session_it_passed_on_is_refused(
+        client, provider, clinician, settings):
+    provider.user = "alice"
+    _sign_on(client, provider)
+    assert provider.prompts == ["login"] and _logged_in_as(client) == "alice"
+    client.logout()
+
+    provider.forge = "session"  # the previous user's login at the provider, an hour ago on this workstation
+    refused = _sign_on(client, provider)
+    assert refused["Location"] == "/accounts/login/" and _logged_in_as(client) is None
+    assert "did not ask who is logging in" in client.get("/accounts/login/").content.decode()
+
+    settings.KIDNEYWEB_OIDC_PROMPT_LOGIN = False  # single-user devices: the provider's session is enough
+    _sign_on(client, provider)
+    assert provider.prompts[-1] == "" and _logged_in_as(client) == "alice"

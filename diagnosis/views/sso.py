@@ -62,7 +62,7 @@ def sso_start(request: HttpRequest) -> HttpResponse:
     except sso.SignOnFailed as exc:
         return _refused(request, str(exc))
     request.session[PENDING] = {"state": started.state, "nonce": started.nonce, "verifier": started.verifier,
-                                "next": _safe_next(request)}
+                                "at": started.at, "next": _safe_next(request)}
     return redirect(started.url)
 
 
@@ -80,7 +80,7 @@ def sso_callback(request: HttpRequest) -> HttpResponse:
         return _refused(request, "This sign-on was not started here, or was used already: log in again.")
     try:
         username = sso.finish(code=request.GET.get("code", ""), redirect_uri=_callback_uri(request),
-                              nonce=pending["nonce"], verifier=pending["verifier"])
+                              nonce=pending["nonce"], verifier=pending["verifier"], started_at=pending["at"])
     except sso.SignOnFailed as exc:
         return _refused(request, str(exc))
     user = selectors.user_for_sign_on(username=username)
