@@ -240,3 +240,19 @@ def _fresh_api_request_counts():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def identity_provider(settings):
+    """A real OpenID Connect provider on localhost (tests/oidc_provider.py), set up as the hospital's sign-on."""
+    from diagnosis import sso
+
+    from . import oidc_provider
+
+    state, server = oidc_provider.start(client_id="kidneyweb", client_secret="s3cret-of-the-client")
+    settings.KIDNEYWEB_OIDC_ISSUER, settings.KIDNEYWEB_OIDC_CLIENT_ID = state.url, state.client_id
+    settings.KIDNEYWEB_OIDC_CLIENT_SECRET = state.client_secret
+    sso.forget()
+    yield state
+    server.shutdown()
+    sso.forget()

@@ -14,20 +14,10 @@ from django.test import Client
 from diagnosis import sso
 from diagnosis.models import Authenticator, Membership
 
-from . import oidc_provider
-
-CLIENT_ID, CLIENT_SECRET = "kidneyweb", "s3cret-of-the-client"
-
 
 @pytest.fixture
-def provider(settings):
-    state, server = oidc_provider.start(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    settings.KIDNEYWEB_OIDC_ISSUER, settings.KIDNEYWEB_OIDC_CLIENT_ID = state.url, CLIENT_ID
-    settings.KIDNEYWEB_OIDC_CLIENT_SECRET = CLIENT_SECRET
-    sso.forget()
-    yield state
-    server.shutdown()
-    sso.forget()
+def provider(identity_provider):
+    return identity_provider
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

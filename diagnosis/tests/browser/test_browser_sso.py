@@ -5,22 +5,13 @@ on the page it was going to."""
 import pytest
 from playwright.sync_api import expect
 
-from diagnosis import sso
-
-from .. import oidc_provider
 from ..factories import MembershipFactory, PatientFactory
 
 
 @pytest.fixture
-def provider(settings):
-    state, server = oidc_provider.start(client_id="kidneyweb", client_secret="s3cret")
-    settings.KIDNEYWEB_OIDC_ISSUER, settings.KIDNEYWEB_OIDC_CLIENT_ID = state.url, "kidneyweb"
-    settings.KIDNEYWEB_OIDC_CLIENT_SECRET = "s3cret"
+def provider(identity_provider, settings):
     settings.KIDNEYWEB_OIDC_LABEL = "Log in with your St. Elsewhere account"
-    sso.forget()
-    yield state
-    server.shutdown()
-    sso.forget()
+    return identity_provider
 
 
 def test_a_clinician_logs_in_with_the_hospital_account(page, organization, provider, screenshot):
