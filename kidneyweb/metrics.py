@@ -112,6 +112,13 @@ class DeploymentCollector(Collector):
         yield GaugeMetricFamily("kidneyweb_erasures_files_pending", "Patient erasures whose images are still in "
                                 "storage: the worker deletes them after each erasure; one that stays means storage "
                                 "refuses the deletion (the worker's log says why).", value=snapshot.erasure_files_pending)
+        yield GaugeMetricFamily("kidneyweb_erasure_archive_notes_unstored", "Notes asking an archive to delete an "
+                                "erased patient's AI results that it has not stored (pending or failed): each keeps "
+                                "the patient's name and ID until it is; send the failed ones again (Members page).",
+                                value=snapshot.erasure_notes_unstored)
+        yield GaugeMetricFamily("kidneyweb_record_exports_pending", "Whole-record exports asked for and not built "
+                                "yet (queued or being built, on the training worker).",
+                                value=snapshot.record_exports_pending)
         model = GaugeMetricFamily("kidneyweb_active_model_info", "The model version that diagnoses new scans.",
                                   labels=["name"])
         if snapshot.active_model:

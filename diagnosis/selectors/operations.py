@@ -12,7 +12,7 @@ from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
 from ..models import (
-    ApiToken, DicomStoreRefusal, InputsAlert, ModelVersion, Organization, PacsDelivery, PatientErasure, PerformanceAlert,
+    ApiToken, DicomStoreRefusal, InputsAlert, ModelVersion, Organization, PacsDelivery, PatientErasure, PerformanceAlert, RecordExport,
     Prediction, Review, Scan, WebhookDelivery, WorkerHeartbeat,
 )
 
@@ -40,6 +40,11 @@ class OperationsSnapshot:
     active_model: str | None
     # Erasures whose images are still in storage: the worker deletes them after each erasure (its sweep again).
     erasure_files_pending: int = 0
+    # Notes asking an archive to delete an erased patient's captures that it has not stored (pending or failed):
+    # each keeps the patient's name and ID until it is stored.
+    erasure_notes_unstored: int = 0
+    # Whole-record exports asked for and not built yet (queued or being built).
+    record_exports_pending: int = 0
 
 
 def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSnapshot:
@@ -78,6 +83,10 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
         client_certificates=_client_certificates_expiry(now),
         api_tokens=_api_tokens_expiry(now),
         erasure_files_pending=PatientErasure.objects.filter(files_removed_at__isnull=True).count(),
+        erasure_notes_unstored=PacsDelivery.objects.filter(erasure__isnull=False).exclude(
+            status=PacsDelivery.Status.DELIVERED).count(),
+        record_exports_pending=RecordExport.objects.filter(
+            status__in=[RecordExport.Status.QUEUED, RecordExport.Status.RUNNING]).count(),
     )
 
 

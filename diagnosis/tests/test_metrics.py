@@ -10,7 +10,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from diagnosis import services
-from diagnosis.models import ApiToken, DicomStoreRefusal, InputsAlert, Prediction, WebhookDelivery
+from diagnosis.models import ApiToken, DicomStoreRefusal, InputsAlert, Organization, Prediction, WebhookDelivery
 
 from training.tests.factories import TrainingRunFactory
 
@@ -69,10 +69,19 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     erasures = [services.patient_erase(patient=PatientFactory(organization=organization, mrn=mrn), user=boss,
                                        reason="consent withdrawn", confirm_mrn=mrn) for mrn in ("E-1", "E-2")]
     services.erasure_files_remove(erasure_id=erasures[0].pk)  # the second one's images are still in storage
+    services.record_export_request(patient=PatientFactory(organization=organization), user=boss,
+                                   base_url="http://testserver/")
+    # A patient whose result the archive stored, erased: the archive is asked to delete it, by a note not stored yet.
+    Organization.objects.filter(pk=organization.pk).update(pacs_url="https://pacs.example.org/dicom-web")
+    stored = PacsDeliveryFactory(prediction__scan__patient__organization=organization, status="delivered", attempts=1)
+    services.patient_erase(patient=stored.scan.patient, user=boss, reason="consent withdrawn",
+                           confirm_mrn=stored.scan.patient.mrn)
 
     samples = scrape(client)
 
-    assert samples[("kidneyweb_erasures_files_pending", ())] == 1
+    assert samples[("kidneyweb_erasures_files_pending", ())] == 2
+    assert samples[("kidneyweb_erasure_archive_notes_unstored", ())] == 1
+    assert samples[("kidneyweb_record_exports_pending", ())] == 1
     assert samples[("kidneyweb_predictions_total", (("status", "done"),))] == 3
     assert samples[("kidneyweb_predictions_total", (("status", "queued"),))] == 1
     assert samples[("kidneyweb_predictions_total", (("status", "failed"),))] == 1
