@@ -134,13 +134,13 @@ def _erase_records(*, ids: list[int], erasure: PatientErasure, ask_archive: bool
     Scan.objects.filter(pk__in=scan_ids).delete()
     # Records merged into these are among them, except in a restored backup older than an undone merge: there the
     # record merged meanwhile is kept, standing on its own again as it did when it was erased (with its scans back,
-    # _give_back_unmerged_scans).
+    # _return_unmerged_scans).
     Patient.objects.filter(Q(pk__in=ids) | Q(merged_into_id__in=ids)).update(merged_into=None)
     Patient.objects.filter(pk__in=ids).delete()
     return _Erased(scan_ids=scan_ids, result_uids=result_uids)
 
 
-def _give_back_unmerged_scans(*, ids: list[int]) -> None:
+def _return_unmerged_scans(*, ids: list[int]) -> None:
     """In a restored backup older than the undoing of a merge into one of these records: the record merged then,
     not erased with them, gets back the scans the merge had moved, as the undoing gave them back before the
     erasure (they show that person, not the erased one). The record itself stands on its own again in
@@ -251,7 +251,7 @@ def erasures_reapply(*, notes: list[ErasureNote]) -> list[PatientErasure]:
         # Only this organization's rows: ids are never reused, but a record id of another organization is not this
         # erasure's to delete.
         ids = list(Patient.objects.filter(pk__in=ids, organization=organization).values_list("pk", flat=True))
-        _give_back_unmerged_scans(ids=ids)
+        _return_unmerged_scans(ids=ids)
         _erase_records(ids=ids, erasure=erasure)
         # The record says what the erasure took, not what was left of it in the backup.
         erasure.scans, erasure.reviews, erasure.archive_results = note.scans, note.reviews, note.archive_results
