@@ -134,7 +134,7 @@ def record_export_fail(*, export_id: int, reason: str) -> RecordExport | None:
 def record_export_open(*, export: RecordExport, user: AbstractBaseUser, channel: str) -> File:
     """The export's ZIP, opened for ``user`` to download, with the download recorded in the access log; raises
     RecordExportUnavailable, with why, when there is none to download."""
-    if export.status in (RecordExport.Status.QUEUED, RecordExport.Status.RUNNING):
+    if export.is_pending:
         raise RecordExportUnavailable("The export is still being built.", gone=False)
     if export.status == RecordExport.Status.FAILED:
         raise RecordExportUnavailable(f"The export failed: {export.error}", gone=True)

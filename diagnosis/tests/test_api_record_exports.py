@@ -72,6 +72,7 @@ def test_clinicians_and_other_organizations_get_no_export(boss, api_client, pati
     assert other.post(ASK.format(id=patient.pk)).status_code == 404
     assert other.get(EXPORT.format(id=export.pk)).status_code == 404
     assert other.get(DOWNLOAD.format(id=export.pk)).status_code == 404
+    assert token_client(boss).get(EXPORT.format(id="latest")).status_code == 404  # an id is a number
     assert not PatientAccess.objects.filter(what="export").exists()
 
 

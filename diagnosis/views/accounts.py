@@ -150,7 +150,8 @@ def two_factor_disable(request: HttpRequest) -> HttpResponse:
     return redirect("account")
 
 
-def _next_url(request: HttpRequest) -> str:
+def safe_next_url(request: HttpRequest) -> str:
+    """The ``next`` page asked for (form or query), if it is on this site; "" otherwise."""
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return ""
@@ -160,7 +161,7 @@ def _next_url(request: HttpRequest) -> str:
 def _second_step(request: HttpRequest, form_class, check, template: str, on_success=None) -> HttpResponse:
     """The second step of logging in: a code checked by ``check(user, code)``, which answers the device
     that confirms the login, then on to where the user was going."""
-    next_url = _next_url(request)
+    next_url = safe_next_url(request)
     form = form_class(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

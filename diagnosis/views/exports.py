@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
 from .. import selectors, services
 from ..models import Patient, PatientAccess, RecordExport
+from ..record_export import zip_download
 from .common import organization_admin_required, patient_or_404, post_only
 
 
@@ -67,7 +68,4 @@ def record_export_download(request: HttpRequest, pk: int, export_pk: int) -> Htt
     except services.RecordExportUnavailable as exc:
         return render(request, "diagnosis/record_export.html", {
             "patient": patient, "export": export, "unavailable": exc.message}, status=410 if exc.gone else 409)
-    response = FileResponse(handle, as_attachment=True, content_type="application/zip",
-                            filename=services.record_export_filename(export))
-    response["Cache-Control"] = "private, no-store"  # patient data: browsers and proxies keep no copy
-    return response
+    return zip_download(handle, filename=services.record_export_filename(export))

@@ -11,13 +11,13 @@ from django.contrib.auth import views as auth_views
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from .. import selectors, sso
 from ..auth import LoginForm
 from ..middleware import SIGNED_ON
+from .accounts import safe_next_url
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +34,6 @@ class LoginView(auth_views.LoginView):
         context = super().get_context_data(**kwargs)
         context["sign_on_label"] = settings.KIDNEYWEB_OIDC_LABEL if sso.enabled() else ""
         return context
-
-
-def _safe_next(request: HttpRequest) -> str:
-    next_url = request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return next_url
-    return ""
 
 
 def _refused(request: HttpRequest, message: str) -> HttpResponse:
@@ -62,7 +55,7 @@ def sso_start(request: HttpRequest) -> HttpResponse:
     except sso.SignOnFailed as exc:
         return _refused(request, str(exc))
     request.session[PENDING] = {"state": started.state, "nonce": started.nonce, "verifier": started.verifier,
-                                "at": started.at, "next": _safe_next(request)}
+                                "at": started.at, "next": safe_next_url(request)}
     return redirect(started.url)
 
 

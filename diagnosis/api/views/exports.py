@@ -12,7 +12,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
-from ... import selectors, services
+from ... import record_export, selectors, services
 from ...models import PatientAccess, RecordExport
 from ..exceptions import Conflict, Gone
 from ..permissions import HasMembership, MayExportRecords
@@ -26,6 +26,7 @@ class RecordExportViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     permission_classes = [IsAuthenticated, HasMembership, MayExportRecords]
     serializer_class = RecordExportSerializer
     queryset = RecordExport.objects.none()  # for the schema; get_object looks it up within the organization
+    lookup_value_regex = r"[0-9]+"
 
     def get_object(self) -> RecordExport:
         export = selectors.record_export_get(user=self.request.user, pk=int(self.kwargs["pk"]))
@@ -47,7 +48,4 @@ class RecordExportViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
                                                  channel=PatientAccess.Channel.API)
         except services.RecordExportUnavailable as exc:
             raise (Gone if exc.gone else Conflict)(detail=exc.message) from exc
-        response = FileResponse(handle, as_attachment=True, content_type="application/zip",
-                                filename=services.record_export_filename(export))
-        response["Cache-Control"] = "private, no-store"
-        return response
+        return record_export.zip_download(handle, filename=services.record_export_filename(export))

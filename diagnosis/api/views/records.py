@@ -197,13 +197,12 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             permission_classes=[IsAuthenticated, HasMembership, MayExportRecords])
     def export(self, request: Request, pk: str | None = None) -> FileResponse:
         patient = self.get_object()
-        scans = selectors.scan_list(user=request.user, patient=patient).filter(withdrawn_at=None).count()
-        if scans > record_export.MAX_DIRECT_SCANS:
-            raise Conflict(detail=(
-                f"This record has {scans} scans, more than the {record_export.MAX_DIRECT_SCANS} one request builds "
-                f"in time: POST /api/v1/patients/{patient.pk}/exports/ and download the ZIP when it is ready."))
-        response = record_export.patient_record_response(patient=patient, user=request.user,
-                                                         base_url=request.build_absolute_uri("/"))
+        try:
+            response = record_export.patient_record_response(patient=patient, user=request.user,
+                                                             base_url=request.build_absolute_uri("/"))
+        except record_export.TooLargeForOneRequest as exc:
+            raise Conflict(detail=f"{exc} POST /api/v1/patients/{patient.pk}/exports/ and download the ZIP when it "
+                                  "is ready.") from exc
         services.patient_access_record(user=request.user, patient=patient, what=PatientAccess.What.EXPORT,
                                        channel=PatientAccess.Channel.API)
         return response
@@ -232,9 +231,10 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         description="Erase this record for good (consent withdrawn, the end of a pilot), with the records merged "
         "into it: their details, corrections, scans, images, results, heat maps and reviews are deleted. Send the "
         "record's MRN as confirmation. What stays names nobody: the erasure (answered here, and listed at "
-        "/api/v1/erasures/) and the access log's entries, which name it. This record answers 410 from now on. A "
-        "`patient.erased` notification names the scans deleted and the UIDs of result captures an archive may "
-        "hold, which kidneyweb cannot delete there. Administrators only.",
+        "/api/v1/erasures/) and the access log's entries, which name it. This record answers 410 from now on. The "
+        "archive, where one is set, is sent a note (IHE IOCM) asking it to delete the result captures it was sent; "
+        "a `patient.erased` notification names the scans deleted and the UIDs of those captures, for an archive "
+        "without IOCM. Administrators only.",
     )
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, HasMembership, MayErasePatients])
     def erase(self, request: Request, pk: str | None = None) -> Response:
