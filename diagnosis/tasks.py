@@ -57,7 +57,8 @@ def resend_lost_predictions() -> None:
     """Beat sends this every KIDNEYWEB_PREDICTION_SWEEP_SECONDS; see services.predictions_resend_lost
     (and webhooks_resend_lost and pacs_resend_lost, for result notifications and results for the archive,
     api_tokens_expiring_notify, for tokens about to expire, erasures_files_resend, for erased images still
-    on disk, and record_exports_sweep, for whole-record exports past their time or whose task was lost).
+    on disk, record_exports_sweep, for whole-record exports past their time or whose task was lost, and
+    pacs_erasure_give_up_due, for erasure notes an archive did not store within KIDNEYWEB_ERASURE_ARCHIVE_DAYS).
     Its running also shows /healthz that the inference worker (which runs beat) is alive."""
     services.worker_heartbeat_record(name=INFERENCE_WORKER)
     services.predictions_resend_lost(older_than=timedelta(seconds=settings.KIDNEYWEB_PREDICTION_STALE_SECONDS))
@@ -66,6 +67,7 @@ def resend_lost_predictions() -> None:
     services.api_tokens_expiring_notify()
     services.erasures_files_resend()
     services.record_exports_sweep()
+    services.pacs_erasure_give_up_due()
 
 
 @shared_task(ignore_result=True, soft_time_limit=240, time_limit=300)

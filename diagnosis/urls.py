@@ -54,6 +54,7 @@ urlpatterns = [
     path("staff/notifications/events/", views.staff_webhook_events, name="staff_webhook_events"),
     path("staff/notifications/test/", views.staff_webhook_test, name="staff_webhook_test"),
     path("staff/notifications/<int:pk>/send-again/", views.staff_webhook_send_again, name="staff_webhook_send_again"),
+    path("staff/erasures/<int:pk>/give-up-archive/", views.staff_erasure_give_up, name="staff_erasure_give_up"),
     path("staff/access-log.csv", views.staff_access_log, name="staff_access_log"),
     path("staff/<int:user_id>/", views.staff_member, name="staff_member"),
     path("staff/<int:user_id>/role/", views.staff_role, name="staff_role"),

@@ -114,7 +114,8 @@ class DeploymentCollector(Collector):
                                 "refuses the deletion (the worker's log says why).", value=snapshot.erasure_files_pending)
         yield GaugeMetricFamily("kidneyweb_erasure_archive_notes_unstored", "Notes asking an archive to delete an "
                                 "erased patient's AI results that it has not stored (pending or failed): each keeps "
-                                "the patient's name and ID until it is; send the failed ones again (Members page).",
+                                "the patient's name and ID until it is; send the failed ones again, or give up "
+                                "(Members page; given up by itself KIDNEYWEB_ERASURE_ARCHIVE_DAYS after the erasure).",
                                 value=snapshot.erasure_notes_unstored)
         yield GaugeMetricFamily("kidneyweb_record_exports_pending", "Whole-record exports asked for and not built "
                                 "yet (queued or being built, on the training worker).",

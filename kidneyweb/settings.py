@@ -319,6 +319,10 @@ KIDNEYWEB_INPUTS_JUDGE_SECONDS = env_int("KIDNEYWEB_INPUTS_JUDGE_SECONDS", 3600)
 # KIDNEYWEB_RECORD_EXPORT_SECONDS is stopped, with that reason.
 KIDNEYWEB_RECORD_EXPORT_KEEP_HOURS = env_int("KIDNEYWEB_RECORD_EXPORT_KEEP_HOURS", 24)
 KIDNEYWEB_RECORD_EXPORT_SECONDS = env_int("KIDNEYWEB_RECORD_EXPORT_SECONDS", 3600)
+# An erasure asks the hospital's archive to delete the AI results it was sent; its notes keep the patient's name and
+# ID until the archive stores them. After this many days kidneyweb stops asking and forgets them, so that an archive
+# that never answers does not keep the person's details here beyond the month an erasure request must be met in.
+KIDNEYWEB_ERASURE_ARCHIVE_DAYS = env_int("KIDNEYWEB_ERASURE_ARCHIVE_DAYS", 30)
 
 # GET /metrics (Prometheus' text format) answers a scraper that sends this as a bearer token; unset: off (404).
 KIDNEYWEB_METRICS_TOKEN = os.environ.get("KIDNEYWEB_METRICS_TOKEN", "")

@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .views import (
-    AboutModelView, AccessLogView, ArchiveViewSet, ErasureListView, AgreementView, DicomStoreView, DicomStudyStoreView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
+    AboutModelView, AccessLogView, ArchiveViewSet, ErasureGiveUpArchiveView, ErasureListView, AgreementView, DicomStoreView, DicomStudyStoreView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
     RecordExportViewSet,
     ScanViewSet, WorklistView,
 )
@@ -24,6 +24,7 @@ urlpatterns = [
     path("model/", AboutModelView.as_view(), name="model-card"),
     path("accesses/", AccessLogView.as_view(), name="access-log"),
     path("erasures/", ErasureListView.as_view(), name="erasure-list"),
+    path("erasures/<int:pk>/give-up-archive/", ErasureGiveUpArchiveView.as_view(), name="erasure-give-up-archive"),
     # DICOMweb clients are given a base address and POST to {base}/studies, without a trailing slash.
     path("dicomweb/studies", DicomStoreView.as_view(), name="dicomweb-studies"),
     path("dicomweb/studies/<str:study_uid>", DicomStudyStoreView.as_view(), name="dicomweb-study"),

@@ -7,6 +7,7 @@ accountable, and lets a hospital system that asks for a former record by its id 
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -22,6 +23,10 @@ class ArchiveNotes:
     stored: int
     failed: int
     results: int
+    # When kidneyweb stopped asking (an administrator, or KIDNEYWEB_ERASURE_ARCHIVE_DAYS after the erasure) and
+    # forgot the patient's details the unstored notes kept; who ("" when it was the time limit).
+    given_up_at: datetime.datetime | None = None
+    given_up_by: str = ""
 
 
 class PatientErasure(models.Model):
@@ -46,6 +51,11 @@ class PatientErasure(models.Model):
     # that was done (the list is emptied then): the worker deletes them, and its sweep tries again for any left.
     files = models.JSONField(default=list, blank=True)
     files_removed_at = models.DateTimeField(null=True, blank=True)
+    # Asking the archive stopped before it stored every note: the notes' copy of the patient's details is
+    # forgotten then, and the archive may keep those results (pacs_rejections.pacs_erasure_give_up).
+    archive_given_up_at = models.DateTimeField(null=True, blank=True)
+    archive_given_up_by = models.CharField(max_length=150, blank=True,
+                                           help_text="Who stopped asking; empty: the time limit did.")
 
     class Meta:
         ordering = ["-erased_at", "-id"]
@@ -60,4 +70,5 @@ class PatientErasure(models.Model):
         notes = list(self.pacs_rejections.all())
         return ArchiveNotes(total=len(notes), stored=sum(note.status == "delivered" for note in notes),
                             failed=sum(note.status == "failed" for note in notes),
-                            results=sum(len(note.rejected) for note in notes))
+                            results=sum(len(note.rejected) for note in notes),
+                            given_up_at=self.archive_given_up_at, given_up_by=self.archive_given_up_by)

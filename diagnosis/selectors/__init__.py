@@ -3,7 +3,7 @@
 One module per area; everything is re-exported here, so callers write ``selectors.scan_get(...)``.
 """
 
-from .erasures import (ErasurePreview, erasures, patient_erasure_of, patient_erasure_preview,
+from .erasures import (ErasurePreview, erasure_get, erasures, patient_erasure_of, patient_erasure_preview,
                        reviews_and_archive_results, scans_erased_with, scans_filed_from)
 from .exports import record_export_get, record_exports_of
 from .operations import OperationsSnapshot, operations_snapshot
@@ -114,6 +114,7 @@ from .worklist import (
 __all__ = [
     "user_for_sign_on",
     "ErasurePreview",
+    "erasure_get",
     "erasures",
     "record_export_get",
     "record_exports_of",

@@ -86,6 +86,11 @@ def patient_erasure_of(*, user: UserLike, pk: int) -> PatientErasure | None:
     return found
 
 
+def erasure_get(*, organization: Organization, pk: int) -> PatientErasure | None:
+    """The organization's erasure ``pk`` (its own id, not the former record's)."""
+    return PatientErasure.objects.filter(organization=organization, pk=pk).first()
+
+
 def erasures(*, organization: Organization) -> QuerySet[PatientErasure]:
     """The organization's erasures, newest first, with the notes asking the archive to delete what it was sent."""
     return PatientErasure.objects.filter(organization=organization).prefetch_related(

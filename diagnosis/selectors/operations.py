@@ -40,8 +40,8 @@ class OperationsSnapshot:
     active_model: str | None
     # Erasures whose images are still in storage: the worker deletes them after each erasure (its sweep again).
     erasure_files_pending: int = 0
-    # Notes asking an archive to delete an erased patient's captures that it has not stored (pending or failed):
-    # each keeps the patient's name and ID until it is stored.
+    # Notes asking an archive to delete an erased patient's captures that it has not stored (pending or failed), and
+    # not given up: each keeps the patient's name and ID until it is stored or given up.
     erasure_notes_unstored: int = 0
     # Whole-record exports asked for and not built yet (queued or being built).
     record_exports_pending: int = 0
@@ -83,7 +83,8 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
         client_certificates=_client_certificates_expiry(now),
         api_tokens=_api_tokens_expiry(now),
         erasure_files_pending=PatientErasure.objects.filter(files_removed_at__isnull=True).count(),
-        erasure_notes_unstored=PacsDelivery.objects.filter(erasure__isnull=False).exclude(
+        erasure_notes_unstored=PacsDelivery.objects.filter(
+            erasure__isnull=False, erasure__archive_given_up_at=None).exclude(
             status=PacsDelivery.Status.DELIVERED).count(),
         record_exports_pending=RecordExport.objects.filter(
             status__in=[RecordExport.Status.QUEUED, RecordExport.Status.RUNNING]).count(),

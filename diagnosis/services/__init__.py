@@ -91,6 +91,7 @@ from .record_exports import (RecordExportUnavailable, record_export_build, recor
                              record_export_filename, record_export_open, record_export_request, record_exports_sweep)
 from .erasures import (ErasureNote, check_erasable, erased_message, erasure_files_remove, erasures_files_resend,
                        erasures_noted, erasures_reapply, patient_erase)
+from .pacs_rejections import pacs_erasure_give_up, pacs_erasure_give_up_due
 from .withdrawals import check_not_withdrawn, scan_restore, scan_withdraw, withdrawn_message
 from .refiling import scan_refile
 from .scans import (
@@ -178,6 +179,8 @@ __all__ = [
     "PacsNotDelivered",
     "pacs_check",
     "pacs_deliver",
+    "pacs_erasure_give_up",
+    "pacs_erasure_give_up_due",
     "pacs_resend_lost",
     "pacs_result_send",
     "pacs_send_again",

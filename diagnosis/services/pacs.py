@@ -267,6 +267,9 @@ def pacs_send_again(*, delivery: PacsDelivery, by: AbstractBaseUser) -> PacsDeli
     if delivery.status != PacsDelivery.Status.FAILED:
         raise ValidationError(f"Only a result the archive did not store can be sent again; this one is "
                               f"{delivery.get_status_display().lower()}.")
+    if delivery.erasure_id is not None and not delivery.filed_in:
+        raise ValidationError("Asking the archive to delete this erased record's results was given up, and the "
+                              "patient's details the note needs were forgotten: it cannot be sent again.")
     if not delivery.organization.pacs_url:
         raise ValidationError("Set the archive's address first.")
     outbound.send_again_reset(delivery, by=by)
@@ -320,7 +323,8 @@ def pacs_send_failed_again(*, organization: Organization, by: AbstractBaseUser) 
     withdrawn scans and replaced results (or reviews) are left as they are. Returns how many are sent."""
     failed = PacsDelivery.objects.filter(
         Q(scan__withdrawn_at=None) | Q(kind=PacsDelivery.Kind.REJECTION),
-        organization=organization, status=PacsDelivery.Status.FAILED)
+        organization=organization, status=PacsDelivery.Status.FAILED).exclude(
+        erasure__archive_given_up_at__isnull=False)
     sent = 0
     for delivery in failed.select_related("scan"):
         if _replaced_by(delivery) is None:

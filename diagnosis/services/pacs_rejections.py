@@ -14,9 +14,12 @@ them, and goes like a result: retried, sent again by an administrator.
 
 from __future__ import annotations
 
+import datetime
 from functools import partial
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -161,3 +164,54 @@ def pacs_erasure_reject(*, scans: list[Scan], erasure: PatientErasure) -> list[P
     for note in notes:
         transaction.on_commit(partial(enqueue_delivery, note.pk))
     return notes
+
+
+@transaction.atomic
+def pacs_erasure_give_up(*, erasure: PatientErasure, by: AbstractBaseUser | None,
+                         now: datetime.datetime | None = None) -> PatientErasure:
+    """Stop asking the archive to delete an erased patient's results, and forget the patient's details (name, ID,
+    birth date, sex, study) its unstored notes kept to name them: after that, kidneyweb keeps nothing of the person,
+    and the archive may keep those results (someone deletes them there by hand). ``by`` None: the time limit did it
+    (``pacs_erasure_give_up_due``). An administrator may only give up notes the archive refused or did not answer:
+    one still being sent is waited for."""
+    now = now or timezone.now()
+    erasure = PatientErasure.objects.select_for_update().get(pk=erasure.pk)
+    if erasure.archive_given_up_at is not None:
+        raise ValidationError(f"Asking the archive was already given up on "
+                              f"{timezone.localtime(erasure.archive_given_up_at):%Y-%m-%d %H:%M}.")
+    unstored = list(PacsDelivery.objects.select_for_update().filter(erasure=erasure).exclude(
+        status=PacsDelivery.Status.DELIVERED))
+    if not unstored:
+        raise ValidationError("Nothing to give up: the archive stored every note of this erasure, or it was sent "
+                              "none.")
+    if by is not None and any(note.status == PacsDelivery.Status.PENDING for note in unstored):
+        raise ValidationError("A note of this erasure is still being sent to the archive: wait for its answer "
+                              "(a few minutes), then give up if it was not stored.")
+    who = _by(by) if by is not None else ""
+    reason = (f"Given up by {who}" if who else
+              f"Given up {settings.KIDNEYWEB_ERASURE_ARCHIVE_DAYS} days after the erasure")
+    reason += ": the patient's details it needed were forgotten; the archive may keep these results."
+    PacsDelivery.objects.filter(pk__in=[note.pk for note in unstored]).update(
+        status=PacsDelivery.Status.FAILED, filed_as=[], filed_in={}, last_error=reason[:300])
+    erasure.archive_given_up_at, erasure.archive_given_up_by = now, who
+    erasure.save(update_fields=["archive_given_up_at", "archive_given_up_by"])
+    return erasure
+
+
+def pacs_erasure_give_up_due(*, now: datetime.datetime | None = None) -> list[int]:
+    """Give up, for every erasure older than KIDNEYWEB_ERASURE_ARCHIVE_DAYS, the notes its archive has not stored,
+    so that an archive that never answers does not keep the person's details here for ever. Returns the erasures'
+    ids."""
+    now = now or timezone.now()
+    unstored = PacsDelivery.objects.filter(erasure__isnull=False).exclude(status=PacsDelivery.Status.DELIVERED)
+    due = PatientErasure.objects.filter(
+        archive_given_up_at=None, erased_at__lt=now - datetime.timedelta(days=settings.KIDNEYWEB_ERASURE_ARCHIVE_DAYS),
+        pk__in=unstored.values("erasure_id")).values_list("pk", flat=True)
+    given_up = []
+    for pk in due:
+        try:
+            pacs_erasure_give_up(erasure=PatientErasure(pk=pk), by=None, now=now)
+        except ValidationError:
+            continue  # stored since the query
+        given_up.append(pk)
+    return given_up

@@ -208,4 +208,5 @@ def test_an_erased_records_note_is_listed_with_its_erasure_and_no_scan(client, a
         "rejection", None, erasure.pk, [stored.sop_instance_uid], "pending")
     assert "asked to delete them" in note["description"]
     assert openapi.mismatches(schema, "/api/v1/erasures/", "get", erasures) == []
-    assert erasures.json()["results"][0]["archive_notes"] == {"total": 1, "stored": 0, "failed": 0, "results": 1}
+    assert erasures.json()["results"][0]["archive_notes"] == {"total": 1, "stored": 0, "failed": 0, "results": 1,
+                                                              "given_up_at": None, "given_up_by": ""}

@@ -10,7 +10,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from diagnosis import services
-from diagnosis.models import ApiToken, DicomStoreRefusal, InputsAlert, Organization, Prediction, WebhookDelivery
+from diagnosis.models import ApiToken, DicomStoreRefusal, InputsAlert, Organization, PacsDelivery, Prediction, WebhookDelivery
 
 from training.tests.factories import TrainingRunFactory
 
@@ -76,10 +76,17 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     stored = PacsDeliveryFactory(prediction__scan__patient__organization=organization, status="delivered", attempts=1)
     services.patient_erase(patient=stored.scan.patient, user=boss, reason="consent withdrawn",
                            confirm_mrn=stored.scan.patient.mrn)
+    # Another, given up: its note keeps nothing of the patient any more, so it is not counted.
+    given_up = PacsDeliveryFactory(prediction__scan__patient__organization=organization, status="delivered",
+                                   attempts=1)
+    erased = services.patient_erase(patient=given_up.scan.patient, user=boss, reason="consent withdrawn",
+                                    confirm_mrn=given_up.scan.patient.mrn)
+    PacsDelivery.objects.filter(erasure=erased).update(status="failed")
+    services.pacs_erasure_give_up(erasure=erased, by=boss)
 
     samples = scrape(client)
 
-    assert samples[("kidneyweb_erasures_files_pending", ())] == 2
+    assert samples[("kidneyweb_erasures_files_pending", ())] == 3
     assert samples[("kidneyweb_erasure_archive_notes_unstored", ())] == 1
     assert samples[("kidneyweb_record_exports_pending", ())] == 1
     assert samples[("kidneyweb_predictions_total", (("status", "done"),))] == 3
@@ -99,7 +106,7 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     assert samples[("kidneyweb_training_runs", (("status", "failed"),))] == 1
     assert samples[("kidneyweb_training_runs", (("status", "running"),))] == 0
     assert samples[("kidneyweb_notifications", (("status", "failed"),))] == 1
-    assert samples[("kidneyweb_archive_deliveries", (("status", "failed"),))] == 1
+    assert samples[("kidneyweb_archive_deliveries", (("status", "failed"),))] == 2  # with the note given up
     assert samples[("kidneyweb_archive_deliveries", (("status", "delivered"),))] == 0
     assert samples[("kidneyweb_worker_last_seen_seconds", (("worker", "inference"),))] < 30
     assert samples[("kidneyweb_active_model_info", (("name", "kidney-resnet-v5"),))] == 1

@@ -83,6 +83,7 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "dicomweb_base": request.build_absolute_uri(reverse("api:dicomweb-studies")).removesuffix("/studies"),
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
         "erasures": selectors.erasures(organization=organization)[:RECENT_ERASURES],
+        "erasure_archive_days": settings.KIDNEYWEB_ERASURE_ARCHIVE_DAYS,
         "now": timezone.now(),
     }, status=status)
 
@@ -303,6 +304,23 @@ def staff_pacs_send_again(request: HttpRequest, pk: int) -> HttpResponse:
         of = f"scan #{delivery.scan_id}" if delivery.scan_id else f"erased record (erasure #{delivery.erasure_id})"
         messages.success(request, f"The {what} of {of} is being sent to the archive again.")
     return _to_pacs()
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_erasure_give_up(request: HttpRequest, pk: int) -> HttpResponse:
+    erasure = selectors.erasure_get(organization=selectors.organization_of(request.user), pk=pk)
+    if erasure is None:
+        raise Http404("No such erasure.")
+    try:
+        services.pacs_erasure_give_up(erasure=erasure, by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"The archive is no longer asked to delete the results of erasure #{erasure.pk}, "
+                                  "and the patient's details its notes kept are forgotten. Delete those results in "
+                                  "the archive by hand if it still shows them.")
+    return redirect(f"{reverse('diagnosis:staff_list')}#erasures")
 
 
 @organization_admin_required

@@ -92,8 +92,14 @@ class ErasureArchiveNotesSerializer(serializers.Serializer):
                                      "archive to delete the AI result captures it was sent: one per scan and patient "
                                      "details they were filed under; 0 when it was sent none, or no archive was set.")
     stored = serializers.IntegerField(help_text="Of those, the ones the archive stored.")
-    failed = serializers.IntegerField(help_text="Of those, the ones it did not: send them again (archive/).")
+    failed = serializers.IntegerField(help_text="Of those, the ones it did not: send them again (archive/), or give "
+                                      "up (erasures/{id}/give-up-archive/).")
     results = serializers.IntegerField(help_text="AI result captures the notes name.")
+    given_up_at = serializers.DateTimeField(allow_null=True, help_text="When kidneyweb stopped asking for the notes "
+                                            "not stored, and forgot the patient's details they kept (null: it did "
+                                            "not). The archive may keep those results.")
+    given_up_by = serializers.CharField(help_text="Who gave up; empty when the time limit "
+                                        "(KIDNEYWEB_ERASURE_ARCHIVE_DAYS after the erasure) did, or nobody did.")
 
 
 class PatientErasureSerializer(serializers.ModelSerializer):

@@ -7,7 +7,7 @@ from .exports import RecordExportViewSet
 from .members import MemberViewSet
 from .notifications import NotificationViewSet
 from .performance import AboutModelView, PerformanceView
-from .records import AccessLogView, AgreementView, ErasureListView, PatientViewSet, WorklistView
+from .records import AccessLogView, AgreementView, ErasureGiveUpArchiveView, ErasureListView, PatientViewSet, WorklistView
 from .scans import ScanViewSet
 
-__all__ = ["AboutModelView", "ArchiveViewSet", "AccessLogView", "AgreementView", "DicomStoreView", "DicomStudyStoreView", "ErasureListView", "MemberViewSet", "NotificationViewSet", "PatientViewSet", "PerformanceView", "RecordExportViewSet", "ScanViewSet", "WorklistView"]
+__all__ = ["AboutModelView", "ArchiveViewSet", "AccessLogView", "AgreementView", "DicomStoreView", "DicomStudyStoreView", "ErasureGiveUpArchiveView", "ErasureListView", "MemberViewSet", "NotificationViewSet", "PatientViewSet", "PerformanceView", "RecordExportViewSet", "ScanViewSet", "WorklistView"]

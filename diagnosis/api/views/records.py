@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import generics, mixins, status, viewsets
+from rest_framework import generics, mixins, status, views, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
@@ -366,3 +366,23 @@ class ErasureListView(generics.ListAPIView):
 
     def get_queryset(self):
         return selectors.erasures(organization=selectors.organization_of(self.request.user))
+
+
+class ErasureGiveUpArchiveView(views.APIView):
+    permission_classes = [IsAuthenticated, HasMembership, MayErasePatients]
+
+    @extend_schema(
+        request=None, responses={200: PatientErasureSerializer},
+        summary="Stop asking the archive to delete an erased record's results",
+        description="For an erasure whose notes the archive did not store (`archive_notes.failed`): kidneyweb stops "
+        "asking, and forgets the patient's name, ID, birth date, sex and study those notes kept to name the results. "
+        "The archive may then keep the results: delete them there by hand. Done by itself "
+        "KIDNEYWEB_ERASURE_ARCHIVE_DAYS (30) days after the erasure. 400 with the reason when every note was stored, "
+        "one is still being sent, or it was given up already. Administrators only.")
+    def post(self, request: Request, pk: int) -> Response:
+        erasure = selectors.erasure_get(organization=selectors.organization_of(request.user), pk=pk)
+        if erasure is None:
+            raise Http404("No such erasure.")
+        services.pacs_erasure_give_up(erasure=erasure, by=request.user)
+        return Response(PatientErasureSerializer(selectors.erasures(organization=erasure.organization).get(
+            pk=erasure.pk)).data)
