@@ -52,6 +52,15 @@ class Started:
     at: float  # when it started (epoch seconds): a login the provider checked must not be older
 
 
+@dataclass(frozen=True)
+class SignedOn:
+    """Who the provider said logged in, and its ID token, kept in the session to end the provider's session on
+    logout (``end_session_url``)."""
+
+    username: str
+    id_token: str
+
+
 def enabled() -> bool:
     return bool(settings.KIDNEYWEB_OIDC_ISSUER and settings.KIDNEYWEB_OIDC_CLIENT_ID)
 
@@ -103,8 +112,8 @@ def start(*, redirect_uri: str) -> Started:
                    nonce=nonce, verifier=verifier, at=time.time())
 
 
-def finish(*, code: str, redirect_uri: str, nonce: str, verifier: str, started_at: float) -> str:
-    """Exchange the code for an ID token, check it, and return the username it names. With
+def finish(*, code: str, redirect_uri: str, nonce: str, verifier: str, started_at: float) -> SignedOn:
+    """Exchange the code for an ID token, check it, and return the username it names, with the token. With
     KIDNEYWEB_OIDC_PROMPT_LOGIN, a token saying the user logged in at the provider before this sign-on started
     (``auth_time``: the provider passed on an open session) is refused."""
     config = configuration()
@@ -138,7 +147,23 @@ def finish(*, code: str, redirect_uri: str, nonce: str, verifier: str, started_a
     if not isinstance(username, str) or not username.strip():
         raise SignOnFailed(f"The hospital's sign-on service did not say who you are "
                            f"(no {settings.KIDNEYWEB_OIDC_USERNAME_CLAIM} in the token).")
-    return username.strip()
+    return SignedOn(username=username.strip(), id_token=id_token)
+
+
+def end_session_url(*, id_token: str, post_logout_redirect_uri: str) -> str | None:
+    """Where to send the browser for the provider to end its session too (RP-initiated logout 1.0), coming back to
+    ``post_logout_redirect_uri``; None when the provider offers no such endpoint, or does not answer: kidneyweb's
+    own logout is done either way and must not wait on it."""
+    try:
+        endpoint = configuration().get("end_session_endpoint")
+    except SignOnFailed:
+        logger.warning("Logout: the sign-on service did not answer; its session on this device stays open")
+        return None
+    if not isinstance(endpoint, str) or not endpoint:
+        return None
+    asked = {"id_token_hint": id_token, "post_logout_redirect_uri": post_logout_redirect_uri,
+             "client_id": settings.KIDNEYWEB_OIDC_CLIENT_ID}
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{urllib.parse.urlencode(asked)}"
 
 
 # Signatures with the provider's published public keys only: never "none", nor a shared-secret HMAC.

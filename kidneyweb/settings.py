@@ -530,6 +530,11 @@ KIDNEYWEB_OIDC_LABEL = os.environ.get("KIDNEYWEB_OIDC_LABEL", "Log in with your 
 # to pass on the session the previous user left open there. false: its session is taken as it is (single-user
 # devices).
 KIDNEYWEB_OIDC_PROMPT_LOGIN = env_bool("KIDNEYWEB_OIDC_PROMPT_LOGIN", True)
+# Logging out of kidneyweb after a sign-on also ends the provider's session on that device (OpenID Connect
+# RP-initiated logout, where the provider offers an end_session_endpoint), so the next person at a shared
+# workstation finds nobody logged in there; register https://<host>/accounts/login/ as the post-logout redirect
+# URI. false: kidneyweb's session only (other applications signed on through the provider stay open).
+KIDNEYWEB_OIDC_END_SESSION = env_bool("KIDNEYWEB_OIDC_END_SESSION", True)
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging ----------------------------------------------------------------------------------------

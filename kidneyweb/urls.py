@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from diagnosis.api.views.docs import DocsView, SchemaView
@@ -16,7 +15,7 @@ urlpatterns = [
     path("accounts/login/", sso_views.LoginView.as_view(), name="login"),
     path("accounts/sso/", sso_views.sso_start, name="sso_start"),
     path("accounts/sso/callback/", sso_views.sso_callback, name="sso_callback"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", sso_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", PasswordChangeView.as_view(), name="password_change"),
     path("accounts/", accounts.account, name="account"),
     path("accounts/two-factor/setup/", accounts.two_factor_setup, name="two_factor_setup"),

@@ -1,7 +1,8 @@
 """A real OpenID Connect provider on localhost, as Keycloak or Entra ID answers the authorization code flow with
 PKCE: discovery, an authorization endpoint that sends the browser back with a code for the user said to be logged
 in there (its own login page is not kidneyweb's to test), a token endpoint for one confidential client that
-checks the code, redirect URI and code verifier, and RS256 ID tokens whose keys it publishes. ``forge`` makes it
+checks the code, redirect URI and code verifier, RS256 ID tokens whose keys it publishes, and a logout endpoint
+(RP-initiated logout) that knows the tokens it issued. ``forge`` makes it
 misbehave the ways a test needs (another audience, an expired token, another key, another nonce)."""
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class Provider:
     prompts: list[str] = field(default_factory=list)  # the prompt each authorization request asked for
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    id_tokens: list[str] = field(default_factory=list)  # those it issued
+    end_session: bool = True  # whether it offers RP-initiated logout (end_session_endpoint)
+    logouts: list[dict[str, str]] = field(default_factory=list)  # each logout request's parameters
 
 
 def _key():
@@ -60,12 +64,15 @@ def start(*, client_id: str, client_secret: str) -> tuple[Provider, ThreadingHTT
             path, _, query = self.path.partition("?")
             params = dict(urllib.parse.parse_qsl(query))
             if path == "/.well-known/openid-configuration":
-                return self._json(200, {
+                configuration = {
                     "issuer": state.url, "authorization_endpoint": f"{state.url}/authorize",
                     "token_endpoint": f"{state.url}/token", "jwks_uri": f"{state.url}/jwks",
                     "response_types_supported": ["code"], "subject_types_supported": ["public"],
                     "id_token_signing_alg_values_supported": ["RS256"],
-                    "code_challenge_methods_supported": ["S256"]})
+                    "code_challenge_methods_supported": ["S256"]}
+                if state.end_session:
+                    configuration["end_session_endpoint"] = f"{state.url}/logout"
+                return self._json(200, configuration)
             if path == "/jwks":
                 return self._json(200, {"keys": [public]})
             if path == "/authorize":
@@ -85,6 +92,16 @@ def start(*, client_id: str, client_secret: str) -> tuple[Provider, ThreadingHTT
                 self.send_header("Location", f"{back}{'&' if '?' in back else '?'}{urllib.parse.urlencode(answer)}")
                 self.end_headers()
                 return None
+            if path == "/logout" and state.end_session:
+                # RP-initiated logout: it ends its session for the token's user, then sends the browser back.
+                state.logouts.append(params)
+                known = params.get("id_token_hint") in state.id_tokens
+                if known and params.get("post_logout_redirect_uri"):
+                    self.send_response(302)
+                    self.send_header("Location", params["post_logout_redirect_uri"])
+                    self.end_headers()
+                    return None
+                return self._json(200 if known else 400, {"logged_out": known})
             return self._json(404, {"error": "not_found"})
 
         def do_POST(self) -> None:
@@ -112,6 +129,7 @@ def start(*, client_id: str, client_secret: str) -> tuple[Provider, ThreadingHTT
                 claims["nonce"] = "another-login"
             signing = other_key if state.forge == "key" else key
             token = jwt.encode(claims, signing, algorithm="RS256", headers={"kid": "kidneyweb-test-1"})
+            state.id_tokens.append(token)
             return self._json(200, {"access_token": secrets.token_urlsafe(16), "token_type": "Bearer",
                                     "expires_in": 300, "id_token": token})
 

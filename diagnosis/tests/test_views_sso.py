@@ -1,10 +1,14 @@
 """Single sign-on with the hospital's identity provider (a real OpenID Connect provider on localhost): a member logs
 in with the hospital account and lands where they were going; a token that cannot be trusted, a callback this
-browser did not start or a user kidneyweb does not know logs nobody in, and the login page says why."""
+browser did not start or a user kidneyweb does not know logs nobody in, and the login page says why. Logging out
+ends the provider's session on the device too."""
 
 from __future__ import annotations
 
+import html
+import re
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -166,3 +170,52 @@ def test_the_provider_is_asked_who_is_logging_in_each_time_and_a_session_it_pass
     settings.KIDNEYWEB_OIDC_PROMPT_LOGIN = False  # single-user devices: the provider's session is enough
     _sign_on(client, provider)
     assert provider.prompts[-1] == "" and _logged_in_as(client) == "alice"
+
+
+def _end_session_link(page: str) -> str:
+    match = re.search(r'id="end-session" href="([^"]+)"', page)
+    assert match, page
+    return html.unescape(match.group(1))
+
+
+def test_logging_out_after_a_sign_on_ends_the_providers_session_too_and_comes_back_to_the_login_page(
+        client, provider, clinician):
+    provider.user = "alice"
+    _sign_on(client, provider)
+    (issued,) = provider.id_tokens
+
+    answer = client.post("/accounts/logout/")
+
+    assert answer.status_code == 200 and _logged_in_as(client) is None
+    assert "no-store" in answer["Cache-Control"] and answer["Referrer-Policy"] == "no-referrer"
+    link = _end_session_link(answer.content.decode())
+    assert '<meta http-equiv="refresh" content="0;url=' in answer.content.decode()
+    assert link.startswith(f"{provider.url}/logout?")
+    asked = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link).query))
+    assert asked == {"id_token_hint": issued, "post_logout_redirect_uri": "http://testserver/accounts/login/",
+                     "client_id": "kidneyweb"}
+    assert _at_provider(link) == "http://testserver/accounts/login/"  # the provider knew the token, and sent it back
+    assert provider.logouts == [asked]
+
+
+def test_a_password_login_or_a_provider_without_logout_ends_kidneyweb_s_session_only(
+        client, provider, clinician, settings):
+    client.force_login(clinician)
+    assert client.post("/accounts/logout/")["Location"] == "/accounts/login/"
+
+    provider.user, provider.end_session = "alice", False
+    _sign_on(client, provider)
+    assert client.post("/accounts/logout/")["Location"] == "/accounts/login/"
+
+    provider.end_session = True
+    sso.forget()
+    settings.KIDNEYWEB_OIDC_END_SESSION = False  # the hospital keeps its other applications' sessions open
+    _sign_on(client, provider)
+    assert client.post("/accounts/logout/")["Location"] == "/accounts/login/"
+
+    settings.KIDNEYWEB_OIDC_END_SESSION = True
+    _sign_on(client, provider)
+    settings.KIDNEYWEB_OIDC_ISSUER = "http://127.0.0.1:9"  # the provider down at logout: kidneyweb's is done
+    sso.forget()
+    assert client.post("/accounts/logout/")["Location"] == "/accounts/login/"
+    assert _logged_in_as(client) is None and provider.logouts == []

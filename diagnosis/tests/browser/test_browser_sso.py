@@ -1,6 +1,7 @@
 """A clinician logs in with the hospital account, in a real browser: the login page offers the hospital's sign-on,
 the browser goes to the identity provider (a real OpenID Connect provider on localhost) and comes back logged in,
-on the page it was going to."""
+on the page it was going to. Logging out ends the provider's session on the device too, and comes back to the login
+page."""
 
 import pytest
 from playwright.sync_api import expect
@@ -26,3 +27,20 @@ def test_a_clinician_logs_in_with_the_hospital_account(page, organization, provi
     expect(page.get_by_role("heading", name="Ada Lovelace")).to_be_visible()
     expect(page.locator(".account")).to_contain_text("carol.jones")
     assert provider.token_requests and page.url.endswith(f"/patients/{patient.pk}/")
+
+
+def test_logging_out_ends_the_hospital_sign_on_and_comes_back_to_the_login_page(page, organization, provider):
+    MembershipFactory(organization=organization, user__username="carol.jones")
+    provider.user = "carol.jones"
+    page.goto("/")
+    page.get_by_role("link", name="Log in with your St. Elsewhere account").click()
+    expect(page.locator(".account")).to_contain_text("carol.jones")
+
+    page.get_by_role("button", name="Log out").click()
+
+    expect(page.get_by_role("link", name="Log in with your St. Elsewhere account")).to_be_visible()
+    assert page.url.endswith("/accounts/login/")
+    (logout,) = provider.logouts
+    assert logout["id_token_hint"] == provider.id_tokens[-1]
+    page.goto("/")
+    assert page.url.endswith("/accounts/login/?next=/")
