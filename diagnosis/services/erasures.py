@@ -31,7 +31,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .. import selectors
-from ..dicom_uids import result_instance_uids
+from ..dicom_uids import result_instance_uids_of
 from ..models import (ClassHeatmap, DicomStoreRefusal, Organization, Patient, PatientAccess,
                       PatientErasure, PatientMerge, Prediction, RecordExport, Review, Scan)
 from .merges import check_patient_admin, merged_message
@@ -106,7 +106,8 @@ def _erase_records(*, ids: list[int], erasure: PatientErasure, ask_archive: bool
     # its heat map (deleted here) or finds its row gone (and deletes the map itself).
     records = list(Patient.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
     own, mistaken = selectors.scans_erased_with(record_ids=ids)
-    scans = list(Scan.objects.select_for_update().filter(pk__in=own | mistaken).order_by("pk"))
+    scans = list(Scan.objects.select_for_update(of=("self",)).filter(pk__in=own | mistaken)
+                 .select_related("patient__organization").order_by("pk"))
     scan_ids = [scan.pk for scan in scans]
     predictions = list(Prediction.objects.select_for_update().filter(scan_id__in=scan_ids))
     class_maps = list(ClassHeatmap.objects.select_for_update().filter(prediction__scan_id__in=scan_ids))
@@ -116,7 +117,8 @@ def _erase_records(*, ids: list[int], erasure: PatientErasure, ask_archive: bool
     # Whole-record exports go with the record; one being built finds its row gone and deletes what it wrote.
     exports = list(RecordExport.objects.select_for_update().filter(patient_id__in=ids))
     erasure.files += [export.file.name for export in exports if export.file]
-    result_uids = [uid for scan in scans for uid in result_instance_uids(scan=scan)]
+    by_scan = result_instance_uids_of(scans=scans)
+    result_uids = [uid for scan in scans for uid in by_scan[scan.pk]]
     erasure.scans = len(scans)
     erasure.reviews, erasure.archive_results = selectors.reviews_and_archive_results(scan_ids=scan_ids)
     erasure.save()

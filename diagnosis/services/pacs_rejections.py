@@ -136,7 +136,7 @@ def pacs_erasure_reject(*, scans: list[Scan], erasure: PatientErasure) -> list[P
     # Locked as _reject does: a capture leaving now has counted its attempt, and one whose task comes after finds
     # its row gone.
     captures = list(PacsDelivery.objects.select_for_update(of=("self",)).filter(
-        scan__in=with_study, kind=PacsDelivery.Kind.CAPTURE).select_related("prediction__model_version")
+        scan__in=with_study, kind=PacsDelivery.Kind.CAPTURE).select_related("prediction__model_version", "review")
         .order_by("created_at", "id"))
     rejected = {capture["instance"] for note in PacsDelivery.objects.filter(
         scan__in=with_study, kind=PacsDelivery.Kind.REJECTION, status=PacsDelivery.Status.DELIVERED)
@@ -145,22 +145,25 @@ def pacs_erasure_reject(*, scans: list[Scan], erasure: PatientErasure) -> list[P
                    f"{timezone.localtime(erasure.erased_at):%Y-%m-%d %H:%M} (erasure #{erasure.pk}): the archive is "
                    "asked to delete them.")
     notes = []
+    of_scan: dict[int, list[PacsDelivery]] = {}
+    for capture in captures:
+        of_scan.setdefault(capture.scan_id, []).append(capture)
     for scan in with_study:
         by_patient: dict[tuple[str, ...], list[PacsDelivery]] = {}
-        for capture in captures:
-            if capture.scan_id == scan.pk and (capture.attempts or capture.filed_as) \
-                    and capture.sop_instance_uid not in rejected:
+        for capture in of_scan.get(scan.pk, []):
+            if (capture.attempts or capture.filed_as) and capture.sop_instance_uid not in rejected:
                 filed_as = tuple(capture.filed_as) if capture.filed_as else capture_patient(scan)
                 by_patient.setdefault(filed_as, []).append(capture)
         for index, (filed_as, sent) in enumerate(by_patient.items()):
             series_uid, instance_uid = erasure_rejection_uids(scan, erasure.pk, index)
-            notes.append(PacsDelivery.objects.create(
+            notes.append(PacsDelivery(
                 organization=organization, scan=None, erasure=erasure, kind=PacsDelivery.Kind.REJECTION,
                 generation=scan.capture_generation, url=organization.pacs_url, description=description,
                 rejected=[{"series": capture_uids(scan, capture.prediction, capture.review)[0],
                            "instance": capture.sop_instance_uid} for capture in sent],
                 filed_as=list(filed_as), sop_instance_uid=instance_uid,
                 filed_in=filed_study(scan, series_uid=series_uid, instance_uid=instance_uid).as_json()))
+    notes = PacsDelivery.objects.bulk_create(notes)
     for note in notes:
         transaction.on_commit(partial(enqueue_delivery, note.pk))
     return notes
