@@ -59,6 +59,12 @@ class SignedOn:
 
     username: str
     id_token: str
+    # For adding a member at their first sign-on (services.sign_on): the groups the token names
+    # (KIDNEYWEB_OIDC_GROUPS_CLAIM), and the person's names and email as the provider holds them.
+    groups: tuple[str, ...] = ()
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
 
 
 def enabled() -> bool:
@@ -147,7 +153,17 @@ def finish(*, code: str, redirect_uri: str, nonce: str, verifier: str, started_a
     if not isinstance(username, str) or not username.strip():
         raise SignOnFailed(f"The hospital's sign-on service did not say who you are "
                            f"(no {settings.KIDNEYWEB_OIDC_USERNAME_CLAIM} in the token).")
-    return SignedOn(username=username.strip(), id_token=id_token)
+    groups = claims.get(settings.KIDNEYWEB_OIDC_GROUPS_CLAIM) or []
+    if isinstance(groups, str):
+        groups = [groups]
+
+    def text(claim: str) -> str:
+        value = claims.get(claim)
+        return value.strip() if isinstance(value, str) else ""
+
+    return SignedOn(username=username.strip(), id_token=id_token,
+                    groups=tuple(str(group) for group in groups if isinstance(group, (str, int))),
+                    first_name=text("given_name"), last_name=text("family_name"), email=text("email"))
 
 
 def end_session_url(*, id_token: str, post_logout_redirect_uri: str) -> str | None:

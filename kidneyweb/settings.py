@@ -535,6 +535,15 @@ KIDNEYWEB_OIDC_PROMPT_LOGIN = env_bool("KIDNEYWEB_OIDC_PROMPT_LOGIN", True)
 # workstation finds nobody logged in there; register https://<host>/accounts/login/ as the post-logout redirect
 # URI. false: kidneyweb's session only (other applications signed on through the provider stay open).
 KIDNEYWEB_OIDC_END_SESSION = env_bool("KIDNEYWEB_OIDC_END_SESSION", True)
+# Members added by the hospital's groups (services.sign_on): a person whose ID token names one of these groups
+# (KIDNEYWEB_OIDC_GROUPS_CLAIM: Entra ID sends group object ids, Keycloak group names) becomes a member of the
+# organization KIDNEYWEB_OIDC_ORGANIZATION (its slug) at their first sign-on, as an administrator or a clinician;
+# their role then follows the groups at each sign-on, and leaving them closes the account. Unset: administrators
+# add every member, as without sign-on.
+KIDNEYWEB_OIDC_ORGANIZATION = os.environ.get("KIDNEYWEB_OIDC_ORGANIZATION", "")
+KIDNEYWEB_OIDC_GROUPS_CLAIM = os.environ.get("KIDNEYWEB_OIDC_GROUPS_CLAIM", "groups")
+KIDNEYWEB_OIDC_CLINICIAN_GROUPS = env_list("KIDNEYWEB_OIDC_CLINICIAN_GROUPS", [])
+KIDNEYWEB_OIDC_ADMIN_GROUPS = env_list("KIDNEYWEB_OIDC_ADMIN_GROUPS", [])
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging ----------------------------------------------------------------------------------------

@@ -96,6 +96,9 @@ class Membership(models.Model):
         default=False,
         help_text="An administrator set a temporary password: the member must choose their own before anything else.",
     )
+    # Added at their first sign-on because the hospital's groups named them (services.sign_on): their role follows
+    # those groups at each sign-on, and leaving them closes the account. Members an administrator added never do.
+    by_groups = models.BooleanField("managed by the hospital's groups", default=False)
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()}, {self.organization})"

@@ -92,6 +92,7 @@ from .record_exports import (RecordExportUnavailable, record_export_build, recor
 from .erasures import (ErasureNote, check_erasable, erased_message, erasure_files_remove, erasures_files_resend,
                        erasures_noted, erasures_reapply, patient_erase)
 from .pacs_rejections import pacs_erasure_give_up, pacs_erasure_give_up_due
+from .sign_on import SignOnRefused, sign_on_user
 from .withdrawals import check_not_withdrawn, scan_restore, scan_withdraw, withdrawn_message
 from .refiling import scan_refile
 from .scans import (
@@ -179,6 +180,8 @@ __all__ = [
     "PacsNotDelivered",
     "pacs_check",
     "pacs_deliver",
+    "SignOnRefused",
+    "sign_on_user",
     "pacs_erasure_give_up",
     "pacs_erasure_give_up_due",
     "pacs_resend_lost",

@@ -29,6 +29,7 @@ class Provider:
     client_secret: str
     user: str | None = None  # who is logged in at the provider; None: it answers access_denied
     claim: str = "preferred_username"
+    groups: list[str] | None = None  # the groups claim of its tokens; None: none sent
     forge: str = ""  # "", "audience", "expired", "key", "nonce", "session" (an old login passed on)
     prompts: list[str] = field(default_factory=list)  # the prompt each authorization request asked for
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -121,6 +122,9 @@ def start(*, client_id: str, client_secret: str) -> tuple[Provider, ThreadingHTT
             claims = {"iss": state.url, "sub": f"sub-{issued['user']}", "aud": state.client_id, "iat": now,
                       "exp": now + 300, "nonce": issued["nonce"], state.claim: issued["user"],
                       "auth_time": now - 3600 if state.forge == "session" else now}
+            if state.groups is not None:
+                claims.update(groups=list(state.groups), given_name="Carol", family_name="Jones",
+                              email=f"{issued['user']}@hospital.example.org")
             if state.forge == "audience":
                 claims["aud"] = "another-application"
             elif state.forge == "expired":

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .. import selectors, sso
+from .. import services, sso
 from ..auth import LoginForm
 from ..middleware import SIGNED_ON
 from .accounts import safe_next_url
@@ -100,12 +100,11 @@ def sso_callback(request: HttpRequest) -> HttpResponse:
                                nonce=pending["nonce"], verifier=pending["verifier"], started_at=pending["at"])
     except sso.SignOnFailed as exc:
         return _refused(request, str(exc))
-    username = signed_on.username
-    user = selectors.user_for_sign_on(username=username)
-    if user is None:
-        logger.warning("Sign-on: no active kidneyweb account for %r", username)
-        return _refused(request, f"There is no kidneyweb account for {username} (or it is deactivated): ask "
-                                 "your organization's administrator to add you.")
+    try:
+        user = services.sign_on_user(signed_on=signed_on)
+    except services.SignOnRefused as exc:
+        logger.warning("Sign-on: %r not logged in: %s", signed_on.username, exc)
+        return _refused(request, str(exc))
     login(request, user, backend="diagnosis.auth.ThrottledModelBackend")
     request.session[SIGNED_ON] = True
     request.session[ID_TOKEN] = signed_on.id_token
