@@ -15,7 +15,7 @@ WEB_WORKERS ?= 2
 WEB_TIMEOUT ?= 120
 # One worker process: each loads its own copy of the model, and the target machines have 2 cores.
 WORKER_CONCURRENCY ?= 1
-QUEUES ?= inference,training,celery
+QUEUES ?= inference,training,exports,celery
 LOGLEVEL ?= info
 
 KIDNEY_DATA_DIR ?= ../shared/data/ct-kidney
@@ -40,7 +40,7 @@ help:
 	@echo "  make migrate         apply database migrations"
 	@echo "  make bootstrap       register the shipped model, create the demo organization and clinician"
 	@echo "  make web             gunicorn only, on $(HOST):$(PORT)"
-	@echo "  make worker          Celery workers only (queues $(QUEUES); training in a worker of its own)"
+	@echo "  make worker          Celery workers only (queues $(QUEUES); training and exports in workers of their own)"
 	@echo "  make train           train on $(KIDNEY_DATA_DIR), writing $(or $(MODEL_OUT),config.yaml's model_out) (MODEL_OUT=path for another)"
 	@echo "  make compose-config  validate docker-compose.yml"
 	@echo "  make clean           remove caches and collected static files; distclean also .venv, var/, media/"

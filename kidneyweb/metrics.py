@@ -118,7 +118,7 @@ class DeploymentCollector(Collector):
                                 "(Members page; given up by itself KIDNEYWEB_ERASURE_ARCHIVE_DAYS after the erasure).",
                                 value=snapshot.erasure_notes_unstored)
         yield GaugeMetricFamily("kidneyweb_record_exports_pending", "Whole-record exports asked for and not built "
-                                "yet (queued or being built, on the training worker).",
+                                "yet (queued or being built, on the exports worker).",
                                 value=snapshot.record_exports_pending)
         model = GaugeMetricFamily("kidneyweb_active_model_info", "The model version that diagnoses new scans.",
                                   labels=["name"])

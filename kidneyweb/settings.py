@@ -381,9 +381,9 @@ CELERY_TASK_ROUTES = {
     "diagnosis.tasks.deliver_webhook": {"queue": "celery"},
     "diagnosis.tasks.deliver_to_pacs": {"queue": "celery"},
     "diagnosis.tasks.remove_erased_files": {"queue": "celery"},
-    # A whole-record export takes minutes for a large record: on the long-jobs worker (the one that trains), so
-    # that no diagnosis waits behind it.
-    "diagnosis.tasks.build_record_export": {"queue": "training"},
+    # A whole-record export takes minutes for a large record: on a queue and a worker of its own, so that no
+    # diagnosis waits behind it, nor it behind a training run of hours.
+    "diagnosis.tasks.build_record_export": {"queue": "exports"},
     # Training runs for minutes to hours: a queue of its own, consumed by a worker of its own
     # (scripts/worker.sh, docker-compose.yml), so a diagnosis never waits behind a run.
     "training.tasks.*": {"queue": "training"},

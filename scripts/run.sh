@@ -11,7 +11,7 @@ PORT=${PORT:-8000}
 WEB_WORKERS=${WEB_WORKERS:-2}
 WEB_TIMEOUT=${WEB_TIMEOUT:-120}
 WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-1}
-QUEUES=${QUEUES:-inference,training,celery}
+QUEUES=${QUEUES:-inference,training,exports,celery}
 LOGLEVEL=${LOGLEVEL:-info}
 PY="$VENV/bin/python"
 
@@ -51,7 +51,7 @@ stop_all() {
 trap 'echo "stopping web and worker..."; stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 
-# One worker for inference (and the default queue), one for training: see scripts/worker.sh.
+# One worker for inference (and the default queue), one for training, one for exports: see scripts/worker.sh.
 VENV="$VENV" QUEUES="$QUEUES" WORKER_CONCURRENCY="$WORKER_CONCURRENCY" LOGLEVEL="$LOGLEVEL" scripts/worker.sh &
 pids+=($!)
 

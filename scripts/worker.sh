@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Starts the Celery workers that consume QUEUES (default inference,training,celery) in the foreground.
+# Starts the Celery workers that consume QUEUES (default inference,training,exports,celery) in the foreground.
 # The training queue gets a worker process of its own: a training run holds its worker for minutes to
 # hours, and a diagnosis must never wait behind it. The training worker runs one task at a time and a
-# fresh pool process per run (TensorFlow gives memory back only when its process ends). It also builds
-# whole-record exports, which take minutes for a large record.
+# fresh pool process per run (TensorFlow gives memory back only when its process ends). Whole-record
+# exports, which take minutes for a large record, get one too, so they wait neither on a diagnosis nor on
+# a training run.
 # SIGTERM/Ctrl-C stop every worker; if one exits the others are stopped too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
-QUEUES=${QUEUES:-inference,training,celery}
+QUEUES=${QUEUES:-inference,training,exports,celery}
 WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-1}
 LOGLEVEL=${LOGLEVEL:-info}
 PY="$VENV/bin/python"
@@ -17,10 +18,15 @@ PY="$VENV/bin/python"
 IFS=, read -ra requested <<< "$QUEUES"
 others=()
 training=0
+exports=0
 for queue in "${requested[@]}"; do
   queue=${queue// /}
   [[ -z $queue ]] && continue
-  if [[ $queue == training ]]; then training=1; else others+=("$queue"); fi
+  case $queue in
+    training) training=1 ;;
+    exports) exports=1 ;;
+    *) others+=("$queue") ;;
+  esac
 done
 
 pids=()
@@ -47,6 +53,11 @@ if ((training)); then
   echo "==> worker training@$(hostname): queue training, one run at a time"
   "$PY" -m celery -A kidneyweb worker -Q training -n "training@%h" --concurrency 1 --max-tasks-per-child 1 \
     --loglevel="$LOGLEVEL" &
+  pids+=($!)
+fi
+if ((exports)); then
+  echo "==> worker exports@$(hostname): queue exports, one export at a time"
+  "$PY" -m celery -A kidneyweb worker -Q exports -n "exports@%h" --concurrency 1 --loglevel="$LOGLEVEL" &
   pids+=($!)
 fi
 if ((${#pids[@]} == 0)); then

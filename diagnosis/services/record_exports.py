@@ -1,8 +1,8 @@
 """A patient's whole record as one ZIP, built by a worker and handed over as a download.
 
 A record of a few slices takes a second; one of thousands (an archive that sends whole series) takes minutes, more
-than a web request may last. So an administrator asks for it, the worker builds it (on the long-jobs worker, the
-one that trains, so that no diagnosis waits behind it) and the page, or the API, says when it is ready. Each
+than a web request may last. So an administrator asks for it, the worker builds it (on a queue and a worker of
+its own, ``exports``, so that no diagnosis waits behind it, nor it behind a training run) and the page, or the API, says when it is ready. Each
 download is recorded in the access log. The file is a copy of patient data: it is deleted after
 ``KIDNEYWEB_RECORD_EXPORT_KEEP_HOURS``, and with the record if it is erased.
 """

@@ -186,7 +186,7 @@ def test_a_real_worker_deletes_an_erased_records_images_and_heat_maps_after_the_
     assert PatientErasure.objects.get(pk=erasure.pk).files == []
 
 
-def test_a_real_worker_on_the_long_jobs_queue_builds_a_whole_record_export(
+def test_a_real_worker_on_the_exports_queue_builds_a_whole_record_export(
     transactional_db, shipped_model, ct_slice, inference_queue, tmp_path, organization, clinician, boss,
 ):
     import io
@@ -195,14 +195,14 @@ def test_a_real_worker_on_the_long_jobs_queue_builds_a_whole_record_export(
 
     from diagnosis.models import RecordExport
 
-    inference_queue.drain("training")
+    inference_queue.drain("exports")
     services.model_version_register(path=shipped_model, activate=True)
     patient = PatientFactory(organization=organization, mrn="EXPORT-1")
     scan = upload(ct_slice, patient, clinician)
-    # Committed here: the task goes to the training queue (settings.CELERY_TASK_ROUTES), not the inference one.
+    # Committed here: the task goes to the exports queue (settings.CELERY_TASK_ROUTES), not the inference one.
     export = services.record_export_request(patient=patient, user=boss, base_url="http://testserver/")
     log_path = tmp_path / "worker.log"
-    with celery_worker(shipped_model, log_path, queues="training") as process:
+    with celery_worker(shipped_model, log_path, queues="exports") as process:
         deadline = time.monotonic() + 90
         while RecordExport.objects.get(pk=export.pk).is_pending:
             assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-5000:]

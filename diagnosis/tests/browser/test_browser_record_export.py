@@ -20,7 +20,7 @@ def test_an_administrator_prepares_the_record_and_downloads_it_when_the_page_say
     scan = ScanFactory(patient=patient, uploaded_by=boss)
     DonePredictionFactory(scan=scan)
     log_in(page, "boss", PASSWORD)
-    inference_queue.drain("training")  # what earlier tests left there
+    inference_queue.drain("exports")  # what earlier tests left there
 
     page.goto(f"/patients/{patient.pk}/")
     page.locator("#export summary").click()
@@ -28,7 +28,7 @@ def test_an_administrator_prepares_the_record_and_downloads_it_when_the_page_say
     expect(page.get_by_role("heading", name="Whole record export")).to_be_visible()
     expect(page.locator("#export-status")).to_contain_text("Queued")
     export = RecordExport.objects.get()
-    assert [m["args"] for m in inference_queue.drain("training")] == [[export.pk]]  # to the long-jobs worker
+    assert [m["args"] for m in inference_queue.drain("exports")] == [[export.pk]]  # to the exports worker
 
     services.record_export_build(export_id=export.pk)  # as the worker does
 
