@@ -99,6 +99,9 @@ def member_role_set(*, organization: Organization, member: AbstractBaseUser, rol
     membership = _locked_membership(organization=organization, member=member)
     if membership.role == role:
         return membership
+    if membership.by_groups:
+        raise ValidationError("Their role follows the hospital's groups at each sign-on: change their groups in the "
+                              "hospital's directory.")
     if membership.role == Membership.Role.ADMIN:
         _refuse_self(member=member, by=by, what="take the administrator role from")
         if membership.user.is_active and not _other_active_admins(organization=organization, member=member):
@@ -160,6 +163,9 @@ def member_password_reset(*, organization: Organization, member: AbstractBaseUse
     session hash changes with the password) and a login lock is lifted. Returns the password, shown once."""
     membership = _locked_membership(organization=organization, member=member)
     _refuse_self(member=member, by=by, what="set a temporary password for")
+    if membership.by_groups:
+        raise ValidationError("They log in with their hospital account only (managed by the hospital's groups): a "
+                              "kidneyweb password would go around the hospital's sign-on.")
     password = temporary_password()
     user = membership.user
     user.set_password(password)

@@ -112,3 +112,22 @@ def test_nobody_in_the_groups_gets_an_account_and_members_an_administrator_added
     assert _logged_in_as(client) == "alice"
     assert Membership.objects.get(user=clinician).role == Membership.Role.CLINICIAN
     assert not StaffChange.objects.filter(member=clinician).exists()
+
+
+def test_an_administrator_cannot_set_the_role_or_a_password_of_a_member_the_groups_manage(
+        client, provider, organization, boss):
+    provider.groups = [CLINICIANS]
+    _sign_on(client, provider)
+    user = get_user_model().objects.get(username="carol.jones")
+    client.force_login(boss)
+    page = client.get(f"/staff/{user.pk}/").content.decode()
+    assert "Change role" not in page and "Set a temporary password" not in page and "Deactivate" in page
+
+    api = token_client(boss)
+    role = api.patch(f"/api/v1/members/{user.pk}/", {"role": "admin"}, format="json")
+    password = client.post(f"/staff/{user.pk}/password/", follow=True)
+
+    assert role.status_code == 400 and "follows the hospital's groups" in str(role.json())
+    assert "would go around the hospital&#x27;s sign-on" in password.content.decode()
+    user.refresh_from_db()
+    assert user.membership.role == Membership.Role.CLINICIAN and not user.has_usable_password()
