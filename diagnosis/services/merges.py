@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import selectors
-from ..models import Patient, PatientChange, PatientDistinct, PatientMerge, Scan
+from ..models import Patient, PatientDistinct, PatientMerge, Scan
 from .pacs_rejections import pacs_patient_changed
 from .webhooks import patient_merged_notify, patient_unmerged_notify
 from .withdrawals import cleaned_reason
@@ -105,12 +105,11 @@ def patient_merge(*, duplicate: Patient, into: Patient, user: AbstractBaseUser, 
         Scan.objects.filter(pk__in=moved).update(patient=into)
         duplicate.merged_into = into
         duplicate.save(update_fields=["merged_into"])
-        if duplicate.training_opt_out and not into.training_opt_out:
+        if duplicate.training_opt_out:
+            from .patients import training_opt_out_record  # patients imports this module
+
             # The person refused under the other record: their slices, now all here, stay out of training.
-            into.training_opt_out = True
-            into.save(update_fields=["training_opt_out"])
-            PatientChange.objects.create(patient=into, changed_by=user, before={"training_opt_out": False},
-                                         after={"training_opt_out": True})
+            training_opt_out_record(patient=into, user=user, opt_out=True)
         merge = PatientMerge.objects.create(duplicate=duplicate, into=into, merged_by=user, reason=reason,
                                             scans=moved)
         patient_merged_notify(merge=merge)

@@ -106,15 +106,23 @@ def patient_training_use_set(*, patient: Patient, user: AbstractBaseUser, allowe
         if stored.merged_into_id is not None:
             raise ValidationError({"patient": [f"{merged_message(stored)} Record the patient's wish there."]})
         opt_out = not allowed
-        if stored.training_opt_out == opt_out:
+        if not training_opt_out_record(patient=stored, user=user, opt_out=opt_out):
             return stored
-        stored.training_opt_out = opt_out
-        stored.save(update_fields=["training_opt_out"])
-        PatientChange.objects.create(patient=stored, changed_by=user, before={"training_opt_out": not opt_out},
-                                     after={"training_opt_out": opt_out})
     logger.info("Patient %s: slices %s for training, recorded by %s", stored.pk,
                 "refused" if opt_out else "allowed", user.get_username())
     return stored
+
+
+def training_opt_out_record(*, patient: Patient, user: AbstractBaseUser, opt_out: bool) -> bool:
+    """Set the record's (locked by the caller) refusal of training use, kept with the corrections; False when it was
+    set so already."""
+    if patient.training_opt_out == opt_out:
+        return False
+    patient.training_opt_out = opt_out
+    patient.save(update_fields=["training_opt_out"])
+    PatientChange.objects.create(patient=patient, changed_by=user, before={"training_opt_out": not opt_out},
+                                 after={"training_opt_out": opt_out})
+    return True
 
 
 PATIENT_FIELDS = ("mrn", "name", "birth_date", "sex")
