@@ -6,7 +6,8 @@ The authorization code flow with PKCE (RFC 7636), a confidential client (``clien
 the browser to the provider with a one-time ``state`` and ``nonce``, takes the code back, exchanges it for an ID
 token and accepts that token only when its signature (the provider's published keys), issuer, audience, expiry and
 nonce are right. The token names the user (``KIDNEYWEB_OIDC_USERNAME_CLAIM``); kidneyweb logs in the active
-member of that username, whom an administrator added: a hospital account alone opens no patient data.
+member of that username, whom an administrator added, or whom the hospital's groups named (``services.sign_on``): a
+hospital account alone opens no patient data. Logging out ends the provider's session too (``end_session_url``).
 """
 
 from __future__ import annotations
