@@ -25,6 +25,7 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "patient.merged": "Merged patient records (a person registered twice)",
     "patient.unmerged": "Patient merges undone",
     "patient.erased": "Erased patient records (consent withdrawn, the end of a pilot)",
+    "erasure.archive_given_up": "Erased records whose AI results the archive may still hold (asking it given up)",
     "model.below_card": "The active model doing worse on your reviewed slices than its card promised",
     "model.recovered": "The active model no longer below its card",
     "model.inputs_unusual": "More uploads unlike the active model's training data than its card expects",

@@ -27,6 +27,7 @@ from django.utils import timezone
 from ..dicom_uids import capture_uids, erasure_rejection_uids, rejection_uids
 from ..models import Organization, PacsDelivery, Patient, PatientErasure, Scan, ScanWithdrawal
 from .pacs import archive_of, enqueue_delivery, pacs_result_send
+from .webhooks import erasure_archive_given_up_notify
 
 
 def _reject(*, scan: Scan, organization: Organization, description: str, withdrawal: ScanWithdrawal | None = None,
@@ -198,6 +199,8 @@ def pacs_erasure_give_up(*, erasure: PatientErasure, by: AbstractBaseUser | None
         status=PacsDelivery.Status.FAILED, filed_as=[], filed_in={}, last_error=reason[:300])
     erasure.archive_given_up_at, erasure.archive_given_up_by = now, who
     erasure.save(update_fields=["archive_given_up_at", "archive_given_up_by"])
+    erasure_archive_given_up_notify(erasure=erasure, dicom_result_uids=[
+        capture["instance"] for note in unstored for capture in note.rejected])
     return erasure
 
 

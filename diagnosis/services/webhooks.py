@@ -198,6 +198,18 @@ def patient_erased_notify(*, erasure: PatientErasure, scan_ids: list[int],
     })
 
 
+def erasure_archive_given_up_notify(*, erasure: PatientErasure, dicom_result_uids: list[str]) -> WebhookDelivery | None:
+    """Asking the archive to delete an erased record's results was given up (``pacs_erasure_give_up``): the archive
+    may still hold these instances (``dicom_result_uids``), for the integration engine or the archive's team to
+    delete by hand. Nothing names the patient."""
+    return _event(organization_id=erasure.organization_id, event="erasure.archive_given_up", data={
+        "erasure": {"id": erasure.pk, "patient": erasure.patient_id, "erased_at": erasure.erased_at.isoformat(),
+                    "api_path": reverse("api:erasure-list")},
+        "given_up_at": erasure.archive_given_up_at.isoformat(), "given_up_by": erasure.archive_given_up_by,
+        "dicom_result_uids": dicom_result_uids,
+    })
+
+
 def _alert_data(alert: PerformanceAlert) -> dict[str, Any]:
     version = alert.model_version
     return {"model_version": {"id": version.pk, "name": version.name},

@@ -16,8 +16,8 @@ SETTINGS = "/api/v1/notifications/settings/"
 
 # Sent until an administrator chooses otherwise.
 EVERY_EVENT = ["diagnosis.finished", "review.saved", "scan.withdrawn", "scan.restored", "patient.merged",
-               "patient.unmerged", "patient.erased", "model.below_card", "model.recovered", "model.inputs_unusual",
-               "model.inputs_usual", "api_token.expiring"]
+               "patient.unmerged", "patient.erased", "erasure.archive_given_up", "model.below_card", "model.recovered",
+               "model.inputs_unusual", "model.inputs_usual", "api_token.expiring"]
 
 
 @pytest.fixture

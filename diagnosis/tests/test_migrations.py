@@ -78,6 +78,9 @@ INPUTS_EVENTS = ["model.inputs_unusual", "model.inputs_usual"]
      ["api_token.expiring"]),
     ("0043_api_token_expiry_notice", "0044_patient_erasure",
      EARLIER_EVENTS + MERGE_EVENTS + MODEL_EVENTS + INPUTS_EVENTS + ["api_token.expiring"], ["patient.erased"]),
+    ("0050_membership_by_groups", "0051_erasure_archive_given_up_event",
+     EARLIER_EVENTS + MERGE_EVENTS + MODEL_EVENTS + INPUTS_EVENTS + ["api_token.expiring", "patient.erased"],
+     ["erasure.archive_given_up"]),
 ])
 def test_organizations_that_chose_every_event_are_sent_new_kinds_and_others_keep_their_choice(
     transactional_db, before, after, every, added

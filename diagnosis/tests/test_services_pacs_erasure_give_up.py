@@ -105,3 +105,21 @@ def test_the_time_limit_gives_up_notes_not_stored_of_old_erasures_only(
     assert services.pacs_deliver(delivery_id=pending.pk).attempts == pending.attempts
     assert orthanc.instance_tags(pending.sop_instance_uid) is None
     assert services.pacs_erasure_give_up_due(now=now) == []
+
+
+def test_the_hospitals_system_hears_which_results_the_archive_may_still_hold(
+        archived, organization, patient, clinician, boss, django_capture_on_commit_callbacks):
+    from diagnosis.models import Organization, WebhookDelivery
+
+    Organization.objects.filter(pk=organization.pk).update(webhook_url="https://ris.example.org/kidneyweb")
+    erasure, note = _failed_note(patient, clinician, boss, django_capture_on_commit_callbacks)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        services.pacs_erasure_give_up(erasure=erasure, by=boss)
+
+    sent = WebhookDelivery.objects.get(event="erasure.archive_given_up").payload
+    assert sent["erasure"] == {"id": erasure.pk, "patient": patient.pk, "erased_at": erasure.erased_at.isoformat(),
+                               "api_path": "/api/v1/erasures/"}
+    assert (sent["given_up_by"], sent["dicom_result_uids"]) == (boss.username, [note.rejected[0]["instance"]])
+    for trace in (MRN, "Hopper", STUDY):
+        assert trace not in str(sent), trace
