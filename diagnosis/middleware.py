@@ -15,7 +15,7 @@ from django.utils.http import urlencode
 from . import selectors
 
 
-# Set in the session of a login through the hospital's sign-on (views.accounts.sso_callback).
+# Set in the session of a login through the hospital's sign-on (views.sso.sso_callback).
 SIGNED_ON = "kidneyweb_signed_on"
 
 

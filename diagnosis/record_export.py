@@ -138,6 +138,7 @@ def zip_download(handle: IO[bytes], *, filename: str) -> FileResponse:
     response["Cache-Control"] = "private, no-store"
     return response
 
+
 # Kept in memory up to this size, then in a temporary file: a record of a few hundred scans is tens of megabytes.
 SPOOL_BYTES = 32 * 1024 * 1024
 

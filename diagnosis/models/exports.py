@@ -23,6 +23,9 @@ class RecordExport(models.Model):
         FAILED = "failed", "Failed"
         EXPIRED = "expired", "Expired"
 
+    # Asked for and not built yet: queued, or being built.
+    PENDING = (Status.QUEUED, Status.RUNNING)
+
     organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE,
                                      related_name="record_exports")
     # Deleted with the record when it is erased (its file with the erasure's).
@@ -53,4 +56,4 @@ class RecordExport(models.Model):
 
     @property
     def is_pending(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+        return self.status in self.PENDING

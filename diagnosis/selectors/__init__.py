@@ -112,7 +112,6 @@ from .worklist import (
 )
 
 __all__ = [
-    "user_for_sign_on",
     "ErasurePreview",
     "erasure_get",
     "erasures",
@@ -214,6 +213,7 @@ __all__ = [
     "pacs_stored_of",
     "webhook_deliveries",
     "webhook_delivery_get",
+    "user_for_sign_on",
     "worker_last_seen",
     "OPENED_BY_OTHER_WINDOW",
     "scan_opened_by_other",

@@ -86,8 +86,7 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
         erasure_notes_unstored=PacsDelivery.objects.filter(
             erasure__isnull=False, erasure__archive_given_up_at=None).exclude(
             status=PacsDelivery.Status.DELIVERED).count(),
-        record_exports_pending=RecordExport.objects.filter(
-            status__in=[RecordExport.Status.QUEUED, RecordExport.Status.RUNNING]).count(),
+        record_exports_pending=RecordExport.objects.filter(status__in=RecordExport.PENDING).count(),
     )
 
 

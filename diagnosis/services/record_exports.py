@@ -2,8 +2,8 @@
 
 A record of a few slices takes a second; one of thousands (an archive that sends whole series) takes minutes, more
 than a web request may last. So an administrator asks for it, the worker builds it (on a queue and a worker of
-its own, ``exports``, so that no diagnosis waits behind it, nor it behind a training run) and the page, or the API, says when it is ready. Each
-download is recorded in the access log. The file is a copy of patient data: it is deleted after
+its own, ``exports``, so that no diagnosis waits behind it, nor it behind a training run) and the page, or the
+API, says when it is ready. Each download is recorded in the access log. The file is a copy of patient data: it is deleted after
 ``KIDNEYWEB_RECORD_EXPORT_KEEP_HOURS``, and with the record if it is erased.
 """
 
@@ -60,7 +60,7 @@ def record_export_request(*, patient: Patient, user: AbstractBaseUser, base_url:
         Patient.objects.select_for_update().filter(pk=patient.pk).first()
         pending = RecordExport.objects.filter(
             patient=patient, requested_by=user,
-            status__in=[RecordExport.Status.QUEUED, RecordExport.Status.RUNNING]).first()
+            status__in=RecordExport.PENDING).first()
         if pending is not None:
             return pending
         export = RecordExport.objects.create(organization_id=patient.organization_id, patient=patient,

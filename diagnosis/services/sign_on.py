@@ -16,7 +16,7 @@ from django.db import transaction
 from .. import selectors
 from ..models import Membership, Organization, StaffChange
 from ..sso import SignedOn
-from .staff import member_create
+from .staff import member_change_record, member_create
 
 logger = logging.getLogger(__name__)
 Action = StaffChange.Action
@@ -49,8 +49,8 @@ def _managing_organization() -> Organization | None:
 
 
 def _record(membership: Membership, action: str, detail: str) -> None:
-    StaffChange.objects.create(organization=membership.organization, member=membership.user, by=membership.user,
-                               action=action, detail=f"by the hospital sign-on: {detail}"[:200])
+    member_change_record(organization=membership.organization, member=membership.user, by=membership.user,
+                         action=action, detail=f"by the hospital sign-on: {detail}")
 
 
 def sign_on_user(*, signed_on: SignedOn) -> AbstractBaseUser:

@@ -42,15 +42,15 @@ def _locked_membership(*, organization: Organization, member: AbstractBaseUser) 
     return membership
 
 
-def _record(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser | None, action: str,
-            detail: str = "") -> None:
+def member_change_record(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser | None,
+                         action: str, detail: str = "") -> None:
     StaffChange.objects.create(organization=organization, member=member, by=by, action=action, detail=detail[:200])
 
 
 def policy_change_record(*, organization: Organization, by: AbstractBaseUser, detail: str) -> None:
     """Record a change of an organization-wide setting (two-factor rule, notifications, archive) as the
     administrator's own change, beside the changes to members' accounts."""
-    _record(organization=organization, member=by, by=by, action=Action.POLICY_CHANGED, detail=detail)
+    member_change_record(organization=organization, member=by, by=by, action=Action.POLICY_CHANGED, detail=detail)
 
 
 def _other_active_admins(*, organization: Organization, member: AbstractBaseUser) -> int:
@@ -88,7 +88,7 @@ def member_create(
         user.set_password(password)
         user.save()
         Membership.objects.create(user=user, organization=organization, role=role, password_change_required=True)
-        _record(organization=organization, member=user, by=by, action=Action.ADDED,
+        member_change_record(organization=organization, member=user, by=by, action=Action.ADDED,
                 detail=Membership.Role(role).label)
     return user, password
 
@@ -108,7 +108,7 @@ def member_role_set(*, organization: Organization, member: AbstractBaseUser, rol
             raise ValidationError("This is your organization's last active administrator.")
     membership.role = role
     membership.save(update_fields=["role"])
-    _record(organization=organization, member=member, by=by, action=Action.ROLE_CHANGED,
+    member_change_record(organization=organization, member=member, by=by, action=Action.ROLE_CHANGED,
             detail=f"now {Membership.Role(role).label}")
     return membership
 
@@ -127,7 +127,7 @@ def member_deactivate(*, organization: Organization, member: AbstractBaseUser, b
         raise ValidationError("This is your organization's last active administrator.")
     user.is_active = False
     user.save(update_fields=["is_active"])
-    _record(organization=organization, member=user, by=by, action=Action.DEACTIVATED, detail=reason.strip())
+    member_change_record(organization=organization, member=user, by=by, action=Action.DEACTIVATED, detail=reason.strip())
 
 
 @transaction.atomic
@@ -138,7 +138,7 @@ def member_reactivate(*, organization: Organization, member: AbstractBaseUser, b
         return
     user.is_active = True
     user.save(update_fields=["is_active"])
-    _record(organization=organization, member=user, by=by, action=Action.REACTIVATED)
+    member_change_record(organization=organization, member=user, by=by, action=Action.REACTIVATED)
 
 
 @transaction.atomic
@@ -173,7 +173,7 @@ def member_password_reset(*, organization: Organization, member: AbstractBaseUse
     membership.password_change_required = True
     membership.save(update_fields=["password_change_required"])
     login_failures_clear(username=user.get_username())
-    _record(organization=organization, member=user, by=by, action=Action.PASSWORD_RESET)
+    member_change_record(organization=organization, member=user, by=by, action=Action.PASSWORD_RESET)
     return password
 
 
@@ -182,7 +182,7 @@ def member_unlock(*, organization: Organization, member: AbstractBaseUser, by: A
     """Lift a login lock early, for a member who mistyped rather than someone guessing."""
     membership = _locked_membership(organization=organization, member=member)
     if login_failures_clear(username=membership.user.get_username()):
-        _record(organization=organization, member=membership.user, by=by, action=Action.UNLOCKED)
+        member_change_record(organization=organization, member=membership.user, by=by, action=Action.UNLOCKED)
 
 
 @transaction.atomic
@@ -193,7 +193,7 @@ def member_api_token_issue(*, organization: Organization, member: AbstractBaseUs
         raise ValidationError("Reactivate this member before issuing a token: a deactivated member's token is refused.")
     replaced = selectors.api_token_of(user=membership.user) is not None
     key = api_token_rotate(user=membership.user)
-    _record(organization=organization, member=membership.user, by=by, action=Action.TOKEN_ISSUED,
+    member_change_record(organization=organization, member=membership.user, by=by, action=Action.TOKEN_ISSUED,
             detail="replacing the previous token" if replaced else "")
     return key
 
@@ -202,7 +202,7 @@ def member_api_token_issue(*, organization: Organization, member: AbstractBaseUs
 def member_api_token_revoke(*, organization: Organization, member: AbstractBaseUser, by: AbstractBaseUser) -> None:
     membership = _locked_membership(organization=organization, member=member)
     if api_token_revoke(user=membership.user):
-        _record(organization=organization, member=membership.user, by=by, action=Action.TOKEN_REVOKED)
+        member_change_record(organization=organization, member=membership.user, by=by, action=Action.TOKEN_REVOKED)
 
 
 def member_password_changed(*, user: AbstractBaseUser) -> None:
@@ -217,7 +217,7 @@ def member_two_factor_reset(*, organization: Organization, member: AbstractBaseU
     membership = _locked_membership(organization=organization, member=member)
     _refuse_self(member=member, by=by, what="reset two-factor authentication for")
     if _authenticator_remove(user=membership.user):
-        _record(organization=organization, member=membership.user, by=by, action=Action.TWO_FACTOR_RESET)
+        member_change_record(organization=organization, member=membership.user, by=by, action=Action.TWO_FACTOR_RESET)
 
 
 def _authenticator_remove(*, user: AbstractBaseUser) -> bool:
@@ -240,7 +240,7 @@ def two_factor_reset_on_server(*, user: AbstractBaseUser, reason: str) -> bool:
         return False
     membership = selectors.membership_of(user)
     if membership is not None:
-        _record(organization=membership.organization, member=user, by=None, action=Action.TWO_FACTOR_RESET,
+        member_change_record(organization=membership.organization, member=user, by=None, action=Action.TWO_FACTOR_RESET,
                 detail=f"on the server: {reason}")
     logger.warning("Two-factor authentication of %s reset on the server: %s", user.get_username(), reason)
     return True
