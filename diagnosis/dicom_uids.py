@@ -17,15 +17,26 @@ def result_uid(*parts: str) -> str:
 def capture_uids(scan: Scan, prediction: Prediction, review: Review | None = None) -> tuple[str, str]:
     """The series and instance UIDs of the capture of ``prediction`` (with a clinician's ``review`` of it): one series
     per study and model version, one instance per result, and one more per review of it."""
+    return _result_uids("kidneyweb-result", scan, prediction, review)
+
+
+def report_uids(scan: Scan, prediction: Prediction, review: Review | None = None) -> tuple[str, str]:
+    """The series and instance UIDs of the structured report (DICOM SR) of ``prediction``, made as its capture's
+    are, in a series of its own: viewers show reports apart from images."""
+    return _result_uids("kidneyweb-report", scan, prediction, review)
+
+
+def _result_uids(what: str, scan: Scan, prediction: Prediction, review: Review | None) -> tuple[str, str]:
     version = prediction.model_version
     source = scan.dicom_instance_uid or scan.sha256
     parts = [scan.dicom_study_uid, source, version.sha256, str(prediction.pk)]
     if scan.capture_generation:
         # Restored after a withdrawal: new instances, as the archive may have rejected the earlier ones.
         parts.append(f"generation-{scan.capture_generation}")
-    instance = (result_uid("kidneyweb-result", *parts) if review is None
-                else result_uid("kidneyweb-reviewed-result", *parts, str(review.pk)))
-    return result_uid("kidneyweb-result-series", scan.dicom_study_uid, version.sha256), instance
+    # The capture's names are as they were before reports came, so that its UIDs stay what archives hold.
+    reviewed = "kidneyweb-reviewed-result" if what == "kidneyweb-result" else f"{what}-reviewed"
+    instance = (result_uid(what, *parts) if review is None else result_uid(reviewed, *parts, str(review.pk)))
+    return result_uid(f"{what}-series", scan.dicom_study_uid, version.sha256), instance
 
 
 def rejection_uids(scan: Scan, generation: int) -> tuple[str, str]:

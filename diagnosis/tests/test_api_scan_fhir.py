@@ -351,5 +351,6 @@ def test_a_dicom_slices_report_links_its_study_its_order_and_its_instance_in_the
                             "instance_uid": "1.2.826.0.1.9", "accession_number": "A-20261206-7",
                             "study_date": None, "study_time": None, "study_description": "",
                             "result_url": f"http://testserver/api/v1/scans/{scan.pk}/dicom/",
+                            "report_url": f"http://testserver/api/v1/scans/{scan.pk}/dicom-sr/",
                             "archive": None, "archive_rejection": None}  # no archive set
     assert api_client.get(f"/api/v1/scans/{png.pk}/").json()["dicom"] is None

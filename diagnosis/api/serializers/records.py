@@ -299,6 +299,10 @@ class DicomIdentifiersSerializer(serializers.Serializer):
     result_url = serializers.CharField(
         allow_null=True, help_text="The AI result as a DICOM Secondary Capture for the archive, in this study (409 "
                                    "until the diagnosis is done); null when the header named no study")
+    report_url = serializers.CharField(
+        allow_null=True, help_text="The AI result as a DICOM Structured Report (TID 1500, IHE AIR) for the archive, "
+                                   "in this study (409 until the diagnosis is done); null when the header named no "
+                                   "study or no instance UID")
     archive = ScanArchiveSerializer(
         allow_null=True, help_text="How the latest result (or the newest review of it) was sent to the organization's "
                                    "archive (PACS); null when it was not (no archive set, no study, or not done)")
@@ -369,6 +373,8 @@ class ScanSerializer(serializers.ModelSerializer):
                 "study_description": scan.dicom_study_description,
                 "result_url": _absolute(self.context, reverse("api:scan-dicom", kwargs={"pk": scan.pk}))
                 if scan.dicom_study_uid else None,
+                "report_url": _absolute(self.context, reverse("api:scan-dicom-sr", kwargs={"pk": scan.pk}))
+                if scan.dicom_study_uid and scan.dicom_series_uid and scan.dicom_instance_uid else None,
                 "archive": _archive(scan) if scan.dicom_study_uid else None,
                 "archive_rejection": _rejection(scan) if scan.dicom_study_uid else None}
 

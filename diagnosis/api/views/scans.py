@@ -17,7 +17,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ... import dicom_export, fhir, reports, selectors, services
+from ... import dicom_export, dicom_report, fhir, reports, selectors, services
 from ...models import PatientAccess, Scan
 from ..exceptions import Conflict
 from ..renderers import DicomRenderer, FHIRRenderer, JPEGRenderer, PDFRenderer, PNGRenderer
@@ -255,9 +255,38 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             raise Conflict(detail=str(exc)) from None
         except OSError:
             raise NotFound("The stored image is missing.") from None
+        return self._dicom_file(scan, capture, f"scan-{scan.pk}-ai-result.dcm")
+
+    @extend_schema(
+        responses={(200, "application/dicom"): OpenApiTypes.BINARY,
+                   409: OpenApiResponse(description="No report for the archive: the scan was withdrawn, came "
+                                                    "without a DICOM study or without its instance UID, or its "
+                                                    "diagnosis failed or is not finished.")},
+        description="The scan's newest AI result as a DICOM Structured Report (Comprehensive SR, TID 1500 "
+        "Measurement Report; application/dicom, Part 10), the form IHE's AI Results profile (AIR) gives AI "
+        "findings: the class found (121071 Finding, coded in SNOMED CT as the FHIR export codes it: 281900007 No "
+        "abnormality detected, 722223000 Cyst of kidney, 95570007 Kidney stone, 126880001 Neoplasm of kidney; "
+        "82334004 Indeterminate for an image out of the model's scope) with the kidney as finding site, "
+        "with its probability (122157 Probability), the model as algorithm and device observer, and the slice it "
+        "was read from. The clinician's current review, when there is one, adds a second finding group (\"Clinician's "
+        "reading\"), the clinician as person observer, and makes the report verified and final; without one it is "
+        "unverified and preliminary. In the slice's study, in a series of the model's reports (SeriesNumber 9902), "
+        "under the patient's identity as kept here. Its UIDs are made as the capture's are: fetching it again gives "
+        "the same instance, and a review gives a new one.",
+    )
+    @action(detail=True, methods=["get"], url_path="dicom-sr", renderer_classes=[JSONRenderer, DicomRenderer])
+    def dicom_sr(self, request: Request, pk: str | None = None) -> HttpResponse:
+        scan = self.get_object()
+        try:
+            report = dicom_report.scan_result_report(scan=scan)
+        except dicom_export.NotExportable as exc:
+            raise Conflict(detail=str(exc)) from None
+        return self._dicom_file(scan, report, f"scan-{scan.pk}-ai-result-sr.dcm")
+
+    def _dicom_file(self, scan: Scan, content: bytes, filename: str) -> HttpResponse:
         self._log_access(scan, PatientAccess.What.DICOM)
-        response = HttpResponse(capture, content_type="application/dicom")
-        response["Content-Disposition"] = f'attachment; filename="scan-{scan.pk}-ai-result.dcm"'
+        response = HttpResponse(content, content_type="application/dicom")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
         response["Cache-Control"] = "private, no-store"
         return response
 
