@@ -1,6 +1,6 @@
 """The rejection note (IHE IOCM, Imaging Object Change Management) that asks the hospital's archive to hide the AI
-result captures it stored of a scan: withdrawn as entered in error, or naming the patient as they no longer are (the
-details corrected, the records merged). A DICOM Key Object Selection document titled "Rejected for Patient Safety
+result captures (and structured reports) it stored of a scan: withdrawn as entered in error, or naming the patient as
+they no longer are (the details corrected, the records merged). A DICOM Key Object Selection document titled "Rejected for Patient Safety
 Reasons" that lists them (PS3.16 TID 2010), with why in words. An archive that supports IOCM stops showing them, and
 refuses them if they come again; one that does not keeps the note in the study, where a reader sees that the
 captures were withdrawn or replaced, and why.
@@ -76,9 +76,10 @@ def scan_filed_study(scan: Scan, generation: int) -> FiledStudy:
 
 def rejection_note(*, study: FiledStudy, rejected: list[dict[str, str]], description: str, at: datetime.datetime,
                    filed_as: Sequence[str], title: tuple[str, str, str] = REJECTED_FOR_PATIENT_SAFETY) -> bytes:
-    """The DICOM Part 10 file of the note rejecting the captures that were sent, ``rejected`` (their series and
-    instance UIDs), made ``at``, titled ``title`` (PS3.16 CID 7011), saying why (``description``), in the study they
-    were filed in and under the patient as they name them, ``filed_as`` (``dicom_export.capture_patient``)."""
+    """The DICOM Part 10 file of the note rejecting the captures (and reports) that were sent, ``rejected`` (their
+    series, instance and SOP class UIDs; no class: a capture), made ``at``, titled ``title`` (PS3.16 CID 7011),
+    saying why (``description``), in the study they were filed in and under the patient as they name them,
+    ``filed_as`` (``dicom_export.capture_patient``)."""
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
@@ -109,16 +110,16 @@ def rejection_note(*, study: FiledStudy, rejected: list[dict[str, str]], descrip
     note.InstanceNumber = 1
     note.ContentDate, note.ContentTime = made.strftime("%Y%m%d"), made.strftime("%H%M%S")
 
-    by_series: dict[str, list[str]] = {}
+    by_series: dict[str, list[dict[str, str]]] = {}
     for capture in rejected:
-        by_series.setdefault(capture["series"], []).append(capture["instance"])
+        by_series.setdefault(capture["series"], []).append(capture)
     evidence = Dataset()
     evidence.StudyInstanceUID = study.study_uid
     evidence.ReferencedSeriesSequence = []
     for series, instances in by_series.items():
         item = Dataset()
         item.SeriesInstanceUID = series
-        item.ReferencedSOPSequence = [_reference(uid) for uid in instances]
+        item.ReferencedSOPSequence = [_reference(capture) for capture in instances]
         evidence.ReferencedSeriesSequence.append(item)
     note.CurrentRequestedProcedureEvidenceSequence = [evidence]
 
@@ -135,8 +136,10 @@ def rejection_note(*, study: FiledStudy, rejected: list[dict[str, str]], descrip
     images = []
     for capture in rejected:
         image = Dataset()
-        image.RelationshipType, image.ValueType = "CONTAINS", "IMAGE"
-        image.ReferencedSOPSequence = [_reference(capture["instance"])]
+        # A report is no image: TID 2010 lists it as a composite object.
+        image.RelationshipType = "CONTAINS"
+        image.ValueType = "IMAGE" if capture.get("class", SECONDARY_CAPTURE) == SECONDARY_CAPTURE else "COMPOSITE"
+        image.ReferencedSOPSequence = [_reference(capture)]
         images.append(image)
     note.ContentSequence = [why, *images]
     buffer = io.BytesIO()
@@ -155,9 +158,11 @@ def delivery_note(delivery: PacsDelivery) -> bytes:
                           description=delivery.description, at=delivery.created_at, filed_as=delivery.filed_as)
 
 
-def _reference(instance_uid: str):
+def _reference(capture: dict[str, str]):
     from pydicom.dataset import Dataset
 
     reference = Dataset()
-    reference.ReferencedSOPClassUID, reference.ReferencedSOPInstanceUID = SECONDARY_CAPTURE, instance_uid
+    # Notes made before reports were sent name no class: they rejected captures only.
+    reference.ReferencedSOPClassUID = capture.get("class", SECONDARY_CAPTURE)
+    reference.ReferencedSOPInstanceUID = capture["instance"]
     return reference

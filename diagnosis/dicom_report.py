@@ -21,8 +21,9 @@ from .fhir import SNOMED_CLASSES
 from .models import Prediction, Review, Scan
 
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR Storage
-# After the captures' series (9901), so that a viewer lists both after the scanner's own.
-SERIES_NUMBER = 9902
+# After the captures' series (9901) and the rejection notes' (9902), so that a viewer lists them after the
+# scanner's own.
+SERIES_NUMBER = 9903
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 

@@ -1,5 +1,5 @@
-"""The UIDs of the DICOM captures kidneyweb makes of its results (``dicom_export``), in one place, so that a
-notification can name the instances an archive may hold without building them."""
+"""The UIDs of the DICOM captures and reports kidneyweb makes of its results (``dicom_export``, ``dicom_report``), in
+one place, so that a notification can name the instances an archive may hold without building them."""
 
 from __future__ import annotations
 
@@ -57,8 +57,8 @@ def erasure_rejection_uids(scan: Scan, erasure_id: int, index: int) -> tuple[str
 
 
 def result_instance_uids(*, scan: Scan) -> list[str]:
-    """The instances the scan's finished results, and the reviews of them, are exported as (oldest first): what an
-    archive may hold of it."""
+    """The instances the scan's finished results, and the reviews of them, are exported as (oldest first; each
+    capture, then its structured report): what an archive may hold of it."""
     return result_instance_uids_of(scans=[scan])[scan.pk]
 
 
@@ -76,6 +76,8 @@ def result_instance_uids_of(*, scans: list[Scan]) -> dict[int, list[str]]:
         reviews.setdefault(review.prediction_id, []).append(review)
     for prediction in done:
         scan = with_study[prediction.scan_id]
-        uids[scan.pk].append(capture_uids(scan, prediction)[1])
-        uids[scan.pk].extend(capture_uids(scan, prediction, review)[1] for review in reviews.get(prediction.pk, []))
+        # A report names its slice, so a slice whose header named none has none (dicom_report).
+        forms = (capture_uids, report_uids) if scan.dicom_series_uid and scan.dicom_instance_uid else (capture_uids,)
+        for review in [None, *reviews.get(prediction.pk, [])]:
+            uids[scan.pk].extend(form(scan, prediction, review)[1] for form in forms)
     return uids

@@ -240,6 +240,12 @@ class PacsForm(forms.Form):
         help_text="Empty keeps the password set for this user.",
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
+    send_reports = forms.BooleanField(
+        label="Also send each result as a structured report (DICOM SR)", required=False,
+        help_text="The AI's finding coded (SNOMED CT) with its probability, the model and the slice, as IHE AI "
+                  "Results gives it, for viewers and reporting systems that read findings; a review makes it "
+                  "verified. Leave off if the archive's viewers cannot show SR.",
+    )
 
 
 class PacsOAuthForm(forms.Form):

@@ -64,6 +64,11 @@ class Organization(models.Model):
     pacs_url = models.CharField("archive (PACS) DICOMweb address", max_length=500, blank=True)
     pacs_username = models.CharField(max_length=150, blank=True)
     pacs_password = SealedTextField(blank=True, label="archive password")
+    # Each result also as a structured report (dicom_report, IHE AI Results), for archives and viewers that read
+    # coded findings; off by default, as some viewers list an SR they cannot show.
+    pacs_send_reports = models.BooleanField(
+        "also send structured reports", default=False,
+        help_text="Send each AI result to the archive as a DICOM Structured Report (TID 1500) too.")
     # OAuth 2.0 client credentials for a DICOMweb archive behind an authorization server (services.archive_oauth):
     # a bearer token from pacs_token_url instead of the user name and password; the secret sealed.
     pacs_token_url = models.CharField("archive's token address (OAuth 2.0)", max_length=500, blank=True)

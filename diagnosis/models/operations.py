@@ -150,15 +150,20 @@ class WebhookDelivery(OutboundDelivery):
 
 
 class PacsDelivery(OutboundDelivery):
-    """One AI result sent to the organization's archive (PACS) as a DICOM capture (DICOMweb STOW-RS): which result,
-    as which instance, and whether the archive stored it. Or a rejection note (IHE IOCM) that asks the archive to hide
-    the captures it was sent of a scan: withdrawn as entered in error, replaced by new ones when what they say of
-    the patient changed (details corrected, records merged), or of a patient whose data was erased (that note
-    outlives the scan, so it keeps the study as the captures were filed in it, ``filed_in``)."""
+    """One AI result sent to the organization's archive (PACS) as a DICOM capture, or as a structured report where
+    the organization sends those too (DICOMweb STOW-RS or C-STORE): which result, as which instance, and whether the
+    archive stored it. Or a rejection note (IHE IOCM) that asks the archive to hide the captures (and reports) it was
+    sent of a scan: withdrawn as entered in error, replaced by new ones when what they say of the patient changed
+    (details corrected, records merged), or of a patient whose data was erased (that note outlives the scan, so it
+    keeps the study as the captures were filed in it, ``filed_in``)."""
 
     class Kind(models.TextChoices):
         CAPTURE = "capture", "AI result"
+        REPORT = "report", "AI result report (SR)"
         REJECTION = "rejection", "Rejection note"
+
+    # The kinds that carry a result, each in its own form: a capture, and the structured report where it is sent.
+    RESULTS = (Kind.CAPTURE, Kind.REPORT)
 
     organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE, related_name="pacs_deliveries")
     # Empty only for the note of an erasure, made as the scan was deleted.
@@ -192,15 +197,16 @@ class PacsDelivery(OutboundDelivery):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["organization", "-created_at"], name="pacs_org_created_idx")]
-        # One capture per result and one per review of it, so one finishing twice (a repeated task) is sent once;
-        # one rejection note per generation of them. Each again after a restoral or a replacement, as new instances.
+        # One capture (and one report) per result and per review of it, so one finishing twice (a repeated task) is
+        # sent once; one rejection note per generation of them. Each again after a restoral or a replacement, as new
+        # instances.
         constraints = [
-            models.UniqueConstraint(fields=["prediction", "generation"], condition=Q(review=None, kind="capture"),
-                                    name="pacs_result_once"),
-            models.UniqueConstraint(fields=["review", "generation"], name="pacs_review_once"),
+            models.UniqueConstraint(fields=["prediction", "generation", "kind"],
+                                    condition=Q(review=None, kind__in=["capture", "report"]), name="pacs_result_once"),
+            models.UniqueConstraint(fields=["review", "generation", "kind"], name="pacs_review_once"),
             models.UniqueConstraint(fields=["scan", "generation"], condition=Q(kind="rejection"),
                                     name="pacs_rejection_once"),
-            models.CheckConstraint(condition=Q(kind="capture", prediction__isnull=False)
+            models.CheckConstraint(condition=Q(kind__in=["capture", "report"], prediction__isnull=False)
                                    | Q(kind="rejection", prediction__isnull=True), name="pacs_delivery_has_subject"),
             models.CheckConstraint(condition=Q(scan__isnull=False) | Q(kind="rejection", erasure__isnull=False),
                                    name="pacs_delivery_of_a_scan"),

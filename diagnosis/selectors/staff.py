@@ -201,18 +201,20 @@ def pacs_delivery_get(*, organization: Organization, pk: int) -> PacsDelivery | 
     return pacs_deliveries(organization=organization).filter(pk=pk).first()
 
 
-def pacs_delivery_of(*, prediction: Prediction | None) -> PacsDelivery | None:
-    """How the result (or the newest review of it) was last sent to the archive; None when it was not (no archive
-    set, or no DICOM study)."""
+def pacs_delivery_of(*, prediction: Prediction | None,
+                     kind: str = PacsDelivery.Kind.CAPTURE) -> PacsDelivery | None:
+    """How the result (or the newest review of it) was last sent to the archive as a capture (``kind``: or as a
+    structured report); None when it was not (no archive set, no DICOM study, no reports asked for)."""
     if prediction is None:
         return None
     # Newest first (PacsDelivery's ordering), from a prefetch where the scan list made one.
-    return next(iter(prediction.pacs_deliveries.all()), None)
+    return next((sent for sent in prediction.pacs_deliveries.all() if sent.kind == kind), None)
 
 
 def pacs_stored_of(*, scan: Scan) -> list[PacsDelivery]:
-    """The scan's results the archive stored, oldest first: what it holds of a scan withdrawn since."""
-    return list(PacsDelivery.objects.filter(scan=scan, kind=PacsDelivery.Kind.CAPTURE,
+    """The scan's results (captures and reports) the archive stored, oldest first: what it holds of a scan withdrawn
+    since."""
+    return list(PacsDelivery.objects.filter(scan=scan, kind__in=PacsDelivery.RESULTS,
                                             status=PacsDelivery.Status.DELIVERED).order_by("created_at", "id"))
 
 

@@ -1,12 +1,13 @@
 """Each finished AI result of a DICOM slice sent to the organization's archive (PACS), where radiologists read: the
 result as a DICOM capture (``dicom_export``) stored beside the scanner's images through DICOMweb STOW-RS, the way
 AI products file their results, instead of waiting for an integration engine to fetch it. Each clinician's review
-of it is sent too, as a new capture that states the reading, so the archive holds what was finally read. Captures the
-archive should no longer show are rejected there (``pacs_rejections``).
+of it is sent too, as a new capture that states the reading, so the archive holds what was finally read. Where the
+organization asks for them, each also goes as a structured report (``dicom_report``, IHE AI Results), its own
+delivery. Captures (and reports) the archive should no longer show are rejected there (``pacs_rejections``).
 
-Each result (and review) is a delivery row (which result, as which instance, how the archive answered) sent by a
-Celery task that retries with backoff. Sending again is harmless: the capture of one result is always the same instance, which an
-archive stores once. A refusal the archive gave for the instance itself (its failure reason) or for the request (a
+Each result (and review) is a delivery row per form (which result, as which instance, how the archive answered) sent
+by a Celery task that retries with backoff. Sending again is harmless: the capture of one result is always the same
+instance, which an archive stores once. A refusal the archive gave for the instance itself (its failure reason) or for the request (a
 4xx) is final at once, since sending it again cannot change the answer; an administrator fixes the cause and sends
 it again.
 """
@@ -25,7 +26,7 @@ from django.db import transaction
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 
-from ..dicom_uids import capture_uids
+from ..dicom_uids import capture_uids, report_uids
 from ..models import Organization, PacsDelivery, Prediction, Review, Scan
 from ..sealed import Unreadable
 from . import archive_oauth, client_certificates, dimse, outbound, stow
@@ -35,10 +36,11 @@ from .outbound import NotDelivered as PacsNotDelivered  # noqa: F401 (re-exporte
 
 @transaction.atomic
 def pacs_set(*, organization: Organization, url: str, username: str = "", password: str = "",
-             by: AbstractBaseUser) -> Organization:
+             send_reports: bool | None = None, by: AbstractBaseUser) -> Organization:
     """Send AI results to the archive whose DICOMweb base address is ``url`` (blank: stop sending), as ``username``
-    with ``password`` (HTTP Basic; no user name: no authentication). A blank password keeps the one set for the
-    same user name, so the address can be changed without typing it again. The change is recorded."""
+    with ``password`` (HTTP Basic; no user name: no authentication), each also as a structured report when
+    ``send_reports`` (None: as before). A blank password keeps the one set for the same user name, so the address
+    can be changed without typing it again. The change is recorded."""
     url = (url or "").strip().rstrip("/").removesuffix("/studies")
     username = (username or "").strip()
     dicom = dimse.parse(url)
@@ -70,11 +72,14 @@ def pacs_set(*, organization: Organization, url: str, username: str = "", passwo
         raise ValidationError({"password": ["Enter the password of this user on the archive."]})
     organization.pacs_url, organization.pacs_username = url, username
     organization.pacs_password = password if username else ""
-    organization.save(update_fields=["pacs_url", "pacs_username", "pacs_password"])
+    if send_reports is not None:
+        organization.pacs_send_reports = send_reports
+    organization.save(update_fields=["pacs_url", "pacs_username", "pacs_password", "pacs_send_reports"])
     as_whom = (f" as {settings.KIDNEYWEB_DICOM_AE_TITLE} (DIMSE)" if dicom else f" as {username}" if username
                else " without authentication")
+    forms = " with structured reports" if organization.pacs_send_reports else ""
     policy_change_record(organization=organization, by=by,
-                         detail=f"AI results to the archive at {urlsplit(url).netloc}{as_whom}")
+                         detail=f"AI results{forms} to the archive at {urlsplit(url).netloc}{as_whom}")
     return organization
 
 
@@ -135,8 +140,9 @@ def enqueue_delivery(delivery_id: int) -> None:
 
 def pacs_result_send(*, prediction: Prediction, review: Review | None = None) -> PacsDelivery | None:
     """Queue the capture of a finished result (with the clinician's ``review`` of it) for the organization's archive,
-    when it has one and the slice came with a DICOM study to file it in. Called in the transaction that finished
-    (or reviewed) it; sent once that commits."""
+    when it has one and the slice came with a DICOM study to file it in, and its structured report where the
+    organization sends those. Called in the transaction that finished (or reviewed) it; sent once that commits.
+    Returns the capture's delivery."""
     scan = prediction.scan
     if prediction.status != Prediction.Status.DONE or scan.is_withdrawn:
         return None
@@ -148,19 +154,31 @@ def archive_of(scan: Scan) -> Organization | None:
     """The scan's organization when it sends results to an archive and the slice came with a study to file them in."""
     if not scan.dicom_study_uid:
         return None
-    organization = Organization.objects.filter(pk=scan.patient.organization_id).only("pacs_url").first()
+    organization = (Organization.objects.filter(pk=scan.patient.organization_id).only("pacs_url", "pacs_send_reports")
+                    .first())
     return organization if organization is not None and organization.pacs_url else None
+
+
+def result_kinds(organization: Organization, scan: Scan) -> list[str]:
+    """The forms the organization's archive is sent a result of the scan in: the capture, and the structured report
+    where it asked for those and the slice's header named the image a report must point to."""
+    report = organization.pacs_send_reports and scan.dicom_series_uid and scan.dicom_instance_uid
+    return [PacsDelivery.Kind.CAPTURE, PacsDelivery.Kind.REPORT] if report else [PacsDelivery.Kind.CAPTURE]
 
 
 def _queue(*, organization: Organization, prediction: Prediction, review: Review | None) -> PacsDelivery:
     scan = prediction.scan
-    delivery, created = PacsDelivery.objects.get_or_create(
-        prediction=prediction, review=review, generation=scan.capture_generation, kind=PacsDelivery.Kind.CAPTURE,
-        defaults={"organization": organization, "scan": scan, "url": organization.pacs_url,
-                  "sop_instance_uid": capture_uids(scan, prediction, review)[1]})
-    if created:
-        transaction.on_commit(partial(enqueue_delivery, delivery.pk))
-    return delivery
+    deliveries = []
+    for kind in result_kinds(organization, scan):
+        uids = capture_uids if kind == PacsDelivery.Kind.CAPTURE else report_uids
+        delivery, created = PacsDelivery.objects.get_or_create(
+            prediction=prediction, review=review, generation=scan.capture_generation, kind=kind,
+            defaults={"organization": organization, "scan": scan, "url": organization.pacs_url,
+                      "sop_instance_uid": uids(scan, prediction, review)[1]})
+        if created:
+            transaction.on_commit(partial(enqueue_delivery, delivery.pk))
+        deliveries.append(delivery)
+    return deliveries[0]
 
 
 def _replaced_by(delivery: PacsDelivery) -> str | None:
@@ -187,10 +205,11 @@ def _fail(delivery: PacsDelivery, reason: str) -> PacsDelivery:
 
 
 def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
-    """Send one result's capture (or a rejection note) to the archive. Safe to call twice: a delivered or failed one
-    is left alone. Raises PacsNotDelivered when this attempt failed and another is allowed."""
+    """Send one result's capture or report (or a rejection note) to the archive. Safe to call twice: a delivered or
+    failed one is left alone. Raises PacsNotDelivered when this attempt failed and another is allowed."""
     from ..dicom_export import NotExportable, capture_patient, scan_result_capture
     from ..dicom_rejection import delivery_note
+    from ..dicom_report import scan_result_report
 
     with transaction.atomic():
         delivery = (PacsDelivery.objects.select_for_update(of=("self",)).select_related("organization")
@@ -201,7 +220,7 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
         if not organization.pacs_url:
             return _fail(delivery, "Not sent: sending results to the archive was turned off before it left.")
         scan = delivery.scan  # None for the note of an erasure
-        if delivery.kind == PacsDelivery.Kind.CAPTURE and scan.is_withdrawn:
+        if delivery.kind in PacsDelivery.RESULTS and scan.is_withdrawn:
             return _fail(delivery, "Not sent: the scan was withdrawn as entered in error.")
         replaced = _replaced_by(delivery)
         if replaced:
@@ -221,7 +240,8 @@ def pacs_deliver(*, delivery_id: int) -> PacsDelivery | None:
         if delivery.kind == PacsDelivery.Kind.REJECTION:
             instance = delivery_note(delivery)
         else:
-            instance = scan_result_capture(scan=scan, prediction=delivery.prediction, review=delivery.review)
+            build = scan_result_report if delivery.kind == PacsDelivery.Kind.REPORT else scan_result_capture
+            instance = build(scan=scan, prediction=delivery.prediction, review=delivery.review)
             # As the archive is given the patient: a later change to the record replaces it (pacs_rejections).
             PacsDelivery.objects.filter(pk=delivery.pk).update(filed_as=list(capture_patient(scan)))
     except NotExportable as exc:
@@ -303,8 +323,9 @@ def pacs_send_since(*, organization: Organization, since: datetime.date, by: Abs
         if prediction is None or prediction.status != Prediction.Status.DONE or prediction.finished_at < start:
             continue
         review = current_review(scan, prediction)
-        if any(sent.review_id == (review.pk if review else None) and sent.generation == scan.capture_generation
-               for sent in prediction.pacs_deliveries.all()):
+        sent = {sent.kind for sent in prediction.pacs_deliveries.all()
+                if sent.review_id == (review.pk if review else None) and sent.generation == scan.capture_generation}
+        if sent >= set(result_kinds(organization, scan)):
             continue  # sent already (or being sent): "Send again" is for those
         queued.append((prediction, review))
         if len(queued) > MAX_BACKFILL:

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..dicom_uids import capture_uids, erasure_rejection_uids, rejection_uids
+from ..dicom_uids import capture_uids, erasure_rejection_uids, rejection_uids, report_uids
 from ..models import Organization, PacsDelivery, Patient, PatientErasure, Scan, ScanWithdrawal
 from .pacs import archive_of, enqueue_delivery, pacs_result_send
 from .webhooks import erasure_archive_given_up_notify
@@ -39,7 +39,7 @@ def _reject(*, scan: Scan, organization: Organization, description: str, withdra
     # Locked (and read after any lock taken), so that a capture being sent at this moment has counted its attempt
     # before this reads it; one whose task comes after finds the scan withdrawn or replaced and stays unsent.
     captures = list(PacsDelivery.objects.select_for_update(of=("self",)).filter(
-        scan=scan, kind=PacsDelivery.Kind.CAPTURE, generation=scan.capture_generation).select_related(
+        scan=scan, kind__in=PacsDelivery.RESULTS, generation=scan.capture_generation).select_related(
         "prediction__model_version").order_by("created_at", "id"))
     # Sent at least once (filed_as is recorded as it leaves, and kept when an administrator sends it again).
     sent = [capture for capture in captures if capture.attempts or capture.filed_as]
@@ -51,11 +51,21 @@ def _reject(*, scan: Scan, organization: Organization, description: str, withdra
     delivery = PacsDelivery.objects.create(
         organization=organization, scan=scan, kind=PacsDelivery.Kind.REJECTION, withdrawal=withdrawal,
         generation=scan.capture_generation, url=organization.pacs_url, description=description,
-        rejected=[{"series": capture_uids(scan, capture.prediction, capture.review)[0],
-                   "instance": capture.sop_instance_uid} for capture in sent],
+        rejected=[_rejected(scan, capture) for capture in sent],
         filed_as=list(filed_as), sop_instance_uid=rejection_uids(scan, scan.capture_generation)[1])
     transaction.on_commit(partial(enqueue_delivery, delivery.pk))
     return delivery
+
+
+def _rejected(scan: Scan, sent: PacsDelivery) -> dict[str, str]:
+    """What a note names of a capture or report it rejects: its series, instance and SOP class."""
+    from ..dicom_export import SECONDARY_CAPTURE
+    from ..dicom_report import COMPREHENSIVE_SR
+
+    report = sent.kind == PacsDelivery.Kind.REPORT
+    series = (report_uids if report else capture_uids)(scan, sent.prediction, sent.review)[0]
+    return {"series": series, "instance": sent.sop_instance_uid,
+            "class": COMPREHENSIVE_SR if report else SECONDARY_CAPTURE}
 
 
 def _by(user: AbstractBaseUser) -> str:
@@ -137,7 +147,7 @@ def pacs_erasure_reject(*, scans: list[Scan], erasure: PatientErasure) -> list[P
     # Locked as _reject does: a capture leaving now has counted its attempt, and one whose task comes after finds
     # its row gone.
     captures = list(PacsDelivery.objects.select_for_update(of=("self",)).filter(
-        scan__in=with_study, kind=PacsDelivery.Kind.CAPTURE).select_related("prediction__model_version", "review")
+        scan__in=with_study, kind__in=PacsDelivery.RESULTS).select_related("prediction__model_version", "review")
         .order_by("created_at", "id"))
     rejected = {capture["instance"] for note in PacsDelivery.objects.filter(
         scan__in=with_study, kind=PacsDelivery.Kind.REJECTION, status=PacsDelivery.Status.DELIVERED)
@@ -160,8 +170,7 @@ def pacs_erasure_reject(*, scans: list[Scan], erasure: PatientErasure) -> list[P
             notes.append(PacsDelivery(
                 organization=organization, scan=None, erasure=erasure, kind=PacsDelivery.Kind.REJECTION,
                 generation=scan.capture_generation, url=organization.pacs_url, description=description,
-                rejected=[{"series": capture_uids(scan, capture.prediction, capture.review)[0],
-                           "instance": capture.sop_instance_uid} for capture in sent],
+                rejected=[_rejected(scan, capture) for capture in sent],
                 filed_as=list(filed_as), sop_instance_uid=instance_uid,
                 filed_in=filed_study(scan, series_uid=series_uid, instance_uid=instance_uid).as_json()))
     notes = PacsDelivery.objects.bulk_create(notes)

@@ -22,16 +22,28 @@ def _delivery(organization, **fields):
     return PacsDeliveryFactory(prediction__scan__patient__organization=organization, **fields)
 
 
+def test_structured_reports_are_asked_for_and_kept_when_a_later_change_does_not_say(admin_api, organization):
+    on = admin_api.put(f"{URL}settings/", {"url": ARCHIVE, "send_reports": True}, format="json")
+    kept = admin_api.put(f"{URL}settings/", {"url": ARCHIVE}, format="json")
+    off = admin_api.put(f"{URL}settings/", {"url": ARCHIVE, "send_reports": False}, format="json")
+
+    assert [r.json()["send_reports"] for r in (on, kept, off)] == [True, True, False]
+    assert admin_api.get(f"{URL}settings/").json()["send_reports"] is False
+    assert StaffChange.objects.filter(organization=organization,
+                                      detail__startswith="AI results with structured reports").count() == 2
+
+
 def test_an_administrator_sets_the_archive_and_the_password_is_never_answered(client, admin_api, organization):
     response = admin_api.put(f"{URL}settings/", {"url": ARCHIVE, "username": "ai", "password": "s3cret"}, format="json")
 
     assert response.status_code == 200, response.content
     assert openapi.mismatches(openapi.load(client), "/api/v1/archive/settings/", "put", response) == []
-    assert response.json() == {"url": ARCHIVE, "username": "ai", "password_set": True, "oauth": None,
-                               "client_certificate": None}
+    assert response.json() == {"url": ARCHIVE, "username": "ai", "password_set": True, "send_reports": False,
+                               "oauth": None, "client_certificate": None}
     assert response["Cache-Control"] == "private, no-store"
     assert admin_api.get(f"{URL}settings/").json() == {"url": ARCHIVE, "username": "ai", "password_set": True,
-                                                       "oauth": None, "client_certificate": None}
+                                                       "send_reports": False, "oauth": None,
+                                                       "client_certificate": None}
     organization.refresh_from_db()
     assert organization.pacs_password == "s3cret"
     assert StaffChange.objects.get().detail == "AI results to the archive at pacs.example.org as ai"

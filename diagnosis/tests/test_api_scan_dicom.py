@@ -192,7 +192,11 @@ def test_a_withdrawal_names_the_captures_an_archive_may_hold_so_the_engine_can_r
     services.scan_withdraw(scan=png, user=clinician, reason="wrong patient")
 
     withdrawn = [d.payload for d in WebhookDelivery.objects.filter(event="scan.withdrawn").order_by("id")]
-    assert withdrawn[0]["dicom_result_uids"] == [stored, reviewed]
+    from diagnosis.dicom_uids import report_uids
+    # Each capture with the structured report of the same result (GET .../dicom-sr/), which an engine may have stored.
+    review = scan.current_review
+    assert withdrawn[0]["dicom_result_uids"] == [stored, report_uids(scan, prediction)[1], reviewed,
+                                                 report_uids(scan, prediction, review)[1]]
     assert withdrawn[0]["scan"]["dicom_path"] == f"/api/v1/scans/{scan.pk}/dicom/"
     assert "dicom_result_uids" not in withdrawn[1]  # a PNG upload: no capture was ever made
 

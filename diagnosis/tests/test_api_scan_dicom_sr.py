@@ -86,7 +86,7 @@ def test_an_ai_result_comes_as_a_coded_report_in_the_slices_study_under_the_pati
     assert openapi.mismatches(openapi.load(client), "/api/v1/scans/{id}/dicom-sr/", "get", response) == []
     assert response["Content-Disposition"] == f'attachment; filename="scan-{scan.pk}-ai-result-sr.dcm"'
     assert report.SOPClassUID == dicom_report.COMPREHENSIVE_SR == report.file_meta.MediaStorageSOPClassUID
-    assert (report.Modality, report.SeriesNumber) == ("SR", 9902)
+    assert (report.Modality, report.SeriesNumber) == ("SR", 9903)
     assert (report.SeriesInstanceUID, report.SOPInstanceUID) == report_uids(scan, prediction)
     assert report.SeriesInstanceUID != capture_uids(scan, prediction)[0]  # reports apart from the captures
     assert (report.StudyInstanceUID, report.AccessionNumber, report.StudyDate) == (STUDY, "A-20261207-72", "20261205")

@@ -290,7 +290,7 @@ def test_a_dicom_scan_says_how_its_result_went_to_the_archive_in_the_list_and_th
     detail = api_client.get(f"{URL}{scans[1].pk}/")
     assert openapi.mismatches(openapi.load(client), "/api/v1/scans/{id}/", "get", detail) == []
     assert detail.json()["dicom"]["archive"] == {"status": "failed", "instance_uid": f"2.25.{scans[1].pk}",
-                                                 "reviewed": False, "stored_at": None,
+                                                 "reviewed": False, "stored_at": None, "report": None,
                                                  "error": "The archive answered 401 Unauthorized."}
     with django_assert_max_num_queries(12):  # the deliveries come with the predictions, not one query per scan
         listed = {s["id"]: s["dicom"]["archive"] for s in api_client.get(URL).json()["results"]}

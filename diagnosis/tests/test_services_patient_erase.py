@@ -188,7 +188,7 @@ def test_the_hospital_system_hears_which_scans_and_archive_results_went_without_
     scan = _dicom_upload(patient, clinician, seed=11)
     prediction = services.prediction_run(prediction_id=scan.latest_prediction.pk)
     uids = result_instance_uids(scan=scan)
-    assert prediction.status == Prediction.Status.DONE and len(uids) == 1
+    assert prediction.status == Prediction.Status.DONE and len(uids) == 2  # the capture and the structured report
 
     erasure = services.patient_erase(patient=patient, user=boss, reason="end of the pilot", confirm_mrn=MRN)
 

@@ -88,6 +88,34 @@ def test_a_clinician_cannot_set_the_archive(client, clinician, organization):
     assert Organization.objects.get(pk=organization.pk).pacs_url == ""
 
 
+def test_structured_reports_are_asked_for_with_a_checkbox_that_shows_the_setting(admin_client, organization):
+    admin_client.post(reverse("diagnosis:staff_pacs"), {"pacs-url": URL, "pacs-send_reports": "on"})
+    page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+
+    assert Organization.objects.get(pk=organization.pk).pacs_send_reports
+    assert 'id="id_pacs-send_reports" checked' in page
+    admin_client.post(reverse("diagnosis:staff_pacs"), {"pacs-url": URL})  # unticked
+    assert not Organization.objects.get(pk=organization.pk).pacs_send_reports
+
+
+def test_the_scan_page_says_how_its_structured_report_went_too(client, clinician, organization):
+    client.force_login(clinician)
+    capture = _delivery(organization, status="delivered", delivered_at=timezone.now())
+    PacsDeliveryFactory(prediction=capture.prediction, kind=PacsDelivery.Kind.REPORT, status="failed",
+                        last_error="The archive refused the instance: failure reason 0x0122.")
+
+    page = client.get(reverse("diagnosis:scan_detail", args=[capture.scan_id])).content.decode()
+    state = client.get(reverse("diagnosis:scan_status", args=[capture.scan_id])).json()["archive"]
+
+    assert "The AI result is stored in the archive" in page
+    assert "Its structured report (SR) is not stored:</strong> The archive refused" in page
+    assert state["status"] == "delivered" and "Its structured report (SR) is not stored" in state["html"]
+    PacsDelivery.objects.filter(kind=PacsDelivery.Kind.REPORT).update(status="pending", last_error="")
+    # Still on its way: the page keeps asking.
+    assert client.get(reverse("diagnosis:scan_status", args=[capture.scan_id])).json()["archive"]["status"] == "pending"
+    assert 'data-status="pending"' in client.get(reverse("diagnosis:scan_detail", args=[capture.scan_id])).content.decode()
+
+
 def test_the_scan_page_says_how_its_result_went_to_the_archive(client, clinician, organization):
     client.force_login(clinician)
     failed = _delivery(organization, status="failed", last_error="The archive refused the instance: failure reason 0xa900.")

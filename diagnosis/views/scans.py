@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 
 from .. import reports, selectors, services
 from ..forms import RefileForm, RestoreForm, ReviewForm, WithdrawForm
-from ..models import PatientAccess, Prediction, Scan
+from ..models import PacsDelivery, PatientAccess, Prediction, Scan
 from .common import add_service_errors, member_required, patient_by_mrn, post_only, scan_or_404
 from .worklist import worklist_filters
 
@@ -95,7 +95,7 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
                                                                    model_version=prediction.model_version)
                                   if prediction else None),
             "heatmap_url": _heatmap_url(scan, prediction),
-            "pacs_delivery": selectors.pacs_delivery_of(prediction=prediction) if scan.dicom_study_uid else None,
+            **_archived(scan, prediction, sent=bool(scan.dicom_study_uid)),
             "pacs_stored": selectors.pacs_stored_of(scan=scan) if scan.is_withdrawn and scan.dicom_study_uid else [],
             "pacs_rejection": selectors.pacs_rejection_of(scan=scan),
             "class_names": class_names,
@@ -326,6 +326,16 @@ def scan_item(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "diagnosis/_scan_item.html", {"scan": scan_or_404(request, pk)})
 
 
+def _archived(scan: Scan, prediction: Prediction | None, *, sent: bool) -> dict[str, Any]:
+    """How the result went to the archive, as a capture and as a report, for _pacs_status.html; its status is
+    pending while either is on its way, so that the page asks again."""
+    delivery = selectors.pacs_delivery_of(prediction=prediction) if sent else None
+    report = selectors.pacs_delivery_of(prediction=prediction, kind=PacsDelivery.Kind.REPORT) if sent else None
+    pending = any(d is not None and d.status == PacsDelivery.Status.PENDING for d in (delivery, report))
+    return {"pacs_delivery": delivery, "pacs_report": report,
+            "pacs_status": PacsDelivery.Status.PENDING if pending else delivery.status if delivery else ""}
+
+
 @member_required
 @require_GET
 @never_cache
@@ -333,12 +343,11 @@ def scan_status(request: HttpRequest, pk: int) -> JsonResponse:
     scan = scan_or_404(request, pk)
     prediction = selectors.prediction_latest(user=request.user, scan=scan)
     state = prediction_state(prediction, scan)
-    delivery = (selectors.pacs_delivery_of(prediction=prediction)
-                if scan.dicom_study_uid and not scan.is_withdrawn else None)
+    archived = _archived(scan, prediction, sent=bool(scan.dicom_study_uid) and not scan.is_withdrawn)
     rejection = selectors.pacs_rejection_of(scan=scan) if scan.dicom_study_uid else None
     # The scan page's sentences, as it renders them, so that the two never say it differently.
-    state["archive"] = {"status": delivery.status, "html": render_to_string(
-        "diagnosis/_pacs_status.html", {"pacs_delivery": delivery}, request=request).strip()} if delivery else None
+    state["archive"] = {"status": archived["pacs_status"], "html": render_to_string(
+        "diagnosis/_pacs_status.html", archived, request=request).strip()} if archived["pacs_delivery"] else None
     state["archive_rejection"] = {"status": rejection.status, "html": render_to_string(
         "diagnosis/_pacs_rejection.html", {"pacs_rejection": rejection}, request=request).strip()} if rejection else None
     review = selectors.review_current(user=request.user, scan=scan)

@@ -71,7 +71,8 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "deliveries": selectors.webhook_deliveries(organization=organization)[:RECENT_DELIVERIES],
         "refusals": selectors.dicom_store_refusals(organization=organization)[:RECENT_REFUSALS],
         "dicom_ae_title": settings.KIDNEYWEB_DICOM_AE_TITLE,
-        "pacs_form": pacs_form or PacsForm(initial={"url": organization.pacs_url, "username": organization.pacs_username}),
+        "pacs_form": pacs_form or PacsForm(initial={"url": organization.pacs_url, "username": organization.pacs_username,
+                                                  "send_reports": organization.pacs_send_reports}),
         "since_form": since_form or PacsSinceForm(),
         "tls_form": tls_form or PacsClientCertificateForm(),
         "oauth_form": oauth_form or PacsOAuthForm(initial={
@@ -300,7 +301,8 @@ def staff_pacs_send_again(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        what = "rejection note" if delivery.kind == delivery.Kind.REJECTION else "result"
+        what = {delivery.Kind.REJECTION: "rejection note", delivery.Kind.REPORT: "structured report"}.get(
+            delivery.kind, "result")
         of = f"scan #{delivery.scan_id}" if delivery.scan_id else f"erased record (erasure #{delivery.erasure_id})"
         messages.success(request, f"The {what} of {of} is being sent to the archive again.")
     return _to_pacs()

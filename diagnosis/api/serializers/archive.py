@@ -53,6 +53,10 @@ class ArchiveSettingsSerializer(serializers.Serializer):
                                      trim_whitespace=False,
                                      help_text="Never answered. Empty or absent keeps the one set for the same user.")
     password_set = serializers.BooleanField(read_only=True, help_text="Whether a password is kept for the user.")
+    send_reports = serializers.BooleanField(
+        required=False, allow_null=True, default=None,
+        help_text="Whether each result is also sent as a DICOM Structured Report (TID 1500, IHE AI Results; "
+                  "scans/{id}/dicom-sr/) beside its capture. Absent or null keeps the setting.")
     oauth = ArchiveOAuthSerializer(read_only=True, allow_null=True,
                                    help_text="OAuth 2.0 client credentials used instead of the user name and "
                                              "password; null: none (set at oauth/).")
@@ -67,8 +71,9 @@ class ArchiveDeliverySerializer(serializers.ModelSerializer):
 
     kind = serializers.ChoiceField(
         choices=PacsDelivery.Kind.choices, read_only=True,
-        help_text="capture: an AI result (with its review); rejection: the note (IHE IOCM) rejecting the captures "
-                  "the archive was sent of the scan, when it was withdrawn or they named the patient as no longer "
+        help_text="capture: an AI result (with its review); report: the same as a structured report, where they "
+                  "are sent; rejection: the note (IHE IOCM) rejecting the captures "
+                  "(and reports) the archive was sent of the scan, when it was withdrawn or they named the patient as no longer "
                   "recorded (details corrected, records merged: new captures follow), or asking the archive to "
                   "delete them when the patient's data was erased (then scan is null and erasure set)")
     scan = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True,

@@ -11,7 +11,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ... import selectors
-from ...models import OutboundDelivery, Patient, PatientAccess, PatientErasure, PatientMerge, Prediction, Review, Scan
+from ...models import (OutboundDelivery, PacsDelivery, Patient, PatientAccess, PatientErasure, PatientMerge, Prediction,
+                       Review, Scan)
 from ...validators import date_range_error
 
 
@@ -253,7 +254,12 @@ def _archive(scan: Scan) -> dict[str, Any] | None:
     delivery = selectors.pacs_delivery_of(prediction=scan.latest_prediction)
     if delivery is None:
         return None
-    return {"status": delivery.status, "instance_uid": delivery.sop_instance_uid, "reviewed": delivery.review_id is not None,
+    report = selectors.pacs_delivery_of(prediction=scan.latest_prediction, kind=PacsDelivery.Kind.REPORT)
+    return {**_sent(delivery), "reviewed": delivery.review_id is not None, "report": _sent(report) if report else None}
+
+
+def _sent(delivery: PacsDelivery) -> dict[str, Any]:
+    return {"status": delivery.status, "instance_uid": delivery.sop_instance_uid,
             "stored_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
             "error": delivery.last_error}
 
@@ -277,12 +283,23 @@ class ScanArchiveRejectionSerializer(serializers.Serializer):
     error = serializers.CharField(help_text="Why it is not stored (yet), as the archive answered; \"\" once stored")
 
 
+class ScanArchiveReportSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=OutboundDelivery.Status.choices,
+                                     help_text="delivered: the archive stored it; failed: it did not (see error)")
+    instance_uid = serializers.CharField(help_text="The SOPInstanceUID the structured report was sent as")
+    stored_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(help_text="Why it is not stored (yet), as the archive answered; \"\" once stored")
+
+
 class ScanArchiveSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=OutboundDelivery.Status.choices,
                                      help_text="delivered: the archive stored it; failed: it did not (see error)")
     instance_uid = serializers.CharField(help_text="The SOPInstanceUID the result was sent as")
     reviewed = serializers.BooleanField(help_text="Whether the capture sent states the clinician's review of the result")
     stored_at = serializers.DateTimeField(allow_null=True)
+    report = ScanArchiveReportSerializer(
+        allow_null=True, help_text="The same result (and review) sent as a structured report (DICOM SR), where the "
+                                   "organization sends those; null otherwise")
     error = serializers.CharField(help_text="Why it is not stored (yet), as the archive answered; \"\" once stored")
 
 

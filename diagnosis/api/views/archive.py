@@ -27,7 +27,7 @@ REFUSED = OpenApiResponse(description="Refused, with the reason: a bad address, 
 def _settings(organization: Organization) -> dict:
     summary = selectors.archive_client_certificate(organization=organization)
     return {"url": organization.pacs_url, "username": organization.pacs_username,
-            "password_set": _kept(organization.pacs_password),
+            "password_set": _kept(organization.pacs_password), "send_reports": organization.pacs_send_reports,
             "oauth": _oauth(organization),
             "client_certificate": ArchiveClientCertificateSerializer(summary).data if summary else None}
 

@@ -270,7 +270,7 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         "with its probability (122157 Probability), the model as algorithm and device observer, and the slice it "
         "was read from. The clinician's current review, when there is one, adds a second finding group (\"Clinician's "
         "reading\"), the clinician as person observer, and makes the report verified and final; without one it is "
-        "unverified and preliminary. In the slice's study, in a series of the model's reports (SeriesNumber 9902), "
+        "unverified and preliminary. In the slice's study, in a series of the model's reports (SeriesNumber 9903), "
         "under the patient's identity as kept here. Its UIDs are made as the capture's are: fetching it again gives "
         "the same instance, and a review gives a new one.",
     )
