@@ -111,8 +111,10 @@ def _report(*, scan: Scan, prediction: Prediction | None, review: Review | None)
                                                    manufacturer="kidneyweb"),
         finding_sites=[kidney], source_images=[image],
         qualitative_evaluations=[hd.sr.QualitativeEvaluation(codes.DCM.Finding, found)],
-        measurements=[hd.sr.Measurement(name=codes.DCM.Probability, value=round(float(prediction.confidence or 0), 4),
-                                        unit=Code("1", "UCUM", "no units"))],
+        # The probability is of a class; an indeterminate finding has none.
+        measurements=[] if prediction.out_of_scope else [hd.sr.Measurement(
+            name=codes.DCM.Probability, value=round(float(prediction.confidence or 0), 4),
+            unit=Code("1", "UCUM", "no units"))],
     )]
     if review is not None:
         groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
