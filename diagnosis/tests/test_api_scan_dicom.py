@@ -43,7 +43,7 @@ def _dicom_scan(patient, clinician, seed=0):
 
 def _result(scan, **kwargs):
     Prediction.objects.filter(scan=scan).delete()  # the queued one scan_create made
-    prediction = DonePredictionFactory(scan=scan, label="Stone", top=0.91, **kwargs)
+    prediction = DonePredictionFactory(scan=scan, **{"label": "Stone", "top": 0.91, **kwargs})
     prediction.heatmap.save("h.png", ContentFile(_overlay()))
     return prediction
 

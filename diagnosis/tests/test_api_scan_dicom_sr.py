@@ -2,52 +2,22 @@
 findings), in the study the slice came from, under the patient's identity as kept here; a clinician's review makes
 it a new, verified instance."""
 
-import datetime
-import io
 import shutil
 import subprocess
 
-import numpy as np
 import pydicom
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from pydicom.sr.codedict import codes
 
 from diagnosis import dicom_report, services
 from diagnosis.dicom_uids import capture_uids, report_uids
 from diagnosis.models import PatientAccess, Prediction, Scan
-from mlcore.synthetic import dicom_bytes
 
 from . import openapi
 from .factories import DonePredictionFactory, PatientFactory, ScanFactory, token_client
-
-STUDY = "1.2.826.0.1.3680043.8.498.72"
-
-
-@pytest.fixture
-def patient(organization):
-    return PatientFactory(organization=organization, name="Grace Hopper", mrn="00123456",
-                          birth_date=datetime.date(1906, 12, 9), sex="F")
-
-
-def _dicom_scan(patient, clinician, seed=0):
-    pixels = np.random.default_rng(seed).integers(900, 1300, (64, 64), dtype=np.uint16)
-    data = dicom_bytes(pixels, patient_id=patient.mrn, study_uid=STUDY, accession_number="A-20261207-72",
-                       study_date="20261205", study_time="093015", study_description="CT ABDOMEN")
-    return services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=clinician)
-
-
-def _result(scan, **kwargs):
-    Prediction.objects.filter(scan=scan).delete()  # the queued one scan_create made
-    return DonePredictionFactory(scan=scan, **{"label": "Stone", "top": 0.91, **kwargs})
-
-
-def _report(response) -> pydicom.Dataset:
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"] == "application/dicom"
-    with pydicom.config.strict_reading():
-        return pydicom.dcmread(io.BytesIO(response.content))
+from .test_api_scan_dicom import STUDY, _dicom_scan, _result, patient  # noqa: F401 (a fixture)
+from .test_api_scan_dicom import _capture as _report
 
 
 def _items(dataset, path=()):
@@ -89,7 +59,7 @@ def test_an_ai_result_comes_as_a_coded_report_in_the_slices_study_under_the_pati
     assert (report.Modality, report.SeriesNumber) == ("SR", 9903)
     assert (report.SeriesInstanceUID, report.SOPInstanceUID) == report_uids(scan, prediction)
     assert report.SeriesInstanceUID != capture_uids(scan, prediction)[0]  # reports apart from the captures
-    assert (report.StudyInstanceUID, report.AccessionNumber, report.StudyDate) == (STUDY, "A-20261207-72", "20261205")
+    assert (report.StudyInstanceUID, report.AccessionNumber, report.StudyDate) == (STUDY, "A-20261206-71", "20261205")
     assert (str(report.PatientName), report.PatientID, report.PatientBirthDate, report.PatientSex) == (
         "Grace Hopper", "00123456", "19061209", "F")
     # The AI's result alone is for a clinician to confirm.

@@ -16,7 +16,7 @@ from diagnosis.dicom_uids import capture_uids, report_uids
 from diagnosis.models import PacsDelivery, Scan, StaffChange
 
 from . import orthanc as pacs
-from .test_services_pacs import STUDY, _dicom_scan, _finished, allow_http, patient  # noqa: F401 (fixtures)
+from .test_services_pacs import STUDY, _dicom_scan, _finished, allow_http, archived, patient  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -54,9 +54,7 @@ def test_each_result_and_review_goes_to_the_archive_as_a_report_beside_its_captu
 
 
 def test_without_reports_asked_for_only_the_capture_goes(
-        organization, boss, orthanc, allow_http, patient, clinician, django_capture_on_commit_callbacks):
-    services.pacs_set(organization=organization, url=orthanc.dicomweb, username=pacs.USERNAME,
-                      password=pacs.PASSWORD, by=boss)
+        archived, patient, clinician, django_capture_on_commit_callbacks):
     scan = _dicom_scan(patient, clinician)
 
     _, callbacks = _finished(scan, django_capture_on_commit_callbacks)
@@ -106,9 +104,7 @@ def test_a_withdrawal_rejects_the_report_with_the_capture_and_the_note_names_it_
 
 
 def test_reports_asked_for_later_are_sent_for_earlier_results_without_their_captures_again(
-        organization, boss, orthanc, allow_http, patient, clinician, django_capture_on_commit_callbacks):
-    services.pacs_set(organization=organization, url=orthanc.dicomweb, username=pacs.USERNAME,
-                      password=pacs.PASSWORD, by=boss)
+        archived, organization, boss, orthanc, patient, clinician, django_capture_on_commit_callbacks):
     scan = _dicom_scan(patient, clinician)
     capture, _ = _finished(scan, django_capture_on_commit_callbacks)
     services.pacs_deliver(delivery_id=capture.pk)
