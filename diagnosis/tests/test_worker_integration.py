@@ -103,7 +103,7 @@ def test_a_real_worker_stores_the_result_of_a_dicom_slice_in_the_hospitals_archi
 
     settings.KIDNEYWEB_PACS_ALLOW_HTTP = True  # the archive here is plain http on localhost
     services.pacs_set(organization=organization, url=orthanc.dicomweb, username=pacs.USERNAME, password=pacs.PASSWORD,
-                      by=boss)
+                      send_reports=True, by=boss)
     services.model_version_register(path=shipped_model, activate=True)
     patient = PatientFactory(organization=organization, mrn="PACS-0001")
     # A real CT slice as the scanner's archive would send it: 8-bit display values under a CT header.
@@ -114,16 +114,28 @@ def test_a_real_worker_stores_the_result_of_a_dicom_slice_in_the_hospitals_archi
         scan = services.scan_create(patient=patient, file=SimpleUploadedFile("IM1.dcm", data), uploaded_by=clinician)
         [prediction] = wait_until_final([scan.latest_prediction.pk], process, log_path)
         deadline = time.monotonic() + 60
-        while not PacsDelivery.objects.filter(prediction=prediction).exclude(status="pending").exists():
+        # The capture and the structured report, each by its own task.
+        while PacsDelivery.objects.filter(prediction=prediction, status="pending").exists():
             assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-5000:]
             time.sleep(0.5)
 
     assert prediction.status == Prediction.Status.DONE, prediction.failure_reason
-    delivery = PacsDelivery.objects.get(prediction=prediction)
-    assert delivery.status == PacsDelivery.Status.DELIVERED, delivery.last_error
-    stored = orthanc.instance_tags(delivery.sop_instance_uid)
+    capture = PacsDelivery.objects.get(prediction=prediction, kind=PacsDelivery.Kind.CAPTURE)
+    report = PacsDelivery.objects.get(prediction=prediction, kind=PacsDelivery.Kind.REPORT)
+    assert [d.status for d in (capture, report)] == ["delivered"] * 2, [capture.last_error, report.last_error]
+    stored = orthanc.instance_tags(capture.sop_instance_uid)
     assert stored is not None and stored["StudyInstanceUID"] == scan.dicom_study_uid
     assert stored["PatientID"] == "PACS-0001"
+    from diagnosis.dicom_report import finding_code
+
+    # The report codes what the model made of this slice.
+    [measurements] = [item for item in orthanc.instance_tags(report.sop_instance_uid)["ContentSequence"]
+                      if item["ValueType"] == "CONTAINER"]  # Imaging Measurements
+    [group] = measurements["ContentSequence"]
+    [finding] = [item for item in group["ContentSequence"]
+                 if item["ConceptNameCodeSequence"][0]["CodeMeaning"] == "Finding"]
+    expected = "82334004" if prediction.out_of_scope else finding_code(prediction.label).value  # Indeterminate
+    assert finding["ConceptCodeSequence"][0]["CodeValue"] == expected
 
 
 def test_a_real_worker_ends_the_replaced_versions_alert_of_unusual_uploads_when_another_is_activated(
