@@ -111,6 +111,8 @@ def _scan_data(scan: Scan) -> dict[str, Any]:
     if scan.dicom_study_uid:
         # For the integration engine that stores the result in the archive, beside the study.
         data["dicom_path"] = reverse("api:scan-dicom", kwargs={"pk": scan.pk})
+        if scan.dicom_series_uid and scan.dicom_instance_uid:  # a report must name its slice (dicom_report)
+            data["dicom_sr_path"] = reverse("api:scan-dicom-sr", kwargs={"pk": scan.pk})
     return {"scan": data}
 
 

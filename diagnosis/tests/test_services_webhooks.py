@@ -104,12 +104,19 @@ def test_a_done_diagnosis_says_its_label_and_whether_it_needs_review(organizatio
 
 
 def test_a_dicom_slices_diagnosis_names_where_to_fetch_its_result_for_the_archive(organization, hooked, receiver):
-    scan = ScanFactory(patient=PatientFactory(organization=organization), dicom_study_uid="1.2.826.0.1.3680043.8.498.81")
+    scan = ScanFactory(patient=PatientFactory(organization=organization), dicom_study_uid="1.2.826.0.1.3680043.8.498.81",
+                       dicom_series_uid="1.2.826.0.1.3680043.8.498.82", dicom_instance_uid="1.2.826.0.1.3680043.8.498.83")
+    headless = ScanFactory(patient=scan.patient, dicom_study_uid="1.2.826.0.1.3680043.8.498.81")
 
-    services.webhook_deliver(delivery_id=services.diagnosis_finished_notify(
-        prediction=DonePredictionFactory(scan=scan)).pk)
+    for each in (scan, headless):
+        services.webhook_deliver(delivery_id=services.diagnosis_finished_notify(
+            prediction=DonePredictionFactory(scan=each)).pk)
 
-    assert receiver.received[0].json["scan"]["dicom_path"] == f"/api/v1/scans/{scan.pk}/dicom/"
+    sent, without_instance = (request.json["scan"] for request in receiver.received)
+    assert (sent["dicom_path"], sent["dicom_sr_path"]) == (f"/api/v1/scans/{scan.pk}/dicom/",
+                                                           f"/api/v1/scans/{scan.pk}/dicom-sr/")
+    # A structured report must name its slice: without the instance UID there is the capture only.
+    assert "dicom_path" in without_instance and "dicom_sr_path" not in without_instance
 
 def test_a_receiver_that_fails_is_tried_again_and_then_given_up_with_the_reason(
         organization, hooked, receiver, django_capture_on_commit_callbacks):
