@@ -1,9 +1,9 @@
 """The rejection note (IHE IOCM, Imaging Object Change Management) that asks the hospital's archive to hide the AI
 result captures (and structured reports) it stored of a scan: withdrawn as entered in error, or naming the patient as
-they no longer are (the details corrected, the records merged). A DICOM Key Object Selection document titled "Rejected for Patient Safety
-Reasons" that lists them (PS3.16 TID 2010), with why in words. An archive that supports IOCM stops showing them, and
-refuses them if they come again; one that does not keeps the note in the study, where a reader sees that the
-captures were withdrawn or replaced, and why.
+they no longer are (the details corrected, the records merged). A DICOM Key Object Selection document titled
+"Rejected for Patient Safety Reasons" that lists them (PS3.16 TID 2010), with why in words. An archive that supports
+IOCM stops showing them, and refuses them if they come again; one that does not keeps the note in the study, where a
+reader sees that the captures were withdrawn or replaced, and why.
 
 The captures of a patient whose data was erased are rejected as "Data Retention Policy Expired": IOCM's title for
 instances the archive is to delete, not only hide (kidneyweb no longer holds a lawful basis to keep them).

@@ -7,9 +7,9 @@ delivery. Captures (and reports) the archive should no longer show are rejected 
 
 Each result (and review) is a delivery row per form (which result, as which instance, how the archive answered) sent
 by a Celery task that retries with backoff. Sending again is harmless: the capture of one result is always the same
-instance, which an archive stores once. A refusal the archive gave for the instance itself (its failure reason) or for the request (a
-4xx) is final at once, since sending it again cannot change the answer; an administrator fixes the cause and sends
-it again.
+instance, which an archive stores once. A refusal the archive gave for the instance itself (its failure reason) or
+for the request (a 4xx) is final at once, since sending it again cannot change the answer; an administrator fixes
+the cause and sends it again.
 """
 
 from __future__ import annotations

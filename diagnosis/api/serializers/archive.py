@@ -72,10 +72,10 @@ class ArchiveDeliverySerializer(serializers.ModelSerializer):
     kind = serializers.ChoiceField(
         choices=PacsDelivery.Kind.choices, read_only=True,
         help_text="capture: an AI result (with its review); report: the same as a structured report, where they "
-                  "are sent; rejection: the note (IHE IOCM) rejecting the captures "
-                  "(and reports) the archive was sent of the scan, when it was withdrawn or they named the patient as no longer "
-                  "recorded (details corrected, records merged: new captures follow), or asking the archive to "
-                  "delete them when the patient's data was erased (then scan is null and erasure set)")
+                  "are sent; rejection: the note (IHE IOCM) rejecting the captures (and reports) the archive was "
+                  "sent of the scan, when it was withdrawn or they named the patient as no longer recorded (details "
+                  "corrected, records merged: new captures follow), or asking the archive to delete them when the "
+                  "patient's data was erased (then scan is null and erasure set)")
     scan = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True,
                                               help_text="The scan; null for the note of an erased record.")
     erasure = serializers.PrimaryKeyRelatedField(
