@@ -86,6 +86,8 @@ def _report(*, scan: Scan, prediction: Prediction | None, review: Review | None)
     source.AccessionNumber, source.StudyID, source.ReferringPhysicianName = scan.dicom_accession_number, "", ""
     source.StudyDate = scan.dicom_study_date.strftime("%Y%m%d") if scan.dicom_study_date else ""
     source.StudyTime = scan.dicom_study_time.strftime("%H%M%S") if scan.dicom_study_time else ""
+    if scan.dicom_study_description:
+        source.StudyDescription = dicom_text(scan.dicom_study_description)
     source.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: patients' names are not all Latin
     image = hd.sr.SourceImageForMeasurementGroup(source.SOPClassUID, source.SOPInstanceUID)
 

@@ -60,6 +60,7 @@ def test_an_ai_result_comes_as_a_coded_report_in_the_slices_study_under_the_pati
     assert (report.SeriesInstanceUID, report.SOPInstanceUID) == report_uids(scan, prediction)
     assert report.SeriesInstanceUID != capture_uids(scan, prediction)[0]  # reports apart from the captures
     assert (report.StudyInstanceUID, report.AccessionNumber, report.StudyDate) == (STUDY, "A-20261206-71", "20261205")
+    assert report.StudyDescription == "CT ABDOMEN"  # as the capture, so that the study lists alike
     assert (str(report.PatientName), report.PatientID, report.PatientBirthDate, report.PatientSex) == (
         "Grace Hopper", "00123456", "19061209", "F")
     # The AI's result alone is for a clinician to confirm.
