@@ -112,7 +112,7 @@ def _report(*, scan: Scan, prediction: Prediction | None, review: Review | None)
         algorithm_id=hd.sr.AlgorithmIdentification(name="kidneyweb", version=dicom_text(version.name),
                                                    manufacturer="kidneyweb"),
         finding_sites=[kidney], source_images=[image],
-        qualitative_evaluations=[hd.sr.QualitativeEvaluation(codes.DCM.Finding, found)],
+        finding_type=found,
         # The probability is of a class; an indeterminate finding has none.
         measurements=[] if prediction.out_of_scope else [hd.sr.Measurement(
             name=codes.DCM.Probability, value=round(float(prediction.confidence or 0), 4),
@@ -123,7 +123,7 @@ def _report(*, scan: Scan, prediction: Prediction | None, review: Review | None)
             tracking_identifier=hd.sr.TrackingIdentifier(uid=result_uid("kidneyweb-reading", instance_uid),
                                                          identifier="Clinician's reading"),
             finding_sites=[kidney], source_images=[image],
-            qualitative_evaluations=[hd.sr.QualitativeEvaluation(codes.DCM.Finding, finding_code(review.label))]))
+            finding_type=finding_code(review.label)))
     content = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_person_context=person, observer_device_context=device),
         procedure_reported=codes.cid100.CTUnspecifiedBodyRegion, imaging_measurements=groups)

@@ -186,3 +186,25 @@ def test_another_organizations_scan_is_404(api_client, other_organization, other
 
     assert api_client.get(f"/api/v1/scans/{theirs.pk}/dicom-sr/").status_code == 404
     assert token_client(other_clinician).get(f"/api/v1/scans/{theirs.pk}/dicom-sr/").status_code == 200
+
+
+def test_a_reader_built_on_highdicom_finds_the_findings_where_tid_1500_puts_them(
+        api_client, patient, clinician, active_model_version):
+    import io
+
+    import highdicom as hd
+
+    scan = _dicom_scan(patient, clinician)
+    prediction = _result(scan, model_version=active_model_version)
+    review = services.review_create(scan=scan, user=clinician, label="Cyst", prediction_id=prediction.pk)
+
+    report = hd.sr.srread(io.BytesIO(api_client.get(f"/api/v1/scans/{scan.pk}/dicom-sr/").content))
+
+    groups = {group.tracking_identifier: group for group in report.content.get_image_measurement_groups()}
+    assert set(groups) == {"AI finding", "Clinician's reading"}
+    [probability] = groups["AI finding"].get_measurements(name=codes.DCM.Probability)
+    assert (groups["AI finding"].finding_type.value, probability.value) == ("95570007", 0.91)
+    assert groups["Clinician's reading"].finding_type.value == "722223000"
+    assert [site.value.value for site in groups["AI finding"].finding_sites] == [codes.SCT.Kidney.value]
+    assert groups["AI finding"].source_images[0].referenced_sop_instance_uid == scan.dicom_instance_uid
+    assert report_uids(scan, prediction, review)[1] == report.SOPInstanceUID
