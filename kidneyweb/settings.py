@@ -564,5 +564,7 @@ LOGGING = {
         "diagnosis": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         "celery": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         "training": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # Its INFO lines narrate every attribute it copies into a structured report: a dozen per result.
+        "highdicom": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
     },
 }
