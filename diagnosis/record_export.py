@@ -1,10 +1,10 @@
 """A patient's whole record as one ZIP: for a subject access request (the patient asks for a copy of their data), or
 for the record to follow them to another hospital.
 
-Human- and machine-readable side by side: per scan the slice as stored, the heat map, the PDF report and the FHIR
-R4 Bundle a hospital system files; for the record its details, corrections and merges (JSON) and who opened it
-(CSV). Scans withdrawn as entered in error are left out, since they may show another person; the README in the ZIP
-counts them.
+Human- and machine-readable side by side: per scan the slice as stored, the heat map, the PDF report, the FHIR
+R4 Bundle a hospital system files and, for a DICOM slice, the result as an archive takes it (DICOM); for the record
+its details, corrections and merges (JSON) and who opened it (CSV). Scans withdrawn as entered in error are left out,
+since they may show another person; the README in the ZIP counts them.
 """
 
 from __future__ import annotations
@@ -83,6 +83,23 @@ def _copy(archive: zipfile.ZipFile, field, name: str) -> bool:
     return True
 
 
+def _dicom_results(archive: zipfile.ZipFile, scan: Scan, folder: str) -> None:
+    """Add the result of a slice that came as DICOM as the archive takes it (the capture, and the structured report
+    where the header named the slice), so that another hospital's PACS can import it beside the study."""
+    from .dicom_export import NotExportable, scan_result_capture
+    from .dicom_report import scan_result_report
+
+    for name, build in (("result.dcm", scan_result_capture), ("result-sr.dcm", scan_result_report)):
+        try:
+            # Fast deflate: a capture is a megabyte of raw pixels, on which the default level took half the export's
+            # added time.
+            archive.writestr(f"{folder}/{name}", build(scan=scan), compresslevel=1)
+        except NotExportable:
+            continue  # no study, no finished result, or no slice for a report to name: scan.json says which
+        except OSError:
+            continue  # the stored slice was lost: counted, and named in the README, with the slice itself
+
+
 def _access_log_csv(patient: Patient) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -113,14 +130,15 @@ def patient_record_zip(*, patient: Patient, user: AbstractBaseUser, base_url: st
             archive.writestr(f"{folder}/report.pdf", reports.scan_report_pdf(scan=scan, user=user))
             archive.writestr(f"{folder}/result.fhir.json", json.dumps(
                 fhir.scan_fhir_bundle(scan=scan, base_url=base_url), indent=2, ensure_ascii=False))
+            _dicom_results(archive, scan, folder)
         summary = RecordExport(scans=len(kept), withdrawn_left_out=len(scans) - len(kept), missing_files=missing)
         archive.writestr("README.txt", _readme(patient, user, summary))
     return summary
 
 
-# Scans one request builds in time (about 50 ms each here, so some 25 s): a larger record is built by the worker
-# (services.record_export_request).
-MAX_DIRECT_SCANS = 500
+# Scans one request builds in time (up to about 160 ms each for a DICOM slice, benchmarks/record_export.py: some
+# 40 s): a larger record is built by the worker (services.record_export_request).
+MAX_DIRECT_SCANS = 250
 
 
 class TooLargeForOneRequest(Exception):
@@ -164,7 +182,9 @@ def _readme(patient: Patient, user: AbstractBaseUser, summary: RecordExport) -> 
         "access-log.csv    who opened the record, its scans, images and reports, and when",
         "scans/<id>/       per scan: scan.json (when and by whom uploaded, every AI result, every review),",
         "                  slice.png or .jpg (as stored), heatmap.png (where the model looked), report.pdf,",
-        "                  result.fhir.json (the result as a FHIR R4 Bundle, for another hospital's system)",
+        "                  result.fhir.json (the result as a FHIR R4 Bundle, for another hospital's system),",
+        "                  and for a slice that came as DICOM, result.dcm and result-sr.dcm (the result as a",
+        "                  DICOM capture and structured report, for another hospital's archive to import)",
         "",
         f"{summary.scans} scan(s).",
     ]

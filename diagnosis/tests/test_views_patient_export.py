@@ -176,3 +176,29 @@ def test_an_export_that_fails_says_why_and_keeps_no_file(client, boss, record, m
     page = client.get(reverse("diagnosis:record_export", args=[record["patient"].pk, export.pk])).content.decode()
     assert "Failed" in page and "The storage failed" in page and "Ask for a new export" in page
     assert _download(client, export).status_code == 410
+
+
+def test_a_dicom_slices_result_goes_with_the_record_as_the_archive_takes_it(client, boss, clinician, organization,
+                                                                              active_model_version):
+    import pydicom
+
+    from diagnosis.dicom_report import COMPREHENSIVE_SR
+    from diagnosis.dicom_uids import capture_uids, report_uids
+
+    from .test_api_scan_dicom import STUDY, _dicom_scan, _result
+
+    patient = PatientFactory(organization=organization, name="Grace Hopper", mrn="00123456")
+    scan = _dicom_scan(patient, clinician)
+    prediction = _result(scan, model_version=active_model_version)
+    queued = _dicom_scan(patient, clinician, seed=1)  # its diagnosis not finished: nothing to put in an archive
+    client.force_login(boss)
+
+    archive = _zip(_export(client, patient))
+
+    capture = pydicom.dcmread(io.BytesIO(archive.read(f"scans/{scan.pk}/result.dcm")))
+    report = pydicom.dcmread(io.BytesIO(archive.read(f"scans/{scan.pk}/result-sr.dcm")))
+    assert (capture.SOPInstanceUID, report.SOPInstanceUID) == (capture_uids(scan, prediction)[1],
+                                                               report_uids(scan, prediction)[1])
+    assert (report.SOPClassUID, report.StudyInstanceUID, report.PatientID) == (COMPREHENSIVE_SR, STUDY, "00123456")
+    assert not any(name.endswith(".dcm") for name in archive.namelist() if name.startswith(f"scans/{queued.pk}/"))
+    assert "result-sr.dcm" in archive.read("README.txt").decode()

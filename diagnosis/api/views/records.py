@@ -185,13 +185,13 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(
         responses={(200, "application/zip"): OpenApiTypes.BINARY,
                    403: OpenApiResponse(description="Not an administrator."),
-                   409: OpenApiResponse(description="Over 500 scans: ask for it with POST exports/.")},
+                   409: OpenApiResponse(description="Over 250 scans: ask for it with POST exports/.")},
         description="The patient's whole record as one ZIP, for a subject access request or a move to another "
         "hospital: patient.json (details, corrections, former MRNs, merges), access-log.csv (who opened it when), "
         "and per scan scan.json (every AI result and review), the slice as stored, the heat map, the PDF report "
         "and the FHIR R4 Bundle. Scans withdrawn as entered in error are left out (they may show another person); "
         "README.txt counts them. Recorded in the access log. Administrators only. Built in the request, for a "
-        "record of up to 500 scans (409 beyond: ask for it with POST exports/, which any record may).",
+        "record of up to 250 scans (409 beyond: ask for it with POST exports/, which any record may).",
     )
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, ZipRenderer],
             permission_classes=[IsAuthenticated, HasMembership, MayExportRecords])
