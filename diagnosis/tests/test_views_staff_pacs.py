@@ -93,7 +93,7 @@ def test_structured_reports_are_asked_for_with_a_checkbox_that_shows_the_setting
     page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
 
     assert Organization.objects.get(pk=organization.pk).pacs_send_reports
-    assert 'id="id_pacs-send_reports" checked' in page
+    assert 'id="id_pacs-send_reports" checked' in page and "each also as a structured report (DICOM SR)." in page
     admin_client.post(reverse("diagnosis:staff_pacs"), {"pacs-url": URL})  # unticked
     assert not Organization.objects.get(pk=organization.pk).pacs_send_reports
 
