@@ -94,10 +94,10 @@ def _dicom_results(archive: zipfile.ZipFile, scan: Scan, folder: str) -> None:
             # Fast deflate: a capture is a megabyte of raw pixels, on which the default level took half the export's
             # added time.
             archive.writestr(f"{folder}/{name}", build(scan=scan), compresslevel=1)
-        except NotExportable:
-            continue  # no study, no finished result, or no slice for a report to name: scan.json says which
-        except OSError:
-            continue  # the stored slice was lost: counted, and named in the README, with the slice itself
+        except (NotExportable, OSError):
+            # No study, no finished result or no slice for a report to name (scan.json says which), or the stored
+            # slice was lost (the README counts it).
+            continue
 
 
 def _access_log_csv(patient: Patient) -> str:
