@@ -9,6 +9,7 @@ stores once, and a review makes a new one.
 
 from __future__ import annotations
 
+import datetime
 import io
 from pathlib import Path
 
@@ -39,14 +40,12 @@ def current_review(scan: Scan, prediction: Prediction | None) -> Review | None:
     return review if prediction is not None and review is not None and review.prediction_id == prediction.pk else None
 
 
-def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None, review: Review | None = None) -> bytes:
-    """The DICOM Part 10 file of the scan's AI result ``prediction`` with the clinician's ``review`` of it (None: the
-    AI result alone). Without ``prediction``: the newest result with its current review. Raises NotExportable for a
+def exportable_result(*, scan: Scan, prediction: Prediction | None,
+                      review: Review | None) -> tuple[Prediction, Review | None]:
+    """The result (and review) an export of the scan states, as the capture and the structured report take them:
+    ``prediction`` with ``review``, or else the newest result with its current review. Raises NotExportable for a
     withdrawn scan, a slice that came without a DICOM study (a PNG or JPEG upload), or one without a finished
     result."""
-    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
-
     if scan.is_withdrawn:
         raise NotExportable("The scan was withdrawn as entered in error: its result is not for the archive.")
     if not scan.dicom_study_uid:
@@ -55,11 +54,23 @@ def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None, rev
     if prediction is None:
         prediction = scan.latest_prediction
         review = current_review(scan, prediction)
-    if review is not None and review.prediction_id != prediction.pk:
-        raise ValueError(f"Review {review.pk} judged another result than prediction {prediction.pk}.")
     if prediction is None or prediction.status != Prediction.Status.DONE:
         state = "failed" if prediction is not None and prediction.status == Prediction.Status.FAILED else "not finished"
         raise NotExportable(f"The scan's diagnosis is {state}: there is no AI result to send to the archive.")
+    if review is not None and review.prediction_id != prediction.pk:
+        raise ValueError(f"Review {review.pk} judged another result than prediction {prediction.pk}.")
+    return prediction, review
+
+
+def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None, review: Review | None = None) -> bytes:
+    """The DICOM Part 10 file of the scan's AI result ``prediction`` with the clinician's ``review`` of it (None: the
+    AI result alone). Without ``prediction``: the newest result with its current review. Raises NotExportable for a
+    withdrawn scan, a slice that came without a DICOM study (a PNG or JPEG upload), or one without a finished
+    result."""
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    prediction, review = exportable_result(scan=scan, prediction=prediction, review=review)
     version = prediction.model_version
     series_uid, instance_uid = capture_uids(scan, prediction, review)
     pixels = _captured(scan, prediction, review)
@@ -72,26 +83,17 @@ def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None, rev
     dataset.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: patients' names are not all Latin
     dataset.ImageType = ["DERIVED", "SECONDARY"]
     dataset.SOPClassUID, dataset.SOPInstanceUID = SECONDARY_CAPTURE, instance_uid
-    # When the content was made: the clinician's reading, or else the AI's.
-    finished = timezone.localtime(review.reviewed_at if review else prediction.finished_at or timezone.now())
-    # As the scanner's header said; empty (allowed, type 2) for slices stored before they were kept.
-    dataset.StudyDate = scan.dicom_study_date.strftime("%Y%m%d") if scan.dicom_study_date else ""
-    dataset.StudyTime = scan.dicom_study_time.strftime("%H%M%S") if scan.dicom_study_time else ""
-    if scan.dicom_study_description:
-        dataset.StudyDescription = dicom_text(scan.dicom_study_description)
+    finished = content_time(prediction, review)
+    filed_in_study(dataset, scan)
     dataset.ContentDate, dataset.ContentTime = finished.strftime("%Y%m%d"), finished.strftime("%H%M%S")
-    dataset.AccessionNumber = scan.dicom_accession_number
     dataset.Modality = "OT"
     dataset.ConversionType = "WSD"  # made on a workstation
     dataset.Manufacturer = "kidneyweb"
     dataset.InstitutionName = dicom_text(scan.patient.organization.name)
-    dataset.ReferringPhysicianName = ""
     dataset.SeriesDescription = dicom_text(f"AI result ({version.name}), decision support")
     dataset.SecondaryCaptureDeviceManufacturer = "kidneyweb"
     dataset.SecondaryCaptureDeviceManufacturerModelName = dicom_text(version.name)
-    dataset.PatientName, dataset.PatientID, dataset.PatientBirthDate, dataset.PatientSex = capture_patient(scan)
-    dataset.StudyInstanceUID, dataset.SeriesInstanceUID = scan.dicom_study_uid, series_uid
-    dataset.StudyID = ""
+    dataset.SeriesInstanceUID = series_uid
     dataset.SeriesNumber, dataset.InstanceNumber = SERIES_NUMBER, scan.pk
     dataset.Laterality = ""  # an axial slice shows both kidneys
     dataset.PatientOrientation = ""
@@ -111,6 +113,24 @@ def scan_result_capture(*, scan: Scan, prediction: Prediction | None = None, rev
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def content_time(prediction: Prediction, review: Review | None) -> datetime.datetime:
+    """When an export's content was made: the clinician's reading, or else the AI's (local time)."""
+    return timezone.localtime(review.reviewed_at if review else prediction.finished_at or timezone.now())
+
+
+def filed_in_study(dataset, scan: Scan) -> None:
+    """Write into ``dataset`` where a capture or report of the scan files: the slice's study, as the scanner's
+    header said (date, time and description empty, as type 2 allows, for slices stored before they were kept), under
+    the patient as kept here (``capture_patient``)."""
+    dataset.StudyInstanceUID, dataset.StudyID = scan.dicom_study_uid, ""
+    dataset.StudyDate = scan.dicom_study_date.strftime("%Y%m%d") if scan.dicom_study_date else ""
+    dataset.StudyTime = scan.dicom_study_time.strftime("%H%M%S") if scan.dicom_study_time else ""
+    if scan.dicom_study_description:
+        dataset.StudyDescription = dicom_text(scan.dicom_study_description)
+    dataset.AccessionNumber, dataset.ReferringPhysicianName = scan.dicom_accession_number, ""
+    dataset.PatientName, dataset.PatientID, dataset.PatientBirthDate, dataset.PatientSex = capture_patient(scan)
 
 
 def capture_patient(scan: Scan, patient: Patient | None = None) -> tuple[str, str, str, str]:

@@ -13,9 +13,7 @@ from __future__ import annotations
 import io
 import warnings
 
-from django.utils import timezone
-
-from .dicom_export import NotExportable, capture_patient, current_review, dicom_text
+from .dicom_export import NotExportable, content_time, dicom_text, exportable_result, filed_in_study
 from .dicom_uids import report_uids, result_uid
 from .fhir import SNOMED_CLASSES
 from .models import Prediction, Review, Scan
@@ -57,22 +55,10 @@ def _report(*, scan: Scan, prediction: Prediction | None, review: Review | None)
     from pydicom.sr.coding import Code
     from pydicom.valuerep import DT
 
-    if scan.is_withdrawn:
-        raise NotExportable("The scan was withdrawn as entered in error: its result is not for the archive.")
-    if not scan.dicom_study_uid:
-        raise NotExportable("The slice came without a DICOM study (a PNG or JPEG upload), so there is no study in "
-                            "the archive to put its result in.")
+    prediction, review = exportable_result(scan=scan, prediction=prediction, review=review)
     if not (scan.dicom_instance_uid and scan.dicom_series_uid):
         raise NotExportable("The slice's DICOM header named no series or instance UID, and a structured report must "
                             "name the image it speaks of: fetch the result as a capture instead.")
-    if prediction is None:
-        prediction = scan.latest_prediction
-        review = current_review(scan, prediction)
-    if prediction is None or prediction.status != Prediction.Status.DONE:
-        state = "failed" if prediction is not None and prediction.status == Prediction.Status.FAILED else "not finished"
-        raise NotExportable(f"The scan's diagnosis is {state}: there is no AI result to send to the archive.")
-    if review is not None and review.prediction_id != prediction.pk:
-        raise ValueError(f"Review {review.pk} judged another result than prediction {prediction.pk}.")
     version = prediction.model_version
     organization = scan.patient.organization
     series_uid, instance_uid = report_uids(scan, prediction, review)
@@ -81,13 +67,7 @@ def _report(*, scan: Scan, prediction: Prediction | None, review: Review | None)
     source = Dataset()
     source.SOPClassUID = scan.dicom_sop_class_uid or CT_IMAGE  # the listener and uploads took CT slices only
     source.SOPInstanceUID, source.SeriesInstanceUID = scan.dicom_instance_uid, scan.dicom_series_uid
-    source.StudyInstanceUID = scan.dicom_study_uid
-    source.PatientName, source.PatientID, source.PatientBirthDate, source.PatientSex = capture_patient(scan)
-    source.AccessionNumber, source.StudyID, source.ReferringPhysicianName = scan.dicom_accession_number, "", ""
-    source.StudyDate = scan.dicom_study_date.strftime("%Y%m%d") if scan.dicom_study_date else ""
-    source.StudyTime = scan.dicom_study_time.strftime("%H%M%S") if scan.dicom_study_time else ""
-    if scan.dicom_study_description:
-        source.StudyDescription = dicom_text(scan.dicom_study_description)
+    filed_in_study(source, scan)
     source.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: patients' names are not all Latin
     image = hd.sr.SourceImageForMeasurementGroup(source.SOPClassUID, source.SOPInstanceUID)
 
@@ -139,7 +119,7 @@ def _report(*, scan: Scan, prediction: Prediction | None, review: Review | None)
         series_description=dicom_text(f"AI result ({version.name}), decision support"))
     # When the content was made, as the capture says: highdicom writes when it built the file (and its own part in
     # it), which would make the same report differ each time it is fetched.
-    finished = timezone.localtime(review.reviewed_at if review else prediction.finished_at or timezone.now())
+    finished = content_time(prediction, review)
     report.ContentDate, report.ContentTime = finished.strftime("%Y%m%d"), finished.strftime("%H%M%S")
     report.InstanceCreationDate, report.InstanceCreationTime = report.ContentDate, report.ContentTime
     report.SeriesDate, report.SeriesTime = report.ContentDate, report.ContentTime

@@ -201,14 +201,17 @@ def pacs_delivery_get(*, organization: Organization, pk: int) -> PacsDelivery | 
     return pacs_deliveries(organization=organization).filter(pk=pk).first()
 
 
-def pacs_delivery_of(*, prediction: Prediction | None,
-                     kind: str = PacsDelivery.Kind.CAPTURE) -> PacsDelivery | None:
-    """How the result (or the newest review of it) was last sent to the archive as a capture (``kind``: or as a
-    structured report); None when it was not (no archive set, no DICOM study, no reports asked for)."""
+def pacs_sent_of(*, prediction: Prediction | None) -> dict[str, PacsDelivery]:
+    """How the result (or the newest review of it) was last sent to the archive, by kind: its capture, and its
+    structured report where the organization sends those; empty when it was not sent (no archive set, no DICOM
+    study)."""
+    sent: dict[str, PacsDelivery] = {}
     if prediction is None:
-        return None
-    # Newest first (PacsDelivery's ordering), from a prefetch where the scan list made one.
-    return next((sent for sent in prediction.pacs_deliveries.all() if sent.kind == kind), None)
+        return sent
+    # Newest first (PacsDelivery's ordering), from a prefetch where the scan list made one: one pass for both kinds.
+    for delivery in prediction.pacs_deliveries.all():
+        sent.setdefault(delivery.kind, delivery)
+    return sent
 
 
 def pacs_stored_of(*, scan: Scan) -> list[PacsDelivery]:

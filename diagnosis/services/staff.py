@@ -89,7 +89,7 @@ def member_create(
         user.save()
         Membership.objects.create(user=user, organization=organization, role=role, password_change_required=True)
         member_change_record(organization=organization, member=user, by=by, action=Action.ADDED,
-                detail=Membership.Role(role).label)
+                             detail=Membership.Role(role).label)
     return user, password
 
 
@@ -109,7 +109,7 @@ def member_role_set(*, organization: Organization, member: AbstractBaseUser, rol
     membership.role = role
     membership.save(update_fields=["role"])
     member_change_record(organization=organization, member=member, by=by, action=Action.ROLE_CHANGED,
-            detail=f"now {Membership.Role(role).label}")
+                         detail=f"now {Membership.Role(role).label}")
     return membership
 
 
@@ -127,7 +127,8 @@ def member_deactivate(*, organization: Organization, member: AbstractBaseUser, b
         raise ValidationError("This is your organization's last active administrator.")
     user.is_active = False
     user.save(update_fields=["is_active"])
-    member_change_record(organization=organization, member=user, by=by, action=Action.DEACTIVATED, detail=reason.strip())
+    member_change_record(organization=organization, member=user, by=by, action=Action.DEACTIVATED,
+                         detail=reason.strip())
 
 
 @transaction.atomic
@@ -194,7 +195,7 @@ def member_api_token_issue(*, organization: Organization, member: AbstractBaseUs
     replaced = selectors.api_token_of(user=membership.user) is not None
     key = api_token_rotate(user=membership.user)
     member_change_record(organization=organization, member=membership.user, by=by, action=Action.TOKEN_ISSUED,
-            detail="replacing the previous token" if replaced else "")
+                         detail="replacing the previous token" if replaced else "")
     return key
 
 
@@ -217,7 +218,8 @@ def member_two_factor_reset(*, organization: Organization, member: AbstractBaseU
     membership = _locked_membership(organization=organization, member=member)
     _refuse_self(member=member, by=by, what="reset two-factor authentication for")
     if _authenticator_remove(user=membership.user):
-        member_change_record(organization=organization, member=membership.user, by=by, action=Action.TWO_FACTOR_RESET)
+        member_change_record(organization=organization, member=membership.user, by=by,
+                             action=Action.TWO_FACTOR_RESET)
 
 
 def _authenticator_remove(*, user: AbstractBaseUser) -> bool:
@@ -240,8 +242,8 @@ def two_factor_reset_on_server(*, user: AbstractBaseUser, reason: str) -> bool:
         return False
     membership = selectors.membership_of(user)
     if membership is not None:
-        member_change_record(organization=membership.organization, member=user, by=None, action=Action.TWO_FACTOR_RESET,
-                detail=f"on the server: {reason}")
+        member_change_record(organization=membership.organization, member=user, by=None,
+                             action=Action.TWO_FACTOR_RESET, detail=f"on the server: {reason}")
     logger.warning("Two-factor authentication of %s reset on the server: %s", user.get_username(), reason)
     return True
 

@@ -329,8 +329,8 @@ def scan_item(request: HttpRequest, pk: int) -> HttpResponse:
 def _archived(scan: Scan, prediction: Prediction | None, *, sent: bool) -> dict[str, Any]:
     """How the result went to the archive, as a capture and as a report, for _pacs_status.html; its status is
     pending while either is on its way, so that the page asks again."""
-    delivery = selectors.pacs_delivery_of(prediction=prediction) if sent else None
-    report = selectors.pacs_delivery_of(prediction=prediction, kind=PacsDelivery.Kind.REPORT) if sent else None
+    forms = selectors.pacs_sent_of(prediction=prediction) if sent else {}
+    delivery, report = forms.get(PacsDelivery.Kind.CAPTURE), forms.get(PacsDelivery.Kind.REPORT)
     pending = any(d is not None and d.status == PacsDelivery.Status.PENDING for d in (delivery, report))
     return {"pacs_delivery": delivery, "pacs_report": report,
             "pacs_status": PacsDelivery.Status.PENDING if pending else delivery.status if delivery else ""}

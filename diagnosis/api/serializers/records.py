@@ -251,10 +251,10 @@ class RestoreSerializer(serializers.Serializer):
 
 
 def _archive(scan: Scan) -> dict[str, Any] | None:
-    delivery = selectors.pacs_delivery_of(prediction=scan.latest_prediction)
+    sent = selectors.pacs_sent_of(prediction=scan.latest_prediction)
+    delivery, report = sent.get(PacsDelivery.Kind.CAPTURE), sent.get(PacsDelivery.Kind.REPORT)
     if delivery is None:
         return None
-    report = selectors.pacs_delivery_of(prediction=scan.latest_prediction, kind=PacsDelivery.Kind.REPORT)
     return {**_sent(delivery), "reviewed": delivery.review_id is not None, "report": _sent(report) if report else None}
 
 
