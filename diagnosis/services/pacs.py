@@ -323,8 +323,9 @@ def pacs_send_since(*, organization: Organization, since: datetime.date, by: Abs
         if prediction is None or prediction.status != Prediction.Status.DONE or prediction.finished_at < start:
             continue
         review = current_review(scan, prediction)
-        sent = {sent.kind for sent in prediction.pacs_deliveries.all()
-                if sent.review_id == (review.pk if review else None) and sent.generation == scan.capture_generation}
+        sent = {delivery.kind for delivery in prediction.pacs_deliveries.all()
+                if delivery.review_id == (review.pk if review else None)
+                and delivery.generation == scan.capture_generation}
         if sent >= set(result_kinds(organization, scan)):
             continue  # sent already (or being sent): "Send again" is for those
         queued.append((prediction, review))
