@@ -248,7 +248,7 @@ def scan_fhir_bundle(*, scan: Scan, base_url: str) -> dict[str, Any]:
     issued = max((t for t in (prediction and prediction.finished_at, review and review.reviewed_at) if t), default=None)
     if issued:
         report["issued"] = _when(issued)
-    report["conclusion"], label = _conclusion(scan, prediction, review)
+    report["conclusion"], label = report_conclusion(scan, prediction, review)
     if label:
         report["conclusionCode"] = [_class(label)]
     report["presentedForm"] = [{"contentType": "application/pdf", "title": f"Scan {scan.pk} report",
@@ -282,7 +282,7 @@ def _refiling_provenance(scan: Scan, report: dict[str, str], base_url: str) -> d
     }
 
 
-def _conclusion(scan: Scan, prediction: Prediction | None, review: Review | None) -> tuple[str, str | None]:
+def report_conclusion(scan: Scan, prediction: Prediction | None, review: Review | None) -> tuple[str, str | None]:
     """The report's conclusion in words, and the class it concludes (none while nobody can say)."""
     if scan.is_withdrawn:
         return f"Withdrawn as entered in error: {scan.withdrawal_reason}. Disregard this report.", None

@@ -53,6 +53,12 @@ class PlainTextRenderer(FileRenderer):
     charset = "utf-8"
 
 
+class HL7Renderer(FileRenderer):
+    media_type = "x-application/hl7-v2+er7"
+    format = "hl7"
+    charset = "utf-8"
+
+
 class FHIRRenderer(FileRenderer):
     """FHIR resources as ``application/fhir+json``; anything else (an error) as plain JSON."""
 

@@ -144,6 +144,7 @@ class PatientAccess(models.Model):
         REPORT = "report", "PDF report"
         FHIR = "fhir", "FHIR export"
         DICOM = "dicom", "DICOM export"
+        HL7 = "hl7", "HL7 v2 result message"
         EXPORT = "export", "Whole record export"
 
     class Channel(models.TextChoices):

@@ -107,7 +107,8 @@ def _event(*, organization_id: int, event: str, data: dict[str, Any]) -> Webhook
 
 def _scan_data(scan: Scan) -> dict[str, Any]:
     data = {"id": scan.pk, "patient": scan.patient_id, "api_path": reverse("api:scan-detail", kwargs={"pk": scan.pk}),
-            "fhir_path": reverse("api:scan-fhir", kwargs={"pk": scan.pk})}
+            "fhir_path": reverse("api:scan-fhir", kwargs={"pk": scan.pk}),
+            "hl7_path": reverse("api:scan-hl7", kwargs={"pk": scan.pk})}
     if scan.dicom_study_uid:
         # For the integration engine that stores the result in the archive, beside the study.
         data["dicom_path"] = reverse("api:scan-dicom", kwargs={"pk": scan.pk})

@@ -80,7 +80,8 @@ def test_a_finished_diagnosis_arrives_signed_and_without_patient_details(
     body = request.json
     assert body["scan"] == {"id": prediction.scan_id, "patient": prediction.scan.patient_id,
                             "api_path": f"/api/v1/scans/{prediction.scan_id}/",
-                            "fhir_path": f"/api/v1/scans/{prediction.scan_id}/fhir/"}
+                            "fhir_path": f"/api/v1/scans/{prediction.scan_id}/fhir/",
+                            "hl7_path": f"/api/v1/scans/{prediction.scan_id}/hl7/"}
     assert body["prediction"]["status"] == "failed" and body["prediction"]["needs_review"] is True
     assert b"Ada" not in request.body and b"MRN-SECRET" not in request.body
     delivery.refresh_from_db()

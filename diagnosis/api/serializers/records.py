@@ -335,6 +335,7 @@ class ScanSerializer(serializers.ModelSerializer):
     image_url = serializers.SerializerMethodField()
     report_url = serializers.SerializerMethodField(help_text="The PDF report of this scan.")
     fhir_url = serializers.SerializerMethodField(help_text="This scan's result as a FHIR R4 Bundle.")
+    hl7_url = serializers.SerializerMethodField(help_text="This scan's result as an HL7 v2.5.1 ORU^R01 message.")
     prediction = serializers.SerializerMethodField(help_text="The latest prediction of this scan.")
     review = serializers.SerializerMethodField(help_text="The current (newest) review of this scan, or null.")
     withdrawn = serializers.SerializerMethodField(
@@ -367,6 +368,7 @@ class ScanSerializer(serializers.ModelSerializer):
             "image_url",
             "report_url",
             "fhir_url",
+            "hl7_url",
             "prediction",
             "review",
             "withdrawn",
@@ -406,6 +408,9 @@ class ScanSerializer(serializers.ModelSerializer):
 
     def get_fhir_url(self, scan: Scan) -> str:
         return _absolute(self.context, reverse("api:scan-fhir", kwargs={"pk": scan.pk}))
+
+    def get_hl7_url(self, scan: Scan) -> str:
+        return _absolute(self.context, reverse("api:scan-hl7", kwargs={"pk": scan.pk}))
 
     @extend_schema_field(PredictionSerializer(allow_null=True))
     def get_prediction(self, scan: Scan) -> dict[str, Any] | None:

@@ -17,10 +17,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ... import dicom_export, dicom_report, fhir, reports, selectors, services
+from ... import dicom_export, dicom_report, fhir, hl7, reports, selectors, services
 from ...models import PatientAccess, Scan
 from ..exceptions import Conflict
-from ..renderers import DicomRenderer, FHIRRenderer, JPEGRenderer, PDFRenderer, PNGRenderer
+from ..renderers import DicomRenderer, FHIRRenderer, HL7Renderer, JPEGRenderer, PDFRenderer, PNGRenderer
 from ..serializers import (
     RefileSerializer,
     RestoreSerializer,
@@ -233,6 +233,29 @@ class ScanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         bundle = fhir.scan_fhir_bundle(scan=scan, base_url=request.build_absolute_uri("/"))
         self._log_access(scan, PatientAccess.What.FHIR)
         return Response(bundle, headers={"Cache-Control": "private, no-store"})
+
+    @extend_schema(
+        responses={(200, hl7.HL7_MEDIA_TYPE): OpenApiTypes.STR},
+        description="The scan's result as an HL7 v2.5.1 ORU^R01 message (ER7, UTF-8, segments ended by a carriage "
+        "return), for an interface engine or record system that takes results so: PID (MRN with the organization "
+        "as assigning authority, name, birth date, sex), ORC and OBR (the scan as filler order number, the accession "
+        "number in OBR-18, the reviewer in OBR-32), the decision-support notice as NTE, then OBX: the conclusion "
+        "(TX), the AI's class (CWE, SNOMED CT with kidneyweb's class as alternate code; 82334004 Indeterminate for an "
+        "image out of the model's scope), its probability for each class (NM), the clinician's reading (CWE, the "
+        "reviewer in OBX-16), the study's UID (HD, 110180) and the PDF report's address (RP). Result status (OBR-25, "
+        "OBX-11): I while the diagnosis runs, P for an AI result nobody has reviewed, F after a review, C after a "
+        "later one, X for a failed diagnosis nobody has read; once withdrawn as entered in error, OBR-25 C with every "
+        "OBX W. MSH-10 is a digest of the content: the same state gives the same message, any change a new one.",
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[HL7Renderer, JSONRenderer])
+    def hl7(self, request: Request, pk: str | None = None) -> HttpResponse:
+        scan = self.get_object()
+        message = hl7.scan_result_message(scan=scan, base_url=request.build_absolute_uri("/"))
+        self._log_access(scan, PatientAccess.What.HL7)
+        response = HttpResponse(message, content_type=f"{hl7.HL7_MEDIA_TYPE}; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="scan-{scan.pk}-result.hl7"'
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     @extend_schema(
         responses={(200, "application/dicom"): OpenApiTypes.BINARY,
