@@ -8,7 +8,7 @@ from .auth import AdminLoginForm
 from .models import (
     ApiToken, Authenticator, DicomStoreRefusal, InputsAlert, LoginFailure, Membership, ModelVersion, Organization,
     Patient, PatientAccess, PatientChange, PatientDistinct, PatientErasure, PatientMerge, PerformanceAlert, Prediction,
-    Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
+    Hl7Delivery, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
 )
 
 
@@ -154,6 +154,18 @@ class WebhookDeliveryAdmin(AuditLogAdmin):
     list_filter = ["status", "event", "organization"]
     date_hierarchy = "created_at"
     list_select_related = ["organization"]
+
+
+@admin.register(Hl7Delivery)
+class Hl7DeliveryAdmin(AuditLogAdmin):
+    """Results sent to organizations' record systems as HL7 v2 messages, and their acknowledgements. The message as
+    sent names the patient, so it is left out here."""
+
+    list_display = ["created_at", "organization", "scan", "event", "status", "attempts", "ack_code", "last_error"]
+    list_filter = ["status", "event", "organization"]
+    date_hierarchy = "created_at"
+    list_select_related = ["organization"]
+    exclude = ["message"]
 
 
 @admin.register(DicomStoreRefusal)

@@ -248,6 +248,25 @@ class PacsForm(forms.Form):
     )
 
 
+class Hl7Form(forms.Form):
+    prefix = "hl7"
+    address = forms.CharField(
+        label="Record system's HL7 address", max_length=300, required=False,
+        help_text="Its HL7 v2 listener, as mllps://host:port (MLLP over TLS; mllp:// unencrypted, only where the "
+                  "deployment allows it). Each finished result, review, withdrawal and restoral is sent as an "
+                  "ORU^R01 message. Empty: none are sent.",
+        widget=forms.TextInput(attrs={"placeholder": "mllps://engine.example.org:6661", "autocomplete": "off",
+                                      "spellcheck": "false"}),
+    )
+    receiving_application = forms.CharField(
+        label="Receiving application (MSH-5)", max_length=20, required=False,
+        help_text="As the interface engine routes by it; empty if it does not.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    receiving_facility = forms.CharField(
+        label="Receiving facility (MSH-6)", max_length=20, required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+
 class PacsOAuthForm(forms.Form):
     prefix = "pacs-oauth"
     token_url = forms.CharField(

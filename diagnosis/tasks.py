@@ -55,7 +55,8 @@ def explain_class(class_heatmap_id: int) -> None:
 @shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def resend_lost_predictions() -> None:
     """Beat sends this every KIDNEYWEB_PREDICTION_SWEEP_SECONDS; see services.predictions_resend_lost
-    (and webhooks_resend_lost and pacs_resend_lost, for result notifications and results for the archive,
+    (and webhooks_resend_lost, pacs_resend_lost and hl7_resend_lost, for result notifications, results for the
+    archive and for the record system,
     api_tokens_expiring_notify, for tokens about to expire, erasures_files_resend, for erased images still
     on disk, record_exports_sweep, for whole-record exports past their time or whose task was lost, and
     pacs_erasure_give_up_due, for erasure notes an archive did not store within KIDNEYWEB_ERASURE_ARCHIVE_DAYS).
@@ -64,6 +65,7 @@ def resend_lost_predictions() -> None:
     services.predictions_resend_lost(older_than=timedelta(seconds=settings.KIDNEYWEB_PREDICTION_STALE_SECONDS))
     services.webhooks_resend_lost()
     services.pacs_resend_lost()
+    services.hl7_resend_lost()
     services.api_tokens_expiring_notify()
     services.erasures_files_resend()
     services.record_exports_sweep()
@@ -97,6 +99,17 @@ def deliver_to_pacs(self, delivery_id: int) -> None:
         services.pacs_deliver(delivery_id=delivery_id)
     except services.PacsNotDelivered as exc:
         # As for notifications: about five minutes for an archive that restarts.
+        raise self.retry(exc=exc, countdown=10 * 2 ** self.request.retries) from exc
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, soft_time_limit=60,
+             time_limit=90, ignore_result=True)
+def deliver_hl7(self, delivery_id: int) -> None:
+    """Send one change of a scan's result to the record system; services.hl7_deliver counts the attempts and gives
+    up itself."""
+    try:
+        services.hl7_deliver(delivery_id=delivery_id)
+    except services.Hl7NotDelivered as exc:
         raise self.retry(exc=exc, countdown=10 * 2 ** self.request.retries) from exc
 
 

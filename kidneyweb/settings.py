@@ -380,6 +380,7 @@ CELERY_TASK_ROUTES = {
     # Notifications wait on other hospitals' servers: never in front of a diagnosis.
     "diagnosis.tasks.deliver_webhook": {"queue": "celery"},
     "diagnosis.tasks.deliver_to_pacs": {"queue": "celery"},
+    "diagnosis.tasks.deliver_hl7": {"queue": "celery"},
     "diagnosis.tasks.remove_erased_files": {"queue": "celery"},
     # A whole-record export takes minutes for a large record: on a queue and a worker of its own, so that no
     # diagnosis waits behind it, nor it behind a training run of hours.
@@ -495,6 +496,8 @@ KIDNEYWEB_WEBHOOK_ALLOW_HTTP = env_bool("KIDNEYWEB_WEBHOOK_ALLOW_HTTP", False)
 # whose archive is on a closed network allows http.
 # The same allows DICOM's own protocol (dicom://AE@host:port, DIMSE), which is unencrypted too.
 KIDNEYWEB_PACS_ALLOW_HTTP = env_bool("KIDNEYWEB_PACS_ALLOW_HTTP", False)
+# HL7 v2 results to the record system over plain MLLP (mllp://, unencrypted): only on a closed network.
+KIDNEYWEB_HL7_ALLOW_PLAIN = env_bool("KIDNEYWEB_HL7_ALLOW_PLAIN", False)
 # kidneyweb's AE title for an archive reached by DIMSE: the archive's administrator registers it.
 KIDNEYWEB_DICOM_AE_TITLE = os.environ.get("KIDNEYWEB_DICOM_AE_TITLE", "KIDNEYWEB")[:16]
 # The DICOM listener (`manage.py dicom_listener`, DIMSE C-STORE) takes CT slices from the archive or a modality

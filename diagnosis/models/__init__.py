@@ -18,7 +18,7 @@ from .accounts import (
 )
 from .erasures import PatientErasure
 from .exports import RecordExport, record_export_upload_to
-from .operations import (DicomStoreRefusal, InputsAlert, ModelVersion, OutboundDelivery, PacsDelivery, PerformanceAlert,
+from .operations import (DicomStoreRefusal, Hl7Delivery, InputsAlert, ModelVersion, OutboundDelivery, PacsDelivery, PerformanceAlert,
                          WebhookDelivery, WorkerHeartbeat)
 from .records import (
     FORMAT_EXTENSIONS,
@@ -42,7 +42,7 @@ __all__ = [
     "record_export_upload_to",
     "WEBHOOK_EVENTS",
     "all_webhook_events",
-    "ApiToken", "Authenticator", "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "OutboundDelivery", "PacsDelivery", "Patient",
+    "ApiToken", "Authenticator", "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "Hl7Delivery", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "OutboundDelivery", "PacsDelivery", "Patient",
     "PatientAccess", "PatientChange", "PatientDistinct", "PatientErasure", "PatientMerge", "PerformanceAlert", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
     "WebhookDelivery", "WorkerHeartbeat",
     "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",

@@ -81,6 +81,12 @@ class Organization(models.Model):
     pacs_client_certificate = models.TextField(blank=True)
     pacs_client_key = SealedTextField(blank=True, label="archive client key",
                                       remedy="upload kidneyweb's client certificate and key anew on the Members page")
+    # The interface engine (or record system) each change of a scan's result is sent to as an HL7 v2 ORU^R01 message
+    # over MLLP (services.hl7_feed): mllp://host:port, or mllps:// over TLS. The receiving application and facility
+    # fill MSH-5 and MSH-6, for an engine that routes by them.
+    hl7_address = models.CharField("record system's HL7 address (MLLP)", max_length=300, blank=True)
+    hl7_receiving_application = models.CharField(max_length=20, blank=True)
+    hl7_receiving_facility = models.CharField(max_length=20, blank=True)
 
     class Meta:
         ordering = ["name"]

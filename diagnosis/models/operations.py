@@ -149,6 +149,26 @@ class WebhookDelivery(OutboundDelivery):
         return f"{self.event} to {self.url} ({self.status})"
 
 
+class Hl7Delivery(OutboundDelivery):
+    """One change of a scan's result sent to the organization's record system as an HL7 v2 ORU^R01 message over
+    MLLP (services.hl7_feed). The message is built as it leaves, from the scan as it is then, so a retry never sends
+    a state the scan has moved on from; it is kept as sent, with the receiver's acknowledgement."""
+
+    organization = models.ForeignKey("diagnosis.Organization", on_delete=models.CASCADE, related_name="hl7_deliveries")
+    scan = models.ForeignKey("diagnosis.Scan", on_delete=models.CASCADE, related_name="hl7_deliveries")
+    event = models.CharField(max_length=40, help_text="What changed: the notification event of the same change.")
+    control_id = models.CharField("message control id", max_length=20, blank=True)
+    message = models.TextField(blank=True, help_text="The message as last sent (ER7).")
+    ack_code = models.CharField("acknowledgement code", max_length=2, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="hl7_org_created_idx")]
+
+    def __str__(self) -> str:
+        return f"HL7 {self.event} of scan {self.scan_id} to {self.url} ({self.status})"
+
+
 class PacsDelivery(OutboundDelivery):
     """One AI result sent to the organization's archive (PACS) as a DICOM capture, or as a structured report where
     the organization sends those too (DICOMweb STOW-RS or C-STORE): which result, as which instance, and whether the

@@ -18,7 +18,7 @@ from django.db.models import (Count, DateTimeField, Exists, ExpressionWrapper, F
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
-from ..models import (ApiToken, Authenticator, DicomStoreRefusal, LoginFailure, Membership, Organization, PacsDelivery,
+from ..models import (ApiToken, Authenticator, DicomStoreRefusal, Hl7Delivery, LoginFailure, Membership, Organization, PacsDelivery,
                       PatientAccess, Prediction, RecoveryCode, RecoveryCodes, Scan, StaffChange, WebhookDelivery)
 
 
@@ -188,6 +188,17 @@ def dicom_store_refusals(*, organization: Organization) -> QuerySet[DicomStoreRe
 def webhook_delivery_get(*, organization: Organization, pk: int) -> WebhookDelivery | None:
     """One of the organization's notifications; None for another organization's."""
     return webhook_deliveries(organization=organization).filter(pk=pk).first()
+
+
+def hl7_deliveries(*, organization: Organization) -> QuerySet[Hl7Delivery]:
+    """The results sent (or being sent) to the organization's record system as HL7 messages, newest first."""
+    return (Hl7Delivery.objects.filter(organization=organization).select_related("sent_again_by")
+            .order_by("-created_at", "-id"))
+
+
+def hl7_delivery_get(*, organization: Organization, pk: int) -> Hl7Delivery | None:
+    """One of the organization's HL7 messages; None for another organization's."""
+    return hl7_deliveries(organization=organization).filter(pk=pk).first()
 
 
 def pacs_deliveries(*, organization: Organization) -> QuerySet[PacsDelivery]:

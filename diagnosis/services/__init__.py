@@ -29,6 +29,8 @@ from .merges import (
     patient_pair_mark_distinct,
     patient_pair_unmark_distinct,
 )
+from .hl7_feed import hl7_deliver, hl7_feed_set, hl7_resend_lost, hl7_result_send, hl7_send_again
+from .outbound import NotDelivered as Hl7NotDelivered
 from .pacs import (
     PacsNotDelivered,
     pacs_check,
@@ -185,6 +187,12 @@ __all__ = [
     "pacs_erasure_give_up",
     "pacs_erasure_give_up_due",
     "pacs_resend_lost",
+    "Hl7NotDelivered",
+    "hl7_deliver",
+    "hl7_feed_set",
+    "hl7_resend_lost",
+    "hl7_result_send",
+    "hl7_send_again",
     "pacs_result_send",
     "pacs_send_again",
     "pacs_send_failed_again",

@@ -14,6 +14,7 @@ from django.db import transaction
 
 from .. import selectors
 from ..models import FORMAT_EXTENSIONS, Organization, Prediction, Review, Scan
+from .hl7_feed import hl7_result_send
 from .pacs import pacs_result_send
 from .performance import performance_alert_refresh
 from .webhooks import review_saved_notify
@@ -86,6 +87,7 @@ def review_create(
         )
         review_saved_notify(review=review)
         pacs_result_send(prediction=prediction, review=review)
+        hl7_result_send(scan=locked, event="review.saved")
         performance_alert_refresh(scan=locked, after="the review")
     logger.info(
         "Scan %s reviewed by %s: %s (AI said %s)", scan.pk, user.get_username(), label, prediction.label or "nothing"

@@ -22,6 +22,7 @@ from .. import ml, selectors
 from ..models import DicomStoreRefusal, ModelVersion, Patient, Prediction, Scan, heatmap_upload_to
 from ..validators import validate_scan_image
 from .sweeps import resend_stale
+from .hl7_feed import hl7_result_send
 from .pacs import pacs_result_send
 from .webhooks import diagnosis_finished_notify
 from .performance import inputs_result_judge
@@ -280,6 +281,7 @@ def prediction_fail(*, prediction_id: int, reason: str) -> Prediction | None:
         prediction.finished_at = timezone.now()
         prediction.save(update_fields=["status", "failure_reason", "finished_at"])
         diagnosis_finished_notify(prediction=prediction)
+        hl7_result_send(scan=prediction.scan, event="diagnosis.finished")
     logger.warning("Prediction %s failed: %s", prediction_id, reason)
     return prediction
 
@@ -352,6 +354,7 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
         prediction.save()
         diagnosis_finished_notify(prediction=prediction)
         pacs_result_send(prediction=prediction)
+        hl7_result_send(scan=prediction.scan, event="diagnosis.finished")
         inputs_result_judge(prediction=prediction)
     logger.info("Prediction %s done: %s in %d ms", prediction_id, result.label, inference_ms)
     return prediction

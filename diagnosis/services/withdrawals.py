@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..models import Prediction, Scan, ScanWithdrawal
+from .hl7_feed import hl7_result_send
 from .pacs_rejections import pacs_rejection_send, pacs_restored_send
 from .performance import performance_alert_refresh
 from .webhooks import scan_restored_notify, scan_withdrawn_notify
@@ -86,6 +87,7 @@ def withdraw_locked(*, scan: Scan, user: AbstractBaseUser, reason: str, refiled_
         status=Prediction.Status.FAILED, finished_at=scan.withdrawn_at,
         failure_reason="Not diagnosed: the scan was withdrawn as entered in error.")
     scan_withdrawn_notify(scan=scan, refiled_as=refiled_as)
+    hl7_result_send(scan=scan, event="scan.withdrawn")  # the record system marks what it filed as wrong
     # The archive is asked to hide the results it was sent; the page and the notification name them too.
     pacs_rejection_send(withdrawal=withdrawal)
     # Its readings no longer count for the model's performance in use.
@@ -132,6 +134,7 @@ def scan_restore(*, scan: Scan, user: AbstractBaseUser, reason: str) -> Scan:
                 raise
             raise _uploaded_again(again) from None
         scan_restored_notify(scan=scan, reason=reason)
+        hl7_result_send(scan=scan, event="scan.restored")
         pacs_restored_send(scan=scan)
         performance_alert_refresh(scan=scan, after="the restoral")
     logger.info("Scan %s restored by %s: %s", scan.pk, user.get_username(), reason)

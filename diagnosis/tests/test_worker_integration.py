@@ -227,3 +227,42 @@ def test_a_real_worker_on_the_exports_queue_builds_a_whole_record_export(
     with scan.image.open("rb") as stored:
         assert archive.read(f"scans/{scan.pk}/slice.jpg") == stored.read()
     assert "build_record_export" in log_path.read_text()
+
+
+def test_a_real_worker_sends_the_result_to_the_record_system_as_hl7(
+    transactional_db, shipped_model, ct_slice, inference_queue, tmp_path, organization, clinician, boss, settings,
+):
+    import time
+
+    from hl7apy.parser import parse_message
+
+    from diagnosis.models import Hl7Delivery
+
+    from . import mllp_receiver
+
+    listener, server = mllp_receiver.start()
+    settings.KIDNEYWEB_HL7_ALLOW_PLAIN = True  # the listener here is plain MLLP on localhost
+    services.hl7_feed_set(organization=organization, address=listener.address, by=boss)
+    services.model_version_register(path=shipped_model, activate=True)
+    log_path = tmp_path / "worker.log"
+    try:
+        with celery_worker(shipped_model, log_path, queues="inference,celery") as process:
+            scan = upload(ct_slice, PatientFactory(organization=organization, mrn="HL7-0001"), clinician)
+            [prediction] = wait_until_final([scan.latest_prediction.pk], process, log_path)
+            deadline = time.monotonic() + 60
+            while Hl7Delivery.objects.filter(scan=scan, status="pending").exists():  # until the ACK is recorded
+                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-5000:]
+                time.sleep(0.5)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    [sent] = listener.received
+    delivery = Hl7Delivery.objects.get(scan=scan)
+    assert (delivery.status, delivery.ack_code) == ("delivered", "AA"), delivery.last_error
+    message = parse_message(sent)
+    assert message.oru_r01_patient_result.oru_r01_patient.pid.pid_3.value.startswith("HL7-0001^")
+    group = message.oru_r01_patient_result.oru_r01_order_observation
+    [found] = [o.obx.obx_5.value for o in group.oru_r01_observation if o.obx.obx_3.obx_3_1.value == "AI-CLASS"]
+    # What the model made of this slice, as the record system files it.
+    assert found.startswith("82334004^") if prediction.out_of_scope else f"^{prediction.label}^99KIDNEYWEB" in found

@@ -19,6 +19,7 @@ from .. import access_log, selectors, services
 from ..forms import (
     AccessLogExportForm,
     ApiTokenPolicyForm,
+    Hl7Form,
     MemberCreateForm,
     MemberDeactivateForm,
     MemberRoleForm,
@@ -53,7 +54,7 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
                since_form: PacsSinceForm | None = None,
                tls_form: PacsClientCertificateForm | None = None,
                token_policy_form: ApiTokenPolicyForm | None = None,
-               oauth_form: PacsOAuthForm | None = None) -> HttpResponse:
+               oauth_form: PacsOAuthForm | None = None, hl7_form: Hl7Form | None = None) -> HttpResponse:
     organization = selectors.organization_of(request.user)
     members = list(selectors.organization_members(organization=organization))
     for member in members:
@@ -81,6 +82,10 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "client_certificate": selectors.archive_client_certificate(organization=organization),
         "pacs_deliveries": selectors.pacs_deliveries(organization=organization)[:RECENT_DELIVERIES],
         "pacs_failed": selectors.pacs_deliveries(organization=organization).filter(status="failed").exists(),
+        "hl7_form": hl7_form or Hl7Form(initial={
+            "address": organization.hl7_address, "receiving_application": organization.hl7_receiving_application,
+            "receiving_facility": organization.hl7_receiving_facility}),
+        "hl7_deliveries": selectors.hl7_deliveries(organization=organization)[:RECENT_DELIVERIES],
         "dicomweb_base": request.build_absolute_uri(reverse("api:dicomweb-studies")).removesuffix("/studies"),
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
         "erasures": selectors.erasures(organization=organization)[:RECENT_ERASURES],
@@ -306,6 +311,44 @@ def staff_pacs_send_again(request: HttpRequest, pk: int) -> HttpResponse:
         of = f"scan #{delivery.scan_id}" if delivery.scan_id else f"erased record (erasure #{delivery.erasure_id})"
         messages.success(request, f"The {what} of {of} is being sent to the archive again.")
     return _to_pacs()
+
+
+def _to_hl7() -> HttpResponse:
+    response = redirect("diagnosis:staff_list")
+    response["Location"] += "#hl7"
+    return response
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_hl7(request: HttpRequest) -> HttpResponse:
+    form = Hl7Form(request.POST)
+    if form.is_valid():
+        try:
+            organization = services.hl7_feed_set(organization=selectors.organization_of(request.user), by=request.user,
+                                                 **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "Each change of a scan's result is now sent to the record system (HL7 v2)." if
+                             organization.hl7_address else "Results are no longer sent to the record system.")
+            return _to_hl7()
+    return _list_page(request, MemberCreateForm(), status=400, hl7_form=form)
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_hl7_send_again(request: HttpRequest, pk: int) -> HttpResponse:
+    delivery = selectors.hl7_delivery_get(organization=selectors.organization_of(request.user), pk=pk)
+    if delivery is None:
+        raise Http404("No such message to the record system.")
+    try:
+        services.hl7_send_again(delivery=delivery, by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"The result of scan #{delivery.scan_id} is being sent to the record system again.")
+    return _to_hl7()
 
 
 @organization_admin_required

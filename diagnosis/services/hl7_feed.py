@@ -1,0 +1,132 @@
+"""Each change of a scan's result to the organization's record system, as an HL7 v2 ORU^R01 message over MLLP: a
+finished (or failed) diagnosis, a review, a withdrawal, a restoral. Every message states the scan's result as it is
+when it leaves (diagnosis.hl7), so a delivery retried after a later one never takes the record back to an earlier
+state, and one that would repeat what the record system already acknowledged is not sent again."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import Hl7Delivery, Organization, Scan
+from . import mllp, outbound
+from .staff import policy_change_record
+
+logger = logging.getLogger(__name__)
+
+
+def hl7_feed_set(*, organization: Organization, address: str, receiving_application: str = "",
+                 receiving_facility: str = "", by: AbstractBaseUser) -> Organization:
+    """Send the organization's results to ``address`` (mllp://host:port or mllps://; empty: stop sending), with
+    MSH-5 and MSH-6 set to the receiving application and facility. The change is recorded."""
+    address = (address or "").strip()
+    if address and not mllp.parse(address).tls and not settings.KIDNEYWEB_HL7_ALLOW_PLAIN:
+        raise ValidationError({"address": [
+            "mllp:// sends each result, with the patient's name, unencrypted: it is allowed only where the deployment "
+            "sets KIDNEYWEB_HL7_ALLOW_PLAIN=1 (a record system on a closed network). Enter mllps:// for MLLP over TLS."]})
+    for name, value in (("receiving_application", receiving_application), ("receiving_facility", receiving_facility)):
+        if any(c in value for c in "|^~\\&") or len(value) > 20:
+            raise ValidationError({name: ["At most 20 characters, without | ^ ~ \\ or &, which HL7 reserves."]})
+    before = (organization.hl7_address, organization.hl7_receiving_application, organization.hl7_receiving_facility)
+    organization.hl7_address = address
+    organization.hl7_receiving_application = receiving_application.strip()
+    organization.hl7_receiving_facility = receiving_facility.strip()
+    organization.save(update_fields=["hl7_address", "hl7_receiving_application", "hl7_receiving_facility"])
+    after = (organization.hl7_address, organization.hl7_receiving_application, organization.hl7_receiving_facility)
+    if after != before:
+        policy_change_record(organization=organization, by=by,
+                             detail=f"AI results to the record system at {address} (HL7 v2)" if address
+                             else "AI results to the record system (HL7 v2) off")
+    return organization
+
+
+def enqueue_delivery(delivery_id: int) -> None:
+    from ..tasks import deliver_hl7
+
+    outbound.enqueue(deliver_hl7, Hl7Delivery, delivery_id)
+
+
+def hl7_result_send(*, scan: Scan, event: str) -> Hl7Delivery | None:
+    """Queue the message of the scan's result after ``event`` changed it, when its organization sends results to a
+    record system. Called in the transaction that made the change; sent once that commits."""
+    organization = (Organization.objects.filter(pk=scan.patient.organization_id).only("hl7_address").first())
+    if organization is None or not organization.hl7_address:
+        return None
+    delivery = Hl7Delivery.objects.create(organization=organization, scan=scan, event=event,
+                                          url=organization.hl7_address)
+    transaction.on_commit(partial(enqueue_delivery, delivery.pk))
+    return delivery
+
+
+def hl7_deliver(*, delivery_id: int) -> Hl7Delivery | None:
+    """Send the scan's result as it is now. Safe to call twice: a delivered or failed one is left alone. Raises
+    outbound.NotDelivered when this attempt failed and another is allowed."""
+    from ..hl7 import scan_result_message
+
+    with transaction.atomic():
+        delivery = (Hl7Delivery.objects.select_for_update(of=("self",)).select_related("organization")
+                    .filter(pk=delivery_id).first())
+        if delivery is None or delivery.status != Hl7Delivery.Status.PENDING:
+            return delivery
+        organization = delivery.organization
+        if not organization.hl7_address:
+            delivery.status, delivery.last_error = Hl7Delivery.Status.FAILED, (
+                "Not sent: sending results to the record system was turned off before it left.")
+            delivery.save(update_fields=["status", "last_error"])
+            return delivery
+        delivery.url = organization.hl7_address
+        delivery.attempts += 1
+        delivery.save(update_fields=["url", "attempts"])
+    # One message of a scan at a time, built and sent under the scan's lock: two changes close together reach the
+    # record system in the order they were made, each stating the scan as it then was.
+    with transaction.atomic():
+        scan = Scan.objects.select_for_update().select_related("patient__organization").get(pk=delivery.scan_id)
+        message = scan_result_message(
+            scan=scan, receiving_application=organization.hl7_receiving_application,
+            receiving_facility=organization.hl7_receiving_facility)
+        control_id = message.split(b"|", 10)[9].decode()
+        Hl7Delivery.objects.filter(pk=delivery.pk).update(control_id=control_id, message=message.decode())
+        if (Hl7Delivery.objects.filter(scan=scan, status=Hl7Delivery.Status.DELIVERED, control_id=control_id,
+                                       url=delivery.url).exclude(pk=delivery.pk).exists()):
+            # The record system acknowledged this very message already (a later change was sent first).
+            return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=True,
+                                           error="")
+        try:
+            ack = mllp.send(mllp.parse(delivery.url), message)
+        except mllp.NotAcknowledged as exc:
+            return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
+                                           error=str(exc))
+    Hl7Delivery.objects.filter(pk=delivery.pk).update(ack_code=ack.code)
+    if ack.accepted:
+        return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=True, error="")
+    said = f": {ack.text}" if ack.text else ""
+    return outbound.attempt_record(
+        delivery, answer=outbound.Answer(None, b"", ""), delivered=False, final=ack.rejected,
+        error=f"The record system {'rejected' if ack.rejected else 'could not file'} the message ({ack.code}){said}.")
+
+
+@transaction.atomic
+def hl7_send_again(*, delivery: Hl7Delivery, by: AbstractBaseUser) -> Hl7Delivery:
+    """Send a message the record system did not take again, with a fresh round of attempts; it states the scan's
+    result as it is then."""
+    delivery = Hl7Delivery.objects.select_for_update(of=("self",)).select_related("organization").get(pk=delivery.pk)
+    if delivery.status != Hl7Delivery.Status.FAILED:
+        raise ValidationError(f"Only a message the record system did not take can be sent again; this one is "
+                              f"{delivery.get_status_display().lower()}.")
+    if not delivery.organization.hl7_address:
+        raise ValidationError("Set the record system's HL7 address first.")
+    outbound.send_again_reset(delivery, by=by)
+    transaction.on_commit(partial(enqueue_delivery, delivery.pk))
+    return delivery
+
+
+def hl7_resend_lost(*, now=None) -> list[int]:
+    """Send again the messages whose task the broker lost (see outbound.resend_lost)."""
+    return outbound.resend_lost(Hl7Delivery.objects.filter(status=Hl7Delivery.Status.PENDING),
+                                now=now or timezone.now(), enqueue=enqueue_delivery)
