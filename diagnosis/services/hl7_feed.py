@@ -84,30 +84,38 @@ def hl7_deliver(*, delivery_id: int) -> Hl7Delivery | None:
         delivery.attempts += 1
         delivery.save(update_fields=["url", "attempts"])
     # One message of a scan at a time, built and sent under the scan's lock: two changes close together reach the
-    # record system in the order they were made, each stating the scan as it then was.
+    # record system in the order they were made, each stating the scan as it then was. The attempt is recorded
+    # after the lock is let go, so that a failure raised for a retry does not undo it.
+    ack, failure, repeated = None, "", False
     with transaction.atomic():
-        scan = Scan.objects.select_for_update().select_related("patient__organization").get(pk=delivery.scan_id)
+        scan = Scan.objects.select_for_update().select_related("patient__organization").filter(
+            pk=delivery.scan_id).first()
+        if scan is None:
+            return None  # the patient's record was erased meanwhile, and the delivery with it
         message = scan_result_message(
             scan=scan, receiving_application=organization.hl7_receiving_application,
             receiving_facility=organization.hl7_receiving_facility)
         control_id = message.split(b"|", 10)[9].decode()
         Hl7Delivery.objects.filter(pk=delivery.pk).update(control_id=control_id, message=message.decode())
-        if (Hl7Delivery.objects.filter(scan=scan, status=Hl7Delivery.Status.DELIVERED, control_id=control_id,
-                                       url=delivery.url).exclude(pk=delivery.pk).exists()):
-            # The record system acknowledged this very message already (a later change was sent first).
-            return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=True,
-                                           error="")
-        try:
-            ack = mllp.send(mllp.parse(delivery.url), message)
-        except mllp.NotAcknowledged as exc:
-            return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=False,
-                                           error=str(exc))
+        # The record system acknowledged this very message already (a later change was sent first).
+        repeated = (Hl7Delivery.objects.filter(scan=scan, status=Hl7Delivery.Status.DELIVERED, control_id=control_id,
+                                               url=delivery.url).exclude(pk=delivery.pk).exists())
+        if not repeated:
+            try:
+                ack = mllp.send(mllp.parse(delivery.url), message)
+            except mllp.NotAcknowledged as exc:
+                failure = str(exc)
+    nothing = outbound.Answer(None, b"", "")
+    if repeated:
+        return outbound.attempt_record(delivery, answer=nothing, delivered=True, error="")
+    if ack is None:
+        return outbound.attempt_record(delivery, answer=nothing, delivered=False, error=failure)
     Hl7Delivery.objects.filter(pk=delivery.pk).update(ack_code=ack.code)
     if ack.accepted:
-        return outbound.attempt_record(delivery, answer=outbound.Answer(None, b"", ""), delivered=True, error="")
+        return outbound.attempt_record(delivery, answer=nothing, delivered=True, error="")
     said = f": {ack.text}" if ack.text else ""
     return outbound.attempt_record(
-        delivery, answer=outbound.Answer(None, b"", ""), delivered=False, final=ack.rejected,
+        delivery, answer=nothing, delivered=False, final=ack.rejected,
         error=f"The record system {'rejected' if ack.rejected else 'could not file'} the message ({ack.code}){said}.")
 
 

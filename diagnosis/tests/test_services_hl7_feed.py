@@ -4,6 +4,7 @@ is down is tried again, one that rejects the message fails it with its reason, a
 
 import datetime
 import ssl
+from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -12,7 +13,7 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from diagnosis import services
-from diagnosis.models import Hl7Delivery, StaffChange
+from diagnosis.models import Hl7Delivery, Scan, StaffChange
 from diagnosis.services import mllp, outbound
 
 from . import certificates
@@ -148,6 +149,9 @@ def test_an_engine_that_is_down_or_hangs_up_is_tried_again_and_one_that_rejects_
         services.hl7_deliver(delivery_id=delivery.pk)
     with pytest.raises(outbound.NotDelivered, match=r"could not file the message \(AE\): Patient not found"):
         services.hl7_deliver(delivery_id=delivery.pk)
+    retried = Hl7Delivery.objects.get(pk=delivery.pk)
+    assert (retried.status, retried.attempts, retried.ack_code) == ("pending", 2, "AE")  # recorded, then tried again
+    assert retried.last_error == "The record system could not file the message (AE): Patient not found."
     rejected = services.hl7_deliver(delivery_id=delivery.pk)
 
     assert (rejected.status, rejected.attempts, rejected.ack_code) == ("failed", 3, "AR")
@@ -174,6 +178,7 @@ def test_nobody_listening_is_not_reached_and_given_up_after_the_last_attempt(
     for _ in range(outbound.MAX_ATTEMPTS - 1):
         with pytest.raises(outbound.NotDelivered, match="Not reached"):
             services.hl7_deliver(delivery_id=delivery.pk)
+    assert Hl7Delivery.objects.get(pk=delivery.pk).last_error.startswith("Not reached")
     given_up = services.hl7_deliver(delivery_id=delivery.pk)
 
     assert given_up.status == "failed" and given_up.last_error.startswith(f"Gave up after {outbound.MAX_ATTEMPTS}")
@@ -198,6 +203,22 @@ def test_over_tls_the_engines_certificate_is_checked(organization, boss, patient
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_message_of_an_erased_record_is_not_sent(engine, patient, clinician, tiny_model_version,
+                                                   django_capture_on_commit_callbacks):
+    scan, delivery, _ = _diagnosed(patient, clinician, django_capture_on_commit_callbacks)
+    Hl7Delivery.objects.filter(pk=delivery.pk).update(attempts=1)
+    # As an erasure deletes it between the delivery's first check and the message's build.
+    real = Scan.objects.select_for_update
+
+    def erased(*args, **kwargs):
+        Scan.objects.filter(pk=scan.pk).delete()
+        return real(*args, **kwargs)
+
+    with mock.patch.object(Scan.objects, "select_for_update", erased):
+        assert services.hl7_deliver(delivery_id=delivery.pk) is None
+    assert engine.received == [] and not Hl7Delivery.objects.filter(pk=delivery.pk).exists()
 
 
 def test_no_message_without_an_address_and_none_once_it_was_turned_off(
