@@ -66,6 +66,12 @@ class MayManageArchive(IsOrganizationAdministrator):
     message = "Only administrators of your organization may manage where its AI results are stored in the archive."
 
 
+class MayManageRecordSystem(IsOrganizationAdministrator):
+    """Where the organization's results are sent as HL7 v2 messages, and sending them again."""
+
+    message = "Only administrators of your organization may manage where its results are sent as HL7 messages."
+
+
 class MayManageNotifications(IsOrganizationAdministrator):
     """Where the organization's result notifications go, and sending them again."""
 

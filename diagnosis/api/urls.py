@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from .views import (
     AboutModelView, AccessLogView, ArchiveViewSet, ErasureGiveUpArchiveView, ErasureListView, AgreementView, DicomStoreView, DicomStudyStoreView, MemberViewSet, NotificationViewSet, PatientViewSet, PerformanceView,
-    RecordExportViewSet,
+    RecordExportViewSet, RecordSystemViewSet,
     ScanViewSet, WorklistView,
 )
 
@@ -16,6 +16,7 @@ router.register("members", MemberViewSet, basename="member")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("archive", ArchiveViewSet, basename="archive")
 router.register("record-exports", RecordExportViewSet, basename="record-export")
+router.register("record-system", RecordSystemViewSet, basename="record-system")
 
 urlpatterns = [
     path("worklist/", WorklistView.as_view(), name="worklist"),
