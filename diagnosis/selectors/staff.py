@@ -225,6 +225,12 @@ def pacs_sent_of(*, prediction: Prediction | None) -> dict[str, PacsDelivery]:
     return sent
 
 
+def hl7_sent_of(*, scan: Scan) -> Hl7Delivery | None:
+    """The scan's latest message to the record system (HL7 v2): how its newest change went; None when none was
+    sent (no record system set)."""
+    return Hl7Delivery.objects.filter(scan=scan).order_by("-created_at", "-id").first()
+
+
 def pacs_stored_of(*, scan: Scan) -> list[PacsDelivery]:
     """The scan's results (captures and reports) the archive stored, oldest first: what it holds of a scan withdrawn
     since."""

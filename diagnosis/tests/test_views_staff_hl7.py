@@ -75,3 +75,36 @@ def test_another_organizations_message_is_404_and_a_clinician_cannot_set_the_add
     client.force_login(clinician)
     assert client.post(reverse("diagnosis:staff_hl7"), {"hl7-address": ADDRESS}).status_code == 403
     assert Organization.objects.get(pk=organization.pk).hl7_address == ""
+
+
+def test_the_scan_page_and_its_live_status_say_how_the_newest_change_went_to_the_record_system(
+        client, clinician, organization):
+    client.force_login(clinician)
+    failed = _delivery(organization, status="failed", ack_code="AR",
+                       last_error="The record system rejected the message (AR): Unknown patient.")
+
+    page = client.get(reverse("diagnosis:scan_detail", args=[failed.scan_id])).content.decode()
+    state = client.get(reverse("diagnosis:scan_status", args=[failed.scan_id])).json()["record_system"]
+
+    assert 'id="hl7-status"' in page and 'data-status="failed"' in page
+    assert "did not take the newest change of this result:</strong> The record system rejected the message" in page
+    assert "An administrator can send it again." in page
+    assert state["status"] == "failed" and "Unknown patient." in state["html"]
+
+    Hl7Delivery.objects.filter(pk=failed.pk).update(status="delivered", last_error="")
+    assert "acknowledged the result as it stands" in client.get(
+        reverse("diagnosis:scan_status", args=[failed.scan_id])).json()["record_system"]["html"]
+
+
+def test_the_scan_page_waits_for_the_first_message_where_a_record_system_is_set_and_says_nothing_otherwise(
+        client, clinician, organization):
+    client.force_login(clinician)
+    scan = ScanFactory(patient__organization=organization)
+
+    quiet = client.get(reverse("diagnosis:scan_detail", args=[scan.pk])).content.decode()
+    Organization.objects.filter(pk=organization.pk).update(hl7_address=ADDRESS)
+    waiting = client.get(reverse("diagnosis:scan_detail", args=[scan.pk])).content.decode()
+
+    assert 'id="hl7-status"' not in quiet
+    assert '<p class="scan-caption" id="hl7-status" aria-live="polite" data-status="" hidden></p>' in waiting
+    assert client.get(reverse("diagnosis:scan_status", args=[scan.pk])).json()["record_system"] is None

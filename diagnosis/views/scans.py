@@ -98,6 +98,7 @@ def _render_scan(request: HttpRequest, scan: Scan, review_form: ReviewForm | Non
             **_archived(scan, prediction, sent=bool(scan.dicom_study_uid)),
             "pacs_stored": selectors.pacs_stored_of(scan=scan) if scan.is_withdrawn and scan.dicom_study_uid else [],
             "pacs_rejection": selectors.pacs_rejection_of(scan=scan),
+            "hl7_delivery": selectors.hl7_sent_of(scan=scan),
             "class_names": class_names,
             "review_form": review_form,
             "review": review,
@@ -350,6 +351,9 @@ def scan_status(request: HttpRequest, pk: int) -> JsonResponse:
         "diagnosis/_pacs_status.html", archived, request=request).strip()} if archived["pacs_delivery"] else None
     state["archive_rejection"] = {"status": rejection.status, "html": render_to_string(
         "diagnosis/_pacs_rejection.html", {"pacs_rejection": rejection}, request=request).strip()} if rejection else None
+    hl7_delivery = selectors.hl7_sent_of(scan=scan)
+    state["record_system"] = {"status": hl7_delivery.status, "html": render_to_string(
+        "diagnosis/_hl7_status.html", {"hl7_delivery": hl7_delivery}, request=request).strip()} if hl7_delivery else None
     review = selectors.review_current(user=request.user, scan=scan)
     state["scan"] = scan.pk
     state["url"] = reverse("diagnosis:scan_detail", kwargs={"pk": scan.pk})

@@ -4,8 +4,10 @@
 (function () {
   "use strict";
   var section = document.getElementById("prediction");
-  // What the archive (PACS) answered for the result, or for a withdrawn scan's rejection note: [element, key].
-  var archived = [["pacs-status", "archive"], ["pacs-rejection", "archive_rejection"]].map(function (pair) {
+  // What the archive (PACS) answered for the result, or for a withdrawn scan's rejection note, and the record
+  // system for the newest change (HL7 v2): [element, key].
+  var archived = [["pacs-status", "archive"], ["pacs-rejection", "archive_rejection"],
+                  ["hl7-status", "record_system"]].map(function (pair) {
     return [document.getElementById(pair[0]), pair[1]];
   }).filter(function (pair) { return pair[0] !== null; });
   var reviewForm = document.getElementById("review-form");
