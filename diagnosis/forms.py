@@ -317,6 +317,13 @@ class PacsSinceForm(forms.Form):
                             help_text="Results that finished on or after this day and were never sent to the archive.")
 
 
+class Hl7SinceForm(forms.Form):
+    prefix = "hl7-since"
+    since = forms.DateField(label="Send the results since", widget=forms.DateInput(attrs={"type": "date"}),
+                            help_text="Results of scans diagnosed on or after this day of which the record system "
+                                      "was sent nothing, as each stands now.")
+
+
 class WebhookEventsForm(forms.Form):
     events = forms.MultipleChoiceField(
         label="Send", required=False, widget=forms.CheckboxSelectMultiple,

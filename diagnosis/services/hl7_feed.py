@@ -5,6 +5,7 @@ state, and one that would repeat what the record system already acknowledged is 
 
 from __future__ import annotations
 
+import datetime
 import logging
 from functools import partial
 
@@ -14,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Hl7Delivery, Organization, Scan
+from ..models import Hl7Delivery, Organization, Prediction, Scan
 from . import mllp, outbound
 from .staff import policy_change_record
 
@@ -117,6 +118,38 @@ def hl7_deliver(*, delivery_id: int) -> Hl7Delivery | None:
     return outbound.attempt_record(
         delivery, answer=nothing, delivered=False, final=ack.rejected,
         error=f"The record system {'rejected' if ack.rejected else 'could not file'} the message ({ack.code}){said}.")
+
+
+MAX_BACKFILL = 5000  # scans per request: a longer history is sent a period at a time
+EARLIER = "earlier.result"  # the event of a result sent because it finished before the address was set
+
+
+@transaction.atomic
+def hl7_send_since(*, organization: Organization, since: datetime.date, by: AbstractBaseUser) -> int:
+    """Send the results of scans whose diagnosis finished on or after ``since`` and of which the record system was
+    never sent anything (they finished before its address was set), as each stands now; withdrawn scans are left
+    out. Returns how many are queued; refused for a day to come or more than MAX_BACKFILL scans at once."""
+    if not organization.hl7_address:
+        raise ValidationError("Set the record system's HL7 address first.")
+    if since > timezone.localdate():
+        raise ValidationError({"since": ["Choose a day that has passed."]})
+    start = timezone.make_aware(datetime.datetime.combine(since, datetime.time.min))
+    scans = list(Scan.objects.filter(patient__organization=organization, withdrawn_at=None, hl7_deliveries=None,
+                                     predictions__status=Prediction.Status.DONE, predictions__finished_at__gte=start)
+                 .distinct().order_by("uploaded_at", "id").values_list("pk", flat=True)[:MAX_BACKFILL + 1])
+    if len(scans) > MAX_BACKFILL:
+        raise ValidationError({"since": [f"More than {MAX_BACKFILL} results finished since {since:%Y-%m-%d}: choose "
+                                         "a later day, and send the earlier ones after."]})
+    deliveries = Hl7Delivery.objects.bulk_create([
+        Hl7Delivery(organization=organization, scan_id=pk, event=EARLIER, url=organization.hl7_address)
+        for pk in scans])
+    for delivery in deliveries:
+        transaction.on_commit(partial(enqueue_delivery, delivery.pk))
+    if deliveries:
+        policy_change_record(organization=organization, by=by, detail=(
+            f"{len(deliveries)} earlier result{'s' if len(deliveries) != 1 else ''} to the record system "
+            f"(since {since:%Y-%m-%d})"))
+    return len(deliveries)
 
 
 @transaction.atomic

@@ -69,3 +69,18 @@ def test_another_organizations_message_is_404_and_a_clinician_is_refused(admin_a
     assert admin_api.get(f"{URL}{theirs.pk}/").status_code == 404
     refused = token_client(clinician).get(f"{URL}settings/")
     assert refused.status_code == 403 and "Only administrators" in refused.json()["detail"]
+
+
+def test_earlier_results_are_sent_through_the_api(client, admin_api, organization):
+    import datetime
+
+    from .factories import DonePredictionFactory
+
+    admin_api.put(f"{URL}settings/", {"address": ADDRESS}, format="json")
+    DonePredictionFactory(scan=ScanFactory(patient__organization=organization))
+
+    response = admin_api.post(f"{URL}send-since/", {"since": datetime.date.today().isoformat()}, format="json")
+
+    assert response.status_code == 202 and response.json() == {"sent": 1}
+    assert openapi.mismatches(openapi.load(client), "/api/v1/record-system/send-since/", "post", response) == []
+    assert admin_api.post(f"{URL}send-since/", {"since": "2999-01-01"}, format="json").status_code == 400

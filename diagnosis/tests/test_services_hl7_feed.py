@@ -241,3 +241,42 @@ def test_an_acknowledgement_is_read_from_its_msa_and_err():
                                                                                 False, False)
     with pytest.raises(mllp.NotAcknowledged, match="other than an HL7 acknowledgement"):
         mllp.parse_ack(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+def test_earlier_results_are_sent_once_each_as_they_stand_and_never_for_withdrawn_scans_or_the_future(
+        organization, boss, clinician, allow_plain, django_capture_on_commit_callbacks, monkeypatch):
+    from django.utils import timezone
+
+    from diagnosis.services import hl7_feed
+
+    from .factories import DonePredictionFactory, ScanFactory
+
+    days_ago = [timezone.now() - datetime.timedelta(days=days) for days in (10, 3, 1, 1)]
+    old, recent, sent, withdrawn = (DonePredictionFactory(scan=ScanFactory(patient__organization=organization),
+                                                          finished_at=at) for at in days_ago)
+    with pytest.raises(ValidationError, match="Set the record system's HL7 address first"):
+        services.hl7_send_since(organization=organization, since=datetime.date.today(), by=boss)
+    services.hl7_feed_set(organization=organization, address="mllp://127.0.0.1:2575", by=boss)
+    Hl7Delivery.objects.create(organization=organization, scan=sent.scan, event="diagnosis.finished",
+                               url="mllp://127.0.0.1:2575")
+    services.scan_withdraw(scan=withdrawn.scan, user=boss, reason="wrong patient")
+    Hl7Delivery.objects.filter(scan=withdrawn.scan).delete()  # as if sent nothing before the withdrawal
+
+    with pytest.raises(ValidationError, match="a day that has passed"):
+        services.hl7_send_since(organization=organization, since=datetime.date.today() + datetime.timedelta(days=1),
+                                by=boss)
+    monkeypatch.setattr(hl7_feed, "MAX_BACKFILL", 0)
+    with pytest.raises(ValidationError, match="More than 0 results"):
+        services.hl7_send_since(organization=organization, since=timezone.localdate() - datetime.timedelta(days=5),
+                                by=boss)
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        queued = services.hl7_send_since(organization=organization,
+                                         since=timezone.localdate() - datetime.timedelta(days=5), by=boss)
+    again = services.hl7_send_since(organization=organization,
+                                    since=timezone.localdate() - datetime.timedelta(days=5), by=boss)
+
+    assert (queued, again, len(callbacks)) == (1, 0, 1)
+    assert list(Hl7Delivery.objects.filter(event="earlier.result").values_list("scan", flat=True)) == [recent.scan_id]
+    assert not Hl7Delivery.objects.filter(scan=old.scan).exists()
+    assert StaffChange.objects.filter(detail__startswith="1 earlier result to the record system").exists()

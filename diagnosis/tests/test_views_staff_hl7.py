@@ -108,3 +108,21 @@ def test_the_scan_page_waits_for_the_first_message_where_a_record_system_is_set_
     assert 'id="hl7-status"' not in quiet
     assert '<p class="scan-caption" id="hl7-status" aria-live="polite" data-status="" hidden></p>' in waiting
     assert client.get(reverse("diagnosis:scan_status", args=[scan.pk])).json()["record_system"] is None
+
+
+def test_earlier_results_are_sent_from_the_members_page_and_a_day_to_come_is_explained(admin_client, organization):
+    import datetime
+
+    from .factories import DonePredictionFactory
+
+    Organization.objects.filter(pk=organization.pk).update(hl7_address=ADDRESS)
+    DonePredictionFactory(scan=ScanFactory(patient__organization=organization))
+    tomorrow = datetime.date.today() + datetime.timedelta(days=2)
+
+    future = admin_client.post(reverse("diagnosis:staff_hl7_send_since"), {"hl7-since-since": tomorrow.isoformat()})
+    sent = admin_client.post(reverse("diagnosis:staff_hl7_send_since"),
+                             {"hl7-since-since": datetime.date.today().isoformat()}, follow=True)
+
+    assert future.status_code == 400 and "Choose a day that has passed." in future.content.decode()
+    assert "1 earlier result is being sent to the record system." in sent.content.decode()
+    assert Hl7Delivery.objects.filter(event="earlier.result").count() == 1

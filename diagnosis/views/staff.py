@@ -20,6 +20,7 @@ from ..forms import (
     AccessLogExportForm,
     ApiTokenPolicyForm,
     Hl7Form,
+    Hl7SinceForm,
     MemberCreateForm,
     MemberDeactivateForm,
     MemberRoleForm,
@@ -54,7 +55,8 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
                since_form: PacsSinceForm | None = None,
                tls_form: PacsClientCertificateForm | None = None,
                token_policy_form: ApiTokenPolicyForm | None = None,
-               oauth_form: PacsOAuthForm | None = None, hl7_form: Hl7Form | None = None) -> HttpResponse:
+               oauth_form: PacsOAuthForm | None = None, hl7_form: Hl7Form | None = None,
+               hl7_since_form: Hl7SinceForm | None = None) -> HttpResponse:
     organization = selectors.organization_of(request.user)
     members = list(selectors.organization_members(organization=organization))
     for member in members:
@@ -86,6 +88,7 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
             "address": organization.hl7_address, "receiving_application": organization.hl7_receiving_application,
             "receiving_facility": organization.hl7_receiving_facility}),
         "hl7_deliveries": selectors.hl7_deliveries(organization=organization)[:RECENT_DELIVERIES],
+        "hl7_since_form": hl7_since_form or Hl7SinceForm(),
         "dicomweb_base": request.build_absolute_uri(reverse("api:dicomweb-studies")).removesuffix("/studies"),
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
         "erasures": selectors.erasures(organization=organization)[:RECENT_ERASURES],
@@ -334,6 +337,23 @@ def staff_hl7(request: HttpRequest) -> HttpResponse:
                              organization.hl7_address else "Results are no longer sent to the record system.")
             return _to_hl7()
     return _list_page(request, MemberCreateForm(), status=400, hl7_form=form)
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_hl7_send_since(request: HttpRequest) -> HttpResponse:
+    form = Hl7SinceForm(request.POST)
+    if form.is_valid():
+        try:
+            sent = services.hl7_send_since(organization=selectors.organization_of(request.user),
+                                           since=form.cleaned_data["since"], by=request.user)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"{sent} earlier result{'s are' if sent != 1 else ' is'} being sent to the "
+                                      "record system.")
+            return _to_hl7()
+    return _list_page(request, MemberCreateForm(), status=400, hl7_since_form=form)
 
 
 @organization_admin_required

@@ -18,9 +18,15 @@ class RecordSystemSettingsSerializer(serializers.Serializer):
                                                help_text="MSH-6, for an engine that routes by it.")
 
 
+class RecordSystemSinceSerializer(serializers.Serializer):
+    since = serializers.DateField(help_text="Send the results of scans diagnosed on or after this day of which the "
+                                            "record system was sent nothing.")
+
+
 class RecordSystemDeliverySerializer(serializers.ModelSerializer):
     event = serializers.CharField(read_only=True, help_text="The change that sent it: diagnosis.finished, "
-                                  "review.saved, scan.withdrawn or scan.restored.")
+                                  "review.saved, scan.withdrawn or scan.restored; earlier.result for a result sent "
+                                  "with send-since.")
     address = serializers.CharField(source="url", read_only=True, help_text="Where it was (last) sent.")
     control_id = serializers.CharField(read_only=True, help_text="MSH-10 of the message as last sent: a digest of "
                                        "its content (GET scans/{id}/hl7/ gives the same state's message).")

@@ -16,7 +16,9 @@ from rest_framework.response import Response
 from ... import selectors, services
 from ...models import Hl7Delivery, Organization
 from ..permissions import HasMembership, MayManageRecordSystem
-from ..serializers.record_system import RecordSystemDeliverySerializer, RecordSystemSettingsSerializer
+from ..serializers import ArchiveSentSerializer
+from ..serializers.record_system import (RecordSystemDeliverySerializer, RecordSystemSettingsSerializer,
+                                         RecordSystemSinceSerializer)
 
 REFUSED = OpenApiResponse(description="Refused, with the reason: a bad or unencrypted address, a receiving "
                                       "application or facility HL7 cannot carry, no address set, not a message the "
@@ -75,6 +77,19 @@ class RecordSystemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def send_again(self, request: Request, pk: str | None = None) -> Response:
         delivery = services.hl7_send_again(delivery=self.get_object(), by=request.user)
         return Response(RecordSystemDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Send earlier results to the record system", request=RecordSystemSinceSerializer,
+                   responses={202: ArchiveSentSerializer, 400: REFUSED},
+                   description="The results of scans diagnosed on or after `since` of which the record system was sent "
+                   "nothing (they finished before its address was set), each as it stands now (event "
+                   "`earlier.result`); withdrawn scans are left out; at most 5000 at once.")
+    @action(detail=False, methods=["post"], url_path="send-since")
+    def send_since(self, request: Request) -> Response:
+        serializer = RecordSystemSinceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        sent = services.hl7_send_since(organization=self.organization, by=request.user,
+                                       since=serializer.validated_data["since"])
+        return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
 
 
 __all__ = ["RecordSystemViewSet"]
