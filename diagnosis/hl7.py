@@ -16,6 +16,7 @@ import datetime
 import hashlib
 from collections.abc import Iterable
 
+from django.urls import reverse
 from django.utils import timezone
 
 from . import selectors
@@ -98,7 +99,8 @@ class _Observations:
 
 
 def _notes(texts: Iterable[str]) -> list[str]:
-    return [_segment("NTE", str(number), "L", escape(text)) for number, text in enumerate(texts, start=1) if text]
+    return [_segment("NTE", str(number), "L", escape(text))
+            for number, text in enumerate((text for text in texts if text), start=1)]
 
 
 def scan_result_message(*, scan: Scan, base_url: str = "", receiving_application: str = "",
@@ -152,8 +154,6 @@ def scan_result_message(*, scan: Scan, base_url: str = "", receiving_application
     if scan.dicom_study_uid:
         observations.add("HD", STUDY_UID, escape(scan.dicom_study_uid), observed=changed)
     if base_url:
-        from django.urls import reverse
-
         link = base_url.rstrip("/") + reverse("api:scan-report", kwargs={"pk": scan.pk})
         observations.add("RP", REPORT, f"{escape(link)}^{APPLICATION}^AP^PDF", observed=changed)
 

@@ -6,7 +6,6 @@ state, and one that would repeat what the record system already acknowledged is 
 from __future__ import annotations
 
 import datetime
-import logging
 from functools import partial
 
 from django.conf import settings
@@ -19,9 +18,8 @@ from ..models import Hl7Delivery, Organization, Prediction, Scan
 from . import mllp, outbound
 from .staff import policy_change_record
 
-logger = logging.getLogger(__name__)
 
-
+@transaction.atomic
 def hl7_feed_set(*, organization: Organization, address: str, receiving_application: str = "",
                  receiving_facility: str = "", by: AbstractBaseUser) -> Organization:
     """Send the organization's results to ``address`` (mllp://host:port or mllps://; empty: stop sending), with
@@ -34,6 +32,7 @@ def hl7_feed_set(*, organization: Organization, address: str, receiving_applicat
     for name, value in (("receiving_application", receiving_application), ("receiving_facility", receiving_facility)):
         if any(c in value for c in "|^~\\&") or len(value) > 20:
             raise ValidationError({name: ["At most 20 characters, without | ^ ~ \\ or &, which HL7 reserves."]})
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
     before = (organization.hl7_address, organization.hl7_receiving_application, organization.hl7_receiving_facility)
     organization.hl7_address = address
     organization.hl7_receiving_application = receiving_application.strip()
@@ -106,6 +105,10 @@ def hl7_deliver(*, delivery_id: int) -> Hl7Delivery | None:
                 ack = mllp.send(mllp.parse(delivery.url), message)
             except mllp.NotAcknowledged as exc:
                 failure = str(exc)
+            if ack is not None and ack.control_id != control_id:
+                # An engine that answers out of step (another connection's message): this one is not acknowledged.
+                ack, failure = None, (f"The record system acknowledged another message ({ack.control_id or 'none'}) "
+                                      f"instead of this one ({control_id}).")
     nothing = outbound.Answer(None, b"", "")
     if repeated:
         return outbound.attempt_record(delivery, answer=nothing, delivered=True, error="")

@@ -1,6 +1,6 @@
 """A real MLLP listener on localhost, as a hospital's interface engine runs one: it reads each framed HL7 message,
 records it, and acknowledges it (ACK with MSA) with the codes it is given, in order (then AA); "close" hangs up
-without an answer. Given a server-side TLS context, it speaks MLLP over TLS."""
+without an answer, and "other" acknowledges another message's control id. Given a server-side TLS context, it speaks MLLP over TLS."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class Listener:
     def ack(self, message: str, code: str) -> bytes:
         msh = message.split("\r", 1)[0].split("|")
         control_id = msh[9] if len(msh) > 9 else ""
+        if code == "other":
+            code, control_id = "AA", "0" * 20
         text = "Patient not found" if code in ("AE", "AR") else ""
         return (f"MSH|^~\\&|ENGINE|HOSPITAL|{msh[2]}|{msh[3]}|20261207120000||ACK^R01^ACK|ACK{control_id[:17]}|P|2.5.1"
                 f"\rMSA|{code}|{control_id}|{text}\r").encode()

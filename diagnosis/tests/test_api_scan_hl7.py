@@ -88,7 +88,7 @@ def test_a_review_makes_the_result_final_and_a_later_one_corrected_with_the_read
     services.review_create(scan=scan, user=clinician, label="Cyst", prediction_id=prediction.pk,
                            comment="Thin wall, no calcification")
 
-    message, _ = _message(api_client.get(f"/api/v1/scans/{scan.pk}/hl7/"))
+    message, text = _message(api_client.get(f"/api/v1/scans/{scan.pk}/hl7/"))
 
     group = message.oru_r01_patient_result.oru_r01_order_observation
     found = _observations(message)
@@ -96,6 +96,8 @@ def test_a_review_makes_the_result_final_and_a_later_one_corrected_with_the_read
     assert found["READING"]["value"] == "722223000^Cyst of kidney^SCT^Cyst^Cyst^99KIDNEYWEB"
     assert found["READING"]["observer"] == f"{clinician.username}^Lovelace^Ada"
     assert found["READING"]["notes"] == ["Corrects the AI result (Stone).", "Thin wall, no calcification"]
+    # Each observation's notes are numbered from 1, as NTE-1 counts them.
+    assert [line.split("|")[1] for line in text.split("\r") if line.startswith("NTE|")][-2:] == ["1", "2"]
     assert group.obr.obr_32.value == f"{clinician.username}&Lovelace&Ada"
     assert found["AI-CLASS"]["value"].startswith("95570007^")  # what the AI said stays on record
 
@@ -180,3 +182,16 @@ def test_another_organizations_scan_is_404(api_client, other_organization, other
 
     assert api_client.get(f"/api/v1/scans/{theirs.pk}/hl7/").status_code == 404
     assert token_client(other_clinician).get(f"/api/v1/scans/{theirs.pk}/hl7/").status_code == 200
+
+
+def test_a_result_that_needs_review_says_why_in_the_first_note_of_its_class(api_client, patient, clinician,
+                                                                            active_model_version):
+    scan = _dicom_scan(patient, clinician)
+    _result(scan, top=0.41)  # below the confidence threshold
+
+    message, text = _message(api_client.get(f"/api/v1/scans/{scan.pk}/hl7/"))
+
+    [notes] = [o.children for o in message.oru_r01_patient_result.oru_r01_order_observation.oru_r01_observation
+               if o.obx.obx_3.obx_3_1.value == "AI-CLASS"]
+    [nte] = [child for child in notes if child.name == "NTE"]
+    assert nte.nte_1.value == "1" and nte.nte_3.value.startswith("Needs review.")
