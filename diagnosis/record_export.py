@@ -21,7 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import FileResponse
 from django.utils import timezone
 
-from . import access_log, fhir, reports, selectors
+from . import access_log, fhir, hl7, reports, selectors
 from .models import Patient, Scan
 
 
@@ -130,6 +130,7 @@ def patient_record_zip(*, patient: Patient, user: AbstractBaseUser, base_url: st
             archive.writestr(f"{folder}/report.pdf", reports.scan_report_pdf(scan=scan, user=user))
             archive.writestr(f"{folder}/result.fhir.json", json.dumps(
                 fhir.scan_fhir_bundle(scan=scan, base_url=base_url), indent=2, ensure_ascii=False))
+            archive.writestr(f"{folder}/result.hl7", hl7.scan_result_message(scan=scan, base_url=base_url))
             _dicom_results(archive, scan, folder)
         summary = RecordExport(scans=len(kept), withdrawn_left_out=len(scans) - len(kept), missing_files=missing)
         archive.writestr("README.txt", _readme(patient, user, summary))
@@ -183,6 +184,7 @@ def _readme(patient: Patient, user: AbstractBaseUser, summary: RecordExport) -> 
         "scans/<id>/       per scan: scan.json (when and by whom uploaded, every AI result, every review),",
         "                  slice.png or .jpg (as stored), heatmap.png (where the model looked), report.pdf,",
         "                  result.fhir.json (the result as a FHIR R4 Bundle, for another hospital's system),",
+        "                  result.hl7 (the same as an HL7 v2.5.1 ORU^R01 message, for a system that takes those),",
         "                  and for a slice that came as DICOM, result.dcm and result-sr.dcm (the result as a",
         "                  DICOM capture and structured report, for another hospital's archive to import)",
         "",

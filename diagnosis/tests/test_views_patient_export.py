@@ -86,7 +86,7 @@ def test_an_administrator_downloads_the_whole_record_and_the_export_is_logged(cl
     folder = f"scans/{scan.pk}"
     assert sorted(archive.namelist()) == sorted([
         "README.txt", "patient.json", "access-log.csv", f"{folder}/scan.json", f"{folder}/slice.png",
-        f"{folder}/heatmap.png", f"{folder}/report.pdf", f"{folder}/result.fhir.json"])
+        f"{folder}/heatmap.png", f"{folder}/report.pdf", f"{folder}/result.fhir.json", f"{folder}/result.hl7"])
     details = json.loads(archive.read("patient.json"))
     assert (details["mrn"], details["name"]) == ("QX-7", "Zebedee Quartermaine")
     assert details["corrections"][0]["before"] == {"name": "Zebedee Quartermain"}
@@ -95,6 +95,8 @@ def test_an_administrator_downloads_the_whole_record_and_the_export_is_logged(cl
     assert archive.read(f"{folder}/heatmap.png") == b"\x89PNG heat"
     assert archive.read(f"{folder}/report.pdf").startswith(b"%PDF")
     assert json.loads(archive.read(f"{folder}/result.fhir.json"))["resourceType"] == "Bundle"
+    assert archive.read(f"{folder}/result.hl7").startswith(b"MSH|^~\\&|KIDNEYWEB|")
+    assert b"\rPID|1||QX-7^" in archive.read(f"{folder}/result.hl7")
     described = json.loads(archive.read(f"{folder}/scan.json"))
     assert [r["label"] for r in described["results"]] == ["Stone"]
     assert [(r["label"], r["comment"]) for r in described["reviews"]] == [("Cyst", "cyst on the upper pole")]
