@@ -44,8 +44,8 @@ def refuses_client(reason: str) -> bool:
 def client_refused(who: str, client: "ClientCertificate | None", reason: str) -> str:
     """Why no retry can help, and what to do, when ``who`` refused the client certificate with ``reason``."""
     if client is None:
-        return (f"{who} asks for a client certificate ({reason}): upload kidneyweb's, issued by a CA the archive "
-                "trusts, on the Members page.")
+        return (f"{who} asks for a client certificate ({reason}): upload kidneyweb's, issued by a CA it trusts, "
+                "on the Members page.")
     return (f"{who} does not accept kidneyweb's client certificate ({reason}): check that it trusts the CA that "
             "issued it, and that the certificate is still valid.")
 

@@ -15,7 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import Hl7Delivery, Organization, Prediction, Scan
-from . import mllp, outbound
+from ..sealed import Unreadable
+from . import client_certificates, mllp, outbound
 from .staff import policy_change_record
 
 
@@ -83,10 +84,18 @@ def hl7_deliver(*, delivery_id: int) -> Hl7Delivery | None:
         delivery.url = organization.hl7_address
         delivery.attempts += 1
         delivery.save(update_fields=["url", "attempts"])
+    address = mllp.parse(delivery.url)
+    nothing = outbound.Answer(None, b"", "")
+    # Over TLS, kidneyweb presents the organization's client certificate (the archive's, on the Members page) to a
+    # record system that admits only the hospital's certificates.
+    client = client_certificates.of(organization) if address.tls else None
+    if isinstance(client, Unreadable):
+        return outbound.attempt_record(delivery, answer=nothing, delivered=False, final=True,
+                                       error=f"Not sent: {client.reason}")
     # One message of a scan at a time, built and sent under the scan's lock: two changes close together reach the
     # record system in the order they were made, each stating the scan as it then was. The attempt is recorded
     # after the lock is let go, so that a failure raised for a retry does not undo it.
-    ack, failure, repeated = None, "", False
+    ack, failure, refused, repeated = None, "", "", False
     with transaction.atomic():
         scan = Scan.objects.select_for_update().select_related("patient__organization").filter(
             pk=delivery.scan_id).first()
@@ -102,16 +111,22 @@ def hl7_deliver(*, delivery_id: int) -> Hl7Delivery | None:
                                                url=delivery.url).exclude(pk=delivery.pk).exists())
         if not repeated:
             try:
-                ack = mllp.send(mllp.parse(delivery.url), message)
+                ack = mllp.send(address, message, context=client_certificates.tls_context(client)
+                                if address.tls else None)
             except mllp.NotAcknowledged as exc:
-                failure = str(exc)
+                failure, refused = str(exc), exc.refused
             if ack is not None and ack.control_id != control_id:
                 # An engine that answers out of step (another connection's message): this one is not acknowledged.
                 ack, failure = None, (f"The record system acknowledged another message ({ack.control_id or 'none'}) "
                                       f"instead of this one ({control_id}).")
-    nothing = outbound.Answer(None, b"", "")
     if repeated:
         return outbound.attempt_record(delivery, answer=nothing, delivered=True, error="")
+    if ack is None and address.tls and not refused:
+        # In TLS 1.3 a refused client certificate shows as the connection closing on the message: ask again, and read.
+        refused = client_certificates.tls_refusal(address.host, address.port, client)
+    if refused:
+        return outbound.attempt_record(delivery, answer=nothing, delivered=False, final=True, error=(
+            client_certificates.client_refused("The record system", client, refused)))
     if ack is None:
         return outbound.attempt_record(delivery, answer=nothing, delivered=False, error=failure)
     Hl7Delivery.objects.filter(pk=delivery.pk).update(ack_code=ack.code)

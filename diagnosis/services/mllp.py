@@ -43,7 +43,13 @@ class Ack:
 
 
 class NotAcknowledged(Exception):
-    """No acknowledgement came back: not reached, cut off, timed out, or an answer that was not one."""
+    """No acknowledgement came back: not reached, cut off, timed out, or an answer that was not one. ``refused``:
+    the TLS alert by which the record system refused kidneyweb's client certificate (or its lack of one), which no
+    retry changes."""
+
+    def __init__(self, message: str, *, refused: str = "") -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 def parse(address: str) -> Address:
@@ -67,7 +73,11 @@ def send(address: Address, message: bytes, *, context: ssl.SSLContext | None = N
             connection.sendall(START + message + END)
             answer = _read_frame(connection)
     except ssl.SSLError as exc:
-        raise NotAcknowledged(f"TLS with the record system failed: {exc.reason or exc}.") from None
+        from .client_certificates import refuses_client
+
+        reason = str(exc.reason or exc)
+        raise NotAcknowledged(f"TLS with the record system failed: {reason}.",
+                              refused=reason if refuses_client(reason) else "") from None
     except OSError as exc:
         raise NotAcknowledged(f"Not reached: {exc.strerror or exc}.") from None
     return parse_ack(answer)

@@ -282,3 +282,35 @@ def test_earlier_results_are_sent_once_each_as_they_stand_and_never_for_withdraw
     assert list(Hl7Delivery.objects.filter(event="earlier.result").values_list("scan", flat=True)) == [recent.scan_id]
     assert not Hl7Delivery.objects.filter(scan=old.scan).exists()
     assert StaffChange.objects.filter(detail__startswith="1 earlier result to the record system").exists()
+
+
+def test_a_record_system_that_requires_a_client_certificate_refuses_none_for_good_then_takes_the_hospitals(
+        organization, boss, patient, clinician, tiny_model_version, tmp_path, monkeypatch,
+        django_capture_on_commit_callbacks):
+    hospital_ca = certificates.issue("St. Elsewhere CA", ca=True)
+    (tmp_path / "hospital-ca.pem").write_text(hospital_ca.pem)
+    cert, key = certificates.issue("test engine", ca=True, host="127.0.0.1").write(tmp_path, "engine")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.load_verify_locations(tmp_path / "hospital-ca.pem")
+    context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: only the hospital's certificates
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    listener, server = mllp_receiver.start(tls=context)
+    try:
+        organization = services.hl7_feed_set(organization=organization, address=listener.address, by=boss)
+        _, delivery, _ = _diagnosed(patient, clinician, django_capture_on_commit_callbacks)
+
+        refused = services.hl7_deliver(delivery_id=delivery.pk)
+        assert (refused.status, refused.attempts) == ("failed", 1)  # no retry can change that answer
+        assert refused.last_error.startswith("The record system asks for a client certificate")
+        assert "on the Members page" in refused.last_error
+
+        ours = certificates.client("kidneyweb", by=hospital_ca)
+        services.pacs_client_certificate_set(organization=organization, certificate=ours.pem, key=ours.key_pem(),
+                                             by=boss)
+        services.hl7_send_again(delivery=refused, by=boss)
+        assert services.hl7_deliver(delivery_id=delivery.pk).status == "delivered"
+        assert len(listener.received) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
