@@ -52,6 +52,8 @@ urlpatterns = [
     path("staff/archive/send-failed-again/", views.staff_pacs_send_failed_again, name="staff_pacs_send_failed_again"),
     path("staff/archive/<int:pk>/send-again/", views.staff_pacs_send_again, name="staff_pacs_send_again"),
     path("staff/record-system/", views.staff_hl7, name="staff_hl7"),
+    path("staff/record-system/send-failed-again/", views.staff_hl7_send_failed_again,
+         name="staff_hl7_send_failed_again"),
     path("staff/record-system/send-since/", views.staff_hl7_send_since, name="staff_hl7_send_since"),
     path("staff/record-system/<int:pk>/send-again/", views.staff_hl7_send_again, name="staff_hl7_send_again"),
     path("staff/notifications/events/", views.staff_webhook_events, name="staff_webhook_events"),

@@ -498,6 +498,9 @@ KIDNEYWEB_WEBHOOK_ALLOW_HTTP = env_bool("KIDNEYWEB_WEBHOOK_ALLOW_HTTP", False)
 KIDNEYWEB_PACS_ALLOW_HTTP = env_bool("KIDNEYWEB_PACS_ALLOW_HTTP", False)
 # HL7 v2 results to the record system over plain MLLP (mllp://, unencrypted): only on a closed network.
 KIDNEYWEB_HL7_ALLOW_PLAIN = env_bool("KIDNEYWEB_HL7_ALLOW_PLAIN", False)
+# The site's address as the hospital's systems reach it (https://kidneyweb.example.org), for links in what a worker
+# sends them, which has no request to take it from (the PDF report's in an HL7 message); empty: no such links.
+KIDNEYWEB_PUBLIC_URL = os.environ.get("KIDNEYWEB_PUBLIC_URL", "").strip().rstrip("/")
 # kidneyweb's AE title for an archive reached by DIMSE: the archive's administrator registers it.
 KIDNEYWEB_DICOM_AE_TITLE = os.environ.get("KIDNEYWEB_DICOM_AE_TITLE", "KIDNEYWEB")[:16]
 # The DICOM listener (`manage.py dicom_listener`, DIMSE C-STORE) takes CT slices from the archive or a modality

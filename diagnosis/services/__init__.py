@@ -30,7 +30,7 @@ from .merges import (
     patient_pair_unmark_distinct,
 )
 from .hl7_feed import (hl7_deliver, hl7_feed_set, hl7_resend_lost, hl7_result_send, hl7_send_again,
-                       hl7_send_since)
+                       hl7_send_failed_again, hl7_send_since)
 from .outbound import NotDelivered as Hl7NotDelivered
 from .pacs import (
     PacsNotDelivered,
@@ -194,6 +194,7 @@ __all__ = [
     "hl7_resend_lost",
     "hl7_result_send",
     "hl7_send_again",
+    "hl7_send_failed_again",
     "hl7_send_since",
     "pacs_result_send",
     "pacs_send_again",

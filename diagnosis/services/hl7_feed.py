@@ -102,7 +102,7 @@ def hl7_deliver(*, delivery_id: int) -> Hl7Delivery | None:
         if scan is None:
             return None  # the patient's record was erased meanwhile, and the delivery with it
         message = scan_result_message(
-            scan=scan, receiving_application=organization.hl7_receiving_application,
+            scan=scan, base_url=settings.KIDNEYWEB_PUBLIC_URL, receiving_application=organization.hl7_receiving_application,
             receiving_facility=organization.hl7_receiving_facility)
         control_id = message.split(b"|", 10)[9].decode()
         Hl7Delivery.objects.filter(pk=delivery.pk).update(control_id=control_id, message=message.decode())
@@ -183,6 +183,21 @@ def hl7_send_again(*, delivery: Hl7Delivery, by: AbstractBaseUser) -> Hl7Deliver
     outbound.send_again_reset(delivery, by=by)
     transaction.on_commit(partial(enqueue_delivery, delivery.pk))
     return delivery
+
+
+def hl7_send_failed_again(*, organization: Organization, by: AbstractBaseUser) -> int:
+    """After an outage of the record system: for each scan whose newest message was not taken, send it again (it
+    states the scan as it is now, so one per scan says all that the failed ones said). Returns how many are sent."""
+    if not organization.hl7_address:
+        raise ValidationError("Set the record system's HL7 address first.")
+    newest: dict[int, Hl7Delivery] = {}
+    for delivery in Hl7Delivery.objects.filter(organization=organization).order_by("-created_at", "-id").only(
+            "pk", "scan_id", "status"):
+        newest.setdefault(delivery.scan_id, delivery)
+    failed = [delivery for delivery in newest.values() if delivery.status == Hl7Delivery.Status.FAILED]
+    for delivery in failed:
+        hl7_send_again(delivery=delivery, by=by)
+    return len(failed)
 
 
 def hl7_resend_lost(*, now=None) -> list[int]:

@@ -84,3 +84,13 @@ def test_earlier_results_are_sent_through_the_api(client, admin_api, organizatio
     assert response.status_code == 202 and response.json() == {"sent": 1}
     assert openapi.mismatches(openapi.load(client), "/api/v1/record-system/send-since/", "post", response) == []
     assert admin_api.post(f"{URL}send-since/", {"since": "2999-01-01"}, format="json").status_code == 400
+
+
+def test_every_result_not_taken_is_sent_again_through_the_api(client, admin_api, organization):
+    Organization.objects.filter(pk=organization.pk).update(hl7_address=ADDRESS)
+    _delivery(organization, status="failed")
+
+    response = admin_api.post(f"{URL}send-failed-again/")
+
+    assert response.status_code == 202 and response.json() == {"sent": 1}
+    assert openapi.mismatches(openapi.load(client), "/api/v1/record-system/send-failed-again/", "post", response) == []

@@ -314,3 +314,40 @@ def test_a_record_system_that_requires_a_client_certificate_refuses_none_for_goo
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_after_an_outage_each_scan_whose_newest_message_was_not_taken_is_sent_again_once(
+        organization, boss, allow_plain, django_capture_on_commit_callbacks):
+    from .factories import ScanFactory
+
+    with pytest.raises(ValidationError, match="Set the record system's HL7 address first"):
+        services.hl7_send_failed_again(organization=organization, by=boss)
+    organization = services.hl7_feed_set(organization=organization, address="mllp://127.0.0.1:2575", by=boss)
+    down, recovered, fine = (ScanFactory(patient__organization=organization) for _ in range(3))
+
+    def message(scan, status):
+        return Hl7Delivery.objects.create(organization=organization, scan=scan, event="review.saved",
+                                          url=organization.hl7_address, status=status)
+
+    older, newest = message(down, "failed"), message(down, "failed")
+    message(recovered, "failed")
+    message(recovered, "delivered")  # a later change of it went through: the failed one is moot
+    message(fine, "delivered")
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        sent = services.hl7_send_failed_again(organization=organization, by=boss)
+
+    assert (sent, len(callbacks)) == (1, 1)
+    older.refresh_from_db(), newest.refresh_from_db()
+    assert (older.status, newest.status, newest.sent_again_by) == ("failed", "pending", boss)
+
+
+def test_with_the_sites_public_address_set_a_sent_message_links_the_pdf_report(
+        engine, patient, clinician, tiny_model_version, settings, django_capture_on_commit_callbacks):
+    settings.KIDNEYWEB_PUBLIC_URL = "https://kidneyweb.example.org"
+    scan, delivery, _ = _diagnosed(patient, clinician, django_capture_on_commit_callbacks)
+
+    services.hl7_deliver(delivery_id=delivery.pk)
+
+    [sent] = engine.received
+    assert f"|RP|PDF-REPORT^PDF report^99KIDNEYWEB||https://kidneyweb.example.org/api/v1/scans/{scan.pk}/report/" in sent

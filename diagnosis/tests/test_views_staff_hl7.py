@@ -126,3 +126,16 @@ def test_earlier_results_are_sent_from_the_members_page_and_a_day_to_come_is_exp
     assert future.status_code == 400 and "Choose a day that has passed." in future.content.decode()
     assert "1 earlier result is being sent to the record system." in sent.content.decode()
     assert Hl7Delivery.objects.filter(event="earlier.result").count() == 1
+
+
+def test_every_result_not_taken_is_sent_again_from_the_members_page(admin_client, organization):
+    Organization.objects.filter(pk=organization.pk).update(hl7_address=ADDRESS)
+    failed = _delivery(organization, status="failed", last_error="Not reached: Connection refused.")
+
+    page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+    response = admin_client.post(reverse("diagnosis:staff_hl7_send_failed_again"), follow=True)
+
+    assert "Send every result not taken again" in page
+    assert "The result of 1 scan is being sent to the record system again." in response.content.decode()
+    failed.refresh_from_db()
+    assert failed.status == "pending"

@@ -89,6 +89,7 @@ def _list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
             "receiving_facility": organization.hl7_receiving_facility}),
         "hl7_deliveries": selectors.hl7_deliveries(organization=organization)[:RECENT_DELIVERIES],
         "hl7_since_form": hl7_since_form or Hl7SinceForm(),
+        "hl7_failed": selectors.hl7_deliveries(organization=organization).filter(status="failed").exists(),
         "dicomweb_base": request.build_absolute_uri(reverse("api:dicomweb-studies")).removesuffix("/studies"),
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
         "erasures": selectors.erasures(organization=organization)[:RECENT_ERASURES],
@@ -354,6 +355,19 @@ def staff_hl7_send_since(request: HttpRequest) -> HttpResponse:
                                       "record system.")
             return _to_hl7()
     return _list_page(request, MemberCreateForm(), status=400, hl7_since_form=form)
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_hl7_send_failed_again(request: HttpRequest) -> HttpResponse:
+    try:
+        sent = services.hl7_send_failed_again(organization=selectors.organization_of(request.user), by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"The result{'s' if sent != 1 else ''} of {sent} scan{'s are' if sent != 1 else ' is'} "
+                                  "being sent to the record system again.")
+    return _to_hl7()
 
 
 @organization_admin_required

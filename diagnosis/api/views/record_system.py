@@ -78,6 +78,15 @@ class RecordSystemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         delivery = services.hl7_send_again(delivery=self.get_object(), by=request.user)
         return Response(RecordSystemDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(summary="Send every result the record system did not take again", request=None,
+                   responses={202: ArchiveSentSerializer, 400: REFUSED},
+                   description="After an outage: each scan whose newest message was not taken is sent again, as it "
+                   "stands now (one message per scan says all that its failed ones said).")
+    @action(detail=False, methods=["post"], url_path="send-failed-again")
+    def send_failed_again(self, request: Request) -> Response:
+        sent = services.hl7_send_failed_again(organization=self.organization, by=request.user)
+        return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
+
     @extend_schema(summary="Send earlier results to the record system", request=RecordSystemSinceSerializer,
                    responses={202: ArchiveSentSerializer, 400: REFUSED},
                    description="The results of scans diagnosed on or after `since` of which the record system was sent "
