@@ -141,13 +141,15 @@ def _ai_observation(prediction: Prediction, status: str, patient: dict, device: 
     }
 
 
-def _review_observation(review: Review, status: str, patient: dict, ai: dict | None) -> dict[str, Any]:
+def review_relation(review: Review) -> str:
+    """How a clinician's reading stands to the AI's, in words, as the exports note it."""
     if review.agrees_with_ai is None:
-        how = "Read without an AI result."
-    elif review.agrees_with_ai:
-        how = f"Confirms the AI result ({review.prediction.label})."
-    else:
-        how = f"Corrects the AI result ({review.prediction.label})."
+        return "Read without an AI result."
+    return f"{'Confirms' if review.agrees_with_ai else 'Corrects'} the AI result ({review.prediction.label})."
+
+
+def _review_observation(review: Review, status: str, patient: dict, ai: dict | None) -> dict[str, Any]:
+    how = review_relation(review)
     resource = {
         "resourceType": "Observation",
         "status": status,

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import selectors
-from .fhir import SNOMED_CLASSES, report_conclusion, report_status
+from .fhir import SNOMED_CLASSES, report_conclusion, report_status, review_relation
 from .models import Patient, Prediction, Scan
 from .reports import NOTICE
 
@@ -30,10 +30,11 @@ APPLICATION = "KIDNEYWEB"
 LOCAL = "99KIDNEYWEB"  # HL7's "99zzz" form of a local coding system: codes kidneyweb defines
 SEGMENT_END = "\r"
 _ESCAPES = {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\"}
-# DiagnosticReport status (FHIR export) as the order's result status (OBR-25) and its observations' (OBX-11).
+# DiagnosticReport status (FHIR export) as the order's result status (OBR-25) and its observations' (OBX-11): while
+# the diagnosis runs, results are pending (I); a failed one that nobody has read cannot be obtained (X).
 _STATUS = {
-    "registered": ("I", None), "preliminary": ("P", "P"), "final": ("F", "F"), "amended": ("C", "C"),
-    "cancelled": ("X", None), "entered-in-error": ("C", "W"),
+    "registered": ("I", "I"), "preliminary": ("P", "P"), "final": ("F", "F"), "amended": ("C", "C"),
+    "cancelled": ("X", "X"), "entered-in-error": ("C", "W"),
 }
 _ORDER_STATUS = {"I": "IP", "X": "CA"}  # ORC-5; otherwise CM (completed)
 INDETERMINATE = ("82334004", "Indeterminate", "SCT")
@@ -84,17 +85,18 @@ def _segment(name: str, *fields: str) -> str:
 
 
 class _Observations:
-    def __init__(self, status: str | None) -> None:
+    def __init__(self, status: str) -> None:
         self.status = status
+        self.count = 0
         self.segments: list[str] = []
 
     def add(self, value_type: str, code: tuple[str, str, str], value: str, *, sub_id: str = "", units: str = "",
             observed: datetime.datetime | None = None, observer: str = "", equipment: str = "",
             notes: Iterable[str] = ()) -> None:
-        number = sum(segment.startswith("OBX|") for segment in self.segments) + 1
+        self.count += 1
         self.segments.append(_segment(
-            "OBX", str(number), value_type, _coded(*code), sub_id, value, units, "", "", "", "",
-            self.status or "F", "", "", _time(observed), "", observer, "", equipment, _time(observed)))
+            "OBX", str(self.count), value_type, _coded(*code), sub_id, value, units, "", "", "", "",
+            self.status, "", "", _time(observed), "", observer, "", equipment, _time(observed)))
         self.segments.extend(_notes(notes))
 
 
@@ -145,12 +147,8 @@ def scan_result_message(*, scan: Scan, base_url: str = "", receiving_application
             observations.add("NM", _probability_code(label), f"{float(value):.4f}", sub_id="1",
                              units="1^no units^UCUM", observed=prediction.finished_at, equipment=equipment)
     if review is not None:
-        if review.agrees_with_ai is None:
-            how = "Read without an AI result."
-        else:
-            how = f"{'Confirms' if review.agrees_with_ai else 'Corrects'} the AI result ({review.prediction.label})."
         observations.add("CWE", READING, class_code(review.label), sub_id="1", observed=review.reviewed_at,
-                         observer=_person(review.reviewed_by), notes=[how, review.comment])
+                         observer=_person(review.reviewed_by), notes=[review_relation(review), review.comment])
     if scan.dicom_study_uid:
         observations.add("HD", STUDY_UID, escape(scan.dicom_study_uid), observed=changed)
     if base_url:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
+from .client_certificates import refuses_client
+
 START, END = b"\x0b", b"\x1c\r"
 TIMEOUT_SECONDS = 10
 MAX_ACK_BYTES = 1 << 16  # an acknowledgement is a few segments
@@ -73,11 +75,11 @@ def send(address: Address, message: bytes, *, context: ssl.SSLContext | None = N
             connection.sendall(START + message + END)
             answer = _read_frame(connection)
     except ssl.SSLError as exc:
-        from .client_certificates import refuses_client
-
         reason = str(exc.reason or exc)
         raise NotAcknowledged(f"TLS with the record system failed: {reason}.",
                               refused=reason if refuses_client(reason) else "") from None
+    except TimeoutError:
+        raise NotAcknowledged(f"No answer from the record system within {TIMEOUT_SECONDS} s.") from None
     except OSError as exc:
         raise NotAcknowledged(f"Not reached: {exc.strerror or exc}.") from None
     return parse_ack(answer)

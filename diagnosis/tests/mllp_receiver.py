@@ -1,6 +1,7 @@
 """A real MLLP listener on localhost, as a hospital's interface engine runs one: it reads each framed HL7 message,
 records it, and acknowledges it (ACK with MSA) with the codes it is given, in order (then AA); "close" hangs up
-without an answer, and "other" acknowledges another message's control id. Given a server-side TLS context, it speaks MLLP over TLS."""
+without an answer, "silent" keeps the connection open without one, and "other" acknowledges another message's
+control id. Given a server-side TLS context, it speaks MLLP over TLS."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ def start(tls: ssl.SSLContext | None = None) -> tuple[Listener, socketserver.Thr
                     listener.arrived.set()
                     if code == "close":
                         return
+                    if code == "silent":
+                        continue
                     connection.sendall(START + listener.ack(message, code) + END)
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)

@@ -155,6 +155,8 @@ def test_a_running_or_failed_diagnosis_says_so_without_an_ai_class(api_client, p
         assert (group.obr.obr_25.value, group.orc.orc_5.value) == (status, {"I": "IP", "X": "CA"}[status])
         assert "AI-CLASS" not in _observations(message)
         assert _observations(message)["CONCLUSION"]["value"] == conclusion
+        # Pending while it runs, not to be had once it failed: never a final "not ready yet".
+        assert _observations(message)["CONCLUSION"]["status"] == status
 
 
 def test_delimiters_in_names_and_comments_are_escaped_and_an_upload_has_no_study_or_accession(

@@ -141,24 +141,28 @@ def test_a_message_retried_after_a_later_change_states_the_later_one_and_is_not_
 
 
 def test_an_engine_that_is_down_or_hangs_up_is_tried_again_and_one_that_rejects_fails_with_its_reason(
-        engine, organization, patient, clinician, boss, tiny_model_version, django_capture_on_commit_callbacks):
+        engine, organization, patient, clinician, boss, tiny_model_version, django_capture_on_commit_callbacks,
+        monkeypatch):
     scan, delivery, _ = _diagnosed(patient, clinician, django_capture_on_commit_callbacks)
-    engine.answers[:] = ["close", "other", "AE", "AR"]
+    engine.answers[:] = ["close", "silent", "other", "AE", "AR"]
+    monkeypatch.setattr(mllp, "TIMEOUT_SECONDS", 1)
 
     with pytest.raises(outbound.NotDelivered, match="closed the connection"):
+        services.hl7_deliver(delivery_id=delivery.pk)
+    with pytest.raises(outbound.NotDelivered, match="No answer from the record system within 1 s"):
         services.hl7_deliver(delivery_id=delivery.pk)
     with pytest.raises(outbound.NotDelivered, match=r"acknowledged another message \(0{20}\) instead of this one"):
         services.hl7_deliver(delivery_id=delivery.pk)
     with pytest.raises(outbound.NotDelivered, match=r"could not file the message \(AE\): Patient not found"):
         services.hl7_deliver(delivery_id=delivery.pk)
     retried = Hl7Delivery.objects.get(pk=delivery.pk)
-    assert (retried.status, retried.attempts, retried.ack_code) == ("pending", 3, "AE")  # recorded, then tried again
+    assert (retried.status, retried.attempts, retried.ack_code) == ("pending", 4, "AE")  # recorded, then tried again
     assert retried.last_error == "The record system could not file the message (AE): Patient not found."
     rejected = services.hl7_deliver(delivery_id=delivery.pk)
 
-    assert (rejected.status, rejected.attempts, rejected.ack_code) == ("failed", 4, "AR")
+    assert (rejected.status, rejected.attempts, rejected.ack_code) == ("failed", 5, "AR")
     assert rejected.last_error == "The record system rejected the message (AR): Patient not found."
-    assert len(engine.received) == 4
+    assert len(engine.received) == 5
 
     again = services.hl7_send_again(delivery=rejected, by=boss)
     assert (again.status, again.attempts, again.sent_again_by) == ("pending", 0, boss)
