@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from ..models import Hl7Delivery, Organization, Prediction, Scan
@@ -190,11 +191,9 @@ def hl7_send_failed_again(*, organization: Organization, by: AbstractBaseUser) -
     states the scan as it is now, so one per scan says all that the failed ones said). Returns how many are sent."""
     if not organization.hl7_address:
         raise ValidationError("Set the record system's HL7 address first.")
-    newest: dict[int, Hl7Delivery] = {}
-    for delivery in Hl7Delivery.objects.filter(organization=organization).order_by("-created_at", "-id").only(
-            "pk", "scan_id", "status"):
-        newest.setdefault(delivery.scan_id, delivery)
-    failed = [delivery for delivery in newest.values() if delivery.status == Hl7Delivery.Status.FAILED]
+    newest = Hl7Delivery.objects.filter(scan=OuterRef("scan")).order_by("-created_at", "-id").values("pk")[:1]
+    failed = list(Hl7Delivery.objects.filter(organization=organization, status=Hl7Delivery.Status.FAILED,
+                                             pk=Subquery(newest)))
     for delivery in failed:
         hl7_send_again(delivery=delivery, by=by)
     return len(failed)
