@@ -15,6 +15,7 @@ its own. A model version with other class names gets the local code only.
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Any
 
@@ -89,12 +90,15 @@ def _class(label: str) -> dict[str, Any]:
     return {"coding": coding, "text": label}
 
 
-def report_status(scan: Scan, prediction: Prediction | None, review: Review | None, reviews: int) -> str:
-    """The DiagnosticReport status a receiving system acts on."""
+def report_status(scan: Scan, prediction: Prediction | None, review: Review | None, reviews: int,
+                  restored_at: datetime.datetime | None = None) -> str:
+    """The DiagnosticReport status a receiving system acts on. ``restored_at``: when a withdrawal was last undone."""
     if scan.is_withdrawn:
         return "entered-in-error"
     if review is not None:
-        return "amended" if reviews > 1 else "final"
+        # A reading given before a withdrawal was taken back as entered in error: standing again, it replaces that.
+        corrects = reviews > 1 or (restored_at is not None and review.reviewed_at < restored_at)
+        return "amended" if corrects else "final"
     if prediction is None or prediction.status in (Prediction.Status.QUEUED, Prediction.Status.RUNNING):
         return "registered"
     if prediction.status == Prediction.Status.DONE:
@@ -173,8 +177,8 @@ def scan_fhir_bundle(*, scan: Scan, base_url: str) -> dict[str, Any]:
     patient_record = scan.patient
     prediction = scan.latest_prediction
     review = scan.current_review
-    reviews = len(scan.reviews.all())
-    status = report_status(scan, prediction, review, reviews)
+    restored_at = selectors.scan_restored_at(scan=scan)
+    status = report_status(scan, prediction, review, len(scan.reviews.all()), restored_at)
     withdrawn = status == "entered-in-error"
     bundle = _Bundle(base_url)
 
@@ -241,13 +245,14 @@ def scan_fhir_bundle(*, scan: Scan, base_url: str) -> dict[str, Any]:
             prediction, "entered-in-error" if withdrawn else "preliminary", patient, device))
         results.append(ai)
     if review is not None:
-        review_status = "entered-in-error" if withdrawn else ("amended" if reviews > 1 else "final")
+        review_status = status  # entered-in-error, final or amended, as the report
         judged = ai if prediction is not None and review.prediction_id == prediction.pk else None
         results.append(bundle.add(f"/reviews/{review.pk}", _review_observation(review, review_status, patient, judged)))
         report["resultsInterpreter"] = [_person(review.reviewed_by)]
     if results:
         report["result"] = results
-    issued = max((t for t in (prediction and prediction.finished_at, review and review.reviewed_at) if t), default=None)
+    issued = max((t for t in (prediction and prediction.finished_at, review and review.reviewed_at, restored_at)
+                  if t), default=None)
     if issued:
         report["issued"] = _when(issued)
     report["conclusion"], label = report_conclusion(scan, prediction, review)

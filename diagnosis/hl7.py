@@ -113,11 +113,13 @@ def scan_result_message(*, scan: Scan, base_url: str = "", receiving_application
     patient: Patient = scan.patient
     prediction = scan.latest_prediction
     review = scan.current_review
-    state = report_status(scan, prediction, review, len(scan.reviews.all()))
+    restored_at = selectors.scan_restored_at(scan=scan)
+    state = report_status(scan, prediction, review, len(scan.reviews.all()), restored_at)
     result_status, observation_status = _STATUS[state]
     done = prediction is not None and prediction.status == Prediction.Status.DONE
+    # A restoral is a change too: the message after a withdrawal's W must not read as older than it.
     changed = max((t for t in (prediction and prediction.finished_at, review and review.reviewed_at,
-                               scan.withdrawn_at, scan.uploaded_at) if t))
+                               scan.withdrawn_at, restored_at, scan.uploaded_at) if t))
     organization = escape(patient.organization.slug)
 
     pid = _segment("PID", "1", "", f"{escape(patient.mrn)}^^^{organization}^MR", "", escape(patient.name), "",

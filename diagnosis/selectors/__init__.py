@@ -36,6 +36,7 @@ from .records import (
     scan_of_slice,
     scan_refiling_standing,
     scan_refilings,
+    scan_restored_at,
     scan_withdrawals,
     worker_last_seen,
 )
@@ -204,6 +205,7 @@ __all__ = [
     "scan_of_slice",
     "scan_refiling_standing",
     "scan_refilings",
+    "scan_restored_at",
     "scan_withdrawals",
     "recovery_codes_left",
     "staff_changes",

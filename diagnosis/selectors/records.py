@@ -149,6 +149,12 @@ def scan_withdrawals(*, scan: Scan) -> list[ScanWithdrawal]:
     return list(ScanWithdrawal.objects.filter(scan=scan).select_related("withdrawn_by", "restored_by"))
 
 
+def scan_restored_at(*, scan: Scan) -> datetime.datetime | None:
+    """When the scan's last withdrawal was undone, or None if it never was."""
+    return (ScanWithdrawal.objects.filter(scan=scan, restored_at__isnull=False)
+            .order_by("-restored_at").values_list("restored_at", flat=True).first())
+
+
 def scan_of_slice(*, patient_id: int, sha256: str, instance_uid: str = "", exclude: Scan | None = None) -> Scan | None:
     """The patient's earliest scan of this very slice that is not withdrawn: the same pixels, or the same DICOM
     instance (``instance_uid``, its SOPInstanceUID) sent with other pixels (another encoding, another window). One

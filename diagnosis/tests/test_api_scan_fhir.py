@@ -142,6 +142,23 @@ def test_a_second_review_marks_the_report_amended(api_client, scan):
     assert bundle["entry"][0]["resource"]["conclusionCode"][0]["coding"][0]["code"] == "Normal"
 
 
+def test_a_restored_scans_reading_given_before_its_withdrawal_replaces_the_entered_in_error_report_as_amended(
+        api_client, scan, clinician):
+    prediction = DonePredictionFactory(scan=scan, label="Cyst")
+    ReviewFactory(scan=scan, prediction=prediction, label="Cyst")
+    services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
+    services.scan_restore(scan=scan, user=clinician, reason="it was the right patient after all")
+
+    _, bundle = _fhir(api_client, scan)
+
+    report = bundle["entry"][0]["resource"]
+    assert report["status"] == "amended"
+    [reading] = [o for o in _resources(bundle, "Observation") if o["code"]["text"].startswith("Clinician")]
+    assert reading["status"] == "amended"
+    restored_at = scan.withdrawals.get().restored_at
+    assert report["issued"] == restored_at.isoformat()
+
+
 def test_a_withdrawn_scan_is_reported_entered_in_error(api_client, withdrawn_scan):
     _, bundle = _fhir(api_client, withdrawn_scan)
 

@@ -2,13 +2,15 @@
 engine, checked against HL7's message structure and data types by hl7apy's strict validation, and for the lengths
 v2.5.1 allows where that validation does not look."""
 
+import datetime
+
 import pytest
 from django.utils import timezone
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from diagnosis import services
-from diagnosis.models import PatientAccess, Prediction
+from diagnosis.models import PatientAccess, Prediction, Review, Scan
 
 from . import openapi
 from .factories import DonePredictionFactory, PatientFactory, ScanFactory, token_client
@@ -136,6 +138,45 @@ def test_a_withdrawn_scan_marks_every_observation_wrong_so_the_receiver_takes_it
     assert found["CONCLUSION"]["value"] == "Withdrawn as entered in error: wrong patient. Disregard this report."
     # Filed under the patient it was sent for, where the receiving system must take it back from.
     assert message.oru_r01_patient_result.oru_r01_patient.pid.pid_3.value.startswith("00123456^")
+
+
+def test_a_restored_scans_reading_given_before_its_withdrawal_is_sent_as_a_correction_of_the_wrong_mark(
+        api_client, patient, clinician, active_model_version):
+    scan = _dicom_scan(patient, clinician)
+    prediction = _result(scan)
+    review = services.review_create(scan=scan, user=clinician, label="Stone", prediction_id=prediction.pk)
+    services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
+    now = timezone.now()
+    Prediction.objects.filter(pk=prediction.pk).update(finished_at=now - datetime.timedelta(hours=2))
+    Review.objects.filter(pk=review.pk).update(reviewed_at=now - datetime.timedelta(hours=2))
+    Scan.objects.filter(pk=scan.pk).update(uploaded_at=now - datetime.timedelta(hours=3),
+                                           withdrawn_at=now - datetime.timedelta(hours=1))
+    scan.withdrawals.update(withdrawn_at=now - datetime.timedelta(hours=1))
+    withdrawn, _ = _message(api_client.get(f"/api/v1/scans/{scan.pk}/hl7/"))
+    scan.refresh_from_db()
+    services.scan_restore(scan=scan, user=clinician, reason="it was the right patient after all")
+
+    restored, _ = _message(api_client.get(f"/api/v1/scans/{scan.pk}/hl7/"))
+
+    group = restored.oru_r01_patient_result.oru_r01_order_observation
+    assert group.obr.obr_25.value == "C" and {obx["status"] for obx in _observations(restored).values()} == {"C"}
+    # Its status changed after the W the receiver filed: the change time must not read as older than that one.
+    assert group.obr.obr_22.value > withdrawn.oru_r01_patient_result.oru_r01_order_observation.obr.obr_22.value
+
+
+def test_a_restored_scan_read_only_after_its_restoral_is_final_and_one_never_read_preliminary(
+        api_client, patient, clinician, active_model_version):
+    scan = _dicom_scan(patient, clinician)
+    prediction = _result(scan)
+    services.scan_withdraw(scan=scan, user=clinician, reason="wrong patient")
+    services.scan_restore(scan=scan, user=clinician, reason="it was the right patient after all")
+
+    unread, _ = _message(api_client.get(f"/api/v1/scans/{scan.pk}/hl7/"))
+    services.review_create(scan=scan, user=clinician, label="Stone", prediction_id=prediction.pk)
+    read, _ = _message(api_client.get(f"/api/v1/scans/{scan.pk}/hl7/"))
+
+    assert unread.oru_r01_patient_result.oru_r01_order_observation.obr.obr_25.value == "P"
+    assert read.oru_r01_patient_result.oru_r01_order_observation.obr.obr_25.value == "F"
 
 
 def test_a_running_or_failed_diagnosis_says_so_without_an_ai_class(api_client, patient, clinician,
