@@ -1,26 +1,28 @@
-"""The REST API's serializers: clinical records (``records``) and the organization's members and
-notifications (``staff``). Everything is re-exported here."""
+"""The REST API's serializers: patients and their records (``patients``), scans and their results (``scans``), the
+organization's members and notifications (``staff``) and its connections. Everything is re-exported here."""
 
-from .records import (
+from .patients import (
     AccessLogEntrySerializer,
     AccessLogFilterSerializer,
-    AgreementSerializer,
-    ClassAgreementSerializer,
     OrganizationPatientField,
     PatientAccessSerializer,
     PatientCreateSerializer,
     PatientCreatedSerializer,
+    PatientEraseSerializer,
+    PatientErasureSerializer,
     PatientMergeCreateSerializer,
     PatientMergeSerializer,
     PatientMergeUndoSerializer,
-    PatientEraseSerializer,
-    PatientErasureSerializer,
-    TrainingUseSerializer,
     PatientSerializer,
     PatientUpdateSerializer,
+    TrainingUseSerializer,
+)
+from .scans import (
+    AgreementSerializer,
+    ClassAgreementSerializer,
     PredictionSerializer,
-    RestoreSerializer,
     RefileSerializer,
+    RestoreSerializer,
     ReviewCreateSerializer,
     ReviewSerializer,
     ScanCreateSerializer,
