@@ -120,6 +120,13 @@ class DeploymentCollector(Collector):
         yield GaugeMetricFamily("kidneyweb_record_exports_pending", "Whole-record exports asked for and not built "
                                 "yet (queued or being built, on the exports worker).",
                                 value=snapshot.record_exports_pending)
+        administrators = GaugeMetricFamily("kidneyweb_organization_administrators", "Active administrators of each "
+                                           "organization: at 0 nobody can manage its members, API tokens and "
+                                           "connections (add one: manage.py create_organization_admin).",
+                                           labels=["organization"])
+        for slug, count in sorted(snapshot.administrators.items()):
+            administrators.add_metric([slug], count)
+        yield administrators
         model = GaugeMetricFamily("kidneyweb_active_model_info", "The model version that diagnoses new scans.",
                                   labels=["name"])
         if snapshot.active_model:

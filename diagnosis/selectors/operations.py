@@ -6,13 +6,13 @@ database at each scrape, so every web process answers the same and nothing is lo
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
 from ..models import (
-    ApiToken, DicomStoreRefusal, InputsAlert, ModelVersion, Organization, PacsDelivery, PatientErasure, PerformanceAlert, RecordExport,
+    ApiToken, DicomStoreRefusal, InputsAlert, Membership, ModelVersion, Organization, PacsDelivery, PatientErasure, PerformanceAlert, RecordExport,
     Prediction, Review, Scan, WebhookDelivery, WorkerHeartbeat,
 )
 
@@ -45,6 +45,8 @@ class OperationsSnapshot:
     erasure_notes_unstored: int = 0
     # Whole-record exports asked for and not built yet (queued or being built).
     record_exports_pending: int = 0
+    # organization slug -> its active administrators; 0 leaves nobody to manage its members and connections
+    administrators: dict[str, int] = field(default_factory=dict)
 
 
 def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSnapshot:
@@ -87,7 +89,14 @@ def operations_snapshot(*, now: datetime.datetime | None = None) -> OperationsSn
             erasure__isnull=False, erasure__archive_given_up_at=None).exclude(
             status=PacsDelivery.Status.DELIVERED).count(),
         record_exports_pending=RecordExport.objects.filter(status__in=RecordExport.PENDING).count(),
+        administrators=_administrators(slugs),
     )
+
+
+def _administrators(slugs: dict[int, str]) -> dict[str, int]:
+    active = dict(Membership.objects.filter(role=Membership.Role.ADMIN, user__is_active=True)
+                  .values_list("organization").annotate(n=Count("id")).order_by())
+    return {slug: active.get(pk, 0) for pk, slug in slugs.items()}
 
 
 def _api_tokens_expiry(now: datetime.datetime) -> dict[tuple[str, str], int]:

@@ -111,6 +111,9 @@ def test_the_figures_are_the_deployments_state_now(client, metrics_on, organizat
     assert samples[("kidneyweb_worker_last_seen_seconds", (("worker", "inference"),))] < 30
     assert samples[("kidneyweb_active_model_info", (("name", "kidney-resnet-v5"),))] == 1
     assert samples[("kidneyweb_dicom_store_refusals_unresolved", ())] == 1
+    # The other organization has nobody to manage its members: the figure an operator alerts on.
+    assert samples[("kidneyweb_organization_administrators", (("organization", organization.slug),))] == 1
+    assert samples[("kidneyweb_organization_administrators", (("organization", other_organization.slug),))] == 0
     tokens = {labels: value for (name, labels), value in samples.items() if name == "kidneyweb_api_tokens"}
     assert tokens == {(("organization", organization.slug), ("state", "expired")): 1,
                       (("organization", organization.slug), ("state", "expiring")): 1}  # none for the other

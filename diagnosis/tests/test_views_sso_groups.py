@@ -70,6 +70,45 @@ def test_the_role_follows_the_groups_at_each_sign_on(client, provider):
     assert _changes(user)[1][1] == f"by the hospital sign-on: now Administrator (group {ADMINS})"
 
 
+def test_the_groups_demote_the_last_administrator_too_and_say_that_the_organization_has_none_left(
+        client, provider, organization, caplog):
+    provider.groups = [ADMINS]
+    _sign_on(client, provider)
+    client.logout()
+    user = get_user_model().objects.get(username="carol.jones")
+
+    provider.groups = [CLINICIANS]  # moved post: IT took her out of the administrators' group
+    _sign_on(client, provider)
+
+    assert _logged_in_as(client) == "carol.jones" and client.get("/staff/").status_code == 403
+    assert Membership.objects.get(user=user).role == Membership.Role.CLINICIAN  # the directory decides
+    assert _changes(user)[-1] == ("role_changed", f"by the hospital sign-on: now Clinician (group {CLINICIANS}); "
+                                                  "the organization has no active administrator left")
+    [error] = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert "last active administrator of " + organization.slug in error.getMessage()
+    assert "manage.py create_organization_admin" in error.getMessage()
+    client.logout()
+
+    provider.groups = ["all-staff"]  # and then left
+    _sign_on(client, provider)
+    assert _changes(user)[-1] == ("deactivated", "by the hospital sign-on: no longer in a group that gives an "
+                                                 "account")  # she was no administrator by then
+
+
+def test_a_demotion_by_the_groups_says_nothing_more_while_another_administrator_is_active(
+        client, provider, boss, caplog):
+    provider.groups = [ADMINS]
+    _sign_on(client, provider)
+    client.logout()
+
+    provider.groups = ["all-staff"]
+    _sign_on(client, provider)
+
+    user = get_user_model().objects.get(username="carol.jones")
+    assert _changes(user)[-1] == ("deactivated", "by the hospital sign-on: no longer in a group that gives an account")
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
 def test_leaving_the_groups_closes_the_account_and_joining_again_opens_it(client, provider, organization, boss):
     provider.groups = [CLINICIANS]
     _sign_on(client, provider)
