@@ -1,9 +1,12 @@
-"""Logins: Django's password check, refused while a username is locked after failed attempts."""
+"""Logins: Django's password check, refused while a username is locked after failed attempts, and for members
+altogether where the hospital's sign-on is the only way in (KIDNEYWEB_PASSWORD_LOGIN=false)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
@@ -12,6 +15,20 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
 from . import services
+
+logger = logging.getLogger(__name__)
+PASSWORDS_OFF = ("Log in with your hospital account: kidneyweb's own passwords are turned off here (the server "
+                 "operator's emergency accounts aside).")
+
+
+def password_login_allowed(user: Any) -> bool:
+    """Whether ``user`` may log in with a kidneyweb password: anyone, unless KIDNEYWEB_PASSWORD_LOGIN is off; then
+    site superusers only, the operator's way in while the hospital's sign-on is down."""
+    return settings.KIDNEYWEB_PASSWORD_LOGIN or bool(getattr(user, "is_superuser", False))
+
+
+def _superuser(username: str) -> bool:
+    return get_user_model().objects.filter(**{get_user_model().USERNAME_FIELD: username}, is_superuser=True).exists()
 
 
 class ThrottledModelBackend(ModelBackend):
@@ -24,6 +41,9 @@ class ThrottledModelBackend(ModelBackend):
             username = kwargs.get(get_user_model().USERNAME_FIELD)
         if username is None or password is None:
             return None
+        if not settings.KIDNEYWEB_PASSWORD_LOGIN and not _superuser(username):
+            # Checked before the password, which is then never compared (nor counted): nothing to learn from trying.
+            raise PermissionDenied
         wait = services.login_wait_seconds(username=username)
         if wait:
             if request is not None:
@@ -34,6 +54,9 @@ class ThrottledModelBackend(ModelBackend):
             services.login_failure_record(username=username)
         else:
             services.login_failures_clear(username=username)
+            if not settings.KIDNEYWEB_PASSWORD_LOGIN:
+                logger.warning("Emergency login: site superuser %s logged in with a kidneyweb password, which members "
+                               "cannot (KIDNEYWEB_PASSWORD_LOGIN is off)", username)
         return user
 
 
@@ -56,6 +79,9 @@ class _SaysWhenLocked:
             wait = getattr(self.request, "login_wait_seconds", 0)
             if wait:
                 raise _locked(wait) from None
+            if not settings.KIDNEYWEB_PASSWORD_LOGIN:
+                # The same words for a member and for an operator's mistyped password: the answer names no account.
+                raise ValidationError(PASSWORDS_OFF, code="passwords_off") from None
             raise
 
 

@@ -550,6 +550,13 @@ KIDNEYWEB_OIDC_ORGANIZATION = os.environ.get("KIDNEYWEB_OIDC_ORGANIZATION", "")
 KIDNEYWEB_OIDC_GROUPS_CLAIM = os.environ.get("KIDNEYWEB_OIDC_GROUPS_CLAIM", "groups")
 KIDNEYWEB_OIDC_CLINICIAN_GROUPS = env_list("KIDNEYWEB_OIDC_CLINICIAN_GROUPS", [])
 KIDNEYWEB_OIDC_ADMIN_GROUPS = env_list("KIDNEYWEB_OIDC_ADMIN_GROUPS", [])
+# false: members log in through the hospital's sign-on only, so its password, multi-factor and leaver rules apply to
+# every login, and kidneyweb holds no password of theirs (diagnosis.auth). Site superusers keep theirs: the
+# server operator's way in while the provider is down.
+KIDNEYWEB_PASSWORD_LOGIN = env_bool("KIDNEYWEB_PASSWORD_LOGIN", True)
+if not KIDNEYWEB_PASSWORD_LOGIN and not (KIDNEYWEB_OIDC_ISSUER and KIDNEYWEB_OIDC_CLIENT_ID):
+    raise ImproperlyConfigured("KIDNEYWEB_PASSWORD_LOGIN=false needs the hospital's sign-on (KIDNEYWEB_OIDC_ISSUER "
+                               "and KIDNEYWEB_OIDC_CLIENT_ID): without it only site superusers could log in.")
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging ----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import datetime
 import logging
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -70,7 +71,8 @@ def member_create(
     """Add a member with a temporary password, which they must replace at their first login.
 
     Returns the user and the temporary password, which is shown once and never stored in clear. ``by`` is
-    None on the server's command line (an organization's first administrator).
+    None on the server's command line (an organization's first administrator). Where members log in through the
+    hospital's sign-on only (KIDNEYWEB_PASSWORD_LOGIN off) they get no kidneyweb password, and the password is "".
     """
     check_role(role)
     username = username.strip()
@@ -85,9 +87,14 @@ def member_create(
             raise ValidationError({"username": [f"The username {username!r} is taken; choose another."]})
         user = User(**{User.USERNAME_FIELD: username}, first_name=first_name.strip()[:150],
                     last_name=last_name.strip()[:150], email=email.strip())
-        user.set_password(password)
+        passwords = settings.KIDNEYWEB_PASSWORD_LOGIN
+        if passwords:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+            password = ""
         user.save()
-        Membership.objects.create(user=user, organization=organization, role=role, password_change_required=True)
+        Membership.objects.create(user=user, organization=organization, role=role, password_change_required=passwords)
         member_change_record(organization=organization, member=user, by=by, action=Action.ADDED,
                              detail=Membership.Role(role).label)
     return user, password
@@ -167,6 +174,9 @@ def member_password_reset(*, organization: Organization, member: AbstractBaseUse
     if membership.by_groups:
         raise ValidationError("They log in with their hospital account only (managed by the hospital's groups): a "
                               "kidneyweb password would go around the hospital's sign-on.")
+    if not settings.KIDNEYWEB_PASSWORD_LOGIN:
+        raise ValidationError("kidneyweb's own passwords are turned off here: they log in with their hospital "
+                              "account, whose password the hospital resets.")
     password = temporary_password()
     user = membership.user
     user.set_password(password)

@@ -139,3 +139,14 @@ def test_a_generated_credentials_key_is_taken(tmp_path):
     started = run_python("import django; django.setup()", clean_env(tmp_path, KIDNEYWEB_CREDENTIALS_KEY=key,
                                                                     KIDNEYWEB_CREDENTIALS_PREVIOUS_KEYS=key))
     assert started.returncode == 0, started.stderr
+
+
+def test_turning_passwords_off_without_the_hospitals_sign_on_is_refused_at_start(tmp_path):
+    # Nobody but site superusers could log in.
+    refused = run_python("import django; django.setup()", clean_env(tmp_path, KIDNEYWEB_PASSWORD_LOGIN="false"))
+    started = run_python("import django; django.setup()", clean_env(
+        tmp_path, KIDNEYWEB_PASSWORD_LOGIN="false", KIDNEYWEB_OIDC_ISSUER="https://login.hospital.example.org",
+        KIDNEYWEB_OIDC_CLIENT_ID="kidneyweb"))
+
+    assert refused.returncode != 0 and "KIDNEYWEB_PASSWORD_LOGIN=false needs the hospital's sign-on" in refused.stderr
+    assert started.returncode == 0, started.stderr

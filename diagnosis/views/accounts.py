@@ -23,7 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from .. import selectors, services
-from ..auth import ThrottledPasswordChangeForm
+from ..auth import ThrottledPasswordChangeForm, password_login_allowed
 from ..forms import RecoveryCodeForm, TwoFactorCodeForm
 from .common import add_service_errors, post_only
 
@@ -35,6 +35,13 @@ class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
     template_name = "registration/password_change.html"
     success_url = reverse_lazy("diagnosis:home")
     success_message = "Your password was changed. Anywhere else you were logged in, you are logged out."
+
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.user.is_authenticated and not password_login_allowed(request.user):
+            messages.error(request, "kidneyweb's own passwords are turned off here: you log in with your hospital "
+                                    "account, whose password the hospital changes.")
+            return redirect("account")
+        return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
         membership = selectors.membership_of(self.request.user)
@@ -64,6 +71,8 @@ def account(request: HttpRequest) -> HttpResponse:
         "device": selectors.two_factor_device(user=request.user),
         "recovery_codes_left": selectors.recovery_codes_left(user=request.user),
         "required": _required(request),
+        # Nothing to change where members log in through the hospital only, or for an account made by the sign-on.
+        "has_password": password_login_allowed(request.user) and request.user.has_usable_password(),
         "form": form,
         "renew_form": renew_form,
     })

@@ -32,9 +32,16 @@ class LoginView(auth_views.LoginView):
     authentication_form = LoginForm
     redirect_authenticated_user = True
 
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        if not settings.KIDNEYWEB_PASSWORD_LOGIN:
+            form.fields["username"].widget.attrs.pop("autofocus", None)  # folded away: the sign-on is the way in
+        return form
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["sign_on_label"] = settings.KIDNEYWEB_OIDC_LABEL if sso.enabled() else ""
+        context["password_login"] = settings.KIDNEYWEB_PASSWORD_LOGIN
         return context
 
 

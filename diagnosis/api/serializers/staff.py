@@ -72,8 +72,9 @@ class MemberUpdateSerializer(serializers.Serializer):
 class MemberWithPasswordSerializer(serializers.Serializer):
     member = MemberSerializer(read_only=True)
     temporary_password = serializers.CharField(
-        read_only=True, help_text="Shown only in this answer, to hand over in person: it opens nothing but choosing "
-        "the member's own password at their first login.")
+        read_only=True, allow_null=True, help_text="Shown only in this answer, to hand over in person: it opens "
+        "nothing but choosing the member's own password at their first login. null where members log in through "
+        "the hospital's sign-on only.")
 
 
 class StaffChangeSerializer(serializers.ModelSerializer):

@@ -62,13 +62,14 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @extend_schema(summary="Add a member", request=MemberCreateSerializer,
                    responses={201: MemberWithPasswordSerializer, 400: REFUSED},
                    description="The new member gets a temporary password, answered only here. It opens nothing "
-                   "but choosing their own password at their first login.")
+                   "but choosing their own password at their first login. Where members log in through the "
+                   "hospital's sign-on only (KIDNEYWEB_PASSWORD_LOGIN off), they get none: null.")
     def create(self, request: Request) -> Response:
         serializer = MemberCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user, password = services.member_create(organization=self.organization, by=request.user,
                                                 **serializer.validated_data)
-        return _shown_once(Response({"member": self._fresh(user.pk), "temporary_password": password},
+        return _shown_once(Response({"member": self._fresh(user.pk), "temporary_password": password or None},
                                     status=status.HTTP_201_CREATED))
 
     @extend_schema(summary="Change a member's role or deactivate them", request=MemberUpdateSerializer,

@@ -30,9 +30,10 @@ class Command(BaseCommand):
                     first_name=first_name, last_name=last_name, email=email)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
+        how = (f"    temporary password: {password}\nThey choose their own password at their first login." if password
+               else "They log in with their hospital account, whose username must be this one (kidneyweb's own "
+                    "passwords are turned off here).")
         self.stdout.write(self.style.SUCCESS(
             f"Administrator of {org.name!r}{' (new organization)' if created else ''}:\n"
-            f"    username: {user.get_username()}\n"
-            f"    temporary password: {password}\n"
-            "They choose their own password at their first login."
+            f"    username: {user.get_username()}\n{how}"
         ))

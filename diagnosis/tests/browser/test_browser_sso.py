@@ -44,3 +44,23 @@ def test_logging_out_ends_the_hospital_sign_on_and_comes_back_to_the_login_page(
     assert logout["id_token_hint"] == provider.id_tokens[-1]
     page.goto("/")
     assert page.url.endswith("/accounts/login/?next=/")
+
+
+def test_with_passwords_off_the_password_form_stays_folded_until_the_operator_opens_it(page, organization, provider,
+                                                                                       settings, screenshot):
+    from ..factories import UserFactory
+
+    settings.KIDNEYWEB_PASSWORD_LOGIN = False
+    UserFactory(username="operator", is_superuser=True, is_staff=True)
+    page.goto("/accounts/login/")
+
+    expect(page.get_by_role("link", name="Log in with your St. Elsewhere account")).to_be_visible()
+    expect(page.get_by_label("Password")).to_be_hidden()
+    screenshot(page, "login-sign-on-only")
+    page.get_by_text("Server operator's emergency login").click()
+    page.get_by_label("Username").fill("operator")
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Log in").click()
+
+    expect(page.get_by_role("alert")).to_contain_text("Log in with your hospital account")
+    expect(page.get_by_label("Password")).to_be_visible()  # folded open again, to try once more

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from typing import Callable, Iterator
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -46,7 +47,11 @@ def staff_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            return secret_page(request, member=user, kind="password", secret=password)
+            if password:
+                return secret_page(request, member=user, kind="password", secret=password)
+            messages.success(request, f"{user.get_username()} is added: they log in with their hospital account, whose "
+                                      "username must be this one.")
+            return redirect("diagnosis:staff_member", user_id=user.pk)
     return list_page(request, form, status=400)
 
 
@@ -90,6 +95,7 @@ def staff_member(request: HttpRequest, user_id: int) -> HttpResponse:
         "login_locked": selectors.member_login_locked(membership),
         "now": timezone.now(),
         "is_self": membership.user_id == request.user.pk,
+        "password_login": settings.KIDNEYWEB_PASSWORD_LOGIN,
         "role_form": MemberRoleForm(initial={"role": membership.role}),
         "deactivate_form": MemberDeactivateForm(),
         "changes": selectors.staff_changes(organization=membership.organization, member_id=membership.user_id)[:RECENT_CHANGES],
