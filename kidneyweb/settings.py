@@ -551,7 +551,7 @@ KIDNEYWEB_OIDC_GROUPS_CLAIM = os.environ.get("KIDNEYWEB_OIDC_GROUPS_CLAIM", "gro
 KIDNEYWEB_OIDC_CLINICIAN_GROUPS = env_list("KIDNEYWEB_OIDC_CLINICIAN_GROUPS", [])
 KIDNEYWEB_OIDC_ADMIN_GROUPS = env_list("KIDNEYWEB_OIDC_ADMIN_GROUPS", [])
 # false: members log in through the hospital's sign-on only, so its password, multi-factor and leaver rules apply to
-# every login, and kidneyweb holds no password of theirs (diagnosis.auth). Site superusers keep theirs: the
+# every login, and kidneyweb hands out no password (diagnosis.auth). Site superusers keep theirs: the
 # server operator's way in while the provider is down.
 KIDNEYWEB_PASSWORD_LOGIN = env_bool("KIDNEYWEB_PASSWORD_LOGIN", True)
 if not KIDNEYWEB_PASSWORD_LOGIN and not (KIDNEYWEB_OIDC_ISSUER and KIDNEYWEB_OIDC_CLIENT_ID):
