@@ -8,7 +8,7 @@ from .auth import AdminLoginForm
 from .models import (
     ApiToken, Authenticator, DicomStoreRefusal, InputsAlert, LoginFailure, Membership, ModelVersion, Organization,
     Patient, PatientAccess, PatientChange, PatientDistinct, PatientErasure, PatientMerge, PerformanceAlert, Prediction,
-    Hl7Delivery, Review, Scan, ScanWithdrawal, StaffChange, WebhookDelivery,
+    Hl7Delivery, Review, Scan, ScanWithdrawal, ScimToken, StaffChange, WebhookDelivery,
 )
 
 
@@ -212,6 +212,23 @@ class ApiTokenAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "prefix"]
     list_select_related = ["user"]
     readonly_fields = ["user", "prefix", "created", "last_used_at"]
+    exclude = ["digest"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(ScimToken)
+class ScimTokenAdmin(admin.ModelAdmin):
+    """Which organizations' members the hospital's directory provisions (SCIM), with whose token, since when, last
+    used when. Made on the Members page and shown there once; only its digest is here. Deleting one revokes it."""
+
+    list_display = ["organization", "prefix", "created", "created_by", "last_used_at"]
+    list_select_related = ["organization", "created_by"]
+    readonly_fields = ["organization", "prefix", "created", "created_by", "last_used_at"]
     exclude = ["digest"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -27,6 +27,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("diagnosis.api.urls")),
     path("api/v1/", include("training.api.urls")),
+    path("scim/v2/", include("diagnosis.api.scim_urls")),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file, which the Content-Security-Policy allows.
     path("api/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import datetime
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import BaseAuthentication, TokenAuthentication
 from rest_framework.request import Request
 
-from ..models import ApiToken
+from ..models import ApiToken, ScimToken
 
 # "Last used" tells an administrator whether a hospital system still uses its token; minutes are enough for
 # that, and a write per request is not.
@@ -73,3 +74,27 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "description": "`Token <key>` or `Bearer <key>`: a member's API token, issued by an administrator of "
                            "the organization on the Members page and shown once.",
         }
+
+
+class ScimTokenAuthentication(BaseAuthentication):
+    """The hospital directory's SCIM token (models.ScimToken), sent as ``Authorization: Bearer <key>``. It speaks for
+    the organization, not for a member: the request's user stays anonymous and ``request.auth`` is the token."""
+
+    def authenticate(self, request: Request):
+        scheme, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return None
+        token = (ScimToken.objects.select_related("organization")
+                 .filter(digest=ScimToken.digest_of(key.strip())).first())
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid SCIM token: it was never issued, or it was replaced or "
+                                                  "revoked. An administrator issues one on the Members page.")
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_GRANULARITY:
+            ScimToken.objects.filter(pk=token.pk).filter(
+                Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_GRANULARITY)
+            ).update(last_used_at=now)
+        return AnonymousUser(), token
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="kidneyweb SCIM"'

@@ -13,6 +13,7 @@ from .accounts import (
     Organization,
     RecoveryCode,
     RecoveryCodes,
+    ScimToken,
     StaffChange,
     all_webhook_events,
 )
@@ -43,7 +44,7 @@ __all__ = [
     "WEBHOOK_EVENTS",
     "all_webhook_events",
     "ApiToken", "Authenticator", "FORMAT_EXTENSIONS", "ClassHeatmap", "DicomStoreRefusal", "Hl7Delivery", "InputsAlert", "LoginFailure", "Membership", "ModelVersion", "Organization", "OutboundDelivery", "PacsDelivery", "Patient",
-    "PatientAccess", "PatientChange", "PatientDistinct", "PatientErasure", "PatientMerge", "PerformanceAlert", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "StaffChange",
+    "PatientAccess", "PatientChange", "PatientDistinct", "PatientErasure", "PatientMerge", "PerformanceAlert", "Prediction", "RecoveryCode", "RecoveryCodes", "Review", "Scan", "ScanWithdrawal", "ScimToken", "StaffChange",
     "WebhookDelivery", "WorkerHeartbeat",
     "class_heatmap_upload_to", "heatmap_upload_to", "scan_upload_to",
 ]

@@ -111,6 +111,10 @@ class Membership(models.Model):
     # Added at their first sign-on because the hospital's groups named them (services.sign_on): their role follows
     # those groups at each sign-on, and leaving them closes the account. Members an administrator added never do.
     by_groups = models.BooleanField("managed by the hospital's groups", default=False)
+    # The hospital's directory provisions this member by SCIM (services.scim): its own id for them, and when it
+    # removed them (DELETE): the account is then closed and, for the directory, gone.
+    scim_external_id = models.CharField(max_length=255, blank=True)
+    scim_removed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()}, {self.organization})"
@@ -133,6 +137,7 @@ class StaffChange(models.Model):
         TOKEN_REVOKED = "token_revoked", "API token revoked"
         TWO_FACTOR_RESET = "two_factor_reset", "Two-factor authentication reset"
         POLICY_CHANGED = "policy_changed", "Organization policy changed"
+        RENAMED = "renamed", "Username changed"
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="staff_changes")
     member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_changes")
@@ -149,6 +154,28 @@ class StaffChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.by or 'command line'}: {self.get_action_display().lower()} for {self.member} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class ScimToken(models.Model):
+    """The bearer token with which the hospital's directory (Entra ID, Okta, ...) provisions an organization's members
+    over SCIM 2.0, kept only as its SHA-256 digest, as API tokens are. One per organization; replacing it ends the
+    old one."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="scim_token")
+    digest = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    created = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    PREFIX_LENGTH = 8
+
+    @staticmethod
+    def digest_of(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+    def __str__(self) -> str:
+        return f"SCIM token {self.prefix}… of {self.organization}"
 
 
 class ApiToken(models.Model):

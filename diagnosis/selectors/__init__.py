@@ -75,6 +75,7 @@ from .reliability import (
 )
 from .staff import (
     api_token_of,
+    scim_token_of,
     api_tokens_with_lifetime,
     archive_client_certificate,
     certificate_summary,
@@ -174,6 +175,7 @@ __all__ = [
     "organization_accesses",
     "organization_member_get",
     "api_token_of",
+    "scim_token_of",
     "api_tokens_with_lifetime",
     "archive_client_certificate",
     "certificate_summary",

@@ -19,7 +19,8 @@ from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from ..models import (ApiToken, Authenticator, DicomStoreRefusal, Hl7Delivery, LoginFailure, Membership, Organization, PacsDelivery,
-                      PatientAccess, Prediction, RecoveryCode, RecoveryCodes, Scan, StaffChange, WebhookDelivery)
+                      PatientAccess, Prediction, RecoveryCode, RecoveryCodes, Scan, ScimToken, StaffChange,
+                      WebhookDelivery)
 
 
 # A client certificate this close to its expiry is pointed out on the Members page and in the API.
@@ -67,6 +68,11 @@ def user_for_sign_on(*, username: str) -> AbstractBaseUser | None:
     User = get_user_model()
     found = list(User.objects.filter(**{f"{User.USERNAME_FIELD}__iexact": username}, is_active=True)[:2])
     return found[0] if len(found) == 1 else None
+
+
+def scim_token_of(*, organization: Organization) -> ScimToken | None:
+    """The token with which the hospital's directory provisions the organization's members, or None."""
+    return ScimToken.objects.select_related("created_by").filter(organization=organization).first()
 
 
 def api_token_of(*, user: AbstractBaseUser) -> ApiToken | None:

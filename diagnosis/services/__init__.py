@@ -46,6 +46,15 @@ from .pacs import (
 from .performance import (inputs_alert_update, inputs_alerts_judge, inputs_judge_soon, inputs_result_judge,
                           performance_alert_refresh, performance_alert_update)
 from .reviews import review_create, reviewed_scans_export
+from .scim import (
+    ScimConflict,
+    ScimUser,
+    scim_token_issue,
+    scim_token_revoke,
+    scim_user_create,
+    scim_user_remove,
+    scim_user_update,
+)
 from .staff import (
     member_api_token_issue,
     member_api_token_revoke,
@@ -114,6 +123,13 @@ from .scans import (
 )
 
 __all__ = [
+    "ScimConflict",
+    "ScimUser",
+    "scim_token_issue",
+    "scim_token_revoke",
+    "scim_user_create",
+    "scim_user_remove",
+    "scim_user_update",
     "check_erasable",
     "erased_message",
     "erasure_files_remove",

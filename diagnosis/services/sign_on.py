@@ -16,7 +16,7 @@ from django.db import transaction
 from .. import selectors
 from ..models import Membership, Organization, StaffChange
 from ..sso import SignedOn
-from .staff import member_change_record, member_create
+from .staff import last_administrator_note, member_change_record, member_create
 
 logger = logging.getLogger(__name__)
 Action = StaffChange.Action
@@ -115,32 +115,11 @@ def _deactivated(user: AbstractBaseUser) -> str:
     return f"The kidneyweb account {user.get_username()} is deactivated: ask your organization's administrator."
 
 
-def _last_administrator_left(membership: Membership) -> str:
-    """Said when the sign-on takes the administrator role from the organization's last active administrator.
-
-    The directory decides, as for anyone else: someone IT took out of the administrators' groups (moved post,
-    left) must not keep the right to add members and issue API tokens because nobody else holds it. So the
-    change is made, and the organization is left without an administrator until someone of the administrators'
-    groups signs on, or the server's operator adds one (``manage.py create_organization_admin``). That is logged
-    as an error and shown in /metrics (``kidneyweb_organization_administrators`` 0), for the operator to act on."""
-    if membership.role != Membership.Role.ADMIN or not membership.user.is_active:
-        return ""
-    others = (Membership.objects.filter(organization=membership.organization, role=Membership.Role.ADMIN,
-                                        user__is_active=True).exclude(pk=membership.pk).exists())
-    if others:
-        return ""
-    logger.error("Sign-on: %s was the last active administrator of %s and the hospital's groups no longer make them "
-                 "one: the organization has no administrator until someone of KIDNEYWEB_OIDC_ADMIN_GROUPS signs on "
-                 "or the operator adds one (manage.py create_organization_admin)",
-                 membership.user.get_username(), membership.organization.slug)
-    return "; the organization has no active administrator left"
-
-
 def _follow_groups(membership: Membership, granted: tuple[str, str] | None) -> tuple[AbstractBaseUser | None, str]:
     user = membership.user
     if granted is None:
         if user.is_active:
-            last = _last_administrator_left(membership)
+            last = last_administrator_note(membership=membership, by="the hospital's groups say")
             user.is_active = False
             user.save(update_fields=["is_active"])
             _record(membership, Action.DEACTIVATED, "no longer in a group that gives an account" + last)
@@ -157,7 +136,7 @@ def _follow_groups(membership: Membership, granted: tuple[str, str] | None) -> t
         user.save(update_fields=["is_active"])
         _record(membership, Action.REACTIVATED, f"in group {group} again")
     if membership.role != role:
-        last = _last_administrator_left(membership)
+        last = last_administrator_note(membership=membership, by="the hospital's groups say")
         membership.role = role
         membership.save(update_fields=["role"])
         _record(membership, Action.ROLE_CHANGED, f"now {Membership.Role(role).label} (group {group}){last}")

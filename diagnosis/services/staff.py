@@ -59,6 +59,26 @@ def _other_active_admins(*, organization: Organization, member: AbstractBaseUser
             .exclude(user=member).count())
 
 
+def last_administrator_note(*, membership: Membership, by: str) -> str:
+    """Said when the hospital's groups or directory (``by``: "the hospital's groups say") take the administrator role from the organization's last
+    active administrator, who is about to be demoted or closed.
+
+    The hospital decides, as for anyone else: someone IT took out of the administrators (moved post, left) must not
+    keep the right to add members and issue API tokens because nobody else holds it. So the change is made, and the
+    organization is left without an administrator until the hospital names one or the server's operator adds one
+    (``manage.py create_organization_admin``). That is logged as an error and shown in /metrics
+    (``kidneyweb_organization_administrators`` 0), for the operator to act on."""
+    if membership.role != Membership.Role.ADMIN or not membership.user.is_active:
+        return ""
+    if _other_active_admins(organization=membership.organization, member=membership.user):
+        return ""
+    logger.error("%s, the last active administrator of %s, is no longer one, as %s: the organization has no "
+                 "administrator until the hospital names one or the operator adds one "
+                 "(manage.py create_organization_admin)", membership.user.get_username(), membership.organization.slug,
+                 by)
+    return "; the organization has no active administrator left"
+
+
 def _refuse_self(*, member: AbstractBaseUser, by: AbstractBaseUser, what: str) -> None:
     if member.pk == by.pk:
         raise ValidationError(f"You cannot {what} yourself; another administrator of your organization can.")

@@ -22,6 +22,8 @@ from .scans import (
     scan_status,
 )
 from .staff import (
+    staff_scim_token,
+    staff_scim_token_revoke,
     staff_access_log,
     staff_create,
     staff_deactivate,
@@ -56,6 +58,8 @@ from .staff import (
 from .worklist import agreement, home, model_card, performance, performance_weeks_csv, worklist_rows
 
 __all__ = [
+    "staff_scim_token",
+    "staff_scim_token_revoke",
     "agreement",
     "model_card",
     "performance",

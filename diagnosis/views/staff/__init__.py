@@ -32,6 +32,8 @@ from .integrations import (
     staff_webhook,
     staff_webhook_events,
     staff_webhook_send_again,
+    staff_scim_token,
+    staff_scim_token_revoke,
     staff_webhook_test,
 )
 
@@ -55,6 +57,8 @@ __all__ = [
     "staff_pacs_send_since",
     "staff_password",
     "staff_policy",
+    "staff_scim_token",
+    "staff_scim_token_revoke",
     "staff_reactivate",
     "staff_role",
     "staff_token",

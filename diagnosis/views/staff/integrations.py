@@ -296,3 +296,20 @@ def staff_pacs_send_failed_again(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(request, f"{sent} result{'s are' if sent != 1 else ' is'} being sent to the archive again.")
     return _to_pacs()
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+@never_cache
+def staff_scim_token(request: HttpRequest) -> HttpResponse:
+    key = services.scim_token_issue(organization=selectors.organization_of(request.user), by=request.user)
+    return secret_page(request, member=None, kind="scim", secret=key)
+
+
+@organization_admin_required
+@post_only("diagnosis:staff_list")
+def staff_scim_token_revoke(request: HttpRequest) -> HttpResponse:
+    if services.scim_token_revoke(organization=selectors.organization_of(request.user), by=request.user):
+        messages.success(request, "The SCIM token no longer works: the hospital's directory no longer adds, changes "
+                                  "or closes members. Members it added stay as they are.")
+    return redirect(f"{reverse('diagnosis:staff_list')}#directory")
