@@ -37,6 +37,12 @@ def test_an_administrator_makes_a_token_sees_it_once_and_the_page_names_the_tena
     page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
     assert f"Token <code>{token.prefix}…</code>" in page and "by\n    boss" in page and key not in page
     assert "SCIM token issued for the hospital&#x27;s directory" in page  # recorded among the staff changes
+    # Without the sign-on, the members it adds could not log in: the page says so.
+    assert 'id="scim-no-sign-on"' in page
+
+
+def test_with_the_sign_on_set_up_no_warning_is_shown(admin_client, identity_provider):
+    assert 'id="scim-no-sign-on"' not in admin_client.get(reverse("diagnosis:staff_list")).content.decode()
 
 
 def test_replacing_ends_the_old_token_and_revoking_ends_provisioning(admin_client, organization):

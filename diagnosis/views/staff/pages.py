@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
-from ... import selectors
+from ... import selectors, sso
 from ...forms import (
     AccessLogExportForm,
     ApiTokenPolicyForm,
@@ -83,6 +83,7 @@ def list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "hl7_failed": selectors.hl7_deliveries(organization=organization).filter(status="failed").exists(),
         "dicomweb_base": request.build_absolute_uri(reverse("api:dicomweb-studies")).removesuffix("/studies"),
         "scim_token": selectors.scim_token_of(organization=organization),
+        "sign_on": sso.enabled(),
         "scim_base": request.build_absolute_uri(reverse("scim-users")).removesuffix("/Users").removesuffix("Users")
         .rstrip("/"),
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
