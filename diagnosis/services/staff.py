@@ -60,8 +60,8 @@ def _other_active_admins(*, organization: Organization, member: AbstractBaseUser
 
 
 def last_administrator_note(*, membership: Membership, by: str) -> str:
-    """Said when the hospital's groups or directory (``by``: "the hospital's groups say") take the administrator role from the organization's last
-    active administrator, who is about to be demoted or closed.
+    """Said when the hospital's groups or directory (``by``: "the hospital's groups say") take the administrator
+    role from the organization's last active administrator, who is about to be demoted or closed.
 
     The hospital decides, as for anyone else: someone IT took out of the administrators (moved post, left) must not
     keep the right to add members and issue API tokens because nobody else holds it. So the change is made, and the
