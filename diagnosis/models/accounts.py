@@ -111,8 +111,9 @@ class Membership(models.Model):
     # Added at their first sign-on because the hospital's groups named them (services.sign_on): their role follows
     # those groups at each sign-on, and leaving them closes the account. Members an administrator added never do.
     by_groups = models.BooleanField("managed by the hospital's groups", default=False)
-    # The hospital's directory provisions this member by SCIM (services.scim): its own id for them, and when it
-    # removed them (DELETE): the account is then closed and, for the directory, gone.
+    # The hospital's directory provisions this member by SCIM (services.scim): since it added or first changed them,
+    # its own id for them, and when it removed them (DELETE): the account is then closed and, for the directory, gone.
+    by_directory = models.BooleanField("managed by the hospital's directory", default=False)
     scim_external_id = models.CharField(max_length=255, blank=True)
     scim_removed_at = models.DateTimeField(null=True, blank=True)
 
@@ -148,9 +149,18 @@ class StaffChange(models.Model):
     detail = models.CharField(max_length=200, blank=True)
     at = models.DateTimeField(default=timezone.now, editable=False)
 
+    # How the detail of a change the hospital's directory made over SCIM names it (services.scim); it has no ``by``.
+    BY_DIRECTORY = "by the hospital's directory (SCIM)"
+
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["organization", "-at"], name="staff_change_org_at_idx")]
+
+    def made_by(self) -> str:
+        """Who made it, as the Members page and the access review name them."""
+        if self.by_id:
+            return self.by.get_username()
+        return "the hospital's directory" if self.BY_DIRECTORY in self.detail else "command line"
 
     def __str__(self) -> str:
         return f"{self.by or 'command line'}: {self.get_action_display().lower()} for {self.member} at {self.at:%Y-%m-%d %H:%M}"

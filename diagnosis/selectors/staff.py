@@ -140,6 +140,18 @@ def staff_changes(*, organization: Organization, member_id: int | None = None) -
     return changes.filter(member_id=member_id) if member_id is not None else changes
 
 
+def staff_changes_between(*, organization: Organization, since: datetime.date | None = None,
+                          until: datetime.date | None = None) -> QuerySet[StaffChange]:
+    """Every change to the organization's members and settings, oldest first (how an access review reads it), for
+    days ``since`` to ``until``, both included."""
+    changes = staff_changes(organization=organization)
+    if since:
+        changes = changes.filter(at__date__gte=since)
+    if until:
+        changes = changes.filter(at__date__lte=until)
+    return changes.order_by("at", "id")
+
+
 def member_accesses(*, organization: Organization, member_id: int) -> QuerySet[PatientAccess]:
     """What the member opened of the organization's patients, newest first: a privacy officer's other
     question, after "who looked at this patient?"."""

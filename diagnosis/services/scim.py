@@ -26,7 +26,7 @@ from .staff import last_administrator_note, member_change_record, member_create,
 
 logger = logging.getLogger(__name__)
 Action = StaffChange.Action
-BY = "by the hospital's directory (SCIM)"
+BY = StaffChange.BY_DIRECTORY
 
 
 class ScimConflict(Exception):
@@ -97,7 +97,7 @@ def scim_user_create(*, organization: Organization, person: ScimUser) -> Members
                             email=person.email or "")
     user.set_unusable_password()  # the hospital's sign-on is the way in
     user.save(update_fields=["password"])
-    Membership.objects.filter(user=user).update(password_change_required=False,
+    Membership.objects.filter(user=user).update(password_change_required=False, by_directory=True,
                                                 scim_external_id=(person.external_id or "")[:255])
     StaffChange.objects.filter(member=user, action=Action.ADDED).update(
         detail=f"{Membership.Role(role).label}, {BY}"[:200])
@@ -114,6 +114,9 @@ def scim_user_update(*, membership: Membership, person: ScimUser) -> Membership:
     Organization.objects.select_for_update().get(pk=membership.organization_id)
     membership = Membership.objects.select_related("user", "organization").get(pk=membership.pk)
     user = membership.user
+    if not membership.by_directory:  # one an administrator added, which the directory now manages
+        membership.by_directory = True
+        membership.save(update_fields=["by_directory"])
     if person.user_name is not None and person.user_name.strip() != user.get_username():
         renamed = person.user_name.strip()
         check_username(renamed)

@@ -73,8 +73,8 @@ def test_the_directory_finds_nobody_then_adds_the_person_who_logs_in_with_the_ho
     assert resource["name"]["givenName"] == "Carol" and resource["emails"][0]["value"] == user.email
     assert resource["roles"] == [{"value": "clinician", "display": "Clinician", "primary": True}]
     membership = user.membership
-    assert (membership.organization, membership.role, membership.password_change_required) == (
-        organization, Membership.Role.CLINICIAN, False)
+    assert (membership.organization, membership.role, membership.password_change_required, membership.by_directory) == (
+        organization, Membership.Role.CLINICIAN, False, True)
     assert not user.has_usable_password()  # the hospital's sign-on is the way in
     assert _changes(user) == [("added", "Clinician, by the hospital's directory (SCIM)", None)]
     again = _send(directory, "get", '/Users?filter=userName eq "Carol.Jones@hospital.example.org"')  # any case
@@ -150,6 +150,7 @@ def test_a_member_an_administrator_added_is_found_and_taken_over_by_the_director
     assert renamed.status_code == 200 and renamed.json()["userName"] == "alice.smith@hospital.example.org"
     clinician.refresh_from_db()
     assert clinician.username == "alice.smith@hospital.example.org"
+    assert clinician.membership.by_directory  # the Members page and the API now say the directory manages her
     assert _changes(clinician)[-1] == (
         "renamed", "by the hospital's directory (SCIM): alice is now alice.smith@hospital.example.org", None)
 

@@ -22,6 +22,8 @@ from .scans import (
     scan_status,
 )
 from .staff import (
+    staff_changes_csv,
+    staff_members_csv,
     staff_scim_token,
     staff_scim_token_revoke,
     staff_access_log,
@@ -58,6 +60,8 @@ from .staff import (
 from .worklist import agreement, home, model_card, performance, performance_weeks_csv, worklist_rows
 
 __all__ = [
+    "staff_changes_csv",
+    "staff_members_csv",
     "staff_scim_token",
     "staff_scim_token_revoke",
     "agreement",

@@ -23,6 +23,8 @@ class MemberSerializer(serializers.Serializer):
                                          help_text="False once deactivated: no login, no API token.")
     by_groups = serializers.BooleanField(read_only=True, help_text="Added at a sign-on because the hospital's groups "
                                          "named them: role and access follow those groups at each sign-on.")
+    by_directory = serializers.BooleanField(read_only=True, help_text="Added or managed by the hospital's directory "
+                                            "over SCIM (/scim/v2/): it changes their names, role and access.")
     must_change_password = serializers.BooleanField(source="password_change_required", read_only=True,
                                                     help_text="Holds a temporary password, to be replaced at the next login.")
     two_factor = serializers.BooleanField(source="has_two_factor", read_only=True,

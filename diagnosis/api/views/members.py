@@ -18,6 +18,7 @@ from ...models import Membership, Organization
 from ..permissions import HasMembership, MayManageMembers
 from ..serializers import (
     AccessLogEntrySerializer,
+    AccessLogFilterSerializer,
     MemberCreateSerializer,
     MemberSerializer,
     MemberUpdateSerializer,
@@ -111,6 +112,21 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         member = self.get_object().user
         services.member_two_factor_reset(organization=self.organization, member=member, by=request.user)
         return Response(self._fresh(member.pk))
+
+    @extend_schema(summary="Every change to the members and settings", parameters=[AccessLogFilterSerializer],
+                   operation_id="api_v1_members_all_changes_list",
+                   responses={200: StaffChangeSerializer(many=True), 400: REFUSED},
+                   description="For an access review: who changed what about which member's account, or which "
+                   "organization setting, from day `since` to day `until` (both included; either may be left out), "
+                   "oldest first. A change with `by` null was made on the server's command line, or by the "
+                   "hospital's directory (SCIM) as its detail says.")
+    @action(detail=False, methods=["get"], url_path="changes")
+    def all_changes(self, request: Request) -> Response:
+        filters = AccessLogFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        changes = selectors.staff_changes_between(organization=self.organization, **filters.validated_data)
+        page = self.paginate_queryset(changes)
+        return self.get_paginated_response(StaffChangeSerializer(page, many=True).data)
 
     @extend_schema(summary="Changes made to a member's account", responses={200: StaffChangeSerializer(many=True)},
                    description="Who changed what about the member's account, and when, newest first.")

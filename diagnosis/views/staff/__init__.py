@@ -1,6 +1,8 @@
 """The Members page: organization administrators manage their members and their organization's connections."""
 
 from .members import (
+    staff_changes_csv,
+    staff_members_csv,
     staff_access_log,
     staff_create,
     staff_deactivate,
@@ -38,6 +40,8 @@ from .integrations import (
 )
 
 __all__ = [
+    "staff_changes_csv",
+    "staff_members_csv",
     "staff_access_log",
     "staff_create",
     "staff_deactivate",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from typing import Callable, Iterator
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from ... import access_log, selectors, services
+from ... import access_log, access_review, selectors, services
 from ...forms import (
     AccessLogExportForm,
     ApiTokenPolicyForm,
@@ -191,6 +192,44 @@ class _Echo:
         return value
 
 
+def _days(form: AccessLogExportForm) -> str:
+    return "-".join(d.isoformat() for d in (form.cleaned_data["since"], form.cleaned_data["until"]) if d) or "all"
+
+
+def _csv(rows: Iterator[list[str]], header: list[str], filename: str) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    lines = (writer.writerow(row) for row in itertools.chain([header], rows))
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@organization_admin_required
+@require_GET
+def staff_members_csv(request: HttpRequest) -> HttpResponse:
+    """Every member as they stand now, for an access review: who can open patient records, and how."""
+    organization = selectors.organization_of(request.user)
+    zone = timezone.get_current_timezone()
+    members = selectors.organization_members(organization=organization)
+    return _csv((access_review.member_row(member, zone=zone) for member in members), access_review.MEMBER_HEADER,
+                f"members-{organization.slug}-{timezone.localdate().isoformat()}.csv")
+
+
+@organization_admin_required
+@require_GET
+def staff_changes_csv(request: HttpRequest) -> HttpResponse:
+    """Every change to members and settings in a range of days, oldest first, for an access review."""
+    form = AccessLogExportForm(request.GET, prefix="changes")
+    if not form.is_valid():
+        return list_page(request, MemberCreateForm(), status=400, changes_form=form)
+    organization = selectors.organization_of(request.user)
+    zone = timezone.get_current_timezone()
+    changes = selectors.staff_changes_between(organization=organization, **form.cleaned_data)
+    return _csv((access_review.change_row(change, zone=zone) for change in changes.iterator(chunk_size=2000)),
+                access_review.CHANGE_HEADER, f"member-changes-{organization.slug}-{_days(form)}.csv")
+
+
 @organization_admin_required
 @require_GET
 def staff_access_log(request: HttpRequest) -> HttpResponse:
@@ -201,15 +240,5 @@ def staff_access_log(request: HttpRequest) -> HttpResponse:
     organization = selectors.organization_of(request.user)
     accesses = selectors.organization_accesses(organization=organization, **form.cleaned_data)
     zone = timezone.get_current_timezone()
-
-    def rows() -> Iterator[str]:
-        writer = csv.writer(_Echo())
-        yield writer.writerow(access_log.header(with_patient=True))
-        for access in accesses.iterator(chunk_size=2000):
-            yield writer.writerow(access_log.row(access, zone=zone, with_patient=True))
-
-    days = "-".join(d.isoformat() for d in (form.cleaned_data["since"], form.cleaned_data["until"]) if d) or "all"
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="access-log-{organization.slug}-{days}.csv"'
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return _csv((access_log.row(access, zone=zone, with_patient=True) for access in accesses.iterator(chunk_size=2000)),
+                access_log.header(with_patient=True), f"access-log-{organization.slug}-{_days(form)}.csv")

@@ -47,7 +47,8 @@ def list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
                tls_form: PacsClientCertificateForm | None = None,
                token_policy_form: ApiTokenPolicyForm | None = None,
                oauth_form: PacsOAuthForm | None = None, hl7_form: Hl7Form | None = None,
-               hl7_since_form: Hl7SinceForm | None = None) -> HttpResponse:
+               hl7_since_form: Hl7SinceForm | None = None,
+               changes_form: AccessLogExportForm | None = None) -> HttpResponse:
     organization = selectors.organization_of(request.user)
     members = list(selectors.organization_members(organization=organization))
     for member in members:
@@ -57,6 +58,7 @@ def list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "members": members,
         "form": form,
         "export_form": export_form or AccessLogExportForm(),
+        "changes_form": changes_form or AccessLogExportForm(prefix="changes"),
         "policy_form": TwoFactorPolicyForm(initial={"require_two_factor": organization.require_two_factor}),
         "token_policy_form": token_policy_form or ApiTokenPolicyForm(
             initial={"api_token_days": organization.api_token_days}),
