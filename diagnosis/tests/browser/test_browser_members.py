@@ -1,11 +1,15 @@
 """Accounts in a real browser: an administrator adds a colleague, who replaces the temporary password at
 the first login; a clinician scans the two-factor QR code, logs in with a code, then with a recovery code;
-an administrator tests the notification address and sends a failed notification again."""
+an administrator tests the notification address and sends a failed notification again; an administrator makes a
+SCIM token, the directory adds a member with it, and the access review's CSV lists them."""
 
 import base64
+import csv
 import io
+import json
 import re
 import time
+import urllib.request
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import zxingcpp
@@ -164,3 +168,34 @@ def test_an_administrator_sees_the_slices_the_archive_sent_that_were_refused_on_
     archive.scroll_into_view_if_needed()
     screenshot(page, "members-archive-refusals-tablet")
     assert fits_without_horizontal_scrolling(page)
+
+
+def test_an_administrator_makes_a_scim_token_the_directory_adds_a_member_and_the_review_lists_them(
+        page, organization, live_server, screenshot):
+    MembershipFactory(organization=organization, role=Membership.Role.ADMIN, user__username="boss")
+    log_in(page, "boss", PASSWORD)
+    page.get_by_role("link", name="Members").click()
+
+    base = page.locator("#scim-base").inner_text()
+    page.get_by_role("button", name="Make a token").click()
+    expect(page.get_by_role("heading", name="SCIM token for the hospital's directory")).to_be_visible()
+    screenshot(page, "members-scim-token")
+    key = page.locator("#secret").inner_text()
+    page.get_by_role("link", name="Done").click()
+    expect(page.locator("#scim-token")).to_contain_text(key[:8])
+
+    # The directory, as Entra ID's provisioning would, at the tenant URL the page showed.
+    request = urllib.request.Request(f"{base}/Users", method="POST", data=json.dumps({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "erin@hospital.example.org",
+        "name": {"givenName": "Erin", "familyName": "Hart"}, "active": True}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/scim+json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 201
+
+    page.reload()
+    expect(page.get_by_text("by the hospital's directory (SCIM)").first).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the members (CSV)").click()
+    rows = {row["username"]: row for row in csv.DictReader(open(download.value.path(), encoding="utf-8"))}
+    assert rows["erin@hospital.example.org"]["managed by"] == "the hospital's directory (SCIM)"
+    assert rows["boss"]["role"] == "Administrator"
