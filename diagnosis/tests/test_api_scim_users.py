@@ -188,6 +188,8 @@ def test_the_directory_sees_and_changes_only_its_own_organizations_members(direc
 
     assert "bob" not in [each["userName"] for each in listed["Resources"]]
     assert _send(directory, "get", f"/Users/{other_clinician.pk}").status_code == 404
+    assert _send(directory, "get", "/Users/99999999999999999999999").status_code == 404
+    assert _send(directory, "get", "/Users/not-an-id").status_code == 404
     assert _send(directory, "delete", f"/Users/{other_clinician.pk}").status_code == 404
     other_clinician.refresh_from_db()
     assert other_clinician.is_active

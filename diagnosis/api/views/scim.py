@@ -93,7 +93,8 @@ class ScimView(APIView):
                 .filter(organization=self.organization, scim_removed_at__isnull=True).order_by("user_id"))
 
     def _member(self, pk: str) -> Membership:
-        membership = self._members().filter(user_id=int(pk) if pk.isdigit() else -1).first()
+        # An id is a user's primary key; anything else (or one too long for the column) names nobody.
+        membership = self._members().filter(user_id=int(pk) if pk.isdigit() and len(pk) < 16 else -1).first()
         if membership is None:
             raise exceptions.NotFound(f"No user {pk} in {self.organization.name}.")
         return membership
