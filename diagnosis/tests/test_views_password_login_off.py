@@ -109,6 +109,8 @@ def test_an_administrator_adds_a_member_without_a_password_to_hand_over(client, 
 
     carol = get_user_model().objects.get(username="carol.jones")
     assert "they log in with their hospital account" in added.content.decode()
+    listing = client.get("/staff/").content.decode()
+    assert "Members log in with\n  their hospital account only" in listing and "temporary\n  password" not in listing
     assert added.redirect_chain[-1][0] == f"/staff/{carol.pk}/"
     assert api_added.status_code == 201 and api_added.json()["temporary_password"] is None
     for username in ("carol.jones", "dan"):

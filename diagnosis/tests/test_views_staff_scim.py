@@ -8,7 +8,10 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from diagnosis import services
 from diagnosis.models import ScimToken, StaffChange
+
+from .factories import MembershipFactory
 
 
 @pytest.fixture
@@ -39,6 +42,17 @@ def test_an_administrator_makes_a_token_sees_it_once_and_the_page_names_the_tena
     assert "SCIM token issued for the hospital&#x27;s directory" in page  # recorded among the staff changes
     # Without the sign-on, the members it adds could not log in: the page says so.
     assert 'id="scim-no-sign-on"' in page
+
+
+def test_the_member_list_says_whom_the_directory_or_the_groups_manage(admin_client, organization):
+    MembershipFactory(organization=organization, user__username="carol", by_groups=True)
+    services.scim_user_create(organization=organization, person=services.ScimUser(user_name="erin"))
+
+    page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
+
+    rows = {row.split("</a>")[0].rsplit(">", 1)[-1]: row for row in page.split("<tr>")[2:]}
+    assert '(by directory)' in rows["erin"] and '(by groups)' in rows["carol"]
+    assert "(by" not in rows["boss"]
 
 
 def test_with_the_sign_on_set_up_no_warning_is_shown(admin_client, identity_provider):

@@ -86,6 +86,7 @@ def list_page(request: HttpRequest, form: MemberCreateForm, status: int = 200,
         "dicomweb_base": request.build_absolute_uri(reverse("api:dicomweb-studies")).removesuffix("/studies"),
         "scim_token": selectors.scim_token_of(organization=organization),
         "sign_on": sso.enabled(),
+        "password_login": settings.KIDNEYWEB_PASSWORD_LOGIN,
         "scim_base": request.build_absolute_uri(reverse("scim-users")).removesuffix("/Users").removesuffix("Users")
         .rstrip("/"),
         "changes": selectors.staff_changes(organization=organization)[:RECENT_CHANGES],
