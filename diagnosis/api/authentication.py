@@ -20,6 +20,15 @@ from ..models import ApiToken, ScimToken
 LAST_USED_GRANULARITY = datetime.timedelta(minutes=5)
 
 
+def _touch(token: ApiToken | ScimToken, now: datetime.datetime) -> None:
+    """Record when the token was last used, at most every LAST_USED_GRANULARITY. Conditional, so that concurrent
+    requests write once; the request itself does not wait on a lock."""
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_GRANULARITY:
+        type(token).objects.filter(pk=token.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_GRANULARITY)
+        ).update(last_used_at=now)
+
+
 class ApiTokenAuthentication(TokenAuthentication):
     keyword = "Token"
     keywords = ("token", "bearer")
@@ -53,11 +62,7 @@ class ApiTokenAuthentication(TokenAuthentication):
                 f"The token expired on {expires:%Y-%m-%d} ({organization.name}'s API tokens work for "
                 f"{organization.api_token_days} days after they are issued): ask an administrator of your "
                 "organization for a new one.")
-        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_GRANULARITY:
-            # Conditional, so that concurrent requests write once; the request itself does not wait on a lock.
-            ApiToken.objects.filter(pk=token.pk).filter(
-                Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_GRANULARITY)
-            ).update(last_used_at=now)
+        _touch(token, now)
         return token.user, token
 
 
@@ -89,11 +94,7 @@ class ScimTokenAuthentication(BaseAuthentication):
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid SCIM token: it was never issued, or it was replaced or "
                                                   "revoked. An administrator issues one on the Members page.")
-        now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_GRANULARITY:
-            ScimToken.objects.filter(pk=token.pk).filter(
-                Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_GRANULARITY)
-            ).update(last_used_at=now)
+        _touch(token, timezone.now())
         return AnonymousUser(), token
 
     def authenticate_header(self, request: Request) -> str:

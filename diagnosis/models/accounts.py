@@ -166,6 +166,12 @@ class StaffChange(models.Model):
         return f"{self.by or 'command line'}: {self.get_action_display().lower()} for {self.member} at {self.at:%Y-%m-%d %H:%M}"
 
 
+def token_digest(key: str) -> str:
+    """What is kept of an API or SCIM token: a plain SHA-256, not a slow password hash, as the token is random
+    enough to be beyond guessing and every request checks one."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
 class ScimToken(models.Model):
     """The bearer token with which the hospital's directory (Entra ID, Okta, ...) provisions an organization's members
     over SCIM 2.0, kept only as its SHA-256 digest, as API tokens are. One per organization; replacing it ends the
@@ -179,10 +185,7 @@ class ScimToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     PREFIX_LENGTH = 8
-
-    @staticmethod
-    def digest_of(key: str) -> str:
-        return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    digest_of = staticmethod(token_digest)
 
     def __str__(self) -> str:
         return f"SCIM token {self.prefix}… of {self.organization}"
@@ -210,9 +213,7 @@ class ApiToken(models.Model):
     # How long before it stops working its holder is told (services.webhooks) and monitoring counts it (/metrics).
     EXPIRY_NOTICE = datetime.timedelta(days=14)
 
-    @staticmethod
-    def digest_of(key: str) -> str:
-        return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    digest_of = staticmethod(token_digest)
 
     def expires_at(self, days: int | None) -> datetime.datetime | None:
         """When the token stops working under a lifetime of ``days`` (None: never)."""

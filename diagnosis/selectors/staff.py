@@ -144,12 +144,16 @@ def staff_changes_between(*, organization: Organization, since: datetime.date | 
                           until: datetime.date | None = None) -> QuerySet[StaffChange]:
     """Every change to the organization's members and settings, oldest first (how an access review reads it), for
     days ``since`` to ``until``, both included."""
-    changes = staff_changes(organization=organization)
+    return _days(staff_changes(organization=organization), since, until).order_by("at", "id")
+
+
+def _days(rows: QuerySet, since: datetime.date | None, until: datetime.date | None) -> QuerySet:
+    """The rows whose ``at`` falls on days ``since`` to ``until``, both included; either may be None."""
     if since:
-        changes = changes.filter(at__date__gte=since)
+        rows = rows.filter(at__date__gte=since)
     if until:
-        changes = changes.filter(at__date__lte=until)
-    return changes.order_by("at", "id")
+        rows = rows.filter(at__date__lte=until)
+    return rows
 
 
 def member_accesses(*, organization: Organization, member_id: int) -> QuerySet[PatientAccess]:
@@ -178,11 +182,7 @@ def organization_accesses(*, organization: Organization, since: datetime.date | 
                           until: datetime.date | None = None) -> QuerySet[PatientAccess]:
     """The organization's whole access log, oldest first (how an audit reads it), for days ``since`` to
     ``until``, both included."""
-    accesses = PatientAccess.objects.filter(_of_organization(organization))
-    if since:
-        accesses = accesses.filter(at__date__gte=since)
-    if until:
-        accesses = accesses.filter(at__date__lte=until)
+    accesses = _days(PatientAccess.objects.filter(_of_organization(organization)), since, until)
     return accesses.select_related("user", "patient", "erasure").order_by("at", "id")
 
 

@@ -39,6 +39,7 @@ def test_an_administrator_makes_a_token_sees_it_once_and_the_page_names_the_tena
     token = ScimToken.objects.get(organization=organization)
     page = admin_client.get(reverse("diagnosis:staff_list")).content.decode()
     assert f"Token <code>{token.prefix}…</code>" in page and "by\n    boss" in page and key not in page
+    assert "last used " in page and "not used yet" not in page  # the directory's request above
     assert "SCIM token issued for the hospital&#x27;s directory" in page  # recorded among the staff changes
     # Without the sign-on, the members it adds could not log in: the page says so.
     assert 'id="scim-no-sign-on"' in page
